@@ -1,0 +1,3 @@
+"""Tenure: license entitlements on a tamper-evident ledger."""
+
+__version__ = "0.1.0"

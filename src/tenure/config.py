@@ -1,0 +1,34 @@
+"""Settings: one typed object, read from ``TENURE_*`` environment variables and
+command-line options, validated once at start."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Everything Tenure can be told. Built by the CLI and the app factory only."""
+
+    model_config = SettingsConfigDict(env_prefix="TENURE_", extra="ignore")
+
+    data_dir: Path = Field(Path("var"), description="holds tenure.db, master.key, keys/")
+    database_url: str | None = Field(None, description="overrides sqlite:///<data-dir>/tenure.db")
+    master_key: SecretStr | None = Field(None, description="base64 master key (else master.key)")
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)
+    ledger_origin_prefix: str = Field(
+        "tenure.localhost/ledger", description="checkpoint origin = <prefix>/<account>"
+    )
+    checkpoint_every_events: int = Field(1000, ge=1)
+    checkpoint_interval_seconds: float = Field(10.0, gt=0)
+    write_batch_max: int = Field(512, ge=1)
+    default_account: str = "default"
+
+    def database(self) -> str:
+        """The database URL in effect."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'tenure.db').as_posix()}"

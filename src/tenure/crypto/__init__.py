@@ -1,0 +1,1 @@
+"""Key material: the master key, encrypted signing keys, license key derivation."""

@@ -1,0 +1,121 @@
+"""The master key and the file key store for ledger signing keys.
+
+The master key (32 random bytes) comes from ``TENURE_MASTER_KEY`` (base64) or from
+``<data-dir>/master.key``, created with mode 0600 on first use. Signing keys are
+stored under ``<data-dir>/keys/`` encrypted with AES-256-GCM under the master key,
+with the key's purpose and name as associated data, so a key file moved to another
+purpose or account does not decrypt.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+import os
+from pathlib import Path
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
+
+from tenure.crypto.files import write_atomic
+from tenure.errors import ConfigurationError
+from tenure.ledger.note import NoteSigner
+
+
+def load_master_key(data_dir: Path, from_env: str | None = None) -> bytes:
+    """Return the master key, creating ``<data_dir>/master.key`` (0600) if needed."""
+    if from_env:
+        return _decode_master(from_env, "TENURE_MASTER_KEY")
+    path = data_dir / "master.key"
+    if not path.exists():
+        write_atomic(path, base64.b64encode(os.urandom(32)) + b"\n", mode=0o600)
+    return _decode_master(path.read_text(), str(path))
+
+
+def _decode_master(text: str, where: str) -> bytes:
+    try:
+        key = base64.b64decode(text.strip(), validate=True)
+    except binascii.Error as exc:
+        raise ConfigurationError(f"master key in {where} is not base64") from exc
+    if len(key) != 32:
+        raise ConfigurationError(f"master key in {where} must be 32 bytes, base64-encoded")
+    return key
+
+
+def derive_key(master: bytes, purpose: str) -> bytes:
+    """A 32-byte subkey of the master key for one ``purpose`` (HMAC-SHA256 as a PRF)."""
+    return hmac.new(master, b"tenure/" + purpose.encode(), hashlib.sha256).digest()
+
+
+class FileKeyStore:
+    """Ledger signing keys, one per origin, encrypted at rest under the master key."""
+
+    def __init__(self, directory: Path, master: bytes) -> None:
+        self.directory = directory
+        self._aead = AESGCM(derive_key(master, "keystore"))
+        self._cache: dict[str, NoteSigner] = {}
+
+    def _path(self, origin: str) -> Path:
+        name = hashlib.sha256(origin.encode()).hexdigest()[:24]
+        return self.directory / f"ledger-{name}.key"
+
+    def ledger_signer(self, origin: str) -> NoteSigner:
+        """The signer whose key name is ``origin``; created on first use."""
+        signer = self._cache.get(origin)
+        if signer is None:
+            path = self._path(origin)
+            private = self._load(path, origin) if path.exists() else self._create(path, origin)
+            signer = self._cache[origin] = NoteSigner(origin, private)
+        return signer
+
+    def _create(self, path: Path, origin: str) -> Ed25519PrivateKey:
+        private = Ed25519PrivateKey.generate()
+        seed = private.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
+        nonce = os.urandom(12)
+        sealed = self._aead.encrypt(nonce, seed, b"ledger-key\n" + origin.encode())
+        record = {"origin": origin, "alg": "Ed25519", "nonce": nonce.hex(), "sealed": sealed.hex()}
+        write_atomic(path, json.dumps(record).encode(), mode=0o600)
+        return private
+
+    def _load(self, path: Path, origin: str) -> Ed25519PrivateKey:
+        try:
+            record = json.loads(path.read_text())
+            seed = self._aead.decrypt(
+                bytes.fromhex(record["nonce"]),
+                bytes.fromhex(record["sealed"]),
+                b"ledger-key\n" + origin.encode(),
+            )
+        except (InvalidTag, ValueError, KeyError) as exc:
+            raise ConfigurationError(
+                f"signing key {path} cannot be opened with this master key"
+            ) from exc
+        return Ed25519PrivateKey.from_private_bytes(seed)
+
+
+class LicenseKeys:
+    """License keys derived from a secret: ``HMAC(secret, account ‖ serial)``.
+
+    Derivation (instead of storing a random key) lets an idempotent retry of an
+    issuance return the same key while only its SHA-256 is ever stored.
+    """
+
+    def __init__(self, secret: bytes) -> None:
+        self._secret = secret
+
+    def key(self, account: str, serial: str) -> str:
+        mac = hmac.new(self._secret, f"{account}\n{serial}".encode(), hashlib.sha256).digest()
+        text = base64.b32encode(mac[:20]).decode()
+        return "TNRK-" + "-".join(text[i : i + 8] for i in range(0, 32, 8))
+
+    def key_hash(self, account: str, serial: str) -> str:
+        return hash_license_key(self.key(account, serial))
+
+
+def hash_license_key(key: str) -> str:
+    """The stored form of a license key (keys carry 160 random-looking bits)."""
+    return hashlib.sha256(key.encode()).hexdigest()

@@ -1,0 +1,1 @@
+"""Pure domain: event types and schemas, state rows, commands -> events, the projector."""

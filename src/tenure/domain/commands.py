@@ -1,0 +1,318 @@
+"""Commands: what a caller asks for, turned into event drafts against current state.
+
+``decide(view, ctx)`` reads the state, computes what the events must say (new
+expiry dates, next plan version, deterministic serials) and returns drafts plus the
+result the caller sees. It may read ``ctx.now`` and draw ids from ``ctx``; the
+projector that later applies the drafts may not. A command whose effect is already
+in place returns no drafts and the existing result (for example issuing a license
+whose deterministic serial exists on the same plan).
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, ClassVar
+
+from tenure.domain.state import Row, StateView
+from tenure.domain.timefmt import format_time, parse_duration, parse_time
+from tenure.errors import Conflict, InvalidInput, NotFound
+from tenure.ledger.canonical import canonical_json
+
+
+@dataclass(frozen=True)
+class Draft:
+    """An event to append: its type and data (the ledger fills in the envelope)."""
+
+    type: str
+    data: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Decision:
+    """Drafts to append (possibly none) and the result to return to the caller."""
+
+    drafts: list[Draft]
+    result: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Context:
+    """What commands may use besides state: the time, fresh ids, license key hashes."""
+
+    account: str
+    now: datetime
+    random_token: Callable[[], bytes]
+    license_key_hash: Callable[[str], str]
+
+
+def _b32(raw: bytes, length: int) -> str:
+    return base64.b32encode(raw).decode().rstrip("=")[:length]
+
+
+def license_serial(account: str, product: str, customer: str, order_ref: str) -> str:
+    """The deterministic serial of a license: same inputs, same serial, everywhere."""
+    digest = hashlib.sha256(
+        canonical_json(["tenure.serial.v1", account, product, customer, order_ref])
+    ).digest()
+    text = _b32(digest, 20)
+    return "TNR-" + "-".join(text[i : i + 5] for i in range(0, 20, 5))
+
+
+def customer_id(account: str, external_id: str | None, ctx: Context) -> str:
+    """A customer id: derived from the external id when there is one, else random."""
+    raw = (
+        hashlib.sha256(canonical_json(["tenure.customer.v1", account, external_id])).digest()
+        if external_id is not None
+        else ctx.random_token()
+    )
+    return "cus_" + _b32(raw, 26).lower()
+
+
+class Command:
+    """Base class: commands are frozen dataclasses with a ``name`` and ``decide``."""
+
+    name: ClassVar[str]
+    def request(self) -> dict[str, Any]:
+        """The canonical content of the request, compared on idempotent retries."""
+        return {"command": self.name, **dataclasses.asdict(self)}  # type: ignore[call-overload]
+
+    def decide(self, view: StateView, ctx: Context) -> Decision:
+        raise NotImplementedError
+
+
+def _license_row(view: StateView, serial: str) -> Row:
+    row = view.get("licenses", (serial,))
+    if row is None:
+        raise NotFound(f"license {serial} not found")
+    return row
+
+
+def _plan_version(view: StateView, plan: str, version: int | None) -> Row:
+    head = view.get("plans", (plan,))
+    if head is None:
+        raise NotFound(f"plan {plan} not found")
+    number = head["latest_version"] if version is None else version
+    row = view.get("plan_versions", (plan, number))
+    if row is None:
+        raise NotFound(f"plan {plan} has no version {number}")
+    return row
+
+
+def license_view(row: Row) -> dict[str, Any]:
+    """The public fields of a license row (never its key hash)."""
+    return {k: v for k, v in row.items() if k != "key_hash"}
+
+
+@dataclass(frozen=True)
+class DefineProduct(Command):
+    name: ClassVar[str] = "define_product"
+    product: str
+    title: str
+    features: list[str] = field(default_factory=list)
+
+    def decide(self, view: StateView, ctx: Context) -> Decision:
+        current = view.get("products", (self.product,))
+        wanted = {"product": self.product, "name": self.title, "features": sorted(set(self.features))}
+        if current == wanted:
+            return Decision([], {**wanted, "changed": False})
+        data = {"product": self.product, "name": self.title, "features": wanted["features"]}
+        return Decision([Draft("product.defined", data)], {**wanted, "changed": True})
+
+
+@dataclass(frozen=True)
+class PublishPlan(Command):
+    """Publish a plan version; a definition equal to the latest version is a no-op."""
+
+    name: ClassVar[str] = "publish_plan"
+    plan: str
+    product: str
+    entitlements: dict[str, bool | int]
+    core: list[str] = field(default_factory=list)
+    duration: str | None = "P365D"
+    grace: str | None = "P14D"
+    offline_token_ttl: str = "PT24H"
+    activation: str = "floating"
+
+    def decide(self, view: StateView, ctx: Context) -> Decision:
+        head = view.get("plans", (self.plan,))
+        definition = {
+            "product": self.product,
+            "entitlements": dict(self.entitlements),
+            "core": sorted(set(self.core)),
+            "duration": self.duration,
+            "grace": self.grace,
+            "offline_token_ttl": self.offline_token_ttl,
+            "activation": self.activation,
+        }
+        if head is not None:
+            latest = _plan_version(view, self.plan, None)
+            if {k: latest[k] for k in definition} == definition:
+                return Decision([], {"plan": self.plan, "version": latest["version"], "changed": False})
+        version = 1 if head is None else head["latest_version"] + 1
+        data = {"plan": self.plan, "version": version, **definition}
+        return Decision(
+            [Draft("plan.published", data)], {"plan": self.plan, "version": version, "changed": True}
+        )
+
+
+@dataclass(frozen=True)
+class CreateCustomer(Command):
+    name: ClassVar[str] = "create_customer"
+    display_name: str | None = None
+    email: str | None = None
+    external_id: str | None = None
+
+    def decide(self, view: StateView, ctx: Context) -> Decision:
+        customer = customer_id(ctx.account, self.external_id, ctx)
+        existing = view.get("customers", (customer,))
+        if existing is not None:
+            if (existing["name"], existing["email"]) != (self.display_name, self.email):
+                raise Conflict(f"customer with external id {self.external_id!r} already exists")
+            return Decision([], {"customer": customer, "created": False})
+        data = {
+            "customer": customer,
+            "name": self.display_name,
+            "email": self.email,
+            "external_id": self.external_id,
+        }
+        return Decision([Draft("customer.created", data)], {"customer": customer, "created": True})
+
+
+@dataclass(frozen=True)
+class IssueLicense(Command):
+    """Issue a license; the serial is derived from product, customer and order_ref."""
+
+    name: ClassVar[str] = "issue_license"
+    product: str
+    plan: str
+    customer: str
+    order_ref: str
+    plan_version: int | None = None
+
+    def decide(self, view: StateView, ctx: Context) -> Decision:
+        serial = license_serial(ctx.account, self.product, self.customer, self.order_ref)
+        version = _plan_version(view, self.plan, self.plan_version)
+        existing = view.get("licenses", (serial,))
+        if existing is not None:
+            if existing["plan"] != self.plan:
+                raise Conflict(f"order {self.order_ref!r} already has license {serial} on another plan")
+            return Decision([], {**license_view(existing), "created": False})
+        if version["product"] != self.product:
+            raise InvalidInput(f"plan {self.plan} is not a plan of {self.product}", field="plan")
+        duration = version["duration"]
+        expires = format_time(parse_duration(duration).after(ctx.now)) if duration else None
+        data = {
+            "serial": serial,
+            "product": self.product,
+            "plan": self.plan,
+            "plan_version": version["version"],
+            "customer": self.customer,
+            "order_ref": self.order_ref,
+            "key_hash": ctx.license_key_hash(serial),
+            "issued_at": format_time(ctx.now),
+            "expires_at": expires,
+        }
+        result = {k: v for k, v in data.items() if k != "key_hash"}
+        return Decision(
+            [Draft("license.issued", data)], {**result, "status": "active", "created": True}
+        )
+
+
+@dataclass(frozen=True)
+class RenewLicense(Command):
+    """Extend a license by ``duration`` (default: its plan's) from expiry or now."""
+
+    name: ClassVar[str] = "renew_license"
+    serial: str
+    duration: str | None = None
+
+    def decide(self, view: StateView, ctx: Context) -> Decision:
+        row = _license_row(view, self.serial)
+        if row["expires_at"] is None:
+            raise Conflict(f"license {self.serial} never expires; it cannot be renewed")
+        span = self.duration or _plan_version(view, row["plan"], row["plan_version"])["duration"]
+        if span is None:
+            raise InvalidInput("the plan has no duration; give one", field="duration")
+        start = max(parse_time(row["expires_at"]), ctx.now)
+        expires = format_time(parse_duration(span).after(start))
+        data = {"serial": self.serial, "expires_at": expires}
+        return Decision([Draft("license.renewed", data)], data)
+
+
+@dataclass(frozen=True)
+class _StatusChange(Command):
+    serial: str
+    event_type: ClassVar[str]
+    new_status: ClassVar[str]
+
+    def decide(self, view: StateView, ctx: Context) -> Decision:
+        _license_row(view, self.serial)
+        result = {"serial": self.serial, "status": self.new_status}
+        return Decision([Draft(self.event_type, {"serial": self.serial})], result)
+
+
+@dataclass(frozen=True)
+class SuspendLicense(_StatusChange):
+    name: ClassVar[str] = "suspend_license"
+    event_type: ClassVar[str] = "license.suspended"
+    new_status: ClassVar[str] = "suspended"
+
+
+@dataclass(frozen=True)
+class ReinstateLicense(_StatusChange):
+    name: ClassVar[str] = "reinstate_license"
+    event_type: ClassVar[str] = "license.reinstated"
+    new_status: ClassVar[str] = "active"
+
+
+@dataclass(frozen=True)
+class RevokeLicense(_StatusChange):
+    name: ClassVar[str] = "revoke_license"
+    event_type: ClassVar[str] = "license.revoked"
+    new_status: ClassVar[str] = "revoked"
+
+
+@dataclass(frozen=True)
+class ChangePlan(Command):
+    name: ClassVar[str] = "change_plan"
+    serial: str
+    plan: str
+    plan_version: int | None = None
+
+    def decide(self, view: StateView, ctx: Context) -> Decision:
+        _license_row(view, self.serial)
+        version = _plan_version(view, self.plan, self.plan_version)
+        data = {"serial": self.serial, "plan": self.plan, "plan_version": version["version"]}
+        return Decision([Draft("license.plan_changed", data)], data)
+
+
+@dataclass(frozen=True)
+class OverrideEntitlement(Command):
+    """Set (or with ``value=None`` remove) a per-license entitlement override."""
+
+    name: ClassVar[str] = "override_entitlement"
+    serial: str
+    entitlement: str
+    value: bool | int | None
+
+    def decide(self, view: StateView, ctx: Context) -> Decision:
+        _license_row(view, self.serial)
+        data = {"serial": self.serial, "entitlement": self.entitlement, "value": self.value}
+        return Decision([Draft("license.entitlement_overridden", data)], data)
+
+
+@dataclass(frozen=True)
+class TransferLicense(Command):
+    name: ClassVar[str] = "transfer_license"
+    serial: str
+    customer: str
+
+    def decide(self, view: StateView, ctx: Context) -> Decision:
+        _license_row(view, self.serial)
+        data = {"serial": self.serial, "customer": self.customer}
+        return Decision([Draft("license.transferred", data)], data)

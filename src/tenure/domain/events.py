@@ -1,0 +1,323 @@
+"""The event envelope, the event types, their data schemas and upcasters.
+
+Every event is ``{"id", "account", "seq", "type", "schema", "time", "actor",
+"reason", "idempotency_key", "data"}``; its leaf bytes are the RFC 8785 encoding of
+that object. Each type has numbered data schemas. Old events are never rewritten:
+``upcast`` lifts old data one schema step at a time when it is applied.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+
+from tenure.domain.timefmt import is_time, parse_duration
+from tenure.errors import MalformedEvent, UnknownEventType
+from tenure.ledger.canonical import canonical_json
+
+Code = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$")]
+Serial = Annotated[str, StringConstraints(pattern=r"^TNR-[A-Z2-7]{5}(-[A-Z2-7]{5}){3}$")]
+CustomerId = Annotated[str, StringConstraints(pattern=r"^cus_[a-z0-9]{26}$")]
+Time = Annotated[str, StringConstraints(pattern=r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$")]
+EntitlementKey = Annotated[
+    str, StringConstraints(pattern=r"^(seats|(feature|module|quota):[a-z0-9][a-z0-9._-]{0,63})$")
+]
+EntitlementValue = bool | int
+Text = Annotated[str, StringConstraints(min_length=1, max_length=500)]
+Hex64 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+
+REASON_REQUIRED = frozenset(
+    {"license.suspended", "license.revoked", "license.entitlement_overridden"}
+)
+
+
+class _Data(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class ProductDefined(_Data):
+    product: Code
+    name: Text
+    features: list[Code]
+
+
+class PlanPublished(_Data):
+    plan: Code
+    product: Code
+    version: int = Field(ge=1)
+    entitlements: dict[EntitlementKey, EntitlementValue]
+    core: list[EntitlementKey]
+    duration: str | None
+    grace: str | None
+    offline_token_ttl: str
+    activation: Literal["floating", "node-locked"]
+
+
+class CustomerCreated(_Data):
+    customer: CustomerId
+    name: Text | None
+    email: Text | None
+    external_id: Text | None
+
+
+class LicenseIssued(_Data):
+    serial: Serial
+    product: Code
+    plan: Code
+    plan_version: int = Field(ge=1)
+    customer: CustomerId
+    order_ref: Text
+    key_hash: Hex64
+    issued_at: Time
+    expires_at: Time | None
+
+
+class LicenseRenewed(_Data):
+    serial: Serial
+    expires_at: Time
+
+
+class LicenseRef(_Data):
+    serial: Serial
+
+
+class LicensePlanChanged(_Data):
+    serial: Serial
+    plan: Code
+    plan_version: int = Field(ge=1)
+
+
+class LicenseEntitlementOverridden(_Data):
+    serial: Serial
+    entitlement: EntitlementKey
+    value: EntitlementValue | None
+
+
+class LicenseTransferred(_Data):
+    serial: Serial
+    customer: CustomerId
+
+
+Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class EventType:
+    """A known event type: its current schema version, models and upcasters.
+
+    ``models[v]`` validates data of schema ``v``; ``upcasters[v]`` turns data of
+    schema ``v`` into schema ``v + 1``.
+    """
+
+    name: str
+    models: dict[int, type[_Data]]
+    upcasters: dict[int, Upcaster]
+    subject: str
+
+    @property
+    def current_schema(self) -> int:
+        return max(self.models)
+
+
+def _type(name: str, model: type[_Data], subject: str) -> EventType:
+    return EventType(name, {1: model}, {}, subject)
+
+
+EVENT_TYPES: dict[str, EventType] = {
+    t.name: t
+    for t in (
+        _type("product.defined", ProductDefined, "product"),
+        _type("plan.published", PlanPublished, "plan"),
+        _type("customer.created", CustomerCreated, "customer"),
+        _type("license.issued", LicenseIssued, "serial"),
+        _type("license.renewed", LicenseRenewed, "serial"),
+        _type("license.suspended", LicenseRef, "serial"),
+        _type("license.reinstated", LicenseRef, "serial"),
+        _type("license.revoked", LicenseRef, "serial"),
+        _type("license.plan_changed", LicensePlanChanged, "serial"),
+        _type("license.entitlement_overridden", LicenseEntitlementOverridden, "serial"),
+        _type("license.transferred", LicenseTransferred, "serial"),
+    )
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """Who caused an event: principal id, role, and how they authenticated."""
+
+    id: str
+    role: str
+    auth: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"id": self.id, "role": self.role, "auth": self.auth}
+
+
+SYSTEM_ACTOR = Actor("system", "system", "internal")
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One ledger event. ``data`` is already upcast to the current schema when the
+    event came through ``event_from_json``."""
+
+    id: str
+    account: str
+    seq: int
+    type: str
+    schema: int
+    time: str
+    actor: Actor
+    reason: str | None
+    idempotency_key: str | None
+    data: dict[str, Any]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "account": self.account,
+            "seq": self.seq,
+            "type": self.type,
+            "schema": self.schema,
+            "time": self.time,
+            "actor": self.actor.to_json(),
+            "reason": self.reason,
+            "idempotency_key": self.idempotency_key,
+            "data": self.data,
+        }
+
+    def leaf(self) -> bytes:
+        """The event's leaf bytes: its RFC 8785 canonical JSON."""
+        return canonical_json(self.to_json())
+
+    @property
+    def subject(self) -> str | None:
+        """The key of the object the event is about (serial, customer, plan …)."""
+        known = EVENT_TYPES.get(self.type)
+        value = self.data.get(known.subject) if known else None
+        return value if isinstance(value, str) else None
+
+
+_ENVELOPE_KEYS = frozenset(
+    {"id", "account", "seq", "type", "schema", "time", "actor", "reason", "idempotency_key", "data"}
+)
+_EVENT_ID = re.compile(r"^evt_[0-9a-f]{32}$")
+_ACCOUNT = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+
+
+def upcast(type_name: str, schema: int, data: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    """Lift ``data`` of ``type_name`` from ``schema`` to the current schema."""
+    known = EVENT_TYPES.get(type_name)
+    if known is None:
+        raise UnknownEventType(f"unknown event type {type_name!r}", field="type")
+    if schema not in known.models:
+        raise UnknownEventType(f"{type_name} has no schema version {schema}", field="schema")
+    while schema < known.current_schema:
+        data = known.upcasters[schema](data)
+        schema += 1
+    return schema, data
+
+
+def event_from_json(obj: Any) -> Event:
+    """Build an ``Event`` from a parsed leaf, checking the envelope and the data schema.
+
+    Raises ``MalformedEvent`` (or ``UnknownEventType``) naming the field at fault.
+    """
+    if not isinstance(obj, dict) or set(obj) != _ENVELOPE_KEYS:
+        keys = sorted(obj) if isinstance(obj, dict) else type(obj).__name__
+        raise MalformedEvent(f"event envelope must have exactly {sorted(_ENVELOPE_KEYS)}, got {keys}")
+    _check_envelope(obj)
+    type_name, schema, data = obj["type"], obj["schema"], obj["data"]
+    validate_data(type_name, schema, data)
+    if type_name in REASON_REQUIRED and not obj["reason"]:
+        raise MalformedEvent(f"{type_name} requires a reason", field="reason")
+    actor = obj["actor"]
+    return Event(
+        obj["id"],
+        obj["account"],
+        obj["seq"],
+        type_name,
+        schema,
+        obj["time"],
+        Actor(actor["id"], actor["role"], actor["auth"]),
+        obj["reason"],
+        obj["idempotency_key"],
+        data,
+    )
+
+
+def _check_envelope(obj: dict[str, Any]) -> None:
+    def bad(field: str, what: str) -> MalformedEvent:
+        return MalformedEvent(f"event {field} {what}", field=field)
+
+    if not isinstance(obj["id"], str) or not _EVENT_ID.match(obj["id"]):
+        raise bad("id", "must be evt_ followed by 32 hex digits")
+    if not isinstance(obj["account"], str) or not _ACCOUNT.match(obj["account"]):
+        raise bad("account", "must be a lowercase account name")
+    if type(obj["seq"]) is not int or obj["seq"] < 0:
+        raise bad("seq", "must be a non-negative integer")
+    if not isinstance(obj["type"], str):
+        raise bad("type", "must be a string")
+    if type(obj["schema"]) is not int:
+        raise bad("schema", "must be an integer")
+    if not isinstance(obj["time"], str) or not is_time(obj["time"]):
+        raise bad("time", "must be RFC 3339 UTC with microseconds")
+    actor = obj["actor"]
+    if (
+        not isinstance(actor, dict)
+        or set(actor) != {"id", "role", "auth"}
+        or not all(isinstance(v, str) and v for v in actor.values())
+    ):
+        raise bad("actor", "must be {id, role, auth} strings")
+    for field, limit in (("reason", 2000), ("idempotency_key", 255)):
+        value = obj[field]
+        if value is not None and (not isinstance(value, str) or not 0 < len(value) <= limit):
+            raise bad(field, f"must be null or a non-empty string of at most {limit} characters")
+    if not isinstance(obj["data"], dict):
+        raise bad("data", "must be an object")
+
+
+def validate_data(type_name: str, schema: int, data: dict[str, Any]) -> None:
+    """Check ``data`` against the schema of ``type_name`` version ``schema``."""
+    known = EVENT_TYPES.get(type_name)
+    if known is None:
+        raise UnknownEventType(f"unknown event type {type_name!r}", field="type")
+    model = known.models.get(schema)
+    if model is None:
+        raise UnknownEventType(f"{type_name} has no schema version {schema}", field="schema")
+    try:
+        model.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise MalformedEvent(
+            f"{type_name} data.{where}: {first['msg']}", field=f"data.{where}"
+        ) from None
+    if type_name == "plan.published":
+        _check_plan(data)
+    elif type_name == "license.entitlement_overridden" and data["value"] is not None:
+        check_entitlement_value(data["entitlement"], data["value"], field="data.value")
+
+
+def check_entitlement_value(key: str, value: Any, field: str) -> None:
+    """``seats`` and ``quota:*`` take non-negative integers; ``feature:*`` and
+    ``module:*`` take booleans. Raises ``MalformedEvent`` otherwise."""
+    numeric = key == "seats" or key.startswith("quota:")
+    if numeric != (type(value) is int) or (numeric and value < 0):
+        kind = "a non-negative integer" if numeric else "true or false"
+        raise MalformedEvent(f"entitlement {key} must be {kind}", field=field)
+
+
+def _check_plan(data: dict[str, Any]) -> None:
+    for field in ("duration", "grace", "offline_token_ttl"):
+        if data[field] is not None:
+            parse_duration(data[field], field=f"data.{field}")
+    for key, value in data["entitlements"].items():
+        check_entitlement_value(key, value, field=f"data.entitlements.{key}")
+    missing = [key for key in data["core"] if key not in data["entitlements"]]
+    if missing:
+        raise MalformedEvent(f"core entitlements {missing} are not granted by the plan", field="data.core")

@@ -1,0 +1,222 @@
+"""The projector: ``apply(view, event) -> changes``, pure and deterministic.
+
+``apply`` reads only the rows it needs through ``view`` and returns the rows to
+write; it never reads a clock, draws randomness or performs I/O, so replaying the
+same events yields the same state on every machine. It also guards the state's
+invariants: an event that the current state forbids raises ``Conflict`` and
+nothing is written.
+
+Statuses stored here are ``active``, ``suspended`` and ``revoked``; ``expired`` and
+``in_grace`` depend on the clock and are derived at decision time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from tenure.domain.events import Event, upcast
+from tenure.domain.state import Change, Key, Row, StateView
+from tenure.errors import Conflict, MalformedEvent
+
+Handler = Callable[[StateView, dict[str, Any]], list[Change]]
+
+
+def apply(view: StateView, event: Event) -> list[Change]:
+    """Return the projection changes ``event`` makes to the state seen through ``view``.
+
+    Raises ``Conflict`` if the state forbids the event, ``UnknownEventType`` for a
+    type this release does not know, and ``MalformedEvent`` for data that lacks
+    what its type needs.
+    """
+    _, data = upcast(event.type, event.schema, event.data)
+    try:
+        return _HANDLERS[event.type](view, data)
+    except (KeyError, TypeError) as exc:
+        raise MalformedEvent(f"event {event.seq} ({event.type}) lacks {exc}") from exc
+
+
+def _require(view: StateView, table: str, key: Key, what: str) -> Row:
+    row = view.get(table, key)
+    if row is None:
+        raise Conflict(f"{what} {key[0] if len(key) == 1 else key} does not exist")
+    return row
+
+
+def _license(view: StateView, serial: str, *, allow_revoked: bool = False) -> Row:
+    row = _require(view, "licenses", (serial,), "license")
+    if row["status"] == "revoked" and not allow_revoked:
+        raise Conflict(f"license {serial} is revoked")
+    return row
+
+
+def _updated(table: str, key: Key, row: Row, **fields: Any) -> list[Change]:
+    return [(table, key, {**row, **fields})]
+
+
+def _product_defined(view: StateView, data: dict[str, Any]) -> list[Change]:
+    product = data["product"]
+    features = sorted(set(data["features"]))
+    current = view.get("products", (product,))
+    if current is not None:
+        dropped = sorted(set(current["features"]) - set(features))
+        if dropped:
+            raise Conflict(f"product {product} cannot drop features {dropped}: plans may grant them")
+    row = {"product": product, "name": data["name"], "features": features}
+    return [("products", (product,), row)]
+
+
+def _plan_published(view: StateView, data: dict[str, Any]) -> list[Change]:
+    plan, version, product = data["plan"], data["version"], data["product"]
+    product_row = _require(view, "products", (product,), "product")
+    head = view.get("plans", (plan,))
+    expected = 1 if head is None else head["latest_version"] + 1
+    if version != expected:
+        raise Conflict(f"plan {plan} must publish version {expected} next, not {version}")
+    if head is not None and head["product"] != product:
+        raise Conflict(f"plan {plan} belongs to product {head['product']}, not {product}")
+    undeclared = sorted(
+        key
+        for key in data["entitlements"]
+        if key.startswith("feature:") and key[8:] not in product_row["features"]
+    )
+    if undeclared:
+        raise Conflict(f"plan {plan} grants features that {product} does not declare: {undeclared}")
+    row = {
+        "plan": plan,
+        "version": version,
+        "product": product,
+        "entitlements": data["entitlements"],
+        "core": sorted(set(data["core"])),
+        "duration": data["duration"],
+        "grace": data["grace"],
+        "offline_token_ttl": data["offline_token_ttl"],
+        "activation": data["activation"],
+    }
+    return [
+        ("plans", (plan,), {"plan": plan, "product": product, "latest_version": version}),
+        ("plan_versions", (plan, version), row),
+    ]
+
+
+def _customer_created(view: StateView, data: dict[str, Any]) -> list[Change]:
+    customer = data["customer"]
+    if view.get("customers", (customer,)) is not None:
+        raise Conflict(f"customer {customer} already exists")
+    row = {
+        "customer": customer,
+        "name": data["name"],
+        "email": data["email"],
+        "external_id": data["external_id"],
+    }
+    return [("customers", (customer,), row)]
+
+
+def _plan_version(view: StateView, plan: str, version: int, product: str) -> Row:
+    row = _require(view, "plan_versions", (plan, version), "plan version")
+    if row["product"] != product:
+        raise Conflict(f"plan {plan} is for product {row['product']}, not {product}")
+    return row
+
+
+def _license_issued(view: StateView, data: dict[str, Any]) -> list[Change]:
+    serial = data["serial"]
+    if view.get("licenses", (serial,)) is not None:
+        raise Conflict(f"license {serial} already exists")
+    _plan_version(view, data["plan"], data["plan_version"], data["product"])
+    _require(view, "customers", (data["customer"],), "customer")
+    row = {
+        "serial": serial,
+        "product": data["product"],
+        "customer": data["customer"],
+        "plan": data["plan"],
+        "plan_version": data["plan_version"],
+        "order_ref": data["order_ref"],
+        "key_hash": data["key_hash"],
+        "status": "active",
+        "issued_at": data["issued_at"],
+        "expires_at": data["expires_at"],
+        "overrides": {},
+    }
+    return [("licenses", (serial,), row)]
+
+
+def _license_renewed(view: StateView, data: dict[str, Any]) -> list[Change]:
+    row = _license(view, data["serial"])
+    if row["expires_at"] is None:
+        raise Conflict(f"license {data['serial']} never expires; it cannot be renewed")
+    return _updated("licenses", (data["serial"],), row, expires_at=data["expires_at"])
+
+
+def _license_suspended(view: StateView, data: dict[str, Any]) -> list[Change]:
+    row = _license(view, data["serial"])
+    if row["status"] == "suspended":
+        raise Conflict(f"license {data['serial']} is already suspended")
+    return _updated("licenses", (data["serial"],), row, status="suspended")
+
+
+def _license_reinstated(view: StateView, data: dict[str, Any]) -> list[Change]:
+    row = _license(view, data["serial"])
+    if row["status"] != "suspended":
+        raise Conflict(f"license {data['serial']} is not suspended")
+    return _updated("licenses", (data["serial"],), row, status="active")
+
+
+def _license_revoked(view: StateView, data: dict[str, Any]) -> list[Change]:
+    row = _license(view, data["serial"])
+    return _updated("licenses", (data["serial"],), row, status="revoked")
+
+
+def _license_plan_changed(view: StateView, data: dict[str, Any]) -> list[Change]:
+    row = _license(view, data["serial"])
+    _plan_version(view, data["plan"], data["plan_version"], row["product"])
+    if (row["plan"], row["plan_version"]) == (data["plan"], data["plan_version"]):
+        raise Conflict(f"license {data['serial']} is already on {data['plan']} v{data['plan_version']}")
+    return _updated(
+        "licenses", (data["serial"],), row, plan=data["plan"], plan_version=data["plan_version"]
+    )
+
+
+def _license_entitlement_overridden(view: StateView, data: dict[str, Any]) -> list[Change]:
+    row = _license(view, data["serial"])
+    key, value = data["entitlement"], data["value"]
+    if key.startswith("feature:"):
+        product = _require(view, "products", (row["product"],), "product")
+        if key[8:] not in product["features"]:
+            raise Conflict(f"product {row['product']} does not declare {key}")
+    overrides = dict(row["overrides"])
+    if value is None:
+        if key not in overrides:
+            raise Conflict(f"license {data['serial']} has no override for {key}")
+        del overrides[key]
+    else:
+        overrides[key] = value
+    return _updated("licenses", (data["serial"],), row, overrides=overrides)
+
+
+def _license_transferred(view: StateView, data: dict[str, Any]) -> list[Change]:
+    row = _license(view, data["serial"])
+    _require(view, "customers", (data["customer"],), "customer")
+    if row["customer"] == data["customer"]:
+        raise Conflict(f"license {data['serial']} already belongs to {data['customer']}")
+    return _updated("licenses", (data["serial"],), row, customer=data["customer"])
+
+
+_HANDLERS: dict[str, Handler] = {
+    "product.defined": _product_defined,
+    "plan.published": _plan_published,
+    "customer.created": _customer_created,
+    "license.issued": _license_issued,
+    "license.renewed": _license_renewed,
+    "license.suspended": _license_suspended,
+    "license.reinstated": _license_reinstated,
+    "license.revoked": _license_revoked,
+    "license.plan_changed": _license_plan_changed,
+    "license.entitlement_overridden": _license_entitlement_overridden,
+    "license.transferred": _license_transferred,
+}
+
+
+def effective_entitlements(plan_version: Row, license_row: Row) -> dict[str, bool | int]:
+    """Entitlements a license grants: its plan version's, then its overrides on top."""
+    return {**plan_version["entitlements"], **license_row["overrides"]}

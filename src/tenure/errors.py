@@ -1,0 +1,116 @@
+"""The error tree. Every failure Tenure reports has a stable ``code``.
+
+HTTP status codes are mapped from these classes in ``tenure.api.problems`` only;
+the CLI prints ``str(error)`` as one line.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class TenureError(Exception):
+    """Base class: a failure with a stable machine-readable code."""
+
+    code = "tenure_error"
+
+    def __init__(self, message: str, **context: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.context = context
+
+
+class InvalidInput(TenureError):
+    """Input that does not have the required shape; ``field`` names the culprit."""
+
+    code = "invalid_input"
+
+    def __init__(self, message: str, field: str | None = None, **context: Any) -> None:
+        super().__init__(message, field=field, **context)
+        self.field = field
+
+
+class MalformedEvent(InvalidInput):
+    """An event (or its leaf bytes) that does not follow the envelope or its type's schema."""
+
+    code = "malformed_event"
+
+
+class UnknownEventType(MalformedEvent):
+    """An event type (or schema version) this release does not know."""
+
+    code = "unknown_event_type"
+
+
+class NotFound(TenureError):
+    """The named object does not exist in the caller's account."""
+
+    code = "not_found"
+
+
+class Conflict(TenureError):
+    """The command is well-formed but the current state forbids it."""
+
+    code = "conflict"
+
+
+class IdempotencyKeyReused(Conflict):
+    """The idempotency key was already used for a different request."""
+
+    code = "idempotency_key_reused"
+
+
+class InvalidProof(TenureError):
+    """A Merkle proof, or the parameters asked for one, do not check out."""
+
+    code = "invalid_proof"
+
+
+class MalformedNote(TenureError):
+    """Text that is not a well-formed signed note, checkpoint or verifier key."""
+
+    code = "malformed_note"
+
+
+class UnverifiedNote(TenureError):
+    """A signed note that carries no valid signature from a trusted key."""
+
+    code = "unverified_note"
+
+
+class LedgerTampered(TenureError):
+    """Stored events, nodes or checkpoints disagree; ``seq`` is the first bad one."""
+
+    code = "ledger_tampered"
+
+    def __init__(self, message: str, seq: int | None = None, **context: Any) -> None:
+        super().__init__(message, seq=seq, **context)
+        self.seq = seq
+
+
+class StoreBehindCheckpoint(TenureError):
+    """The store holds fewer events than (or disagrees with) the last signed checkpoint.
+
+    Appending or signing would fork the log, so both are refused until the missing
+    events are recovered.
+    """
+
+    code = "store_behind_checkpoint"
+
+
+class DigestMismatch(TenureError):
+    """A replayed projection does not produce the state digest it should."""
+
+    code = "digest_mismatch"
+
+
+class Unauthenticated(TenureError):
+    """No valid credentials were presented."""
+
+    code = "unauthenticated"
+
+
+class ConfigurationError(TenureError):
+    """Settings or files on disk are missing or unusable."""
+
+    code = "configuration_error"

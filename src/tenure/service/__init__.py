@@ -1,0 +1,1 @@
+"""Application services: each a thin sequence of load, decide, append, return."""

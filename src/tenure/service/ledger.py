@@ -1,0 +1,426 @@
+"""The ledger writer: one thread that appends events with group commit.
+
+Callers ``submit`` commands from any thread (or ``await`` them from the API). The
+writer takes everything queued, runs each command against the projection, builds
+and validates its events, applies them, and commits the whole batch — events,
+Merkle nodes, head, projection rows, idempotency records and any checkpoint — in
+one ``BEGIN IMMEDIATE`` transaction: concurrent writers share one fsync. A command
+that fails is answered with its error and leaves nothing in the batch.
+
+Checkpoints are signed every ``every_events`` events, after ``interval`` seconds
+with unsigned events, on demand, and when the ledger closes. A store found behind
+(or inconsistent with) the last signed checkpoint in the sidecar refuses to append
+and to sign: either would fork the log.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+import sqlalchemy as sa
+
+from tenure.domain.commands import Command, Context
+from tenure.domain.events import EVENT_TYPES, Actor, Event, event_from_json
+from tenure.domain.projector import apply
+from tenure.domain.timefmt import format_time, parse_time
+from tenure.errors import IdempotencyKeyReused, StoreBehindCheckpoint, TenureError
+from tenure.ledger.canonical import canonical_json
+from tenure.ledger.checkpoint import Checkpoint, sign_checkpoint
+from tenure.ledger.merkle import Frontier, leaf_hash, tree_hash
+from tenure.ledger.note import NoteSigner
+from tenure.service.sidecar import Sidecar
+from tenure.service.units import BatchView, CommandView
+from tenure.store import sql
+from tenure.store.engine import write_transaction
+
+
+@dataclass(frozen=True)
+class Submission:
+    """A command as a principal asked for it."""
+
+    account: str
+    command: Command
+    actor: Actor
+    reason: str | None = None
+    idempotency_key: str | None = None
+
+    def request_hash(self) -> str:
+        content = {"request": self.command.request(), "reason": self.reason, "actor": self.actor.id}
+        return hashlib.sha256(canonical_json(content)).hexdigest()
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a submission did: its result and the events it appended."""
+
+    result: dict[str, Any]
+    events: tuple[Event, ...] = ()
+    replayed: bool = False
+
+
+@dataclass(frozen=True)
+class CheckpointPolicy:
+    every_events: int = 1000
+    interval: float = 10.0
+    sign_on_close: bool = True
+
+
+@dataclass(frozen=True)
+class SignRequest:
+    """Ask the writer to sign a checkpoint of ``account`` now."""
+
+    account: str
+
+
+class Signers(Protocol):
+    """Where the writer gets a signer for an origin (a key store)."""
+
+    def ledger_signer(self, origin: str) -> NoteSigner:
+        """The signer whose key name is ``origin``."""
+        ...
+
+
+@dataclass
+class _Item:
+    request: Submission | SignRequest
+    future: Future[Outcome] = field(default_factory=Future)
+    outcome: Outcome | None = None
+    error: BaseException | None = None
+
+
+@dataclass
+class _Account:
+    """One account's part of a batch."""
+
+    conn: sa.Connection
+    origin: str
+    head_size: int
+    frontier: Frontier
+    view: BatchView
+    last_time: datetime | None
+    signed_size: int
+    rows: list[sql.EventRow] = field(default_factory=list)
+    nodes: list[tuple[int, int, bytes]] = field(default_factory=list)
+    idempotency: dict[str, sql.IdempotencyRecord] = field(default_factory=dict)
+    checkpoint: str | None = None
+
+
+@dataclass
+class _Cache:
+    """What the writer remembers about an account between batches."""
+
+    frontier: Frontier
+    last_time: datetime | None
+    signed_size: int
+    signed_at: float
+    sidecar_checked: bool = True
+
+
+class Ledger:
+    """Appends commands' events to the ledger of each account; see the module doc."""
+
+    def __init__(
+        self,
+        engine: sa.Engine,
+        signers: Signers,
+        license_key_hash: Callable[[str, str], str],
+        origin_prefix: str,
+        sidecar: Sidecar | None = None,
+        policy: CheckpointPolicy | None = None,
+        clock: Callable[[], datetime] | None = None,
+        random_bytes: Callable[[int], bytes] = os.urandom,
+        max_batch: int = 512,
+    ) -> None:
+        self.engine = engine
+        self._signers = signers
+        self._license_key_hash = license_key_hash
+        self._origin_prefix = origin_prefix.rstrip("/")
+        self._sidecar = sidecar
+        self.policy = policy or CheckpointPolicy()
+        self._clock = clock or (lambda: datetime.now(UTC))
+        self._random = random_bytes
+        self._max_batch = max_batch
+        self._queue: queue.Queue[_Item | None] = queue.Queue()
+        self._cache: dict[str, _Cache] = {}
+        self._thread: threading.Thread | None = None
+        self._closed = False
+
+    # ------------------------------------------------------------------ public
+
+    def start(self) -> Ledger:
+        self._thread = threading.Thread(target=self._run_writer, name="tenure-ledger", daemon=True)
+        self._thread.start()
+        return self
+
+    def close(self) -> None:
+        """Finish queued work, sign pending checkpoints (per policy) and stop."""
+        if self._thread is None or self._closed:
+            return
+        self._closed = True
+        self._queue.put(None)
+        self._thread.join()
+
+    def __enter__(self) -> Ledger:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def submit(self, request: Submission | SignRequest) -> Future[Outcome]:
+        """Queue a submission; the future resolves once its batch has committed."""
+        if self._thread is None or self._closed:
+            raise RuntimeError("ledger writer is not running")
+        item = _Item(request)
+        self._queue.put(item)
+        return item.future
+
+    def execute(self, request: Submission | SignRequest) -> Outcome:
+        """Submit and wait; raises the command's error if it failed."""
+        return self.submit(request).result()
+
+    def origin_of(self, account: str) -> str:
+        return f"{self._origin_prefix}/{account}"
+
+    # ------------------------------------------------------------------ writer
+
+    def _run_writer(self) -> None:
+        while True:
+            try:
+                first = self._queue.get(timeout=self._idle_wait())
+            except queue.Empty:
+                self._sign_due(force=False)
+                continue
+            batch = [first]
+            while len(batch) < self._max_batch:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            items = [item for item in batch if item is not None]
+            if items:
+                self._commit(items)
+            if None in batch:
+                if self.policy.sign_on_close:
+                    self._sign_due(force=True)
+                return
+
+    def _idle_wait(self) -> float | None:
+        pending = [c.signed_at for c in self._cache.values() if c.frontier.size > c.signed_size]
+        if not pending:
+            return None
+        return max(0.01, min(pending) + self.policy.interval - time.monotonic())
+
+    def _sign_due(self, force: bool) -> None:
+        now = time.monotonic()
+        due = [
+            SignRequest(account)
+            for account, c in self._cache.items()
+            if c.frontier.size > c.signed_size and (force or now - c.signed_at >= self.policy.interval)
+        ]
+        if due:
+            items = [_Item(request) for request in due]
+            self._commit(items)
+            for item in items:
+                if item.error is not None and not isinstance(item.error, TenureError):
+                    raise item.error
+
+    def _commit(self, items: list[_Item]) -> None:
+        accounts: dict[str, _Account] = {}
+        try:
+            with write_transaction(self.engine) as conn:
+                for item in items:
+                    self._handle(conn, accounts, item)
+                for account, state in accounts.items():
+                    self._flush(conn, account, state, items)
+        except BaseException as exc:  # the batch did not commit: nothing it did stands
+            for account in accounts:
+                self._cache.pop(account, None)
+            for item in items:
+                item.outcome, item.error = None, item.error or exc
+        else:
+            self._remember(accounts)
+        for item in items:
+            if item.error is not None:
+                item.future.set_exception(item.error)
+            else:
+                assert item.outcome is not None
+                item.future.set_result(item.outcome)
+
+    def _handle(self, conn: sa.Connection, accounts: dict[str, _Account], item: _Item) -> None:
+        request = item.request
+        try:
+            state = accounts.get(request.account)
+            if state is None:
+                state = accounts[request.account] = self._open(conn, request.account)
+            if isinstance(request, SignRequest):
+                item.outcome = Outcome({"account": request.account})
+            else:
+                item.outcome = self._run(state, request)
+        except TenureError as exc:
+            item.error = exc
+
+    def _open(self, conn: sa.Connection, account: str) -> _Account:
+        head = sql.read_head(conn, account) or sql.create_head(conn, account, self.origin_of(account))
+        cached = self._cache.get(account)
+        if cached is None or cached.frontier.size != head.size:
+            frontier = sql.read_frontier(conn, account, head.size)
+            last = sql.last_event_time(conn, account, head.size)
+            stored = sql.read_checkpoint(conn, account)
+            cached = self._cache[account] = _Cache(
+                frontier,
+                parse_time(last) if last else None,
+                stored.size if stored else -1,
+                time.monotonic(),
+                sidecar_checked=False,
+            )
+        if not cached.sidecar_checked:
+            self._check_sidecar(conn, account, cached.frontier)
+            cached.sidecar_checked = True
+        return _Account(
+            conn,
+            head.origin,
+            head.size,
+            cached.frontier.copy(),
+            BatchView(conn, account),
+            cached.last_time,
+            cached.signed_size,
+        )
+
+    def _check_sidecar(self, conn: sa.Connection, account: str, frontier: Frontier) -> None:
+        signed = self._sidecar.read(account) if self._sidecar else None
+        if signed is None:
+            return
+        if signed.size > frontier.size:
+            raise StoreBehindCheckpoint(
+                f"the store holds {frontier.size} events of {account} but checkpoint "
+                f"{signed.size} was signed: recover the missing events from a site "
+                "(tenure restore) before appending"
+            )
+        root = frontier.root() if signed.size == frontier.size else tree_hash(
+            signed.size, sql.NodeReader(conn, account)
+        )
+        if root != signed.root:
+            raise StoreBehindCheckpoint(
+                f"the store's tree of size {signed.size} disagrees with the signed checkpoint "
+                f"of {account}: this store is not the one that signed it"
+            )
+
+    def _run(self, state: _Account, sub: Submission) -> Outcome:
+        key = sub.idempotency_key
+        request_hash = sub.request_hash() if key else ""
+        if key:
+            record = state.idempotency.get(key) or sql.read_idempotency(
+                state.conn, sub.account, key
+            )
+            if record is not None:
+                if record.request_hash != request_hash:
+                    raise IdempotencyKeyReused(
+                        f"idempotency key {key!r} was used for a different request"
+                    )
+                return Outcome(record.result, replayed=True)
+        now = self._clock()
+        if state.last_time is not None and now < state.last_time:
+            now = state.last_time  # event times never run backwards within a ledger
+        ctx = Context(
+            sub.account,
+            now,
+            lambda: self._random(20),
+            lambda serial: self._license_key_hash(sub.account, serial),
+        )
+        view = CommandView(state.view)
+        decision = sub.command.decide(view, ctx)
+        frontier = state.frontier.copy()
+        events: list[Event] = []
+        rows: list[sql.EventRow] = []
+        nodes: list[tuple[int, int, bytes]] = []
+        stamp = format_time(now)
+        for draft in decision.drafts:
+            envelope = {
+                "id": "evt_" + self._random(16).hex(),
+                "account": sub.account,
+                "seq": frontier.size,
+                "type": draft.type,
+                "schema": EVENT_TYPES[draft.type].current_schema,
+                "time": stamp,
+                "actor": sub.actor.to_json(),
+                "reason": sub.reason,
+                "idempotency_key": key,
+                "data": draft.data,
+            }
+            event = event_from_json(envelope)
+            view.stage(apply(view, event))
+            leaf = canonical_json(envelope)
+            nodes.extend(frontier.append(leaf_hash(leaf)))
+            rows.append(
+                sql.EventRow(event.seq, event.id, event.type, event.subject, stamp, key, leaf)
+            )
+            events.append(event)
+        view.commit()
+        state.frontier = frontier
+        state.rows.extend(rows)
+        state.nodes.extend(nodes)
+        state.last_time = now if events else state.last_time
+        if key:
+            first = events[0].seq if events else None
+            state.idempotency[key] = sql.IdempotencyRecord(
+                request_hash, first, len(events), decision.result
+            )
+        return Outcome(decision.result, tuple(events))
+
+    def _flush(
+        self, conn: sa.Connection, account: str, state: _Account, items: list[_Item]
+    ) -> None:
+        sql.insert_events(conn, account, state.rows)
+        sql.insert_nodes(conn, account, state.nodes)
+        if state.frontier.size != state.head_size:
+            sql.set_head_size(conn, account, state.head_size, state.frontier.size)
+        state.view.flush()
+        stamp = format_time(self._clock())
+        sql.insert_idempotency(
+            conn, account, [(key, rec, stamp) for key, rec in state.idempotency.items()]
+        )
+        asked = any(
+            isinstance(i.request, SignRequest) and i.request.account == account and i.error is None
+            for i in items
+        )
+        unsigned = state.frontier.size - state.signed_size
+        if (asked and unsigned > 0) or unsigned >= self.policy.every_events:
+            state.checkpoint = self._sign(conn, account, state, stamp)
+        for item in items:
+            if isinstance(item.request, SignRequest) and item.request.account == account:
+                size = state.frontier.size
+                item.outcome = Outcome({"account": account, "size": size})
+
+    def _sign(self, conn: sa.Connection, account: str, state: _Account, stamp: str) -> str:
+        checkpoint = Checkpoint(state.origin, state.frontier.size, state.frontier.root())
+        signer = self._signers.ledger_signer(state.origin)
+        note = sign_checkpoint(checkpoint, [signer])
+        verifier = signer.verifier
+        sql.record_verifier_key(conn, account, verifier.key_id.hex(), verifier.key_string(), stamp)
+        sql.insert_checkpoint(
+            conn, account, sql.StoredCheckpoint(checkpoint.size, checkpoint.root, note, stamp)
+        )
+        state.signed_size = checkpoint.size
+        return note
+
+    def _remember(self, accounts: dict[str, _Account]) -> None:
+        for account, state in accounts.items():
+            cached = self._cache[account]
+            cached.frontier = state.frontier
+            cached.last_time = state.last_time
+            if state.checkpoint is not None:
+                cached.signed_size = state.signed_size
+                cached.signed_at = time.monotonic()
+                if self._sidecar is not None:
+                    # Written only after the commit: a sidecar ahead of the store
+                    # would make the store refuse to sign.
+                    self._sidecar.write(account, state.checkpoint)

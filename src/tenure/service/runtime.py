@@ -1,0 +1,79 @@
+"""Wiring: from ``Settings`` to an engine, key store, sidecar and ledger writer."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from tenure.config import Settings
+from tenure.crypto.keystore import FileKeyStore, LicenseKeys, derive_key, load_master_key
+from tenure.service.ledger import CheckpointPolicy, Ledger
+from tenure.service.sidecar import Sidecar
+from tenure.store.engine import create_engine
+from tenure.store.migrations import upgrade
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The file behind a ``sqlite:///`` URL, or None for other databases."""
+    parsed = sa.engine.make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        return Path(parsed.database or "")
+    return None
+
+
+@dataclass
+class Runtime:
+    """The pieces one process needs, built once from settings."""
+
+    settings: Settings
+    engine: sa.Engine
+    keystore: FileKeyStore
+    license_keys: LicenseKeys
+    sidecar: Sidecar | None
+
+    @classmethod
+    def open(cls, settings: Settings, migrate: bool = True) -> Runtime:
+        """Open the database (upgrading its schema unless told not to) and the keys."""
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        url = settings.database()
+        engine = create_engine(url)
+        if migrate:
+            upgrade(engine)
+        secret = settings.master_key.get_secret_value() if settings.master_key else None
+        master = load_master_key(settings.data_dir, secret)
+        path = sqlite_path(url)
+        return cls(
+            settings,
+            engine,
+            FileKeyStore(settings.data_dir / "keys", master),
+            LicenseKeys(derive_key(master, "license-keys")),
+            Sidecar.beside(path) if path else Sidecar(settings.data_dir / "checkpoints"),
+        )
+
+    def ledger(
+        self,
+        clock: Callable[[], datetime] | None = None,
+        random_bytes: Callable[[int], bytes] | None = None,
+        license_key_hash: Callable[[str, str], str] | None = None,
+    ) -> Ledger:
+        """A ledger writer (not yet started) over this runtime's store."""
+        s = self.settings
+        extra = {"random_bytes": random_bytes} if random_bytes else {}
+        return Ledger(
+            self.engine,
+            self.keystore,
+            license_key_hash or self.license_keys.key_hash,
+            s.ledger_origin_prefix,
+            sidecar=self.sidecar,
+            policy=CheckpointPolicy(s.checkpoint_every_events, s.checkpoint_interval_seconds),
+            clock=clock,
+            max_batch=s.write_batch_max,
+            **extra,
+        )
+
+    def close(self) -> None:
+        self.engine.dispose()

@@ -1,0 +1,48 @@
+"""The sidecar: the last signed checkpoint of each account, kept outside the database.
+
+A database restored from an old backup, or truncated, would otherwise be able to
+sign a checkpoint that contradicts one already published. The sidecar lives next
+to the SQLite file (``tenure.db.checkpoints/<account>.checkpoint``) and is written
+atomically after each checkpoint commits.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tenure.crypto.files import write_atomic
+from tenure.errors import MalformedNote
+from tenure.ledger.checkpoint import Checkpoint, parse_checkpoint
+from tenure.ledger.note import parse_note
+
+
+class Sidecar:
+    """Reads and writes the sidecar files in one directory."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    @classmethod
+    def beside(cls, database_path: Path) -> Sidecar:
+        return cls(database_path.with_name(database_path.name + ".checkpoints"))
+
+    def path(self, account: str) -> Path:
+        return self.directory / f"{account}.checkpoint"
+
+    def read_note(self, account: str) -> str | None:
+        path = self.path(account)
+        return path.read_text(encoding="utf-8") if path.exists() else None
+
+    def read(self, account: str) -> Checkpoint | None:
+        """The checkpoint in the sidecar (signature not checked here), or None."""
+        note = self.read_note(account)
+        if note is None:
+            return None
+        try:
+            text, _ = parse_note(note)
+            return parse_checkpoint(text)
+        except MalformedNote as exc:
+            raise MalformedNote(f"sidecar {self.path(account)} is not a signed checkpoint") from exc
+
+    def write(self, account: str, note: str) -> None:
+        write_atomic(self.path(account), note.encode("utf-8"))

@@ -1,0 +1,76 @@
+"""Units of work: state views that stage projection changes until the batch commits.
+
+``BatchView`` reads rows from SQL once per batch and keeps every change in memory
+until ``flush``; ``CommandView`` layers one command's changes on top so that a
+command whose second event fails leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import sqlalchemy as sa
+
+from tenure.domain.state import Change, Key, Row
+from tenure.store import sql
+
+_MISSING = object()
+
+
+class BatchView:
+    """The projection of one account as seen by a batch of commands."""
+
+    def __init__(self, conn: sa.Connection, account: str) -> None:
+        self._conn = conn
+        self._account = account
+        self._rows: dict[tuple[str, Key], Row | None] = {}
+        self._dirty: dict[tuple[str, Key], Row | None] = {}
+
+    def get(self, table: str, key: Key) -> Row | None:
+        slot = (table, key)
+        row = self._rows.get(slot, _MISSING)
+        if row is _MISSING:
+            row = self._rows[slot] = sql.read_row(self._conn, self._account, table, key)
+        return row  # type: ignore[return-value]
+
+    def stage(self, changes: Iterable[Change]) -> None:
+        for table, key, row in changes:
+            self._rows[(table, key)] = row
+            self._dirty[(table, key)] = row
+
+    def flush(self) -> None:
+        """Write every staged change (one upsert and one delete statement per table)."""
+        by_table: dict[str, tuple[list[Row], list[Key]]] = {}
+        for (table, key), row in self._dirty.items():
+            upserts, deletes = by_table.setdefault(table, ([], []))
+            if row is None:
+                deletes.append(key)
+            else:
+                upserts.append(row)
+        for table in sorted(by_table):
+            upserts, deletes = by_table[table]
+            sql.write_rows(self._conn, self._account, table, upserts, deletes)
+        self._dirty.clear()
+
+
+class CommandView:
+    """One command's changes over a ``BatchView``; merged only on ``commit``."""
+
+    def __init__(self, parent: BatchView) -> None:
+        self._parent = parent
+        self._local: dict[tuple[str, Key], Row | None] = {}
+        self._changes: list[Change] = []
+
+    def get(self, table: str, key: Key) -> Row | None:
+        slot = (table, key)
+        if slot in self._local:
+            return self._local[slot]
+        return self._parent.get(table, key)
+
+    def stage(self, changes: Iterable[Change]) -> None:
+        for change in changes:
+            self._local[(change[0], change[1])] = change[2]
+            self._changes.append(change)
+
+    def commit(self) -> None:
+        self._parent.stage(self._changes)

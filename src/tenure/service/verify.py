@@ -1,0 +1,225 @@
+"""``ledger verify``: recompute everything from the stored leaves and compare.
+
+Checks, in order, and stops at the first failure with ``LedgerTampered`` naming
+the first bad ``seq``:
+
+1. events are gap-free from 0 to the head, each leaf parses as a valid event of
+   its account whose ``seq`` is its position;
+2. every stored Merkle node equals the hash recomputed from the leaves;
+3. every stored checkpoint is signed by a key of the account whose name is its
+   origin, and its size and root match the recomputed tree;
+4. consecutive checkpoints are consistent (RFC 9162 proofs from stored nodes);
+5. the sidecar's checkpoint (if any) verifies and is not ahead of the store.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import orjson
+import sqlalchemy as sa
+
+from tenure.domain.events import event_from_json
+from tenure.errors import InvalidProof, LedgerTampered, MalformedNote, NotFound, TenureError
+from tenure.ledger.checkpoint import Checkpoint, open_checkpoint
+from tenure.ledger.merkle import (
+    consistency_proof,
+    leaf_hash,
+    node_hash,
+    tree_hash,
+    verify_consistency,
+)
+from tenure.ledger.note import NoteVerifier
+from tenure.service.sidecar import Sidecar
+from tenure.store import sql
+from tenure.store import tables as t
+from tenure.store.engine import read_transaction
+
+Progress = Callable[[int], None]
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    account: str
+    size: int
+    root: bytes
+    checkpoints: int
+
+
+class _Levels:
+    """Recomputed tree levels held in memory (32 bytes per node); a HashReader."""
+
+    def __init__(self) -> None:
+        self.levels: list[bytearray] = [bytearray()]
+
+    def read_hashes(self, ids: Sequence[tuple[int, int]]) -> list[bytes]:
+        return [bytes(self.levels[lv][ix * 32 : ix * 32 + 32]) for lv, ix in ids]
+
+    def build_parents(self) -> None:
+        level = self.levels[0]
+        while len(level) >= 64:
+            parents = bytearray()
+            for at in range(0, len(level) - 32, 64):
+                parents += node_hash(level[at : at + 32], level[at + 32 : at + 64])
+            self.levels.append(parents)
+            level = parents
+
+
+def verify_ledger(
+    engine: sa.Engine,
+    account: str,
+    sidecar: Sidecar | None = None,
+    pinned: Sequence[str] = (),
+    progress: Progress | None = None,
+) -> VerifyReport:
+    """Verify the ledger of ``account``; see the module doc. Raises ``LedgerTampered``."""
+    with read_transaction(engine) as conn:
+        head = sql.read_head(conn, account)
+        if head is None:
+            raise NotFound(f"account {account} has no ledger")
+        tree = _check_leaves(conn, account, head.size, progress)
+        tree.build_parents()
+        _check_nodes(conn, account, tree)
+        root = tree_hash(head.size, tree)
+        verifiers = _verifiers(conn, account, pinned)
+        checkpoints = _check_checkpoints(conn, account, head, tree, verifiers)
+        if sidecar is not None:
+            _check_sidecar(sidecar, account, head.size, tree, verifiers)
+        return VerifyReport(account, head.size, root, len(checkpoints))
+
+
+def _check_leaves(conn: sa.Connection, account: str, size: int, progress: Progress | None) -> _Levels:
+    tree = _Levels()
+    expected = 0
+    for seq, leaf in sql.iter_leaves(conn, account):
+        if seq != expected:
+            raise LedgerTampered(f"event {expected} is missing", seq=expected)
+        if seq >= size:
+            raise LedgerTampered(f"event {seq} lies beyond the ledger head ({size})", seq=seq)
+        try:
+            event = event_from_json(orjson.loads(leaf))
+        except (TenureError, orjson.JSONDecodeError) as exc:
+            raise LedgerTampered(f"event {seq} is not a valid event: {exc}", seq=seq) from exc
+        if event.seq != seq or event.account != account:
+            raise LedgerTampered(
+                f"event {seq} claims to be event {event.seq} of account {event.account}", seq=seq
+            )
+        tree.levels[0] += leaf_hash(leaf)
+        expected += 1
+        if progress is not None and expected % 5000 == 0:
+            progress(expected)
+    if expected != size:
+        raise LedgerTampered(f"ledger has {expected} events but its head says {size}", seq=expected)
+    if progress is not None:
+        progress(expected)
+    return tree
+
+
+def _check_nodes(conn: sa.Connection, account: str, tree: _Levels) -> None:
+    nodes = t.ledger_nodes
+    for level, hashes in enumerate(tree.levels):
+        count = len(hashes) // 32
+        query = (
+            sa.select(nodes.c.idx, nodes.c.hash)
+            .where(nodes.c.account == account, nodes.c.level == level)
+            .order_by(nodes.c.idx)
+        )
+        index = 0
+        for idx, digest in conn.execute(query):
+            if idx != index or idx >= count:
+                bad = min(idx, index)
+                raise LedgerTampered(
+                    f"stored Merkle node (level {level}, index {bad}) is missing or extra",
+                    seq=bad << level,
+                )
+            if digest != hashes[idx * 32 : idx * 32 + 32]:
+                what = "leaf hash" if level == 0 else f"node (level {level}, index {idx})"
+                raise LedgerTampered(
+                    f"stored {what} of event {idx << level} does not match its leaf",
+                    seq=idx << level,
+                )
+            index += 1
+        if index != count:
+            raise LedgerTampered(
+                f"stored Merkle node (level {level}, index {index}) is missing", seq=index << level
+            )
+    extra = conn.scalar(
+        sa.select(sa.func.min(nodes.c.level)).where(
+            nodes.c.account == account, nodes.c.level >= len(tree.levels)
+        )
+    )
+    if extra is not None:
+        raise LedgerTampered(f"stored Merkle nodes at level {extra} cannot exist", seq=None)
+
+
+def _verifiers(conn: sa.Connection, account: str, pinned: Sequence[str]) -> list[NoteVerifier]:
+    try:
+        return [NoteVerifier.from_key_string(k) for k in [*pinned, *sql.verifier_keys(conn, account)]]
+    except MalformedNote as exc:
+        raise LedgerTampered(f"a stored verifier key is malformed: {exc}") from exc
+
+
+def _check_checkpoints(
+    conn: sa.Connection,
+    account: str,
+    head: sql.Head,
+    tree: _Levels,
+    verifiers: list[NoteVerifier],
+) -> list[Checkpoint]:
+    checked: list[Checkpoint] = []
+    reader = sql.NodeReader(conn, account)
+    for stored in sql.all_checkpoints(conn, account):
+        if stored.size > head.size:
+            raise LedgerTampered(
+                f"checkpoint {stored.size} was signed but the ledger holds only {head.size} events",
+                seq=head.size,
+            )
+        cp = _open(stored.note, verifiers, f"stored checkpoint {stored.size}", stored.size)
+        if (cp.size, cp.root, cp.origin) != (stored.size, stored.root, head.origin):
+            raise LedgerTampered(f"stored checkpoint {stored.size} disagrees with its columns")
+        if cp.root != tree_hash(cp.size, tree):
+            raise LedgerTampered(
+                f"events before {cp.size} do not hash to signed checkpoint {cp.size}",
+                seq=_first_divergence(tree, checked, cp),
+            )
+        if checked:
+            previous = checked[-1]
+            try:
+                proof = consistency_proof(previous.size, cp.size, reader)
+                verify_consistency(previous.size, cp.size, previous.root, cp.root, proof)
+            except InvalidProof as exc:
+                raise LedgerTampered(
+                    f"checkpoints {previous.size} and {cp.size} are inconsistent: {exc}"
+                ) from exc
+        checked.append(cp)
+    return checked
+
+
+def _first_divergence(tree: _Levels, good: list[Checkpoint], bad: Checkpoint) -> int:
+    """The seq range start after the last checkpoint that still matched."""
+    return good[-1].size if good else 0
+
+
+def _open(note: str, verifiers: list[NoteVerifier], what: str, size: int) -> Checkpoint:
+    try:
+        return open_checkpoint(note, verifiers)
+    except TenureError as exc:
+        raise LedgerTampered(f"{what} does not verify: {exc}", seq=None) from exc
+
+
+def _check_sidecar(
+    sidecar: Sidecar, account: str, size: int, tree: _Levels, verifiers: list[NoteVerifier]
+) -> None:
+    note = sidecar.read_note(account)
+    if note is None:
+        return
+    cp = _open(note, verifiers, f"sidecar {sidecar.path(account)}", size)
+    if cp.size > size:
+        raise LedgerTampered(
+            f"the sidecar's signed checkpoint has {cp.size} events but the store only {size}: "
+            f"events from {size} on are missing",
+            seq=size,
+        )
+    if cp.root != tree_hash(cp.size, tree):
+        raise LedgerTampered(f"events before {cp.size} do not hash to the sidecar's checkpoint")

@@ -1,0 +1,74 @@
+"""Database engines: SQLite with the pragmas durability needs, PostgreSQL later.
+
+SQLite: WAL, ``synchronous=FULL`` (a commit survives power loss), a busy timeout,
+and explicit transactions. pysqlite's own transaction handling is switched off
+(``isolation_level=None``) because it starts transactions lazily: a ``SELECT`` of
+the ledger head would run outside the write transaction and two writers could
+pick the same ``seq``. Write transactions start with ``BEGIN IMMEDIATE`` so the
+write lock is taken before the head is read; read transactions use ``BEGIN`` and
+see one consistent WAL snapshot.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+
+from tenure.errors import ConfigurationError
+
+WRITE = "tenure_write"
+
+
+def create_engine(url: str) -> sa.Engine:
+    """Create an engine for ``url`` (``sqlite:///path`` or ``postgresql+psycopg://``)."""
+    try:
+        parsed = sa.engine.make_url(url)
+    except sa.exc.ArgumentError as exc:
+        raise ConfigurationError(f"not a database URL: {url!r}") from exc
+    if parsed.get_backend_name() != "sqlite":
+        raise ConfigurationError(f"unsupported database {parsed.get_backend_name()!r}: use sqlite:///")
+    if parsed.database and parsed.database != ":memory:":
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    engine = sa.create_engine(parsed, connect_args={"check_same_thread": False, "timeout": 30})
+    _install_sqlite_hooks(engine)
+    return engine
+
+
+def _install_sqlite_hooks(engine: sa.Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: sa.Connection) -> None:
+        immediate = connection.get_execution_options().get(WRITE, False)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+@contextmanager
+def write_transaction(engine: sa.Engine) -> Iterator[sa.Connection]:
+    """A transaction that holds the database's write lock from its first statement.
+
+    Commits when the block ends normally, rolls back if it raises.
+    """
+    with engine.connect() as connection:
+        connection.execution_options(**{WRITE: True})
+        with connection.begin():
+            yield connection
+
+
+@contextmanager
+def read_transaction(engine: sa.Engine) -> Iterator[sa.Connection]:
+    """A read-only transaction over one consistent snapshot."""
+    with engine.connect() as connection, connection.begin():
+        yield connection

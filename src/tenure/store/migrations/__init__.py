@@ -1,0 +1,33 @@
+"""Alembic migrations, shipped inside the package and run by ``tenure db upgrade``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+
+HERE = Path(__file__).parent
+
+
+def alembic_config(connection: sa.Connection) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(HERE))
+    config.attributes["connection"] = connection
+    return config
+
+
+def upgrade(engine: sa.Engine, revision: str = "head") -> None:
+    """Bring the schema of ``engine`` up to ``revision`` (default: the newest)."""
+    with engine.connect() as connection:
+        connection.execution_options(tenure_write=True)
+        with connection.begin():
+            command.upgrade(alembic_config(connection), revision)
+
+
+def current_revision(engine: sa.Engine) -> str | None:
+    """The schema revision of ``engine``'s database, or None if it has none."""
+    with engine.connect() as connection, connection.begin():
+        return MigrationContext.configure(connection).get_current_revision()

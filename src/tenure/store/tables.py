@@ -1,0 +1,114 @@
+"""SQLAlchemy Core tables. Every table is keyed by ``account`` first so accounts
+can be sharded later without a design change.
+
+The Alembic migrations under ``migrations/versions`` create these tables; a test
+checks that the migrated schema and this metadata agree.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from tenure.domain.state import TABLES
+
+metadata = sa.MetaData()
+
+ledger_heads = sa.Table(
+    "ledger_heads",
+    metadata,
+    sa.Column("account", sa.String(64), primary_key=True),
+    sa.Column("origin", sa.Text, nullable=False),
+    sa.Column("size", sa.BigInteger, nullable=False),
+)
+
+ledger_events = sa.Table(
+    "ledger_events",
+    metadata,
+    sa.Column("account", sa.String(64), primary_key=True),
+    sa.Column("seq", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("id", sa.String(40), nullable=False),
+    sa.Column("type", sa.String(64), nullable=False),
+    sa.Column("subject", sa.String(64), nullable=True),
+    sa.Column("time", sa.String(32), nullable=False),
+    sa.Column("idempotency_key", sa.String(255), nullable=True),
+    sa.Column("leaf", sa.LargeBinary, nullable=False),
+    sa.UniqueConstraint("account", "id", name="uq_ledger_events_id"),
+    sa.Index("ix_ledger_events_subject", "account", "subject", "seq"),
+)
+
+ledger_nodes = sa.Table(
+    "ledger_nodes",
+    metadata,
+    sa.Column("account", sa.String(64), primary_key=True),
+    sa.Column("level", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("idx", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("hash", sa.LargeBinary, nullable=False),
+)
+
+ledger_checkpoints = sa.Table(
+    "ledger_checkpoints",
+    metadata,
+    sa.Column("account", sa.String(64), primary_key=True),
+    sa.Column("size", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("root", sa.LargeBinary, nullable=False),
+    sa.Column("note", sa.Text, nullable=False),
+    sa.Column("signed_at", sa.String(32), nullable=False),
+)
+
+ledger_keys = sa.Table(
+    "ledger_keys",
+    metadata,
+    sa.Column("account", sa.String(64), primary_key=True),
+    sa.Column("key_id", sa.String(8), primary_key=True),
+    sa.Column("verifier", sa.Text, nullable=False),
+    sa.Column("created_at", sa.String(32), nullable=False),
+)
+
+idempotency_keys = sa.Table(
+    "idempotency_keys",
+    metadata,
+    sa.Column("account", sa.String(64), primary_key=True),
+    sa.Column("key", sa.String(255), primary_key=True),
+    sa.Column("request_hash", sa.String(64), nullable=False),
+    sa.Column("first_seq", sa.BigInteger, nullable=True),
+    sa.Column("event_count", sa.Integer, nullable=False),
+    sa.Column("result", sa.Text, nullable=False),
+    sa.Column("created_at", sa.String(32), nullable=False),
+)
+
+api_keys = sa.Table(
+    "api_keys",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("account", sa.String(64), nullable=False),
+    sa.Column("key_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("created_at", sa.String(32), nullable=False),
+    sa.Column("revoked_at", sa.String(32), nullable=True),
+)
+
+_INTEGER_COLUMNS = frozenset({"version", "latest_version", "plan_version"})
+
+
+def _projection_table(name: str) -> sa.Table:
+    spec = TABLES[name]
+    columns = [sa.Column("account", sa.String(64), primary_key=True)]
+    for column in spec.columns:
+        kind: type[sa.types.TypeEngine[object]] = (
+            sa.Integer if column in _INTEGER_COLUMNS else sa.Text
+        )
+        columns.append(
+            sa.Column(column, kind, primary_key=column in spec.key, autoincrement=False)
+        )
+    return sa.Table(f"proj_{name}", metadata, *columns)
+
+
+projection = {name: _projection_table(name) for name in TABLES}
+sa.Index("ix_proj_licenses_customer", projection["licenses"].c.account, projection["licenses"].c.customer)
+sa.Index("ix_proj_licenses_status", projection["licenses"].c.account, projection["licenses"].c.status)
+sa.Index(
+    "ix_proj_licenses_key_hash",
+    projection["licenses"].c.key_hash,
+    unique=True,
+)
