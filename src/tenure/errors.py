@@ -114,3 +114,9 @@ class ConfigurationError(TenureError):
     """Settings or files on disk are missing or unusable."""
 
     code = "configuration_error"
+
+
+class Forbidden(TenureError):
+    """The principal's role does not allow this action."""
+
+    code = "forbidden"

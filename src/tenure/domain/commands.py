@@ -63,14 +63,14 @@ def license_serial(account: str, product: str, customer: str, order_ref: str) ->
     return "TNR-" + "-".join(text[i : i + 5] for i in range(0, 20, 5))
 
 
-def customer_id(account: str, external_id: str | None, ctx: Context) -> str:
-    """A customer id: derived from the external id when there is one, else random."""
-    raw = (
-        hashlib.sha256(canonical_json(["tenure.customer.v1", account, external_id])).digest()
-        if external_id is not None
-        else ctx.random_token()
-    )
+def customer_id(account: str, external_id: str) -> str:
+    """The customer id derived from an external id: retries find the same customer."""
+    raw = hashlib.sha256(canonical_json(["tenure.customer.v1", account, external_id])).digest()
     return "cus_" + _b32(raw, 26).lower()
+
+
+def _random_customer_id(ctx: Context) -> str:
+    return "cus_" + _b32(ctx.random_token(), 26).lower()
 
 
 class Command:
@@ -168,7 +168,11 @@ class CreateCustomer(Command):
     external_id: str | None = None
 
     def decide(self, view: StateView, ctx: Context) -> Decision:
-        customer = customer_id(ctx.account, self.external_id, ctx)
+        customer = (
+            customer_id(ctx.account, self.external_id)
+            if self.external_id is not None
+            else _random_customer_id(ctx)
+        )
         existing = view.get("customers", (customer,))
         if existing is not None:
             if (existing["name"], existing["email"]) != (self.display_name, self.email):

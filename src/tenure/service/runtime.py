@@ -14,7 +14,8 @@ from tenure.crypto.keystore import FileKeyStore, LicenseKeys, derive_key, load_m
 from tenure.service.ledger import CheckpointPolicy, Ledger
 from tenure.service.sidecar import Sidecar
 from tenure.store.engine import create_engine
-from tenure.store.migrations import upgrade
+from tenure.errors import ConfigurationError
+from tenure.store.migrations import current_revision, upgrade
 
 
 def sqlite_path(url: str) -> Path | None:
@@ -38,14 +39,18 @@ class Runtime:
     @classmethod
     def open(cls, settings: Settings, migrate: bool = True) -> Runtime:
         """Open the database (upgrading its schema unless told not to) and the keys."""
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
         url = settings.database()
+        path = sqlite_path(url)
+        if not migrate and path is not None and not path.exists():
+            raise ConfigurationError(f"no Tenure database at {path}; check --data-dir or --db")
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url)
         if migrate:
             upgrade(engine)
+        elif current_revision(engine) is None:
+            raise ConfigurationError(f"{url} is not a Tenure database (no schema revision)")
         secret = settings.master_key.get_secret_value() if settings.master_key else None
         master = load_master_key(settings.data_dir, secret)
-        path = sqlite_path(url)
         return cls(
             settings,
             engine,

@@ -18,12 +18,20 @@ _MISSING = object()
 
 
 class BatchView:
-    """The projection of one account as seen by a batch of commands."""
+    """The projection of one account as seen by a batch of commands.
 
-    def __init__(self, conn: sa.Connection, account: str) -> None:
+    Rows are read once and cached in ``rows``; staged changes are written to it as
+    well, so the caller must drop ``rows`` if the batch does not commit.
+    """
+
+    def __init__(
+        self, conn: sa.Connection, account: str, rows: dict[tuple[str, Key], Row | None]
+    ) -> None:
         self._conn = conn
         self._account = account
-        self._rows: dict[tuple[str, Key], Row | None] = {}
+        # ``rows`` outlives the batch when the writer knows nobody else wrote since:
+        # then the next batch reads its rows from memory instead of SQL.
+        self._rows = rows
         self._dirty: dict[tuple[str, Key], Row | None] = {}
 
     def get(self, table: str, key: Key) -> Row | None:

@@ -9,6 +9,7 @@ at all.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -247,13 +248,19 @@ class IdempotencyRecord:
     result: dict[str, Any]
 
 
+_IDEMPOTENCY_QUERY = sa.select(
+    t.idempotency_keys.c.request_hash,
+    t.idempotency_keys.c.first_seq,
+    t.idempotency_keys.c.event_count,
+    t.idempotency_keys.c.result,
+).where(
+    t.idempotency_keys.c.account == sa.bindparam("account"),
+    t.idempotency_keys.c.key == sa.bindparam("key"),
+)
+
+
 def read_idempotency(conn: sa.Connection, account: str, key: str) -> IdempotencyRecord | None:
-    ik = t.idempotency_keys
-    row = conn.execute(
-        sa.select(ik.c.request_hash, ik.c.first_seq, ik.c.event_count, ik.c.result).where(
-            ik.c.account == account, ik.c.key == key
-        )
-    ).first()
+    row = conn.execute(_IDEMPOTENCY_QUERY, {"account": account, "key": key}).first()
     if row is None:
         return None
     return IdempotencyRecord(row.request_hash, row.first_seq, row.event_count, orjson.loads(row.result))
@@ -300,13 +307,22 @@ def _from_sql(table: str, record: sa.Row[Any]) -> Row:
     return row
 
 
-def read_row(conn: sa.Connection, account: str, table: str, key: Key) -> Row | None:
+@functools.cache
+def _row_query(table: str) -> sa.Select[Any]:
     spec = TABLES[table]
     sql = t.projection[table]
-    query = sa.select(sql).where(
-        sql.c.account == account, *(sql.c[col] == value for col, value in zip(spec.key, key, strict=True))
+    return sa.select(sql).where(
+        sql.c.account == sa.bindparam("account"),
+        *(sql.c[col] == sa.bindparam(f"k_{col}") for col in spec.key),
     )
-    record = conn.execute(query).first()
+
+
+def read_row(conn: sa.Connection, account: str, table: str, key: Key) -> Row | None:
+    """One projection row by key (the statement is built once per table and cached)."""
+    params: dict[str, Any] = {"account": account}
+    for column, value in zip(TABLES[table].key, key, strict=True):
+        params[f"k_{column}"] = value
+    record = conn.execute(_row_query(table), params).first()
     return None if record is None else _from_sql(table, record)
 
 

@@ -1,0 +1,1 @@
+"""HTTP adapter: ``create_app(settings)``, routes, auth and problem+json errors."""

@@ -1,0 +1,61 @@
+"""The app factory: everything is built here from ``Settings``, nothing at import."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import sqlalchemy as sa
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from tenure import __version__
+from tenure.api import ledger_routes, problems
+from tenure.config import Settings
+from tenure.service.runtime import Runtime
+from tenure.store.migrations import current_revision
+
+
+def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
+    """Build the Tenure HTTP app. Opens (and migrates) the store on startup."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        rt = runtime or Runtime.open(settings)
+        ledger = rt.ledger().start()
+        app.state.runtime, app.state.ledger = rt, ledger
+        try:
+            yield
+        finally:
+            ledger.close()
+            if runtime is None:
+                rt.close()
+
+    app = FastAPI(
+        title="Tenure",
+        version=__version__,
+        summary="License entitlements on a tamper-evident ledger.",
+        lifespan=lifespan,
+    )
+    problems.install(app)
+    app.include_router(ledger_routes.router)
+
+    @app.get("/healthz", tags=["ops"])
+    def healthz() -> dict[str, str]:
+        """The process is up."""
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["ops"], response_model=None)
+    def readyz(request: Request) -> Any:
+        """The database answers and its schema revision is known."""
+        rt: Runtime = request.app.state.runtime
+        try:
+            with rt.engine.connect() as conn:
+                conn.execute(sa.text("SELECT 1"))
+            revision = current_revision(rt.engine)
+        except sa.exc.SQLAlchemyError:
+            return JSONResponse({"status": "unavailable"}, status_code=503)
+        return {"status": "ready", "schema": revision, "version": __version__}
+
+    return app

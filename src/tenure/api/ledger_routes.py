@@ -1,0 +1,83 @@
+"""The ledger API (SPEC "Ledger API"): checkpoint, key, events, proofs.
+
+Formats here are read by other programs (verifiers, SDKs): keep them exact.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import PlainTextResponse, Response
+
+from tenure.api.auth import Caller
+from tenure.errors import Forbidden
+from tenure.service import queries
+from tenure.service.ledger import SignRequest
+
+router = APIRouter(prefix="/v1/ledger", tags=["ledger"])
+NonNegative = Annotated[int, Query(ge=0, le=2**53 - 1)]
+
+
+def _engine(request: Request) -> Any:
+    return request.app.state.runtime.engine
+
+
+@router.get("/checkpoint", response_class=PlainTextResponse)
+def get_checkpoint(request: Request, caller: Caller, size: NonNegative | None = None) -> str:
+    """The latest signed checkpoint (C2SP tlog-checkpoint), or the one of ``size``."""
+    return queries.checkpoint_note(_engine(request), caller.account, size)
+
+
+@router.post("/checkpoint", response_class=PlainTextResponse)
+async def sign_checkpoint(request: Request, caller: Caller) -> str:
+    """Sign a checkpoint of the current tree now (owner or admin)."""
+    if caller.role not in ("owner", "admin"):
+        raise Forbidden("signing a checkpoint needs the owner or admin role")
+    ledger = request.app.state.ledger
+    await asyncio.wrap_future(ledger.submit(SignRequest(caller.account)))
+    return queries.checkpoint_note(_engine(request), caller.account)
+
+
+@router.get("/key", response_class=PlainTextResponse)
+def get_key(request: Request, caller: Caller) -> str:
+    """The verifier key line(s) of this account's ledger (``name+hash+base64``)."""
+    return "".join(line + "\n" for line in queries.verifier_keys(_engine(request), caller.account))
+
+
+@router.get("/events")
+def get_events(
+    request: Request,
+    caller: Caller,
+    start: NonNegative = 0,
+    limit: Annotated[int, Query(ge=1, le=queries.MAX_EVENTS_PAGE)] = 100,
+) -> Response:
+    """Events from ``start``: ``{"events": [{"seq", "leaf_b64", "event"}]}``."""
+    page = queries.events_page(_engine(request), caller.account, start, limit)
+    events = [
+        {"seq": seq, "leaf_b64": base64.b64encode(leaf).decode(), "event": orjson.loads(leaf)}
+        for seq, leaf in page.events
+    ]
+    return Response(orjson.dumps({"events": events, "size": page.size}), media_type="application/json")
+
+
+@router.get("/proof/inclusion")
+def get_inclusion(request: Request, caller: Caller, seq: NonNegative, size: NonNegative) -> dict[str, Any]:
+    """RFC 9162 inclusion proof of event ``seq`` in the tree of ``size`` events."""
+    return queries.inclusion(_engine(request), caller.account, seq, size)
+
+
+@router.get("/proof/consistency")
+def get_consistency(
+    request: Request,
+    caller: Caller,
+    from_: Annotated[int, Query(alias="from", ge=0, le=2**53 - 1)],
+    to: NonNegative,
+) -> dict[str, Any]:
+    """RFC 9162 consistency proof from tree size ``from`` to ``to``."""
+    return queries.consistency(_engine(request), caller.account, from_, to)
+
+

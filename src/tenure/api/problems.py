@@ -1,0 +1,66 @@
+"""RFC 9457 problem details: the one place where error codes meet HTTP statuses."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+from tenure.errors import (
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    InvalidProof,
+    NotFound,
+    StoreBehindCheckpoint,
+    TenureError,
+    Unauthenticated,
+)
+
+PROBLEM = "application/problem+json"
+TYPE_BASE = "https://tenure.dev/problems/"
+
+_STATUS: list[tuple[type[TenureError], int]] = [
+    (Unauthenticated, 401),
+    (Forbidden, 403),
+    (NotFound, 404),
+    (Conflict, 409),
+    (StoreBehindCheckpoint, 503),
+    (InvalidInput, 400),
+    (InvalidProof, 400),
+]
+
+
+def status_of(error: TenureError) -> int:
+    for kind, status in _STATUS:
+        if isinstance(error, kind):
+            return status
+    return 500
+
+
+def problem(status: int, code: str, title: str, detail: str, **extra: Any) -> JSONResponse:
+    body = {"type": TYPE_BASE + code, "title": title, "status": status, "detail": detail, **extra}
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(TenureError)
+    async def _tenure(_: Request, exc: TenureError) -> JSONResponse:
+        extra = {"field": exc.context["field"]} if exc.context.get("field") else {}
+        status = status_of(exc)
+        return problem(status, exc.code, exc.code.replace("_", " "), exc.message, **extra)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first.get("loc", ()) if p not in ("query", "body"))
+        return problem(400, "invalid_input", "invalid input", f"{field}: {first['msg']}", field=field)
+
+    @app.exception_handler(HTTPException)
+    async def _http(_: Request, exc: HTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return problem(exc.status_code, code, code.replace("_", " "), str(exc.detail))

@@ -1,0 +1,80 @@
+"""Options and helpers shared by the commands."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from tenure.config import Settings
+
+DataDir = Annotated[
+    Path | None,
+    typer.Option(
+        "--data-dir",
+        help="Directory holding tenure.db, master.key and keys/ [env TENURE_DATA_DIR; default ./var].",
+        show_default=False,
+    ),
+]
+DbUrl = Annotated[
+    str | None,
+    typer.Option(
+        "--db",
+        help="Database URL (sqlite:///path); overrides the data dir's tenure.db "
+        "[env TENURE_DATABASE_URL].",
+        show_default=False,
+    ),
+]
+Account = Annotated[str, typer.Option("--account", help="Account (tenant) to work on.")]
+
+
+class Output(str, Enum):
+    text = "text"
+    json = "json"
+
+
+OutputOption = Annotated[Output, typer.Option("--output", "-o", help="Output format.")]
+
+err = Console(stderr=True)
+out = Console()
+
+
+def settings(data_dir: Path | None, db: str | None, **extra: Any) -> Settings:
+    """Settings from the environment, overridden by the options given."""
+    overrides: dict[str, Any] = {k: v for k, v in extra.items() if v is not None}
+    if data_dir is not None:
+        overrides["data_dir"] = data_dir
+    if db is not None:
+        overrides["database_url"] = db
+    return Settings(**overrides)
+
+
+def emit(output: Output, data: dict[str, Any], text: str) -> None:
+    if output is Output.json:
+        sys.stdout.write(json.dumps(data, sort_keys=True) + "\n")
+    else:
+        out.print(text, highlight=False)
+
+
+@contextmanager
+def progress_bar(label: str, total: int | None) -> Iterator[Any]:
+    """A progress bar on stderr; yields ``update(done)``."""
+    with Progress(
+        TextColumn(label),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=False,
+        disable=not err.is_terminal,
+    ) as progress:
+        task = progress.add_task(label, total=total)
+        yield lambda done: progress.update(task, completed=done)

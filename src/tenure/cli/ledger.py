@@ -1,0 +1,121 @@
+"""``tenure ledger verify|checkpoint|proof|export``."""
+
+from __future__ import annotations
+
+import base64
+import sys
+from typing import Annotated
+
+import typer
+
+from tenure.cli.common import Account, DataDir, DbUrl, Output, OutputOption, emit, progress_bar, settings
+from tenure.errors import LedgerTampered
+from tenure.service import queries
+from tenure.service.ledger import SignRequest
+from tenure.service.replay import digest_of
+from tenure.service.runtime import Runtime
+from tenure.service.verify import verify_ledger
+from tenure.store import sql
+from tenure.store.engine import read_transaction
+
+app = typer.Typer(help="Ledger integrity, checkpoints and proofs.", no_args_is_help=True)
+proof_app = typer.Typer(help="RFC 9162 proofs from the stored tree.", no_args_is_help=True)
+app.add_typer(proof_app, name="proof")
+
+
+@app.command("verify")
+def verify(
+    data_dir: DataDir = None,
+    db: DbUrl = None,
+    account: Account = "default",
+    key: Annotated[
+        list[str] | None,
+        typer.Option("--key", help="Trusted verifier key (name+hash+base64); repeatable."),
+    ] = None,
+    output: OutputOption = Output.text,
+) -> None:
+    """Recompute every leaf hash and the tree from the stored events, check every stored
+    checkpoint's signature and consistency; on tampering, name the first bad seq and exit 1."""
+    runtime = Runtime.open(settings(data_dir, db), migrate=False)
+    size = digest_of(runtime.engine, account).size
+    try:
+        with progress_bar("verifying", size) as update:
+            report = verify_ledger(runtime.engine, account, runtime.sidecar, key or (), update)
+    except LedgerTampered as exc:
+        where = f"first bad seq {exc.seq}" if exc.seq is not None else "seq unknown"
+        emit(output, {"ok": False, "seq": exc.seq, "error": exc.message}, f"TAMPERED ({where}): {exc}")
+        raise typer.Exit(1) from exc
+    root = base64.b64encode(report.root).decode()
+    emit(
+        output,
+        {"ok": True, "size": report.size, "root": root, "checkpoints": report.checkpoints},
+        f"ok: {report.size} events, root {root}, {report.checkpoints} checkpoints verified",
+    )
+
+
+@app.command("checkpoint")
+def checkpoint(
+    data_dir: DataDir = None,
+    db: DbUrl = None,
+    account: Account = "default",
+    sign: Annotated[bool, typer.Option("--sign", help="Sign a checkpoint of the current tree first.")] = False,
+    size: Annotated[int | None, typer.Option(help="Print the stored checkpoint of this size.")] = None,
+) -> None:
+    """Print the latest signed checkpoint (C2SP signed note)."""
+    runtime = Runtime.open(settings(data_dir, db))
+    if sign:
+        with runtime.ledger() as ledger:
+            ledger.execute(SignRequest(account))
+    sys.stdout.write(queries.checkpoint_note(runtime.engine, account, size))
+
+
+@proof_app.command("inclusion")
+def inclusion(
+    seq: Annotated[int, typer.Argument(help="Event seq to prove.")],
+    size: Annotated[int | None, typer.Option(help="Tree size [default: latest checkpoint].")] = None,
+    data_dir: DataDir = None,
+    db: DbUrl = None,
+    account: Account = "default",
+    output: OutputOption = Output.json,
+) -> None:
+    """Inclusion proof of event SEQ (same JSON as GET /v1/ledger/proof/inclusion)."""
+    runtime = Runtime.open(settings(data_dir, db), migrate=False)
+    tree = size if size is not None else _latest_size(runtime, account)
+    result = queries.inclusion(runtime.engine, account, seq, tree)
+    emit(output, result, "\n".join(result["proof"]))
+
+
+@proof_app.command("consistency")
+def consistency(
+    old: Annotated[int, typer.Argument(help="Older tree size.")],
+    new: Annotated[int, typer.Argument(help="Newer tree size.")],
+    data_dir: DataDir = None,
+    db: DbUrl = None,
+    account: Account = "default",
+    output: OutputOption = Output.json,
+) -> None:
+    """Consistency proof between two tree sizes (same JSON as the API)."""
+    runtime = Runtime.open(settings(data_dir, db), migrate=False)
+    result = queries.consistency(runtime.engine, account, old, new)
+    emit(output, result, "\n".join(result["proof"]))
+
+
+@app.command("export")
+def export(
+    data_dir: DataDir = None,
+    db: DbUrl = None,
+    account: Account = "default",
+    start: Annotated[int, typer.Option(min=0, help="First seq.")] = 0,
+) -> None:
+    """Write the ledger's leaves, one canonical JSON event per line, to stdout."""
+    runtime = Runtime.open(settings(data_dir, db), migrate=False)
+    with read_transaction(runtime.engine) as conn:
+        for _, leaf in sql.iter_leaves(conn, account, start):
+            sys.stdout.buffer.write(leaf + b"\n")
+
+
+def _latest_size(runtime: Runtime, account: str) -> int:
+    stored = queries.latest_checkpoint(runtime.engine, account)
+    return stored.size if stored else digest_of(runtime.engine, account).size
+
+
