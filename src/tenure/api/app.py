@@ -13,6 +13,8 @@ from fastapi.responses import JSONResponse
 from tenure import __version__
 from tenure.api import ledger_routes, problems
 from tenure.config import Settings
+from tenure.service import queries
+from tenure.service.ledger import SignRequest
 from tenure.service.runtime import Runtime
 from tenure.store.migrations import current_revision
 
@@ -25,6 +27,10 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         rt = runtime or Runtime.open(settings)
         ledger = rt.ledger().start()
         app.state.runtime, app.state.ledger = rt, ledger
+        if queries.latest_checkpoint(rt.engine, settings.default_account) is None:
+            # A fresh service publishes the empty tree, so clients have a checkpoint to
+            # pin from the first request on.
+            ledger.execute(SignRequest(settings.default_account))
         try:
             yield
         finally:

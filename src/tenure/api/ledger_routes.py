@@ -61,11 +61,15 @@ def get_events(
         {"seq": seq, "leaf_b64": base64.b64encode(leaf).decode(), "event": orjson.loads(leaf)}
         for seq, leaf in page.events
     ]
-    return Response(orjson.dumps({"events": events, "size": page.size}), media_type="application/json")
+    return Response(
+        orjson.dumps({"events": events, "size": page.size}), media_type="application/json"
+    )
 
 
 @router.get("/proof/inclusion")
-def get_inclusion(request: Request, caller: Caller, seq: NonNegative, size: NonNegative) -> dict[str, Any]:
+def get_inclusion(
+    request: Request, caller: Caller, seq: NonNegative, size: NonNegative
+) -> dict[str, Any]:
     """RFC 9162 inclusion proof of event ``seq`` in the tree of ``size`` events."""
     return queries.inclusion(_engine(request), caller.account, seq, size)
 
@@ -79,5 +83,3 @@ def get_consistency(
 ) -> dict[str, Any]:
     """RFC 9162 consistency proof from tree size ``from`` to ``to``."""
     return queries.consistency(_engine(request), caller.account, from_, to)
-
-

@@ -58,7 +58,9 @@ def install(app: FastAPI) -> None:
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
         first = exc.errors()[0]
         field = ".".join(str(p) for p in first.get("loc", ()) if p not in ("query", "body"))
-        return problem(400, "invalid_input", "invalid input", f"{field}: {first['msg']}", field=field)
+        return problem(
+            400, "invalid_input", "invalid input", f"{field}: {first['msg']}", field=field
+        )
 
     @app.exception_handler(HTTPException)
     async def _http(_: Request, exc: HTTPException) -> JSONResponse:

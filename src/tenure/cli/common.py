@@ -6,7 +6,7 @@ import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -20,7 +20,8 @@ DataDir = Annotated[
     Path | None,
     typer.Option(
         "--data-dir",
-        help="Directory holding tenure.db, master.key and keys/ [env TENURE_DATA_DIR; default ./var].",
+        help="Directory holding tenure.db, master.key and keys/ "
+        "[env TENURE_DATA_DIR; default ./var].",
         show_default=False,
     ),
 ]
@@ -36,15 +37,15 @@ DbUrl = Annotated[
 Account = Annotated[str, typer.Option("--account", help="Account (tenant) to work on.")]
 
 
-class Output(str, Enum):
+class Output(StrEnum):
     text = "text"
     json = "json"
 
 
 OutputOption = Annotated[Output, typer.Option("--output", "-o", help="Output format.")]
 
-err = Console(stderr=True)
-out = Console()
+err = Console(stderr=True, soft_wrap=True)
+out = Console(soft_wrap=True)
 
 
 def settings(data_dir: Path | None, db: str | None, **extra: Any) -> Settings:

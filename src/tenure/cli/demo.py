@@ -7,7 +7,16 @@ from typing import Annotated
 
 import typer
 
-from tenure.cli.common import Account, DataDir, DbUrl, Output, OutputOption, emit, progress_bar, settings
+from tenure.cli.common import (
+    Account,
+    DataDir,
+    DbUrl,
+    Output,
+    OutputOption,
+    emit,
+    progress_bar,
+    settings,
+)
 from tenure.errors import Conflict
 from tenure.service.demo import demo_license_keys, seed_demo
 from tenure.service.replay import digest_of
@@ -20,7 +29,9 @@ app = typer.Typer(help="Demo data.", no_args_is_help=True)
 
 @app.command("seed")
 def seed(
-    events: Annotated[int, typer.Option("--events", min=1, help="Number of events to append.")] = 1000,
+    events: Annotated[
+        int, typer.Option("--events", min=1, help="Number of events to append.")
+    ] = 1000,
     seed_value: Annotated[int, typer.Option("--seed", help="Same seed, same events.")] = 1,
     data_dir: DataDir = None,
     db: DbUrl = None,
@@ -36,7 +47,7 @@ def seed(
     if head is not None and head.size:
         raise Conflict(f"account {account} already has {head.size} events; seed an empty account")
     ledger = runtime.ledger(
-        random_bytes=random.Random(seed_value).randbytes,
+        random_bytes=random.Random(seed_value).randbytes,  # noqa: S311 - deterministic demo ids
         license_key_hash=demo_license_keys(seed_value).key_hash,
     )
     with ledger, progress_bar("seeding", events) as update:

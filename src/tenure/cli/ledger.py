@@ -8,7 +8,16 @@ from typing import Annotated
 
 import typer
 
-from tenure.cli.common import Account, DataDir, DbUrl, Output, OutputOption, emit, progress_bar, settings
+from tenure.cli.common import (
+    Account,
+    DataDir,
+    DbUrl,
+    Output,
+    OutputOption,
+    emit,
+    progress_bar,
+    settings,
+)
 from tenure.errors import LedgerTampered
 from tenure.service import queries
 from tenure.service.ledger import SignRequest
@@ -43,7 +52,11 @@ def verify(
             report = verify_ledger(runtime.engine, account, runtime.sidecar, key or (), update)
     except LedgerTampered as exc:
         where = f"first bad seq {exc.seq}" if exc.seq is not None else "seq unknown"
-        emit(output, {"ok": False, "seq": exc.seq, "error": exc.message}, f"TAMPERED ({where}): {exc}")
+        emit(
+            output,
+            {"ok": False, "seq": exc.seq, "error": exc.message},
+            f"TAMPERED ({where}): {exc}",
+        )
         raise typer.Exit(1) from exc
     root = base64.b64encode(report.root).decode()
     emit(
@@ -58,8 +71,12 @@ def checkpoint(
     data_dir: DataDir = None,
     db: DbUrl = None,
     account: Account = "default",
-    sign: Annotated[bool, typer.Option("--sign", help="Sign a checkpoint of the current tree first.")] = False,
-    size: Annotated[int | None, typer.Option(help="Print the stored checkpoint of this size.")] = None,
+    sign: Annotated[
+        bool, typer.Option("--sign", help="Sign a checkpoint of the current tree first.")
+    ] = False,
+    size: Annotated[
+        int | None, typer.Option(help="Print the stored checkpoint of this size.")
+    ] = None,
 ) -> None:
     """Print the latest signed checkpoint (C2SP signed note)."""
     runtime = Runtime.open(settings(data_dir, db))
@@ -72,7 +89,9 @@ def checkpoint(
 @proof_app.command("inclusion")
 def inclusion(
     seq: Annotated[int, typer.Argument(help="Event seq to prove.")],
-    size: Annotated[int | None, typer.Option(help="Tree size [default: latest checkpoint].")] = None,
+    size: Annotated[
+        int | None, typer.Option(help="Tree size [default: latest checkpoint].")
+    ] = None,
     data_dir: DataDir = None,
     db: DbUrl = None,
     account: Account = "default",
@@ -117,5 +136,3 @@ def export(
 def _latest_size(runtime: Runtime, account: str) -> int:
     stored = queries.latest_checkpoint(runtime.engine, account)
     return stored.size if stored else digest_of(runtime.engine, account).size
-
-

@@ -39,7 +39,8 @@ def run() -> None:
         err.print(f"error: {exc}", highlight=False, markup=False, soft_wrap=True)
         sys.exit(1)
     except sqlalchemy.exc.SQLAlchemyError as exc:
-        detail = str(exc.orig) if getattr(exc, "orig", None) else str(exc).splitlines()[0]
+        orig = getattr(exc, "orig", None)
+        detail = str(orig) if orig is not None else str(exc).splitlines()[0]
         err.print(f"error: database: {detail}", highlight=False, markup=False, soft_wrap=True)
         sys.exit(1)
     except typer.Abort:

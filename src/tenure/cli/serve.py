@@ -16,7 +16,9 @@ from tenure.service.runtime import Runtime
 def serve(
     data_dir: DataDir = None,
     db: DbUrl = None,
-    host: Annotated[str | None, typer.Option(help="Interface to listen on [default 127.0.0.1].")] = None,
+    host: Annotated[
+        str | None, typer.Option(help="Interface to listen on [default 127.0.0.1].")
+    ] = None,
     port: Annotated[int | None, typer.Option(help="Port to listen on [default 8080].")] = None,
 ) -> None:
     """Run the service; on first start, print the bootstrap owner API key once.

@@ -6,16 +6,30 @@ from typing import Annotated
 
 import typer
 
-from tenure.cli.common import Account, DataDir, DbUrl, Output, OutputOption, emit, progress_bar, settings
+from tenure.cli.common import (
+    Account,
+    DataDir,
+    DbUrl,
+    Output,
+    OutputOption,
+    emit,
+    progress_bar,
+    settings,
+)
 from tenure.service.replay import digest_of, rebuild
 from tenure.service.runtime import Runtime
 
-app = typer.Typer(help="The projection: its state digest, and rebuilding it by replay.", no_args_is_help=True)
+app = typer.Typer(
+    help="The projection: its state digest, and rebuilding it by replay.", no_args_is_help=True
+)
 
 
 @app.command("digest")
 def digest(
-    data_dir: DataDir = None, db: DbUrl = None, account: Account = "default", output: OutputOption = Output.text
+    data_dir: DataDir = None,
+    db: DbUrl = None,
+    account: Account = "default",
+    output: OutputOption = Output.text,
 ) -> None:
     """Print the state digest and the ledger size it corresponds to."""
     runtime = Runtime.open(settings(data_dir, db))

@@ -77,6 +77,7 @@ class Command:
     """Base class: commands are frozen dataclasses with a ``name`` and ``decide``."""
 
     name: ClassVar[str]
+
     def request(self) -> dict[str, Any]:
         """The canonical content of the request, compared on idempotent retries."""
         return {"command": self.name, **dataclasses.asdict(self)}  # type: ignore[call-overload]
@@ -117,7 +118,11 @@ class DefineProduct(Command):
 
     def decide(self, view: StateView, ctx: Context) -> Decision:
         current = view.get("products", (self.product,))
-        wanted = {"product": self.product, "name": self.title, "features": sorted(set(self.features))}
+        wanted = {
+            "product": self.product,
+            "name": self.title,
+            "features": sorted(set(self.features)),
+        }
         if current == wanted:
             return Decision([], {**wanted, "changed": False})
         data = {"product": self.product, "name": self.title, "features": wanted["features"]}
@@ -135,7 +140,7 @@ class PublishPlan(Command):
     core: list[str] = field(default_factory=list)
     duration: str | None = "P365D"
     grace: str | None = "P14D"
-    offline_token_ttl: str = "PT24H"
+    offline_token_ttl: str = "PT24H"  # noqa: S105 - a duration, not a secret
     activation: str = "floating"
 
     def decide(self, view: StateView, ctx: Context) -> Decision:
@@ -152,11 +157,14 @@ class PublishPlan(Command):
         if head is not None:
             latest = _plan_version(view, self.plan, None)
             if {k: latest[k] for k in definition} == definition:
-                return Decision([], {"plan": self.plan, "version": latest["version"], "changed": False})
+                return Decision(
+                    [], {"plan": self.plan, "version": latest["version"], "changed": False}
+                )
         version = 1 if head is None else head["latest_version"] + 1
         data = {"plan": self.plan, "version": version, **definition}
         return Decision(
-            [Draft("plan.published", data)], {"plan": self.plan, "version": version, "changed": True}
+            [Draft("plan.published", data)],
+            {"plan": self.plan, "version": version, "changed": True},
         )
 
 
@@ -204,7 +212,9 @@ class IssueLicense(Command):
         existing = view.get("licenses", (serial,))
         if existing is not None:
             if existing["plan"] != self.plan:
-                raise Conflict(f"order {self.order_ref!r} already has license {serial} on another plan")
+                raise Conflict(
+                    f"order {self.order_ref!r} already has license {serial} on another plan"
+                )
             return Decision([], {**license_view(existing), "created": False})
         if version["product"] != self.product:
             raise InvalidInput(f"plan {self.plan} is not a plan of {self.product}", field="plan")

@@ -229,7 +229,9 @@ def event_from_json(obj: Any) -> Event:
     """
     if not isinstance(obj, dict) or set(obj) != _ENVELOPE_KEYS:
         keys = sorted(obj) if isinstance(obj, dict) else type(obj).__name__
-        raise MalformedEvent(f"event envelope must have exactly {sorted(_ENVELOPE_KEYS)}, got {keys}")
+        raise MalformedEvent(
+            f"event envelope must have exactly {sorted(_ENVELOPE_KEYS)}, got {keys}"
+        )
     _check_envelope(obj)
     type_name, schema, data = obj["type"], obj["schema"], obj["data"]
     validate_data(type_name, schema, data)
@@ -320,4 +322,6 @@ def _check_plan(data: dict[str, Any]) -> None:
         check_entitlement_value(key, value, field=f"data.entitlements.{key}")
     missing = [key for key in data["core"] if key not in data["entitlements"]]
     if missing:
-        raise MalformedEvent(f"core entitlements {missing} are not granted by the plan", field="data.core")
+        raise MalformedEvent(
+            f"core entitlements {missing} are not granted by the plan", field="data.core"
+        )

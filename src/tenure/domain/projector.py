@@ -61,7 +61,9 @@ def _product_defined(view: StateView, data: dict[str, Any]) -> list[Change]:
     if current is not None:
         dropped = sorted(set(current["features"]) - set(features))
         if dropped:
-            raise Conflict(f"product {product} cannot drop features {dropped}: plans may grant them")
+            raise Conflict(
+                f"product {product} cannot drop features {dropped}: plans may grant them"
+            )
     row = {"product": product, "name": data["name"], "features": features}
     return [("products", (product,), row)]
 
@@ -171,7 +173,9 @@ def _license_plan_changed(view: StateView, data: dict[str, Any]) -> list[Change]
     row = _license(view, data["serial"])
     _plan_version(view, data["plan"], data["plan_version"], row["product"])
     if (row["plan"], row["plan_version"]) == (data["plan"], data["plan_version"]):
-        raise Conflict(f"license {data['serial']} is already on {data['plan']} v{data['plan_version']}")
+        raise Conflict(
+            f"license {data['serial']} is already on {data['plan']} v{data['plan_version']}"
+        )
     return _updated(
         "licenses", (data["serial"],), row, plan=data["plan"], plan_version=data["plan_version"]
     )

@@ -71,7 +71,9 @@ TABLES: dict[str, TableSpec] = {
             frozenset({"entitlements", "core"}),
         ),
         TableSpec("plans", ("plan",), ("plan", "product", "latest_version")),
-        TableSpec("products", ("product",), ("product", "name", "features"), frozenset({"features"})),
+        TableSpec(
+            "products", ("product",), ("product", "name", "features"), frozenset({"features"})
+        ),
     )
 }
 TABLE_ORDER: tuple[str, ...] = tuple(sorted(TABLES))

@@ -34,7 +34,7 @@ def parse_time(text: str, field: str = "time") -> datetime:
     if not isinstance(text, str) or not _TIME.match(text):
         raise InvalidInput(f"{field} must look like 2026-01-31T12:00:00.000000Z", field=field)
     try:
-        return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+        return datetime.fromisoformat(text)  # the regex above pinned the exact spelling
     except ValueError as exc:
         raise InvalidInput(f"{field} is not a valid date and time", field=field) from exc
 
@@ -68,7 +68,9 @@ def parse_duration(text: str, field: str = "duration") -> Duration:
     """Parse an ISO 8601 duration such as ``P365D``, ``P1Y`` or ``PT24H``."""
     match = _DURATION.match(text) if isinstance(text, str) else None
     if match is None or text in ("P", "PT") or text.endswith("T"):
-        raise InvalidInput(f"{field} must be an ISO 8601 duration such as P365D or PT24H", field=field)
+        raise InvalidInput(
+            f"{field} must be an ISO 8601 duration such as P365D or PT24H", field=field
+        )
     parts = {name: int(value) for name, value in match.groupdict().items() if value}
     months = parts.get("y", 0) * 12 + parts.get("mo", 0)
     exact = timedelta(

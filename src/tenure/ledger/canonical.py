@@ -70,7 +70,9 @@ def _check(value: Any, path: str) -> bool:
             ascii_keys = ascii_keys and item_ascii and key.isascii()
         return ascii_keys
     if kind is float:
-        raise InvalidInput(f"number at {path} is not an integer; floats are not allowed", field=path)
+        raise InvalidInput(
+            f"number at {path} is not an integer; floats are not allowed", field=path
+        )
     raise InvalidInput(f"value at {path} has unsupported type {kind.__name__}", field=path)
 
 

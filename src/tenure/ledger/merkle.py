@@ -130,7 +130,9 @@ def _inclusion_ranges(index: int, lo: int, hi: int, out: list[tuple[int, int]]) 
         out.append((lo, lo + k))
 
 
-def _consistency_ranges(old: int, lo: int, hi: int, whole: bool, out: list[tuple[int, int]]) -> None:
+def _consistency_ranges(
+    old: int, lo: int, hi: int, whole: bool, out: list[tuple[int, int]]
+) -> None:
     """Append the leaf ranges of SUBPROOF(old - lo, D[lo:hi], whole), RFC 9162 order."""
     if old == hi:
         if not whole:

@@ -67,7 +67,9 @@ def ensure_bootstrap_owner(engine: sa.Engine, data_dir: Path, account: str) -> s
     account already has keys."""
     with read_transaction(engine) as conn:
         existing = conn.scalar(
-            sa.select(sa.func.count()).select_from(t.api_keys).where(t.api_keys.c.account == account)
+            sa.select(sa.func.count())
+            .select_from(t.api_keys)
+            .where(t.api_keys.c.account == account)
         )
     if existing:
         return None
@@ -81,8 +83,9 @@ def authenticate(engine: sa.Engine, key: str) -> Principal:
     digest = hash_api_key(key)
     with read_transaction(engine) as conn:
         row = conn.execute(
-            sa.select(t.api_keys.c.id, t.api_keys.c.account, t.api_keys.c.role, t.api_keys.c.key_hash)
-            .where(t.api_keys.c.key_hash == digest, t.api_keys.c.revoked_at.is_(None))
+            sa.select(
+                t.api_keys.c.id, t.api_keys.c.account, t.api_keys.c.role, t.api_keys.c.key_hash
+            ).where(t.api_keys.c.key_hash == digest, t.api_keys.c.revoked_at.is_(None))
         ).first()
     if row is None or not hmac.compare_digest(row.key_hash, digest):
         raise Unauthenticated("invalid or revoked API key")

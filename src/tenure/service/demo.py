@@ -53,11 +53,21 @@ PLANS = [
     (
         "studio-pro",
         "studio",
-        {"feature:export-pdf": True, "feature:cloud-sync": True, "seats": 5, "quota:api-calls": 10000},
+        {
+            "feature:export-pdf": True,
+            "feature:cloud-sync": True,
+            "seats": 5,
+            "quota:api-calls": 10000,
+        },
         "floating",
     ),
     ("farm-node", "render-farm", {"feature:gpu-nodes": True, "seats": 8}, "floating"),
-    ("docs-team", "docs-cloud", {"feature:sso": True, "seats": 25, "module:analytics": True}, "floating"),
+    (
+        "docs-team",
+        "docs-cloud",
+        {"feature:sso": True, "seats": 25, "module:analytics": True},
+        "floating",
+    ),
 ]
 
 
@@ -100,7 +110,7 @@ def seed_demo(
 
     The account's ledger must be empty (ids and serials would collide otherwise).
     """
-    world = _World(random.Random(seed), account)
+    world = _World(random.Random(seed), account)  # noqa: S311 - deterministic by design
     clock = START
     written = commands = retries = 0
     pending: list[Future[Outcome]] = []
@@ -136,7 +146,9 @@ def seed_demo(
     return SeedReport(account, written, commands, retries)
 
 
-def _drain(pending: list[Future[Outcome]], progress: Callable[[int], None] | None, done: int) -> None:
+def _drain(
+    pending: list[Future[Outcome]], progress: Callable[[int], None] | None, done: int
+) -> None:
     for future in pending:
         future.result()
     pending.clear()
@@ -211,7 +223,12 @@ def _issue(w: _World) -> Action:
     w.licenses[serial] = (product, customer)
     w.plan_of[serial] = (plan, w.plan_versions[plan])
     w.active.append(serial)
-    return (IssueLicense(product, plan, customer, order), None, f"order-{order}", w.rng.random() < 0.1)
+    return (
+        IssueLicense(product, plan, customer, order),
+        None,
+        f"order-{order}",
+        w.rng.random() < 0.1,
+    )
 
 
 def _change_plan(w: _World) -> Action | None:
@@ -235,4 +252,3 @@ def _new_plan_version(w: _World) -> Action:
     bumped = dict(entitlements)
     bumped["seats"] = int(bumped.get("seats", 1)) + w.plan_versions[plan]
     return (_plan(plan, product, bumped, mode), None, None, False)
-

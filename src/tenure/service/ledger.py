@@ -42,7 +42,6 @@ from tenure.service.units import BatchView, CommandView
 from tenure.store import sql
 from tenure.store.engine import write_transaction
 
-
 ROW_CACHE_LIMIT = 200_000
 """Projection rows the writer keeps in memory per account between batches."""
 
@@ -233,7 +232,8 @@ class Ledger:
         due = [
             SignRequest(account)
             for account, c in self._cache.items()
-            if c.frontier.size > c.signed_size and (force or now - c.signed_at >= self.policy.interval)
+            if c.frontier.size > c.signed_size
+            and (force or now - c.signed_at >= self.policy.interval)
         ]
         if due:
             items = [_Item(request) for request in due]
@@ -278,7 +278,9 @@ class Ledger:
             item.error = exc
 
     def _open(self, conn: sa.Connection, account: str) -> _Account:
-        head = sql.read_head(conn, account) or sql.create_head(conn, account, self.origin_of(account))
+        head = sql.read_head(conn, account) or sql.create_head(
+            conn, account, self.origin_of(account)
+        )
         cached = self._cache.get(account)
         if cached is None or cached.frontier.size != head.size:
             frontier = sql.read_frontier(conn, account, head.size)
@@ -316,8 +318,10 @@ class Ledger:
                 f"{signed.size} was signed: recover the missing events from a site "
                 "(tenure restore) before appending"
             )
-        root = frontier.root() if signed.size == frontier.size else tree_hash(
-            signed.size, sql.NodeReader(conn, account)
+        root = (
+            frontier.root()
+            if signed.size == frontier.size
+            else tree_hash(signed.size, sql.NodeReader(conn, account))
         )
         if root != signed.root:
             raise StoreBehindCheckpoint(
@@ -404,7 +408,9 @@ class Ledger:
             for i in items
         )
         unsigned = state.frontier.size - state.signed_size
-        if (asked and unsigned > 0) or unsigned >= self.policy.every_events:
+        # signed_size is -1 before the first checkpoint: count events, not sizes.
+        since_signed = state.frontier.size - max(state.signed_size, 0)
+        if (asked and unsigned > 0) or since_signed >= self.policy.every_events:
             state.checkpoint = self._sign(conn, account, state, stamp)
         for item in items:
             if isinstance(item.request, SignRequest) and item.request.account == account:

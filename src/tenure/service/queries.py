@@ -74,7 +74,9 @@ def events_page(engine: sa.Engine, account: str, start: int, limit: int) -> Even
 
 def _check_size(size: int, head: sql.Head, field: str) -> None:
     if not 0 <= size <= head.size:
-        raise InvalidInput(f"{field} must be between 0 and the ledger size {head.size}", field=field)
+        raise InvalidInput(
+            f"{field} must be between 0 and the ledger size {head.size}", field=field
+        )
 
 
 def inclusion(engine: sa.Engine, account: str, seq: int, size: int) -> dict[str, Any]:
@@ -87,7 +89,12 @@ def inclusion(engine: sa.Engine, account: str, seq: int, size: int) -> dict[str,
         reader = sql.NodeReader(conn, account)
         leaf = reader.read_hashes([(0, seq)])[0]
         proof = inclusion_proof(seq, size, reader)
-    return {"index": seq, "size": size, "leaf_hash_b64": _b64(leaf), "proof": [_b64(h) for h in proof]}
+    return {
+        "index": seq,
+        "size": size,
+        "leaf_hash_b64": _b64(leaf),
+        "proof": [_b64(h) for h in proof],
+    }
 
 
 def consistency(engine: sa.Engine, account: str, old: int, new: int) -> dict[str, Any]:

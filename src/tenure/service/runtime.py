@@ -11,10 +11,10 @@ import sqlalchemy as sa
 
 from tenure.config import Settings
 from tenure.crypto.keystore import FileKeyStore, LicenseKeys, derive_key, load_master_key
+from tenure.errors import ConfigurationError
 from tenure.service.ledger import CheckpointPolicy, Ledger
 from tenure.service.sidecar import Sidecar
 from tenure.store.engine import create_engine
-from tenure.errors import ConfigurationError
 from tenure.store.migrations import current_revision, upgrade
 
 

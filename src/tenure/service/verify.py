@@ -61,7 +61,7 @@ class _Levels:
         while len(level) >= 64:
             parents = bytearray()
             for at in range(0, len(level) - 32, 64):
-                parents += node_hash(level[at : at + 32], level[at + 32 : at + 64])
+                parents += node_hash(bytes(level[at : at + 32]), bytes(level[at + 32 : at + 64]))
             self.levels.append(parents)
             level = parents
 
@@ -89,7 +89,9 @@ def verify_ledger(
         return VerifyReport(account, head.size, root, len(checkpoints))
 
 
-def _check_leaves(conn: sa.Connection, account: str, size: int, progress: Progress | None) -> _Levels:
+def _check_leaves(
+    conn: sa.Connection, account: str, size: int, progress: Progress | None
+) -> _Levels:
     tree = _Levels()
     expected = 0
     for seq, leaf in sql.iter_leaves(conn, account):
@@ -155,7 +157,9 @@ def _check_nodes(conn: sa.Connection, account: str, tree: _Levels) -> None:
 
 def _verifiers(conn: sa.Connection, account: str, pinned: Sequence[str]) -> list[NoteVerifier]:
     try:
-        return [NoteVerifier.from_key_string(k) for k in [*pinned, *sql.verifier_keys(conn, account)]]
+        return [
+            NoteVerifier.from_key_string(k) for k in [*pinned, *sql.verifier_keys(conn, account)]
+        ]
     except MalformedNote as exc:
         raise LedgerTampered(f"a stored verifier key is malformed: {exc}") from exc
 

@@ -31,7 +31,9 @@ def create_engine(url: str) -> sa.Engine:
     except sa.exc.ArgumentError as exc:
         raise ConfigurationError(f"not a database URL: {url!r}") from exc
     if parsed.get_backend_name() != "sqlite":
-        raise ConfigurationError(f"unsupported database {parsed.get_backend_name()!r}: use sqlite:///")
+        raise ConfigurationError(
+            f"unsupported database {parsed.get_backend_name()!r}: use sqlite:///"
+        )
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
     engine = sa.create_engine(parsed, connect_args={"check_same_thread": False, "timeout": 30})

@@ -8,8 +8,8 @@ at all.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
 import functools
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -83,7 +83,9 @@ def set_head_size(conn: sa.Connection, account: str, old: int, new: int) -> None
 
 
 def accounts(conn: sa.Connection) -> list[str]:
-    return list(conn.scalars(sa.select(t.ledger_heads.c.account).order_by(t.ledger_heads.c.account)))
+    return list(
+        conn.scalars(sa.select(t.ledger_heads.c.account).order_by(t.ledger_heads.c.account))
+    )
 
 
 # ---------------------------------------------------------------- events and nodes
@@ -109,7 +111,9 @@ def insert_events(conn: sa.Connection, account: str, rows: Sequence[EventRow]) -
         )
 
 
-def insert_nodes(conn: sa.Connection, account: str, nodes: Sequence[tuple[int, int, bytes]]) -> None:
+def insert_nodes(
+    conn: sa.Connection, account: str, nodes: Sequence[tuple[int, int, bytes]]
+) -> None:
     if nodes:
         conn.execute(
             sa.insert(t.ledger_nodes),
@@ -143,8 +147,7 @@ def iter_leaves(
         rows = conn.execute(query).all()
         if not rows:
             return
-        for seq, leaf in rows:
-            yield seq, leaf
+        yield from ((seq, leaf) for seq, leaf in rows)
         at = rows[-1][0] + 1
 
 
@@ -198,10 +201,14 @@ def insert_checkpoint(conn: sa.Connection, account: str, cp: StoredCheckpoint) -
     )
 
 
-def read_checkpoint(conn: sa.Connection, account: str, size: int | None = None) -> StoredCheckpoint | None:
+def read_checkpoint(
+    conn: sa.Connection, account: str, size: int | None = None
+) -> StoredCheckpoint | None:
     """The stored checkpoint of exactly ``size``, or the latest one when ``size`` is None."""
     cps = t.ledger_checkpoints
-    query = sa.select(cps.c.size, cps.c.root, cps.c.note, cps.c.signed_at).where(cps.c.account == account)
+    query = sa.select(cps.c.size, cps.c.root, cps.c.note, cps.c.signed_at).where(
+        cps.c.account == account
+    )
     if size is None:
         query = query.order_by(cps.c.size.desc()).limit(1)
     else:
@@ -226,7 +233,9 @@ def verifier_keys(conn: sa.Connection, account: str) -> list[str]:
     return list(conn.scalars(query))
 
 
-def record_verifier_key(conn: sa.Connection, account: str, key_id: str, verifier: str, at: str) -> None:
+def record_verifier_key(
+    conn: sa.Connection, account: str, key_id: str, verifier: str, at: str
+) -> None:
     keys = t.ledger_keys
     exists = conn.scalar(
         sa.select(sa.func.count()).where(keys.c.account == account, keys.c.key_id == key_id)
@@ -263,7 +272,9 @@ def read_idempotency(conn: sa.Connection, account: str, key: str) -> Idempotency
     row = conn.execute(_IDEMPOTENCY_QUERY, {"account": account, "key": key}).first()
     if row is None:
         return None
-    return IdempotencyRecord(row.request_hash, row.first_seq, row.event_count, orjson.loads(row.result))
+    return IdempotencyRecord(
+        row.request_hash, row.first_seq, row.event_count, orjson.loads(row.result)
+    )
 
 
 def insert_idempotency(
@@ -345,7 +356,10 @@ def write_rows(
         conditions = [sql.c[col] == sa.bindparam(f"k_{col}") for col in spec.key]
         conn.execute(
             sa.delete(sql).where(sql.c.account == account, *conditions),
-            [{f"k_{col}": value for col, value in zip(spec.key, key, strict=True)} for key in deletes],
+            [
+                {f"k_{col}": value for col, value in zip(spec.key, key, strict=True)}
+                for key in deletes
+            ],
         )
     if upserts:
         stmt = _insert_for(conn, sql)
@@ -373,6 +387,8 @@ def projection_rows(conn: sa.Connection, account: str, table: str) -> list[Row]:
     """All rows of ``table`` in ascending key order (sorted here, not by SQL collation)."""
     spec = TABLES[table]
     sql = t.projection[table]
-    rows = [_from_sql(table, r) for r in conn.execute(sa.select(sql).where(sql.c.account == account))]
+    rows = [
+        _from_sql(table, r) for r in conn.execute(sa.select(sql).where(sql.c.account == account))
+    ]
     rows.sort(key=spec.key_of)
     return rows

@@ -7,6 +7,8 @@ checks that the migrated schema and this metadata agree.
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 
 from tenure.domain.state import TABLES
@@ -95,20 +97,13 @@ def _projection_table(name: str) -> sa.Table:
     spec = TABLES[name]
     columns = [sa.Column("account", sa.String(64), primary_key=True)]
     for column in spec.columns:
-        kind: type[sa.types.TypeEngine[object]] = (
-            sa.Integer if column in _INTEGER_COLUMNS else sa.Text
-        )
-        columns.append(
-            sa.Column(column, kind, primary_key=column in spec.key, autoincrement=False)
-        )
+        kind: sa.types.TypeEngine[Any] = sa.Integer() if column in _INTEGER_COLUMNS else sa.Text()
+        columns.append(sa.Column(column, kind, primary_key=column in spec.key, autoincrement=False))
     return sa.Table(f"proj_{name}", metadata, *columns)
 
 
 projection = {name: _projection_table(name) for name in TABLES}
-sa.Index("ix_proj_licenses_customer", projection["licenses"].c.account, projection["licenses"].c.customer)
-sa.Index("ix_proj_licenses_status", projection["licenses"].c.account, projection["licenses"].c.status)
-sa.Index(
-    "ix_proj_licenses_key_hash",
-    projection["licenses"].c.key_hash,
-    unique=True,
-)
+_licenses = projection["licenses"].c
+sa.Index("ix_proj_licenses_customer", _licenses.account, _licenses.customer)
+sa.Index("ix_proj_licenses_status", _licenses.account, _licenses.status)
+sa.Index("ix_proj_licenses_key_hash", _licenses.key_hash, unique=True)
