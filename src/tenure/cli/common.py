@@ -21,7 +21,7 @@ DataDir = Annotated[
     typer.Option(
         "--data-dir",
         help="Directory holding tenure.db, master.key and keys/ "
-        "[env TENURE_DATA_DIR; default ./var].",
+        "(env TENURE_DATA_DIR; default ./var).",
         show_default=False,
     ),
 ]
@@ -30,7 +30,7 @@ DbUrl = Annotated[
     typer.Option(
         "--db",
         help="Database URL (sqlite:///path); overrides the data dir's tenure.db "
-        "[env TENURE_DATABASE_URL].",
+        "(env TENURE_DATABASE_URL).",
         show_default=False,
     ),
 ]

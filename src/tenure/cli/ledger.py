@@ -90,7 +90,7 @@ def checkpoint(
 def inclusion(
     seq: Annotated[int, typer.Argument(help="Event seq to prove.")],
     size: Annotated[
-        int | None, typer.Option(help="Tree size [default: latest checkpoint].")
+        int | None, typer.Option(help="Tree size (default: the latest checkpoint).")
     ] = None,
     data_dir: DataDir = None,
     db: DbUrl = None,

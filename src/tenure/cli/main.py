@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import sys
+from typing import Annotated
 
 import sqlalchemy
 import typer
 
 from tenure import __version__
-from tenure.cli import demo, ledger, serve, state
-from tenure.cli.common import err
+from tenure.cli import demo, ledger, state
+from tenure.cli.common import DataDir, DbUrl, err
 from tenure.errors import TenureError
 
 app = typer.Typer(
@@ -19,7 +20,27 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-app.command("serve")(serve.serve)
+
+
+@app.command("serve", context_settings={"help_option_names": ["--help"]})
+def serve(
+    data_dir: DataDir = None,
+    db: DbUrl = None,
+    host: Annotated[
+        str | None, typer.Option(help="Interface to listen on (default 127.0.0.1).")
+    ] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on (default 8080).")] = None,
+) -> None:
+    """Run the service; on first start, print the bootstrap owner API key once.
+
+    The key is also written to <data-dir>/bootstrap-owner.key (mode 0600).
+    """
+    # Imported here: the web stack is the slowest import and only serve needs it.
+    from tenure.cli.serve import run_server
+
+    run_server(data_dir, db, host, port)
+
+
 app.add_typer(demo.app, name="demo")
 app.add_typer(state.app, name="state")
 app.add_typer(ledger.app, name="ledger")
@@ -34,7 +55,10 @@ def version() -> None:
 def run() -> None:
     """Entry point: errors become one line on stderr and a non-zero exit status."""
     try:
-        app(standalone_mode=False)
+        # Without standalone mode click returns (not raises) a command's typer.Exit code.
+        code = app(standalone_mode=False)
+        if isinstance(code, int) and code != 0:
+            sys.exit(code)
     except TenureError as exc:
         err.print(f"error: {exc}", highlight=False, markup=False, soft_wrap=True)
         sys.exit(1)

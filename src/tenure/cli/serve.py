@@ -1,30 +1,19 @@
-"""``tenure serve``."""
+"""``tenure serve``: the web stack, imported only when the service runs."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from pathlib import Path
 
-import typer
 import uvicorn
 
 from tenure.api.app import create_app
-from tenure.cli.common import DataDir, DbUrl, out, settings
+from tenure.cli.common import out, settings
 from tenure.service.apikeys import BOOTSTRAP_FILE, ensure_bootstrap_owner
 from tenure.service.runtime import Runtime
 
 
-def serve(
-    data_dir: DataDir = None,
-    db: DbUrl = None,
-    host: Annotated[
-        str | None, typer.Option(help="Interface to listen on [default 127.0.0.1].")
-    ] = None,
-    port: Annotated[int | None, typer.Option(help="Port to listen on [default 8080].")] = None,
-) -> None:
-    """Run the service; on first start, print the bootstrap owner API key once.
-
-    The key is also written to <data-dir>/bootstrap-owner.key (mode 0600).
-    """
+def run_server(data_dir: Path | None, db: str | None, host: str | None, port: int | None) -> None:
+    """Open the store, print the URL (and the bootstrap owner key on first start), serve."""
     s = settings(data_dir, db, host=host, port=port)
     runtime = Runtime.open(s)
     key = ensure_bootstrap_owner(runtime.engine, s.data_dir, s.default_account)

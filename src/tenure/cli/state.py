@@ -32,7 +32,7 @@ def digest(
     output: OutputOption = Output.text,
 ) -> None:
     """Print the state digest and the ledger size it corresponds to."""
-    runtime = Runtime.open(settings(data_dir, db))
+    runtime = Runtime.open(settings(data_dir, db), migrate=False)
     report = digest_of(runtime.engine, account)
     emit(
         output,
@@ -53,7 +53,7 @@ def rebuild_command(
     output: OutputOption = Output.text,
 ) -> None:
     """Drop the projection, replay the whole ledger, and fail loudly if the digest changes."""
-    runtime = Runtime.open(settings(data_dir, db))
+    runtime = Runtime.open(settings(data_dir, db), migrate=False)
     size = digest_of(runtime.engine, account).size
     with progress_bar("replaying", size) as update:
         report = rebuild(runtime.engine, account, progress=update, accept_change=accept_change)
