@@ -13,16 +13,36 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+)
 
 from tenure.domain.timefmt import is_time, parse_duration
-from tenure.errors import MalformedEvent, UnknownEventType
+from tenure.errors import InvalidInput, MalformedEvent, UnknownEventType
 from tenure.ledger.canonical import canonical_json
 
 Code = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$")]
 Serial = Annotated[str, StringConstraints(pattern=r"^TNR-[A-Z2-7]{5}(-[A-Z2-7]{5}){3}$")]
 CustomerId = Annotated[str, StringConstraints(pattern=r"^cus_[a-z0-9]{26}$")]
-Time = Annotated[str, StringConstraints(pattern=r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$")]
+
+
+def _real_time(text: str) -> str:
+    """The pattern alone admits Unicode digits and impossible dates such as Feb 31."""
+    if not is_time(text):
+        raise ValueError("must be a valid RFC 3339 UTC time with six fraction digits")
+    return text
+
+
+Time = Annotated[
+    str,
+    StringConstraints(pattern=r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$"),
+    AfterValidator(_real_time),
+]
 EntitlementKey = Annotated[
     str, StringConstraints(pattern=r"^(seats|(feature|module|quota):[a-z0-9][a-z0-9._-]{0,63})$")
 ]
@@ -228,9 +248,11 @@ def event_from_json(obj: Any) -> Event:
     Raises ``MalformedEvent`` (or ``UnknownEventType``) naming the field at fault.
     """
     if not isinstance(obj, dict) or set(obj) != _ENVELOPE_KEYS:
-        keys = sorted(obj) if isinstance(obj, dict) else type(obj).__name__
+        keys = sorted(map(str, obj)) if isinstance(obj, dict) else type(obj).__name__
+        odd = sorted(map(str, set(obj) ^ _ENVELOPE_KEYS)) if isinstance(obj, dict) else []
         raise MalformedEvent(
-            f"event envelope must have exactly {sorted(_ENVELOPE_KEYS)}, got {keys}"
+            f"event envelope must have exactly {sorted(_ENVELOPE_KEYS)}, got {keys}",
+            field=odd[0] if odd else None,
         )
     _check_envelope(obj)
     type_name, schema, data = obj["type"], obj["schema"], obj["data"]
@@ -256,9 +278,9 @@ def _check_envelope(obj: dict[str, Any]) -> None:
     def bad(field: str, what: str) -> MalformedEvent:
         return MalformedEvent(f"event {field} {what}", field=field)
 
-    if not isinstance(obj["id"], str) or not _EVENT_ID.match(obj["id"]):
+    if not isinstance(obj["id"], str) or not _EVENT_ID.fullmatch(obj["id"]):
         raise bad("id", "must be evt_ followed by 32 hex digits")
-    if not isinstance(obj["account"], str) or not _ACCOUNT.match(obj["account"]):
+    if not isinstance(obj["account"], str) or not _ACCOUNT.fullmatch(obj["account"]):
         raise bad("account", "must be a lowercase account name")
     if type(obj["seq"]) is not int or obj["seq"] < 0:
         raise bad("seq", "must be a non-negative integer")
@@ -283,6 +305,27 @@ def _check_envelope(obj: dict[str, Any]) -> None:
         raise bad("data", "must be an object")
 
 
+def _data_path(data: Any, loc: tuple[int | str, ...]) -> list[int | str]:
+    """The part of a pydantic error location that is a path in ``data``.
+
+    Drops pydantic's own tags (``bool`` for a union member, ``[key]`` for a dict key)
+    so that ``field`` names a member of the event, such as ``data.value``.
+    """
+    path: list[int | str] = []
+    for part in loc:
+        if isinstance(data, dict) and isinstance(part, str):
+            path.append(part)
+            if part not in data:
+                break
+            data = data[part]
+        elif isinstance(data, list) and isinstance(part, int) and 0 <= part < len(data):
+            path.append(part)
+            data = data[part]
+        else:
+            break
+    return path or list(loc)
+
+
 def validate_data(type_name: str, schema: int, data: dict[str, Any]) -> None:
     """Check ``data`` against the schema of ``type_name`` version ``schema``."""
     known = EVENT_TYPES.get(type_name)
@@ -295,7 +338,7 @@ def validate_data(type_name: str, schema: int, data: dict[str, Any]) -> None:
         model.model_validate(data)
     except ValidationError as exc:
         first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
+        where = ".".join(str(p) for p in _data_path(data, first["loc"]))
         raise MalformedEvent(
             f"{type_name} data.{where}: {first['msg']}", field=f"data.{where}"
         ) from None
@@ -317,7 +360,10 @@ def check_entitlement_value(key: str, value: Any, field: str) -> None:
 def _check_plan(data: dict[str, Any]) -> None:
     for field in ("duration", "grace", "offline_token_ttl"):
         if data[field] is not None:
-            parse_duration(data[field], field=f"data.{field}")
+            try:
+                parse_duration(data[field], field=f"data.{field}")
+            except InvalidInput as exc:
+                raise MalformedEvent(f"plan.published {exc.message}", field=exc.field) from None
     for key, value in data["entitlements"].items():
         check_entitlement_value(key, value, field=f"data.entitlements.{key}")
     missing = [key for key in data["core"] if key not in data["entitlements"]]

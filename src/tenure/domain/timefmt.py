@@ -15,10 +15,11 @@ from datetime import UTC, datetime, timedelta
 
 from tenure.errors import InvalidInput
 
-_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$")
+_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z\Z", re.ASCII)
 _DURATION = re.compile(
     r"^P(?:(?P<y>\d+)Y)?(?:(?P<mo>\d+)M)?(?:(?P<w>\d+)W)?(?:(?P<d>\d+)D)?"
-    r"(?:T(?:(?P<h>\d+)H)?(?:(?P<mi>\d+)M)?(?:(?P<s>\d+)S)?)?$"
+    r"(?:T(?:(?P<h>\d+)H)?(?:(?P<mi>\d+)M)?(?:(?P<s>\d+)S)?)?\Z",
+    re.ASCII,
 )
 
 
@@ -55,13 +56,16 @@ class Duration:
     exact: timedelta
 
     def after(self, moment: datetime) -> datetime:
-        """``moment`` plus this duration."""
-        if self.months:
-            total = moment.month - 1 + self.months
-            year, month = moment.year + total // 12, total % 12 + 1
-            day = min(moment.day, calendar.monthrange(year, month)[1])
-            moment = moment.replace(year=year, month=month, day=day)
-        return moment + self.exact
+        """``moment`` plus this duration; ``InvalidInput`` past the year 9999."""
+        try:
+            if self.months:
+                total = moment.month - 1 + self.months
+                year, month = moment.year + total // 12, total % 12 + 1
+                day = min(moment.day, calendar.monthrange(year, month)[1])
+                moment = moment.replace(year=year, month=month, day=day)
+            return moment + self.exact
+        except (ValueError, OverflowError) as exc:
+            raise InvalidInput("duration ends after the year 9999", field="duration") from exc
 
 
 def parse_duration(text: str, field: str = "duration") -> Duration:
@@ -71,15 +75,20 @@ def parse_duration(text: str, field: str = "duration") -> Duration:
         raise InvalidInput(
             f"{field} must be an ISO 8601 duration such as P365D or PT24H", field=field
         )
+    if len(text) > 64:
+        raise InvalidInput(f"{field} is too long", field=field)
     parts = {name: int(value) for name, value in match.groupdict().items() if value}
     months = parts.get("y", 0) * 12 + parts.get("mo", 0)
-    exact = timedelta(
-        weeks=parts.get("w", 0),
-        days=parts.get("d", 0),
-        hours=parts.get("h", 0),
-        minutes=parts.get("mi", 0),
-        seconds=parts.get("s", 0),
-    )
+    try:
+        exact = timedelta(
+            weeks=parts.get("w", 0),
+            days=parts.get("d", 0),
+            hours=parts.get("h", 0),
+            minutes=parts.get("mi", 0),
+            seconds=parts.get("s", 0),
+        )
+    except OverflowError as exc:
+        raise InvalidInput(f"{field} is too long", field=field) from exc
     if months == 0 and exact == timedelta(0):
         raise InvalidInput(f"{field} must be longer than zero", field=field)
     return Duration(months, exact)

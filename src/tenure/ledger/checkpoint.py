@@ -40,14 +40,20 @@ def parse_checkpoint(text: str) -> Checkpoint:
         raise MalformedNote("checkpoint must have exactly three lines: origin, size, root")
     origin, size_text, root_text = lines[:3]
     check_key_name(origin)
-    if not size_text.isdigit() or (size_text != "0" and size_text.startswith("0")):
+    if (
+        not (size_text.isascii() and size_text.isdigit())
+        or len(size_text) > 20
+        or (size_text != "0" and size_text.startswith("0"))
+    ):
         raise MalformedNote("checkpoint size is not a decimal number")
     try:
         root = base64.b64decode(root_text, validate=True)
-    except binascii.Error as exc:
+    except (ValueError, binascii.Error) as exc:  # ValueError: non-ASCII text
         raise MalformedNote("checkpoint root is not valid base64") from exc
     if len(root) != HASH_SIZE:
         raise MalformedNote("checkpoint root is not a SHA-256 hash")
+    if base64.b64encode(root).decode() != root_text:
+        raise MalformedNote("checkpoint root is not canonical base64")
     return Checkpoint(origin, int(size_text), root)
 
 

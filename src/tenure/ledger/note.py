@@ -34,8 +34,13 @@ MAX_SIGNATURES = 100
 
 def check_key_name(name: str) -> None:
     """Raise ``MalformedNote`` unless ``name`` is a valid key name (no spaces, no '+')."""
-    if not name or "+" in name or any(ch.isspace() for ch in name):
+    if not name or "+" in name or any(ch.isspace() or _is_surrogate(ch) for ch in name):
         raise MalformedNote(f"invalid key name {name!r}: must be non-empty, without spaces or '+'")
+
+
+def _is_surrogate(ch: str) -> bool:
+    """A lone UTF-16 surrogate: a ``str`` character that has no UTF-8 encoding."""
+    return "\ud800" <= ch <= "\udfff"
 
 
 def key_id(name: str, public_key: bytes) -> bytes:
@@ -68,6 +73,8 @@ class NoteVerifier:
             raw = base64.b64decode(b64_key, validate=True)
         except (ValueError, binascii.Error) as exc:
             raise MalformedNote("verifier key has a malformed id or key") from exc
+        if base64.b64encode(raw).decode() != b64_key:
+            raise MalformedNote("verifier key is not canonical base64")
         if len(kid) != 4 or len(raw) != 33 or raw[0] != ED25519_TYPE:
             raise MalformedNote("verifier key is not an Ed25519 (type 0x01) key")
         public = raw[1:]
@@ -106,8 +113,8 @@ class NoteSigner:
 def _check_text(text: str) -> None:
     if not text.endswith("\n"):
         raise MalformedNote("note text must end with a newline")
-    if any(ch < " " and ch != "\n" for ch in text):
-        raise MalformedNote("note text must not contain control characters")
+    if any((ch < " " and ch != "\n") or _is_surrogate(ch) for ch in text):
+        raise MalformedNote("note text must not contain control characters or lone surrogates")
 
 
 def sign_note(text: str, signers: Sequence[NoteSigner]) -> str:
@@ -147,7 +154,7 @@ def _parse_signature_line(line: str) -> NoteSignature:
     check_key_name(name)
     try:
         raw = base64.b64decode(b64, validate=True) if sep else b""
-    except binascii.Error as exc:
+    except (ValueError, binascii.Error) as exc:  # ValueError: non-ASCII text
         raise MalformedNote("signature is not valid base64") from exc
     if len(raw) < 5:
         raise MalformedNote("signature is too short")

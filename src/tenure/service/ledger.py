@@ -16,6 +16,7 @@ and to sign: either would fork the log.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import queue
 import threading
@@ -41,6 +42,8 @@ from tenure.service.sidecar import Sidecar
 from tenure.service.units import BatchView, CommandView
 from tenure.store import sql
 from tenure.store.engine import write_transaction
+
+_log = logging.getLogger("tenure.ledger")
 
 ROW_CACHE_LIMIT = 200_000
 """Projection rows the writer keeps in memory per account between batches."""
@@ -239,8 +242,12 @@ class Ledger:
             items = [_Item(request) for request in due]
             self._commit(items)
             for item in items:
-                if item.error is not None and not isinstance(item.error, TenureError):
-                    raise item.error
+                if item.error is not None:
+                    # Nobody waits on a scheduled signature: report it here, once. The
+                    # account's cache was dropped, so the next append retries from storage.
+                    _log.error(
+                        "signing a checkpoint of %s failed: %s", item.request.account, item.error
+                    )
 
     def _commit(self, items: list[_Item]) -> None:
         accounts: dict[str, _Account] = {}

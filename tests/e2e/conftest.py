@@ -1,0 +1,221 @@
+"""A real Tenure server for end-to-end tests.
+
+``server`` (session scope) seeds a data dir with the demo workload through the CLI,
+then runs ``python -m tenure serve`` as a subprocess on a free 127.0.0.1 port, waits
+for ``/healthz`` and stops it (SIGTERM, then kill) at teardown. Tests talk to it over
+real HTTP with httpx and the bootstrap owner key the server wrote.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+SEED_EVENTS = 500
+SEED = 9
+SEED_CHECKPOINT_EVERY = 100
+"""While seeding, sign a checkpoint every ~100 events so the ledger has a history of
+stored checkpoints (sizes depend on write batching; tests discover them)."""
+
+BOOTSTRAP_FILE = "bootstrap-owner.key"
+HOST = "127.0.0.1"
+STARTUP_TIMEOUT = 20.0
+STOP_TIMEOUT = 10.0
+REQUEST_TIMEOUT = 10.0
+
+
+def subprocess_env(**extra: str) -> dict[str, str]:
+    """The test's environment without any TENURE_* setting, plus ``extra``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TENURE_")}
+    env.update(extra)
+    return env
+
+
+def tenure_executable() -> str:
+    """The ``tenure`` console script of the interpreter running the tests."""
+    beside = Path(sys.executable).with_name("tenure")
+    if beside.exists():
+        return str(beside)
+    found = shutil.which("tenure")
+    if found is None:
+        pytest.fail("the tenure console script is not installed next to the test interpreter")
+    return found
+
+
+def seed_data_dir(data_dir: Path, events: int = SEED_EVENTS, seed: int = SEED) -> None:
+    """``tenure demo seed --events N --seed S --data-dir D``, as an operator would."""
+    command = [tenure_executable(), "demo", "seed", "--events", str(events), "--seed", str(seed)]
+    done = subprocess.run(
+        [*command, "--data-dir", str(data_dir)],
+        env=subprocess_env(TENURE_CHECKPOINT_EVERY_EVENTS=str(SEED_CHECKPOINT_EVERY)),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    if done.returncode != 0:
+        pytest.fail(f"demo seed failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((HOST, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass
+class Server:
+    """A running ``tenure serve`` process and where its output goes."""
+
+    data_dir: Path
+    port: int
+    process: subprocess.Popen[bytes]
+    stdout_path: Path
+    stderr_path: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://{HOST}:{self.port}"
+
+    @property
+    def key_file(self) -> Path:
+        return self.data_dir / BOOTSTRAP_FILE
+
+    def stdout(self) -> str:
+        return self.stdout_path.read_text(encoding="utf-8", errors="replace")
+
+    def stderr(self) -> str:
+        return self.stderr_path.read_text(encoding="utf-8", errors="replace")
+
+    def owner_key(self) -> str:
+        return self.key_file.read_text(encoding="utf-8").strip()
+
+    def client(self, key: str | None = None) -> httpx.Client:
+        headers = {"Authorization": f"Bearer {key}"} if key is not None else {}
+        return httpx.Client(base_url=self.url, headers=headers, timeout=REQUEST_TIMEOUT)
+
+    def stop(self) -> int:
+        """SIGTERM, wait up to ``STOP_TIMEOUT``, then kill. Returns the exit code."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=STOP_TIMEOUT)
+        return self.process.returncode
+
+    def logs(self) -> str:
+        return f"--- stdout ---\n{self.stdout()}\n--- stderr ---\n{self.stderr()}"
+
+
+def _wait_until_healthy(server: Server) -> None:
+    deadline = time.monotonic() + STARTUP_TIMEOUT
+    with httpx.Client(base_url=server.url, timeout=1.0) as client:
+        while time.monotonic() < deadline:
+            if server.process.poll() is not None:
+                pytest.fail(
+                    f"tenure serve exited with {server.process.returncode}\n{server.logs()}"
+                )
+            try:
+                response = client.get("/healthz")
+            except httpx.TransportError:
+                response = None
+            if response is not None and response.status_code == 200:
+                return
+            time.sleep(0.1)
+    server.stop()
+    pytest.fail(f"tenure serve was not healthy within {STARTUP_TIMEOUT} s\n{server.logs()}")
+
+
+def start_server(data_dir: Path, log_dir: Path) -> Server:
+    """Start ``python -m tenure serve`` on ``data_dir`` and wait for ``/healthz``."""
+    port = free_port()
+    stdout_path, stderr_path = log_dir / f"serve-{port}.out", log_dir / f"serve-{port}.err"
+    command = [sys.executable, "-m", "tenure", "serve", "--data-dir", str(data_dir)]
+    with stdout_path.open("wb") as out, stderr_path.open("wb") as err:
+        process = subprocess.Popen(
+            [*command, "--port", str(port)],
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=err,
+            env=subprocess_env(),
+        )
+    server = Server(data_dir, port, process, stdout_path, stderr_path)
+    try:
+        _wait_until_healthy(server)
+    except BaseException:
+        server.stop()
+        raise
+    return server
+
+
+@contextmanager
+def running_server(data_dir: Path, log_dir: Path) -> Iterator[Server]:
+    server = start_server(data_dir, log_dir)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """A server on a data dir seeded with the demo workload (500 events, seed 9)."""
+    data_dir = tmp_path_factory.mktemp("seeded") / "data"
+    seed_data_dir(data_dir)
+    with running_server(data_dir, tmp_path_factory.mktemp("seeded-logs")) as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def owner_key(server: Server) -> str:
+    return server.owner_key()
+
+
+@pytest.fixture(scope="session")
+def api(server: Server, owner_key: str) -> Iterator[httpx.Client]:
+    """An HTTP client authenticated with the bootstrap owner key."""
+    with server.client(owner_key) as client:
+        yield client
+
+
+@dataclass(frozen=True)
+class Fetched:
+    status: int
+    content_type: str
+    text: str
+
+
+@pytest.fixture(scope="session")
+def checkpoints_by_size(api: httpx.Client) -> dict[int, Fetched]:
+    """``GET /v1/ledger/checkpoint?size=N`` for every N from 0 to the ledger size + 1."""
+    size = api.get("/v1/ledger/events", params={"start": 0, "limit": 1}).json()["size"]
+
+    def fetch(n: int) -> Fetched:
+        response = api.get("/v1/ledger/checkpoint", params={"size": n})
+        return Fetched(response.status_code, response.headers["content-type"], response.text)
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        return dict(zip(range(size + 2), pool.map(fetch, range(size + 2)), strict=True))
+
+
+@pytest.fixture(scope="session")
+def stored_checkpoint_sizes(checkpoints_by_size: dict[int, Fetched]) -> list[int]:
+    """The sizes at which the server holds a signed checkpoint, ascending."""
+    return sorted(n for n, fetched in checkpoints_by_size.items() if fetched.status == 200)
