@@ -15,12 +15,12 @@ from typing import Any
 
 import orjson
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
 from tenure.domain.state import TABLE_ORDER, TABLES, Key, Row
 from tenure.errors import LedgerTampered
 from tenure.ledger.canonical import canonical_json
 from tenure.ledger.merkle import Frontier, NodeId
+from tenure.store import raw
 from tenure.store import tables as t
 
 
@@ -58,12 +58,10 @@ class EventRow:
 
 
 def read_head(conn: sa.Connection, account: str) -> Head | None:
-    row = conn.execute(
-        sa.select(t.ledger_heads.c.origin, t.ledger_heads.c.size).where(
-            t.ledger_heads.c.account == account
-        )
-    ).first()
-    return None if row is None else Head(account, row.origin, row.size)
+    row = raw.execute(
+        conn, "SELECT origin, size FROM ledger_heads WHERE account = :account", {"account": account}
+    ).fetchone()
+    return None if row is None else Head(account, row[0], row[1])
 
 
 def create_head(conn: sa.Connection, account: str, origin: str) -> Head:
@@ -73,10 +71,10 @@ def create_head(conn: sa.Connection, account: str, origin: str) -> Head:
 
 def set_head_size(conn: sa.Connection, account: str, old: int, new: int) -> None:
     """Move the head from ``old`` to ``new``; fails loudly if another writer moved it."""
-    moved = conn.execute(
-        sa.update(t.ledger_heads)
-        .where(t.ledger_heads.c.account == account, t.ledger_heads.c.size == old)
-        .values(size=new)
+    moved = raw.execute(
+        conn,
+        "UPDATE ledger_heads SET size = :new WHERE account = :account AND size = :old",
+        {"new": new, "account": account, "old": old},
     )
     if moved.rowcount != 1:
         raise LedgerTampered(f"ledger head of {account} moved during an append", seq=old)
@@ -91,34 +89,43 @@ def accounts(conn: sa.Connection) -> list[str]:
 # ---------------------------------------------------------------- events and nodes
 
 
+_INSERT_EVENT = (
+    "INSERT INTO ledger_events (account, seq, id, type, subject, time, idempotency_key, leaf) "
+    "VALUES (:account, :seq, :id, :type, :subject, :time, :idempotency_key, :leaf)"
+)
+_INSERT_NODE = (
+    "INSERT INTO ledger_nodes (account, level, idx, hash) VALUES (:account, :level, :idx, :hash)"
+)
+
+
 def insert_events(conn: sa.Connection, account: str, rows: Sequence[EventRow]) -> None:
-    if rows:
-        conn.execute(
-            sa.insert(t.ledger_events),
-            [
-                {
-                    "account": account,
-                    "seq": r.seq,
-                    "id": r.id,
-                    "type": r.type,
-                    "subject": r.subject,
-                    "time": r.time,
-                    "idempotency_key": r.idempotency_key,
-                    "leaf": r.leaf,
-                }
-                for r in rows
-            ],
-        )
+    raw.executemany(
+        conn,
+        _INSERT_EVENT,
+        [
+            {
+                "account": account,
+                "seq": r.seq,
+                "id": r.id,
+                "type": r.type,
+                "subject": r.subject,
+                "time": r.time,
+                "idempotency_key": r.idempotency_key,
+                "leaf": r.leaf,
+            }
+            for r in rows
+        ],
+    )
 
 
 def insert_nodes(
     conn: sa.Connection, account: str, nodes: Sequence[tuple[int, int, bytes]]
 ) -> None:
-    if nodes:
-        conn.execute(
-            sa.insert(t.ledger_nodes),
-            [{"account": account, "level": lv, "idx": ix, "hash": h} for lv, ix, h in nodes],
-        )
+    raw.executemany(
+        conn,
+        _INSERT_NODE,
+        [{"account": account, "level": lv, "idx": ix, "hash": h} for lv, ix, h in nodes],
+    )
 
 
 def last_event_time(conn: sa.Connection, account: str, size: int) -> str | None:
@@ -135,19 +142,17 @@ def iter_leaves(
     conn: sa.Connection, account: str, start: int = 0, stop: int | None = None, chunk: int = 5000
 ) -> Iterator[tuple[int, bytes]]:
     """Yield ``(seq, leaf)`` in seq order from ``start`` up to ``stop`` (exclusive)."""
-    events = t.ledger_events
+    text = (
+        "SELECT seq, leaf FROM ledger_events WHERE account = :account AND seq >= :at "
+        "ORDER BY seq LIMIT :limit"
+    )
     at = start
     while stop is None or at < stop:
-        query = (
-            sa.select(events.c.seq, events.c.leaf)
-            .where(events.c.account == account, events.c.seq >= at)
-            .order_by(events.c.seq)
-            .limit(chunk if stop is None else min(chunk, stop - at))
-        )
-        rows = conn.execute(query).all()
+        limit = chunk if stop is None else min(chunk, stop - at)
+        rows = raw.execute(conn, text, {"account": account, "at": at, "limit": limit}).fetchall()
         if not rows:
             return
-        yield from ((seq, leaf) for seq, leaf in rows)
+        yield from ((seq, bytes(leaf)) for seq, leaf in rows)
         at = rows[-1][0] + 1
 
 
@@ -169,21 +174,22 @@ class NodeReader:
         self.account = account
 
     def read_hashes(self, ids: Sequence[NodeId]) -> list[bytes]:
-        if not ids:
-            return []
-        nodes = t.ledger_nodes
-        query = sa.select(nodes.c.level, nodes.c.idx, nodes.c.hash).where(
-            nodes.c.account == self.account,
-            sa.tuple_(nodes.c.level, nodes.c.idx).in_(list(set(ids))),
+        # One primary-key lookup per node: O(log n) index probes. (A tuple IN list
+        # is planned by SQLite as a scan of all the account's nodes.)
+        text = (
+            "SELECT hash FROM ledger_nodes "
+            "WHERE account = :account AND level = :level AND idx = :idx"
         )
-        found = {(lv, ix): h for lv, ix, h in self.conn.execute(query)}
-        missing = [node for node in ids if node not in found]
-        if missing:
-            level, index = missing[0]
-            raise LedgerTampered(
-                f"Merkle node {missing[0]} of {self.account} is missing", seq=index << level
-            )
-        return [found[node] for node in ids]
+        hashes: list[bytes] = []
+        for level, index in ids:
+            params = {"account": self.account, "level": level, "idx": index}
+            row = raw.execute(self.conn, text, params).fetchone()
+            if row is None:
+                raise LedgerTampered(
+                    f"Merkle node {(level, index)} of {self.account} is missing", seq=index << level
+                )
+            hashes.append(bytes(row[0]))
+        return hashes
 
 
 def read_frontier(conn: sa.Connection, account: str, size: int) -> Frontier:
@@ -257,45 +263,38 @@ class IdempotencyRecord:
     result: dict[str, Any]
 
 
-_IDEMPOTENCY_QUERY = sa.select(
-    t.idempotency_keys.c.request_hash,
-    t.idempotency_keys.c.first_seq,
-    t.idempotency_keys.c.event_count,
-    t.idempotency_keys.c.result,
-).where(
-    t.idempotency_keys.c.account == sa.bindparam("account"),
-    t.idempotency_keys.c.key == sa.bindparam("key"),
-)
-
-
 def read_idempotency(conn: sa.Connection, account: str, key: str) -> IdempotencyRecord | None:
-    row = conn.execute(_IDEMPOTENCY_QUERY, {"account": account, "key": key}).first()
+    text = (
+        "SELECT request_hash, first_seq, event_count, result FROM idempotency_keys "
+        "WHERE account = :account AND key = :key"
+    )
+    row = raw.execute(conn, text, {"account": account, "key": key}).fetchone()
     if row is None:
         return None
-    return IdempotencyRecord(
-        row.request_hash, row.first_seq, row.event_count, orjson.loads(row.result)
-    )
+    return IdempotencyRecord(row[0], row[1], row[2], orjson.loads(row[3]))
 
 
 def insert_idempotency(
     conn: sa.Connection, account: str, records: Sequence[tuple[str, IdempotencyRecord, str]]
 ) -> None:
-    if records:
-        conn.execute(
-            sa.insert(t.idempotency_keys),
-            [
-                {
-                    "account": account,
-                    "key": key,
-                    "request_hash": rec.request_hash,
-                    "first_seq": rec.first_seq,
-                    "event_count": rec.event_count,
-                    "result": canonical_json(rec.result).decode(),
-                    "created_at": at,
-                }
-                for key, rec, at in records
-            ],
-        )
+    raw.executemany(
+        conn,
+        "INSERT INTO idempotency_keys "
+        "(account, key, request_hash, first_seq, event_count, result, created_at) VALUES "
+        "(:account, :key, :request_hash, :first_seq, :event_count, :result, :created_at)",
+        [
+            {
+                "account": account,
+                "key": key,
+                "request_hash": rec.request_hash,
+                "first_seq": rec.first_seq,
+                "event_count": rec.event_count,
+                "result": canonical_json(rec.result).decode(),
+                "created_at": at,
+            }
+            for key, rec, at in records
+        ],
+    )
 
 
 # ---------------------------------------------------------------- projection
@@ -309,65 +308,56 @@ def _to_sql(table: str, account: str, row: Row) -> dict[str, Any]:
     return params
 
 
-def _from_sql(table: str, record: sa.Row[Any]) -> Row:
+def _from_sql(table: str, values: Sequence[Any]) -> Row:
+    """A row from its column values in ``TableSpec.columns`` order."""
     spec = TABLES[table]
-    row = {str(column): value for column, value in record._mapping.items()}
-    row.pop("account", None)
+    row = dict(zip(spec.columns, values, strict=True))
     for column in spec.json_columns:
         row[column] = orjson.loads(row[column])
     return row
 
 
 @functools.cache
-def _row_query(table: str) -> sa.Select[Any]:
+def _projection_sql(table: str) -> tuple[str, str, str]:
+    """The select-by-key, upsert and delete-by-key statements of a projection table.
+
+    Table and column names come from ``TABLES`` (code), never from input; values
+    are always bound parameters.
+    """
     spec = TABLES[table]
-    sql = t.projection[table]
-    return sa.select(sql).where(
-        sql.c.account == sa.bindparam("account"),
-        *(sql.c[col] == sa.bindparam(f"k_{col}") for col in spec.key),
+    name = f"proj_{table}"
+    where = " AND ".join(["account = :account", *(f"{col} = :{col}" for col in spec.key)])
+    columns = ", ".join(spec.columns)
+    updates = ", ".join(f"{col} = excluded.{col}" for col in spec.columns if col not in spec.key)
+    select = f"SELECT {columns} FROM {name} WHERE {where}"  # noqa: S608
+    upsert = (
+        f"INSERT INTO {name} (account, {columns}) "  # noqa: S608
+        f"VALUES (:account, {', '.join(':' + col for col in spec.columns)}) "
+        f"ON CONFLICT (account, {', '.join(spec.key)}) DO UPDATE SET {updates}"
     )
+    return select, upsert, f"DELETE FROM {name} WHERE {where}"  # noqa: S608
+
+
+def _key_params(table: str, account: str, key: Key) -> dict[str, Any]:
+    params: dict[str, Any] = {"account": account}
+    params.update(zip(TABLES[table].key, key, strict=True))
+    return params
 
 
 def read_row(conn: sa.Connection, account: str, table: str, key: Key) -> Row | None:
-    """One projection row by key (the statement is built once per table and cached)."""
-    params: dict[str, Any] = {"account": account}
-    for column, value in zip(TABLES[table].key, key, strict=True):
-        params[f"k_{column}"] = value
-    record = conn.execute(_row_query(table), params).first()
-    return None if record is None else _from_sql(table, record)
-
-
-def _insert_for(conn: sa.Connection, table: sa.Table) -> Any:
-    dialect = conn.dialect.name
-    if dialect == "sqlite":
-        return sqlite.insert(table)
-    if dialect == "postgresql":
-        return postgresql.insert(table)
-    raise NotImplementedError(dialect)
+    """One projection row by key."""
+    select = _projection_sql(table)[0]
+    values = raw.execute(conn, select, _key_params(table, account, key)).fetchone()
+    return None if values is None else _from_sql(table, values)
 
 
 def write_rows(
     conn: sa.Connection, account: str, table: str, upserts: Sequence[Row], deletes: Sequence[Key]
 ) -> None:
-    """Upsert and delete projection rows of ``table`` in two statements."""
-    spec = TABLES[table]
-    sql = t.projection[table]
-    if deletes:
-        conditions = [sql.c[col] == sa.bindparam(f"k_{col}") for col in spec.key]
-        conn.execute(
-            sa.delete(sql).where(sql.c.account == account, *conditions),
-            [
-                {f"k_{col}": value for col, value in zip(spec.key, key, strict=True)}
-                for key in deletes
-            ],
-        )
-    if upserts:
-        stmt = _insert_for(conn, sql)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["account", *spec.key],
-            set_={col: stmt.excluded[col] for col in spec.columns if col not in spec.key},
-        )
-        conn.execute(stmt, [_to_sql(table, account, row) for row in upserts])
+    """Upsert and delete projection rows of ``table`` (one driver call each)."""
+    _, upsert, delete = _projection_sql(table)
+    raw.executemany(conn, delete, [_key_params(table, account, key) for key in deletes])
+    raw.executemany(conn, upsert, [_to_sql(table, account, row) for row in upserts])
 
 
 def bulk_insert_rows(conn: sa.Connection, account: str, table: str, rows: Iterable[Row]) -> None:
@@ -387,8 +377,7 @@ def projection_rows(conn: sa.Connection, account: str, table: str) -> list[Row]:
     """All rows of ``table`` in ascending key order (sorted here, not by SQL collation)."""
     spec = TABLES[table]
     sql = t.projection[table]
-    rows = [
-        _from_sql(table, r) for r in conn.execute(sa.select(sql).where(sql.c.account == account))
-    ]
+    query = sa.select(*(sql.c[col] for col in spec.columns)).where(sql.c.account == account)
+    rows = [_from_sql(table, r) for r in conn.execute(query)]
     rows.sort(key=spec.key_of)
     return rows
