@@ -94,8 +94,8 @@ def test_rebuild_keeps_the_digest(seeded: Seeded, tmp_path: Path, runtimes: Runt
 
 CORRUPTIONS = {
     "revoked license shown active": (
-        "UPDATE proj_licenses SET status = 'active' WHERE rowid = "
-        "(SELECT min(rowid) FROM proj_licenses WHERE status = 'revoked')"
+        "UPDATE proj_licenses SET status = 'active' WHERE serial = "
+        "(SELECT min(serial) FROM proj_licenses WHERE status = 'revoked')"
     ),
     "customers deleted": "DELETE FROM proj_customers",
 }

@@ -165,6 +165,10 @@ EVENT_TYPES: dict[str, EventType] = {
 }
 
 
+CURRENT_SCHEMA: dict[str, int] = {name: t.current_schema for name, t in EVENT_TYPES.items()}
+"""The schema version this release writes, per event type."""
+
+
 @dataclass(frozen=True, slots=True)
 class Actor:
     """Who caused an event: principal id, role, and how they authenticated."""

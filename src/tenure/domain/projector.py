@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from tenure.domain.events import Event, upcast
+from tenure.domain.events import CURRENT_SCHEMA, Event, upcast
 from tenure.domain.state import Change, Key, Row, StateView
 from tenure.errors import Conflict, MalformedEvent
 
@@ -29,11 +29,19 @@ def apply(view: StateView, event: Event) -> list[Change]:
     type this release does not know, and ``MalformedEvent`` for data that lacks
     what its type needs.
     """
-    _, data = upcast(event.type, event.schema, event.data)
+    return apply_data(view, event.type, event.schema, event.data, event.seq)
+
+
+def apply_data(
+    view: StateView, type_name: str, schema: int, data: dict[str, Any], seq: int
+) -> list[Change]:
+    """``apply`` on an event's parts, for replay (no ``Event`` object per leaf)."""
+    if CURRENT_SCHEMA.get(type_name) != schema:
+        _, data = upcast(type_name, schema, data)
     try:
-        return _HANDLERS[event.type](view, data)
+        return _HANDLERS[type_name](view, data)
     except (KeyError, TypeError) as exc:
-        raise MalformedEvent(f"event {event.seq} ({event.type}) lacks {exc}") from exc
+        raise MalformedEvent(f"event {seq} ({type_name}) lacks {exc}") from exc
 
 
 def _require(view: StateView, table: str, key: Key, what: str) -> Row:

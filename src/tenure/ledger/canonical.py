@@ -34,7 +34,7 @@ def canonical_json(value: Any) -> bytes:
     leaves Tenure's value domain: floats, integers beyond ±(2**53 - 1), non-string
     keys, lone surrogates or types other than JSON's.
     """
-    if _check(value, "$"):
+    if _check(value, None):
         return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
     try:
         return bytes(rfc8785.dumps(value))
@@ -42,46 +42,62 @@ def canonical_json(value: Any) -> bytes:
         raise InvalidInput(f"value cannot be canonicalized: {exc}") from exc
 
 
-def _check(value: Any, path: str) -> bool:
+Where = tuple[Any, str | int] | None
+"""Where a member sits: ``(parent, key or index)``, or None for the whole value.
+Kept as a chain of pairs and spelled out only for an error message."""
+
+
+def _path(where: Where) -> str:
+    parts: list[str] = []
+    while where is not None:
+        where, step = where
+        parts.append(f"[{step}]" if isinstance(step, int) else f".{step}")
+    return "$" + "".join(reversed(parts))
+
+
+def _bad(where: Where, what: str) -> InvalidInput:
+    path = _path(where)
+    return InvalidInput(f"{what.format(path=path)}", field=path)
+
+
+def _check(value: Any, where: Where) -> bool:
     """Validate ``value`` recursively; return False if some key is not plain ASCII."""
     kind = type(value)
     if kind is str:
-        _check_text(value, path)
+        _check_text(value, where)
         return True
     if kind is bool or value is None:
         return True
     if kind is int:
         if -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
             return True
-        raise InvalidInput(f"integer at {path} is outside ±(2**53 - 1)", field=path)
+        raise _bad(where, "integer at {path} is outside ±(2**53 - 1)")
     if kind is list:
         ascii_keys = True
         for i, item in enumerate(value):
-            item_ascii = _check(item, f"{path}[{i}]")
+            item_ascii = _check(item, (where, i))
             ascii_keys = ascii_keys and item_ascii
         return ascii_keys
     if kind is dict:
         ascii_keys = True
         for key, item in value.items():
             if type(key) is not str:
-                raise InvalidInput(f"object key at {path} is not a string", field=path)
-            _check_text(key, path)
-            item_ascii = _check(item, f"{path}.{key}")
+                raise _bad(where, "object key at {path} is not a string")
+            _check_text(key, where)
+            item_ascii = _check(item, (where, key))
             ascii_keys = ascii_keys and item_ascii and key.isascii()
         return ascii_keys
     if kind is float:
-        raise InvalidInput(
-            f"number at {path} is not an integer; floats are not allowed", field=path
-        )
-    raise InvalidInput(f"value at {path} has unsupported type {kind.__name__}", field=path)
+        raise _bad(where, "number at {path} is not an integer; floats are not allowed")
+    raise _bad(where, f"value at {{path}} has unsupported type {kind.__name__}")
 
 
-def _check_text(text: str, path: str) -> None:
+def _check_text(text: str, where: Where) -> None:
     if not text.isascii():
         try:
             text.encode("utf-8")
         except UnicodeEncodeError as exc:
-            raise InvalidInput(f"string at {path} is not valid Unicode", field=path) from exc
+            raise _bad(where, "string at {path} is not valid Unicode") from exc
 
 
 def parse_json(data: bytes) -> Any:

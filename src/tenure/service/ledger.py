@@ -41,7 +41,7 @@ from tenure.ledger.note import NoteSigner
 from tenure.service.sidecar import Sidecar
 from tenure.service.units import BatchView, CommandView
 from tenure.store import sql
-from tenure.store.engine import write_transaction
+from tenure.store.engine import transaction_on
 
 _log = logging.getLogger("tenure.ledger")
 
@@ -163,6 +163,7 @@ class Ledger:
         self._queue: queue.Queue[_Item | None] = queue.Queue()
         self._cache: dict[str, _Cache] = {}
         self._thread: threading.Thread | None = None
+        self._conn: sa.Connection | None = None
         self._closed = False
 
     # ------------------------------------------------------------------ public
@@ -222,7 +223,20 @@ class Ledger:
             if None in batch:
                 if self.policy.sign_on_close:
                     self._sign_due(force=True)
+                self._drop_connection()
                 return
+
+    def _connection(self) -> sa.Connection:
+        # The writer keeps one connection for its lifetime: a pool checkout and
+        # return per batch would cost as much as SQLite's commit.
+        if self._conn is None:
+            self._conn = self.engine.connect()
+        return self._conn
+
+    def _drop_connection(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
 
     def _idle_wait(self) -> float | None:
         pending = [c.signed_at for c in self._cache.values() if c.frontier.size > c.signed_size]
@@ -252,12 +266,13 @@ class Ledger:
     def _commit(self, items: list[_Item]) -> None:
         accounts: dict[str, _Account] = {}
         try:
-            with write_transaction(self.engine) as conn:
+            with transaction_on(self._connection()) as conn:
                 for item in items:
                     self._handle(conn, accounts, item)
                 for account, state in accounts.items():
                     self._flush(conn, account, state, items)
         except BaseException as exc:  # the batch did not commit: nothing it did stands
+            self._drop_connection()
             for account in accounts:
                 self._cache.pop(account, None)
             for item in items:

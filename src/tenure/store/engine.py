@@ -54,7 +54,9 @@ def _install_sqlite_hooks(engine: sa.Engine) -> None:
     @event.listens_for(engine, "begin")
     def _on_begin(connection: sa.Connection) -> None:
         immediate = connection.get_execution_options().get(WRITE, False)
-        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        # Straight to the driver: this runs once per transaction on the append path.
+        driver = connection.connection.driver_connection
+        driver.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")  # type: ignore[union-attr]
 
 
 @contextmanager
@@ -67,6 +69,15 @@ def write_transaction(engine: sa.Engine) -> Iterator[sa.Connection]:
         connection.execution_options(**{WRITE: True})
         with connection.begin():
             yield connection
+
+
+@contextmanager
+def transaction_on(connection: sa.Connection) -> Iterator[sa.Connection]:
+    """A write transaction on a connection the caller keeps open (the ledger writer
+    holds one for its lifetime instead of checking one out of the pool per batch)."""
+    connection.execution_options(**{WRITE: True})
+    with connection.begin():
+        yield connection
 
 
 @contextmanager

@@ -15,12 +15,17 @@ from tenure.domain.state import TABLES
 
 metadata = sa.MetaData()
 
+# Tables keyed by a composite primary key are stored as one B-tree (no rowid table
+# plus a separate key index): about half the pages written per append.
+WITHOUT_ROWID: dict[str, Any] = {"sqlite_with_rowid": False}
+
 ledger_heads = sa.Table(
     "ledger_heads",
     metadata,
     sa.Column("account", sa.String(64), primary_key=True),
     sa.Column("origin", sa.Text, nullable=False),
     sa.Column("size", sa.BigInteger, nullable=False),
+    **WITHOUT_ROWID,
 )
 
 ledger_events = sa.Table(
@@ -36,6 +41,7 @@ ledger_events = sa.Table(
     sa.Column("leaf", sa.LargeBinary, nullable=False),
     sa.UniqueConstraint("account", "id", name="uq_ledger_events_id"),
     sa.Index("ix_ledger_events_subject", "account", "subject", "seq"),
+    **WITHOUT_ROWID,
 )
 
 ledger_nodes = sa.Table(
@@ -45,6 +51,7 @@ ledger_nodes = sa.Table(
     sa.Column("level", sa.Integer, primary_key=True, autoincrement=False),
     sa.Column("idx", sa.BigInteger, primary_key=True, autoincrement=False),
     sa.Column("hash", sa.LargeBinary, nullable=False),
+    **WITHOUT_ROWID,
 )
 
 ledger_checkpoints = sa.Table(
@@ -55,6 +62,7 @@ ledger_checkpoints = sa.Table(
     sa.Column("root", sa.LargeBinary, nullable=False),
     sa.Column("note", sa.Text, nullable=False),
     sa.Column("signed_at", sa.String(32), nullable=False),
+    **WITHOUT_ROWID,
 )
 
 ledger_keys = sa.Table(
@@ -64,6 +72,7 @@ ledger_keys = sa.Table(
     sa.Column("key_id", sa.String(8), primary_key=True),
     sa.Column("verifier", sa.Text, nullable=False),
     sa.Column("created_at", sa.String(32), nullable=False),
+    **WITHOUT_ROWID,
 )
 
 idempotency_keys = sa.Table(
@@ -76,6 +85,7 @@ idempotency_keys = sa.Table(
     sa.Column("event_count", sa.Integer, nullable=False),
     sa.Column("result", sa.Text, nullable=False),
     sa.Column("created_at", sa.String(32), nullable=False),
+    **WITHOUT_ROWID,
 )
 
 api_keys = sa.Table(
@@ -99,7 +109,7 @@ def _projection_table(name: str) -> sa.Table:
     for column in spec.columns:
         kind: sa.types.TypeEngine[Any] = sa.Integer() if column in _INTEGER_COLUMNS else sa.Text()
         columns.append(sa.Column(column, kind, primary_key=column in spec.key, autoincrement=False))
-    return sa.Table(f"proj_{name}", metadata, *columns)
+    return sa.Table(f"proj_{name}", metadata, *columns, **WITHOUT_ROWID)
 
 
 projection = {name: _projection_table(name) for name in TABLES}

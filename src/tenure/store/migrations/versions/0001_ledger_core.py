@@ -26,6 +26,7 @@ def upgrade() -> None:
         sa.Column("account", ACCOUNT, primary_key=True),
         sa.Column("origin", sa.Text, nullable=False),
         sa.Column("size", sa.BigInteger, nullable=False),
+        sqlite_with_rowid=False,
     )
     op.create_table(
         "ledger_events",
@@ -38,6 +39,7 @@ def upgrade() -> None:
         sa.Column("idempotency_key", sa.String(255), nullable=True),
         sa.Column("leaf", sa.LargeBinary, nullable=False),
         sa.UniqueConstraint("account", "id", name="uq_ledger_events_id"),
+        sqlite_with_rowid=False,
     )
     op.create_index("ix_ledger_events_subject", "ledger_events", ["account", "subject", "seq"])
     op.create_table(
@@ -46,6 +48,7 @@ def upgrade() -> None:
         sa.Column("level", sa.Integer, primary_key=True, autoincrement=False),
         sa.Column("idx", sa.BigInteger, primary_key=True, autoincrement=False),
         sa.Column("hash", sa.LargeBinary, nullable=False),
+        sqlite_with_rowid=False,
     )
     op.create_table(
         "ledger_checkpoints",
@@ -54,6 +57,7 @@ def upgrade() -> None:
         sa.Column("root", sa.LargeBinary, nullable=False),
         sa.Column("note", sa.Text, nullable=False),
         sa.Column("signed_at", sa.String(32), nullable=False),
+        sqlite_with_rowid=False,
     )
     op.create_table(
         "ledger_keys",
@@ -61,6 +65,7 @@ def upgrade() -> None:
         sa.Column("key_id", sa.String(8), primary_key=True),
         sa.Column("verifier", sa.Text, nullable=False),
         sa.Column("created_at", sa.String(32), nullable=False),
+        sqlite_with_rowid=False,
     )
     op.create_table(
         "idempotency_keys",
@@ -71,6 +76,7 @@ def upgrade() -> None:
         sa.Column("event_count", sa.Integer, nullable=False),
         sa.Column("result", sa.Text, nullable=False),
         sa.Column("created_at", sa.String(32), nullable=False),
+        sqlite_with_rowid=False,
     )
     op.create_table(
         "api_keys",
@@ -96,6 +102,7 @@ def _projection_tables() -> None:
         _text("name"),
         _text("email"),
         _text("external_id"),
+        sqlite_with_rowid=False,
     )
     op.create_table(
         "proj_licenses",
@@ -111,6 +118,7 @@ def _projection_tables() -> None:
         _text("issued_at"),
         _text("expires_at"),
         _text("overrides"),
+        sqlite_with_rowid=False,
     )
     op.create_index("ix_proj_licenses_customer", "proj_licenses", ["account", "customer"])
     op.create_index("ix_proj_licenses_status", "proj_licenses", ["account", "status"])
@@ -127,6 +135,7 @@ def _projection_tables() -> None:
         _text("grace"),
         _text("offline_token_ttl"),
         _text("activation"),
+        sqlite_with_rowid=False,
     )
     op.create_table(
         "proj_plans",
@@ -134,6 +143,7 @@ def _projection_tables() -> None:
         key("plan"),
         _text("product"),
         sa.Column("latest_version", sa.Integer),
+        sqlite_with_rowid=False,
     )
     op.create_table(
         "proj_products",
@@ -141,4 +151,5 @@ def _projection_tables() -> None:
         key("product"),
         _text("name"),
         _text("features"),
+        sqlite_with_rowid=False,
     )
