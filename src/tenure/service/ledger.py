@@ -180,6 +180,11 @@ class Ledger:
         self._closed = True
         self._queue.put(None)
         self._thread.join()
+        # A submission that raced with close() landed behind the stop marker.
+        while not self._queue.empty():
+            late = self._queue.get_nowait()
+            if late is not None:
+                late.future.set_exception(RuntimeError("ledger writer stopped"))
 
     def __enter__(self) -> Ledger:
         return self.start()

@@ -179,13 +179,14 @@ def _check_checkpoints(
                 f"checkpoint {stored.size} was signed but the ledger holds only {head.size} events",
                 seq=head.size,
             )
-        cp = _open(stored.note, verifiers, f"stored checkpoint {stored.size}", stored.size)
+        cp = _open(stored.note, verifiers, f"stored checkpoint {stored.size}")
         if (cp.size, cp.root, cp.origin) != (stored.size, stored.root, head.origin):
             raise LedgerTampered(f"stored checkpoint {stored.size} disagrees with its columns")
         if cp.root != tree_hash(cp.size, tree):
             raise LedgerTampered(
                 f"events before {cp.size} do not hash to signed checkpoint {cp.size}",
-                seq=_first_divergence(tree, checked, cp),
+                # The bad events lie after the last checkpoint that still matched.
+                seq=checked[-1].size if checked else 0,
             )
         if checked:
             previous = checked[-1]
@@ -200,12 +201,7 @@ def _check_checkpoints(
     return checked
 
 
-def _first_divergence(tree: _Levels, good: list[Checkpoint], bad: Checkpoint) -> int:
-    """The seq range start after the last checkpoint that still matched."""
-    return good[-1].size if good else 0
-
-
-def _open(note: str, verifiers: list[NoteVerifier], what: str, size: int) -> Checkpoint:
+def _open(note: str, verifiers: list[NoteVerifier], what: str) -> Checkpoint:
     try:
         return open_checkpoint(note, verifiers)
     except TenureError as exc:
@@ -218,7 +214,7 @@ def _check_sidecar(
     note = sidecar.read_note(account)
     if note is None:
         return
-    cp = _open(note, verifiers, f"sidecar {sidecar.path(account)}", size)
+    cp = _open(note, verifiers, f"sidecar {sidecar.path(account)}")
     if cp.size > size:
         raise LedgerTampered(
             f"the sidecar's signed checkpoint has {cp.size} events but the store only {size}: "
