@@ -1,7 +1,7 @@
 """A fast bulk builder of valid Tenure stores (for the verify and replay benchmarks).
 
-The demo workload (the submissions ``tenure.service.demo.seed_demo`` makes, see
-``bench.workload``) goes through an in-memory stand-in for the ledger writer that
+The demo workload (``tenure.service.demo.demo_submissions``, what ``seed_demo``
+submits) goes through an in-memory stand-in for the ledger writer that
 does what ``Ledger._run`` does: ``decide`` the command, build the envelope, validate
 it with ``event_from_json``, ``apply`` it, encode the canonical leaf and append its
 hash to a Merkle ``Frontier``. It keeps the projection in a ``MemoryState`` and
@@ -26,20 +26,17 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import Timer, raw_connection
-from bench.workload import demo_submissions
 from tenure.config import Settings
 from tenure.domain.commands import Context
-from tenure.domain.events import EVENT_TYPES, event_from_json
-from tenure.domain.projector import apply
 from tenure.domain.state import TABLE_ORDER, Change, Key, MemoryState, Row
 from tenure.domain.timefmt import format_time
 from tenure.errors import IdempotencyKeyReused
 from tenure.ledger.canonical import canonical_json
 from tenure.ledger.checkpoint import Checkpoint, sign_checkpoint
-from tenure.ledger.merkle import Frontier, leaf_hash
+from tenure.ledger.merkle import Frontier
 from tenure.ledger.note import NoteSigner
-from tenure.service.demo import demo_license_keys, seed_demo
-from tenure.service.ledger import Outcome, Submission
+from tenure.service.demo import demo_license_keys, demo_submissions, seed_demo
+from tenure.service.ledger import Outcome, Submission, append_drafts
 from tenure.service.runtime import Runtime
 from tenure.service.verify import verify_ledger
 from tenure.store import sql
@@ -125,30 +122,14 @@ class MemoryLedger:
         view = _Overlay(self.state)
         decision = sub.command.decide(view, ctx)
         stamp = format_time(now)
-        events = []
-        for draft in decision.drafts:
-            seq = self.frontier.size
-            envelope = {
-                "id": "evt_" + self.random(16).hex(),
-                "account": sub.account,
-                "seq": seq,
-                "type": draft.type,
-                "schema": EVENT_TYPES[draft.type].current_schema,
-                "time": stamp,
-                "actor": sub.actor.to_json(),
-                "reason": sub.reason,
-                "idempotency_key": key,
-                "data": draft.data,
-            }
-            event = event_from_json(envelope)
-            view.stage(apply(view, event))
-            leaf = canonical_json(envelope)
-            for level, index, digest in self.frontier.append(leaf_hash(leaf)):
-                self.nodes.append((sub.account, level, index, digest))
-            self.events.append(
-                (sub.account, seq, event.id, event.type, event.subject, stamp, key, leaf)
-            )
-            events.append(event)
+        events, rows, nodes = append_drafts(
+            view, self.frontier, sub, decision.drafts, stamp, self.random
+        )
+        self.nodes.extend((sub.account, level, index, digest) for level, index, digest in nodes)
+        self.events.extend(
+            (sub.account, r.seq, r.id, r.type, r.subject, r.time, r.idempotency_key, r.leaf)
+            for r in rows
+        )
         self.state.apply_changes(view.changes)
         if events:
             self.last_time = now
@@ -308,6 +289,6 @@ def check_against_seed_demo(root: Path, events: int = 2000) -> bytes:
     if ours != theirs:
         raise AssertionError(
             f"bulk builder root {ours.hex()} differs from seed_demo's {theirs.hex()}: "
-            "the demo workload changed; update bench/workload.py"
+            "the builder no longer reproduces the Ledger's append path"
         )
     return ours

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -87,6 +87,7 @@ class _World:
     licenses: dict[str, tuple[str, str]] = field(default_factory=dict)
     plan_of: dict[str, tuple[str, int]] = field(default_factory=dict)
     plan_versions: dict[str, int] = field(default_factory=dict)
+    position: dict[str, int] = field(default_factory=dict)
     orders: int = 0
 
 
@@ -96,6 +97,39 @@ class SeedReport:
     events: int
     commands: int
     retries: int
+
+
+def demo_submissions(events: int, seed: int, account: str = "default") -> Iterator[Submission]:
+    """The workload as submissions: exactly ``events`` of them append one event each;
+    an idempotent retry is yielded again right after its original."""
+    world = _World(random.Random(seed), account)  # noqa: S311 - deterministic by design
+    clock = START
+    written = 0
+
+    def submission(
+        command: Command, reason: str | None = None, key: str | None = None
+    ) -> Submission:
+        nonlocal clock, written
+        clock += timedelta(seconds=world.rng.randint(1, 900))
+        written += 1
+        return Submission(account, command, DEMO_ACTOR, reason, key, at=clock)
+
+    for product, (title, features) in PRODUCTS.items():
+        if written < events:
+            yield submission(DefineProduct(product, title, features))
+    for plan, product, entitlements, mode in PLANS:
+        if written < events:
+            yield submission(_plan(plan, product, entitlements, mode))
+            world.plan_versions[plan] = 1
+    while written < events:
+        action = _next_action(world)
+        if action is None:
+            continue
+        command, reason, key, retry = action
+        sub = submission(command, reason, key)
+        yield sub
+        if retry and key:
+            yield sub
 
 
 def seed_demo(
@@ -109,41 +143,22 @@ def seed_demo(
     """Append exactly ``events`` events of a deterministic workload to ``account``.
 
     The account's ledger must be empty (ids and serials would collide otherwise).
+    Submissions are pipelined ``window`` at a time so the writer can group-commit.
     """
-    world = _World(random.Random(seed), account)  # noqa: S311 - deterministic by design
-    clock = START
-    written = commands = retries = 0
+    commands = retries = 0
+    previous: Submission | None = None
     pending: list[Future[Outcome]] = []
-
-    def send(command: Command, reason: str | None = None, key: str | None = None) -> None:
-        nonlocal clock, written, commands
-        clock += timedelta(seconds=world.rng.randint(1, 900))
-        sub = Submission(account, command, DEMO_ACTOR, reason, key, at=clock)
-        pending.append(ledger.submit(sub))
-        written += 1
-        commands += 1
-
-    for product, (title, features) in PRODUCTS.items():
-        if written < events:
-            send(DefineProduct(product, title, features))
-    for plan, product, entitlements, mode in PLANS:
-        if written < events:
-            send(_plan(plan, product, entitlements, mode))
-            world.plan_versions[plan] = 1
-    while written < events:
-        action = _next_action(world, events - written)
-        if action is None:
-            continue
-        command, reason, key, retry = action
-        send(command, reason, key)
-        if retry and key:
-            sub = Submission(account, command, DEMO_ACTOR, reason, key, at=clock)
-            pending.append(ledger.submit(sub))
+    for sub in demo_submissions(events, seed, account):
+        if sub is previous:
             retries += 1
+        else:
+            commands += 1
+        previous = sub
+        pending.append(ledger.submit(sub))
         if len(pending) >= window:
-            _drain(pending, progress, written)
-    _drain(pending, progress, written)
-    return SeedReport(account, written, commands, retries)
+            _drain(pending, progress, commands)
+    _drain(pending, progress, commands)
+    return SeedReport(account, commands, commands, retries)
 
 
 def _drain(
@@ -164,7 +179,7 @@ def _plan(plan: str, product: str, entitlements: dict[str, bool | int], mode: st
 Action = tuple[Command, str | None, str | None, bool]
 
 
-def _next_action(w: _World, remaining: int) -> Action | None:
+def _next_action(w: _World) -> Action | None:
     r = w.rng.random()
     if r < 0.12 or not w.customers:
         return _new_customer(w)
@@ -191,10 +206,14 @@ def _next_action(w: _World, remaining: int) -> Action | None:
     if r < 0.95:
         serial = w.rng.choice(w.active)
         product, customer = w.licenses[serial]
-        others = [c for c in w.customers if c != customer]
-        if not others:
+        # Any customer but the current one, drawn as rng.choice(others) would draw it
+        # (one randbelow of len(others)) without building ``others``: O(1), not O(n).
+        count = len(w.customers) - 1
+        if count <= 0:
             return None
-        target = w.rng.choice(others)
+        index = w.rng.randrange(count)
+        skip = w.position[customer]
+        target = w.customers[index if index < skip else index + 1]
         w.licenses[serial] = (product, target)
         return (TransferLicense(serial, target), "company acquired", None, False)
     if r < 0.953:
@@ -210,6 +229,7 @@ def _new_customer(w: _World) -> Action:
     number = len(w.customers) + 1
     external = f"crm-{number:06d}"
     command = CreateCustomer(f"Customer {number}", f"it@customer{number}.example", external)
+    w.position[customer_id(w.account, external)] = len(w.customers)
     w.customers.append(customer_id(w.account, external))
     return (command, None, f"customer-{external}", w.rng.random() < 0.05)
 

@@ -29,9 +29,10 @@ from typing import Any, Protocol
 
 import sqlalchemy as sa
 
-from tenure.domain.commands import Command, Context
-from tenure.domain.events import EVENT_TYPES, Actor, Event, event_from_json
+from tenure.domain.commands import Command, Context, Draft
+from tenure.domain.events import CURRENT_SCHEMA, Actor, Event, event_from_json
 from tenure.domain.projector import apply
+from tenure.domain.state import Change
 from tenure.domain.timefmt import format_time, parse_time
 from tenure.errors import IdempotencyKeyReused, StoreBehindCheckpoint, TenureError
 from tenure.ledger.canonical import canonical_json
@@ -134,6 +135,57 @@ class _Cache:
     rows: dict[tuple[str, tuple[str | int, ...]], dict[str, Any] | None] = field(
         default_factory=dict
     )
+
+
+class Staging(Protocol):
+    """A state view that collects the changes of the events being appended."""
+
+    def get(self, table: str, key: tuple[str | int, ...]) -> dict[str, Any] | None: ...
+
+    def stage(self, changes: list[Change]) -> None: ...
+
+
+def append_drafts(
+    view: Staging,
+    frontier: Frontier,
+    sub: Submission,
+    drafts: list[Draft],
+    stamp: str,
+    random_bytes: Callable[[int], bytes],
+) -> tuple[list[Event], list[sql.EventRow], list[tuple[int, int, bytes]]]:
+    """Turn a command's drafts into events: envelope, validation, projection, leaf.
+
+    Each event is checked (``event_from_json``), applied to ``view`` (which may
+    refuse it with ``Conflict``), encoded canonically and appended to ``frontier``.
+    Returns the events, their rows for ``ledger_events`` and the new Merkle nodes.
+    """
+    events: list[Event] = []
+    rows: list[sql.EventRow] = []
+    nodes: list[tuple[int, int, bytes]] = []
+    for draft in drafts:
+        envelope = {
+            "id": "evt_" + random_bytes(16).hex(),
+            "account": sub.account,
+            "seq": frontier.size,
+            "type": draft.type,
+            "schema": CURRENT_SCHEMA[draft.type],
+            "time": stamp,
+            "actor": sub.actor.to_json(),
+            "reason": sub.reason,
+            "idempotency_key": sub.idempotency_key,
+            "data": draft.data,
+        }
+        event = event_from_json(envelope)
+        view.stage(apply(view, event))
+        leaf = canonical_json(envelope)
+        nodes.extend(frontier.append(leaf_hash(leaf)))
+        rows.append(
+            sql.EventRow(
+                event.seq, event.id, event.type, event.subject, stamp, sub.idempotency_key, leaf
+            )
+        )
+        events.append(event)
+    return events, rows, nodes
 
 
 class Ledger:
@@ -381,31 +433,9 @@ class Ledger:
         view = CommandView(state.view)
         decision = sub.command.decide(view, ctx)
         frontier = state.frontier.copy()
-        events: list[Event] = []
-        rows: list[sql.EventRow] = []
-        nodes: list[tuple[int, int, bytes]] = []
-        stamp = format_time(now)
-        for draft in decision.drafts:
-            envelope = {
-                "id": "evt_" + self._random(16).hex(),
-                "account": sub.account,
-                "seq": frontier.size,
-                "type": draft.type,
-                "schema": EVENT_TYPES[draft.type].current_schema,
-                "time": stamp,
-                "actor": sub.actor.to_json(),
-                "reason": sub.reason,
-                "idempotency_key": key,
-                "data": draft.data,
-            }
-            event = event_from_json(envelope)
-            view.stage(apply(view, event))
-            leaf = canonical_json(envelope)
-            nodes.extend(frontier.append(leaf_hash(leaf)))
-            rows.append(
-                sql.EventRow(event.seq, event.id, event.type, event.subject, stamp, key, leaf)
-            )
-            events.append(event)
+        events, rows, nodes = append_drafts(
+            view, frontier, sub, decision.drafts, format_time(now), self._random
+        )
         view.commit()
         state.frontier = frontier
         state.rows.extend(rows)
