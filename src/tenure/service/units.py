@@ -33,6 +33,7 @@ class BatchView:
         # then the next batch reads its rows from memory instead of SQL.
         self._rows = rows
         self._dirty: dict[tuple[str, Key], Row | None] = {}
+        self._before: dict[tuple[str, Key], object] = {}
 
     def get(self, table: str, key: Key) -> Row | None:
         slot = (table, key)
@@ -43,22 +44,37 @@ class BatchView:
 
     def stage(self, changes: Iterable[Change]) -> None:
         for table, key, row in changes:
-            self._rows[(table, key)] = row
-            self._dirty[(table, key)] = row
+            slot = (table, key)
+            if slot not in self._before:
+                self._before[slot] = self._rows.get(slot, _MISSING)
+            self._rows[slot] = row
+            self._dirty[slot] = row
 
     def flush(self) -> None:
-        """Write every staged change (one upsert and one delete statement per table)."""
-        by_table: dict[str, tuple[list[Row], list[Key]]] = {}
+        """Write every staged change: deletes, upserts of new (or unread) rows, and
+        updates of only the columns that changed — so an index whose columns did not
+        change is not rewritten (fewer pages per commit)."""
+        deletes: dict[str, list[Key]] = {}
+        upserts: dict[str, list[Row]] = {}
+        updates: dict[tuple[str, tuple[str, ...]], list[Row]] = {}
         for (table, key), row in self._dirty.items():
-            upserts, deletes = by_table.setdefault(table, ([], []))
+            before = self._before[(table, key)]
             if row is None:
-                deletes.append(key)
+                deletes.setdefault(table, []).append(key)
+            elif not isinstance(before, dict):
+                upserts.setdefault(table, []).append(row)
             else:
-                upserts.append(row)
-        for table in sorted(by_table):
-            upserts, deletes = by_table[table]
-            sql.write_rows(self._conn, self._account, table, upserts, deletes)
+                changed = tuple(col for col, value in row.items() if before.get(col) != value)
+                if changed:
+                    updates.setdefault((table, changed), []).append(row)
+        for table in sorted(deletes.keys() | upserts.keys()):
+            sql.write_rows(
+                self._conn, self._account, table, upserts.get(table, []), deletes.get(table, [])
+            )
+        for (table, columns), rows in sorted(updates.items()):
+            sql.update_rows(self._conn, self._account, table, columns, rows)
         self._dirty.clear()
+        self._before.clear()
 
 
 class CommandView:

@@ -360,6 +360,21 @@ def write_rows(
     raw.executemany(conn, upsert, [_to_sql(table, account, row) for row in upserts])
 
 
+@functools.cache
+def _update_sql(table: str, columns: tuple[str, ...]) -> str:
+    spec = TABLES[table]
+    assignments = ", ".join(f"{col} = :{col}" for col in columns)
+    where = " AND ".join(["account = :account", *(f"{col} = :{col}" for col in spec.key)])
+    return f"UPDATE proj_{table} SET {assignments} WHERE {where}"  # noqa: S608 - names from TABLES
+
+
+def update_rows(
+    conn: sa.Connection, account: str, table: str, columns: tuple[str, ...], rows: Sequence[Row]
+) -> None:
+    """Set ``columns`` of existing rows to the values in ``rows`` (one driver call)."""
+    raw.executemany(conn, _update_sql(table, columns), [_to_sql(table, account, r) for r in rows])
+
+
 def bulk_insert_rows(conn: sa.Connection, account: str, table: str, rows: Iterable[Row]) -> None:
     """Insert rows into an empty projection table (used by rebuild)."""
     params = [_to_sql(table, account, row) for row in rows]
