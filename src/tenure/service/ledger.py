@@ -46,6 +46,11 @@ from tenure.store.engine import transaction_on
 
 _log = logging.getLogger("tenure.ledger")
 
+LINGER = 0.002
+"""At most this long (seconds) a batch waits for more submissions under concurrency."""
+GAP = 0.0003
+"""A batch stops waiting after this long without a new submission."""
+
 ROW_CACHE_LIMIT = 200_000
 """Projection rows the writer keeps in memory per account between batches."""
 
@@ -216,6 +221,7 @@ class Ledger:
         self._cache: dict[str, _Cache] = {}
         self._thread: threading.Thread | None = None
         self._conn: sa.Connection | None = None
+        self._last_batch = 0
         self._closed = False
 
     # ------------------------------------------------------------------ public
@@ -268,12 +274,7 @@ class Ledger:
             except queue.Empty:
                 self._sign_due(force=False)
                 continue
-            batch = [first]
-            while len(batch) < self._max_batch:
-                try:
-                    batch.append(self._queue.get_nowait())
-                except queue.Empty:
-                    break
+            batch = self._gather(first)
             items = [item for item in batch if item is not None]
             if items:
                 self._commit(items)
@@ -282,6 +283,33 @@ class Ledger:
                     self._sign_due(force=True)
                 self._drop_connection()
                 return
+
+    def _gather(self, first: _Item | None) -> list[_Item | None]:
+        """``first`` and what else is queued; under concurrency, a little more.
+
+        With many callers, those answered by one commit resubmit while the next
+        batch is already being gathered, and batches settle at half the callers.
+        When the last batch had several items, wait up to ``LINGER`` for stragglers
+        (stopping at the first quiet ``GAP``) so that more of them share one fsync.
+        """
+        batch = [first]
+        deadline = time.monotonic() + LINGER
+        linger = self._last_batch > 1
+        while len(batch) < self._max_batch:
+            try:
+                batch.append(self._queue.get_nowait())
+                continue
+            except queue.Empty:
+                pass
+            wait = min(GAP, deadline - time.monotonic())
+            if not linger or wait <= 0 or batch[-1] is None:
+                break
+            try:
+                batch.append(self._queue.get(timeout=wait))
+            except queue.Empty:
+                break
+        self._last_batch = len(batch)
+        return batch
 
     def _connection(self) -> sa.Connection:
         # The writer keeps one connection for its lifetime: a pool checkout and
