@@ -16,6 +16,7 @@ from tenure.domain.commands import (
     IssueLicense,
     OverrideEntitlement,
     PublishPlan,
+    RenewLicense,
     RevokeLicense,
     SuspendLicense,
 )
@@ -315,3 +316,27 @@ def test_checkpoint_is_signed_after_the_interval_without_closing(
         signed = runtime.sidecar.read(ACCOUNT)
         assert signed is not None
         assert signed.size == 3
+
+
+# ---------------------------------------------------------------- other writers
+
+
+def test_writer_rereads_rows_another_connection_repaired(
+    shop: Shop, runtime: Runtime, data_dir: Path
+) -> None:
+    shop.catalog()
+    serial = shop.license(shop.customer("acme"), "ORD-1")
+    db = raw_sqlite(data_dir)
+    try:
+        db.execute("UPDATE proj_licenses SET status = 'revoked' WHERE serial = ?", (serial,))
+        db.commit()
+    finally:
+        db.close()
+    with pytest.raises(Conflict, match="revoked"):  # the writer now holds the damaged row
+        shop.run(RenewLicense(serial))
+
+    assert rebuild(runtime.engine, ACCOUNT, accept_change=True).changed
+
+    renewed = shop.run(RenewLicense(serial))
+    assert renewed.result["serial"] == serial
+    assert not rebuild(runtime.engine, ACCOUNT).changed

@@ -222,6 +222,7 @@ class Ledger:
         self._thread: threading.Thread | None = None
         self._conn: sa.Connection | None = None
         self._last_batch = 0
+        self._write_marker: int | None = None
         self._closed = False
 
     # ------------------------------------------------------------------ public
@@ -311,6 +312,14 @@ class Ledger:
         self._last_batch = len(batch)
         return batch
 
+    def _forget_if_written_elsewhere(self, conn: sa.Connection) -> None:
+        # Another connection (a CLI rebuild, a second process) may have changed rows
+        # this writer keeps in memory without moving any ledger head: start afresh.
+        marker = sql.external_write_marker(conn)
+        if marker != self._write_marker:
+            self._cache.clear()
+            self._write_marker = marker
+
     def _connection(self) -> sa.Connection:
         # The writer keeps one connection for its lifetime: a pool checkout and
         # return per batch would cost as much as SQLite's commit.
@@ -352,12 +361,14 @@ class Ledger:
         accounts: dict[str, _Account] = {}
         try:
             with transaction_on(self._connection()) as conn:
+                self._forget_if_written_elsewhere(conn)
                 for item in items:
                     self._handle(conn, accounts, item)
                 for account, state in accounts.items():
                     self._flush(conn, account, state, items)
         except BaseException as exc:  # the batch did not commit: nothing it did stands
             self._drop_connection()
+            self._write_marker = None
             for account in accounts:
                 self._cache.pop(account, None)
             for item in items:

@@ -86,6 +86,17 @@ def accounts(conn: sa.Connection) -> list[str]:
     )
 
 
+def external_write_marker(conn: sa.Connection) -> int | None:
+    """A number that changes whenever a connection other than ``conn`` commits.
+
+    SQLite's ``data_version``; None where the backend has no such marker.
+    """
+    if conn.dialect.name != "sqlite":
+        return None
+    row = raw.execute(conn, "PRAGMA data_version", {}).fetchone()
+    return int(row[0])
+
+
 # ---------------------------------------------------------------- events and nodes
 
 
