@@ -314,10 +314,13 @@ class Ledger:
 
     def _forget_if_written_elsewhere(self, conn: sa.Connection) -> None:
         # Another connection (a CLI rebuild, a second process) may have changed rows
-        # this writer keeps in memory without moving any ledger head: start afresh.
+        # this writer keeps in memory without moving any ledger head: forget the rows.
+        # (A moved head is noticed in _open, which then reloads everything.)
         marker = sql.external_write_marker(conn)
         if marker != self._write_marker:
-            self._cache.clear()
+            for cached in self._cache.values():
+                cached.rows.clear()
+                cached.sidecar_checked = False
             self._write_marker = marker
 
     def _connection(self) -> sa.Connection:
