@@ -43,9 +43,8 @@ Time = Annotated[
     StringConstraints(pattern=r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$"),
     AfterValidator(_real_time),
 ]
-EntitlementKey = Annotated[
-    str, StringConstraints(pattern=r"^(seats|(feature|module|quota):[a-z0-9][a-z0-9._-]{0,63})$")
-]
+ENTITLEMENT_KEY_PATTERN = r"^(seats|(feature|module|quota):[a-z0-9][a-z0-9._-]{0,63})$"
+EntitlementKey = Annotated[str, StringConstraints(pattern=ENTITLEMENT_KEY_PATTERN)]
 EntitlementValue = bool | int
 Text = Annotated[str, StringConstraints(min_length=1, max_length=500)]
 Hex64 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
