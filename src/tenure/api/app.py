@@ -11,7 +11,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from tenure import __version__
-from tenure.api import ledger_routes, problems
+from tenure.api import catalog_routes, ledger_routes, problems
 from tenure.config import Settings
 from tenure.service import queries
 from tenure.service.ledger import SignRequest
@@ -46,6 +46,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     )
     problems.install(app)
     app.include_router(ledger_routes.router)
+    app.include_router(catalog_routes.router)
 
     @app.get("/healthz", tags=["ops"])
     def healthz() -> dict[str, str]:

@@ -1,0 +1,120 @@
+"""The catalog API (SPEC "HTTP API essentials"): ``POST /v1/catalog`` → the diff."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from tenure.api import problems
+from tenure.api.auth import Caller
+from tenure.domain.catalog import CatalogDiff
+from tenure.domain.events import Actor
+from tenure.errors import Forbidden, InvalidInput
+from tenure.service.apikeys import Principal
+from tenure.service.catalog import MAX_CATALOG_BYTES, apply_catalog, parse_catalog
+
+router = APIRouter(prefix="/v1", tags=["catalog"])
+
+MEDIA_TYPES = frozenset(
+    {
+        "application/yaml",
+        "application/x-yaml",
+        "text/yaml",
+        "text/x-yaml",
+        "text/plain",
+        "application/json",
+    }
+)
+DRAIN_LIMIT = 8 * MAX_CATALOG_BYTES
+"""An oversized body is read (and dropped) up to this size before the 413 is sent:
+a client still writing when the server closes the connection would see a reset
+instead of the answer. Beyond it the connection is simply closed."""
+
+
+class _TooLarge(Exception):
+    pass
+
+
+async def _read_body(request: Request) -> bytes:
+    """The body, or ``_TooLarge`` once it exceeds ``MAX_CATALOG_BYTES``."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > DRAIN_LIMIT:
+        raise _TooLarge
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > DRAIN_LIMIT:
+            raise _TooLarge
+        if size <= MAX_CATALOG_BYTES:
+            chunks.append(chunk)
+    if size > MAX_CATALOG_BYTES:
+        raise _TooLarge
+    return b"".join(chunks)
+
+
+def _unsupported_media_type(request: Request) -> JSONResponse | None:
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if not media_type or media_type in MEDIA_TYPES:
+        return None
+    return problems.problem(
+        415,
+        "unsupported_media_type",
+        "unsupported media type",
+        f"send the catalog as application/yaml (or text/plain), not {media_type}",
+        field="content-type",
+    )
+
+
+def _parse_and_apply(
+    request: Request, caller: Principal, body: bytes, dry_run: bool
+) -> CatalogDiff:
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidInput("the catalog must be UTF-8 text", field="catalog") from None
+    catalog = parse_catalog(text)
+    runtime, ledger = request.app.state.runtime, request.app.state.ledger
+    actor = Actor(caller.id, caller.role, "api_key")
+    return apply_catalog(ledger, runtime.engine, caller.account, actor, catalog, dry_run)
+
+
+@router.post(
+    "/catalog",
+    summary="Diff and apply the catalog",
+    response_model=None,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/yaml": {"schema": {"type": "string"}}},
+        }
+    },
+)
+async def post_catalog(request: Request, caller: Caller, dry_run: bool = False) -> Any:
+    """Diff the catalog YAML in the body against the account's products and plans and,
+    unless ``dry_run``, append one event per change (owner or admin).
+
+    Answers ``{"products": [...], "plans": [...], "changes": n}``; 400 naming the
+    field at fault, 409 for what the state forbids (dropping a feature), 413 for a
+    body over 1 MiB, 415 for a body that is not YAML or plain text.
+    """
+    if caller.role not in ("owner", "admin"):
+        raise Forbidden("applying the catalog needs the owner or admin role")
+    unsupported = _unsupported_media_type(request)
+    if unsupported is not None:
+        return unsupported
+    try:
+        body = await _read_body(request)
+    except _TooLarge:
+        return problems.problem(
+            413,
+            "payload_too_large",
+            "payload too large",
+            f"the catalog must be at most {MAX_CATALOG_BYTES} bytes",
+        )
+    # Parsing up to 1 MiB of YAML and waiting for the ledger both block: not on the loop.
+    diff = await run_in_threadpool(_parse_and_apply, request, caller, body, dry_run)
+    return JSONResponse(diff.to_json())
