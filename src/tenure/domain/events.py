@@ -308,7 +308,7 @@ def _check_envelope(obj: dict[str, Any]) -> None:
         raise bad("data", "must be an object")
 
 
-def _data_path(data: Any, loc: tuple[int | str, ...]) -> list[int | str]:
+def error_path(data: Any, loc: tuple[int | str, ...]) -> list[int | str]:
     """The part of a pydantic error location that is a path in ``data``.
 
     Drops pydantic's own tags (``bool`` for a union member, ``[key]`` for a dict key)
@@ -341,7 +341,7 @@ def validate_data(type_name: str, schema: int, data: dict[str, Any]) -> None:
         model.model_validate(data)
     except ValidationError as exc:
         first = exc.errors()[0]
-        where = ".".join(str(p) for p in _data_path(data, first["loc"]))
+        where = ".".join(str(p) for p in error_path(data, first["loc"]))
         raise MalformedEvent(
             f"{type_name} data.{where}: {first['msg']}", field=f"data.{where}"
         ) from None

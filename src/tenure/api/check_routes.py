@@ -1,0 +1,144 @@
+"""Entitlement checks (SPEC "Decisions and the audit log"): ``POST /v1/check`` and
+``POST /v1/check/batch``.
+
+The answer's shape is a contract that SDKs in other languages read. Callers
+authenticate with ``Authorization: Bearer <api key>`` (any role; they may check any
+license of their account) or ``Authorization: License <license key>`` (an
+application: it may check only that one license).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
+
+from tenure.api.auth import principal
+from tenure.api.bodies import documented, parse_body
+from tenure.errors import Forbidden, Unauthenticated
+from tenure.service import checks
+from tenure.service.checks import MAX_BATCH, CheckItem, LicenseHolder
+
+router = APIRouter(prefix="/v1", tags=["check"])
+
+"""Far above a full batch (1000 checks of a key and an entitlement each)."""
+
+Short = Annotated[str, Field(min_length=1, max_length=200)]
+
+
+class CheckBody(BaseModel):
+    """One question: may ``license`` (serial or key) use ``entitlement`` now?"""
+
+    model_config = ConfigDict(extra="forbid")
+
+    license: Short
+    entitlement: Short
+    fingerprint: Short | None = None
+
+    def item(self) -> CheckItem:
+        return CheckItem(self.license, self.entitlement, self.fingerprint)
+
+
+class BatchBody(BaseModel):
+    """Up to ``MAX_BATCH`` questions, answered in order."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    checks: Annotated[list[CheckBody], Field(max_length=MAX_BATCH)]
+
+
+@dataclass(frozen=True)
+class CheckCaller:
+    """The account a check runs in and, for ``License`` auth, the one license it may see."""
+
+    account: str
+    holder: LicenseHolder | None = None
+
+    def require_may_check(self, license: str, field: str) -> None:
+        """Raise ``Forbidden`` when a license holder asks about another license."""
+        if self.holder is not None and not self.holder.may_check(license):
+            raise Forbidden("a License credential may check only its own license", field=field)
+
+
+def check_caller(request: Request) -> CheckCaller:
+    """``Bearer <api key>`` (any role) or ``License <license key>``; else 401."""
+    scheme, _, credential = request.headers.get("authorization", "").partition(" ")
+    credential = credential.strip()
+    if scheme.lower() == "license" and credential:
+        holder = checks.authenticate_license(request.app.state.runtime.engine, credential)
+        return CheckCaller(holder.account, holder)
+    if scheme.lower() == "bearer" and credential:
+        return CheckCaller(principal(request).account)
+    raise Unauthenticated("send Authorization: Bearer <api key> or License <license key>")
+
+
+Checker = Annotated[CheckCaller, Depends(check_caller)]
+
+
+_BATCH_SCHEMA = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "required": ["checks"],
+                    "properties": {
+                        "checks": {
+                            "type": "array",
+                            "maxItems": MAX_BATCH,
+                            "items": CheckBody.model_json_schema(),
+                        }
+                    },
+                }
+            }
+        },
+    }
+}
+
+
+@router.post("/check", response_model=None, openapi_extra=documented(CheckBody))
+async def post_check(request: Request, caller: Checker) -> dict[str, Any]:
+    """Decide ``{"license", "entitlement", "fingerprint"?}`` now.
+
+    Answers 200 ``{"allowed", "reason", "value", "status", "expires_at",
+    "checkpoint": {"size", "root"}}`` plus ``"serial"`` when the license was named by
+    its serial; an unknown license is ``allowed: false`` with reason
+    ``unknown_license``. 400 naming the field for a malformed body or entitlement key,
+    401 without credentials, 403 when a License credential asks about another license.
+    """
+    body = await parse_body(request, CheckBody)
+    caller.require_may_check(body.license, "license")
+    now = datetime.now(UTC)
+    engine = request.app.state.runtime.engine
+    return await run_in_threadpool(
+        checks.check,
+        engine,
+        caller.account,
+        body.license,
+        body.entitlement,
+        now,
+        body.fingerprint,
+    )
+
+
+@router.post("/check/batch", response_model=None, openapi_extra=_BATCH_SCHEMA)
+async def post_check_batch(request: Request, caller: Checker) -> dict[str, Any]:
+    """Decide up to 1000 ``{"checks": [...]}`` against one snapshot of the state.
+
+    Answers ``{"results": [...]}`` in the order asked, each as ``POST /v1/check``
+    answers. One bad item fails the whole batch with 400 naming ``checks[i].field``.
+    """
+    body = await parse_body(request, BatchBody)
+    for index, item in enumerate(body.checks):
+        caller.require_may_check(item.license, f"checks[{index}].license")
+    now = datetime.now(UTC)
+    engine = request.app.state.runtime.engine
+    items = [item.item() for item in body.checks]
+    results = await run_in_threadpool(checks.check_many, engine, caller.account, items, now)
+    return {"results": results}

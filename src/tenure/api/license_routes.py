@@ -1,0 +1,349 @@
+"""The licensing API (SPEC "HTTP API essentials"): customers, products, licenses.
+
+Every mutation is one ``Submission`` to the ledger writer, carrying the caller as
+actor and the ``Idempotency-Key`` header; a retry with the same key and body gets
+the same answer and appends nothing. Bodies are parsed here (not by FastAPI) so
+that every malformed body, including one that is not JSON at all, is a 400 naming
+the field at fault.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    StringConstraints,
+)
+from starlette.concurrency import run_in_threadpool
+
+from tenure.api.auth import Caller
+from tenure.api.bodies import documented, parse_body
+from tenure.domain.commands import (
+    ChangePlan,
+    Command,
+    CreateCustomer,
+    IssueLicense,
+    OverrideEntitlement,
+    ReinstateLicense,
+    RenewLicense,
+    RevokeLicense,
+    SuspendLicense,
+    TransferLicense,
+)
+from tenure.domain.events import (
+    Actor,
+    Code,
+    CustomerId,
+    EntitlementKey,
+    Text,
+    check_entitlement_value,
+)
+from tenure.errors import Forbidden, InvalidInput, MalformedEvent
+from tenure.service import licensing
+from tenure.service.apikeys import ROLES, Principal
+from tenure.service.ledger import Outcome, Submission
+
+router = APIRouter(prefix="/v1", tags=["licenses"])
+
+ISSUING_ROLES = frozenset({"owner", "admin", "issuer"})
+STATUS_ROLES = ISSUING_ROLES | {"support"}
+"""Support may suspend and reinstate, nothing else that writes."""
+READ_ROLES = frozenset(ROLES)
+MAX_BODY_BYTES = 64 * 1024
+MAX_IDEMPOTENCY_KEY = 255
+MAX_INT = 2**53 - 1
+"""Integers beyond this lose precision in JSON readers of other languages."""
+
+
+def _has_text(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must not be blank")
+    return value
+
+
+Reason = Annotated[Text, AfterValidator(_has_text)]
+Email = Annotated[
+    str, StringConstraints(min_length=3, max_length=254, pattern=r"^[^@\s]+@[^@\s]+$")
+]
+DurationText = Annotated[str, StringConstraints(min_length=2, max_length=32)]
+PlanVersion = Annotated[int, Field(ge=1, le=2**31 - 1)]
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class CustomerIn(_Body):
+    name: Annotated[Text, AfterValidator(_has_text)]
+    email: Email
+    external_id: Text | None = None
+
+
+class IssueIn(_Body):
+    product: Code
+    plan: Code
+    customer: CustomerId
+    order_ref: Text
+    plan_version: PlanVersion | None = None
+
+
+class ReasonIn(_Body):
+    reason: Reason | None = None
+
+
+class RequiredReasonIn(_Body):
+    reason: Reason
+
+
+class RenewIn(ReasonIn):
+    duration: DurationText | None = None
+
+
+class ChangePlanIn(ReasonIn):
+    plan: Code
+    plan_version: PlanVersion | None = None
+
+
+class OverrideIn(RequiredReasonIn):
+    entitlement: EntitlementKey
+    value: StrictBool | StrictInt | None = Field(
+        description="true/false for feature: and module:, a non-negative integer for seats "
+        "and quota:, null to remove the override"
+    )
+
+
+class TransferIn(ReasonIn):
+    customer: CustomerId
+
+
+def _idempotency_key(request: Request) -> str | None:
+    key = request.headers.get("idempotency-key")
+    if key is None:
+        return None
+    if not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY or not all(" " < c <= "~" for c in key):
+        raise InvalidInput(
+            f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} visible ASCII characters",
+            field="Idempotency-Key",
+        )
+    return key
+
+
+def _require_role(caller: Principal, roles: frozenset[str], action: str) -> None:
+    if caller.role not in roles:
+        raise Forbidden(f"{action} needs one of the roles {', '.join(sorted(roles))}")
+
+
+def _engine(request: Request) -> Any:
+    return request.app.state.runtime.engine
+
+
+async def _submit(
+    request: Request, caller: Principal, command: Command, reason: str | None
+) -> Outcome:
+    submission = Submission(
+        caller.account,
+        command,
+        Actor(caller.id, caller.role, "api_key"),
+        reason=reason,
+        idempotency_key=_idempotency_key(request),
+    )
+    return await asyncio.wrap_future(request.app.state.ledger.submit(submission))
+
+
+async def _license_after(request: Request, caller: Principal, serial: str) -> dict[str, Any]:
+    return await run_in_threadpool(licensing.get_license, _engine(request), caller.account, serial)
+
+
+async def _require_customer(request: Request, caller: Principal, customer: str) -> None:
+    """``NotFound`` (field ``customer``) before a command that names an unknown customer."""
+    await run_in_threadpool(licensing.get_customer, _engine(request), caller.account, customer)
+
+
+# ---------------------------------------------------------------- customers and products
+
+
+@router.post(
+    "/customers", status_code=201, response_model=None, openapi_extra=documented(CustomerIn)
+)
+async def create_customer(request: Request, caller: Caller) -> JSONResponse:
+    """Create a customer ``{"name", "email", "external_id"?}`` → 201 ``{"id", …}``.
+
+    The same ``external_id`` with the same name and email finds the existing
+    customer (200); with other details it is a 409.
+    """
+    _require_role(caller, ISSUING_ROLES, "creating a customer")
+    body = await parse_body(request, CustomerIn, MAX_BODY_BYTES)
+    command = CreateCustomer(body.name, body.email, body.external_id)
+    outcome = await _submit(request, caller, command, None)
+    customer = await run_in_threadpool(
+        licensing.get_customer, _engine(request), caller.account, outcome.result["customer"]
+    )
+    return JSONResponse(customer, status_code=201 if outcome.result["created"] else 200)
+
+
+@router.get("/customers/{customer}")
+def get_customer(request: Request, caller: Caller, customer: str) -> dict[str, Any]:
+    """One customer: ``{"id", "name", "email", "external_id"}``; 404 if unknown."""
+    _require_role(caller, READ_ROLES, "reading customers")
+    return licensing.get_customer(_engine(request), caller.account, customer)
+
+
+@router.get("/products")
+def list_products(request: Request, caller: Caller) -> dict[str, Any]:
+    """Products with their features and the latest version of each of their plans."""
+    _require_role(caller, READ_ROLES, "reading products")
+    return licensing.list_products(_engine(request), caller.account)
+
+
+# ---------------------------------------------------------------- licenses: reads
+
+
+@router.get("/licenses")
+def list_licenses(
+    request: Request,
+    caller: Caller,
+    customer: Annotated[str | None, Query(max_length=64)] = None,
+    status: Annotated[str | None, Query(max_length=16)] = None,
+    product: Annotated[str | None, Query(max_length=64)] = None,
+    cursor: Annotated[str | None, Query(max_length=128)] = None,
+    limit: Annotated[int, Query(ge=1, le=licensing.MAX_PAGE)] = 50,
+) -> dict[str, Any]:
+    """Licenses by serial, filtered: ``{"licenses": [...], "next_cursor"}``.
+
+    Pass ``next_cursor`` back as ``cursor`` for the next page; it is null on the last.
+    """
+    _require_role(caller, READ_ROLES, "reading licenses")
+    return licensing.list_licenses(
+        _engine(request),
+        caller.account,
+        customer=customer or None,
+        status=status or None,
+        product=product or None,
+        cursor=cursor or None,
+        limit=limit,
+    )
+
+
+@router.get("/licenses/{serial}")
+def get_license(request: Request, caller: Caller, serial: str) -> dict[str, Any]:
+    """One license (never its key); 404 if unknown."""
+    _require_role(caller, READ_ROLES, "reading licenses")
+    return licensing.get_license(_engine(request), caller.account, serial)
+
+
+@router.get("/licenses/{serial}/history")
+def get_license_history(request: Request, caller: Caller, serial: str) -> dict[str, Any]:
+    """The license's ledger events in order: ``{"events": [{"seq", "event"}]}``."""
+    _require_role(caller, READ_ROLES, "reading licenses")
+    return licensing.license_history(_engine(request), caller.account, serial)
+
+
+# ---------------------------------------------------------------- licenses: writes
+
+
+@router.post("/licenses", status_code=201, response_model=None, openapi_extra=documented(IssueIn))
+async def issue_license(request: Request, caller: Caller) -> JSONResponse:
+    """Issue ``{"product", "plan", "customer", "order_ref", "plan_version"?}`` → 201
+    ``{"serial", "key", "status", "plan_version", "expires_at", …}``.
+
+    The serial is derived from product, customer and order_ref: issuing the same
+    order again answers 200 with the same serial and key (409 on another plan).
+    """
+    _require_role(caller, ISSUING_ROLES, "issuing a license")
+    body = await parse_body(request, IssueIn, MAX_BODY_BYTES)
+    await _require_customer(request, caller, body.customer)
+    command = IssueLicense(
+        body.product, body.plan, body.customer, body.order_ref, body.plan_version
+    )
+    outcome = await _submit(request, caller, command, None)
+    serial = outcome.result["serial"]
+    view = await _license_after(request, caller, serial)
+    runtime = request.app.state.runtime
+    key = runtime.license_keys.key(caller.account, serial)
+    created = bool(outcome.result["created"])
+    return JSONResponse(
+        {**view, "key": key, "created": created}, status_code=201 if created else 200
+    )
+
+
+async def _change(
+    request: Request, caller: Caller, serial: str, command: Command, reason: str | None
+) -> dict[str, Any]:
+    await _submit(request, caller, command, reason)
+    return await _license_after(request, caller, serial)
+
+
+@router.post("/licenses/{serial}/renew", openapi_extra=documented(RenewIn))
+async def renew_license(request: Request, caller: Caller, serial: str) -> dict[str, Any]:
+    """Extend the expiry by ``duration`` (default: the plan's) → the updated license."""
+    _require_role(caller, ISSUING_ROLES, "renewing a license")
+    body = await parse_body(request, RenewIn, MAX_BODY_BYTES)
+    return await _change(request, caller, serial, RenewLicense(serial, body.duration), body.reason)
+
+
+@router.post("/licenses/{serial}/suspend", openapi_extra=documented(RequiredReasonIn))
+async def suspend_license(request: Request, caller: Caller, serial: str) -> dict[str, Any]:
+    """Suspend ``{"reason"}`` (required) → the updated license; 409 if not active."""
+    _require_role(caller, STATUS_ROLES, "suspending a license")
+    body = await parse_body(request, RequiredReasonIn, MAX_BODY_BYTES)
+    return await _change(request, caller, serial, SuspendLicense(serial), body.reason)
+
+
+@router.post("/licenses/{serial}/reinstate", openapi_extra=documented(ReasonIn))
+async def reinstate_license(request: Request, caller: Caller, serial: str) -> dict[str, Any]:
+    """Reinstate a suspended license → the updated license; 409 if not suspended."""
+    _require_role(caller, STATUS_ROLES, "reinstating a license")
+    body = await parse_body(request, ReasonIn, MAX_BODY_BYTES)
+    return await _change(request, caller, serial, ReinstateLicense(serial), body.reason)
+
+
+@router.post("/licenses/{serial}/revoke", openapi_extra=documented(RequiredReasonIn))
+async def revoke_license(request: Request, caller: Caller, serial: str) -> dict[str, Any]:
+    """Revoke ``{"reason"}`` (required; terminal) → the updated license."""
+    _require_role(caller, ISSUING_ROLES, "revoking a license")
+    body = await parse_body(request, RequiredReasonIn, MAX_BODY_BYTES)
+    return await _change(request, caller, serial, RevokeLicense(serial), body.reason)
+
+
+@router.post("/licenses/{serial}/change-plan", openapi_extra=documented(ChangePlanIn))
+async def change_plan(request: Request, caller: Caller, serial: str) -> dict[str, Any]:
+    """Move to ``{"plan", "plan_version"?}`` (default: its latest) → the updated license."""
+    _require_role(caller, ISSUING_ROLES, "changing a license's plan")
+    body = await parse_body(request, ChangePlanIn, MAX_BODY_BYTES)
+    command = ChangePlan(serial, body.plan, body.plan_version)
+    return await _change(request, caller, serial, command, body.reason)
+
+
+@router.post("/licenses/{serial}/override", openapi_extra=documented(OverrideIn))
+async def override_entitlement(request: Request, caller: Caller, serial: str) -> dict[str, Any]:
+    """Set ``{"entitlement", "value", "reason"}`` (null value removes) → the updated license."""
+    _require_role(caller, ISSUING_ROLES, "overriding an entitlement")
+    body = await parse_body(request, OverrideIn, MAX_BODY_BYTES)
+    if body.value is not None:
+        try:
+            check_entitlement_value(body.entitlement, body.value, "value")
+        except MalformedEvent as exc:
+            raise InvalidInput(exc.message, field="value") from None
+        if not isinstance(body.value, bool) and body.value > MAX_INT:
+            raise InvalidInput(f"value must be at most {MAX_INT}", field="value")
+    command = OverrideEntitlement(serial, body.entitlement, body.value)
+    return await _change(request, caller, serial, command, body.reason)
+
+
+@router.post("/licenses/{serial}/transfer", openapi_extra=documented(TransferIn))
+async def transfer_license(request: Request, caller: Caller, serial: str) -> dict[str, Any]:
+    """Transfer to ``{"customer"}`` → the updated license; 404 for an unknown customer."""
+    _require_role(caller, ISSUING_ROLES, "transferring a license")
+    body = await parse_body(request, TransferIn, MAX_BODY_BYTES)
+    await _require_customer(request, caller, body.customer)
+    command = TransferLicense(serial, body.customer)
+    return await _change(request, caller, serial, command, body.reason)

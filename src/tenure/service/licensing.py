@@ -1,0 +1,222 @@
+"""Read side of licensing: licenses, their history, customers and products.
+
+Each function runs in one read transaction, so what it returns is one consistent
+snapshot of the projection. License views never carry the key hash, and their
+``status`` is the status at the time of reading (``expired`` and ``in_grace`` are
+derived from the clock, see ``tenure.domain.decisions.license_status``).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+import sqlalchemy as sa
+
+from tenure.domain.commands import license_view
+from tenure.domain.decisions import license_status
+from tenure.domain.state import TABLES, Row
+from tenure.errors import InvalidInput, NotFound
+from tenure.store import sql
+from tenure.store import tables as t
+from tenure.store.engine import read_transaction
+
+MAX_PAGE = 200
+STATUSES = ("active", "in_grace", "expired", "suspended", "revoked")
+_STORED_FOR = {
+    "active": ("active",),
+    "in_grace": ("active",),
+    "expired": ("active",),
+    "suspended": ("suspended",),
+    "revoked": ("revoked",),
+}
+_SCAN_CHUNK = 500
+"""Rows read per query while filtering on a time-derived status."""
+
+Clock = Callable[[], datetime]
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class _PlanVersions:
+    """Plan version rows read once per transaction (a license's grace comes from them)."""
+
+    def __init__(self, conn: sa.Connection, account: str) -> None:
+        self._conn, self._account = conn, account
+        self._rows: dict[tuple[str, int], Row | None] = {}
+
+    def get(self, plan: str, version: int) -> Row | None:
+        key = (plan, version)
+        if key not in self._rows:
+            self._rows[key] = sql.read_row(self._conn, self._account, "plan_versions", key)
+        return self._rows[key]
+
+
+def _public(row: Row, versions: _PlanVersions, now: datetime) -> dict[str, Any]:
+    status = license_status(row, versions.get(row["plan"], row["plan_version"]), now)
+    return {**license_view(row), "status": status.status, "grace_ends_at": status.grace_ends_at}
+
+
+def _license_row(conn: sa.Connection, account: str, serial: str) -> Row:
+    row = sql.read_row(conn, account, "licenses", (serial,))
+    if row is None:
+        raise NotFound(f"license {serial} not found")
+    return row
+
+
+def get_license(
+    engine: sa.Engine, account: str, serial: str, clock: Clock = _utc_now
+) -> dict[str, Any]:
+    """The public view of license ``serial``; raises ``NotFound`` if it does not exist."""
+    with read_transaction(engine) as conn:
+        row = _license_row(conn, account, serial)
+        return _public(row, _PlanVersions(conn, account), clock())
+
+
+def encode_cursor(serial: str) -> str:
+    """The opaque cursor that continues a listing after ``serial``."""
+    return base64.urlsafe_b64encode(serial.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> str:
+    """The serial a cursor continues after; ``InvalidInput`` (field ``cursor``) if malformed."""
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        serial = base64.urlsafe_b64decode(padded.encode("ascii")).decode("utf-8")
+    except (UnicodeError, ValueError, binascii.Error):
+        serial = ""
+    # The decoder skips characters outside the alphabet: only a round trip proves the
+    # cursor is one this service wrote.
+    if not serial or encode_cursor(serial) != cursor:
+        raise InvalidInput("cursor is not one this service returned", field="cursor")
+    return serial
+
+
+def _license_query(
+    account: str, after: str | None, customer: str | None, product: str | None, stored: Any
+) -> sa.Select[Any]:
+    lic = t.projection["licenses"]
+    query = sa.select(*(lic.c[col] for col in TABLES["licenses"].columns)).where(
+        lic.c.account == account
+    )
+    if after is not None:
+        query = query.where(lic.c.serial > after)
+    if customer is not None:
+        query = query.where(lic.c.customer == customer)
+    if product is not None:
+        query = query.where(lic.c.product == product)
+    if stored is not None:
+        query = query.where(lic.c.status.in_(stored))
+    return query.order_by(lic.c.serial)
+
+
+def list_licenses(
+    engine: sa.Engine,
+    account: str,
+    customer: str | None = None,
+    status: str | None = None,
+    product: str | None = None,
+    cursor: str | None = None,
+    limit: int = 50,
+    clock: Clock = _utc_now,
+) -> dict[str, Any]:
+    """One page of licenses ordered by serial: ``{"licenses": [...], "next_cursor"}``.
+
+    ``next_cursor`` is None on the last page. ``status`` filters on the status at
+    the time of reading. Raises ``InvalidInput`` for a limit outside 1..200, an
+    unknown status or a malformed cursor.
+    """
+    if not 1 <= limit <= MAX_PAGE:
+        raise InvalidInput(f"limit must be between 1 and {MAX_PAGE}", field="limit")
+    if status is not None and status not in STATUSES:
+        raise InvalidInput(f"status must be one of {', '.join(STATUSES)}", field="status")
+    after = decode_cursor(cursor) if cursor is not None else None
+    stored = _STORED_FOR[status] if status is not None else None
+    now = clock()
+    # Stored filters are exact; a time-derived status is filtered here, in chunks.
+    chunk_size = limit + 1 if status in (None, "suspended", "revoked") else _SCAN_CHUNK
+    found: list[dict[str, Any]] = []
+    with read_transaction(engine) as conn:
+        versions = _PlanVersions(conn, account)
+        while len(found) <= limit:
+            query = _license_query(account, after, customer, product, stored)
+            chunk = [sql._from_sql("licenses", r) for r in conn.execute(query.limit(chunk_size))]
+            for row in chunk:
+                view = _public(row, versions, now)
+                if status is None or view["status"] == status:
+                    found.append(view)
+                    if len(found) > limit:
+                        break
+            if len(chunk) < chunk_size:
+                break
+            after = chunk[-1]["serial"]
+    page = found[:limit]
+    more = len(found) > limit
+    return {"licenses": page, "next_cursor": encode_cursor(page[-1]["serial"]) if more else None}
+
+
+def license_history(engine: sa.Engine, account: str, serial: str) -> dict[str, Any]:
+    """The events about license ``serial`` in ledger order: ``{"events": [{"seq",
+    "event"}]}``; raises ``NotFound`` if the license does not exist."""
+    with read_transaction(engine) as conn:
+        _license_row(conn, account, serial)
+        leaves = sql.events_about(conn, account, serial)
+    events = [{"seq": seq, "event": orjson.loads(leaf)} for seq, leaf in leaves]
+    return {"events": [e for e in events if str(e["event"]["type"]).startswith("license.")]}
+
+
+def customer_view(row: Row) -> dict[str, Any]:
+    """The public shape of a customer row."""
+    return {
+        "id": row["customer"],
+        "name": row["name"],
+        "email": row["email"],
+        "external_id": row["external_id"],
+    }
+
+
+def get_customer(engine: sa.Engine, account: str, customer: str) -> dict[str, Any]:
+    """Customer ``customer``; raises ``NotFound`` (field ``customer``) if absent."""
+    with read_transaction(engine) as conn:
+        row = sql.read_row(conn, account, "customers", (customer,))
+    if row is None:
+        raise NotFound(f"customer {customer} not found", field="customer")
+    return customer_view(row)
+
+
+def list_products(engine: sa.Engine, account: str) -> dict[str, Any]:
+    """Products with their features and the latest version of each of their plans:
+    ``{"products": [{"code", "name", "features", "plans": [...]}]}``, by code."""
+    with read_transaction(engine) as conn:
+        products = sql.projection_rows(conn, account, "products")
+        plans = sql.projection_rows(conn, account, "plans")
+        latest = {
+            plan["plan"]: sql.read_row(
+                conn, account, "plan_versions", (plan["plan"], plan["latest_version"])
+            )
+            for plan in plans
+        }
+    by_product: dict[str, list[dict[str, Any]]] = {}
+    for plan in plans:
+        version = latest[plan["plan"]]
+        if version is None:
+            continue
+        shown = {k: v for k, v in version.items() if k not in ("plan", "product")}
+        by_product.setdefault(plan["product"], []).append({"code": plan["plan"], **shown})
+    return {
+        "products": [
+            {
+                "code": p["product"],
+                "name": p["name"],
+                "features": p["features"],
+                "plans": by_product.get(p["product"], []),
+            }
+            for p in products
+        ]
+    }
