@@ -23,7 +23,7 @@ class Settings(BaseSettings):
         "tenure.localhost/ledger", description="checkpoint origin = <prefix>/<account>"
     )
     checkpoint_every_events: int = Field(1000, ge=1)
-    checkpoint_interval_seconds: float = Field(10.0, gt=0)
+    checkpoint_interval_seconds: float = Field(1.0, gt=0)
     write_batch_max: int = Field(512, ge=1)
     default_account: str = "default"
 

@@ -84,7 +84,7 @@ class Outcome:
 @dataclass(frozen=True)
 class CheckpointPolicy:
     every_events: int = 1000
-    interval: float = 10.0
+    interval: float = 1.0
     sign_on_close: bool = True
 
 
