@@ -11,7 +11,14 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from tenure import __version__
-from tenure.api import catalog_routes, check_routes, ledger_routes, license_routes, problems
+from tenure.api import (
+    apikey_routes,
+    catalog_routes,
+    check_routes,
+    ledger_routes,
+    license_routes,
+    problems,
+)
 from tenure.config import Settings
 from tenure.service import queries
 from tenure.service.ledger import SignRequest
@@ -49,6 +56,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     app.include_router(catalog_routes.router)
     app.include_router(check_routes.router)
     app.include_router(license_routes.router)
+    app.include_router(apikey_routes.router)
 
     @app.get("/healthz", tags=["ops"])
     def healthz() -> dict[str, str]:

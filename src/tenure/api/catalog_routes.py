@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from tenure.api import problems
-from tenure.api.auth import Caller
+from tenure.api.roles import require
 from tenure.domain.catalog import CatalogDiff
 from tenure.domain.events import Actor
-from tenure.errors import Forbidden, InvalidInput
+from tenure.errors import InvalidInput
 from tenure.service.apikeys import Principal
 from tenure.service.catalog import MAX_CATALOG_BYTES, apply_catalog, parse_catalog
 
@@ -93,7 +93,11 @@ def _parse_and_apply(
         }
     },
 )
-async def post_catalog(request: Request, caller: Caller, dry_run: bool = False) -> Any:
+async def post_catalog(
+    request: Request,
+    caller: Annotated[Principal, Depends(require("catalog.apply"))],
+    dry_run: bool = False,
+) -> Any:
     """Diff the catalog YAML in the body against the account's products and plans and,
     unless ``dry_run``, append one event per change (owner or admin).
 
@@ -101,8 +105,6 @@ async def post_catalog(request: Request, caller: Caller, dry_run: bool = False) 
     field at fault, 409 for what the state forbids (dropping a feature), 413 for a
     body over 1 MiB, 415 for a body that is not YAML or plain text.
     """
-    if caller.role not in ("owner", "admin"):
-        raise Forbidden("applying the catalog needs the owner or admin role")
     unsupported = _unsupported_media_type(request)
     if unsupported is not None:
         return unsupported

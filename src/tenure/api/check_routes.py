@@ -19,6 +19,7 @@ from starlette.concurrency import run_in_threadpool
 
 from tenure.api.auth import principal
 from tenure.api.bodies import documented, parse_body
+from tenure.api.roles import authorize
 from tenure.errors import Forbidden, Unauthenticated
 from tenure.service import checks
 from tenure.service.checks import MAX_BATCH, CheckItem, LicenseHolder
@@ -72,7 +73,9 @@ def check_caller(request: Request) -> CheckCaller:
         holder = checks.authenticate_license(request.app.state.runtime.engine, credential)
         return CheckCaller(holder.account, holder)
     if scheme.lower() == "bearer" and credential:
-        return CheckCaller(principal(request).account)
+        caller = principal(request)
+        authorize(caller, "check")
+        return CheckCaller(caller.account)
     raise Unauthenticated("send Authorization: Bearer <api key> or License <license key>")
 
 

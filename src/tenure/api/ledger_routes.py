@@ -10,15 +10,17 @@ import base64
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import PlainTextResponse, Response
 
-from tenure.api.auth import Caller
-from tenure.errors import Forbidden
+from tenure.api.roles import require
 from tenure.service import queries
+from tenure.service.apikeys import Principal
 from tenure.service.ledger import SignRequest
 
 router = APIRouter(prefix="/v1/ledger", tags=["ledger"])
+Reader = Annotated[Principal, Depends(require("ledger.read"))]
+Signer = Annotated[Principal, Depends(require("ledger.sign"))]
 NonNegative = Annotated[int, Query(ge=0, le=2**53 - 1)]
 
 
@@ -27,23 +29,21 @@ def _engine(request: Request) -> Any:
 
 
 @router.get("/checkpoint", response_class=PlainTextResponse)
-def get_checkpoint(request: Request, caller: Caller, size: NonNegative | None = None) -> str:
+def get_checkpoint(request: Request, caller: Reader, size: NonNegative | None = None) -> str:
     """The latest signed checkpoint (C2SP tlog-checkpoint), or the one of ``size``."""
     return queries.checkpoint_note(_engine(request), caller.account, size)
 
 
 @router.post("/checkpoint", response_class=PlainTextResponse)
-async def sign_checkpoint(request: Request, caller: Caller) -> str:
+async def sign_checkpoint(request: Request, caller: Signer) -> str:
     """Sign a checkpoint of the current tree now (owner or admin)."""
-    if caller.role not in ("owner", "admin"):
-        raise Forbidden("signing a checkpoint needs the owner or admin role")
     ledger = request.app.state.ledger
     await asyncio.wrap_future(ledger.submit(SignRequest(caller.account)))
     return queries.checkpoint_note(_engine(request), caller.account)
 
 
 @router.get("/key", response_class=PlainTextResponse)
-def get_key(request: Request, caller: Caller) -> str:
+def get_key(request: Request, caller: Reader) -> str:
     """The verifier key line(s) of this account's ledger (``name+hash+base64``)."""
     return "".join(line + "\n" for line in queries.verifier_keys(_engine(request), caller.account))
 
@@ -51,7 +51,7 @@ def get_key(request: Request, caller: Caller) -> str:
 @router.get("/events")
 def get_events(
     request: Request,
-    caller: Caller,
+    caller: Reader,
     start: NonNegative = 0,
     limit: Annotated[int, Query(ge=1, le=queries.MAX_EVENTS_PAGE)] = 100,
 ) -> Response:
@@ -68,7 +68,7 @@ def get_events(
 
 @router.get("/proof/inclusion")
 def get_inclusion(
-    request: Request, caller: Caller, seq: NonNegative, size: NonNegative
+    request: Request, caller: Reader, seq: NonNegative, size: NonNegative
 ) -> dict[str, Any]:
     """RFC 9162 inclusion proof of event ``seq`` in the tree of ``size`` events."""
     return queries.inclusion(_engine(request), caller.account, seq, size)
@@ -77,7 +77,7 @@ def get_inclusion(
 @router.get("/proof/consistency")
 def get_consistency(
     request: Request,
-    caller: Caller,
+    caller: Reader,
     from_: Annotated[int, Query(alias="from", ge=0, le=2**53 - 1)],
     to: NonNegative,
 ) -> dict[str, Any]:

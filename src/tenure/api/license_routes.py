@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import (
     AfterValidator,
@@ -25,8 +25,8 @@ from pydantic import (
 )
 from starlette.concurrency import run_in_threadpool
 
-from tenure.api.auth import Caller
 from tenure.api.bodies import documented, parse_body
+from tenure.api.roles import require
 from tenure.domain.commands import (
     ChangePlan,
     Command,
@@ -47,17 +47,19 @@ from tenure.domain.events import (
     Text,
     check_entitlement_value,
 )
-from tenure.errors import Forbidden, InvalidInput, MalformedEvent
+from tenure.errors import InvalidInput, MalformedEvent
 from tenure.service import licensing
-from tenure.service.apikeys import ROLES, Principal
+from tenure.service.apikeys import Principal
 from tenure.service.ledger import Outcome, Submission
 
 router = APIRouter(prefix="/v1", tags=["licenses"])
 
-ISSUING_ROLES = frozenset({"owner", "admin", "issuer"})
-STATUS_ROLES = ISSUING_ROLES | {"support"}
-"""Support may suspend and reinstate, nothing else that writes."""
-READ_ROLES = frozenset(ROLES)
+
+def _may(action: str) -> Any:
+    """The caller, if its role may perform ``action`` (see ``tenure.api.roles``)."""
+    return Depends(require(action))
+
+
 MAX_BODY_BYTES = 64 * 1024
 MAX_IDEMPOTENCY_KEY = 255
 MAX_INT = 2**53 - 1
@@ -137,11 +139,6 @@ def _idempotency_key(request: Request) -> str | None:
     return key
 
 
-def _require_role(caller: Principal, roles: frozenset[str], action: str) -> None:
-    if caller.role not in roles:
-        raise Forbidden(f"{action} needs one of the roles {', '.join(sorted(roles))}")
-
-
 def _engine(request: Request) -> Any:
     return request.app.state.runtime.engine
 
@@ -174,13 +171,14 @@ async def _require_customer(request: Request, caller: Principal, customer: str) 
 @router.post(
     "/customers", status_code=201, response_model=None, openapi_extra=documented(CustomerIn)
 )
-async def create_customer(request: Request, caller: Caller) -> JSONResponse:
+async def create_customer(
+    request: Request, caller: Annotated[Principal, _may("customer.write")]
+) -> JSONResponse:
     """Create a customer ``{"name", "email", "external_id"?}`` → 201 ``{"id", …}``.
 
     The same ``external_id`` with the same name and email finds the existing
     customer (200); with other details it is a 409.
     """
-    _require_role(caller, ISSUING_ROLES, "creating a customer")
     body = await parse_body(request, CustomerIn, MAX_BODY_BYTES)
     command = CreateCustomer(body.name, body.email, body.external_id)
     outcome = await _submit(request, caller, command, None)
@@ -191,16 +189,18 @@ async def create_customer(request: Request, caller: Caller) -> JSONResponse:
 
 
 @router.get("/customers/{customer}")
-def get_customer(request: Request, caller: Caller, customer: str) -> dict[str, Any]:
+def get_customer(
+    request: Request, caller: Annotated[Principal, _may("customer.read")], customer: str
+) -> dict[str, Any]:
     """One customer: ``{"id", "name", "email", "external_id"}``; 404 if unknown."""
-    _require_role(caller, READ_ROLES, "reading customers")
     return licensing.get_customer(_engine(request), caller.account, customer)
 
 
 @router.get("/products")
-def list_products(request: Request, caller: Caller) -> dict[str, Any]:
+def list_products(
+    request: Request, caller: Annotated[Principal, _may("product.read")]
+) -> dict[str, Any]:
     """Products with their features and the latest version of each of their plans."""
-    _require_role(caller, READ_ROLES, "reading products")
     return licensing.list_products(_engine(request), caller.account)
 
 
@@ -210,7 +210,7 @@ def list_products(request: Request, caller: Caller) -> dict[str, Any]:
 @router.get("/licenses")
 def list_licenses(
     request: Request,
-    caller: Caller,
+    caller: Annotated[Principal, _may("license.read")],
     customer: Annotated[str | None, Query(max_length=64)] = None,
     status: Annotated[str | None, Query(max_length=16)] = None,
     product: Annotated[str | None, Query(max_length=64)] = None,
@@ -221,7 +221,6 @@ def list_licenses(
 
     Pass ``next_cursor`` back as ``cursor`` for the next page; it is null on the last.
     """
-    _require_role(caller, READ_ROLES, "reading licenses")
     return licensing.list_licenses(
         _engine(request),
         caller.account,
@@ -234,16 +233,18 @@ def list_licenses(
 
 
 @router.get("/licenses/{serial}")
-def get_license(request: Request, caller: Caller, serial: str) -> dict[str, Any]:
+def get_license(
+    request: Request, caller: Annotated[Principal, _may("license.read")], serial: str
+) -> dict[str, Any]:
     """One license (never its key); 404 if unknown."""
-    _require_role(caller, READ_ROLES, "reading licenses")
     return licensing.get_license(_engine(request), caller.account, serial)
 
 
 @router.get("/licenses/{serial}/history")
-def get_license_history(request: Request, caller: Caller, serial: str) -> dict[str, Any]:
+def get_license_history(
+    request: Request, caller: Annotated[Principal, _may("license.read")], serial: str
+) -> dict[str, Any]:
     """The license's ledger events in order: ``{"events": [{"seq", "event"}]}``."""
-    _require_role(caller, READ_ROLES, "reading licenses")
     return licensing.license_history(_engine(request), caller.account, serial)
 
 
@@ -251,14 +252,15 @@ def get_license_history(request: Request, caller: Caller, serial: str) -> dict[s
 
 
 @router.post("/licenses", status_code=201, response_model=None, openapi_extra=documented(IssueIn))
-async def issue_license(request: Request, caller: Caller) -> JSONResponse:
+async def issue_license(
+    request: Request, caller: Annotated[Principal, _may("license.issue")]
+) -> JSONResponse:
     """Issue ``{"product", "plan", "customer", "order_ref", "plan_version"?}`` → 201
     ``{"serial", "key", "status", "plan_version", "expires_at", …}``.
 
     The serial is derived from product, customer and order_ref: issuing the same
     order again answers 200 with the same serial and key (409 on another plan).
     """
-    _require_role(caller, ISSUING_ROLES, "issuing a license")
     body = await parse_body(request, IssueIn, MAX_BODY_BYTES)
     await _require_customer(request, caller, body.customer)
     command = IssueLicense(
@@ -276,57 +278,63 @@ async def issue_license(request: Request, caller: Caller) -> JSONResponse:
 
 
 async def _change(
-    request: Request, caller: Caller, serial: str, command: Command, reason: str | None
+    request: Request, caller: Principal, serial: str, command: Command, reason: str | None
 ) -> dict[str, Any]:
     await _submit(request, caller, command, reason)
     return await _license_after(request, caller, serial)
 
 
 @router.post("/licenses/{serial}/renew", openapi_extra=documented(RenewIn))
-async def renew_license(request: Request, caller: Caller, serial: str) -> dict[str, Any]:
+async def renew_license(
+    request: Request, caller: Annotated[Principal, _may("license.change")], serial: str
+) -> dict[str, Any]:
     """Extend the expiry by ``duration`` (default: the plan's) → the updated license."""
-    _require_role(caller, ISSUING_ROLES, "renewing a license")
     body = await parse_body(request, RenewIn, MAX_BODY_BYTES)
     return await _change(request, caller, serial, RenewLicense(serial, body.duration), body.reason)
 
 
 @router.post("/licenses/{serial}/suspend", openapi_extra=documented(RequiredReasonIn))
-async def suspend_license(request: Request, caller: Caller, serial: str) -> dict[str, Any]:
+async def suspend_license(
+    request: Request, caller: Annotated[Principal, _may("license.suspend")], serial: str
+) -> dict[str, Any]:
     """Suspend ``{"reason"}`` (required) → the updated license; 409 if not active."""
-    _require_role(caller, STATUS_ROLES, "suspending a license")
     body = await parse_body(request, RequiredReasonIn, MAX_BODY_BYTES)
     return await _change(request, caller, serial, SuspendLicense(serial), body.reason)
 
 
 @router.post("/licenses/{serial}/reinstate", openapi_extra=documented(ReasonIn))
-async def reinstate_license(request: Request, caller: Caller, serial: str) -> dict[str, Any]:
+async def reinstate_license(
+    request: Request, caller: Annotated[Principal, _may("license.reinstate")], serial: str
+) -> dict[str, Any]:
     """Reinstate a suspended license → the updated license; 409 if not suspended."""
-    _require_role(caller, STATUS_ROLES, "reinstating a license")
     body = await parse_body(request, ReasonIn, MAX_BODY_BYTES)
     return await _change(request, caller, serial, ReinstateLicense(serial), body.reason)
 
 
 @router.post("/licenses/{serial}/revoke", openapi_extra=documented(RequiredReasonIn))
-async def revoke_license(request: Request, caller: Caller, serial: str) -> dict[str, Any]:
+async def revoke_license(
+    request: Request, caller: Annotated[Principal, _may("license.change")], serial: str
+) -> dict[str, Any]:
     """Revoke ``{"reason"}`` (required; terminal) → the updated license."""
-    _require_role(caller, ISSUING_ROLES, "revoking a license")
     body = await parse_body(request, RequiredReasonIn, MAX_BODY_BYTES)
     return await _change(request, caller, serial, RevokeLicense(serial), body.reason)
 
 
 @router.post("/licenses/{serial}/change-plan", openapi_extra=documented(ChangePlanIn))
-async def change_plan(request: Request, caller: Caller, serial: str) -> dict[str, Any]:
+async def change_plan(
+    request: Request, caller: Annotated[Principal, _may("license.change")], serial: str
+) -> dict[str, Any]:
     """Move to ``{"plan", "plan_version"?}`` (default: its latest) → the updated license."""
-    _require_role(caller, ISSUING_ROLES, "changing a license's plan")
     body = await parse_body(request, ChangePlanIn, MAX_BODY_BYTES)
     command = ChangePlan(serial, body.plan, body.plan_version)
     return await _change(request, caller, serial, command, body.reason)
 
 
 @router.post("/licenses/{serial}/override", openapi_extra=documented(OverrideIn))
-async def override_entitlement(request: Request, caller: Caller, serial: str) -> dict[str, Any]:
+async def override_entitlement(
+    request: Request, caller: Annotated[Principal, _may("license.change")], serial: str
+) -> dict[str, Any]:
     """Set ``{"entitlement", "value", "reason"}`` (null value removes) → the updated license."""
-    _require_role(caller, ISSUING_ROLES, "overriding an entitlement")
     body = await parse_body(request, OverrideIn, MAX_BODY_BYTES)
     if body.value is not None:
         try:
@@ -340,9 +348,10 @@ async def override_entitlement(request: Request, caller: Caller, serial: str) ->
 
 
 @router.post("/licenses/{serial}/transfer", openapi_extra=documented(TransferIn))
-async def transfer_license(request: Request, caller: Caller, serial: str) -> dict[str, Any]:
+async def transfer_license(
+    request: Request, caller: Annotated[Principal, _may("license.change")], serial: str
+) -> dict[str, Any]:
     """Transfer to ``{"customer"}`` → the updated license; 404 for an unknown customer."""
-    _require_role(caller, ISSUING_ROLES, "transferring a license")
     body = await parse_body(request, TransferIn, MAX_BODY_BYTES)
     await _require_customer(request, caller, body.customer)
     command = TransferLicense(serial, body.customer)

@@ -10,15 +10,17 @@ import base64
 import hashlib
 import hmac
 import os
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 
 from tenure.crypto.files import write_atomic
 from tenure.domain.timefmt import format_time
-from tenure.errors import Unauthenticated
+from tenure.errors import Conflict, Forbidden, NotFound, Unauthenticated
 from tenure.store import tables as t
 from tenure.store.engine import read_transaction, write_transaction
 
@@ -90,3 +92,77 @@ def authenticate(engine: sa.Engine, key: str) -> Principal:
     if row is None or not hmac.compare_digest(row.key_hash, digest):
         raise Unauthenticated("invalid or revoked API key")
     return Principal(row.id, row.account, row.role)
+
+
+def _key_view(row: Any) -> dict[str, Any]:
+    """What may be shown of a key: never the key, never its hash."""
+    return {
+        "id": row.id,
+        "role": row.role,
+        "name": row.name,
+        "created_at": row.created_at,
+        "revoked_at": row.revoked_at,
+    }
+
+
+_VIEW_COLUMNS = (
+    t.api_keys.c.id,
+    t.api_keys.c.role,
+    t.api_keys.c.name,
+    t.api_keys.c.created_at,
+    t.api_keys.c.revoked_at,
+)
+
+
+def list_api_keys(engine: sa.Engine, account: str) -> list[dict[str, Any]]:
+    """The account's keys (revoked ones too), oldest first, without keys or hashes."""
+    with read_transaction(engine) as conn:
+        rows = conn.execute(
+            sa.select(*_VIEW_COLUMNS)
+            .where(t.api_keys.c.account == account)
+            .order_by(t.api_keys.c.created_at, t.api_keys.c.id)
+        ).all()
+    return [_key_view(row) for row in rows]
+
+
+def revoke_api_key(
+    engine: sa.Engine, account: str, key_id: str, manageable: Collection[str] = ROLES
+) -> dict[str, Any]:
+    """Revoke ``key_id`` of ``account`` and return its view. Revoking a revoked key
+    changes nothing.
+
+    ``NotFound`` for a key of another account (or none), ``Forbidden`` for a key whose
+    role is not in ``manageable``, ``Conflict`` for the account's last active owner key.
+    """
+    with write_transaction(engine) as conn:
+        row = conn.execute(
+            sa.select(*_VIEW_COLUMNS).where(
+                t.api_keys.c.account == account, t.api_keys.c.id == key_id
+            )
+        ).first()
+        if row is None:
+            raise NotFound(f"no API key {key_id}", field="id")
+        if row.role not in manageable:
+            raise Forbidden(f"this role may not revoke {row.role} keys", field="id")
+        if row.revoked_at is not None:
+            return _key_view(row)
+        if row.role == "owner":
+            other_owners = conn.scalar(
+                sa.select(sa.func.count())
+                .select_from(t.api_keys)
+                .where(
+                    t.api_keys.c.account == account,
+                    t.api_keys.c.role == "owner",
+                    t.api_keys.c.revoked_at.is_(None),
+                    t.api_keys.c.id != key_id,
+                )
+            )
+            if not other_owners:
+                raise Conflict("the last active owner key of an account cannot be revoked")
+        revoked_at = format_time(datetime.now(UTC))
+        conn.execute(
+            sa.update(t.api_keys)
+            .where(t.api_keys.c.account == account, t.api_keys.c.id == key_id)
+            .values(revoked_at=revoked_at)
+        )
+    return {**_key_view(row), "revoked_at": revoked_at}

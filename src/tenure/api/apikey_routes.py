@@ -1,0 +1,77 @@
+"""API keys (SPEC "Governance and security"): create (the key is shown once), list,
+revoke. Owner and admin only; an admin may neither create nor revoke owner keys.
+A key of another account does not exist for the caller (404, never 403).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal, get_args
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, StringConstraints
+from starlette.concurrency import run_in_threadpool
+
+from tenure.api.bodies import documented, parse_body
+from tenure.api.roles import manageable_roles, require, require_may_manage
+from tenure.service import apikeys
+from tenure.service.apikeys import Principal
+
+router = APIRouter(prefix="/v1", tags=["apikeys"])
+
+MAX_BODY_BYTES = 4 * 1024
+Manager = Annotated[Principal, Depends(require("apikey.manage"))]
+Role = Literal["owner", "admin", "issuer", "support", "auditor", "restorer", "agent"]
+if get_args(Role) != apikeys.ROLES:  # pragma: no cover - a guard for whoever adds a role
+    raise RuntimeError("apikey_routes.Role must list exactly service.apikeys.ROLES")
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+
+
+class ApiKeyIn(BaseModel):
+    """A key to create: its ``role`` (one of ``ROLES``) and a ``name`` for people."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    role: Role
+    name: Name
+
+
+def _engine(request: Request) -> Any:
+    return request.app.state.runtime.engine
+
+
+@router.post("/apikeys", status_code=201, response_model=None, openapi_extra=documented(ApiKeyIn))
+async def create_api_key(request: Request, caller: Manager) -> JSONResponse:
+    """Create ``{"role", "name"}`` → 201 ``{"id", "role", "name", "key"}``.
+
+    The key is shown here once and stored only as a hash. 403 when an admin asks for
+    an owner key.
+    """
+    body = await parse_body(request, ApiKeyIn, MAX_BODY_BYTES)
+    require_may_manage(caller, body.role)
+    created, key = await run_in_threadpool(
+        apikeys.create_api_key, _engine(request), caller.account, body.role, body.name
+    )
+    return JSONResponse(
+        {"id": created.id, "role": created.role, "name": body.name, "key": key},
+        status_code=201,
+    )
+
+
+@router.get("/apikeys")
+def list_api_keys(request: Request, caller: Manager) -> dict[str, Any]:
+    """The account's keys ``{"apikeys": [{"id", "role", "name", "created_at",
+    "revoked_at"}]}``, never the keys or their hashes."""
+    return {"apikeys": apikeys.list_api_keys(_engine(request), caller.account)}
+
+
+@router.delete("/apikeys/{key_id}")
+def revoke_api_key(request: Request, caller: Manager, key_id: str) -> dict[str, Any]:
+    """Revoke a key → its listing with ``revoked_at`` set; it gets 401 from then on.
+
+    404 for a key not of this account, 403 when an admin revokes an owner key, 409 for
+    the account's last active owner key.
+    """
+    return apikeys.revoke_api_key(
+        _engine(request), caller.account, key_id, manageable_roles(caller)
+    )

@@ -1,0 +1,84 @@
+"""The role policy (SPEC "Governance and security"): one table, one dependency.
+
+Every route names the action it performs; ``POLICY`` says which roles may perform
+it. Least privilege: a role not listed is refused with 403 (``Forbidden``); a
+missing or invalid key is refused earlier with 401 (``Unauthenticated``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Mapping
+from types import MappingProxyType
+
+from tenure.api.auth import Caller
+from tenure.errors import Forbidden
+from tenure.service.apikeys import ROLES, Principal
+
+ALL_ROLES = frozenset(ROLES)
+READERS = frozenset({"owner", "admin", "issuer", "support", "auditor"})
+ISSUERS = frozenset({"owner", "admin", "issuer"})
+ADMINS = frozenset({"owner", "admin"})
+
+POLICY: Mapping[str, frozenset[str]] = MappingProxyType(
+    {
+        "ledger.read": ALL_ROLES,
+        "ledger.sign": ADMINS,
+        "catalog.apply": ADMINS,
+        "customer.read": READERS,
+        "customer.write": ISSUERS,
+        "product.read": READERS,
+        "license.read": READERS,
+        "license.issue": ISSUERS,
+        "license.change": ISSUERS,
+        "license.suspend": ISSUERS | {"support"},
+        "license.reinstate": ISSUERS | {"support"},
+        "check": ALL_ROLES,
+        "apikey.manage": ADMINS,
+    }
+)
+"""Action → the roles allowed to perform it. The restorer only reads the ledger (and
+checks, which every role may); the agent only reads the ledger and checks."""
+
+MANAGEABLE_ROLES: Mapping[str, frozenset[str]] = MappingProxyType(
+    {"owner": ALL_ROLES, "admin": ALL_ROLES - {"owner"}}
+)
+"""Of ``apikey.manage`` holders: the roles of the keys each may create or revoke."""
+
+
+def allowed(role: str, action: str) -> bool:
+    """May ``role`` perform ``action``? Unknown actions are a programming error."""
+    return role in POLICY[action]
+
+
+def authorize(caller: Principal, action: str) -> None:
+    """Raise ``Forbidden`` unless the caller's role may perform ``action``."""
+    if not allowed(caller.role, action):
+        roles = ", ".join(sorted(POLICY[action]))
+        raise Forbidden(f"{action} needs one of the roles {roles}", action=action)
+
+
+def manageable_roles(caller: Principal) -> Collection[str]:
+    """The roles of the API keys the caller may create or revoke."""
+    return MANAGEABLE_ROLES.get(caller.role, frozenset())
+
+
+def require_may_manage(caller: Principal, role: str) -> None:
+    """Raise ``Forbidden`` unless the caller may create or revoke a key of ``role``."""
+    if role not in manageable_roles(caller):
+        raise Forbidden(f"the {caller.role} role may not manage {role} keys", field="role")
+
+
+def require(action: str) -> Callable[[Principal], Principal]:
+    """A FastAPI dependency: the caller's principal if its role may perform ``action``.
+
+    Use as ``caller: Annotated[Principal, Depends(require("license.read"))]``.
+    """
+    if action not in POLICY:
+        raise KeyError(f"unknown action {action!r}: add it to tenure.api.roles.POLICY")
+
+    def dependency(caller: Caller) -> Principal:
+        authorize(caller, action)
+        return caller
+
+    dependency.__name__ = f"require_{action.replace('.', '_')}"
+    return dependency
