@@ -9,7 +9,7 @@ import sqlalchemy
 import typer
 
 from tenure import __version__
-from tenure.cli import demo, ledger, state
+from tenure.cli import catalog, check, customers, demo, ledger, licenses, state
 from tenure.cli.common import DataDir, DbUrl, err
 from tenure.errors import TenureError
 
@@ -44,6 +44,10 @@ def serve(
 app.add_typer(demo.app, name="demo")
 app.add_typer(state.app, name="state")
 app.add_typer(ledger.app, name="ledger")
+app.add_typer(catalog.app, name="catalog")
+app.add_typer(customers.app, name="customer")
+app.add_typer(licenses.app, name="license")
+app.command("check")(check.check)
 
 
 @app.command("version")

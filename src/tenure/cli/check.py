@@ -1,0 +1,76 @@
+"""``tenure check LICENSE ENTITLEMENT``: ask the service for a decision."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+
+from tenure.cli.client import ApiKeyOption, Remote, UrlOption, emit_json
+from tenure.cli.common import Output, OutputOption, out
+
+EXIT_ALLOWED = 0
+EXIT_DENIED = 2
+
+
+def _value(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def check(
+    license: Annotated[
+        str, typer.Argument(metavar="LICENSE", help="License serial (TNR-…) or key (TNRK-…).")
+    ],
+    entitlement: Annotated[
+        str,
+        typer.Argument(
+            metavar="ENTITLEMENT", help="Entitlement key, e.g. feature:export-pdf or seats."
+        ),
+    ],
+    fingerprint: Annotated[
+        str | None,
+        typer.Option(
+            "--fingerprint", help="Machine fingerprint, if the plan uses them.", show_default=False
+        ),
+    ] = None,
+    license_auth: Annotated[
+        bool,
+        typer.Option(
+            "--license-auth",
+            help="Authenticate with the license key itself (Authorization: License …) "
+            "instead of an API key; LICENSE must then be the key.",
+        ),
+    ] = False,
+    url: UrlOption = None,
+    api_key: ApiKeyOption = None,
+    output: OutputOption = Output.text,
+) -> None:
+    """Ask whether LICENSE may use ENTITLEMENT now; print ALLOWED or DENIED.
+
+    Exit status: 0 when allowed, 2 when denied (scripts can branch on it), 1 on an error.
+    """
+    remote = Remote(url, api_key, license_key=license if license_auth else None)
+    body: dict[str, Any] = {"license": license, "entitlement": entitlement}
+    if fingerprint is not None:
+        body["fingerprint"] = fingerprint
+    _, answer = remote.post("/v1/check", body)
+    allowed = bool(answer.get("allowed"))
+    if output is Output.json:
+        emit_json(answer)
+    else:
+        lines = [
+            f"{'ALLOWED' if allowed else 'DENIED'}  {entitlement}",
+            f"  reason   {answer.get('reason')}",
+            f"  value    {_value(answer.get('value'))}",
+            f"  status   {_value(answer.get('status'))}",
+            f"  expires  {_value(answer.get('expires_at'))}",
+        ]
+        if answer.get("serial"):
+            lines.insert(1, f"  serial   {answer['serial']}")
+        out.print("\n".join(lines), highlight=False, markup=False)
+    if not allowed:
+        raise typer.Exit(EXIT_DENIED)

@@ -1,0 +1,403 @@
+"""``tenure license …``: the license lifecycle over HTTP."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from tenure.cli.client import (
+    ApiKeyOption,
+    IdempotencyKeyOption,
+    Remote,
+    UrlOption,
+    emit_json,
+    print_table,
+)
+from tenure.cli.common import Output, OutputOption, out
+from tenure.errors import InvalidInput
+
+app = typer.Typer(help="License lifecycle: issue, inspect, change.", no_args_is_help=True)
+
+PAGE_MAX = 200
+
+Serial = Annotated[str, typer.Argument(metavar="SERIAL", help="License serial (TNR-…).")]
+ReasonOption = Annotated[
+    str | None,
+    typer.Option("--reason", help="Why (recorded in the ledger event).", show_default=False),
+]
+RequiredReasonOption = Annotated[
+    str | None,
+    typer.Option(
+        "--reason", help="Why (required; recorded in the ledger event).", show_default=False
+    ),
+]
+PlanVersionOption = Annotated[
+    int | None,
+    typer.Option(
+        "--plan-version", help="Plan version (default: the latest).", min=1, show_default=False
+    ),
+]
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _require_reason(reason: str | None, action: str) -> str:
+    if reason is None or not reason.strip():
+        raise InvalidInput(f"--reason is required to {action} a license", field="reason")
+    return reason
+
+
+def parse_value(text: str) -> bool | int | None:
+    """An override value: ``true``, ``false``, ``null`` or a non-negative integer."""
+    lowered = text.strip().lower()
+    if lowered == "true":
+        return True
+    if lowered == "false":
+        return False
+    if lowered in ("null", "none"):
+        return None
+    try:
+        return int(lowered)
+    except ValueError:
+        raise InvalidInput(
+            f"--value must be true, false, null or an integer, not {text!r}", field="value"
+        ) from None
+
+
+def _license_lines(view: dict[str, Any]) -> list[str]:
+    skip = {"serial", "key", "created"}
+    lines = [f"license {view.get('serial')}"]
+    for name, value in view.items():
+        if name in skip:
+            continue
+        if isinstance(value, dict):
+            value = ", ".join(f"{k}={_text(v)}" for k, v in value.items()) or "-"
+        elif isinstance(value, list):
+            value = ", ".join(_text(v) for v in value) or "-"
+        lines.append(f"  {name:<14} {_text(value)}")
+    return lines
+
+
+def _print_license(view: dict[str, Any], output: Output, headline: str | None = None) -> None:
+    if output is Output.json:
+        emit_json(view)
+        return
+    lines = _license_lines(view)
+    if headline is not None:
+        lines.insert(0, headline)
+    out.print("\n".join(lines), highlight=False, markup=False)
+
+
+def _act(
+    url: str | None,
+    api_key: str | None,
+    serial: str,
+    action: str,
+    body: dict[str, Any],
+    idempotency_key: str | None,
+    output: Output,
+    done: str,
+) -> None:
+    clean = {k: v for k, v in body.items() if v is not None or k == "value"}
+    _, view = Remote(url, api_key).post(
+        f"/v1/licenses/{serial}/{action}", clean, idempotency_key=idempotency_key
+    )
+    _print_license(view, output, f"{done}: {serial} is now {view.get('status')}")
+
+
+# ---------------------------------------------------------------- issue and reads
+
+
+@app.command("issue")
+def issue(
+    product: Annotated[str, typer.Option("--product", help="Product code.", show_default=False)],
+    plan: Annotated[str, typer.Option("--plan", help="Plan code.", show_default=False)],
+    customer: Annotated[
+        str, typer.Option("--customer", help="Customer id (cus_…).", show_default=False)
+    ],
+    order_ref: Annotated[
+        str,
+        typer.Option(
+            "--order-ref",
+            help="Your order reference; the same order again gives the same license.",
+            show_default=False,
+        ),
+    ],
+    plan_version: PlanVersionOption = None,
+    idempotency_key: IdempotencyKeyOption = None,
+    url: UrlOption = None,
+    api_key: ApiKeyOption = None,
+    output: OutputOption = Output.text,
+) -> None:
+    """Issue a license and print its serial and KEY (the key is shown now: keep it)."""
+    body: dict[str, Any] = {
+        "product": product,
+        "plan": plan,
+        "customer": customer,
+        "order_ref": order_ref,
+    }
+    if plan_version is not None:
+        body["plan_version"] = plan_version
+    status, view = Remote(url, api_key).post("/v1/licenses", body, idempotency_key=idempotency_key)
+    if output is Output.json:
+        emit_json(view)
+        return
+    verb = "issued" if status == 201 else "already issued for this order"
+    lines = [
+        f"{verb}: {view.get('serial')}",
+        f"KEY: {view.get('key')}",
+        "(the license key is shown now; give it to the customer's application)",
+        *_license_lines(view)[1:],
+    ]
+    out.print("\n".join(lines), highlight=False, markup=False)
+
+
+@app.command("show")
+def show(
+    serial: Serial,
+    url: UrlOption = None,
+    api_key: ApiKeyOption = None,
+    output: OutputOption = Output.text,
+) -> None:
+    """Show one license (never its key)."""
+    _print_license(Remote(url, api_key).get(f"/v1/licenses/{serial}"), output)
+
+
+@app.command("list")
+def list_command(
+    customer: Annotated[
+        str | None, typer.Option("--customer", help="Only this customer's.", show_default=False)
+    ] = None,
+    status: Annotated[
+        str | None,
+        typer.Option(
+            "--status", help="Only with this status (active, suspended, …).", show_default=False
+        ),
+    ] = None,
+    product: Annotated[
+        str | None, typer.Option("--product", help="Only of this product.", show_default=False)
+    ] = None,
+    limit: Annotated[int, typer.Option("--limit", help="Page size.", min=1, max=PAGE_MAX)] = 50,
+    cursor: Annotated[
+        str | None,
+        typer.Option("--cursor", help="Continue after a previous page.", show_default=False),
+    ] = None,
+    all_pages: Annotated[
+        bool, typer.Option("--all", help="Follow the cursor through every page.")
+    ] = False,
+    url: UrlOption = None,
+    api_key: ApiKeyOption = None,
+    output: OutputOption = Output.text,
+) -> None:
+    """List licenses by serial, filtered; one page unless --all."""
+    remote = Remote(url, api_key)
+    licenses: list[dict[str, Any]] = []
+    next_cursor = cursor
+    while True:
+        page = remote.get(
+            "/v1/licenses",
+            {
+                "customer": customer,
+                "status": status,
+                "product": product,
+                "cursor": next_cursor,
+                "limit": limit,
+            },
+        )
+        licenses.extend(page.get("licenses", []))
+        next_cursor = page.get("next_cursor")
+        if not all_pages or not next_cursor:
+            break
+    if output is Output.json:
+        emit_json({"licenses": licenses, "next_cursor": next_cursor})
+        return
+    table = Table()
+    table.add_column("serial", no_wrap=True)
+    table.add_column("customer", no_wrap=True)
+    for name in ("product", "plan", "status", "expires_at"):
+        table.add_column(name)
+    for lic in licenses:
+        plan = f"{lic.get('plan')} v{lic.get('plan_version')}"
+        table.add_row(
+            _text(lic.get("serial")),
+            _text(lic.get("customer")),
+            _text(lic.get("product")),
+            plan,
+            _text(lic.get("status")),
+            _text(lic.get("expires_at")),
+        )
+    print_table(table)
+    footer = f"{len(licenses)} license(s)"
+    if next_cursor:
+        footer += f"; more: --cursor {next_cursor} (or --all)"
+    out.print(footer, highlight=False, markup=False)
+
+
+@app.command("history")
+def history(
+    serial: Serial,
+    url: UrlOption = None,
+    api_key: ApiKeyOption = None,
+    output: OutputOption = Output.text,
+) -> None:
+    """The license's ledger events, in order."""
+    answer = Remote(url, api_key).get(f"/v1/licenses/{serial}/history")
+    if output is Output.json:
+        emit_json(answer)
+        return
+    table = Table("seq")
+    table.add_column("type", no_wrap=True)
+    for name in ("time", "actor", "reason"):
+        table.add_column(name)
+    for item in answer.get("events", []):
+        event = item.get("event", {})
+        actor = event.get("actor") or {}
+        table.add_row(
+            str(item.get("seq")),
+            _text(event.get("type")),
+            _text(event.get("time")),
+            f"{actor.get('role', '-')}:{actor.get('id', '-')}",
+            _text(event.get("reason")),
+        )
+    print_table(table)
+
+
+# ---------------------------------------------------------------- changes
+
+
+@app.command("renew")
+def renew(
+    serial: Serial,
+    duration: Annotated[
+        str | None,
+        typer.Option(
+            "--duration", help="Extend by this much (default: the plan's).", show_default=False
+        ),
+    ] = None,
+    reason: ReasonOption = None,
+    idempotency_key: IdempotencyKeyOption = None,
+    url: UrlOption = None,
+    api_key: ApiKeyOption = None,
+    output: OutputOption = Output.text,
+) -> None:
+    """Extend the license's expiry."""
+    body = {"duration": duration, "reason": reason}
+    _act(url, api_key, serial, "renew", body, idempotency_key, output, "renewed")
+
+
+@app.command("suspend")
+def suspend(
+    serial: Serial,
+    reason: RequiredReasonOption = None,
+    idempotency_key: IdempotencyKeyOption = None,
+    url: UrlOption = None,
+    api_key: ApiKeyOption = None,
+    output: OutputOption = Output.text,
+) -> None:
+    """Suspend an active license (--reason required); checks answer DENIED until reinstated."""
+    body = {"reason": _require_reason(reason, "suspend")}
+    _act(url, api_key, serial, "suspend", body, idempotency_key, output, "suspended")
+
+
+@app.command("reinstate")
+def reinstate(
+    serial: Serial,
+    reason: ReasonOption = None,
+    idempotency_key: IdempotencyKeyOption = None,
+    url: UrlOption = None,
+    api_key: ApiKeyOption = None,
+    output: OutputOption = Output.text,
+) -> None:
+    """Reinstate a suspended license."""
+    body = {"reason": reason}
+    _act(url, api_key, serial, "reinstate", body, idempotency_key, output, "reinstated")
+
+
+@app.command("revoke")
+def revoke(
+    serial: Serial,
+    reason: RequiredReasonOption = None,
+    idempotency_key: IdempotencyKeyOption = None,
+    url: UrlOption = None,
+    api_key: ApiKeyOption = None,
+    output: OutputOption = Output.text,
+) -> None:
+    """Revoke a license for good (--reason required; terminal)."""
+    body = {"reason": _require_reason(reason, "revoke")}
+    _act(url, api_key, serial, "revoke", body, idempotency_key, output, "revoked")
+
+
+@app.command("change-plan")
+def change_plan(
+    serial: Serial,
+    plan: Annotated[str, typer.Option("--plan", help="The new plan code.", show_default=False)],
+    plan_version: PlanVersionOption = None,
+    reason: ReasonOption = None,
+    idempotency_key: IdempotencyKeyOption = None,
+    url: UrlOption = None,
+    api_key: ApiKeyOption = None,
+    output: OutputOption = Output.text,
+) -> None:
+    """Move the license to another plan (or another version of its plan)."""
+    body = {"plan": plan, "plan_version": plan_version, "reason": reason}
+    _act(url, api_key, serial, "change-plan", body, idempotency_key, output, "plan changed")
+
+
+@app.command("override")
+def override(
+    serial: Serial,
+    entitlement: Annotated[
+        str,
+        typer.Option(
+            "--entitlement",
+            help="Entitlement key, e.g. seats or feature:scripting.",
+            show_default=False,
+        ),
+    ],
+    value: Annotated[
+        str,
+        typer.Option(
+            "--value",
+            help="true/false (feature:, module:), an integer (seats, quota:), or null to "
+            "remove the override.",
+            show_default=False,
+        ),
+    ],
+    reason: RequiredReasonOption = None,
+    idempotency_key: IdempotencyKeyOption = None,
+    url: UrlOption = None,
+    api_key: ApiKeyOption = None,
+    output: OutputOption = Output.text,
+) -> None:
+    """Override one entitlement of this license (--reason required)."""
+    body = {
+        "entitlement": entitlement,
+        "value": parse_value(value),
+        "reason": _require_reason(reason, "override an entitlement of"),
+    }
+    _act(url, api_key, serial, "override", body, idempotency_key, output, "overridden")
+
+
+@app.command("transfer")
+def transfer(
+    serial: Serial,
+    customer: Annotated[
+        str, typer.Option("--customer", help="The new customer id (cus_…).", show_default=False)
+    ],
+    reason: ReasonOption = None,
+    idempotency_key: IdempotencyKeyOption = None,
+    url: UrlOption = None,
+    api_key: ApiKeyOption = None,
+    output: OutputOption = Output.text,
+) -> None:
+    """Transfer the license to another customer."""
+    body = {"customer": customer, "reason": reason}
+    _act(url, api_key, serial, "transfer", body, idempotency_key, output, "transferred")
