@@ -24,10 +24,10 @@ from rich.table import Table
 from tenure import __version__
 from tenure.cli.common import out
 from tenure.errors import TenureError
+from tenure.service.apikeys import BOOTSTRAP_FILE
 
 DEFAULT_URL = "http://127.0.0.1:8080"
 TIMEOUT = 10.0
-BOOTSTRAP_FILE = "bootstrap-owner.key"
 
 UrlOption = Annotated[
     str | None,
