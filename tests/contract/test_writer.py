@@ -307,12 +307,17 @@ def test_checkpoint_is_signed_after_the_interval_without_closing(
         shop = Shop(ledger)
         for n in range(3):
             shop.run(CreateCustomer(None, None, f"c{n}"))
+        assert runtime.sidecar is not None
+        sidecar = runtime.sidecar
+        # The sidecar is written just after the checkpoint's transaction commits (by
+        # design), so wait for both rather than reading the sidecar on seeing the row.
         deadline = time.monotonic() + 5
-        while probe.checkpoint_sizes() != [3] and time.monotonic() < deadline:
+        while time.monotonic() < deadline and (
+            probe.checkpoint_sizes() != [3] or sidecar.read_note(ACCOUNT) is None
+        ):
             time.sleep(0.05)
         assert probe.checkpoint_sizes() == [3]
-        assert runtime.sidecar is not None
-        assert runtime.sidecar.read_note(ACCOUNT) is not None
+        assert sidecar.read_note(ACCOUNT) is not None
         signed = runtime.sidecar.read(ACCOUNT)
         assert signed is not None
         assert signed.size == 3
