@@ -174,12 +174,23 @@ def running_server(data_dir: Path, log_dir: Path) -> Iterator[Server]:
         server.stop()
 
 
+@contextmanager
+def seeded_server(factory: pytest.TempPathFactory, name: str) -> Iterator[Server]:
+    """A server of its own on a freshly seeded data dir (500 events, seed 9).
+
+    Modules that append get their own: the session ``server``'s ledger size is
+    asserted by the ledger API tests.
+    """
+    data_dir = factory.mktemp(name) / "data"
+    seed_data_dir(data_dir)
+    with running_server(data_dir, factory.mktemp(f"{name}-logs")) as running:
+        yield running
+
+
 @pytest.fixture(scope="session")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """A server on a data dir seeded with the demo workload (500 events, seed 9)."""
-    data_dir = tmp_path_factory.mktemp("seeded") / "data"
-    seed_data_dir(data_dir)
-    with running_server(data_dir, tmp_path_factory.mktemp("seeded-logs")) as running:
+    with seeded_server(tmp_path_factory, "seeded") as running:
         yield running
 
 

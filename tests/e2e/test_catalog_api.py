@@ -16,7 +16,7 @@ import pytest
 from tenure.service.apikeys import create_api_key
 from tenure.store.engine import create_engine
 
-from .conftest import Server, running_server, seed_data_dir
+from .conftest import Server, seeded_server
 
 EXAMPLE = (Path(__file__).parents[2] / "examples" / "catalog.yaml").read_bytes()
 YAML = {"Content-Type": "application/yaml"}
@@ -25,9 +25,7 @@ PROBLEM = "application/problem+json"
 
 @pytest.fixture(scope="module")
 def catalog_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    data_dir = tmp_path_factory.mktemp("catalog") / "data"
-    seed_data_dir(data_dir)
-    with running_server(data_dir, tmp_path_factory.mktemp("catalog-logs")) as running:
+    with seeded_server(tmp_path_factory, "catalog") as running:
         yield running
 
 

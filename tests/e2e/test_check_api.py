@@ -25,7 +25,7 @@ from tenure.service.apikeys import create_api_key
 from tenure.service.demo import demo_license_keys
 from tenure.store.engine import create_engine
 
-from .conftest import SEED, Server, running_server, seed_data_dir
+from .conftest import SEED, Server, seeded_server
 
 ACCOUNT = "default"
 PROBLEM = "application/problem+json"
@@ -46,9 +46,7 @@ class License:
 
 @pytest.fixture(scope="module")
 def check_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    data_dir = tmp_path_factory.mktemp("check") / "data"
-    seed_data_dir(data_dir)
-    with running_server(data_dir, tmp_path_factory.mktemp("check-logs")) as running:
+    with seeded_server(tmp_path_factory, "check") as running:
         yield running
 
 

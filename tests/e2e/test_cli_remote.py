@@ -20,8 +20,7 @@ import pytest
 from .conftest import (
     Server,
     free_port,
-    running_server,
-    seed_data_dir,
+    seeded_server,
     subprocess_env,
     tenure_executable,
 )
@@ -31,9 +30,7 @@ CATALOG = Path(__file__).resolve().parents[2] / "examples" / "catalog.yaml"
 
 @pytest.fixture(scope="module")
 def cli_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    data_dir = tmp_path_factory.mktemp("cli-remote") / "data"
-    seed_data_dir(data_dir)
-    with running_server(data_dir, tmp_path_factory.mktemp("cli-remote-logs")) as running:
+    with seeded_server(tmp_path_factory, "cli-remote") as running:
         yield running
 
 

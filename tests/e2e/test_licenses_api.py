@@ -19,16 +19,14 @@ import pytest
 from tenure.service.apikeys import create_api_key
 from tenure.store.engine import create_engine
 
-from .conftest import Server, running_server, seed_data_dir
+from .conftest import Server, seeded_server
 
 PROBLEM = "application/problem+json"
 
 
 @pytest.fixture(scope="module")
 def licensing_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    data_dir = tmp_path_factory.mktemp("licensing") / "data"
-    seed_data_dir(data_dir)
-    with running_server(data_dir, tmp_path_factory.mktemp("licensing-logs")) as running:
+    with seeded_server(tmp_path_factory, "licensing") as running:
         yield running
 
 

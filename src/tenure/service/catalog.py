@@ -26,7 +26,6 @@ from tenure.domain.catalog import (
     undeclared_feature,
 )
 from tenure.domain.events import Actor, Code, EntitlementKey, Text, check_entitlement_value
-from tenure.domain.state import Key, Row
 from tenure.domain.timefmt import parse_duration
 from tenure.errors import InvalidInput
 from tenure.service.ledger import Ledger, Submission
@@ -231,17 +230,6 @@ def _check_plan_features(catalog: Catalog) -> None:
                 )
 
 
-class _ReadView:
-    """The projection as one read transaction sees it."""
-
-    def __init__(self, conn: sa.Connection, account: str) -> None:
-        self._conn = conn
-        self._account = account
-
-    def get(self, table: str, key: Key) -> Row | None:
-        return sql.read_row(self._conn, self._account, table, key)
-
-
 def apply_catalog(
     ledger: Ledger,
     engine: sa.Engine,
@@ -258,7 +246,7 @@ def apply_catalog(
     between the diff and the append.
     """
     with read_transaction(engine) as conn:
-        diff = diff_catalog(_ReadView(conn, account), catalog)
+        diff = diff_catalog(sql.ConnectionView(conn, account), catalog)
     if not dry_run and diff.changes:
         ledger.execute(Submission(account, ApplyCatalog(catalog, diff), actor))
     return diff

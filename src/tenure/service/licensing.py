@@ -146,7 +146,7 @@ def list_licenses(
         versions = _PlanVersions(conn, account)
         while len(found) <= limit:
             query = _license_query(account, after, customer, product, stored)
-            chunk = [sql._from_sql("licenses", r) for r in conn.execute(query.limit(chunk_size))]
+            chunk = [sql.row_from_sql("licenses", r) for r in conn.execute(query.limit(chunk_size))]
             for row in chunk:
                 view = _public(row, versions, now)
                 if status is None or view["status"] == status:

@@ -319,8 +319,8 @@ def _to_sql(table: str, account: str, row: Row) -> dict[str, Any]:
     return params
 
 
-def _from_sql(table: str, values: Sequence[Any]) -> Row:
-    """A row from its column values in ``TableSpec.columns`` order."""
+def row_from_sql(table: str, values: Sequence[Any]) -> Row:
+    """A projection row from its column values, in ``TableSpec.columns`` order."""
     spec = TABLES[table]
     row = dict(zip(spec.columns, values, strict=True))
     for column in spec.json_columns:
@@ -359,7 +359,19 @@ def read_row(conn: sa.Connection, account: str, table: str, key: Key) -> Row | N
     """One projection row by key."""
     select = _projection_sql(table)[0]
     values = raw.execute(conn, select, _key_params(table, account, key)).fetchone()
-    return None if values is None else _from_sql(table, values)
+    return None if values is None else row_from_sql(table, values)
+
+
+class ConnectionView:
+    """The projection of one account as a connection's transaction sees it
+    (a ``StateView``; every ``get`` is one query)."""
+
+    def __init__(self, conn: sa.Connection, account: str) -> None:
+        self._conn = conn
+        self._account = account
+
+    def get(self, table: str, key: Key) -> Row | None:
+        return read_row(self._conn, self._account, table, key)
 
 
 def write_rows(
@@ -404,6 +416,6 @@ def projection_rows(conn: sa.Connection, account: str, table: str) -> list[Row]:
     spec = TABLES[table]
     sql = t.projection[table]
     query = sa.select(*(sql.c[col] for col in spec.columns)).where(sql.c.account == account)
-    rows = [_from_sql(table, r) for r in conn.execute(query)]
+    rows = [row_from_sql(table, r) for r in conn.execute(query)]
     rows.sort(key=spec.key_of)
     return rows
