@@ -59,7 +59,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     app.include_router(apikey_routes.router)
 
     @app.get("/healthz", tags=["ops"])
-    def healthz() -> dict[str, str]:
+    async def healthz() -> dict[str, str]:
         """The process is up."""
         return {"status": "ok"}
 
@@ -76,3 +76,9 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         return {"status": "ready", "schema": revision, "version": __version__}
 
     return app
+
+
+def app_from_env() -> FastAPI:
+    """The app with settings from ``TENURE_*`` only: the factory that process managers
+    import (``uvicorn --factory tenure.api.app:app_from_env``, granian, several workers)."""
+    return create_app(Settings())

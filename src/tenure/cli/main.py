@@ -30,6 +30,9 @@ def serve(
         str | None, typer.Option(help="Interface to listen on (default 127.0.0.1).")
     ] = None,
     port: Annotated[int | None, typer.Option(help="Port to listen on (default 8080).")] = None,
+    workers: Annotated[
+        int, typer.Option(min=1, max=64, help="Worker processes serving the same store.")
+    ] = 1,
 ) -> None:
     """Run the service; on first start, print the bootstrap owner API key once.
 
@@ -38,7 +41,7 @@ def serve(
     # Imported here: the web stack is the slowest import and only serve needs it.
     from tenure.cli.serve import run_server
 
-    run_server(data_dir, db, host, port)
+    run_server(data_dir, db, host, port, workers)
 
 
 app.add_typer(demo.app, name="demo")
