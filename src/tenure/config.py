@@ -25,6 +25,12 @@ class Settings(BaseSettings):
     checkpoint_every_events: int = Field(1000, ge=1)
     checkpoint_interval_seconds: float = Field(1.0, gt=0)
     write_batch_max: int = Field(512, ge=1)
+    audit_batch_max: int = Field(
+        1000,
+        ge=1,
+        description="decisions' audit entries chained per write; 1 writes each decision "
+        "in a transaction of its own (no batching, for comparison)",
+    )
     default_account: str = "default"
 
     def database(self) -> str:

@@ -120,3 +120,18 @@ class Forbidden(TenureError):
     """The principal's role does not allow this action."""
 
     code = "forbidden"
+
+
+class AuditTampered(LedgerTampered):
+    """The audit chain is broken; ``seq`` is the first audit entry that is wrong."""
+
+    code = "audit_tampered"
+
+
+class StorageUnavailable(TenureError):
+    """A write could not be committed (nor, therefore, audited): nothing of it stands.
+
+    The request fails closed; retrying it (with the same ``Idempotency-Key``) is safe.
+    """
+
+    code = "storage_unavailable"

@@ -19,7 +19,7 @@ def _migrated(path: Path) -> sa.Engine:
     return engine
 
 
-def test_migration_0001_produces_exactly_the_metadata_schema(tmp_path: Path) -> None:
+def test_migrations_produce_exactly_the_metadata_schema(tmp_path: Path) -> None:
     engine = _migrated(tmp_path / "tenure.db")
     try:
         with engine.connect() as conn:
@@ -33,13 +33,13 @@ def test_migration_0001_produces_exactly_the_metadata_schema(tmp_path: Path) -> 
     assert names - set(tables.metadata.tables) == {"alembic_version"}
 
 
-def test_current_revision_is_0001_and_upgrading_again_is_a_no_op(tmp_path: Path) -> None:
+def test_current_revision_is_the_latest_and_upgrading_again_is_a_no_op(tmp_path: Path) -> None:
     engine = create_engine(f"sqlite:///{(tmp_path / 'tenure.db').as_posix()}")
     try:
         assert current_revision(engine) is None
         upgrade(engine)
-        assert current_revision(engine) == "0001"
+        assert current_revision(engine) == "0002"
         upgrade(engine)
-        assert current_revision(engine) == "0001"
+        assert current_revision(engine) == "0002"
     finally:
         engine.dispose()

@@ -9,20 +9,19 @@ seeded events.
 from __future__ import annotations
 
 import json
-import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from .conftest import (
     Server,
+    assert_one_line_error,
     free_port,
+    ok_json,
     seeded_server,
-    subprocess_env,
-    tenure_executable,
+    tenure,
 )
 
 CATALOG = Path(__file__).resolve().parents[2] / "examples" / "catalog.yaml"
@@ -32,39 +31,6 @@ CATALOG = Path(__file__).resolve().parents[2] / "examples" / "catalog.yaml"
 def cli_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     with seeded_server(tmp_path_factory, "cli-remote") as running:
         yield running
-
-
-def tenure(
-    server: Server, *args: str, key: str | None = None, url: str | None = None
-) -> subprocess.CompletedProcess[str]:
-    env = subprocess_env(
-        TENURE_URL=url or server.url,
-        TENURE_API_KEY=key if key is not None else server.owner_key(),
-    )
-    return subprocess.run(
-        [tenure_executable(), *args],
-        env=env,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-
-
-def ok_json(done: subprocess.CompletedProcess[str]) -> Any:
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout)
-
-
-def assert_one_line_error(done: subprocess.CompletedProcess[str], *needles: str) -> str:
-    assert done.returncode not in (0, 2), (done.returncode, done.stdout, done.stderr)
-    lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1, done.stderr
-    assert "Traceback" not in done.stderr
-    for needle in needles:
-        assert needle in lines[0], lines[0]
-    return lines[0]
 
 
 def test_catalog_apply_dry_run_then_real_then_nothing(cli_server: Server) -> None:

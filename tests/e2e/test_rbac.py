@@ -138,6 +138,8 @@ ROUTES: dict[tuple[str, str], Call] = {
     ),
     ("POST", "/v1/apikeys"): Call("apikey.manage", json={"role": "agent", "name": "matrix"}),
     ("GET", "/v1/apikeys"): Call("apikey.manage"),
+    ("GET", "/v1/audit"): Call("audit.read", params={"limit": 1}),
+    ("GET", "/v1/audit/head"): Call("audit.read"),
     ("DELETE", "/v1/apikeys/{key_id}"): Call("apikey.manage"),
 }
 

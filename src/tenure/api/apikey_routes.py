@@ -7,15 +7,17 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, get_args
 
+import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, StringConstraints
-from starlette.concurrency import run_in_threadpool
 
+from tenure.api.auditing import entry_for, submit_audited
 from tenure.api.bodies import documented, parse_body
 from tenure.api.roles import manageable_roles, require, require_may_manage
 from tenure.service import apikeys
 from tenure.service.apikeys import Principal
+from tenure.service.ledger import Write
 
 router = APIRouter(prefix="/v1", tags=["apikeys"])
 
@@ -49,13 +51,14 @@ async def create_api_key(request: Request, caller: Manager) -> JSONResponse:
     """
     body = await parse_body(request, ApiKeyIn, MAX_BODY_BYTES)
     require_may_manage(caller, body.role)
-    created, key = await run_in_threadpool(
-        apikeys.create_api_key, _engine(request), caller.account, body.role, body.name
-    )
-    return JSONResponse(
-        {"id": created.id, "role": created.role, "name": body.name, "key": key},
-        status_code=201,
-    )
+
+    def create(conn: sa.Connection) -> dict[str, Any]:
+        created, key = apikeys.insert_api_key(conn, caller.account, body.role, body.name)
+        return {"id": created.id, "role": created.role, "name": body.name, "key": key}
+
+    entry = entry_for(request, caller, detail={"role": body.role})
+    outcome = await submit_audited(request, Write(caller.account, create, entry))
+    return JSONResponse(outcome.result, status_code=201)
 
 
 @router.get("/apikeys")
@@ -66,12 +69,17 @@ def list_api_keys(request: Request, caller: Manager) -> dict[str, Any]:
 
 
 @router.delete("/apikeys/{key_id}")
-def revoke_api_key(request: Request, caller: Manager, key_id: str) -> dict[str, Any]:
+async def revoke_api_key(request: Request, caller: Manager, key_id: str) -> dict[str, Any]:
     """Revoke a key → its listing with ``revoked_at`` set; it gets 401 from then on.
 
     404 for a key not of this account, 403 when an admin revokes an owner key, 409 for
     the account's last active owner key.
     """
-    return apikeys.revoke_api_key(
-        _engine(request), caller.account, key_id, manageable_roles(caller)
-    )
+    manageable = manageable_roles(caller)
+
+    def revoke(conn: sa.Connection) -> dict[str, Any]:
+        return apikeys.revoke_in(conn, caller.account, key_id, manageable)
+
+    entry = entry_for(request, caller, target=key_id[:80])
+    outcome = await submit_audited(request, Write(caller.account, revoke, entry))
+    return outcome.result

@@ -13,12 +13,14 @@ from fastapi.responses import JSONResponse
 from tenure import __version__
 from tenure.api import (
     apikey_routes,
+    audit_routes,
     catalog_routes,
     check_routes,
     ledger_routes,
     license_routes,
     problems,
 )
+from tenure.api.auditing import AuditBatcher, AuditMiddleware
 from tenure.config import Settings
 from tenure.service import queries
 from tenure.service.ledger import SignRequest
@@ -34,6 +36,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         rt = runtime or Runtime.open(settings)
         ledger = rt.ledger().start()
         app.state.runtime, app.state.ledger = rt, ledger
+        app.state.audit = AuditBatcher(ledger, settings.audit_batch_max)
         if queries.latest_checkpoint(rt.engine, settings.default_account) is None:
             # A fresh service publishes the empty tree, so clients have a checkpoint to
             # pin from the first request on.
@@ -52,11 +55,13 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     problems.install(app)
+    app.add_middleware(AuditMiddleware)
     app.include_router(ledger_routes.router)
     app.include_router(catalog_routes.router)
     app.include_router(check_routes.router)
     app.include_router(license_routes.router)
     app.include_router(apikey_routes.router)
+    app.include_router(audit_routes.router)
 
     @app.get("/healthz", tags=["ops"])
     async def healthz() -> dict[str, str]:

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from tenure.api.auditing import set_principal
 from tenure.errors import Unauthenticated
 from tenure.service.apikeys import Principal, authenticate
 
@@ -16,7 +17,9 @@ def principal(request: Request) -> Principal:
     scheme, _, key = header.partition(" ")
     if scheme.lower() != "bearer" or not key.strip():
         raise Unauthenticated("send Authorization: Bearer <api key>")
-    return authenticate(request.app.state.runtime.engine, key.strip())
+    caller = authenticate(request.app.state.runtime.engine, key.strip())
+    set_principal(request, caller)
+    return caller
 
 
 Caller = Annotated[Principal, Depends(principal)]

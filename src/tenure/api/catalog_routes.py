@@ -9,12 +9,14 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from tenure.api import problems
+from tenure.api.auditing import execute_audited, note_problem
 from tenure.api.roles import require
 from tenure.domain.catalog import CatalogDiff
 from tenure.domain.events import Actor
 from tenure.errors import InvalidInput
 from tenure.service.apikeys import Principal
 from tenure.service.catalog import MAX_CATALOG_BYTES, apply_catalog, parse_catalog
+from tenure.service.ledger import Outcome, Submission
 
 router = APIRouter(prefix="/v1", tags=["catalog"])
 
@@ -60,6 +62,7 @@ def _unsupported_media_type(request: Request) -> JSONResponse | None:
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if not media_type or media_type in MEDIA_TYPES:
         return None
+    note_problem(request, "unsupported_media_type", "content-type")
     return problems.problem(
         415,
         "unsupported_media_type",
@@ -77,13 +80,18 @@ def _parse_and_apply(
     except UnicodeDecodeError:
         raise InvalidInput("the catalog must be UTF-8 text", field="catalog") from None
     catalog = parse_catalog(text)
-    runtime, ledger = request.app.state.runtime, request.app.state.ledger
     actor = Actor(caller.id, caller.role, "api_key")
-    return apply_catalog(ledger, runtime.engine, caller.account, actor, catalog, dry_run)
+    engine = request.app.state.runtime.engine
+
+    def submit(submission: Submission) -> Outcome:
+        return execute_audited(request, submission)
+
+    return apply_catalog(submit, engine, caller.account, actor, catalog, dry_run)
 
 
 @router.post(
     "/catalog",
+    name="apply_catalog",
     summary="Diff and apply the catalog",
     response_model=None,
     openapi_extra={
@@ -111,6 +119,7 @@ async def post_catalog(
     try:
         body = await _read_body(request)
     except _TooLarge:
+        note_problem(request, "payload_too_large", "body")
         return problems.problem(
             413,
             "payload_too_large",

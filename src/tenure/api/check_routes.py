@@ -17,12 +17,15 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
+from tenure.api.auditing import mark_audited, set_principal
 from tenure.api.auth import principal
 from tenure.api.bodies import documented, parse_body
 from tenure.api.roles import authorize
 from tenure.errors import Forbidden, Unauthenticated
 from tenure.service import checks
-from tenure.service.checks import MAX_BATCH, CheckItem, LicenseHolder
+from tenure.service.apikeys import Principal
+from tenure.service.audit import AuditEntry, short_hash
+from tenure.service.checks import MAX_BATCH, CheckItem, Decided, LicenseHolder
 
 router = APIRouter(prefix="/v1", tags=["check"])
 
@@ -54,10 +57,14 @@ class BatchBody(BaseModel):
 
 @dataclass(frozen=True)
 class CheckCaller:
-    """The account a check runs in and, for ``License`` auth, the one license it may see."""
+    """Who checks, and, for ``License`` auth, the one license it may see."""
 
-    account: str
+    principal: Principal
     holder: LicenseHolder | None = None
+
+    @property
+    def account(self) -> str:
+        return self.principal.account
 
     def require_may_check(self, license: str, field: str) -> None:
         """Raise ``Forbidden`` when a license holder asks about another license."""
@@ -71,11 +78,13 @@ def check_caller(request: Request) -> CheckCaller:
     credential = credential.strip()
     if scheme.lower() == "license" and credential:
         holder = checks.authenticate_license(request.app.state.runtime.engine, credential)
-        return CheckCaller(holder.account, holder)
+        who = Principal(f"license:{holder.serial}", holder.account, "license", "license")
+        set_principal(request, who)
+        return CheckCaller(who, holder)
     if scheme.lower() == "bearer" and credential:
         caller = principal(request)
         authorize(caller, "check")
-        return CheckCaller(caller.account)
+        return CheckCaller(caller)
     raise Unauthenticated("send Authorization: Bearer <api key> or License <license key>")
 
 
@@ -117,17 +126,13 @@ async def post_check(request: Request, caller: Checker) -> dict[str, Any]:
     """
     body = await parse_body(request, CheckBody)
     caller.require_may_check(body.license, "license")
-    now = datetime.now(UTC)
     engine = request.app.state.runtime.engine
-    return await run_in_threadpool(
-        checks.check,
-        engine,
-        caller.account,
-        body.license,
-        body.entitlement,
-        now,
-        body.fingerprint,
+    item = body.item()
+    decided = await run_in_threadpool(
+        checks.decide_one, engine, caller.account, item, datetime.now(UTC)
     )
+    await _audit(request, caller, [item], [decided])
+    return decided.answer
 
 
 @router.post("/check/batch", response_model=None, openapi_extra=_BATCH_SCHEMA)
@@ -140,8 +145,39 @@ async def post_check_batch(request: Request, caller: Checker) -> dict[str, Any]:
     body = await parse_body(request, BatchBody)
     for index, item in enumerate(body.checks):
         caller.require_may_check(item.license, f"checks[{index}].license")
-    now = datetime.now(UTC)
     engine = request.app.state.runtime.engine
     items = [item.item() for item in body.checks]
-    results = await run_in_threadpool(checks.check_many, engine, caller.account, items, now)
-    return {"results": results}
+    decided = await run_in_threadpool(
+        checks.decide_many, engine, caller.account, items, datetime.now(UTC)
+    )
+    await _audit(request, caller, items, decided)
+    return {"results": [d.answer for d in decided]}
+
+
+def _entry(caller: CheckCaller, item: CheckItem, decided: Decided) -> AuditEntry:
+    who = caller.principal
+    detail = {"entitlement": item.entitlement}
+    if item.fingerprint is not None:
+        detail["fingerprint"] = short_hash(item.fingerprint)
+    answer = decided.answer
+    return AuditEntry(
+        who.account,
+        who.id,
+        who.role,
+        who.auth,
+        "check",
+        "allowed" if answer["allowed"] else "denied",
+        answer["reason"],
+        # An unknown license appears by a hash: it may be a mistyped key.
+        target=decided.serial or short_hash(item.license),
+        detail=detail,
+    )
+
+
+async def _audit(
+    request: Request, caller: CheckCaller, items: list[CheckItem], decided: list[Decided]
+) -> None:
+    """Chain the decisions' entries; the answers leave only once they are durable."""
+    entries = [_entry(caller, item, d) for item, d in zip(items, decided, strict=True)]
+    await request.app.state.audit.record(entries)
+    mark_audited(request)

@@ -9,7 +9,6 @@ the field at fault.
 
 from __future__ import annotations
 
-import asyncio
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -25,6 +24,7 @@ from pydantic import (
 )
 from starlette.concurrency import run_in_threadpool
 
+from tenure.api.auditing import submit_audited
 from tenure.api.bodies import documented, parse_body
 from tenure.api.roles import require
 from tenure.domain.commands import (
@@ -153,7 +153,7 @@ async def _submit(
         reason=reason,
         idempotency_key=_idempotency_key(request),
     )
-    return await asyncio.wrap_future(request.app.state.ledger.submit(submission))
+    return await submit_audited(request, submission)
 
 
 async def _license_after(request: Request, caller: Principal, serial: str) -> dict[str, Any]:

@@ -9,12 +9,14 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
+from tenure.api.auditing import note_problem
 from tenure.errors import (
     Conflict,
     Forbidden,
     InvalidInput,
     InvalidProof,
     NotFound,
+    StorageUnavailable,
     StoreBehindCheckpoint,
     TenureError,
     Unauthenticated,
@@ -29,6 +31,7 @@ _STATUS: list[tuple[type[TenureError], int]] = [
     (NotFound, 404),
     (Conflict, 409),
     (StoreBehindCheckpoint, 503),
+    (StorageUnavailable, 503),
     (InvalidInput, 400),
     (InvalidProof, 400),
 ]
@@ -49,20 +52,23 @@ def problem(status: int, code: str, title: str, detail: str, **extra: Any) -> JS
 
 def install(app: FastAPI) -> None:
     @app.exception_handler(TenureError)
-    async def _tenure(_: Request, exc: TenureError) -> JSONResponse:
+    async def _tenure(request: Request, exc: TenureError) -> JSONResponse:
         extra = {"field": exc.context["field"]} if exc.context.get("field") else {}
+        note_problem(request, exc.code, extra.get("field"))
         status = status_of(exc)
         return problem(status, exc.code, exc.code.replace("_", " "), exc.message, **extra)
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         first = exc.errors()[0]
         field = ".".join(str(p) for p in first.get("loc", ()) if p not in ("query", "body"))
+        note_problem(request, "invalid_input", field)
         return problem(
             400, "invalid_input", "invalid input", f"{field}: {first['msg']}", field=field
         )
 
     @app.exception_handler(HTTPException)
-    async def _http(_: Request, exc: HTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: HTTPException) -> JSONResponse:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        note_problem(request, code, None)
         return problem(exc.status_code, code, code.replace("_", " "), str(exc.detail))

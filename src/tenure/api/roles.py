@@ -34,6 +34,7 @@ POLICY: Mapping[str, frozenset[str]] = MappingProxyType(
         "license.reinstate": ISSUERS | {"support"},
         "check": ALL_ROLES,
         "apikey.manage": ADMINS,
+        "audit.read": frozenset({"owner", "auditor"}),
     }
 )
 """Action → the roles allowed to perform it. The restorer only reads the ledger (and

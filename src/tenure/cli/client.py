@@ -199,6 +199,9 @@ class Remote:
         )
         return response.status_code, _json(response)
 
+    def delete(self, path: str) -> Any:
+        return _json(self.request("DELETE", path))
+
 
 def _json(response: httpx.Response) -> Any:
     try:

@@ -9,7 +9,7 @@ import sqlalchemy
 import typer
 
 from tenure import __version__
-from tenure.cli import catalog, check, customers, demo, ledger, licenses, state
+from tenure.cli import apikeys, audit, catalog, check, customers, demo, ledger, licenses, state
 from tenure.cli.common import DataDir, DbUrl, err
 from tenure.errors import TenureError
 
@@ -50,6 +50,8 @@ app.add_typer(ledger.app, name="ledger")
 app.add_typer(catalog.app, name="catalog")
 app.add_typer(customers.app, name="customer")
 app.add_typer(licenses.app, name="license")
+app.add_typer(apikeys.app, name="apikey")
+app.add_typer(audit.app, name="audit")
 app.command("check")(check.check)
 
 
@@ -79,10 +81,11 @@ def run() -> None:
         sys.exit(130)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
-    except Exception as exc:  # click usage errors and the like
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
+    except Exception as exc:
+        # Usage errors: click's ClickException, or the copy that newer Typer vendors
+        # (typer._click); both can show themselves and carry an exit code.
+        show, exit_code = getattr(exc, "show", None), getattr(exc, "exit_code", None)
+        if callable(show) and isinstance(exit_code, int):
+            show()
+            sys.exit(exit_code)
         raise

@@ -35,6 +35,8 @@ class Principal:
     id: str
     account: str
     role: str
+    auth: str = "api_key"
+    """How it authenticated: ``api_key``, or ``license`` for a license key."""
 
 
 def new_api_key() -> str:
@@ -47,19 +49,26 @@ def hash_api_key(key: str) -> str:
 
 def create_api_key(engine: sa.Engine, account: str, role: str, name: str) -> tuple[Principal, str]:
     """Create a key; return its principal and the key itself (shown once, never stored)."""
+    with write_transaction(engine) as conn:
+        return insert_api_key(conn, account, role, name)
+
+
+def insert_api_key(
+    conn: sa.Connection, account: str, role: str, name: str
+) -> tuple[Principal, str]:
+    """``create_api_key`` inside the caller's write transaction."""
     key = new_api_key()
     key_id = "key_" + hash_api_key(key)[:16]
-    with write_transaction(engine) as conn:
-        conn.execute(
-            sa.insert(t.api_keys).values(
-                id=key_id,
-                account=account,
-                key_hash=hash_api_key(key),
-                role=role,
-                name=name,
-                created_at=format_time(datetime.now(UTC)),
-            )
+    conn.execute(
+        sa.insert(t.api_keys).values(
+            id=key_id,
+            account=account,
+            key_hash=hash_api_key(key),
+            role=role,
+            name=name,
+            created_at=format_time(datetime.now(UTC)),
         )
+    )
     return Principal(key_id, account, role), key
 
 
@@ -135,34 +144,39 @@ def revoke_api_key(
     role is not in ``manageable``, ``Conflict`` for the account's last active owner key.
     """
     with write_transaction(engine) as conn:
-        row = conn.execute(
-            sa.select(*_VIEW_COLUMNS).where(
-                t.api_keys.c.account == account, t.api_keys.c.id == key_id
+        return revoke_in(conn, account, key_id, manageable)
+
+
+def revoke_in(
+    conn: sa.Connection, account: str, key_id: str, manageable: Collection[str] = ROLES
+) -> dict[str, Any]:
+    """``revoke_api_key`` inside the caller's write transaction."""
+    row = conn.execute(
+        sa.select(*_VIEW_COLUMNS).where(t.api_keys.c.account == account, t.api_keys.c.id == key_id)
+    ).first()
+    if row is None:
+        raise NotFound(f"no API key {key_id}", field="id")
+    if row.role not in manageable:
+        raise Forbidden(f"this role may not revoke {row.role} keys", field="id")
+    if row.revoked_at is not None:
+        return _key_view(row)
+    if row.role == "owner":
+        other_owners = conn.scalar(
+            sa.select(sa.func.count())
+            .select_from(t.api_keys)
+            .where(
+                t.api_keys.c.account == account,
+                t.api_keys.c.role == "owner",
+                t.api_keys.c.revoked_at.is_(None),
+                t.api_keys.c.id != key_id,
             )
-        ).first()
-        if row is None:
-            raise NotFound(f"no API key {key_id}", field="id")
-        if row.role not in manageable:
-            raise Forbidden(f"this role may not revoke {row.role} keys", field="id")
-        if row.revoked_at is not None:
-            return _key_view(row)
-        if row.role == "owner":
-            other_owners = conn.scalar(
-                sa.select(sa.func.count())
-                .select_from(t.api_keys)
-                .where(
-                    t.api_keys.c.account == account,
-                    t.api_keys.c.role == "owner",
-                    t.api_keys.c.revoked_at.is_(None),
-                    t.api_keys.c.id != key_id,
-                )
-            )
-            if not other_owners:
-                raise Conflict("the last active owner key of an account cannot be revoked")
-        revoked_at = format_time(datetime.now(UTC))
-        conn.execute(
-            sa.update(t.api_keys)
-            .where(t.api_keys.c.account == account, t.api_keys.c.id == key_id)
-            .values(revoked_at=revoked_at)
         )
+        if not other_owners:
+            raise Conflict("the last active owner key of an account cannot be revoked")
+    revoked_at = format_time(datetime.now(UTC))
+    conn.execute(
+        sa.update(t.api_keys)
+        .where(t.api_keys.c.account == account, t.api_keys.c.id == key_id)
+        .values(revoked_at=revoked_at)
+    )
     return {**_key_view(row), "revoked_at": revoked_at}

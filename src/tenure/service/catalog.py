@@ -9,6 +9,7 @@ already in place, so applying the same file twice appends nothing.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 import sqlalchemy as sa
@@ -28,7 +29,7 @@ from tenure.domain.catalog import (
 from tenure.domain.events import Actor, Code, EntitlementKey, Text, check_entitlement_value
 from tenure.domain.timefmt import parse_duration
 from tenure.errors import InvalidInput
-from tenure.service.ledger import Ledger, Submission
+from tenure.service.ledger import Outcome, Submission
 from tenure.store import sql
 from tenure.store.engine import read_transaction
 
@@ -231,7 +232,7 @@ def _check_plan_features(catalog: Catalog) -> None:
 
 
 def apply_catalog(
-    ledger: Ledger,
+    submit: Callable[[Submission], Outcome],
     engine: sa.Engine,
     account: str,
     actor: Actor,
@@ -248,5 +249,5 @@ def apply_catalog(
     with read_transaction(engine) as conn:
         diff = diff_catalog(sql.ConnectionView(conn, account), catalog)
     if not dry_run and diff.changes:
-        ledger.execute(Submission(account, ApplyCatalog(catalog, diff), actor))
+        submit(Submission(account, ApplyCatalog(catalog, diff), actor))
     return diff

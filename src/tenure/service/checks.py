@@ -72,13 +72,22 @@ def _checkpoint_json(conn: sa.Connection, account: str) -> dict[str, Any] | None
     return {"size": stored.size, "root": base64.b64encode(stored.root).decode()}
 
 
+@dataclass(frozen=True, slots=True)
+class Decided:
+    """A check's answer, and the serial of the license it was about (None if unknown):
+    the answer shows a serial only to whoever named it, the audit log always."""
+
+    answer: dict[str, Any]
+    serial: str | None
+
+
 def _answer(
     conn: sa.Connection,
     account: str,
     item: CheckItem,
     now: datetime,
     checkpoint: dict[str, Any] | None,
-) -> dict[str, Any]:
+) -> Decided:
     license_row = find_license(conn, account, item.license)
     plan_row = None
     if license_row is not None:
@@ -89,7 +98,7 @@ def _answer(
     # Echo the serial only to a caller who named it: a key never reveals its serial.
     if license_row is not None and is_serial(item.license):
         answer["serial"] = license_row["serial"]
-    return answer
+    return Decided(answer, None if license_row is None else license_row["serial"])
 
 
 def check(
@@ -110,7 +119,11 @@ def check(
     Raises ``InvalidInput`` (field ``entitlement``) for a malformed entitlement key
     and for a naive ``now``.
     """
-    item = CheckItem(license, entitlement, fingerprint)
+    return decide_one(engine, account, CheckItem(license, entitlement, fingerprint), now).answer
+
+
+def decide_one(engine: sa.Engine, account: str, item: CheckItem, now: datetime) -> Decided:
+    """``check``, with the serial of the license decided about."""
     with read_transaction(engine) as conn:
         return _answer(conn, account, item, now, _checkpoint_json(conn, account))
 
@@ -118,14 +131,21 @@ def check(
 def check_many(
     engine: sa.Engine, account: str, items: Sequence[CheckItem], now: datetime
 ) -> list[dict[str, Any]]:
-    """``check`` for each item, in order, all in one read transaction (one snapshot).
+    """``check`` for each item, in order, all in one read transaction (one snapshot)."""
+    return [decided.answer for decided in decide_many(engine, account, items, now)]
+
+
+def decide_many(
+    engine: sa.Engine, account: str, items: Sequence[CheckItem], now: datetime
+) -> list[Decided]:
+    """Decide each item, in order, all in one read transaction (one snapshot).
 
     Raises ``InvalidInput`` with field ``checks`` for more than ``MAX_BATCH`` items,
     and with field ``checks[i].entitlement`` for the first malformed entitlement key.
     """
     if len(items) > MAX_BATCH:
         raise InvalidInput(f"a batch holds at most {MAX_BATCH} checks", field="checks")
-    answers: list[dict[str, Any]] = []
+    answers: list[Decided] = []
     with read_transaction(engine) as conn:
         checkpoint = _checkpoint_json(conn, account)
         for index, item in enumerate(items):

@@ -7,6 +7,12 @@ Merkle nodes, head, projection rows, idempotency records and any checkpoint — 
 one ``BEGIN IMMEDIATE`` transaction: concurrent writers share one fsync. A command
 that fails is answered with its error and leaves nothing in the batch.
 
+The same transaction writes the audit entries (``tenure.service.audit``) of
+everything the batch answered: each submission's entry (allowed, or denied with the
+error's code), each ``Write``'s, and the decisions queued as ``AuditRequest``. If
+the transaction fails, every item of the batch fails with ``StorageUnavailable``:
+nothing is answered that was not both done and audited (fail closed).
+
 Checkpoints are signed every ``every_events`` events, after ``interval`` seconds
 with unsigned events, on demand, and when the ledger closes. A store found behind
 (or inconsistent with) the last signed checkpoint in the sidecar refuses to append
@@ -23,7 +29,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -34,14 +40,21 @@ from tenure.domain.events import CURRENT_SCHEMA, Actor, Event, event_from_json
 from tenure.domain.projector import apply
 from tenure.domain.state import Change
 from tenure.domain.timefmt import format_time, parse_time
-from tenure.errors import IdempotencyKeyReused, StoreBehindCheckpoint, TenureError
+from tenure.errors import (
+    IdempotencyKeyReused,
+    StorageUnavailable,
+    StoreBehindCheckpoint,
+    TenureError,
+)
 from tenure.ledger.canonical import canonical_json
 from tenure.ledger.checkpoint import Checkpoint, sign_checkpoint
 from tenure.ledger.merkle import Frontier, leaf_hash, tree_hash
 from tenure.ledger.note import NoteSigner
+from tenure.service import audit
+from tenure.service.audit import AuditEntry
 from tenure.service.sidecar import Sidecar
 from tenure.service.units import BatchView, CommandView
-from tenure.store import sql
+from tenure.store import raw, sql
 from tenure.store.engine import transaction_on
 
 _log = logging.getLogger("tenure.ledger")
@@ -71,6 +84,28 @@ class Submission:
         content = {"request": self.command.request(), "reason": self.reason, "actor": self.actor.id}
         return hashlib.sha256(canonical_json(content)).hexdigest()
 
+    def audit_entry(self, outcome: Outcome | None, error: TenureError | None) -> AuditEntry:
+        """The audit entry of this submission, answered with ``outcome`` or ``error``."""
+        events = outcome.events if outcome else ()
+        target = events[0].subject if events else getattr(self.command, "serial", None)
+        field_at_fault = error.context.get("field") if error is not None else None
+        detail = {"field": field_at_fault} if field_at_fault else None
+        return AuditEntry(
+            self.account,
+            self.actor.id,
+            self.actor.role,
+            self.actor.auth,
+            self.command.name,
+            "denied" if error is not None else "allowed",
+            error.code
+            if error is not None
+            else ("replayed" if outcome and outcome.replayed else "ok"),
+            target=target,
+            rationale=self.reason,
+            events=(events[0].seq, len(events)) if events else None,
+            detail=detail,
+        )
+
 
 @dataclass(frozen=True)
 class Outcome:
@@ -95,6 +130,42 @@ class SignRequest:
     account: str
 
 
+@dataclass(frozen=True)
+class AuditRequest:
+    """Audit entries to chain (decisions, refused requests); nothing else is written."""
+
+    entries: tuple[AuditEntry, ...]
+
+    @property
+    def account(self) -> str:
+        return self.entries[0].account if self.entries else ""
+
+
+@dataclass(frozen=True)
+class Write:
+    """A change outside the ledger (API keys, accounts), made in the writer's
+    transaction and audited in it.
+
+    ``apply`` runs inside a savepoint: if it raises a ``TenureError`` its writes are
+    undone and the request is audited as denied with the error's code. ``entry`` is
+    the audit entry to write; its outcome and code are filled in here, and its target
+    from the result's ``"id"`` when it names none.
+    """
+
+    account: str
+    apply: Callable[[sa.Connection], dict[str, Any]]
+    entry: AuditEntry
+
+    def audit_entry(self, outcome: Outcome | None, error: TenureError | None) -> AuditEntry:
+        if error is not None:
+            return replace(self.entry, outcome="denied", code=error.code)
+        target = self.entry.target or (outcome.result.get("id") if outcome else None)
+        return replace(self.entry, outcome="allowed", code="ok", target=target)
+
+
+Request = Submission | SignRequest | AuditRequest | Write
+
+
 class Signers(Protocol):
     """Where the writer gets a signer for an origin (a key store)."""
 
@@ -105,7 +176,7 @@ class Signers(Protocol):
 
 @dataclass
 class _Item:
-    request: Submission | SignRequest
+    request: Request
     future: Future[Outcome] = field(default_factory=Future)
     outcome: Outcome | None = None
     error: BaseException | None = None
@@ -251,15 +322,20 @@ class Ledger:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def submit(self, request: Submission | SignRequest) -> Future[Outcome]:
-        """Queue a submission; the future resolves once its batch has committed."""
+    def submit(self, request: Request) -> Future[Outcome]:
+        """Queue a request; the future resolves once its batch has committed.
+
+        The future's outcome, or any error but ``StorageUnavailable``, has been
+        audited in the batch's transaction; ``StorageUnavailable`` means nothing of
+        the request was written.
+        """
         if self._thread is None or self._closed:
             raise RuntimeError("ledger writer is not running")
         item = _Item(request)
         self._queue.put(item)
         return item.future
 
-    def execute(self, request: Submission | SignRequest) -> Outcome:
+    def execute(self, request: Request) -> Outcome:
         """Submit and wait; raises the command's error if it failed."""
         return self.submit(request).result()
 
@@ -365,17 +441,24 @@ class Ledger:
         try:
             with transaction_on(self._connection()) as conn:
                 self._forget_if_written_elsewhere(conn)
+                entries: list[AuditEntry] = []
                 for item in items:
                     self._handle(conn, accounts, item)
+                    entries.extend(self._audit_entries(item))
                 for account, state in accounts.items():
                     self._flush(conn, account, state, items)
+                if entries:
+                    audit.append(conn, entries, format_time(self._clock()))
         except BaseException as exc:  # the batch did not commit: nothing it did stands
+            _log.error("a write batch of %d requests failed: %r", len(items), exc)
             self._drop_connection()
             self._write_marker = None
             for account in accounts:
                 self._cache.pop(account, None)
+            failed = StorageUnavailable(f"the write was not committed: {exc}")
+            failed.__cause__ = exc
             for item in items:
-                item.outcome, item.error = None, item.error or exc
+                item.outcome, item.error = None, failed
         else:
             self._remember(accounts)
         for item in items:
@@ -388,6 +471,12 @@ class Ledger:
     def _handle(self, conn: sa.Connection, accounts: dict[str, _Account], item: _Item) -> None:
         request = item.request
         try:
+            if isinstance(request, AuditRequest):
+                item.outcome = Outcome({"audited": len(request.entries)})
+                return
+            if isinstance(request, Write):
+                item.outcome = Outcome(_in_savepoint(conn, request.apply))
+                return
             state = accounts.get(request.account)
             if state is None:
                 state = accounts[request.account] = self._open(conn, request.account)
@@ -396,7 +485,17 @@ class Ledger:
             else:
                 item.outcome = self._run(state, request)
         except TenureError as exc:
-            item.error = exc
+            item.outcome, item.error = None, exc
+
+    @staticmethod
+    def _audit_entries(item: _Item) -> tuple[AuditEntry, ...]:
+        request = item.request
+        if isinstance(request, AuditRequest):
+            return request.entries
+        if isinstance(request, Submission | Write):
+            error = item.error if isinstance(item.error, TenureError) else None
+            return (request.audit_entry(item.outcome, error),)
+        return ()
 
     def _open(self, conn: sa.Connection, account: str) -> _Account:
         head = sql.read_head(conn, account) or sql.create_head(
@@ -540,3 +639,16 @@ class Ledger:
                     # Written only after the commit: a sidecar ahead of the store
                     # would make the store refuse to sign.
                     self._sidecar.write(account, state.checkpoint)
+
+
+def _in_savepoint(conn: sa.Connection, apply: Callable[[sa.Connection], dict[str, Any]]) -> Any:
+    """``apply(conn)``; if it raises a ``TenureError``, undo its writes and re-raise."""
+    raw.execute(conn, "SAVEPOINT tenure_write", {}).close()
+    try:
+        result = apply(conn)
+    except TenureError:
+        raw.execute(conn, "ROLLBACK TO SAVEPOINT tenure_write", {}).close()
+        raise
+    finally:
+        raw.execute(conn, "RELEASE SAVEPOINT tenure_write", {}).close()
+    return result

@@ -100,6 +100,40 @@ api_keys = sa.Table(
     sa.Column("revoked_at", sa.String(32), nullable=True),
 )
 
+accounts = sa.Table(
+    "accounts",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("created_at", sa.String(32), nullable=False),
+    sa.Column("created_by", sa.String(80), nullable=False),
+)
+
+audit_heads = sa.Table(
+    "audit_heads",
+    metadata,
+    sa.Column("account", sa.String(64), primary_key=True),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("hash", sa.LargeBinary, nullable=False),
+    **WITHOUT_ROWID,
+)
+
+audit_log = sa.Table(
+    "audit_log",
+    metadata,
+    sa.Column("account", sa.String(64), primary_key=True),
+    sa.Column("seq", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("time", sa.String(32), nullable=False),
+    sa.Column("principal", sa.String(80), nullable=False),
+    sa.Column("action", sa.String(64), nullable=False),
+    sa.Column("outcome", sa.String(16), nullable=False),
+    sa.Column("target", sa.String(80), nullable=True),
+    sa.Column("entry", sa.LargeBinary, nullable=False),
+    sa.Column("hash", sa.LargeBinary, nullable=False),
+    sa.Index("ix_audit_log_target", "account", "target", "seq"),
+    **WITHOUT_ROWID,
+)
+
 _INTEGER_COLUMNS = frozenset({"version", "latest_version", "plan_version"})
 
 

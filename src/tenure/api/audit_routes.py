@@ -1,0 +1,55 @@
+"""The audit log API: ``GET /v1/audit`` pages the account's audit chain (auditor and
+owner), ``GET /v1/audit/head`` names its size and last hash."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Query, Request
+
+from tenure.api.roles import require
+from tenure.service import audit
+from tenure.service.apikeys import Principal
+from tenure.service.audit import MAX_PAGE, AuditFilter
+from tenure.store.engine import read_transaction
+
+router = APIRouter(prefix="/v1/audit", tags=["audit"])
+Auditor = Annotated[Principal, Depends(require("audit.read"))]
+Term = Annotated[str | None, Query(min_length=1, max_length=80)]
+
+
+@router.get("")
+def list_audit(
+    request: Request,
+    caller: Auditor,
+    cursor: Annotated[int | None, Query(ge=0, le=2**53 - 1)] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
+    order: Literal["asc", "desc"] = "asc",
+    action: Term = None,
+    outcome: Literal["allowed", "denied"] | None = None,
+    principal: Term = None,
+    target: Term = None,
+) -> dict[str, Any]:
+    """Audit entries ``{"entries": [...], "next_cursor": cursor | null}``, oldest first (or
+    newest first with ``order=desc``), filtered by ``action`` (``check``,
+    ``suspend_license``, ``create_api_key``, …), ``outcome``, ``principal`` (an API
+    key id or ``license:<serial>``) and ``target`` (a serial, customer id, key id).
+
+    Each entry: ``{"seq", "time", "principal": {"id", "role", "auth"}, "action",
+    "target", "outcome", "code", "rationale", "events": [first_seq, count] | null,
+    "detail", "prev", "hash"}``. Pass ``next_cursor`` as ``cursor`` for the next page.
+    """
+    where = AuditFilter(action, outcome, principal, target)
+    with read_transaction(request.app.state.runtime.engine) as conn:
+        entries, following = audit.page(
+            conn, caller.account, cursor, limit, where, newest_first=order == "desc"
+        )
+    return {"entries": entries, "next_cursor": following}
+
+
+@router.get("/head")
+def audit_head(request: Request, caller: Auditor) -> dict[str, Any]:
+    """``{"size", "hash"}``: how many entries the account's chain holds, and the hash
+    of the last one (all zeros before the first). Keep it to detect truncation later."""
+    with read_transaction(request.app.state.runtime.engine) as conn:
+        return audit.head(conn, caller.account)

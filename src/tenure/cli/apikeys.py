@@ -1,0 +1,159 @@
+"""``tenure apikey create|list|revoke``: the account's API keys over HTTP."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+from urllib.parse import quote
+
+import typer
+from rich.table import Table
+
+from tenure.cli.client import ApiKeyOption, Remote, UrlOption, emit_json, print_table
+from tenure.cli.common import Output, OutputOption, out
+from tenure.service.apikeys import ROLES
+
+MANAGE_RULES = (
+    "Only owner and admin keys may manage API keys: an owner key may create and revoke "
+    "keys of every role; an admin key those of every role but owner."
+)
+
+app = typer.Typer(
+    help="API keys of the account: create, list, revoke.\n\n"
+    "A new key is shown once, when it is created, and the service stores only its "
+    f"hash: it cannot be shown again. {MANAGE_RULES} Roles: {', '.join(ROLES)}.",
+    no_args_is_help=True,
+)
+
+
+def _check_role(ctx: typer.Context, value: str) -> str:
+    """A usage error (exit 2) for a role the service does not know.
+
+    Shown here and turned into ``typer.Exit(2)``: ``main.run()`` passes an exit code
+    through, whatever click flavour the installed Typer raises its usage errors with.
+    """
+    if value not in ROLES:
+        error = typer.BadParameter(
+            f"{value!r} is not a role; use one of {', '.join(ROLES)}.",
+            ctx=ctx,
+            param_hint=["--role"],
+        )
+        error.show()
+        raise typer.Exit(error.exit_code)
+    return value
+
+
+RoleOption = Annotated[
+    str,
+    typer.Option(
+        "--role",
+        callback=_check_role,
+        help=f"Role of the new key: one of {', '.join(ROLES)} (owner only with an owner key).",
+        show_default=False,
+    ),
+]
+NameOption = Annotated[
+    str,
+    typer.Option(
+        "--name", help="A name for people, e.g. 'ci pipeline' (1-200 chars).", show_default=False
+    ),
+]
+KeyId = Annotated[str, typer.Argument(metavar="KEY_ID", help="API key id (key_…).")]
+
+
+def _text(value: Any) -> str:
+    return "-" if value is None or value == "" else str(value)
+
+
+def _key_lines(key: dict[str, Any]) -> list[str]:
+    return [
+        f"  id       {_text(key.get('id'))}",
+        f"  role     {_text(key.get('role'))}",
+        f"  name     {_text(key.get('name'))}",
+    ]
+
+
+@app.command("create")
+def create(
+    role: RoleOption,
+    name: NameOption,
+    url: UrlOption = None,
+    api_key: ApiKeyOption = None,
+    output: OutputOption = Output.text,
+) -> None:
+    """Create an API key and print it once, with its id and role.
+
+    The key is shown only now: the service stores just its hash, so keep it at once.
+
+    An owner key may create keys of every role; an admin key every role but owner.
+    """
+    _, created = Remote(url, api_key).post("/v1/apikeys", {"role": role, "name": name})
+    if output is Output.json:
+        emit_json(created)
+        return
+    lines = [
+        f"created API key {created.get('id')}",
+        *_key_lines(created)[1:],
+        f"KEY: {created.get('key')}",
+        "(the key is shown once: it is stored only as a hash and cannot be shown again)",
+    ]
+    out.print("\n".join(lines), highlight=False, markup=False)
+
+
+@app.command("list")
+def list_command(
+    url: UrlOption = None,
+    api_key: ApiKeyOption = None,
+    output: OutputOption = Output.text,
+) -> None:
+    """List the account's API keys, revoked ones too, oldest first (never the keys).
+
+    Needs an owner or admin key.
+    """
+    answer = Remote(url, api_key).get("/v1/apikeys")
+    if output is Output.json:
+        emit_json(answer)
+        return
+    keys: list[dict[str, Any]] = answer.get("apikeys", [])
+    table = Table()
+    table.add_column("id", no_wrap=True)
+    table.add_column("role", no_wrap=True)
+    table.add_column("name")
+    table.add_column("created", no_wrap=True)
+    table.add_column("revoked", no_wrap=True)
+    for key in keys:
+        table.add_row(
+            _text(key.get("id")),
+            _text(key.get("role")),
+            _text(key.get("name")),
+            _text(key.get("created_at")),
+            _text(key.get("revoked_at")),
+        )
+    print_table(table)
+    active = sum(1 for key in keys if key.get("revoked_at") is None)
+    out.print(f"{len(keys)} key(s), {active} active", highlight=False, markup=False)
+
+
+@app.command("revoke")
+def revoke(
+    key_id: KeyId,
+    url: UrlOption = None,
+    api_key: ApiKeyOption = None,
+    output: OutputOption = Output.text,
+) -> None:
+    """Revoke an API key: from then on it gets 401. Revoking it again changes nothing.
+
+    An owner key may revoke keys of every role; an admin key every role but owner.
+
+    The account's last active owner key cannot be revoked.
+    """
+    revoked = Remote(url, api_key).delete(f"/v1/apikeys/{quote(key_id, safe='')}")
+    if output is Output.json:
+        emit_json(revoked)
+        return
+    lines = [
+        f"revoked API key {revoked.get('id')}",
+        *_key_lines(revoked)[1:],
+        f"  created  {_text(revoked.get('created_at'))}",
+        f"  revoked  {_text(revoked.get('revoked_at'))}",
+    ]
+    out.print("\n".join(lines), highlight=False, markup=False)

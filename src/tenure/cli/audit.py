@@ -1,0 +1,148 @@
+"""``tenure audit verify|list``: check the audit chain on storage; page it over HTTP."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from tenure.cli.client import ApiKeyOption, Remote, UrlOption, emit_json, print_table
+from tenure.cli.common import DataDir, DbUrl, Output, OutputOption, emit, err, settings
+from tenure.errors import AuditTampered
+from tenure.service import audit
+from tenure.service.runtime import Runtime
+from tenure.store import sql
+from tenure.store.engine import read_transaction
+
+app = typer.Typer(
+    help="The audit log: every decision and every mutation request, hash-chained.",
+    no_args_is_help=True,
+)
+
+
+@app.command("verify")
+def verify(
+    data_dir: DataDir = None,
+    db: DbUrl = None,
+    account: Annotated[
+        str | None,
+        typer.Option("--account", help="Only this account (default: every audited account)."),
+    ] = None,
+    output: OutputOption = Output.text,
+) -> None:
+    """Recheck every entry's hash and link, the chain's head, and that the entries
+    account for every ledger event since auditing began; on tampering, name the
+    first bad entry and exit 1. Works on the store directly (--data-dir / --db)."""
+    runtime = Runtime.open(settings(data_dir, db), migrate=False)
+    reports = []
+    try:
+        with read_transaction(runtime.engine) as conn:
+            accounts = [account] if account else audit.audited_accounts(conn)
+            for name in accounts:
+                head = sql.read_head(conn, name)
+                reports.append(audit.verify(conn, name, head.size if head else 0))
+    except AuditTampered as exc:
+        emit(
+            output,
+            {"ok": False, "seq": exc.seq, "error": exc.message},
+            f"TAMPERED (first bad entry {exc.seq}): {exc}",
+        )
+        raise typer.Exit(1) from exc
+    finally:
+        runtime.close()
+    lines = [
+        f"ok: {r.account}: {r.size} entries, head {r.head[:16]}…, "
+        + (
+            f"ledger events {r.events[0]}..{r.events[1] - 1} accounted for"
+            if r.events
+            else "no ledger events audited yet"
+        )
+        for r in reports
+    ]
+    emit(
+        output,
+        {"ok": True, "accounts": [r.to_json() for r in reports]},
+        "\n".join(lines) or "ok: no audit entries yet",
+    )
+
+
+def _text(value: Any) -> str:
+    return "-" if value is None or value == "" else str(value)
+
+
+@app.command("list")
+def list_command(
+    action: Annotated[
+        str | None,
+        typer.Option(
+            "--action",
+            help="Only this action (check, issue_license, suspend_license, create_api_key, …).",
+            show_default=False,
+        ),
+    ] = None,
+    outcome: Annotated[
+        str | None,
+        typer.Option("--outcome", help="Only allowed or denied.", show_default=False),
+    ] = None,
+    principal: Annotated[
+        str | None,
+        typer.Option(
+            "--principal", help="Only this API key id or license:<serial>.", show_default=False
+        ),
+    ] = None,
+    target: Annotated[
+        str | None,
+        typer.Option(
+            "--target", help="Only about this serial, customer or key id.", show_default=False
+        ),
+    ] = None,
+    newest: Annotated[
+        bool, typer.Option("--newest", help="Newest entries first (default: oldest first).")
+    ] = False,
+    limit: Annotated[
+        int, typer.Option("--limit", help="Page size.", min=1, max=audit.MAX_PAGE)
+    ] = 50,
+    cursor: Annotated[
+        int | None,
+        typer.Option("--cursor", help="Continue after a previous page.", show_default=False),
+    ] = None,
+    url: UrlOption = None,
+    api_key: ApiKeyOption = None,
+    output: OutputOption = Output.text,
+) -> None:
+    """Page the account's audit log (auditor or owner key)."""
+    page = Remote(url, api_key).get(
+        "/v1/audit",
+        {
+            "action": action,
+            "outcome": outcome,
+            "principal": principal,
+            "target": target,
+            "order": "desc" if newest else "asc",
+            "limit": limit,
+            "cursor": cursor,
+        },
+    )
+    if output is Output.json:
+        emit_json(page)
+        return
+    table = Table("seq")
+    for name in ("time", "principal", "action", "target", "outcome", "code", "events"):
+        table.add_column(name)
+    for entry in page.get("entries", []):
+        who = entry.get("principal") or {}
+        events = entry.get("events")
+        table.add_row(
+            str(entry.get("seq")),
+            _text(entry.get("time")),
+            f"{who.get('role', '-')}:{who.get('id', '-')}",
+            _text(entry.get("action")),
+            _text(entry.get("target")),
+            _text(entry.get("outcome")),
+            _text(entry.get("code")),
+            f"{events[0]}+{events[1]}" if events else "-",
+        )
+    print_table(table)
+    if page.get("next_cursor") is not None:
+        err.print(f"more: --cursor {page['next_cursor']}", highlight=False)
