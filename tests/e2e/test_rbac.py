@@ -25,7 +25,12 @@ from .conftest import Server, running_server, seed_data_dir
 PROBLEM = "application/problem+json"
 ACCOUNT = "default"
 OTHER_ACCOUNT = "other"
-DUMMY = {"customer": "cus_nope", "serial": "NOPE-0000-0000", "key_id": "key_nope"}
+DUMMY = {
+    "customer": "cus_nope",
+    "serial": "NOPE-0000-0000",
+    "key_id": "key_nope",
+    "account_id": "nope",
+}
 
 
 @dataclass(frozen=True)
@@ -140,6 +145,9 @@ ROUTES: dict[tuple[str, str], Call] = {
     ("GET", "/v1/apikeys"): Call("apikey.manage"),
     ("GET", "/v1/audit"): Call("audit.read", params={"limit": 1}),
     ("GET", "/v1/audit/head"): Call("audit.read"),
+    ("POST", "/v1/accounts"): Call("account.manage", json={"id": "x", "name": "too short"}),
+    ("GET", "/v1/accounts"): Call("account.manage"),
+    ("GET", "/v1/accounts/{account_id}"): Call("account.manage"),
     ("DELETE", "/v1/apikeys/{key_id}"): Call("apikey.manage"),
 }
 

@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 
 from tenure import __version__
 from tenure.api import (
+    account_routes,
     apikey_routes,
     audit_routes,
     catalog_routes,
@@ -23,6 +24,7 @@ from tenure.api import (
 from tenure.api.auditing import AuditBatcher, AuditMiddleware
 from tenure.config import Settings
 from tenure.service import queries
+from tenure.service.accounts import ensure_account
 from tenure.service.ledger import SignRequest
 from tenure.service.runtime import Runtime
 from tenure.store.migrations import current_revision
@@ -34,6 +36,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         rt = runtime or Runtime.open(settings)
+        ensure_account(rt.engine, settings.default_account, "operator", "system")
         ledger = rt.ledger().start()
         app.state.runtime, app.state.ledger = rt, ledger
         app.state.audit = AuditBatcher(ledger, settings.audit_batch_max)
@@ -62,6 +65,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     app.include_router(license_routes.router)
     app.include_router(apikey_routes.router)
     app.include_router(audit_routes.router)
+    app.include_router(account_routes.router)
 
     @app.get("/healthz", tags=["ops"])
     async def healthz() -> dict[str, str]:

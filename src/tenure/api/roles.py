@@ -35,6 +35,7 @@ POLICY: Mapping[str, frozenset[str]] = MappingProxyType(
         "check": ALL_ROLES,
         "apikey.manage": ADMINS,
         "audit.read": frozenset({"owner", "auditor"}),
+        "account.manage": frozenset({"owner"}),
     }
 )
 """Action → the roles allowed to perform it. The restorer only reads the ledger (and

@@ -9,7 +9,18 @@ import sqlalchemy
 import typer
 
 from tenure import __version__
-from tenure.cli import apikeys, audit, catalog, check, customers, demo, ledger, licenses, state
+from tenure.cli import (
+    accounts,
+    apikeys,
+    audit,
+    catalog,
+    check,
+    customers,
+    demo,
+    ledger,
+    licenses,
+    state,
+)
 from tenure.cli.common import DataDir, DbUrl, err
 from tenure.errors import TenureError
 
@@ -50,6 +61,7 @@ app.add_typer(ledger.app, name="ledger")
 app.add_typer(catalog.app, name="catalog")
 app.add_typer(customers.app, name="customer")
 app.add_typer(licenses.app, name="license")
+app.add_typer(accounts.app, name="account")
 app.add_typer(apikeys.app, name="apikey")
 app.add_typer(audit.app, name="audit")
 app.command("check")(check.check)
