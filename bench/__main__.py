@@ -5,6 +5,7 @@ in the same run, as a ratio.
     python -m bench                                      # full: verify on 100,000 events
     python -m bench --events-verify 100000,1000000       # adds the 1M verify (~8 min)
     python -m bench --only replay --profile              # one benchmark, with cProfile
+    python -m bench --only checks --quick                # HTTP checks (needs wrk and Go)
     python -m bench --markdown results.md                # also write the results table
 """
 
@@ -20,11 +21,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
-from bench import appends, replay, verify
+from bench import appends, checks_http, replay, verify
 from bench.builder import BuiltStore, build_store, check_against_seed_demo
 from bench.common import Options, Result, Timer, machine_info, temp_dir
 
-NAMES = ("appends", "peer", "replay", "verify")
+NAMES = ("appends", "peer", "replay", "verify", "checks")
 
 
 class _Tee(io.TextIOBase):
@@ -116,6 +117,16 @@ def main(argv: list[str]) -> int:
             print("\n[3] ledger verify vs SHA-256 of the same leaves")
             for size in opts.verify_sizes:
                 results.append(verify.run(opts, store(size)))
+        if "checks" in wanted:
+            print(
+                "\n[5] POST /v1/check over HTTP vs a bare FastAPI endpoint, same server and"
+                " workers (uvicorn, granian; 1 and 2 workers)"
+            )
+            missing = checks_http.missing_tools()
+            if missing:
+                print(f"  skipped: {', '.join(missing)} not found (see docs/benchmarks.md)")
+            else:
+                results += checks_http.run(opts)
     print(
         f"\ntotal {total.elapsed():.0f} s; load average at end: "
         + "{:.2f} {:.2f} {:.2f}".format(*os.getloadavg())

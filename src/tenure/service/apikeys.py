@@ -21,6 +21,7 @@ import sqlalchemy as sa
 from tenure.crypto.files import write_atomic
 from tenure.domain.timefmt import format_time
 from tenure.errors import Conflict, Forbidden, NotFound, Unauthenticated
+from tenure.store import raw
 from tenure.store import tables as t
 from tenure.store.engine import read_transaction, write_transaction
 
@@ -93,14 +94,17 @@ def authenticate(engine: sa.Engine, key: str) -> Principal:
     """The principal of a presented key; raises ``Unauthenticated`` otherwise."""
     digest = hash_api_key(key)
     with read_transaction(engine) as conn:
-        row = conn.execute(
-            sa.select(
-                t.api_keys.c.id, t.api_keys.c.account, t.api_keys.c.role, t.api_keys.c.key_hash
-            ).where(t.api_keys.c.key_hash == digest, t.api_keys.c.revoked_at.is_(None))
-        ).first()
-    if row is None or not hmac.compare_digest(row.key_hash, digest):
+        # Every request passes here: straight to the driver.
+        row = raw.execute(conn, _BY_HASH, {"key_hash": digest}).fetchone()
+    if row is None or not hmac.compare_digest(row[3], digest):
         raise Unauthenticated("invalid or revoked API key")
-    return Principal(row.id, row.account, row.role)
+    return Principal(row[0], row[1], row[2])
+
+
+_BY_HASH = (
+    "SELECT id, account, role, key_hash FROM api_keys "
+    "WHERE key_hash = :key_hash AND revoked_at IS NULL"
+)
 
 
 def _key_view(row: Any) -> dict[str, Any]:

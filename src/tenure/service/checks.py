@@ -22,8 +22,7 @@ from tenure.crypto.keystore import hash_license_key
 from tenure.domain.decisions import decide
 from tenure.domain.state import Row
 from tenure.errors import InvalidInput, Unauthenticated
-from tenure.store import sql
-from tenure.store import tables as t
+from tenure.store import raw, sql
 from tenure.store.engine import read_transaction
 
 MAX_BATCH = 1000
@@ -49,13 +48,16 @@ def license_by_key(conn: sa.Connection, account: str, key: str) -> Row | None:
 
     Only the key's SHA-256 is stored, so the lookup is by ``key_hash``.
     """
-    table = t.projection["licenses"]
-    serial = conn.scalar(
-        sa.select(table.c.serial).where(
-            table.c.account == account, table.c.key_hash == hash_license_key(key)
-        )
-    )
-    return None if serial is None else sql.read_row(conn, account, "licenses", (serial,))
+    found = raw.execute(
+        conn, _SERIAL_BY_KEY, {"account": account, "key_hash": hash_license_key(key)}
+    ).fetchone()
+    return None if found is None else sql.read_row(conn, account, "licenses", (found[0],))
+
+
+_SERIAL_BY_KEY = (
+    "SELECT serial FROM proj_licenses WHERE account = :account AND key_hash = :key_hash"
+)
+_HOLDER_BY_KEY = "SELECT account, serial FROM proj_licenses WHERE key_hash = :key_hash"
 
 
 def find_license(conn: sa.Connection, account: str, license: str) -> Row | None:
@@ -175,13 +177,8 @@ def authenticate_license(engine: sa.Engine, key: str) -> LicenseHolder:
 
     A revoked or suspended license still authenticates: its checks answer why not.
     """
-    table = t.projection["licenses"]
     with read_transaction(engine) as conn:
-        row = conn.execute(
-            sa.select(table.c.account, table.c.serial).where(
-                table.c.key_hash == hash_license_key(key)
-            )
-        ).first()
+        row = raw.execute(conn, _HOLDER_BY_KEY, {"key_hash": hash_license_key(key)}).fetchone()
     if row is None:
         raise Unauthenticated("invalid license key")
-    return LicenseHolder(row.account, row.serial, key)
+    return LicenseHolder(row[0], row[1], key)

@@ -22,6 +22,7 @@ from sqlalchemy import event
 from tenure.errors import ConfigurationError
 
 WRITE = "tenure_write"
+POOL_SIZE = 48
 
 
 def create_engine(url: str) -> sa.Engine:
@@ -36,7 +37,15 @@ def create_engine(url: str) -> sa.Engine:
         )
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-    engine = sa.create_engine(parsed, connect_args={"check_same_thread": False, "timeout": 30})
+    # As many pooled connections as the server has threads that read (AnyIO's pool
+    # holds 40): an overflow connection is opened and closed per use, and opening one
+    # (with its pragmas) costs more than the read it serves.
+    engine = sa.create_engine(
+        parsed,
+        connect_args={"check_same_thread": False, "timeout": 30},
+        pool_size=POOL_SIZE,
+        max_overflow=POOL_SIZE,
+    )
     _install_sqlite_hooks(engine)
     return engine
 

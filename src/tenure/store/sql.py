@@ -221,17 +221,19 @@ def insert_checkpoint(conn: sa.Connection, account: str, cp: StoredCheckpoint) -
 def read_checkpoint(
     conn: sa.Connection, account: str, size: int | None = None
 ) -> StoredCheckpoint | None:
-    """The stored checkpoint of exactly ``size``, or the latest one when ``size`` is None."""
-    cps = t.ledger_checkpoints
-    query = sa.select(cps.c.size, cps.c.root, cps.c.note, cps.c.signed_at).where(
-        cps.c.account == account
-    )
+    """The stored checkpoint of exactly ``size``, or the latest one when ``size`` is None.
+
+    On every check's path: straight to the driver."""
     if size is None:
-        query = query.order_by(cps.c.size.desc()).limit(1)
+        row = raw.execute(conn, _LATEST_CHECKPOINT, {"account": account}).fetchone()
     else:
-        query = query.where(cps.c.size == size)
-    row = conn.execute(query).first()
-    return None if row is None else StoredCheckpoint(row.size, row.root, row.note, row.signed_at)
+        row = raw.execute(conn, _CHECKPOINT_OF_SIZE, {"account": account, "size": size}).fetchone()
+    return None if row is None else StoredCheckpoint(row[0], bytes(row[1]), row[2], row[3])
+
+
+_CHECKPOINT_COLUMNS = "SELECT size, root, note, signed_at FROM ledger_checkpoints "
+_LATEST_CHECKPOINT = _CHECKPOINT_COLUMNS + "WHERE account = :account ORDER BY size DESC LIMIT 1"
+_CHECKPOINT_OF_SIZE = _CHECKPOINT_COLUMNS + "WHERE account = :account AND size = :size"
 
 
 def all_checkpoints(conn: sa.Connection, account: str) -> list[StoredCheckpoint]:

@@ -1,0 +1,3 @@
+module tenure.bench/loadgen
+
+go 1.19
