@@ -13,13 +13,15 @@ from pydantic import BaseModel, ConfigDict, StringConstraints
 
 from tenure.api.auditing import entry_for, submit_audited
 from tenure.api.bodies import documented, parse_body
+from tenure.api.problems import problem_responses
 from tenure.api.roles import require
+from tenure.api.schemas import Account, AccountList, CreatedAccount, answers
 from tenure.errors import Forbidden, NotFound
 from tenure.service import accounts
 from tenure.service.apikeys import Principal
 from tenure.service.ledger import SignRequest, Write
 
-router = APIRouter(prefix="/v1", tags=["accounts"])
+router = APIRouter(prefix="/v1", tags=["accounts"], responses=problem_responses(401, 403))
 Owner = Annotated[Principal, Depends(require("account.manage"))]
 MAX_BODY_BYTES = 4 * 1024
 
@@ -38,7 +40,13 @@ def _operator(request: Request) -> str:
     return operator
 
 
-@router.post("/accounts", status_code=201, response_model=None, openapi_extra=documented(AccountIn))
+@router.post(
+    "/accounts",
+    status_code=201,
+    response_model=None,
+    responses={**answers(CreatedAccount, "Created", 201), **problem_responses(400, 409, 503)},
+    openapi_extra=documented(AccountIn),
+)
 async def create_account(request: Request, caller: Owner) -> JSONResponse:
     """Create ``{"id", "name"}`` → 201 ``{"id", "name", "created_at", "owner_key_id",
     "owner_key"}`` (operator account owners only). The new account's first owner key
@@ -57,7 +65,7 @@ async def create_account(request: Request, caller: Owner) -> JSONResponse:
     return JSONResponse(outcome.result, status_code=201)
 
 
-@router.get("/accounts")
+@router.get("/accounts", response_model=None, responses=answers(AccountList, "The accounts"))
 def list_accounts(request: Request, caller: Owner) -> dict[str, Any]:
     """``{"accounts": [{"id", "name", "created_at"}]}``: all of them for the operator
     account's owners, the caller's own for any other owner."""
@@ -65,7 +73,11 @@ def list_accounts(request: Request, caller: Owner) -> dict[str, Any]:
     return {"accounts": accounts.list_accounts(request.app.state.runtime.engine, only)}
 
 
-@router.get("/accounts/{account_id}")
+@router.get(
+    "/accounts/{account_id}",
+    response_model=None,
+    responses={**answers(Account, "The account"), **problem_responses(404)},
+)
 def get_account(request: Request, caller: Owner, account_id: str) -> dict[str, Any]:
     """One account; 404 for an account the caller may not see."""
     if caller.account not in (account_id, _operator(request)):

@@ -5,7 +5,7 @@ A key of another account does not exist for the caller (404, never 403).
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Any, get_args
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Request
@@ -14,18 +14,19 @@ from pydantic import BaseModel, ConfigDict, StringConstraints
 
 from tenure.api.auditing import entry_for, submit_audited
 from tenure.api.bodies import documented, parse_body
+from tenure.api.problems import problem_responses
 from tenure.api.roles import manageable_roles, require, require_may_manage
+from tenure.api.schemas import ApiKey, ApiKeyList, CreatedApiKey, Role, answers
 from tenure.service import apikeys
 from tenure.service.apikeys import Principal
 from tenure.service.ledger import Write
 
-router = APIRouter(prefix="/v1", tags=["apikeys"])
+router = APIRouter(prefix="/v1", tags=["apikeys"], responses=problem_responses(401, 403))
 
 MAX_BODY_BYTES = 4 * 1024
 Manager = Annotated[Principal, Depends(require("apikey.manage"))]
-Role = Literal["owner", "admin", "issuer", "support", "auditor", "restorer", "agent"]
 if get_args(Role) != apikeys.ROLES:  # pragma: no cover - a guard for whoever adds a role
-    raise RuntimeError("apikey_routes.Role must list exactly service.apikeys.ROLES")
+    raise RuntimeError("schemas.Role must list exactly service.apikeys.ROLES")
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 
 
@@ -42,7 +43,13 @@ def _engine(request: Request) -> Any:
     return request.app.state.runtime.engine
 
 
-@router.post("/apikeys", status_code=201, response_model=None, openapi_extra=documented(ApiKeyIn))
+@router.post(
+    "/apikeys",
+    status_code=201,
+    response_model=None,
+    responses={**answers(CreatedApiKey, "Created", 201), **problem_responses(400, 503)},
+    openapi_extra=documented(ApiKeyIn),
+)
 async def create_api_key(request: Request, caller: Manager) -> JSONResponse:
     """Create ``{"role", "name"}`` → 201 ``{"id", "role", "name", "key"}``.
 
@@ -61,14 +68,18 @@ async def create_api_key(request: Request, caller: Manager) -> JSONResponse:
     return JSONResponse(outcome.result, status_code=201)
 
 
-@router.get("/apikeys")
+@router.get("/apikeys", response_model=None, responses=answers(ApiKeyList, "The keys"))
 def list_api_keys(request: Request, caller: Manager) -> dict[str, Any]:
     """The account's keys ``{"apikeys": [{"id", "role", "name", "created_at",
     "revoked_at"}]}``, never the keys or their hashes."""
     return {"apikeys": apikeys.list_api_keys(_engine(request), caller.account)}
 
 
-@router.delete("/apikeys/{key_id}")
+@router.delete(
+    "/apikeys/{key_id}",
+    response_model=None,
+    responses={**answers(ApiKey, "The revoked key"), **problem_responses(404, 409, 503)},
+)
 async def revoke_api_key(request: Request, caller: Manager, key_id: str) -> dict[str, Any]:
     """Revoke a key → its listing with ``revoked_at`` set; it gets 401 from then on.
 

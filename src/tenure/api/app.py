@@ -22,6 +22,8 @@ from tenure.api import (
     problems,
 )
 from tenure.api.auditing import AuditBatcher, AuditMiddleware
+from tenure.api.auth import API_KEY, SECURITY_SCHEMES
+from tenure.api.schemas import Health, Problem, Ready, Unavailable, answers
 from tenure.config import Settings
 from tenure.service import queries
 from tenure.service.accounts import ensure_account
@@ -58,6 +60,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     problems.install(app)
+    _document(app)
     app.add_middleware(AuditMiddleware)
     app.include_router(ledger_routes.router)
     app.include_router(catalog_routes.router)
@@ -67,12 +70,20 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     app.include_router(audit_routes.router)
     app.include_router(account_routes.router)
 
-    @app.get("/healthz", tags=["ops"])
+    @app.get("/healthz", tags=["ops"], response_model=None, responses=answers(Health, "Up"))
     async def healthz() -> dict[str, str]:
         """The process is up."""
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["ops"], response_model=None)
+    @app.get(
+        "/readyz",
+        tags=["ops"],
+        response_model=None,
+        responses={
+            **answers(Ready, "Ready"),
+            **answers(Unavailable, "The database does not answer", 503),
+        },
+    )
     def readyz(request: Request) -> Any:
         """The database answers and its schema revision is known."""
         rt: Runtime = request.app.state.runtime
@@ -85,6 +96,34 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         return {"status": "ready", "schema": revision, "version": __version__}
 
     return app
+
+
+def _document(app: FastAPI) -> None:
+    """Finish the OpenAPI document FastAPI generates, so that it says what the server
+    answers: the ``Problem`` schema the error responses name, the security schemes,
+    and no 422 — validation errors are 400 problems (``tenure.api.problems``), so
+    FastAPI's automatic 422 ``HTTPValidationError`` is never sent."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        document = generate()
+        components = document.setdefault("components", {})
+        schemas = components.setdefault("schemas", {})
+        for unsent in ("HTTPValidationError", "ValidationError"):
+            schemas.pop(unsent, None)
+        schemas[Problem.__name__] = Problem.model_json_schema(mode="serialization")
+        components["securitySchemes"] = SECURITY_SCHEMES
+        for path, item in document["paths"].items():
+            for operation in item.values():
+                operation["responses"].pop("422", None)
+                if path.startswith("/v1/"):
+                    operation.setdefault("security", API_KEY["security"])
+        app.openapi_schema = document
+        return document
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def app_from_env() -> FastAPI:

@@ -7,18 +7,24 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 
+from tenure.api.problems import problem_responses
 from tenure.api.roles import require
+from tenure.api.schemas import AuditHead, AuditPage, answers
 from tenure.service import audit
 from tenure.service.apikeys import Principal
 from tenure.service.audit import MAX_PAGE, AuditFilter
 from tenure.store.engine import read_transaction
 
-router = APIRouter(prefix="/v1/audit", tags=["audit"])
+router = APIRouter(prefix="/v1/audit", tags=["audit"], responses=problem_responses(401, 403))
 Auditor = Annotated[Principal, Depends(require("audit.read"))]
 Term = Annotated[str | None, Query(min_length=1, max_length=80)]
 
 
-@router.get("")
+@router.get(
+    "",
+    response_model=None,
+    responses={**answers(AuditPage, "One page of entries"), **problem_responses(400)},
+)
 def list_audit(
     request: Request,
     caller: Auditor,
@@ -47,7 +53,7 @@ def list_audit(
     return {"entries": entries, "next_cursor": following}
 
 
-@router.get("/head")
+@router.get("/head", response_model=None, responses=answers(AuditHead, "The chain's head"))
 def audit_head(request: Request, caller: Auditor) -> dict[str, Any]:
     """``{"size", "hash"}``: how many entries the account's chain holds, and the hash
     of the last one (all zeros before the first). Keep it to detect truncation later."""

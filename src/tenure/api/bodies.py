@@ -56,7 +56,13 @@ def _spell(path: list[int | str]) -> str:
     return name
 
 
-def documented(model: type[BaseModel]) -> dict[str, Any]:
-    """OpenAPI ``requestBody`` for a body parsed by ``parse_body``."""
+def documented(model: type[BaseModel], *parameters: dict[str, Any]) -> dict[str, Any]:
+    """OpenAPI ``requestBody`` for a body parsed by ``parse_body``, and the operation's
+    ``parameters`` that the route reads itself (headers such as ``Idempotency-Key``)."""
     schema = model.model_json_schema()
-    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+    extra: dict[str, Any] = {
+        "requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}
+    }
+    if parameters:
+        extra["parameters"] = list(parameters)
+    return extra

@@ -10,7 +10,10 @@ from starlette.concurrency import run_in_threadpool
 
 from tenure.api import problems
 from tenure.api.auditing import execute_audited, note_problem
+from tenure.api.problems import problem_responses
 from tenure.api.roles import require
+from tenure.api.schemas import CatalogDiff as CatalogDiffBody
+from tenure.api.schemas import answers
 from tenure.domain.catalog import CatalogDiff
 from tenure.domain.events import Actor
 from tenure.errors import InvalidInput
@@ -18,7 +21,7 @@ from tenure.service.apikeys import Principal
 from tenure.service.catalog import MAX_CATALOG_BYTES, apply_catalog, parse_catalog
 from tenure.service.ledger import Outcome, Submission
 
-router = APIRouter(prefix="/v1", tags=["catalog"])
+router = APIRouter(prefix="/v1", tags=["catalog"], responses=problem_responses(401, 403))
 
 MEDIA_TYPES = frozenset(
     {
@@ -94,10 +97,17 @@ def _parse_and_apply(
     name="apply_catalog",
     summary="Diff and apply the catalog",
     response_model=None,
+    responses={
+        **answers(CatalogDiffBody, "The diff (applied unless dry_run)"),
+        **problem_responses(400, 409, 413, 415, 503),
+    },
     openapi_extra={
         "requestBody": {
             "required": True,
-            "content": {"application/yaml": {"schema": {"type": "string"}}},
+            "content": {
+                media_type: {"schema": {"type": "string"}}
+                for media_type in ("application/yaml", "text/plain")
+            },
         }
     },
 )

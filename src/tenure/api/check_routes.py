@@ -18,16 +18,18 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from tenure.api.auditing import mark_audited, set_principal
-from tenure.api.auth import principal
+from tenure.api.auth import API_KEY_OR_LICENSE, principal
 from tenure.api.bodies import documented, parse_body
+from tenure.api.problems import problem_responses
 from tenure.api.roles import authorize
+from tenure.api.schemas import CheckAnswer, CheckResults, answers
 from tenure.errors import Forbidden, Unauthenticated
 from tenure.service import checks
 from tenure.service.apikeys import Principal
 from tenure.service.audit import AuditEntry, short_hash
 from tenure.service.checks import MAX_BATCH, CheckItem, Decided, LicenseHolder
 
-router = APIRouter(prefix="/v1", tags=["check"])
+router = APIRouter(prefix="/v1", tags=["check"], responses=problem_responses(400, 401, 403, 503))
 
 """Far above a full batch (1000 checks of a key and an entitlement each)."""
 
@@ -92,6 +94,7 @@ Checker = Annotated[CheckCaller, Depends(check_caller)]
 
 
 _BATCH_SCHEMA = {
+    **API_KEY_OR_LICENSE,
     "requestBody": {
         "required": True,
         "content": {
@@ -110,11 +113,16 @@ _BATCH_SCHEMA = {
                 }
             }
         },
-    }
+    },
 }
 
 
-@router.post("/check", response_model=None, openapi_extra=documented(CheckBody))
+@router.post(
+    "/check",
+    response_model=None,
+    responses=answers(CheckAnswer, "The decision"),
+    openapi_extra={**documented(CheckBody), **API_KEY_OR_LICENSE},
+)
 async def post_check(request: Request, caller: Checker) -> dict[str, Any]:
     """Decide ``{"license", "entitlement", "fingerprint"?}`` now.
 
@@ -135,7 +143,12 @@ async def post_check(request: Request, caller: Checker) -> dict[str, Any]:
     return decided.answer
 
 
-@router.post("/check/batch", response_model=None, openapi_extra=_BATCH_SCHEMA)
+@router.post(
+    "/check/batch",
+    response_model=None,
+    responses=answers(CheckResults, "The decisions, in the order asked"),
+    openapi_extra=_BATCH_SCHEMA,
+)
 async def post_check_batch(request: Request, caller: Checker) -> dict[str, Any]:
     """Decide up to 1000 ``{"checks": [...]}`` against one snapshot of the state.
 

@@ -13,12 +13,14 @@ import orjson
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import PlainTextResponse, Response
 
+from tenure.api.problems import problem_responses
 from tenure.api.roles import require
+from tenure.api.schemas import ConsistencyProof, EventsPage, InclusionProof, answers
 from tenure.service import queries
 from tenure.service.apikeys import Principal
 from tenure.service.ledger import SignRequest
 
-router = APIRouter(prefix="/v1/ledger", tags=["ledger"])
+router = APIRouter(prefix="/v1/ledger", tags=["ledger"], responses=problem_responses(401, 403))
 Reader = Annotated[Principal, Depends(require("ledger.read"))]
 Signer = Annotated[Principal, Depends(require("ledger.sign"))]
 NonNegative = Annotated[int, Query(ge=0, le=2**53 - 1)]
@@ -28,13 +30,21 @@ def _engine(request: Request) -> Any:
     return request.app.state.runtime.engine
 
 
-@router.get("/checkpoint", response_class=PlainTextResponse)
+@router.get(
+    "/checkpoint",
+    response_class=PlainTextResponse,
+    responses={200: {"description": "The signed note"}, **problem_responses(400, 404)},
+)
 def get_checkpoint(request: Request, caller: Reader, size: NonNegative | None = None) -> str:
     """The latest signed checkpoint (C2SP tlog-checkpoint), or the one of ``size``."""
     return queries.checkpoint_note(_engine(request), caller.account, size)
 
 
-@router.post("/checkpoint", response_class=PlainTextResponse)
+@router.post(
+    "/checkpoint",
+    response_class=PlainTextResponse,
+    responses={200: {"description": "The signed note"}, **problem_responses(503)},
+)
 async def sign_checkpoint(request: Request, caller: Signer) -> str:
     """Sign a checkpoint of the current tree now (owner or admin)."""
     ledger = request.app.state.ledger
@@ -42,13 +52,21 @@ async def sign_checkpoint(request: Request, caller: Signer) -> str:
     return queries.checkpoint_note(_engine(request), caller.account)
 
 
-@router.get("/key", response_class=PlainTextResponse)
+@router.get(
+    "/key",
+    response_class=PlainTextResponse,
+    responses={200: {"description": "One key line per line"}, **problem_responses(404)},
+)
 def get_key(request: Request, caller: Reader) -> str:
     """The verifier key line(s) of this account's ledger (``name+hash+base64``)."""
     return "".join(line + "\n" for line in queries.verifier_keys(_engine(request), caller.account))
 
 
-@router.get("/events")
+@router.get(
+    "/events",
+    response_model=None,
+    responses={**answers(EventsPage, "One page of events"), **problem_responses(400, 404)},
+)
 def get_events(
     request: Request,
     caller: Reader,
@@ -66,7 +84,11 @@ def get_events(
     )
 
 
-@router.get("/proof/inclusion")
+@router.get(
+    "/proof/inclusion",
+    response_model=None,
+    responses={**answers(InclusionProof, "The proof"), **problem_responses(400, 404)},
+)
 def get_inclusion(
     request: Request, caller: Reader, seq: NonNegative, size: NonNegative
 ) -> dict[str, Any]:
@@ -74,7 +96,11 @@ def get_inclusion(
     return queries.inclusion(_engine(request), caller.account, seq, size)
 
 
-@router.get("/proof/consistency")
+@router.get(
+    "/proof/consistency",
+    response_model=None,
+    responses={**answers(ConsistencyProof, "The proof"), **problem_responses(400, 404)},
+)
 def get_consistency(
     request: Request,
     caller: Reader,

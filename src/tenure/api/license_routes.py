@@ -26,7 +26,17 @@ from starlette.concurrency import run_in_threadpool
 
 from tenure.api.auditing import submit_audited
 from tenure.api.bodies import documented, parse_body
+from tenure.api.problems import problem_responses
 from tenure.api.roles import require
+from tenure.api.schemas import (
+    Customer,
+    IssuedLicense,
+    License,
+    LicenseHistory,
+    LicenseList,
+    ProductList,
+    answers,
+)
 from tenure.domain.commands import (
     ChangePlan,
     Command,
@@ -52,7 +62,7 @@ from tenure.service import licensing
 from tenure.service.apikeys import Principal
 from tenure.service.ledger import Outcome, Submission
 
-router = APIRouter(prefix="/v1", tags=["licenses"])
+router = APIRouter(prefix="/v1", tags=["licenses"], responses=problem_responses(401, 403))
 
 
 def _may(action: str) -> Any:
@@ -127,6 +137,17 @@ class TransferIn(ReasonIn):
     customer: CustomerId
 
 
+IDEMPOTENCY_KEY: dict[str, Any] = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "description": "A retry with the same key and body gets the same answer and appends "
+    "nothing; the same key with another request is a 409.",
+    "schema": {"type": "string", "pattern": f"^[!-~]{{1,{MAX_IDEMPOTENCY_KEY}}}$"},
+}
+"""The header as ``_idempotency_key`` reads it, for the OpenAPI document."""
+
+
 def _idempotency_key(request: Request) -> str | None:
     key = request.headers.get("idempotency-key")
     if key is None:
@@ -169,7 +190,15 @@ async def _require_customer(request: Request, caller: Principal, customer: str) 
 
 
 @router.post(
-    "/customers", status_code=201, response_model=None, openapi_extra=documented(CustomerIn)
+    "/customers",
+    status_code=201,
+    response_model=None,
+    responses={
+        **answers(Customer, "Created", 201),
+        **answers(Customer, "The customer of this external_id already existed"),
+        **problem_responses(400, 409, 503),
+    },
+    openapi_extra=documented(CustomerIn, IDEMPOTENCY_KEY),
 )
 async def create_customer(
     request: Request, caller: Annotated[Principal, _may("customer.write")]
@@ -188,7 +217,11 @@ async def create_customer(
     return JSONResponse(customer, status_code=201 if outcome.result["created"] else 200)
 
 
-@router.get("/customers/{customer}")
+@router.get(
+    "/customers/{customer}",
+    response_model=None,
+    responses={**answers(Customer, "The customer"), **problem_responses(404)},
+)
 def get_customer(
     request: Request, caller: Annotated[Principal, _may("customer.read")], customer: str
 ) -> dict[str, Any]:
@@ -196,7 +229,7 @@ def get_customer(
     return licensing.get_customer(_engine(request), caller.account, customer)
 
 
-@router.get("/products")
+@router.get("/products", response_model=None, responses=answers(ProductList, "The products"))
 def list_products(
     request: Request, caller: Annotated[Principal, _may("product.read")]
 ) -> dict[str, Any]:
@@ -207,7 +240,11 @@ def list_products(
 # ---------------------------------------------------------------- licenses: reads
 
 
-@router.get("/licenses")
+@router.get(
+    "/licenses",
+    response_model=None,
+    responses={**answers(LicenseList, "One page of licenses"), **problem_responses(400)},
+)
 def list_licenses(
     request: Request,
     caller: Annotated[Principal, _may("license.read")],
@@ -232,7 +269,11 @@ def list_licenses(
     )
 
 
-@router.get("/licenses/{serial}")
+@router.get(
+    "/licenses/{serial}",
+    response_model=None,
+    responses={**answers(License, "The license"), **problem_responses(404)},
+)
 def get_license(
     request: Request, caller: Annotated[Principal, _may("license.read")], serial: str
 ) -> dict[str, Any]:
@@ -240,7 +281,11 @@ def get_license(
     return licensing.get_license(_engine(request), caller.account, serial)
 
 
-@router.get("/licenses/{serial}/history")
+@router.get(
+    "/licenses/{serial}/history",
+    response_model=None,
+    responses={**answers(LicenseHistory, "The license's events"), **problem_responses(404)},
+)
 def get_license_history(
     request: Request, caller: Annotated[Principal, _may("license.read")], serial: str
 ) -> dict[str, Any]:
@@ -251,7 +296,17 @@ def get_license_history(
 # ---------------------------------------------------------------- licenses: writes
 
 
-@router.post("/licenses", status_code=201, response_model=None, openapi_extra=documented(IssueIn))
+@router.post(
+    "/licenses",
+    status_code=201,
+    response_model=None,
+    responses={
+        **answers(IssuedLicense, "Issued", 201),
+        **answers(IssuedLicense, "This order was issued before: the same license and key"),
+        **problem_responses(400, 404, 409, 503),
+    },
+    openapi_extra=documented(IssueIn, IDEMPOTENCY_KEY),
+)
 async def issue_license(
     request: Request, caller: Annotated[Principal, _may("license.issue")]
 ) -> JSONResponse:
@@ -277,6 +332,18 @@ async def issue_license(
     )
 
 
+def _change_route(body: type[BaseModel]) -> dict[str, Any]:
+    """The route arguments of a license change: its body, the updated license."""
+    return {
+        "response_model": None,
+        "responses": {
+            **answers(License, "The updated license"),
+            **problem_responses(400, 404, 409, 503),
+        },
+        "openapi_extra": documented(body, IDEMPOTENCY_KEY),
+    }
+
+
 async def _change(
     request: Request, caller: Principal, serial: str, command: Command, reason: str | None
 ) -> dict[str, Any]:
@@ -284,7 +351,7 @@ async def _change(
     return await _license_after(request, caller, serial)
 
 
-@router.post("/licenses/{serial}/renew", openapi_extra=documented(RenewIn))
+@router.post("/licenses/{serial}/renew", **_change_route(RenewIn))
 async def renew_license(
     request: Request, caller: Annotated[Principal, _may("license.change")], serial: str
 ) -> dict[str, Any]:
@@ -293,7 +360,7 @@ async def renew_license(
     return await _change(request, caller, serial, RenewLicense(serial, body.duration), body.reason)
 
 
-@router.post("/licenses/{serial}/suspend", openapi_extra=documented(RequiredReasonIn))
+@router.post("/licenses/{serial}/suspend", **_change_route(RequiredReasonIn))
 async def suspend_license(
     request: Request, caller: Annotated[Principal, _may("license.suspend")], serial: str
 ) -> dict[str, Any]:
@@ -302,7 +369,7 @@ async def suspend_license(
     return await _change(request, caller, serial, SuspendLicense(serial), body.reason)
 
 
-@router.post("/licenses/{serial}/reinstate", openapi_extra=documented(ReasonIn))
+@router.post("/licenses/{serial}/reinstate", **_change_route(ReasonIn))
 async def reinstate_license(
     request: Request, caller: Annotated[Principal, _may("license.reinstate")], serial: str
 ) -> dict[str, Any]:
@@ -311,7 +378,7 @@ async def reinstate_license(
     return await _change(request, caller, serial, ReinstateLicense(serial), body.reason)
 
 
-@router.post("/licenses/{serial}/revoke", openapi_extra=documented(RequiredReasonIn))
+@router.post("/licenses/{serial}/revoke", **_change_route(RequiredReasonIn))
 async def revoke_license(
     request: Request, caller: Annotated[Principal, _may("license.change")], serial: str
 ) -> dict[str, Any]:
@@ -320,7 +387,7 @@ async def revoke_license(
     return await _change(request, caller, serial, RevokeLicense(serial), body.reason)
 
 
-@router.post("/licenses/{serial}/change-plan", openapi_extra=documented(ChangePlanIn))
+@router.post("/licenses/{serial}/change-plan", **_change_route(ChangePlanIn))
 async def change_plan(
     request: Request, caller: Annotated[Principal, _may("license.change")], serial: str
 ) -> dict[str, Any]:
@@ -330,7 +397,7 @@ async def change_plan(
     return await _change(request, caller, serial, command, body.reason)
 
 
-@router.post("/licenses/{serial}/override", openapi_extra=documented(OverrideIn))
+@router.post("/licenses/{serial}/override", **_change_route(OverrideIn))
 async def override_entitlement(
     request: Request, caller: Annotated[Principal, _may("license.change")], serial: str
 ) -> dict[str, Any]:
@@ -347,7 +414,7 @@ async def override_entitlement(
     return await _change(request, caller, serial, command, body.reason)
 
 
-@router.post("/licenses/{serial}/transfer", openapi_extra=documented(TransferIn))
+@router.post("/licenses/{serial}/transfer", **_change_route(TransferIn))
 async def transfer_license(
     request: Request, caller: Annotated[Principal, _may("license.change")], serial: str
 ) -> dict[str, Any]:

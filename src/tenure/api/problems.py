@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from tenure.api.auditing import note_problem
+from tenure.api.schemas import Problem
 from tenure.errors import (
     Conflict,
     Forbidden,
@@ -24,6 +25,35 @@ from tenure.errors import (
 
 PROBLEM = "application/problem+json"
 TYPE_BASE = "https://tenure.dev/problems/"
+PROBLEM_SCHEMA_REF = f"#/components/schemas/{Problem.__name__}"
+"""Where the error responses find ``Problem`` (``tenure.api.app`` puts it there)."""
+
+_MEANING = {
+    400: "Invalid input: a malformed body, parameter or header; `field` names it",
+    401: "No valid credentials",
+    403: "The caller's role (or License credential) does not allow this",
+    404: "Not found in the caller's account",
+    409: "The current state forbids it (or the Idempotency-Key was used for another request)",
+    413: "The body is too large",
+    415: "Unsupported media type",
+    503: "Storage unavailable: the write or its audit entry was not committed, or the store "
+    "is behind its last signed checkpoint; nothing was written, a retry is safe",
+}
+_HEADERS: dict[int, dict[str, Any]] = {
+    401: {
+        "WWW-Authenticate": {
+            "description": "the scheme to authenticate with",
+            "required": True,
+            "schema": {"type": "string"},
+        }
+    },
+    503: {
+        "Retry-After": {
+            "description": "seconds to wait, when the audit entry could not be committed",
+            "schema": {"type": "string", "pattern": "^[0-9]+$"},
+        }
+    },
+}
 
 _STATUS: list[tuple[type[TenureError], int]] = [
     (Unauthenticated, 401),
@@ -42,6 +72,21 @@ def status_of(error: TenureError) -> int:
         if isinstance(error, kind):
             return status
     return 500
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` for the problems a route answers with: the one place that
+    documents them (``responses=problem_responses(400, 404)``)."""
+    documented: dict[int | str, dict[str, Any]] = {}
+    for status in statuses:
+        response: dict[str, Any] = {
+            "description": _MEANING[status],
+            "content": {PROBLEM: {"schema": {"$ref": PROBLEM_SCHEMA_REF}}},
+        }
+        if status in _HEADERS:
+            response["headers"] = _HEADERS[status]
+        documented[status] = response
+    return documented
 
 
 def problem(status: int, code: str, title: str, detail: str, **extra: Any) -> JSONResponse:
