@@ -23,7 +23,7 @@ from tenure.domain.timefmt import format_time
 from tenure.errors import Conflict, Forbidden, NotFound, Unauthenticated
 from tenure.store import raw
 from tenure.store import tables as t
-from tenure.store.engine import read_transaction, write_transaction
+from tenure.store.engine import quick_read, read_transaction, write_transaction
 
 ROLES = ("owner", "admin", "issuer", "support", "auditor", "restorer", "agent")
 BOOTSTRAP_FILE = "bootstrap-owner.key"
@@ -93,8 +93,7 @@ def ensure_bootstrap_owner(engine: sa.Engine, data_dir: Path, account: str) -> s
 def authenticate(engine: sa.Engine, key: str) -> Principal:
     """The principal of a presented key; raises ``Unauthenticated`` otherwise."""
     digest = hash_api_key(key)
-    with read_transaction(engine) as conn:
-        # Every request passes here: straight to the driver.
+    with quick_read(engine) as conn:
         row = raw.execute(conn, _BY_HASH, {"key_hash": digest}).fetchone()
     if row is None or not hmac.compare_digest(row[3], digest):
         raise Unauthenticated("invalid or revoked API key")
