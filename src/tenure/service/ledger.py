@@ -55,7 +55,7 @@ from tenure.service.audit import AuditEntry
 from tenure.service.sidecar import Sidecar
 from tenure.service.units import BatchView, CommandView
 from tenure.store import raw, sql
-from tenure.store.engine import transaction_on
+from tenure.store.engine import WalCheckpointer, disable_autocheckpoint, transaction_on
 
 _log = logging.getLogger("tenure.ledger")
 
@@ -295,12 +295,14 @@ class Ledger:
         self._last_batch = 0
         self._write_marker: int | None = None
         self._closed = False
+        self._wal = WalCheckpointer(engine)
 
     # ------------------------------------------------------------------ public
 
     def start(self) -> Ledger:
         self._thread = threading.Thread(target=self._run_writer, name="tenure-ledger", daemon=True)
         self._thread.start()
+        self._wal.start()
         return self
 
     def close(self) -> None:
@@ -310,6 +312,7 @@ class Ledger:
         self._closed = True
         self._queue.put(None)
         self._thread.join()
+        self._wal.stop()
         # A submission that raced with close() landed behind the stop marker.
         while not self._queue.empty():
             late = self._queue.get_nowait()
@@ -371,7 +374,11 @@ class Ledger:
         """
         batch = [first]
         deadline = time.monotonic() + LINGER
-        linger = self._last_batch > 1
+        # Decisions' audit entries come already gathered by the event loop: a batch
+        # that starts with them does not wait for more.
+        linger = self._last_batch > 1 and not (
+            first is not None and isinstance(first.request, AuditRequest)
+        )
         while len(batch) < self._max_batch:
             try:
                 batch.append(self._queue.get_nowait())
@@ -404,6 +411,7 @@ class Ledger:
         # return per batch would cost as much as SQLite's commit.
         if self._conn is None:
             self._conn = self.engine.connect()
+            disable_autocheckpoint(self._conn)
         return self._conn
 
     def _drop_connection(self) -> None:
