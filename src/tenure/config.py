@@ -32,6 +32,9 @@ class Settings(BaseSettings):
         "in a transaction of its own (no batching, for comparison)",
     )
     default_account: str = "default"
+    lease_seconds: int = Field(
+        900, ge=10, le=30 * 86400, description="how long a floating activation's lease lasts"
+    )
 
     def database(self) -> str:
         """The database URL in effect."""

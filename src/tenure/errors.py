@@ -135,3 +135,26 @@ class StorageUnavailable(TenureError):
     """
 
     code = "storage_unavailable"
+
+
+class TokenRejected(TenureError):
+    """A JWS (offline token, revocation list, license file body) failed verification.
+
+    ``reason`` is a stable short string naming the first rule the token broke, e.g.
+    ``malformed``, ``bad_header``, ``alg_not_allowed``, ``typ_mismatch``,
+    ``unknown_kid``, ``bad_signature``, ``bad_claim``, ``duplicate_claim``,
+    ``expired``, ``not_yet_valid``, ``wrong_issuer``, ``wrong_audience``,
+    ``wrong_subject`` or ``wrong_fingerprint``.
+    """
+
+    code = "token_rejected"
+
+    def __init__(self, message: str, reason: str, **context: Any) -> None:
+        super().__init__(message, reason=reason, **context)
+        self.reason = reason
+
+
+class InvalidLicenseFile(TenureError):
+    """A license file that is not well-formed armor or a JWE that cannot be opened."""
+
+    code = "invalid_license_file"

@@ -30,6 +30,7 @@ DUMMY = {
     "serial": "NOPE-0000-0000",
     "key_id": "key_nope",
     "account_id": "nope",
+    "activation": "act_" + "a" * 26,
 }
 
 
@@ -145,6 +146,12 @@ ROUTES: dict[tuple[str, str], Call] = {
     ("GET", "/v1/apikeys"): Call("apikey.manage"),
     ("GET", "/v1/audit"): Call("audit.read", params={"limit": 1}),
     ("GET", "/v1/audit/head"): Call("audit.read"),
+    ("POST", "/v1/licenses/{serial}/activations"): Call(
+        "activation.manage", json={"fingerprint": "rbac-device"}
+    ),
+    ("GET", "/v1/licenses/{serial}/activations"): Call("license.read"),
+    ("POST", "/v1/activations/{activation}/heartbeat"): Call("activation.manage"),
+    ("DELETE", "/v1/activations/{activation}"): Call("activation.manage"),
     ("POST", "/v1/accounts"): Call("account.manage", json={"id": "x", "name": "too short"}),
     ("GET", "/v1/accounts"): Call("account.manage"),
     ("GET", "/v1/accounts/{account_id}"): Call("account.manage"),

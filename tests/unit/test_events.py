@@ -28,6 +28,7 @@ OTHER_CUSTOMER = customer_id("default", "crm-2")
 SERIAL = license_serial("default", "acme", CUSTOMER, "order-1")
 TIME = "2026-11-28T22:00:00.000000Z"
 
+ACTIVATION = "act_" + "b" * 26
 VALID_DATA: dict[str, dict[str, Any]] = {
     "product.defined": {"product": "acme", "name": "Acme Suite", "features": ["sso", "audit"]},
     "plan.published": {
@@ -69,6 +70,20 @@ VALID_DATA: dict[str, dict[str, Any]] = {
         "value": 25,
     },
     "license.transferred": {"serial": SERIAL, "customer": OTHER_CUSTOMER},
+    "activation.created": {
+        "activation": ACTIVATION,
+        "serial": SERIAL,
+        "fingerprint_hash": "ab" * 32,
+        "mode": "floating",
+        "lease_expires_at": "2026-11-29T02:00:00.000000Z",
+    },
+    "activation.renewed": {
+        "activation": ACTIVATION,
+        "serial": SERIAL,
+        "lease_expires_at": "2026-11-29T02:15:00.000000Z",
+    },
+    "activation.deactivated": {"activation": ACTIVATION, "serial": SERIAL},
+    "token.revoked": {"serial": SERIAL, "jti": "tok_" + "a" * 26},
 }
 
 

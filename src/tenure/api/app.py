@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 from tenure import __version__
 from tenure.api import (
     account_routes,
+    activation_routes,
     apikey_routes,
     audit_routes,
     catalog_routes,
@@ -69,6 +70,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     app.include_router(apikey_routes.router)
     app.include_router(audit_routes.router)
     app.include_router(account_routes.router)
+    app.include_router(activation_routes.router)
 
     @app.get("/healthz", tags=["ops"], response_model=None, responses=answers(Health, "Up"))
     async def healthz() -> dict[str, str]:

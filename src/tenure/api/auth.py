@@ -1,14 +1,18 @@
-"""Authentication: ``Authorization: Bearer <api key>`` → ``Principal``."""
+"""Authentication: ``Authorization: Bearer <api key>`` → ``Principal``, and for the
+application-side routes also ``Authorization: License <license key>``."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
 from tenure.api.auditing import set_principal
-from tenure.errors import Unauthenticated
+from tenure.errors import Forbidden, Unauthenticated
 from tenure.service.apikeys import Principal, authenticate
+from tenure.service.checks import LicenseHolder, authenticate_license
 
 SECURITY_SCHEMES: dict[str, Any] = {
     "apiKey": {
@@ -42,3 +46,52 @@ def principal(request: Request) -> Principal:
 
 
 Caller = Annotated[Principal, Depends(principal)]
+
+
+@dataclass(frozen=True)
+class CheckCaller:
+    """Who calls an application-side route, and, for ``License`` auth, the one
+    license it may see."""
+
+    principal: Principal
+    holder: LicenseHolder | None = None
+
+    @property
+    def account(self) -> str:
+        return self.principal.account
+
+    def require_may_check(self, license: str, field: str) -> None:
+        """Raise ``Forbidden`` when a license holder asks about another license."""
+        if self.holder is not None and not self.holder.may_check(license):
+            raise Forbidden("a License credential may check only its own license", field=field)
+
+    def require_serial(self, serial: str) -> None:
+        """Raise ``Forbidden`` when a license holder acts on another license."""
+        if self.holder is not None and self.holder.serial != serial:
+            raise Forbidden("a License credential may act only on its own license")
+
+
+def key_or_license(action: str) -> Callable[[Request], Awaitable[CheckCaller]]:
+    """A dependency: ``Bearer <api key>`` whose role may perform ``action``, or
+    ``License <license key>``; else 401 (403 for a role that may not).
+
+    Async, so that its one indexed read runs on the event loop (see
+    ``tenure.api.check_routes``)."""
+    from tenure.api.roles import authorize  # roles imports this module
+
+    async def dependency(request: Request) -> CheckCaller:
+        scheme, _, credential = request.headers.get("authorization", "").partition(" ")
+        credential = credential.strip()
+        if scheme.lower() == "license" and credential:
+            holder = authenticate_license(request.app.state.runtime.engine, credential)
+            who = Principal(f"license:{holder.serial}", holder.account, "license", "license")
+            set_principal(request, who)
+            return CheckCaller(who, holder)
+        if scheme.lower() == "bearer" and credential:
+            caller = principal(request)
+            authorize(caller, action)
+            return CheckCaller(caller)
+        raise Unauthenticated("send Authorization: Bearer <api key> or License <license key>")
+
+    dependency.__name__ = f"key_or_license_{action.replace('.', '_')}"
+    return dependency

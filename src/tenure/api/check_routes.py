@@ -15,7 +15,6 @@ the reads. Batches, up to 1,000 decisions, still go to the thread pool.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -24,17 +23,14 @@ from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
-from tenure.api.auditing import mark_audited, set_principal
-from tenure.api.auth import API_KEY_OR_LICENSE, principal
+from tenure.api.auditing import mark_audited
+from tenure.api.auth import API_KEY_OR_LICENSE, CheckCaller, key_or_license
 from tenure.api.bodies import documented, parse_body
 from tenure.api.problems import problem_responses
-from tenure.api.roles import authorize
 from tenure.api.schemas import CheckAnswer, CheckResults, answers
-from tenure.errors import Forbidden, Unauthenticated
 from tenure.service import checks
-from tenure.service.apikeys import Principal
 from tenure.service.audit import AuditEntry, short_hash
-from tenure.service.checks import MAX_BATCH, CheckItem, Decided, LicenseHolder
+from tenure.service.checks import MAX_BATCH, CheckItem, Decided
 
 router = APIRouter(prefix="/v1", tags=["check"], responses=problem_responses(400, 401, 403, 503))
 
@@ -62,42 +58,7 @@ class BatchBody(BaseModel):
     checks: Annotated[list[CheckBody], Field(max_length=MAX_BATCH)]
 
 
-@dataclass(frozen=True)
-class CheckCaller:
-    """Who checks, and, for ``License`` auth, the one license it may see."""
-
-    principal: Principal
-    holder: LicenseHolder | None = None
-
-    @property
-    def account(self) -> str:
-        return self.principal.account
-
-    def require_may_check(self, license: str, field: str) -> None:
-        """Raise ``Forbidden`` when a license holder asks about another license."""
-        if self.holder is not None and not self.holder.may_check(license):
-            raise Forbidden("a License credential may check only its own license", field=field)
-
-
-async def check_caller(request: Request) -> CheckCaller:
-    """``Bearer <api key>`` (any role) or ``License <license key>``; else 401.
-
-    An async dependency, so that its one indexed read runs on the event loop."""
-    scheme, _, credential = request.headers.get("authorization", "").partition(" ")
-    credential = credential.strip()
-    if scheme.lower() == "license" and credential:
-        holder = checks.authenticate_license(request.app.state.runtime.engine, credential)
-        who = Principal(f"license:{holder.serial}", holder.account, "license", "license")
-        set_principal(request, who)
-        return CheckCaller(who, holder)
-    if scheme.lower() == "bearer" and credential:
-        caller = principal(request)
-        authorize(caller, "check")
-        return CheckCaller(caller)
-    raise Unauthenticated("send Authorization: Bearer <api key> or License <license key>")
-
-
-Checker = Annotated[CheckCaller, Depends(check_caller)]
+Checker = Annotated[CheckCaller, Depends(key_or_license("check"))]
 
 
 _BATCH_SCHEMA = {

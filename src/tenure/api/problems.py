@@ -15,11 +15,13 @@ from tenure.errors import (
     Conflict,
     Forbidden,
     InvalidInput,
+    InvalidLicenseFile,
     InvalidProof,
     NotFound,
     StorageUnavailable,
     StoreBehindCheckpoint,
     TenureError,
+    TokenRejected,
     Unauthenticated,
 )
 
@@ -62,6 +64,8 @@ _STATUS: list[tuple[type[TenureError], int]] = [
     (Conflict, 409),
     (StoreBehindCheckpoint, 503),
     (StorageUnavailable, 503),
+    (TokenRejected, 401),
+    (InvalidLicenseFile, 400),
     (InvalidInput, 400),
     (InvalidProof, 400),
 ]

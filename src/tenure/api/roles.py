@@ -33,6 +33,7 @@ POLICY: Mapping[str, frozenset[str]] = MappingProxyType(
         "license.suspend": ISSUERS | {"support"},
         "license.reinstate": ISSUERS | {"support"},
         "check": ALL_ROLES,
+        "activation.manage": ISSUERS | {"support", "agent"},
         "apikey.manage": ADMINS,
         "audit.read": frozenset({"owner", "auditor"}),
         "account.manage": frozenset({"owner"}),

@@ -368,6 +368,26 @@ class CreatedAccount(Account):
     owner_key: str = Field(description="shown once")
 
 
+# ---------------------------------------------------------------- activations
+
+
+class Activation(Doc):
+    """An activation (``tenure.domain.activations.activation_view``)."""
+
+    id: Annotated[str, Field(pattern=r"^act_[a-z2-7]{26}$")]
+    serial: Serial
+    fingerprint_hash: Hex64
+    mode: Literal["floating", "node-locked"]
+    status: Literal["active", "lease_expired", "deactivated"]
+    lease_expires_at: Time | None
+
+
+class ActivationList(Doc):
+    """``tenure.service.activations.license_activations``."""
+
+    activations: list[Activation]
+
+
 def answers(model: type[BaseModel], description: str, status: int = 200) -> dict[int | str, Any]:
     """OpenAPI ``responses`` for a successful answer whose body ``model`` describes
     (documentation only: the route keeps ``response_model=None``)."""

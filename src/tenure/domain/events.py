@@ -121,6 +121,34 @@ class LicenseTransferred(_Data):
     customer: CustomerId
 
 
+ActivationId = Annotated[str, StringConstraints(pattern=r"^act_[a-z2-7]{26}$")]
+TokenId = Annotated[str, StringConstraints(pattern=r"^tok_[a-z2-7]{26}$")]
+
+
+class ActivationCreated(_Data):
+    activation: ActivationId
+    serial: Serial
+    fingerprint_hash: Hex64
+    mode: Literal["floating", "node-locked"]
+    lease_expires_at: Time | None
+
+
+class ActivationRenewed(_Data):
+    activation: ActivationId
+    serial: Serial
+    lease_expires_at: Time
+
+
+class ActivationRef(_Data):
+    activation: ActivationId
+    serial: Serial
+
+
+class TokenRevoked(_Data):
+    serial: Serial
+    jti: TokenId
+
+
 Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
 
 
@@ -160,6 +188,10 @@ EVENT_TYPES: dict[str, EventType] = {
         _type("license.plan_changed", LicensePlanChanged, "serial"),
         _type("license.entitlement_overridden", LicenseEntitlementOverridden, "serial"),
         _type("license.transferred", LicenseTransferred, "serial"),
+        _type("activation.created", ActivationCreated, "serial"),
+        _type("activation.renewed", ActivationRenewed, "serial"),
+        _type("activation.deactivated", ActivationRef, "serial"),
+        _type("token.revoked", TokenRevoked, "serial"),
     )
 }
 

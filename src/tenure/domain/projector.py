@@ -214,6 +214,68 @@ def _license_transferred(view: StateView, data: dict[str, Any]) -> list[Change]:
     return _updated("licenses", (data["serial"],), row, customer=data["customer"])
 
 
+def _activation_created(view: StateView, data: dict[str, Any]) -> list[Change]:
+    _license(view, data["serial"])
+    activation, lease = data["activation"], data["lease_expires_at"]
+    current = view.get("activations", (activation,))
+    if current is not None and current["status"] == "active" and current["mode"] == "node-locked":
+        raise Conflict(f"activation {activation} is already active")
+    row = {
+        "activation": activation,
+        "serial": data["serial"],
+        "fingerprint_hash": data["fingerprint_hash"],
+        "mode": data["mode"],
+        "status": "active",
+        "lease_expires_at": lease,
+    }
+    return [("activations", (activation,), row), _seat(view, data["serial"], activation, lease)]
+
+
+def _activation_renewed(view: StateView, data: dict[str, Any]) -> list[Change]:
+    row = _active_activation(view, data)
+    if row["mode"] != "floating":
+        raise Conflict(f"activation {data['activation']} is node-locked: it has no lease")
+    lease = data["lease_expires_at"]
+    return [
+        *_updated("activations", (data["activation"],), row, lease_expires_at=lease),
+        _seat(view, data["serial"], data["activation"], lease),
+    ]
+
+
+def _activation_deactivated(view: StateView, data: dict[str, Any]) -> list[Change]:
+    row = _active_activation(view, data)
+    seats = view.get("license_seats", (data["serial"],))
+    holders = {k: v for k, v in (seats or {}).get("holders", {}).items() if k != row["activation"]}
+    seat_row = {"serial": data["serial"], "holders": holders} if holders else None
+    return [
+        *_updated("activations", (data["activation"],), row, status="deactivated"),
+        ("license_seats", (data["serial"],), seat_row),
+    ]
+
+
+def _token_revoked(view: StateView, data: dict[str, Any]) -> list[Change]:
+    _require(view, "licenses", (data["serial"],), "license")
+    if view.get("revoked_tokens", (data["jti"],)) is not None:
+        raise Conflict(f"token {data['jti']} is already revoked")
+    return [("revoked_tokens", (data["jti"],), {"jti": data["jti"], "serial": data["serial"]})]
+
+
+def _active_activation(view: StateView, data: dict[str, Any]) -> Row:
+    row = _require(view, "activations", (data["activation"],), "activation")
+    if row["serial"] != data["serial"]:
+        raise Conflict(f"activation {data['activation']} belongs to license {row['serial']}")
+    if row["status"] != "active":
+        raise Conflict(f"activation {data['activation']} is not active")
+    return row
+
+
+def _seat(view: StateView, serial: str, activation: str, lease: str | None) -> Change:
+    """The license's seat row with ``activation`` holding a seat until ``lease``."""
+    seats = view.get("license_seats", (serial,))
+    holders = {**(seats or {}).get("holders", {}), activation: lease}
+    return ("license_seats", (serial,), {"serial": serial, "holders": holders})
+
+
 _HANDLERS: dict[str, Handler] = {
     "product.defined": _product_defined,
     "plan.published": _plan_published,
@@ -226,6 +288,10 @@ _HANDLERS: dict[str, Handler] = {
     "license.plan_changed": _license_plan_changed,
     "license.entitlement_overridden": _license_entitlement_overridden,
     "license.transferred": _license_transferred,
+    "activation.created": _activation_created,
+    "activation.renewed": _activation_renewed,
+    "activation.deactivated": _activation_deactivated,
+    "token.revoked": _token_revoked,
 }
 
 

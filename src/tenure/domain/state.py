@@ -72,6 +72,13 @@ TABLES: dict[str, TableSpec] = {
         ),
         TableSpec("plans", ("plan",), ("plan", "product", "latest_version")),
         TableSpec(
+            "activations",
+            ("activation",),
+            ("activation", "serial", "fingerprint_hash", "mode", "status", "lease_expires_at"),
+        ),
+        TableSpec("license_seats", ("serial",), ("serial", "holders"), frozenset({"holders"})),
+        TableSpec("revoked_tokens", ("jti",), ("jti", "serial")),
+        TableSpec(
             "products", ("product",), ("product", "name", "features"), frozenset({"features"})
         ),
     )

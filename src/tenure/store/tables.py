@@ -151,3 +151,17 @@ _licenses = projection["licenses"].c
 sa.Index("ix_proj_licenses_customer", _licenses.account, _licenses.customer)
 sa.Index("ix_proj_licenses_status", _licenses.account, _licenses.status)
 sa.Index("ix_proj_licenses_key_hash", _licenses.key_hash, unique=True)
+_activations = projection["activations"].c
+sa.Index("ix_proj_activations_serial", _activations.account, _activations.serial)
+
+signing_keys = sa.Table(
+    "signing_keys",
+    metadata,
+    sa.Column("account", sa.String(64), primary_key=True),
+    sa.Column("kid", sa.String(64), primary_key=True),
+    sa.Column("public_key", sa.Text, nullable=False),
+    sa.Column("created_at", sa.String(32), nullable=False),
+    sa.Column("retired_at", sa.String(32), nullable=True),
+    sa.Column("publish_until", sa.String(32), nullable=True),
+    **WITHOUT_ROWID,
+)
