@@ -31,6 +31,7 @@ DUMMY = {
     "key_id": "key_nope",
     "account_id": "nope",
     "activation": "act_" + "a" * 26,
+    "jti": "tok_" + "a" * 26,
 }
 
 
@@ -152,6 +153,16 @@ ROUTES: dict[tuple[str, str], Call] = {
     ("GET", "/v1/licenses/{serial}/activations"): Call("license.read"),
     ("POST", "/v1/activations/{activation}/heartbeat"): Call("activation.manage"),
     ("DELETE", "/v1/activations/{activation}"): Call("activation.manage"),
+    ("POST", "/v1/tokens"): Call(
+        "token.mint", json={"license": "TNR-AAAAA-AAAAA-AAAAA-AAAAA", "fingerprint": "x"}
+    ),
+    ("POST", "/v1/tokens/refresh"): Call("token.mint", json={"token": "not.a.token"}),
+    ("GET", "/v1/revocations"): Call("license.read"),
+    ("POST", "/v1/licenses/{serial}/tokens/{jti}/revoke"): Call(
+        "license.change", json={"reason": "x"}
+    ),
+    ("GET", "/v1/keys"): Call("keys.manage"),
+    ("POST", "/v1/keys/rotate"): Call("keys.manage"),
     ("POST", "/v1/accounts"): Call("account.manage", json={"id": "x", "name": "too short"}),
     ("GET", "/v1/accounts"): Call("account.manage"),
     ("GET", "/v1/accounts/{account_id}"): Call("account.manage"),

@@ -21,6 +21,7 @@ from tenure.api import (
     ledger_routes,
     license_routes,
     problems,
+    token_routes,
 )
 from tenure.api.auditing import AuditBatcher, AuditMiddleware
 from tenure.api.auth import API_KEY, SECURITY_SCHEMES
@@ -42,6 +43,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         ensure_account(rt.engine, settings.default_account, "operator", "system")
         ledger = rt.ledger().start()
         app.state.runtime, app.state.ledger = rt, ledger
+        app.state.tokens = rt.tokens()
         app.state.audit = AuditBatcher(ledger, settings.audit_batch_max)
         if queries.latest_checkpoint(rt.engine, settings.default_account) is None:
             # A fresh service publishes the empty tree, so clients have a checkpoint to
@@ -71,6 +73,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     app.include_router(audit_routes.router)
     app.include_router(account_routes.router)
     app.include_router(activation_routes.router)
+    app.include_router(token_routes.router)
 
     @app.get("/healthz", tags=["ops"], response_model=None, responses=answers(Health, "Up"))
     async def healthz() -> dict[str, str]:

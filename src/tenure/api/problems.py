@@ -64,7 +64,7 @@ _STATUS: list[tuple[type[TenureError], int]] = [
     (Conflict, 409),
     (StoreBehindCheckpoint, 503),
     (StorageUnavailable, 503),
-    (TokenRejected, 401),
+    (TokenRejected, 400),
     (InvalidLicenseFile, 400),
     (InvalidInput, 400),
     (InvalidProof, 400),

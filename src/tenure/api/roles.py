@@ -34,6 +34,8 @@ POLICY: Mapping[str, frozenset[str]] = MappingProxyType(
         "license.reinstate": ISSUERS | {"support"},
         "check": ALL_ROLES,
         "activation.manage": ISSUERS | {"support", "agent"},
+        "token.mint": ISSUERS | {"support", "agent"},
+        "keys.manage": ADMINS,
         "apikey.manage": ADMINS,
         "audit.read": frozenset({"owner", "auditor"}),
         "account.manage": frozenset({"owner"}),

@@ -388,6 +388,33 @@ class ActivationList(Doc):
     activations: list[Activation]
 
 
+# ---------------------------------------------------------------- tokens and keys
+
+
+class MintedToken(Doc):
+    """``tenure.service.tokens.Minted.answer``."""
+
+    token: str
+    expires_at: Time
+    jti: Annotated[str, Field(pattern=r"^tok_[a-z2-7]{26}$")]
+    account: str
+    jwks_url: str
+
+
+class SigningKeyView(Doc):
+    """A signing key's public part and lifecycle (``KeyRing.listing``)."""
+
+    kid: str
+    public_key: str
+    created_at: Time
+    retired_at: Time | None
+    publish_until: Time | None
+
+
+class KeyList(Doc):
+    keys: list[SigningKeyView]
+
+
 def answers(model: type[BaseModel], description: str, status: int = 200) -> dict[int | str, Any]:
     """OpenAPI ``responses`` for a successful answer whose body ``model`` describes
     (documentation only: the route keeps ``response_model=None``)."""

@@ -159,6 +159,15 @@ def public_jwk(public_key: Ed25519PublicKey, kid: str) -> dict[str, str]:
     return {"kty": "OKP", "crv": "Ed25519", "x": x, "kid": kid, "alg": ALG, "use": "sig"}
 
 
+def public_key_from_x(x: str) -> Ed25519PublicKey:
+    """The Ed25519 public key whose JWK ``x`` member is ``x``; ``InvalidInput`` if it
+    is not 32 bytes of strict base64url."""
+    raw = b64url_decode(x)
+    if len(raw) != 32:
+        raise InvalidInput("an Ed25519 public key is 32 bytes", field="x")
+    return Ed25519PublicKey.from_public_bytes(raw)
+
+
 def jwks(keys: Mapping[str, Ed25519PublicKey]) -> dict[str, list[dict[str, str]]]:
     """An RFC 7517 key set ``{"keys": [...]}`` of ``keys`` (kid → public key), in order."""
     return {"keys": [public_jwk(key, kid) for kid, key in keys.items()]}

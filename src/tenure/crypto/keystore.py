@@ -97,6 +97,54 @@ class FileKeyStore:
         return Ed25519PrivateKey.from_private_bytes(seed)
 
 
+class TokenKeys:
+    """Token signing keys (Ed25519), one file per account and ``kid``, encrypted like
+    the ledger keys but under a purpose of their own."""
+
+    def __init__(self, directory: Path, master: bytes) -> None:
+        self.directory = directory
+        self._aead = AESGCM(derive_key(master, "token-keys"))
+        self._cache: dict[tuple[str, str], Ed25519PrivateKey] = {}
+
+    def _path(self, account: str, kid: str) -> Path:
+        name = hashlib.sha256(f"{account}\n{kid}".encode()).hexdigest()[:32]
+        return self.directory / f"token-{name}.key"
+
+    @staticmethod
+    def _associated(account: str, kid: str) -> bytes:
+        return f"token-key\n{account}\n{kid}".encode()
+
+    def store(self, account: str, kid: str, private: Ed25519PrivateKey) -> None:
+        """Seal ``private`` under the master key, as the key ``kid`` of ``account``."""
+        seed = private.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
+        nonce = os.urandom(12)
+        sealed = self._aead.encrypt(nonce, seed, self._associated(account, kid))
+        record = {"account": account, "kid": kid, "nonce": nonce.hex(), "sealed": sealed.hex()}
+        write_atomic(self._path(account, kid), json.dumps(record).encode(), mode=0o600)
+        self._cache[account, kid] = private
+
+    def load(self, account: str, kid: str) -> Ed25519PrivateKey:
+        """The private key ``kid`` of ``account``; ``ConfigurationError`` if its file is
+        missing or does not open with this master key."""
+        cached = self._cache.get((account, kid))
+        if cached is not None:
+            return cached
+        path = self._path(account, kid)
+        try:
+            record = json.loads(path.read_text())
+            seed = self._aead.decrypt(
+                bytes.fromhex(record["nonce"]),
+                bytes.fromhex(record["sealed"]),
+                self._associated(account, kid),
+            )
+        except (OSError, InvalidTag, ValueError, KeyError) as exc:
+            raise ConfigurationError(
+                f"token signing key {kid} of {account} ({path}) cannot be opened"
+            ) from exc
+        private = self._cache[account, kid] = Ed25519PrivateKey.from_private_bytes(seed)
+        return private
+
+
 class LicenseKeys:
     """License keys derived from a secret: ``HMAC(secret, account ‖ serial)``.
 

@@ -10,10 +10,18 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from tenure.config import Settings
-from tenure.crypto.keystore import FileKeyStore, LicenseKeys, derive_key, load_master_key
+from tenure.crypto.keystore import (
+    FileKeyStore,
+    LicenseKeys,
+    TokenKeys,
+    derive_key,
+    load_master_key,
+)
 from tenure.errors import ConfigurationError
+from tenure.service.keyring import KeyRing
 from tenure.service.ledger import CheckpointPolicy, Ledger
 from tenure.service.sidecar import Sidecar
+from tenure.service.tokens import Tokens
 from tenure.store.engine import create_engine
 from tenure.store.migrations import current_revision, upgrade
 
@@ -33,6 +41,7 @@ class Runtime:
     settings: Settings
     engine: sa.Engine
     keystore: FileKeyStore
+    token_keys: TokenKeys
     license_keys: LicenseKeys
     sidecar: Sidecar | None
 
@@ -55,6 +64,7 @@ class Runtime:
             settings,
             engine,
             FileKeyStore(settings.data_dir / "keys", master),
+            TokenKeys(settings.data_dir / "keys", master),
             LicenseKeys(derive_key(master, "license-keys")),
             Sidecar.beside(path) if path else Sidecar(settings.data_dir / "checkpoints"),
         )
@@ -79,6 +89,14 @@ class Runtime:
             max_batch=s.write_batch_max,
             **extra,
         )
+
+    def keyring(self) -> KeyRing:
+        """The token signing key ring over this runtime's store and key files."""
+        return KeyRing(self.engine, self.token_keys)
+
+    def tokens(self) -> Tokens:
+        """Offline token minting, with issuers ``<ledger origin prefix>/<account>``."""
+        return Tokens(self.engine, self.keyring(), self.settings.ledger_origin_prefix)
 
     def close(self) -> None:
         self.engine.dispose()

@@ -1,0 +1,232 @@
+"""Offline tokens, their keys and revocations (docs/offline.md).
+
+``POST /v1/tokens`` and ``/v1/tokens/refresh`` mint tokens for activated devices
+(each mint is an audit entry, durable before the answer); ``GET
+/.well-known/jwks.json`` publishes the keys that verify them; ``GET /v1/revocations``
+is the signed list a client pulls when it reconnects; ``/v1/keys`` lists and rotates
+the account's signing keys.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import sqlalchemy as sa
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
+
+from tenure.api.auditing import entry_for, mark_audited, submit_audited
+from tenure.api.auth import API_KEY_OR_LICENSE, CheckCaller, key_or_license
+from tenure.api.bodies import documented, parse_body
+from tenure.api.problems import problem_responses
+from tenure.api.roles import require
+from tenure.api.schemas import KeyList, MintedToken, answers
+from tenure.crypto import jws
+from tenure.domain.activations import RevokeToken, fingerprint_hash
+from tenure.domain.events import Actor, Serial, TokenId
+from tenure.service.apikeys import Principal
+from tenure.service.audit import AuditEntry
+from tenure.service.keyring import KeyRing
+from tenure.service.ledger import Submission, Write
+from tenure.service.tokens import Minted
+
+router = APIRouter(tags=["tokens"])
+Minter = Annotated[CheckCaller, Depends(key_or_license("token.mint"))]
+Reader = Annotated[CheckCaller, Depends(key_or_license("license.read"))]
+KeyManager = Annotated[Principal, Depends(require("keys.manage"))]
+Changer = Annotated[Principal, Depends(require("license.change"))]
+MAX_BODY_BYTES = 16 * 1024
+
+
+class TokenIn(BaseModel):
+    """The device of an activation: the license serial and the device's fingerprint."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    license: Serial
+    fingerprint: Annotated[str, Field(min_length=1, max_length=256)]
+
+
+class RefreshIn(BaseModel):
+    """A token this service minted, expired or not."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    token: Annotated[str, Field(min_length=1, max_length=16 * 1024)]
+
+
+class RevokeIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: Annotated[str, Field(min_length=1, max_length=500)]
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _jwks_url(request: Request, account: str) -> str:
+    return f"{str(request.base_url).rstrip('/')}/.well-known/jwks.json?account={account}"
+
+
+async def _answer_minted(
+    request: Request, caller: CheckCaller, minted: Minted, action: str, previous: str | None
+) -> JSONResponse:
+    who = caller.principal
+    detail = {"jti": minted.claims["jti"], "activation": minted.claims["act"]}
+    if previous is not None:
+        detail["previous"] = previous
+    entry = AuditEntry(
+        who.account,
+        who.id,
+        who.role,
+        who.auth,
+        action,
+        "allowed",
+        "ok",
+        target=minted.claims["sub"],
+        detail=detail,
+    )
+    await request.app.state.audit.record([entry])
+    mark_audited(request)
+    body = minted.answer(who.account, _jwks_url(request, who.account))
+    return JSONResponse(body, status_code=201)
+
+
+@router.post(
+    "/v1/tokens",
+    status_code=201,
+    response_model=None,
+    responses={
+        **answers(MintedToken, "A token for the device", 201),
+        **problem_responses(400, 401, 403, 404, 409, 503),
+    },
+    openapi_extra={**documented(TokenIn), **API_KEY_OR_LICENSE},
+)
+async def mint_token(request: Request, caller: Minter) -> JSONResponse:
+    """Mint ``{"license", "fingerprint"}`` → 201 ``{"token", "expires_at", "jti",
+    "account", "jwks_url"}``. 409 ``not_activated`` when the device holds no seat,
+    ``license_inactive`` for a license that may not be used."""
+    body = await parse_body(request, TokenIn, MAX_BODY_BYTES)
+    caller.require_serial(body.license)
+    tokens = request.app.state.tokens
+    fph = fingerprint_hash(body.license, body.fingerprint)
+    minted = await run_in_threadpool(tokens.mint, caller.account, body.license, fph, _now())
+    return await _answer_minted(request, caller, minted, "mint_token", None)
+
+
+@router.post(
+    "/v1/tokens/refresh",
+    status_code=201,
+    response_model=None,
+    responses={
+        **answers(MintedToken, "The next token for the same device", 201),
+        **problem_responses(400, 401, 403, 404, 409, 503),
+    },
+    openapi_extra={**documented(RefreshIn), **API_KEY_OR_LICENSE},
+)
+async def refresh_token(request: Request, caller: Minter) -> JSONResponse:
+    """``{"token"}`` (expired or not, signed by this account) → the next token for the
+    same activation. 400 ``token_rejected`` for a token this account did not sign."""
+    body = await parse_body(request, RefreshIn, MAX_BODY_BYTES)
+    tokens = request.app.state.tokens
+    now = _now()
+    claims = await run_in_threadpool(tokens.verify_for_refresh, caller.account, body.token, now)
+    caller.require_serial(claims["sub"])
+    minted = await run_in_threadpool(tokens.mint, caller.account, claims["sub"], claims["fph"], now)
+    return await _answer_minted(request, caller, minted, "refresh_token", claims["jti"])
+
+
+@router.get("/.well-known/jwks.json", tags=["tokens"], response_model=None)
+def get_jwks(
+    request: Request,
+    account: Annotated[str, Query(pattern=r"^[a-z0-9][a-z0-9-]{1,62}$")] = "default",
+) -> dict[str, Any]:
+    """The RFC 7517 key set that verifies the account's tokens, revocation lists and
+    license files: the current key and retired keys whose tokens may still be valid.
+    Public; an account without keys has an empty set."""
+    keyring = request.app.state.runtime.keyring()
+    return jws.jwks(keyring.published(account, _now()))
+
+
+@router.get(
+    "/v1/revocations",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "A JWS (typ tenure-revocations+jwt) of the revocations since `since`",
+            "content": {"application/jwt": {"schema": {"type": "string"}}},
+        },
+        **problem_responses(400, 401, 403),
+    },
+    openapi_extra=API_KEY_OR_LICENSE,
+)
+async def get_revocations(
+    request: Request,
+    caller: Reader,
+    since: Annotated[int, Query(ge=0, le=2**53 - 1)] = 0,
+) -> Response:
+    """The signed list of revoked and suspended licenses, deactivated activations and
+    revoked tokens from ledger seq ``since`` on; ask again with ``since=<until>``.
+    A License credential sees its own license's entries only."""
+    serial = caller.holder.serial if caller.holder is not None else None
+    tokens = request.app.state.tokens
+    signed = await run_in_threadpool(tokens.revocations, caller.account, since, serial, _now())
+    return Response(signed, media_type="application/jwt")
+
+
+@router.post(
+    "/v1/licenses/{serial}/tokens/{jti}/revoke",
+    response_model=None,
+    responses=problem_responses(400, 401, 403, 404, 503),
+    openapi_extra=documented(RevokeIn),
+)
+async def revoke_token(
+    request: Request, caller: Changer, serial: Serial, jti: TokenId
+) -> dict[str, Any]:
+    """Put token ``jti`` of license ``serial`` on the revocation list ``{"reason"}``
+    → ``{"serial", "jti", "revoked": true}`` (again: unchanged)."""
+    body = await parse_body(request, RevokeIn, MAX_BODY_BYTES)
+    submission = Submission(
+        caller.account,
+        RevokeToken(serial, jti),
+        Actor(caller.id, caller.role, caller.auth),
+        reason=body.reason,
+    )
+    outcome = await submit_audited(request, submission)
+    return outcome.result
+
+
+@router.get(
+    "/v1/keys",
+    response_model=None,
+    responses={**answers(KeyList, "The account's signing keys"), **problem_responses(401, 403)},
+)
+def list_keys(request: Request, caller: KeyManager) -> dict[str, Any]:
+    """The account's token signing keys, newest first: ``{"keys": [{"kid",
+    "public_key", "created_at", "retired_at", "publish_until"}]}``."""
+    return {"keys": request.app.state.runtime.keyring().listing(caller.account)}
+
+
+@router.post(
+    "/v1/keys/rotate",
+    status_code=201,
+    response_model=None,
+    responses=problem_responses(401, 403, 503),
+)
+async def rotate_keys(request: Request, caller: KeyManager) -> JSONResponse:
+    """Make a new signing key; the old one stays published until every token it
+    signed has expired → 201 ``{"id", "kid", "created_at"}``."""
+    keyring: KeyRing = request.app.state.runtime.keyring()
+    now = _now()
+
+    def rotate(conn: sa.Connection) -> dict[str, Any]:
+        return keyring.rotate_in(conn, caller.account, now)
+
+    outcome = await submit_audited(
+        request, Write(caller.account, rotate, entry_for(request, caller))
+    )
+    return JSONResponse(outcome.result, status_code=201)

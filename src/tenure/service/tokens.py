@@ -1,0 +1,225 @@
+"""Offline tokens and the revocation list (docs/offline.md).
+
+A token states one license's entitlements on one activation, signed with the
+account's current key. Minting reads the state and writes nothing: tokens are not
+ledger events (each mint is an audit entry, written by the caller). Revocations are
+read from the ledger itself, so the list is exactly what the signed log says.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+import sqlalchemy as sa
+
+from tenure.crypto import jws
+from tenure.domain.activations import (
+    USABLE_STATUSES,
+    LicenseInactive,
+    activation_id,
+    holds_seat,
+)
+from tenure.domain.decisions import license_status
+from tenure.domain.projector import effective_entitlements
+from tenure.domain.state import Row
+from tenure.domain.timefmt import format_time, parse_duration, parse_time
+from tenure.errors import Conflict, NotFound, TokenRejected
+from tenure.service.keyring import KeyRing
+from tenure.store import raw, sql
+from tenure.store.engine import quick_read, read_transaction
+
+TOKEN_TYP = "tenure-offline+jwt"  # noqa: S105 - a media type, not a secret
+REVOCATIONS_TYP = "tenure-revocations+jwt"
+REVOKING_EVENTS = (
+    "license.revoked",
+    "license.suspended",
+    "license.reinstated",
+    "activation.deactivated",
+    "token.revoked",
+)
+
+
+class NotActivated(Conflict):
+    """No active activation of this device holds a seat of the license."""
+
+    code = "not_activated"
+
+
+@dataclass(frozen=True)
+class Minted:
+    token: str
+    claims: dict[str, Any]
+
+    def answer(self, account: str, jwks_url: str) -> dict[str, Any]:
+        expires = format_time(datetime.fromtimestamp(self.claims["exp"], UTC))
+        return {
+            "token": self.token,
+            "expires_at": expires,
+            "jti": self.claims["jti"],
+            "account": account,
+            "jwks_url": jwks_url,
+        }
+
+
+def new_token_id(random_bytes: Callable[[int], bytes] = os.urandom) -> str:
+    return "tok_" + base64.b32encode(random_bytes(20)).decode().lower()[:26]
+
+
+class Tokens:
+    """Mints and refreshes offline tokens of the accounts of one store."""
+
+    def __init__(self, engine: sa.Engine, keyring: KeyRing, issuer_prefix: str) -> None:
+        self._engine = engine
+        self._keyring = keyring
+        self._issuer_prefix = issuer_prefix.rstrip("/")
+
+    def issuer(self, account: str) -> str:
+        return f"{self._issuer_prefix}/{account}"
+
+    def mint(self, account: str, serial: str, fingerprint_hash: str, now: datetime) -> Minted:
+        """A token for the activation of ``fingerprint_hash`` on ``serial``.
+
+        Raises ``NotFound`` for an unknown license, ``LicenseInactive`` for one that
+        may not be used now, and ``NotActivated`` when this device holds no seat.
+        """
+        with quick_read(self._engine) as conn:
+            license_row = sql.read_row(conn, account, "licenses", (serial,))
+            if license_row is None:
+                raise NotFound(f"license {serial} not found")
+            key = (license_row["plan"], license_row["plan_version"])
+            plan = sql.read_row(conn, account, "plan_versions", key)
+            activation = activation_id(account, serial, fingerprint_hash)
+            held = sql.read_row(conn, account, "activations", (activation,))
+            checkpoint = sql.read_checkpoint(conn, account)
+        if plan is None:
+            raise NotFound(f"plan {key[0]} v{key[1]} not found")
+        status = license_status(license_row, plan, now)
+        if status.status not in USABLE_STATUSES:
+            raise LicenseInactive(f"license {serial} is {status.status}")
+        if (
+            held is None
+            or held["status"] != "active"
+            or not holds_seat(held["lease_expires_at"], now)
+        ):
+            raise NotActivated(f"this device holds no seat of {serial}: activate it first")
+        claims = self._claims(account, license_row, plan, status, held, checkpoint, now)
+        signing = self._keyring.current(account, now)
+        return Minted(jws.sign(claims, signing.private, signing.kid, TOKEN_TYP), claims)
+
+    def verify_for_refresh(self, account: str, token: str, now: datetime) -> dict[str, Any]:
+        """The claims of a token this account signed, expired or not (a refresh may
+        come after a long time offline); ``TokenRejected`` for anything else."""
+        keys = self._keyring.published(account, now)
+        try:
+            return jws.verify(
+                token, keys, typ=TOKEN_TYP, now=now.timestamp(), issuer=self.issuer(account)
+            )
+        except TokenRejected as rejected:
+            if rejected.reason != "expired":
+                raise
+        # Expired is the last check: everything else, the signature included, held.
+        far_past = now.timestamp() - 10 * 365 * 86400
+        return jws.verify(token, keys, typ=TOKEN_TYP, now=far_past, issuer=self.issuer(account))
+
+    def _claims(
+        self,
+        account: str,
+        license_row: Row,
+        plan: Row,
+        status: Any,
+        held: Row,
+        checkpoint: sql.StoredCheckpoint | None,
+        now: datetime,
+    ) -> dict[str, Any]:
+        start = int(now.timestamp())
+        lifetime = parse_duration(plan["offline_token_ttl"]).after(now) - now
+        end = now + max(lifetime, timedelta(seconds=1))
+        license_end = status.grace_ends_at if status.status == "in_grace" else status.expires_at
+        if license_end is not None:
+            end = min(end, parse_time(license_end))
+        grace = plan["grace"]
+        return {
+            "iss": self.issuer(account),
+            "sub": license_row["serial"],
+            "aud": license_row["product"],
+            "iat": start,
+            "nbf": start,
+            "exp": max(int(end.timestamp()), start + 1),
+            "jti": new_token_id(),
+            "act": held["activation"],
+            "fph": held["fingerprint_hash"],
+            "ent": effective_entitlements(plan, license_row),
+            "core": list(plan["core"]),
+            "grace": int((parse_duration(grace).after(now) - now).total_seconds()) if grace else 0,
+            "lic": {"status": status.status, "expires_at": license_row["expires_at"]},
+            "ckpt": None
+            if checkpoint is None
+            else {"size": checkpoint.size, "root": base64.b64encode(checkpoint.root).decode()},
+        }
+
+    # ------------------------------------------------------------ revocations
+
+    def revocations(self, account: str, since: int, serial: str | None, now: datetime) -> str:
+        """The signed revocation list of ledger events from ``since`` on (one
+        license's only, when ``serial`` is given)."""
+        with read_transaction(self._engine) as conn:
+            head = sql.read_head(conn, account)
+            size = head.size if head else 0
+            leaves = _revoking_leaves(conn, account, since, serial)
+        claims: dict[str, Any] = {
+            "iss": self.issuer(account),
+            "iat": int(now.timestamp()),
+            "exp": int(now.timestamp()) + 300,
+            "since": since,
+            "until": size,
+            "licenses": [],
+            "activations": [],
+            "tokens": [],
+        }
+        for seq, leaf in leaves:
+            if seq < since or seq >= size:
+                continue
+            event = orjson.loads(leaf)
+            kind, data = event["type"], event["data"]
+            if kind == "activation.deactivated":
+                claims["activations"].append(
+                    {"activation": data["activation"], "serial": data["serial"], "seq": seq}
+                )
+            elif kind == "token.revoked":
+                claims["tokens"].append({"jti": data["jti"], "serial": data["serial"], "seq": seq})
+            elif kind in REVOKING_EVENTS:
+                status = {"license.reinstated": "active"}.get(kind, kind.split(".")[1])
+                claims["licenses"].append({"serial": data["serial"], "status": status, "seq": seq})
+        signing = self._keyring.current(account, now)
+        return jws.sign(claims, signing.private, signing.kid, REVOCATIONS_TYP)
+
+
+_REVOKING_SQL = (
+    "SELECT seq, leaf FROM ledger_events WHERE account = :account AND seq >= :since "
+    "AND type IN ('license.revoked', 'license.suspended', 'license.reinstated', "
+    "'activation.deactivated', 'token.revoked') ORDER BY seq"
+)
+
+
+def _revoking_leaves(
+    conn: sa.Connection, account: str, since: int, serial: str | None
+) -> list[tuple[int, bytes]]:
+    if serial is not None:
+        return [
+            (seq, leaf)
+            for seq, leaf in sql.events_about(conn, account, serial)
+            if seq >= since and _type_of(leaf) in REVOKING_EVENTS
+        ]
+    rows = raw.execute(conn, _REVOKING_SQL, {"account": account, "since": since}).fetchall()
+    return [(int(seq), bytes(leaf)) for seq, leaf in rows]
+
+
+def _type_of(leaf: bytes) -> str:
+    kind: str = orjson.loads(leaf)["type"]
+    return kind
