@@ -161,6 +161,9 @@ ROUTES: dict[tuple[str, str], Call] = {
     ("POST", "/v1/licenses/{serial}/tokens/{jti}/revoke"): Call(
         "license.change", json={"reason": "x"}
     ),
+    ("POST", "/v1/licenses/{serial}/license-file"): Call(
+        "license.issue", json={"fingerprint": "x"}
+    ),
     ("GET", "/v1/keys"): Call("keys.manage"),
     ("POST", "/v1/keys/rotate"): Call("keys.manage"),
     ("POST", "/v1/accounts"): Call("account.manage", json={"id": "x", "name": "too short"}),

@@ -19,9 +19,9 @@ import pytest
 from joserfc import jwt
 from joserfc.jwk import KeySet
 
-from tenure.crypto import jws
+from tenure.crypto import jws, license_file
 from tenure.domain.activations import fingerprint_hash
-from tenure.errors import TokenRejected
+from tenure.errors import InvalidLicenseFile, TokenRejected
 
 from .conftest import Server, seeded_server
 
@@ -276,3 +276,47 @@ def _other_key() -> Any:
     if not _OTHER:
         _OTHER.append(Ed25519PrivateKey.generate())
     return _OTHER[0]
+
+
+@pytest.mark.parametrize("encrypt", [False, True])
+def test_a_license_file_binds_a_device_and_verifies_offline(
+    server: Server, owner: httpx.Client, encrypt: bool
+) -> None:
+    license = new_license(owner)
+    serial = license["serial"]
+    issued = owner.post(
+        f"/v1/licenses/{serial}/license-file",
+        json={"fingerprint": "air-gapped-1", "expires": "P30D", "encrypt": encrypt},
+    )
+    assert issued.status_code == 201, issued.text
+    body = issued.json()
+    text = body["license_file"]
+    assert text.startswith("-----BEGIN TENURE LICENSE FILE-----")
+    keys = jws.keys_from_jwks(jwks_of(server))
+    fph = fingerprint_hash(serial, "air-gapped-1")
+    claims = license_file.read(
+        text,
+        keys,
+        now=time.time(),
+        fingerprint_hash=fph,
+        license_key=license["key"] if encrypt else None,
+        serial=serial,
+    )
+    assert claims["sub"] == serial
+    assert claims["exp"] - claims["iat"] == 30 * 86400
+    # The device took a node-locked seat, so the file cannot be multiplied at will.
+    activations = owner.get(f"/v1/licenses/{serial}/activations").json()["activations"]
+    assert [(a["id"], a["mode"]) for a in activations] == [(body["activation"], "node-locked")]
+    if encrypt:
+        with pytest.raises(InvalidLicenseFile):
+            license_file.read(text, keys, now=time.time(), fingerprint_hash=fph)
+    with pytest.raises(TokenRejected) as wrong_device:
+        license_file.read(
+            text,
+            keys,
+            now=time.time(),
+            fingerprint_hash=fingerprint_hash(serial, "another-machine"),
+            license_key=license["key"] if encrypt else None,
+            serial=serial,
+        )
+    assert wrong_device.value.reason == "wrong_fingerprint"

@@ -401,6 +401,16 @@ class MintedToken(Doc):
     jwks_url: str
 
 
+class IssuedLicenseFile(Doc):
+    """``POST /v1/licenses/{serial}/license-file``."""
+
+    license_file: str
+    expires_at: Time
+    jti: Annotated[str, Field(pattern=r"^tok_[a-z2-7]{26}$")]
+    activation: Annotated[str, Field(pattern=r"^act_[a-z2-7]{26}$")]
+    encrypted: bool
+
+
 class SigningKeyView(Doc):
     """A signing key's public part and lifecycle (``KeyRing.listing``)."""
 

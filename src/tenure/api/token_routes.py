@@ -9,7 +9,7 @@ the account's signing keys.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 import sqlalchemy as sa
@@ -23,10 +23,11 @@ from tenure.api.auth import API_KEY_OR_LICENSE, CheckCaller, key_or_license
 from tenure.api.bodies import documented, parse_body
 from tenure.api.problems import problem_responses
 from tenure.api.roles import require
-from tenure.api.schemas import KeyList, MintedToken, answers
+from tenure.api.schemas import IssuedLicenseFile, KeyList, MintedToken, answers
 from tenure.crypto import jws
-from tenure.domain.activations import RevokeToken, fingerprint_hash
+from tenure.domain.activations import ActivateDevice, RevokeToken, fingerprint_hash
 from tenure.domain.events import Actor, Serial, TokenId
+from tenure.domain.timefmt import format_time, parse_duration
 from tenure.service.apikeys import Principal
 from tenure.service.audit import AuditEntry
 from tenure.service.keyring import KeyRing
@@ -38,6 +39,7 @@ Minter = Annotated[CheckCaller, Depends(key_or_license("token.mint"))]
 Reader = Annotated[CheckCaller, Depends(key_or_license("license.read"))]
 KeyManager = Annotated[Principal, Depends(require("keys.manage"))]
 Changer = Annotated[Principal, Depends(require("license.change"))]
+Issuer = Annotated[Principal, Depends(require("license.issue"))]
 MAX_BODY_BYTES = 16 * 1024
 
 
@@ -230,3 +232,79 @@ async def rotate_keys(request: Request, caller: KeyManager) -> JSONResponse:
         request, Write(caller.account, rotate, entry_for(request, caller))
     )
     return JSONResponse(outcome.result, status_code=201)
+
+
+class LicenseFileIn(BaseModel):
+    """The air-gapped device, the file's lifetime (ISO 8601, default: the rest of the
+    license's term, at most a year for a perpetual license) and whether to encrypt it
+    with a key derived from the license key."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    fingerprint: Annotated[str, Field(min_length=1, max_length=256)]
+    expires: Annotated[str, Field(min_length=2, max_length=32)] | None = None
+    encrypt: bool = False
+
+
+@router.post(
+    "/v1/licenses/{serial}/license-file",
+    status_code=201,
+    response_model=None,
+    responses={
+        **answers(IssuedLicenseFile, "The armored license file", 201),
+        **problem_responses(400, 401, 403, 404, 409, 503),
+    },
+    openapi_extra=documented(LicenseFileIn),
+)
+async def issue_license_file(request: Request, caller: Issuer, serial: Serial) -> JSONResponse:
+    """Bind the device to the license (a node-locked activation, taking a seat) and
+    answer 201 ``{"license_file", "expires_at", "jti", "activation", "encrypted"}``."""
+    body = await parse_body(request, LicenseFileIn, MAX_BODY_BYTES)
+    now = _now()
+    lifetime = _file_lifetime(body.expires, now)
+    fph = fingerprint_hash(serial, body.fingerprint)
+    runtime = request.app.state.runtime
+    activate = ActivateDevice(serial, fph, runtime.settings.lease_seconds, mode="node-locked")
+    actor = Actor(caller.id, caller.role, caller.auth)
+    await submit_audited(request, Submission(caller.account, activate, actor))
+    license_key = runtime.license_keys.key(caller.account, serial) if body.encrypt else None
+    text, claims = await run_in_threadpool(
+        request.app.state.tokens.license_file,
+        caller.account,
+        serial,
+        fph,
+        now,
+        lifetime,
+        license_key,
+    )
+    detail = {"jti": claims["jti"], "activation": claims["act"], "encrypted": body.encrypt}
+    entry = AuditEntry(
+        caller.account,
+        caller.id,
+        caller.role,
+        caller.auth,
+        "issue_license_file",
+        "allowed",
+        "ok",
+        target=serial,
+        detail=detail,
+    )
+    await request.app.state.audit.record([entry])
+    expires_at = format_time(datetime.fromtimestamp(claims["exp"], UTC))
+    answer = {
+        "license_file": text,
+        "expires_at": expires_at,
+        "jti": claims["jti"],
+        "activation": claims["act"],
+        "encrypted": body.encrypt,
+    }
+    return JSONResponse(answer, status_code=201)
+
+
+PERPETUAL_FILE_LIFETIME = timedelta(days=365)
+
+
+def _file_lifetime(expires: str | None, now: datetime) -> timedelta:
+    if expires is None:
+        return PERPETUAL_FILE_LIFETIME  # the token claims cap it at the license's end
+    return parse_duration(expires, field="expires").after(now) - now

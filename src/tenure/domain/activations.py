@@ -126,12 +126,15 @@ class ActivateDevice(Command):
     serial: str
     fingerprint_hash: str
     lease_seconds: int
+    mode: str | None = None
+    """``node-locked`` or ``floating``; None takes the plan's (a license file binds
+    its air-gapped device node-locked, whatever the plan says)."""
 
     def decide(self, view: StateView, ctx: Context) -> Decision:
         license_row, plan = _usable_license(view, self.serial, ctx.now)
         activation = activation_id(ctx.account, self.serial, self.fingerprint_hash)
         current = view.get("activations", (activation,))
-        mode = plan["activation"]
+        mode = self.mode or plan["activation"]
         if current is not None and current["status"] == "active":
             lease = current["lease_expires_at"]
             if holds_seat(lease, ctx.now):

@@ -18,14 +18,14 @@ from typing import Any
 import orjson
 import sqlalchemy as sa
 
-from tenure.crypto import jws
+from tenure.crypto import jws, license_file
 from tenure.domain.activations import (
     USABLE_STATUSES,
     LicenseInactive,
     activation_id,
     holds_seat,
 )
-from tenure.domain.decisions import license_status
+from tenure.domain.decisions import Status, license_status
 from tenure.domain.projector import effective_entitlements
 from tenure.domain.state import Row
 from tenure.domain.timefmt import format_time, parse_duration, parse_time
@@ -49,6 +49,17 @@ class NotActivated(Conflict):
     """No active activation of this device holds a seat of the license."""
 
     code = "not_activated"
+
+
+@dataclass(frozen=True)
+class _State:
+    """What a token states, read in one snapshot."""
+
+    license: Row
+    plan: Row
+    status: Status
+    held: Row
+    checkpoint: sql.StoredCheckpoint | None
 
 
 @dataclass(frozen=True)
@@ -83,11 +94,38 @@ class Tokens:
         return f"{self._issuer_prefix}/{account}"
 
     def mint(self, account: str, serial: str, fingerprint_hash: str, now: datetime) -> Minted:
-        """A token for the activation of ``fingerprint_hash`` on ``serial``.
+        """A token for the activation of ``fingerprint_hash`` on ``serial``, living for
+        the plan's ``offline_token_ttl`` (never past the end of the license).
 
         Raises ``NotFound`` for an unknown license, ``LicenseInactive`` for one that
         may not be used now, and ``NotActivated`` when this device holds no seat.
         """
+        state = self._state(account, serial, fingerprint_hash, now)
+        lifetime = parse_duration(state.plan["offline_token_ttl"]).after(now) - now
+        claims = self._claims(account, state, now, lifetime)
+        signing = self._keyring.current(account, now)
+        return Minted(jws.sign(claims, signing.private, signing.kid, TOKEN_TYP), claims)
+
+    def license_file(
+        self,
+        account: str,
+        serial: str,
+        fingerprint_hash: str,
+        now: datetime,
+        lifetime: timedelta,
+        license_key: str | None,
+    ) -> tuple[str, dict[str, Any]]:
+        """An armored license file for an activated device (encrypted with a key
+        derived from ``license_key`` when given); raises as ``mint`` does."""
+        state = self._state(account, serial, fingerprint_hash, now)
+        claims = self._claims(account, state, now, lifetime)
+        signing = self._keyring.current(account, now)
+        text = license_file.issue(
+            claims, signing.private, signing.kid, license_key, serial if license_key else None
+        )
+        return text, claims
+
+    def _state(self, account: str, serial: str, fingerprint_hash: str, now: datetime) -> _State:
         with quick_read(self._engine) as conn:
             license_row = sql.read_row(conn, account, "licenses", (serial,))
             if license_row is None:
@@ -108,9 +146,7 @@ class Tokens:
             or not holds_seat(held["lease_expires_at"], now)
         ):
             raise NotActivated(f"this device holds no seat of {serial}: activate it first")
-        claims = self._claims(account, license_row, plan, status, held, checkpoint, now)
-        signing = self._keyring.current(account, now)
-        return Minted(jws.sign(claims, signing.private, signing.kid, TOKEN_TYP), claims)
+        return _State(license_row, plan, status, held, checkpoint)
 
     def verify_for_refresh(self, account: str, token: str, now: datetime) -> dict[str, Any]:
         """The claims of a token this account signed, expired or not (a refresh may
@@ -128,17 +164,11 @@ class Tokens:
         return jws.verify(token, keys, typ=TOKEN_TYP, now=far_past, issuer=self.issuer(account))
 
     def _claims(
-        self,
-        account: str,
-        license_row: Row,
-        plan: Row,
-        status: Any,
-        held: Row,
-        checkpoint: sql.StoredCheckpoint | None,
-        now: datetime,
+        self, account: str, state: _State, now: datetime, lifetime: timedelta
     ) -> dict[str, Any]:
+        license_row, plan, status, held = state.license, state.plan, state.status, state.held
+        checkpoint = state.checkpoint
         start = int(now.timestamp())
-        lifetime = parse_duration(plan["offline_token_ttl"]).after(now) - now
         end = now + max(lifetime, timedelta(seconds=1))
         license_end = status.grace_ends_at if status.status == "in_grace" else status.expires_at
         if license_end is not None:
