@@ -25,7 +25,7 @@ from tenure.api.problems import problem_responses
 from tenure.api.roles import require
 from tenure.api.schemas import IssuedLicenseFile, KeyList, MintedToken, answers
 from tenure.crypto import jws
-from tenure.domain.activations import ActivateDevice, RevokeToken, fingerprint_hash
+from tenure.domain.activations import ActivateDevice, RenewLease, RevokeToken, fingerprint_hash
 from tenure.domain.events import Actor, Serial, TokenId
 from tenure.domain.timefmt import format_time, parse_duration
 from tenure.service.apikeys import Principal
@@ -132,13 +132,23 @@ async def mint_token(request: Request, caller: Minter) -> JSONResponse:
 )
 async def refresh_token(request: Request, caller: Minter) -> JSONResponse:
     """``{"token"}`` (expired or not, signed by this account) → the next token for the
-    same activation. 400 ``token_rejected`` for a token this account did not sign."""
+    same activation, renewing its lease as a heartbeat does. 400 ``token_rejected``
+    for a token this account did not sign."""
     body = await parse_body(request, RefreshIn, MAX_BODY_BYTES)
     tokens = request.app.state.tokens
     now = _now()
     claims = await run_in_threadpool(tokens.verify_for_refresh, caller.account, body.token, now)
     caller.require_serial(claims["sub"])
-    minted = await run_in_threadpool(tokens.mint, caller.account, claims["sub"], claims["fph"], now)
+    # A refresh is also a heartbeat: a floating lease that ended while the device was
+    # offline is taken back if a seat is free (409 seat_limit otherwise).
+    who = caller.principal
+    heartbeat = RenewLease(claims["act"], request.app.state.runtime.settings.lease_seconds)
+    await submit_audited(
+        request, Submission(who.account, heartbeat, Actor(who.id, who.role, who.auth))
+    )
+    minted = await run_in_threadpool(
+        tokens.mint, caller.account, claims["sub"], claims["fph"], _now()
+    )
     return await _answer_minted(request, caller, minted, "refresh_token", claims["jti"])
 
 

@@ -29,7 +29,7 @@ from tenure.domain.decisions import Status, license_status
 from tenure.domain.projector import effective_entitlements
 from tenure.domain.state import Row
 from tenure.domain.timefmt import format_time, parse_duration, parse_time
-from tenure.errors import Conflict, NotFound, TokenRejected
+from tenure.errors import Conflict, NotFound, TenureError, TokenRejected
 from tenure.service.keyring import KeyRing
 from tenure.store import raw, sql
 from tenure.store.engine import quick_read, read_transaction
@@ -159,9 +159,13 @@ class Tokens:
         except TokenRejected as rejected:
             if rejected.reason != "expired":
                 raise
-        # Expired is the last check: everything else, the signature included, held.
-        far_past = now.timestamp() - 10 * 365 * 86400
-        return jws.verify(token, keys, typ=TOKEN_TYP, now=far_past, issuer=self.issuer(account))
+            expired = rejected
+        # Expiry is checked last, so everything else held. Verify the token again, in
+        # full, as of the last second of its life.
+        exp = _claimed_expiry(token)
+        if exp is None:
+            raise expired
+        return jws.verify(token, keys, typ=TOKEN_TYP, now=exp - 1, issuer=self.issuer(account))
 
     def _claims(
         self, account: str, state: _State, now: datetime, lifetime: timedelta
@@ -248,6 +252,16 @@ def _revoking_leaves(
         ]
     rows = raw.execute(conn, _REVOKING_SQL, {"account": account, "since": since}).fetchall()
     return [(int(seq), bytes(leaf)) for seq, leaf in rows]
+
+
+def _claimed_expiry(token: str) -> int | None:
+    """The ``exp`` a token claims, unverified (the caller verifies it as of that time)."""
+    try:
+        claims = orjson.loads(jws.b64url_decode(token.split(".")[1]))
+    except (IndexError, ValueError, TenureError):
+        return None
+    exp = claims.get("exp") if isinstance(claims, dict) else None
+    return exp if isinstance(exp, int) and not isinstance(exp, bool) else None
 
 
 def _type_of(leaf: bytes) -> str:
