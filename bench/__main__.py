@@ -6,6 +6,7 @@ in the same run, as a ratio.
     python -m bench --events-verify 100000,1000000       # adds the 1M verify (~8 min)
     python -m bench --only replay --profile              # one benchmark, with cProfile
     python -m bench --only checks --quick                # HTTP checks (needs wrk and Go)
+    python -m bench --only offline --quick               # SDK checks, tokens, seat contention
     python -m bench --markdown results.md                # also write the results table
 """
 
@@ -21,11 +22,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
-from bench import appends, checks_http, replay, verify
+from bench import appends, checks_http, offline, replay, verify
 from bench.builder import BuiltStore, build_store, check_against_seed_demo
 from bench.common import Options, Result, Timer, machine_info, temp_dir
 
-NAMES = ("appends", "peer", "replay", "verify", "checks")
+NAMES = ("appends", "peer", "replay", "verify", "checks", "offline")
 
 
 class _Tee(io.TextIOBase):
@@ -127,6 +128,12 @@ def main(argv: list[str]) -> int:
                 print(f"  skipped: {', '.join(missing)} not found (see docs/benchmarks.md)")
             else:
                 results += checks_http.run(opts)
+        if "offline" in wanted:
+            print(
+                "\n[6] offline operation: SDK check() on a cached token, token mint/verify,"
+                " ActivateDevice under seat contention"
+            )
+            results += offline.run(opts)
     print(
         f"\ntotal {total.elapsed():.0f} s; load average at end: "
         + "{:.2f} {:.2f} {:.2f}".format(*os.getloadavg())

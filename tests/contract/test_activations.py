@@ -167,3 +167,14 @@ def test_replaying_the_ledger_gives_the_same_state(
     before = Probe(runtime.engine).digest()
     report = rebuild(runtime.engine, ACCOUNT)
     assert (report.before, report.after) == (before.digest, before.digest)
+
+
+def test_a_lease_renewed_for_a_token_outlasts_the_token(floor: Floor, clock: Clock) -> None:
+    activation = floor.activate("a").result["activation"]
+    covered = floor.run(RenewLease(activation, LEASE, covering_tokens=True))
+    # The plan's offline_token_ttl is PT24H: the seat is held while the token works.
+    assert covered.result["lease_expires_at"] == "2026-11-30T12:00:00.000000Z"
+    clock.advance(LEASE + 1)
+    floor.activate("b")
+    with pytest.raises(SeatLimitReached):
+        floor.activate("c")

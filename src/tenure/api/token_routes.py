@@ -25,14 +25,21 @@ from tenure.api.problems import problem_responses
 from tenure.api.roles import require
 from tenure.api.schemas import IssuedLicenseFile, KeyList, MintedToken, answers
 from tenure.crypto import jws
-from tenure.domain.activations import ActivateDevice, RenewLease, RevokeToken, fingerprint_hash
+from tenure.domain.activations import (
+    ActivateDevice,
+    RenewLease,
+    RevokeToken,
+    activation_id,
+    fingerprint_hash,
+)
 from tenure.domain.events import Actor, Serial, TokenId
 from tenure.domain.timefmt import format_time, parse_duration
+from tenure.errors import NotFound
 from tenure.service.apikeys import Principal
 from tenure.service.audit import AuditEntry
 from tenure.service.keyring import KeyRing
 from tenure.service.ledger import Submission, Write
-from tenure.service.tokens import Minted
+from tenure.service.tokens import Minted, NotActivated
 
 router = APIRouter(tags=["tokens"])
 Minter = Annotated[CheckCaller, Depends(key_or_license("token.mint"))]
@@ -98,6 +105,21 @@ async def _answer_minted(
     return JSONResponse(body, status_code=201)
 
 
+async def _hold_seat_for_token(request: Request, caller: CheckCaller, activation: str) -> None:
+    """A heartbeat that makes a floating lease outlast the token about to be minted
+    (a lease that ended while the device was offline is taken back if a seat is
+    free: 409 ``seat_limit`` otherwise); ``NotActivated`` for an unknown device."""
+    who = caller.principal
+    lease = request.app.state.runtime.settings.lease_seconds
+    heartbeat = RenewLease(activation, lease, covering_tokens=True)
+    try:
+        await submit_audited(
+            request, Submission(who.account, heartbeat, Actor(who.id, who.role, who.auth))
+        )
+    except NotFound:
+        raise NotActivated("this device is not activated: activate it first") from None
+
+
 @router.post(
     "/v1/tokens",
     status_code=201,
@@ -110,12 +132,15 @@ async def _answer_minted(
 )
 async def mint_token(request: Request, caller: Minter) -> JSONResponse:
     """Mint ``{"license", "fingerprint"}`` → 201 ``{"token", "expires_at", "jti",
-    "account", "jwks_url"}``. 409 ``not_activated`` when the device holds no seat,
-    ``license_inactive`` for a license that may not be used."""
+    "account", "jwks_url"}``. A floating lease is renewed to outlast the token, so
+    the seat stays held while the token works offline. 409 ``not_activated`` when
+    the device holds no seat, ``license_inactive`` for a license that may not be
+    used."""
     body = await parse_body(request, TokenIn, MAX_BODY_BYTES)
     caller.require_serial(body.license)
     tokens = request.app.state.tokens
     fph = fingerprint_hash(body.license, body.fingerprint)
+    await _hold_seat_for_token(request, caller, activation_id(caller.account, body.license, fph))
     minted = await run_in_threadpool(tokens.mint, caller.account, body.license, fph, _now())
     return await _answer_minted(request, caller, minted, "mint_token", None)
 
@@ -139,13 +164,7 @@ async def refresh_token(request: Request, caller: Minter) -> JSONResponse:
     now = _now()
     claims = await run_in_threadpool(tokens.verify_for_refresh, caller.account, body.token, now)
     caller.require_serial(claims["sub"])
-    # A refresh is also a heartbeat: a floating lease that ended while the device was
-    # offline is taken back if a seat is free (409 seat_limit otherwise).
-    who = caller.principal
-    heartbeat = RenewLease(claims["act"], request.app.state.runtime.settings.lease_seconds)
-    await submit_audited(
-        request, Submission(who.account, heartbeat, Actor(who.id, who.role, who.auth))
-    )
+    await _hold_seat_for_token(request, caller, claims["act"])
     minted = await run_in_threadpool(
         tokens.mint, caller.account, claims["sub"], claims["fph"], _now()
     )

@@ -21,7 +21,7 @@ from tenure.domain.commands import Command, Context, Decision, Draft
 from tenure.domain.decisions import license_status
 from tenure.domain.projector import effective_entitlements
 from tenure.domain.state import Row, StateView
-from tenure.domain.timefmt import format_time, parse_time
+from tenure.domain.timefmt import format_time, parse_duration, parse_time
 from tenure.errors import Conflict, NotFound
 from tenure.ledger.canonical import canonical_json
 
@@ -159,14 +159,22 @@ class RenewLease(Command):
     name: ClassVar[str] = "renew_lease"
     activation: str
     lease_seconds: int
+    covering_tokens: bool = False
+    """Before an offline token is minted: make the lease last at least the plan's
+    ``offline_token_ttl``, so that no other device can take the seat while the token
+    still works offline."""
 
     def decide(self, view: StateView, ctx: Context) -> Decision:
         current = _activation_row(view, self.activation)
         license_row, plan = _usable_license(view, current["serial"], ctx.now)
+        seconds = self.lease_seconds
+        if self.covering_tokens:
+            ttl = parse_duration(plan["offline_token_ttl"]).after(ctx.now) - ctx.now
+            seconds = max(seconds, int(ttl.total_seconds()))
         if current["mode"] == "floating" and not holds_seat(current["lease_expires_at"], ctx.now):
             _require_free_seat(view, license_row, plan, self.activation, ctx.now)
-            return _renewal(current, ctx, self.lease_seconds)
-        return _renewed_if_due(current, ctx, self.lease_seconds, created=False)
+            return _renewal(current, ctx, seconds)
+        return _renewed_if_due(current, ctx, seconds, created=False)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,31 @@
+"""The application-side client of Tenure (docs/offline.md, "The Python SDK").
+
+Imports only the standard library, ``cryptography``, ``httpx``, ``orjson`` and, from
+Tenure, ``tenure.crypto.jws``, ``tenure.crypto.files`` and ``tenure.errors``: never
+the server or its dependencies.
+
+    client = LicenseClient(url, license_key, serial, fingerprint, cache_dir)
+    client.activate()                       # once; later starts use the cache
+    if client.check("feature:export-pdf").allowed:
+        ...
+"""
+
+from __future__ import annotations
+
+from tenure.sdk.client import LicenseClient
+from tenure.sdk.decisions import Decision, Reason
+from tenure.sdk.errors import ActivationFailed, RefreshFailed, SdkError, SyncFailed
+from tenure.sdk.tokens import REVOCATIONS_TYP, TOKEN_TYP, fingerprint_hash
+
+__all__ = [
+    "REVOCATIONS_TYP",
+    "TOKEN_TYP",
+    "ActivationFailed",
+    "Decision",
+    "LicenseClient",
+    "Reason",
+    "RefreshFailed",
+    "SdkError",
+    "SyncFailed",
+    "fingerprint_hash",
+]

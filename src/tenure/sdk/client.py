@@ -1,0 +1,322 @@
+"""``LicenseClient``: activate once, then decide locally and keep the token fresh.
+
+Thread model: ``check`` reads ``self._window`` (an immutable snapshot replaced by
+assignment) without a lock. Everything that changes the client's state holds
+``_lock`` briefly; network sequences (activate, refresh, sync) hold ``_contact`` so
+the background thread and the application never interleave two of them.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import httpx
+
+from tenure.errors import InvalidInput, TokenRejected
+from tenure.sdk.cache import Cache, CacheState, restore
+from tenure.sdk.decisions import CLOSED, PERSIST_EVERY, Decision, Grant, decide, open_window
+from tenure.sdk.errors import ActivationFailed, RefreshFailed, SdkError, SyncFailed
+from tenure.sdk.refresher import Backoff, Refresher
+from tenure.sdk.service import Service
+from tenure.sdk.tokens import (
+    Keys,
+    RevocationList,
+    fingerprint_hash,
+    parse_keys,
+    revocation_of,
+    verify_revocations,
+    verify_token,
+)
+
+HTTP_TIMEOUT = 10.0
+POLL_SECONDS = 30.0
+"""The background thread looks at the (possibly injected) clock at least this often."""
+IDLE_SECONDS = 60.0
+RETRY_CEILING = 600.0
+
+
+class LicenseClient:
+    """The application's side of one license on one device (docs/offline.md).
+
+    The constructor never touches the network: it loads ``cache_dir`` and verifies
+    the cached token against the cached key set once (a cache that does not verify
+    leaves the client not activated). With ``refresh`` the background refresher starts
+    at once; ``stop()`` or ``close()`` (or leaving a ``with`` block) ends it.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        license_key: str,
+        serial: str,
+        fingerprint: str,
+        cache_dir: Path | str,
+        *,
+        clock: Callable[[], float] = time.time,
+        http: httpx.Client | None = None,
+        refresh: bool = True,
+        sync_interval: float = 900.0,
+        retry_after: float = 5.0,
+    ) -> None:
+        self.url = url.rstrip("/")
+        self.serial = serial
+        self.fingerprint = fingerprint
+        self.device_hash = fingerprint_hash(serial, fingerprint)
+        self.sync_interval = sync_interval
+        self._clock = clock
+        self._owns_http = http is None
+        self._http = http if http is not None else httpx.Client(timeout=HTTP_TIMEOUT)
+        self._service = Service(self.url, license_key, self._http)
+        self._cache = Cache(Path(cache_dir))
+        self._lock = threading.RLock()
+        self._contact = threading.Lock()
+        self._backoff = Backoff(retry_after, RETRY_CEILING)
+        self._refresher = Refresher(self._background_step, f"tenure-sdk-{serial}")
+        self._next_sync = 0.0
+        self._window = CLOSED
+        restored = restore(self._cache, serial, self.device_hash, clock())
+        self._account: str | None = restored.state.account
+        self._until: int = restored.state.until
+        self._revoked: str | None = restored.state.revoked
+        self._keys: Keys | None = restored.keys
+        self._grant: Grant | None = restored.grant
+        self._last_seen: float = restored.last_seen
+        self._persisted_seen: float = restored.state.last_seen
+        if refresh:
+            self.start()
+
+    # ------------------------------------------------------------ deciding
+
+    def check(self, entitlement: str) -> Decision:
+        """Whether this device may use ``entitlement`` now; never raises, never waits
+        on the network. Within the token's lifetime this is one clock comparison and
+        one dictionary lookup."""
+        now = self._clock()
+        window = self._window
+        if window.floor <= now < window.until:
+            return window.decisions.get(entitlement, window.missing)
+        return self._check_slowly(entitlement, now)
+
+    def _check_slowly(self, entitlement: str, now: float) -> Decision:
+        with self._lock:
+            if now > self._last_seen:
+                self._last_seen = now
+                self._persist_last_seen()
+            revoked = self._revoked is not None
+            self._window = open_window(self._grant, revoked, self._last_seen)
+            return decide(self._grant, revoked, entitlement, now, self._last_seen)
+
+    def _persist_last_seen(self) -> None:
+        if self._last_seen - self._persisted_seen < PERSIST_EVERY:
+            return
+        try:
+            self._cache.save(state=self._state())
+        except OSError:
+            # The decision does not depend on this write; the next slow path retries it.
+            return
+        self._persisted_seen = self._last_seen
+
+    # ------------------------------------------------------------ contacting the service
+
+    def activate(self) -> None:
+        """Activate this device, mint a token, verify it and cache it.
+
+        Raises ``ActivationFailed`` whose ``problem`` is the server's error code
+        (``seat_limit``, ``license_inactive``, ``unauthenticated`` …), ``unreachable``,
+        ``bad_response`` or ``token_rejected`` (``context["reason"]`` names the rule).
+        """
+        with self._contact:
+            since = self._until
+            # Fetched before the activation: every entry in it predates this device's
+            # new token, so only its license entries can apply (see revocation_of).
+            baseline = self._service.revocations(since, ActivationFailed)
+            self._service.activate(self.serial, self.fingerprint, ActivationFailed)
+            answer = self._service.mint(self.serial, self.fingerprint, ActivationFailed)
+            self._accept(answer, ActivationFailed, (baseline, since))
+
+    def refresh_now(self) -> None:
+        """Exchange the current token for the next one, then pull the revocation list.
+
+        A device whose floating lease ended is activated again. Raises
+        ``RefreshFailed`` (the current token is kept; if the service refused, the
+        revocation list was pulled first), or ``SyncFailed`` when only the pull failed.
+        """
+        with self._contact:
+            grant = self._grant
+            if grant is None:
+                problem = "revoked" if self._revoked else "not_activated"
+                raise RefreshFailed("there is no token to refresh", problem=problem)
+            try:
+                answer = self._service.refresh(grant.token, RefreshFailed)
+            except RefreshFailed as failed:
+                if failed.problem != "not_activated":
+                    self._sync_after_refusal(failed)
+                self._service.activate(self.serial, self.fingerprint, RefreshFailed)
+                answer = self._service.mint(self.serial, self.fingerprint, RefreshFailed)
+            self._accept(answer, RefreshFailed, None)
+            self._sync()
+
+    def sync_revocations(self) -> str | None:
+        """Pull the revocation list since the cached cursor and apply it.
+
+        Returns what revoked the token (``license_revoked``, ``license_suspended``,
+        ``activation`` or ``token``; checks then deny with ``revoked``), else ``None``.
+        Raises ``SyncFailed`` when the list cannot be fetched or does not verify.
+        """
+        with self._contact:
+            return self._sync()
+
+    def _sync_after_refusal(self, failed: RefreshFailed) -> None:
+        if not failed.answered:
+            raise failed
+        try:
+            self._sync()
+        except SyncFailed as also:
+            raise failed from also
+        raise failed
+
+    def _sync(self) -> str | None:
+        account, since = self._account, self._until
+        if account is None or self._keys is None:
+            raise SyncFailed("not activated: no key set to verify with", problem="not_activated")
+        text = self._service.revocations(since, SyncFailed)
+        revocations = self._verified_list(text, account, since, SyncFailed)
+        with self._lock:
+            grant = self._grant
+            what = None if grant is None else revocation_of(revocations, grant, licenses_only=False)
+            self._until = revocations.until
+            if what is not None:
+                self._drop(what)
+            else:
+                self._cache.save(state=self._state())
+        return what
+
+    def _verified_list(
+        self, text: str, account: str, since: int, failure: type[SdkError]
+    ) -> RevocationList:
+        keys = self._keys or {}
+        try:
+            return verify_revocations(text, keys, since=since, now=self._clock())
+        except TokenRejected as rejected:
+            if rejected.reason != "unknown_kid":
+                raise _rejected(failure, rejected) from None
+        # Signed with a key published after ours was cached: a key rotation.
+        raw, keys = self._fetch_keys(account, failure)
+        try:
+            revocations = verify_revocations(text, keys, since=since, now=self._clock())
+        except TokenRejected as rejected:
+            raise _rejected(failure, rejected) from None
+        with self._lock:
+            self._keys = keys
+            self._cache.save(jwks=raw, state=self._state())
+        return revocations
+
+    def _fetch_keys(self, account: str, failure: type[SdkError]) -> tuple[bytes, Keys]:
+        raw = self._service.jwks(account, failure)
+        try:
+            return raw, parse_keys(raw)
+        except InvalidInput as error:
+            raise failure(f"unusable key set: {error.message}", problem="bad_response") from None
+
+    def _accept(
+        self, answer: dict[str, Any], failure: type[SdkError], baseline: tuple[str, int] | None
+    ) -> None:
+        """Verify a freshly minted token (and a baseline revocation list) and install it."""
+        token, account = answer.get("token"), answer.get("account")
+        if type(token) is not str or type(account) is not str:
+            raise failure("the answer has no token or account", problem="bad_response")
+        raw, keys = self._fetch_keys(account, failure)
+        now = self._clock()
+        try:
+            grant = verify_token(
+                token, keys, serial=self.serial, device_hash=self.device_hash,
+                account=account, now=now,
+            )  # fmt: skip
+        except TokenRejected as rejected:
+            raise _rejected(failure, rejected) from None
+        until, what = self._until, None
+        if baseline is not None:
+            with self._lock:
+                self._keys = keys
+            revocations = self._verified_list(baseline[0], account, baseline[1], failure)
+            until, what = revocations.until, revocation_of(revocations, grant, licenses_only=True)
+        with self._lock:
+            # A token that verified bounds the clock (nbf - 60 s <= now): it re-anchors
+            # the latest time seen, so a corrected clock recovers from a rollback.
+            self._grant, self._keys, self._account = grant, keys, account
+            self._until, self._revoked = until, None
+            self._last_seen = self._persisted_seen = max(now, float(grant.issued_at))
+            self._cache.save(token=token, jwks=raw, state=self._state())
+            self._window = CLOSED
+            if what is not None:
+                self._drop(what)
+
+    def _drop(self, what: str) -> None:
+        with self._lock:
+            self._window = CLOSED
+            self._grant, self._revoked = None, what
+            self._cache.drop_token(self._state())
+
+    # ------------------------------------------------------------ background
+
+    def start(self) -> None:
+        """Start the background refresher (idempotent)."""
+        self._refresher.start()
+
+    def stop(self) -> None:
+        """Stop the background refresher and wait for it."""
+        self._refresher.stop()
+
+    def close(self) -> None:
+        """Stop, write the latest time seen, and close the HTTP client if it is ours."""
+        self.stop()
+        with self._lock:
+            if self._last_seen > self._persisted_seen:
+                self._cache.save(state=self._state())
+                self._persisted_seen = self._last_seen
+        if self._owns_http:
+            self._http.close()
+
+    def __enter__(self) -> LicenseClient:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def _background_step(self) -> float:
+        grant, now = self._grant, self._clock()
+        if grant is None:
+            return IDLE_SECONDS
+        refresh_due = now >= grant.refresh_at
+        if not refresh_due and now < self._next_sync:
+            return min(POLL_SECONDS, grant.refresh_at - now, self._next_sync - now)
+        try:
+            if refresh_due:
+                self.refresh_now()
+            else:
+                self.sync_revocations()
+        except SdkError:
+            return self._backoff.failed()
+        self._backoff.reset()
+        self._next_sync = now + self.sync_interval
+        return 0.0
+
+    # ------------------------------------------------------------ the cache
+
+    def _state(self) -> CacheState:
+        return CacheState(self._account, self._until, self._last_seen, self._revoked)
+
+
+def _rejected(failure: type[SdkError], rejected: TokenRejected) -> SdkError:
+    message = f"the service sent something that does not verify: {rejected.message}"
+    return failure(message, problem="token_rejected", reason=rejected.reason)
