@@ -210,7 +210,7 @@ def test_revocations_reach_the_signed_list(server: Server, owner: httpx.Client) 
     with app_client(server, key) as app:
         answer = app.get("/v1/revocations", params={"since": 0})
     assert answer.status_code == 200
-    assert answer.headers["content-type"] == "application/jwt"
+    assert answer.headers["content-type"] == "application/jose"
     claims = jws.verify(
         answer.text,
         jws.keys_from_jwks(jwks_of(server)),

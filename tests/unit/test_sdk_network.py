@@ -73,7 +73,7 @@ def _answer(
         if isinstance(answer, httpx.Response):
             return answer
         if isinstance(answer, str):
-            return httpx.Response(200, text=answer, headers={"content-type": "application/jwt"})
+            return httpx.Response(200, text=answer, headers={"content-type": "application/jose"})
         return httpx.Response(201, json=answer)
 
     return respond

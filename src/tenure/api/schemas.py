@@ -411,6 +411,23 @@ class IssuedLicenseFile(Doc):
     encrypted: bool
 
 
+class PublicJWK(Doc):
+    """An Ed25519 public key as RFC 8037 describes it (``tenure.crypto.jws.public_jwk``)."""
+
+    kty: Literal["OKP"]
+    crv: Literal["Ed25519"]
+    x: str
+    kid: str
+    alg: Literal["EdDSA"]
+    use: Literal["sig"]
+
+
+class KeySet(Doc):
+    """An RFC 7517 key set."""
+
+    keys: list[PublicJWK]
+
+
 class SigningKeyView(Doc):
     """A signing key's public part and lifecycle (``KeyRing.listing``)."""
 

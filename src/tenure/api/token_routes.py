@@ -23,7 +23,7 @@ from tenure.api.auth import API_KEY_OR_LICENSE, CheckCaller, key_or_license
 from tenure.api.bodies import documented, parse_body
 from tenure.api.problems import problem_responses
 from tenure.api.roles import require
-from tenure.api.schemas import IssuedLicenseFile, KeyList, MintedToken, answers
+from tenure.api.schemas import IssuedLicenseFile, KeyList, KeySet, MintedToken, answers
 from tenure.crypto import jws
 from tenure.domain.activations import (
     ActivateDevice,
@@ -171,7 +171,12 @@ async def refresh_token(request: Request, caller: Minter) -> JSONResponse:
     return await _answer_minted(request, caller, minted, "refresh_token", claims["jti"])
 
 
-@router.get("/.well-known/jwks.json", tags=["tokens"], response_model=None)
+@router.get(
+    "/.well-known/jwks.json",
+    tags=["tokens"],
+    response_model=None,
+    responses={**answers(KeySet, "The key set"), **problem_responses(400)},
+)
 def get_jwks(
     request: Request,
     account: Annotated[str, Query(pattern=r"^[a-z0-9][a-z0-9-]{1,62}$")] = "default",
@@ -183,13 +188,19 @@ def get_jwks(
     return jws.jwks(keyring.published(account, _now()))
 
 
+class JOSEResponse(Response):
+    """A compact JWS as the body (RFC 7515 registers application/jose for it)."""
+
+    media_type = "application/jose"
+
+
 @router.get(
     "/v1/revocations",
-    response_class=Response,
+    response_class=JOSEResponse,
     responses={
         200: {
             "description": "A JWS (typ tenure-revocations+jwt) of the revocations since `since`",
-            "content": {"application/jwt": {"schema": {"type": "string"}}},
+            "content": {"application/jose": {"schema": {"type": "string"}}},
         },
         **problem_responses(400, 401, 403),
     },
@@ -206,7 +217,7 @@ async def get_revocations(
     serial = caller.holder.serial if caller.holder is not None else None
     tokens = request.app.state.tokens
     signed = await run_in_threadpool(tokens.revocations, caller.account, since, serial, _now())
-    return Response(signed, media_type="application/jwt")
+    return JOSEResponse(signed)
 
 
 @router.post(

@@ -67,6 +67,12 @@ def verify(
     )
 
 
+def _principal(who: dict[str, Any]) -> str:
+    """``role:key_…`` for API keys; a license principal's id already says it."""
+    ident = str(who.get("id", "-"))
+    return ident if ident.startswith("license:") else f"{who.get('role', '-')}:{ident}"
+
+
 def _text(value: Any) -> str:
     return "-" if value is None or value == "" else str(value)
 
@@ -136,7 +142,7 @@ def list_command(
         table.add_row(
             str(entry.get("seq")),
             _text(entry.get("time")),
-            f"{who.get('role', '-')}:{who.get('id', '-')}",
+            _principal(who),
             _text(entry.get("action")),
             _text(entry.get("target")),
             _text(entry.get("outcome")),

@@ -11,15 +11,19 @@ import typer
 from tenure import __version__
 from tenure.cli import (
     accounts,
+    activations,
     apikeys,
     audit,
     catalog,
     check,
     customers,
     demo,
+    keys,
     ledger,
+    license_files,
     licenses,
     state,
+    tokens,
 )
 from tenure.cli.common import DataDir, DbUrl, err
 from tenure.errors import TenureError
@@ -64,6 +68,10 @@ app.add_typer(licenses.app, name="license")
 app.add_typer(accounts.app, name="account")
 app.add_typer(apikeys.app, name="apikey")
 app.add_typer(audit.app, name="audit")
+app.add_typer(activations.app, name="activation")
+app.add_typer(tokens.app, name="token")
+app.add_typer(keys.app, name="keys")
+app.add_typer(license_files.app, name="license-file")
 app.command("check")(check.check)
 
 

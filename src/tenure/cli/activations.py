@@ -1,0 +1,153 @@
+"""``tenure activation create|list|heartbeat|deactivate``: devices on a license's seats.
+
+Over HTTP (docs/offline.md, "Activations"), with an API key or, as the application
+would, with ``--license-key`` (``Authorization: License KEY``, that license only).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+from urllib.parse import quote
+
+import typer
+from rich.table import Table
+
+from tenure.cli.client import ApiKeyOption, Remote, UrlOption, emit_json, print_table
+from tenure.cli.common import Output, OutputOption, out
+from tenure.cli.tokens import LicenseKeyOption, show_value
+
+app = typer.Typer(
+    help="Activations: bind devices to a license's seats, renew leases, free seats.\n\n"
+    "A device is named by its fingerprint, any stable string of 1-256 characters the "
+    "application derives from the machine; the service stores only its hash. "
+    "Activating the same device again gives the same activation. Auth: an API key "
+    "(owner, admin, issuer, support or agent) or --license-key.",
+    no_args_is_help=True,
+)
+
+Serial = Annotated[str, typer.Argument(metavar="SERIAL", help="License serial (TNR-…).")]
+ActivationId = Annotated[
+    str, typer.Argument(metavar="ID", help="Activation id (act_…).", show_default=False)
+]
+
+
+def _remote(url: str | None, api_key: str | None, license_key: str | None) -> Remote:
+    return Remote(url, api_key, license_key=license_key)
+
+
+def _lines(activation: dict[str, Any]) -> list[str]:
+    return [
+        f"  id           {show_value(activation.get('id'))}",
+        f"  serial       {show_value(activation.get('serial'))}",
+        f"  mode         {show_value(activation.get('mode'))}",
+        f"  status       {show_value(activation.get('status'))}",
+        f"  lease until  {show_value(activation.get('lease_expires_at'))}",
+    ]
+
+
+def _print(activation: dict[str, Any], output: Output, headline: str) -> None:
+    if output is Output.json:
+        emit_json(activation)
+        return
+    out.print("\n".join([headline, *_lines(activation)]), highlight=False, markup=False)
+
+
+def _path(activation: str) -> str:
+    return f"/v1/activations/{quote(activation, safe='')}"
+
+
+@app.command("create")
+def create(
+    serial: Serial,
+    fingerprint: Annotated[
+        str,
+        typer.Option("--fingerprint", metavar="FP", help="The device's fingerprint (1-256 chars)."),
+    ],
+    license_key: LicenseKeyOption = None,
+    url: UrlOption = None,
+    api_key: ApiKeyOption = None,
+    output: OutputOption = Output.text,
+) -> None:
+    """Activate a device on license SERIAL; print its id, mode, status and lease.
+
+    A device that already holds its seat gets the same activation (its lease renewed).
+
+    A full license fails with 409 seat_limit.
+
+    A suspended, revoked or expired license fails with 409 license_inactive.
+    """
+    path = f"/v1/licenses/{quote(serial, safe='')}/activations"
+    status, activation = _remote(url, api_key, license_key).post(path, {"fingerprint": fingerprint})
+    verb = "activated" if status == 201 else "already active"
+    _print(activation, output, f"{verb}: {activation.get('id')}")
+
+
+@app.command("list")
+def list_command(
+    serial: Serial,
+    license_key: LicenseKeyOption = None,
+    url: UrlOption = None,
+    api_key: ApiKeyOption = None,
+    output: OutputOption = Output.text,
+) -> None:
+    """List the activations of license SERIAL, deactivated ones too.
+
+    Auth: an API key that may read licenses, or --license-key.
+    """
+    answer = _remote(url, api_key, license_key).get(
+        f"/v1/licenses/{quote(serial, safe='')}/activations"
+    )
+    if output is Output.json:
+        emit_json(answer)
+        return
+    activations: list[dict[str, Any]] = answer.get("activations", [])
+    table = Table()
+    table.add_column("id", no_wrap=True)
+    table.add_column("mode", no_wrap=True)
+    table.add_column("status", no_wrap=True)
+    table.add_column("lease until", no_wrap=True)
+    table.add_column("fingerprint hash", no_wrap=True)
+    for activation in activations:
+        table.add_row(
+            show_value(activation.get("id")),
+            show_value(activation.get("mode")),
+            show_value(activation.get("status")),
+            show_value(activation.get("lease_expires_at")),
+            show_value(activation.get("fingerprint_hash")),
+        )
+    print_table(table)
+    active = sum(1 for a in activations if a.get("status") == "active")
+    out.print(
+        f"{len(activations)} activation(s), {active} holding a seat", highlight=False, markup=False
+    )
+
+
+@app.command("heartbeat")
+def heartbeat(
+    activation: ActivationId,
+    license_key: LicenseKeyOption = None,
+    url: UrlOption = None,
+    api_key: ApiKeyOption = None,
+    output: OutputOption = Output.text,
+) -> None:
+    """Renew the floating lease of activation ID (node-locked ones answer unchanged).
+
+    Fails with 409 once deactivated, or when the license is no longer usable.
+
+    Fails with 409 seat_limit when the lease ended and its seat was taken meanwhile.
+    """
+    _, renewed = _remote(url, api_key, license_key).post(f"{_path(activation)}/heartbeat")
+    _print(renewed, output, f"renewed: {renewed.get('id')}")
+
+
+@app.command("deactivate")
+def deactivate(
+    activation: ActivationId,
+    license_key: LicenseKeyOption = None,
+    url: UrlOption = None,
+    api_key: ApiKeyOption = None,
+    output: OutputOption = Output.text,
+) -> None:
+    """Deactivate activation ID and free its seat (again: unchanged)."""
+    done = _remote(url, api_key, license_key).delete(_path(activation))
+    _print(done, output, f"deactivated: {done.get('id')}")

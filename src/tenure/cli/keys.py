@@ -1,0 +1,81 @@
+"""``tenure keys list|rotate``: the account's token signing keys (Ed25519) over HTTP."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+from rich.table import Table
+
+from tenure.cli.client import ApiKeyOption, Remote, UrlOption, emit_json, print_table
+from tenure.cli.common import Output, OutputOption, out
+from tenure.cli.tokens import show_value
+
+app = typer.Typer(
+    help="Signing keys of the account: list, rotate (owner or admin keys).\n\n"
+    "They sign offline tokens, revocation lists and license files; their public "
+    "halves are published at GET /.well-known/jwks.json?account=A. A key's kid is its "
+    "RFC 7638 thumbprint.",
+    no_args_is_help=True,
+)
+
+
+@app.command("list")
+def list_command(
+    url: UrlOption = None,
+    api_key: ApiKeyOption = None,
+    output: OutputOption = Output.text,
+) -> None:
+    """List the account's signing keys, newest first (public parts only).
+
+    The signing key is the one not retired; a retired one stays published until 'published until'.
+
+    Needs an owner or admin key.
+    """
+    answer = Remote(url, api_key).get("/v1/keys")
+    if output is Output.json:
+        emit_json(answer)
+        return
+    keys: list[dict[str, Any]] = answer.get("keys", [])
+    table = Table()
+    table.add_column("kid", no_wrap=True)
+    table.add_column("created", no_wrap=True)
+    table.add_column("retired", no_wrap=True)
+    table.add_column("published until", no_wrap=True)
+    for key in keys:
+        table.add_row(
+            show_value(key.get("kid")),
+            show_value(key.get("created_at")),
+            show_value(key.get("retired_at")),
+            show_value(key.get("publish_until")),
+        )
+    print_table(table)
+    current = [k.get("kid") for k in keys if k.get("retired_at") is None]
+    footer = f"{len(keys)} key(s); signing key: {show_value(current[0] if current else None)}"
+    out.print(footer, highlight=False, markup=False)
+
+
+@app.command("rotate")
+def rotate(
+    url: UrlOption = None,
+    api_key: ApiKeyOption = None,
+    output: OutputOption = Output.text,
+) -> None:
+    """Make a new signing key; print its kid.
+
+    New tokens, revocation lists and license files are signed with it at once.
+
+    The old key stays published while tokens it signed may be valid: nothing issued breaks.
+
+    Needs an owner or admin key.
+    """
+    _, rotated = Remote(url, api_key).post("/v1/keys/rotate")
+    if output is Output.json:
+        emit_json(rotated)
+        return
+    lines = [
+        f"rotated: the signing key is now {rotated.get('kid')}",
+        f"  created  {show_value(rotated.get('created_at'))}",
+        "(the previous key stays published until every token it signed has expired)",
+    ]
+    out.print("\n".join(lines), highlight=False, markup=False)

@@ -1,0 +1,374 @@
+"""``tenure token issue|refresh|revoke|verify``: offline tokens (docs/offline.md).
+
+``issue``, ``refresh`` and ``revoke`` talk to the service. ``verify`` is offline: it
+checks a token with ``tenure.crypto.jws.verify`` against a key set read from a file,
+or fetched once from a URL (its only network use). A rejection prints one line,
+``rejected: <reason>: <message>``, and exits 1.
+
+The helpers here (reading a token or file argument, loading a key set, printing a
+rejection) are shared with ``tenure license-file``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+from urllib.parse import quote
+
+import httpx
+import typer
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from tenure.cli.client import (
+    TIMEOUT,
+    ApiKeyOption,
+    Remote,
+    Unreachable,
+    UrlOption,
+    emit_json,
+    error_of,
+)
+from tenure.cli.common import Output, OutputOption, err, out
+from tenure.crypto import jws
+from tenure.domain.activations import fingerprint_hash
+from tenure.domain.timefmt import format_time
+from tenure.errors import InvalidInput, TenureError, TokenRejected
+
+TYP = "tenure-offline+jwt"
+EXIT_REJECTED = 1
+
+app = typer.Typer(
+    help="Offline tokens: issue, refresh, revoke, and verify offline.\n\n"
+    "A token is a signed JWS (typ tenure-offline+jwt) that lets an activated device "
+    "decide locally. 'verify' needs no service: only the account's key set "
+    "(GET /.well-known/jwks.json?account=A, saved to a file or fetched once).",
+    no_args_is_help=True,
+)
+
+# ---------------------------------------------------------------- shared options
+
+LicenseKeyOption = Annotated[
+    str | None,
+    typer.Option(
+        "--license-key",
+        help="Authenticate as the application with this license key "
+        "(Authorization: License KEY) instead of an API key; acts on that license only.",
+        show_default=False,
+    ),
+]
+JwksOption = Annotated[
+    str,
+    typer.Option(
+        "--jwks",
+        metavar="FILE_OR_URL",
+        help="The account's key set: a JSON file, or an http(s) URL fetched once, e.g. "
+        "<service>/.well-known/jwks.json?account=default.",
+        show_default=False,
+    ),
+]
+OutFileOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--out-file",
+        "-o",
+        metavar="FILE",
+        help="Write the token to FILE instead of printing it.",
+        show_default=False,
+        dir_okay=False,
+    ),
+]
+FormatOption = Annotated[
+    Output, typer.Option("--output", help="Output format (json: the service's whole answer).")
+]
+TokenArgument = Annotated[
+    str,
+    typer.Argument(
+        metavar="TOKEN_OR_FILE",
+        help="The token itself, a file holding it, or - for standard input.",
+        show_default=False,
+    ),
+]
+
+
+# ---------------------------------------------------------------- shared helpers
+
+
+def read_text_argument(value: str, what: str) -> str:
+    """The text of ``value``: standard input for ``-``, a file's content when ``value``
+    names an existing file, else ``value`` itself."""
+    if value == "-":
+        return sys.stdin.read()
+    if os.path.isfile(value):  # never raises: a long token is simply not a file
+        return read_file_argument(value, what)
+    return value
+
+
+def read_file_argument(value: str, what: str) -> str:
+    """The content of file ``value`` (``-``: standard input); one-line error if unreadable."""
+    if value == "-":
+        return sys.stdin.read()
+    try:
+        return Path(value).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise InvalidInput(f"cannot read {what} {value}: {reason}", field=what) from None
+
+
+def load_jwks(source: str) -> dict[str, Ed25519PublicKey]:
+    """The verification keys of a key set from a file, or from an http(s) URL (one GET)."""
+    if source.startswith(("http://", "https://")):
+        try:
+            response = httpx.get(source, timeout=TIMEOUT, follow_redirects=True)
+        except (httpx.TransportError, httpx.InvalidURL) as exc:
+            reason = " ".join((str(exc) or type(exc).__name__).split())
+            raise Unreachable(f"cannot fetch the key set {source}: {reason}") from None
+        if response.status_code >= 400:
+            raise error_of(response)
+        text = response.text
+    else:
+        text = read_file_argument(source, "jwks")
+    try:
+        return jws.keys_from_jwks(text)
+    except InvalidInput as exc:
+        where = f" ({exc.field})" if exc.field else ""
+        raise InvalidInput(f"--jwks {source}: {exc.message}{where}", field="jwks") from None
+
+
+def reject(exc: TenureError) -> NoReturn:
+    """Print ``rejected: <reason>: <message>`` on one line (stderr) and exit 1."""
+    reason = exc.reason if isinstance(exc, TokenRejected) else exc.code
+    message = " ".join(str(exc.message).split())
+    err.print(f"rejected: {reason}: {message}", highlight=False, markup=False, soft_wrap=True)
+    raise typer.Exit(EXIT_REJECTED)
+
+
+def show_value(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict | list):
+        return json.dumps(value, sort_keys=True, separators=(",", ":"))
+    return str(value)
+
+
+def show_time(seconds: Any) -> str:
+    """``1764378000 (2025-11-29T01:00:00Z)`` for an integer timestamp."""
+    if type(seconds) is not int:
+        return show_value(seconds)
+    try:
+        return f"{seconds} ({format_time(datetime.fromtimestamp(seconds, UTC))})"
+    except (OverflowError, OSError, ValueError):
+        return str(seconds)
+
+
+def iso_time(seconds: Any) -> str | None:
+    if type(seconds) is not int:
+        return None
+    try:
+        return format_time(datetime.fromtimestamp(seconds, UTC))
+    except (OverflowError, OSError, ValueError):
+        return None
+
+
+def entitlement_text(entitlements: Any) -> str:
+    if not isinstance(entitlements, dict) or not entitlements:
+        return "-"
+    return ", ".join(f"{name}={show_value(value)}" for name, value in sorted(entitlements.items()))
+
+
+def write_out(path: Path, text: str) -> None:
+    try:
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise InvalidInput(f"cannot write {path}: {reason}", field="out-file") from None
+
+
+def _print_minted(answer: dict[str, Any], out_file: Path | None, output: Output) -> None:
+    token = str(answer.get("token", ""))
+    if out_file is not None:
+        write_out(out_file, token + "\n")
+    if output is Output.json:
+        emit_json(answer)
+    elif out_file is None:
+        sys.stdout.write(token + "\n")
+    else:
+        lines = [
+            f"wrote token {answer.get('jti')} to {out_file}",
+            f"  expires  {show_value(answer.get('expires_at'))}",
+            f"  jwks     {show_value(answer.get('jwks_url'))}",
+        ]
+        out.print("\n".join(lines), highlight=False, markup=False)
+
+
+# ---------------------------------------------------------------- commands
+
+
+@app.command("issue")
+def issue(
+    license: Annotated[
+        str, typer.Option("--license", metavar="SERIAL", help="License serial (TNR-…).")
+    ],
+    fingerprint: Annotated[
+        str,
+        typer.Option(
+            "--fingerprint",
+            metavar="FP",
+            help="The device's fingerprint (it must hold an active activation).",
+        ),
+    ],
+    out_file: OutFileOption = None,
+    license_key: LicenseKeyOption = None,
+    url: UrlOption = None,
+    api_key: ApiKeyOption = None,
+    output: FormatOption = Output.text,
+) -> None:
+    """Mint an offline token for an activated device; print it (or write it with -o).
+
+    The device must hold an activation ('tenure activation create'), else: 409 not_activated.
+
+    The token lives for the plan's offline_token_ttl, never past the end of the license.
+
+    Auth: an API key (owner, admin, issuer, support or agent) or --license-key.
+    """
+    remote = Remote(url, api_key, license_key=license_key)
+    _, answer = remote.post("/v1/tokens", {"license": license, "fingerprint": fingerprint})
+    _print_minted(answer, out_file, output)
+
+
+@app.command("refresh")
+def refresh(
+    token: TokenArgument,
+    out_file: OutFileOption = None,
+    license_key: LicenseKeyOption = None,
+    url: UrlOption = None,
+    api_key: ApiKeyOption = None,
+    output: FormatOption = Output.text,
+) -> None:
+    """Mint the next token for the same activation; print it (or write it with -o).
+
+    An expired token is accepted if its signature is valid and the device holds its seat.
+
+    -o may name the file the token was read from.
+
+    Auth: an API key (owner, admin, issuer, support or agent) or --license-key.
+    """
+    text = read_text_argument(token, "token").strip()
+    remote = Remote(url, api_key, license_key=license_key)
+    _, answer = remote.post("/v1/tokens/refresh", {"token": text})
+    _print_minted(answer, out_file, output)
+
+
+@app.command("revoke")
+def revoke(
+    serial: Annotated[str, typer.Argument(metavar="SERIAL", help="License serial (TNR-…).")],
+    jti: Annotated[str, typer.Argument(metavar="JTI", help="The token's id (tok_…).")],
+    reason: Annotated[
+        str,
+        typer.Option("--reason", help="Why (required; recorded in the ledger event)."),
+    ],
+    url: UrlOption = None,
+    api_key: ApiKeyOption = None,
+    output: OutputOption = Output.text,
+) -> None:
+    """Put token JTI of license SERIAL on the signed revocation list.
+
+    Clients drop it when they next pull GET /v1/revocations. Revoking it again changes nothing.
+
+    Needs an owner, admin or issuer key.
+    """
+    path = f"/v1/licenses/{quote(serial, safe='')}/tokens/{quote(jti, safe='')}/revoke"
+    _, answer = Remote(url, api_key).post(path, {"reason": reason})
+    if output is Output.json:
+        emit_json(answer)
+        return
+    out.print(
+        f"revoked token {answer.get('jti', jti)} of {answer.get('serial', serial)}",
+        highlight=False,
+        markup=False,
+    )
+
+
+@app.command("verify")
+def verify(
+    token: TokenArgument,
+    jwks_source: JwksOption,
+    issuer: Annotated[
+        str | None,
+        typer.Option(
+            "--issuer",
+            metavar="I",
+            help="Expected iss, e.g. tenure.localhost/ledger/default.",
+            show_default=False,
+        ),
+    ] = None,
+    audience: Annotated[
+        str | None,
+        typer.Option(
+            "--audience", metavar="A", help="Expected aud (the product code).", show_default=False
+        ),
+    ] = None,
+    fingerprint: Annotated[
+        str | None,
+        typer.Option(
+            "--fingerprint",
+            metavar="FP",
+            help="Check that the token is bound to this device (needs --serial).",
+            show_default=False,
+        ),
+    ] = None,
+    serial: Annotated[
+        str | None,
+        typer.Option(
+            "--serial", metavar="S", help="Expected sub (the license serial).", show_default=False
+        ),
+    ] = None,
+    output: OutputOption = Output.text,
+) -> None:
+    """Verify a token OFFLINE and print its claims.
+
+    Checks the EdDSA signature (typ tenure-offline+jwt) against the key set alone.
+
+    Checks nbf and exp with 60 s of clock-skew leeway; iss, aud, sub and the device if asked.
+
+    Nothing named in the token is fetched; only an http(s) --jwks is fetched, once.
+
+    Exit status: 0 when valid; 1 with one line 'rejected: <reason>: <message>'.
+
+    Reasons: malformed, bad_header, alg_not_allowed, typ_mismatch, unknown_kid, bad_signature.
+
+    And: bad_claim, expired, not_yet_valid, wrong_issuer/audience/subject, wrong_fingerprint.
+    """
+    if fingerprint is not None and serial is None:
+        raise InvalidInput("--fingerprint needs --serial (the hash binds both)", field="serial")
+    keys = load_jwks(jwks_source)
+    text = read_text_argument(token, "token").strip()
+    try:
+        claims = jws.verify(
+            text,
+            keys,
+            typ=TYP,
+            now=time.time(),
+            issuer=issuer,
+            audience=audience,
+            subject=serial,
+        )
+        unchecked = fingerprint is None or serial is None
+        if not unchecked and claims.get("fph") != fingerprint_hash(str(serial), str(fingerprint)):
+            raise TokenRejected("token is bound to another device", "wrong_fingerprint")
+    except TokenRejected as exc:
+        reject(exc)
+    if output is Output.json:
+        emit_json(claims)
+        return
+    lines = [f"valid: token {show_value(claims.get('jti'))} of {show_value(claims.get('sub'))}"]
+    for name, value in claims.items():
+        shown = show_time(value) if name in ("iat", "nbf", "exp") else show_value(value)
+        lines.append(f"  {name:<5} {shown}")
+    out.print("\n".join(lines), highlight=False, markup=False)
