@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -209,6 +210,37 @@ def assert_one_line_error(done: subprocess.CompletedProcess[str], *needles: str)
     for needle in needles:
         assert needle in lines[0], lines[0]
     return lines[0]
+
+
+CATALOG = Path(__file__).resolve().parents[2] / "examples" / "catalog.yaml"
+
+
+def apply_example_catalog(owner: httpx.Client) -> None:
+    """Apply ``examples/catalog.yaml`` (products studio and render-farm, plan studio-pro …)."""
+    applied = owner.post(
+        "/v1/catalog", content=CATALOG.read_bytes(), headers={"Content-Type": "application/yaml"}
+    )
+    assert applied.status_code == 200, applied.text
+
+
+def issue_license(owner: httpx.Client, plan: str = "studio-pro") -> dict[str, Any]:
+    """A new customer and a new license of ``plan`` (product studio) for it; the answer
+    of ``POST /v1/licenses`` (serial, key, …)."""
+    customer = owner.post(
+        "/v1/customers", json={"name": "Device Co", "email": "it@device.example"}
+    ).json()["id"]
+    issued = owner.post(
+        "/v1/licenses",
+        json={
+            "product": "studio",
+            "plan": plan,
+            "customer": customer,
+            "order_ref": uuid.uuid4().hex,
+        },
+    )
+    assert issued.status_code == 201, issued.text
+    body: dict[str, Any] = issued.json()
+    return body
 
 
 @contextmanager

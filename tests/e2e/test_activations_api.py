@@ -4,10 +4,8 @@ ledger event."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -15,9 +13,7 @@ import pytest
 
 from tenure.domain.activations import fingerprint_hash
 
-from .conftest import Server, seeded_server
-
-CATALOG = Path(__file__).resolve().parents[2] / "examples" / "catalog.yaml"
+from .conftest import Server, apply_example_catalog, issue_license, seeded_server
 
 
 @pytest.fixture(scope="module")
@@ -29,30 +25,12 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 @pytest.fixture(scope="module")
 def owner(server: Server) -> Iterator[httpx.Client]:
     with server.client(server.owner_key()) as client:
-        applied = client.post(
-            "/v1/catalog",
-            content=CATALOG.read_bytes(),
-            headers={"Content-Type": "application/yaml"},
-        )
-        assert applied.status_code == 200, applied.text
+        apply_example_catalog(client)
         yield client
 
 
 def new_license(owner: httpx.Client, plan: str = "studio-pro", seats: int | None = None) -> Any:
-    customer = owner.post(
-        "/v1/customers", json={"name": "Device Co", "email": "it@device.example"}
-    ).json()["id"]
-    issued = owner.post(
-        "/v1/licenses",
-        json={
-            "product": "studio",
-            "plan": plan,
-            "customer": customer,
-            "order_ref": uuid.uuid4().hex,
-        },
-    )
-    assert issued.status_code == 201, issued.text
-    license = issued.json()
+    license = issue_license(owner, plan)
     if seats is not None:
         override = owner.post(
             f"/v1/licenses/{license['serial']}/override",

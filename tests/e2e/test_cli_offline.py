@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,9 +16,16 @@ import pytest
 
 from tenure.crypto import jws
 
-from .conftest import Server, assert_one_line_error, ok_json, seeded_server, tenure
+from .conftest import (
+    Server,
+    apply_example_catalog,
+    assert_one_line_error,
+    issue_license,
+    ok_json,
+    seeded_server,
+    tenure,
+)
 
-CATALOG = Path(__file__).resolve().parents[2] / "examples" / "catalog.yaml"
 ISSUER = "tenure.localhost/ledger/default"
 BEGIN = "-----BEGIN TENURE LICENSE FILE-----"
 
@@ -33,31 +39,12 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 @pytest.fixture(scope="module")
 def owner(server: Server) -> Iterator[httpx.Client]:
     with server.client(server.owner_key()) as client:
-        applied = client.post(
-            "/v1/catalog",
-            content=CATALOG.read_bytes(),
-            headers={"Content-Type": "application/yaml"},
-        )
-        assert applied.status_code == 200, applied.text
+        apply_example_catalog(client)
         yield client
 
 
 def new_license(owner: httpx.Client, plan: str = "studio-pro") -> dict[str, Any]:
-    customer = owner.post(
-        "/v1/customers", json={"name": "Offline Co", "email": "it@offline.example"}
-    ).json()["id"]
-    issued = owner.post(
-        "/v1/licenses",
-        json={
-            "product": "studio",
-            "plan": plan,
-            "customer": customer,
-            "order_ref": uuid.uuid4().hex,
-        },
-    )
-    assert issued.status_code == 201, issued.text
-    body: dict[str, Any] = issued.json()
-    return body
+    return issue_license(owner, plan)
 
 
 def jwks_url(server: Server) -> str:

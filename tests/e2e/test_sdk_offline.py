@@ -18,9 +18,15 @@ import pytest
 from tenure.crypto.jws import b64url_decode
 from tenure.sdk import LicenseClient, RefreshFailed
 
-from .conftest import Server, running_server, seed_data_dir, start_server
+from .conftest import (
+    Server,
+    apply_example_catalog,
+    issue_license,
+    running_server,
+    seed_data_dir,
+    start_server,
+)
 
-CATALOG = Path(__file__).resolve().parents[2] / "examples" / "catalog.yaml"
 DAY = 86_400
 GRACE = 14 * DAY  # studio-pro: offline_token_ttl PT24H, grace P14D
 
@@ -52,26 +58,8 @@ def license(data_dir: Path, logs: Path) -> dict[str, Any]:
     """A studio-pro license, issued on a server that is stopped again: each test
     starts the servers it needs on the same data dir, one at a time."""
     with running_server(data_dir, logs) as server, server.client(server.owner_key()) as owner:
-        applied = owner.post(
-            "/v1/catalog",
-            content=CATALOG.read_bytes(),
-            headers={"Content-Type": "application/yaml"},
-        )
-        assert applied.status_code == 200, applied.text
-        customer = owner.post(
-            "/v1/customers", json={"name": "SDK Co", "email": "it@sdk.example"}
-        ).json()["id"]
-        issued = owner.post(
-            "/v1/licenses",
-            json={
-                "product": "studio",
-                "plan": "studio-pro",
-                "customer": customer,
-                "order_ref": uuid.uuid4().hex,
-            },
-        )
-        assert issued.status_code == 201, issued.text
-        issued_license: dict[str, Any] = issued.json()
+        apply_example_catalog(owner)
+        issued_license = issue_license(owner)
     return issued_license
 
 

@@ -9,7 +9,6 @@ import os
 import shutil
 import subprocess
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,9 +22,8 @@ from tenure.crypto import jws, license_file
 from tenure.domain.activations import fingerprint_hash
 from tenure.errors import InvalidLicenseFile, TokenRejected
 
-from .conftest import Server, seeded_server
+from .conftest import Server, apply_example_catalog, issue_license, seeded_server
 
-CATALOG = Path(__file__).resolve().parents[2] / "examples" / "catalog.yaml"
 NODE_VERIFIER = Path(__file__).with_name("nodeverify") / "verify.js"
 JOSE = Path("/usr/share/nodejs/jose")
 TYP = "tenure-offline+jwt"
@@ -41,31 +39,12 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 @pytest.fixture(scope="module")
 def owner(server: Server) -> Iterator[httpx.Client]:
     with server.client(server.owner_key()) as client:
-        applied = client.post(
-            "/v1/catalog",
-            content=CATALOG.read_bytes(),
-            headers={"Content-Type": "application/yaml"},
-        )
-        assert applied.status_code == 200, applied.text
+        apply_example_catalog(client)
         yield client
 
 
 def new_license(owner: httpx.Client) -> dict[str, Any]:
-    customer = owner.post(
-        "/v1/customers", json={"name": "Token Co", "email": "it@token.example"}
-    ).json()["id"]
-    issued = owner.post(
-        "/v1/licenses",
-        json={
-            "product": "studio",
-            "plan": "studio-pro",
-            "customer": customer,
-            "order_ref": uuid.uuid4().hex,
-        },
-    )
-    assert issued.status_code == 201, issued.text
-    body: dict[str, Any] = issued.json()
-    return body
+    return issue_license(owner)
 
 
 def app_client(server: Server, key: str) -> httpx.Client:

@@ -22,8 +22,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from concurrent.futures import Future
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -83,32 +84,32 @@ def entry_for(
     )
 
 
-async def submit_audited(request: Request, item: Any) -> Outcome:
-    """Submit ``item`` to the ledger writer, which audits it in its transaction."""
-    ledger: Ledger = request.app.state.ledger
+@contextmanager
+def _audited_by_writer(request: Request) -> Iterator[None]:
+    """The writer audits every request it answers, refusals included, except when its
+    transaction failed (``StorageUnavailable``): mark the request accordingly."""
     try:
-        outcome = await asyncio.wrap_future(ledger.submit(item))
+        yield
     except StorageUnavailable:
         raise
     except TenureError:
         mark_audited(request)
         raise
     mark_audited(request)
-    return outcome
+
+
+async def submit_audited(request: Request, item: Any) -> Outcome:
+    """Submit ``item`` to the ledger writer, which audits it in its transaction."""
+    ledger: Ledger = request.app.state.ledger
+    with _audited_by_writer(request):
+        return await asyncio.wrap_future(ledger.submit(item))
 
 
 def execute_audited(request: Request, item: Any) -> Outcome:
     """``submit_audited`` for code running in the thread pool."""
     ledger: Ledger = request.app.state.ledger
-    try:
-        outcome = ledger.execute(item)
-    except StorageUnavailable:
-        raise
-    except TenureError:
-        mark_audited(request)
-        raise
-    mark_audited(request)
-    return outcome
+    with _audited_by_writer(request):
+        return ledger.execute(item)
 
 
 class AuditBatcher:
