@@ -32,9 +32,21 @@ class Settings(BaseSettings):
         "in a transaction of its own (no batching, for comparison)",
     )
     default_account: str = "default"
+    sites: str = Field(
+        "",
+        description="comma-separated site URLs (file:///path, s3://bucket/prefix) that "
+        "receive ledger segments and snapshots",
+    )
+    ship_interval_seconds: float = Field(
+        1.0, gt=0, description="how often new events are shipped to the sites (the RPO)"
+    )
     lease_seconds: int = Field(
         900, ge=10, le=30 * 86400, description="how long a floating activation's lease lasts"
     )
+
+    def site_urls(self) -> list[str]:
+        """``sites`` as a list."""
+        return [url.strip() for url in self.sites.split(",") if url.strip()]
 
     def database(self) -> str:
         """The database URL in effect."""

@@ -44,6 +44,8 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         ledger = rt.ledger().start()
         app.state.runtime, app.state.ledger = rt, ledger
         app.state.tokens = rt.tokens()
+        shipper = rt.shipper()
+        shipper.start()
         app.state.audit = AuditBatcher(ledger, settings.audit_batch_max)
         if queries.latest_checkpoint(rt.engine, settings.default_account) is None:
             # A fresh service publishes the empty tree, so clients have a checkpoint to
@@ -53,6 +55,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
             yield
         finally:
             ledger.close()
+            shipper.stop()
             if runtime is None:
                 rt.close()
 

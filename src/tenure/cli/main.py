@@ -18,6 +18,7 @@ from tenure.cli import (
     check,
     customers,
     demo,
+    durability,
     keys,
     ledger,
     license_files,
@@ -73,6 +74,9 @@ app.add_typer(tokens.app, name="token")
 app.add_typer(keys.app, name="keys")
 app.add_typer(license_files.app, name="license-file")
 app.command("check")(check.check)
+app.command("ship")(durability.ship)
+app.command("restore")(durability.restore)
+app.add_typer(durability.snapshot_app, name="snapshot")
 
 
 @app.command("version")

@@ -64,6 +64,10 @@ class FileKeyStore:
         name = hashlib.sha256(origin.encode()).hexdigest()[:24]
         return self.directory / f"ledger-{name}.key"
 
+    def has_ledger_key(self, origin: str) -> bool:
+        """Whether the key of ``origin`` is in this store (without creating it)."""
+        return origin in self._cache or self._path(origin).exists()
+
     def ledger_signer(self, origin: str) -> NoteSigner:
         """The signer whose key name is ``origin``; created on first use."""
         signer = self._cache.get(origin)

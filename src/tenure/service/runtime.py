@@ -17,6 +17,8 @@ from tenure.crypto.keystore import (
     derive_key,
     load_master_key,
 )
+from tenure.durability.shipping import Shipper
+from tenure.durability.sites import open_sites
 from tenure.errors import ConfigurationError
 from tenure.service.keyring import KeyRing
 from tenure.service.ledger import CheckpointPolicy, Ledger
@@ -97,6 +99,13 @@ class Runtime:
     def tokens(self) -> Tokens:
         """Offline token minting, with issuers ``<ledger origin prefix>/<account>``."""
         return Tokens(self.engine, self.keyring(), self.settings.ledger_origin_prefix)
+
+    def shipper(self) -> Shipper:
+        """Ships new events to the configured sites (not started)."""
+        path = sqlite_path(self.settings.database())
+        lock = path.with_name(path.name + "-shipper.lock") if path else None
+        sites = open_sites(self.settings.site_urls())
+        return Shipper(self.engine, sites, self.settings.ship_interval_seconds, lock)
 
     def close(self) -> None:
         self.engine.dispose()

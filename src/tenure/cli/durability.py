@@ -1,0 +1,213 @@
+"""``tenure ship``, ``tenure snapshot create|list|verify``, ``tenure restore``: backups
+to sites and proven restores, working on storage directly."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from tenure.cli.common import (
+    Account,
+    DataDir,
+    DbUrl,
+    Output,
+    OutputOption,
+    emit,
+    progress_bar,
+    settings,
+)
+from tenure.config import Settings
+from tenure.durability import restore as restoring
+from tenure.durability import snapshots
+from tenure.durability.shipping import Shipper
+from tenure.durability.sites import Site, open_site, open_sites
+from tenure.errors import ConfigurationError
+from tenure.ledger.note import NoteVerifier
+from tenure.service.runtime import Runtime
+from tenure.store.engine import create_engine
+from tenure.store.migrations import upgrade
+
+SiteOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--site",
+        help="Site URL (file:///path or s3://bucket/prefix); repeatable. Default: TENURE_SITES.",
+        show_default=False,
+    ),
+]
+KeyOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--key",
+        help="Trusted ledger verifier key (name+hash+base64); repeatable. Default: the "
+        "key in the data dir's key store.",
+        show_default=False,
+    ),
+]
+
+snapshot_app = typer.Typer(
+    help="Signed snapshots of the projection at sites.", no_args_is_help=True
+)
+
+
+def _sites(s: Settings, urls: list[str] | None) -> list[Site]:
+    chosen = urls or s.site_urls()
+    if not chosen:
+        raise ConfigurationError("no site: pass --site URL or set TENURE_SITES")
+    return open_sites(chosen)
+
+
+def _verifiers(s: Settings, account: str, keys: list[str] | None) -> list[NoteVerifier]:
+    if keys:
+        return [NoteVerifier.from_key_string(key) for key in keys]
+    runtime = Runtime.open(s, migrate=False) if s.database() else None
+    origin = f"{s.ledger_origin_prefix.rstrip('/')}/{account}"
+    try:
+        if runtime is None or not runtime.keystore.has_ledger_key(origin):
+            raise ConfigurationError(
+                f"no ledger key for {origin} in {s.data_dir}: pass --key name+hash+base64"
+            )
+        return [runtime.keystore.ledger_signer(origin).verifier]
+    finally:
+        if runtime is not None:
+            runtime.close()
+
+
+def ship(
+    data_dir: DataDir = None,
+    db: DbUrl = None,
+    site: SiteOption = None,
+    output: OutputOption = Output.text,
+) -> None:
+    """Ship every account's events that a site lacks, once (the service does this
+    continuously when TENURE_SITES is set)."""
+    s = settings(data_dir, db)
+    runtime = Runtime.open(s, migrate=False)
+    try:
+        report = Shipper(runtime.engine, _sites(s, site)).ship_once()
+    finally:
+        runtime.close()
+    lines = [f"{url}: {n} events shipped" for url, n in report.shipped.items()]
+    emit(output, {"shipped": report.shipped, "behind": report.behind}, "\n".join(lines))
+
+
+@snapshot_app.command("create")
+def create(
+    data_dir: DataDir = None,
+    db: DbUrl = None,
+    account: Account = "default",
+    site: SiteOption = None,
+    output: OutputOption = Output.text,
+) -> None:
+    """Snapshot the account's projection at its current ledger size, sign it and write
+    it to every site."""
+    s = settings(data_dir, db)
+    sites = _sites(s, site)
+    runtime = Runtime.open(s, migrate=False)
+    try:
+        origin = f"{s.ledger_origin_prefix.rstrip('/')}/{account}"
+        signer = runtime.keystore.ledger_signer(origin)
+        snapshot = snapshots.take(runtime.engine, account, origin, signer)
+        path = snapshots.publish(snapshot, signer, sites)
+    finally:
+        runtime.close()
+    emit(
+        output,
+        {"path": path, "size": snapshot.size, "digest": snapshot.digest},
+        f"snapshot of {account} at {snapshot.size} events: {path}\n  digest {snapshot.digest}",
+    )
+
+
+@snapshot_app.command("list")
+def list_command(
+    site: Annotated[str, typer.Option("--site", help="Site URL.")],
+    account: Account = "default",
+    output: OutputOption = Output.text,
+) -> None:
+    """The signed snapshots of the account at a site, newest first (not verified:
+    see ``snapshot verify``)."""
+    found = snapshots.listed(open_site(site), account)
+    emit(
+        output,
+        {"snapshots": [{"size": size, "path": path} for size, path in found]},
+        "\n".join(f"{size:>12}  {path}" for size, path in found) or "no snapshots",
+    )
+
+
+@snapshot_app.command("verify")
+def verify(
+    site: Annotated[str, typer.Option("--site", help="Site URL.")],
+    data_dir: DataDir = None,
+    account: Account = "default",
+    key: KeyOption = None,
+    output: OutputOption = Output.text,
+) -> None:
+    """Prove every snapshot at the site (signature, hash, digest of its rows, its
+    signed checkpoint); exit 1 if any fails."""
+    s = settings(data_dir, None)
+    verifiers = _verifiers(s, account, key)
+    where = open_site(site)
+    results = []
+    for size, path in snapshots.listed(where, account):
+        try:
+            snapshots.load(where, path, account, verifiers)
+            results.append({"size": size, "path": path, "ok": True, "error": None})
+        except snapshots.BadSnapshot as exc:
+            results.append({"size": size, "path": path, "ok": False, "error": exc.message})
+    lines = [
+        f"{'ok ' if r['ok'] else 'BAD'} {r['size']:>12}  {r['error'] or r['path']}" for r in results
+    ]
+    emit(output, {"snapshots": results}, "\n".join(lines) or "no snapshots")
+    if not all(r["ok"] for r in results):
+        raise typer.Exit(1)
+
+
+def restore(
+    site: Annotated[str, typer.Option("--site", help="The site to restore from.")],
+    into: Annotated[
+        str, typer.Option("--into", help="Database URL to restore into (must hold no ledger).")
+    ],
+    data_dir: DataDir = None,
+    account: Account = "default",
+    at_seq: Annotated[
+        int | None,
+        typer.Option("--at-seq", min=0, help="Restore the first N events (for investigation)."),
+    ] = None,
+    key: KeyOption = None,
+    output: OutputOption = Output.text,
+) -> None:
+    """Restore the account from a site into an empty database and prove it: every
+    segment checked, the tree equal to the site's signed checkpoint (and to the
+    snapshot used), the state digest read back equal to the replayed one."""
+    s = settings(data_dir, None)
+    verifiers = _verifiers(s, account, key)
+    target = create_engine(into)
+    try:
+        upgrade(target)
+        with progress_bar("restoring", None) as update:
+            report = restoring.restore(
+                open_site(site),
+                account,
+                target,
+                verifiers,
+                at_seq,
+                progress=lambda _stage, done, _total: update(done),
+            )
+    finally:
+        target.dispose()
+    emit(
+        output,
+        report.to_json(),
+        "\n".join(
+            [
+                f"restored {report.size} events of {account} into {into} in {report.seconds:.1f} s",
+                f"  proven: root {report.root} (signed checkpoint at {report.signed_size})",
+                f"  state digest {report.digest}",
+                f"  from snapshot at {report.snapshot}"
+                if report.snapshot is not None
+                else "  replayed from genesis (no usable snapshot)",
+                *(f"  skipped {skipped}" for skipped in report.skipped_snapshots),
+            ]
+        ),
+    )

@@ -1,0 +1,163 @@
+"""Ledger shipping: committed events go to every site, continuously, in segments.
+
+Each pass (every ``interval`` seconds: the recovery point objective) sends, per
+account and per site, the events the site does not hold yet, in segments of at
+most ``SEGMENT_MAX`` events, then the account's latest signed checkpoint as
+``<account>/checkpoint``, written after the segments it covers. Segments are
+derived from committed events only, so a pass interrupted by a crash is simply
+done again; a range shipped twice holds the same leaves.
+
+With several server processes on one store only one of them ships: the one that
+holds the shipper lock (an ``flock`` beside the database).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from tenure.durability import segments
+from tenure.durability.segments import SegmentName
+from tenure.durability.sites import Site
+from tenure.store import sql
+from tenure.store.engine import read_transaction
+
+_log = logging.getLogger("tenure.shipping")
+
+SEGMENT_MAX = 10_000
+
+
+def site_end(site: Site, account: str) -> int:
+    """How many events of ``account`` the site holds without a gap (0 for none)."""
+    names = [n for p in site.list(f"{account}/segments/") if (n := segments.parse_name(p))]
+    run = segments.contiguous(names)
+    return run[-1].end if run else 0
+
+
+@dataclass
+class ShipReport:
+    """What one pass did: events shipped per site, and the lag left behind."""
+
+    shipped: dict[str, int] = field(default_factory=dict)
+    behind: dict[str, int] = field(default_factory=dict)
+    """Events committed but not yet at the site, per site URL, after the pass."""
+
+
+class Shipper:
+    """Ships every account's new events to every site; see the module doc."""
+
+    def __init__(
+        self, engine: sa.Engine, sites: list[Site], interval: float = 1.0, lock: Path | None = None
+    ) -> None:
+        self._engine = engine
+        self._sites = sites
+        self._interval = interval
+        self._lock_path = lock
+        self._lock_fd: int | None = None
+        self._ends: dict[tuple[str, str], int] = {}
+        self._checkpoints: dict[tuple[str, str], int] = {}
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.last: ShipReport = ShipReport()
+        self.last_success: float | None = None
+
+    def start(self) -> bool:
+        """Ship in a thread of its own; False (and no thread) if another process on
+        this store holds the shipper lock."""
+        if not self._sites or not self._acquire():
+            return False
+        self._thread = threading.Thread(target=self._run, name="tenure-shipper", daemon=True)
+        self._thread.start()
+        return True
+
+    def stop(self) -> None:
+        """Stop after a last pass, so that a clean shutdown leaves nothing behind."""
+        if self._thread is None:
+            return
+        self._stop.set()
+        self._thread.join()
+        self._thread = None
+        try:
+            self.ship_once()
+        except Exception as exc:  # a site that is down at shutdown: the next start retries
+            _log.error("last shipping pass failed: %s", exc)
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    def ship_once(self) -> ShipReport:
+        """One pass over every account and site."""
+        report = ShipReport()
+        with read_transaction(self._engine) as conn:
+            heads = {account: _head_size(conn, account) for account in sql.accounts(conn)}
+        for site in self._sites:
+            shipped = behind = 0
+            for account, size in heads.items():
+                done = self._ship_account(site, account, size)
+                shipped += done
+                behind += size - self._ends[site.url, account]
+            report.shipped[site.url] = shipped
+            report.behind[site.url] = behind
+        self.last = report
+        self.last_success = time.time()
+        return report
+
+    def _ship_account(self, site: Site, account: str, size: int) -> int:
+        key = (site.url, account)
+        if key not in self._ends:
+            self._ends[key] = site_end(site, account)
+        start = self._ends[key]
+        while self._ends[key] < size:
+            first = self._ends[key]
+            end = min(size, first + SEGMENT_MAX)
+            with read_transaction(self._engine) as conn:
+                leaves = [leaf for _, leaf in sql.iter_leaves(conn, account, first, end)]
+            if len(leaves) != end - first:
+                raise RuntimeError(f"events {first}..{end - 1} of {account} are not all stored")
+            name = SegmentName(first, end)
+            site.put(name.path(account), segments.encode(account, first, leaves))
+            self._ends[key] = end
+        self._ship_checkpoint(site, account)
+        return self._ends[key] - start
+
+    def _ship_checkpoint(self, site: Site, account: str) -> None:
+        with read_transaction(self._engine) as conn:
+            stored = sql.read_checkpoint(conn, account)
+        key = (site.url, account)
+        if stored is None or stored.size > self._ends[key]:
+            return  # never publish a checkpoint ahead of the events the site holds
+        if self._checkpoints.get(key) == stored.size:
+            return
+        site.put(f"{account}/checkpoint", stored.note.encode())
+        self._checkpoints[key] = stored.size
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            try:
+                self.ship_once()
+            except Exception as exc:  # a site down for a while: keep trying, loudly
+                _log.error("shipping pass failed: %s", exc)
+
+    def _acquire(self) -> bool:
+        if self._lock_path is None:
+            return True
+        fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return False
+        self._lock_fd = fd
+        return True
+
+
+def _head_size(conn: sa.Connection, account: str) -> int:
+    head = sql.read_head(conn, account)
+    return head.size if head else 0
