@@ -40,6 +40,12 @@ class Settings(BaseSettings):
     ship_interval_seconds: float = Field(
         1.0, gt=0, description="how often new events are shipped to the sites (the RPO)"
     )
+    snapshot_every_events: int = Field(
+        100_000, ge=1, description="take a snapshot after this many new events"
+    )
+    snapshot_interval_minutes: float = Field(
+        60.0, gt=0, description="take a snapshot this often if anything changed"
+    )
     lease_seconds: int = Field(
         900, ge=10, le=30 * 86400, description="how long a floating activation's lease lasts"
     )

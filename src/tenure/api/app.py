@@ -18,6 +18,7 @@ from tenure.api import (
     audit_routes,
     catalog_routes,
     check_routes,
+    durability_routes,
     ledger_routes,
     license_routes,
     problems,
@@ -44,7 +45,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         ledger = rt.ledger().start()
         app.state.runtime, app.state.ledger = rt, ledger
         app.state.tokens = rt.tokens()
-        shipper = rt.shipper()
+        shipper = app.state.shipper = rt.shipper()
         shipper.start()
         app.state.audit = AuditBatcher(ledger, settings.audit_batch_max)
         if queries.latest_checkpoint(rt.engine, settings.default_account) is None:
@@ -77,6 +78,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     app.include_router(account_routes.router)
     app.include_router(activation_routes.router)
     app.include_router(token_routes.router)
+    app.include_router(durability_routes.router)
 
     @app.get("/healthz", tags=["ops"], response_model=None, responses=answers(Health, "Up"))
     async def healthz() -> dict[str, str]:

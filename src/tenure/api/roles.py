@@ -36,6 +36,7 @@ POLICY: Mapping[str, frozenset[str]] = MappingProxyType(
         "activation.manage": ISSUERS | {"support", "agent"},
         "token.mint": ISSUERS | {"support", "agent"},
         "keys.manage": ADMINS,
+        "durability.read": ADMINS | {"restorer", "auditor"},
         "apikey.manage": ADMINS,
         "audit.read": frozenset({"owner", "auditor"}),
         "account.manage": frozenset({"owner"}),

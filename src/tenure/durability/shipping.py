@@ -9,6 +9,10 @@ done again; a range shipped twice holds the same leaves.
 
 With several server processes on one store only one of them ships: the one that
 holds the shipper lock (an ``flock`` beside the database).
+
+The same thread takes snapshots (``tenure.durability.snapshots``) when an account
+has grown by ``every_events`` since its last snapshot, or has changed at all and the
+last one is older than ``interval``: a restore then replays at most that much.
 """
 
 from __future__ import annotations
@@ -18,14 +22,16 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import sqlalchemy as sa
 
-from tenure.durability import segments
+from tenure.durability import segments, snapshots
 from tenure.durability.segments import SegmentName
 from tenure.durability.sites import Site
+from tenure.ledger.note import NoteSigner
 from tenure.store import sql
 from tenure.store.engine import read_transaction
 
@@ -54,9 +60,16 @@ class Shipper:
     """Ships every account's new events to every site; see the module doc."""
 
     def __init__(
-        self, engine: sa.Engine, sites: list[Site], interval: float = 1.0, lock: Path | None = None
+        self,
+        engine: sa.Engine,
+        sites: list[Site],
+        interval: float = 1.0,
+        lock: Path | None = None,
+        snapshots: SnapshotPolicy | None = None,
     ) -> None:
         self._engine = engine
+        self._snapshots = snapshots
+        self._snapshotted: dict[str, tuple[int, float]] = {}
         self._sites = sites
         self._interval = interval
         self._lock_path = lock
@@ -76,6 +89,11 @@ class Shipper:
         self._thread = threading.Thread(target=self._run, name="tenure-shipper", daemon=True)
         self._thread.start()
         return True
+
+    @property
+    def running(self) -> bool:
+        """Whether this process ships (its thread runs)."""
+        return self._thread is not None
 
     def stop(self) -> None:
         """Stop after a last pass, so that a clean shutdown leaves nothing behind."""
@@ -105,6 +123,9 @@ class Shipper:
                 behind += size - self._ends[site.url, account]
             report.shipped[site.url] = shipped
             report.behind[site.url] = behind
+        if self._snapshots is not None:
+            for account, size in heads.items():
+                self._snapshot_if_due(account, size)
         self.last = report
         self.last_success = time.time()
         return report
@@ -138,6 +159,22 @@ class Shipper:
         site.put(f"{account}/checkpoint", stored.note.encode())
         self._checkpoints[key] = stored.size
 
+    def _snapshot_if_due(self, account: str, size: int) -> None:
+        policy = self._snapshots
+        assert policy is not None
+        if account not in self._snapshotted:
+            sizes = [n for n, _ in snapshots.listed(self._sites[0], account)]
+            self._snapshotted[account] = (max(sizes, default=0), time.monotonic())
+        last_size, last_time = self._snapshotted[account]
+        grown = size - last_size
+        stale = time.monotonic() - last_time >= policy.interval
+        if grown <= 0 or (grown < policy.every_events and not stale):
+            return
+        origin, signer = policy.signer(account)
+        snapshot = snapshots.take(self._engine, account, origin, signer)
+        snapshots.publish(snapshot, signer, self._sites)
+        self._snapshotted[account] = (snapshot.size, time.monotonic())
+
     def _run(self) -> None:
         while not self._stop.wait(self._interval):
             try:
@@ -156,6 +193,16 @@ class Shipper:
             return False
         self._lock_fd = fd
         return True
+
+
+@dataclass(frozen=True)
+class SnapshotPolicy:
+    """When the shipper takes snapshots, and with which ledger key it signs them."""
+
+    every_events: int
+    interval: float
+    signer: Callable[[str], tuple[str, NoteSigner]]
+    """``account`` → (origin, the signer whose key name is that origin)."""
 
 
 def _head_size(conn: sa.Connection, account: str) -> int:

@@ -17,9 +17,10 @@ from tenure.crypto.keystore import (
     derive_key,
     load_master_key,
 )
-from tenure.durability.shipping import Shipper
+from tenure.durability.shipping import Shipper, SnapshotPolicy
 from tenure.durability.sites import open_sites
 from tenure.errors import ConfigurationError
+from tenure.ledger.note import NoteSigner
 from tenure.service.keyring import KeyRing
 from tenure.service.ledger import CheckpointPolicy, Ledger
 from tenure.service.sidecar import Sidecar
@@ -104,8 +105,15 @@ class Runtime:
         """Ships new events to the configured sites (not started)."""
         path = sqlite_path(self.settings.database())
         lock = path.with_name(path.name + "-shipper.lock") if path else None
-        sites = open_sites(self.settings.site_urls())
-        return Shipper(self.engine, sites, self.settings.ship_interval_seconds, lock)
+        s = self.settings
+        sites = open_sites(s.site_urls())
+
+        def signer(account: str) -> tuple[str, NoteSigner]:
+            origin = f"{s.ledger_origin_prefix.rstrip('/')}/{account}"
+            return origin, self.keystore.ledger_signer(origin)
+
+        policy = SnapshotPolicy(s.snapshot_every_events, s.snapshot_interval_minutes * 60, signer)
+        return Shipper(self.engine, sites, s.ship_interval_seconds, lock, policy)
 
     def close(self) -> None:
         self.engine.dispose()
