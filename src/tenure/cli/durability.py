@@ -18,6 +18,7 @@ from tenure.cli.common import (
     settings,
 )
 from tenure.config import Settings
+from tenure.crypto.keystore import FileKeyStore, load_master_key
 from tenure.durability import restore as restoring
 from tenure.durability import snapshots
 from tenure.durability.shipping import Shipper
@@ -59,19 +60,21 @@ def _sites(s: Settings, urls: list[str] | None) -> list[Site]:
 
 
 def _verifiers(s: Settings, account: str, keys: list[str] | None) -> list[NoteVerifier]:
+    """The trusted ledger key: ``--key``, or the data dir's key store (which a
+    restore needs, not the database it may be replacing)."""
     if keys:
         return [NoteVerifier.from_key_string(key) for key in keys]
-    runtime = Runtime.open(s, migrate=False) if s.database() else None
     origin = f"{s.ledger_origin_prefix.rstrip('/')}/{account}"
-    try:
-        if runtime is None or not runtime.keystore.has_ledger_key(origin):
-            raise ConfigurationError(
-                f"no ledger key for {origin} in {s.data_dir}: pass --key name+hash+base64"
-            )
-        return [runtime.keystore.ledger_signer(origin).verifier]
-    finally:
-        if runtime is not None:
-            runtime.close()
+    secret = s.master_key.get_secret_value() if s.master_key else None
+    missing = ConfigurationError(
+        f"no ledger key for {origin} in {s.data_dir}: pass --key name+hash+base64"
+    )
+    if secret is None and not (s.data_dir / "master.key").exists():
+        raise missing
+    store = FileKeyStore(s.data_dir / "keys", load_master_key(s.data_dir, secret))
+    if not store.has_ledger_key(origin):
+        raise missing
+    return [store.ledger_signer(origin).verifier]
 
 
 def ship(
