@@ -209,7 +209,8 @@ def restore(
                 f"  state digest {report.digest}",
                 f"  from snapshot at {report.snapshot}"
                 if report.snapshot is not None
-                else "  replayed from genesis (no usable snapshot)",
+                else "  replayed from genesis (no usable snapshot): API keys, idempotency "
+                "records and public token keys were not restored",
                 *(f"  skipped {skipped}" for skipped in report.skipped_snapshots),
             ]
         ),

@@ -1,0 +1,177 @@
+"""The disaster, end to end: a real ``tenure serve`` ships its ledger to two
+``file://`` sites (and snapshots automatically); the database file is deleted; an
+operator restores it from the second site with ``tenure restore``; the restarted
+service has every license, the ledger verifies, and the state digest is the one
+recorded before the disaster. The old owner API key still works (the snapshot
+carries the service tables) and the restored store accepts new writes."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tenure.durability import snapshots
+from tenure.durability.shipping import site_end
+from tenure.durability.sites import Site, open_site
+
+from .conftest import (
+    HOST,
+    Server,
+    _wait_until_healthy,
+    apply_example_catalog,
+    free_port,
+    issue_license,
+    seed_data_dir,
+    subprocess_env,
+    tenure_executable,
+)
+
+ACCOUNT = "default"
+
+
+def start_server_with(data_dir: Path, log_dir: Path, **extra: str) -> Server:
+    """``start_server`` of the conftest, with extra ``TENURE_*`` settings."""
+    port = free_port()
+    stdout_path, stderr_path = log_dir / f"serve-{port}.out", log_dir / f"serve-{port}.err"
+    command = [sys.executable, "-m", "tenure", "serve", "--data-dir", str(data_dir)]
+    with stdout_path.open("wb") as out, stderr_path.open("wb") as err:
+        process = subprocess.Popen(
+            [*command, "--host", HOST, "--port", str(port)],
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=err,
+            env=subprocess_env(**extra),
+        )
+    server = Server(data_dir, port, process, stdout_path, stderr_path)
+    try:
+        _wait_until_healthy(server)
+    except BaseException:
+        server.stop()
+        raise
+    return server
+
+
+def cli(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    """The ``tenure`` CLI on storage directly (no server, no TENURE_* from outside)."""
+    return subprocess.run(
+        [tenure_executable(), *(str(a) for a in args)],
+        env=subprocess_env(),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def cli_json(*args: str | Path) -> Any:
+    done = cli(*args, "--output", "json")
+    assert done.returncode == 0, f"tenure {args}: {done.stdout}\n{done.stderr}"
+    return json.loads(done.stdout)
+
+
+def wait_for(what: str, check: Any, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what}")
+        time.sleep(0.1)
+
+
+def ledger_size(client: httpx.Client) -> int:
+    response = client.get("/v1/ledger/events", params={"start": 0, "limit": 1})
+    assert response.status_code == 200, response.text
+    size: int = response.json()["size"]
+    return size
+
+
+def test_the_database_is_lost_and_restored_from_the_second_site(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    site_a, site_b = tmp_path / "site-a", tmp_path / "site-b"
+    url_a, url_b = site_a.as_uri(), site_b.as_uri()
+    seed_data_dir(data_dir)
+    env = {
+        "TENURE_SITES": f"{url_a},{url_b}",
+        "TENURE_SHIP_INTERVAL_SECONDS": "0.2",
+        "TENURE_SNAPSHOT_EVERY_EVENTS": "400",
+    }
+    sites: list[Site] = [open_site(url_a), open_site(url_b)]
+
+    server = start_server_with(data_dir, logs, **env)
+    try:
+        owner_key = server.owner_key()
+        with server.client(owner_key) as owner:
+            # The shipper's first pass snapshots the seeded ledger (500 ≥ 400 events).
+            wait_for(
+                "a snapshot at both sites", lambda: all(snapshots.listed(s, ACCOUNT) for s in sites)
+            )
+            apply_example_catalog(owner)
+            serials = [issue_license(owner)["serial"] for _ in range(4)]
+            size = ledger_size(owner)
+            assert size > 500
+            wait_for(
+                f"both sites to hold {size} events",
+                lambda: all(site_end(s, ACCOUNT) >= size for s in sites),
+            )
+            status = owner.get("/v1/durability")
+            assert status.status_code == 200, status.text
+    finally:
+        stopped = server.stop()
+    assert stopped in (0, -signal.SIGTERM), server.logs()  # uvicorn re-raises SIGTERM
+
+    # The clean stop shipped the rest (the writer signs a last checkpoint on close).
+    before = cli_json("state", "digest", "--data-dir", data_dir)
+    assert before["size"] == size
+    assert all(site_end(s, ACCOUNT) == size for s in sites)
+
+    # The disaster.
+    database = data_dir / "tenure.db"
+    for suffix in ("", "-wal", "-shm"):
+        database.with_name(database.name + suffix).unlink(missing_ok=True)
+    assert not database.exists()
+
+    restored = cli_json(
+        "restore", "--site", url_b, "--into", f"sqlite:///{database}", "--data-dir", data_dir
+    )
+    assert (restored["size"], restored["digest"]) == (size, before["digest"])
+    assert restored["signed_size"] == size
+    assert restored["snapshot"] is not None
+    assert 500 <= restored["snapshot"] <= size
+    assert restored["skipped_snapshots"] == []
+
+    verified = cli_json("ledger", "verify", "--data-dir", data_dir)
+    assert verified["ok"] is True
+    assert verified["size"] == size
+    assert cli_json("state", "digest", "--data-dir", data_dir) == before
+
+    server = start_server_with(data_dir, logs, **env)
+    try:
+        # The owner key of before the disaster still works: no new bootstrap key.
+        assert server.owner_key() == owner_key
+        with server.client(owner_key) as owner:
+            assert ledger_size(owner) == size
+            for serial in serials:
+                found = owner.get(f"/v1/licenses/{serial}")
+                assert found.status_code == 200, found.text
+                assert found.json()["serial"] == serial
+            # The restored store takes new writes, and they are shipped again.
+            issue_license(owner)
+            grown = ledger_size(owner)
+            assert grown > size
+            wait_for(
+                "the sites to catch up", lambda: all(site_end(s, ACCOUNT) >= grown for s in sites)
+            )
+    finally:
+        stopped = server.stop()
+    assert stopped in (0, -signal.SIGTERM), server.logs()  # uvicorn re-raises SIGTERM
+    assert cli_json("ledger", "verify", "--data-dir", data_dir)["ok"] is True
