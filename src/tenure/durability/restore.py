@@ -31,7 +31,7 @@ from datetime import UTC, datetime
 import orjson
 import sqlalchemy as sa
 
-from tenure.domain.events import event_from_json
+from tenure.domain.events import EVENT_TYPES
 from tenure.domain.state import TABLE_ORDER, MemoryState
 from tenure.domain.timefmt import format_time
 from tenure.durability import segments, snapshots
@@ -199,14 +199,7 @@ def _write(
     signed: Checkpoint,
     verifiers: list[NoteVerifier],
 ) -> None:
-    rows = []
-    for seq, leaf in enumerate(leaves):
-        event = event_from_json(orjson.loads(leaf))
-        rows.append(
-            sql.EventRow(
-                seq, event.id, event.type, event.subject, event.time, event.idempotency_key, leaf
-            )
-        )
+    rows = [_event_row(seq, leaf) for seq, leaf in enumerate(leaves)]
     with write_transaction(target) as conn:
         if sql.read_head(conn, account) is not None:
             raise RestoreRefused(f"the target already holds a ledger of {account}")
@@ -227,6 +220,23 @@ def _write(
             sql.insert_checkpoint(conn, account, stored)
         if base is not None:
             _write_service_rows(conn, base)
+
+
+def _event_row(seq: int, leaf: bytes) -> sql.EventRow:
+    """The stored row of a leaf. The leaves were proven to be the signed ledger (the
+    root matched), so they are parsed, not validated again event by event."""
+    event = orjson.loads(leaf)
+    known = EVENT_TYPES.get(event["type"])
+    subject = event["data"].get(known.subject) if known else None
+    return sql.EventRow(
+        seq,
+        event["id"],
+        event["type"],
+        subject if isinstance(subject, str) else None,
+        event["time"],
+        event["idempotency_key"],
+        leaf,
+    )
 
 
 def _write_service_rows(conn: sa.Connection, base: Snapshot) -> None:
