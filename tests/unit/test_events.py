@@ -84,6 +84,13 @@ VALID_DATA: dict[str, dict[str, Any]] = {
     },
     "activation.deactivated": {"activation": ACTIVATION, "serial": SERIAL},
     "token.revoked": {"serial": SERIAL, "jti": "tok_" + "a" * 26},
+    "ledger.restored": {
+        "site": "file:///srv/backup",
+        "size": 812,
+        "root": "ab" * 32,
+        "digest": "cd" * 32,
+        "snapshot": 800,
+    },
 }
 
 

@@ -3,6 +3,7 @@ to sites and proven restores, working on storage directly."""
 
 from __future__ import annotations
 
+import getpass
 from typing import Annotated
 
 import typer
@@ -19,12 +20,15 @@ from tenure.cli.common import (
 )
 from tenure.config import Settings
 from tenure.crypto.keystore import FileKeyStore, load_master_key
+from tenure.domain.commands import RecordRestore
+from tenure.domain.events import Actor
 from tenure.durability import restore as restoring
 from tenure.durability import snapshots
 from tenure.durability.shipping import Shipper
 from tenure.durability.sites import Site, open_site, open_sites
 from tenure.errors import ConfigurationError
 from tenure.ledger.note import NoteVerifier
+from tenure.service.ledger import Submission
 from tenure.service.runtime import Runtime
 from tenure.store.engine import create_engine
 from tenure.store.migrations import upgrade
@@ -178,11 +182,17 @@ def restore(
         typer.Option("--at-seq", min=0, help="Restore the first N events (for investigation)."),
     ] = None,
     key: KeyOption = None,
+    reason: Annotated[
+        str | None,
+        typer.Option("--reason", help="Why (recorded in the ledger.restored event)."),
+    ] = None,
     output: OutputOption = Output.text,
 ) -> None:
     """Restore the account from a site into an empty database and prove it: every
     segment checked, the tree equal to the site's signed checkpoint (and to the
-    snapshot used), the state digest read back equal to the replayed one."""
+    snapshot used), the state digest read back equal to the replayed one. A full
+    restore then appends a ledger.restored event naming the site and the proof;
+    --at-seq restores (for investigation) append nothing."""
     s = settings(data_dir, None)
     verifiers = _verifiers(s, account, key)
     target = create_engine(into)
@@ -199,6 +209,8 @@ def restore(
             )
     finally:
         target.dispose()
+    if at_seq is None:
+        _record_restore(s, into, account, site, report, reason)
     emit(
         output,
         report.to_json(),
@@ -215,3 +227,25 @@ def restore(
             ]
         ),
     )
+
+
+def _record_restore(
+    s: Settings,
+    into: str,
+    account: str,
+    site: str,
+    report: restoring.RestoreReport,
+    reason: str | None,
+) -> None:
+    """Append ``ledger.restored`` through the writer of the restored store (which
+    refuses if the store is behind a checkpoint it once signed)."""
+    restored = Runtime.open(s.model_copy(update={"database_url": into}))
+    command = RecordRestore(site, report.size, report.root, report.digest, report.snapshot)
+    actor = Actor(f"cli:{getpass.getuser()}", "restorer", "local")
+    try:
+        with restored.ledger() as ledger:
+            ledger.execute(
+                Submission(account, command, actor, reason=reason or f"restore from {site}")
+            )
+    finally:
+        restored.close()

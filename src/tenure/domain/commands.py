@@ -330,3 +330,25 @@ class TransferLicense(Command):
         _license_row(view, self.serial)
         data = {"serial": self.serial, "customer": self.customer}
         return Decision([Draft("license.transferred", data)], data)
+
+
+@dataclass(frozen=True)
+class RecordRestore(Command):
+    """Record, as the first event after a restore, what the restore proved."""
+
+    name: ClassVar[str] = "record_restore"
+    site: str
+    size: int
+    root: str
+    digest: str
+    snapshot: int | None
+
+    def decide(self, view: StateView, ctx: Context) -> Decision:
+        data = {
+            "site": self.site,
+            "size": self.size,
+            "root": self.root,
+            "digest": self.digest,
+            "snapshot": self.snapshot,
+        }
+        return Decision([Draft("ledger.restored", data)], data)

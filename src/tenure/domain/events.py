@@ -149,6 +149,16 @@ class TokenRevoked(_Data):
     jti: TokenId
 
 
+class LedgerRestored(_Data):
+    """A restore made this ledger live again: where from, and what it proved."""
+
+    site: Annotated[str, StringConstraints(min_length=1, max_length=500)]
+    size: int = Field(ge=0)
+    root: Hex64
+    digest: Hex64
+    snapshot: int | None = Field(ge=0)
+
+
 Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
 
 
@@ -192,6 +202,7 @@ EVENT_TYPES: dict[str, EventType] = {
         _type("activation.renewed", ActivationRenewed, "serial"),
         _type("activation.deactivated", ActivationRef, "serial"),
         _type("token.revoked", TokenRevoked, "serial"),
+        _type("ledger.restored", LedgerRestored, "site"),
     )
 }
 

@@ -292,6 +292,7 @@ _HANDLERS: dict[str, Handler] = {
     "activation.renewed": _activation_renewed,
     "activation.deactivated": _activation_deactivated,
     "token.revoked": _token_revoked,
+    "ledger.restored": lambda view, data: [],  # a record of the restore; no state changes
 }
 
 
