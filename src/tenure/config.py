@@ -46,6 +46,9 @@ class Settings(BaseSettings):
     snapshot_interval_minutes: float = Field(
         60.0, gt=0, description="take a snapshot this often if anything changed"
     )
+    drill_interval_minutes: float = Field(
+        0.0, ge=0, description="restore drills from the first site this often (0: never)"
+    )
     lease_seconds: int = Field(
         900, ge=10, le=30 * 86400, description="how long a floating activation's lease lasts"
     )

@@ -7,7 +7,12 @@ acknowledged (200/201). The main thread SIGKILLs the server at random moments (s
 and restarts it on the same data dir, ``TENURE_CRASH_KILLS`` times (20 by default, 50
 in the long bench). At the end, checked on the store and with the CLI: zero
 acknowledged issuances lost, zero duplicates, ``ledger verify`` and ``audit verify``
-pass, and the digest after ``state rebuild`` equals the live one.
+pass, and the digest after ``state rebuild`` equals the live one. Acknowledged orders sent
+again afterwards (with and without their key) append nothing.
+
+Since each order is retried with its key until acknowledged, a kill between commit and
+answer shows up as a retry answered with the stored answer; the summary counts those
+(``landed_unacked``: the event's time precedes the attempt that failed).
 
 Checkpoints are signed every few events (and every 0.2 s) so that kills also land
 around checkpoint signing and the sidecar write.
@@ -27,6 +32,7 @@ import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 import httpx
@@ -53,6 +59,8 @@ DRILL_LIMIT = 30.0 + 5.0 * KILLS
 """The kill/restart loop fails past this many seconds instead of hanging CI."""
 SERVER_ENV = {"TENURE_CHECKPOINT_EVERY_EVENTS": "5", "TENURE_CHECKPOINT_INTERVAL_SECONDS": "0.2"}
 ACCOUNT = "default"
+REPLAY_SAMPLE = 25
+"""Acknowledged orders sent again after the drill (they must not append)."""
 
 
 def _start(data_dir: Path, log_dir: Path, run: int) -> Server:
@@ -114,8 +122,8 @@ class Stream:
     stop: threading.Event = field(default_factory=threading.Event)
     acknowledged: dict[str, str] = field(default_factory=dict)
     """order_ref → serial of every acknowledged issuance."""
-    replayed: int = 0
-    """Acknowledgements with ``created: false``: an earlier attempt had landed."""
+    interrupted: dict[str, float] = field(default_factory=dict)
+    """order_ref → wall-clock time of its first failed attempt."""
     attempts: int = 0
     retries: int = 0
     transport_errors: int = 0
@@ -154,11 +162,18 @@ class Stream:
                     return
                 i += 1
 
+    def body(self, ref: str) -> dict[str, str]:
+        return {
+            "product": "studio",
+            "plan": "studio-pro",
+            "customer": self.customer,
+            "order_ref": ref,
+        }
+
     def _issue(self, http: httpx.Client, ref: str) -> bool:
         """Send the issuance ``ref`` until acknowledged; False if the client stops
         (or failed) first."""
-        body = {"product": "studio", "plan": "studio-pro", "customer": self.customer}
-        body["order_ref"] = ref
+        body = self.body(ref)
         sent = False
         while True:
             if sent and self.stop.is_set():
@@ -175,6 +190,7 @@ class Stream:
             except httpx.TransportError:
                 self.transport_errors += 1
                 self.in_flight = False
+                self.interrupted.setdefault(ref, time.time())
                 time.sleep(RETRY_PAUSE)
                 continue
             self.in_flight = False
@@ -188,7 +204,6 @@ class Stream:
                     return False
                 with self.lock:
                     self.acknowledged[ref] = answer["serial"]
-                    self.replayed += 0 if answer["created"] else 1
                 return True
             if response.status_code >= 500:
                 self.server_errors[response.status_code] += 1
@@ -201,6 +216,7 @@ class Stream:
 @dataclass(frozen=True)
 class Issued:
     seq: int
+    time: float
     serial: str
     order_ref: str
     idempotency_key: str | None
@@ -235,9 +251,9 @@ def _read_store(data_dir: Path) -> tuple[int, list[Issued], set[str], dict[str, 
         assert (envelope["seq"], envelope["type"]) == (seq, kind)
         if kind == "license.issued":
             data = envelope["data"]
-            issued.append(
-                Issued(seq, data["serial"], data["order_ref"], envelope["idempotency_key"])
-            )
+            stamp = datetime.fromisoformat(envelope["time"]).timestamp()
+            key = envelope["idempotency_key"]
+            issued.append(Issued(seq, stamp, data["serial"], data["order_ref"], key))
     return head, issued, keys, projected
 
 
@@ -252,6 +268,7 @@ def test_sigkill_drill_loses_and_duplicates_nothing(tmp_path: Path) -> None:
     stream: Stream | None = None
     client: threading.Thread | None = None
     kills = mid_request = 0
+    restarts: list[float] = []
     try:
         key = server.owner_key()
         with server.client(key) as owner:
@@ -276,7 +293,9 @@ def test_sigkill_drill_loses_and_duplicates_nothing(tmp_path: Path) -> None:
             returncode = server.process.wait(timeout=STOP_TIMEOUT)
             assert returncode == -signal.SIGKILL, (returncode, server.logs())
             kills += 1
+            killed = time.monotonic()
             server = _start(data_dir, log_dir, kills)
+            restarts.append(time.monotonic() - killed)
             stream.move_to(server.url)
 
         # The last restart serves: one more acknowledgement, then stop the client.
@@ -293,6 +312,24 @@ def test_sigkill_drill_loses_and_duplicates_nothing(tmp_path: Path) -> None:
         assert not client.is_alive(), "the client thread did not stop"
         assert stream.error is None, stream.error
         drill_seconds = time.monotonic() - began
+
+        # Acknowledged orders sent again after all the kills append nothing: with their
+        # key they get the same answer (the stored one), without it 200 "created": false.
+        sample = rng.sample(sorted(stream.acknowledged), min(REPLAY_SAMPLE, stream.acked()))
+        with server.client(key) as owner:
+            before = owner.get("/v1/ledger/events", params={"start": 0, "limit": 1})
+            for ref in sample:
+                keyed = owner.post(
+                    "/v1/licenses", json=stream.body(ref), headers={"Idempotency-Key": ref}
+                )
+                assert keyed.status_code in (200, 201), (ref, keyed.status_code, keyed.text)
+                assert keyed.json()["serial"] == stream.acknowledged[ref]
+                bare = owner.post("/v1/licenses", json=stream.body(ref))
+                assert bare.status_code == 200, (ref, bare.status_code, bare.text)
+                assert bare.json()["serial"] == stream.acknowledged[ref]
+                assert bare.json()["created"] is False
+            after = owner.get("/v1/ledger/events", params={"start": 0, "limit": 1})
+            assert after.json()["size"] == before.json()["size"], "a repeated order appended"
         # uvicorn shuts down gracefully on SIGTERM, then re-raises it: -15 is a clean stop.
         assert server.stop() in (0, -signal.SIGTERM), server.logs()
         assert "Traceback" not in server.stderr(), server.logs()
@@ -304,6 +341,7 @@ def test_sigkill_drill_loses_and_duplicates_nothing(tmp_path: Path) -> None:
         _kill_group(server)
 
     assert kills == KILLS
+    assert stream is not None
     size, issued, keys, projected = _read_store(data_dir)
     by_ref = Counter(event.order_ref for event in issued)
     by_serial = Counter(event.serial for event in issued)
@@ -320,6 +358,10 @@ def test_sigkill_drill_loses_and_duplicates_nothing(tmp_path: Path) -> None:
     )
     missing_keys = sorted(set(acknowledged) - keys)
 
+    # Retries whose first attempt had committed before the kill took its answer away.
+    when = {event.order_ref: event.time for event in issued}
+    landed_unacked = [r for r, t in stream.interrupted.items() if r in when and when[r] < t]
+
     ledger = _cli("ledger", "verify", "--data-dir", str(data_dir))
     audit = _cli("audit", "verify", "--data-dir", str(data_dir))
     live = _cli("state", "digest", "--data-dir", str(data_dir), "--output", "json")
@@ -330,13 +372,15 @@ def test_sigkill_drill_loses_and_duplicates_nothing(tmp_path: Path) -> None:
     print(
         f"\ncrash drill: kills={kills} (mid-request {mid_request}) "
         f"acknowledged={len(acknowledged)} "
-        f"replayed={stream.replayed} attempts={stream.attempts} retries={stream.retries} "
+        f"landed_unacked={len(landed_unacked)} attempts={stream.attempts} retries={stream.retries} "
         f"transport_errors={stream.transport_errors} 5xx={errors} "
         f"abandoned={stream.abandoned} events={size} issued={len(issued)} "
         f"duplicates={len(duplicates)} lost={len(lost)} "
+        f"restart_mean={sum(restarts) / len(restarts):.2f}s max={max(restarts):.2f}s "
         f"drill={drill_seconds:.1f}s total={time.monotonic() - began:.1f}s "
         f"seed={CRASH_SEED} data_dir={data_dir}"
     )
+    print(f"ledger verify: {ledger.stdout.strip()}\naudit verify: {audit.stdout.strip()}")
     assert lost == [], f"acknowledged issuances lost: {lost[:20]}"
     assert duplicates == [], f"duplicated order_refs/serials: {duplicates[:20]}"
     assert unexplained == [], f"issued but never acknowledged (nor in flight): {unexplained[:20]}"

@@ -529,7 +529,7 @@ def test_healthz_and_readyz_report_the_schema_revision(server: Server) -> None:
         ready = client.get("/readyz")
     assert ready.status_code == 200
     assert ready.json()["status"] == "ready"
-    assert ready.json()["schema"] == "0003"
+    assert ready.json()["schema"] == "0004"
 
 
 def test_openapi_and_docs_describe_the_ledger_api(server: Server) -> None:

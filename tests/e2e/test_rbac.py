@@ -166,6 +166,7 @@ ROUTES: dict[tuple[str, str], Call] = {
     ),
     ("GET", "/v1/keys"): Call("keys.manage"),
     ("GET", "/v1/durability"): Call("durability.read"),
+    ("GET", "/v1/drills/latest"): Call("durability.read"),
     ("POST", "/v1/keys/rotate"): Call("keys.manage"),
     ("POST", "/v1/accounts"): Call("account.manage", json={"id": "x", "name": "too short"}),
     ("GET", "/v1/accounts"): Call("account.manage"),

@@ -47,6 +47,8 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         app.state.tokens = rt.tokens()
         shipper = app.state.shipper = rt.shipper()
         shipper.start()
+        drills = rt.drills(ledger)
+        drills.start()
         app.state.audit = AuditBatcher(ledger, settings.audit_batch_max)
         if queries.latest_checkpoint(rt.engine, settings.default_account) is None:
             # A fresh service publishes the empty tree, so clients have a checkpoint to
@@ -55,6 +57,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         try:
             yield
         finally:
+            drills.stop()
             ledger.close()
             shipper.stop()
             if runtime is None:

@@ -10,7 +10,9 @@ from fastapi import APIRouter, Depends, Request
 
 from tenure.api.problems import problem_responses
 from tenure.api.roles import require
+from tenure.durability import drill
 from tenure.durability.shipping import Shipper
+from tenure.errors import NotFound
 from tenure.service.apikeys import Principal
 
 router = APIRouter(prefix="/v1", tags=["durability"], responses=problem_responses(401, 403))
@@ -35,3 +37,14 @@ def durability_status(request: Request, caller: Reader) -> dict[str, Any]:
         if last is None
         else datetime.fromtimestamp(last, UTC).isoformat().replace("+00:00", "Z"),
     }
+
+
+@router.get("/drills/latest", response_model=None, responses=problem_responses(404))
+def latest_drill(request: Request, caller: Reader) -> dict[str, Any]:
+    """The account's newest restore drill: ``{"at", "site", "passed", "rto_seconds",
+    "rpo_events", "rpo_seconds", "restored_size", "live_size", "detail"}``; 404
+    before the first (``tenure drill``, or ``TENURE_DRILL_INTERVAL_MINUTES``)."""
+    report = drill.latest(request.app.state.runtime.engine, caller.account)
+    if report is None:
+        raise NotFound("no drill has run for this account yet")
+    return report.to_json()

@@ -24,13 +24,16 @@ from tenure.domain.commands import RecordRestore
 from tenure.domain.events import Actor
 from tenure.durability import restore as restoring
 from tenure.durability import snapshots
+from tenure.durability.drill import DrillReport, run_drill
 from tenure.durability.shipping import Shipper
 from tenure.durability.sites import Site, open_site, open_sites
 from tenure.errors import ConfigurationError
 from tenure.ledger.note import NoteVerifier
+from tenure.service import audit
+from tenure.service.audit import AuditEntry
 from tenure.service.ledger import Submission
 from tenure.service.runtime import Runtime
-from tenure.store.engine import create_engine
+from tenure.store.engine import create_engine, write_transaction
 from tenure.store.migrations import upgrade
 
 SiteOption = Annotated[
@@ -249,3 +252,58 @@ def _record_restore(
             )
     finally:
         restored.close()
+
+
+def drill(
+    site: Annotated[
+        str | None,
+        typer.Option("--site", help="Site to drill (default: the first of TENURE_SITES)."),
+    ] = None,
+    data_dir: DataDir = None,
+    db: DbUrl = None,
+    account: Account = "default",
+    key: KeyOption = None,
+    output: OutputOption = Output.text,
+) -> None:
+    """Restore the latest state from a site into a scratch database, compare its root
+    and digest with the live store, and report RTO, RPO and pass/fail (kept for
+    GET /v1/drills/latest, and in the audit log); exit 1 if it fails."""
+    s = settings(data_dir, db)
+    where = open_site(site) if site else _sites(s, None)[0]
+    verifiers = _verifiers(s, account, key)
+    runtime = Runtime.open(s, migrate=False)
+    try:
+        report = run_drill(runtime.engine, where, account, verifiers)
+        _audit_drill(runtime, report)
+    finally:
+        runtime.close()
+    verdict = "PASSED" if report.passed else "FAILED"
+    emit(
+        output,
+        report.to_json(),
+        "\n".join(
+            [
+                f"drill {verdict}: {report.detail}",
+                f"  RTO {report.rto_seconds:.1f} s; RPO {report.rpo_events} events, "
+                f"{report.rpo_seconds:.1f} s behind the live ledger ({report.site})",
+            ]
+        ),
+    )
+    if not report.passed:
+        raise typer.Exit(1)
+
+
+def _audit_drill(runtime: Runtime, report: DrillReport) -> None:
+    entry = AuditEntry(
+        report.account,
+        f"cli:{getpass.getuser()}",
+        "restorer",
+        "local",
+        "drill",
+        "allowed" if report.passed else "denied",
+        "passed" if report.passed else "failed",
+        target=report.site,
+        detail={"rto_ms": round(report.rto_seconds * 1000), "rpo_events": report.rpo_events},
+    )
+    with write_transaction(runtime.engine) as conn:
+        audit.append(conn, [entry], report.at)

@@ -76,6 +76,7 @@ app.add_typer(license_files.app, name="license-file")
 app.command("check")(check.check)
 app.command("ship")(durability.ship)
 app.command("restore")(durability.restore)
+app.command("drill")(durability.drill)
 app.add_typer(durability.snapshot_app, name="snapshot")
 
 

@@ -17,15 +17,18 @@ from tenure.crypto.keystore import (
     derive_key,
     load_master_key,
 )
+from tenure.durability.drill import DrillSchedule, run_drill
 from tenure.durability.shipping import Shipper, SnapshotPolicy
-from tenure.durability.sites import open_sites
+from tenure.durability.sites import open_site, open_sites
 from tenure.errors import ConfigurationError
 from tenure.ledger.note import NoteSigner
+from tenure.service.audit import AuditEntry
 from tenure.service.keyring import KeyRing
-from tenure.service.ledger import CheckpointPolicy, Ledger
+from tenure.service.ledger import AuditRequest, CheckpointPolicy, Ledger
 from tenure.service.sidecar import Sidecar
 from tenure.service.tokens import Tokens
-from tenure.store.engine import create_engine
+from tenure.store import sql
+from tenure.store.engine import create_engine, read_transaction
 from tenure.store.migrations import current_revision, upgrade
 
 
@@ -114,6 +117,36 @@ class Runtime:
 
         policy = SnapshotPolicy(s.snapshot_every_events, s.snapshot_interval_minutes * 60, signer)
         return Shipper(self.engine, sites, s.ship_interval_seconds, lock, policy)
+
+    def drills(self, ledger: Ledger) -> DrillSchedule:
+        """Drills of every account from the first site, every
+        ``drill_interval_minutes`` (not started; does nothing without sites or interval)."""
+        s = self.settings
+        urls = s.site_urls()
+        interval = s.drill_interval_minutes * 60 if urls else 0.0
+
+        def drill_all() -> None:
+            site = open_site(urls[0])
+            with read_transaction(self.engine) as conn:
+                accounts = sql.accounts(conn)
+            for account in accounts:
+                origin = f"{s.ledger_origin_prefix.rstrip('/')}/{account}"
+                verifier = self.keystore.ledger_signer(origin).verifier
+                report = run_drill(self.engine, site, account, [verifier])
+                entry = AuditEntry(
+                    account,
+                    "system",
+                    "restorer",
+                    "internal",
+                    "drill",
+                    "allowed" if report.passed else "denied",
+                    "passed" if report.passed else "failed",
+                    target=report.site,
+                    detail={"rto_ms": round(report.rto_seconds * 1000)},
+                )
+                ledger.execute(AuditRequest((entry,)))
+
+        return DrillSchedule(drill_all, interval)
 
     def close(self) -> None:
         self.engine.dispose()

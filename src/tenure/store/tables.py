@@ -165,3 +165,19 @@ signing_keys = sa.Table(
     sa.Column("publish_until", sa.String(32), nullable=True),
     **WITHOUT_ROWID,
 )
+
+drills = sa.Table(
+    "drills",
+    metadata,
+    sa.Column("account", sa.String(64), primary_key=True),
+    sa.Column("at", sa.String(32), primary_key=True),
+    sa.Column("site", sa.Text, nullable=False),
+    sa.Column("passed", sa.Boolean, nullable=False),
+    sa.Column("rto_seconds", sa.Float, nullable=False),
+    sa.Column("rpo_events", sa.BigInteger, nullable=False),
+    sa.Column("rpo_seconds", sa.Float, nullable=False),
+    sa.Column("restored_size", sa.BigInteger, nullable=False),
+    sa.Column("live_size", sa.BigInteger, nullable=False),
+    sa.Column("detail", sa.Text, nullable=False),
+    **WITHOUT_ROWID,
+)
