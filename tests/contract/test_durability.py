@@ -13,6 +13,7 @@ import shutil
 import socket
 import uuid
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -653,3 +654,25 @@ def test_ship_snapshot_and_restore_through_s3(s3: str, tmp_path: Path, data_dir:
     after = tenure("state", "digest", "--data-dir", target, "--output", "json").json()
     assert_restored_as(live, after, target)
     assert tenure("ledger", "verify", "--data-dir", target).code == 0
+
+
+def test_point_in_time_by_moment_restores_the_events_up_to_it(
+    built: Built, site_copy: Path, tmp_path: Path
+) -> None:
+    leaves = [
+        json.loads(leaf)
+        for leaf in tenure("ledger", "export", "--data-dir", built.data_dir).stdout.splitlines()
+    ]
+    cut = 137
+    moment = datetime.fromisoformat(leaves[cut - 1]["time"].replace("Z", "+00:00"))
+    target = fresh_engine(tmp_path / "at-time.db")
+    try:
+        report = restore(
+            open_site(site_url(site_copy)), ACCOUNT, target, built.verifiers, at_time=moment
+        )
+    finally:
+        target.dispose()
+    # Several events may share one moment: the restore ends after the last of them.
+    same = [n for n, event in enumerate(leaves) if event["time"] == leaves[cut - 1]["time"]]
+    assert report.size == same[-1] + 1
+    assert report.digest == built.digests[report.size]

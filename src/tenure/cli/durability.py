@@ -4,6 +4,7 @@ to sites and proven restores, working on storage directly."""
 from __future__ import annotations
 
 import getpass
+from datetime import datetime
 from typing import Annotated
 
 import typer
@@ -27,7 +28,7 @@ from tenure.durability import snapshots
 from tenure.durability.drill import DrillReport, run_drill
 from tenure.durability.shipping import Shipper
 from tenure.durability.sites import Site, open_site, open_sites
-from tenure.errors import ConfigurationError
+from tenure.errors import ConfigurationError, InvalidInput
 from tenure.ledger.note import NoteVerifier
 from tenure.service import audit
 from tenure.service.audit import AuditEntry
@@ -184,6 +185,15 @@ def restore(
         int | None,
         typer.Option("--at-seq", min=0, help="Restore the first N events (for investigation)."),
     ] = None,
+    at_time: Annotated[
+        str | None,
+        typer.Option(
+            "--at-time",
+            help="Restore the events up to this moment (RFC 3339 UTC, e.g. "
+            "2026-11-29T02:00:00Z; for investigation).",
+            show_default=False,
+        ),
+    ] = None,
     key: KeyOption = None,
     reason: Annotated[
         str | None,
@@ -209,10 +219,11 @@ def restore(
                 verifiers,
                 at_seq,
                 progress=lambda _stage, done, _total: update(done),
+                at_time=_moment(at_time) if at_time else None,
             )
     finally:
         target.dispose()
-    if at_seq is None:
+    if at_seq is None and at_time is None:
         _record_restore(s, into, account, site, report, reason)
     emit(
         output,
@@ -307,3 +318,14 @@ def _audit_drill(runtime: Runtime, report: DrillReport) -> None:
     )
     with write_transaction(runtime.engine) as conn:
         audit.append(conn, [entry], report.at)
+
+
+def _moment(text: str) -> datetime:
+    """An RFC 3339 moment with a zone; ``InvalidInput`` naming --at-time otherwise."""
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        moment = None
+    if moment is None or moment.tzinfo is None:
+        raise InvalidInput("--at-time must be RFC 3339 with a zone, e.g. 2026-11-29T02:00:00Z")
+    return moment

@@ -23,6 +23,7 @@ decision for an operator (``--force`` is not offered here).
 
 from __future__ import annotations
 
+import bisect
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,7 +34,7 @@ import sqlalchemy as sa
 
 from tenure.domain.events import EVENT_TYPES
 from tenure.domain.state import TABLE_ORDER, MemoryState
-from tenure.domain.timefmt import format_time
+from tenure.domain.timefmt import format_time, parse_time
 from tenure.durability import segments, snapshots
 from tenure.durability.segments import BadSegment
 from tenure.durability.sites import Site
@@ -88,9 +89,11 @@ def restore(
     verifiers: list[NoteVerifier],
     at_seq: int | None = None,
     progress: Progress | None = None,
+    at_time: datetime | None = None,
 ) -> RestoreReport:
-    """Restore ``account`` from ``site`` into ``target`` (up to ``at_seq`` events);
-    raises ``RestoreRefused``, ``LedgerTampered`` or ``DigestMismatch``, never
+    """Restore ``account`` from ``site`` into ``target``: everything the site holds,
+    the first ``at_seq`` events, or the events up to and including ``at_time``.
+    Raises ``RestoreRefused``, ``LedgerTampered`` or ``DigestMismatch``, never
     leaving a partial restore behind."""
     started = time.monotonic()
     note = site.get(f"{account}/checkpoint")
@@ -101,13 +104,20 @@ def restore(
     run = segments.contiguous(names)
     available = run[-1].end if run else 0
     size = available if at_seq is None else at_seq
+    leaves: list[bytes] = []
+    if at_time is not None:
+        # Event times never run backwards within a ledger: the last event at or
+        # before the moment ends the prefix.
+        leaves = _leaves(site, account, run, available, progress)
+        size = bisect.bisect_right(leaves, at_time, key=_event_time)
     if available < max(signed.size, size):
         raise RestoreRefused(
             f"{site.url} holds {available} events of {account}, but the restore needs "
             f"{max(signed.size, size)} (signed checkpoint {signed.size})"
         )
     base, skipped = _newest_good_snapshot(site, account, size, verifiers)
-    leaves = _leaves(site, account, run, max(signed.size, size), progress)
+    if len(leaves) < max(signed.size, size):
+        leaves = _leaves(site, account, run, max(signed.size, size), progress)
     frontier, nodes = _prove_tree(leaves, size, signed.size, signed.root, base)
     state = base.state() if base else MemoryState()
     start = base.size if base else 0
@@ -220,6 +230,10 @@ def _write(
             sql.insert_checkpoint(conn, account, stored)
         if base is not None:
             _write_service_rows(conn, base)
+
+
+def _event_time(leaf: bytes) -> datetime:
+    return parse_time(orjson.loads(leaf)["time"])
 
 
 def _event_row(seq: int, leaf: bytes) -> sql.EventRow:
