@@ -32,16 +32,17 @@ from tenure.durability.restore import RestoreRefused, RestoreReport, restore
 from tenure.durability.segments import BadSegment, SegmentName
 from tenure.durability.shipping import Shipper, site_end
 from tenure.durability.sites import Site, open_site
-from tenure.errors import LedgerTampered, TenureError
+from tenure.errors import LedgerTampered, StoreBehindCheckpoint, TenureError
 from tenure.ledger.note import NoteSigner, NoteVerifier
 from tenure.service.demo import demo_submissions
+from tenure.service.ledger import Submission
 from tenure.service.replay import digest_of
 from tenure.service.runtime import Runtime
 from tenure.store import sql
 from tenure.store.engine import create_engine, read_transaction
 from tenure.store.migrations import upgrade
 
-from .conftest import ACCOUNT, Runtimes, Shop, read_leaves, seed_args, tenure
+from .conftest import ACCOUNT, ACTOR, Runtimes, Shop, read_leaves, seed_args, tenure
 
 ORIGIN = f"tenure.localhost/ledger/{ACCOUNT}"
 
@@ -676,3 +677,29 @@ def test_point_in_time_by_moment_restores_the_events_up_to_it(
     same = [n for n, event in enumerate(leaves) if event["time"] == leaves[cut - 1]["time"]]
     assert report.size == same[-1] + 1
     assert report.digest == built.digests[report.size]
+
+
+def test_a_store_behind_a_site_refuses_to_append_until_restored(
+    built: Built, site_copy: Path, tmp_path: Path
+) -> None:
+    # An old copy of the store: its first 100 events, through a point-in-time restore,
+    # with the keys of the original data dir and no sidecar.
+    data_dir = tmp_path / "old"
+    shutil.copytree(built.data_dir / "keys", data_dir / "keys")
+    shutil.copy(built.data_dir / "master.key", data_dir / "master.key")
+    old = fresh_engine(data_dir / "tenure.db")
+    try:
+        restore(open_site(site_url(site_copy)), ACCOUNT, old, built.verifiers, at_seq=100)
+    finally:
+        old.dispose()
+    settings = Settings(data_dir=data_dir, sites=site_url(site_copy))
+    runtime = Runtime.open(settings)
+    try:
+        found = runtime.guard_against_sites()
+        assert len(found) == 1
+        assert "holds a checkpoint of 300 events, this store 100" in found[0]
+        assert runtime.guard_against_sites() == []  # already guarded
+        with runtime.ledger() as ledger, pytest.raises(StoreBehindCheckpoint):
+            ledger.execute(Submission(ACCOUNT, CreateCustomer(None, None, "after-the-fact"), ACTOR))
+    finally:
+        runtime.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -34,6 +35,8 @@ from tenure.service.ledger import SignRequest
 from tenure.service.runtime import Runtime
 from tenure.store.migrations import current_revision
 
+_log = logging.getLogger("tenure.app")
+
 
 def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     """Build the Tenure HTTP app. Opens (and migrates) the store on startup."""
@@ -42,6 +45,8 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         rt = runtime or Runtime.open(settings)
         ensure_account(rt.engine, settings.default_account, "operator", "system")
+        for warning in rt.guard_against_sites():
+            _log.error("store behind a site: %s", warning)
         ledger = rt.ledger().start()
         app.state.runtime, app.state.ledger = rt, ledger
         app.state.tokens = rt.tokens()

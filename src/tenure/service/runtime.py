@@ -21,6 +21,7 @@ from tenure.durability.drill import DrillSchedule, run_drill
 from tenure.durability.shipping import Shipper, SnapshotPolicy
 from tenure.durability.sites import open_site, open_sites
 from tenure.errors import ConfigurationError
+from tenure.ledger.checkpoint import open_checkpoint
 from tenure.ledger.note import NoteSigner
 from tenure.service.audit import AuditEntry
 from tenure.service.keyring import KeyRing
@@ -117,6 +118,38 @@ class Runtime:
 
         policy = SnapshotPolicy(s.snapshot_every_events, s.snapshot_interval_minutes * 60, signer)
         return Shipper(self.engine, sites, s.ship_interval_seconds, lock, policy)
+
+    def guard_against_sites(self) -> list[str]:
+        """Make the writer refuse to append where a site proves the store is behind.
+
+        For each account, a site's checkpoint that verifies with the account's key
+        and is larger than the local ledger is written to the sidecar (unless the
+        sidecar already holds a larger one): appending or signing would fork the
+        log, so the writer refuses until the events are restored. Returns a line per
+        account found behind."""
+        s = self.settings
+        if self.sidecar is None:
+            return []
+        found = []
+        for site in open_sites(s.site_urls()):
+            with read_transaction(self.engine) as conn:
+                heads = {a: sql.read_head(conn, a) for a in sql.accounts(conn)}
+            for account, head in heads.items():
+                origin = f"{s.ledger_origin_prefix.rstrip('/')}/{account}"
+                note = site.get(f"{account}/checkpoint")
+                if note is None or not self.keystore.has_ledger_key(origin):
+                    continue
+                verifier = self.keystore.ledger_signer(origin).verifier
+                signed = open_checkpoint(note.decode(), [verifier])
+                local = head.size if head else 0
+                kept = self.sidecar.read(account)
+                if signed.size > local and (kept is None or kept.size < signed.size):
+                    self.sidecar.write(account, note.decode())
+                    found.append(
+                        f"{account}: {site.url} holds a checkpoint of {signed.size} events, "
+                        f"this store {local}: restore before appending"
+                    )
+        return found
 
     def drills(self, ledger: Ledger) -> DrillSchedule:
         """Drills of every account from the first site, every
