@@ -42,7 +42,7 @@ from tenure.store import sql
 from tenure.store.engine import create_engine, read_transaction
 from tenure.store.migrations import upgrade
 
-from .conftest import ACCOUNT, ACTOR, Runtimes, Shop, read_leaves, seed_args, tenure
+from .conftest import ACCOUNT, ACTOR, Runtimes, Shop, raw_sqlite, read_leaves, seed_args, tenure
 
 ORIGIN = f"tenure.localhost/ledger/{ACCOUNT}"
 
@@ -703,3 +703,33 @@ def test_a_store_behind_a_site_refuses_to_append_until_restored(
             ledger.execute(Submission(ACCOUNT, CreateCustomer(None, None, "after-the-fact"), ACTOR))
     finally:
         runtime.close()
+
+
+def test_a_drill_catches_a_damaged_projection_and_passes_after_a_rebuild(
+    tmp_path: Path,
+) -> None:
+    data_dir = tmp_path / "live"
+    site = site_url(tmp_path / "site")
+    assert tenure(*seed_args(data_dir, 400, 6)).code == 0
+    assert tenure("ship", "--data-dir", data_dir, "--site", site).code == 0
+    passed = tenure("drill", "--site", site, "--data-dir", data_dir, "--output", "json")
+    assert passed.code == 0, str(passed)
+    assert passed.json()["passed"] is True
+    assert (passed.json()["rpo_events"], passed.json()["restored_size"]) == (0, 400)
+    db = raw_sqlite(data_dir)
+    try:  # the projection loses three licenses; the ledger is intact
+        db.execute(
+            "DELETE FROM proj_licenses WHERE serial IN "
+            "(SELECT serial FROM proj_licenses ORDER BY serial LIMIT 3)"
+        )
+    finally:
+        db.close()
+    failed = tenure("drill", "--site", site, "--data-dir", data_dir, "--output", "json")
+    assert failed.code == 1
+    assert "differs from the live state" in failed.json()["detail"]
+    repaired = tenure("state", "rebuild", "--accept-change", "--data-dir", data_dir)
+    assert repaired.code == 0, str(repaired)
+    again = tenure("drill", "--site", site, "--data-dir", data_dir, "--output", "json")
+    assert again.code == 0, str(again)
+    audited = tenure("audit", "verify", "--data-dir", data_dir, "--output", "json")
+    assert audited.code == 0, str(audited)
