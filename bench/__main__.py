@@ -7,6 +7,7 @@ in the same run, as a ratio.
     python -m bench --only replay --profile              # one benchmark, with cProfile
     python -m bench --only checks --quick                # HTTP checks (needs wrk and Go)
     python -m bench --only offline --quick               # SDK checks, tokens, seat contention
+    python -m bench --only durability --events-restore 100000,1000000   # restore, shipping, RPO
     python -m bench --markdown results.md                # also write the results table
 """
 
@@ -22,11 +23,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
-from bench import appends, checks_http, offline, replay, verify
+from bench import appends, checks_http, durability, offline, replay, verify
 from bench.builder import BuiltStore, build_store, check_against_seed_demo
 from bench.common import Options, Result, Timer, machine_info, temp_dir
 
-NAMES = ("appends", "peer", "replay", "verify", "checks", "offline")
+NAMES = ("appends", "peer", "replay", "verify", "checks", "offline", "durability")
 
 
 class _Tee(io.TextIOBase):
@@ -46,6 +47,11 @@ class _Tee(io.TextIOBase):
 
 
 def parse(argv: list[str]) -> tuple[Options, Path | None]:
+    opts, markdown, _ = parse_all(argv)
+    return opts, markdown
+
+
+def parse_all(argv: list[str]) -> tuple[Options, Path | None, list[int]]:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="small CI-sized run (< ~2 min)")
     parser.add_argument(
@@ -57,6 +63,12 @@ def parse(argv: list[str]) -> tuple[Options, Path | None]:
     parser.add_argument(
         "--only", choices=NAMES, help="run one benchmark (peer runs interleaved with appends)"
     )
+    parser.add_argument(
+        "--events-restore",
+        default=None,
+        help="comma-separated store sizes for the durability restore benchmark "
+        "(default 100000; --quick: 20000)",
+    )
     parser.add_argument("--markdown", type=Path, help="write the results table to this file")
     parser.add_argument("--tmp-dir", type=Path, help="where the SQLite files go (default: $TMPDIR)")
     parser.add_argument(
@@ -67,11 +79,17 @@ def parse(argv: list[str]) -> tuple[Options, Path | None]:
     sizes = sorted({int(s.replace("_", "")) for s in (args.events_verify or default).split(",")})
     if not sizes or min(sizes) < 100:
         parser.error("--events-verify needs sizes of at least 100 events")
-    return Options(args.quick, sizes, args.only, args.tmp_dir, args.profile), args.markdown
+    restore_sizes = sorted(
+        {int(s.replace("_", "")) for s in (args.events_restore or default).split(",")}
+    )
+    if not restore_sizes or min(restore_sizes) < 100:
+        parser.error("--events-restore needs sizes of at least 100 events")
+    opts = Options(args.quick, sizes, args.only, args.tmp_dir, args.profile)
+    return opts, args.markdown, restore_sizes
 
 
 def main(argv: list[str]) -> int:
-    opts, markdown = parse(argv)
+    opts, markdown, restore_sizes = parse_all(argv)
     tee = _Tee(sys.stdout)
     sys.stdout = tee
     command = "python -m bench" + (" " + shlex.join(argv) if argv else "")
@@ -134,6 +152,12 @@ def main(argv: list[str]) -> int:
                 " ActivateDevice under seat contention"
             )
             results += offline.run(opts)
+        if "durability" in wanted:
+            print(
+                "\n[7] durability: restore from a site (genesis, snapshot + tail), shipping"
+                " overhead on appends, measured RPO under a steady write load"
+            )
+            results += durability.run(opts, restore_sizes)
     print(
         f"\ntotal {total.elapsed():.0f} s; load average at end: "
         + "{:.2f} {:.2f} {:.2f}".format(*os.getloadavg())
