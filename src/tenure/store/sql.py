@@ -401,10 +401,12 @@ def update_rows(
 
 
 def bulk_insert_rows(conn: sa.Connection, account: str, table: str, rows: Iterable[Row]) -> None:
-    """Insert rows into an empty projection table (used by rebuild)."""
+    """Insert rows into an empty projection table (rebuild, restore): straight to the
+    driver, in chunks."""
+    upsert = _projection_sql(table)[1]
     params = [_to_sql(table, account, row) for row in rows]
     for start in range(0, len(params), 10_000):
-        conn.execute(sa.insert(t.projection[table]), params[start : start + 10_000])
+        raw.executemany(conn, upsert, params[start : start + 10_000])
 
 
 def delete_projection(conn: sa.Connection, account: str) -> None:
