@@ -6,11 +6,13 @@ must never produce a state that differs from the live one."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import random
 import shutil
 import socket
+import sqlite3
 import uuid
 from collections.abc import Iterator
 from datetime import datetime
@@ -34,6 +36,7 @@ from tenure.durability.shipping import Shipper, site_end
 from tenure.durability.sites import Site, open_site
 from tenure.errors import LedgerTampered, StoreBehindCheckpoint, TenureError
 from tenure.ledger.note import NoteSigner, NoteVerifier
+from tenure.service.apikeys import create_api_key
 from tenure.service.demo import demo_submissions
 from tenure.service.ledger import Submission
 from tenure.service.replay import digest_of
@@ -733,3 +736,51 @@ def test_a_drill_catches_a_damaged_projection_and_passes_after_a_rebuild(
     assert again.code == 0, str(again)
     audited = tenure("audit", "verify", "--data-dir", data_dir, "--output", "json")
     assert audited.code == 0, str(audited)
+
+
+def test_api_keys_made_after_the_snapshot_come_back_from_the_signed_key_rows(
+    tmp_path: Path,
+) -> None:
+    data_dir, site_root = tmp_path / "live", tmp_path / "site"
+    site = site_url(site_root)
+    assert tenure(*seed_args(data_dir, 60, 8)).code == 0
+    assert tenure("snapshot", "create", "--data-dir", data_dir, "--site", site).code == 0
+    engine = create_engine(f"sqlite:///{data_dir / 'tenure.db'}")
+    try:
+        late, _ = create_api_key(engine, ACCOUNT, "issuer", "made after the snapshot")
+    finally:
+        engine.dispose()
+    assert tenure("ship", "--data-dir", data_dir, "--site", site).code == 0
+
+    def restored_keys(name: str) -> tuple[dict[str, Any], set[str]]:
+        target = tmp_path / f"{name}.db"
+        done = tenure(
+            "restore", "--site", site, "--into", f"sqlite:///{target}",
+            "--data-dir", data_dir, "--output", "json",
+        )  # fmt: skip
+        assert done.code == 0, str(done)
+        with raw_sqlite_file(target) as db:
+            ids = {row[0] for row in db.execute("SELECT id FROM api_keys")}
+        return done.json(), ids
+
+    report, ids = restored_keys("from-site")
+    assert report["key_rows"] == "site"
+    assert late.id in ids
+    # Someone who can write to the site plants a key: the note no longer vouches.
+    body = json.loads((site_root / ACCOUNT / "keys.json").read_bytes())
+    body["rows"]["api_keys"].append({**body["rows"]["api_keys"][0], "id": "key_planted"})
+    (site_root / ACCOUNT / "keys.json").write_bytes(json.dumps(body).encode())
+    report, ids = restored_keys("tampered")
+    assert report["key_rows"] == "snapshot"
+    assert any("keys.json" in skipped for skipped in report["skipped_snapshots"])
+    assert "key_planted" not in ids
+    assert late.id not in ids  # only what the snapshot vouches for
+
+
+@contextlib.contextmanager
+def raw_sqlite_file(path: Path) -> Iterator[sqlite3.Connection]:
+    db = sqlite3.connect(path)
+    try:
+        yield db
+    finally:
+        db.close()

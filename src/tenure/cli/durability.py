@@ -26,10 +26,10 @@ from tenure.domain.events import Actor
 from tenure.durability import restore as restoring
 from tenure.durability import snapshots
 from tenure.durability.drill import DrillReport, run_drill
-from tenure.durability.shipping import Shipper
+from tenure.durability.shipping import Shipper, Signer
 from tenure.durability.sites import Site, open_site, open_sites
 from tenure.errors import ConfigurationError, InvalidInput
-from tenure.ledger.note import NoteVerifier
+from tenure.ledger.note import NoteSigner, NoteVerifier
 from tenure.service import audit
 from tenure.service.audit import AuditEntry
 from tenure.service.ledger import Submission
@@ -85,6 +85,16 @@ def _verifiers(s: Settings, account: str, keys: list[str] | None) -> list[NoteVe
     return [store.ledger_signer(origin).verifier]
 
 
+def _signer(runtime: Runtime) -> Signer:
+    prefix = runtime.settings.ledger_origin_prefix.rstrip("/")
+
+    def signer(account: str) -> tuple[str, NoteSigner]:
+        origin = f"{prefix}/{account}"
+        return origin, runtime.keystore.ledger_signer(origin)
+
+    return signer
+
+
 def ship(
     data_dir: DataDir = None,
     db: DbUrl = None,
@@ -96,7 +106,7 @@ def ship(
     s = settings(data_dir, db)
     runtime = Runtime.open(s, migrate=False)
     try:
-        report = Shipper(runtime.engine, _sites(s, site)).ship_once()
+        report = Shipper(runtime.engine, _sites(s, site), signer=_signer(runtime)).ship_once()
     finally:
         runtime.close()
     lines = [f"{url}: {n} events shipped" for url, n in report.shipped.items()]
@@ -235,8 +245,11 @@ def restore(
                 f"  state digest {report.digest}",
                 f"  from snapshot at {report.snapshot}"
                 if report.snapshot is not None
-                else "  replayed from genesis (no usable snapshot): API keys, idempotency "
-                "records and public token keys were not restored",
+                else "  replayed from genesis (no usable snapshot): idempotency records "
+                "were not restored",
+                f"  API keys and public token keys: from the {report.key_rows}"
+                if report.key_rows != "none"
+                else "  API keys and public token keys: NOT restored (none at the site)",
                 *(f"  skipped {skipped}" for skipped in report.skipped_snapshots),
             ]
         ),

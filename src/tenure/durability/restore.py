@@ -28,6 +28,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import orjson
 import sqlalchemy as sa
@@ -35,7 +36,7 @@ import sqlalchemy as sa
 from tenure.domain.events import EVENT_TYPES
 from tenure.domain.state import TABLE_ORDER, MemoryState
 from tenure.domain.timefmt import format_time, parse_time
-from tenure.durability import segments, snapshots
+from tenure.durability import keyrows, segments, snapshots
 from tenure.durability.segments import BadSegment
 from tenure.durability.sites import Site
 from tenure.durability.snapshots import BadSnapshot, Snapshot
@@ -68,6 +69,9 @@ class RestoreReport:
     snapshot: int | None
     skipped_snapshots: tuple[str, ...]
     seconds: float
+    key_rows: str = "none"
+    """Where API keys, public token keys and the account row came from: ``site``
+    (shipped continuously), ``snapshot`` or ``none``."""
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -79,6 +83,7 @@ class RestoreReport:
             "snapshot": self.snapshot,
             "skipped_snapshots": list(self.skipped_snapshots),
             "seconds": round(self.seconds, 3),
+            "key_rows": self.key_rows,
         }
 
 
@@ -116,13 +121,21 @@ def restore(
             f"{max(signed.size, size)} (signed checkpoint {signed.size})"
         )
     base, skipped = _newest_good_snapshot(site, account, size, verifiers)
+    service = dict(base.service) if base else {}
+    shipped_keys, unusable = keyrows.load(site, account, verifiers)
+    if unusable:
+        skipped.append(f"{account}/keys.json: {unusable}")
+    key_rows = "snapshot" if base else "none"
+    if shipped_keys is not None and at_seq is None and at_time is None:
+        service.update(shipped_keys)  # newer than any snapshot's
+        key_rows = "site"
     if len(leaves) < max(signed.size, size):
         leaves = _leaves(site, account, run, max(signed.size, size), progress)
     frontier, nodes = _prove_tree(leaves, size, signed.size, signed.root, base)
     state = base.state() if base else MemoryState()
     start = base.size if base else 0
     replay(((seq, leaves[seq]) for seq in range(start, size)), state, start=start)
-    _write(target, account, leaves[:size], nodes, state, base, note.decode(), signed, verifiers)
+    _write(target, account, leaves[:size], nodes, state, service, note.decode(), signed, verifiers)
     digest, root = _read_back(target, account, size)
     if digest != state.digest():
         raise DigestMismatch(f"restored digest {digest} is not the replayed {state.digest()}")
@@ -137,6 +150,7 @@ def restore(
         base.size if base else None,
         tuple(skipped),
         time.monotonic() - started,
+        key_rows,
     )
 
 
@@ -204,7 +218,7 @@ def _write(
     leaves: list[bytes],
     nodes: list[tuple[int, int, bytes]],
     state: MemoryState,
-    base: Snapshot | None,
+    service: dict[str, list[dict[str, Any]]],
     note: str,
     signed: Checkpoint,
     verifiers: list[NoteVerifier],
@@ -232,8 +246,7 @@ def _write(
         if signed.size <= len(leaves):
             stored = sql.StoredCheckpoint(signed.size, signed.root, note, stamp)
             sql.insert_checkpoint(conn, account, stored)
-        if base is not None:
-            _write_service_rows(conn, base)
+        _write_service_rows(conn, account, service)
 
 
 def _event_time(leaf: bytes) -> datetime:
@@ -257,13 +270,15 @@ def _event_row(seq: int, leaf: bytes) -> sql.EventRow:
     )
 
 
-def _write_service_rows(conn: sa.Connection, base: Snapshot) -> None:
-    for name, rows in base.service.items():
+def _write_service_rows(
+    conn: sa.Connection, account: str, service: dict[str, list[dict[str, Any]]]
+) -> None:
+    for name, rows in service.items():
         if not rows:
             continue
         table = t.metadata.tables[name]
         if name == "accounts":
-            exists = conn.scalar(sa.select(table.c.id).where(table.c.id == base.account))
+            exists = conn.scalar(sa.select(table.c.id).where(table.c.id == account))
             if exists is not None:
                 continue
         conn.execute(sa.insert(table), rows)

@@ -18,6 +18,7 @@ last one is older than ``interval``: a restore then replays at most that much.
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import logging
 import os
 import threading
@@ -28,7 +29,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from tenure.durability import segments, snapshots
+from tenure.durability import keyrows, segments, snapshots
 from tenure.durability.segments import SegmentName
 from tenure.durability.sites import Site
 from tenure.ledger.note import NoteSigner
@@ -66,9 +67,12 @@ class Shipper:
         interval: float = 1.0,
         lock: Path | None = None,
         snapshots: SnapshotPolicy | None = None,
+        signer: Signer | None = None,
     ) -> None:
         self._engine = engine
         self._snapshots = snapshots
+        self._signer = signer or (snapshots.signer if snapshots else None)
+        self._keyrows: dict[tuple[str, str], str] = {}
         self._snapshotted: dict[str, tuple[int, float]] = {}
         self._sites = sites
         self._interval = interval
@@ -146,7 +150,20 @@ class Shipper:
             site.put(name.path(account), segments.encode(account, first, leaves))
             self._ends[key] = end
         self._ship_checkpoint(site, account)
+        self._ship_keyrows(site, account)
         return self._ends[key] - start
+
+    def _ship_keyrows(self, site: Site, account: str) -> None:
+        if self._signer is None:
+            return
+        with read_transaction(self._engine) as conn:
+            body = keyrows.encode(account, keyrows.read_rows(conn, account))
+        digest = hashlib.sha256(body).hexdigest()
+        if self._keyrows.get((site.url, account)) == digest:
+            return
+        _, signer = self._signer(account)
+        keyrows.publish(site, account, body, signer)
+        self._keyrows[site.url, account] = digest
 
     def _ship_checkpoint(self, site: Site, account: str) -> None:
         with read_transaction(self._engine) as conn:
@@ -195,14 +212,17 @@ class Shipper:
         return True
 
 
+Signer = Callable[[str], tuple[str, NoteSigner]]
+"""``account`` → (origin, the signer whose key name is that origin)."""
+
+
 @dataclass(frozen=True)
 class SnapshotPolicy:
     """When the shipper takes snapshots, and with which ledger key it signs them."""
 
     every_events: int
     interval: float
-    signer: Callable[[str], tuple[str, NoteSigner]]
-    """``account`` → (origin, the signer whose key name is that origin)."""
+    signer: Signer
 
 
 def _head_size(conn: sa.Connection, account: str) -> int:
