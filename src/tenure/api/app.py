@@ -46,7 +46,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         rt = runtime or Runtime.open(settings)
         ensure_account(rt.engine, settings.default_account, "operator", "system")
         for warning in rt.guard_against_sites():
-            _log.error("store behind a site: %s", warning)
+            _log.error("sites: %s", warning)
         ledger = rt.ledger().start()
         app.state.runtime, app.state.ledger = rt, ledger
         app.state.tokens = rt.tokens()

@@ -14,6 +14,7 @@ Each result is kept in ``drills``. ``GET /v1/drills/latest`` shows the newest.
 
 from __future__ import annotations
 
+import logging
 import shutil
 import tempfile
 import threading
@@ -38,6 +39,8 @@ from tenure.store import sql
 from tenure.store import tables as t
 from tenure.store.engine import create_engine, read_transaction, write_transaction
 from tenure.store.migrations import upgrade
+
+_log = logging.getLogger("tenure.drill")
 
 
 @dataclass(frozen=True)
@@ -174,4 +177,7 @@ class DrillSchedule:
 
     def _run(self) -> None:
         while not self._stop.wait(self._interval):
-            self._drill()
+            try:
+                self._drill()
+            except Exception as exc:  # the next drill tries again; say so loudly
+                _log.error("scheduled drill failed: %s", exc)

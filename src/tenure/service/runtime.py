@@ -19,7 +19,7 @@ from tenure.crypto.keystore import (
 )
 from tenure.durability.drill import DrillSchedule, run_drill
 from tenure.durability.shipping import Shipper, SnapshotPolicy
-from tenure.durability.sites import open_site, open_sites
+from tenure.durability.sites import SiteUnavailable, open_site, open_sites
 from tenure.errors import ConfigurationError
 from tenure.ledger.checkpoint import open_checkpoint
 from tenure.ledger.note import NoteSigner
@@ -136,7 +136,11 @@ class Runtime:
                 heads = {a: sql.read_head(conn, a) for a in sql.accounts(conn)}
             for account, head in heads.items():
                 origin = f"{s.ledger_origin_prefix.rstrip('/')}/{account}"
-                note = site.get(f"{account}/checkpoint")
+                try:
+                    note = site.get(f"{account}/checkpoint")
+                except SiteUnavailable as exc:  # a backup site that is down must not
+                    found.append(f"{account}: {site.url} could not be read: {exc}")
+                    continue  # keep the service from starting
                 if note is None or not self.keystore.has_ledger_key(origin):
                     continue
                 verifier = self.keystore.ledger_signer(origin).verifier
