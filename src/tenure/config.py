@@ -53,6 +53,10 @@ class Settings(BaseSettings):
         900, ge=10, le=30 * 86400, description="how long a floating activation's lease lasts"
     )
 
+    def ledger_origin(self, account: str) -> str:
+        """The checkpoint origin (ledger key name) of ``account``."""
+        return f"{self.ledger_origin_prefix.rstrip('/')}/{account}"
+
     def site_urls(self) -> list[str]:
         """``sites`` as a list."""
         return [url.strip() for url in self.sites.split(",") if url.strip()]

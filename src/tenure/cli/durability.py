@@ -26,10 +26,10 @@ from tenure.domain.events import Actor
 from tenure.durability import restore as restoring
 from tenure.durability import snapshots
 from tenure.durability.drill import DrillReport, run_drill
-from tenure.durability.shipping import Shipper, Signer
+from tenure.durability.shipping import Shipper
 from tenure.durability.sites import Site, open_site, open_sites
 from tenure.errors import ConfigurationError, InvalidInput
-from tenure.ledger.note import NoteSigner, NoteVerifier
+from tenure.ledger.note import NoteVerifier
 from tenure.service import audit
 from tenure.service.audit import AuditEntry
 from tenure.service.ledger import Submission
@@ -72,7 +72,7 @@ def _verifiers(s: Settings, account: str, keys: list[str] | None) -> list[NoteVe
     restore needs, not the database it may be replacing)."""
     if keys:
         return [NoteVerifier.from_key_string(key) for key in keys]
-    origin = f"{s.ledger_origin_prefix.rstrip('/')}/{account}"
+    origin = s.ledger_origin(account)
     secret = s.master_key.get_secret_value() if s.master_key else None
     missing = ConfigurationError(
         f"no ledger key for {origin} in {s.data_dir}: pass --key name+hash+base64"
@@ -83,16 +83,6 @@ def _verifiers(s: Settings, account: str, keys: list[str] | None) -> list[NoteVe
     if not store.has_ledger_key(origin):
         raise missing
     return [store.ledger_signer(origin).verifier]
-
-
-def _signer(runtime: Runtime) -> Signer:
-    prefix = runtime.settings.ledger_origin_prefix.rstrip("/")
-
-    def signer(account: str) -> tuple[str, NoteSigner]:
-        origin = f"{prefix}/{account}"
-        return origin, runtime.keystore.ledger_signer(origin)
-
-    return signer
 
 
 def ship(
@@ -106,7 +96,7 @@ def ship(
     s = settings(data_dir, db)
     runtime = Runtime.open(s, migrate=False)
     try:
-        report = Shipper(runtime.engine, _sites(s, site), signer=_signer(runtime)).ship_once()
+        report = Shipper(runtime.engine, _sites(s, site), signer=runtime.ledger_signer).ship_once()
     finally:
         runtime.close()
     lines = [f"{url}: {n} events shipped" for url, n in report.shipped.items()]
@@ -127,8 +117,7 @@ def create(
     sites = _sites(s, site)
     runtime = Runtime.open(s, migrate=False)
     try:
-        origin = f"{s.ledger_origin_prefix.rstrip('/')}/{account}"
-        signer = runtime.keystore.ledger_signer(origin)
+        origin, signer = runtime.ledger_signer(account)
         snapshot = snapshots.take(runtime.engine, account, origin, signer)
         path = snapshots.publish(snapshot, signer, sites)
     finally:

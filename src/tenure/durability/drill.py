@@ -29,7 +29,7 @@ import orjson
 import sqlalchemy as sa
 
 from tenure.domain.timefmt import format_time, parse_time
-from tenure.durability.restore import restore
+from tenure.durability.restore import RestoreReport, restore
 from tenure.durability.sites import Site
 from tenure.errors import TenureError
 from tenure.ledger.merkle import EMPTY_ROOT, tree_hash
@@ -68,51 +68,61 @@ def run_drill(
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> DrillReport:
     """Restore from ``site`` into a scratch database, compare, record, report."""
-    started = format_time(now())
+    started = now()
     scratch_dir = Path(tempfile.mkdtemp(prefix="tenure-drill-"))
     scratch = create_engine(f"sqlite:///{scratch_dir / 'drill.db'}")
     clock = time.monotonic()
+    size, rpo_seconds = 0, 0.0
     try:
         upgrade(scratch)
         restored = restore(site, account, scratch, verifiers)
         rto = time.monotonic() - clock
-        with read_transaction(scratch) as conn:
-            restored_root = _root(conn, account, restored.size)
-        report = _compare(live, site, account, restored.size, restored_root, restored.digest)
-        report = DrillReport(**{**asdict(report), "at": started, "rto_seconds": round(rto, 3)})
+        size = restored.size
+        live_size, rpo_seconds, problems = _compare(live, account, restored, now())
+        detail = "; ".join(problems) or (
+            f"restored {size} events; root and digest equal the live store's"
+        )
     except TenureError as exc:
-        with read_transaction(live) as conn:
-            head = sql.read_head(conn, account)
-        report = DrillReport(
-            account,
-            started,
-            site.url,
-            False,
-            round(time.monotonic() - clock, 3),
-            head.size if head else 0,
-            0.0,
-            0,
-            head.size if head else 0,
+        rto = time.monotonic() - clock
+        live_size, problems, detail = (
+            _live_size(live, account),
+            ["failed"],
             f"restore failed: {exc}",
         )
     finally:
         scratch.dispose()
         shutil.rmtree(scratch_dir, ignore_errors=True)
+    report = DrillReport(
+        account,
+        format_time(started),
+        site.url,
+        not problems,
+        round(rto, 3),
+        live_size - size,
+        round(rpo_seconds, 3),
+        size,
+        live_size,
+        detail,
+    )
     record(live, report)
     return report
 
 
-def _root(conn: sa.Connection, account: str, size: int) -> bytes:
-    return tree_hash(size, sql.NodeReader(conn, account)) if size else EMPTY_ROOT
+def _live_size(live: sa.Engine, account: str) -> int:
+    with read_transaction(live) as conn:
+        head = sql.read_head(conn, account)
+    return head.size if head else 0
 
 
 def _compare(
-    live: sa.Engine, site: Site, account: str, size: int, root: bytes, digest: str
-) -> DrillReport:
+    live: sa.Engine, account: str, restored: RestoreReport, now: datetime
+) -> tuple[int, float, list[str]]:
+    """The live size, the age of the oldest event the site lacks, and what differs."""
+    size = restored.size
     with read_transaction(live) as conn:
         head = sql.read_head(conn, account)
         live_size = head.size if head else 0
-        live_root = _root(conn, account, size) if size <= live_size else None
+        live_root = tree_hash(size, sql.NodeReader(conn, account)) if size else EMPTY_ROOT
         if live_size == size:
             live_digest = stored_digest(conn, account)
         else:
@@ -121,24 +131,13 @@ def _compare(
     rpo_seconds = 0.0
     if lacking:
         oldest = parse_time(orjson.loads(lacking[0][1])["time"])
-        rpo_seconds = max(0.0, (datetime.now(UTC) - oldest).total_seconds())
+        rpo_seconds = max(0.0, (now - oldest).total_seconds())
     problems = []
-    if live_root != root:
+    if live_root.hex() != restored.root:
         problems.append("the restored tree's root differs from the live tree's")
-    if live_digest != digest:
+    if live_digest != restored.digest:
         problems.append("the restored state differs from the live state at that size")
-    return DrillReport(
-        account,
-        "",
-        site.url,
-        not problems,
-        0.0,
-        live_size - size,
-        round(rpo_seconds, 3),
-        size,
-        live_size,
-        "; ".join(problems) or f"restored {size} events; root and digest equal the live store's",
-    )
+    return live_size, rpo_seconds, problems
 
 
 def record(engine: sa.Engine, report: DrillReport) -> None:

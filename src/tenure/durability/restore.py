@@ -132,7 +132,7 @@ def restore(
     if len(leaves) < max(signed.size, size):
         leaves = _leaves(site, account, run, max(signed.size, size), progress)
     frontier, nodes = _prove_tree(leaves, size, signed.size, signed.root, base)
-    state = base.state() if base else MemoryState()
+    state = base.state if base else MemoryState()
     start = base.size if base else 0
     replay(((seq, leaves[seq]) for seq in range(start, size)), state, start=start)
     _write(target, account, leaves[:size], nodes, state, service, note.decode(), signed, verifiers)

@@ -48,6 +48,15 @@ def site_end(site: Site, account: str) -> int:
     return run[-1].end if run else 0
 
 
+@dataclass(frozen=True)
+class _AccountNow:
+    """What one pass ships of an account, read in one transaction."""
+
+    size: int
+    checkpoint: sql.StoredCheckpoint | None
+    keyrows: bytes | None
+
+
 @dataclass
 class ShipReport:
     """What one pass did: events shipped per site, and the lag left behind."""
@@ -115,59 +124,72 @@ class Shipper:
             self._lock_fd = None
 
     def ship_once(self) -> ShipReport:
-        """One pass over every account and site."""
+        """One pass over every account and site. The store is read once per pass
+        (heads, checkpoints, key rows) and each new segment once, whatever the
+        number of sites."""
         report = ShipReport()
         with read_transaction(self._engine) as conn:
-            heads = {account: _head_size(conn, account) for account in sql.accounts(conn)}
+            now = {account: self._read_account(conn, account) for account in sql.accounts(conn)}
+        encoded: dict[tuple[str, int, int], bytes] = {}
         for site in self._sites:
             shipped = behind = 0
-            for account, size in heads.items():
-                done = self._ship_account(site, account, size)
-                shipped += done
-                behind += size - self._ends[site.url, account]
+            for account, state in now.items():
+                shipped += self._ship_account(site, account, state, encoded)
+                behind += state.size - self._ends[site.url, account]
             report.shipped[site.url] = shipped
             report.behind[site.url] = behind
         if self._snapshots is not None:
-            for account, size in heads.items():
-                self._snapshot_if_due(account, size)
+            for account, state in now.items():
+                self._snapshot_if_due(account, state.size)
         self.last = report
         self.last_success = time.time()
         return report
 
-    def _ship_account(self, site: Site, account: str, size: int) -> int:
+    def _read_account(self, conn: sa.Connection, account: str) -> _AccountNow:
+        rows = keyrows.encode(account, keyrows.read_rows(conn, account)) if self._signer else None
+        return _AccountNow(_head_size(conn, account), sql.read_checkpoint(conn, account), rows)
+
+    def _ship_account(
+        self,
+        site: Site,
+        account: str,
+        state: _AccountNow,
+        encoded: dict[tuple[str, int, int], bytes],
+    ) -> int:
         key = (site.url, account)
         if key not in self._ends:
             self._ends[key] = site_end(site, account)
         start = self._ends[key]
-        while self._ends[key] < size:
+        while self._ends[key] < state.size:
             first = self._ends[key]
-            end = min(size, first + SEGMENT_MAX)
-            with read_transaction(self._engine) as conn:
-                leaves = [leaf for _, leaf in sql.iter_leaves(conn, account, first, end)]
-            if len(leaves) != end - first:
-                raise RuntimeError(f"events {first}..{end - 1} of {account} are not all stored")
-            name = SegmentName(first, end)
-            site.put(name.path(account), segments.encode(account, first, leaves))
+            end = min(state.size, first + SEGMENT_MAX)
+            if (account, first, end) not in encoded:
+                encoded[account, first, end] = self._segment(account, first, end)
+            site.put(SegmentName(first, end).path(account), encoded[account, first, end])
             self._ends[key] = end
-        self._ship_checkpoint(site, account)
-        self._ship_keyrows(site, account)
+        self._ship_checkpoint(site, account, state.checkpoint)
+        if state.keyrows is not None:
+            self._ship_keyrows(site, account, state.keyrows)
         return self._ends[key] - start
 
-    def _ship_keyrows(self, site: Site, account: str) -> None:
-        if self._signer is None:
-            return
+    def _segment(self, account: str, first: int, end: int) -> bytes:
         with read_transaction(self._engine) as conn:
-            body = keyrows.encode(account, keyrows.read_rows(conn, account))
+            leaves = [leaf for _, leaf in sql.iter_leaves(conn, account, first, end)]
+        if len(leaves) != end - first:
+            raise RuntimeError(f"events {first}..{end - 1} of {account} are not all stored")
+        return segments.encode(account, first, leaves)
+
+    def _ship_keyrows(self, site: Site, account: str, body: bytes) -> None:
         digest = hashlib.sha256(body).hexdigest()
-        if self._keyrows.get((site.url, account)) == digest:
+        if self._keyrows.get((site.url, account)) == digest or self._signer is None:
             return
         _, signer = self._signer(account)
         keyrows.publish(site, account, body, signer)
         self._keyrows[site.url, account] = digest
 
-    def _ship_checkpoint(self, site: Site, account: str) -> None:
-        with read_transaction(self._engine) as conn:
-            stored = sql.read_checkpoint(conn, account)
+    def _ship_checkpoint(
+        self, site: Site, account: str, stored: sql.StoredCheckpoint | None
+    ) -> None:
         key = (site.url, account)
         if stored is None or stored.size > self._ends[key]:
             return  # never publish a checkpoint ahead of the events the site holds

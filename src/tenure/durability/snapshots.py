@@ -24,6 +24,7 @@ key store.
 from __future__ import annotations
 
 import base64
+import functools
 import gzip
 import hashlib
 import re
@@ -78,8 +79,10 @@ class Snapshot:
             "service": self.service,
         }
 
+    @functools.cached_property
     def state(self) -> MemoryState:
-        """The projection as a ``MemoryState`` (to replay the tail onto)."""
+        """The projection as a ``MemoryState``, built once: ``load`` digests it to
+        prove the snapshot, and a restore then replays the tail onto it."""
         return memory_state(self.tables)
 
 
@@ -185,7 +188,7 @@ def _prove(
         raise BadSnapshot(f"snapshot {path} holds another account or size")
     if set(snapshot.tables) != set(TABLE_ORDER):
         raise BadSnapshot(f"snapshot {path} lacks projection tables")
-    if digest_of_tables(snapshot.tables) != snapshot.digest:
+    if snapshot.state.digest() != snapshot.digest:
         raise BadSnapshot(f"snapshot {path}: its rows do not have its recorded digest")
     try:
         checkpoint = open_checkpoint(snapshot.checkpoint, verifiers)

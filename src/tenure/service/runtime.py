@@ -105,6 +105,11 @@ class Runtime:
         """Offline token minting, with issuers ``<ledger origin prefix>/<account>``."""
         return Tokens(self.engine, self.keyring(), self.settings.ledger_origin_prefix)
 
+    def ledger_signer(self, account: str) -> tuple[str, NoteSigner]:
+        """The origin of ``account``'s ledger and the signer whose key name it is."""
+        origin = self.settings.ledger_origin(account)
+        return origin, self.keystore.ledger_signer(origin)
+
     def shipper(self) -> Shipper:
         """Ships new events to the configured sites (not started)."""
         path = sqlite_path(self.settings.database())
@@ -112,11 +117,8 @@ class Runtime:
         s = self.settings
         sites = open_sites(s.site_urls())
 
-        def signer(account: str) -> tuple[str, NoteSigner]:
-            origin = f"{s.ledger_origin_prefix.rstrip('/')}/{account}"
-            return origin, self.keystore.ledger_signer(origin)
-
-        policy = SnapshotPolicy(s.snapshot_every_events, s.snapshot_interval_minutes * 60, signer)
+        interval = s.snapshot_interval_minutes * 60
+        policy = SnapshotPolicy(s.snapshot_every_events, interval, self.ledger_signer)
         return Shipper(self.engine, sites, s.ship_interval_seconds, lock, policy)
 
     def guard_against_sites(self) -> list[str]:
@@ -135,7 +137,7 @@ class Runtime:
             with read_transaction(self.engine) as conn:
                 heads = {a: sql.read_head(conn, a) for a in sql.accounts(conn)}
             for account, head in heads.items():
-                origin = f"{s.ledger_origin_prefix.rstrip('/')}/{account}"
+                origin = s.ledger_origin(account)
                 try:
                     note = site.get(f"{account}/checkpoint")
                 except SiteUnavailable as exc:  # a backup site that is down must not
@@ -167,8 +169,7 @@ class Runtime:
             with read_transaction(self.engine) as conn:
                 accounts = sql.accounts(conn)
             for account in accounts:
-                origin = f"{s.ledger_origin_prefix.rstrip('/')}/{account}"
-                verifier = self.keystore.ledger_signer(origin).verifier
+                verifier = self.ledger_signer(account)[1].verifier
                 report = run_drill(self.engine, site, account, [verifier])
                 entry = AuditEntry(
                     account,
