@@ -8,6 +8,8 @@ in the same run, as a ratio.
     python -m bench --only checks --quick                # HTTP checks (needs wrk and Go)
     python -m bench --only offline --quick               # SDK checks, tokens, seat contention
     python -m bench --only durability --events-restore 100000,1000000   # restore, shipping, RPO
+    python -m bench --only migrate --quick              # tenure migrate SQLite -> PostgreSQL
+    python -m bench --only postgres --quick             # PG appends, 1 and 3 processes
     python -m bench --markdown results.md                # also write the results table
 """
 
@@ -23,11 +25,30 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
-from bench import appends, checks_http, durability, offline, replay, verify
+from bench import (
+    appends,
+    bench_postgres,
+    checks_http,
+    durability,
+    migrate,
+    offline,
+    replay,
+    verify,
+)
 from bench.builder import BuiltStore, build_store, check_against_seed_demo
 from bench.common import Options, Result, Timer, machine_info, temp_dir
 
-NAMES = ("appends", "peer", "replay", "verify", "checks", "offline", "durability")
+NAMES = (
+    "appends",
+    "peer",
+    "replay",
+    "verify",
+    "checks",
+    "offline",
+    "durability",
+    "migrate",
+    "postgres",
+)
 
 
 class _Tee(io.TextIOBase):
@@ -158,6 +179,18 @@ def main(argv: list[str]) -> int:
                 " overhead on appends, measured RPO under a steady write load"
             )
             results += durability.run(opts, restore_sizes)
+        if "migrate" in wanted:
+            print(
+                "\n[8] tenure migrate SQLite -> PostgreSQL (copy, replay, prove) vs a raw"
+                " psycopg COPY of the same event rows"
+            )
+            results += migrate.run(opts, store(migrate.size(opts)))
+        if "postgres" in wanted:
+            print(
+                "\n[9] PostgreSQL durable appends: 1 and 3 server processes (Runtime + Ledger)"
+                " vs raw psycopg, one row per transaction"
+            )
+            results += bench_postgres.run(opts)
     print(
         f"\ntotal {total.elapsed():.0f} s; load average at end: "
         + "{:.2f} {:.2f} {:.2f}".format(*os.getloadavg())

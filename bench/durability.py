@@ -75,7 +75,7 @@ STAGES = (
     ("_leaves", "fetch"),
     ("_prove_tree", "hash/prove"),
     ("replay", "replay"),
-    ("_write", "write"),
+    ("apply", "write"),
     ("_read_back", "read-back"),
 )
 

@@ -3,10 +3,14 @@ command-line options, validated once at start."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+MIGRATION_FILE = "migration.json"
+"""``<data-dir>/migration.json``: a backend migration in progress (docs/migration.md)."""
 
 
 class Settings(BaseSettings):
@@ -52,6 +56,11 @@ class Settings(BaseSettings):
     lease_seconds: int = Field(
         900, ge=10, le=30 * 86400, description="how long a floating activation's lease lasts"
     )
+    upgrade_on_start: bool = Field(
+        True,
+        description="apply pending schema migrations when the service opens its database; "
+        "false: refuse to start on an older schema until `tenure db upgrade`",
+    )
 
     def ledger_origin(self, account: str) -> str:
         """The checkpoint origin (ledger key name) of ``account``."""
@@ -62,7 +71,14 @@ class Settings(BaseSettings):
         return [url.strip() for url in self.sites.split(",") if url.strip()]
 
     def database(self) -> str:
-        """The database URL in effect."""
+        """The database URL in effect. During a backend migration (``tenure migrate
+        start``) the phase in ``<data-dir>/migration.json`` decides: the source until
+        cutover (and after a rollback), the target from cutover on."""
+        path = self.data_dir / MIGRATION_FILE
+        if path.exists():
+            state = json.loads(path.read_text())
+            cut = state["phase"] in ("cutover", "done")
+            return str(state["target"] if cut else state["source"])
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'tenure.db').as_posix()}"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -175,4 +176,63 @@ def test_the_database_is_lost_and_restored_from_the_second_site(tmp_path: Path) 
     finally:
         stopped = server.stop()
     assert stopped in (0, -signal.SIGTERM), server.logs()  # uvicorn re-raises SIGTERM
+    assert cli_json("ledger", "verify", "--data-dir", data_dir)["ok"] is True
+
+
+def test_a_restorer_repairs_lost_events_of_the_live_service_over_the_api(
+    tmp_path: Path,
+) -> None:
+    """Event rows vanish under a running service; ``ledger verify`` names the loss;
+    a restorer key (and only that role) restores the live store from its configured
+    site over the API, and the service goes on appending."""
+    data_dir, logs = tmp_path / "data", tmp_path / "logs"
+    logs.mkdir()
+    url = (tmp_path / "site").as_uri()
+    seed_data_dir(data_dir, events=200)
+    server = start_server_with(data_dir, logs, TENURE_SITES=url, TENURE_SHIP_INTERVAL_SECONDS="0.2")
+    try:
+        owner_key = server.owner_key()
+        with server.client(owner_key) as owner:
+            made = owner.post("/v1/apikeys", json={"role": "restorer", "name": "dr"})
+            assert made.status_code == 201, made.text
+            size = ledger_size(owner)
+            wait_for("the site", lambda: site_end(open_site(url), ACCOUNT) >= size)
+            before = cli_json("state", "digest", "--data-dir", data_dir)
+
+            db = sqlite3.connect(data_dir / "tenure.db")
+            try:
+                with db:
+                    db.execute(
+                        "DELETE FROM ledger_events WHERE account = ? AND seq IN (7, 77)", (ACCOUNT,)
+                    )
+            finally:
+                db.close()
+            assert cli("ledger", "verify", "--data-dir", data_dir).returncode != 0
+
+            body = {"reason": "event rows 7 and 77 lost"}
+            assert owner.post("/v1/restores", json=body).status_code == 403
+            with server.client(made.json()["key"]) as restorer:
+                other = restorer.post("/v1/restores", json={**body, "site": "file:///etc"})
+                assert other.status_code == 400, other.text
+                assert restorer.post("/v1/restores", json={}).status_code == 400
+                done = restorer.post("/v1/restores", json=body)
+                assert done.status_code == 201, done.text
+            report = done.json()
+            assert (report["replaced"], report["size"], report["event"]) == (size, size, size)
+            assert report["digest"] == before["digest"]
+            assert cli_json("ledger", "verify", "--data-dir", data_dir)["ok"] is True
+            audit = owner.get("/v1/audit", params={"limit": 10, "order": "desc"}).json()
+            restores = [(e["action"], e["outcome"], e["code"]) for e in audit["entries"][:4]]
+            assert restores == [
+                ("record_restore", "allowed", "ok"),
+                ("restore_live", "denied", "invalid_input"),
+                ("restore_live", "denied", "invalid_input"),
+                ("restore_live", "denied", "forbidden"),
+            ]
+            apply_example_catalog(owner)
+            issue_license(owner)
+            assert ledger_size(owner) > size + 1
+    finally:
+        stopped = server.stop()
+    assert stopped in (0, -signal.SIGTERM), server.logs()
     assert cli_json("ledger", "verify", "--data-dir", data_dir)["ok"] is True

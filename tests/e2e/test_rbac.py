@@ -26,6 +26,8 @@ PROBLEM = "application/problem+json"
 ACCOUNT = "default"
 OTHER_ACCOUNT = "other"
 DUMMY = {
+    "system": "keymaster",
+    "legacy_id": "KM-0",
     "customer": "cus_nope",
     "serial": "NOPE-0000-0000",
     "key_id": "key_nope",
@@ -167,6 +169,8 @@ ROUTES: dict[tuple[str, str], Call] = {
     ("GET", "/v1/keys"): Call("keys.manage"),
     ("GET", "/v1/durability"): Call("durability.read"),
     ("GET", "/v1/drills/latest"): Call("durability.read"),
+    ("POST", "/v1/restores"): Call("ledger.restore", json={}),
+    ("GET", "/v1/licenses/by-legacy-id/{system}/{legacy_id}"): Call("license.read"),
     ("POST", "/v1/keys/rotate"): Call("keys.manage"),
     ("POST", "/v1/accounts"): Call("account.manage", json={"id": "x", "name": "too short"}),
     ("GET", "/v1/accounts"): Call("account.manage"),

@@ -91,6 +91,21 @@ VALID_DATA: dict[str, dict[str, Any]] = {
         "digest": "cd" * 32,
         "snapshot": 800,
     },
+    "license.legacy_mapped": {
+        "serial": SERIAL,
+        "system": "keymaster",
+        "legacy_id": "KM-1",
+        "legacy_key_hash": "ab" * 32,
+    },
+    "ledger.epoch_started": {
+        "epoch": 2,
+        "previous_checkpoint": "tenure.localhost/ledger/default\n900\nAAAA\n\n— sig\n",
+        "kept": 812,
+        "lost": 88,
+        "site": "file:///srv/backup",
+        "digest": "cd" * 32,
+        "snapshot": 800,
+    },
 }
 
 
@@ -296,6 +311,23 @@ def test_unknown_schema_version_is_refused_as_unknown(schema: int) -> None:
         event_from_json(envelope("license.issued", schema=schema))
     assert info.value.field == "schema"
     assert str(schema) in info.value.message
+
+
+def test_a_schema_1_ledger_restored_is_upcast_when_applied_and_never_rewritten() -> None:
+    v1 = envelope("ledger.restored", schema=1)
+    leaf = canonical_json(v1)
+    event = event_from_json(orjson.loads(leaf))
+    assert (event.schema, event.leaf()) == (1, leaf)  # stored as written
+    assert upcast("ledger.restored", 1, event.data) == (
+        2,
+        {**VALID_DATA["ledger.restored"], "replaced": None},
+    )
+    v2 = envelope("ledger.restored", schema=2, data={**v1["data"], "replaced": 812})
+    assert event_from_json(v2).data["replaced"] == 812
+    with pytest.raises(MalformedEvent):  # schema 2 requires it
+        event_from_json(envelope("ledger.restored", schema=2))
+    with pytest.raises(MalformedEvent):  # and schema 1 does not know it
+        event_from_json(envelope("ledger.restored", schema=1, data=v2["data"]))
 
 
 def test_upcast_of_a_current_schema_is_the_identity() -> None:

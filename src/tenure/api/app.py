@@ -52,6 +52,9 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         app.state.tokens = rt.tokens()
         shipper = app.state.shipper = rt.shipper()
         shipper.start()
+        mirror = app.state.mirror = rt.mirror()
+        if mirror is not None:
+            mirror.start()
         drills = rt.drills(ledger)
         drills.start()
         app.state.audit = AuditBatcher(ledger, settings.audit_batch_max)
@@ -65,6 +68,8 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
             drills.stop()
             ledger.close()
             shipper.stop()
+            if mirror is not None:
+                mirror.stop()
             if runtime is None:
                 rt.close()
 

@@ -1,5 +1,6 @@
 """``GET /v1/durability``: how far the sites are behind the ledger (the shipping lag
-against the RPO setting) and when shipping last succeeded."""
+against the RPO setting) and when shipping last succeeded. ``GET /v1/drills/latest``.
+``POST /v1/restores``: restore the live store from a configured site (restorer)."""
 
 from __future__ import annotations
 
@@ -7,16 +8,29 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
 
+from tenure.api.auditing import submit_audited
+from tenure.api.bodies import documented, parse_body
 from tenure.api.problems import problem_responses
 from tenure.api.roles import require
+from tenure.domain.commands import RecordRestore
+from tenure.domain.events import Actor
 from tenure.durability import drill
+from tenure.durability import restore as restoring
 from tenure.durability.shipping import Shipper
-from tenure.errors import NotFound
+from tenure.durability.sites import open_site
+from tenure.errors import InvalidInput, NotFound, TenureError
 from tenure.service.apikeys import Principal
+from tenure.service.ledger import Submission
+from tenure.service.runtime import Runtime
+from tenure.store.engine import write_transaction
 
 router = APIRouter(prefix="/v1", tags=["durability"], responses=problem_responses(401, 403))
 Reader = Annotated[Principal, Depends(require("durability.read"))]
+Restorer = Annotated[Principal, Depends(require("ledger.restore"))]
 
 
 @router.get("/durability", response_model=None)
@@ -48,3 +62,57 @@ def latest_drill(request: Request, caller: Reader) -> dict[str, Any]:
     if report is None:
         raise NotFound("no drill has run for this account yet")
     return report.to_json()
+
+
+class RestoreIn(BaseModel):
+    """Why (recorded in the ``ledger.restored`` event), and which configured site to
+    restore from (default: the first of ``TENURE_SITES``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reason: Annotated[str, Field(min_length=1, max_length=500)]
+    site: Annotated[str, Field(min_length=1, max_length=500)] | None = None
+
+
+@router.post(
+    "/restores",
+    status_code=201,
+    response_model=None,
+    openapi_extra=documented(RestoreIn),
+    responses=problem_responses(400, 409, 503),
+)
+async def restore_live(request: Request, caller: Restorer) -> JSONResponse:
+    """Restore the caller's account, while the service runs, from a configured site
+    (never from a URL the request names that is not one): the site's proven ledger
+    replaces the store's, which it must extend (see ``tenure restore --replace``),
+    recovering events the store lacks or lost; the projection is rebuilt and proven;
+    a ``ledger.restored`` event records it → 201 with the restore report and
+    ``"event"`` (its seq). 409 ``restore_refused`` when the site cannot prove a
+    restore or the store has events the site lacks."""
+    body = await parse_body(request, RestoreIn)
+    runtime: Runtime = request.app.state.runtime
+    urls = runtime.settings.site_urls()
+    url = body.site or (urls[0] if urls else None)
+    if url is None or url not in urls:
+        raise InvalidInput("site must be one of the configured sites (TENURE_SITES)", field="site")
+    account = caller.account
+    verifier = runtime.ledger_signer(account)[1].verifier
+
+    def run() -> restoring.RestoreReport:
+        try:
+            proven = restoring.prove(open_site(url), account, [verifier])
+            with write_transaction(runtime.engine) as conn:
+                replaced = restoring.apply(conn, proven, [verifier], replace=True)
+            return restoring.check(runtime.engine, proven, replaced)
+        except restoring.RestoreRefused:
+            raise
+        except TenureError as exc:  # a site that is down or does not prove itself
+            raise restoring.RestoreRefused(f"{url}: {exc.message}") from exc
+
+    report = await run_in_threadpool(run)
+    command = RecordRestore(
+        url, report.size, report.root, report.digest, report.snapshot, report.replaced
+    )
+    actor = Actor(caller.id, caller.role, caller.auth)
+    outcome = await submit_audited(request, Submission(account, command, actor, reason=body.reason))
+    return JSONResponse({**report.to_json(), "event": outcome.events[0].seq}, status_code=201)

@@ -58,7 +58,7 @@ from tenure.domain.events import (
     check_entitlement_value,
 )
 from tenure.errors import InvalidInput, MalformedEvent
-from tenure.service import licensing
+from tenure.service import legacy_import, licensing
 from tenure.service.apikeys import Principal
 from tenure.service.ledger import Outcome, Submission
 
@@ -291,6 +291,27 @@ def get_license_history(
 ) -> dict[str, Any]:
     """The license's ledger events in order: ``{"events": [{"seq", "event"}]}``."""
     return licensing.license_history(_engine(request), caller.account, serial)
+
+
+@router.get(
+    "/licenses/by-legacy-id/{system}/{legacy_id:path}",
+    response_model=None,
+    responses={
+        **answers(License, "The license imported as that legacy id"),
+        **problem_responses(404),
+    },
+)
+def get_license_by_legacy_id(
+    request: Request,
+    caller: Annotated[Principal, _may("license.read")],
+    system: str,
+    legacy_id: str,
+) -> dict[str, Any]:
+    """The license that ``legacy_id`` of ``system`` was imported as (docs/import.md);
+    404 if none was."""
+    engine = _engine(request)
+    serial = legacy_import.serial_by_legacy_id(engine, caller.account, system, legacy_id)
+    return licensing.get_license(engine, caller.account, serial)
 
 
 # ---------------------------------------------------------------- licenses: writes

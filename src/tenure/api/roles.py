@@ -37,13 +37,15 @@ POLICY: Mapping[str, frozenset[str]] = MappingProxyType(
         "token.mint": ISSUERS | {"support", "agent"},
         "keys.manage": ADMINS,
         "durability.read": ADMINS | {"restorer", "auditor"},
+        "ledger.restore": frozenset({"restorer"}),
         "apikey.manage": ADMINS,
         "audit.read": frozenset({"owner", "auditor"}),
         "account.manage": frozenset({"owner"}),
     }
 )
-"""Action → the roles allowed to perform it. The restorer only reads the ledger (and
-checks, which every role may); the agent only reads the ledger and checks."""
+"""Action → the roles allowed to perform it. The restorer reads the ledger and
+durability status and restores the live store from a site (nobody else may); the
+agent only reads the ledger and checks."""
 
 MANAGEABLE_ROLES: Mapping[str, frozenset[str]] = MappingProxyType(
     {"owner": ALL_ROLES, "admin": ALL_ROLES - {"owner"}}

@@ -21,10 +21,10 @@ from tenure.cli.common import (
 )
 from tenure.config import Settings
 from tenure.crypto.keystore import FileKeyStore, load_master_key
-from tenure.domain.commands import RecordRestore
+from tenure.domain.commands import RecordRestore, StartEpoch
 from tenure.domain.events import Actor
+from tenure.durability import epochs, snapshots
 from tenure.durability import restore as restoring
-from tenure.durability import snapshots
 from tenure.durability.drill import DrillReport, run_drill
 from tenure.durability.shipping import Shipper
 from tenure.durability.sites import Site, open_site, open_sites
@@ -32,7 +32,7 @@ from tenure.errors import ConfigurationError, InvalidInput
 from tenure.ledger.note import NoteVerifier
 from tenure.service import audit
 from tenure.service.audit import AuditEntry
-from tenure.service.ledger import Submission
+from tenure.service.ledger import SignRequest, Submission
 from tenure.service.runtime import Runtime
 from tenure.store.engine import create_engine, write_transaction
 from tenure.store.migrations import upgrade
@@ -67,22 +67,27 @@ def _sites(s: Settings, urls: list[str] | None) -> list[Site]:
     return open_sites(chosen)
 
 
-def _verifiers(s: Settings, account: str, keys: list[str] | None) -> list[NoteVerifier]:
-    """The trusted ledger key: ``--key``, or the data dir's key store (which a
-    restore needs, not the database it may be replacing)."""
+def _verifiers(
+    s: Settings, account: str, keys: list[str] | None, site: Site | None = None
+) -> list[NoteVerifier]:
+    """The trusted ledger keys: ``--key``, or the data dir's key store (which a
+    restore needs, not the database it may be replacing): the key of the account's
+    origin and of each later epoch ``site`` holds (see ``epochs``)."""
     if keys:
         return [NoteVerifier.from_key_string(key) for key in keys]
-    origin = s.ledger_origin(account)
+    origins = [s.ledger_origin(account)]
+    for _ in range(1, epochs.current(site, account) if site else 1):
+        origins.append(epochs.next_origin(origins[-1]))
     secret = s.master_key.get_secret_value() if s.master_key else None
     missing = ConfigurationError(
-        f"no ledger key for {origin} in {s.data_dir}: pass --key name+hash+base64"
+        f"no ledger key for {origins[-1]} in {s.data_dir}: pass --key name+hash+base64"
     )
     if secret is None and not (s.data_dir / "master.key").exists():
         raise missing
     store = FileKeyStore(s.data_dir / "keys", load_master_key(s.data_dir, secret))
-    if not store.has_ledger_key(origin):
+    if not store.has_ledger_key(origins[-1]):
         raise missing
-    return [store.ledger_signer(origin).verifier]
+    return [store.ledger_signer(o).verifier for o in origins if store.has_ledger_key(o)]
 
 
 def ship(
@@ -137,7 +142,8 @@ def list_command(
 ) -> None:
     """The signed snapshots of the account at a site, newest first (not verified:
     see ``snapshot verify``)."""
-    found = snapshots.listed(open_site(site), account)
+    where = open_site(site)
+    found = snapshots.listed(where, epochs.namespace(account, epochs.current(where, account)))
     emit(
         output,
         {"snapshots": [{"size": size, "path": path} for size, path in found]},
@@ -156,10 +162,11 @@ def verify(
     """Prove every snapshot at the site (signature, hash, digest of its rows, its
     signed checkpoint); exit 1 if any fails."""
     s = settings(data_dir, None)
-    verifiers = _verifiers(s, account, key)
     where = open_site(site)
+    verifiers = _verifiers(s, account, key, where)
     results = []
-    for size, path in snapshots.listed(where, account):
+    prefix = epochs.namespace(account, epochs.current(where, account))
+    for size, path in snapshots.listed(where, prefix):
         try:
             snapshots.load(where, path, account, verifiers)
             results.append({"size": size, "path": path, "ok": True, "error": None})
@@ -193,6 +200,24 @@ def restore(
             show_default=False,
         ),
     ] = None,
+    replace: Annotated[
+        bool,
+        typer.Option(
+            "--replace",
+            help="Write over the account's ledger in --into, which the site's must extend "
+            "(same root at its size and at its latest signed checkpoint): recovers "
+            "missing or damaged events; the target keeps its API keys.",
+        ),
+    ] = False,
+    new_epoch: Annotated[
+        bool,
+        typer.Option(
+            "--new-epoch",
+            help="When signed events are lost at every site: keep what the site holds "
+            "and start a new epoch (new origin and key) whose first event quotes the "
+            "old log's final checkpoint.",
+        ),
+    ] = False,
     key: KeyOption = None,
     reason: Annotated[
         str | None,
@@ -203,66 +228,94 @@ def restore(
     """Restore the account from a site into an empty database and prove it: every
     segment checked, the tree equal to the site's signed checkpoint (and to the
     snapshot used), the state digest read back equal to the replayed one. A full
-    restore then appends a ledger.restored event naming the site and the proof;
-    --at-seq restores (for investigation) append nothing."""
+    restore then appends a ledger.restored event naming the site and the proof
+    (ledger.epoch_started with --new-epoch); --at-seq and --at-time restores (for
+    investigation) append nothing."""
+    if (at_seq is not None or at_time is not None) and (replace or new_epoch):
+        raise InvalidInput("--at-seq and --at-time restore into an empty database only")
     s = settings(data_dir, None)
-    verifiers = _verifiers(s, account, key)
+    source = open_site(site)
+    verifiers = _verifiers(s, account, key, source)
     target = create_engine(into)
     try:
         upgrade(target)
         with progress_bar("restoring", None) as update:
             report = restoring.restore(
-                open_site(site),
+                source,
                 account,
                 target,
                 verifiers,
                 at_seq,
                 progress=lambda _stage, done, _total: update(done),
                 at_time=_moment(at_time) if at_time else None,
+                replace=replace,
+                new_epoch=new_epoch,
             )
     finally:
         target.dispose()
     if at_seq is None and at_time is None:
-        _record_restore(s, into, account, site, report, reason)
-    emit(
-        output,
-        report.to_json(),
-        "\n".join(
-            [
-                f"restored {report.size} events of {account} into {into} in {report.seconds:.1f} s",
-                f"  proven: root {report.root} (signed checkpoint at {report.signed_size})",
-                f"  state digest {report.digest}",
-                f"  from snapshot at {report.snapshot}"
-                if report.snapshot is not None
-                else "  replayed from genesis (no usable snapshot): idempotency records "
-                "were not restored",
-                f"  API keys and public token keys: from the {report.key_rows}"
-                if report.key_rows != "none"
-                else "  API keys and public token keys: NOT restored (none at the site)",
-                *(f"  skipped {skipped}" for skipped in report.skipped_snapshots),
-            ]
-        ),
+        command = _record_command(source, account, report)
+        _record(s, into, account, command, reason or f"restore from {site}")
+    emit(output, report.to_json(), _restore_text(report, into))
+
+
+def _restore_text(report: restoring.RestoreReport, into: str) -> str:
+    sources = {
+        "none": "NOT restored (none at the site)",
+        "kept": "kept those of the target",
+    }
+    lines = [
+        f"restored {report.size} events of {report.account} into {into} in {report.seconds:.1f} s",
+        f"  proven: root {report.root} (signed checkpoint at {report.signed_size})"
+        if not report.lost
+        else f"  NEW EPOCH: {report.lost} signed events were lost; the first "
+        f"{report.size} are kept (proven up to the snapshot used)",
+        f"  state digest {report.digest}",
+        f"  from snapshot at {report.snapshot}"
+        if report.snapshot is not None
+        else "  replayed from genesis (no usable snapshot): idempotency records were not restored",
+        "  API keys and public token keys: "
+        + sources.get(report.key_rows, f"from the {report.key_rows}"),
+    ]
+    if report.replaced is not None:
+        lines.append(f"  replaced a ledger of {report.replaced} events")
+    lines.extend(f"  skipped {skipped}" for skipped in report.skipped_snapshots)
+    return "\n".join(lines)
+
+
+def _record_command(
+    source: Site, account: str, report: restoring.RestoreReport
+) -> RecordRestore | StartEpoch:
+    """What a full restore records: where from and what it proved."""
+    if not report.lost:
+        return RecordRestore(
+            source.url, report.size, report.root, report.digest, report.snapshot, report.replaced
+        )
+    old = epochs.current(source, account)
+    note = source.get(f"{epochs.namespace(account, old)}/checkpoint")
+    assert note is not None  # the restore just verified it
+    return StartEpoch(
+        old + 1,
+        note.decode(),
+        report.size,
+        report.lost,
+        source.url,
+        report.digest,
+        report.snapshot,
     )
 
 
-def _record_restore(
-    s: Settings,
-    into: str,
-    account: str,
-    site: str,
-    report: restoring.RestoreReport,
-    reason: str | None,
+def _record(
+    s: Settings, into: str, account: str, command: RecordRestore | StartEpoch, reason: str
 ) -> None:
-    """Append ``ledger.restored`` through the writer of the restored store (which
-    refuses if the store is behind a checkpoint it once signed)."""
+    """Append the restore's record through the writer of the restored store (which
+    refuses if the store is behind a checkpoint it once signed), and sign it."""
     restored = Runtime.open(s.model_copy(update={"database_url": into}))
-    command = RecordRestore(site, report.size, report.root, report.digest, report.snapshot)
     actor = Actor(f"cli:{getpass.getuser()}", "restorer", "local")
     try:
         with restored.ledger() as ledger:
-            ledger.execute(
-                Submission(account, command, actor, reason=reason or f"restore from {site}")
-            )
+            ledger.execute(Submission(account, command, actor, reason=reason))
+            ledger.execute(SignRequest(account))
     finally:
         restored.close()
 
@@ -283,7 +336,7 @@ def drill(
     GET /v1/drills/latest, and in the audit log); exit 1 if it fails."""
     s = settings(data_dir, db)
     where = open_site(site) if site else _sites(s, None)[0]
-    verifiers = _verifiers(s, account, key)
+    verifiers = _verifiers(s, account, key, where)
     runtime = Runtime.open(s, migrate=False)
     try:
         report = run_drill(runtime.engine, where, account, verifiers)

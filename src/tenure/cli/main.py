@@ -17,12 +17,15 @@ from tenure.cli import (
     catalog,
     check,
     customers,
+    db,
     demo,
     durability,
+    importing,
     keys,
     ledger,
     license_files,
     licenses,
+    migrate,
     state,
     tokens,
 )
@@ -63,6 +66,7 @@ def serve(
 app.add_typer(demo.app, name="demo")
 app.add_typer(state.app, name="state")
 app.add_typer(ledger.app, name="ledger")
+app.add_typer(db.app, name="db")
 app.add_typer(catalog.app, name="catalog")
 app.add_typer(customers.app, name="customer")
 app.add_typer(licenses.app, name="license")
@@ -74,10 +78,12 @@ app.add_typer(tokens.app, name="token")
 app.add_typer(keys.app, name="keys")
 app.add_typer(license_files.app, name="license-file")
 app.command("check")(check.check)
+app.command("import")(importing.import_licenses)
 app.command("ship")(durability.ship)
 app.command("restore")(durability.restore)
 app.command("drill")(durability.drill)
 app.add_typer(durability.snapshot_app, name="snapshot")
+app.add_typer(migrate.app, name="migrate")
 
 
 @app.command("version")

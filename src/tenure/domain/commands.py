@@ -342,6 +342,7 @@ class RecordRestore(Command):
     root: str
     digest: str
     snapshot: int | None
+    replaced: int | None = None
 
     def decide(self, view: StateView, ctx: Context) -> Decision:
         data = {
@@ -350,5 +351,134 @@ class RecordRestore(Command):
             "root": self.root,
             "digest": self.digest,
             "snapshot": self.snapshot,
+            "replaced": self.replaced,
         }
         return Decision([Draft("ledger.restored", data)], data)
+
+
+@dataclass(frozen=True)
+class StartEpoch(Command):
+    """Record, as the first event of a new epoch, the previous log's final checkpoint
+    and what of it was kept (see ``tenure.durability.epochs``)."""
+
+    name: ClassVar[str] = "start_epoch"
+    epoch: int
+    previous_checkpoint: str
+    kept: int
+    lost: int
+    site: str
+    digest: str
+    snapshot: int | None
+
+    def decide(self, view: StateView, ctx: Context) -> Decision:
+        data = {
+            "epoch": self.epoch,
+            "previous_checkpoint": self.previous_checkpoint,
+            "kept": self.kept,
+            "lost": self.lost,
+            "site": self.site,
+            "digest": self.digest,
+            "snapshot": self.snapshot,
+        }
+        return Decision([Draft("ledger.epoch_started", data)], data)
+
+
+def legacy_customer_id(account: str, email: str) -> str:
+    """The customer id of an imported customer known only by ``email`` (case-folded):
+    every row of the same customer, in any import, finds the same customer."""
+    raw = hashlib.sha256(
+        canonical_json(["tenure.customer.email.v1", account, email.casefold()])
+    ).digest()
+    return "cus_" + _b32(raw, 26).lower()
+
+
+@dataclass(frozen=True)
+class ImportLegacyLicense(Command):
+    """One license of another licensing system, as one atomic group of events: its
+    customer (if new), ``license.issued``, overrides, ``license.legacy_mapped`` and a
+    suspension or revocation. Its serial derives from the order ref
+    ``legacy:<system>:<legacy_id>``; a legacy id already mapped to that serial is a
+    no-op, one mapped to another serial a ``Conflict``. ``expires_at`` None means the
+    plan's duration from ``starts_at`` (or now); ``perpetual`` means no expiry."""
+
+    name: ClassVar[str] = "import_legacy_license"
+    system: str
+    legacy_id: str
+    legacy_key_hash: str
+    product: str
+    plan: str
+    customer_external_id: str | None = None
+    customer_name: str | None = None
+    customer_email: str | None = None
+    plan_version: int | None = None
+    starts_at: str | None = None
+    expires_at: str | None = None
+    perpetual: bool = False
+    status: str = "active"
+    overrides: dict[str, bool | int] = field(default_factory=dict)
+
+    def _customer(self, view: StateView, ctx: Context) -> tuple[str, list[Draft]]:
+        if self.customer_external_id is not None:
+            customer = customer_id(ctx.account, self.customer_external_id)
+        elif self.customer_email is not None:
+            customer = legacy_customer_id(ctx.account, self.customer_email)
+        else:
+            raise InvalidInput("a customer id or email is required", field="customer_id")
+        if view.get("customers", (customer,)) is not None:
+            return customer, []
+        data = {
+            "customer": customer,
+            "name": self.customer_name,
+            "email": self.customer_email,
+            "external_id": self.customer_external_id,
+        }
+        return customer, [Draft("customer.created", data)]
+
+    def _expiry(self, version: Row, issued: datetime) -> str | None:
+        if self.perpetual:
+            return None
+        if self.expires_at is not None:
+            return self.expires_at
+        duration = version["duration"]
+        return format_time(parse_duration(duration).after(issued)) if duration else None
+
+    def decide(self, view: StateView, ctx: Context) -> Decision:
+        customer, drafts = self._customer(view, ctx)
+        serial = license_serial(
+            ctx.account, self.product, customer, f"legacy:{self.system}:{self.legacy_id}"
+        )
+        result = {"serial": serial, "system": self.system, "legacy_id": self.legacy_id}
+        mapped = view.get("legacy_ids", (self.system, self.legacy_id))
+        if mapped is not None:
+            if mapped["serial"] != serial:
+                raise Conflict(f"legacy id {self.legacy_id!r} was imported with other data")
+            return Decision([], {**result, "created": False})
+        version = _plan_version(view, self.plan, self.plan_version)
+        if version["product"] != self.product:
+            raise InvalidInput(f"plan {self.plan} is not a plan of {self.product}", field="plan")
+        issued = parse_time(self.starts_at, "starts_at") if self.starts_at else ctx.now
+        issue = {
+            "serial": serial,
+            "product": self.product,
+            "plan": self.plan,
+            "plan_version": version["version"],
+            "customer": customer,
+            "order_ref": f"legacy:{self.system}:{self.legacy_id}",
+            "key_hash": ctx.license_key_hash(serial),
+            "issued_at": format_time(issued),
+            "expires_at": self._expiry(version, issued),
+        }
+        drafts.append(Draft("license.issued", issue))
+        for key, value in sorted(self.overrides.items()):
+            data = {"serial": serial, "entitlement": key, "value": value}
+            drafts.append(Draft("license.entitlement_overridden", data))
+        mapping = {
+            "serial": serial,
+            "system": self.system,
+            "legacy_id": self.legacy_id,
+            "legacy_key_hash": self.legacy_key_hash,
+        }
+        drafts.append(Draft("license.legacy_mapped", mapping))
+        if self.status in ("suspended", "revoked"):
+            drafts.append(Draft(f"license.{self.status}", {"serial": serial}))
+        return Decision(drafts, {**result, "customer": customer, "created": True})

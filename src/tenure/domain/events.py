@@ -149,12 +149,49 @@ class TokenRevoked(_Data):
     jti: TokenId
 
 
-class LedgerRestored(_Data):
-    """A restore made this ledger live again: where from, and what it proved."""
+class LicenseLegacyMapped(_Data):
+    """A license imported from another licensing system: its id there, and the
+    SHA-256 (domain-separated, see ``legacy_key_hash``) of its key there."""
+
+    serial: Serial
+    system: Code
+    legacy_id: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    legacy_key_hash: Hex64
+
+
+class LedgerRestoredV1(_Data):
+    """Schema 1 of ``ledger.restored`` (release 0.1.0): a restore into an empty
+    database made this ledger live again: where from, and what it proved."""
 
     site: Annotated[str, StringConstraints(min_length=1, max_length=500)]
     size: int = Field(ge=0)
     root: Hex64
+    digest: Hex64
+    snapshot: int | None = Field(ge=0)
+
+
+class LedgerRestored(LedgerRestoredV1):
+    """Schema 2: also ``replaced``, the size of the ledger a restore onto a live store
+    rewrote (``tenure restore --replace``, ``POST /v1/restores``), None for a restore
+    into an empty database. Schema 1 events are upcast with ``replaced`` None."""
+
+    replaced: int | None = Field(ge=0)
+
+
+def _restored_v1_to_v2(data: dict[str, Any]) -> dict[str, Any]:
+    return {**data, "replaced": None}
+
+
+class LedgerEpochStarted(_Data):
+    """The first event of a new epoch (``tenure restore --new-epoch``): the events
+    before it are what a site still held of the previous log, whose final signed
+    checkpoint it quotes; ``lost`` events that checkpoint covered are gone."""
+
+    epoch: int = Field(ge=2)
+    previous_checkpoint: Annotated[str, StringConstraints(min_length=1, max_length=2000)]
+    kept: int = Field(ge=0)
+    lost: int = Field(ge=1)
+    site: Annotated[str, StringConstraints(min_length=1, max_length=500)]
     digest: Hex64
     snapshot: int | None = Field(ge=0)
 
@@ -202,7 +239,14 @@ EVENT_TYPES: dict[str, EventType] = {
         _type("activation.renewed", ActivationRenewed, "serial"),
         _type("activation.deactivated", ActivationRef, "serial"),
         _type("token.revoked", TokenRevoked, "serial"),
-        _type("ledger.restored", LedgerRestored, "site"),
+        EventType(
+            "ledger.restored",
+            {1: LedgerRestoredV1, 2: LedgerRestored},
+            {1: _restored_v1_to_v2},
+            "site",
+        ),
+        _type("ledger.epoch_started", LedgerEpochStarted, "site"),
+        _type("license.legacy_mapped", LicenseLegacyMapped, "serial"),
     )
 }
 

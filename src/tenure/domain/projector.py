@@ -260,6 +260,19 @@ def _token_revoked(view: StateView, data: dict[str, Any]) -> list[Change]:
     return [("revoked_tokens", (data["jti"],), {"jti": data["jti"], "serial": data["serial"]})]
 
 
+def _license_legacy_mapped(view: StateView, data: dict[str, Any]) -> list[Change]:
+    _require(view, "licenses", (data["serial"],), "license")
+    key = (data["system"], data["legacy_id"])
+    current = view.get("legacy_ids", key)
+    if current is not None:
+        raise Conflict(
+            f"legacy id {data['legacy_id']!r} of {data['system']} is already mapped "
+            f"to {current['serial']}"
+        )
+    row = {k: data[k] for k in ("system", "legacy_id", "serial", "legacy_key_hash")}
+    return [("legacy_ids", key, row)]
+
+
 def _active_activation(view: StateView, data: dict[str, Any]) -> Row:
     row = _require(view, "activations", (data["activation"],), "activation")
     if row["serial"] != data["serial"]:
@@ -293,6 +306,8 @@ _HANDLERS: dict[str, Handler] = {
     "activation.deactivated": _activation_deactivated,
     "token.revoked": _token_revoked,
     "ledger.restored": lambda view, data: [],  # a record of the restore; no state changes
+    "ledger.epoch_started": lambda view, data: [],  # likewise
+    "license.legacy_mapped": _license_legacy_mapped,
 }
 
 

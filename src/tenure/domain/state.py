@@ -81,6 +81,12 @@ TABLES: dict[str, TableSpec] = {
         TableSpec(
             "products", ("product",), ("product", "name", "features"), frozenset({"features"})
         ),
+        # Empty in ledgers without legacy imports; an empty table adds nothing to the digest.
+        TableSpec(
+            "legacy_ids",
+            ("system", "legacy_id"),
+            ("system", "legacy_id", "serial", "legacy_key_hash"),
+        ),
     )
 }
 TABLE_ORDER: tuple[str, ...] = tuple(sorted(TABLES))

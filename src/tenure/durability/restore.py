@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import bisect
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -36,11 +36,11 @@ import sqlalchemy as sa
 from tenure.domain.events import EVENT_TYPES
 from tenure.domain.state import TABLE_ORDER, MemoryState
 from tenure.domain.timefmt import format_time, parse_time
-from tenure.durability import keyrows, segments, snapshots
+from tenure.durability import epochs, keyrows, segments, snapshots
 from tenure.durability.segments import BadSegment
 from tenure.durability.sites import Site
 from tenure.durability.snapshots import BadSnapshot, Snapshot
-from tenure.errors import DigestMismatch, LedgerTampered, TenureError
+from tenure.errors import Conflict, DigestMismatch, LedgerTampered
 from tenure.ledger.checkpoint import Checkpoint, open_checkpoint
 from tenure.ledger.merkle import EMPTY_ROOT, Frontier, leaf_hash, tree_hash
 from tenure.ledger.note import NoteVerifier
@@ -53,8 +53,9 @@ Progress = Callable[[str, int, int], None]
 """Called with (stage, done, total)."""
 
 
-class RestoreRefused(TenureError):
-    """The site cannot prove a restore, or the target is not empty."""
+class RestoreRefused(Conflict):
+    """The site cannot prove a restore, or the target is not empty (or, replacing
+    it, would lose events)."""
 
     code = "restore_refused"
 
@@ -71,7 +72,12 @@ class RestoreReport:
     seconds: float
     key_rows: str = "none"
     """Where API keys, public token keys and the account row came from: ``site``
-    (shipped continuously), ``snapshot`` or ``none``."""
+    (shipped continuously), ``snapshot``, ``none``, or ``kept`` (a restore onto a
+    live store keeps its own)."""
+    replaced: int | None = None
+    """With ``replace``: the size of the ledger the restore replaced."""
+    lost: int = 0
+    """With ``new_epoch``: the signed events no site holds any more."""
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -84,7 +90,40 @@ class RestoreReport:
             "skipped_snapshots": list(self.skipped_snapshots),
             "seconds": round(self.seconds, 3),
             "key_rows": self.key_rows,
+            "replaced": self.replaced,
+            "lost": self.lost,
         }
+
+
+@dataclass
+class Proven:
+    """A restore worked out and proven, nothing written yet (see ``prove``)."""
+
+    account: str
+    epoch: int
+    signed: Checkpoint
+    note: str
+    leaves: list[bytes]
+    nodes: list[tuple[int, int, bytes]]
+    root: bytes
+    state: MemoryState
+    service: dict[str, list[dict[str, Any]]]
+    base: int | None
+    skipped: list[str]
+    key_rows: str
+    lost: int
+    started: float
+
+    @property
+    def size(self) -> int:
+        return len(self.leaves)
+
+    def root_at(self, size: int) -> bytes:
+        """The root of the restored tree at ``size`` (at most ``self.size``)."""
+        if size == 0:
+            return EMPTY_ROOT
+        nodes = {(level, index): digest for level, index, digest in self.nodes}
+        return tree_hash(size, _MemoryNodes(nodes))
 
 
 def restore(
@@ -95,32 +134,69 @@ def restore(
     at_seq: int | None = None,
     progress: Progress | None = None,
     at_time: datetime | None = None,
+    replace: bool = False,
+    new_epoch: bool = False,
 ) -> RestoreReport:
     """Restore ``account`` from ``site`` into ``target``: everything the site holds,
     the first ``at_seq`` events, or the events up to and including ``at_time``.
     Raises ``RestoreRefused``, ``LedgerTampered`` or ``DigestMismatch``, never
-    leaving a partial restore behind."""
+    leaving a partial restore behind. See ``apply`` for ``replace`` and ``prove``
+    for ``new_epoch``."""
+    proven = prove(site, account, verifiers, at_seq, progress, at_time, new_epoch)
+    with write_transaction(target) as conn:
+        replaced = apply(conn, proven, verifiers, replace)
+    return check(target, proven, replaced)
+
+
+def prove(
+    site: Site,
+    account: str,
+    verifiers: list[NoteVerifier],
+    at_seq: int | None = None,
+    progress: Progress | None = None,
+    at_time: datetime | None = None,
+    new_epoch: bool = False,
+) -> Proven:
+    """Fetch and prove what a restore will write (steps 1 to 5 of the module doc).
+
+    With ``new_epoch`` the site must lack events its signed checkpoint covers (else
+    there is nothing to give up): the events it holds without a gap are kept, each
+    segment checked and, up to the newest good snapshot, proven by the snapshot's
+    signed root; the rest is the events the new epoch records as lost."""
     started = time.monotonic()
-    note = site.get(f"{account}/checkpoint")
+    epoch = epochs.current(site, account)
+    where = epochs.namespace(account, epoch)
+    note = site.get(f"{where}/checkpoint")
     if note is None:
         raise RestoreRefused(f"{site.url} holds no checkpoint of {account}")
     signed = open_checkpoint(note.decode(), verifiers)
-    names = [n for p in site.list(f"{account}/segments/") if (n := segments.parse_name(p))]
+    names = [n for p in site.list(f"{where}/segments/") if (n := segments.parse_name(p))]
     run = segments.contiguous(names)
     available = run[-1].end if run else 0
+    if new_epoch:
+        if at_seq is not None or at_time is not None:
+            raise RestoreRefused("--new-epoch restores everything a site holds, not a moment")
+        if available >= signed.size:
+            raise RestoreRefused(
+                f"{site.url} holds every signed event of {account} ({available}): "
+                "restore it without --new-epoch"
+            )
+        at_seq = available
     size = available if at_seq is None else at_seq
     leaves: list[bytes] = []
     if at_time is not None:
         # Event times never run backwards within a ledger: the last event at or
         # before the moment ends the prefix.
-        leaves = _leaves(site, account, run, available, progress)
+        leaves = _leaves(site, account, where, run, available, progress)
         size = bisect.bisect_right(leaves, at_time, key=_event_time)
-    if available < max(signed.size, size):
+    if not new_epoch and available < max(signed.size, size):
         raise RestoreRefused(
             f"{site.url} holds {available} events of {account}, but the restore needs "
-            f"{max(signed.size, size)} (signed checkpoint {signed.size})"
+            f"{max(signed.size, size)} (signed checkpoint {signed.size}); if no site has "
+            "them, --new-epoch keeps what is left and starts a new epoch"
         )
-    base, skipped = _newest_good_snapshot(site, account, size, verifiers)
+    claimed = size if new_epoch else max(signed.size, size)
+    base, skipped = _newest_good_snapshot(site, account, where, size, verifiers)
     service = dict(base.service) if base else {}
     shipped_keys, unusable = keyrows.load(site, account, verifiers)
     if unusable:
@@ -129,36 +205,163 @@ def restore(
     if shipped_keys is not None and at_seq is None and at_time is None:
         service.update(shipped_keys)  # newer than any snapshot's
         key_rows = "site"
-    if len(leaves) < max(signed.size, size):
-        leaves = _leaves(site, account, run, max(signed.size, size), progress)
-    frontier, nodes = _prove_tree(leaves, size, signed.size, signed.root, base)
+    if len(leaves) < claimed:
+        leaves = _leaves(site, account, where, run, claimed, progress)
+    signed_claim = None if new_epoch else (signed.size, signed.root)
+    frontier, nodes = _prove_tree(leaves, size, signed_claim, base)
     state = base.state if base else MemoryState()
     start = base.size if base else 0
     replay(((seq, leaves[seq]) for seq in range(start, size)), state, start=start)
-    _write(target, account, leaves[:size], nodes, state, service, note.decode(), signed, verifiers)
-    digest, root = _read_back(target, account, size)
-    if digest != state.digest():
-        raise DigestMismatch(f"restored digest {digest} is not the replayed {state.digest()}")
-    if root != frontier.root():
-        raise LedgerTampered(f"restored tree of {account} does not have the proven root")
-    return RestoreReport(
+    return Proven(
         account,
-        size,
-        signed.size,
-        root.hex(),
-        digest,
+        epoch,
+        signed,
+        note.decode(),
+        leaves[:size],
+        nodes,
+        frontier.root(),
+        state,
+        service,
         base.size if base else None,
-        tuple(skipped),
-        time.monotonic() - started,
+        skipped,
         key_rows,
+        signed.size - size if new_epoch else 0,
+        started,
     )
 
 
+def apply(
+    conn: sa.Connection, proven: Proven, verifiers: list[NoteVerifier], replace: bool = False
+) -> int | None:
+    """Write ``proven`` (step 6) in the caller's write transaction.
+
+    Without ``replace`` the target must hold no ledger of the account. With it, the
+    target's ledger is replaced, which is refused unless nothing of it is lost: the
+    restored tree must have the live tree's root at the live size (computed from the
+    stored Merkle nodes, so it also repairs lost or altered event rows) and the root
+    of the live store's latest signed checkpoint. The target keeps its own service
+    rows (API keys, idempotency records). Returns the replaced ledger's size."""
+    account = proven.account
+    if conn.dialect.name == "sqlite":
+        # A restore writes millions of rows into indexes on random keys (event
+        # ids): a page cache of 256 MB instead of 2 MB keeps them off the disk.
+        raw.execute(conn, "PRAGMA cache_size = -262144", {}).close()
+    head = sql.read_head(conn, account)
+    replaced = None
+    if head is not None:
+        if not replace:
+            raise RestoreRefused(f"the target already holds a ledger of {account}")
+        _check_extends(conn, proven, head)
+        replaced = head.size
+        _delete_ledger(conn, account)
+    origin = proven.signed.origin
+    if proven.lost:
+        origin = epochs.next_origin(origin)
+    elif head is not None:
+        origin = head.origin
+    sql.create_head(conn, account, origin)
+    sql.insert_events(
+        conn, account, [_event_row(seq, leaf) for seq, leaf in enumerate(proven.leaves)]
+    )
+    sql.insert_nodes(conn, account, proven.nodes)
+    if proven.leaves:
+        sql.set_head_size(conn, account, 0, proven.size)
+    for name in TABLE_ORDER:
+        sql.bulk_insert_rows(conn, account, name, proven.state.rows(name))
+    stamp = format_time(datetime.now(UTC))
+    signed = proven.signed
+    for verifier in verifiers:
+        if verifier.name == signed.origin:
+            key_id = verifier.key_id.hex()
+            sql.record_verifier_key(conn, account, key_id, verifier.key_string(), stamp)
+    newest = sql.read_checkpoint(conn, account)
+    if signed.size <= proven.size and (newest is None or newest.size < signed.size):
+        stored = sql.StoredCheckpoint(signed.size, signed.root, proven.note, stamp)
+        sql.insert_checkpoint(conn, account, stored)
+    if head is None:
+        _write_service_rows(conn, account, proven.service)
+    return replaced
+
+
+def _check_extends(conn: sa.Connection, proven: Proven, head: sql.Head) -> None:
+    """Refuse to replace a live ledger the restored one does not extend."""
+    account = proven.account
+    if proven.lost:
+        raise RestoreRefused("a new epoch is started in an empty database, not over a ledger")
+    if proven.size < head.size:
+        raise RestoreRefused(
+            f"the target holds {head.size} events of {account}, the restore only "
+            f"{proven.size}: replacing it would lose events"
+        )
+    try:
+        live_root = tree_hash(head.size, sql.NodeReader(conn, account)) if head.size else EMPTY_ROOT
+    except LedgerTampered as exc:
+        raise RestoreRefused(
+            f"the target's Merkle tree of {account} is damaged ({exc.message}): "
+            "restore into an empty database instead"
+        ) from exc
+    if proven.root_at(head.size) != live_root:
+        raise RestoreRefused(
+            f"the target's ledger of {account} is not a prefix of the site's: "
+            "they have forked, replace nothing"
+        )
+    newest = sql.read_checkpoint(conn, account)
+    if newest is not None and (
+        newest.size > proven.size or proven.root_at(newest.size) != newest.root
+    ):
+        raise RestoreRefused(
+            f"the site's ledger of {account} disagrees with the target's signed checkpoint "
+            f"{newest.size}"
+        )
+
+
+def _delete_ledger(conn: sa.Connection, account: str) -> None:
+    """Delete the account's events, tree, head and projection (its signed
+    checkpoints and verifier keys stay: the restored tree was proven to agree)."""
+    for table in (t.ledger_events, t.ledger_nodes, t.ledger_heads):
+        conn.execute(sa.delete(table).where(table.c.account == account))
+    sql.delete_projection(conn, account)
+
+
+def check(target: sa.Engine, proven: Proven, replaced: int | None = None) -> RestoreReport:
+    """Read the written restore back and compare it with what was proven."""
+    digest, root = _read_back(target, proven.account, proven.size)
+    if digest != proven.state.digest():
+        raise DigestMismatch(
+            f"restored digest {digest} is not the replayed {proven.state.digest()}"
+        )
+    if root != proven.root:
+        raise LedgerTampered(f"restored tree of {proven.account} does not have the proven root")
+    return RestoreReport(
+        proven.account,
+        proven.size,
+        proven.signed.size,
+        root.hex(),
+        digest,
+        proven.base,
+        tuple(proven.skipped),
+        time.monotonic() - proven.started,
+        "kept" if replaced is not None else proven.key_rows,
+        replaced,
+        proven.lost,
+    )
+
+
+class _MemoryNodes:
+    """A ``merkle.HashReader`` over subtree hashes held in memory."""
+
+    def __init__(self, nodes: dict[tuple[int, int], bytes]) -> None:
+        self.nodes = nodes
+
+    def read_hashes(self, ids: Sequence[tuple[int, int]]) -> list[bytes]:
+        return [self.nodes[node] for node in ids]
+
+
 def _newest_good_snapshot(
-    site: Site, account: str, size: int, verifiers: list[NoteVerifier]
+    site: Site, account: str, where: str, size: int, verifiers: list[NoteVerifier]
 ) -> tuple[Snapshot | None, list[str]]:
     skipped: list[str] = []
-    for snap_size, path in snapshots.listed(site, account):
+    for snap_size, path in snapshots.listed(site, where):
         if snap_size > size:
             continue
         try:
@@ -169,13 +372,18 @@ def _newest_good_snapshot(
 
 
 def _leaves(
-    site: Site, account: str, run: list[segments.SegmentName], need: int, progress: Progress | None
+    site: Site,
+    account: str,
+    where: str,
+    run: list[segments.SegmentName],
+    need: int,
+    progress: Progress | None,
 ) -> list[bytes]:
     leaves: list[bytes] = []
     for name in run:
         if name.first >= need:
             break
-        data = site.get(name.path(account))
+        data = site.get(name.path(where))
         if data is None:
             raise RestoreRefused(f"segment {name.first}-{name.end} of {account} vanished")
         try:
@@ -188,10 +396,11 @@ def _leaves(
 
 
 def _prove_tree(
-    leaves: list[bytes], size: int, signed_size: int, signed_root: bytes, base: Snapshot | None
+    leaves: list[bytes], size: int, signed: tuple[int, bytes] | None, base: Snapshot | None
 ) -> tuple[Frontier, list[tuple[int, int, bytes]]]:
     """Hash the leaves into the tree; check the snapshot's and the signed root on the
     way; return the frontier at ``size`` and the nodes of its tree."""
+    signed_size, signed_root = signed if signed else (0, EMPTY_ROOT)
     frontier = Frontier()
     nodes: list[tuple[int, int, bytes]] = []
     at_size: Frontier | None = frontier.copy() if size == 0 else None
@@ -202,7 +411,7 @@ def _prove_tree(
         done = seq + 1
         if base is not None and done == base.size and frontier.root() != base.root:
             raise LedgerTampered(f"the site's events disagree with snapshot {base.size}", seq=seq)
-        if done == signed_size and frontier.root() != signed_root:
+        if signed and done == signed_size and frontier.root() != signed_root:
             raise LedgerTampered(
                 f"the site's events disagree with its signed checkpoint {signed_size}", seq=seq
             )
@@ -210,43 +419,6 @@ def _prove_tree(
             at_size = frontier.copy()
     assert at_size is not None
     return at_size, nodes
-
-
-def _write(
-    target: sa.Engine,
-    account: str,
-    leaves: list[bytes],
-    nodes: list[tuple[int, int, bytes]],
-    state: MemoryState,
-    service: dict[str, list[dict[str, Any]]],
-    note: str,
-    signed: Checkpoint,
-    verifiers: list[NoteVerifier],
-) -> None:
-    rows = [_event_row(seq, leaf) for seq, leaf in enumerate(leaves)]
-    with write_transaction(target) as conn:
-        if conn.dialect.name == "sqlite":
-            # A restore writes millions of rows into indexes on random keys (event
-            # ids): a page cache of 256 MB instead of 2 MB keeps them off the disk.
-            raw.execute(conn, "PRAGMA cache_size = -262144", {}).close()
-        if sql.read_head(conn, account) is not None:
-            raise RestoreRefused(f"the target already holds a ledger of {account}")
-        sql.create_head(conn, account, signed.origin)
-        sql.insert_events(conn, account, rows)
-        sql.insert_nodes(conn, account, nodes)
-        if leaves:
-            sql.set_head_size(conn, account, 0, len(leaves))
-        for name in TABLE_ORDER:
-            sql.bulk_insert_rows(conn, account, name, state.rows(name))
-        stamp = format_time(datetime.now(UTC))
-        for verifier in verifiers:
-            if verifier.name == signed.origin:
-                key_id = verifier.key_id.hex()
-                sql.record_verifier_key(conn, account, key_id, verifier.key_string(), stamp)
-        if signed.size <= len(leaves):
-            stored = sql.StoredCheckpoint(signed.size, signed.root, note, stamp)
-            sql.insert_checkpoint(conn, account, stored)
-        _write_service_rows(conn, account, service)
 
 
 def _event_time(leaf: bytes) -> datetime:

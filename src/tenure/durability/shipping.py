@@ -17,10 +17,8 @@ last one is older than ``interval``: a restore then replays at most that much.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable
@@ -29,7 +27,8 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from tenure.durability import keyrows, segments, snapshots
+from tenure.crypto.files import ProcessLock
+from tenure.durability import epochs, keyrows, segments, snapshots
 from tenure.durability.segments import SegmentName
 from tenure.durability.sites import Site
 from tenure.ledger.note import NoteSigner
@@ -41,9 +40,10 @@ _log = logging.getLogger("tenure.shipping")
 SEGMENT_MAX = 10_000
 
 
-def site_end(site: Site, account: str) -> int:
-    """How many events of ``account`` the site holds without a gap (0 for none)."""
-    names = [n for p in site.list(f"{account}/segments/") if (n := segments.parse_name(p))]
+def site_end(site: Site, where: str) -> int:
+    """How many events the site holds without a gap under ``where`` (an account's
+    namespace, see ``epochs``); 0 for none."""
+    names = [n for p in site.list(f"{where}/segments/") if (n := segments.parse_name(p))]
     run = segments.contiguous(names)
     return run[-1].end if run else 0
 
@@ -55,6 +55,8 @@ class _AccountNow:
     size: int
     checkpoint: sql.StoredCheckpoint | None
     keyrows: bytes | None
+    where: str
+    """The account's namespace at the sites (its current epoch's)."""
 
 
 @dataclass
@@ -85,8 +87,7 @@ class Shipper:
         self._snapshotted: dict[str, tuple[int, float]] = {}
         self._sites = sites
         self._interval = interval
-        self._lock_path = lock
-        self._lock_fd: int | None = None
+        self._lock = ProcessLock(lock) if lock else None
         self._ends: dict[tuple[str, str], int] = {}
         self._checkpoints: dict[tuple[str, str], int] = {}
         self._stop = threading.Event()
@@ -97,7 +98,7 @@ class Shipper:
     def start(self) -> bool:
         """Ship in a thread of its own; False (and no thread) if another process on
         this store holds the shipper lock."""
-        if not self._sites or not self._acquire():
+        if not self._sites or (self._lock is not None and not self._lock.acquire()):
             return False
         self._thread = threading.Thread(target=self._run, name="tenure-shipper", daemon=True)
         self._thread.start()
@@ -119,9 +120,8 @@ class Shipper:
             self.ship_once()
         except Exception as exc:  # a site that is down at shutdown: the next start retries
             _log.error("last shipping pass failed: %s", exc)
-        if self._lock_fd is not None:
-            os.close(self._lock_fd)
-            self._lock_fd = None
+        if self._lock is not None:
+            self._lock.release()
 
     def ship_once(self) -> ShipReport:
         """One pass over every account and site. The store is read once per pass
@@ -135,19 +135,22 @@ class Shipper:
             shipped = behind = 0
             for account, state in now.items():
                 shipped += self._ship_account(site, account, state, encoded)
-                behind += state.size - self._ends[site.url, account]
+                behind += state.size - self._ends[site.url, state.where]
             report.shipped[site.url] = shipped
             report.behind[site.url] = behind
         if self._snapshots is not None:
             for account, state in now.items():
-                self._snapshot_if_due(account, state.size)
+                self._snapshot_if_due(account, state)
         self.last = report
         self.last_success = time.time()
         return report
 
     def _read_account(self, conn: sa.Connection, account: str) -> _AccountNow:
         rows = keyrows.encode(account, keyrows.read_rows(conn, account)) if self._signer else None
-        return _AccountNow(_head_size(conn, account), sql.read_checkpoint(conn, account), rows)
+        head = sql.read_head(conn, account)
+        where = epochs.namespace(account, epochs.epoch_of(head.origin) if head else 1)
+        size = head.size if head else 0
+        return _AccountNow(size, sql.read_checkpoint(conn, account), rows, where)
 
     def _ship_account(
         self,
@@ -156,18 +159,18 @@ class Shipper:
         state: _AccountNow,
         encoded: dict[tuple[str, int, int], bytes],
     ) -> int:
-        key = (site.url, account)
+        key = (site.url, state.where)
         if key not in self._ends:
-            self._ends[key] = site_end(site, account)
+            self._ends[key] = site_end(site, state.where)
         start = self._ends[key]
         while self._ends[key] < state.size:
             first = self._ends[key]
             end = min(state.size, first + SEGMENT_MAX)
             if (account, first, end) not in encoded:
                 encoded[account, first, end] = self._segment(account, first, end)
-            site.put(SegmentName(first, end).path(account), encoded[account, first, end])
+            site.put(SegmentName(first, end).path(state.where), encoded[account, first, end])
             self._ends[key] = end
-        self._ship_checkpoint(site, account, state.checkpoint)
+        self._ship_checkpoint(site, state.where, state.checkpoint)
         if state.keyrows is not None:
             self._ship_keyrows(site, account, state.keyrows)
         return self._ends[key] - start
@@ -187,32 +190,30 @@ class Shipper:
         keyrows.publish(site, account, body, signer)
         self._keyrows[site.url, account] = digest
 
-    def _ship_checkpoint(
-        self, site: Site, account: str, stored: sql.StoredCheckpoint | None
-    ) -> None:
-        key = (site.url, account)
+    def _ship_checkpoint(self, site: Site, where: str, stored: sql.StoredCheckpoint | None) -> None:
+        key = (site.url, where)
         if stored is None or stored.size > self._ends[key]:
             return  # never publish a checkpoint ahead of the events the site holds
         if self._checkpoints.get(key) == stored.size:
             return
-        site.put(f"{account}/checkpoint", stored.note.encode())
+        site.put(f"{where}/checkpoint", stored.note.encode())
         self._checkpoints[key] = stored.size
 
-    def _snapshot_if_due(self, account: str, size: int) -> None:
+    def _snapshot_if_due(self, account: str, state: _AccountNow) -> None:
         policy = self._snapshots
         assert policy is not None
-        if account not in self._snapshotted:
-            sizes = [n for n, _ in snapshots.listed(self._sites[0], account)]
-            self._snapshotted[account] = (max(sizes, default=0), time.monotonic())
-        last_size, last_time = self._snapshotted[account]
-        grown = size - last_size
+        if state.where not in self._snapshotted:
+            sizes = [n for n, _ in snapshots.listed(self._sites[0], state.where)]
+            self._snapshotted[state.where] = (max(sizes, default=0), time.monotonic())
+        last_size, last_time = self._snapshotted[state.where]
+        grown = state.size - last_size
         stale = time.monotonic() - last_time >= policy.interval
         if grown <= 0 or (grown < policy.every_events and not stale):
             return
         origin, signer = policy.signer(account)
         snapshot = snapshots.take(self._engine, account, origin, signer)
         snapshots.publish(snapshot, signer, self._sites)
-        self._snapshotted[account] = (snapshot.size, time.monotonic())
+        self._snapshotted[state.where] = (snapshot.size, time.monotonic())
 
     def _run(self) -> None:
         while not self._stop.wait(self._interval):
@@ -220,18 +221,6 @@ class Shipper:
                 self.ship_once()
             except Exception as exc:  # a site down for a while: keep trying, loudly
                 _log.error("shipping pass failed: %s", exc)
-
-    def _acquire(self) -> bool:
-        if self._lock_path is None:
-            return True
-        fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            return False
-        self._lock_fd = fd
-        return True
 
 
 Signer = Callable[[str], tuple[str, NoteSigner]]
@@ -245,8 +234,3 @@ class SnapshotPolicy:
     every_events: int
     interval: float
     signer: Signer
-
-
-def _head_size(conn: sa.Connection, account: str) -> int:
-    head = sql.read_head(conn, account)
-    return head.size if head else 0

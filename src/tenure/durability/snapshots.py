@@ -36,6 +36,7 @@ import orjson
 import sqlalchemy as sa
 
 from tenure.domain.state import TABLE_ORDER, TABLES, MemoryState, Row
+from tenure.durability import epochs
 from tenure.durability.sites import Site
 from tenure.errors import TenureError
 from tenure.ledger.canonical import canonical_json
@@ -130,7 +131,8 @@ def publish(snapshot: Snapshot, signer: NoteSigner, sites: Iterable[Site]) -> st
     """Write the snapshot, then its signature note, to every site; return its path."""
     body = gzip.compress(canonical_json(snapshot.to_json()), mtime=0)
     digest = hashlib.sha256(body).hexdigest()
-    path = f"{snapshot.account}/snapshots/{snapshot.size:020d}-{digest}.snap"
+    where = epochs.namespace(snapshot.account, epochs.epoch_of(signer.name))
+    path = f"{where}/snapshots/{snapshot.size:020d}-{digest}.snap"
     note = sign_note(f"{FORMAT}\n{snapshot.account}\n{snapshot.size}\n{digest}\n", [signer])
     for site in sites:
         site.put(path, body)
@@ -138,9 +140,10 @@ def publish(snapshot: Snapshot, signer: NoteSigner, sites: Iterable[Site]) -> st
     return path
 
 
-def listed(site: Site, account: str) -> list[tuple[int, str]]:
-    """``(size, path)`` of every signed snapshot at the site, newest first."""
-    paths = set(site.list(f"{account}/snapshots/"))
+def listed(site: Site, where: str) -> list[tuple[int, str]]:
+    """``(size, path)`` of every signed snapshot at the site under ``where`` (an
+    account's namespace, see ``epochs``), newest first."""
+    paths = set(site.list(f"{where}/snapshots/"))
     found = []
     for path in paths:
         match = _NAME.fullmatch(path)
@@ -186,8 +189,10 @@ def _prove(
 ) -> None:
     if (snapshot.account, snapshot.size) != (account, size):
         raise BadSnapshot(f"snapshot {path} holds another account or size")
-    if set(snapshot.tables) != set(TABLE_ORDER):
-        raise BadSnapshot(f"snapshot {path} lacks projection tables")
+    if not set(snapshot.tables) <= set(TABLE_ORDER):
+        raise BadSnapshot(f"snapshot {path} holds unknown projection tables")
+    for name in TABLE_ORDER:  # a table added since the snapshot was taken: empty then
+        snapshot.tables.setdefault(name, [])
     if snapshot.state.digest() != snapshot.digest:
         raise BadSnapshot(f"snapshot {path}: its rows do not have its recorded digest")
     try:

@@ -22,6 +22,7 @@ from tenure.crypto.keystore import hash_license_key
 from tenure.domain.decisions import decide
 from tenure.domain.state import Row
 from tenure.errors import InvalidInput, Unauthenticated
+from tenure.service.legacy_import import hash_legacy_key, is_tenure_key
 from tenure.store import raw, sql
 from tenure.store.engine import quick_read, read_transaction
 
@@ -61,10 +62,31 @@ _HOLDER_BY_KEY = "SELECT account, serial FROM proj_licenses WHERE key_hash = :ke
 
 
 def find_license(conn: sa.Connection, account: str, license: str) -> Row | None:
-    """The license named by ``license`` — a serial, or else a license key — or None."""
+    """The license named by ``license`` — a serial, a license key, or the key it had
+    in the system it was imported from (docs/import.md) — or None."""
     if is_serial(license):
         return sql.read_row(conn, account, "licenses", (license,))
-    return license_by_key(conn, account, license)
+    found = license_by_key(conn, account, license)
+    if found is None and not is_tenure_key(license):
+        found = license_by_legacy_key(conn, account, license)
+    return found
+
+
+def license_by_legacy_key(conn: sa.Connection, account: str, key: str) -> Row | None:
+    """The license of ``account`` imported with legacy key ``key``, or None. Only a
+    Tenure key misses the first lookup by design, so only others pay for this one."""
+    found = raw.execute(
+        conn, _SERIAL_BY_LEGACY_KEY, {"account": account, "key_hash": hash_legacy_key(key)}
+    ).fetchone()
+    return None if found is None else sql.read_row(conn, account, "licenses", (found[0],))
+
+
+_SERIAL_BY_LEGACY_KEY = (
+    "SELECT serial FROM proj_legacy_ids WHERE account = :account AND legacy_key_hash = :key_hash"
+)
+_HOLDER_BY_LEGACY_KEY = (
+    "SELECT account, serial FROM proj_legacy_ids WHERE legacy_key_hash = :key_hash LIMIT 2"
+)
 
 
 def _checkpoint_json(conn: sa.Connection, account: str) -> dict[str, Any] | None:
@@ -176,9 +198,16 @@ def authenticate_license(engine: sa.Engine, key: str) -> LicenseHolder:
     """The holder of license ``key``; raises ``Unauthenticated`` for an unknown key.
 
     A revoked or suspended license still authenticates: its checks answer why not.
+    A license imported from another system also authenticates with its legacy key.
     """
     with quick_read(engine) as conn:
         row = raw.execute(conn, _HOLDER_BY_KEY, {"key_hash": hash_license_key(key)}).fetchone()
+        if row is None and not is_tenure_key(key):
+            legacy = raw.execute(
+                conn, _HOLDER_BY_LEGACY_KEY, {"key_hash": hash_legacy_key(key)}
+            ).fetchall()
+            # The same legacy key imported into two accounts names no one license.
+            row = legacy[0] if len(legacy) == 1 else None
     if row is None:
         raise Unauthenticated("invalid license key")
     return LicenseHolder(row[0], row[1], key)

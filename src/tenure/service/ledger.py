@@ -42,6 +42,7 @@ from tenure.domain.state import Change
 from tenure.domain.timefmt import format_time, parse_time
 from tenure.errors import (
     IdempotencyKeyReused,
+    LedgerTampered,
     StorageUnavailable,
     StoreBehindCheckpoint,
     TenureError,
@@ -54,8 +55,13 @@ from tenure.service import audit
 from tenure.service.audit import AuditEntry
 from tenure.service.sidecar import Sidecar
 from tenure.service.units import BatchView, CommandView
-from tenure.store import raw, sql
-from tenure.store.engine import WalCheckpointer, disable_autocheckpoint, transaction_on
+from tenure.store import notify, raw, sql
+from tenure.store.engine import (
+    WalCheckpointer,
+    disable_autocheckpoint,
+    lock_accounts,
+    transaction_on,
+)
 
 _log = logging.getLogger("tenure.ledger")
 
@@ -294,12 +300,15 @@ class Ledger:
         self._conn: sa.Connection | None = None
         self._last_batch = 0
         self._write_marker: int | None = None
+        self._listener: notify.WriteListener | None = None
         self._closed = False
         self._wal = WalCheckpointer(engine)
 
     # ------------------------------------------------------------------ public
 
     def start(self) -> Ledger:
+        # PostgreSQL: learn when other processes write, to keep rows between batches.
+        self._listener = notify.start_listener(self.engine)
         self._thread = threading.Thread(target=self._run_writer, name="tenure-ledger", daemon=True)
         self._thread.start()
         self._wal.start()
@@ -313,6 +322,8 @@ class Ledger:
         self._queue.put(None)
         self._thread.join()
         self._wal.stop()
+        if self._listener is not None:
+            notify.stop_listener(self.engine, self._listener)
         # A submission that raced with close() landed behind the stop marker.
         while not self._queue.empty():
             late = self._queue.get_nowait()
@@ -398,7 +409,9 @@ class Ledger:
     def _forget_if_written_elsewhere(self, conn: sa.Connection) -> None:
         # Another connection (a CLI rebuild, a second process) may have changed rows
         # this writer keeps in memory without moving any ledger head: forget the rows.
-        # (A moved head is noticed in _open, which then reloads everything.)
+        # (A moved head is noticed in _open, which then reloads everything: on
+        # PostgreSQL the marker comes from NOTIFY, which may arrive after the commit
+        # it announces, so the head check under the account lock is the guard.)
         marker = sql.external_write_marker(conn)
         if marker != self._write_marker:
             for cached in self._cache.values():
@@ -448,6 +461,8 @@ class Ledger:
         accounts: dict[str, _Account] = {}
         try:
             with transaction_on(self._connection()) as conn:
+                # PostgreSQL: other processes may append to these accounts too.
+                lock_accounts(conn, _accounts_of(items))
                 self._forget_if_written_elsewhere(conn)
                 entries: list[AuditEntry] = []
                 for item in items:
@@ -457,6 +472,9 @@ class Ledger:
                     self._flush(conn, account, state, items)
                 if entries:
                     audit.append(conn, entries, format_time(self._clock()))
+                # PostgreSQL: other processes' writers drop their rows of these accounts.
+                sender = self._listener.sender if self._listener else notify.ANYONE
+                notify.announce(conn, sender, _changed_accounts(accounts, items))
         except BaseException as exc:  # the batch did not commit: nothing it did stands
             _log.error("a write batch of %d requests failed: %r", len(items), exc)
             self._drop_connection()
@@ -468,7 +486,10 @@ class Ledger:
             for item in items:
                 item.outcome, item.error = None, failed
         else:
-            self._remember(accounts)
+            try:
+                self._remember(accounts)
+            except OSError as exc:  # committed: answer the requests, but say it loudly
+                _log.error("the sidecar could not be written after a commit: %s", exc)
         for item in items:
             if item.error is not None:
                 item.future.set_exception(item.error)
@@ -524,7 +545,7 @@ class Ledger:
         if len(cached.rows) > ROW_CACHE_LIMIT:
             cached.rows.clear()
         if not cached.sidecar_checked:
-            self._check_sidecar(conn, account, cached.frontier)
+            self._check_sidecar(conn, account, head.origin, cached.frontier)
             cached.sidecar_checked = True
         return _Account(
             conn,
@@ -536,10 +557,12 @@ class Ledger:
             cached.signed_size,
         )
 
-    def _check_sidecar(self, conn: sa.Connection, account: str, frontier: Frontier) -> None:
+    def _check_sidecar(
+        self, conn: sa.Connection, account: str, origin: str, frontier: Frontier
+    ) -> None:
         signed = self._sidecar.read(account) if self._sidecar else None
-        if signed is None:
-            return
+        if signed is None or signed.origin != origin:
+            return  # none, or the final checkpoint of an epoch this one follows
         if signed.size > frontier.size:
             raise StoreBehindCheckpoint(
                 f"the store holds {frontier.size} events of {account} but checkpoint "
@@ -623,7 +646,23 @@ class Ledger:
                 size = state.frontier.size
                 item.outcome = Outcome({"account": account, "size": size})
 
-    def _sign(self, conn: sa.Connection, account: str, state: _Account, stamp: str) -> str:
+    def _sign(self, conn: sa.Connection, account: str, state: _Account, stamp: str) -> str | None:
+        """Sign the batch's tree; None if another process already signed that size.
+
+        ``state.frontier`` is the head read under the account's lock (``_open``), so
+        the checkpoint is of the current tree; the stored checkpoints are read under
+        that lock too, since the cached ``signed_size`` does not see other processes.
+        """
+        stored = sql.read_checkpoint(conn, account)
+        if stored is not None and stored.size >= state.frontier.size:
+            if stored.size > state.frontier.size or stored.root != state.frontier.root():
+                raise LedgerTampered(
+                    f"checkpoint {stored.size} of {account} does not match the tree of "
+                    f"size {state.frontier.size} being signed",
+                    seq=min(stored.size, state.frontier.size),
+                )
+            state.signed_size = stored.size
+            return None
         checkpoint = Checkpoint(state.origin, state.frontier.size, state.frontier.root())
         signer = self._signers.ledger_signer(state.origin)
         note = sign_checkpoint(checkpoint, [signer])
@@ -640,13 +679,39 @@ class Ledger:
             cached = self._cache[account]
             cached.frontier = state.frontier
             cached.last_time = state.last_time
+            cached.signed_size = state.signed_size
             if state.checkpoint is not None:
-                cached.signed_size = state.signed_size
                 cached.signed_at = time.monotonic()
                 if self._sidecar is not None:
                     # Written only after the commit: a sidecar ahead of the store
                     # would make the store refuse to sign.
                     self._sidecar.write(account, state.checkpoint)
+
+
+def _accounts_of(items: list[_Item]) -> set[str]:
+    """Every account whose ledger or audit head the batch of ``items`` may move."""
+    accounts: set[str] = set()
+    for item in items:
+        request = item.request
+        if isinstance(request, AuditRequest):
+            accounts.update(entry.account for entry in request.entries)
+        else:
+            accounts.add(request.account)
+            if isinstance(request, Write):
+                accounts.add(request.entry.account)
+    return accounts
+
+
+def _changed_accounts(accounts: dict[str, _Account], items: list[_Item]) -> set[str]:
+    """The accounts whose ledger, projection or service rows the batch changed (audit
+    entries alone are not announced: no writer caches them)."""
+    changed = {a for a, state in accounts.items() if state.rows or state.checkpoint}
+    changed.update(
+        item.request.account
+        for item in items
+        if isinstance(item.request, Write) and item.error is None
+    )
+    return changed
 
 
 def _in_savepoint(conn: sa.Connection, apply: Callable[[sa.Connection], dict[str, Any]]) -> Any:

@@ -17,17 +17,21 @@ from tenure.crypto.keystore import (
     derive_key,
     load_master_key,
 )
+from tenure.durability import epochs
 from tenure.durability.drill import DrillSchedule, run_drill
 from tenure.durability.shipping import Shipper, SnapshotPolicy
 from tenure.durability.sites import SiteUnavailable, open_site, open_sites
-from tenure.errors import ConfigurationError
+from tenure.errors import ConfigurationError, TenureError
 from tenure.ledger.checkpoint import open_checkpoint
 from tenure.ledger.note import NoteSigner
 from tenure.service.audit import AuditEntry
 from tenure.service.keyring import KeyRing
 from tenure.service.ledger import AuditRequest, CheckpointPolicy, Ledger
+from tenure.service.migration import read_state
+from tenure.service.mirror import Mirror
 from tenure.service.sidecar import Sidecar
 from tenure.service.tokens import Tokens
+from tenure.service.upgrades import require_current_schema
 from tenure.store import sql
 from tenure.store.engine import create_engine, read_transaction
 from tenure.store.migrations import current_revision, upgrade
@@ -54,15 +58,23 @@ class Runtime:
 
     @classmethod
     def open(cls, settings: Settings, migrate: bool = True) -> Runtime:
-        """Open the database (upgrading its schema unless told not to) and the keys."""
+        """Open the database and the keys. With ``migrate``, bring the schema to this
+        release's head, or, when ``upgrade_on_start`` is off, raise ``SchemaBehind``
+        (one line: run ``tenure db upgrade``) if it is older."""
         url = settings.database()
         path = sqlite_path(url)
         if not migrate and path is not None and not path.exists():
             raise ConfigurationError(f"no Tenure database at {path}; check --data-dir or --db")
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url)
-        if migrate:
+        if migrate and settings.upgrade_on_start:
             upgrade(engine)
+        elif migrate:
+            try:
+                require_current_schema(engine)
+            except TenureError:
+                engine.dispose()
+                raise
         elif current_revision(engine) is None:
             raise ConfigurationError(f"{url} is not a Tenure database (no schema revision)")
         secret = settings.master_key.get_secret_value() if settings.master_key else None
@@ -106,20 +118,36 @@ class Runtime:
         return Tokens(self.engine, self.keyring(), self.settings.ledger_origin_prefix)
 
     def ledger_signer(self, account: str) -> tuple[str, NoteSigner]:
-        """The origin of ``account``'s ledger and the signer whose key name it is."""
-        origin = self.settings.ledger_origin(account)
+        """The origin of ``account``'s ledger and the signer whose key name it is: the
+        origin its head records (a new epoch has its own), or the configured one."""
+        with read_transaction(self.engine) as conn:
+            head = sql.read_head(conn, account)
+        origin = head.origin if head else self.settings.ledger_origin(account)
         return origin, self.keystore.ledger_signer(origin)
 
     def shipper(self) -> Shipper:
         """Ships new events to the configured sites (not started)."""
         path = sqlite_path(self.settings.database())
-        lock = path.with_name(path.name + "-shipper.lock") if path else None
+        # Without a database file (PostgreSQL) the lock lives in the data dir, which
+        # the processes of one host share (as they share the sidecar).
+        lock = (
+            path.with_name(path.name + "-shipper.lock")
+            if path
+            else self.settings.data_dir / "shipper.lock"
+        )
         s = self.settings
         sites = open_sites(s.site_urls())
 
         interval = s.snapshot_interval_minutes * 60
         policy = SnapshotPolicy(s.snapshot_every_events, interval, self.ledger_signer)
         return Shipper(self.engine, sites, s.ship_interval_seconds, lock, policy)
+
+    def mirror(self) -> Mirror | None:
+        """The backend migration's mirror (not started), or None when no migration
+        in ``<data-dir>/migration.json`` is mirroring (see docs/migration.md)."""
+        state = read_state(self.settings.data_dir)
+        ends = state.mirror if state else None
+        return Mirror(self.engine, ends[1], self.settings.data_dir) if ends else None
 
     def guard_against_sites(self) -> list[str]:
         """Make the writer refuse to append where a site proves the store is behind.
@@ -137,9 +165,10 @@ class Runtime:
             with read_transaction(self.engine) as conn:
                 heads = {a: sql.read_head(conn, a) for a in sql.accounts(conn)}
             for account, head in heads.items():
-                origin = s.ledger_origin(account)
+                origin = head.origin if head else s.ledger_origin(account)
+                where = epochs.namespace(account, epochs.epoch_of(origin))
                 try:
-                    note = site.get(f"{account}/checkpoint")
+                    note = site.get(f"{where}/checkpoint")
                 except SiteUnavailable as exc:  # a backup site that is down must not
                     found.append(f"{account}: {site.url} could not be read: {exc}")
                     continue  # keep the service from starting

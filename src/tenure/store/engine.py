@@ -1,4 +1,4 @@
-"""Database engines: SQLite with the pragmas durability needs, PostgreSQL later.
+"""Database engines: SQLite with the pragmas durability needs, or PostgreSQL.
 
 SQLite: WAL, ``synchronous=FULL`` (a commit survives power loss), a busy timeout,
 and explicit transactions. pysqlite's own transaction handling is switched off
@@ -7,16 +7,27 @@ the ledger head would run outside the write transaction and two writers could
 pick the same ``seq``. Write transactions start with ``BEGIN IMMEDIATE`` so the
 write lock is taken before the head is read; read transactions use ``BEGIN`` and
 see one consistent WAL snapshot.
+
+PostgreSQL (``postgresql+psycopg://``, pooled): several processes may write to one
+database, so nothing is serialized in the process. Write transactions run at READ
+COMMITTED and serialize through transaction-scoped advisory locks taken as their
+first statement (session locks would leak through the pool): the ledger writer
+holds the store lock shared plus one lock per account it appends to
+(``lock_accounts``); every other write transaction holds the store lock exclusively,
+as SQLite's single writer would. READ COMMITTED matters: each later statement sees
+what the previous lock holder committed. Read transactions run at REPEATABLE READ,
+one snapshot for the head and the nodes and rows read with it.
 """
 
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import logging
 import os
 import threading
 import weakref
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -25,22 +36,37 @@ import sqlalchemy as sa
 from sqlalchemy import event
 
 from tenure.errors import ConfigurationError
+from tenure.store import notify
 
 _log = logging.getLogger("tenure.store")
 
 WRITE = "tenure_write"
 POOL_SIZE = 48
+PG_POOL_SIZE = 8
+"""Kept-open PostgreSQL connections per process (more open on demand, up to
+``PG_POOL_MAX``): several processes share the server's ``max_connections``."""
+PG_POOL_MAX = 40
+READ_ISOLATION = "REPEATABLE READ"
+
+STORE_LOCK = (0x54454E55, 0)
+"""The advisory lock (two-int key space) every write transaction holds: shared by
+ledger writers, exclusive by everything else."""
 
 
 def create_engine(url: str) -> sa.Engine:
-    """Create an engine for ``url`` (``sqlite:///path`` or ``postgresql+psycopg://``)."""
+    """Create an engine for ``url`` (``sqlite:///path`` or ``postgresql+psycopg://``).
+
+    Raises ``ConfigurationError`` for anything else."""
     try:
         parsed = sa.engine.make_url(url)
     except sa.exc.ArgumentError as exc:
         raise ConfigurationError(f"not a database URL: {url!r}") from exc
-    if parsed.get_backend_name() != "sqlite":
+    backend = parsed.get_backend_name()
+    if backend == "postgresql":
+        return _create_postgresql_engine(parsed)
+    if backend != "sqlite":
         raise ConfigurationError(
-            f"unsupported database {parsed.get_backend_name()!r}: use sqlite:///"
+            f"unsupported database {backend!r}: use sqlite:/// or postgresql+psycopg://"
         )
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
@@ -55,6 +81,59 @@ def create_engine(url: str) -> sa.Engine:
     )
     _install_sqlite_hooks(engine)
     return engine
+
+
+def _create_postgresql_engine(parsed: sa.URL) -> sa.Engine:
+    if parsed.get_driver_name() != "psycopg":
+        if parsed.drivername != "postgresql":
+            raise ConfigurationError(
+                f"unsupported PostgreSQL driver {parsed.get_driver_name()!r}: "
+                "use postgresql+psycopg://"
+            )
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return sa.create_engine(
+        parsed,
+        isolation_level="READ COMMITTED",
+        pool_size=PG_POOL_SIZE,
+        max_overflow=PG_POOL_MAX - PG_POOL_SIZE,
+        pool_pre_ping=True,
+    )
+
+
+def is_postgresql(bind: sa.Engine | sa.Connection) -> bool:
+    """Whether ``bind`` talks to PostgreSQL."""
+    return bind.dialect.name == "postgresql"
+
+
+def lock_store(connection: sa.Connection, shared: bool) -> None:
+    """Hold the store's write lock until the transaction ends (PostgreSQL only:
+    SQLite's ``BEGIN IMMEDIATE`` already serializes its writers)."""
+    if is_postgresql(connection):
+        function = "pg_advisory_xact_lock_shared" if shared else "pg_advisory_xact_lock"
+        cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        cursor.execute(f"SELECT {function}(%s, %s)", STORE_LOCK)
+        cursor.close()
+
+
+def account_lock_key(account: str) -> int:
+    """The advisory lock key (signed 64-bit) of ``account``'s ledger and audit heads."""
+    digest = hashlib.sha256(b"tenure-account\x00" + account.encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+def lock_accounts(connection: sa.Connection, accounts: Iterable[str]) -> None:
+    """Hold the append lock of each of ``accounts`` until the transaction ends.
+
+    PostgreSQL only (a no-op on SQLite, whose writers are already serialized). The
+    locks are taken in one order (sorted) so that two writers never deadlock; the
+    caller takes them before it reads any head."""
+    if is_postgresql(connection):
+        keys = sorted({account_lock_key(account) for account in accounts})
+        if keys:
+            cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+            for key in keys:
+                cursor.execute("SELECT pg_advisory_xact_lock(%s)", (key,))
+            cursor.close()
 
 
 def _install_sqlite_hooks(engine: sa.Engine) -> None:
@@ -134,24 +213,36 @@ def write_transaction(engine: sa.Engine) -> Iterator[sa.Connection]:
     with engine.connect() as connection, _gate(engine).held():
         connection.execution_options(**{WRITE: True})
         with connection.begin():
+            lock_store(connection, shared=False)
+            # Rows other processes' writers cache may change here (rebuild, restore):
+            # tell their listeners, on commit only.
+            notify.announce(connection, notify.ANYONE, ["*"])
             yield connection
 
 
 @contextmanager
 def transaction_on(connection: sa.Connection) -> Iterator[sa.Connection]:
     """A write transaction on a connection the caller keeps open (the ledger writer
-    holds one for its lifetime instead of checking one out of the pool per batch)."""
+    holds one for its lifetime instead of checking one out of the pool per batch).
+
+    On PostgreSQL it holds the store lock shared: appends to different accounts
+    proceed side by side, and the caller serializes each account's appends with
+    ``lock_accounts``."""
     with _gate(connection.engine).held():
         connection.execution_options(**{WRITE: True})
         with connection.begin():
+            lock_store(connection, shared=True)
             yield connection
 
 
 @contextmanager
 def read_transaction(engine: sa.Engine) -> Iterator[sa.Connection]:
     """A read-only transaction over one consistent snapshot."""
-    with engine.connect() as connection, connection.begin():
-        yield connection
+    with engine.connect() as connection:
+        if is_postgresql(connection):
+            connection.execution_options(isolation_level=READ_ISOLATION)
+        with connection.begin():
+            yield connection
 
 
 class _HeldReads:
@@ -190,8 +281,15 @@ def quick_read(engine: sa.Engine) -> Iterator[sa.Connection]:
 
     Each thread keeps one connection open and the transaction is begun and ended at
     the driver: about 8 µs instead of the 45 µs of a pooled ``read_transaction``.
-    The connections close when the engine is disposed.
+    The connections close when the engine is disposed. On PostgreSQL this is a
+    ``read_transaction``.
     """
+    if is_postgresql(engine):
+        # A pooled checkout: connections held per thread would pin the pool (and the
+        # server's max_connections) to the number of threads that ever read.
+        with read_transaction(engine) as connection:
+            yield connection
+        return
     held = _held.get(engine)
     if held is None:
         with _held_lock:

@@ -20,7 +20,7 @@ from tenure.domain.state import TABLE_ORDER, TABLES, Key, Row
 from tenure.errors import LedgerTampered
 from tenure.ledger.canonical import canonical_json
 from tenure.ledger.merkle import Frontier, NodeId
-from tenure.store import raw
+from tenure.store import notify, raw
 from tenure.store import tables as t
 
 
@@ -89,10 +89,16 @@ def accounts(conn: sa.Connection) -> list[str]:
 def external_write_marker(conn: sa.Connection) -> int | None:
     """A number that changes whenever a connection other than ``conn`` commits.
 
-    SQLite's ``data_version``; None where the backend has no such marker.
+    SQLite's ``data_version``. PostgreSQL has no such marker: there it is the marker
+    of the process's ``LISTEN tenure_ledger`` listener (``tenure.store.notify``),
+    which moves when another process announces a write; without a connected listener
+    every call returns a new number, so a caller that caches rows between
+    transactions re-reads them in each one.
     """
     if conn.dialect.name != "sqlite":
-        return None
+        listener = notify.listener_of(conn.engine)
+        marker = listener.marker() if listener is not None else None
+        return notify.fresh_marker() if marker is None else marker
     row = raw.execute(conn, "PRAGMA data_version", {}).fetchone()
     return int(row[0])
 

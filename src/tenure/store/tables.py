@@ -15,6 +15,13 @@ from tenure.domain.state import TABLES
 
 metadata = sa.MetaData()
 
+
+def _string(length: int) -> sa.types.TypeEngine[str]:
+    """VARCHAR(length) on SQLite; TEXT on PostgreSQL, which (unlike SQLite) would
+    refuse longer values and fail a whole write batch over one long field."""
+    return sa.String(length).with_variant(sa.Text(), "postgresql")
+
+
 # Tables keyed by a composite primary key are stored as one B-tree (no rowid table
 # plus a separate key index): about half the pages written per append.
 WITHOUT_ROWID: dict[str, Any] = {"sqlite_with_rowid": False}
@@ -22,7 +29,7 @@ WITHOUT_ROWID: dict[str, Any] = {"sqlite_with_rowid": False}
 ledger_heads = sa.Table(
     "ledger_heads",
     metadata,
-    sa.Column("account", sa.String(64), primary_key=True),
+    sa.Column("account", _string(64), primary_key=True),
     sa.Column("origin", sa.Text, nullable=False),
     sa.Column("size", sa.BigInteger, nullable=False),
     **WITHOUT_ROWID,
@@ -31,13 +38,13 @@ ledger_heads = sa.Table(
 ledger_events = sa.Table(
     "ledger_events",
     metadata,
-    sa.Column("account", sa.String(64), primary_key=True),
+    sa.Column("account", _string(64), primary_key=True),
     sa.Column("seq", sa.BigInteger, primary_key=True, autoincrement=False),
-    sa.Column("id", sa.String(40), nullable=False),
-    sa.Column("type", sa.String(64), nullable=False),
-    sa.Column("subject", sa.String(64), nullable=True),
-    sa.Column("time", sa.String(32), nullable=False),
-    sa.Column("idempotency_key", sa.String(255), nullable=True),
+    sa.Column("id", _string(40), nullable=False),
+    sa.Column("type", _string(64), nullable=False),
+    sa.Column("subject", _string(64), nullable=True),
+    sa.Column("time", _string(32), nullable=False),
+    sa.Column("idempotency_key", _string(255), nullable=True),
     sa.Column("leaf", sa.LargeBinary, nullable=False),
     sa.UniqueConstraint("account", "id", name="uq_ledger_events_id"),
     sa.Index("ix_ledger_events_subject", "account", "subject", "seq"),
@@ -47,7 +54,7 @@ ledger_events = sa.Table(
 ledger_nodes = sa.Table(
     "ledger_nodes",
     metadata,
-    sa.Column("account", sa.String(64), primary_key=True),
+    sa.Column("account", _string(64), primary_key=True),
     sa.Column("level", sa.Integer, primary_key=True, autoincrement=False),
     sa.Column("idx", sa.BigInteger, primary_key=True, autoincrement=False),
     sa.Column("hash", sa.LargeBinary, nullable=False),
@@ -57,62 +64,62 @@ ledger_nodes = sa.Table(
 ledger_checkpoints = sa.Table(
     "ledger_checkpoints",
     metadata,
-    sa.Column("account", sa.String(64), primary_key=True),
+    sa.Column("account", _string(64), primary_key=True),
     sa.Column("size", sa.BigInteger, primary_key=True, autoincrement=False),
     sa.Column("root", sa.LargeBinary, nullable=False),
     sa.Column("note", sa.Text, nullable=False),
-    sa.Column("signed_at", sa.String(32), nullable=False),
+    sa.Column("signed_at", _string(32), nullable=False),
     **WITHOUT_ROWID,
 )
 
 ledger_keys = sa.Table(
     "ledger_keys",
     metadata,
-    sa.Column("account", sa.String(64), primary_key=True),
-    sa.Column("key_id", sa.String(8), primary_key=True),
+    sa.Column("account", _string(64), primary_key=True),
+    sa.Column("key_id", _string(8), primary_key=True),
     sa.Column("verifier", sa.Text, nullable=False),
-    sa.Column("created_at", sa.String(32), nullable=False),
+    sa.Column("created_at", _string(32), nullable=False),
     **WITHOUT_ROWID,
 )
 
 idempotency_keys = sa.Table(
     "idempotency_keys",
     metadata,
-    sa.Column("account", sa.String(64), primary_key=True),
-    sa.Column("key", sa.String(255), primary_key=True),
-    sa.Column("request_hash", sa.String(64), nullable=False),
+    sa.Column("account", _string(64), primary_key=True),
+    sa.Column("key", _string(255), primary_key=True),
+    sa.Column("request_hash", _string(64), nullable=False),
     sa.Column("first_seq", sa.BigInteger, nullable=True),
     sa.Column("event_count", sa.Integer, nullable=False),
     sa.Column("result", sa.Text, nullable=False),
-    sa.Column("created_at", sa.String(32), nullable=False),
+    sa.Column("created_at", _string(32), nullable=False),
     **WITHOUT_ROWID,
 )
 
 api_keys = sa.Table(
     "api_keys",
     metadata,
-    sa.Column("id", sa.String(40), primary_key=True),
-    sa.Column("account", sa.String(64), nullable=False),
-    sa.Column("key_hash", sa.String(64), nullable=False, unique=True),
-    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("id", _string(40), primary_key=True),
+    sa.Column("account", _string(64), nullable=False),
+    sa.Column("key_hash", _string(64), nullable=False, unique=True),
+    sa.Column("role", _string(16), nullable=False),
     sa.Column("name", sa.Text, nullable=False),
-    sa.Column("created_at", sa.String(32), nullable=False),
-    sa.Column("revoked_at", sa.String(32), nullable=True),
+    sa.Column("created_at", _string(32), nullable=False),
+    sa.Column("revoked_at", _string(32), nullable=True),
 )
 
 accounts = sa.Table(
     "accounts",
     metadata,
-    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("id", _string(64), primary_key=True),
     sa.Column("name", sa.Text, nullable=False),
-    sa.Column("created_at", sa.String(32), nullable=False),
-    sa.Column("created_by", sa.String(80), nullable=False),
+    sa.Column("created_at", _string(32), nullable=False),
+    sa.Column("created_by", _string(80), nullable=False),
 )
 
 audit_heads = sa.Table(
     "audit_heads",
     metadata,
-    sa.Column("account", sa.String(64), primary_key=True),
+    sa.Column("account", _string(64), primary_key=True),
     sa.Column("size", sa.BigInteger, nullable=False),
     sa.Column("hash", sa.LargeBinary, nullable=False),
     **WITHOUT_ROWID,
@@ -121,13 +128,13 @@ audit_heads = sa.Table(
 audit_log = sa.Table(
     "audit_log",
     metadata,
-    sa.Column("account", sa.String(64), primary_key=True),
+    sa.Column("account", _string(64), primary_key=True),
     sa.Column("seq", sa.BigInteger, primary_key=True, autoincrement=False),
-    sa.Column("time", sa.String(32), nullable=False),
-    sa.Column("principal", sa.String(80), nullable=False),
-    sa.Column("action", sa.String(64), nullable=False),
-    sa.Column("outcome", sa.String(16), nullable=False),
-    sa.Column("target", sa.String(80), nullable=True),
+    sa.Column("time", _string(32), nullable=False),
+    sa.Column("principal", _string(80), nullable=False),
+    sa.Column("action", _string(64), nullable=False),
+    sa.Column("outcome", _string(16), nullable=False),
+    sa.Column("target", _string(80), nullable=True),
     sa.Column("entry", sa.LargeBinary, nullable=False),
     sa.Column("hash", sa.LargeBinary, nullable=False),
     sa.Index("ix_audit_log_target", "account", "target", "seq"),
@@ -139,7 +146,7 @@ _INTEGER_COLUMNS = frozenset({"version", "latest_version", "plan_version"})
 
 def _projection_table(name: str) -> sa.Table:
     spec = TABLES[name]
-    columns = [sa.Column("account", sa.String(64), primary_key=True)]
+    columns = [sa.Column("account", _string(64), primary_key=True)]
     for column in spec.columns:
         kind: sa.types.TypeEngine[Any] = sa.Integer() if column in _INTEGER_COLUMNS else sa.Text()
         columns.append(sa.Column(column, kind, primary_key=column in spec.key, autoincrement=False))
@@ -153,24 +160,26 @@ sa.Index("ix_proj_licenses_status", _licenses.account, _licenses.status)
 sa.Index("ix_proj_licenses_key_hash", _licenses.key_hash, unique=True)
 _activations = projection["activations"].c
 sa.Index("ix_proj_activations_serial", _activations.account, _activations.serial)
+_legacy_ids = projection["legacy_ids"].c
+sa.Index("ix_proj_legacy_ids_key_hash", _legacy_ids.legacy_key_hash)
 
 signing_keys = sa.Table(
     "signing_keys",
     metadata,
-    sa.Column("account", sa.String(64), primary_key=True),
-    sa.Column("kid", sa.String(64), primary_key=True),
+    sa.Column("account", _string(64), primary_key=True),
+    sa.Column("kid", _string(64), primary_key=True),
     sa.Column("public_key", sa.Text, nullable=False),
-    sa.Column("created_at", sa.String(32), nullable=False),
-    sa.Column("retired_at", sa.String(32), nullable=True),
-    sa.Column("publish_until", sa.String(32), nullable=True),
+    sa.Column("created_at", _string(32), nullable=False),
+    sa.Column("retired_at", _string(32), nullable=True),
+    sa.Column("publish_until", _string(32), nullable=True),
     **WITHOUT_ROWID,
 )
 
 drills = sa.Table(
     "drills",
     metadata,
-    sa.Column("account", sa.String(64), primary_key=True),
-    sa.Column("at", sa.String(32), primary_key=True),
+    sa.Column("account", _string(64), primary_key=True),
+    sa.Column("at", _string(32), primary_key=True),
     sa.Column("site", sa.Text, nullable=False),
     sa.Column("passed", sa.Boolean, nullable=False),
     sa.Column("rto_seconds", sa.Float, nullable=False),

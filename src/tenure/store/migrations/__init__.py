@@ -9,6 +9,8 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 
+from tenure.store.engine import lock_store
+
 HERE = Path(__file__).parent
 
 
@@ -24,6 +26,9 @@ def upgrade(engine: sa.Engine, revision: str = "head") -> None:
     with engine.connect() as connection:
         connection.execution_options(tenure_write=True)
         with connection.begin():
+            # PostgreSQL: servers starting together migrate one at a time (DDL is
+            # transactional there; the next one finds the schema at head).
+            lock_store(connection, shared=False)
             command.upgrade(alembic_config(connection), revision)
 
 

@@ -13,7 +13,14 @@ from alembic import op
 revision = "0001"
 down_revision = None
 
-ACCOUNT = sa.String(64)
+
+def _string(length: int) -> sa.types.TypeEngine[str]:
+    # PostgreSQL enforces VARCHAR lengths and SQLite does not: TEXT there, so that
+    # both accept (and answer) the same values.
+    return sa.String(length).with_variant(sa.Text(), "postgresql")
+
+
+ACCOUNT = _string(64)
 
 
 def _text(name: str, nullable: bool = True) -> sa.Column[str]:
@@ -32,11 +39,11 @@ def upgrade() -> None:
         "ledger_events",
         sa.Column("account", ACCOUNT, primary_key=True),
         sa.Column("seq", sa.BigInteger, primary_key=True, autoincrement=False),
-        sa.Column("id", sa.String(40), nullable=False),
-        sa.Column("type", sa.String(64), nullable=False),
-        sa.Column("subject", sa.String(64), nullable=True),
-        sa.Column("time", sa.String(32), nullable=False),
-        sa.Column("idempotency_key", sa.String(255), nullable=True),
+        sa.Column("id", _string(40), nullable=False),
+        sa.Column("type", _string(64), nullable=False),
+        sa.Column("subject", _string(64), nullable=True),
+        sa.Column("time", _string(32), nullable=False),
+        sa.Column("idempotency_key", _string(255), nullable=True),
         sa.Column("leaf", sa.LargeBinary, nullable=False),
         sa.UniqueConstraint("account", "id", name="uq_ledger_events_id"),
         sqlite_with_rowid=False,
@@ -56,37 +63,37 @@ def upgrade() -> None:
         sa.Column("size", sa.BigInteger, primary_key=True, autoincrement=False),
         sa.Column("root", sa.LargeBinary, nullable=False),
         sa.Column("note", sa.Text, nullable=False),
-        sa.Column("signed_at", sa.String(32), nullable=False),
+        sa.Column("signed_at", _string(32), nullable=False),
         sqlite_with_rowid=False,
     )
     op.create_table(
         "ledger_keys",
         sa.Column("account", ACCOUNT, primary_key=True),
-        sa.Column("key_id", sa.String(8), primary_key=True),
+        sa.Column("key_id", _string(8), primary_key=True),
         sa.Column("verifier", sa.Text, nullable=False),
-        sa.Column("created_at", sa.String(32), nullable=False),
+        sa.Column("created_at", _string(32), nullable=False),
         sqlite_with_rowid=False,
     )
     op.create_table(
         "idempotency_keys",
         sa.Column("account", ACCOUNT, primary_key=True),
-        sa.Column("key", sa.String(255), primary_key=True),
-        sa.Column("request_hash", sa.String(64), nullable=False),
+        sa.Column("key", _string(255), primary_key=True),
+        sa.Column("request_hash", _string(64), nullable=False),
         sa.Column("first_seq", sa.BigInteger, nullable=True),
         sa.Column("event_count", sa.Integer, nullable=False),
         sa.Column("result", sa.Text, nullable=False),
-        sa.Column("created_at", sa.String(32), nullable=False),
+        sa.Column("created_at", _string(32), nullable=False),
         sqlite_with_rowid=False,
     )
     op.create_table(
         "api_keys",
-        sa.Column("id", sa.String(40), primary_key=True),
+        sa.Column("id", _string(40), primary_key=True),
         sa.Column("account", ACCOUNT, nullable=False),
-        sa.Column("key_hash", sa.String(64), nullable=False, unique=True),
-        sa.Column("role", sa.String(16), nullable=False),
+        sa.Column("key_hash", _string(64), nullable=False, unique=True),
+        sa.Column("role", _string(16), nullable=False),
         sa.Column("name", sa.Text, nullable=False),
-        sa.Column("created_at", sa.String(32), nullable=False),
-        sa.Column("revoked_at", sa.String(32), nullable=True),
+        sa.Column("created_at", _string(32), nullable=False),
+        sa.Column("revoked_at", _string(32), nullable=True),
     )
     _projection_tables()
 

@@ -12,7 +12,14 @@ from alembic import op
 revision = "0002"
 down_revision = "0001"
 
-ACCOUNT = sa.String(64)
+
+def _string(length: int) -> sa.types.TypeEngine[str]:
+    # PostgreSQL enforces VARCHAR lengths and SQLite does not: TEXT there, so that
+    # both accept (and answer) the same values.
+    return sa.String(length).with_variant(sa.Text(), "postgresql")
+
+
+ACCOUNT = _string(64)
 
 
 def upgrade() -> None:
@@ -20,8 +27,8 @@ def upgrade() -> None:
         "accounts",
         sa.Column("id", ACCOUNT, primary_key=True),
         sa.Column("name", sa.Text, nullable=False),
-        sa.Column("created_at", sa.String(32), nullable=False),
-        sa.Column("created_by", sa.String(80), nullable=False),
+        sa.Column("created_at", _string(32), nullable=False),
+        sa.Column("created_by", _string(80), nullable=False),
     )
     op.create_table(
         "audit_heads",
@@ -34,11 +41,11 @@ def upgrade() -> None:
         "audit_log",
         sa.Column("account", ACCOUNT, primary_key=True),
         sa.Column("seq", sa.BigInteger, primary_key=True, autoincrement=False),
-        sa.Column("time", sa.String(32), nullable=False),
-        sa.Column("principal", sa.String(80), nullable=False),
-        sa.Column("action", sa.String(64), nullable=False),
-        sa.Column("outcome", sa.String(16), nullable=False),
-        sa.Column("target", sa.String(80), nullable=True),
+        sa.Column("time", _string(32), nullable=False),
+        sa.Column("principal", _string(80), nullable=False),
+        sa.Column("action", _string(64), nullable=False),
+        sa.Column("outcome", _string(16), nullable=False),
+        sa.Column("target", _string(80), nullable=True),
         sa.Column("entry", sa.LargeBinary, nullable=False),
         sa.Column("hash", sa.LargeBinary, nullable=False),
         sqlite_with_rowid=False,

@@ -13,7 +13,14 @@ from alembic import op
 revision = "0003"
 down_revision = "0002"
 
-ACCOUNT = sa.String(64)
+
+def _string(length: int) -> sa.types.TypeEngine[str]:
+    # PostgreSQL enforces VARCHAR lengths and SQLite does not: TEXT there, so that
+    # both accept (and answer) the same values.
+    return sa.String(length).with_variant(sa.Text(), "postgresql")
+
+
+ACCOUNT = _string(64)
 
 
 def _key(name: str) -> sa.Column[str]:
@@ -54,10 +61,10 @@ def upgrade() -> None:
     op.create_table(
         "signing_keys",
         sa.Column("account", ACCOUNT, primary_key=True),
-        sa.Column("kid", sa.String(64), primary_key=True),
+        sa.Column("kid", _string(64), primary_key=True),
         sa.Column("public_key", sa.Text, nullable=False),
-        sa.Column("created_at", sa.String(32), nullable=False),
-        sa.Column("retired_at", sa.String(32), nullable=True),
-        sa.Column("publish_until", sa.String(32), nullable=True),
+        sa.Column("created_at", _string(32), nullable=False),
+        sa.Column("retired_at", _string(32), nullable=True),
+        sa.Column("publish_until", _string(32), nullable=True),
         sqlite_with_rowid=False,
     )

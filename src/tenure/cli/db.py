@@ -1,0 +1,147 @@
+"""``tenure db status|upgrade|downgrade``: the database schema against this release."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from tenure import __version__
+from tenure.cli.common import DataDir, DbUrl, Output, OutputOption, emit, settings
+from tenure.config import Settings
+from tenure.durability.sites import open_sites
+from tenure.service import upgrades
+from tenure.service.runtime import Runtime, sqlite_path
+from tenure.store.engine import create_engine
+
+PRE_UPGRADE_DIR = "pre-upgrade"
+
+app = typer.Typer(
+    help="The database schema: its revision, upgrades (after a snapshot), refused downgrades.",
+    no_args_is_help=True,
+)
+
+
+def _status(s: Settings) -> upgrades.SchemaStatus:
+    """The schema status, without creating a database where there is none."""
+    path = sqlite_path(s.database())
+    if path is not None and not path.exists():
+        return upgrades.status_of(None)
+    engine = create_engine(s.database())
+    try:
+        return upgrades.schema_status(engine)
+    finally:
+        engine.dispose()
+
+
+def _snapshot_sites(s: Settings) -> list[str]:
+    """The configured sites, else a local directory beside the database."""
+    urls = s.site_urls()
+    if urls:
+        return urls
+    return [(s.data_dir / PRE_UPGRADE_DIR).resolve().as_uri()]
+
+
+@app.command("status")
+def status(data_dir: DataDir = None, db: DbUrl = None, output: OutputOption = Output.text) -> None:
+    """Print the database's schema revision, this release's head, and whether an
+    upgrade is pending."""
+    s = settings(data_dir, db)
+    found = _status(s)
+    current = found.current or "none"
+    verdict = (
+        f"upgrade pending: {', '.join(found.pending)} (run `tenure db upgrade`)"
+        if found.upgrade_pending
+        else "up to date"
+    )
+    emit(
+        output,
+        {
+            "database": s.database(),
+            "current": found.current,
+            "head": found.head,
+            "release": __version__,
+            "pending": list(found.pending),
+            "upgrade_pending": found.upgrade_pending,
+        },
+        f"database  {s.database()}\nschema    {current}\n"
+        f"head      {found.head} (tenure {__version__})\n{verdict}",
+    )
+
+
+@app.command("upgrade")
+def upgrade(data_dir: DataDir = None, db: DbUrl = None, output: OutputOption = Output.text) -> None:
+    """Snapshot every account (to every site; without sites, to <data-dir>/pre-upgrade/),
+    then apply the pending migrations. Fails before migrating if a snapshot fails."""
+    s = settings(data_dir, db)
+    before = _status(s)
+    if not before.upgrade_pending:
+        emit(
+            output,
+            {"from": before.current, "to": before.head, "applied": [], "snapshots": []},
+            f"schema {before.head} is this release's head: nothing to upgrade",
+        )
+        return
+    urls: list[str] = []
+    taken: list[upgrades.SnapshotTaken] = []
+    if before.current is not None:  # a database with a schema may hold events
+        urls = _snapshot_sites(s)
+        runtime = Runtime.open(s, migrate=False)
+        try:
+            with tempfile.TemporaryDirectory(dir=s.data_dir, prefix=".upgrade-") as scratch:
+                taken = upgrades.snapshot_before_upgrade(
+                    s.database(), runtime.ledger_signer, open_sites(urls), Path(scratch)
+                )
+        finally:
+            runtime.close()
+    engine = create_engine(s.database())
+    try:
+        upgrades.apply_upgrade(engine)
+    finally:
+        engine.dispose()
+    lines = [
+        f"snapshot of {t.account} at {t.size} events: {t.path} (to {', '.join(urls)})"
+        for t in taken
+    ]
+    lines.append(
+        f"upgraded schema {before.current or 'none'} -> {before.head}: "
+        f"applied {', '.join(before.pending)}"
+    )
+    emit(
+        output,
+        {
+            "from": before.current,
+            "to": before.head,
+            "applied": list(before.pending),
+            "snapshots": [{"account": t.account, "size": t.size, "path": t.path} for t in taken],
+            "sites": urls,
+        },
+        "\n".join(lines),
+    )
+
+
+@app.command("downgrade")
+def downgrade(
+    revision: Annotated[str, typer.Argument(help="Schema revision to go back to (or base).")],
+    data_dir: DataDir = None,
+    db: DbUrl = None,
+    output: OutputOption = Output.text,
+) -> None:
+    """Undo migrations down to REVISION, only if each declares itself reversible;
+    otherwise refuse, naming the first that does not (restore a snapshot instead)."""
+    s = settings(data_dir, db)
+    path = sqlite_path(s.database())
+    if path is not None and not Path(path).exists():
+        raise upgrades.DowngradeRefused(f"no Tenure database at {path}: nothing to downgrade")
+    engine = create_engine(s.database())
+    try:
+        undone = upgrades.apply_downgrade(engine, revision)
+    finally:
+        engine.dispose()
+    emit(
+        output,
+        {"to": revision, "undone": undone},
+        f"downgraded to {revision}: undid {', '.join(undone)}" if undone else "nothing to undo",
+    )

@@ -1,0 +1,217 @@
+"""``tenure migrate``: move accounts between databases (SQLite ⇄ PostgreSQL), proven;
+``start|status|cutover|rollback|finish`` run the dual-write migration of a data dir
+(see docs/migration.md)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated
+
+import sqlalchemy as sa
+import typer
+
+from tenure.cli.common import DataDir, Output, OutputOption, emit, progress_bar, settings
+from tenure.errors import InvalidInput
+from tenure.service import migration
+from tenure.service.migration import MigrationRefused, MigrationState, Proof
+from tenure.service.mirror import mirror_lock
+from tenure.service.upgrades import require_current_schema
+from tenure.store.engine import create_engine
+from tenure.store.migrations import upgrade
+
+STOPPED = (
+    "Run it with every `tenure serve` of this data dir stopped (it refuses while one "
+    "mirrors), then start the servers again."
+)
+
+From = Annotated[str, typer.Option("--from", help="Source database URL (read, not changed).")]
+To = Annotated[str, typer.Option("--to", help="Target database URL (must hold none of them).")]
+AccountFilter = Annotated[
+    str | None,
+    typer.Option("--account", help="Migrate this account only (default: every account)."),
+]
+
+app = typer.Typer(
+    help="Move accounts between databases (SQLite ⇄ PostgreSQL), proven by state digest "
+    "and Merkle root; or run a dual-write migration: start, status, cutover, rollback, finish.",
+    invoke_without_command=True,
+)
+
+
+@app.callback()
+def copy(
+    ctx: typer.Context,
+    source: Annotated[str | None, typer.Option("--from", help="Source database URL.")] = None,
+    target: Annotated[str | None, typer.Option("--to", help="Target database URL.")] = None,
+    account: AccountFilter = None,
+    output: OutputOption = Output.text,
+) -> None:
+    """Copy each account's ledger from --from to --to (leaves in order, the projection
+    rebuilt by replay, API keys, idempotency records, signing keys, checkpoints and
+    audit log copied) and prove that the target's state digest and Merkle root equal
+    the source's. Refuses a target that already holds any of the accounts. The source
+    is only read; stop writers to it first, or use `tenure migrate start`."""
+    if ctx.invoked_subcommand is not None:
+        return
+    if source is None or target is None:
+        raise InvalidInput("tenure migrate needs --from URL and --to URL (or a subcommand)")
+    proofs = _copy(source, target, account)
+    _emit_proofs(output, proofs, f"migrated to {target}")
+
+
+@app.command("start")
+def start(
+    source: From,
+    target: To,
+    data_dir: DataDir = None,
+    output: OutputOption = Output.text,
+) -> None:
+    """Copy every account (as `tenure migrate` does), then record the migration in
+    <data-dir>/migration.json in phase dual-write: the service and the CLI keep using
+    the source, and `tenure serve` mirrors each new write to the target (~every
+    0.2 s). Start it with the server stopped, or restart the server afterwards."""
+    s = settings(data_dir, None)
+    found = migration.read_state(s.data_dir)
+    if found is not None and found.phase in ("dual-write", "cutover"):
+        raise MigrationRefused(f"a migration is already in phase {found.phase}")
+    proofs = _copy(source, target, None)
+    migration.write_state(s.data_dir, MigrationState(source, target, "dual-write"))
+    _emit_proofs(output, proofs, "dual-write started: the source stays in use")
+
+
+@app.command("status")
+def status(data_dir: DataDir = None, output: OutputOption = Output.text) -> None:
+    """Print the phase, each account's size on the source and on the target, and the
+    lag of the database the mirror copies to."""
+    state = _state(data_dir)
+    with _engines(state.source, state.target) as (source, target):
+        sides = [migration.sizes(source, target, a) for a in migration.source_accounts(source)]
+    behind = state.mirror[1] if state.mirror else None
+    rows = [
+        {
+            "account": x.account,
+            "source": x.source,
+            "target": x.target,
+            "lag": abs(x.lag) if behind else 0,
+        }
+        for x in sides
+    ]
+    lines = [f"phase     {state.phase}", f"source    {state.source}", f"target    {state.target}"]
+    lines.append(f"in use    {'target' if state.current == state.target else 'source'}")
+    lines += [f"{r['account']}: source {r['source']}, target {r['target']}" for r in rows]
+    data = {
+        "phase": state.phase,
+        "source": state.source,
+        "target": state.target,
+        "in_use": state.current,
+        "accounts": rows,
+    }
+    emit(output, data, "\n".join(lines))
+
+
+@app.command(
+    "cutover",
+    help=f"Sync the last writes to the target, prove it equal (digest and "
+    f"root), and switch the data dir to the target; the mirror then runs target → source. "
+    f"{STOPPED}",
+)
+def cutover(data_dir: DataDir = None, output: OutputOption = Output.text) -> None:
+    _switch(data_dir, output, "dual-write", "cutover", reverse=False)
+
+
+@app.command(
+    "rollback",
+    help=f"After a cutover: sync the writes made since to the source, "
+    f"prove it equal, and switch the data dir back to the source. {STOPPED}",
+)
+def rollback(data_dir: DataDir = None, output: OutputOption = Output.text) -> None:
+    _switch(data_dir, output, "cutover", "rolled-back", reverse=True)
+
+
+@app.command(
+    "finish",
+    help=f"After a cutover: stop mirroring; the target stays in use "
+    f"(phase done). Then point TENURE_DATABASE_URL at the target and remove "
+    f"<data-dir>/migration.json. {STOPPED}",
+)
+def finish(data_dir: DataDir = None, output: OutputOption = Output.text) -> None:
+    state = _state(data_dir)
+    if state.phase != "cutover":
+        raise MigrationRefused(f"finish needs phase cutover, not {state.phase}")
+    s = settings(data_dir, None)
+    with _stopped(s.data_dir):
+        migration.write_state(s.data_dir, MigrationState(state.source, state.target, "done"))
+    emit(output, {"phase": "done", "database": state.target}, f"done: {state.target} in use")
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _copy(source_url: str, target_url: str, account: str | None) -> list[Proof]:
+    if source_url == target_url:
+        raise InvalidInput("--from and --to name the same database")
+    with _engines(source_url, target_url) as (source, target):
+        require_current_schema(source)
+        upgrade(target)
+        accounts = [account] if account else migration.source_accounts(source)
+        migration.refuse_nonempty(target, accounts)
+        proofs = []
+        for name in accounts:
+            with progress_bar(f"migrating {name}", None) as update:
+                proofs.append(
+                    migration.copy_account(source, target, name, lambda done, _total: update(done))
+                )
+        return proofs
+
+
+def _switch(data_dir: Path | None, output: Output, phase: str, to: str, reverse: bool) -> None:
+    state = _state(data_dir)
+    if state.phase != phase:
+        raise MigrationRefused(f"{to} needs phase {phase}, not {state.phase}")
+    s = settings(data_dir, None)
+    ends = (state.target, state.source) if reverse else (state.source, state.target)
+    with _stopped(s.data_dir), _engines(*ends) as (source, target):
+        proofs = []
+        for account in migration.source_accounts(source):
+            migration.sync_account(source, target, account)
+            proofs.append(migration.prove_equal(source, target, account))
+        migration.write_state(s.data_dir, MigrationState(state.source, state.target, to))
+    _emit_proofs(output, proofs, f"{to}: {ends[1]} in use")
+
+
+def _state(data_dir: Path | None) -> MigrationState:
+    state = migration.read_state(settings(data_dir, None).data_dir)
+    if state is None:
+        raise MigrationRefused("no migration in this data dir (run `tenure migrate start`)")
+    return state
+
+
+@contextmanager
+def _stopped(data_dir: Path) -> Iterator[None]:
+    """Hold the mirror lock: no server of this data dir mirrors (or writes) meanwhile."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    lock = mirror_lock(data_dir)
+    if not lock.acquire():
+        raise MigrationRefused("a running `tenure serve` mirrors this data dir: stop it first")
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+@contextmanager
+def _engines(*urls: str) -> Iterator[tuple[sa.Engine, ...]]:
+    engines = tuple(create_engine(url) for url in urls)
+    try:
+        yield engines
+    finally:
+        for engine in engines:
+            engine.dispose()
+
+
+def _emit_proofs(output: Output, proofs: list[Proof], headline: str) -> None:
+    lines = [headline]
+    lines += [f"{p.account}: {p.size} events, digest {p.digest}, root {p.root}" for p in proofs]
+    emit(output, {"accounts": [p.to_json() for p in proofs]}, "\n".join(lines))

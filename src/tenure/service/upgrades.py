@@ -1,0 +1,239 @@
+"""Schema upgrades: where a database stands against this release's migrations, the
+snapshot taken before an upgrade, and downgrades, refused unless every migration
+they would undo declares itself reversible (``REVERSIBLE = True`` at module level)."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from alembic.script import Script, ScriptDirectory
+from alembic.util import CommandError
+
+from tenure.durability import snapshots
+from tenure.durability.shipping import Shipper
+from tenure.durability.sites import Site
+from tenure.errors import TenureError
+from tenure.ledger.note import NoteSigner
+from tenure.store import sql
+from tenure.store.engine import create_engine, read_transaction
+from tenure.store.migrations import HERE, alembic_config, current_revision, upgrade
+
+BASE = "base"
+
+
+class SchemaBehind(TenureError):
+    """The database's schema is older than this release's and upgrading on start is off."""
+
+    code = "schema_behind"
+
+
+class UnknownRevision(TenureError):
+    """A schema revision this release does not know (a newer release's, or a typo)."""
+
+    code = "unknown_revision"
+
+
+class DowngradeRefused(TenureError):
+    """A downgrade would undo a migration that does not declare itself reversible."""
+
+    code = "downgrade_refused"
+
+
+@dataclass(frozen=True)
+class SchemaStatus:
+    """The database's schema revision, this release's head, and what an upgrade applies."""
+
+    current: str | None
+    head: str
+    pending: tuple[str, ...]
+    """Revisions an upgrade would apply, oldest first."""
+
+    @property
+    def upgrade_pending(self) -> bool:
+        return bool(self.pending)
+
+
+@dataclass(frozen=True)
+class SnapshotTaken:
+    account: str
+    size: int
+    path: str
+
+
+def migration_scripts() -> ScriptDirectory:
+    """The Alembic migrations shipped with this release."""
+    config = Config()
+    config.set_main_option("script_location", str(HERE))
+    return ScriptDirectory.from_config(config)
+
+
+def schema_head() -> str:
+    """The newest schema revision this release knows."""
+    head = migration_scripts().get_current_head()
+    assert head is not None, "the package ships no migration"
+    return head
+
+
+def _script(scripts: ScriptDirectory, revision: str) -> Script:
+    try:
+        script = scripts.get_revision(revision)
+    except CommandError as exc:
+        raise UnknownRevision(f"schema revision {revision!r} is unknown to this release") from exc
+    if script is None:
+        raise UnknownRevision(f"schema revision {revision!r} is unknown to this release")
+    return script
+
+
+def status_of(current: str | None) -> SchemaStatus:
+    """Where a database at revision ``current`` (None: no schema) stands.
+
+    Raises ``UnknownRevision`` when ``current`` is not one of this release's
+    migrations (the database was upgraded by a newer release)."""
+    scripts = migration_scripts()
+    head = schema_head()
+    if current is not None:
+        _script(scripts, current)
+    applied = scripts.iterate_revisions(head, current or BASE)
+    pending = tuple(reversed([s.revision for s in applied]))
+    return SchemaStatus(current, head, pending)
+
+
+def schema_status(engine: sa.Engine) -> SchemaStatus:
+    """``status_of`` the database behind ``engine``."""
+    return status_of(current_revision(engine))
+
+
+def require_current_schema(engine: sa.Engine) -> None:
+    """Raise ``SchemaBehind`` (one line, naming the command to run) unless the
+    database's schema is this release's head."""
+    status = schema_status(engine)
+    if status.upgrade_pending:
+        found = status.current or "no schema"
+        raise SchemaBehind(
+            f"database schema is behind ({found}, this release needs {status.head}) and "
+            "TENURE_UPGRADE_ON_START is false: run `tenure db upgrade`"
+        )
+
+
+def snapshot_accounts(
+    engine: sa.Engine,
+    ledger_signer: Callable[[str], tuple[str, NoteSigner]],
+    sites: Iterable[Site],
+) -> list[SnapshotTaken]:
+    """Ship every account's events to every site, then take and publish a signed
+    snapshot of each there, so that ``tenure restore`` from any of the sites brings
+    back the state before an upgrade. Raises what shipping, ``take`` and ``publish``
+    raise: an upgrade must not start without its snapshot."""
+    targets = list(sites)
+    Shipper(engine, targets, signer=ledger_signer).ship_once()
+    with read_transaction(engine) as conn:
+        accounts = sql.accounts(conn)
+    taken = []
+    for account in accounts:
+        origin, signer = ledger_signer(account)
+        snapshot = snapshots.take(engine, account, origin, signer)
+        path = snapshots.publish(snapshot, signer, targets)
+        taken.append(SnapshotTaken(account, snapshot.size, path))
+    return taken
+
+
+def snapshot_before_upgrade(
+    url: str,
+    ledger_signer: Callable[[str], tuple[str, NoteSigner]],
+    sites: Iterable[Site],
+    scratch: Path,
+) -> list[SnapshotTaken]:
+    """``snapshot_accounts`` of the database at ``url`` as it is before the upgrade.
+
+    This release's snapshot reads this release's tables, which an older schema may
+    lack; so a SQLite database is first copied (SQLite's online backup: one consistent
+    read) into the directory ``scratch`` and the copy migrated, and the snapshot taken
+    from the copy: the same events and projection, in the layout this release restores.
+    Other databases are read in place. The live database is not written."""
+    path = sqlite_file(url)
+    if path is None:
+        engine = create_engine(url)
+        try:
+            return snapshot_accounts(engine, ledger_signer, sites)
+        finally:
+            engine.dispose()
+    copy = scratch / "pre-upgrade.db"
+    source = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+    target = sqlite3.connect(copy)
+    try:
+        with target:
+            source.backup(target)
+    finally:
+        source.close()
+        target.close()
+    engine = create_engine(f"sqlite:///{copy.as_posix()}")
+    try:
+        upgrade(engine)
+        return snapshot_accounts(engine, ledger_signer, sites)
+    finally:
+        engine.dispose()
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The file behind a ``sqlite:///`` URL, or None for other databases."""
+    parsed = sa.engine.make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        return Path(parsed.database or "")
+    return None
+
+
+def apply_upgrade(engine: sa.Engine) -> SchemaStatus:
+    """Run the pending migrations; return the status from before."""
+    before = schema_status(engine)
+    if before.upgrade_pending:
+        upgrade(engine)
+    return before
+
+
+def downgrade_steps(current: str | None, target: str) -> list[Script]:
+    """The migrations a downgrade from ``current`` to ``target`` undoes, newest first.
+
+    Raises ``UnknownRevision`` for a revision this release does not know and
+    ``DowngradeRefused`` when ``target`` is not below ``current``."""
+    scripts = migration_scripts()
+    if target != BASE:
+        _script(scripts, target)
+    if current is None:
+        raise DowngradeRefused("the database has no schema: nothing to downgrade")
+    _script(scripts, current)
+    if target != BASE and target not in {
+        s.revision for s in scripts.iterate_revisions(current, BASE)
+    }:
+        raise DowngradeRefused(f"{target} is not below the database's revision {current}")
+    return list(scripts.iterate_revisions(current, target))
+
+
+def refuse_irreversible(steps: list[Script]) -> None:
+    """Raise ``DowngradeRefused`` naming the first migration of ``steps`` that does not
+    declare ``REVERSIBLE = True``."""
+    for script in steps:
+        if getattr(script.module, "REVERSIBLE", False) is not True:
+            raise DowngradeRefused(
+                f"migration {script.revision} ({Path(script.path).name}) is not reversible: "
+                "downgrade refused; "
+                "restore the snapshot taken before the upgrade instead"
+            )
+
+
+def apply_downgrade(engine: sa.Engine, target: str) -> list[str]:
+    """Undo the migrations above ``target`` if all declare themselves reversible;
+    return their revisions, newest first. Raises ``DowngradeRefused`` otherwise."""
+    steps = downgrade_steps(current_revision(engine), target)
+    refuse_irreversible(steps)
+    if steps:
+        with engine.connect() as connection:
+            connection.execution_options(tenure_write=True)
+            with connection.begin():
+                command.downgrade(alembic_config(connection), target)
+    return [s.revision for s in steps]

@@ -1,0 +1,258 @@
+"""The upgrade drill: the previous release (the last of RELEASES.toml), built from its
+commit into a virtualenv of its own, serves a fresh data dir through the HTTP API;
+then this code starts on the same data dir (migrating on start) and must serve every
+license, decision and token unchanged, with a ledger that verifies and a state digest
+that a rebuild reproduces.
+
+The old release is built once per test session: ``git worktree add`` of its commit,
+``pip install --no-deps`` of it into a new venv whose dependencies are this venv's
+(a ``.pth`` line naming this venv's site-packages, read after the venv's own, so the
+old ``tenure`` package wins and the libraries are the ones the suite already has).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import sysconfig
+import time
+import tomllib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+import tenure
+from tenure.crypto import jws
+from tenure.service.upgrades import schema_head
+
+from .conftest import Server, _wait_until_healthy, apply_example_catalog, free_port, subprocess_env
+
+ROOT = Path(__file__).resolve().parents[2]
+TYP = "tenure-offline+jwt"
+ISSUER = "tenure.localhost/ledger/default"
+PLANS = [
+    ("studio", "studio-basic"),
+    ("studio", "studio-pro"),
+    ("studio", "studio-lifetime"),
+    ("render-farm", "farm-burst"),
+]
+LICENSES = 20
+ENTITLEMENTS = ["feature:export-pdf", "feature:gpu-nodes", "seats", "feature:teleportation"]
+
+
+@dataclass(frozen=True)
+class OldRelease:
+    version: str
+    commit: str
+    database_schema: str
+    python: Path
+
+
+def previous_release() -> dict[str, Any]:
+    releases: list[dict[str, Any]] = tomllib.loads((ROOT / "RELEASES.toml").read_text())["release"]
+    return releases[-1]
+
+
+def run(*command: str | Path, timeout: float = 180, **env: str) -> str:
+    done = subprocess.run(
+        [str(part) for part in command],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        stdin=subprocess.DEVNULL,
+        env=subprocess_env(**env),
+    )
+    assert done.returncode == 0, f"{command}: {done.returncode}\n{done.stdout}\n{done.stderr}"
+    return done.stdout
+
+
+@pytest.fixture(scope="session")
+def old_release(tmp_path_factory: pytest.TempPathFactory) -> OldRelease:
+    """The previous release, built from its commit into its own venv (once a session)."""
+    release = previous_release()
+    base = tmp_path_factory.mktemp("old-release")
+    worktree, venv = base / "src", base / "venv"
+    run("git", "-C", ROOT, "worktree", "add", "--detach", worktree, release["commit"])
+    try:
+        run(sys.executable, "-m", "venv", "--without-pip", venv)
+        python = venv / "bin" / "python"
+        purelib = "import sysconfig; print(sysconfig.get_paths()['purelib'])"
+        site = Path(run(python, "-c", purelib).strip())
+        (site / "zz_tenure_drill_deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+        run(sys.executable, "-m", "pip", "--python", python, "install", "--quiet", "--no-deps",
+            worktree)  # fmt: skip
+    finally:
+        run("git", "-C", ROOT, "worktree", "remove", "--force", worktree)
+    where = run(python, "-c", "import tenure; print(tenure.__version__, tenure.__file__)")
+    version, location = where.split()
+    assert version == release["version"]
+    assert Path(location).is_relative_to(venv), location
+    return OldRelease(release["version"], release["commit"], release["database_schema"], python)
+
+
+@dataclass
+class Recorded:
+    licenses: dict[str, dict[str, Any]]
+    decisions: dict[tuple[str, str, str], dict[str, Any]]
+    tokens: list[str]
+    keys: dict[str, str]
+
+
+def serve(python: Path, data_dir: Path, logs: Path, **env: str) -> Server:
+    port = free_port()
+    out, err = logs / f"serve-{port}.out", logs / f"serve-{port}.err"
+    command = [str(python), "-m", "tenure", "serve", "--data-dir", str(data_dir)]
+    with out.open("wb") as stdout, err.open("wb") as stderr:
+        process = subprocess.Popen(
+            [*command, "--port", str(port)],
+            stdin=subprocess.DEVNULL,
+            stdout=stdout,
+            stderr=stderr,
+            env=subprocess_env(**env),
+        )
+    server = Server(data_dir, port, process, out, err)
+    try:
+        _wait_until_healthy(server)
+    except BaseException:
+        server.stop()
+        raise
+    return server
+
+
+@pytest.fixture
+def running() -> Iterator[list[Server]]:
+    """Servers started by the test, stopped at its end whatever happens."""
+    servers: list[Server] = []
+    yield servers
+    for server in servers:
+        server.stop()
+
+
+def license_client(server: Server, key: str) -> httpx.Client:
+    return httpx.Client(base_url=server.url, headers={"Authorization": f"License {key}"})
+
+
+def fill(server: Server) -> dict[str, str]:
+    """A catalog, customers, licenses (one suspended, one revoked), activations; returns
+    every license's key by serial."""
+    keys: dict[str, str] = {}
+    with server.client(server.owner_key()) as owner:
+        apply_example_catalog(owner)
+        customers = [
+            owner.post(
+                "/v1/customers", json={"name": f"Customer {n}", "email": f"c{n}@example.com"}
+            ).json()["id"]
+            for n in range(5)
+        ]
+        for n in range(LICENSES):
+            product, plan = PLANS[n % len(PLANS)]
+            body = {"product": product, "plan": plan, "customer": customers[n % 5]}
+            issued = owner.post("/v1/licenses", json={**body, "order_ref": f"order-{n}"})
+            assert issued.status_code == 201, issued.text
+            keys[issued.json()["serial"]] = issued.json()["key"]
+        serials = list(keys)
+        for action, serial in (("suspend", serials[0]), ("revoke", serials[1])):
+            changed = owner.post(f"/v1/licenses/{serial}/{action}", json={"reason": "drill"})
+            assert changed.status_code == 200, changed.text
+    return keys
+
+
+def mint_tokens(server: Server, keys: dict[str, str]) -> list[str]:
+    """Activate a device on each studio-pro and studio-lifetime license and mint a token."""
+    tokens = []
+    with server.client(server.owner_key()) as owner:
+        for serial, key in keys.items():
+            plan = owner.get(f"/v1/licenses/{serial}").json()
+            if plan["status"] != "active" or plan["plan"] not in ("studio-pro", "studio-lifetime"):
+                continue
+            with license_client(server, key) as app:
+                device = {"fingerprint": f"device-{serial}"}
+                activated = app.post(f"/v1/licenses/{serial}/activations", json=device)
+                assert activated.status_code == 201, activated.text
+                minted = app.post("/v1/tokens", json={"license": serial, **device})
+                assert minted.status_code == 201, minted.text
+                tokens.append(minted.json()["token"])
+    assert len(tokens) >= 5
+    return tokens
+
+
+def observe(server: Server, keys: dict[str, str]) -> tuple[dict[str, Any], dict[Any, Any]]:
+    """Every license's ``GET`` body and every decision (by serial as owner, by key as the
+    license), without the checkpoint a decision names (it moves as the ledger grows)."""
+    licenses, decisions = {}, {}
+    with server.client(server.owner_key()) as owner:
+        for serial, key in keys.items():
+            got = owner.get(f"/v1/licenses/{serial}")
+            assert got.status_code == 200, got.text
+            licenses[serial] = got.json()
+            with license_client(server, key) as app:
+                for entitlement in ENTITLEMENTS:
+                    for how, client, name in (("owner", owner, serial), ("license", app, key)):
+                        answer = client.post(
+                            "/v1/check", json={"license": name, "entitlement": entitlement}
+                        )
+                        assert answer.status_code == 200, answer.text
+                        body = answer.json()
+                        body.pop("checkpoint")
+                        decisions[serial, entitlement, how] = body
+    return licenses, decisions
+
+
+def cli(python: Path, *args: str, **env: str) -> Any:
+    return json.loads(run(python, "-m", "tenure", *args, "--output", "json", **env))
+
+
+def test_an_upgrade_from_the_previous_release_keeps_licenses_decisions_and_tokens(
+    old_release: OldRelease, tmp_path: Path, running: list[Server]
+) -> None:
+    data_dir, logs = tmp_path / "data", tmp_path / "logs"
+    logs.mkdir()
+    old = serve(old_release.python, data_dir, logs)
+    running.append(old)
+    keys = fill(old)
+    tokens = mint_tokens(old, keys)
+    licenses, decisions = observe(old, keys)
+    assert {d["reason"] for d in decisions.values()} >= {"ok", "not_entitled", "suspended"}
+    old.stop()
+    old_digest = cli(old_release.python, "state", "digest", "--data-dir", str(data_dir))
+
+    here = Path(sys.executable)
+    status = cli(here, "db", "status", "--data-dir", str(data_dir))
+    assert status["current"] == old_release.database_schema
+    assert status["head"] == schema_head()
+
+    if status["upgrade_pending"]:
+        refused = subprocess.run(
+            [here, "-m", "tenure", "serve", "--data-dir", str(data_dir), "--port", "0"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+            env=subprocess_env(TENURE_UPGRADE_ON_START="false"),
+        )
+        assert refused.returncode == 1
+        assert "run `tenure db upgrade`" in refused.stderr.strip().splitlines()[-1]
+
+    new = serve(here, data_dir, logs)  # migrates on start
+    running.append(new)
+    ready = httpx.get(f"{new.url}/readyz").json()
+    assert (ready["schema"], ready["version"]) == (schema_head(), tenure.__version__)
+    assert observe(new, keys) == (licenses, decisions)
+    jwks = jws.keys_from_jwks(httpx.get(f"{new.url}/.well-known/jwks.json").json())
+    for token in tokens:
+        claims = jws.verify(token, jwks, typ=TYP, now=time.time(), issuer=ISSUER)
+        assert claims["sub"] in keys or claims.get("serial") in keys, claims
+    new.stop()
+
+    verified = cli(here, "ledger", "verify", "--data-dir", str(data_dir))
+    assert verified["ok"] is True
+    digest = cli(here, "state", "digest", "--data-dir", str(data_dir))
+    assert (digest["size"], digest["digest"]) == (old_digest["size"], old_digest["digest"])
+    rebuilt = cli(here, "state", "rebuild", "--data-dir", str(data_dir))
+    assert rebuilt["before"] == rebuilt["after"] == digest["digest"]
