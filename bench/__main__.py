@@ -10,6 +10,8 @@ in the same run, as a ratio.
     python -m bench --only durability --events-restore 100000,1000000   # restore, shipping, RPO
     python -m bench --only migrate --quick              # tenure migrate SQLite -> PostgreSQL
     python -m bench --only postgres --quick             # PG appends, 1 and 3 processes
+    python -m bench --only hsm --quick                  # Ed25519 through SoftHSM2 (PKCS#11)
+    python -m bench --only personal --quick             # sealed vs plaintext personal data
     python -m bench --markdown results.md                # also write the results table
 """
 
@@ -30,8 +32,10 @@ from bench import (
     bench_postgres,
     checks_http,
     durability,
+    hsm,
     migrate,
     offline,
+    personal,
     replay,
     verify,
 )
@@ -48,6 +52,8 @@ NAMES = (
     "durability",
     "migrate",
     "postgres",
+    "hsm",
+    "personal",
 )
 
 
@@ -191,6 +197,18 @@ def main(argv: list[str]) -> int:
                 " vs raw psycopg, one row per transaction"
             )
             results += bench_postgres.run(opts)
+        if "hsm" in wanted:
+            print(
+                "\n[10] Ed25519 through a PKCS#11 token (SoftHSM2) vs in-process, and the"
+                " checkpoint and token mint rates through the token"
+            )
+            results += hsm.run(opts)
+        if "personal" in wanted:
+            print(
+                "\n[11] Personal data: customer create sealed vs plaintext, and checks on"
+                " a sealed store vs a plaintext one"
+            )
+            results += personal.run(opts)
     print(
         f"\ntotal {total.elapsed():.0f} s; load average at end: "
         + "{:.2f} {:.2f} {:.2f}".format(*os.getloadavg())

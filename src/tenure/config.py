@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -21,6 +22,18 @@ class Settings(BaseSettings):
     data_dir: Path = Field(Path("var"), description="holds tenure.db, master.key, keys/")
     database_url: str | None = Field(None, description="overrides sqlite:///<data-dir>/tenure.db")
     master_key: SecretStr | None = Field(None, description="base64 master key (else master.key)")
+    key_store: Literal["file", "pkcs11"] = Field(
+        "file",
+        description="where signing keys live: file (sealed under the master key in "
+        "<data-dir>/keys/) or pkcs11 (generated on a PKCS#11 token, never extractable; "
+        "docs/keys.md)",
+    )
+    pkcs11_module: Path = Field(
+        Path("/usr/lib/softhsm/libsofthsm2.so"),
+        description="the PKCS#11 module (shared library) of the HSM",
+    )
+    pkcs11_token_label: str = Field("", description="label of the PKCS#11 token holding the keys")
+    pkcs11_pin: SecretStr | None = Field(None, description="user PIN of the PKCS#11 token")
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
     ledger_origin_prefix: str = Field(
@@ -56,10 +69,54 @@ class Settings(BaseSettings):
     lease_seconds: int = Field(
         900, ge=10, le=30 * 86400, description="how long a floating activation's lease lasts"
     )
+    approval_ttl_hours: float = Field(
+        24.0, gt=0, description="how long an approval request may wait for a second principal"
+    )
+    approval_revoke_threshold: int = Field(
+        10,
+        ge=0,
+        description="license revocations allowed per window without approval; the one "
+        "that would cross it becomes an approval request",
+    )
+    approval_revoke_window_minutes: float = Field(
+        60.0, gt=0, description="the window that approval_revoke_threshold counts in"
+    )
+    encrypt_personal_data: bool = Field(
+        True,
+        description="seal customers' personal data (name, e-mail) with per-customer keys "
+        "in <data-dir>/datakeys (docs/personal-data.md); false writes plaintext",
+    )
     upgrade_on_start: bool = Field(
         True,
         description="apply pending schema migrations when the service opens its database; "
         "false: refuse to start on an older schema until `tenure db upgrade`",
+    )
+    # Transport and limits (docs/hardening.md).
+    tls_cert: Path | None = Field(None, description="PEM server certificate: serve HTTPS")
+    tls_key: Path | None = Field(None, description="PEM private key of tls_cert")
+    tls_client_ca: Path | None = Field(
+        None,
+        description="PEM CA bundle: request client certificates verified against it; "
+        "API keys of the agent role then need one",
+    )
+    max_body_bytes: int = Field(
+        1024 * 1024, ge=1024, description="largest request body on any route (else 413)"
+    )
+    rate_check_per_second: float = Field(
+        10_000.0, gt=0, description="checks per second per client IP and per credential"
+    )
+    rate_check_burst: int = Field(20_000, ge=1, description="checks allowed in a burst")
+    rate_activation_per_second: float = Field(
+        100.0,
+        gt=0,
+        description="activation and token requests per second per client IP and credential",
+    )
+    rate_activation_burst: int = Field(1_000, ge=1, description="activations in a burst")
+    rate_auth_failures_per_minute: int = Field(
+        120,
+        ge=1,
+        description="401s per minute per client IP (also the burst); past it, requests "
+        "with credentials from that IP get 429",
     )
 
     def ledger_origin(self, account: str) -> str:

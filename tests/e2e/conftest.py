@@ -220,7 +220,24 @@ def apply_example_catalog(owner: httpx.Client) -> None:
     applied = owner.post(
         "/v1/catalog", content=CATALOG.read_bytes(), headers={"Content-Type": "application/yaml"}
     )
+    if applied.status_code == 202:  # takes entitlements away from a seeded plan
+        approve_by_second_admin(owner, applied.json()["approval"]["approval"])
+        return
     assert applied.status_code == 200, applied.text
+
+
+def approve_by_second_admin(owner: httpx.Client, approval: str) -> dict[str, Any]:
+    """Approve ``approval`` (two-person rule) with a new admin key the owner creates;
+    the answer of ``POST /v1/approvals/{id}/approve``."""
+    made = owner.post("/v1/apikeys", json={"role": "admin", "name": "second approver"})
+    assert made.status_code == 201, made.text
+    headers = {"Authorization": f"Bearer {made.json()['key']}"}
+    with httpx.Client(base_url=owner.base_url, headers=headers, timeout=REQUEST_TIMEOUT) as admin:
+        done = admin.post(f"/v1/approvals/{approval}/approve", json={"reason": "second pair"})
+    assert done.status_code == 200, done.text
+    assert done.json()["approval"]["status"] == "executed", done.text
+    body: dict[str, Any] = done.json()
+    return body
 
 
 def issue_license(owner: httpx.Client, plan: str = "studio-pro") -> dict[str, Any]:

@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from .conftest import Server, seeded_server, tenure
+from .conftest import Server, apply_example_catalog, seeded_server, tenure
 
 CATALOG = Path(__file__).resolve().parents[2] / "examples" / "catalog.yaml"
 PROBLEM = "application/problem+json"
@@ -37,12 +37,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         seeded_server(tmp_path_factory, "audit") as server,
         server.client(server.owner_key()) as owner,
     ):
-        applied = owner.post(
-            "/v1/catalog",
-            content=CATALOG.read_bytes(),
-            headers={"Content-Type": "application/yaml"},
-        )
-        assert applied.status_code == 200, applied.text
+        apply_example_catalog(owner)
         name, email = "Ada Auditee", "ada.auditee@example.test"
         customer = owner.post("/v1/customers", json={"name": name, "email": email})
         assert customer.status_code == 201, customer.text
@@ -197,7 +192,9 @@ def test_only_auditors_and_owners_read_the_audit_log(world: World) -> None:
     with world.server.client(world.issuer) as issuer:
         assert issuer.get("/v1/audit").status_code == 403
     created = audit_page(world, key=world.server.owner_key(), action="create_api_key")
-    assert [e["detail"]["role"] for e in created["entries"]][:2] == ["auditor", "issuer"]
+    # The admin key is the one that approved the example catalog (two-person rule).
+    roles = [e["detail"]["role"] for e in created["entries"]]
+    assert roles[:3] == ["admin", "auditor", "issuer"]
     assert all(e["target"].startswith("key_") for e in created["entries"])
     page = audit_page(world, target=world.serial, limit=2)
     assert len(page["entries"]) == 2

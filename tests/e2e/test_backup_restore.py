@@ -197,7 +197,6 @@ def test_a_restorer_repairs_lost_events_of_the_live_service_over_the_api(
             assert made.status_code == 201, made.text
             size = ledger_size(owner)
             wait_for("the site", lambda: site_end(open_site(url), ACCOUNT) >= size)
-            before = cli_json("state", "digest", "--data-dir", data_dir)
 
             db = sqlite3.connect(data_dir / "tenure.db")
             try:
@@ -215,16 +214,27 @@ def test_a_restorer_repairs_lost_events_of_the_live_service_over_the_api(
                 other = restorer.post("/v1/restores", json={**body, "site": "file:///etc"})
                 assert other.status_code == 400, other.text
                 assert restorer.post("/v1/restores", json={}).status_code == 400
-                done = restorer.post("/v1/restores", json=body)
-                assert done.status_code == 201, done.text
-            report = done.json()
-            assert (report["replaced"], report["size"], report["event"]) == (size, size, size)
-            assert report["digest"] == before["digest"]
+                asked = restorer.post("/v1/restores", json=body)
+                assert asked.status_code == 202, asked.text
+                approval = asked.json()["approval"]["approval"]
+                # The two-person rule: the requester may not approve; the owner may.
+                mine = restorer.post(f"/v1/approvals/{approval}/approve", json=body)
+                assert mine.status_code == 403, mine.text
+            done = owner.post(f"/v1/approvals/{approval}/approve", json={"reason": "agreed"})
+            assert done.status_code == 200, done.text
+            assert done.json()["approval"]["status"] == "executed", done.text
+            report = done.json()["result"]
+            # The request and the approval are events too: the store held two more.
+            grown = size + 2
+            assert (report["replaced"], report["size"], report["event"]) == (grown,) * 3
             assert cli_json("ledger", "verify", "--data-dir", data_dir)["ok"] is True
             audit = owner.get("/v1/audit", params={"limit": 10, "order": "desc"}).json()
-            restores = [(e["action"], e["outcome"], e["code"]) for e in audit["entries"][:4]]
+            restores = [(e["action"], e["outcome"], e["code"]) for e in audit["entries"][:7]]
             assert restores == [
-                ("record_restore", "allowed", "ok"),
+                ("record_approval_execution", "allowed", "ok"),
+                ("decide_approval", "allowed", "ok"),
+                ("decide_approval", "denied", "self_approval"),
+                ("request_approval", "allowed", "ok"),
                 ("restore_live", "denied", "invalid_input"),
                 ("restore_live", "denied", "invalid_input"),
                 ("restore_live", "denied", "forbidden"),

@@ -16,7 +16,7 @@ import pytest
 from tenure.service.apikeys import create_api_key
 from tenure.store.engine import create_engine
 
-from .conftest import Server, seeded_server
+from .conftest import Server, approve_by_second_admin, seeded_server
 
 EXAMPLE = (Path(__file__).parents[2] / "examples" / "catalog.yaml").read_bytes()
 YAML = {"Content-Type": "application/yaml"}
@@ -61,12 +61,16 @@ def test_example_catalog_dry_run_then_apply_then_reapply(owner: httpx.Client) ->
     assert dry.status_code == 200, dry.text
     assert ledger_size(owner) == before  # a dry run appends nothing
 
-    applied = post_catalog(owner, EXAMPLE)
-    assert applied.status_code == 200, applied.text
-    diff = applied.json()
-    assert diff == dry.json()  # the dry run showed exactly what was applied
+    # The example takes entitlements from plans the seed licensed: a request, which a
+    # second admin approves (the two-person rule); then it is applied, once.
+    asked = post_catalog(owner, EXAMPLE)
+    assert asked.status_code == 202, asked.text
+    assert ledger_size(owner) == before + 1  # approval.requested only
+    approved = approve_by_second_admin(owner, asked.json()["approval"]["approval"])
+    diff = dry.json()
     assert set(diff) == {"products", "plans", "changes"}
-    assert ledger_size(owner) == before + diff["changes"]
+    # approval.requested, approval.approved, the catalog's events, approval.executed
+    assert ledger_size(owner) == before + diff["changes"] + 3, approved
 
     products = {p["code"]: p for p in diff["products"]}
     assert [p["code"] for p in diff["products"]] == ["render-farm", "studio"]
@@ -92,14 +96,22 @@ def test_example_catalog_dry_run_then_apply_then_reapply(owner: httpx.Client) ->
 
     events = owner.get("/v1/ledger/events", params={"start": before, "limit": 100}).json()
     types = [e["event"]["type"] for e in events["events"]]
-    assert types == ["product.defined"] + ["plan.published"] * (diff["changes"] - 1)
-    assert {e["event"]["actor"]["role"] for e in events["events"]} == {"owner"}
+    assert types == [
+        "approval.requested",
+        "approval.approved",
+        "product.defined",
+        *["plan.published"] * (diff["changes"] - 1),
+        "approval.executed",
+    ]
+    roles = [e["event"]["actor"]["role"] for e in events["events"]]
+    assert roles[0] == "owner"  # the request; the rest is the approver's doing
+    assert set(roles[1:]) == {"admin"}
 
     again = post_catalog(owner, EXAMPLE)
     assert again.status_code == 200, again.text
     assert again.json()["changes"] == 0
     assert {p["action"] for p in again.json()["plans"]} == {"unchanged"}
-    assert ledger_size(owner) == before + diff["changes"]
+    assert ledger_size(owner) == before + diff["changes"] + 3
 
 
 def test_text_plain_is_accepted_for_a_dry_run(owner: httpx.Client) -> None:

@@ -391,9 +391,10 @@ def test_a_malformed_batch_is_a_400_naming_the_field(
     assert_problem(owner.post("/v1/check/batch", json=body), 400, field)
 
 
-def test_an_oversized_body_is_a_400(owner: httpx.Client) -> None:
+def test_an_oversized_body_is_a_413(owner: httpx.Client) -> None:
     body = {"checks": [GOOD] * 1000, "padding": "x" * (1024 * 1024)}
-    assert_problem(owner.post("/v1/check/batch", json=body), 400, "body")
+    problem = assert_problem(owner.post("/v1/check/batch", json=body), 413)
+    assert problem["type"].endswith("/payload_too_large")
 
 
 def test_the_openapi_document_describes_both_bodies(owner: httpx.Client) -> None:

@@ -116,19 +116,25 @@ def test_created_key_works_until_revoked(key_server: Server) -> None:
     )
     assert key_id in {item["id"] for item in ok_json(as_new)["apikeys"]}
 
-    revoked = tenure(key_server, "apikey", "revoke", key_id)
-    assert revoked.returncode == 0, revoked.stderr
-    assert f"revoked API key {key_id}" in revoked.stdout
-    assert re.search(r"^\s+revoked\s+\d{4}-\d\d-\d\dT", revoked.stdout, re.MULTILINE), (
-        revoked.stdout
+    # Revoking another principal's admin key needs a second principal (two-person rule).
+    asked = tenure(key_server, "apikey", "revoke", key_id)
+    assert asked.returncode == 0, asked.stderr
+    found = re.search(r"approval requested: (apr_\w+)", asked.stdout)
+    assert found, asked.stdout
+    with key_server.client(key) as client:
+        assert client.get("/v1/apikeys").status_code == 200  # not revoked yet
+    approver = create_json(key_server, "admin")["key"]
+    approved = tenure(
+        key_server, "approval", "approve", found.group(1), "--reason", "offboarding", key=approver
     )
+    assert approved.returncode == 0, approved.stderr
 
     with key_server.client(key) as client:
         response = client.get("/v1/apikeys")
         assert response.status_code == 401
     assert_one_line_error(tenure(key_server, "apikey", "list", key=key), "401 unauthenticated")
 
-    again = ok_json(tenure(key_server, "apikey", "revoke", key_id, "-o", "json"))
+    again = ok_json(tenure(key_server, "apikey", "revoke", key_id, "-o", "json"))  # a no-op
     assert again["id"] == key_id
     assert again["role"] == "admin"
     assert again["revoked_at"] == listing(key_server)[key_id]["revoked_at"]

@@ -112,6 +112,11 @@ HELP_COMMANDS = [
     ["keys"],
     ["keys", "list"],
     ["keys", "rotate"],
+    ["approval"],
+    ["approval", "list"],
+    ["approval", "show"],
+    ["approval", "approve"],
+    ["approval", "reject"],
     ["license-file"],
     ["license-file", "issue"],
     ["license-file", "verify"],
@@ -397,10 +402,32 @@ def test_keys_list_and_rotate(server: Server, owner: httpx.Client) -> None:
     listed = tenure(server, "keys", "list", key=issuer_key)
     assert_one_line_error(listed, "403")
 
-    rotated = tenure(server, "keys", "rotate")
-    assert rotated.returncode == 0, rotated.stderr
-    assert rotated.stdout.startswith("rotated: the signing key is now ")
-    new_kid = rotated.stdout.split()[6]
+    asked = tenure(server, "keys", "rotate")
+    assert asked.returncode == 0, asked.stderr
+    assert asked.stdout.startswith("approval requested: apr_"), asked.stdout
+    approval = asked.stdout.split()[2]
+    admin_key = ok_json(
+        tenure(server, "apikey", "create", "--role", "admin", "--name", "2nd", "-o", "json")
+    )["key"]
+    shown = tenure(server, "approval", "list", "--status", "pending", key=admin_key)
+    assert approval in shown.stdout, shown.stdout + shown.stderr
+    rotated = ok_json(
+        tenure(
+            server,
+            "approval",
+            "approve",
+            approval,
+            "--reason",
+            "yearly",
+            "-o",
+            "json",
+            key=admin_key,
+        )
+    )
+    assert rotated["approval"]["status"] == "executed"
+    new_kid = rotated["result"]["kid"]
+    history = ok_json(tenure(server, "approval", "show", approval, "-o", "json"))["history"]
+    assert [h["reason"] for h in history][1:] == ["yearly", "yearly"]
     after = ok_json(tenure(server, "keys", "list", "-o", "json"))["keys"]
     by_kid = {k["kid"]: k for k in after}
     assert by_kid[new_kid]["retired_at"] is None

@@ -34,6 +34,8 @@ DUMMY = {
     "account_id": "nope",
     "activation": "act_" + "a" * 26,
     "jti": "tok_" + "a" * 26,
+    "approval": "apr_" + "a" * 26,
+    "plan": "no-such-plan",
 }
 
 
@@ -129,6 +131,7 @@ ROUTES: dict[tuple[str, str], Call] = {
     ),
     ("POST", "/v1/customers"): Call("customer.write", json={"name": "", "email": "bad"}),
     ("GET", "/v1/customers/{customer}"): Call("customer.read"),
+    ("POST", "/v1/customers/{customer}/erase"): Call("customer.erase", json={"reason": "x"}),
     ("GET", "/v1/products"): Call("product.read"),
     ("GET", "/v1/licenses"): Call("license.read", params={"limit": 1}),
     ("POST", "/v1/licenses"): Call("license.issue", json={}),
@@ -176,6 +179,11 @@ ROUTES: dict[tuple[str, str], Call] = {
     ("GET", "/v1/accounts"): Call("account.manage"),
     ("GET", "/v1/accounts/{account_id}"): Call("account.manage"),
     ("DELETE", "/v1/apikeys/{key_id}"): Call("apikey.manage"),
+    ("GET", "/v1/approvals"): Call("approval.read"),
+    ("GET", "/v1/approvals/{approval}"): Call("approval.read"),
+    ("POST", "/v1/approvals/{approval}/approve"): Call("approval.decide", json={"reason": "x"}),
+    ("POST", "/v1/approvals/{approval}/reject"): Call("approval.decide", json={"reason": "x"}),
+    ("POST", "/v1/plans/{plan}/retire"): Call("catalog.apply", json={"reason": "x"}),
 }
 
 
@@ -272,8 +280,27 @@ def test_an_admin_may_manage_keys_but_not_owner_keys(
         assert_problem(admin.post("/v1/apikeys", json={"role": "owner", "name": "x"}), 403)
         assert_problem(admin.delete(f"/v1/apikeys/{owner_key['id']}"), 403)
         made = new_key(admin, "admin", "made by an admin")
-        assert admin.delete(f"/v1/apikeys/{made['id']}").status_code == 200
-    assert owner.delete(f"/v1/apikeys/{owner_key['id']}").status_code == 200
+        # Revoking another admin key needs a second principal (two-person rule).
+        asked = admin.delete(f"/v1/apikeys/{made['id']}")
+        assert asked.status_code == 202, asked.text
+        approval = asked.json()["approval"]["approval"]
+        assert_problem(admin.post(f"/v1/approvals/{approval}/approve", json={"reason": "x"}), 403)
+    done = owner.post(f"/v1/approvals/{approval}/approve", json={"reason": "agreed"})
+    assert done.json()["result"]["revoked_at"] is not None, done.text
+    assert revoke_with_approval(owner, owner_key)["revoked_at"] is not None
+
+
+def revoke_with_approval(owner: httpx.Client, key: dict[str, Any]) -> dict[str, Any]:
+    """Revoke another owner ``key``: the owner asks, the key itself approves."""
+    asked = owner.delete(f"/v1/apikeys/{key['id']}")
+    assert asked.status_code == 202, asked.text
+    approval = asked.json()["approval"]["approval"]
+    headers = {"Authorization": f"Bearer {key['key']}"}
+    with httpx.Client(base_url=owner.base_url, headers=headers) as other:
+        done = other.post(f"/v1/approvals/{approval}/approve", json={"reason": "rotation"})
+    assert done.status_code == 200, done.text
+    result: dict[str, Any] = done.json()["result"]
+    return result
 
 
 def test_bad_key_bodies_are_400(owner: httpx.Client) -> None:
@@ -302,14 +329,20 @@ def test_keys_of_another_account_are_404_and_invisible(seeded: Seeded, owner: ht
 
 def test_the_last_active_owner_key_cannot_be_revoked(owner: httpx.Client) -> None:
     """The bootstrap owner revokes every other owner key, then cannot revoke its own."""
-    new_key(owner, "owner", "another owner")
+    another = new_key(owner, "owner", "another owner")
     keys = owner.get("/v1/apikeys").json()["apikeys"]
     owners = [k["id"] for k in keys if k["role"] == "owner" and k["revoked_at"] is None]
     (bootstrap,) = [k["id"] for k in keys if k["name"] == "bootstrap owner"]
     assert bootstrap in owners
     assert len(owners) >= 2
-    for key_id in owners:
-        if key_id != bootstrap:
-            assert owner.delete(f"/v1/apikeys/{key_id}").status_code == 200
+    with httpx.Client(
+        base_url=owner.base_url, headers={"Authorization": f"Bearer {another['key']}"}
+    ) as second:
+        for key_id in owners:
+            if key_id not in (bootstrap, another["id"]):
+                asked = owner.delete(f"/v1/apikeys/{key_id}").json()["approval"]["approval"]
+                done = second.post(f"/v1/approvals/{asked}/approve", json={"reason": "x"})
+                assert done.status_code == 200, done.text
+    revoke_with_approval(owner, another)
     assert_problem(owner.delete(f"/v1/apikeys/{bootstrap}"), 409)
     assert owner.get("/v1/apikeys").status_code == 200

@@ -45,7 +45,13 @@ from typing import Any
 import httpx
 import pytest
 
-from .conftest import REQUEST_TIMEOUT, Server, seeded_server, subprocess_env
+from .conftest import (
+    REQUEST_TIMEOUT,
+    Server,
+    apply_example_catalog,
+    seeded_server,
+    subprocess_env,
+)
 
 CATALOG = (Path(__file__).parents[2] / "examples" / "catalog.yaml").read_bytes()
 MAX_EXAMPLES = 50
@@ -97,8 +103,7 @@ def objects(fuzz_server: Server) -> Objects:
     """Apply the example catalog, then make customers (a second one to transfer to),
     licenses and spare API keys."""
     with fuzz_server.client(fuzz_server.owner_key()) as api:
-        yaml = {"Content-Type": "application/yaml"}
-        _ok(api.post("/v1/catalog", content=CATALOG, headers=yaml), 200)
+        apply_example_catalog(api)  # with a second admin's approval where it takes away
         customers = [
             _ok(api.post("/v1/customers", json=body), 201)["id"]
             for body in (

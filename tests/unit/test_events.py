@@ -29,6 +29,7 @@ SERIAL = license_serial("default", "acme", CUSTOMER, "order-1")
 TIME = "2026-11-28T22:00:00.000000Z"
 
 ACTIVATION = "act_" + "b" * 26
+APPROVAL = "apr_" + "a" * 26
 VALID_DATA: dict[str, dict[str, Any]] = {
     "product.defined": {"product": "acme", "name": "Acme Suite", "features": ["sso", "audit"]},
     "plan.published": {
@@ -48,6 +49,7 @@ VALID_DATA: dict[str, dict[str, Any]] = {
         "email": None,
         "external_id": "crm-1",
     },
+    "customer.erased": {"customer": CUSTOMER},
     "license.issued": {
         "serial": SERIAL,
         "product": "acme",
@@ -106,6 +108,19 @@ VALID_DATA: dict[str, dict[str, Any]] = {
         "digest": "cd" * 32,
         "snapshot": 800,
     },
+    "plan.retired": {"plan": "pro"},
+    "approval.requested": {
+        "approval": APPROVAL,
+        "action": "license.revoke",
+        "target": SERIAL,
+        "payload": {"serials": [SERIAL]},
+        "requested_by": "key_abc",
+        "expires_at": "2026-01-02T03:04:05.000000Z",
+    },
+    "approval.approved": {"approval": APPROVAL},
+    "approval.rejected": {"approval": APPROVAL},
+    "approval.expired": {"approval": APPROVAL},
+    "approval.executed": {"approval": APPROVAL, "outcome": "succeeded", "detail": None},
 }
 
 
@@ -330,6 +345,30 @@ def test_a_schema_1_ledger_restored_is_upcast_when_applied_and_never_rewritten()
         event_from_json(envelope("ledger.restored", schema=1, data=v2["data"]))
 
 
+SEALED = {"nonce": "AAECAwQFBgcICQoL", "ct": "c2VhbGVkIGJ5dGVzIGFuZCB0YWc="}
+"""A schema-2 personal field: base64 nonce (12 bytes) and ciphertext with tag."""
+
+
+def test_a_schema_2_customer_created_holds_sealed_fields_named_by_its_own_event() -> None:
+    event_id = "evt_" + "0123456789abcdef" * 2
+    data = {**VALID_DATA["customer.created"], "name": SEALED, "email": SEALED}
+    v2 = envelope("customer.created", schema=2, data={**data, "sealed_in": event_id})
+    assert event_from_json(v2).data["name"] == SEALED
+    for sealed_in in (None, "evt_" + "f" * 32):  # sealed data must name this event
+        with pytest.raises(MalformedEvent) as info:
+            event_from_json({**v2, "data": {**data, "sealed_in": sealed_in}})
+        assert info.value.field == "data.sealed_in"
+    plain = {**VALID_DATA["customer.created"], "sealed_in": None}  # encryption disabled
+    assert event_from_json(envelope("customer.created", schema=2, data=plain)).data == plain
+    with pytest.raises(MalformedEvent):  # schema 1 knows no sealed fields
+        event_from_json(envelope("customer.created", schema=1, data={**data}))
+
+
+def test_a_schema_1_customer_created_is_upcast_with_nothing_sealed() -> None:
+    data = VALID_DATA["customer.created"]
+    assert upcast("customer.created", 1, data) == (2, {**data, "sealed_in": None})
+
+
 def test_upcast_of_a_current_schema_is_the_identity() -> None:
     data = VALID_DATA["license.renewed"]
     assert upcast("license.renewed", 1, data) == (1, data)
@@ -444,11 +483,12 @@ def test_revoke_suspend_and_override_require_a_reason(type_name: str, reason: An
     assert "reason" in error.message
 
 
-def test_reason_required_covers_revoke_suspend_and_override() -> None:
+def test_reason_required_covers_revoke_suspend_override_and_erasure() -> None:
     assert {
         "license.revoked",
         "license.suspended",
         "license.entitlement_overridden",
+        "customer.erased",
     } == REASON_REQUIRED
 
 

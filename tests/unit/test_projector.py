@@ -34,7 +34,7 @@ from tenure.domain.commands import (
     customer_id,
     license_serial,
 )
-from tenure.domain.events import REASON_REQUIRED, event_from_json
+from tenure.domain.events import CURRENT_SCHEMA, REASON_REQUIRED, event_from_json
 from tenure.domain.projector import apply, effective_entitlements
 from tenure.domain.state import MemoryState
 from tenure.domain.timefmt import format_time
@@ -61,7 +61,7 @@ def envelope(seq: int, type_name: str, data: dict[str, Any]) -> dict[str, Any]:
         "account": ACCOUNT,
         "seq": seq,
         "type": type_name,
-        "schema": 1,
+        "schema": CURRENT_SCHEMA[type_name],  # drafts are of the current schema
         "time": format_time(NOW),
         "actor": {"id": "usr_test", "role": "admin", "auth": "api_key"},
         "reason": "test reason" if type_name in REASON_REQUIRED else None,
@@ -539,6 +539,12 @@ def test_customer_cannot_be_created_twice(ledger: Ledger) -> None:
     with pytest.raises(Conflict):
         ledger.append(
             "customer.created",
-            {"customer": CUSTOMERS[0], "name": None, "email": None, "external_id": "crm-1"},
+            {
+                "customer": CUSTOMERS[0],
+                "name": None,
+                "email": None,
+                "external_id": "crm-1",
+                "sealed_in": None,
+            },
         )
     assert ledger.run(CreateCustomer(external_id="crm-1")).drafts == []

@@ -11,13 +11,15 @@ import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, StringConstraints
+from starlette.concurrency import run_in_threadpool
 
+from tenure.api.approval_routes import request_approval
 from tenure.api.auditing import entry_for, submit_audited
 from tenure.api.bodies import documented, parse_body
 from tenure.api.problems import problem_responses
 from tenure.api.roles import manageable_roles, require, require_may_manage
-from tenure.api.schemas import ApiKey, ApiKeyList, CreatedApiKey, Role, answers
-from tenure.service import apikeys
+from tenure.api.schemas import NEEDS_APPROVAL, ApiKey, ApiKeyList, CreatedApiKey, Role, answers
+from tenure.service import apikeys, approvals
 from tenure.service.apikeys import Principal
 from tenure.service.ledger import Write
 
@@ -78,15 +80,33 @@ def list_api_keys(request: Request, caller: Manager) -> dict[str, Any]:
 @router.delete(
     "/apikeys/{key_id}",
     response_model=None,
-    responses={**answers(ApiKey, "The revoked key"), **problem_responses(404, 409, 503)},
+    responses={
+        **answers(ApiKey, "The revoked key"),
+        **NEEDS_APPROVAL,
+        **problem_responses(404, 409, 503),
+    },
 )
-async def revoke_api_key(request: Request, caller: Manager, key_id: str) -> dict[str, Any]:
+async def revoke_api_key(request: Request, caller: Manager, key_id: str) -> Any:
     """Revoke a key → its listing with ``revoked_at`` set; it gets 401 from then on.
 
+    Revoking another principal's active owner or admin key needs a second
+    principal's approval: 202 ``{"approval": {...}}`` (docs/approvals.md).
     404 for a key not of this account, 403 when an admin revokes an owner key, 409 for
     the account's last active owner key.
     """
     manageable = manageable_roles(caller)
+    target = await run_in_threadpool(
+        approvals.find_api_key, _engine(request), caller.account, key_id
+    )
+    if (
+        target is not None
+        and key_id != caller.id
+        and target["role"] in approvals.PRIVILEGED_ROLES
+        and target["revoked_at"] is None
+    ):
+        require_may_manage(caller, target["role"])
+        payload = {"key_id": key_id, "role": target["role"]}
+        return await request_approval(request, caller, "apikey.revoke", key_id, payload, None)
 
     def revoke(conn: sa.Connection) -> dict[str, Any]:
         return apikeys.revoke_in(conn, caller.account, key_id, manageable)

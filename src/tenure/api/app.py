@@ -16,6 +16,7 @@ from tenure.api import (
     account_routes,
     activation_routes,
     apikey_routes,
+    approval_routes,
     audit_routes,
     catalog_routes,
     check_routes,
@@ -27,6 +28,7 @@ from tenure.api import (
 )
 from tenure.api.auditing import AuditBatcher, AuditMiddleware
 from tenure.api.auth import API_KEY, SECURITY_SCHEMES
+from tenure.api.limits import BodyLimit, Limits, RateLimits, SecurityHeaders
 from tenure.api.schemas import Health, Problem, Ready, Unavailable, answers
 from tenure.config import Settings
 from tenure.service import queries
@@ -82,6 +84,12 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     problems.install(app)
     _document(app)
     app.add_middleware(AuditMiddleware)
+    # Added last = outermost: a body over the limit, a throttled client and every
+    # answer (429 and 413 included) pass through these before anything else.
+    limits = Limits.from_settings(settings)
+    app.add_middleware(BodyLimit, limit=limits.max_body_bytes)
+    app.add_middleware(RateLimits, limits=limits)
+    app.add_middleware(SecurityHeaders)
     app.include_router(ledger_routes.router)
     app.include_router(catalog_routes.router)
     app.include_router(check_routes.router)
@@ -92,6 +100,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     app.include_router(activation_routes.router)
     app.include_router(token_routes.router)
     app.include_router(durability_routes.router)
+    app.include_router(approval_routes.router)
 
     @app.get("/healthz", tags=["ops"], response_model=None, responses=answers(Health, "Up"))
     async def healthz() -> dict[str, str]:
@@ -139,14 +148,24 @@ def _document(app: FastAPI) -> None:
         schemas[Problem.__name__] = Problem.model_json_schema(mode="serialization")
         components["securitySchemes"] = SECURITY_SCHEMES
         for path, item in document["paths"].items():
-            for operation in item.values():
+            for method, operation in item.items():
                 operation["responses"].pop("422", None)
                 if path.startswith("/v1/"):
                     operation.setdefault("security", API_KEY["security"])
+                    _document_limits(method.upper(), operation["responses"])
         app.openapi_schema = document
         return document
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _document_limits(method: str, responses: dict[str, Any]) -> None:
+    """The answers of ``tenure.api.limits``: 429 on every ``/v1`` operation (a client
+    IP that failed authentication too often is throttled everywhere), 413 on those
+    that take a body."""
+    extra = [429] + ([413] if method in ("POST", "PUT", "PATCH", "DELETE") else [])
+    for status, documented in problems.problem_responses(*extra).items():
+        responses.setdefault(str(status), documented)
 
 
 def app_from_env() -> FastAPI:

@@ -42,7 +42,29 @@ def principal(request: Request) -> Principal:
         raise Unauthenticated("send Authorization: Bearer <api key>")
     caller = authenticate(request.app.state.runtime.engine, key.strip())
     set_principal(request, caller)
+    _require_agent_certificate(request, caller)
     return caller
+
+
+def client_certificate_name(request: Request) -> str | None:
+    """The subject (RFC 4514) of the client certificate the TLS connection presented
+    and that verified against the client CA, from the ASGI TLS extension that
+    ``tenure serve`` adds (``tenure.cli.serve``); ``None`` without one."""
+    tls = request.scope.get("extensions", {}).get("tls") or {}
+    if not tls.get("client_cert_chain") or tls.get("client_cert_error"):
+        return None
+    name = tls.get("client_cert_name")
+    return str(name) if name is not None else ""
+
+
+def _require_agent_certificate(request: Request, caller: Principal) -> None:
+    """With a client CA configured (mutual TLS), an ``agent`` key alone is not enough:
+    raise ``Forbidden`` unless the connection also presented a verified client
+    certificate. Other roles and ``License`` credentials need none."""
+    if caller.role != "agent" or request.app.state.runtime.settings.tls_client_ca is None:
+        return
+    if client_certificate_name(request) is None:
+        raise Forbidden("an agent key needs a client certificate from the configured CA")
 
 
 Caller = Annotated[Principal, Depends(principal)]

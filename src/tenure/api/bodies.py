@@ -19,13 +19,22 @@ from tenure.domain.events import error_path
 from tenure.errors import InvalidInput
 
 MAX_BODY_BYTES = 1024 * 1024
+MAX_JSON_DEPTH = 32
+"""Deepest nesting of arrays and objects a body may have (orjson has no such limit
+short of its own 1024): no request of the API needs more than a few levels."""
 BodyT = TypeVar("BodyT", bound=BaseModel)
+
+
+class PayloadTooLarge(InvalidInput):
+    """A body over the route's limit: 413 (``tenure.api.problems``)."""
+
+    code = "payload_too_large"
 
 
 async def parse_body(request: Request, model: type[BodyT], limit: int = MAX_BODY_BYTES) -> BodyT:
     """The body as ``model``. An empty body is an empty object, so that a missing
     required field is named rather than the body."""
-    too_large = InvalidInput(f"the body must be at most {limit} bytes", field="body")
+    too_large = PayloadTooLarge(f"the body must be at most {limit} bytes", field="body")
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
         raise too_large
@@ -40,12 +49,29 @@ async def parse_body(request: Request, model: type[BodyT], limit: int = MAX_BODY
         raise InvalidInput("the body must be a JSON object", field="body") from None
     if not isinstance(data, dict):
         raise InvalidInput("the body must be a JSON object", field="body")
+    if json_depth(data) > MAX_JSON_DEPTH:
+        raise InvalidInput(f"the body nests deeper than {MAX_JSON_DEPTH} levels", field="body")
     try:
         return model.model_validate(data)
     except ValidationError as exc:
         first = exc.errors()[0]
         field = _spell(error_path(data, first["loc"])) or "body"
         raise InvalidInput(f"{field}: {first['msg']}", field=field) from None
+
+
+def json_depth(value: Any) -> int:
+    """How deep arrays and objects nest in a parsed JSON value (a scalar: 0, ``{}``:
+    1). Iterative, so that no nesting can exhaust the stack."""
+    deepest = 0
+    pending: list[tuple[Any, int]] = [(value, 0)]
+    while pending:
+        item, depth = pending.pop()
+        if isinstance(item, dict):
+            item = list(item.values())
+        if isinstance(item, list):
+            deepest = max(deepest, depth + 1)
+            pending.extend((child, depth + 1) for child in item)
+    return deepest
 
 
 def _spell(path: list[int | str]) -> str:

@@ -4,22 +4,29 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
+import orjson
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from tenure.api import problems
+from tenure.api.approval_routes import request_approval, request_approval_in_thread
 from tenure.api.auditing import execute_audited, note_problem
+from tenure.api.bodies import documented, parse_body
 from tenure.api.problems import problem_responses
 from tenure.api.roles import require
+from tenure.api.schemas import NEEDS_APPROVAL, answers
 from tenure.api.schemas import CatalogDiff as CatalogDiffBody
-from tenure.api.schemas import answers
-from tenure.domain.catalog import CatalogDiff
+from tenure.domain.catalog import Catalog, CatalogDiff, diff_catalog
 from tenure.domain.events import Actor
-from tenure.errors import InvalidInput
+from tenure.errors import InvalidInput, NotFound
+from tenure.service import approvals
 from tenure.service.apikeys import Principal
 from tenure.service.catalog import MAX_CATALOG_BYTES, apply_catalog, parse_catalog
 from tenure.service.ledger import Outcome, Submission
+from tenure.store import sql
+from tenure.store.engine import read_transaction
 
 router = APIRouter(prefix="/v1", tags=["catalog"], responses=problem_responses(401, 403))
 
@@ -75,9 +82,23 @@ def _unsupported_media_type(request: Request) -> JSONResponse | None:
     )
 
 
+def _takes_away_from_licenses(engine: Any, account: str, catalog: Catalog) -> list[str]:
+    """Plans that ``catalog`` gives a new version taking entitlements away, and that
+    have licenses: publishing those needs a second principal's approval."""
+    with read_transaction(engine) as conn:
+        diff = diff_catalog(sql.ConnectionView(conn, account), catalog)
+    return [
+        change.code
+        for change in diff.plans
+        if change.action == "new_version"
+        and change.takes_away
+        and approvals.plan_has_licenses(engine, account, change.code)
+    ]
+
+
 def _parse_and_apply(
     request: Request, caller: Principal, body: bytes, dry_run: bool
-) -> CatalogDiff:
+) -> CatalogDiff | dict[str, Any]:
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
@@ -85,6 +106,15 @@ def _parse_and_apply(
     catalog = parse_catalog(text)
     actor = Actor(caller.id, caller.role, "api_key")
     engine = request.app.state.runtime.engine
+    if not dry_run:
+        plans = _takes_away_from_licenses(engine, caller.account, catalog)
+        if plans:
+            # Through JSON: the catalog's tuples become the lists an event holds.
+            payload = {"catalog": orjson.loads(orjson.dumps(catalog.to_json()))}
+            target = ",".join(plans)[:200]
+            return request_approval_in_thread(
+                request, caller, "catalog.apply", target, payload, None
+            )
 
     def submit(submission: Submission) -> Outcome:
         return execute_audited(request, submission)
@@ -99,6 +129,7 @@ def _parse_and_apply(
     response_model=None,
     responses={
         **answers(CatalogDiffBody, "The diff (applied unless dry_run)"),
+        **NEEDS_APPROVAL,
         **problem_responses(400, 409, 413, 415, 503),
     },
     openapi_extra={
@@ -121,7 +152,9 @@ async def post_catalog(
 
     Answers ``{"products": [...], "plans": [...], "changes": n}``; 400 naming the
     field at fault, 409 for what the state forbids (dropping a feature), 413 for a
-    body over 1 MiB, 415 for a body that is not YAML or plain text.
+    body over 1 MiB, 415 for a body that is not YAML or plain text. A new version of
+    a plan with licenses that takes entitlements away needs a second principal's
+    approval: 202 ``{"approval": {...}}`` (docs/approvals.md).
     """
     unsupported = _unsupported_media_type(request)
     if unsupported is not None:
@@ -138,4 +171,41 @@ async def post_catalog(
         )
     # Parsing up to 1 MiB of YAML and waiting for the ledger both block: not on the loop.
     diff = await run_in_threadpool(_parse_and_apply, request, caller, body, dry_run)
+    if isinstance(diff, dict):
+        return JSONResponse({"approval": diff}, status_code=202)
     return JSONResponse(diff.to_json())
+
+
+class RetireIn(BaseModel):
+    """Why the plan is retired (recorded with the request)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reason: Annotated[str, Field(min_length=1, max_length=500)]
+
+
+@router.post(
+    "/plans/{plan}/retire",
+    status_code=202,
+    response_model=None,
+    openapi_extra=documented(RetireIn),
+    responses={**NEEDS_APPROVAL, **problem_responses(400, 404, 503)},
+)
+async def retire_plan(
+    request: Request,
+    caller: Annotated[Principal, Depends(require("catalog.apply"))],
+    plan: str,
+) -> JSONResponse:
+    """Ask to retire ``plan`` (``{"reason"}``) → 202 ``{"approval": {...}}``: once a
+    second principal approves, ``plan.retired`` is appended and the plan issues no
+    new licenses (its licenses keep working). 404 for an unknown plan."""
+    body = await parse_body(request, RetireIn)
+    engine = request.app.state.runtime.engine
+
+    def exists() -> bool:
+        with read_transaction(engine) as conn:
+            return sql.read_row(conn, caller.account, "plans", (plan,)) is not None
+
+    if len(plan) > 64 or not await run_in_threadpool(exists):
+        raise NotFound(f"plan {plan[:64]} not found")
+    return await request_approval(request, caller, "plan.retire", plan, {"plan": plan}, body.reason)

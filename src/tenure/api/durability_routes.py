@@ -12,19 +12,18 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
-from tenure.api.auditing import submit_audited
+from tenure.api.approval_routes import request_approval
 from tenure.api.bodies import documented, parse_body
 from tenure.api.problems import problem_responses
 from tenure.api.roles import require
-from tenure.domain.commands import RecordRestore
-from tenure.domain.events import Actor
+from tenure.api.schemas import NEEDS_APPROVAL
 from tenure.durability import drill
 from tenure.durability import restore as restoring
 from tenure.durability.shipping import Shipper
 from tenure.durability.sites import open_site
 from tenure.errors import InvalidInput, NotFound, TenureError
 from tenure.service.apikeys import Principal
-from tenure.service.ledger import Submission
+from tenure.service.personal import reapply_erasures
 from tenure.service.runtime import Runtime
 from tenure.store.engine import write_transaction
 
@@ -74,28 +73,12 @@ class RestoreIn(BaseModel):
     site: Annotated[str, Field(min_length=1, max_length=500)] | None = None
 
 
-@router.post(
-    "/restores",
-    status_code=201,
-    response_model=None,
-    openapi_extra=documented(RestoreIn),
-    responses=problem_responses(400, 409, 503),
-)
-async def restore_live(request: Request, caller: Restorer) -> JSONResponse:
-    """Restore the caller's account, while the service runs, from a configured site
-    (never from a URL the request names that is not one): the site's proven ledger
-    replaces the store's, which it must extend (see ``tenure restore --replace``),
-    recovering events the store lacks or lost; the projection is rebuilt and proven;
-    a ``ledger.restored`` event records it → 201 with the restore report and
-    ``"event"`` (its seq). 409 ``restore_refused`` when the site cannot prove a
-    restore or the store has events the site lacks."""
-    body = await parse_body(request, RestoreIn)
-    runtime: Runtime = request.app.state.runtime
-    urls = runtime.settings.site_urls()
-    url = body.site or (urls[0] if urls else None)
-    if url is None or url not in urls:
-        raise InvalidInput("site must be one of the configured sites (TENURE_SITES)", field="site")
-    account = caller.account
+async def restore_from_site(runtime: Runtime, account: str, url: str) -> restoring.RestoreReport:
+    """Restore ``account`` of the live store from the configured site ``url``: the
+    site's proven ledger replaces the store's, which it must extend (see ``tenure
+    restore --replace``); the projection is rebuilt and proven. Raises
+    ``RestoreRefused`` when the site cannot prove a restore or the store has events
+    the site lacks. The caller records ``ledger.restored``."""
     verifier = runtime.ledger_signer(account)[1].verifier
 
     def run() -> restoring.RestoreReport:
@@ -110,9 +93,34 @@ async def restore_live(request: Request, caller: Restorer) -> JSONResponse:
             raise restoring.RestoreRefused(f"{url}: {exc.message}") from exc
 
     report = await run_in_threadpool(run)
-    command = RecordRestore(
-        url, report.size, report.root, report.digest, report.snapshot, report.replaced
+    if runtime.personal is not None:  # a restore never brings erased personal data back
+        await run_in_threadpool(reapply_erasures, runtime.engine, runtime.personal.datakeys)
+    return report
+
+
+@router.post(
+    "/restores",
+    status_code=202,
+    response_model=None,
+    openapi_extra=documented(RestoreIn),
+    responses={**NEEDS_APPROVAL, **problem_responses(400, 409, 503)},
+)
+async def restore_live(request: Request, caller: Restorer) -> JSONResponse:
+    """Ask to restore the caller's account, while the service runs, from a configured
+    site (never from a URL the request names that is not one) → 202
+    ``{"approval": {...}}``: a restore needs a second principal's approval
+    (``POST /v1/approvals/{id}/approve`` by another restorer or an owner; see
+    docs/approvals.md). Once approved, the site's proven ledger replaces the
+    store's, which it must extend, recovering events the store lacks or lost; the
+    projection is rebuilt and proven; a ``ledger.restored`` event records it with
+    ``approval.executed``. The approval fails with ``restore_refused`` when the site
+    cannot prove a restore or the store has events the site lacks."""
+    body = await parse_body(request, RestoreIn)
+    runtime: Runtime = request.app.state.runtime
+    urls = runtime.settings.site_urls()
+    url = body.site or (urls[0] if urls else None)
+    if url is None or url not in urls:
+        raise InvalidInput("site must be one of the configured sites (TENURE_SITES)", field="site")
+    return await request_approval(
+        request, caller, "restore", caller.account, {"site": url}, body.reason
     )
-    actor = Actor(caller.id, caller.role, caller.auth)
-    outcome = await submit_audited(request, Submission(account, command, actor, reason=body.reason))
-    return JSONResponse({**report.to_json(), "event": outcome.events[0].seq}, status_code=201)

@@ -9,6 +9,7 @@ the field at fault.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -24,12 +25,15 @@ from pydantic import (
 )
 from starlette.concurrency import run_in_threadpool
 
+from tenure.api.approval_routes import request_approval
 from tenure.api.auditing import submit_audited
 from tenure.api.bodies import documented, parse_body
 from tenure.api.problems import problem_responses
 from tenure.api.roles import require
 from tenure.api.schemas import (
+    NEEDS_APPROVAL,
     Customer,
+    CustomerErasure,
     IssuedLicense,
     License,
     LicenseHistory,
@@ -41,6 +45,7 @@ from tenure.domain.commands import (
     ChangePlan,
     Command,
     CreateCustomer,
+    EraseCustomer,
     IssueLicense,
     OverrideEntitlement,
     ReinstateLicense,
@@ -57,10 +62,12 @@ from tenure.domain.events import (
     Text,
     check_entitlement_value,
 )
+from tenure.domain.timefmt import format_time
 from tenure.errors import InvalidInput, MalformedEvent
-from tenure.service import legacy_import, licensing
+from tenure.service import approvals, legacy_import, licensing
 from tenure.service.apikeys import Principal
 from tenure.service.ledger import Outcome, Submission
+from tenure.service.personal import PersonalData
 
 router = APIRouter(prefix="/v1", tags=["licenses"], responses=problem_responses(401, 403))
 
@@ -164,6 +171,12 @@ def _engine(request: Request) -> Any:
     return request.app.state.runtime.engine
 
 
+def _read_customer(request: Request, account: str, customer: str) -> dict[str, Any]:
+    """The customer with its personal fields opened (``tenure.service.personal``)."""
+    personal: PersonalData = request.app.state.runtime.personal
+    return personal.read_customer(_engine(request), account, customer)
+
+
 async def _submit(
     request: Request, caller: Principal, command: Command, reason: str | None
 ) -> Outcome:
@@ -212,7 +225,7 @@ async def create_customer(
     command = CreateCustomer(body.name, body.email, body.external_id)
     outcome = await _submit(request, caller, command, None)
     customer = await run_in_threadpool(
-        licensing.get_customer, _engine(request), caller.account, outcome.result["customer"]
+        _read_customer, request, caller.account, outcome.result["customer"]
     )
     return JSONResponse(customer, status_code=201 if outcome.result["created"] else 200)
 
@@ -225,8 +238,31 @@ async def create_customer(
 def get_customer(
     request: Request, caller: Annotated[Principal, _may("customer.read")], customer: str
 ) -> dict[str, Any]:
-    """One customer: ``{"id", "name", "email", "external_id"}``; 404 if unknown."""
-    return licensing.get_customer(_engine(request), caller.account, customer)
+    """One customer: ``{"id", "name", "email", "external_id", "erased"}``; 404 if
+    unknown. An erased customer's name and email are null."""
+    return _read_customer(request, caller.account, customer)
+
+
+@router.post(
+    "/customers/{customer}/erase",
+    response_model=None,
+    openapi_extra=documented(RequiredReasonIn),
+    responses={
+        **answers(CustomerErasure, "Erased (or already erased)"),
+        **problem_responses(400, 404, 503),
+    },
+)
+async def erase_customer(
+    request: Request, caller: Annotated[Principal, _may("customer.erase")], customer: str
+) -> dict[str, Any]:
+    """Erase a customer's personal data ``{"reason"}`` (owner, admin): a
+    ``customer.erased`` event, then its data key destroyed (crypto-shredding). Its
+    licenses keep working; the ledger keeps verifying. 404 for an unknown customer."""
+    body = await parse_body(request, RequiredReasonIn)
+    outcome = await _submit(request, caller, EraseCustomer(customer), body.reason)
+    personal: PersonalData = request.app.state.runtime.personal
+    destroyed = await run_in_threadpool(personal.datakeys.destroy, caller.account, customer)
+    return {**outcome.result, "key_destroyed": destroyed}
 
 
 @router.get("/products", response_model=None, responses=answers(ProductList, "The products"))
@@ -353,12 +389,14 @@ async def issue_license(
     )
 
 
-def _change_route(body: type[BaseModel]) -> dict[str, Any]:
-    """The route arguments of a license change: its body, the updated license."""
+def _change_route(body: type[BaseModel], gated: bool = False) -> dict[str, Any]:
+    """The route arguments of a license change: its body, the updated license (or,
+    ``gated``, an approval request)."""
     return {
         "response_model": None,
         "responses": {
             **answers(License, "The updated license"),
+            **(NEEDS_APPROVAL if gated else {}),
             **problem_responses(400, 404, 409, 503),
         },
         "openapi_extra": documented(body, IDEMPOTENCY_KEY),
@@ -399,12 +437,32 @@ async def reinstate_license(
     return await _change(request, caller, serial, ReinstateLicense(serial), body.reason)
 
 
-@router.post("/licenses/{serial}/revoke", **_change_route(RequiredReasonIn))
+@router.post("/licenses/{serial}/revoke", **_change_route(RequiredReasonIn, gated=True))
 async def revoke_license(
     request: Request, caller: Annotated[Principal, _may("license.change")], serial: str
-) -> dict[str, Any]:
-    """Revoke ``{"reason"}`` (required; terminal) → the updated license."""
+) -> Any:
+    """Revoke ``{"reason"}`` (required; terminal) → the updated license; or, when it
+    would cross ``TENURE_APPROVAL_REVOKE_THRESHOLD`` revocations within
+    ``TENURE_APPROVAL_REVOKE_WINDOW_MINUTES``, 202 ``{"approval": {...}}``: a mass
+    revocation needs a second principal's approval (docs/approvals.md)."""
     body = await parse_body(request, RequiredReasonIn, MAX_BODY_BYTES)
+    settings = request.app.state.runtime.settings
+    since = format_time(
+        datetime.now(UTC) - timedelta(minutes=settings.approval_revoke_window_minutes)
+    )
+    gated = await run_in_threadpool(
+        approvals.revoke_needs_approval,
+        _engine(request),
+        caller.account,
+        serial,
+        settings.approval_revoke_threshold,
+        since,
+    )
+    if gated:
+        payload = {"serials": [serial]}
+        return await request_approval(
+            request, caller, "license.revoke", serial, payload, body.reason
+        )
     return await _change(request, caller, serial, RevokeLicense(serial), body.reason)
 
 

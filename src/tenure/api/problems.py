@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from tenure.api.auditing import note_problem
+from tenure.api.bodies import PayloadTooLarge
 from tenure.api.schemas import Problem
 from tenure.errors import (
     Conflict,
@@ -38,6 +39,8 @@ _MEANING = {
     409: "The current state forbids it (or the Idempotency-Key was used for another request)",
     413: "The body is too large",
     415: "Unsupported media type",
+    429: "Too many requests from this client address or credential (or too many failed "
+    "authentications from this address); retry after `Retry-After` seconds",
     503: "Storage unavailable: the write or its audit entry was not committed, or the store "
     "is behind its last signed checkpoint; nothing was written, a retry is safe",
 }
@@ -47,6 +50,13 @@ _HEADERS: dict[int, dict[str, Any]] = {
             "description": "the scheme to authenticate with",
             "required": True,
             "schema": {"type": "string"},
+        }
+    },
+    429: {
+        "Retry-After": {
+            "description": "seconds until the rate limit lets a request through",
+            "required": True,
+            "schema": {"type": "string", "pattern": "^[0-9]+$"},
         }
     },
     503: {
@@ -64,6 +74,7 @@ _STATUS: list[tuple[type[TenureError], int]] = [
     (Conflict, 409),
     (StoreBehindCheckpoint, 503),
     (StorageUnavailable, 503),
+    (PayloadTooLarge, 413),
     (TokenRejected, 400),
     (InvalidLicenseFile, 400),
     (InvalidInput, 400),

@@ -26,6 +26,7 @@ POLICY: Mapping[str, frozenset[str]] = MappingProxyType(
         "catalog.apply": ADMINS,
         "customer.read": READERS,
         "customer.write": ISSUERS,
+        "customer.erase": ADMINS,
         "product.read": READERS,
         "license.read": READERS,
         "license.issue": ISSUERS,
@@ -41,11 +42,14 @@ POLICY: Mapping[str, frozenset[str]] = MappingProxyType(
         "apikey.manage": ADMINS,
         "audit.read": frozenset({"owner", "auditor"}),
         "account.manage": frozenset({"owner"}),
+        "approval.read": READERS | {"restorer"},
+        "approval.decide": ISSUERS | {"restorer"},
     }
 )
 """Action → the roles allowed to perform it. The restorer reads the ledger and
 durability status and restores the live store from a site (nobody else may); the
-agent only reads the ledger and checks."""
+agent only reads the ledger and checks. Deciding an approval also needs the
+role of the action it approves, or the owner role (``tenure.api.approval_routes``)."""
 
 MANAGEABLE_ROLES: Mapping[str, frozenset[str]] = MappingProxyType(
     {"owner": ALL_ROLES, "admin": ALL_ROLES - {"owner"}}

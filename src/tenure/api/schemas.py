@@ -81,12 +81,25 @@ class Unavailable(Doc):
 
 
 class Customer(Doc):
-    """``licensing.customer_view``."""
+    """``tenure.service.personal.PersonalData.read_customer``."""
 
     id: CustomerId
     name: str | None
     email: str | None
     external_id: str | None
+    erased: bool = Field(
+        description="the customer's personal data was erased (its key destroyed): "
+        "name and email are null"
+    )
+
+
+class CustomerErasure(Doc):
+    """``POST /v1/customers/{id}/erase``."""
+
+    customer: CustomerId
+    erased: Literal[True]
+    already: bool = Field(description="the customer was erased before this request")
+    key_destroyed: bool = Field(description="a data key was found and destroyed")
 
 
 class PlanVersion(Doc):
@@ -442,7 +455,32 @@ class KeyList(Doc):
     keys: list[SigningKeyView]
 
 
+class ApprovalView(Doc):
+    """An approval request (the two-person rule, docs/approvals.md)."""
+
+    approval: str
+    action: str
+    target: str | None
+    payload: dict[str, Any]
+    requested_by: str
+    expires_at: Time
+    status: Literal["pending", "approved", "rejected", "expired", "executed", "failed"]
+    detail: dict[str, Any] | None
+
+
+class ApprovalPending(Doc):
+    """A gated action's answer: the request a second principal must approve."""
+
+    approval: ApprovalView
+
+
 def answers(model: type[BaseModel], description: str, status: int = 200) -> dict[int | str, Any]:
     """OpenAPI ``responses`` for a successful answer whose body ``model`` describes
     (documentation only: the route keeps ``response_model=None``)."""
     return {status: {"model": model, "description": description}}
+
+
+NEEDS_APPROVAL = answers(
+    ApprovalPending, "Needs a second principal's approval: the request it made", 202
+)
+"""The 202 of a route the two-person rule gates."""

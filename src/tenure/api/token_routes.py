@@ -12,18 +12,25 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
-import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
-from tenure.api.auditing import entry_for, mark_audited, submit_audited
+from tenure.api.approval_routes import request_approval
+from tenure.api.auditing import mark_audited, submit_audited
 from tenure.api.auth import API_KEY_OR_LICENSE, CheckCaller, key_or_license
 from tenure.api.bodies import documented, parse_body
 from tenure.api.problems import problem_responses
 from tenure.api.roles import require
-from tenure.api.schemas import IssuedLicenseFile, KeyList, KeySet, MintedToken, answers
+from tenure.api.schemas import (
+    NEEDS_APPROVAL,
+    IssuedLicenseFile,
+    KeyList,
+    KeySet,
+    MintedToken,
+    answers,
+)
 from tenure.crypto import jws
 from tenure.domain.activations import (
     ActivateDevice,
@@ -37,8 +44,7 @@ from tenure.domain.timefmt import format_time, parse_duration
 from tenure.errors import NotFound
 from tenure.service.apikeys import Principal
 from tenure.service.audit import AuditEntry
-from tenure.service.keyring import KeyRing
-from tenure.service.ledger import Submission, Write
+from tenure.service.ledger import Submission
 from tenure.service.tokens import Minted, NotActivated
 
 router = APIRouter(tags=["tokens"])
@@ -255,23 +261,16 @@ def list_keys(request: Request, caller: KeyManager) -> dict[str, Any]:
 
 @router.post(
     "/v1/keys/rotate",
-    status_code=201,
+    status_code=202,
     response_model=None,
-    responses=problem_responses(401, 403, 503),
+    responses={**NEEDS_APPROVAL, **problem_responses(401, 403, 503)},
 )
 async def rotate_keys(request: Request, caller: KeyManager) -> JSONResponse:
-    """Make a new signing key; the old one stays published until every token it
-    signed has expired → 201 ``{"id", "kid", "created_at"}``."""
-    keyring: KeyRing = request.app.state.runtime.keyring()
-    now = _now()
-
-    def rotate(conn: sa.Connection) -> dict[str, Any]:
-        return keyring.rotate_in(conn, caller.account, now)
-
-    outcome = await submit_audited(
-        request, Write(caller.account, rotate, entry_for(request, caller))
-    )
-    return JSONResponse(outcome.result, status_code=201)
+    """Ask to make a new signing key → 202 ``{"approval": {...}}``: rotation needs a
+    second principal's approval (``POST /v1/approvals/{id}/approve``, see
+    docs/approvals.md). Once approved, the old key stays published until every token
+    it signed has expired; the approval's result is ``{"id", "kid", "created_at"}``."""
+    return await request_approval(request, caller, "keys.rotate", caller.account, {}, None)
 
 
 class LicenseFileIn(BaseModel):

@@ -8,6 +8,7 @@ from urllib.parse import quote
 import typer
 from rich.table import Table
 
+from tenure.cli.approvals import print_approval_requested
 from tenure.cli.client import ApiKeyOption, Remote, UrlOption, emit_json, print_table
 from tenure.cli.common import Output, OutputOption, out
 from tenure.service.apikeys import ROLES
@@ -144,9 +145,15 @@ def revoke(
 
     An owner key may revoke keys of every role; an admin key every role but owner.
 
-    The account's last active owner key cannot be revoked.
+    The account's last active owner key cannot be revoked. Revoking another
+    principal's owner or admin key needs a second principal's approval (two-person
+    rule): this prints the request, and `tenure approval approve` by another key revokes.
     """
-    revoked = Remote(url, api_key).delete(f"/v1/apikeys/{quote(key_id, safe='')}")
+    response = Remote(url, api_key).request("DELETE", f"/v1/apikeys/{quote(key_id, safe='')}")
+    revoked = response.json()
+    if response.status_code == 202:
+        print_approval_requested(revoked, output)
+        return
     if output is Output.json:
         emit_json(revoked)
         return

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
+from tenure.cli.approvals import print_approval_requested
 from tenure.cli.client import ApiKeyOption, Remote, UrlOption, emit_json, print_table
 from tenure.cli.common import Output, OutputOption, out
 from tenure.errors import InvalidInput
@@ -72,7 +73,8 @@ def apply(
     """Send the catalog to the service and print the diff (owner or admin).
 
     Each created or changed product or plan is one ledger event; applying the same
-    file again changes nothing.
+    file again changes nothing. A new version of a plan with licenses that takes
+    entitlements away needs a second principal's approval: this prints the request.
     """
     try:
         body = file.read_bytes()
@@ -87,6 +89,9 @@ def apply(
         headers={"Content-Type": "application/yaml"},
     )
     diff: dict[str, Any] = response.json()
+    if response.status_code == 202:  # takes entitlements from licensed plans
+        print_approval_requested(diff, output)
+        return
     if output is Output.json:
         emit_json({**diff, "dry_run": dry_run})
         return

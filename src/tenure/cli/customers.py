@@ -1,13 +1,28 @@
-"""``tenure customer create|show`` over HTTP."""
+"""``tenure customer create|show`` over HTTP; ``tenure customer erase`` on the storage."""
 
 from __future__ import annotations
 
+import getpass
 from typing import Annotated, Any
 
 import typer
 
 from tenure.cli.client import ApiKeyOption, IdempotencyKeyOption, Remote, UrlOption, emit_json
-from tenure.cli.common import Output, OutputOption, out
+from tenure.cli.common import (
+    Account,
+    DataDir,
+    DbUrl,
+    Output,
+    OutputOption,
+    emit,
+    out,
+    settings,
+)
+from tenure.domain.commands import EraseCustomer
+from tenure.domain.events import Actor
+from tenure.service.ledger import Submission
+from tenure.service.personal import erase_customer
+from tenure.service.runtime import Runtime
 
 app = typer.Typer(help="Customers of the account.", no_args_is_help=True)
 
@@ -22,6 +37,8 @@ def _print_customer(customer: dict[str, Any], headline: str, output: Output) -> 
         f"  email        {customer.get('email')}",
         f"  external_id  {customer.get('external_id') or '-'}",
     ]
+    if customer.get("erased"):
+        lines.append("  ERASED: personal data destroyed")
     out.print("\n".join(lines), highlight=False, markup=False)
 
 
@@ -64,3 +81,31 @@ def show(
     """Show one customer."""
     customer = Remote(url, api_key).get(f"/v1/customers/{customer_id}")
     _print_customer(customer, f"customer {customer['id']}", output)
+
+
+@app.command("erase")
+def erase(
+    customer_id: Annotated[str, typer.Argument(metavar="ID", help="Customer id (cus_…).")],
+    reason: Annotated[
+        str, typer.Option("--reason", help="Why (recorded in the event).", show_default=False)
+    ],
+    data_dir: DataDir = None,
+    db: DbUrl = None,
+    account: Account = "default",
+    output: OutputOption = Output.text,
+) -> None:
+    """Erase a customer's personal data (crypto-shredding): record customer.erased in
+    the ledger, then destroy the customer's data key. Licenses keep working; the
+    ledger still verifies. Works on the storage (stop nothing: the writer serializes)."""
+    runtime = Runtime.open(settings(data_dir, db))
+    actor = Actor(f"cli:{getpass.getuser()}", "admin", "local")
+    try:
+        assert runtime.personal is not None  # Runtime.open always sets it
+        with runtime.ledger() as ledger:
+            submission = Submission(account, EraseCustomer(customer_id), actor, reason=reason)
+            result = erase_customer(ledger.execute, runtime.personal.datakeys, submission)
+    finally:
+        runtime.close()
+    state = "already erased" if result["already"] else "erased"
+    key = "key destroyed" if result["key_destroyed"] else "no key was left"
+    emit(output, result, f"customer {customer_id} {state} ({key})")

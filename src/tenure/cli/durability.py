@@ -20,7 +20,7 @@ from tenure.cli.common import (
     settings,
 )
 from tenure.config import Settings
-from tenure.crypto.keystore import FileKeyStore, load_master_key
+from tenure.crypto.keystore import load_master_key
 from tenure.domain.commands import RecordRestore, StartEpoch
 from tenure.domain.events import Actor
 from tenure.durability import epochs, snapshots
@@ -33,7 +33,7 @@ from tenure.ledger.note import NoteVerifier
 from tenure.service import audit
 from tenure.service.audit import AuditEntry
 from tenure.service.ledger import SignRequest, Submission
-from tenure.service.runtime import Runtime
+from tenure.service.runtime import Runtime, key_stores
 from tenure.store.engine import create_engine, write_transaction
 from tenure.store.migrations import upgrade
 
@@ -80,11 +80,12 @@ def _verifiers(
         origins.append(epochs.next_origin(origins[-1]))
     secret = s.master_key.get_secret_value() if s.master_key else None
     missing = ConfigurationError(
-        f"no ledger key for {origins[-1]} in {s.data_dir}: pass --key name+hash+base64"
+        f"no ledger key for {origins[-1]} in the key store of {s.data_dir}: "
+        "pass --key name+hash+base64"
     )
     if secret is None and not (s.data_dir / "master.key").exists():
         raise missing
-    store = FileKeyStore(s.data_dir / "keys", load_master_key(s.data_dir, secret))
+    store, _ = key_stores(s, load_master_key(s.data_dir, secret))
     if not store.has_ledger_key(origins[-1]):
         raise missing
     return [store.ledger_signer(o).verifier for o in origins if store.has_ledger_key(o)]

@@ -7,6 +7,7 @@ from typing import Any
 import typer
 from rich.table import Table
 
+from tenure.cli.approvals import print_approval_requested
 from tenure.cli.client import ApiKeyOption, Remote, UrlOption, emit_json, print_table
 from tenure.cli.common import Output, OutputOption, out
 from tenure.cli.tokens import show_value
@@ -67,9 +68,13 @@ def rotate(
 
     The old key stays published while tokens it signed may be valid: nothing issued breaks.
 
-    Needs an owner or admin key.
+    Needs an owner or admin key, and a second principal's approval (two-person rule):
+    this asks for it; `tenure approval approve <id>` by another key rotates.
     """
-    _, rotated = Remote(url, api_key).post("/v1/keys/rotate")
+    status, rotated = Remote(url, api_key).post("/v1/keys/rotate")
+    if status == 202:
+        print_approval_requested(rotated, output)
+        return
     if output is Output.json:
         emit_json(rotated)
         return

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
+from tenure.cli.approvals import print_approval_requested
 from tenure.cli.client import (
     ApiKeyOption,
     IdempotencyKeyOption,
@@ -107,9 +108,12 @@ def _act(
     done: str,
 ) -> None:
     clean = {k: v for k, v in body.items() if v is not None or k == "value"}
-    _, view = Remote(url, api_key).post(
+    status, view = Remote(url, api_key).post(
         f"/v1/licenses/{serial}/{action}", clean, idempotency_key=idempotency_key
     )
+    if status == 202:  # a mass revocation: the two-person rule
+        print_approval_requested(view, output)
+        return
     _print_license(view, output, f"{done}: {serial} is now {view.get('status')}")
 
 

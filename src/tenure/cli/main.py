@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import sqlalchemy
@@ -13,6 +14,7 @@ from tenure.cli import (
     accounts,
     activations,
     apikeys,
+    approvals,
     audit,
     catalog,
     check,
@@ -52,15 +54,33 @@ def serve(
     workers: Annotated[
         int, typer.Option(min=1, max=64, help="Worker processes serving the same store.")
     ] = 1,
+    tls_cert: Annotated[
+        Path | None,
+        typer.Option(help="PEM server certificate (chain): serve HTTPS. Env TENURE_TLS_CERT."),
+    ] = None,
+    tls_key: Annotated[
+        Path | None,
+        typer.Option(help="PEM private key of --tls-cert. Env TENURE_TLS_KEY."),
+    ] = None,
+    tls_client_ca: Annotated[
+        Path | None,
+        typer.Option(
+            help="PEM CA bundle: ask clients for a certificate that verifies against it; "
+            "API keys of the agent role then need one (else 403). Env TENURE_TLS_CLIENT_CA."
+        ),
+    ] = None,
 ) -> None:
     """Run the service; on first start, print the bootstrap owner API key once.
 
-    The key is also written to <data-dir>/bootstrap-owner.key (mode 0600).
+    The key is also written to <data-dir>/bootstrap-owner.key (mode 0600). With
+    --tls-cert the service speaks HTTPS only (and sends Strict-Transport-Security);
+    rate and body limits are TENURE_RATE_* and TENURE_MAX_BODY_BYTES (docs/hardening.md).
     """
     # Imported here: the web stack is the slowest import and only serve needs it.
     from tenure.cli.serve import run_server
 
-    run_server(data_dir, db, host, port, workers)
+    tls = {"tls_cert": tls_cert, "tls_key": tls_key, "tls_client_ca": tls_client_ca}
+    run_server(data_dir, db, host, port, workers, tls)
 
 
 app.add_typer(demo.app, name="demo")
@@ -72,6 +92,7 @@ app.add_typer(customers.app, name="customer")
 app.add_typer(licenses.app, name="license")
 app.add_typer(accounts.app, name="account")
 app.add_typer(apikeys.app, name="apikey")
+app.add_typer(approvals.app, name="approval")
 app.add_typer(audit.app, name="audit")
 app.add_typer(activations.app, name="activation")
 app.add_typer(tokens.app, name="token")

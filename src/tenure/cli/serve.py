@@ -1,31 +1,132 @@
-"""``tenure serve``: the web stack, imported only when the service runs."""
+"""``tenure serve``: the web stack, imported only when the service runs.
+
+TLS is uvicorn's (``ssl_certfile``/``ssl_keyfile``). With a client CA, uvicorn asks
+for a client certificate (``ssl.CERT_OPTIONAL``): a client may send none, but one it
+sends must verify against that CA or the handshake fails.
+
+Uvicorn does not tell the application about the peer certificate (its scopes carry
+no ``tls`` extension), so ``serve`` runs uvicorn's own HTTP protocol with one
+addition: once a TLS connection is made, the protocol reads the verified peer
+certificate from the transport (``transport.get_extra_info("ssl_object")``) and
+adds the ASGI TLS extension (``scope["extensions"]["tls"]``, with
+``client_cert_chain`` and ``client_cert_name``) to every request of that
+connection. ``tenure.api.auth`` reads it there.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import os
+import ssl
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import uvicorn
+from cryptography import x509
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from tenure.api.app import create_app
 from tenure.cli.common import out, settings
+from tenure.config import Settings
 from tenure.service.apikeys import BOOTSTRAP_FILE, ensure_bootstrap_owner
 from tenure.service.runtime import Runtime
 
+try:
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol as _Fastest
+except ImportError:  # pragma: no cover - httptools is optional for uvicorn
+    _Fastest = H11Protocol  # type: ignore[misc, assignment]
+
+_TLS_VERSIONS = {"TLSv1.2": 0x0303, "TLSv1.3": 0x0304}
+
+ASGIApp = Callable[..., Any]
+
+
+def tls_extension(ssl_object: ssl.SSLObject) -> dict[str, Any]:
+    """The ASGI TLS extension of a connection: its verified client certificate (the
+    leaf only: Python's ``ssl`` exposes no chain), or none."""
+    der = ssl_object.getpeercert(binary_form=True)
+    chain = [ssl.DER_cert_to_PEM_cert(der)] if der else []
+    name = x509.load_der_x509_certificate(der).subject.rfc4514_string() if der else None
+    return {
+        "server_cert": None,
+        "client_cert_chain": chain,
+        "client_cert_name": name,
+        "client_cert_error": None,
+        "tls_version": _TLS_VERSIONS.get(ssl_object.version() or ""),
+        "cipher_suite": None,
+    }
+
+
+def _with_tls(app: ASGIApp, extension: dict[str, Any]) -> ASGIApp:
+    async def app_with_tls(scope: Any, receive: Any, send: Any) -> None:
+        scope.setdefault("extensions", {})["tls"] = extension
+        await app(scope, receive, send)
+
+    return app_with_tls
+
+
+class PeerCertificateProtocol(_Fastest):
+    """Uvicorn's HTTP/1.1 protocol, adding the TLS extension to each request's scope."""
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        # asyncio calls connection_made once the TLS handshake is done, so the peer
+        # certificate (if any) is known and has been verified against the client CA.
+        ssl_object = transport.get_extra_info("ssl_object")
+        if ssl_object is not None:
+            self.app = _with_tls(self.app, tls_extension(ssl_object))
+
+
+def uvicorn_tls_options(s: Settings) -> dict[str, Any]:
+    """uvicorn's ``ssl_*`` options from the settings (none without a certificate)."""
+    if s.tls_cert is None:
+        return {}
+    options: dict[str, Any] = {"ssl_certfile": str(s.tls_cert), "http": PeerCertificateProtocol}
+    if s.tls_key is not None:
+        options["ssl_keyfile"] = str(s.tls_key)
+    if s.tls_client_ca is not None:
+        options["ssl_ca_certs"] = str(s.tls_client_ca)
+        options["ssl_cert_reqs"] = ssl.CERT_OPTIONAL
+    return options
+
+
+def _check_tls(s: Settings) -> None:
+    """Fail before listening when the TLS files cannot be read."""
+    if s.tls_cert is None and (s.tls_key is not None or s.tls_client_ca is not None):
+        raise SystemExit("error: --tls-key and --tls-client-ca need --tls-cert")
+    if s.tls_cert is None:
+        return
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    try:
+        context.load_cert_chain(s.tls_cert, s.tls_key)
+        if s.tls_client_ca is not None:
+            context.load_verify_locations(s.tls_client_ca)
+    except (OSError, ssl.SSLError) as exc:
+        raise SystemExit(f"error: cannot use the TLS files: {exc}") from None
+
 
 def run_server(
-    data_dir: Path | None, db: str | None, host: str | None, port: int | None, workers: int = 1
+    data_dir: Path | None,
+    db: str | None,
+    host: str | None,
+    port: int | None,
+    workers: int = 1,
+    tls: dict[str, Path | None] | None = None,
 ) -> None:
     """Open the store, print the URL (and the bootstrap owner key on first start), serve.
 
-    With ``workers`` > 1, that many processes serve the same store (each with its own
-    ledger writer; SQLite's write lock orders their commits); they read their settings
-    from ``TENURE_*``, so the options given here are passed on that way.
+    ``tls`` holds ``tls_cert``, ``tls_key`` and ``tls_client_ca`` given on the command
+    line (they override ``TENURE_TLS_*``). With ``workers`` > 1, that many processes
+    serve the same store (each with its own ledger writer; SQLite's write lock orders
+    their commits); they read their settings from ``TENURE_*``, so the options given
+    here are passed on that way.
     """
-    s = settings(data_dir, db, host=host, port=port)
+    s = settings(data_dir, db, host=host, port=port, **(tls or {}))
+    _check_tls(s)
     runtime = Runtime.open(s)
     key = ensure_bootstrap_owner(runtime.engine, s.data_dir, s.default_account)
-    url = f"http://{s.host}:{s.port}"
+    url = f"{'https' if s.tls_cert else 'http'}://{s.host}:{s.port}"
     out.print(f"Tenure listening on {url}  (database {s.database()})", highlight=False)
     if key:
         out.print(f"Bootstrap owner API key (shown once): {key}", highlight=False)
@@ -35,13 +136,19 @@ def run_server(
     out.print(
         f"Try: curl -H 'Authorization: Bearer <key>' {url}/v1/ledger/checkpoint", highlight=False
     )
+    options = uvicorn_tls_options(s)
     if workers == 1:
-        uvicorn.run(create_app(s, runtime), host=s.host, port=s.port, log_level="warning")
+        app = create_app(s, runtime)
+        uvicorn.run(app, host=s.host, port=s.port, log_level="warning", **options)
         return
     runtime.close()
     os.environ["TENURE_DATA_DIR"] = str(s.data_dir)
     if s.database_url:
         os.environ["TENURE_DATABASE_URL"] = s.database_url
+    for name in ("tls_cert", "tls_key", "tls_client_ca"):
+        value = getattr(s, name)
+        if value is not None:
+            os.environ[f"TENURE_{name.upper()}"] = str(value)
     uvicorn.run(
         "tenure.api.app:app_from_env",
         factory=True,
@@ -49,4 +156,5 @@ def run_server(
         port=s.port,
         workers=workers,
         log_level="warning",
+        **options,
     )

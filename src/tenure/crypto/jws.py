@@ -29,13 +29,11 @@ from typing import Any, TypeGuard
 
 import orjson
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import (
-    Ed25519PrivateKey,
-    Ed25519PublicKey,
-)
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from tenure.errors import InvalidInput, TokenRejected
 from tenure.ledger.canonical import canonical_json
+from tenure.ledger.note import Ed25519Signer
 
 ALG = "EdDSA"
 MAX_TOKEN_LENGTH = 256 * 1024
@@ -238,7 +236,7 @@ def _header_segment(kid: str, typ: str) -> str:
     return b64url_encode(orjson.dumps({"alg": ALG, "kid": kid, "typ": typ}))
 
 
-def sign(claims: Mapping[str, Any], private_key: Ed25519PrivateKey, kid: str, typ: str) -> str:
+def sign(claims: Mapping[str, Any], private_key: Ed25519Signer, kid: str, typ: str) -> str:
     """Sign ``claims`` as a compact JWS with header ``{"alg":"EdDSA","kid":…,"typ":…}``.
 
     The claims are encoded as canonical JSON (RFC 8785). Raises ``InvalidInput`` if

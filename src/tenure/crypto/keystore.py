@@ -5,6 +5,9 @@ The master key (32 random bytes) comes from ``TENURE_MASTER_KEY`` (base64) or fr
 stored under ``<data-dir>/keys/`` encrypted with AES-256-GCM under the master key,
 with the key's purpose and name as associated data, so a key file moved to another
 purpose or account does not decrypt.
+
+The PKCS#11 store (``tenure.crypto.pkcs11``) offers the same two interfaces,
+``LedgerKeyStore`` and ``TokenKeyStore``, with keys generated on the token.
 """
 
 from __future__ import annotations
@@ -16,15 +19,17 @@ import hmac
 import json
 import os
 from pathlib import Path
+from typing import Protocol
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 
+from tenure.crypto import jws
 from tenure.crypto.files import write_atomic
 from tenure.errors import ConfigurationError
-from tenure.ledger.note import NoteSigner
+from tenure.ledger.note import Ed25519Signer, NoteSigner
 
 
 def load_master_key(data_dir: Path, from_env: str | None = None) -> bytes:
@@ -50,6 +55,30 @@ def _decode_master(text: str, where: str) -> bytes:
 def derive_key(master: bytes, purpose: str) -> bytes:
     """A 32-byte subkey of the master key for one ``purpose`` (HMAC-SHA256 as a PRF)."""
     return hmac.new(master, b"tenure/" + purpose.encode(), hashlib.sha256).digest()
+
+
+class LedgerKeyStore(Protocol):
+    """Ledger signing keys, one per checkpoint origin (its key name)."""
+
+    def has_ledger_key(self, origin: str) -> bool:
+        """Whether the key of ``origin`` exists (without creating it)."""
+        ...
+
+    def ledger_signer(self, origin: str) -> NoteSigner:
+        """The signer whose key name is ``origin``; created on first use."""
+        ...
+
+
+class TokenKeyStore(Protocol):
+    """Token signing keys, per account and ``kid`` (the key's JWK thumbprint)."""
+
+    def create(self, account: str) -> tuple[str, Ed25519Signer]:
+        """A new key of ``account`` and its kid."""
+        ...
+
+    def load(self, account: str, kid: str) -> Ed25519Signer:
+        """The key ``kid`` of ``account``; ``ConfigurationError`` if it is missing."""
+        ...
 
 
 class FileKeyStore:
@@ -117,6 +146,13 @@ class TokenKeys:
     @staticmethod
     def _associated(account: str, kid: str) -> bytes:
         return f"token-key\n{account}\n{kid}".encode()
+
+    def create(self, account: str) -> tuple[str, Ed25519Signer]:
+        """A new key of ``account`` (generated in-process, then sealed) and its kid."""
+        private = Ed25519PrivateKey.generate()
+        kid = jws.jwk_thumbprint(private.public_key())
+        self.store(account, kid, private)
+        return kid, private
 
     def store(self, account: str, kid: str, private: Ed25519PrivateKey) -> None:
         """Seal ``private`` under the master key, as the key ``kid`` of ``account``."""

@@ -21,15 +21,13 @@ from typing import Any
 import orjson
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric.ed25519 import (
-    Ed25519PrivateKey,
-    Ed25519PublicKey,
-)
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from tenure.crypto import jws
 from tenure.errors import InvalidInput, InvalidLicenseFile, TokenRejected
+from tenure.ledger.note import Ed25519Signer
 
 TYP = "tenure-license-file+jwt"
 BEGIN = "-----BEGIN TENURE LICENSE FILE-----"
@@ -70,6 +68,8 @@ def dearmor(text: str) -> str:
     ):
         raise InvalidLicenseFile(f"license file lines must be {LINE_LENGTH} characters")
     encoded = "".join(payload)
+    if not encoded.isascii():  # a2b_base64 raises ValueError on non-ASCII text
+        raise InvalidLicenseFile("license file body is not base64")
     try:
         raw = binascii.a2b_base64(encoded, strict_mode=True)
     except binascii.Error:
@@ -171,7 +171,7 @@ def _check_jwe_header(head: str) -> str:
 
 def issue(
     claims: Mapping[str, Any],
-    private_key: Ed25519PrivateKey,
+    private_key: Ed25519Signer,
     kid: str,
     license_key: str | None = None,
     serial: str | None = None,

@@ -48,6 +48,9 @@ class Context:
     now: datetime
     random_token: Callable[[], bytes]
     license_key_hash: Callable[[str], str]
+    open_sealed: Callable[[Row], dict[str, str | None] | None] = lambda row: None
+    """The plaintext personal fields of a ``customer_sealed`` row, None when its data
+    key is gone (``tenure.service.personal``); by default nothing can be opened."""
 
 
 def _b32(raw: bytes, length: int) -> str:
@@ -183,7 +186,9 @@ class CreateCustomer(Command):
         )
         existing = view.get("customers", (customer,))
         if existing is not None:
-            if (existing["name"], existing["email"]) != (self.display_name, self.email):
+            if view.get("customer_erasures", (customer,)) is not None:
+                raise Conflict(f"the customer with external id {self.external_id!r} was erased")
+            if _customer_details(view, ctx, existing) != (self.display_name, self.email):
                 raise Conflict(f"customer with external id {self.external_id!r} already exists")
             return Decision([], {"customer": customer, "created": False})
         data = {
@@ -191,8 +196,37 @@ class CreateCustomer(Command):
             "name": self.display_name,
             "email": self.email,
             "external_id": self.external_id,
+            "sealed_in": None,  # the writer seals the personal fields (schema 2)
         }
         return Decision([Draft("customer.created", data)], {"customer": customer, "created": True})
+
+
+def _customer_details(view: StateView, ctx: Context, row: Row) -> tuple[Any, Any] | None:
+    """Plaintext (name, email) of a customer, None if its data key is gone."""
+    sealed = view.get("customer_sealed", (row["customer"],))
+    opened = ctx.open_sealed(sealed) if sealed is not None else {}
+    if opened is None:
+        return None
+    return (opened.get("name", row["name"]), opened.get("email", row["email"]))
+
+
+@dataclass(frozen=True)
+class EraseCustomer(Command):
+    """Record the erasure of a customer's personal data (its data key is destroyed
+    by ``tenure.service.personal.erase_customer``). Raises ``NotFound`` for an
+    unknown customer; an erased one is a no-op with ``"already": true``."""
+
+    name: ClassVar[str] = "erase_customer"
+    customer: str
+
+    def decide(self, view: StateView, ctx: Context) -> Decision:
+        if view.get("customers", (self.customer,)) is None:
+            raise NotFound(f"customer {self.customer} not found", field="customer")
+        result = {"customer": self.customer, "erased": True}
+        if view.get("customer_erasures", (self.customer,)) is not None:
+            return Decision([], {**result, "already": True})
+        data = {"customer": self.customer}
+        return Decision([Draft("customer.erased", data)], {**result, "already": False})
 
 
 @dataclass(frozen=True)
@@ -333,6 +367,23 @@ class TransferLicense(Command):
 
 
 @dataclass(frozen=True)
+class RetirePlan(Command):
+    """Retire a plan: no new licenses on it; existing ones keep working. Raises
+    ``NotFound`` for an unknown plan, ``Conflict`` for one already retired."""
+
+    name: ClassVar[str] = "retire_plan"
+    plan: str
+
+    def decide(self, view: StateView, ctx: Context) -> Decision:
+        if view.get("plans", (self.plan,)) is None:
+            raise NotFound(f"plan {self.plan} not found")
+        if view.get("retired_plans", (self.plan,)) is not None:
+            raise Conflict(f"plan {self.plan} is already retired")
+        data = {"plan": self.plan}
+        return Decision([Draft("plan.retired", data)], {**data, "retired": True})
+
+
+@dataclass(frozen=True)
 class RecordRestore(Command):
     """Record, as the first event after a restore, what the restore proved."""
 
@@ -431,6 +482,7 @@ class ImportLegacyLicense(Command):
             "name": self.customer_name,
             "email": self.customer_email,
             "external_id": self.customer_external_id,
+            "sealed_in": None,  # the writer seals the personal fields (schema 2)
         }
         return customer, [Draft("customer.created", data)]
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
     AfterValidator,
@@ -50,12 +50,16 @@ Text = Annotated[str, StringConstraints(min_length=1, max_length=500)]
 Hex64 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
 
 REASON_REQUIRED = frozenset(
-    {"license.suspended", "license.revoked", "license.entitlement_overridden"}
+    {"license.suspended", "license.revoked", "license.entitlement_overridden", "customer.erased"}
 )
 
 
 class _Data(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    PERSONAL: ClassVar[frozenset[str]] = frozenset()
+    """Fields holding personal data: sealed per customer when written (see
+    ``tenure.service.personal``), never logged or echoed in errors."""
 
 
 class ProductDefined(_Data):
@@ -76,11 +80,50 @@ class PlanPublished(_Data):
     activation: Literal["floating", "node-locked"]
 
 
-class CustomerCreated(_Data):
+class CustomerCreatedV1(_Data):
+    """Schema 1 of ``customer.created`` (release 0.1.0): name and e-mail in plaintext.
+    Such leaves are never rewritten; see docs/personal-data.md."""
+
+    PERSONAL: ClassVar[frozenset[str]] = frozenset({"name", "email"})
     customer: CustomerId
     name: Text | None
     email: Text | None
     external_id: Text | None
+
+
+EventId = Annotated[str, StringConstraints(pattern=r"^evt_[0-9a-f]{32}$")]
+
+
+class Sealed(_Data):
+    """A personal field encrypted with its customer's data key (AES-256-GCM, see
+    ``tenure.crypto.datakeys``): base64 nonce and ciphertext with tag."""
+
+    nonce: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9+/]{16}$")]
+    ct: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9+/]+={0,2}$", max_length=4096)]
+
+
+class CustomerCreated(_Data):
+    """Schema 2: each ``PERSONAL`` field is ``Sealed`` (or plaintext when encryption
+    is disabled, or upcast from schema 1); ``sealed_in`` is the id of this event, the
+    associated data of its ciphertexts, None when nothing is sealed."""
+
+    PERSONAL: ClassVar[frozenset[str]] = frozenset({"name", "email"})
+    customer: CustomerId
+    name: Sealed | Text | None
+    email: Sealed | Text | None
+    external_id: Text | None
+    sealed_in: EventId | None
+
+
+def _customer_v1_to_v2(data: dict[str, Any]) -> dict[str, Any]:
+    return {**data, "sealed_in": None}
+
+
+class CustomerErased(_Data):
+    """The customer's data key was destroyed (crypto-shredding); the reason is the
+    envelope's."""
+
+    customer: CustomerId
 
 
 class LicenseIssued(_Data):
@@ -196,6 +239,52 @@ class LedgerEpochStarted(_Data):
     snapshot: int | None = Field(ge=0)
 
 
+ApprovalId = Annotated[str, StringConstraints(pattern=r"^apr_[a-z2-7]{26}$")]
+PrincipalId = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+MAX_APPROVAL_PAYLOAD = 64 * 1024
+"""Canonical bytes an approval's payload may take (a catalog is the largest)."""
+
+
+def _bounded_payload(payload: dict[str, Any]) -> dict[str, Any]:
+    if len(canonical_json(payload)) > MAX_APPROVAL_PAYLOAD:
+        raise ValueError(f"must be at most {MAX_APPROVAL_PAYLOAD} bytes of canonical JSON")
+    return payload
+
+
+class ApprovalRequested(_Data):
+    """A dangerous action asked for and held until a second principal approves it
+    (``tenure.domain.approvals``): ``payload`` holds what executing it needs, never
+    secrets or personal data."""
+
+    approval: ApprovalId
+    action: Code
+    target: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    payload: Annotated[dict[str, Any], AfterValidator(_bounded_payload)]
+    requested_by: PrincipalId
+    expires_at: Time
+
+
+class ApprovalRef(_Data):
+    """``approval.approved`` / ``rejected`` / ``expired``: who and why are the
+    envelope's actor and reason."""
+
+    approval: ApprovalId
+
+
+class ApprovalExecuted(_Data):
+    """What executing an approved action came to (``failed``: ``detail`` says why)."""
+
+    approval: ApprovalId
+    outcome: Literal["succeeded", "failed"]
+    detail: Annotated[str, StringConstraints(min_length=1, max_length=500)] | None
+
+
+class PlanRetired(_Data):
+    """A plan that issues no new licenses; its licenses keep their plan version."""
+
+    plan: Code
+
+
 Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
 
 
@@ -226,7 +315,13 @@ EVENT_TYPES: dict[str, EventType] = {
     for t in (
         _type("product.defined", ProductDefined, "product"),
         _type("plan.published", PlanPublished, "plan"),
-        _type("customer.created", CustomerCreated, "customer"),
+        EventType(
+            "customer.created",
+            {1: CustomerCreatedV1, 2: CustomerCreated},
+            {1: _customer_v1_to_v2},
+            "customer",
+        ),
+        _type("customer.erased", CustomerErased, "customer"),
         _type("license.issued", LicenseIssued, "serial"),
         _type("license.renewed", LicenseRenewed, "serial"),
         _type("license.suspended", LicenseRef, "serial"),
@@ -247,6 +342,12 @@ EVENT_TYPES: dict[str, EventType] = {
         ),
         _type("ledger.epoch_started", LedgerEpochStarted, "site"),
         _type("license.legacy_mapped", LicenseLegacyMapped, "serial"),
+        _type("plan.retired", PlanRetired, "plan"),
+        _type("approval.requested", ApprovalRequested, "approval"),
+        _type("approval.approved", ApprovalRef, "approval"),
+        _type("approval.rejected", ApprovalRef, "approval"),
+        _type("approval.expired", ApprovalRef, "approval"),
+        _type("approval.executed", ApprovalExecuted, "approval"),
     )
 }
 
@@ -347,6 +448,7 @@ def event_from_json(obj: Any) -> Event:
     _check_envelope(obj)
     type_name, schema, data = obj["type"], obj["schema"], obj["data"]
     validate_data(type_name, schema, data)
+    _check_sealed_in(obj["id"], personal_fields(type_name, schema), data)
     if type_name in REASON_REQUIRED and not obj["reason"]:
         raise MalformedEvent(f"{type_name} requires a reason", field="reason")
     actor = obj["actor"]
@@ -362,6 +464,23 @@ def event_from_json(obj: Any) -> Event:
         obj["idempotency_key"],
         data,
     )
+
+
+def personal_fields(type_name: str, schema: int) -> frozenset[str]:
+    """The ``PERSONAL`` fields of ``type_name`` data of ``schema`` (none if unknown)."""
+    known = EVENT_TYPES.get(type_name)
+    model = known.models.get(schema) if known else None
+    return model.PERSONAL if model else frozenset()
+
+
+def _check_sealed_in(event_id: str, personal: frozenset[str], data: dict[str, Any]) -> None:
+    """Sealed fields name the event whose id is their associated data: this one."""
+    sealed = any(isinstance(data.get(name), dict) for name in personal)
+    if data.get("sealed_in", event_id if sealed else None) != (event_id if sealed else None):
+        raise MalformedEvent(
+            "data.sealed_in must be the event's own id when (and only when) a field is sealed",
+            field="data.sealed_in",
+        )
 
 
 def _check_envelope(obj: dict[str, Any]) -> None:

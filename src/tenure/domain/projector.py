@@ -113,13 +113,32 @@ def _customer_created(view: StateView, data: dict[str, Any]) -> list[Change]:
     customer = data["customer"]
     if view.get("customers", (customer,)) is not None:
         raise Conflict(f"customer {customer} already exists")
+    sealed = {name: data[name] for name in ("name", "email") if isinstance(data[name], dict)}
     row = {
         "customer": customer,
-        "name": data["name"],
-        "email": data["email"],
+        "name": None if "name" in sealed else data["name"],
+        "email": None if "email" in sealed else data["email"],
         "external_id": data["external_id"],
     }
-    return [("customers", (customer,), row)]
+    changes: list[Change] = [("customers", (customer,), row)]
+    if sealed:
+        personal = {"customer": customer, "sealed_in": data["sealed_in"], "name": None}
+        changes.append(("customer_sealed", (customer,), {**personal, "email": None, **sealed}))
+    return changes
+
+
+def _customer_erased(view: StateView, data: dict[str, Any]) -> list[Change]:
+    """Erasure drops the personal fields from the projection (plaintext of schema-1
+    customers included; their leaves keep it) and marks the customer erased."""
+    customer = data["customer"]
+    row = _require(view, "customers", (customer,), "customer")
+    if view.get("customer_erasures", (customer,)) is not None:
+        raise Conflict(f"customer {customer} is already erased")
+    return [
+        ("customers", (customer,), {**row, "name": None, "email": None}),
+        ("customer_sealed", (customer,), None),
+        ("customer_erasures", (customer,), {"customer": customer}),
+    ]
 
 
 def _plan_version(view: StateView, plan: str, version: int, product: str) -> Row:
@@ -134,6 +153,8 @@ def _license_issued(view: StateView, data: dict[str, Any]) -> list[Change]:
     if view.get("licenses", (serial,)) is not None:
         raise Conflict(f"license {serial} already exists")
     _plan_version(view, data["plan"], data["plan_version"], data["product"])
+    if view.get("retired_plans", (data["plan"],)) is not None:
+        raise Conflict(f"plan {data['plan']} is retired: it issues no new licenses")
     _require(view, "customers", (data["customer"],), "customer")
     row = {
         "serial": serial,
@@ -273,6 +294,43 @@ def _license_legacy_mapped(view: StateView, data: dict[str, Any]) -> list[Change
     return [("legacy_ids", key, row)]
 
 
+def _plan_retired(view: StateView, data: dict[str, Any]) -> list[Change]:
+    head = _require(view, "plans", (data["plan"],), "plan")
+    if view.get("retired_plans", (data["plan"],)) is not None:
+        raise Conflict(f"plan {data['plan']} is already retired")
+    row = {"plan": data["plan"], "product": head["product"]}
+    return [("retired_plans", (data["plan"],), row)]
+
+
+def _approval_requested(view: StateView, data: dict[str, Any]) -> list[Change]:
+    approval = data["approval"]
+    if view.get("approvals", (approval,)) is not None:
+        raise Conflict(f"approval {approval} already exists")
+    row = {
+        **{k: data[k] for k in ("approval", "action", "target", "payload", "requested_by")},
+        "expires_at": data["expires_at"],
+        "status": "pending",
+        "detail": None,
+    }
+    return [("approvals", (approval,), row)]
+
+
+def _approval_step(before: str, after: str) -> Handler:
+    """A handler moving an approval from status ``before`` to ``after``: each approval
+    is decided once and executed once, whatever races to do it."""
+
+    def handler(view: StateView, data: dict[str, Any]) -> list[Change]:
+        approval = data["approval"]
+        row = _require(view, "approvals", (approval,), "approval")
+        if row["status"] != before:
+            raise Conflict(f"approval {approval} is {row['status']}, not {before}")
+        status = after if after != "executed" or data["outcome"] == "succeeded" else "failed"
+        detail = data.get("detail") if after == "executed" else row["detail"]
+        return _updated("approvals", (approval,), row, status=status, detail=detail)
+
+    return handler
+
+
 def _active_activation(view: StateView, data: dict[str, Any]) -> Row:
     row = _require(view, "activations", (data["activation"],), "activation")
     if row["serial"] != data["serial"]:
@@ -293,6 +351,7 @@ _HANDLERS: dict[str, Handler] = {
     "product.defined": _product_defined,
     "plan.published": _plan_published,
     "customer.created": _customer_created,
+    "customer.erased": _customer_erased,
     "license.issued": _license_issued,
     "license.renewed": _license_renewed,
     "license.suspended": _license_suspended,
@@ -308,6 +367,12 @@ _HANDLERS: dict[str, Handler] = {
     "ledger.restored": lambda view, data: [],  # a record of the restore; no state changes
     "ledger.epoch_started": lambda view, data: [],  # likewise
     "license.legacy_mapped": _license_legacy_mapped,
+    "plan.retired": _plan_retired,
+    "approval.requested": _approval_requested,
+    "approval.approved": _approval_step("pending", "approved"),
+    "approval.rejected": _approval_step("pending", "rejected"),
+    "approval.expired": _approval_step("pending", "expired"),
+    "approval.executed": _approval_step("approved", "executed"),
 }
 
 

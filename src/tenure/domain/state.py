@@ -36,6 +36,15 @@ TABLES: dict[str, TableSpec] = {
     spec.name: spec
     for spec in (
         TableSpec("customers", ("customer",), ("customer", "name", "email", "external_id")),
+        # Personal fields of schema-2 customers as ciphertext, and erased customers
+        # (docs/personal-data.md); empty in ledgers without them.
+        TableSpec(
+            "customer_sealed",
+            ("customer",),
+            ("customer", "sealed_in", "name", "email"),
+            frozenset({"name", "email"}),
+        ),
+        TableSpec("customer_erasures", ("customer",), ("customer",)),
         TableSpec(
             "licenses",
             ("serial",),
@@ -86,6 +95,23 @@ TABLES: dict[str, TableSpec] = {
             "legacy_ids",
             ("system", "legacy_id"),
             ("system", "legacy_id", "serial", "legacy_key_hash"),
+        ),
+        # Empty in ledgers without plan retirements or approvals (tenure.domain.approvals).
+        TableSpec("retired_plans", ("plan",), ("plan", "product")),
+        TableSpec(
+            "approvals",
+            ("approval",),
+            (
+                "approval",
+                "action",
+                "target",
+                "payload",
+                "requested_by",
+                "expires_at",
+                "status",
+                "detail",
+            ),
+            frozenset({"payload"}),
         ),
     )
 }

@@ -17,12 +17,10 @@ import binascii
 import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import (
-    Ed25519PrivateKey,
-    Ed25519PublicKey,
-)
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from tenure.errors import MalformedNote, UnverifiedNote
@@ -30,6 +28,18 @@ from tenure.errors import MalformedNote, UnverifiedNote
 ED25519_TYPE = 0x01
 SIGNATURE_PREFIX = "\u2014 "
 MAX_SIGNATURES = 100
+
+
+class Ed25519Signer(Protocol):
+    """A private Ed25519 key that signs and gives its public key: an in-process
+    ``Ed25519PrivateKey``, or a key held on a PKCS#11 token
+    (``tenure.crypto.pkcs11.TokenKey``) whose private part never leaves the token.
+    Ed25519 is deterministic: one key gives one signature per message, wherever it is
+    held."""
+
+    def sign(self, data: bytes) -> bytes: ...
+
+    def public_key(self) -> Ed25519PublicKey: ...
 
 
 def check_key_name(name: str) -> None:
@@ -97,7 +107,7 @@ class NoteVerifier:
 class NoteSigner:
     """An Ed25519 private key with a name; signs note texts."""
 
-    def __init__(self, name: str, private_key: Ed25519PrivateKey) -> None:
+    def __init__(self, name: str, private_key: Ed25519Signer) -> None:
         check_key_name(name)
         self.name = name
         self._private = private_key

@@ -15,11 +15,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from tenure.crypto import jws
-from tenure.crypto.keystore import TokenKeys
+from tenure.crypto.keystore import TokenKeyStore
 from tenure.domain.timefmt import format_time, parse_duration, parse_time
+from tenure.ledger.note import Ed25519Signer
 from tenure.store import raw
 from tenure.store import tables as t
 from tenure.store.engine import quick_read, read_transaction, write_transaction
@@ -30,7 +31,7 @@ DEFAULT_TOKEN_TTL = timedelta(hours=24)
 @dataclass(frozen=True)
 class SigningKey:
     kid: str
-    private: Ed25519PrivateKey
+    private: Ed25519Signer
 
 
 _CURRENT = (
@@ -42,7 +43,7 @@ _CURRENT = (
 class KeyRing:
     """Signing keys per account: the current one, rotation, and what JWKS publishes."""
 
-    def __init__(self, engine: sa.Engine, keys: TokenKeys) -> None:
+    def __init__(self, engine: sa.Engine, keys: TokenKeyStore) -> None:
         self._engine = engine
         self._keys = keys
 
@@ -96,10 +97,8 @@ class KeyRing:
         return [dict(row._mapping) for row in rows]
 
     def _create(self, conn: sa.Connection, account: str, now: datetime) -> SigningKey:
-        private = Ed25519PrivateKey.generate()
+        kid, private = self._keys.create(account)  # on the token, with PKCS#11
         public = private.public_key()
-        kid = jws.jwk_thumbprint(public)
-        self._keys.store(account, kid, private)
         conn.execute(
             sa.insert(t.signing_keys).values(
                 account=account,

@@ -172,6 +172,16 @@ class Write:
 Request = Submission | SignRequest | AuditRequest | Write
 
 
+class PersonalSealing(Protocol):
+    """What the writer needs of ``tenure.service.personal.PersonalData``."""
+
+    def seal(
+        self, account: str, event_id: str, type_name: str, data: dict[str, Any]
+    ) -> dict[str, Any]: ...
+
+    def opener(self, account: str) -> Callable[[dict[str, Any]], dict[str, str | None] | None]: ...
+
+
 class Signers(Protocol):
     """Where the writer gets a signer for an origin (a key store)."""
 
@@ -219,6 +229,14 @@ class _Cache:
     )
 
 
+class Sealer(Protocol):
+    """Encrypts the personal fields of a draft's data under its event id."""
+
+    def __call__(
+        self, account: str, event_id: str, type_name: str, data: dict[str, Any]
+    ) -> dict[str, Any]: ...
+
+
 class Staging(Protocol):
     """A state view that collects the changes of the events being appended."""
 
@@ -234,8 +252,12 @@ def append_drafts(
     drafts: list[Draft],
     stamp: str,
     random_bytes: Callable[[int], bytes],
+    seal: Sealer | None = None,
 ) -> tuple[list[Event], list[sql.EventRow], list[tuple[int, int, bytes]]]:
     """Turn a command's drafts into events: envelope, validation, projection, leaf.
+
+    ``seal`` encrypts a draft's personal fields once its event id is drawn (the id
+    is their associated data; ``tenure.service.personal``).
 
     Each event is checked (``event_from_json``), applied to ``view`` (which may
     refuse it with ``Conflict``), encoded canonically and appended to ``frontier``.
@@ -245,8 +267,10 @@ def append_drafts(
     rows: list[sql.EventRow] = []
     nodes: list[tuple[int, int, bytes]] = []
     for draft in drafts:
+        event_id = "evt_" + random_bytes(16).hex()
+        data = seal(sub.account, event_id, draft.type, draft.data) if seal else draft.data
         envelope = {
-            "id": "evt_" + random_bytes(16).hex(),
+            "id": event_id,
             "account": sub.account,
             "seq": frontier.size,
             "type": draft.type,
@@ -255,7 +279,7 @@ def append_drafts(
             "actor": sub.actor.to_json(),
             "reason": sub.reason,
             "idempotency_key": sub.idempotency_key,
-            "data": draft.data,
+            "data": data,
         }
         event = event_from_json(envelope)
         view.stage(apply(view, event))
@@ -284,8 +308,10 @@ class Ledger:
         clock: Callable[[], datetime] | None = None,
         random_bytes: Callable[[int], bytes] = os.urandom,
         max_batch: int = 512,
+        personal: PersonalSealing | None = None,
     ) -> None:
         self.engine = engine
+        self._personal = personal
         self._signers = signers
         self._license_key_hash = license_key_hash
         self._origin_prefix = origin_prefix.rstrip("/")
@@ -601,12 +627,14 @@ class Ledger:
             now,
             lambda: self._random(20),
             lambda serial: self._license_key_hash(sub.account, serial),
+            **({"open_sealed": self._personal.opener(sub.account)} if self._personal else {}),
         )
         view = CommandView(state.view)
         decision = sub.command.decide(view, ctx)
         frontier = state.frontier.copy()
+        seal = self._personal.seal if self._personal else None
         events, rows, nodes = append_drafts(
-            view, frontier, sub, decision.drafts, format_time(now), self._random
+            view, frontier, sub, decision.drafts, format_time(now), self._random, seal
         )
         view.commit()
         state.frontier = frontier

@@ -10,10 +10,13 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from tenure.config import Settings
+from tenure.crypto.datakeys import DataKeyStore
 from tenure.crypto.keystore import (
     FileKeyStore,
+    LedgerKeyStore,
     LicenseKeys,
     TokenKeys,
+    TokenKeyStore,
     derive_key,
     load_master_key,
 )
@@ -29,6 +32,7 @@ from tenure.service.keyring import KeyRing
 from tenure.service.ledger import AuditRequest, CheckpointPolicy, Ledger
 from tenure.service.migration import read_state
 from tenure.service.mirror import Mirror
+from tenure.service.personal import PersonalData, reapply_erasures
 from tenure.service.sidecar import Sidecar
 from tenure.service.tokens import Tokens
 from tenure.service.upgrades import require_current_schema
@@ -45,16 +49,46 @@ def sqlite_path(url: str) -> Path | None:
     return None
 
 
+def key_stores(settings: Settings, master: bytes) -> tuple[LedgerKeyStore, TokenKeyStore]:
+    """The ledger and token key stores ``settings.key_store`` chooses: sealed files
+    under ``<data-dir>/keys`` (default), or a PKCS#11 token (docs/keys.md)."""
+    if settings.key_store == "pkcs11":
+        from tenure.crypto.pkcs11 import Pkcs11KeyStore
+
+        if any((settings.data_dir / "keys").glob("*.key")):
+            raise ConfigurationError(
+                f"{settings.data_dir / 'keys'} holds file-store signing keys: switching this "
+                "data dir to TENURE_KEY_STORE=pkcs11 would change its keys (see docs/keys.md)"
+            )
+        pin = settings.pkcs11_pin.get_secret_value() if settings.pkcs11_pin else None
+        store = Pkcs11KeyStore.open(str(settings.pkcs11_module), settings.pkcs11_token_label, pin)
+        return store, store
+    directory = settings.data_dir / "keys"
+    return FileKeyStore(directory, master), TokenKeys(directory, master)
+
+
+def _personal_data(settings: Settings, engine: sa.Engine, master: bytes) -> PersonalData:
+    """The data-key store, with every erasure the ledger records re-applied to it: a
+    key store older than the ledger (restored from a backup) must not bring erased
+    personal data back."""
+    datakeys = DataKeyStore(settings.data_dir / "datakeys", master)
+    if current_revision(engine) is not None:
+        reapply_erasures(engine, datakeys)
+    return PersonalData(datakeys, settings.encrypt_personal_data)
+
+
 @dataclass
 class Runtime:
     """The pieces one process needs, built once from settings."""
 
     settings: Settings
     engine: sa.Engine
-    keystore: FileKeyStore
-    token_keys: TokenKeys
+    keystore: LedgerKeyStore
+    token_keys: TokenKeyStore
     license_keys: LicenseKeys
     sidecar: Sidecar | None
+    personal: PersonalData | None = None
+    """Data keys of customers' personal data; outside the database (and its backups)."""
 
     @classmethod
     def open(cls, settings: Settings, migrate: bool = True) -> Runtime:
@@ -79,13 +113,19 @@ class Runtime:
             raise ConfigurationError(f"{url} is not a Tenure database (no schema revision)")
         secret = settings.master_key.get_secret_value() if settings.master_key else None
         master = load_master_key(settings.data_dir, secret)
+        try:
+            keystore, token_keys = key_stores(settings, master)
+        except TenureError:
+            engine.dispose()
+            raise
         return cls(
             settings,
             engine,
-            FileKeyStore(settings.data_dir / "keys", master),
-            TokenKeys(settings.data_dir / "keys", master),
+            keystore,
+            token_keys,
             LicenseKeys(derive_key(master, "license-keys")),
             Sidecar.beside(path) if path else Sidecar(settings.data_dir / "checkpoints"),
+            _personal_data(settings, engine, master),
         )
 
     def ledger(
@@ -106,6 +146,7 @@ class Runtime:
             policy=CheckpointPolicy(s.checkpoint_every_events, s.checkpoint_interval_seconds),
             clock=clock,
             max_batch=s.write_batch_max,
+            personal=self.personal,
             **extra,
         )
 

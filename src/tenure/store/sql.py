@@ -352,7 +352,9 @@ def _projection_sql(table: str) -> tuple[str, str, str]:
     upsert = (
         f"INSERT INTO {name} (account, {columns}) "  # noqa: S608
         f"VALUES (:account, {', '.join(':' + col for col in spec.columns)}) "
-        f"ON CONFLICT (account, {', '.join(spec.key)}) DO UPDATE SET {updates}"
+        f"ON CONFLICT (account, {', '.join(spec.key)}) "
+        # A table of key columns only (customer_erasures) has nothing to update.
+        + (f"DO UPDATE SET {updates}" if updates else "DO NOTHING")
     )
     return select, upsert, f"DELETE FROM {name} WHERE {where}"  # noqa: S608
 

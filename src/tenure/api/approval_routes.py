@@ -1,0 +1,277 @@
+"""Approvals (the two-person rule, docs/approvals.md).
+
+Gated routes answer 202 ``{"approval": {...}}`` through ``request_approval``
+instead of acting. ``GET /v1/approvals``, ``GET /v1/approvals/{id}``,
+``POST /v1/approvals/{id}/approve`` and ``/reject`` (body ``{"reason"}``): a
+principal other than the requester, whose role may perform the action itself (or
+the owner), decides; an approved action executes exactly once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import sqlalchemy as sa
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
+
+from tenure.api.auditing import entry_for, execute_audited, submit_audited
+from tenure.api.bodies import documented, parse_body
+from tenure.api.problems import problem_responses
+from tenure.api.roles import POLICY, allowed, manageable_roles, require, require_may_manage
+from tenure.domain.approvals import (
+    ACTIONS,
+    ApprovalExpired,
+    DecideApproval,
+    RecordExecution,
+    RequestApproval,
+)
+from tenure.domain.commands import Command, RecordRestore
+from tenure.domain.events import Actor
+from tenure.domain.timefmt import format_time
+from tenure.durability import epochs
+from tenure.durability.shipping import site_end
+from tenure.durability.sites import open_site
+from tenure.errors import Conflict, Forbidden, TenureError
+from tenure.service import apikeys
+from tenure.service import approvals as service
+from tenure.service.apikeys import Principal
+from tenure.service.ledger import Outcome, SignRequest, Submission, Write
+from tenure.service.runtime import Runtime
+from tenure.store import sql
+from tenure.store.engine import read_transaction
+
+router = APIRouter(prefix="/v1", tags=["approvals"], responses=problem_responses(401, 403))
+Reader = Annotated[Principal, Depends(require("approval.read"))]
+Decider = Annotated[Principal, Depends(require("approval.decide"))]
+MAX_BODY_BYTES = 4 * 1024
+SITE_WAIT_SECONDS = 30.0
+"""How long an approved restore waits for the site to hold the live ledger."""
+
+
+class DecisionIn(BaseModel):
+    """Why the approval is approved or rejected (recorded in the event)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reason: Annotated[str, Field(min_length=1, max_length=500)]
+
+
+def _now() -> str:
+    return format_time(datetime.now(UTC))
+
+
+def _actor(caller: Principal) -> Actor:
+    return Actor(caller.id, caller.role, caller.auth)
+
+
+def _submission(caller: Principal, command: Command, reason: str | None) -> Submission:
+    return Submission(caller.account, command, _actor(caller), reason=reason)
+
+
+def _request_command(
+    request: Request, caller: Principal, action: str, target: str, payload: dict[str, Any]
+) -> RequestApproval:
+    hours = request.app.state.runtime.settings.approval_ttl_hours
+    return RequestApproval(action, target, caller.id, hours * 3600, payload)
+
+
+def _accepted(outcome: Outcome) -> JSONResponse:
+    return JSONResponse({"approval": outcome.result}, status_code=202)
+
+
+async def request_approval(
+    request: Request,
+    caller: Principal,
+    action: str,
+    target: str,
+    payload: dict[str, Any],
+    reason: str | None,
+) -> JSONResponse:
+    """Record an ``approval.requested`` for ``action`` → 202 ``{"approval": {...}}``.
+    ``payload`` is what executing it needs: never secrets or personal data."""
+    command = _request_command(request, caller, action, target, payload)
+    return _accepted(await submit_audited(request, _submission(caller, command, reason)))
+
+
+def request_approval_in_thread(
+    request: Request,
+    caller: Principal,
+    action: str,
+    target: str,
+    payload: dict[str, Any],
+    reason: str | None,
+) -> dict[str, Any]:
+    """``request_approval`` for code in the thread pool → the approval."""
+    command = _request_command(request, caller, action, target, payload)
+    return execute_audited(request, _submission(caller, command, reason)).result
+
+
+@router.get("/approvals", response_model=None, responses=problem_responses(400))
+def list_approvals(
+    request: Request,
+    caller: Reader,
+    status: Annotated[str | None, Query(max_length=16)] = None,
+) -> dict[str, Any]:
+    """``{"approvals": [...]}``, optionally only those of ``status`` (pending,
+    approved, rejected, expired, executed, failed); a pending approval past its
+    ``expires_at`` shows as expired."""
+    engine = request.app.state.runtime.engine
+    return {"approvals": service.list_approvals(engine, caller.account, _now(), status)}
+
+
+@router.get("/approvals/{approval}", response_model=None, responses=problem_responses(404))
+def get_approval(request: Request, caller: Reader, approval: str) -> dict[str, Any]:
+    """One approval with ``history``: its events with actor and reason."""
+    engine = request.app.state.runtime.engine
+    return service.get_approval(engine, caller.account, approval, _now())
+
+
+def _require_may_decide(caller: Principal, row: dict[str, Any]) -> None:
+    """The approver needs the role the action itself needs, or the owner role."""
+    needed = ACTIONS[row["action"]]
+    if caller.role != "owner" and not allowed(caller.role, needed):
+        roles = ", ".join(sorted(POLICY[needed] | {"owner"}))
+        raise Forbidden(
+            f"deciding on {row['action']} needs one of the roles {roles}", action=needed
+        )
+    if row["action"] == "apikey.revoke":
+        require_may_manage(caller, row["payload"]["role"])
+
+
+async def _decide(
+    request: Request, caller: Principal, approval: str, verdict: str
+) -> tuple[Outcome, str]:
+    body = await parse_body(request, DecisionIn, MAX_BODY_BYTES)
+    row = service.read_row(request.app.state.runtime.engine, caller.account, approval)
+    _require_may_decide(caller, row)
+    command = DecideApproval(approval, caller.id, "approve" if verdict == "approve" else "reject")
+    outcome = await submit_audited(request, _submission(caller, command, body.reason))
+    if outcome.result["status"] == "expired":
+        raise ApprovalExpired(f"approval {approval} expired at {row['expires_at']}")
+    return outcome, body.reason
+
+
+_DECISION_RESPONSES = problem_responses(400, 404, 409, 503)
+
+
+@router.post(
+    "/approvals/{approval}/approve",
+    response_model=None,
+    openapi_extra=documented(DecisionIn),
+    responses=_DECISION_RESPONSES,
+)
+async def approve(request: Request, caller: Decider, approval: str) -> dict[str, Any]:
+    """Approve ``{"reason"}`` and execute the action once → ``{"approval", "result"}``
+    (or ``"error"`` when it failed: the approval is then ``failed``). 403
+    ``self_approval`` for the requester, 403 for a role that may not perform the
+    action, 409 ``approval_expired`` past ``expires_at``, 409 unless pending."""
+    outcome, reason = await _decide(request, caller, approval, "approve")
+    if outcome.result["status"] == "executed":
+        results = outcome.result.pop("results", [])
+        return {"approval": outcome.result, "result": results}
+    return await _execute(request, caller, outcome.result, reason)
+
+
+@router.post(
+    "/approvals/{approval}/reject",
+    response_model=None,
+    openapi_extra=documented(DecisionIn),
+    responses=_DECISION_RESPONSES,
+)
+async def reject(request: Request, caller: Decider, approval: str) -> dict[str, Any]:
+    """Reject ``{"reason"}`` → ``{"approval"}``; the action never runs. 409 unless
+    pending (``approval_expired`` past ``expires_at``)."""
+    outcome, _ = await _decide(request, caller, approval, "reject")
+    return {"approval": outcome.result}
+
+
+# ---------------------------------------------------------------- execution
+
+
+async def _execute(
+    request: Request, caller: Principal, row: dict[str, Any], reason: str
+) -> dict[str, Any]:
+    """Run an approved action that is not ledger events, then record
+    ``approval.executed`` with the approval's ``reason`` (only from ``approved``:
+    never twice)."""
+    approval, action = row["approval"], row["action"]
+    also: Command | None = None
+    try:
+        if action == "keys.rotate":
+            result = await _rotate_keys(request, caller)
+        elif action == "apikey.revoke":
+            result = await _revoke_key(request, caller, row["payload"]["key_id"])
+        else:
+            report = await _restore(request, caller, row["payload"]["site"])
+            result = report.to_json()
+            also = RecordRestore(
+                row["payload"]["site"],
+                report.size,
+                report.root,
+                report.digest,
+                report.snapshot,
+                report.replaced,
+            )
+    except TenureError as exc:
+        failed = RecordExecution(approval, "failed", exc.message[:500])
+        done = await submit_audited(request, _submission(caller, failed, reason))
+        return {"approval": done.result, "error": {"code": exc.code, "detail": exc.message}}
+    command = RecordExecution(approval, "succeeded", None, also)
+    done = await submit_audited(request, _submission(caller, command, reason))
+    if also is not None:
+        result["event"] = done.events[0].seq
+    return {"approval": done.result, "result": result}
+
+
+async def _rotate_keys(request: Request, caller: Principal) -> dict[str, Any]:
+    keyring = request.app.state.runtime.keyring()
+    now = datetime.now(UTC)
+
+    def rotate(conn: sa.Connection) -> dict[str, Any]:
+        result: dict[str, Any] = keyring.rotate_in(conn, caller.account, now)
+        return result
+
+    write = Write(caller.account, rotate, entry_for(request, caller, target="keys.rotate"))
+    return (await submit_audited(request, write)).result
+
+
+async def _revoke_key(request: Request, caller: Principal, key_id: str) -> dict[str, Any]:
+    manageable = manageable_roles(caller)
+
+    def revoke(conn: sa.Connection) -> dict[str, Any]:
+        return apikeys.revoke_in(conn, caller.account, key_id, manageable)
+
+    write = Write(caller.account, revoke, entry_for(request, caller, target=key_id[:80]))
+    return (await submit_audited(request, write)).result
+
+
+async def _restore(request: Request, caller: Principal, url: str) -> Any:
+    """Sign the live ledger (approval events included), wait until the site holds
+    it (a restore must extend the live ledger), then restore from the site."""
+    from tenure.api.durability_routes import restore_from_site  # that module imports this one
+
+    runtime: Runtime = request.app.state.runtime
+    account = caller.account
+    await asyncio.wrap_future(request.app.state.ledger.submit(SignRequest(account)))
+    await run_in_threadpool(_wait_for_site, runtime, account, url)
+    return await restore_from_site(runtime, account, url)
+
+
+def _wait_for_site(runtime: Runtime, account: str, url: str) -> None:
+    with read_transaction(runtime.engine) as conn:
+        head = sql.read_head(conn, account)
+    size = head.size if head else 0
+    site = open_site(url)
+    deadline = time.monotonic() + max(SITE_WAIT_SECONDS, 5 * runtime.settings.ship_interval_seconds)
+    while time.monotonic() < deadline:
+        where = epochs.namespace(account, epochs.current(site, account))
+        if site_end(site, where) >= size:
+            return
+        time.sleep(min(0.2, runtime.settings.ship_interval_seconds))
+    raise Conflict(f"{url} did not receive the live ledger ({size} events) in time")

@@ -1,0 +1,121 @@
+"""Personal data at rest: sealing on append, opening on read, erasure, re-erasure.
+
+The writer calls ``PersonalData.seal`` once an event has its final id: each
+``PERSONAL`` field of the event's data (``tenure.domain.events``) is replaced by its
+ciphertext under the customer's data key (``tenure.crypto.datakeys``) and
+``sealed_in`` names the event. The ledger, the projection, snapshots and exports
+therefore hold ciphertext only; reads open it here, and show a customer whose key
+is gone (or who is erased in the projection) as ``"erased": true`` with null fields.
+See docs/personal-data.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+
+from tenure.crypto.datakeys import DataKeyStore, open_field, seal_field
+from tenure.domain.commands import EraseCustomer
+from tenure.domain.events import personal_fields
+from tenure.domain.state import Row
+from tenure.errors import NotFound
+from tenure.service.ledger import Submission
+from tenure.store import sql
+from tenure.store.engine import read_transaction
+from tenure.store.tables import projection
+
+_SEALED_TYPES = ("customer.created",)
+
+
+@dataclass(frozen=True)
+class PersonalData:
+    """Seals and opens customers' personal fields with their data keys.
+
+    ``enabled`` False (``TENURE_ENCRYPT_PERSONAL_DATA=false``) writes them in
+    plaintext, as release 0.1.0 did; reads handle both.
+    """
+
+    datakeys: DataKeyStore
+    enabled: bool = True
+
+    def seal(
+        self, account: str, event_id: str, type_name: str, data: dict[str, Any]
+    ) -> dict[str, Any]:
+        """``data`` of a draft with its personal fields sealed under ``event_id``.
+        Creates the customer's data key (written to disk before any ciphertext)."""
+        if not self.enabled or type_name not in _SEALED_TYPES:
+            return data
+        fields = [f for f in sorted(personal_fields(type_name, 2)) if isinstance(data[f], str)]
+        if not fields:
+            return data
+        key = self.datakeys.create(account, data["customer"])
+        sealed = {f: seal_field(key, event_id, f, data[f]) for f in fields}
+        return {**data, **sealed, "sealed_in": event_id}
+
+    def open_sealed(self, account: str, row: Row) -> dict[str, str | None] | None:
+        """The plaintext fields of a ``customer_sealed`` row; None if its key is gone."""
+        key = self.datakeys.get(account, row["customer"])
+        if key is None:
+            return None
+        return {
+            name: open_field(key, row["sealed_in"], name, value) if value else None
+            for name in ("name", "email")
+            if (value := row[name]) is not None
+        }
+
+    def opener(self, account: str) -> Callable[[Row], dict[str, str | None] | None]:
+        """``open_sealed`` for one account (the commands' ``Context.open_sealed``)."""
+        return lambda row: self.open_sealed(account, row)
+
+    def read_customer(self, engine: sa.Engine, account: str, customer: str) -> dict[str, Any]:
+        """``{"id", "name", "email", "external_id", "erased"}`` of a customer, its
+        personal fields opened; erased (or keyless) customers show them as null.
+        Raises ``NotFound`` (field ``customer``)."""
+        with read_transaction(engine) as conn:
+            row = sql.read_row(conn, account, "customers", (customer,))
+            sealed = sql.read_row(conn, account, "customer_sealed", (customer,))
+            erased = sql.read_row(conn, account, "customer_erasures", (customer,)) is not None
+        if row is None:
+            raise NotFound(f"customer {customer} not found", field="customer")
+        opened: dict[str, str | None] | None = {}
+        if sealed is not None and not erased:
+            opened = self.open_sealed(account, sealed)
+        erased = erased or opened is None
+        shown = opened or {}
+        return {
+            "id": row["customer"],
+            "name": None if erased else shown.get("name", row["name"]),
+            "email": None if erased else shown.get("email", row["email"]),
+            "external_id": row["external_id"],
+            "erased": erased,
+        }
+
+
+def erase_customer(
+    execute: Callable[[Submission], Any], datakeys: DataKeyStore, submission: Submission
+) -> dict[str, Any]:
+    """Append ``customer.erased`` (``submission`` carries an ``EraseCustomer`` and its
+    reason) through ``execute`` (a writer's), then destroy the data key: a crash in
+    between leaves a key that ``reapply_erasures`` destroys at the next start.
+    Returns the command's result with ``"key_destroyed"``."""
+    command = submission.command
+    if not isinstance(command, EraseCustomer):
+        raise TypeError("erase_customer takes an EraseCustomer submission")
+    outcome = execute(submission)
+    destroyed = datakeys.destroy(submission.account, command.customer)
+    return {**outcome.result, "key_destroyed": destroyed}
+
+
+def reapply_erasures(engine: sa.Engine, datakeys: DataKeyStore) -> list[tuple[str, str]]:
+    """Destroy every data key still present for a customer the ledger says is erased
+    (a key store restored from an older backup, a crash between the erasure event and
+    the key's deletion). Returns the (account, customer) pairs whose key it deleted."""
+    erasures = projection["customer_erasures"]
+    with read_transaction(engine) as conn:
+        if not sa.inspect(conn).has_table(erasures.name):
+            return []  # a schema older than 0007 (not yet upgraded) records no erasures
+        pairs = conn.execute(sa.select(erasures.c.account, erasures.c.customer)).all()
+    return [(a, c) for a, c in pairs if datakeys.destroy(a, c)]
