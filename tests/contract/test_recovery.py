@@ -13,7 +13,7 @@ import pytest
 
 from tenure.config import Settings
 from tenure.domain.commands import CreateCustomer
-from tenure.durability import epochs
+from tenure.durability import epochs, keyrows
 from tenure.durability.restore import RestoreRefused, restore
 from tenure.durability.segments import SegmentName
 from tenure.durability.shipping import Shipper, site_end
@@ -167,6 +167,13 @@ def test_events_lost_everywhere_start_a_new_epoch(built: Built, tmp_path: Path) 
     site_root = built.copy_site(tmp_path / "site")
     (site_root / SegmentName(150, 300).path(ACCOUNT)).unlink()  # lost at every site
     site = site_url(site_root)
+    live = Runtime.open(Settings(data_dir=built.data_dir))
+    try:  # the API key rows the shipper keeps at a site, signed by the ledger key
+        with read_transaction(live.engine) as conn:
+            rows = keyrows.encode(ACCOUNT, keyrows.read_rows(conn, ACCOUNT))
+        keyrows.publish(open_site(site), ACCOUNT, rows, live.ledger_signer(ACCOUNT)[1])
+    finally:
+        live.close()
     data_dir = data_dir_with_keys(built, tmp_path / "dr")
     into = f"sqlite:///{data_dir / 'tenure.db'}"
 
@@ -181,6 +188,7 @@ def test_events_lost_everywhere_start_a_new_epoch(built: Built, tmp_path: Path) 
     assert started.code == 0, str(started)
     report = started.json()
     assert (report["size"], report["lost"], report["snapshot"]) == (150, 150, 100)
+    assert report["key_rows"] == "site"  # the newest API keys, as for any full restore
     assert report["digest"] == built.digests[150]
     assert head_of(data_dir).origin == f"{ORIGIN}/epoch-2"
 

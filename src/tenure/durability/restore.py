@@ -173,8 +173,9 @@ def prove(
     names = [n for p in site.list(f"{where}/segments/") if (n := segments.parse_name(p))]
     run = segments.contiguous(names)
     available = run[-1].end if run else 0
+    whole = at_seq is None and at_time is None  # not a moment for investigation
     if new_epoch:
-        if at_seq is not None or at_time is not None:
+        if not whole:
             raise RestoreRefused("--new-epoch restores everything a site holds, not a moment")
         if available >= signed.size:
             raise RestoreRefused(
@@ -202,7 +203,7 @@ def prove(
     if unusable:
         skipped.append(f"{account}/keys.json: {unusable}")
     key_rows = "snapshot" if base else "none"
-    if shipped_keys is not None and at_seq is None and at_time is None:
+    if shipped_keys is not None and whole:
         service.update(shipped_keys)  # newer than any snapshot's
         key_rows = "site"
     if len(leaves) < claimed:
