@@ -255,7 +255,7 @@ def restore(
     finally:
         target.dispose()
     if at_seq is None and at_time is None:
-        command = _record_command(source, account, report)
+        command = _record_command(source, report)
         _record(s, into, account, command, reason or f"restore from {site}")
     emit(output, report.to_json(), _restore_text(report, into))
 
@@ -284,20 +284,16 @@ def _restore_text(report: restoring.RestoreReport, into: str) -> str:
     return "\n".join(lines)
 
 
-def _record_command(
-    source: Site, account: str, report: restoring.RestoreReport
-) -> RecordRestore | StartEpoch:
-    """What a full restore records: where from and what it proved."""
+def _record_command(source: Site, report: restoring.RestoreReport) -> RecordRestore | StartEpoch:
+    """What a full restore records: where from and what it proved (a new epoch
+    quotes the checkpoint the restore verified, not one read again)."""
     if not report.lost:
         return RecordRestore(
             source.url, report.size, report.root, report.digest, report.snapshot, report.replaced
         )
-    old = epochs.current(source, account)
-    note = source.get(f"{epochs.namespace(account, old)}/checkpoint")
-    assert note is not None  # the restore just verified it
     return StartEpoch(
-        old + 1,
-        note.decode(),
+        report.epoch + 1,
+        report.signed_note,
         report.size,
         report.lost,
         source.url,

@@ -78,6 +78,10 @@ class RestoreReport:
     """With ``replace``: the size of the ledger the restore replaced."""
     lost: int = 0
     """With ``new_epoch``: the signed events no site holds any more."""
+    epoch: int = 1
+    """The epoch of the site's ledger the restore read (see ``epochs``)."""
+    signed_note: str = ""
+    """The site's signed checkpoint the restore verified (a new epoch quotes it)."""
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -92,6 +96,7 @@ class RestoreReport:
             "key_rows": self.key_rows,
             "replaced": self.replaced,
             "lost": self.lost,
+            "epoch": self.epoch,
         }
 
 
@@ -345,6 +350,8 @@ def check(target: sa.Engine, proven: Proven, replaced: int | None = None) -> Res
         "kept" if replaced is not None else proven.key_rows,
         replaced,
         proven.lost,
+        proven.epoch,
+        proven.note,
     )
 
 
