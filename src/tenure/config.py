@@ -118,6 +118,10 @@ class Settings(BaseSettings):
         description="401s per minute per client IP (also the burst); past it, requests "
         "with credentials from that IP get 429",
     )
+    # --- Deployments and drift (docs/operations.md) ---
+    # --- Metrics, tracing, logs and SLOs (docs/operations.md) ---
+    # --- Webhooks, lifecycle notices and anomaly alerts (docs/operations.md) ---
+    # --- Web console (docs/operations.md) ---
 
     def ledger_origin(self, account: str) -> str:
         """The checkpoint origin (ledger key name) of ``account``."""

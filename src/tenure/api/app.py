@@ -64,9 +64,11 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
             # A fresh service publishes the empty tree, so clients have a checkpoint to
             # pin from the first request on.
             ledger.execute(SignRequest(settings.default_account))
+        # --- Operations: background workers start here (docs/operations.md) ---
         try:
             yield
         finally:
+            # --- Operations: background workers stop here ---
             drills.stop()
             ledger.close()
             shipper.stop()
@@ -101,6 +103,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     app.include_router(token_routes.router)
     app.include_router(durability_routes.router)
     app.include_router(approval_routes.router)
+    # --- Operations (docs/operations.md) ---
 
     @app.get("/healthz", tags=["ops"], response_model=None, responses=answers(Health, "Up"))
     async def healthz() -> dict[str, str]:

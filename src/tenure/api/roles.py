@@ -44,12 +44,22 @@ POLICY: Mapping[str, frozenset[str]] = MappingProxyType(
         "account.manage": frozenset({"owner"}),
         "approval.read": READERS | {"restorer"},
         "approval.decide": ISSUERS | {"restorer"},
+        "deployment.report": frozenset({"agent"}) | ADMINS,
+        "deployment.read": READERS,
+        "drift.read": READERS,
+        "drift.reconcile": ADMINS,
+        "notice.read": READERS,
+        "alert.read": READERS | {"restorer"},
+        "webhook.read": ADMINS | {"auditor"},
+        "webhook.manage": ADMINS,
+        "ops.read": READERS | {"restorer"},
     }
 )
 """Action → the roles allowed to perform it. The restorer reads the ledger and
 durability status and restores the live store from a site (nobody else may); the
-agent only reads the ledger and checks. Deciding an approval also needs the
-role of the action it approves, or the owner role (``tenure.api.approval_routes``)."""
+agent reads the ledger, checks, activates, mints tokens and posts what its
+installation enforces (deployment reports). Deciding an approval also needs the role
+of the action it approves, or the owner role (``tenure.api.approval_routes``)."""
 
 MANAGEABLE_ROLES: Mapping[str, frozenset[str]] = MappingProxyType(
     {"owner": ALL_ROLES, "admin": ALL_ROLES - {"owner"}}

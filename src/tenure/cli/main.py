@@ -105,6 +105,7 @@ app.command("restore")(durability.restore)
 app.command("drill")(durability.drill)
 app.add_typer(durability.snapshot_app, name="snapshot")
 app.add_typer(migrate.app, name="migrate")
+# --- Operations (docs/operations.md) ---
 
 
 @app.command("version")

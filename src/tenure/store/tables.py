@@ -190,3 +190,9 @@ drills = sa.Table(
     sa.Column("detail", sa.Text, nullable=False),
     **WITHOUT_ROWID,
 )
+
+# --- Deployments and drift (migration 0008; tenure.service.reconcile) ---
+
+# --- Webhooks, lifecycle notices and anomaly alerts (migration 0009) ---
+
+# --- Operational counters per minute (migration 0010; tenure.observability.counters) ---

@@ -1,0 +1,2 @@
+"""Observability: Prometheus metrics, OpenTelemetry traces, JSON logs, SLOs
+(docs/operations.md)."""
