@@ -12,6 +12,8 @@ in the same run, as a ratio.
     python -m bench --only postgres --quick             # PG appends, 1 and 3 processes
     python -m bench --only hsm --quick                  # Ed25519 through SoftHSM2 (PKCS#11)
     python -m bench --only personal --quick             # sealed vs plaintext personal data
+    python -m bench --only reconcile --quick            # drift pass over 10,000 activations
+    python -m bench --only observability --quick        # checks with metrics + tracing on/off (wrk)
     python -m bench --markdown results.md                # also write the results table
 """
 
@@ -21,6 +23,7 @@ import argparse
 import io
 import os
 import shlex
+import shutil
 import sys
 from contextlib import ExitStack
 from datetime import UTC, datetime
@@ -34,8 +37,10 @@ from bench import (
     durability,
     hsm,
     migrate,
+    observability,
     offline,
     personal,
+    reconcile,
     replay,
     verify,
 )
@@ -54,6 +59,8 @@ NAMES = (
     "postgres",
     "hsm",
     "personal",
+    "reconcile",
+    "observability",
 )
 
 
@@ -209,6 +216,21 @@ def main(argv: list[str]) -> int:
                 " a sealed store vs a plaintext one"
             )
             results += personal.run(opts)
+        if "reconcile" in wanted:
+            print(
+                "\n[12] Reconciliation pass over deployment reports vs a raw SELECT of the"
+                " same rows"
+            )
+            results += reconcile.run(opts)
+        if "observability" in wanted:
+            print(
+                "\n[13] Checks over HTTP with metrics and tracing on vs off, next to the"
+                " bare ASGI endpoint"
+            )
+            if shutil.which("wrk") is None:
+                print("  SKIPPED: wrk is not installed (apt-get install wrk)")
+            else:
+                results += observability.run(opts)
     print(
         f"\ntotal {total.elapsed():.0f} s; load average at end: "
         + "{:.2f} {:.2f} {:.2f}".format(*os.getloadavg())

@@ -119,8 +119,99 @@ class Settings(BaseSettings):
         "with credentials from that IP get 429",
     )
     # --- Deployments and drift (docs/operations.md) ---
+    drift_stale_after_minutes: float = Field(
+        60.0,
+        gt=0,
+        description="a deployment report older than this is stale_report drift, and a seat "
+        "no report has mentioned for this long is a dead seat (docs/drift.md)",
+    )
+    reconcile_interval_minutes: float = Field(
+        5.0, ge=0, description="run a reconciliation pass this often (0: never)"
+    )
+    reconcile_correct: bool = Field(
+        False,
+        description="let the reconciler append corrective events: token.revoked for "
+        "expired tokens still in use, activation.deactivated for dead seats",
+    )
+    drift_min_product_version: str = Field(
+        "", max_length=64, description="product versions below this are version_skew drift"
+    )
+    drift_min_sdk_version: str = Field(
+        "", max_length=64, description="SDK versions below this are version_skew drift"
+    )
     # --- Metrics, tracing, logs and SLOs (docs/operations.md) ---
+    metrics_enabled: bool = Field(
+        True,
+        description="count process metrics (decisions, requests, appends) for /metrics; "
+        "false leaves only the state metrics read at scrape time",
+    )
+    metrics_token: SecretStr | None = Field(
+        None, description="when set, /metrics needs Authorization: Bearer <metrics_token>"
+    )
+    otlp_endpoint: str | None = Field(
+        None, description="OTLP/HTTP traces endpoint (e.g. http://collector:4318/v1/traces)"
+    )
+    tracing_enabled: bool | None = Field(
+        None, description="record OpenTelemetry spans (default: on when otlp_endpoint is set)"
+    )
+    tracing_sample_ratio: float = Field(
+        1.0, ge=0.0, le=1.0, description="share of traces sampled (parent-based)"
+    )
+    log_format: Literal["json", "text"] = Field(
+        "json", description="`tenure serve` log lines: one JSON object per line, or text"
+    )
+    ops_flush_seconds: float = Field(
+        10.0, gt=0, description="how often per-minute counters are added into ops_minutes"
+    )
+    slo_availability: float = Field(
+        0.999, gt=0, lt=1, description="objective: share of checks answered without a 5xx"
+    )
+    slo_latency_ms: float = Field(
+        50.0, gt=0, description="a check answered slower than this is slow (SLO)"
+    )
+    slo_latency_target: float = Field(
+        0.99, gt=0, lt=1, description="objective: share of checks answered within slo_latency_ms"
+    )
+    slo_window_days: float = Field(30.0, gt=0, description="the SLO window (error budget)")
     # --- Webhooks, lifecycle notices and anomaly alerts (docs/operations.md) ---
+    webhook_allow_private: bool = Field(
+        False,
+        description="allow webhook URLs whose host resolves to private, loopback, "
+        "link-local or otherwise non-public addresses (docs/webhooks.md)",
+    )
+    webhook_retry_schedule: str = Field(
+        "5s,30s,2m,10m,1h",
+        description="waits before each retry of a failed webhook delivery (s, m, h); "
+        "after the last one the delivery is failed",
+    )
+    webhook_timeout_seconds: float = Field(
+        10.0, gt=0, le=120, description="timeout of one webhook delivery request"
+    )
+    webhook_concurrency: int = Field(
+        8, ge=1, le=256, description="webhook deliveries in flight at most (per process)"
+    )
+    webhook_poll_seconds: float = Field(
+        1.0, gt=0, description="how often the webhook worker looks for new events and retries"
+    )
+    notice_expiring_lead_days: str = Field(
+        "30,7,1", description="days before expiry that license.expiring_soon notices are sent"
+    )
+    notice_interval_seconds: float = Field(
+        300.0, ge=0, description="how often lifecycle notices are looked for (0: never)"
+    )
+    alert_interval_seconds: float = Field(
+        60.0, ge=0, description="how often anomaly detection runs (0: never)"
+    )
+    alert_window_minutes: float = Field(
+        15.0, gt=0, description="the sliding window whose event count is compared"
+    )
+    alert_baseline_hours: float = Field(
+        24.0, gt=0, description="the history (in windows of the same length) of the baseline"
+    )
+    alert_k: float = Field(4.0, ge=0, description="standard deviations above the baseline mean")
+    alert_min_count: int = Field(
+        10, ge=1, description="no alert while a window holds at most this many events"
+    )
     # --- Web console (docs/operations.md) ---
 
     def ledger_origin(self, account: str) -> str:

@@ -36,6 +36,9 @@ DUMMY = {
     "jti": "tok_" + "a" * 26,
     "approval": "apr_" + "a" * 26,
     "plan": "no-such-plan",
+    "deployment": "plant-nope",
+    "webhook": "whk_" + "a" * 26,
+    "delivery": "dlv_" + "a" * 26,
 }
 
 
@@ -184,6 +187,21 @@ ROUTES: dict[tuple[str, str], Call] = {
     ("POST", "/v1/approvals/{approval}/approve"): Call("approval.decide", json={"reason": "x"}),
     ("POST", "/v1/approvals/{approval}/reject"): Call("approval.decide", json={"reason": "x"}),
     ("POST", "/v1/plans/{plan}/retire"): Call("catalog.apply", json={"reason": "x"}),
+    ("POST", "/v1/deployments/{deployment}/reports"): Call("deployment.report", json={}),
+    ("GET", "/v1/deployments"): Call("deployment.read"),
+    ("GET", "/v1/deployments/{deployment}"): Call("deployment.read"),
+    ("GET", "/v1/drift"): Call("drift.read"),
+    ("POST", "/v1/drift/reconcile"): Call("drift.reconcile"),
+    ("POST", "/v1/webhooks"): Call("webhook.manage", json={"url": "ftp://nope"}),
+    ("GET", "/v1/webhooks"): Call("webhook.read"),
+    ("GET", "/v1/webhooks/{webhook}"): Call("webhook.read"),
+    ("PATCH", "/v1/webhooks/{webhook}"): Call("webhook.manage", json={"enabled": False}),
+    ("DELETE", "/v1/webhooks/{webhook}"): Call("webhook.manage"),
+    ("GET", "/v1/webhooks/{webhook}/deliveries"): Call("webhook.read"),
+    ("POST", "/v1/webhooks/{webhook}/deliveries/{delivery}/retry"): Call("webhook.manage"),
+    ("GET", "/v1/notices"): Call("notice.read"),
+    ("GET", "/v1/alerts"): Call("alert.read"),
+    ("GET", "/v1/ops/slo"): Call("ops.read"),
 }
 
 

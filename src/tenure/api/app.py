@@ -7,9 +7,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-import sqlalchemy as sa
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI
+from opentelemetry.sdk.trace import TracerProvider
 
 from tenure import __version__
 from tenure.api import (
@@ -20,28 +19,40 @@ from tenure.api import (
     audit_routes,
     catalog_routes,
     check_routes,
+    deployment_routes,
     durability_routes,
     ledger_routes,
     license_routes,
+    ops_routes,
     problems,
     token_routes,
+    webhook_routes,
 )
 from tenure.api.auditing import AuditBatcher, AuditMiddleware
 from tenure.api.auth import API_KEY, SECURITY_SCHEMES
 from tenure.api.limits import BodyLimit, Limits, RateLimits, SecurityHeaders
-from tenure.api.schemas import Health, Problem, Ready, Unavailable, answers
+from tenure.api.schemas import Problem
 from tenure.config import Settings
-from tenure.service import queries
+from tenure.console import routes as console
+from tenure.observability.http import ObservabilityMiddleware
+from tenure.observability.wiring import Operations
+from tenure.service import queries, reconcile
 from tenure.service.accounts import ensure_account
 from tenure.service.ledger import SignRequest
 from tenure.service.runtime import Runtime
-from tenure.store.migrations import current_revision
+from tenure.service.webhook_worker import WebhookServices
 
 _log = logging.getLogger("tenure.app")
 
 
-def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
-    """Build the Tenure HTTP app. Opens (and migrates) the store on startup."""
+def create_app(
+    settings: Settings,
+    runtime: Runtime | None = None,
+    tracer_provider: TracerProvider | None = None,
+) -> FastAPI:
+    """Build the Tenure HTTP app. Opens (and migrates) the store on startup.
+
+    ``tracer_provider`` replaces the one the settings describe (tests)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -65,10 +76,18 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
             # pin from the first request on.
             ledger.execute(SignRequest(settings.default_account))
         # --- Operations: background workers start here (docs/operations.md) ---
+        webhook_services = WebhookServices.start(rt, ledger)
+        ops = Operations(settings, rt.engine, shipper, tracer_provider).start()
+        app.state.schema_head = ops.schema_head
+        reconciler = reconcile.schedule(rt.engine, ledger, rt.settings)
+        reconciler.start()
         try:
             yield
         finally:
             # --- Operations: background workers stop here ---
+            webhook_services.stop()
+            ops.stop()
+            reconciler.stop()
             drills.stop()
             ledger.close()
             shipper.stop()
@@ -104,31 +123,12 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     app.include_router(durability_routes.router)
     app.include_router(approval_routes.router)
     # --- Operations (docs/operations.md) ---
-
-    @app.get("/healthz", tags=["ops"], response_model=None, responses=answers(Health, "Up"))
-    async def healthz() -> dict[str, str]:
-        """The process is up."""
-        return {"status": "ok"}
-
-    @app.get(
-        "/readyz",
-        tags=["ops"],
-        response_model=None,
-        responses={
-            **answers(Ready, "Ready"),
-            **answers(Unavailable, "The database does not answer", 503),
-        },
-    )
-    def readyz(request: Request) -> Any:
-        """The database answers and its schema revision is known."""
-        rt: Runtime = request.app.state.runtime
-        try:
-            with rt.engine.connect() as conn:
-                conn.execute(sa.text("SELECT 1"))
-            revision = current_revision(rt.engine)
-        except sa.exc.SQLAlchemyError:
-            return JSONResponse({"status": "unavailable"}, status_code=503)
-        return {"status": "ready", "schema": revision, "version": __version__}
+    app.include_router(webhook_routes.router)
+    app.include_router(ops_routes.router)
+    # Outermost: its latency and access line include every other middleware.
+    app.add_middleware(ObservabilityMiddleware, slow_ms=settings.slo_latency_ms)
+    app.include_router(deployment_routes.router)
+    console.install(app, settings.rate_auth_failures_per_minute)
 
     return app
 

@@ -28,6 +28,7 @@ from tenure.api.auth import API_KEY_OR_LICENSE, CheckCaller, key_or_license
 from tenure.api.bodies import documented, parse_body
 from tenure.api.problems import problem_responses
 from tenure.api.schemas import CheckAnswer, CheckResults, answers
+from tenure.observability import counters, metrics, tracing
 from tenure.service import checks
 from tenure.service.audit import AuditEntry, short_hash
 from tenure.service.checks import MAX_BATCH, CheckItem, Decided
@@ -104,7 +105,9 @@ async def post_check(request: Request, caller: Checker) -> Response:
     caller.require_may_check(body.license, "license")
     engine = request.app.state.runtime.engine
     item = body.item()
-    decided = checks.decide_one(engine, caller.account, item, datetime.now(UTC))
+    with tracing.span("check.decide"):
+        decided = checks.decide_one(engine, caller.account, item, datetime.now(UTC))
+    _observe(caller.account, [decided])
     await _audit(request, caller, [item], [decided])
     return _json(decided.answer)
 
@@ -126,11 +129,21 @@ async def post_check_batch(request: Request, caller: Checker) -> Response:
         caller.require_may_check(item.license, f"checks[{index}].license")
     engine = request.app.state.runtime.engine
     items = [item.item() for item in body.checks]
-    decided = await run_in_threadpool(
-        checks.decide_many, engine, caller.account, items, datetime.now(UTC)
-    )
+    with tracing.span("check.decide", {"tenure.checks": len(items)}):
+        decided = await run_in_threadpool(
+            checks.decide_many, engine, caller.account, items, datetime.now(UTC)
+        )
+    _observe(caller.account, decided)
     await _audit(request, caller, items, decided)
     return _json({"results": [d.answer for d in decided]})
+
+
+def _observe(account: str, decided: list[Decided]) -> None:
+    """Count the decisions (Prometheus) and the denied ones (per-minute counters)."""
+    metrics.observe_decisions(d.answer for d in decided)
+    denied = sum(1 for d in decided if not d.answer["allowed"])
+    if denied:
+        counters.count(account, counters.CHECK_DENIED, denied)
 
 
 def _json(answer: dict[str, Any]) -> Response:

@@ -484,3 +484,95 @@ NEEDS_APPROVAL = answers(
     ApprovalPending, "Needs a second principal's approval: the request it made", 202
 )
 """The 202 of a route the two-person rule gates."""
+
+
+# --- Deployments and drift (docs/drift.md) ---
+
+
+class Deployment(Doc):
+    """A deployment's latest report (``activations`` only when one is asked for)."""
+
+    id: str
+    product: str
+    product_version: str
+    sdk_version: str
+    reported_at: str
+    received_at: str
+    reported_by: str
+    activation_count: int
+    activations: list[dict[str, Any]] | None = None
+
+
+class DeploymentList(Doc):
+    deployments: list[Deployment]
+
+
+class DriftFinding(Doc):
+    """One open drift finding of the reconciler."""
+
+    kind: str
+    deployment: str
+    subject: str
+    detail: str
+    first_seen: str
+    last_seen: str
+
+
+class DriftPassSummary(Doc):
+    """A recorded reconciliation pass."""
+
+    at: str
+    duration_seconds: float
+    reports: int
+    activations: int
+    findings: int
+    corrections: int
+
+
+class DriftPass(DriftPassSummary):
+    """The pass that just ran, with its findings counted by kind."""
+
+    by_kind: dict[str, int]
+
+
+class DriftList(Doc):
+    summary: dict[str, int]
+    findings: list[DriftFinding]
+    last_pass: DriftPassSummary | None
+
+
+# ---------------------------------------------------------------- observability
+
+
+class ReadyCheck(Doc):
+    """One readiness check (``tenure.observability.health.Check``)."""
+
+    name: str
+    ok: bool
+    required: bool = Field(description="a failed required check makes /readyz answer 503")
+    detail: str
+
+
+class Readiness(Doc):
+    """``/readyz``: ready when every required check passed (else 503, same shape)."""
+
+    status: Literal["ready", "unavailable"]
+    schema_: str | None = Field(alias="schema", description="the database schema revision")
+    version: str
+    checks: list[ReadyCheck]
+
+
+class SloAnswer(Doc):
+    """``tenure.observability.slo.SloReport``: both check objectives over the window."""
+
+    objective_availability: float
+    objective_latency_ms: float
+    objective_latency_target: float
+    window_days: float
+    total: NonNegative
+    errors: NonNegative
+    slow: NonNegative
+    availability: float
+    fast_share: float
+    availability_budget_remaining: float
+    latency_budget_remaining: float

@@ -28,8 +28,10 @@ from tenure.cli import (
     license_files,
     licenses,
     migrate,
+    reconcile,
     state,
     tokens,
+    webhooks,
 )
 from tenure.cli.common import DataDir, DbUrl, err
 from tenure.errors import TenureError
@@ -106,6 +108,11 @@ app.command("drill")(durability.drill)
 app.add_typer(durability.snapshot_app, name="snapshot")
 app.add_typer(migrate.app, name="migrate")
 # --- Operations (docs/operations.md) ---
+app.add_typer(webhooks.app, name="webhook")
+app.add_typer(webhooks.notice_app, name="notice")
+app.add_typer(webhooks.alert_app, name="alert")
+app.command("reconcile")(reconcile.reconcile)
+app.add_typer(reconcile.drift_app, name="drift")
 
 
 @app.command("version")

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import ssl
 from collections.abc import Callable
 from pathlib import Path
@@ -29,6 +30,8 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 from tenure.api.app import create_app
 from tenure.cli.common import out, settings
 from tenure.config import Settings
+from tenure.observability.logs import uvicorn_log_config
+from tenure.observability.metrics import MULTIPROC_ENV
 from tenure.service.apikeys import BOOTSTRAP_FILE, ensure_bootstrap_owner
 from tenure.service.runtime import Runtime
 
@@ -106,6 +109,17 @@ def _check_tls(s: Settings) -> None:
         raise SystemExit(f"error: cannot use the TLS files: {exc}") from None
 
 
+def prepare_multiprocess_metrics(data_dir: Path) -> Path:
+    """Point prometheus-client's multiprocess mode at a fresh ``<data-dir>/prometheus``
+    (wiped: files of a previous run's workers would be counted again). Must run
+    before the workers start: prometheus-client reads the variable when imported."""
+    directory = data_dir / "prometheus"
+    shutil.rmtree(directory, ignore_errors=True)
+    directory.mkdir(parents=True, mode=0o700)
+    os.environ[MULTIPROC_ENV] = str(directory)
+    return directory
+
+
 def run_server(
     data_dir: Path | None,
     db: str | None,
@@ -137,11 +151,14 @@ def run_server(
         f"Try: curl -H 'Authorization: Bearer <key>' {url}/v1/ledger/checkpoint", highlight=False
     )
     options = uvicorn_tls_options(s)
+    # Our access line (tenure.access, with the trace id) replaces uvicorn's.
+    options.update(log_config=uvicorn_log_config(s.log_format), access_log=False)
     if workers == 1:
         app = create_app(s, runtime)
-        uvicorn.run(app, host=s.host, port=s.port, log_level="warning", **options)
+        uvicorn.run(app, host=s.host, port=s.port, log_level="info", **options)
         return
     runtime.close()
+    prepare_multiprocess_metrics(s.data_dir)
     os.environ["TENURE_DATA_DIR"] = str(s.data_dir)
     if s.database_url:
         os.environ["TENURE_DATABASE_URL"] = s.database_url
@@ -155,6 +172,6 @@ def run_server(
         host=s.host,
         port=s.port,
         workers=workers,
-        log_level="warning",
+        log_level="info",
         **options,
     )

@@ -17,7 +17,6 @@ from __future__ import annotations
 import logging
 import shutil
 import tempfile
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -152,31 +151,3 @@ def latest(engine: sa.Engine, account: str) -> DrillReport | None:
             sa.select(t.drills).where(drills.account == account).order_by(drills.at.desc()).limit(1)
         ).first()
     return None if row is None else DrillReport(**{str(k): v for k, v in row._asdict().items()})
-
-
-class DrillSchedule:
-    """Runs ``drill()`` every ``interval`` seconds in a thread of its own."""
-
-    def __init__(self, drill: Callable[[], object], interval: float) -> None:
-        self._drill = drill
-        self._interval = interval
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> None:
-        if self._interval > 0:
-            self._thread = threading.Thread(target=self._run, name="tenure-drill", daemon=True)
-            self._thread.start()
-
-    def stop(self) -> None:
-        if self._thread is not None:
-            self._stop.set()
-            self._thread.join()
-            self._thread = None
-
-    def _run(self) -> None:
-        while not self._stop.wait(self._interval):
-            try:
-                self._drill()
-            except Exception as exc:  # the next drill tries again; say so loudly
-                _log.error("scheduled drill failed: %s", exc)

@@ -14,11 +14,24 @@ Two kinds:
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable
 
 import sqlalchemy as sa
-from prometheus_client import Counter, Histogram
+from prometheus_client import (
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
 from prometheus_client.core import Metric
+from prometheus_client.registry import Collector
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
 DECISIONS = Counter(
     "tenure_decisions_total",
@@ -41,8 +54,138 @@ WEBHOOK_DELIVERIES = Counter(
 )
 ALERTS = Counter("tenure_alerts_total", "Anomaly alerts raised, by kind.", ["kind"])
 DRIFT_CORRECTIONS = Counter(
-    "tenure_drift_corrections_total", "Corrective events the reconciler appended, by kind.", ["kind"]
+    "tenure_drift_corrections_total",
+    "Corrective events the reconciler appended, by kind.",
+    ["kind"],
 )
+
+HTTP_REQUESTS = Counter(
+    "tenure_http_requests_total",
+    "HTTP requests answered, by route template, method and status.",
+    ["route", "method", "status"],
+)
+HTTP_SECONDS = Histogram(
+    "tenure_http_request_seconds",
+    "Time from request to the end of the answer, by route template and method.",
+    ["route", "method"],
+    buckets=LATENCY_BUCKETS,
+)
+SHIPPING_BEHIND = Gauge(
+    "tenure_shipping_behind_events",
+    "Committed events not yet at the site after the last shipping pass (the process "
+    "that ships reports it).",
+    ["site"],
+    multiprocess_mode="livemax",
+)
+SHIPPING_AGE = Gauge(
+    "tenure_shipping_last_success_age_seconds",
+    "Seconds since the last shipping pass that reached every site.",
+    ["site"],
+    multiprocess_mode="livemin",
+)
+SNAPSHOT_SIZE = Gauge(
+    "tenure_snapshot_size",
+    "Ledger size the last snapshot holds, by account namespace at the sites.",
+    ["namespace"],
+    multiprocess_mode="livemax",
+)
+SNAPSHOT_AGE = Gauge(
+    "tenure_snapshot_age_seconds",
+    "Seconds since the last snapshot (or since this process first looked), by namespace.",
+    ["namespace"],
+    multiprocess_mode="livemin",
+)
+
+_process_metrics = [True]
+"""Whether process metrics are counted (``metrics_enabled``); a list so that the
+hot paths read it without a ``global`` statement."""
+
+
+def enable_process_metrics(enabled: bool) -> None:
+    """Count process metrics (decisions, requests, appends), or stop counting them."""
+    _process_metrics[0] = enabled
+
+
+def process_metrics_enabled() -> bool:
+    """Whether process metrics are counted."""
+    return _process_metrics[0]
+
+
+def observe_decisions(answers: Iterable[dict[str, object]]) -> None:
+    """Count decisions by ``allowed`` and ``reason`` (no-op when process metrics are off)."""
+    if _process_metrics[0]:
+        for answer in answers:
+            DECISIONS.labels("true" if answer["allowed"] else "false", answer["reason"]).inc()
+
+
+def observe_append(seconds: float, events: int) -> None:
+    """Record one ledger batch: its time and the events it appended."""
+    if _process_metrics[0]:
+        APPEND_SECONDS.observe(seconds)
+        if events:
+            APPENDED_EVENTS.inc(events)
+
+
+def process_registry() -> Collector:
+    """Where process metrics are read: every worker's files (multiprocess mode, when
+    ``PROMETHEUS_MULTIPROC_DIR`` is set) or this process's default registry."""
+    if os.environ.get(MULTIPROC_ENV):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        return registry
+    return REGISTRY
+
+
+def mark_process_dead(pid: int) -> None:
+    """Drop a stopped worker's live gauges (multiprocess mode only)."""
+    if os.environ.get(MULTIPROC_ENV):
+        multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]
+
+
+class _Families(Collector):
+    """State metrics of several accounts merged into one family per name (a name
+    appears once in the text format, whatever the number of accounts)."""
+
+    def __init__(self, metrics: Iterable[Metric]) -> None:
+        merged: dict[str, Metric] = {}
+        for metric in metrics:
+            family = merged.get(metric.name)
+            if family is None:
+                merged[metric.name] = metric
+            else:
+                family.samples.extend(metric.samples)
+        self._families = list(merged.values())
+
+    def collect(self) -> Iterable[Metric]:
+        return self._families
+
+
+def read_state(conn: sa.Connection, accounts: Iterable[str]) -> list[Metric]:
+    """Every registered state source's metrics for each of ``accounts``, each sample
+    labelled with its ``account`` (added where a source left it out, so that two
+    accounts never give one series two values)."""
+    found: list[Metric] = []
+    for account in accounts:
+        for source in _SOURCES:
+            for metric in source(conn, account):
+                metric.samples = [
+                    s
+                    if "account" in s.labels
+                    else s._replace(labels={**s.labels, "account": account})
+                    for s in metric.samples
+                ]
+                found.append(metric)
+    return found
+
+
+def exposition(state: Iterable[Metric], with_process: bool) -> bytes:
+    """The text format of the process metrics (unless ``with_process`` is false) and
+    of the given state metrics."""
+    text = generate_latest(_Families(state))
+    if with_process:
+        text = generate_latest(process_registry()) + text
+    return text
+
 
 StateSource = Callable[[sa.Connection, str], Iterable[Metric]]
 """Reads state metrics of one account from an open read connection."""

@@ -15,6 +15,7 @@ from __future__ import annotations
 from tenure.sdk.client import LicenseClient
 from tenure.sdk.decisions import Decision, Reason
 from tenure.sdk.errors import ActivationFailed, RefreshFailed, SdkError, SyncFailed
+from tenure.sdk.reporting import DeploymentReporting
 from tenure.sdk.tokens import REVOCATIONS_TYP, TOKEN_TYP, fingerprint_hash
 
 __all__ = [
@@ -22,6 +23,7 @@ __all__ = [
     "TOKEN_TYP",
     "ActivationFailed",
     "Decision",
+    "DeploymentReporting",
     "LicenseClient",
     "Reason",
     "RefreshFailed",

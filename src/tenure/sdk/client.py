@@ -22,6 +22,7 @@ from tenure.sdk.cache import Cache, CacheState, restore
 from tenure.sdk.decisions import CLOSED, PERSIST_EVERY, Decision, Grant, decide, open_window
 from tenure.sdk.errors import ActivationFailed, RefreshFailed, SdkError, SyncFailed
 from tenure.sdk.refresher import Backoff, Refresher
+from tenure.sdk.reporting import DeploymentReporting, report_body, send_report
 from tenure.sdk.service import Service
 from tenure.sdk.tokens import (
     Keys,
@@ -62,6 +63,7 @@ class LicenseClient:
         refresh: bool = True,
         sync_interval: float = 900.0,
         retry_after: float = 5.0,
+        reporting: DeploymentReporting | None = None,
     ) -> None:
         self.url = url.rstrip("/")
         self.serial = serial
@@ -78,6 +80,9 @@ class LicenseClient:
         self._backoff = Backoff(retry_after, RETRY_CEILING)
         self._refresher = Refresher(self._background_step, f"tenure-sdk-{serial}")
         self._next_sync = 0.0
+        self.reporting = reporting
+        self.last_report_error: str | None = None
+        """Why the latest deployment report was not stored (None: it was, or none sent)."""
         self._window = CLOSED
         restored = restore(self._cache, serial, self.device_hash, clock())
         self._account: str | None = restored.state.account
@@ -138,6 +143,7 @@ class LicenseClient:
             self._service.activate(self.serial, self.fingerprint, ActivationFailed)
             answer = self._service.mint(self.serial, self.fingerprint, ActivationFailed)
             self._accept(answer, ActivationFailed, (baseline, since))
+            self._report()
 
     def refresh_now(self) -> None:
         """Exchange the current token for the next one, then pull the revocation list.
@@ -159,7 +165,16 @@ class LicenseClient:
                 self._service.activate(self.serial, self.fingerprint, RefreshFailed)
                 answer = self._service.mint(self.serial, self.fingerprint, RefreshFailed)
             self._accept(answer, RefreshFailed, None)
+            self._report()
             self._sync()
+
+    def _report(self) -> None:
+        """Send the deployment report if configured; its failure is only remembered."""
+        grant, reporting = self._grant, self.reporting
+        if reporting is None or grant is None:
+            return
+        body = report_body(reporting, grant, self.device_hash)
+        self.last_report_error = send_report(self._http, self.url, reporting, body)
 
     def sync_revocations(self) -> str | None:
         """Pull the revocation list since the cached cursor and apply it.

@@ -34,6 +34,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import sqlalchemy as sa
+from opentelemetry.context import Context as TraceContext
 
 from tenure.domain.commands import Command, Context, Draft
 from tenure.domain.events import CURRENT_SCHEMA, Actor, Event, event_from_json
@@ -51,6 +52,7 @@ from tenure.ledger.canonical import canonical_json
 from tenure.ledger.checkpoint import Checkpoint, sign_checkpoint
 from tenure.ledger.merkle import Frontier, leaf_hash, tree_hash
 from tenure.ledger.note import NoteSigner
+from tenure.observability import metrics, tracing
 from tenure.service import audit
 from tenure.service.audit import AuditEntry
 from tenure.service.sidecar import Sidecar
@@ -196,6 +198,8 @@ class _Item:
     future: Future[Outcome] = field(default_factory=Future)
     outcome: Outcome | None = None
     error: BaseException | None = None
+    trace: TraceContext | None = None
+    """The submitter's trace context: the batch's span continues it."""
 
 
 @dataclass
@@ -371,9 +375,14 @@ class Ledger:
         """
         if self._thread is None or self._closed:
             raise RuntimeError("ledger writer is not running")
-        item = _Item(request)
+        item = _Item(request, trace=tracing.capture())
         self._queue.put(item)
         return item.future
+
+    @property
+    def running(self) -> bool:
+        """Whether the writer thread is alive and takes requests."""
+        return self._thread is not None and self._thread.is_alive() and not self._closed
 
     def execute(self, request: Request) -> Outcome:
         """Submit and wait; raises the command's error if it failed."""
@@ -484,9 +493,17 @@ class Ledger:
                     )
 
     def _commit(self, items: list[_Item]) -> None:
+        started = time.perf_counter()
+        with tracing.batch_span("ledger.append", [item.trace for item in items]):
+            self._commit_batch(items)
+        events = sum(len(item.outcome.events) for item in items if item.outcome is not None)
+        metrics.observe_append(time.perf_counter() - started, events)
+
+    def _commit_batch(self, items: list[_Item]) -> None:
         accounts: dict[str, _Account] = {}
         try:
-            with transaction_on(self._connection()) as conn:
+            # The span covers the whole write transaction, through its commit (fsync).
+            with tracing.span("store.commit"), transaction_on(self._connection()) as conn:
                 # PostgreSQL: other processes may append to these accounts too.
                 lock_accounts(conn, _accounts_of(items))
                 self._forget_if_written_elsewhere(conn)

@@ -21,7 +21,7 @@ from tenure.crypto.keystore import (
     load_master_key,
 )
 from tenure.durability import epochs
-from tenure.durability.drill import DrillSchedule, run_drill
+from tenure.durability.drill import run_drill
 from tenure.durability.shipping import Shipper, SnapshotPolicy
 from tenure.durability.sites import SiteUnavailable, open_site, open_sites
 from tenure.errors import ConfigurationError, TenureError
@@ -32,6 +32,7 @@ from tenure.service.keyring import KeyRing
 from tenure.service.ledger import AuditRequest, CheckpointPolicy, Ledger
 from tenure.service.migration import read_state
 from tenure.service.mirror import Mirror
+from tenure.service.periodic import Periodic, for_every_account
 from tenure.service.personal import PersonalData, reapply_erasures
 from tenure.service.sidecar import Sidecar
 from tenure.service.tokens import Tokens
@@ -227,34 +228,30 @@ class Runtime:
                     )
         return found
 
-    def drills(self, ledger: Ledger) -> DrillSchedule:
+    def drills(self, ledger: Ledger) -> Periodic:
         """Drills of every account from the first site, every
         ``drill_interval_minutes`` (not started; does nothing without sites or interval)."""
         s = self.settings
         urls = s.site_urls()
         interval = s.drill_interval_minutes * 60 if urls else 0.0
 
-        def drill_all() -> None:
-            site = open_site(urls[0])
-            with read_transaction(self.engine) as conn:
-                accounts = sql.accounts(conn)
-            for account in accounts:
-                verifier = self.ledger_signer(account)[1].verifier
-                report = run_drill(self.engine, site, account, [verifier])
-                entry = AuditEntry(
-                    account,
-                    "system",
-                    "restorer",
-                    "internal",
-                    "drill",
-                    "allowed" if report.passed else "denied",
-                    "passed" if report.passed else "failed",
-                    target=report.site,
-                    detail={"rto_ms": round(report.rto_seconds * 1000)},
-                )
-                ledger.execute(AuditRequest((entry,)))
+        def drill(account: str) -> None:
+            verifier = self.ledger_signer(account)[1].verifier
+            report = run_drill(self.engine, open_site(urls[0]), account, [verifier])
+            entry = AuditEntry(
+                account,
+                "system",
+                "restorer",
+                "internal",
+                "drill",
+                "allowed" if report.passed else "denied",
+                "passed" if report.passed else "failed",
+                target=report.site,
+                detail={"rto_ms": round(report.rto_seconds * 1000)},
+            )
+            ledger.execute(AuditRequest((entry,)))
 
-        return DrillSchedule(drill_all, interval)
+        return Periodic("tenure-drill", for_every_account(self.engine, drill), interval)
 
     def close(self) -> None:
         self.engine.dispose()

@@ -193,6 +193,144 @@ drills = sa.Table(
 
 # --- Deployments and drift (migration 0008; tenure.service.reconcile) ---
 
+deployments = sa.Table(
+    "deployments",
+    metadata,
+    sa.Column("account", _string(64), primary_key=True),
+    sa.Column("deployment", _string(64), primary_key=True),
+    sa.Column("product", _string(64), nullable=False),
+    sa.Column("product_version", _string(64), nullable=False),
+    sa.Column("sdk_version", _string(64), nullable=False),
+    sa.Column("reported_at", _string(32), nullable=False),
+    sa.Column("received_at", _string(32), nullable=False),
+    sa.Column("reported_by", _string(80), nullable=False),
+    sa.Column("activation_count", sa.Integer, nullable=False),
+    sa.Column("activations", sa.LargeBinary, nullable=False),
+    **WITHOUT_ROWID,
+)
+
+activation_sightings = sa.Table(
+    "activation_sightings",
+    metadata,
+    sa.Column("account", _string(64), primary_key=True),
+    sa.Column("activation", _string(64), primary_key=True),
+    sa.Column("serial", _string(64), nullable=False),
+    sa.Column("last_seen", _string(32), nullable=False),
+    **WITHOUT_ROWID,
+)
+
+drift_findings = sa.Table(
+    "drift_findings",
+    metadata,
+    sa.Column("account", _string(64), primary_key=True),
+    sa.Column("kind", _string(32), primary_key=True),
+    sa.Column("deployment", _string(64), primary_key=True),
+    sa.Column("subject", _string(200), primary_key=True),
+    sa.Column("detail", sa.Text, nullable=False),
+    sa.Column("first_seen", _string(32), nullable=False),
+    sa.Column("last_seen", _string(32), nullable=False),
+    **WITHOUT_ROWID,
+)
+
+drift_passes = sa.Table(
+    "drift_passes",
+    metadata,
+    sa.Column("account", _string(64), primary_key=True),
+    sa.Column("at", _string(32), primary_key=True),
+    sa.Column("duration_seconds", sa.Float, nullable=False),
+    sa.Column("reports", sa.Integer, nullable=False),
+    sa.Column("activations", sa.Integer, nullable=False),
+    sa.Column("findings", sa.Integer, nullable=False),
+    sa.Column("corrections", sa.Integer, nullable=False),
+    **WITHOUT_ROWID,
+)
+
 # --- Webhooks, lifecycle notices and anomaly alerts (migration 0009) ---
 
+webhooks = sa.Table(
+    "webhooks",
+    metadata,
+    sa.Column("account", _string(64), primary_key=True),
+    sa.Column("id", _string(40), primary_key=True),
+    sa.Column("url", sa.Text, nullable=False),
+    sa.Column("events", sa.Text, nullable=False),
+    sa.Column("description", sa.Text, nullable=False),
+    sa.Column("secret", sa.Text, nullable=False),
+    sa.Column("enabled", sa.Boolean, nullable=False),
+    sa.Column("from_seq", sa.BigInteger, nullable=False),
+    sa.Column("created_at", _string(32), nullable=False),
+    **WITHOUT_ROWID,
+)
+
+webhook_cursors = sa.Table(
+    "webhook_cursors",
+    metadata,
+    sa.Column("account", _string(64), primary_key=True),
+    sa.Column("next_seq", sa.BigInteger, nullable=False),
+    **WITHOUT_ROWID,
+)
+
+webhook_deliveries = sa.Table(
+    "webhook_deliveries",
+    metadata,
+    sa.Column("account", _string(64), primary_key=True),
+    sa.Column("id", _string(40), primary_key=True),
+    sa.Column("webhook", _string(40), nullable=False),
+    sa.Column("event_type", _string(64), nullable=False),
+    sa.Column("payload", sa.Text, nullable=False),
+    sa.Column("status", _string(16), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("next_attempt_at", _string(32), nullable=True),
+    sa.Column("lease_until", _string(32), nullable=True),
+    sa.Column("last_status_code", sa.Integer, nullable=True),
+    sa.Column("last_error", sa.Text, nullable=True),
+    sa.Column("history", sa.Text, nullable=False),
+    sa.Column("created_at", _string(32), nullable=False),
+    sa.Index("ix_webhook_deliveries_webhook", "account", "webhook", "created_at"),
+    sa.Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
+    **WITHOUT_ROWID,
+)
+
+notices = sa.Table(
+    "notices",
+    metadata,
+    sa.Column("account", _string(64), primary_key=True),
+    sa.Column("id", _string(40), primary_key=True),
+    sa.Column("kind", _string(32), nullable=False),
+    sa.Column("serial", _string(64), nullable=False),
+    sa.Column("customer", _string(64), nullable=True),
+    sa.Column("expires_at", _string(32), nullable=False),
+    sa.Column("lead", sa.Integer, nullable=True),
+    sa.Column("created_at", _string(32), nullable=False),
+    sa.Index("ix_notices_created", "account", "created_at"),
+    **WITHOUT_ROWID,
+)
+
+alerts = sa.Table(
+    "alerts",
+    metadata,
+    sa.Column("account", _string(64), primary_key=True),
+    sa.Column("id", _string(40), primary_key=True),
+    sa.Column("kind", _string(32), nullable=False),
+    sa.Column("window_start", _string(32), nullable=False),
+    sa.Column("window_end", _string(32), nullable=False),
+    sa.Column("observed", sa.Integer, nullable=False),
+    sa.Column("baseline", sa.Float, nullable=False),
+    sa.Column("threshold", sa.Float, nullable=False),
+    sa.Column("created_at", _string(32), nullable=False),
+    sa.Column("cleared_at", _string(32), nullable=True),
+    sa.Index("ix_alerts_created", "account", "created_at"),
+    **WITHOUT_ROWID,
+)
+
 # --- Operational counters per minute (migration 0010; tenure.observability.counters) ---
+
+ops_minutes = sa.Table(
+    "ops_minutes",
+    metadata,
+    sa.Column("account", _string(64), primary_key=True),
+    sa.Column("minute", _string(17), primary_key=True),
+    sa.Column("metric", _string(64), primary_key=True),
+    sa.Column("count", sa.BigInteger, nullable=False),
+    **WITHOUT_ROWID,
+)

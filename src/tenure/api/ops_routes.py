@@ -1,0 +1,109 @@
+"""Operations routes (docs/observability.md): ``/healthz``, ``/readyz``, ``/metrics``
+and ``GET /v1/ops/slo``."""
+
+from __future__ import annotations
+
+import dataclasses
+import hmac
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST
+from starlette.concurrency import run_in_threadpool
+
+from tenure import __version__
+from tenure.api.problems import problem_responses
+from tenure.api.roles import require
+from tenure.api.schemas import Health, Readiness, SloAnswer, answers
+from tenure.errors import Unauthenticated
+from tenure.observability import health, metrics, slo
+from tenure.observability.state import sample_shipper
+from tenure.service.apikeys import Principal
+from tenure.service.runtime import Runtime
+from tenure.store import sql
+from tenure.store.engine import read_transaction
+
+router = APIRouter(tags=["ops"])
+OpsReader = Annotated[Principal, Depends(require("ops.read"))]
+
+
+@router.get("/healthz", response_model=None, responses=answers(Health, "Up"))
+async def healthz() -> dict[str, str]:
+    """The process is up (no other check: see ``/readyz``)."""
+    return {"status": "ok"}
+
+
+@router.get(
+    "/readyz",
+    response_model=None,
+    responses={
+        **answers(Readiness, "Ready"),
+        **answers(Readiness, "A required check failed (named in checks)", 503),
+    },
+)
+def readyz(request: Request) -> JSONResponse:
+    """Ready to serve: the database answers at this release's schema, the ledger
+    writer runs, the signing key loads, the sidecar checkpoint is not ahead of the
+    store (required); the sites took the last shipping pass (reported only)."""
+    state = request.app.state
+    checks = health.readiness(state, state.schema_head)
+    ok = health.ready(checks)
+    database = next(c for c in checks if c.name == "database")
+    body = {
+        "status": "ready" if ok else "unavailable",
+        "schema": database.detail.removeprefix("schema ") if database.ok else None,
+        "version": __version__,
+        "checks": [c.to_json() for c in checks],
+    }
+    return JSONResponse(body, status_code=200 if ok else 503)
+
+
+@router.get(
+    "/metrics",
+    response_model=None,
+    responses={
+        200: {"description": "Prometheus text format", "content": {CONTENT_TYPE_LATEST: {}}},
+        **problem_responses(401),
+    },
+)
+async def metrics_text(request: Request) -> Response:
+    """Prometheus metrics (docs/observability.md): process metrics of every worker and
+    the state metrics read from the store. Open unless ``metrics_token`` is set; then
+    ``Authorization: Bearer <metrics_token>``."""
+    runtime: Runtime = request.app.state.runtime
+    _require_metrics_token(request, runtime)
+    sample_shipper(request.app.state.shipper)
+    body = await run_in_threadpool(_scrape, runtime)
+    return Response(body, media_type=CONTENT_TYPE_LATEST)
+
+
+def _require_metrics_token(request: Request, runtime: Runtime) -> None:
+    token = runtime.settings.metrics_token
+    if token is None:
+        return
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    expected = token.get_secret_value().encode()
+    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), expected):
+        raise Unauthenticated("send Authorization: Bearer <metrics token>")
+
+
+def _scrape(runtime: Runtime) -> bytes:
+    with read_transaction(runtime.engine) as conn:
+        accounts = set(sql.accounts(conn)) | {runtime.settings.default_account}
+        state = metrics.read_state(conn, sorted(accounts))
+    return metrics.exposition(state, with_process=runtime.settings.metrics_enabled)
+
+
+@router.get(
+    "/v1/ops/slo",
+    response_model=None,
+    responses={**answers(SloAnswer, "The SLO report"), **problem_responses(401, 403)},
+)
+def get_slo(request: Request, caller: OpsReader) -> dict[str, Any]:
+    """The caller's account's check SLOs over the window (``slo_window_days``) and the
+    error budget left of each (docs/observability.md, "SLOs")."""
+    engine = request.app.state.runtime.engine
+    report = slo.slo_report(engine, caller.account, datetime.now(UTC))
+    return dataclasses.asdict(report)

@@ -1,0 +1,71 @@
+"""``tenure reconcile`` and ``tenure drift list``: drift over HTTP (docs/drift.md)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from tenure.cli.client import ApiKeyOption, Remote, UrlOption, emit_json, print_table
+from tenure.cli.common import Output, OutputOption, out
+
+drift_app = typer.Typer(
+    help="Drift the reconciler found: list open findings.", no_args_is_help=True
+)
+
+
+def _counts_table(by_kind: dict[str, int]) -> Table:
+    table = Table("kind", "open findings")
+    for kind, count in by_kind.items():
+        table.add_row(kind, str(count))
+    table.add_row("total", str(sum(by_kind.values())))
+    return table
+
+
+def reconcile(
+    url: UrlOption = None,
+    api_key: ApiKeyOption = None,
+    output: OutputOption = Output.text,
+) -> None:
+    """Run a reconciliation pass on the service now and print its findings by kind."""
+    _, summary = Remote(url, api_key).post("/v1/drift/reconcile")
+    if output is Output.json:
+        emit_json(summary)
+        return
+    print_table(_counts_table(summary["by_kind"]))
+    line = (
+        f"{summary['reports']} reports, {summary['activations']} activations, "
+        f"{summary['corrections']} corrections, {summary['duration_seconds']:.3f} s"
+    )
+    out.print(line, markup=False, highlight=False)
+
+
+@drift_app.command("list")
+def list_drift(
+    kind: Annotated[
+        str | None,
+        typer.Option("--kind", help="Only findings of this kind.", show_default=False),
+    ] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=10_000, help="At most.")] = 100,
+    url: UrlOption = None,
+    api_key: ApiKeyOption = None,
+    output: OutputOption = Output.text,
+) -> None:
+    """List open drift findings (by kind, deployment, subject)."""
+    listing: dict[str, Any] = Remote(url, api_key).get(
+        "/v1/drift", params={"kind": kind, "limit": limit}
+    )
+    if output is Output.json:
+        emit_json(listing)
+        return
+    table = Table("kind", "deployment", "subject", "detail", "first seen")
+    for finding in listing["findings"]:
+        table.add_row(
+            finding["kind"],
+            finding["deployment"],
+            finding["subject"],
+            finding["detail"],
+            finding["first_seen"],
+        )
+    print_table(table)

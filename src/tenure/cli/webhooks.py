@@ -1,0 +1,223 @@
+"""``tenure webhook …``, ``tenure notice list`` and ``tenure alert list`` over HTTP
+(docs/webhooks.md)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from tenure.cli.client import ApiKeyOption, Remote, UrlOption, emit_json, print_table
+from tenure.cli.common import Output, OutputOption, out
+
+app = typer.Typer(
+    help="Webhook subscriptions: add, list, remove, and their deliveries.",
+    no_args_is_help=True,
+)
+notice_app = typer.Typer(
+    help="Lifecycle notices (licenses expiring, in grace).", no_args_is_help=True
+)
+alert_app = typer.Typer(
+    help="Anomaly alerts (event rates far above baseline).", no_args_is_help=True
+)
+
+WebhookArg = Annotated[str, typer.Argument(metavar="WEBHOOK", help="Webhook id (whk_…).")]
+LimitOption = Annotated[
+    int, typer.Option("--limit", min=1, max=1000, help="How many, newest first.")
+]
+
+
+@app.command("add")
+def add(
+    url: Annotated[str, typer.Argument(metavar="URL", help="Where to POST events (http/https).")],
+    event: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--event",
+            help="Event types: *, a prefix such as license.*, or a type (repeatable; default *).",
+            show_default=False,
+        ),
+    ] = None,
+    description: Annotated[str, typer.Option("--description", help="A note for people.")] = "",
+    api_url: UrlOption = None,
+    api_key: ApiKeyOption = None,
+    output: OutputOption = Output.text,
+) -> None:
+    """Subscribe URL to events; prints the signing secret, shown only this once."""
+    body = {"url": url, "events": event or ["*"], "description": description}
+    _, made = Remote(api_url, api_key).post("/v1/webhooks", body)
+    if output is Output.json:
+        emit_json(made)
+        return
+    lines = [
+        f"webhook: {made['id']}",
+        f"url:     {made['url']}",
+        f"events:  {', '.join(made['events'])}",
+        f"secret:  {made['secret']}",
+        "The secret is shown only now: store it where the receiver verifies signatures.",
+    ]
+    out.print("\n".join(lines), markup=False, highlight=False)
+
+
+@app.command("list")
+def list_webhooks(
+    url: UrlOption = None, api_key: ApiKeyOption = None, output: OutputOption = Output.text
+) -> None:
+    """List the account's webhook subscriptions (never their secrets)."""
+    listing = Remote(url, api_key).get("/v1/webhooks")
+    if output is Output.json:
+        emit_json(listing)
+        return
+    table = Table("webhook", "url", "events", "enabled", "created at")
+    for hook in listing["webhooks"]:
+        enabled = "yes" if hook["enabled"] else "no"
+        table.add_row(
+            hook["id"], hook["url"], ", ".join(hook["events"]), enabled, hook["created_at"]
+        )
+    print_table(table)
+
+
+@app.command("remove")
+def remove(
+    webhook: WebhookArg,
+    url: UrlOption = None,
+    api_key: ApiKeyOption = None,
+    output: OutputOption = Output.text,
+) -> None:
+    """Remove a subscription and its deliveries."""
+    answer = Remote(url, api_key).delete(f"/v1/webhooks/{webhook}")
+    if output is Output.json:
+        emit_json(answer)
+        return
+    out.print(f"{webhook} removed", markup=False, highlight=False)
+
+
+def _set_enabled(
+    webhook: str, enabled: bool, url: str | None, api_key: str | None, output: Output
+) -> None:
+    answer = (
+        Remote(url, api_key)
+        .request("PATCH", f"/v1/webhooks/{webhook}", json={"enabled": enabled})
+        .json()
+    )
+    if output is Output.json:
+        emit_json(answer)
+        return
+    state = "enabled" if answer["enabled"] else "disabled"
+    out.print(f"{webhook} {state}", markup=False, highlight=False)
+
+
+@app.command("enable")
+def enable(
+    webhook: WebhookArg,
+    url: UrlOption = None,
+    api_key: ApiKeyOption = None,
+    output: OutputOption = Output.text,
+) -> None:
+    """Resume a disabled subscription (its waiting deliveries are sent)."""
+    _set_enabled(webhook, True, url, api_key, output)
+
+
+@app.command("disable")
+def disable(
+    webhook: WebhookArg,
+    url: UrlOption = None,
+    api_key: ApiKeyOption = None,
+    output: OutputOption = Output.text,
+) -> None:
+    """Pause a subscription: no new events, pending deliveries wait."""
+    _set_enabled(webhook, False, url, api_key, output)
+
+
+@app.command("deliveries")
+def deliveries(
+    webhook: WebhookArg,
+    status: Annotated[
+        str | None,
+        typer.Option(
+            "--status", help="Only pending, delivered or failed ones.", show_default=False
+        ),
+    ] = None,
+    retry: Annotated[
+        str | None,
+        typer.Option("--retry", help="Send this delivery (msg_…) again now.", show_default=False),
+    ] = None,
+    limit: LimitOption = 100,
+    url: UrlOption = None,
+    api_key: ApiKeyOption = None,
+    output: OutputOption = Output.text,
+) -> None:
+    """List a subscription's deliveries with their attempts (or retry one)."""
+    remote = Remote(url, api_key)
+    if retry is not None:
+        _, answer = remote.post(f"/v1/webhooks/{webhook}/deliveries/{retry}/retry")
+        if output is Output.json:
+            emit_json(answer)
+        else:
+            out.print(f"{retry} is {answer['status']} again", markup=False, highlight=False)
+        return
+    listing = remote.get(
+        f"/v1/webhooks/{webhook}/deliveries", params={"status": status, "limit": limit}
+    )
+    if output is Output.json:
+        emit_json(listing)
+        return
+    table = Table("delivery", "event", "status", "attempts", "last", "next attempt", "created at")
+    for d in listing["deliveries"]:
+        last = str(d["last_status_code"] or d["last_error"] or "")
+        table.add_row(
+            d["id"],
+            d["event_type"],
+            d["status"],
+            str(d["attempts"]),
+            last,
+            d["next_attempt_at"] or "",
+            d["created_at"],
+        )
+    print_table(table)
+
+
+@notice_app.command("list")
+def list_notices(
+    limit: LimitOption = 50,
+    url: UrlOption = None,
+    api_key: ApiKeyOption = None,
+    output: OutputOption = Output.text,
+) -> None:
+    """List lifecycle notices, newest first."""
+    listing = Remote(url, api_key).get("/v1/notices", params={"limit": limit})
+    if output is Output.json:
+        emit_json(listing)
+        return
+    table = Table("notice", "kind", "serial", "expires at", "lead (days)", "created at")
+    for n in listing["notices"]:
+        lead = "" if n["lead"] is None else str(n["lead"])
+        table.add_row(n["id"], n["kind"], n["serial"], n["expires_at"], lead, n["created_at"])
+    print_table(table)
+
+
+@alert_app.command("list")
+def list_alerts(
+    limit: LimitOption = 50,
+    url: UrlOption = None,
+    api_key: ApiKeyOption = None,
+    output: OutputOption = Output.text,
+) -> None:
+    """List anomaly alerts, newest first (open ones have no cleared time)."""
+    listing = Remote(url, api_key).get("/v1/alerts", params={"limit": limit})
+    if output is Output.json:
+        emit_json(listing)
+        return
+    table = Table("alert", "kind", "observed", "threshold", "baseline", "window end", "cleared at")
+    for a in listing["alerts"]:
+        table.add_row(
+            a["id"],
+            a["kind"],
+            str(a["observed"]),
+            f"{a['threshold']:g}",
+            f"{a['baseline']:g}",
+            a["window_end"],
+            a["cleared_at"] or "open",
+        )
+    print_table(table)

@@ -1,0 +1,368 @@
+"""The console's HTTP side: sign-in, the session, pages and license actions.
+
+Every page authenticates the sealed API key of its session again (a revoked key
+stops working at once) and checks the role with ``tenure.api.roles.allowed``, the
+same policy the API applies. Every form POST carries the session's CSRF token.
+License actions go through the API's own path (``tenure.api.license_routes``), so
+the ledger writer audits them exactly like API calls; refusals are audited here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import orjson
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from starlette.concurrency import run_in_threadpool
+
+from tenure.api import license_routes
+from tenure.api.approval_routes import request_approval
+from tenure.api.limits import Rate, TokenBuckets
+from tenure.console import views, web
+from tenure.console.session import COOKIE, MAX_AGE_SECONDS
+from tenure.domain.commands import Command, ReinstateLicense, RevokeLicense, SuspendLicense
+from tenure.domain.timefmt import format_time
+from tenure.errors import NotFound, Unauthenticated
+from tenure.service import alerts, approvals, licensing, notices, reconcile
+from tenure.service.apikeys import Principal, authenticate
+from tenure.service.audit import AuditEntry
+
+HERE = Path(__file__).parent
+MAX_REASON = 500
+ACTIONS: dict[str, tuple[str, Callable[[str], Command]]] = {
+    "suspend": ("license.suspend", SuspendLicense),
+    "reinstate": ("license.reinstate", ReinstateLicense),
+    "revoke": ("license.change", RevokeLicense),
+}
+"""Console action → the role-policy action (as its API route) and the command."""
+
+router = APIRouter(prefix="/console", include_in_schema=False)
+
+
+def install(app: FastAPI, auth_failures_per_minute: int) -> None:
+    """Add the console to ``app``: its routes under ``/console``, its static files
+    under ``/console/static`` and the handlers that turn refusals into pages."""
+    per_minute = float(auth_failures_per_minute)
+    templates = Jinja2Templates(directory=HERE / "templates")
+    templates.env.filters["when"] = views.short_time
+    templates.env.filters["day"] = views.short_day
+    app.state.console = web.Console(
+        templates,
+        TokenBuckets(Rate(per_minute / 60.0, per_minute)),
+    )
+    app.mount("/console/static", StaticFiles(directory=HERE / "static"), name="console-static")
+    app.include_router(router)
+    app.add_exception_handler(web.ConsolePage, web.error_page)
+    app.add_exception_handler(web.SignInRequired, web.to_sign_in)
+
+
+# ---------------------------------------------------------------- sign-in and out
+
+
+@router.get("", response_model=None)
+@router.get("/", response_model=None)
+def home(request: Request) -> Response:
+    session = web.session_of(request)
+    return RedirectResponse(_landing(session), status_code=303)
+
+
+def _landing(session: web.Session) -> str:
+    pages = web.nav(session)
+    return f"/console/{pages[0]['path']}" if pages else "/console/signin"
+
+
+@router.get("/signin", response_model=None)
+def signin_form(request: Request) -> Response:
+    return web.render(request, "signin.html")
+
+
+@router.post("/signin", response_model=None)
+async def signin(request: Request) -> Response:
+    """Exchange an API key for a session cookie; 401 page for a wrong key."""
+    console, runtime = web.console_of(request), web.runtime_of(request)
+    ip = web.client_ip(request)
+    if console.failures.wait(ip) > 0:
+        return web.render(
+            request, "signin.html", 429, error="Too many failed sign-ins: wait a minute."
+        )
+    key = (await web.form_fields(request, None)).get("api_key", "").strip()
+    try:
+        principal = await run_in_threadpool(authenticate, runtime.engine, key)
+    except Unauthenticated:
+        console.failures.take(ip)
+        return web.render(request, "signin.html", 401, error="That API key is not valid.")
+    value = console.session_sealer(runtime).seal(key)
+    session = web.Session(principal, value, "")
+    response = RedirectResponse(_landing(session), status_code=303)
+    response.set_cookie(
+        COOKIE,
+        value,
+        max_age=MAX_AGE_SECONDS,
+        path="/console",
+        secure=request.url.scheme == "https",
+        httponly=True,
+        samesite="strict",
+    )
+    return response
+
+
+@router.post("/signout", response_model=None)
+async def signout(request: Request) -> Response:
+    session = web.session_of(request)
+    await web.form_fields(request, session)
+    response = RedirectResponse("/console/signin", status_code=303)
+    response.delete_cookie(
+        COOKIE,
+        path="/console",
+        secure=request.url.scheme == "https",
+        httponly=True,
+        samesite="strict",
+    )
+    return response
+
+
+# ---------------------------------------------------------------- pages
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+@router.get("/overview", response_model=None)
+def overview(request: Request) -> Response:
+    session = web.session_of(request)
+    web.require(session, "ops.read")
+    runtime, account, now = web.runtime_of(request), session.principal.account, _now()
+    engine = runtime.engine
+    panels: dict[str, Any] = {"ledger": views.ledger_status(engine, account, now)}
+    if session.may("license.read"):
+        panels["licenses"] = views.license_counts(engine, account, now)
+        panels["decisions"] = views.decision_counts(engine, account, now)
+    if session.may("durability.read"):
+        shipper = getattr(request.app.state, "shipper", None)
+        sites = runtime.settings.site_urls()
+        panels["durability"] = views.durability_status(engine, account, shipper, sites, now)
+    if session.may("drift.read"):
+        panels["drift"] = reconcile.drift_summary(engine, account)
+        panels["last_pass"] = reconcile.last_pass(engine, account)
+    panels["slo"] = views.slo_panel(engine, account, now)
+    if session.may("notice.read"):
+        panels["notices"] = notices.list_notices(engine, account, 5)
+    if session.may("alert.read"):
+        panels["alerts"] = alerts.list_alerts(engine, account, 5)
+    return web.render(request, "overview.html", page="overview", **panels)
+
+
+@router.get("/licenses", response_model=None)
+def licenses(
+    request: Request,
+    serial: str = "",
+    customer: str = "",
+    status: str = "",
+    cursor: str = "",
+) -> Response:
+    session = web.session_of(request)
+    web.require(session, "license.read")
+    engine, account = web.runtime_of(request).engine, session.principal.account
+    search = {"serial": serial.strip(), "customer": customer.strip(), "status": status}
+    with web.as_page():
+        if search["serial"]:
+            try:
+                found = [licensing.get_license(engine, account, search["serial"])]
+            except NotFound:
+                found = []
+            page: dict[str, Any] = {"licenses": found, "next_cursor": None}
+        else:
+            page = licensing.list_licenses(
+                engine,
+                account,
+                customer=search["customer"] or None,
+                status=status or None,
+                cursor=cursor or None,
+                limit=25,
+            )
+    next_link = None
+    if page["next_cursor"]:
+        next_link = "?" + urlencode({**search, "cursor": page["next_cursor"]})
+    return web.render(
+        request,
+        "licenses.html",
+        page="licenses",
+        licenses=page["licenses"],
+        search=search,
+        statuses=licensing.STATUSES,
+        next_link=next_link,
+        paged=bool(cursor),
+    )
+
+
+@router.get("/licenses/{serial}", response_model=None)
+def license_page(request: Request, serial: str, done: str = "", approval: str = "") -> Response:
+    session = web.session_of(request)
+    web.require(session, "license.read")
+    runtime, account, now = web.runtime_of(request), session.principal.account, _now()
+    with web.as_page():
+        detail = views.license_detail(runtime.engine, runtime.personal, account, serial, now)
+        history = views.license_history_with_proofs(runtime.engine, account, serial)
+    status = detail["license"]["status"]
+    actions = {
+        "suspend": session.may("license.suspend") and status in ("active", "in_grace", "expired"),
+        "reinstate": session.may("license.reinstate") and status == "suspended",
+        "revoke": session.may("license.change") and status != "revoked",
+    }
+    return web.render(
+        request,
+        "license.html",
+        page="licenses",
+        done=done if done in ACTIONS else "",
+        approval=approval[:80],
+        actions=actions,
+        history=history,
+        **detail,
+    )
+
+
+@router.post("/licenses/{serial}/{action}", response_model=None)
+async def license_action(request: Request, serial: str, action: str) -> Response:
+    """Suspend, reinstate or revoke with a reason, as the API routes do it."""
+    session = web.session_of(request)
+    if action not in ACTIONS:
+        raise web.ConsolePage(404, f"There is no license action {action!r}.")
+    needed, command_for = ACTIONS[action]
+    command = command_for(serial)
+    if not session.may(needed):
+        await _audit_refusal(request, session, command.name, serial)
+        web.require(session, needed)
+    fields = await web.form_fields(request, session)
+    reason = fields.get("reason", "").strip()
+    if not reason or len(reason) > MAX_REASON:
+        raise web.ConsolePage(400, f"A reason (1 to {MAX_REASON} characters) is required.")
+    caller = session.principal
+    with web.as_page():
+        if action == "revoke" and await _revoke_needs_approval(request, caller, serial):
+            answer = await request_approval(
+                request, caller, "license.revoke", serial, {"serials": [serial]}, reason
+            )
+            pending = orjson.loads(answer.body)["approval"]["approval"]
+            return _back_to(serial, approval=str(pending))
+        await license_routes._change(request, caller, serial, command, reason)
+    return _back_to(serial, done=action)
+
+
+def _back_to(serial: str, **query: str) -> Response:
+    return RedirectResponse(f"/console/licenses/{serial}?{urlencode(query)}", status_code=303)
+
+
+async def _revoke_needs_approval(request: Request, caller: Principal, serial: str) -> bool:
+    """The two-person rule of ``POST /v1/licenses/{serial}/revoke``, same settings."""
+    settings = web.runtime_of(request).settings
+    since = format_time(_now() - timedelta(minutes=settings.approval_revoke_window_minutes))
+    gated: bool = await run_in_threadpool(
+        approvals.revoke_needs_approval,
+        web.runtime_of(request).engine,
+        caller.account,
+        serial,
+        settings.approval_revoke_threshold,
+        since,
+    )
+    return gated
+
+
+async def _audit_refusal(request: Request, session: web.Session, action: str, target: str) -> None:
+    """A mutation refused by role is audited, as ``AuditMiddleware`` does for ``/v1``."""
+    who = session.principal
+    entry = AuditEntry(
+        who.account,
+        who.id,
+        who.role,
+        who.auth,
+        action,
+        "denied",
+        "forbidden",
+        target=target[:80],
+        detail={"status": 403, "via": "console"},
+    )
+    await request.app.state.audit.record([entry])
+
+
+@router.get("/customers", response_model=None)
+def customers(request: Request, q: str = "", after: str = "") -> Response:
+    session = web.session_of(request)
+    web.require(session, "customer.read")
+    runtime = web.runtime_of(request)
+    with web.as_page():
+        rows, more = views.customers_page(
+            runtime.engine, runtime.personal, session.principal.account, after or None, q.strip()
+        )
+    next_link = "?" + urlencode({"q": q, "after": more}) if more else None
+    return web.render(
+        request, "customers.html", page="customers", customers=rows, q=q, next_link=next_link
+    )
+
+
+@router.get("/catalog", response_model=None)
+def catalog(request: Request) -> Response:
+    session = web.session_of(request)
+    web.require(session, "product.read")
+    products = views.catalog(web.runtime_of(request).engine, session.principal.account)
+    return web.render(request, "catalog.html", page="catalog", products=products)
+
+
+@router.get("/approvals", response_model=None)
+def approvals_page(request: Request, status: str = "") -> Response:
+    session = web.session_of(request)
+    web.require(session, "approval.read")
+    engine, account = web.runtime_of(request).engine, session.principal.account
+    with web.as_page():
+        rows = approvals.list_approvals(engine, account, format_time(_now()), status or None)
+    return web.render(
+        request,
+        "approvals.html",
+        page="approvals",
+        approvals=rows,
+        status=status,
+        statuses=sorted(approvals.STATUSES),
+    )
+
+
+@router.get("/drift", response_model=None)
+def drift(request: Request, kind: str = "") -> Response:
+    session = web.session_of(request)
+    web.require(session, "drift.read")
+    engine, account = web.runtime_of(request).engine, session.principal.account
+    with web.as_page():
+        rows = reconcile.list_drift(engine, account, kind or None, 100)
+    return web.render(
+        request,
+        "drift.html",
+        page="drift",
+        summary=reconcile.drift_summary(engine, account),
+        rows=rows,
+        kind=kind,
+        last_pass=reconcile.last_pass(engine, account),
+    )
+
+
+@router.get("/notices", response_model=None)
+def notices_page(request: Request) -> Response:
+    session = web.session_of(request)
+    web.require(session, "notice.read")
+    engine, account = web.runtime_of(request).engine, session.principal.account
+    found = notices.list_notices(engine, account, 50)
+    raised = alerts.list_alerts(engine, account, 50) if session.may("alert.read") else []
+    return web.render(request, "notices.html", page="notices", notices=found, alerts=raised)
+
+
+@router.get("/audit", response_model=None)
+def audit_page(request: Request) -> Response:
+    session = web.session_of(request)
+    web.require(session, "audit.read")
+    entries = views.audit_entries(web.runtime_of(request).engine, session.principal.account)
+    return web.render(request, "audit.html", page="audit", entries=entries)

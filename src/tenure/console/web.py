@@ -1,0 +1,174 @@
+"""Plumbing of the console pages: the session of a request, role checks, rendering,
+error pages and form parsing. Pages and actions live in ``tenure.console.routes``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+
+from tenure.api.limits import TokenBuckets
+from tenure.api.problems import status_of
+from tenure.api.roles import allowed
+from tenure.console.session import COOKIE, SessionSealer
+from tenure.crypto.keystore import load_master_key
+from tenure.errors import TenureError, Unauthenticated
+from tenure.service.apikeys import Principal, authenticate
+from tenure.service.runtime import Runtime
+
+NAV = (
+    ("overview", "Overview", "ops.read"),
+    ("licenses", "Licenses", "license.read"),
+    ("customers", "Customers", "customer.read"),
+    ("catalog", "Catalog", "product.read"),
+    ("approvals", "Approvals", "approval.read"),
+    ("drift", "Drift", "drift.read"),
+    ("notices", "Notices & alerts", "notice.read"),
+    ("audit", "Audit log", "audit.read"),
+)
+"""(path, title, the action the page needs); a role sees the entries it may open."""
+
+
+class ConsolePage(Exception):
+    """Answer with the error page: ``status`` and a message for a person."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status, self.message = status, message
+
+
+class SignInRequired(Exception):
+    """No session, an expired one, or a key that no longer authenticates."""
+
+
+@dataclass
+class Console:
+    """What the console keeps per app: templates, the session sealer (built on first
+    use, once the runtime has the data dir), and sign-in failure buckets."""
+
+    templates: Jinja2Templates
+    failures: TokenBuckets
+    sealer: SessionSealer | None = field(default=None)
+
+    def session_sealer(self, runtime: Runtime) -> SessionSealer:
+        if self.sealer is None:
+            settings = runtime.settings
+            secret = settings.master_key.get_secret_value() if settings.master_key else None
+            self.sealer = SessionSealer.from_master(load_master_key(settings.data_dir, secret))
+        return self.sealer
+
+
+@dataclass(frozen=True)
+class Session:
+    """A signed-in browser: its principal, cookie value and CSRF token."""
+
+    principal: Principal
+    cookie: str
+    csrf: str
+
+    def may(self, action: str) -> bool:
+        return allowed(self.principal.role, action)
+
+
+def console_of(request: Request) -> Console:
+    console: Console = request.app.state.console
+    return console
+
+
+def runtime_of(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+def session_of(request: Request) -> Session:
+    """The signed-in session; raises ``SignInRequired`` without a valid one."""
+    value = request.cookies.get(COOKIE)
+    if not value:
+        raise SignInRequired()
+    runtime = runtime_of(request)
+    sealer = console_of(request).session_sealer(runtime)
+    key = sealer.open(value)
+    if key is None:
+        raise SignInRequired()
+    try:
+        principal = authenticate(runtime.engine, key)
+    except Unauthenticated:
+        raise SignInRequired() from None
+    session = Session(principal, value, sealer.csrf_token(value))
+    request.state.console_session = session
+    return session
+
+
+def require(session: Session, action: str) -> None:
+    if not session.may(action):
+        raise ConsolePage(403, f"Your role ({session.principal.role}) may not do this ({action}).")
+
+
+@contextmanager
+def as_page() -> Iterator[None]:
+    """Service errors become error pages with the status the API would answer."""
+    try:
+        yield
+    except TenureError as exc:
+        raise ConsolePage(status_of(exc), exc.message) from exc
+
+
+def nav(session: Session | None) -> list[dict[str, str]]:
+    if session is None:
+        return []
+    return [{"path": p, "title": t} for p, t, action in NAV if session.may(action)]
+
+
+def render(request: Request, template: str, code: int = 200, **context: Any) -> HTMLResponse:
+    session: Session | None = getattr(request.state, "console_session", None)
+    response = console_of(request).templates.TemplateResponse(
+        request,
+        template,
+        {"session": session, "nav": nav(session), "may": session.may if session else None}
+        | context,
+        status_code=code,
+    )
+    # Pages show personal data and license state: never from a cache.
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+async def error_page(request: Request, exc: Exception) -> Response:
+    """The page of a ``ConsolePage`` refusal, with its status."""
+    if not isinstance(exc, ConsolePage):
+        raise exc
+    titles = {400: "Bad request", 401: "Not signed in", 403: "Forbidden", 404: "Not found"}
+    title = titles.get(exc.status, "Conflict" if exc.status == 409 else "Something went wrong")
+    return render(request, "error.html", exc.status, title=title, message=exc.message)
+
+
+async def to_sign_in(request: Request, exc: Exception) -> Response:
+    """Without a valid session: a page load goes to the sign-in page, a form POST is
+    a 401 sign-in page (its action is not carried out). The dead cookie is cleared."""
+    if request.method == "GET":
+        response: Response = RedirectResponse("/console/signin", status_code=303)
+    else:
+        error = "Your session has ended: sign in again."
+        response = render(request, "signin.html", 401, error=error)
+    response.delete_cookie(COOKIE, path="/console", httponly=True, samesite="strict")
+    return response
+
+
+async def form_fields(request: Request, session: Session | None) -> dict[str, str]:
+    """The posted form; with a session, refuses (403) a missing or wrong CSRF token."""
+    form = await request.form()
+    fields = {k: v for k, v in form.items() if isinstance(v, str)}
+    if session is not None:
+        sealer = console_of(request).session_sealer(runtime_of(request))
+        if not sealer.csrf_valid(session.cookie, fields.get("csrf", "")):
+            raise ConsolePage(403, "The form expired or did not come from this session.")
+    return fields
+
+
+def client_ip(request: Request) -> str:
+    return request.client.host if request.client else "unknown"

@@ -1,0 +1,114 @@
+"""What every HTTP request leaves behind, in one pure ASGI middleware (no
+``BaseHTTPMiddleware``: it would add a task and a queue per request): its server
+span, its request count and latency, its access log line, and, for
+``/v1/check*``, the per-minute SLO counters (``tenure.observability.counters``).
+401 answers are counted here too, as ``tenure_auth_failures_total`` and
+``auth.failed``: every 401 passes through, whichever route or dependency refused.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from contextlib import AbstractContextManager, nullcontext
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from tenure.observability import counters, metrics, tracing
+from tenure.observability.logs import ACCESS_LOGGER
+
+_access = logging.getLogger(ACCESS_LOGGER)
+_CHECK_PATHS = frozenset({"/v1/check", "/v1/check/batch"})
+_UNMATCHED = "unmatched"
+"""The route label of a request no route matched (keeps the label set bounded)."""
+
+
+class ObservabilityMiddleware:
+    """Spans, metrics, access log and SLO counters of each HTTP request."""
+
+    def __init__(self, app: ASGIApp, slow_ms: float) -> None:
+        self.app = app
+        self.slow_seconds = slow_ms / 1000
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def send_noting_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        with self._span(scope) as span:
+            try:
+                await self.app(scope, receive, send_noting_status)
+            finally:
+                elapsed = time.perf_counter() - started
+                route = _route(scope)
+                if span is not None:
+                    span.update_name(f"{scope['method']} {route}")
+                    span.set_attribute("http.route", route)
+                    span.set_attribute("http.response.status_code", status)
+                self._record(scope, route, status, elapsed)
+
+    @staticmethod
+    def _span(scope: Scope) -> AbstractContextManager[Any]:
+        if not tracing.enabled():
+            return nullcontext()
+        return tracing.server_span(scope["method"], scope["path"], scope["headers"])
+
+    def _record(self, scope: Scope, route: str, status: int, elapsed: float) -> None:
+        method = scope["method"]
+        if metrics.process_metrics_enabled():
+            metrics.HTTP_REQUESTS.labels(route, method, str(status)).inc()
+            metrics.HTTP_SECONDS.labels(route, method).observe(elapsed)
+            if status == 401:
+                metrics.AUTH_FAILURES.inc()
+        if status == 401:
+            counters.count("", counters.AUTH_FAILED)
+        elif scope["path"] in _CHECK_PATHS and method == "POST":
+            self._count_check(scope, status, elapsed)
+        if _access.isEnabledFor(logging.INFO):
+            _log_access(scope, status, elapsed)
+
+    def _count_check(self, scope: Scope, status: int, elapsed: float) -> None:
+        if status in (400, 403, 413, 429):
+            return  # refused before any decision: not part of the SLO
+        account = _account(scope)
+        counters.count(account, counters.CHECK_TOTAL)
+        if status >= 500:
+            counters.count(account, counters.CHECK_ERROR)
+        if elapsed > self.slow_seconds:
+            counters.count(account, counters.CHECK_SLOW)
+
+
+def _route(scope: Scope) -> str:
+    route = scope.get("route")
+    path = getattr(route, "path", None)
+    return path if isinstance(path, str) else _UNMATCHED
+
+
+def _account(scope: Scope) -> str:
+    principal = (scope.get("state") or {}).get("principal")
+    account = getattr(principal, "account", "")
+    return account if isinstance(account, str) else ""
+
+
+def _log_access(scope: Scope, status: int, elapsed: float) -> None:
+    method, path = scope["method"], scope["path"]
+    duration_ms = round(elapsed * 1000, 3)
+    fields: dict[str, Any] = {
+        "method": method,
+        "path": path,
+        "status": status,
+        "duration_ms": duration_ms,
+    }
+    ids = tracing.current_ids()
+    if ids is not None:
+        fields["trace_id"], fields["span_id"] = ids
+    _access.info("%s %s %d %.1fms", method, path, status, duration_ms, extra=fields)

@@ -1,0 +1,145 @@
+"""The state metrics Tenure itself reads from the store at scrape time (registered
+with ``tenure.observability.metrics.state_source`` when this module is imported),
+and the shipper's figures, which live in the process that ships."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+from prometheus_client.core import GaugeMetricFamily, Metric
+
+from tenure.durability.shipping import Shipper
+from tenure.observability import metrics, slo
+from tenure.store import tables as t
+
+_ACCOUNT = ["account"]
+
+
+def _gauge(name: str, doc: str, account: str, value: float) -> GaugeMetricFamily:
+    family = GaugeMetricFamily(name, doc, labels=_ACCOUNT)
+    family.add_metric([account], value)
+    return family
+
+
+def _age(stamp: str) -> float | None:
+    """Seconds since ``stamp`` (an ISO 8601 time in UTC); None if it is not one."""
+    try:
+        moment = datetime.fromisoformat(stamp)
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return (datetime.now(UTC) - moment).total_seconds()
+
+
+@metrics.state_source
+def ledger_state(conn: sa.Connection, account: str) -> Iterable[Metric]:
+    """Ledger size and the latest signed checkpoint's size and age."""
+    size = conn.scalar(sa.select(t.ledger_heads.c.size).where(t.ledger_heads.c.account == account))
+    yield _gauge("tenure_ledger_size", "Events in the account's ledger.", account, size or 0)
+    c = t.ledger_checkpoints.c
+    latest = conn.execute(
+        sa.select(c.size, c.signed_at).where(c.account == account).order_by(c.size.desc()).limit(1)
+    ).first()
+    if latest is not None:
+        yield _gauge(
+            "tenure_checkpoint_size", "Size of the latest signed checkpoint.", account, latest.size
+        )
+        age = _age(latest.signed_at)
+        if age is not None:
+            yield _gauge(
+                "tenure_checkpoint_age_seconds",
+                "Seconds since the latest checkpoint was signed.",
+                account,
+                age,
+            )
+
+
+@metrics.state_source
+def drill_state(conn: sa.Connection, account: str) -> Iterable[Metric]:
+    """The latest restore drill: passed (1/0), its age and its recovery time."""
+    d = t.drills.c
+    latest = conn.execute(
+        sa.select(d.at, d.passed, d.rto_seconds)
+        .where(d.account == account)
+        .order_by(d.at.desc())
+        .limit(1)
+    ).first()
+    if latest is None:
+        return
+    yield _gauge(
+        "tenure_drill_passed",
+        "1 if the latest restore drill passed, else 0.",
+        account,
+        1 if latest.passed else 0,
+    )
+    yield _gauge(
+        "tenure_drill_rto_seconds", "Restore time of the latest drill.", account, latest.rto_seconds
+    )
+    age = _age(latest.at)
+    if age is not None:
+        yield _gauge(
+            "tenure_drill_age_seconds", "Seconds since the latest restore drill.", account, age
+        )
+
+
+@metrics.state_source
+def approvals_state(conn: sa.Connection, account: str) -> Iterable[Metric]:
+    """Approval requests waiting for a second principal."""
+    a = t.projection["approvals"].c
+    pending = conn.scalar(
+        sa.select(sa.func.count()).where(a.account == account, a.status == "pending")
+    )
+    yield _gauge(
+        "tenure_approvals_pending",
+        "Approval requests waiting for a decision.",
+        account,
+        pending or 0,
+    )
+
+
+@metrics.state_source
+def slo_state(conn: sa.Connection, account: str) -> Iterable[Metric]:
+    """The SLO report of the account's checks (``tenure.observability.slo``)."""
+    report = slo.report_on(conn, slo.objectives_of(conn.engine), account, datetime.now(UTC))
+    figures = {
+        "tenure_slo_checks": ("Check requests in the SLO window.", report.total),
+        "tenure_slo_errors": ("Check requests answered with a 5xx in the window.", report.errors),
+        "tenure_slo_slow": ("Check requests slower than the latency objective.", report.slow),
+        "tenure_slo_availability": ("Share of checks answered without a 5xx.", report.availability),
+        "tenure_slo_fast_share": (
+            "Share of checks within the latency objective.",
+            report.fast_share,
+        ),
+        "tenure_slo_availability_budget_remaining": (
+            "Availability error budget left (1 unspent, 0 spent, negative overspent).",
+            report.availability_budget_remaining,
+        ),
+        "tenure_slo_latency_budget_remaining": (
+            "Latency error budget left (1 unspent, 0 spent, negative overspent).",
+            report.latency_budget_remaining,
+        ),
+    }
+    for name, (doc, value) in figures.items():
+        yield _gauge(name, doc, account, value)
+
+
+def sample_shipper(shipper: Shipper) -> None:
+    """Set the shipping and snapshot gauges from ``shipper`` (only the process that
+    ships has figures to give)."""
+    if not shipper.running:
+        return
+    last = shipper.last_success
+    for site, behind in shipper.last.behind.items():
+        metrics.SHIPPING_BEHIND.labels(site).set(behind)
+        if last is not None:
+            metrics.SHIPPING_AGE.labels(site).set(time.time() - last)
+    # The shipper keeps its snapshot bookkeeping private (size, monotonic time of
+    # the last snapshot per namespace); read it, never change it.
+    snapshotted: dict[str, tuple[int, float]] = getattr(shipper, "_snapshotted", {})
+    for namespace, (size, at) in list(snapshotted.items()):
+        metrics.SNAPSHOT_AGE.labels(namespace).set(time.monotonic() - at)
+        metrics.SNAPSHOT_SIZE.labels(namespace).set(size)

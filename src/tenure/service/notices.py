@@ -1,0 +1,215 @@
+"""Lifecycle notices (docs/webhooks.md): licenses about to expire, and licenses
+that entered their grace period.
+
+A job (every ``notice_interval_seconds``) looks at each account's active licenses.
+One whose ``expires_at`` is at most ``lead`` days away gets one
+``license.expiring_soon`` notice for the smallest lead time of
+``notice_expiring_lead_days`` that applies (30, then 7, then 1 day before, by
+default); one that is expired but inside its plan's grace gets one
+``license.grace_started`` notice. A notice's id is derived from its kind, serial,
+lead and expiry, so however often (and in however many processes) the job runs,
+each is recorded once, and a renewal (a new expiry) starts over. Each recorded
+notice also queues a webhook event of its kind.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from prometheus_client.core import GaugeMetricFamily, Metric
+
+from tenure.domain.decisions import license_status
+from tenure.domain.state import Row
+from tenure.domain.timefmt import format_time, parse_duration, parse_time
+from tenure.errors import InvalidInput
+from tenure.observability.metrics import state_source
+from tenure.service import webhooks
+from tenure.service.periodic import Periodic, for_every_account
+from tenure.store import sql
+from tenure.store import tables as t
+from tenure.store.engine import read_transaction, transaction_on
+
+EXPIRING = "license.expiring_soon"
+GRACE = "license.grace_started"
+KINDS = (EXPIRING, GRACE)
+
+
+def parse_leads(text: str) -> tuple[int, ...]:
+    """``"30,7,1"`` → ``(1, 7, 30)``; ``InvalidInput`` unless positive whole days."""
+    try:
+        leads = sorted({int(part) for part in text.split(",") if part.strip()})
+    except ValueError:
+        raise InvalidInput("lead days must be whole numbers such as 30,7,1", field="lead") from None
+    if not leads or leads[0] < 1:
+        raise InvalidInput("lead days must be positive whole numbers", field="lead")
+    return tuple(leads)
+
+
+@dataclass(frozen=True)
+class Notice:
+    """One notice about one license: ``lead`` is None for ``license.grace_started``."""
+
+    kind: str
+    serial: str
+    customer: str | None
+    expires_at: str
+    lead: int | None
+
+    @property
+    def id(self) -> str:
+        text = f"{self.kind}\n{self.serial}\n{self.lead or 0}\n{self.expires_at}"
+        digest = hashlib.sha256(text.encode()).digest()
+        return "ntc_" + base64.b32encode(digest[:15]).decode().lower()
+
+    def event_data(self) -> dict[str, Any]:
+        """The webhook event's ``data``: ids and times only."""
+        return {
+            "notice": self.id,
+            "serial": self.serial,
+            "customer": self.customer,
+            "expires_at": self.expires_at,
+            "lead_days": self.lead,
+        }
+
+
+def due_notices(
+    licenses: Iterable[Row],
+    plan_versions: Mapping[tuple[str, int], Row],
+    now: datetime,
+    leads: tuple[int, ...],
+) -> list[Notice]:
+    """The notices ``licenses`` call for at ``now`` (pure). Each license row needs
+    serial, customer, plan, plan_version, status and expires_at."""
+    found = []
+    for row in licenses:
+        if row["status"] != "active" or not row["expires_at"]:
+            continue
+        expiry = parse_time(row["expires_at"], field="expires_at")
+        if now < expiry:
+            left = expiry - now
+            applies = [lead for lead in leads if left <= timedelta(days=lead)]
+            if applies:
+                found.append(
+                    Notice(EXPIRING, row["serial"], row["customer"], row["expires_at"], applies[0])
+                )
+            continue
+        plan = plan_versions.get((row["plan"], int(row["plan_version"])))
+        if license_status(row, plan, now).status == "in_grace":
+            found.append(Notice(GRACE, row["serial"], row["customer"], row["expires_at"], None))
+    return found
+
+
+def _candidates(
+    conn: sa.Connection, account: str, now: datetime, leads: tuple[int, ...]
+) -> tuple[list[Row], dict[tuple[str, int], Row]]:
+    """Active licenses expiring before the longest lead and not before the longest
+    grace ago, and the plan versions they are on."""
+    plans = {
+        (row["plan"], int(row["version"])): row
+        for row in sql.projection_rows(conn, account, "plan_versions")
+    }
+    longest = max(
+        (parse_duration(p["grace"]).after(now) - now for p in plans.values() if p["grace"]),
+        default=timedelta(0),
+    )
+    lic = t.projection["licenses"].c
+    rows = conn.execute(
+        sa.select(
+            lic.serial, lic.customer, lic.plan, lic.plan_version, lic.status, lic.expires_at
+        ).where(
+            lic.account == account,
+            lic.status == "active",
+            lic.expires_at.is_not(None),
+            lic.expires_at <= format_time(now + timedelta(days=max(leads))),
+            lic.expires_at >= format_time(now - longest),
+        )
+    ).all()
+    return [dict(row._mapping) for row in rows], plans
+
+
+_INSERT = sa.text(
+    "INSERT INTO notices (account, id, kind, serial, customer, expires_at, lead, created_at) "
+    "VALUES (:account, :id, :kind, :serial, :customer, :expires_at, :lead, :created_at) "
+    "ON CONFLICT DO NOTHING"
+)
+
+
+def run_notices(
+    engine: sa.Engine, account: str, now: datetime, leads: tuple[int, ...]
+) -> list[Notice]:
+    """Record the notices due for ``account`` that are not recorded yet, and queue
+    a webhook event for each → the new ones."""
+    with read_transaction(engine) as conn:
+        licenses, plans = _candidates(conn, account, now, leads)
+    due = due_notices(licenses, plans, now, leads)
+    if not due:
+        return []
+    new = []
+    with engine.connect() as conn, transaction_on(conn):
+        for notice in due:
+            values = {
+                "account": account,
+                "id": notice.id,
+                "kind": notice.kind,
+                "serial": notice.serial,
+                "customer": notice.customer,
+                "expires_at": notice.expires_at,
+                "lead": notice.lead,
+                "created_at": format_time(now),
+            }
+            if conn.execute(_INSERT, values).rowcount == 1:
+                webhooks.enqueue(conn, account, notice.kind, notice.event_data(), now)
+                new.append(notice)
+    return new
+
+
+def list_notices(engine: sa.Engine, account: str, limit: int = 50) -> list[dict[str, Any]]:
+    """The account's most recent ``limit`` notices, newest first: ``{"id", "kind",
+    "serial", "customer", "expires_at", "lead", "created_at"}``."""
+    if not 1 <= limit <= 1000:
+        raise InvalidInput("limit must be between 1 and 1000", field="limit")
+    n = t.notices.c
+    query = (
+        sa.select(n.id, n.kind, n.serial, n.customer, n.expires_at, n.lead, n.created_at)
+        .where(n.account == account)
+        .order_by(n.created_at.desc(), n.id)
+        .limit(limit)
+    )
+    with read_transaction(engine) as conn:
+        return [dict(row._mapping) for row in conn.execute(query).all()]
+
+
+def pending_notices(conn: sa.Connection, account: str) -> int:
+    """Deliveries of notice events of ``account`` still waiting to be delivered."""
+    d = t.webhook_deliveries.c
+    count = conn.scalar(
+        sa.select(sa.func.count())
+        .select_from(t.webhook_deliveries)
+        .where(d.account == account, d.status == "pending", d.event_type.in_(KINDS))
+    )
+    return int(count or 0)
+
+
+@state_source
+def pending_metric(conn: sa.Connection, account: str) -> Iterable[Metric]:
+    """``tenure_notices_pending``: notice events not yet delivered to webhooks."""
+    family = GaugeMetricFamily(
+        "tenure_notices_pending", "Lifecycle notices awaiting webhook delivery.", labels=["account"]
+    )
+    family.add_metric([account], pending_notices(conn, account))
+    yield family
+
+
+def notice_job(engine: sa.Engine, lead_days: str, interval: float) -> Periodic:
+    """The scheduled notice job over every account (not started)."""
+    leads = parse_leads(lead_days)
+    job = for_every_account(
+        engine, lambda account: run_notices(engine, account, datetime.now(UTC), leads)
+    )
+    return Periodic("tenure-notices", job, interval)

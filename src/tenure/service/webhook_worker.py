@@ -1,0 +1,336 @@
+"""The webhook worker (docs/webhooks.md): fans ledger events out to deliveries and
+sends due deliveries, in a thread of its own per server process.
+
+Each pass queues deliveries for new ledger events (``webhooks.fan_out``), then
+claims due deliveries with a lease (a conditional UPDATE, so two processes never
+send the same row at once) and hands them to a pool of at most
+``webhook_concurrency`` threads, at most ``PER_ENDPOINT`` of them per
+subscription: an endpoint that hangs holds its own slots, not the others'. Each
+request has a timeout and follows no redirect; the URL policy is checked again
+after resolving the host, so a name that later points inward is refused.
+
+A 2xx answer delivers; anything else is retried after the next wait of
+``webhook_retry_schedule`` (with up to 25 % jitter, so retries of many
+deliveries spread out), and once the schedule is used up the delivery fails.
+Every attempt is kept in the delivery's ``history``.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import re
+import threading
+import time
+from collections import Counter as Tally
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import orjson
+import sqlalchemy as sa
+
+from tenure import __version__
+from tenure.config import Settings
+from tenure.domain.timefmt import format_time
+from tenure.errors import InvalidInput, TenureError
+from tenure.observability.metrics import WEBHOOK_DELIVERIES
+from tenure.service import alerts, notices, webhooks
+from tenure.service.ledger import Ledger
+from tenure.service.periodic import Periodic
+from tenure.service.runtime import Runtime
+from tenure.service.webhooks import SecretBox
+from tenure.store import tables as t
+from tenure.store.engine import read_transaction, transaction_on
+
+_log = logging.getLogger("tenure.webhooks")
+
+PER_ENDPOINT = 2
+"""Deliveries in flight at most per subscription."""
+HISTORY_MAX = 20
+"""Attempts kept per delivery (the latest)."""
+_WAIT = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h)?$")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_schedule(text: str) -> tuple[float, ...]:
+    """``"5s,30s,2m,10m,1h"`` → seconds. Raises ``InvalidInput`` for anything else."""
+    waits = []
+    for part in (p.strip() for p in text.split(",") if p.strip()):
+        match = _WAIT.match(part)
+        if match is None:
+            raise InvalidInput(
+                f"webhook retry wait {part!r} is not like 5s, 2m or 1h", field="schedule"
+            )
+        waits.append(float(match[1]) * _UNITS[match[2] or "s"])
+    return tuple(waits)
+
+
+def next_wait(schedule: tuple[float, ...], attempts: int, jitter: float) -> float | None:
+    """Seconds until the retry after ``attempts`` failed attempts (``jitter`` in
+    [0, 1) stretches it by up to 25 %), or None when the schedule is used up."""
+    if attempts > len(schedule):
+        return None
+    return schedule[attempts - 1] * (1.0 + 0.25 * jitter)
+
+
+def _jitter() -> float:
+    return random.random()  # noqa: S311 - spreads retries; nothing secret depends on it
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """A delivery this process holds the lease of."""
+
+    account: str
+    id: str
+    webhook: str
+    url: str
+    secret: str
+    payload: str
+    attempts: int
+    history: str
+    lease: str
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """What one attempt came to."""
+
+    status_code: int | None
+    error: str | None
+    milliseconds: int
+
+    @property
+    def delivered(self) -> bool:
+        return self.status_code is not None and 200 <= self.status_code < 300
+
+
+class WebhookWorker:
+    """Fans out and delivers; see the module doc. ``run_once`` is one pass."""
+
+    def __init__(self, engine: sa.Engine, settings: Settings, box: SecretBox) -> None:
+        self._engine = engine
+        self._settings = settings
+        self._box = box
+        self._schedule = parse_schedule(settings.webhook_retry_schedule)
+        self._pool = ThreadPoolExecutor(settings.webhook_concurrency, "tenure-webhook")
+        self._inflight: Tally[str] = Tally()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> WebhookWorker:
+        self._thread = threading.Thread(target=self._run, name="tenure-webhooks", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop claiming; deliveries in flight finish (bounded by their timeout)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._settings.webhook_poll_seconds):
+            try:
+                self.run_once()
+            except Exception as exc:  # a database hiccup: the next pass tries again, loudly
+                _log.error("webhook pass failed: %s", exc)
+
+    def run_once(self, now: datetime | None = None) -> int:
+        """Fan out new ledger events, then start sending due deliveries → how many
+        were started."""
+        now = now or datetime.now(UTC)
+        with read_transaction(self._engine) as conn:
+            accounts = webhooks.cursor_accounts(conn)
+        for account in accounts:
+            while self._fan_out(account, now) > 0:
+                pass
+        claimed = self._claim(now)
+        for delivery in claimed:
+            self._pool.submit(self._deliver, delivery)
+        return len(claimed)
+
+    def _fan_out(self, account: str, now: datetime) -> int:
+        with self._engine.connect() as conn, transaction_on(conn):
+            return webhooks.fan_out(conn, account, now)
+
+    # ------------------------------------------------------------ claiming
+
+    def _claim(self, now: datetime) -> list[Claimed]:
+        with self._lock:
+            room = self._settings.webhook_concurrency - sum(self._inflight.values())
+        if room <= 0:
+            return []
+        stamp = format_time(now)
+        lease = format_time(
+            now + timedelta(seconds=2 * self._settings.webhook_timeout_seconds + 30)
+        )
+        d, w = t.webhook_deliveries.c, t.webhooks.c
+        due = (
+            sa.select(d.account, d.id, d.webhook, d.payload, d.attempts, d.history, w.url, w.secret)
+            .join(t.webhooks, sa.and_(w.account == d.account, w.id == d.webhook))
+            .where(d.status == "pending", d.next_attempt_at <= stamp, w.enabled.is_(True))
+            .where(sa.or_(d.lease_until.is_(None), d.lease_until < stamp))
+            .order_by(d.next_attempt_at)
+            .limit(room * 4)
+        )
+        claimed: list[Claimed] = []
+        with self._engine.connect() as conn, transaction_on(conn):
+            for row in conn.execute(due).all():
+                if len(claimed) >= room or not self._take_slot(row.webhook):
+                    continue
+                taken = conn.execute(
+                    sa.update(t.webhook_deliveries)
+                    .where(d.account == row.account, d.id == row.id, d.status == "pending")
+                    .where(sa.or_(d.lease_until.is_(None), d.lease_until < stamp))
+                    .values(lease_until=lease)
+                ).rowcount
+                if taken != 1:
+                    self._free_slot(row.webhook)
+                    continue
+                try:
+                    secret = self._box.open(row.account, row.webhook, row.secret)
+                except TenureError as exc:  # another master key: retried when the lease ends
+                    _log.error("webhook %s: %s", row.webhook, exc)
+                    self._free_slot(row.webhook)
+                    continue
+                claimed.append(
+                    Claimed(
+                        row.account,
+                        row.id,
+                        row.webhook,
+                        row.url,
+                        secret,
+                        row.payload,
+                        row.attempts,
+                        row.history,
+                        lease,
+                    )
+                )
+        return claimed
+
+    def _take_slot(self, webhook: str) -> bool:
+        with self._lock:
+            if self._inflight[webhook] >= PER_ENDPOINT:
+                return False
+            self._inflight[webhook] += 1
+            return True
+
+    def _free_slot(self, webhook: str) -> None:
+        with self._lock:
+            self._inflight[webhook] -= 1
+            if self._inflight[webhook] <= 0:
+                del self._inflight[webhook]
+
+    # ------------------------------------------------------------ sending
+
+    def _deliver(self, delivery: Claimed) -> None:
+        try:
+            attempt = self.send(delivery)
+            self._record(delivery, attempt, datetime.now(UTC))
+        except Exception as exc:  # the lease runs out and another pass retries it
+            _log.error("webhook delivery %s failed to record: %s", delivery.id, exc)
+        finally:
+            self._free_slot(delivery.webhook)
+
+    def send(self, delivery: Claimed) -> Attempt:
+        """POST the delivery's body, signed, to its URL: one attempt."""
+        started = time.monotonic()
+        try:
+            webhooks.check_url(delivery.url, self._settings.webhook_allow_private)
+        except TenureError as exc:
+            return Attempt(None, f"refused: {exc.message}"[:500], 0)
+        body = delivery.payload.encode()
+        stamp = int(time.time())
+        headers = {
+            "content-type": "application/json",
+            "user-agent": f"tenure-webhooks/{__version__}",
+            "webhook-id": delivery.id,
+            "webhook-timestamp": str(stamp),
+            "webhook-signature": webhooks.sign(delivery.secret, delivery.id, stamp, body),
+        }
+        timeout = httpx.Timeout(self._settings.webhook_timeout_seconds, connect=5.0)
+        try:
+            with httpx.Client(timeout=timeout, follow_redirects=False, trust_env=False) as client:
+                response = client.post(delivery.url, content=body, headers=headers)
+        except httpx.HTTPError as exc:
+            elapsed = round((time.monotonic() - started) * 1000)
+            reason = str(exc) or type(exc).__name__
+            return Attempt(None, f"{type(exc).__name__}: {reason}"[:500], elapsed)
+        elapsed = round((time.monotonic() - started) * 1000)
+        error = None if 200 <= response.status_code < 300 else f"HTTP {response.status_code}"
+        return Attempt(response.status_code, error, elapsed)
+
+    def _record(self, delivery: Claimed, attempt: Attempt, now: datetime) -> None:
+        attempts = delivery.attempts + 1
+        history: list[dict[str, Any]] = orjson.loads(delivery.history)
+        history.append(
+            {
+                "at": format_time(now),
+                "status_code": attempt.status_code,
+                "error": attempt.error,
+                "ms": attempt.milliseconds,
+            }
+        )
+        values: dict[str, Any] = {
+            "attempts": attempts,
+            "lease_until": None,
+            "last_status_code": attempt.status_code,
+            "last_error": attempt.error,
+            "history": orjson.dumps(history[-HISTORY_MAX:]).decode(),
+        }
+        wait = None if attempt.delivered else next_wait(self._schedule, attempts, _jitter())
+        if attempt.delivered:
+            values.update(status="delivered", next_attempt_at=None)
+            outcome = "delivered"
+        elif wait is None:
+            values.update(status="failed", next_attempt_at=None)
+            outcome = "failed"
+        else:
+            values.update(next_attempt_at=format_time(now + timedelta(seconds=wait)))
+            outcome = "retry"
+        d = t.webhook_deliveries.c
+        with self._engine.connect() as conn, transaction_on(conn):
+            conn.execute(
+                sa.update(t.webhook_deliveries)
+                .where(d.account == delivery.account, d.id == delivery.id)
+                .where(d.lease_until == delivery.lease)
+                .values(**values)
+            )
+        WEBHOOK_DELIVERIES.labels(outcome).inc()
+
+
+@dataclass
+class WebhookServices:
+    """The background work of docs/webhooks.md in one server process: the webhook
+    worker, the lifecycle notice job and the anomaly detector."""
+
+    worker: WebhookWorker
+    jobs: tuple[Periodic, ...]
+
+    @classmethod
+    def start(cls, runtime: Runtime, ledger: Ledger) -> WebhookServices:
+        """Build and start them from ``runtime.settings``; ``ledger`` audits alerts."""
+        s = runtime.settings
+        worker = WebhookWorker(runtime.engine, s, SecretBox.from_settings(s)).start()
+        jobs = (
+            notices.notice_job(
+                runtime.engine, s.notice_expiring_lead_days, s.notice_interval_seconds
+            ),
+            alerts.alert_job(runtime.engine, ledger.execute, s),
+        )
+        for job in jobs:
+            job.start()
+        return cls(worker, jobs)
+
+    def stop(self) -> None:
+        """Stop the jobs, then the worker (deliveries in flight finish first)."""
+        for job in self.jobs:
+            job.stop()
+        self.worker.stop()
