@@ -146,18 +146,19 @@ def _wait_until_healthy(server: Server) -> None:
     pytest.fail(f"tenure serve was not healthy within {STARTUP_TIMEOUT} s\n{server.logs()}")
 
 
-def start_server(data_dir: Path, log_dir: Path) -> Server:
-    """Start ``python -m tenure serve`` on ``data_dir`` and wait for ``/healthz``."""
+def start_server(data_dir: Path, log_dir: Path, *args: str, **settings: str) -> Server:
+    """Start ``python -m tenure serve`` on ``data_dir`` (plus ``args``, and the
+    ``TENURE_*`` environment ``settings``) and wait for ``/healthz``."""
     port = free_port()
     stdout_path, stderr_path = log_dir / f"serve-{port}.out", log_dir / f"serve-{port}.err"
-    command = [sys.executable, "-m", "tenure", "serve", "--data-dir", str(data_dir)]
+    command = [sys.executable, "-m", "tenure", "serve", "--data-dir", str(data_dir), *args]
     with stdout_path.open("wb") as out, stderr_path.open("wb") as err:
         process = subprocess.Popen(
-            [*command, "--port", str(port)],
+            [*command, "--host", HOST, "--port", str(port)],
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=err,
-            env=subprocess_env(),
+            env=subprocess_env(**settings),
         )
     server = Server(data_dir, port, process, stdout_path, stderr_path)
     try:
@@ -169,8 +170,8 @@ def start_server(data_dir: Path, log_dir: Path) -> Server:
 
 
 @contextmanager
-def running_server(data_dir: Path, log_dir: Path) -> Iterator[Server]:
-    server = start_server(data_dir, log_dir)
+def running_server(data_dir: Path, log_dir: Path, *args: str, **settings: str) -> Iterator[Server]:
+    server = start_server(data_dir, log_dir, *args, **settings)
     try:
         yield server
     finally:

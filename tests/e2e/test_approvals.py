@@ -13,8 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from .conftest import Server, apply_example_catalog, issue_license, seed_data_dir
-from .test_backup_restore import start_server_with
+from .conftest import Server, apply_example_catalog, issue_license, seed_data_dir, start_server
 
 REVOKE_THRESHOLD = 2
 
@@ -24,9 +23,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     data_dir = tmp_path_factory.mktemp("approvals") / "data"
     seed_data_dir(data_dir, events=50)
     logs = tmp_path_factory.mktemp("approvals-logs")
-    running = start_server_with(
-        data_dir, logs, TENURE_APPROVAL_REVOKE_THRESHOLD=str(REVOKE_THRESHOLD)
-    )
+    running = start_server(data_dir, logs, TENURE_APPROVAL_REVOKE_THRESHOLD=str(REVOKE_THRESHOLD))
     try:
         yield running
     finally:
@@ -186,7 +183,7 @@ def test_an_expired_request_cannot_be_approved(tmp_path: Path) -> None:
     data_dir, logs = tmp_path / "data", tmp_path / "logs"
     logs.mkdir()
     seed_data_dir(data_dir, events=10)
-    server = start_server_with(data_dir, logs, TENURE_APPROVAL_TTL_HOURS="0.0003")  # ~1 s
+    server = start_server(data_dir, logs, TENURE_APPROVAL_TTL_HOURS="0.0003")  # ~1 s
     try:
         with server.client(server.owner_key()) as owner:
             approval = asked(owner.post("/v1/keys/rotate"))

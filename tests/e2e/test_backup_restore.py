@@ -11,7 +11,6 @@ import json
 import signal
 import sqlite3
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -24,40 +23,15 @@ from tenure.durability.shipping import site_end
 from tenure.durability.sites import Site, open_site
 
 from .conftest import (
-    HOST,
-    Server,
-    _wait_until_healthy,
     apply_example_catalog,
-    free_port,
     issue_license,
     seed_data_dir,
+    start_server,
     subprocess_env,
     tenure_executable,
 )
 
 ACCOUNT = "default"
-
-
-def start_server_with(data_dir: Path, log_dir: Path, **extra: str) -> Server:
-    """``start_server`` of the conftest, with extra ``TENURE_*`` settings."""
-    port = free_port()
-    stdout_path, stderr_path = log_dir / f"serve-{port}.out", log_dir / f"serve-{port}.err"
-    command = [sys.executable, "-m", "tenure", "serve", "--data-dir", str(data_dir)]
-    with stdout_path.open("wb") as out, stderr_path.open("wb") as err:
-        process = subprocess.Popen(
-            [*command, "--host", HOST, "--port", str(port)],
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=err,
-            env=subprocess_env(**extra),
-        )
-    server = Server(data_dir, port, process, stdout_path, stderr_path)
-    try:
-        _wait_until_healthy(server)
-    except BaseException:
-        server.stop()
-        raise
-    return server
 
 
 def cli(*args: str | Path) -> subprocess.CompletedProcess[str]:
@@ -108,7 +82,7 @@ def test_the_database_is_lost_and_restored_from_the_second_site(tmp_path: Path) 
     }
     sites: list[Site] = [open_site(url_a), open_site(url_b)]
 
-    server = start_server_with(data_dir, logs, **env)
+    server = start_server(data_dir, logs, **env)
     try:
         owner_key = server.owner_key()
         with server.client(owner_key) as owner:
@@ -156,7 +130,7 @@ def test_the_database_is_lost_and_restored_from_the_second_site(tmp_path: Path) 
     assert verified["size"] == size + 1
     assert cli_json("state", "digest", "--data-dir", data_dir) == {**before, "size": size + 1}
 
-    server = start_server_with(data_dir, logs, **env)
+    server = start_server(data_dir, logs, **env)
     try:
         # The owner key of before the disaster still works: no new bootstrap key.
         assert server.owner_key() == owner_key
@@ -189,7 +163,7 @@ def test_a_restorer_repairs_lost_events_of_the_live_service_over_the_api(
     logs.mkdir()
     url = (tmp_path / "site").as_uri()
     seed_data_dir(data_dir, events=200)
-    server = start_server_with(data_dir, logs, TENURE_SITES=url, TENURE_SHIP_INTERVAL_SECONDS="0.2")
+    server = start_server(data_dir, logs, TENURE_SITES=url, TENURE_SHIP_INTERVAL_SECONDS="0.2")
     try:
         owner_key = server.owner_key()
         with server.client(owner_key) as owner:

@@ -19,9 +19,9 @@ from .conftest import (
     apply_example_catalog,
     issue_license,
     seed_data_dir,
+    start_server,
     tenure,
 )
-from .test_backup_restore import start_server_with
 
 PROBLEM_JSON = "application/problem+json"
 DEVICE = {"license": "TNR-AAAAA-BBBBB-CCCCC-DDDDD", "fingerprint_hash": "0" * 64}
@@ -59,7 +59,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """A seeded server with corrections on and a one-minute staleness threshold."""
     data_dir = tmp_path_factory.mktemp("drift") / "data"
     seed_data_dir(data_dir, events=50)
-    running = start_server_with(
+    running = start_server(
         data_dir,
         tmp_path_factory.mktemp("drift-logs"),
         TENURE_RECONCILE_CORRECT="true",
@@ -198,7 +198,7 @@ def test_an_expired_token_in_use_is_revoked_with_the_reconcilers_reason(
 def test_corrections_are_off_by_default(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     seed_data_dir(data_dir, events=50)
-    running = start_server_with(data_dir, tmp_path, TENURE_RECONCILE_INTERVAL_MINUTES="0")
+    running = start_server(data_dir, tmp_path, TENURE_RECONCILE_INTERVAL_MINUTES="0")
     try:
         with running.client(running.owner_key()) as owner:
             apply_example_catalog(owner)

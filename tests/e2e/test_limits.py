@@ -12,8 +12,7 @@ import pytest
 
 from tenure.api.limits import Rate, TokenBuckets
 
-from .conftest import Server
-from .test_backup_restore import start_server_with
+from .conftest import Server, start_server
 
 CHECK_RATE = 20
 """Checks per second (and burst) per client IP and per credential on the test server."""
@@ -24,7 +23,7 @@ MIB = 1024 * 1024
 
 @pytest.fixture(scope="module")
 def limited(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    server = start_server_with(
+    server = start_server(
         tmp_path_factory.mktemp("limited-data"),
         tmp_path_factory.mktemp("limited-logs"),
         TENURE_RATE_CHECK_PER_SECOND=str(CHECK_RATE),
@@ -117,7 +116,7 @@ def test_every_answer_carries_the_security_headers(limited: Server) -> None:
 def test_authentication_failures_are_throttled_per_address(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
-    server = start_server_with(
+    server = start_server(
         tmp_path_factory.mktemp("auth-data"),
         tmp_path_factory.mktemp("auth-logs"),
         TENURE_RATE_AUTH_FAILURES_PER_MINUTE=str(AUTH_FAILURES),

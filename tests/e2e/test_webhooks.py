@@ -16,8 +16,7 @@ import httpx
 import pytest
 from standardwebhooks.webhooks import Webhook
 
-from .conftest import Server, apply_example_catalog, issue_license, ok_json, tenure
-from .test_backup_restore import start_server_with
+from .conftest import Server, apply_example_catalog, issue_license, ok_json, start_server, tenure
 
 PROBLEM = "application/problem+json"
 HANG_SECONDS = 30.0
@@ -95,7 +94,7 @@ def receiver() -> Iterator[Receiver]:
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     data_dir = tmp_path_factory.mktemp("webhooks") / "data"
     logs = tmp_path_factory.mktemp("webhooks-logs")
-    running = start_server_with(data_dir, logs, TENURE_WEBHOOK_ALLOW_PRIVATE="true", **FAST)
+    running = start_server(data_dir, logs, TENURE_WEBHOOK_ALLOW_PRIVATE="true", **FAST)
     try:
         yield running
     finally:
@@ -324,7 +323,7 @@ def test_cli_adds_lists_shows_deliveries_and_removes(
 def strict_owner(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
     data_dir = tmp_path_factory.mktemp("webhooks-strict") / "data"
     logs = tmp_path_factory.mktemp("webhooks-strict-logs")
-    running = start_server_with(data_dir, logs)
+    running = start_server(data_dir, logs)
     try:
         with running.client(running.owner_key()) as client:
             yield client

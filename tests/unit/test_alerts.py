@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import statistics
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tenure.service.alerts import detect, window_counts
+from tenure.service.alerts import _clear, _raise_in, detect, list_alerts, window_counts
+from tenure.store.engine import create_engine, transaction_on
+from tenure.store.migrations import upgrade
 
 counts = st.integers(min_value=0, max_value=10_000)
 histories = st.lists(counts, min_size=1, max_size=200)
@@ -77,3 +80,28 @@ def test_window_counts_add_up_to_the_stamps_inside(offsets: list[int]) -> None:
     end = datetime(2026, 1, 1, tzinfo=UTC)
     stamps = [(end - timedelta(seconds=s + 1), 1) for s in offsets]
     assert sum(window_counts(stamps, end, timedelta(minutes=10), 5)) == len(offsets)
+
+
+def test_an_alert_cleared_and_raised_again_within_a_minute_is_a_new_alert(
+    tmp_path: Path,
+) -> None:
+    """With ``alert_interval_seconds`` under a minute, raise, clear and raise again can
+    fall in one minute: the second alert must not collide with the first's id."""
+    engine = create_engine(f"sqlite:///{(tmp_path / 'tenure.db').as_posix()}")
+    upgrade(engine)
+    start = datetime(2026, 3, 1, 12, 0, 5, tzinfo=UTC)
+    spike = detect(50, [0, 0], 4.0, 10)
+    try:
+        with engine.connect() as conn, transaction_on(conn):
+            assert _raise_in(conn, "acct", "revocations", spike, start, timedelta(minutes=5))[
+                "raised"
+            ]
+        _clear(engine, "acct", "revocations", start + timedelta(seconds=10))
+        again = start + timedelta(seconds=20)
+        with engine.connect() as conn, transaction_on(conn):
+            assert _raise_in(conn, "acct", "revocations", spike, again, timedelta(minutes=5))[
+                "raised"
+            ]
+        assert len(list_alerts(engine, "acct")) == 2
+    finally:
+        engine.dispose()

@@ -53,3 +53,8 @@ def test_the_csrf_token_is_bound_to_its_session() -> None:
     assert sealer.csrf_valid(one, sealer.csrf_token(one))
     assert not sealer.csrf_valid(two, sealer.csrf_token(one))
     assert not sealer.csrf_valid(one, "")
+
+
+def test_a_non_ascii_csrf_token_is_refused_not_an_error() -> None:
+    sealer = _sealer()
+    assert sealer.csrf_valid(sealer.seal(KEY), "é" * 64) is False

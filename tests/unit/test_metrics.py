@@ -3,6 +3,8 @@ across accounts."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.parser import text_string_to_metric_families
@@ -41,3 +43,27 @@ def test_state_metrics_of_several_accounts_share_one_family_with_account_labels(
     [parsed] = list(text_string_to_metric_families(text))
     assert text.count("# TYPE tenure_test_findings") == 1
     assert {s.labels["account"]: s.value for s in parsed.samples} == {"a": 1.0, "b": 2.0}
+
+
+def test_an_unknown_http_method_is_counted_as_other_so_labels_stay_bounded() -> None:
+    import asyncio
+
+    from tenure.observability.http import ObservabilityMiddleware
+
+    async def answer(scope: object, receive: object, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 405, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    async def ignore(message: object) -> None:
+        pass
+
+    async def nothing() -> dict[str, object]:
+        return {"type": "http.request", "body": b""}
+
+    middleware = ObservabilityMiddleware(answer, slow_ms=100)
+    for method in ("X1BREW", "X2BREW"):
+        scope = {"type": "http", "method": method, "path": "/p", "headers": []}
+        asyncio.run(middleware(scope, nothing, ignore))
+    text = metrics.exposition([], with_process=True).decode()
+    assert "BREW" not in text
+    assert 'method="OTHER",route="unmatched",status="405"' in text

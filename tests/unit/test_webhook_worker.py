@@ -16,7 +16,7 @@ import sqlalchemy as sa
 
 from tenure.config import Settings
 from tenure.service import webhooks
-from tenure.service.webhook_worker import WebhookWorker
+from tenure.service.webhook_worker import Claimed, WebhookWorker
 from tenure.store.engine import create_engine, transaction_on
 from tenure.store.migrations import upgrade
 
@@ -170,3 +170,78 @@ def test_a_disabled_subscription_keeps_its_deliveries_waiting(
     finally:
         worker.stop()
     assert statuses(engine, hook) == ["delivered", "delivered"]
+
+
+def test_an_attempt_connects_to_the_address_the_url_policy_approved(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """DNS rebinding: the name is not resolved again after the check (here it would
+    not resolve at all); the request goes to the approved address, named by its host."""
+    hosts: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("content-length", "0")))
+            hosts.append(self.headers["host"])
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    port = server.server_address[1]
+    monkeypatch.setattr(webhooks, "check_url", lambda url, allow_private: ["127.0.0.1"])
+    strict = Settings(data_dir=tmp_path, webhook_allow_private=False, webhook_timeout_seconds=5)
+    worker = WebhookWorker(sa.create_engine("sqlite://"), strict, webhooks.SecretBox(bytes(32)))
+    secret = webhooks.new_secret()
+    url = f"http://rebound.invalid:{port}/hook"
+    delivery = Claimed(ACCOUNT, "msg_1", "whk_1", url, secret, "{}", 0, "[]", "lease")
+    try:
+        attempt = worker.send(delivery)
+    finally:
+        worker.stop()
+        server.shutdown()
+        server.server_close()
+    assert attempt.delivered, attempt
+    assert hosts == [f"rebound.invalid:{port}"]
+
+
+def test_retrying_a_delivery_in_flight_does_not_let_another_worker_send_it_too(
+    tmp_path: Path, engine: sa.Engine
+) -> None:
+    box = webhooks.SecretBox(bytes(32))
+    hook = subscribe(engine, box, "http://127.0.0.1:9/in-flight", 1)
+    first, second = (WebhookWorker(engine, settings(tmp_path), box) for _ in range(2))
+    now = datetime.now(UTC)
+    try:
+        [claimed] = first._claim(now)
+        with engine.connect() as conn, transaction_on(conn):
+            webhooks.retry_delivery(conn, ACCOUNT, hook, claimed.id, now)
+        assert second._claim(now) == []
+    finally:
+        first.stop()
+        second.stop()
+
+
+def test_a_stopping_worker_does_not_keep_fanning_out_a_long_backlog(
+    tmp_path: Path, engine: sa.Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    box = webhooks.SecretBox(bytes(32))
+    subscribe(engine, box, "http://127.0.0.1:9/backlog", 0)
+    worker = WebhookWorker(engine, settings(tmp_path), box)
+    batches: list[str] = []
+
+    def a_full_batch(account: str, now: datetime) -> int:
+        batches.append(account)
+        assert len(batches) < 3, "fanned out on after stop"
+        return 500
+
+    monkeypatch.setattr(worker, "_fan_out", a_full_batch)
+    worker._stop.set()
+    try:
+        worker.run_once()
+    finally:
+        worker.stop()
+    assert batches == [ACCOUNT]

@@ -73,6 +73,8 @@ def test_secret_is_whsec_and_at_least_24_random_bytes() -> None:
         "fc00::1",
         "::ffff:127.0.0.1",
         "ff02::1",
+        "2002:a9fe:a9fe::1",  # 6to4 of 169.254.169.254
+        "2002:7f00:1::1",  # 6to4 of 127.0.0.1
     ],
 )
 def test_non_public_addresses_are_refused(address: str) -> None:

@@ -150,6 +150,8 @@ def run_server(
     out.print(
         f"Try: curl -H 'Authorization: Bearer <key>' {url}/v1/ledger/checkpoint", highlight=False
     )
+    out.print(f"Console: {url}/console  (sign in with an API key)", highlight=False)
+    out.print(f"Metrics: {url}/metrics  Health: {url}/readyz", highlight=False)
     options = uvicorn_tls_options(s)
     # Our access line (tenure.access, with the trace id) replaces uvicorn's.
     options.update(log_config=uvicorn_log_config(s.log_format), access_log=False)

@@ -78,5 +78,7 @@ class SessionSealer:
         return hmac.new(self.csrf_key, value.encode(), hashlib.sha256).hexdigest()
 
     def csrf_valid(self, value: str, token: str) -> bool:
-        """Does ``token`` belong to the session ``value``? Constant time."""
-        return hmac.compare_digest(self.csrf_token(value), token)
+        """Does ``token`` belong to the session ``value``? Constant time; any text
+        (non-ASCII included, which ``compare_digest`` refuses as ``str``) is False
+        when it is not the token."""
+        return hmac.compare_digest(self.csrf_token(value).encode(), token.encode(errors="replace"))

@@ -146,12 +146,18 @@ def durability_status(
     last = getattr(shipper, "last_success", None)
     shipped = datetime.fromtimestamp(last, UTC) if last is not None else None
     report = drill.latest(engine, account)
+    snapshots: dict[str, tuple[int, float]] = getattr(shipper, "snapshots", {})
+    # The newest epoch's namespace: "<account>", then "<account>/epoch-<n>".
+    ours = [where for where in snapshots if where.split("/")[0] == account]
+    snapshot = snapshots[max(ours, key=lambda w: (len(w), w))] if ours else None
     return {
         "sites": sites,
         "shipping": bool(getattr(shipper, "running", False)),
         "behind": dict(getattr(getattr(shipper, "last", None), "behind", {}) or {}),
         "last_shipped_at": format_time(shipped) if shipped else None,
         "shipped_age": age_text(shipped, now),
+        "snapshot_size": snapshot[0] if snapshot else None,
+        "snapshot_age": age_text(now - timedelta(seconds=snapshot[1]), now) if snapshot else None,
         "drill": report.to_json() if report else None,
         "drill_age": age_text(parse_time(report.at), now) if report else "never",
     }

@@ -109,6 +109,14 @@ class Shipper:
         """Whether this process ships (its thread runs)."""
         return self._thread is not None
 
+    @property
+    def snapshots(self) -> dict[str, tuple[int, float]]:
+        """Per site namespace (``<account>[/epoch-n]``): the size of the newest snapshot
+        and its age in seconds — since this process took it, or first found it on the
+        first site (it cannot know how old a snapshot it did not take is)."""
+        now = time.monotonic()
+        return {where: (size, now - at) for where, (size, at) in self._snapshotted.items()}
+
     def stop(self) -> None:
         """Stop after a last pass, so that a clean shutdown leaves nothing behind."""
         if self._thread is None:

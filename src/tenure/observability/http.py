@@ -22,6 +22,10 @@ _access = logging.getLogger(ACCESS_LOGGER)
 _CHECK_PATHS = frozenset({"/v1/check", "/v1/check/batch"})
 _UNMATCHED = "unmatched"
 """The route label of a request no route matched (keeps the label set bounded)."""
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+_OTHER_METHOD = "OTHER"
+"""The method label of any other method: a client chooses the method, and each new
+one would otherwise add series to every process until it restarts."""
 
 
 class ObservabilityMiddleware:
@@ -65,8 +69,9 @@ class ObservabilityMiddleware:
     def _record(self, scope: Scope, route: str, status: int, elapsed: float) -> None:
         method = scope["method"]
         if metrics.process_metrics_enabled():
-            metrics.HTTP_REQUESTS.labels(route, method, str(status)).inc()
-            metrics.HTTP_SECONDS.labels(route, method).observe(elapsed)
+            label = method if method in _METHODS else _OTHER_METHOD
+            metrics.HTTP_REQUESTS.labels(route, label, str(status)).inc()
+            metrics.HTTP_SECONDS.labels(route, label).observe(elapsed)
             if status == 401:
                 metrics.AUTH_FAILURES.inc()
         if status == 401:

@@ -137,9 +137,6 @@ def sample_shipper(shipper: Shipper) -> None:
         metrics.SHIPPING_BEHIND.labels(site).set(behind)
         if last is not None:
             metrics.SHIPPING_AGE.labels(site).set(time.time() - last)
-    # The shipper keeps its snapshot bookkeeping private (size, monotonic time of
-    # the last snapshot per namespace); read it, never change it.
-    snapshotted: dict[str, tuple[int, float]] = getattr(shipper, "_snapshotted", {})
-    for namespace, (size, at) in list(snapshotted.items()):
-        metrics.SNAPSHOT_AGE.labels(namespace).set(time.monotonic() - at)
+    for namespace, (size, age) in shipper.snapshots.items():
+        metrics.SNAPSHOT_AGE.labels(namespace).set(age)
         metrics.SNAPSHOT_SIZE.labels(namespace).set(size)

@@ -186,7 +186,10 @@ def _open_alert(conn: sa.Connection, account: str, kind: str) -> str | None:
 
 
 def _alert_id(account: str, kind: str, window_end: str) -> str:
-    digest = hashlib.sha256(f"{account}\n{kind}\n{window_end[:16]}".encode()).digest()
+    # The whole stamp, not its minute: with a run interval under a minute an alert
+    # can be cleared and raised again within one. One open alert per kind is kept by
+    # ``_open_alert`` inside the serialized ledger write, not by this id.
+    digest = hashlib.sha256(f"{account}\n{kind}\n{window_end}".encode()).digest()
     return "alr_" + base64.b32encode(digest[:15]).decode().lower()
 
 
@@ -322,4 +325,5 @@ def alert_job(engine: sa.Engine, submit: Submit, settings: Settings) -> Periodic
     job = for_every_account(
         engine, lambda account: run_alerts(engine, submit, account, datetime.now(UTC), policy)
     )
-    return Periodic("tenure-alerts", job, settings.alert_interval_seconds)
+    interval = settings.alert_interval_seconds
+    return Periodic("tenure-alerts", job, interval, lock_dir=settings.data_dir)

@@ -19,6 +19,7 @@ import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -206,10 +207,13 @@ def pending_metric(conn: sa.Connection, account: str) -> Iterable[Metric]:
     yield family
 
 
-def notice_job(engine: sa.Engine, lead_days: str, interval: float) -> Periodic:
-    """The scheduled notice job over every account (not started)."""
+def notice_job(
+    engine: sa.Engine, lead_days: str, interval: float, lock_dir: Path | None = None
+) -> Periodic:
+    """The scheduled notice job over every account (not started); with ``lock_dir``,
+    one process of those sharing it runs it."""
     leads = parse_leads(lead_days)
     job = for_every_account(
         engine, lambda account: run_notices(engine, account, datetime.now(UTC), leads)
     )
-    return Periodic("tenure-notices", job, interval)
+    return Periodic("tenure-notices", job, interval, lock_dir)

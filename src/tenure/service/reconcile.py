@@ -495,4 +495,5 @@ def schedule(engine: sa.Engine, ledger: Ledger, settings: Any) -> Periodic:
     job = for_every_account(
         engine, lambda account: run_pass(engine, account, policy, ledger=ledger)
     )
-    return Periodic("tenure-reconcile", job, settings.reconcile_interval_minutes * 60)
+    interval = settings.reconcile_interval_minutes * 60
+    return Periodic("tenure-reconcile", job, interval, lock_dir=settings.data_dir)

@@ -251,7 +251,8 @@ class Runtime:
             )
             ledger.execute(AuditRequest((entry,)))
 
-        return Periodic("tenure-drill", for_every_account(self.engine, drill), interval)
+        job = for_every_account(self.engine, drill)
+        return Periodic("tenure-drill", job, interval, lock_dir=s.data_dir)
 
     def close(self) -> None:
         self.engine.dispose()

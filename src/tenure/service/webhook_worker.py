@@ -7,7 +7,8 @@ send the same row at once) and hands them to a pool of at most
 ``webhook_concurrency`` threads, at most ``PER_ENDPOINT`` of them per
 subscription: an endpoint that hangs holds its own slots, not the others'. Each
 request has a timeout and follows no redirect; the URL policy is checked again
-after resolving the host, so a name that later points inward is refused.
+after resolving the host, so a name that later points inward is refused, and the
+request goes to an address that check approved (the name is not resolved again).
 
 A 2xx answer delivers; anything else is retried after the next wait of
 ``webhook_retry_schedule`` (with up to 25 % jitter, so retries of many
@@ -24,7 +25,7 @@ import threading
 import time
 from collections import Counter as Tally
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -88,7 +89,7 @@ class Claimed:
     id: str
     webhook: str
     url: str
-    secret: str
+    secret: str = field(repr=False)
     payload: str
     attempts: int
     history: str
@@ -148,9 +149,13 @@ class WebhookWorker:
         now = now or datetime.now(UTC)
         with read_transaction(self._engine) as conn:
             accounts = webhooks.cursor_accounts(conn)
+        # A stop ends a long backlog's fan-out between batches (the cursor keeps the
+        # place) and claims nothing that shutdown would cancel with its lease held.
         for account in accounts:
-            while self._fan_out(account, now) > 0:
+            while self._fan_out(account, now) > 0 and not self._stop.is_set():
                 pass
+        if self._stop.is_set():
+            return 0
         claimed = self._claim(now)
         for delivery in claimed:
             self._pool.submit(self._deliver, delivery)
@@ -242,13 +247,23 @@ class WebhookWorker:
     def send(self, delivery: Claimed) -> Attempt:
         """POST the delivery's body, signed, to its URL: one attempt."""
         started = time.monotonic()
+        allow_private = self._settings.webhook_allow_private
         try:
-            webhooks.check_url(delivery.url, self._settings.webhook_allow_private)
+            addresses = webhooks.check_url(delivery.url, allow_private)
         except TenureError as exc:
             return Attempt(None, f"refused: {exc.message}"[:500], 0)
+        named = url = httpx.URL(delivery.url)
+        pinned: dict[str, Any] = {}
+        if not allow_private and addresses:
+            # Connect to an address the policy just approved: resolving the name again
+            # would let a DNS answer that changed in between (rebinding) point inward.
+            # Host header and TLS (SNI, certificate) still use the name.
+            pinned = {"sni_hostname": named.host}
+            url = url.copy_with(host=addresses[0])
         body = delivery.payload.encode()
         stamp = int(time.time())
         headers = {
+            "host": named.netloc.decode("ascii"),
             "content-type": "application/json",
             "user-agent": f"tenure-webhooks/{__version__}",
             "webhook-id": delivery.id,
@@ -258,7 +273,7 @@ class WebhookWorker:
         timeout = httpx.Timeout(self._settings.webhook_timeout_seconds, connect=5.0)
         try:
             with httpx.Client(timeout=timeout, follow_redirects=False, trust_env=False) as client:
-                response = client.post(delivery.url, content=body, headers=headers)
+                response = client.post(url, content=body, headers=headers, extensions=pinned)
         except httpx.HTTPError as exc:
             elapsed = round((time.monotonic() - started) * 1000)
             reason = str(exc) or type(exc).__name__
@@ -321,7 +336,7 @@ class WebhookServices:
         worker = WebhookWorker(runtime.engine, s, SecretBox.from_settings(s)).start()
         jobs = (
             notices.notice_job(
-                runtime.engine, s.notice_expiring_lead_days, s.notice_interval_seconds
+                runtime.engine, s.notice_expiring_lead_days, s.notice_interval_seconds, s.data_dir
             ),
             alerts.alert_job(runtime.engine, ledger.execute, s),
         )

@@ -136,8 +136,9 @@ def _is_ip(host: str) -> bool:
 
 def _public(address: str) -> bool:
     ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+    if isinstance(ip, ipaddress.IPv6Address):
+        # An IPv4 address inside an IPv6 one (mapped, or 6to4) is judged as itself.
+        ip = ip.ipv4_mapped or ip.sixtofour or ip
     return ip.is_global and not (
         ip.is_private
         or ip.is_loopback
@@ -352,7 +353,8 @@ def retry_delivery(
     conn: sa.Connection, account: str, webhook: str, delivery: str, now: datetime
 ) -> dict[str, Any]:
     """Make a failed (or waiting) delivery due now → its view. ``NotFound`` for an
-    unknown one, ``Conflict`` for one already delivered."""
+    unknown one, ``Conflict`` for one already delivered. A lease is kept: a delivery
+    in flight is not claimed (and sent) a second time; its attempt records as usual."""
     d = t.webhook_deliveries.c
     where = (d.account == account, d.webhook == webhook, d.id == delivery)
     row = conn.execute(sa.select(t.webhook_deliveries).where(*where)).first()
@@ -363,7 +365,7 @@ def retry_delivery(
     conn.execute(
         sa.update(t.webhook_deliveries)
         .where(*where)
-        .values(status="pending", next_attempt_at=format_time(now), lease_until=None)
+        .values(status="pending", next_attempt_at=format_time(now))
     )
     return delivery_view(conn.execute(sa.select(t.webhook_deliveries).where(*where)).one())
 
