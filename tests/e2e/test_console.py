@@ -18,7 +18,13 @@ from typing import Any
 import httpx
 import pytest
 
-from .conftest import Server, apply_example_catalog, issue_license, seeded_server
+from .conftest import (
+    Server,
+    apply_example_catalog,
+    issue_license,
+    running_server,
+    seed_data_dir,
+)
 
 CHROMIUM = Path("/usr/bin/chromium")
 VIEWPORT = {"width": 1440, "height": 900}
@@ -35,10 +41,57 @@ def _missing_browser(why: str) -> None:
 
 @pytest.fixture(scope="module")
 def console_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    with seeded_server(tmp_path_factory, "console") as running:
+    """A seeded server with a site, shipping, snapshots and restore drills, and one
+    installation reporting a device the ledger does not know (drift)."""
+    root = tmp_path_factory.mktemp("console")
+    seed_data_dir(root / "data")
+    (root / "site").mkdir()
+    with running_server(
+        root / "data",
+        tmp_path_factory.mktemp("console-logs"),
+        TENURE_SITES=(root / "site").as_uri(),
+        TENURE_SNAPSHOT_EVERY_EVENTS="100",
+        TENURE_DRILL_INTERVAL_MINUTES="0.02",
+        TENURE_OPS_FLUSH_SECONDS="0.5",
+    ) as running:
         with running.client(running.owner_key()) as owner:
             apply_example_catalog(owner)
+            _report_an_unknown_device(owner)
         yield running
+
+
+def _report_an_unknown_device(owner: httpx.Client) -> None:
+    """An agent reports a device of a real license that was never activated; a
+    reconciliation pass then holds one ``unknown_device`` finding."""
+    agent = owner.post("/v1/apikeys", json={"role": "agent", "name": "plant-7"}).json()["key"]
+    serial = owner.get("/v1/licenses", params={"limit": 1}).json()["licenses"][0]["serial"]
+    report = {
+        "product": "studio",
+        "product_version": "2.1.0",
+        "sdk_version": "0.2.0",
+        "activations": [{"license": serial, "fingerprint_hash": "ab" * 32, "entitlements": []}],
+    }
+    posted = owner.post(
+        "/v1/deployments/plant-7/reports",
+        json=report,
+        headers={"Authorization": f"Bearer {agent}"},
+    )
+    assert posted.status_code == 201, posted.text
+    reconciled = owner.post("/v1/drift/reconcile")
+    assert reconciled.status_code == 200, reconciled.text
+
+
+def _wait_for_a_drill(server: Server) -> dict[str, Any]:
+    """The first scheduled restore drill's report (they run every ~1.2 s here)."""
+    deadline = time.monotonic() + PROOF_WAIT_SECONDS * 2
+    with server.client(server.owner_key()) as owner:
+        while time.monotonic() < deadline:
+            latest = owner.get("/v1/drills/latest")
+            if latest.status_code == 200:
+                report: dict[str, Any] = latest.json()
+                return report
+            time.sleep(0.3)
+    pytest.fail("no restore drill ran")
 
 
 @pytest.fixture(scope="module")
@@ -132,6 +185,7 @@ def test_owner_suspends_a_license_and_sees_the_event_verified_in_the_browser(
         serial = issue_license(owner)["serial"]
     for entitlement in ("feature:export-pdf", "feature:cloud-sync", "feature:scripting"):
         _check(server, serial, entitlement)  # decisions for the overview to count
+    assert _wait_for_a_drill(server)["passed"] is True
 
     landed = _sign_in(page, server, server.owner_key())
     assert landed.status == 200
@@ -139,6 +193,9 @@ def test_owner_suspends_a_license_and_sees_the_event_verified_in_the_browser(
     assert page.locator("[data-role]").inner_text() == "owner"
     assert page.locator('[data-license-count="active"] .stat-value').inner_text() != "0"
     assert page.locator("[data-decisions-allowed]").inner_text() != "0"
+    overview = page.content()
+    assert "passed" in overview  # the last restore drill
+    assert "unknown device" in overview  # the drift panel, by kind
     _screenshot(page, tmp_path, "overview", full_page=True)
 
     page.click('[data-nav="licenses"]')

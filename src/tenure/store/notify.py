@@ -27,7 +27,6 @@ import time
 import weakref
 from collections.abc import Iterable
 
-import psycopg
 import sqlalchemy as sa
 
 _log = logging.getLogger("tenure.store")
@@ -102,6 +101,8 @@ class WriteListener:
         return self._marker is not None
 
     def _run(self) -> None:
+        import psycopg  # only PostgreSQL stores listen; SQLite-only commands skip the import
+
         while not self._stop.is_set():
             try:
                 self._listen()
@@ -113,6 +114,8 @@ class WriteListener:
                 self._marker = None
 
     def _listen(self) -> None:
+        import psycopg
+
         with psycopg.connect(self._conninfo, autocommit=True, connect_timeout=5) as conn:
             conn.execute(f"LISTEN {CHANNEL}")
             # Writes committed before LISTEN were never announced to us: a new value.
