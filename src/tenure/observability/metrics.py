@@ -27,7 +27,7 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
-from prometheus_client.core import Metric
+from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -198,6 +198,13 @@ def state_source(source: StateSource) -> StateSource:
     if source not in _SOURCES:
         _SOURCES.append(source)
     return source
+
+
+def account_gauge(name: str, doc: str, account: str, value: float) -> GaugeMetricFamily:
+    """A state metric: gauge ``name`` of ``account`` at ``value``."""
+    family = GaugeMetricFamily(name, doc, labels=["account"])
+    family.add_metric([account], value)
+    return family
 
 
 def state_sources() -> tuple[StateSource, ...]:

@@ -9,19 +9,12 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import Metric
 
 from tenure.durability.shipping import Shipper
 from tenure.observability import metrics, slo
+from tenure.observability.metrics import account_gauge
 from tenure.store import tables as t
-
-_ACCOUNT = ["account"]
-
-
-def _gauge(name: str, doc: str, account: str, value: float) -> GaugeMetricFamily:
-    family = GaugeMetricFamily(name, doc, labels=_ACCOUNT)
-    family.add_metric([account], value)
-    return family
 
 
 def _age(stamp: str) -> float | None:
@@ -39,18 +32,18 @@ def _age(stamp: str) -> float | None:
 def ledger_state(conn: sa.Connection, account: str) -> Iterable[Metric]:
     """Ledger size and the latest signed checkpoint's size and age."""
     size = conn.scalar(sa.select(t.ledger_heads.c.size).where(t.ledger_heads.c.account == account))
-    yield _gauge("tenure_ledger_size", "Events in the account's ledger.", account, size or 0)
+    yield account_gauge("tenure_ledger_size", "Events in the account's ledger.", account, size or 0)
     c = t.ledger_checkpoints.c
     latest = conn.execute(
         sa.select(c.size, c.signed_at).where(c.account == account).order_by(c.size.desc()).limit(1)
     ).first()
     if latest is not None:
-        yield _gauge(
+        yield account_gauge(
             "tenure_checkpoint_size", "Size of the latest signed checkpoint.", account, latest.size
         )
         age = _age(latest.signed_at)
         if age is not None:
-            yield _gauge(
+            yield account_gauge(
                 "tenure_checkpoint_age_seconds",
                 "Seconds since the latest checkpoint was signed.",
                 account,
@@ -70,18 +63,18 @@ def drill_state(conn: sa.Connection, account: str) -> Iterable[Metric]:
     ).first()
     if latest is None:
         return
-    yield _gauge(
+    yield account_gauge(
         "tenure_drill_passed",
         "1 if the latest restore drill passed, else 0.",
         account,
         1 if latest.passed else 0,
     )
-    yield _gauge(
+    yield account_gauge(
         "tenure_drill_rto_seconds", "Restore time of the latest drill.", account, latest.rto_seconds
     )
     age = _age(latest.at)
     if age is not None:
-        yield _gauge(
+        yield account_gauge(
             "tenure_drill_age_seconds", "Seconds since the latest restore drill.", account, age
         )
 
@@ -93,7 +86,7 @@ def approvals_state(conn: sa.Connection, account: str) -> Iterable[Metric]:
     pending = conn.scalar(
         sa.select(sa.func.count()).where(a.account == account, a.status == "pending")
     )
-    yield _gauge(
+    yield account_gauge(
         "tenure_approvals_pending",
         "Approval requests waiting for a decision.",
         account,
@@ -124,7 +117,7 @@ def slo_state(conn: sa.Connection, account: str) -> Iterable[Metric]:
         ),
     }
     for name, (doc, value) in figures.items():
-        yield _gauge(name, doc, account, value)
+        yield account_gauge(name, doc, account, value)
 
 
 def sample_shipper(shipper: Shipper) -> None:

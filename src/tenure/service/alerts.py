@@ -111,30 +111,12 @@ class AlertPolicy:
 # ---------------------------------------------------------------- counting
 
 
-def _first_seq_since(conn: sa.Connection, account: str, since: str) -> int:
-    """The first seq whose event time is at or after ``since`` (event times never
-    run backwards within a ledger, so bisection on the key finds it)."""
-    events = t.ledger_events.c
-    head = sql.read_head(conn, account)
-    low, high = 0, head.size if head else 0
-    while low < high:
-        middle = (low + high) // 2
-        stamp = conn.scalar(
-            sa.select(events.time).where(events.account == account, events.seq == middle)
-        )
-        if stamp is not None and stamp < since:
-            low = middle + 1
-        else:
-            high = middle
-    return low
-
-
 def _stamps(
     conn: sa.Connection, account: str, kind: str, since: datetime, until: datetime, default: str
 ) -> list[tuple[datetime, int]]:
     if kind in _LEDGER_TYPES:
         e = t.ledger_events.c
-        first = _first_seq_since(conn, account, format_time(since))
+        first = sql.first_seq_since(conn, account, format_time(since))
         times = conn.scalars(
             sa.select(e.time).where(
                 e.account == account, e.seq >= first, e.type == _LEDGER_TYPES[kind]

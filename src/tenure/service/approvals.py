@@ -71,18 +71,7 @@ def revocations_since(engine: sa.Engine, account: str, since: str) -> int:
     found by bisection on the primary key; only the window's events are counted."""
     events = t.ledger_events.c
     with read_transaction(engine) as conn:
-        head = sql.read_head(conn, account)
-        low, high = 0, head.size if head else 0
-        while low < high:
-            middle = (low + high) // 2
-            stamp = conn.scalar(
-                sa.select(events.time).where(events.account == account, events.seq == middle)
-            )
-            # A lost event row (awaiting a restore) counts as inside the window.
-            if stamp is not None and stamp < since:
-                low = middle + 1
-            else:
-                high = middle
+        low = sql.first_seq_since(conn, account, since)
         count = conn.scalar(
             sa.select(sa.func.count())
             .select_from(t.ledger_events)

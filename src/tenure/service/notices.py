@@ -23,13 +23,13 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import Metric
 
 from tenure.domain.decisions import license_status
 from tenure.domain.state import Row
 from tenure.domain.timefmt import format_time, parse_duration, parse_time
 from tenure.errors import InvalidInput
-from tenure.observability.metrics import state_source
+from tenure.observability.metrics import account_gauge, state_source
 from tenure.service import webhooks
 from tenure.service.periodic import Periodic, for_every_account
 from tenure.store import sql
@@ -200,11 +200,12 @@ def pending_notices(conn: sa.Connection, account: str) -> int:
 @state_source
 def pending_metric(conn: sa.Connection, account: str) -> Iterable[Metric]:
     """``tenure_notices_pending``: notice events not yet delivered to webhooks."""
-    family = GaugeMetricFamily(
-        "tenure_notices_pending", "Lifecycle notices awaiting webhook delivery.", labels=["account"]
+    yield account_gauge(
+        "tenure_notices_pending",
+        "Lifecycle notices awaiting webhook delivery.",
+        account,
+        pending_notices(conn, account),
     )
-    family.add_metric([account], pending_notices(conn, account))
-    yield family
 
 
 def notice_job(

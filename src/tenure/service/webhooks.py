@@ -36,14 +36,14 @@ import orjson
 import sqlalchemy as sa
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import Metric
 
 from tenure.config import Settings
 from tenure.crypto.keystore import derive_key, load_master_key
 from tenure.domain.events import personal_fields
 from tenure.domain.timefmt import format_time
 from tenure.errors import ConfigurationError, Conflict, InvalidInput, NotFound
-from tenure.observability.metrics import state_source
+from tenure.observability.metrics import account_gauge, state_source
 from tenure.store import sql
 from tenure.store import tables as t
 from tenure.store.engine import read_transaction
@@ -501,8 +501,6 @@ def backlog(conn: sa.Connection, account: str) -> int:
 @state_source
 def backlog_metric(conn: sa.Connection, account: str) -> Iterable[Metric]:
     """``tenure_webhook_backlog``: deliveries waiting to be delivered."""
-    family = GaugeMetricFamily(
-        "tenure_webhook_backlog", "Webhook deliveries pending.", labels=["account"]
+    yield account_gauge(
+        "tenure_webhook_backlog", "Webhook deliveries pending.", account, backlog(conn, account)
     )
-    family.add_metric([account], backlog(conn, account))
-    yield family

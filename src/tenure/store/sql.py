@@ -431,3 +431,23 @@ def projection_rows(conn: sa.Connection, account: str, table: str) -> list[Row]:
     rows = [row_from_sql(table, r) for r in conn.execute(query)]
     rows.sort(key=spec.key_of)
     return rows
+
+
+def first_seq_since(conn: sa.Connection, account: str, since: str) -> int:
+    """The first seq of ``account`` whose event time is at or after ``since`` (an RFC
+    3339 time as stored). Event times never run backwards within a ledger, so this is
+    a bisection on the primary key; a lost event row (awaiting a restore) counts as
+    inside the window."""
+    events = t.ledger_events.c
+    head = read_head(conn, account)
+    low, high = 0, head.size if head else 0
+    while low < high:
+        middle = (low + high) // 2
+        stamp = conn.scalar(
+            sa.select(events.time).where(events.account == account, events.seq == middle)
+        )
+        if stamp is not None and stamp < since:
+            low = middle + 1
+        else:
+            high = middle
+    return low
