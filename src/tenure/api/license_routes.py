@@ -403,9 +403,12 @@ def _change_route(body: type[BaseModel], gated: bool = False) -> dict[str, Any]:
     }
 
 
-async def _change(
+async def change_license(
     request: Request, caller: Principal, serial: str, command: Command, reason: str | None
 ) -> dict[str, Any]:
+    """Append ``command`` (with ``reason``) as ``caller`` through the ledger writer,
+    audited there, and answer the license as it is after. The routes below and the
+    console's actions (``tenure.console.routes``) share it."""
     await _submit(request, caller, command, reason)
     return await _license_after(request, caller, serial)
 
@@ -416,7 +419,9 @@ async def renew_license(
 ) -> dict[str, Any]:
     """Extend the expiry by ``duration`` (default: the plan's) → the updated license."""
     body = await parse_body(request, RenewIn, MAX_BODY_BYTES)
-    return await _change(request, caller, serial, RenewLicense(serial, body.duration), body.reason)
+    return await change_license(
+        request, caller, serial, RenewLicense(serial, body.duration), body.reason
+    )
 
 
 @router.post("/licenses/{serial}/suspend", **_change_route(RequiredReasonIn))
@@ -425,7 +430,7 @@ async def suspend_license(
 ) -> dict[str, Any]:
     """Suspend ``{"reason"}`` (required) → the updated license; 409 if not active."""
     body = await parse_body(request, RequiredReasonIn, MAX_BODY_BYTES)
-    return await _change(request, caller, serial, SuspendLicense(serial), body.reason)
+    return await change_license(request, caller, serial, SuspendLicense(serial), body.reason)
 
 
 @router.post("/licenses/{serial}/reinstate", **_change_route(ReasonIn))
@@ -434,7 +439,7 @@ async def reinstate_license(
 ) -> dict[str, Any]:
     """Reinstate a suspended license → the updated license; 409 if not suspended."""
     body = await parse_body(request, ReasonIn, MAX_BODY_BYTES)
-    return await _change(request, caller, serial, ReinstateLicense(serial), body.reason)
+    return await change_license(request, caller, serial, ReinstateLicense(serial), body.reason)
 
 
 @router.post("/licenses/{serial}/revoke", **_change_route(RequiredReasonIn, gated=True))
@@ -463,7 +468,7 @@ async def revoke_license(
         return await request_approval(
             request, caller, "license.revoke", serial, payload, body.reason
         )
-    return await _change(request, caller, serial, RevokeLicense(serial), body.reason)
+    return await change_license(request, caller, serial, RevokeLicense(serial), body.reason)
 
 
 @router.post("/licenses/{serial}/change-plan", **_change_route(ChangePlanIn))
@@ -473,7 +478,7 @@ async def change_plan(
     """Move to ``{"plan", "plan_version"?}`` (default: its latest) → the updated license."""
     body = await parse_body(request, ChangePlanIn, MAX_BODY_BYTES)
     command = ChangePlan(serial, body.plan, body.plan_version)
-    return await _change(request, caller, serial, command, body.reason)
+    return await change_license(request, caller, serial, command, body.reason)
 
 
 @router.post("/licenses/{serial}/override", **_change_route(OverrideIn))
@@ -490,7 +495,7 @@ async def override_entitlement(
         if not isinstance(body.value, bool) and body.value > MAX_INT:
             raise InvalidInput(f"value must be at most {MAX_INT}", field="value")
     command = OverrideEntitlement(serial, body.entitlement, body.value)
-    return await _change(request, caller, serial, command, body.reason)
+    return await change_license(request, caller, serial, command, body.reason)
 
 
 @router.post("/licenses/{serial}/transfer", **_change_route(TransferIn))
@@ -501,4 +506,4 @@ async def transfer_license(
     body = await parse_body(request, TransferIn, MAX_BODY_BYTES)
     await _require_customer(request, caller, body.customer)
     command = TransferLicense(serial, body.customer)
-    return await _change(request, caller, serial, command, body.reason)
+    return await change_license(request, caller, serial, command, body.reason)

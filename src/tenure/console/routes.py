@@ -252,7 +252,7 @@ async def license_action(request: Request, serial: str, action: str) -> Response
             )
             pending = orjson.loads(answer.body)["approval"]["approval"]
             return _back_to(serial, approval=str(pending))
-        await license_routes._change(request, caller, serial, command, reason)
+        await license_routes.change_license(request, caller, serial, command, reason)
     return _back_to(serial, done=action)
 
 
