@@ -442,6 +442,25 @@ async def reinstate_license(
     return await change_license(request, caller, serial, ReinstateLicense(serial), body.reason)
 
 
+async def revoke_needs_approval(request: Request, caller: Principal, serial: str) -> bool:
+    """The two-person rule of a revocation (docs/approvals.md): would revoking
+    ``serial`` cross ``TENURE_APPROVAL_REVOKE_THRESHOLD`` revocations within
+    ``TENURE_APPROVAL_REVOKE_WINDOW_MINUTES``? The API route and the console ask it."""
+    settings = request.app.state.runtime.settings
+    since = format_time(
+        datetime.now(UTC) - timedelta(minutes=settings.approval_revoke_window_minutes)
+    )
+    gated: bool = await run_in_threadpool(
+        approvals.revoke_needs_approval,
+        _engine(request),
+        caller.account,
+        serial,
+        settings.approval_revoke_threshold,
+        since,
+    )
+    return gated
+
+
 @router.post("/licenses/{serial}/revoke", **_change_route(RequiredReasonIn, gated=True))
 async def revoke_license(
     request: Request, caller: Annotated[Principal, _may("license.change")], serial: str
@@ -451,19 +470,7 @@ async def revoke_license(
     ``TENURE_APPROVAL_REVOKE_WINDOW_MINUTES``, 202 ``{"approval": {...}}``: a mass
     revocation needs a second principal's approval (docs/approvals.md)."""
     body = await parse_body(request, RequiredReasonIn, MAX_BODY_BYTES)
-    settings = request.app.state.runtime.settings
-    since = format_time(
-        datetime.now(UTC) - timedelta(minutes=settings.approval_revoke_window_minutes)
-    )
-    gated = await run_in_threadpool(
-        approvals.revoke_needs_approval,
-        _engine(request),
-        caller.account,
-        serial,
-        settings.approval_revoke_threshold,
-        since,
-    )
-    if gated:
+    if await revoke_needs_approval(request, caller, serial):
         payload = {"serials": [serial]}
         return await request_approval(
             request, caller, "license.revoke", serial, payload, body.reason

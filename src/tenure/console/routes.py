@@ -10,7 +10,7 @@ the ledger writer audits them exactly like API calls; refusals are audited here.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -31,7 +31,7 @@ from tenure.domain.commands import Command, ReinstateLicense, RevokeLicense, Sus
 from tenure.domain.timefmt import format_time
 from tenure.errors import NotFound, Unauthenticated
 from tenure.service import alerts, approvals, licensing, notices, reconcile
-from tenure.service.apikeys import Principal, authenticate
+from tenure.service.apikeys import authenticate
 from tenure.service.audit import AuditEntry
 
 HERE = Path(__file__).parent
@@ -246,7 +246,9 @@ async def license_action(request: Request, serial: str, action: str) -> Response
         raise web.ConsolePage(400, f"A reason (1 to {MAX_REASON} characters) is required.")
     caller = session.principal
     with web.as_page():
-        if action == "revoke" and await _revoke_needs_approval(request, caller, serial):
+        if action == "revoke" and await license_routes.revoke_needs_approval(
+            request, caller, serial
+        ):
             answer = await request_approval(
                 request, caller, "license.revoke", serial, {"serials": [serial]}, reason
             )
@@ -258,21 +260,6 @@ async def license_action(request: Request, serial: str, action: str) -> Response
 
 def _back_to(serial: str, **query: str) -> Response:
     return RedirectResponse(f"/console/licenses/{serial}?{urlencode(query)}", status_code=303)
-
-
-async def _revoke_needs_approval(request: Request, caller: Principal, serial: str) -> bool:
-    """The two-person rule of ``POST /v1/licenses/{serial}/revoke``, same settings."""
-    settings = web.runtime_of(request).settings
-    since = format_time(_now() - timedelta(minutes=settings.approval_revoke_window_minutes))
-    gated: bool = await run_in_threadpool(
-        approvals.revoke_needs_approval,
-        web.runtime_of(request).engine,
-        caller.account,
-        serial,
-        settings.approval_revoke_threshold,
-        since,
-    )
-    return gated
 
 
 async def _audit_refusal(request: Request, session: web.Session, action: str, target: str) -> None:
