@@ -52,7 +52,8 @@ KINDS = (
     "version_skew",
 )
 GRANTING_STATUSES = frozenset({"active", "in_grace"})
-LIVE_TOKEN_STATUSES = frozenset({"revoked", "suspended"})
+TOKEN_REVOKING_STATUSES = frozenset({"revoked", "suspended"})
+"""License statuses under which every token of the license counts as revoked."""
 PASS_HISTORY = timedelta(days=30)
 """How long recorded passes are kept."""
 RECONCILER = Actor("reconciler", "system", "internal")
@@ -211,7 +212,7 @@ def _entry_findings(
         jti = token["jti"]
         if jti in state.revoked:
             yield Finding("revoked_token", deployment, jti, "token was revoked", serial)
-        elif status in LIVE_TOKEN_STATUSES:
+        elif status in TOKEN_REVOKING_STATUSES:
             yield Finding("revoked_token", deployment, jti, f"license is {status}", serial)
         elif token["exp"] <= stamp:
             expired = format_time(datetime.fromtimestamp(token["exp"], UTC))
