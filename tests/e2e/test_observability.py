@@ -98,14 +98,15 @@ def test_metrics_count_decisions_requests_and_auth_failures(app: App) -> None:
     route = {"route": "/v1/check", "method": "POST", "status": "200"}
     assert value(after, "tenure_http_requests_total", **route) >= 1
     assert value(after, "tenure_http_request_seconds_count", route="/v1/check") >= 1
-    assert value(after, "tenure_ledger_appended_events_total") >= 0
+    appended = "tenure_ledger_appended_events_total"
+    assert value(after, appended) == value(before, appended)  # a check appends no event
     assert value(after, "tenure_ledger_append_seconds_count") >= 1
 
 
 def test_state_metrics_read_the_store_at_scrape_time(app: App) -> None:
     found = scrape(app)
     assert value(found, "tenure_ledger_size", account="default") == 0
-    assert value(found, "tenure_checkpoint_age_seconds", account="default") >= 0
+    assert 0 <= value(found, "tenure_checkpoint_age_seconds", account="default") < 60
     assert "tenure_checkpoint_age_seconds" in found
     assert value(found, "tenure_approvals_pending", account="default") == 0
     assert value(found, "tenure_slo_availability_budget_remaining", account="default") == 1.0

@@ -4,7 +4,6 @@ against the RPO setting) and when shipping last succeeded. ``GET /v1/drills/late
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
@@ -35,20 +34,13 @@ Restorer = Annotated[Principal, Depends(require("ledger.restore"))]
 @router.get("/durability", response_model=None)
 def durability_status(request: Request, caller: Reader) -> dict[str, Any]:
     """``{"sites": [...], "rpo_seconds", "behind": {site: events}, "last_shipped_at",
-    "shipping": bool}``: ``behind`` counts committed events (all accounts) not yet at
-    each site after the last pass; ``shipping`` is false when no site is configured
-    or another process on this store ships."""
+    "shipping": bool}`` (``Shipper.status``)."""
     shipper: Shipper = request.app.state.shipper
     settings = request.app.state.runtime.settings
-    last = shipper.last_success
     return {
         "sites": settings.site_urls(),
         "rpo_seconds": settings.ship_interval_seconds,
-        "shipping": shipper.running,
-        "behind": shipper.last.behind,
-        "last_shipped_at": None
-        if last is None
-        else datetime.fromtimestamp(last, UTC).isoformat().replace("+00:00", "Z"),
+        **shipper.status(),
     }
 
 

@@ -146,8 +146,8 @@ def overview(request: Request) -> Response:
         panels["licenses"] = views.license_counts(engine, account, now)
         panels["decisions"] = views.decision_counts(engine, account, now)
     if session.may("durability.read"):
-        shipper = getattr(request.app.state, "shipper", None)
         sites = runtime.settings.site_urls()
+        shipper = request.app.state.shipper
         panels["durability"] = views.durability_status(engine, account, shipper, sites, now)
     if session.may("drift.read"):
         panels["drift"] = reconcile.drift_summary(engine, account)

@@ -19,6 +19,7 @@ from tenure.domain.decisions import license_status
 from tenure.domain.projector import effective_entitlements
 from tenure.domain.timefmt import format_time
 from tenure.durability import drill
+from tenure.durability.shipping import Shipper
 from tenure.ledger.merkle import inclusion_proof
 from tenure.observability.slo import slo_report
 from tenure.service import audit, licensing, queries
@@ -139,22 +140,21 @@ def ledger_status(engine: sa.Engine, account: str, now: datetime) -> dict[str, A
 
 
 def durability_status(
-    engine: sa.Engine, account: str, shipper: Any, sites: list[str], now: datetime
+    engine: sa.Engine, account: str, shipper: Shipper, sites: list[str], now: datetime
 ) -> dict[str, Any]:
-    """Sites, shipping lag and last success (as ``GET /v1/durability``), and the
-    latest restore drill (as ``GET /v1/drills/latest``)."""
-    last = getattr(shipper, "last_success", None)
-    shipped = datetime.fromtimestamp(last, UTC) if last is not None else None
+    """Sites, shipping lag and last success (``Shipper.status``, as
+    ``GET /v1/durability``), the newest snapshot, and the latest restore drill (as
+    ``GET /v1/drills/latest``)."""
+    shipping = shipper.status()
+    shipped = parse_time(shipping["last_shipped_at"])
     report = drill.latest(engine, account)
-    snapshots: dict[str, tuple[int, float]] = getattr(shipper, "snapshots", {})
+    snapshots = shipper.snapshots
     # The newest epoch's namespace: "<account>", then "<account>/epoch-<n>".
     ours = [where for where in snapshots if where.split("/")[0] == account]
     snapshot = snapshots[max(ours, key=lambda w: (len(w), w))] if ours else None
     return {
         "sites": sites,
-        "shipping": bool(getattr(shipper, "running", False)),
-        "behind": dict(getattr(getattr(shipper, "last", None), "behind", {}) or {}),
-        "last_shipped_at": format_time(shipped) if shipped else None,
+        **shipping,
         "shipped_age": age_text(shipped, now),
         "snapshot_size": snapshot[0] if snapshot else None,
         "snapshot_age": age_text(now - timedelta(seconds=snapshot[1]), now) if snapshot else None,

@@ -23,11 +23,14 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 
 from tenure.crypto.files import ProcessLock
+from tenure.domain.timefmt import format_time
 from tenure.durability import epochs, keyrows, segments, snapshots
 from tenure.durability.segments import SegmentName
 from tenure.durability.sites import Site
@@ -108,6 +111,20 @@ class Shipper:
     def running(self) -> bool:
         """Whether this process ships (its thread runs)."""
         return self._thread is not None
+
+    def status(self) -> dict[str, Any]:
+        """``{"shipping", "behind", "last_shipped_at"}`` as ``GET /v1/durability`` and
+        the console show them: ``shipping`` is false without sites or when another
+        process on this store ships; ``behind`` counts committed events (all
+        accounts) not yet at each site after the last pass."""
+        last = self.last_success
+        return {
+            "shipping": self.running,
+            "behind": dict(self.last.behind),
+            "last_shipped_at": None
+            if last is None
+            else format_time(datetime.fromtimestamp(last, UTC)),
+        }
 
     @property
     def snapshots(self) -> dict[str, tuple[int, float]]:

@@ -11,14 +11,13 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import sqlalchemy as sa
-from alembic.script import ScriptDirectory
 
 from tenure.durability.shipping import Shipper
 from tenure.service.ledger import Ledger
 from tenure.service.runtime import Runtime
 from tenure.store import sql
 from tenure.store.engine import read_transaction
-from tenure.store.migrations import alembic_config, current_revision
+from tenure.store.migrations import current_revision
 
 
 @dataclass(frozen=True)
@@ -30,12 +29,6 @@ class Check:
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def head_revision() -> str | None:
-    """The newest schema revision this release ships."""
-    config = alembic_config(None)  # type: ignore[arg-type]
-    return ScriptDirectory.from_config(config).get_current_head()
 
 
 def database(runtime: Runtime, head: str | None) -> Check:

@@ -11,8 +11,9 @@ from opentelemetry.sdk.trace import TracerProvider
 
 from tenure.config import Settings
 from tenure.durability.shipping import Shipper
-from tenure.observability import counters, health, metrics, slo, tracing
+from tenure.observability import counters, metrics, slo, tracing
 from tenure.observability.state import sample_shipper
+from tenure.service.upgrades import schema_head
 
 
 class Operations:
@@ -35,7 +36,7 @@ class Operations:
         self._given = tracer_provider
         self._built: TracerProvider | None = None
         self._flusher: counters.Flusher | None = None
-        self.schema_head = health.head_revision()
+        self.schema_head = schema_head()
 
     def start(self) -> Operations:
         s = self._settings
