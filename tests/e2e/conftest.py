@@ -17,7 +17,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -214,6 +214,46 @@ def assert_one_line_error(done: subprocess.CompletedProcess[str], *needles: str)
 
 
 CATALOG = Path(__file__).resolve().parents[2] / "examples" / "catalog.yaml"
+NODE_VERIFIER = Path(__file__).with_name("nodeverify") / "verify.js"
+NODE_JOSE = Path("/usr/share/nodejs/jose")
+
+
+def node_verify(
+    jwks: dict[str, Any], text: str, issuer: str, audience: str, typ: str, scratch: Path
+) -> subprocess.CompletedProcess[str]:
+    """``node nodeverify/verify.js``: panva's ``jose`` verifies the JWS ``text`` of
+    ``typ`` with the key set ``jwks`` alone. Skips without Node and Debian's
+    node-jose (fails in CI, where they must be installed)."""
+    node = shutil.which("node")
+    if node is None or not NODE_JOSE.is_dir():
+        reason = "node and Debian's node-jose are needed (apt-get install nodejs node-jose)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI must run the Node verifier: {reason}")
+        pytest.skip(reason)
+    jwks_file = scratch / "jwks.json"
+    jwks_file.write_text(json.dumps(jwks))
+    return subprocess.run(
+        [node, str(NODE_VERIFIER), str(jwks_file), text, issuer, audience, typ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+
+
+@pytest.fixture
+def closing() -> Iterator[Callable[[Any], Any]]:
+    """Registers what a test opens (``closing(LicenseClient(...))`` returns it) and
+    closes it after the test: an SDK client owns an HTTP client."""
+    opened: list[Any] = []
+
+    def register(thing: Any) -> Any:
+        opened.append(thing)
+        return thing
+
+    yield register
+    while opened:
+        opened.pop().close()
 
 
 def apply_example_catalog(owner: httpx.Client) -> None:

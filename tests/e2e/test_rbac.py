@@ -166,6 +166,7 @@ ROUTES: dict[tuple[str, str], Call] = {
     ),
     ("POST", "/v1/tokens/refresh"): Call("token.mint", json={"token": "not.a.token"}),
     ("GET", "/v1/revocations"): Call("license.read"),
+    ("GET", "/v1/keyset"): Call("ledger.read"),
     ("POST", "/v1/licenses/{serial}/tokens/{jti}/revoke"): Call(
         "license.change", json={"reason": "x"}
     ),

@@ -17,13 +17,28 @@ from tenure.crypto import jws
 from tenure.sdk import REVOCATIONS_TYP, ActivationFailed, RefreshFailed, SyncFailed
 from tenure.sdk.cache import STATE_FILE, TOKEN_FILE
 
-from .test_sdk_support import ACCOUNT, ACT, JTI, JWKS, KEY, KID, NOW, TTL, URL, Clock, client, token
+from .test_sdk_support import (
+    ACCOUNT,
+    ACT,
+    JTI,
+    JWKS,
+    KEY,
+    KID,
+    NOW,
+    SERIAL,
+    TTL,
+    URL,
+    Clock,
+    client,
+    token,
+)
 
 
 def revocation_list(
     since: int = 0, until: int = 40, key: Ed25519PrivateKey = KEY, **entries: Any
 ) -> str:
-    claims = {"iss": f"https://ledger.example/{ACCOUNT}", "iat": NOW, "exp": NOW + 300}
+    claims = {"iss": f"https://ledger.example/{ACCOUNT}", "aud": ACCOUNT, "sub": SERIAL}
+    claims |= {"iat": NOW, "exp": NOW + 300}
     claims |= {"since": since, "until": until, "licenses": [], "activations": [], "tokens": []}
     claims |= entries
     return jws.sign(claims, key, jws.jwk_thumbprint(key.public_key()), REVOCATIONS_TYP)
@@ -199,6 +214,7 @@ def test_refresh_without_network_keeps_the_current_token(tmp_path: Path) -> None
     clock = Clock(NOW + 5)
     sdk = client(tmp_path, clock, http=recorded.http())
     sdk.activate()
+    recorded.on("/v1/revocations", httpx.ConnectError("offline"))
     recorded.on("/v1/tokens/refresh", httpx.ConnectError("offline"))
     clock.now = NOW + TTL - 100
     with pytest.raises(RefreshFailed) as failed:
@@ -234,7 +250,11 @@ def test_background_thread_refreshes_after_two_thirds_and_retries(tmp_path: Path
     next_token = token(jti="tok_" + "d" * 26, iat=later, nbf=later, exp=later + TTL)
     recorded.on("/v1/tokens/refresh", httpx.ConnectError("down"), httpx.ConnectError("down"))
     recorded.on("/v1/tokens/refresh", minted(next_token))
-    recorded.on("/v1/revocations", revocation_list(since=40, until=50, iat=later, exp=later + 300))
+    recorded.on(
+        "/v1/revocations",
+        revocation_list(since=40, until=50, iat=later, exp=later + 300),
+        revocation_list(since=50, until=50, iat=later, exp=later + 300),
+    )
     clock.now = later
     with sdk:
         sdk.start()
@@ -256,7 +276,13 @@ def test_refresh_of_a_device_whose_lease_ended_activates_it_again(tmp_path: Path
     recorded.on("/v1/revocations", revocation_list(since=40, until=41))
     sdk.refresh_now()
     paths = [r.url.path for r in recorded.requests[-5:]]
-    assert paths[:3] == ["/v1/tokens/refresh", "/v1/licenses/LIC-7Q2M4K/activations", "/v1/tokens"]
+    assert paths == [
+        "/v1/revocations",
+        "/v1/tokens/refresh",
+        "/v1/licenses/LIC-7Q2M4K/activations",
+        "/v1/tokens",
+        "/.well-known/jwks.json",
+    ]
     assert sdk.check("seats").allowed
 
 

@@ -12,6 +12,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from tenure.crypto import jws
 from tenure.sdk import TOKEN_TYP, LicenseClient, fingerprint_hash
 from tenure.sdk.cache import Cache, CacheState
+from tenure.sdk.trust import TrustAnchor
 
 KEY = Ed25519PrivateKey.from_private_bytes(bytes(range(32)))
 KID = jws.jwk_thumbprint(KEY.public_key())
@@ -59,7 +60,8 @@ def token(**changes: Any) -> str:
 
 
 def write_cache(directory: Path, minted: str, **state: Any) -> None:
-    Cache(directory).save(token=minted, jwks=JWKS, state=CacheState(ACCOUNT, **state))
+    keys = TrustAnchor(None).trust(JWKS, ACCOUNT)
+    Cache(directory).save(token=minted, keys=keys, state=CacheState(ACCOUNT, **state))
 
 
 class Clock:

@@ -2,18 +2,20 @@
 
 ``POST /v1/tokens`` and ``/v1/tokens/refresh`` mint tokens for activated devices
 (each mint is an audit entry, durable before the answer); ``GET
-/.well-known/jwks.json`` publishes the keys that verify them; ``GET /v1/revocations``
-is the signed list a client pulls when it reconnects; ``/v1/keys`` lists and rotates
-the account's signing keys.
+/.well-known/jwks.json`` publishes the keys that verify them, and ``GET /v1/keyset``
+the same keys signed by the account's ledger key; ``GET /v1/revocations`` is the
+signed list a client pulls when it reconnects; ``/v1/keys`` lists and rotates the
+account's signing keys.
 """
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
@@ -44,12 +46,13 @@ from tenure.domain.timefmt import format_time, parse_duration
 from tenure.errors import NotFound
 from tenure.service.apikeys import Principal
 from tenure.service.audit import AuditEntry
-from tenure.service.ledger import Submission
+from tenure.service.ledger import SignRequest, Submission
 from tenure.service.tokens import Minted, NotActivated
 
 router = APIRouter(tags=["tokens"])
 Minter = Annotated[CheckCaller, Depends(key_or_license("token.mint"))]
 Reader = Annotated[CheckCaller, Depends(key_or_license("license.read"))]
+LedgerReader = Annotated[CheckCaller, Depends(key_or_license("ledger.read"))]
 KeyManager = Annotated[Principal, Depends(require("keys.manage"))]
 Changer = Annotated[Principal, Depends(require("license.change"))]
 Issuer = Annotated[Principal, Depends(require("license.issue"))]
@@ -164,15 +167,19 @@ async def mint_token(request: Request, caller: Minter) -> JSONResponse:
 async def refresh_token(request: Request, caller: Minter) -> JSONResponse:
     """``{"token"}`` (expired or not, signed by this account) → the next token for the
     same activation, renewing its lease as a heartbeat does. 400 ``token_rejected``
-    for a token this account did not sign."""
+    for a token this account did not sign; 409 ``token_revoked`` for a token that was
+    revoked or whose activation was deactivated, ``license_inactive`` for a license
+    that is revoked, suspended or expired: a revoked token is never refreshed."""
     body = await parse_body(request, RefreshIn, MAX_BODY_BYTES)
     tokens = request.app.state.tokens
     now = _now()
     claims = await run_in_threadpool(tokens.verify_for_refresh, caller.account, body.token, now)
     caller.require_serial(claims["sub"])
+    # Before the heartbeat: a revoked token renews no lease and writes nothing.
+    await run_in_threadpool(tokens.refuse_if_revoked, caller.account, claims, now)
     await _hold_seat_for_token(request, caller, claims["act"])
     minted = await run_in_threadpool(
-        tokens.mint, caller.account, claims["sub"], claims["fph"], _now()
+        tokens.mint, caller.account, claims["sub"], claims["fph"], _now(), claims["jti"]
     )
     return await _answer_minted(request, caller, minted, "refresh_token", claims["jti"])
 
@@ -192,6 +199,32 @@ def get_jwks(
     Public; an account without keys has an empty set."""
     keyring = request.app.state.runtime.keyring()
     return jws.jwks(keyring.published(account, _now()))
+
+
+@router.get(
+    "/v1/keyset",
+    response_class=PlainTextResponse,
+    responses={
+        200: {"description": "The key set note (docs/offline.md, 'The signed key set')"},
+        **problem_responses(401, 403, 404, 503),
+    },
+    openapi_extra=API_KEY_OR_LICENSE,
+)
+async def get_keyset(request: Request, caller: LedgerReader) -> PlainTextResponse:
+    """The account's token keys (those of the JWKS, with the time each may sign for)
+    as a C2SP signed note signed by the account's ledger key: what an SDK given
+    ``ledger_key`` trusts. 404 only for an account whose ledger has no key yet."""
+    runtime, tokens = request.app.state.runtime, request.app.state.tokens
+    note = await run_in_threadpool(tokens.signed_keyset, caller.account, runtime.keystore, _now())
+    if note is None:
+        # The writer makes the ledger key with the account's first checkpoint.
+        await asyncio.wrap_future(request.app.state.ledger.submit(SignRequest(caller.account)))
+        note = await run_in_threadpool(
+            tokens.signed_keyset, caller.account, runtime.keystore, _now()
+        )
+    if note is None:
+        raise NotFound(f"account {caller.account} has no ledger key yet")
+    return PlainTextResponse(note)
 
 
 class JOSEResponse(Response):

@@ -3,14 +3,18 @@
 ``cache_dir`` holds three files:
 
 - ``token.jws`` — the current offline token (compact JWS text);
-- ``jwks.json`` — the key set that verified it;
+- ``keyset.note`` — with a ledger key: the key set note, signed by that key, that
+  vouched for the token's key; without one, ``jwks.json`` — the key set that
+  verified it;
 - ``state.json`` — ``{"account", "until", "last_seen", "revoked"}``: the account the
   token belongs to, the revocation cursor, the latest time the clock showed, and what
   revoked the token (``null`` while nothing did).
 
-Nothing read here is trusted: the client verifies the token against the key set
-before using it. A missing or unreadable file reads as absent, never as an error:
-an application with a damaged cache is simply not activated.
+Nothing read here is trusted: the client verifies the key set note against its
+ledger key, and the token against the keys it trusts, before using it. A missing or
+unreadable file reads as absent, never as an error: an application with a damaged
+cache is simply not activated (``untrusted_key`` when it holds a token that no
+trusted key signed).
 """
 
 from __future__ import annotations
@@ -24,11 +28,12 @@ import orjson
 from tenure.crypto.files import write_atomic
 from tenure.errors import InvalidInput, TokenRejected
 from tenure.sdk.decisions import Grant
-from tenure.sdk.tokens import Keys, parse_keys, verify_token
+from tenure.sdk.tokens import verify_token
+from tenure.sdk.trust import JWKS_FILE, KEYSET_FILE, TrustAnchor, TrustedKeys
 
 TOKEN_FILE = "token.jws"  # noqa: S105 - a file name, not a secret
-JWKS_FILE = "jwks.json"
 STATE_FILE = "state.json"
+__all__ = ["JWKS_FILE", "KEYSET_FILE", "STATE_FILE", "TOKEN_FILE", "Cache", "CacheState"]
 PRIVATE = 0o600
 
 
@@ -58,8 +63,9 @@ class Cache:
         except UnicodeDecodeError:
             return None
 
-    def jwks(self) -> bytes | None:
-        return self._read(JWKS_FILE)
+    def keys(self, file_name: str) -> bytes | None:
+        """The cached key document: ``keyset.note`` or ``jwks.json``."""
+        return self._read(file_name)
 
     def state(self) -> CacheState:
         raw = self._read(STATE_FILE)
@@ -70,12 +76,12 @@ class Cache:
             return CacheState()
 
     def save(
-        self, *, token: str | None = None, jwks: bytes | None = None, state: CacheState
+        self, *, token: str | None = None, keys: TrustedKeys | None = None, state: CacheState
     ) -> None:
         """Write the given files; the state last, so it never names a token not on disk."""
         with self._writing:
-            if jwks is not None:
-                write_atomic(self.directory / JWKS_FILE, jwks, PRIVATE)
+            if keys is not None:
+                write_atomic(self.directory / keys.file_name, keys.document, PRIVATE)
             if token is not None:
                 write_atomic(self.directory / TOKEN_FILE, token.encode("ascii"), PRIVATE)
             write_atomic(self.directory / STATE_FILE, orjson.dumps(asdict(state)), PRIVATE)
@@ -112,31 +118,47 @@ class Restored:
     """What a cache directory holds, after verification."""
 
     state: CacheState
-    keys: Keys | None
+    keys: TrustedKeys | None
     grant: Grant | None
     last_seen: float
+    refused: str | None = None
+    """``untrusted_key`` when the cache holds a token no trusted key signed."""
 
 
-def restore(cache: Cache, serial: str, device_hash: str, now: float) -> Restored:
-    """The cached state, key set and token, the token verified once against the key
-    set (expired or not: ``decide`` judges time). A token that does not verify, or a
-    cache naming no account, gives no grant; nothing here raises."""
+def restore(
+    cache: Cache, anchor: TrustAnchor, serial: str, device_hash: str, now: float
+) -> Restored:
+    """The cached state, key set and token, the key set verified against ``anchor``
+    and the token once against its keys (expired or not: ``decide`` judges time). A
+    token that does not verify, or a cache naming no account, gives no grant;
+    nothing here raises."""
     state = cache.state()
-    raw, token = cache.jwks(), cache.token()
-    if raw is None or state.account is None:
+    raw, token = cache.keys(anchor.file_name), cache.token()
+    if state.account is None:
         return Restored(state, None, None, state.last_seen)
-    try:
-        keys = parse_keys(raw)
-    except InvalidInput:
-        return Restored(state, None, None, state.last_seen)
+    keys = _trusted(anchor, raw, state.account)
     if token is None or state.revoked is not None:
         return Restored(state, keys, None, state.last_seen)
+    if keys is None:
+        refused = "untrusted_key" if anchor.pinned else None
+        return Restored(state, None, None, state.last_seen, refused)
     try:
         grant = verify_token(
             token, keys, serial=serial, device_hash=device_hash,
             account=state.account, now=now, stale_ok=True,
         )  # fmt: skip
-    except TokenRejected:
-        return Restored(state, keys, None, state.last_seen)
+    except TokenRejected as rejected:
+        refused = "untrusted_key" if rejected.reason == "untrusted_key" else None
+        return Restored(state, keys, None, state.last_seen, refused)
     # The token's iat is the server's time: the clock has been at least there.
     return Restored(state, keys, grant, max(state.last_seen, float(grant.issued_at)))
+
+
+def _trusted(anchor: TrustAnchor, raw: bytes | None, account: str) -> TrustedKeys | None:
+    """The cached keys, if the anchor trusts them."""
+    if raw is None:
+        return None
+    try:
+        return anchor.trust(raw, account)
+    except (InvalidInput, TokenRejected):
+        return None

@@ -19,26 +19,36 @@ import httpx
 
 from tenure.errors import InvalidInput, TokenRejected
 from tenure.sdk.cache import Cache, CacheState, restore
-from tenure.sdk.decisions import CLOSED, PERSIST_EVERY, Decision, Grant, decide, open_window
+from tenure.sdk.decisions import (
+    CLOSED,
+    NOT_ACTIVATED,
+    PERSIST_EVERY,
+    UNTRUSTED_KEY,
+    Decision,
+    Grant,
+    decide,
+    open_window,
+)
 from tenure.sdk.errors import ActivationFailed, RefreshFailed, SdkError, SyncFailed
 from tenure.sdk.refresher import Backoff, Refresher
 from tenure.sdk.reporting import DeploymentReporting, report_body, send_report
 from tenure.sdk.service import Service
 from tenure.sdk.tokens import (
-    Keys,
     RevocationList,
     fingerprint_hash,
-    parse_keys,
     revocation_of,
     verify_revocations,
     verify_token,
 )
+from tenure.sdk.trust import TrustAnchor, TrustedKeys
 
 HTTP_TIMEOUT = 10.0
 POLL_SECONDS = 30.0
 """The background thread looks at the (possibly injected) clock at least this often."""
 IDLE_SECONDS = 60.0
 RETRY_CEILING = 600.0
+KEY_ROTATION = frozenset({"unknown_kid", "untrusted_key"})
+"""Reasons a revocation list's key may just be newer than the cached key set."""
 
 
 class LicenseClient:
@@ -48,6 +58,13 @@ class LicenseClient:
     the cached token against the cached key set once (a cache that does not verify
     leaves the client not activated). With ``refresh`` the background refresher starts
     at once; ``stop()`` or ``close()`` (or leaving a ``with`` block) ends it.
+
+    ``ledger_key`` is the account's ledger verifier key (``GET /v1/ledger/key``,
+    ``tenure ledger key``): the trust anchor to ship. With it, a token counts only
+    when its signing key is vouched for by a key set note that key signed, so nothing
+    written into the cache can widen trust (a token signed by another key is denied
+    with ``untrusted_key``). Without it the first key set seen is trusted. A string
+    that is not a verifier key raises ``InvalidInput``.
     """
 
     def __init__(
@@ -64,7 +81,9 @@ class LicenseClient:
         sync_interval: float = 900.0,
         retry_after: float = 5.0,
         reporting: DeploymentReporting | None = None,
+        ledger_key: str | None = None,
     ) -> None:
+        self._anchor = TrustAnchor(ledger_key)
         self.url = url.rstrip("/")
         self.serial = serial
         self.fingerprint = fingerprint
@@ -84,11 +103,12 @@ class LicenseClient:
         self.last_report_error: str | None = None
         """Why the latest deployment report was not stored (None: it was, or none sent)."""
         self._window = CLOSED
-        restored = restore(self._cache, serial, self.device_hash, clock())
+        restored = restore(self._cache, self._anchor, serial, self.device_hash, clock())
         self._account: str | None = restored.state.account
         self._until: int = restored.state.until
         self._revoked: str | None = restored.state.revoked
-        self._keys: Keys | None = restored.keys
+        self._refused: str | None = restored.refused
+        self._keys: TrustedKeys | None = restored.keys
         self._grant: Grant | None = restored.grant
         self._last_seen: float = restored.last_seen
         self._persisted_seen: float = restored.state.last_seen
@@ -114,7 +134,8 @@ class LicenseClient:
                 self._persist_last_seen()
             revoked = self._revoked is not None
             self._window = open_window(self._grant, revoked, self._last_seen)
-            return decide(self._grant, revoked, entitlement, now, self._last_seen)
+            absent = UNTRUSTED_KEY if self._refused else NOT_ACTIVATED
+            return decide(self._grant, revoked, entitlement, now, self._last_seen, absent)
 
     def _persist_last_seen(self) -> None:
         if self._last_seen - self._persisted_seen < PERSIST_EVERY:
@@ -133,7 +154,9 @@ class LicenseClient:
 
         Raises ``ActivationFailed`` whose ``problem`` is the server's error code
         (``seat_limit``, ``license_inactive``, ``unauthenticated`` …), ``unreachable``,
-        ``bad_response`` or ``token_rejected`` (``context["reason"]`` names the rule).
+        ``bad_response`` or ``token_rejected`` (``context["reason"]`` names the rule:
+        ``untrusted_keyset`` for a key set the ledger key did not sign,
+        ``untrusted_key`` for a token whose key it does not vouch for …).
         """
         with self._contact:
             since = self._until
@@ -146,17 +169,23 @@ class LicenseClient:
             self._report()
 
     def refresh_now(self) -> None:
-        """Exchange the current token for the next one, then pull the revocation list.
+        """Pull the revocation list, then exchange the current token for the next one.
 
-        A device whose floating lease ended is activated again. Raises
-        ``RefreshFailed`` (the current token is kept; if the service refused, the
-        revocation list was pulled first), or ``SyncFailed`` when only the pull failed.
+        The list comes first, so a token revoked while the device was offline is
+        dropped, never exchanged for a fresh one: ``RefreshFailed`` with problem
+        ``revoked``. A device whose floating lease ended is activated again. Raises
+        ``RefreshFailed`` (the current token is kept) when the list cannot be pulled
+        or does not verify, or when the service refuses or cannot be reached (if it
+        refused, the list was pulled again first).
         """
         with self._contact:
             grant = self._grant
             if grant is None:
-                problem = "revoked" if self._revoked else "not_activated"
+                problem = "revoked" if self._revoked else self._refused or "not_activated"
                 raise RefreshFailed("there is no token to refresh", problem=problem)
+            what = self._sync(RefreshFailed)
+            if what is not None:
+                raise RefreshFailed(f"the token was revoked ({what})", problem="revoked")
             try:
                 answer = self._service.refresh(grant.token, RefreshFailed)
             except RefreshFailed as failed:
@@ -166,7 +195,6 @@ class LicenseClient:
                 answer = self._service.mint(self.serial, self.fingerprint, RefreshFailed)
             self._accept(answer, RefreshFailed, None)
             self._report()
-            self._sync()
 
     def _report(self) -> None:
         """Send the deployment report if configured; its failure is only remembered."""
@@ -184,23 +212,23 @@ class LicenseClient:
         Raises ``SyncFailed`` when the list cannot be fetched or does not verify.
         """
         with self._contact:
-            return self._sync()
+            return self._sync(SyncFailed)
 
     def _sync_after_refusal(self, failed: RefreshFailed) -> None:
         if not failed.answered:
             raise failed
         try:
-            self._sync()
-        except SyncFailed as also:
+            self._sync(RefreshFailed)
+        except RefreshFailed as also:
             raise failed from also
         raise failed
 
-    def _sync(self) -> str | None:
+    def _sync(self, failure: type[SdkError]) -> str | None:
         account, since = self._account, self._until
         if account is None or self._keys is None:
-            raise SyncFailed("not activated: no key set to verify with", problem="not_activated")
-        text = self._service.revocations(since, SyncFailed)
-        revocations = self._verified_list(text, account, since, SyncFailed)
+            raise failure("not activated: no key set to verify with", problem="not_activated")
+        text = self._service.revocations(since, failure)
+        revocations = self._verified_list(text, account, since, failure)
         with self._lock:
             grant = self._grant
             what = None if grant is None else revocation_of(revocations, grant, licenses_only=False)
@@ -214,29 +242,45 @@ class LicenseClient:
     def _verified_list(
         self, text: str, account: str, since: int, failure: type[SdkError]
     ) -> RevocationList:
-        keys = self._keys or {}
         try:
-            return verify_revocations(text, keys, since=since, now=self._clock())
+            return self._verify_list(text, self._keys, account, since)
         except TokenRejected as rejected:
-            if rejected.reason != "unknown_kid":
+            if rejected.reason not in KEY_ROTATION:
                 raise _rejected(failure, rejected) from None
         # Signed with a key published after ours was cached: a key rotation.
-        raw, keys = self._fetch_keys(account, failure)
+        keys = self._fetch_keys(account, failure)
         try:
-            revocations = verify_revocations(text, keys, since=since, now=self._clock())
+            revocations = self._verify_list(text, keys, account, since)
         except TokenRejected as rejected:
             raise _rejected(failure, rejected) from None
         with self._lock:
             self._keys = keys
-            self._cache.save(jwks=raw, state=self._state())
+            self._cache.save(keys=keys, state=self._state())
         return revocations
 
-    def _fetch_keys(self, account: str, failure: type[SdkError]) -> tuple[bytes, Keys]:
-        raw = self._service.jwks(account, failure)
+    def _verify_list(
+        self, text: str, keys: TrustedKeys | None, account: str, since: int
+    ) -> RevocationList:
+        if keys is None:
+            raise TokenRejected("no key set to verify with", "unknown_kid")
+        now = self._clock()
+        return verify_revocations(
+            text, keys, since=since, now=now, account=account, serial=self.serial
+        )
+
+    def _fetch_keys(self, account: str, failure: type[SdkError]) -> TrustedKeys:
+        """The account's keys from the service at this client's URL: the key set
+        note (verified against the ledger key) or, without one, the JWKS."""
+        if self._anchor.pinned:
+            document = self._service.keyset(failure)
+        else:
+            document = self._service.jwks(account, failure)
         try:
-            return raw, parse_keys(raw)
+            return self._anchor.trust(document, account)
         except InvalidInput as error:
             raise failure(f"unusable key set: {error.message}", problem="bad_response") from None
+        except TokenRejected as rejected:
+            raise _rejected(failure, rejected) from None
 
     def _accept(
         self, answer: dict[str, Any], failure: type[SdkError], baseline: tuple[str, int] | None
@@ -245,7 +289,7 @@ class LicenseClient:
         token, account = answer.get("token"), answer.get("account")
         if type(token) is not str or type(account) is not str:
             raise failure("the answer has no token or account", problem="bad_response")
-        raw, keys = self._fetch_keys(account, failure)
+        keys = self._fetch_keys(account, failure)
         now = self._clock()
         try:
             grant = verify_token(
@@ -264,9 +308,9 @@ class LicenseClient:
             # A token that verified bounds the clock (nbf - 60 s <= now): it re-anchors
             # the latest time seen, so a corrected clock recovers from a rollback.
             self._grant, self._keys, self._account = grant, keys, account
-            self._until, self._revoked = until, None
+            self._until, self._revoked, self._refused = until, None, None
             self._last_seen = self._persisted_seen = max(now, float(grant.issued_at))
-            self._cache.save(token=token, jwks=raw, state=self._state())
+            self._cache.save(token=token, keys=keys, state=self._state())
             self._window = CLOSED
             if what is not None:
                 self._drop(what)

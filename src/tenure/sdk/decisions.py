@@ -9,7 +9,8 @@ Reasons, in the order ``decide`` checks them:
 
 1. ``revoked`` — a revocation list named the license, the activation or the token.
 2. ``not_activated`` — no verified token (never activated, or a cache that failed
-   verification).
+   verification); ``untrusted_key`` when the cached token is signed by a key that
+   the pinned ledger key does not vouch for (a forged or foreign cache).
 3. ``clock_rollback`` — the clock is more than 5 minutes behind the latest time seen
    (or more than the 60 s skew leeway before the token's ``nbf``).
 4. before ``exp``: ``ok`` when the value is truthy, else ``not_entitled``.
@@ -37,6 +38,7 @@ Reason = Literal[
     "revoked",
     "clock_rollback",
     "not_activated",
+    "untrusted_key",
 ]
 Source = Literal["token", "revocation", "clock", "none"]
 Value = bool | int | None
@@ -61,6 +63,7 @@ class Decision:
 
 
 NOT_ACTIVATED = Decision(False, "not_activated", None, "none")
+UNTRUSTED_KEY = Decision(False, "untrusted_key", None, "none")
 REVOKED = Decision(False, "revoked", None, "revocation")
 CLOCK_ROLLBACK = Decision(False, "clock_rollback", None, "clock")
 NOT_ENTITLED = Decision(False, "not_entitled", None, "token")
@@ -114,13 +117,19 @@ def open_window(grant: Grant | None, revoked: bool, last_seen: float) -> Window:
 
 
 def decide(
-    grant: Grant | None, revoked: bool, entitlement: str, now: float, last_seen: float
+    grant: Grant | None,
+    revoked: bool,
+    entitlement: str,
+    now: float,
+    last_seen: float,
+    absent: Decision = NOT_ACTIVATED,
 ) -> Decision:
-    """Decide ``entitlement`` at ``now`` (see the module docstring for the order)."""
+    """Decide ``entitlement`` at ``now`` (see the module docstring for the order);
+    ``absent`` is the answer without a grant (``NOT_ACTIVATED`` or ``UNTRUSTED_KEY``)."""
     if revoked:
         return REVOKED
     if grant is None:
-        return NOT_ACTIVATED
+        return absent
     if now < last_seen - ROLLBACK_TOLERANCE or now < grant.not_before - CLOCK_SKEW:
         return CLOCK_ROLLBACK
     value = grant.entitlements.get(entitlement)

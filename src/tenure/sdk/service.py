@@ -43,6 +43,11 @@ class Service:
         path = "/.well-known/jwks.json"
         return self._call("GET", path, failure, params={"account": account}).content
 
+    def keyset(self, failure: type[SdkError]) -> bytes:
+        """The account's key set note signed by its ledger key, as sent (the caller
+        verifies it against the pinned ledger key)."""
+        return self._call("GET", "/v1/keyset", failure).content
+
     def revocations(self, since: int, failure: type[SdkError]) -> str:
         """The signed revocation list from ledger seq ``since`` on, unverified."""
         response = self._call("GET", "/v1/revocations", failure, params={"since": since})

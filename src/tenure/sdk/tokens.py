@@ -1,32 +1,30 @@
 """Verifying what the service sends: offline tokens and revocation lists.
 
 Pure (``now`` is a parameter). A token becomes a ``Grant`` only after ``jws.verify``
-(EdDSA only, exact header, signature, strict claims, ``sub``) and the SDK's own
-checks: ``fph`` is this device's hash, ``iss`` belongs to the expected account, and
-the claims ``check`` reads have their contract types. Every failure raises
-``TokenRejected`` with a stable ``reason``.
+(EdDSA only, exact header, signature, strict claims, ``sub``) with keys the client
+trusts (``tenure.sdk.trust``: vouched for by the pinned ledger key, or trusted on
+first use), and the SDK's own checks: ``fph`` is this device's hash, ``iss`` belongs
+to the expected account, and the claims ``check`` reads have their contract types.
+Every failure raises ``TokenRejected`` with a stable ``reason``.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from tenure.crypto import jws
 from tenure.errors import InvalidInput, TokenRejected
 from tenure.sdk.decisions import Grant
+from tenure.sdk.trust import TrustedKeys
 
 TOKEN_TYP = "tenure-offline+jwt"  # noqa: S105 - a media type, not a secret
 REVOCATIONS_TYP = "tenure-revocations+jwt"
 REVOKING_STATUSES = frozenset({"revoked", "suspended"})
 _TIME_RULES = frozenset({"expired", "not_yet_valid"})
-
-Keys = Mapping[str, Ed25519PublicKey]
 
 
 def fingerprint_hash(serial: str, fingerprint: str) -> str:
@@ -44,7 +42,7 @@ def fingerprint_hash(serial: str, fingerprint: str) -> str:
 
 def verify_token(
     token: str,
-    keys: Keys,
+    trusted: TrustedKeys,
     *,
     serial: str,
     device_hash: str,
@@ -56,15 +54,18 @@ def verify_token(
 
     With ``stale_ok`` (a token reloaded from the cache) an expired or not yet valid
     token still verifies: time is then judged by ``decide``, which knows the grace
-    period and the clock-rollback rule. Raises ``TokenRejected`` otherwise.
+    period and the clock-rollback rule. Raises ``TokenRejected`` otherwise; its
+    reason is ``untrusted_key`` when a pinned ledger key does not vouch for the
+    token's key (see ``TrustedKeys.verify``).
     """
     try:
-        claims = jws.verify(token, keys, typ=TOKEN_TYP, now=now, subject=serial)
+        claims = trusted.verify(token, typ=TOKEN_TYP, now=now, subject=serial)
     except TokenRejected as rejected:
         if not (stale_ok and rejected.reason in _TIME_RULES):
             raise
         # The time rules are checked last: signature, claims and subject all held.
         claims = orjson.loads(jws.b64url_decode(token.split(".")[1]))
+        trusted.check_life(token, claims)
     if claims.get("fph") != device_hash:
         raise TokenRejected("token is bound to another device", "wrong_fingerprint")
     if not _issued_for(claims.get("iss"), account):
@@ -120,13 +121,20 @@ class RevocationList:
     tokens: frozenset[str]
 
 
-def verify_revocations(text: str, keys: Keys, *, since: int, now: float) -> RevocationList:
+def verify_revocations(
+    text: str, trusted: TrustedKeys, *, since: int, now: float, account: str, serial: str
+) -> RevocationList:
     """The revocation list in ``text`` (a JWS, ``typ`` ``tenure-revocations+jwt``).
 
-    Raises ``TokenRejected`` if it does not verify, is not the list asked for
-    (``since``), or its entries do not have the contract's shape (``bad_claim``).
+    Raises ``TokenRejected`` if it does not verify, is not addressed to this reader
+    (``aud`` the account: ``wrong_audience``; ``sub`` the license: ``wrong_subject``;
+    ``iss`` the account's: ``wrong_issuer``), is not the list asked for (``since``),
+    or its entries do not have the contract's shape (``bad_claim``). A list without
+    ``aud`` or ``sub`` (made before they existed, or for an API key) is refused.
     """
-    claims = jws.verify(text, keys, typ=REVOCATIONS_TYP, now=now)
+    claims = trusted.verify(text, typ=REVOCATIONS_TYP, now=now, audience=account, subject=serial)
+    if not _issued_for(claims.get("iss"), account):
+        raise TokenRejected(f"issuer is not account {account!r}", "wrong_issuer")
     until = claims.get("until")
     if claims.get("since") != since or type(until) is not int or until < since:
         raise TokenRejected("not the revocation list asked for", "bad_claim", field="since")
@@ -160,8 +168,3 @@ def revocation_of(revocations: RevocationList, grant: Grant, *, licenses_only: b
     if grant.jti in revocations.tokens:
         return "token"
     return None
-
-
-def parse_keys(document: bytes) -> dict[str, Ed25519PublicKey]:
-    """The keys of a JWKS document; raises ``InvalidInput`` (see ``jws.keys_from_jwks``)."""
-    return jws.keys_from_jwks(document)

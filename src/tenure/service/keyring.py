@@ -6,10 +6,15 @@ key store, sealed under the master key, and never in the database. The newest ke
 that is not retired signs. A retired key stays published until ``publish_until``:
 its retirement plus the longest offline token lifetime of the account's plans, so
 every token it signed can still be verified until it expires.
+
+The same published keys are also offered as a key set note signed by the account's
+ledger key(s) (``signed_keyset``): what an SDK pinned to the ledger key trusts.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -18,9 +23,10 @@ import sqlalchemy as sa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from tenure.crypto import jws
-from tenure.crypto.keystore import TokenKeyStore
+from tenure.crypto.keyset import KeySet, VouchedKey, sign_keyset
+from tenure.crypto.keystore import LedgerKeyStore, TokenKeyStore
 from tenure.domain.timefmt import format_time, parse_duration, parse_time
-from tenure.ledger.note import Ed25519Signer
+from tenure.ledger.note import Ed25519Signer, NoteSigner, NoteVerifier
 from tenure.store import raw
 from tenure.store import tables as t
 from tenure.store.engine import quick_read, read_transaction, write_transaction
@@ -76,12 +82,27 @@ class KeyRing:
     def published(self, account: str, now: datetime) -> dict[str, Ed25519PublicKey]:
         """The keys a verifier needs now: the current one, and retired ones whose tokens
         may still be valid."""
-        stamp = format_time(now)
         return {
             row["kid"]: jws.public_key_from_x(row["public_key"])
+            for row in self._published_rows(account, now)
+        }
+
+    def signed_keyset(
+        self, account: str, origin: str, now: datetime, signers: Sequence[NoteSigner]
+    ) -> str:
+        """The keys ``published`` gives, with their lives, as a key set note (format in
+        ``tenure.crypto.keyset``) whose origin line is ``origin``, signed by
+        ``signers`` (the account's ledger keys)."""
+        keys = tuple(_vouched(row) for row in self._published_rows(account, now))
+        return sign_keyset(KeySet(origin, account, keys), signers)
+
+    def _published_rows(self, account: str, now: datetime) -> list[dict[str, Any]]:
+        stamp = format_time(now)
+        return [
+            row
             for row in self.listing(account)
             if row["retired_at"] is None or (row["publish_until"] or "") > stamp
-        }
+        ]
 
     def listing(self, account: str) -> list[dict[str, Any]]:
         """Every key of the account, newest first, public parts only."""
@@ -108,6 +129,29 @@ class KeyRing:
             )
         )
         return SigningKey(kid, private)
+
+
+def ledger_signers(
+    store: LedgerKeyStore, origin: str, verifier_keys: Sequence[str]
+) -> list[NoteSigner]:
+    """Who signs an account's key set: the key of its current ``origin``, then the
+    keys of its earlier origins (``verifier_keys``, the ledger's published verifier
+    keys: earlier epochs) that ``store`` still holds, so that an application pinned
+    to an earlier epoch's key keeps verifying, as checkpoints keep every signature
+    during an overlap. The current origin's key must exist (the ledger writer makes
+    it with the first checkpoint)."""
+    names = [origin] + [NoteVerifier.from_key_string(key).name for key in verifier_keys]
+    held = [name for name in dict.fromkeys(names) if store.has_ledger_key(name)]
+    return [store.ledger_signer(name) for name in held]
+
+
+def _vouched(row: dict[str, Any]) -> VouchedKey:
+    """A key row as the key set vouches for it: made at ``created_at`` (rounded
+    down), its tokens living until ``publish_until`` (rounded up) once retired."""
+    start = math.floor(parse_time(row["created_at"]).timestamp())
+    end = row["publish_until"] if row["retired_at"] is not None else None
+    until = None if end is None else math.ceil(parse_time(end).timestamp())
+    return VouchedKey(row["kid"], row["public_key"], start, until)
 
 
 def _longest_token_life(conn: sa.Connection, account: str) -> timedelta:

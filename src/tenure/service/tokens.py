@@ -19,6 +19,7 @@ import orjson
 import sqlalchemy as sa
 
 from tenure.crypto import jws, license_file
+from tenure.crypto.keystore import LedgerKeyStore
 from tenure.domain.activations import (
     USABLE_STATUSES,
     LicenseInactive,
@@ -30,7 +31,7 @@ from tenure.domain.projector import effective_entitlements
 from tenure.domain.state import Row
 from tenure.domain.timefmt import format_time, parse_duration, parse_time
 from tenure.errors import Conflict, NotFound, TenureError, TokenRejected
-from tenure.service.keyring import KeyRing
+from tenure.service.keyring import KeyRing, ledger_signers
 from tenure.store import raw, sql
 from tenure.store.engine import quick_read, read_transaction
 
@@ -49,6 +50,13 @@ class NotActivated(Conflict):
     """No active activation of this device holds a seat of the license."""
 
     code = "not_activated"
+
+
+class TokenRevoked(Conflict):
+    """The token to refresh was revoked: its ``jti`` is on the revocation list, or
+    its activation was deactivated. A revoked token is never refreshed."""
+
+    code = "token_revoked"
 
 
 @dataclass(frozen=True)
@@ -93,14 +101,23 @@ class Tokens:
     def issuer(self, account: str) -> str:
         return f"{self._issuer_prefix}/{account}"
 
-    def mint(self, account: str, serial: str, fingerprint_hash: str, now: datetime) -> Minted:
+    def mint(
+        self,
+        account: str,
+        serial: str,
+        fingerprint_hash: str,
+        now: datetime,
+        replacing: str | None = None,
+    ) -> Minted:
         """A token for the activation of ``fingerprint_hash`` on ``serial``, living for
         the plan's ``offline_token_ttl`` (never past the end of the license).
 
         Raises ``NotFound`` for an unknown license, ``LicenseInactive`` for one that
-        may not be used now, and ``NotActivated`` when this device holds no seat.
+        may not be used now, and ``NotActivated`` when this device holds no seat. A
+        refresh names the token it replaces (``replacing``, its ``jti``): then
+        ``TokenRevoked`` if that token or its activation has been revoked.
         """
-        state = self._state(account, serial, fingerprint_hash, now)
+        state = self._state(account, serial, fingerprint_hash, now, replacing)
         lifetime = parse_duration(state.plan["offline_token_ttl"]).after(now) - now
         claims = self._claims(account, state, now, lifetime)
         signing = self._keyring.current(account, now)
@@ -125,21 +142,23 @@ class Tokens:
         )
         return text, claims
 
-    def _state(self, account: str, serial: str, fingerprint_hash: str, now: datetime) -> _State:
+    def _state(
+        self,
+        account: str,
+        serial: str,
+        fingerprint_hash: str,
+        now: datetime,
+        replacing: str | None = None,
+    ) -> _State:
+        activation = activation_id(account, serial, fingerprint_hash)
         with quick_read(self._engine) as conn:
-            license_row = sql.read_row(conn, account, "licenses", (serial,))
-            if license_row is None:
-                raise NotFound(f"license {serial} not found")
-            key = (license_row["plan"], license_row["plan_version"])
-            plan = sql.read_row(conn, account, "plan_versions", key)
-            activation = activation_id(account, serial, fingerprint_hash)
+            if replacing is not None:
+                # Read again in the mint's own snapshot: a revocation that landed
+                # after the refresh was first checked still stops it.
+                _refuse_revoked(conn, account, replacing, activation)
+            license_row, plan, status = _license_in_use(conn, account, serial, now)
             held = sql.read_row(conn, account, "activations", (activation,))
             checkpoint = sql.read_checkpoint(conn, account)
-        if plan is None:
-            raise NotFound(f"plan {key[0]} v{key[1]} not found")
-        status = license_status(license_row, plan, now)
-        if status.status not in USABLE_STATUSES:
-            raise LicenseInactive(f"license {serial} is {status.status}")
         if (
             held is None
             or held["status"] != "active"
@@ -166,6 +185,16 @@ class Tokens:
         if exp is None:
             raise expired
         return jws.verify(token, keys, typ=TOKEN_TYP, now=exp - 1, issuer=self.issuer(account))
+
+    def refuse_if_revoked(self, account: str, claims: dict[str, Any], now: datetime) -> None:
+        """Refuse to refresh a token (the verified ``claims``) that is revoked: raise
+        ``TokenRevoked`` when its ``jti`` is on the revocation list or its activation
+        was deactivated, ``LicenseInactive`` when its license is revoked, suspended or
+        expired, ``NotFound`` when the license is gone. A revoked token is never
+        exchanged for a fresh one (docs/offline.md, "Refreshing")."""
+        with quick_read(self._engine) as conn:
+            _refuse_revoked(conn, account, claims["jti"], claims["act"])
+            _license_in_use(conn, account, claims["sub"], now)
 
     def _claims(
         self, account: str, state: _State, now: datetime, lifetime: timedelta
@@ -197,17 +226,33 @@ class Tokens:
             else {"size": checkpoint.size, "root": base64.b64encode(checkpoint.root).decode()},
         }
 
+    def signed_keyset(self, account: str, store: LedgerKeyStore, now: datetime) -> str | None:
+        """The account's published token keys as a key set note signed by its ledger
+        key (and by the keys of its earlier epochs that ``store`` still holds), the
+        origin line being its current ledger origin; None while the account has no
+        ledger key yet (the writer makes it with the first checkpoint)."""
+        with read_transaction(self._engine) as conn:
+            head = sql.read_head(conn, account)
+            recorded = sql.verifier_keys(conn, account)
+        origin = head.origin if head else self.issuer(account)
+        if not store.has_ledger_key(origin):
+            return None
+        signers = ledger_signers(store, origin, recorded)
+        return self._keyring.signed_keyset(account, origin, now, signers)
+
     # ------------------------------------------------------------ revocations
 
     def revocations(self, account: str, since: int, serial: str | None, now: datetime) -> str:
-        """The signed revocation list of ledger events from ``since`` on (one
-        license's only, when ``serial`` is given)."""
+        """The signed revocation list of ledger events from ``since`` on, addressed
+        to its reader: ``aud`` is the account and, when ``serial`` is given (a
+        License credential), ``sub`` is that license, whose entries alone it holds."""
         with read_transaction(self._engine) as conn:
             head = sql.read_head(conn, account)
             size = head.size if head else 0
             leaves = _revoking_leaves(conn, account, since, serial)
         claims: dict[str, Any] = {
             "iss": self.issuer(account),
+            "aud": account,
             "iat": int(now.timestamp()),
             "exp": int(now.timestamp()) + 300,
             "since": since,
@@ -216,6 +261,8 @@ class Tokens:
             "activations": [],
             "tokens": [],
         }
+        if serial is not None:
+            claims["sub"] = serial
         for seq, leaf in leaves:
             if seq < since or seq >= size:
                 continue
@@ -232,6 +279,36 @@ class Tokens:
                 claims["licenses"].append({"serial": data["serial"], "status": status, "seq": seq})
         signing = self._keyring.current(account, now)
         return jws.sign(claims, signing.private, signing.kid, REVOCATIONS_TYP)
+
+
+def _license_in_use(
+    conn: sa.Connection, account: str, serial: str, now: datetime
+) -> tuple[Row, Row, Status]:
+    """The license, its plan version and its status now; ``NotFound`` for an unknown
+    license, ``LicenseInactive`` for one that may not be used now."""
+    license_row = sql.read_row(conn, account, "licenses", (serial,))
+    if license_row is None:
+        raise NotFound(f"license {serial} not found")
+    key = (license_row["plan"], license_row["plan_version"])
+    plan = sql.read_row(conn, account, "plan_versions", key)
+    if plan is None:
+        raise NotFound(f"plan {key[0]} v{key[1]} not found")
+    status = license_status(license_row, plan, now)
+    if status.status not in USABLE_STATUSES:
+        raise LicenseInactive(f"license {serial} is {status.status}")
+    return license_row, plan, status
+
+
+def _refuse_revoked(conn: sa.Connection, account: str, jti: str, activation: str) -> None:
+    """``TokenRevoked`` if token ``jti`` is revoked or its ``activation`` deactivated."""
+    if sql.read_row(conn, account, "revoked_tokens", (jti,)) is not None:
+        raise TokenRevoked(f"token {jti} was revoked: it cannot be refreshed")
+    held = sql.read_row(conn, account, "activations", (activation,))
+    if held is not None and held["status"] == "deactivated":
+        raise TokenRevoked(
+            f"the activation of token {jti} was deactivated: it cannot be refreshed "
+            "(activate the device again for a new token)"
+        )
 
 
 _REVOKING_SQL = (
