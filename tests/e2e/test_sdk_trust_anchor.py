@@ -11,6 +11,8 @@ key is refused.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -32,8 +34,11 @@ from .conftest import (
     Server,
     apply_example_catalog,
     approve_by_second_admin,
+    assert_one_line_error,
     issue_license,
     seeded_server,
+    subprocess_env,
+    tenure,
 )
 
 DEVICE = "anchored-pc"
@@ -248,3 +253,62 @@ def _kid(cache: Path) -> str:
     header = orjson.loads(jws.b64url_decode((cache / TOKEN_FILE).read_text().split(".")[0]))
     kid: str = header["kid"]
     return kid
+
+
+# ---------------------------------------------------------------- the example and the CLI
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "gate_feature.py"
+
+
+def test_the_example_gates_a_feature_with_the_ledger_key(
+    server: Server, owner: httpx.Client, ledger_key: str, tmp_path: Path
+) -> None:
+    license = issue_license(owner)
+
+    def run(url: str) -> subprocess.CompletedProcess[str]:
+        env = subprocess_env(HOME=str(tmp_path), TENURE_LEDGER_KEY=ledger_key)
+        return subprocess.run(
+            [sys.executable, str(EXAMPLE), url, license["key"], license["serial"]],
+            env=env, capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+
+    online = run(server.url)
+    assert (online.returncode, online.stdout) == (0, "export-pdf: allowed\n"), online.stderr
+    assert (tmp_path / ".cache" / "myapp" / KEYSET_FILE).exists()
+    offline = run(OFFLINE)  # a later start decides from the cache alone
+    assert (offline.returncode, offline.stdout) == (0, "export-pdf: allowed\n"), offline.stderr
+
+
+def test_tenure_ledger_key_prints_what_get_ledger_key_answers(
+    server: Server, owner: httpx.Client
+) -> None:
+    done = tenure(server, "ledger", "key", "--data-dir", str(server.data_dir))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == owner.get("/v1/ledger/key").text
+    as_json = tenure(server, "ledger", "key", "--data-dir", str(server.data_dir), "-o", "json")
+    assert orjson.loads(as_json.stdout) == {"keys": done.stdout.splitlines()}
+    empty = tenure(server, "ledger", "key", "--data-dir", str(server.data_dir), "--account", "nope")
+    assert_one_line_error(empty, "no ledger key")
+
+
+def test_cli_token_verify_trusts_the_keys_the_ledger_key_vouches_for(
+    server: Server, owner: httpx.Client, sdk: Client, ledger_key: str, tmp_path: Path
+) -> None:
+    license, cache = issue_license(owner), tmp_path / "cache"
+    sdk(license, cache, ledger_key).activate()
+    token = (cache / TOKEN_FILE).read_text()
+    fetched = tenure(server, "token", "verify", token, "--ledger-key", ledger_key)
+    assert fetched.returncode == 0, fetched.stderr
+    assert fetched.stdout.startswith("valid: token ")
+    saved = ["--ledger-key", ledger_key, "--keyset", str(cache / KEYSET_FILE)]
+    offline = tenure(server, "token", "verify", token, *saved, url=OFFLINE)
+    assert offline.returncode == 0, offline.stderr
+
+    forge(cache, license["serial"])
+    forged = tenure(server, "token", "verify", (cache / TOKEN_FILE).read_text(), *saved)
+    assert_one_line_error(forged, "rejected: untrusted_key")
+    other = NoteSigner(ORIGIN, Ed25519PrivateKey.generate()).verifier.key_string()
+    foreign = tenure(server, "token", "verify", token, "--ledger-key", other)
+    assert_one_line_error(foreign, "rejected: untrusted_keyset")
+    both = tenure(server, "token", "verify", token, *saved, "--jwks", str(cache / "none.json"))
+    assert_one_line_error(both, "--jwks", "--ledger-key")

@@ -1,4 +1,4 @@
-"""``tenure ledger verify|checkpoint|proof|export``."""
+"""``tenure ledger verify|checkpoint|key|proof|export``."""
 
 from __future__ import annotations
 
@@ -84,6 +84,26 @@ def checkpoint(
         with runtime.ledger() as ledger:
             ledger.execute(SignRequest(account))
     sys.stdout.write(queries.checkpoint_note(runtime.engine, account, size))
+
+
+@app.command("key")
+def key(
+    data_dir: DataDir = None,
+    db: DbUrl = None,
+    account: Account = "default",
+    output: OutputOption = Output.text,
+) -> None:
+    """Print the account's ledger verifier key(s), one per line (name+hash+base64).
+
+    The same lines as GET /v1/ledger/key: what auditors pin, and what an application
+    ships as LicenseClient(..., ledger_key=...). Fails while the ledger has no key yet.
+    """
+    runtime = Runtime.open(settings(data_dir, db), migrate=False)
+    keys = queries.verifier_keys(runtime.engine, account)
+    if output is Output.json:
+        emit(output, {"keys": keys}, "")
+    else:  # written as is: a console would wrap a long key, and a pasted key must not break
+        sys.stdout.write("".join(line + "\n" for line in keys))
 
 
 @proof_app.command("inclusion")

@@ -2,8 +2,10 @@
 
 ``issue``, ``refresh`` and ``revoke`` talk to the service. ``verify`` is offline: it
 checks a token with ``tenure.crypto.jws.verify`` against a key set read from a file,
-or fetched once from a URL (its only network use). A rejection prints one line,
-``rejected: <reason>: <message>``, and exits 1.
+or fetched once from a URL (its only network use). With ``--ledger-key`` it trusts
+only the keys of a key set note signed by that ledger key (``--keyset`` file, or
+``GET /v1/keyset`` fetched once), as ``LicenseClient(ledger_key=...)`` does. A
+rejection prints one line, ``rejected: <reason>: <message>``, and exits 1.
 
 The helpers here (reading a token or file argument, loading a key set, printing a
 rejection) are shared with ``tenure license-file``.
@@ -38,6 +40,7 @@ from tenure.crypto import jws
 from tenure.domain.activations import fingerprint_hash
 from tenure.domain.timefmt import format_time
 from tenure.errors import InvalidInput, TenureError, TokenRejected
+from tenure.sdk.trust import TrustAnchor, TrustedKeys
 
 TYP = "tenure-offline+jwt"
 EXIT_REJECTED = 1
@@ -61,13 +64,32 @@ LicenseKeyOption = Annotated[
         show_default=False,
     ),
 ]
-JwksOption = Annotated[
-    str,
+_JWKS = typer.Option(
+    "--jwks",
+    metavar="FILE_OR_URL",
+    help="The account's key set: a JSON file, or an http(s) URL fetched once, e.g. "
+    "<service>/.well-known/jwks.json?account=default.",
+    show_default=False,
+)
+JwksOption = Annotated[str, _JWKS]
+OptionalJwksOption = Annotated[str | None, _JWKS]
+LedgerKeyOption = Annotated[
+    str | None,
     typer.Option(
-        "--jwks",
-        metavar="FILE_OR_URL",
-        help="The account's key set: a JSON file, or an http(s) URL fetched once, e.g. "
-        "<service>/.well-known/jwks.json?account=default.",
+        "--ledger-key",
+        metavar="KEY",
+        help="The account's ledger verifier key ('tenure ledger key'): trust only the "
+        "token keys that a key set note signed by it vouches for (instead of --jwks).",
+        show_default=False,
+    ),
+]
+KeysetOption = Annotated[
+    str | None,
+    typer.Option(
+        "--keyset",
+        metavar="FILE",
+        help="With --ledger-key: the key set note (saved from GET /v1/keyset); "
+        "without it, the note is fetched once from the service (--url, --api-key).",
         show_default=False,
     ),
 ]
@@ -137,6 +159,22 @@ def load_jwks(source: str) -> dict[str, Ed25519PublicKey]:
     except InvalidInput as exc:
         where = f" ({exc.field})" if exc.field else ""
         raise InvalidInput(f"--jwks {source}: {exc.message}{where}", field="jwks") from None
+
+
+def vouched_keys(ledger_key: str, keyset: str | None, remote: Remote | None) -> TrustedKeys:
+    """The token keys a key set note signed by ``ledger_key`` vouches for: the note
+    read from the file ``keyset``, else fetched once from ``remote``'s
+    ``GET /v1/keyset``. A note the key did not sign is rejected (``untrusted_keyset``)."""
+    if keyset is not None:
+        document = read_file_argument(keyset, "keyset").encode("utf-8")
+    elif remote is not None:
+        document = remote.request("GET", "/v1/keyset").content
+    else:
+        raise InvalidInput("--ledger-key needs --keyset FILE or a service", field="keyset")
+    try:
+        return TrustAnchor(ledger_key).trust(document, None)
+    except TokenRejected as exc:
+        reject(exc)
 
 
 def reject(exc: TenureError) -> NoReturn:
@@ -298,7 +336,9 @@ def revoke(
 @app.command("verify")
 def verify(
     token: TokenArgument,
-    jwks_source: JwksOption,
+    jwks_source: OptionalJwksOption = None,
+    ledger_key: LedgerKeyOption = None,
+    keyset: KeysetOption = None,
     issuer: Annotated[
         str | None,
         typer.Option(
@@ -329,39 +369,37 @@ def verify(
             "--serial", metavar="S", help="Expected sub (the license serial).", show_default=False
         ),
     ] = None,
+    url: UrlOption = None,
+    api_key: ApiKeyOption = None,
     output: OutputOption = Output.text,
 ) -> None:
     """Verify a token OFFLINE and print its claims.
 
-    Checks the EdDSA signature (typ tenure-offline+jwt) against the key set alone.
+    Checks the EdDSA signature (typ tenure-offline+jwt) against --jwks, or, with
+    --ledger-key, against the keys a key set note signed by that ledger key vouches for.
 
     Checks nbf and exp with 60 s of clock-skew leeway; iss, aud, sub and the device if asked.
 
-    Nothing named in the token is fetched; only an http(s) --jwks is fetched, once.
+    Nothing named in the token is fetched; only an http(s) --jwks, or the key set note
+    of --ledger-key without --keyset, is fetched, once.
 
     Exit status: 0 when valid; 1 with one line 'rejected: <reason>: <message>'.
 
     Reasons: malformed, bad_header, alg_not_allowed, typ_mismatch, unknown_kid, bad_signature.
 
     And: bad_claim, expired, not_yet_valid, wrong_issuer/audience/subject, wrong_fingerprint.
+
+    With --ledger-key: untrusted_keyset, untrusted_key.
     """
     if fingerprint is not None and serial is None:
         raise InvalidInput("--fingerprint needs --serial (the hash binds both)", field="serial")
-    keys = load_jwks(jwks_source)
+    trusted = _trusted_keys(jwks_source, ledger_key, keyset, url, api_key)
     text = read_text_argument(token, "token").strip()
     try:
-        claims = jws.verify(
-            text,
-            keys,
-            typ=TYP,
-            now=time.time(),
-            issuer=issuer,
-            audience=audience,
-            subject=serial,
+        claims = trusted.verify(
+            text, typ=TYP, now=time.time(), issuer=issuer, audience=audience, subject=serial
         )
-        unchecked = fingerprint is None or serial is None
-        if not unchecked and claims.get("fph") != fingerprint_hash(str(serial), str(fingerprint)):
-            raise TokenRejected("token is bound to another device", "wrong_fingerprint")
+        _check_binding(claims, trusted, serial, fingerprint)
     except TokenRejected as exc:
         reject(exc)
     if output is Output.json:
@@ -372,3 +410,38 @@ def verify(
         shown = show_time(value) if name in ("iat", "nbf", "exp") else show_value(value)
         lines.append(f"  {name:<5} {shown}")
     out.print("\n".join(lines), highlight=False, markup=False)
+
+
+def _check_binding(
+    claims: dict[str, Any], trusted: TrustedKeys, serial: str | None, fingerprint: str | None
+) -> None:
+    """The token is of the key set's account (with --ledger-key) and of this device
+    (with --serial and --fingerprint); ``TokenRejected`` otherwise."""
+    vouched = trusted.vouched
+    if vouched is not None and not str(claims.get("iss")).endswith("/" + vouched.account):
+        raise TokenRejected(f"the token is not of account {vouched.account}", "wrong_issuer")
+    if serial is None or fingerprint is None:
+        return
+    if claims.get("fph") != fingerprint_hash(serial, fingerprint):
+        raise TokenRejected("token is bound to another device", "wrong_fingerprint")
+
+
+def _trusted_keys(
+    jwks_source: str | None,
+    ledger_key: str | None,
+    keyset: str | None,
+    url: str | None,
+    api_key: str | None,
+) -> TrustedKeys:
+    """The keys ``verify`` trusts: ``--jwks``, or the note ``--ledger-key`` vouches for."""
+    if (jwks_source is None) == (ledger_key is None):
+        raise InvalidInput("give either --jwks or --ledger-key", field="jwks")
+    if ledger_key is None:
+        if keyset is not None:
+            raise InvalidInput(
+                "--keyset needs --ledger-key (the key that signed it)", field="keyset"
+            )
+        source = str(jwks_source)
+        return TrustedKeys(load_jwks(source), source.encode())
+    remote = None if keyset is not None else Remote(url, api_key)
+    return vouched_keys(ledger_key, keyset, remote)

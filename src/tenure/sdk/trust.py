@@ -88,42 +88,48 @@ class TrustAnchor:
     """How documents from the service or the cache become ``TrustedKeys``."""
 
     def __init__(self, ledger_key: str | None) -> None:
-        """Raises ``InvalidInput`` (field ``ledger_key``) for a string that is not a
-        C2SP Ed25519 verifier key (``name+hash+base64``)."""
-        self.verifier: NoteVerifier | None = None
-        if ledger_key is not None:
-            try:
-                self.verifier = NoteVerifier.from_key_string(ledger_key)
-            except MalformedNote as error:
-                raise InvalidInput(f"ledger_key: {error.message}", field="ledger_key") from None
+        """``ledger_key`` is a C2SP Ed25519 verifier key (``name+hash+base64``), or
+        several separated by white space (the lines of ``GET /v1/ledger/key``: any one
+        of them vouches). Raises ``InvalidInput`` (field ``ledger_key``) for anything
+        else."""
+        self.verifiers: tuple[NoteVerifier, ...] = ()
+        if ledger_key is None:
+            return
+        try:
+            self.verifiers = tuple(NoteVerifier.from_key_string(k) for k in ledger_key.split())
+        except MalformedNote as error:
+            raise InvalidInput(f"ledger_key: {error.message}", field="ledger_key") from None
+        if not self.verifiers:
+            raise InvalidInput("ledger_key is empty", field="ledger_key")
 
     @property
     def pinned(self) -> bool:
         """Whether a ledger key anchors trust (else: trust on first use)."""
-        return self.verifier is not None
+        return bool(self.verifiers)
 
     @property
     def file_name(self) -> str:
         """The cache file that holds the trusted document."""
-        return JWKS_FILE if self.verifier is None else KEYSET_FILE
+        return KEYSET_FILE if self.pinned else JWKS_FILE
 
-    def trust(self, document: bytes, account: str) -> TrustedKeys:
+    def trust(self, document: bytes, account: str | None) -> TrustedKeys:
         """The keys of ``document``: a key set note signed by the ledger key and made
-        for ``account``, or a JWKS when no ledger key is pinned.
+        for ``account`` (None: whichever account it names), or a JWKS when no ledger
+        key is pinned.
 
         Raises ``TokenRejected`` with reason ``untrusted_keyset`` for a note that is
         malformed, not signed by the ledger key or for another account, and
         ``InvalidInput`` for a JWKS that breaks ``jws.keys_from_jwks``'s rules.
         """
-        if self.verifier is None:
+        if not self.verifiers:
             return TrustedKeys(jws.keys_from_jwks(document), document)
         try:
-            vouched = open_keyset(document.decode("utf-8"), [self.verifier])
+            vouched = open_keyset(document.decode("utf-8"), self.verifiers)
         except UnicodeDecodeError:
             raise TokenRejected("key set refused: not UTF-8", "untrusted_keyset") from None
         except (MalformedNote, UnverifiedNote) as error:
             raise TokenRejected(f"key set refused: {error.message}", "untrusted_keyset") from None
-        if vouched.account != account:
+        if account is not None and vouched.account != account:
             raise TokenRejected(
                 f"key set refused: it is account {vouched.account!r}'s, not {account!r}'s",
                 "untrusted_keyset",
