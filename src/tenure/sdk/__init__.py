@@ -1,10 +1,11 @@
 """The application-side client of Tenure (docs/offline.md, "The Python SDK").
 
 Imports only the standard library, ``cryptography``, ``httpx``, ``orjson`` and, from
-Tenure, ``tenure.crypto.jws``, ``tenure.crypto.files`` and ``tenure.errors``: never
-the server or its dependencies.
+Tenure, ``tenure.crypto`` (JWS, files, the signed key set), ``tenure.ledger`` (signed
+notes) and ``tenure.errors``: never the server or its dependencies.
 
-    client = LicenseClient(url, license_key, serial, fingerprint, cache_dir)
+    client = LicenseClient(url, license_key, serial, fingerprint, cache_dir,
+                           ledger_key=LEDGER_KEY)   # the trust anchor: ship it
     client.activate()                       # once; later starts use the cache
     if client.check("feature:export-pdf").allowed:
         ...
