@@ -28,6 +28,7 @@ from tenure.crypto.pkcs11 import Pkcs11KeyStore
 from tenure.errors import ConfigurationError
 from tenure.ledger.checkpoint import open_checkpoint
 from tenure.ledger.note import NoteSigner, NoteVerifier, sign_note
+from tenure.sdk.trust import TrustAnchor
 from tenure.service.runtime import Runtime
 from tenure.store import sql
 from tenure.store.engine import read_transaction
@@ -228,6 +229,23 @@ def test_offline_tokens_minted_with_a_token_key_verify_against_the_jwks(
         assert not list((data_dir / "keys").glob("token-*.key"))
     finally:
         runtime.close()
+
+
+def test_the_key_set_is_signed_on_the_token_and_vouches_for_the_token_key(
+    token: Token, data_dir: Path
+) -> None:
+    runtime = Runtime.open(token.settings(data_dir))
+    try:
+        serial, fph = licensed_device(runtime)  # the writer signs: the ledger key exists
+        minted = runtime.tokens().mint(ACCOUNT, serial, fph, NOW)
+        note = runtime.tokens().signed_keyset(ACCOUNT, runtime.keystore, NOW)
+        ledger_key = runtime.keystore.ledger_signer(ORIGIN).verifier.key_string()
+    finally:
+        runtime.close()
+    assert note is not None
+    trusted = TrustAnchor(ledger_key).trust(note.encode(), ACCOUNT)
+    claims = trusted.verify(minted.token, typ="tenure-offline+jwt", now=NOW.timestamp())
+    assert claims["jti"] == minted.claims["jti"]
 
 
 def test_a_wrong_pin_is_one_configuration_error_at_start(token: Token, data_dir: Path) -> None:
