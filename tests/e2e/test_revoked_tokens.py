@@ -139,8 +139,13 @@ def test_revoked_token_is_not_refreshed(
     for _ in range(2):  # again and again: never a fresh token
         body = assert_conflict(refresh_as(server, credential, minted["token"]), "token_revoked")
         assert minted["jti"] in body["detail"]
-    # Refused before anything is written: no lease renewal for a revoked token.
+    # Refused before anything is written: no lease renewal for a revoked token; the
+    # refusals are in the audit log.
     assert owner.get("/v1/ledger/events", params={"limit": 1}).json()["size"] == size
+    denied = owner.get(
+        "/v1/audit", params={"action": "refresh_token", "outcome": "denied", "newest": "true"}
+    ).json()["entries"]
+    assert [entry["code"] for entry in denied[:2]] == ["token_revoked"] * 2
 
 
 @pytest.mark.parametrize("change", ["revoke", "suspend"])
