@@ -5,18 +5,21 @@ from __future__ import annotations
 
 import threading
 from datetime import UTC, datetime, timedelta
+from typing import Literal
 
 import pytest
 
 from tenure.domain.approvals import (
     ApprovalExpired,
     DecideApproval,
+    DecisionFacts,
     RecordExecution,
     RequestApproval,
     SelfApproval,
 )
 from tenure.domain.commands import Command, RetirePlan
 from tenure.domain.events import Actor
+from tenure.domain.lineage import KeyLineage
 from tenure.errors import Conflict, TenureError
 from tenure.service.ledger import Outcome, Submission
 from tenure.service.replay import rebuild
@@ -39,8 +42,16 @@ def ask(shop: Shop, action: str, payload: dict[str, object], ttl: float = 3600) 
     return str(outcome.result["approval"])
 
 
+def decision(approval: str, actor: Actor, verdict: Literal["approve", "reject"]) -> DecideApproval:
+    """``actor`` decides as a key independent of the requester (key lineage is the
+    subject of tests/unit/test_key_lineage.py), made before the request."""
+    decider = KeyLineage((actor.id,), "2000-01-01T00:00:00.000000Z")
+    facts = DecisionFacts("2001-01-01T00:00:00.000000Z", KeyLineage((REQUESTER.id,), ""))
+    return DecideApproval(approval, decider, verdict, facts)
+
+
 def approve(shop: Shop, approval: str, actor: Actor = APPROVER) -> Outcome:
-    return run(shop, DecideApproval(approval, actor.id, "approve"), actor, "looks right")
+    return run(shop, decision(approval, actor, "approve"), actor, "looks right")
 
 
 def events_of(shop: Shop, outcome: Outcome) -> list[tuple[str, str, str | None]]:
@@ -78,13 +89,13 @@ def test_a_failing_action_leaves_the_approval_pending(shop: Shop) -> None:
     approve(shop, first, OTHER)
     with pytest.raises(Conflict, match="revoked"):
         approve(shop, second)
-    rejected = run(shop, DecideApproval(second, OTHER.id, "reject"), OTHER, "moot")
+    rejected = run(shop, decision(second, OTHER, "reject"), OTHER, "moot")
     assert rejected.result["status"] == "rejected"
 
 
 def test_a_rejected_request_never_executes(shop: Shop) -> None:
     approval = ask(shop, "plan.retire", {"plan": Shop.PLAN})
-    outcome = run(shop, DecideApproval(approval, APPROVER.id, "reject"), APPROVER, "not now")
+    outcome = run(shop, decision(approval, APPROVER, "reject"), APPROVER, "not now")
     assert events_of(shop, outcome) == [("approval.rejected", APPROVER.id, "not now")]
     with pytest.raises(Conflict, match="already rejected"):
         approve(shop, approval, OTHER)

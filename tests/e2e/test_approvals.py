@@ -111,7 +111,8 @@ def test_concurrent_approvals_execute_the_action_exactly_once(
     server: Server, owner: httpx.Client, admins: tuple[httpx.Client, httpx.Client]
 ) -> None:
     first, second = admins
-    approval = asked(owner.post("/v1/keys/rotate"))
+    with server.client(key_of(owner, "admin")) as third:
+        approval = asked(third.post("/v1/keys/rotate"))
     before = len(owner.get("/v1/keys").json()["keys"])
     answers: list[httpx.Response] = []
     barrier = threading.Barrier(2)
@@ -185,16 +186,19 @@ def test_an_expired_request_cannot_be_approved(tmp_path: Path) -> None:
     seed_data_dir(data_dir, events=10)
     server = start_server(data_dir, logs, TENURE_APPROVAL_TTL_HOURS="0.0003")  # ~1 s
     try:
-        with server.client(server.owner_key()) as owner:
-            approval = asked(owner.post("/v1/keys/rotate"))
-            with server.client(key_of(owner, "admin")) as admin:
-                time.sleep(1.5)
-                assert owner.get(f"/v1/approvals/{approval}").json()["status"] == "expired"
-                late = decide(admin, approval, "approve", "too late")
-                assert late.status_code == 409, late.text
-                assert late.json()["type"].endswith("/approval_expired")
-                again = decide(admin, approval, "approve", "still late")
-                assert again.status_code == 409, again.text
+        with (
+            server.client(server.owner_key()) as owner,
+            server.client(key_of(owner, "admin")) as first,
+            server.client(key_of(owner, "admin")) as admin,
+        ):
+            approval = asked(first.post("/v1/keys/rotate"))
+            time.sleep(1.5)
+            assert owner.get(f"/v1/approvals/{approval}").json()["status"] == "expired"
+            late = decide(admin, approval, "approve", "too late")
+            assert late.status_code == 409, late.text
+            assert late.json()["type"].endswith("/approval_expired")
+            again = decide(admin, approval, "approve", "still late")
+            assert again.status_code == 409, again.text
             shown = owner.get(f"/v1/approvals/{approval}").json()
             assert [h["type"] for h in shown["history"]][-1] == "approval.expired"
             expired = owner.get("/v1/approvals", params={"status": "expired"}).json()

@@ -192,9 +192,10 @@ def test_only_auditors_and_owners_read_the_audit_log(world: World) -> None:
     with world.server.client(world.issuer) as issuer:
         assert issuer.get("/v1/audit").status_code == 403
     created = audit_page(world, key=world.server.owner_key(), action="create_api_key")
-    # The admin key is the one that approved the example catalog (two-person rule).
+    # The two admin keys are the people's keys that asked for and approved the
+    # example catalog (two-person rule).
     roles = [e["detail"]["role"] for e in created["entries"]]
-    assert roles[:3] == ["admin", "auditor", "issuer"]
+    assert roles[:4] == ["admin", "admin", "auditor", "issuer"]
     assert all(e["target"].startswith("key_") for e in created["entries"])
     page = audit_page(world, target=world.serial, limit=2)
     assert len(page["entries"]) == 2

@@ -13,10 +13,10 @@ from typing import Any
 import httpx
 import pytest
 
-from tenure.service.apikeys import create_api_key
+from tenure.service.apikeys import create_api_key, key_id_of
 from tenure.store.engine import create_engine
 
-from .conftest import Server, approve_by_second_admin, seeded_server
+from .conftest import Server, approve_with, client_with, people, seeded_server
 
 EXAMPLE = (Path(__file__).parents[2] / "examples" / "catalog.yaml").read_bytes()
 YAML = {"Content-Type": "application/yaml"}
@@ -62,11 +62,13 @@ def test_example_catalog_dry_run_then_apply_then_reapply(owner: httpx.Client) ->
     assert ledger_size(owner) == before  # a dry run appends nothing
 
     # The example takes entitlements from plans the seed licensed: a request, which a
-    # second admin approves (the two-person rule); then it is applied, once.
-    asked = post_catalog(owner, EXAMPLE)
+    # second person approves (the two-person rule); then it is applied, once.
+    first, second = people(owner)
+    with client_with(owner, first) as person:
+        asked = post_catalog(person, EXAMPLE)
     assert asked.status_code == 202, asked.text
     assert ledger_size(owner) == before + 1  # approval.requested only
-    approved = approve_by_second_admin(owner, asked.json()["approval"]["approval"])
+    approved = approve_with(owner, second, asked.json()["approval"]["approval"])
     diff = dry.json()
     assert set(diff) == {"products", "plans", "changes"}
     # approval.requested, approval.approved, the catalog's events, approval.executed
@@ -103,9 +105,9 @@ def test_example_catalog_dry_run_then_apply_then_reapply(owner: httpx.Client) ->
         *["plan.published"] * (diff["changes"] - 1),
         "approval.executed",
     ]
-    roles = [e["event"]["actor"]["role"] for e in events["events"]]
-    assert roles[0] == "owner"  # the request; the rest is the approver's doing
-    assert set(roles[1:]) == {"admin"}
+    actors = [e["event"]["actor"]["id"] for e in events["events"]]
+    assert actors[0] == key_id_of(first)  # the request; the rest is the approver's doing
+    assert set(actors[1:]) == {key_id_of(second)}
 
     again = post_catalog(owner, EXAMPLE)
     assert again.status_code == 200, again.text

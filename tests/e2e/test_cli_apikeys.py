@@ -55,7 +55,7 @@ def test_create_json_and_text_then_list(key_server: Server) -> None:
     created = ok_json(
         tenure(key_server, "apikey", "create", "--role", "issuer", "--name", name, "-o", "json")
     )
-    assert set(created) == {"id", "role", "name", "key"}
+    assert set(created) == {"id", "role", "name", "created_by", "key"}
     assert created["id"].startswith("key_")
     assert created["role"] == "issuer"
     assert created["name"] == name
@@ -79,14 +79,16 @@ def test_create_json_and_text_then_list(key_server: Server) -> None:
         "name": name,
         "created_at": listed[created["id"]]["created_at"],
         "revoked_at": None,
+        "created_by": created["created_by"],
     }
+    assert listed[created["created_by"]]["name"] == "bootstrap owner"
     assert listed[text_id]["role"] == "support"
     assert listed[text_id]["name"] == "help desk"
     assert any(item["role"] == "owner" for item in listed.values())
 
     table = tenure(key_server, "apikey", "list")
     assert table.returncode == 0, table.stderr
-    for header in ("id", "role", "name", "created", "revoked"):
+    for header in ("id", "role", "name", "created", "revoked", "created by"):
         assert header in table.stdout
     assert created["id"] in table.stdout
     assert text_id in table.stdout
@@ -95,6 +97,8 @@ def test_create_json_and_text_then_list(key_server: Server) -> None:
 
 
 def test_created_key_works_until_revoked(key_server: Server) -> None:
+    # Two people's keys, made by the bootstrap key: one asks, the other approves.
+    asker, approver = (create_json(key_server, "admin")["key"] for _ in range(2))
     created = create_json(key_server, "admin")
     key_id, key = created["id"], created["key"]
     with key_server.client(key) as client:
@@ -117,13 +121,12 @@ def test_created_key_works_until_revoked(key_server: Server) -> None:
     assert key_id in {item["id"] for item in ok_json(as_new)["apikeys"]}
 
     # Revoking another principal's admin key needs a second principal (two-person rule).
-    asked = tenure(key_server, "apikey", "revoke", key_id)
+    asked = tenure(key_server, "apikey", "revoke", key_id, key=asker)
     assert asked.returncode == 0, asked.stderr
     found = re.search(r"approval requested: (apr_\w+)", asked.stdout)
     assert found, asked.stdout
     with key_server.client(key) as client:
         assert client.get("/v1/apikeys").status_code == 200  # not revoked yet
-    approver = create_json(key_server, "admin")["key"]
     approved = tenure(
         key_server, "approval", "approve", found.group(1), "--reason", "offboarding", key=approver
     )
@@ -194,7 +197,7 @@ def test_a_bad_role_is_a_usage_error_before_any_request(key_server: Server, role
 def test_help_texts(key_server: Server) -> None:
     group = tenure(key_server, "apikey", "--help")
     assert group.returncode == 0, group.stderr
-    for command in ("create", "list", "revoke"):
+    for command in ("create", "list", "revoke", "retire-bootstrap"):
         assert command in group.stdout
     words = " ".join(group.stdout.split())
     assert "shown once" in words

@@ -22,6 +22,7 @@ from .conftest import (
     assert_one_line_error,
     issue_license,
     ok_json,
+    people,
     seeded_server,
     tenure,
 )
@@ -402,13 +403,11 @@ def test_keys_list_and_rotate(server: Server, owner: httpx.Client) -> None:
     listed = tenure(server, "keys", "list", key=issuer_key)
     assert_one_line_error(listed, "403")
 
-    asked = tenure(server, "keys", "rotate")
+    first, admin_key = people(owner)  # the two-person rule: one asks, another approves
+    asked = tenure(server, "keys", "rotate", key=first)
     assert asked.returncode == 0, asked.stderr
     assert asked.stdout.startswith("approval requested: apr_"), asked.stdout
     approval = asked.stdout.split()[2]
-    admin_key = ok_json(
-        tenure(server, "apikey", "create", "--role", "admin", "--name", "2nd", "-o", "json")
-    )["key"]
     shown = tenure(server, "approval", "list", "--status", "pending", key=admin_key)
     assert approval in shown.stdout, shown.stdout + shown.stderr
     rotated = ok_json(

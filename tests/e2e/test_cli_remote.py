@@ -38,13 +38,16 @@ def test_catalog_apply_dry_run_then_real_then_nothing(cli_server: Server) -> Non
         tenure(cli_server, "catalog", "apply", "-f", str(CATALOG), "--dry-run", "-o", "json")
     )
     # The example catalog takes entitlements from plans the seed licensed: a request
-    # that a second admin approves (the two-person rule).
-    asked = ok_json(tenure(cli_server, "catalog", "apply", "-f", str(CATALOG), "-o", "json"))
-    approval = asked["approval"]["approval"]
-    admin = ok_json(
-        tenure(cli_server, "apikey", "create", "--role", "admin", "--name", "second", "-o", "json")
-    )["key"]
-    own = tenure(cli_server, "approval", "approve", approval, "--reason", "mine")
+    # of one person's key that a second person's key approves (the two-person rule).
+    first, admin = (
+        ok_json(
+            tenure(cli_server, "apikey", "create", "--role", "admin", "--name", name, "-o", "json")
+        )["key"]
+        for name in ("first", "second")
+    )
+    apply = ("catalog", "apply", "-f", str(CATALOG), "-o", "json")
+    approval = ok_json(tenure(cli_server, *apply, key=first))["approval"]["approval"]
+    own = tenure(cli_server, "approval", "approve", approval, "--reason", "mine", key=first)
     assert own.returncode != 0, "the requester approved its own request"
     done = ok_json(
         tenure(

@@ -84,7 +84,7 @@ def new_key(client: httpx.Client, role: str, name: str | None = None) -> dict[st
     response = client.post("/v1/apikeys", json={"role": role, "name": name or f"rbac {role}"})
     assert response.status_code == 201, response.text
     created: dict[str, Any] = response.json()
-    assert set(created) == {"id", "role", "name", "key"}
+    assert set(created) == {"id", "role", "name", "created_by", "key"}
     assert created["role"] == role
     assert created["key"].startswith("tnr_")
     return created
@@ -271,11 +271,11 @@ def test_keys_are_listed_without_keys_or_hashes(owner: httpx.Client) -> None:
         "name": "listed",
         "created_at": listed[created["id"]]["created_at"],
         "revoked_at": None,
+        "created_by": created["created_by"],
     }
     assert created["key"] not in response.text
-    assert all(
-        set(item) == {"id", "role", "name", "created_at", "revoked_at"} for item in listed.values()
-    )
+    fields = {"id", "role", "name", "created_at", "revoked_at", "created_by"}
+    assert all(set(item) == fields for item in listed.values())
 
 
 def test_a_revoked_key_gets_401(server: Server, owner: httpx.Client) -> None:
@@ -294,7 +294,7 @@ def test_a_revoked_key_gets_401(server: Server, owner: httpx.Client) -> None:
 def test_an_admin_may_manage_keys_but_not_owner_keys(
     server: Server, owner: httpx.Client, role_keys: dict[str, str]
 ) -> None:
-    owner_key = new_key(owner, "owner")
+    owner_key, witness = new_key(owner, "owner"), new_key(owner, "owner", "witness")
     with server.client(role_keys["admin"]) as admin:
         assert_problem(admin.post("/v1/apikeys", json={"role": "owner", "name": "x"}), 403)
         assert_problem(admin.delete(f"/v1/apikeys/{owner_key['id']}"), 403)
@@ -304,18 +304,21 @@ def test_an_admin_may_manage_keys_but_not_owner_keys(
         assert asked.status_code == 202, asked.text
         approval = asked.json()["approval"]["approval"]
         assert_problem(admin.post(f"/v1/approvals/{approval}/approve", json={"reason": "x"}), 403)
-    done = owner.post(f"/v1/approvals/{approval}/approve", json={"reason": "agreed"})
-    assert done.json()["result"]["revoked_at"] is not None, done.text
-    assert revoke_with_approval(owner, owner_key)["revoked_at"] is not None
+    with server.client(role_keys["owner"]) as other_owner:
+        done = other_owner.post(f"/v1/approvals/{approval}/approve", json={"reason": "agreed"})
+        assert done.json()["result"]["revoked_at"] is not None, done.text
+        revoked = revoke_with_approval(other_owner, witness["key"], owner_key)
+    assert revoked["revoked_at"] is not None
 
 
-def revoke_with_approval(owner: httpx.Client, key: dict[str, Any]) -> dict[str, Any]:
-    """Revoke another owner ``key``: the owner asks, the key itself approves."""
-    asked = owner.delete(f"/v1/apikeys/{key['id']}")
+def revoke_with_approval(asker: httpx.Client, approver: str, key: dict[str, Any]) -> dict[str, Any]:
+    """Revoke another owner ``key``: ``asker`` asks, the key ``approver`` of another
+    person approves (the key to be revoked takes no part)."""
+    asked = asker.delete(f"/v1/apikeys/{key['id']}")
     assert asked.status_code == 202, asked.text
     approval = asked.json()["approval"]["approval"]
-    headers = {"Authorization": f"Bearer {key['key']}"}
-    with httpx.Client(base_url=owner.base_url, headers=headers) as other:
+    headers = {"Authorization": f"Bearer {approver}"}
+    with httpx.Client(base_url=asker.base_url, headers=headers) as other:
         done = other.post(f"/v1/approvals/{approval}/approve", json={"reason": "rotation"})
     assert done.status_code == 200, done.text
     result: dict[str, Any] = done.json()["result"]
@@ -346,22 +349,21 @@ def test_keys_of_another_account_are_404_and_invisible(seeded: Seeded, owner: ht
         assert agent.get("/v1/ledger/key").status_code == 200
 
 
-def test_the_last_active_owner_key_cannot_be_revoked(owner: httpx.Client) -> None:
-    """The bootstrap owner revokes every other owner key, then cannot revoke its own."""
-    another = new_key(owner, "owner", "another owner")
+def test_the_last_active_owner_key_cannot_be_revoked(server: Server, owner: httpx.Client) -> None:
+    """Two people's owner keys revoke every other owner key but the bootstrap key,
+    then their own; the bootstrap key, left alone, cannot revoke itself."""
+    first, second = new_key(owner, "owner", "first"), new_key(owner, "owner", "second")
     keys = owner.get("/v1/apikeys").json()["apikeys"]
     owners = [k["id"] for k in keys if k["role"] == "owner" and k["revoked_at"] is None]
     (bootstrap,) = [k["id"] for k in keys if k["name"] == "bootstrap owner"]
     assert bootstrap in owners
-    assert len(owners) >= 2
-    with httpx.Client(
-        base_url=owner.base_url, headers={"Authorization": f"Bearer {another['key']}"}
-    ) as second:
+    with server.client(first["key"]) as asker:
         for key_id in owners:
-            if key_id not in (bootstrap, another["id"]):
-                asked = owner.delete(f"/v1/apikeys/{key_id}").json()["approval"]["approval"]
-                done = second.post(f"/v1/approvals/{asked}/approve", json={"reason": "x"})
-                assert done.status_code == 200, done.text
-    revoke_with_approval(owner, another)
-    assert_problem(owner.delete(f"/v1/apikeys/{bootstrap}"), 409)
+            if key_id not in (bootstrap, first["id"], second["id"]):
+                revoke_with_approval(asker, second["key"], {"id": key_id})
+    for person in (first, second):
+        with server.client(person["key"]) as own:
+            assert own.delete(f"/v1/apikeys/{person['id']}").status_code == 200
+    last = assert_problem(owner.delete(f"/v1/apikeys/{bootstrap}"), 409)
+    assert "create at least one other owner key first" in last["detail"]
     assert owner.get("/v1/apikeys").status_code == 200

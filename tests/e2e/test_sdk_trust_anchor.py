@@ -33,9 +33,11 @@ from tenure.sdk.cache import JWKS_FILE, KEYSET_FILE, STATE_FILE, TOKEN_FILE
 from .conftest import (
     Server,
     apply_example_catalog,
-    approve_by_second_admin,
+    approve_with,
     assert_one_line_error,
+    client_with,
     issue_license,
+    people,
     seeded_server,
     subprocess_env,
     tenure,
@@ -210,9 +212,11 @@ def test_token_key_rotation_keeps_the_sdk_working_without_a_new_pin(
     client = sdk(license, cache, ledger_key)
     client.activate()
     old_kid = _kid(cache)
-    asked = owner.post("/v1/keys/rotate")
+    first, second = people(owner)
+    with client_with(owner, first) as asker:
+        asked = asker.post("/v1/keys/rotate")
     assert asked.status_code == 202, asked.text
-    rotated = approve_by_second_admin(owner, asked.json()["approval"]["approval"])
+    rotated = approve_with(owner, second, asked.json()["approval"]["approval"])
     new_kid = rotated["result"]["kid"]
     assert new_kid != old_kid
     # The cached note does not know the new key; the service's current one does.

@@ -19,7 +19,14 @@ from tenure.crypto import jws, license_file
 from tenure.domain.activations import fingerprint_hash
 from tenure.errors import InvalidLicenseFile, TokenRejected
 
-from .conftest import Server, apply_example_catalog, issue_license, node_verify, seeded_server
+from .conftest import (
+    Server,
+    apply_example_catalog,
+    issue_license,
+    node_verify,
+    people,
+    seeded_server,
+)
 
 TYP = "tenure-offline+jwt"
 ISSUER = "tenure.localhost/ledger/default"
@@ -192,11 +199,12 @@ def test_rotation_keeps_old_tokens_verifiable_and_signs_with_the_new_key(
 ) -> None:
     before = activated_token(server, owner)
     old_kid = json.loads(jws.b64url_decode(before["token"].split(".")[0]))["kid"]
-    asked = owner.post("/v1/keys/rotate")
+    first, second = people(owner)  # the two-person rule: one asks, another approves
+    with server.client(first) as person:
+        asked = person.post("/v1/keys/rotate")
     assert asked.status_code == 202, asked.text
     approval = asked.json()["approval"]["approval"]
-    made = owner.post("/v1/apikeys", json={"role": "admin", "name": "second admin"})
-    with server.client(made.json()["key"]) as admin:  # the two-person rule
+    with server.client(second) as admin:
         rotated = admin.post(f"/v1/approvals/{approval}/approve", json={"reason": "yearly"})
     assert rotated.status_code == 200, rotated.text
     assert rotated.json()["approval"]["status"] == "executed"

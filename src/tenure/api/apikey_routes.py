@@ -53,17 +53,27 @@ def _engine(request: Request) -> Any:
     openapi_extra=documented(ApiKeyIn),
 )
 async def create_api_key(request: Request, caller: Manager) -> JSONResponse:
-    """Create ``{"role", "name"}`` → 201 ``{"id", "role", "name", "key"}``.
+    """Create ``{"role", "name"}`` → 201 ``{"id", "role", "name", "created_by",
+    "key"}``.
 
-    The key is shown here once and stored only as a hash. 403 when an admin asks for
-    an owner key.
+    The key is shown here once and stored only as a hash. It records the calling key
+    as its creator (``created_by``): it acts for that key in the two-person rule
+    (docs/approvals.md). 403 when an admin asks for an owner key.
     """
     body = await parse_body(request, ApiKeyIn, MAX_BODY_BYTES)
     require_may_manage(caller, body.role)
 
     def create(conn: sa.Connection) -> dict[str, Any]:
-        created, key = apikeys.insert_api_key(conn, caller.account, body.role, body.name)
-        return {"id": created.id, "role": created.role, "name": body.name, "key": key}
+        created, key = apikeys.insert_api_key(
+            conn, caller.account, body.role, body.name, created_by=caller.id
+        )
+        return {
+            "id": created.id,
+            "role": created.role,
+            "name": body.name,
+            "created_by": caller.id,
+            "key": key,
+        }
 
     entry = entry_for(request, caller, detail={"role": body.role})
     outcome = await submit_audited(request, Write(caller.account, create, entry))
@@ -73,7 +83,9 @@ async def create_api_key(request: Request, caller: Manager) -> JSONResponse:
 @router.get("/apikeys", response_model=None, responses=answers(ApiKeyList, "The keys"))
 def list_api_keys(request: Request, caller: Manager) -> dict[str, Any]:
     """The account's keys ``{"apikeys": [{"id", "role", "name", "created_at",
-    "revoked_at"}]}``, never the keys or their hashes."""
+    "revoked_at", "created_by"}]}``, never the keys or their hashes. ``created_by``
+    is the key that created it, null for the bootstrap or first owner key and for
+    keys older than key lineage (docs/approvals.md)."""
     return {"apikeys": apikeys.list_api_keys(_engine(request), caller.account)}
 
 

@@ -2,9 +2,10 @@
 
 Gated routes answer 202 ``{"approval": {...}}`` through ``request_approval``
 instead of acting. ``GET /v1/approvals``, ``GET /v1/approvals/{id}``,
-``POST /v1/approvals/{id}/approve`` and ``/reject`` (body ``{"reason"}``): a
-principal other than the requester, whose role may perform the action itself (or
-the owner), decides; an approved action executes exactly once.
+``POST /v1/approvals/{id}/approve`` and ``/reject`` (body ``{"reason"}``): a key of
+another principal than the requester (key lineage, ``tenure.domain.lineage``), older
+than the request, whose role may perform the action itself (or the owner), decides;
+an approved action executes exactly once.
 """
 
 from __future__ import annotations
@@ -148,9 +149,15 @@ async def _decide(
     request: Request, caller: Principal, approval: str, verdict: str
 ) -> tuple[Outcome, str]:
     body = await parse_body(request, DecisionIn, MAX_BODY_BYTES)
-    row = service.read_row(request.app.state.runtime.engine, caller.account, approval)
+    engine = request.app.state.runtime.engine
+    row = await run_in_threadpool(service.read_row, engine, caller.account, approval)
     _require_may_decide(caller, row)
-    command = DecideApproval(approval, caller.id, "approve" if verdict == "approve" else "reject")
+    decider, facts = await run_in_threadpool(
+        service.decision_facts, engine, caller.account, row, caller.id
+    )
+    command = DecideApproval(
+        approval, decider, "approve" if verdict == "approve" else "reject", facts
+    )
     outcome = await submit_audited(request, _submission(caller, command, body.reason))
     if outcome.result["status"] == "expired":
         raise ApprovalExpired(f"approval {approval} expired at {row['expires_at']}")
@@ -169,8 +176,11 @@ _DECISION_RESPONSES = problem_responses(400, 404, 409, 503)
 async def approve(request: Request, caller: Decider, approval: str) -> dict[str, Any]:
     """Approve ``{"reason"}`` and execute the action once → ``{"approval", "result"}``
     (or ``"error"`` when it failed: the approval is then ``failed``). 403
-    ``self_approval`` for the requester, 403 for a role that may not perform the
-    action, 409 ``approval_expired`` past ``expires_at``, 409 unless pending."""
+    ``self_approval`` for the requester; 403 ``approver_not_independent`` for a key
+    that acts for the requester (it created it, was created by it, or one key made
+    both), a key created after the request, and the key a revocation targets; 403
+    for a role that may not perform the action; 409 ``approval_expired`` past
+    ``expires_at``, 409 unless pending."""
     outcome, reason = await _decide(request, caller, approval, "approve")
     if outcome.result["status"] == "executed":
         results = outcome.result.pop("results", [])
@@ -185,8 +195,10 @@ async def approve(request: Request, caller: Decider, approval: str) -> dict[str,
     responses=_DECISION_RESPONSES,
 )
 async def reject(request: Request, caller: Decider, approval: str) -> dict[str, Any]:
-    """Reject ``{"reason"}`` → ``{"approval"}``; the action never runs. 409 unless
-    pending (``approval_expired`` past ``expires_at``)."""
+    """Reject ``{"reason"}`` → ``{"approval"}``; the action never runs. The requester
+    may reject (withdraw) its own request; the key a revocation targets, and the keys
+    it created, may not (403 ``approver_not_independent``). 409 unless pending
+    (``approval_expired`` past ``expires_at``)."""
     outcome, _ = await _decide(request, caller, approval, "reject")
     return {"approval": outcome.result}
 

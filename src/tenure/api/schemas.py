@@ -314,6 +314,9 @@ class ApiKey(Doc):
     name: str
     created_at: Time
     revoked_at: Time | None
+    created_by: str | None = Field(
+        description="the key that created it; null for a top of the key lineage"
+    )
 
 
 class ApiKeyList(Doc):
@@ -324,6 +327,7 @@ class CreatedApiKey(Doc):
     id: str
     role: Role
     name: str
+    created_by: str = Field(description="the calling key, which created it")
     key: str = Field(description="shown once")
 
 

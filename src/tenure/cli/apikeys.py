@@ -1,7 +1,9 @@
-"""``tenure apikey create|list|revoke``: the account's API keys over HTTP."""
+"""``tenure apikey create|list|revoke|retire-bootstrap``: the account's API keys over
+HTTP."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
 
@@ -9,9 +11,10 @@ import typer
 from rich.table import Table
 
 from tenure.cli.approvals import print_approval_requested
-from tenure.cli.client import ApiKeyOption, Remote, UrlOption, emit_json, print_table
-from tenure.cli.common import Output, OutputOption, out
-from tenure.service.apikeys import ROLES
+from tenure.cli.client import ApiError, ApiKeyOption, Remote, UrlOption, emit_json, print_table
+from tenure.cli.common import DataDir, Output, OutputOption, out, settings
+from tenure.errors import NotFound, Unauthenticated
+from tenure.service.apikeys import BOOTSTRAP_FILE, ROLES, key_id_of
 
 MANAGE_RULES = (
     "Only owner and admin keys may manage API keys: an owner key may create and revoke "
@@ -19,9 +22,11 @@ MANAGE_RULES = (
 )
 
 app = typer.Typer(
-    help="API keys of the account: create, list, revoke.\n\n"
+    help="API keys of the account: create, list, revoke, retire the bootstrap key.\n\n"
     "A new key is shown once, when it is created, and the service stores only its "
-    f"hash: it cannot be shown again. {MANAGE_RULES} Roles: {', '.join(ROLES)}.",
+    f"hash: it cannot be shown again. {MANAGE_RULES} Roles: {', '.join(ROLES)}. "
+    "A key acts for the key that created it in the two-person rule: make each "
+    "person's key with the bootstrap owner key.",
     no_args_is_help=True,
 )
 
@@ -108,7 +113,8 @@ def list_command(
 ) -> None:
     """List the account's API keys, revoked ones too, oldest first (never the keys).
 
-    Needs an owner or admin key.
+    "created by" is the key that created each one ("-": the bootstrap or first owner
+    key, or a key older than key lineage). Needs an owner or admin key.
     """
     answer = Remote(url, api_key).get("/v1/apikeys")
     if output is Output.json:
@@ -121,6 +127,7 @@ def list_command(
     table.add_column("name")
     table.add_column("created", no_wrap=True)
     table.add_column("revoked", no_wrap=True)
+    table.add_column("created by", no_wrap=True)
     for key in keys:
         table.add_row(
             _text(key.get("id")),
@@ -128,6 +135,7 @@ def list_command(
             _text(key.get("name")),
             _text(key.get("created_at")),
             _text(key.get("revoked_at")),
+            _text(key.get("created_by")),
         )
     print_table(table)
     active = sum(1 for key in keys if key.get("revoked_at") is None)
@@ -147,7 +155,8 @@ def revoke(
 
     The account's last active owner key cannot be revoked. Revoking another
     principal's owner or admin key needs a second principal's approval (two-person
-    rule): this prints the request, and `tenure approval approve` by another key revokes.
+    rule): this prints the request, and `tenure approval approve` with another person's
+    key revokes (not the key to be revoked, nor a key made by or with this one).
     """
     response = Remote(url, api_key).request("DELETE", f"/v1/apikeys/{quote(key_id, safe='')}")
     revoked = response.json()
@@ -162,5 +171,56 @@ def revoke(
         *_key_lines(revoked)[1:],
         f"  created  {_text(revoked.get('created_at'))}",
         f"  revoked  {_text(revoked.get('revoked_at'))}",
+    ]
+    out.print("\n".join(lines), highlight=False, markup=False)
+
+
+def _bootstrap_key(data_dir: DataDir) -> tuple[str, Path]:
+    """The bootstrap owner key the service wrote to the data directory, and its file."""
+    key_file = settings(data_dir, None).data_dir / BOOTSTRAP_FILE
+    try:
+        key = key_file.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        raise NotFound(
+            f"no bootstrap owner key at {key_file}: it was retired already, or pass the "
+            "service's --data-dir"
+        ) from None
+    return key, key_file
+
+
+@app.command("retire-bootstrap")
+def retire_bootstrap(
+    data_dir: DataDir = None,
+    url: UrlOption = None,
+    output: OutputOption = Output.text,
+) -> None:
+    """Revoke the bootstrap owner key and delete <data-dir>/bootstrap-owner.key.
+
+    First create at least one other owner key (tenure apikey create --role owner):
+    the account's last active owner key cannot be revoked. Better, create each
+    person's key with the bootstrap key before retiring it: keys it made are
+    different principals and approve each other's requests (two-person rule).
+
+    The bootstrap key (read from the data directory) revokes itself, which needs no
+    approval; run this where the service's data directory is.
+    """
+    key, key_file = _bootstrap_key(data_dir)
+    try:
+        revoked = Remote(url, key).delete(f"/v1/apikeys/{key_id_of(key)}")
+    except ApiError as exc:
+        if exc.status == 401:
+            raise Unauthenticated(
+                f"the key in {key_file} is not a valid key of this service (revoked "
+                "already?); delete the file if so"
+            ) from None
+        raise
+    key_file.unlink()
+    if output is Output.json:
+        emit_json({**revoked, "removed": str(key_file)})
+        return
+    lines = [
+        f"retired the bootstrap owner key {revoked.get('id')} "
+        f"(revoked at {_text(revoked.get('revoked_at'))})",
+        f"removed {key_file}",
     ]
     out.print("\n".join(lines), highlight=False, markup=False)

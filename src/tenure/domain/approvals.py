@@ -10,6 +10,11 @@ command as ``approval.approved`` and ``approval.executed``; the others (key rota
 restore, API key revocation) run after the approval commits and are recorded by
 ``RecordExecution``.
 
+Who may decide is the rule of ``check_decider``: an approval counts only from a key
+that acts for another principal than the requester (``tenure.domain.lineage``) and
+existed before the request; the key a revocation targets takes no part in deciding
+it. The service hands the decision the lineages it needs (``DecisionFacts``).
+
 Pure like the other commands: time and ids come from ``Context``.
 """
 
@@ -29,6 +34,7 @@ from tenure.domain.commands import (
     RetirePlan,
     RevokeLicense,
 )
+from tenure.domain.lineage import KeyLineage, same_principal
 from tenure.domain.state import Row, StateView
 from tenure.domain.timefmt import format_time
 from tenure.errors import Conflict, Forbidden, InvalidInput, NotFound
@@ -52,6 +58,13 @@ class SelfApproval(Forbidden):
     """The principal that asked for an action may not approve it."""
 
     code = "self_approval"
+
+
+class ApproverNotIndependent(Forbidden):
+    """The deciding key acts for the requester (key lineage), is newer than the
+    request, or is the key (or made by the key) a revocation targets."""
+
+    code = "approver_not_independent"
 
 
 class ApprovalExpired(Conflict):
@@ -135,35 +148,97 @@ def _pending(view: StateView, approval: str, now: str) -> tuple[Row, bool]:
 
 
 @dataclass(frozen=True)
+class DecisionFacts:
+    """What deciding an approval needs from outside the projection: when it was
+    requested (its ``approval.requested`` event's time) and the lineages of the
+    requesting key and, for ``apikey.revoke``, of the key to be revoked."""
+
+    requested_at: str
+    requester: KeyLineage
+    target: KeyLineage | None = None
+
+
+def _refuse_target(row: Row, decider: KeyLineage, verdict: str, target: KeyLineage) -> None:
+    """The key a revocation targets decides nothing about it, and the keys it created
+    cannot reject it: a stolen key must not veto its own removal."""
+    if decider.key == target.key:
+        raise ApproverNotIndependent(
+            f"this key is the key to be revoked by approval {row['approval']}: "
+            "it takes no part in deciding its revocation"
+        )
+    if verdict == "reject" and decider.made_by(target.key):
+        raise ApproverNotIndependent(
+            "this key was created by the key to be revoked (directly or through keys it "
+            f"created): it cannot reject approval {row['approval']}"
+        )
+
+
+def check_decider(row: Row, decider: KeyLineage, verdict: str, facts: DecisionFacts) -> None:
+    """Raise unless ``decider`` may give ``verdict`` on the approval ``row``.
+
+    ``SelfApproval`` when the requester approves (it may reject: withdraw).
+    ``ApproverNotIndependent`` when the key to be revoked decides on its revocation,
+    a key it created rejects it, or the approver acts for the same principal as the
+    requester (``same_principal``) or was created at or after the request.
+    """
+    if facts.requester.key != row["requested_by"]:
+        raise Conflict(f"the facts given are not those of approval {row['approval']}")
+    if facts.target is not None:
+        _refuse_target(row, decider, verdict, facts.target)
+    if verdict != "approve":
+        return
+    if decider.key == facts.requester.key:
+        raise SelfApproval(
+            f"approval {row['approval']} was requested by this key: "
+            "a different principal must approve it"
+        )
+    why = same_principal(decider, facts.requester)
+    if why is not None:
+        raise ApproverNotIndependent(f"{why}: another principal must approve {row['approval']}")
+    if decider.created_at >= facts.requested_at:
+        raise ApproverNotIndependent(
+            f"this key was created after the request ({facts.requested_at}): only keys "
+            f"that existed before it may approve {row['approval']}"
+        )
+
+
+@dataclass(frozen=True)
 class DecideApproval(Command):
-    """Approve or reject a pending approval as ``decided_by``.
+    """Approve or reject a pending approval as the key ``decider``.
 
     Approving a ledger action appends its events and ``approval.executed`` with
     ``approval.approved``, all or nothing. A request past its ``expires_at`` is
     recorded as ``approval.expired`` and the result says ``"status": "expired"``
-    (the caller answers ``ApprovalExpired``). Raises ``SelfApproval`` when the
-    requester approves, ``Conflict`` unless the approval is pending.
+    (the caller answers ``ApprovalExpired``). Raises ``SelfApproval`` or
+    ``ApproverNotIndependent`` (``check_decider``) for a key that may not decide,
+    ``Conflict`` unless the approval is pending.
     """
 
     name: ClassVar[str] = "decide_approval"
     approval: str
-    decided_by: str
+    decider: KeyLineage
     verdict: Literal["approve", "reject"]
+    facts: DecisionFacts
+
+    def request(self) -> dict[str, Any]:
+        # The facts follow from the approval and the key: they are not the request.
+        return {
+            "command": self.name,
+            "approval": self.approval,
+            "decider": self.decider.key,
+            "verdict": self.verdict,
+        }
 
     def decide(self, view: StateView, ctx: Context) -> Decision:
         now = format_time(ctx.now)
         row, expired = _pending(view, self.approval, now)
+        check_decider(row, self.decider, self.verdict, self.facts)
         ref = {"approval": self.approval}
         if expired:
             result = {**row, "status": "expired"}
             return Decision([Draft("approval.expired", ref)], result)
         if self.verdict == "reject":
             return Decision([Draft("approval.rejected", ref)], {**row, "status": "rejected"})
-        if row["requested_by"] == self.decided_by:
-            raise SelfApproval(
-                f"approval {self.approval} was requested by this key: "
-                "a different principal must approve it"
-            )
         drafts = [Draft("approval.approved", ref)]
         if row["action"] not in LEDGER_ACTIONS:
             return Decision(drafts, {**row, "status": "approved"})

@@ -71,7 +71,9 @@ def create_in(conn: sa.Connection, account: str, name: str, created_by: str) -> 
             id=account, name=name, created_at=created_at, created_by=created_by
         )
     )
-    owner, key = insert_api_key(conn, account, "owner", "first owner")
+    # The first owner key records who made it, but that key is of another account:
+    # in its own account's key lineage the first owner key is a top.
+    owner, key = insert_api_key(conn, account, "owner", "first owner", created_by=created_by)
     return {
         "id": account,
         "name": name,

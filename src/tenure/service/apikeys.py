@@ -48,18 +48,30 @@ def hash_api_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def create_api_key(engine: sa.Engine, account: str, role: str, name: str) -> tuple[Principal, str]:
-    """Create a key; return its principal and the key itself (shown once, never stored)."""
+def key_id_of(key: str) -> str:
+    """The id of the API key ``key`` (``key_`` + 16 hex digits of its hash): what
+    listings show and ``DELETE /v1/apikeys/{id}`` takes."""
+    return "key_" + hash_api_key(key)[:16]
+
+
+def create_api_key(
+    engine: sa.Engine, account: str, role: str, name: str, created_by: str | None = None
+) -> tuple[Principal, str]:
+    """Create a key on the storage; return its principal and the key itself (shown
+    once, never stored). Without ``created_by`` the key is a top of the key lineage,
+    like the bootstrap owner key: whoever holds the storage holds the account."""
     with write_transaction(engine) as conn:
-        return insert_api_key(conn, account, role, name)
+        return insert_api_key(conn, account, role, name, created_by=created_by)
 
 
 def insert_api_key(
-    conn: sa.Connection, account: str, role: str, name: str
+    conn: sa.Connection, account: str, role: str, name: str, *, created_by: str | None
 ) -> tuple[Principal, str]:
-    """``create_api_key`` inside the caller's write transaction."""
+    """``create_api_key`` inside the caller's write transaction. ``created_by`` is
+    the id of the key that asks for it (``tenure.domain.lineage``); None only for keys
+    the service makes itself."""
     key = new_api_key()
-    key_id = "key_" + hash_api_key(key)[:16]
+    key_id = key_id_of(key)
     conn.execute(
         sa.insert(t.api_keys).values(
             id=key_id,
@@ -68,9 +80,20 @@ def insert_api_key(
             role=role,
             name=name,
             created_at=format_time(datetime.now(UTC)),
+            created_by=created_by,
         )
     )
     return Principal(key_id, account, role), key
+
+
+def creators(conn: sa.Connection, account: str) -> tuple[dict[str, str | None], dict[str, str]]:
+    """Every key of ``account`` (revoked ones too: lineage outlives revocation) →
+    the id of the key that created it, and → when it was created."""
+    keys = t.api_keys.c
+    rows = conn.execute(
+        sa.select(keys.id, keys.created_by, keys.created_at).where(keys.account == account)
+    ).all()
+    return {row.id: row.created_by for row in rows}, {row.id: row.created_at for row in rows}
 
 
 def ensure_bootstrap_owner(engine: sa.Engine, data_dir: Path, account: str) -> str | None:
@@ -114,6 +137,7 @@ def _key_view(row: Any) -> dict[str, Any]:
         "name": row.name,
         "created_at": row.created_at,
         "revoked_at": row.revoked_at,
+        "created_by": row.created_by,
     }
 
 
@@ -123,11 +147,14 @@ _VIEW_COLUMNS = (
     t.api_keys.c.name,
     t.api_keys.c.created_at,
     t.api_keys.c.revoked_at,
+    t.api_keys.c.created_by,
 )
 
 
 def list_api_keys(engine: sa.Engine, account: str) -> list[dict[str, Any]]:
-    """The account's keys (revoked ones too), oldest first, without keys or hashes."""
+    """The account's keys (revoked ones too), oldest first, without keys or hashes,
+    each with ``created_by``: the key that created it (None for a top of the key
+    lineage: the bootstrap or first owner key, or a key older than lineage)."""
     with read_transaction(engine) as conn:
         rows = conn.execute(
             sa.select(*_VIEW_COLUMNS)
@@ -175,7 +202,11 @@ def revoke_in(
             )
         )
         if not other_owners:
-            raise Conflict("the last active owner key of an account cannot be revoked")
+            raise Conflict(
+                "the last active owner key of an account cannot be revoked: create at "
+                "least one other owner key first (tenure apikey create --role owner --name …)",
+                field="id",
+            )
     revoked_at = format_time(datetime.now(UTC))
     conn.execute(
         sa.update(t.api_keys)

@@ -9,9 +9,11 @@ from typing import Any
 import orjson
 import sqlalchemy as sa
 
-from tenure.domain.approvals import status_at
+from tenure.domain.approvals import DecisionFacts, status_at
+from tenure.domain.lineage import KeyLineage, lineage_of
 from tenure.domain.state import Row
-from tenure.errors import InvalidInput, NotFound
+from tenure.errors import Conflict, InvalidInput, NotFound
+from tenure.service.apikeys import creators
 from tenure.store import sql
 from tenure.store import tables as t
 from tenure.store.engine import read_transaction
@@ -62,6 +64,29 @@ def read_row(engine: sa.Engine, account: str, approval: str) -> Row:
     if row is None:
         raise NotFound(f"approval {approval} not found")
     return row
+
+
+def decision_facts(
+    engine: sa.Engine, account: str, row: Row, decider: str
+) -> tuple[KeyLineage, DecisionFacts]:
+    """The lineage of the deciding key ``decider`` and the facts deciding the
+    approval ``row`` needs (``tenure.domain.approvals.check_decider``), read in one
+    transaction. Lineage and request time never change once written, so they hold
+    when the writer decides. ``Conflict`` if the ledger lacks the request event."""
+    approval = row["approval"]
+    with read_transaction(engine) as conn:
+        made_by, made_at = creators(conn, account)
+        events = sql.events_about(conn, account, approval)
+    requested = [orjson.loads(leaf) for _, leaf in events[:1]]
+    if not requested or requested[0]["type"] != "approval.requested":
+        raise Conflict(f"approval {approval} has no approval.requested event")
+    target = row["payload"]["key_id"] if row["action"] == "apikey.revoke" else None
+    facts = DecisionFacts(
+        requested[0]["time"],
+        lineage_of(row["requested_by"], made_by, made_at),
+        None if target is None else lineage_of(target, made_by, made_at),
+    )
+    return lineage_of(decider, made_by, made_at), facts
 
 
 def revocations_since(engine: sa.Engine, account: str, since: str) -> int:

@@ -105,6 +105,10 @@ api_keys = sa.Table(
     sa.Column("name", sa.Text, nullable=False),
     sa.Column("created_at", _string(32), nullable=False),
     sa.Column("revoked_at", _string(32), nullable=True),
+    # The key that created this one (migration 0011; tenure.domain.lineage). NULL: no
+    # key of the account did (the bootstrap owner key, a first owner key, a key made
+    # on the storage) or the key predates 0011 and its creator is unknown.
+    sa.Column("created_by", _string(40), nullable=True),
 )
 
 accounts = sa.Table(
