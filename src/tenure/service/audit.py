@@ -32,7 +32,7 @@ import sqlalchemy as sa
 
 from tenure.errors import AuditTampered, InvalidInput
 from tenure.ledger.canonical import canonical_json
-from tenure.store import raw
+from tenure.store import columns, raw
 from tenure.store import tables as t
 
 GENESIS = bytes(32)
@@ -110,8 +110,14 @@ _SET_HEAD = (
 
 
 def _head(conn: sa.Connection, account: str) -> tuple[int, bytes]:
+    """Size and last hash of the chain; ``AuditTampered`` if the stored head row holds
+    other types."""
     row = raw.execute(conn, _HEAD, {"account": account}).fetchone()
-    return (0, GENESIS) if row is None else (int(row[0]), bytes(row[1]))
+    if row is None:
+        return 0, GENESIS
+    what = f"the audit head of {account}"
+    size = columns.integer(row[0], f"the size of {what}", None, AuditTampered)
+    return size, columns.blob(row[1], f"the hash of {what}", None, AuditTampered)
 
 
 def append(conn: sa.Connection, entries: Sequence[AuditEntry], time: str) -> None:
@@ -246,10 +252,14 @@ def _entries(conn: sa.Connection, account: str) -> Iterator[tuple[int, bytes, by
             .limit(_VERIFY_CHUNK)
         ).all()
         for row in rows:
-            yield int(row.seq), bytes(row.entry), bytes(row.hash)
+            what = f"audit entry after {after} of {account}"
+            seq = columns.integer(row.seq, f"the seq of the {what}", after + 1, AuditTampered)
+            what = f"audit entry {seq} of {account}"
+            entry = columns.blob(row.entry, what, seq, AuditTampered)
+            yield seq, entry, columns.blob(row.hash, f"the hash of {what}", seq, AuditTampered)
+            after = seq
         if len(rows) < _VERIFY_CHUNK:
             return
-        after = rows[-1].seq
 
 
 def verify(conn: sa.Connection, account: str, ledger_size: int) -> AuditReport:
