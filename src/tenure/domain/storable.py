@@ -32,29 +32,42 @@ def text_problem(value: str, limit: int | None = None) -> str | None:
     return None
 
 
+_Link = tuple[Any, int | str] | None
+"""Where a value sits: ``(its parent's link, its name or index)``; None at the root."""
+
+
 def first_unstorable(document: Any, limit: int | None = None) -> tuple[Path, str] | None:
     """The first string of a parsed JSON or YAML value (member names included) that
     ``text_problem`` refuses, as ``(path, why)``; None when every string can be stored.
 
-    A bad member name is reported at the path of its object. Iterative, so no
-    nesting exhausts the stack; members are visited in document order."""
-    pending: list[tuple[Any, Path]] = [(document, [])]
+    A bad member name is reported at the path of its object. Iterative, and each
+    value keeps only a link to its parent, so no nesting exhausts the stack or costs
+    more than linear time; members are visited in document order."""
+    pending: list[tuple[Any, _Link]] = [(document, None)]
     while pending:
-        value, path = pending.pop()
+        value, link = pending.pop()
         if isinstance(value, str):
             problem = text_problem(value, limit)
             if problem is not None:
-                return path, problem
+                return _path(link), problem
         elif isinstance(value, dict):
-            children: list[tuple[Any, Path]] = []
+            children: list[tuple[Any, _Link]] = []
             for name, member in value.items():
                 if isinstance(name, str) and (problem := text_problem(name, limit)):
-                    return path, f"has a member name that {problem}"
-                children.append((member, [*path, name]))
+                    return _path(link), f"has a member name that {problem}"
+                children.append((member, (link, name)))
             pending.extend(reversed(children))
         elif isinstance(value, list):
-            pending.extend(reversed([(item, [*path, i]) for i, item in enumerate(value)]))
+            pending.extend(reversed([(item, (link, i)) for i, item in enumerate(value)]))
     return None
+
+
+def _path(link: _Link) -> Path:
+    path: Path = []
+    while link is not None:
+        link, part = link
+        path.append(part)
+    return path[::-1]
 
 
 def spell(path: Path, whole: str = "body") -> str:
