@@ -30,6 +30,15 @@ class InvalidInput(TenureError):
         self.field = field
 
 
+class UnstorableValue(InvalidInput):
+    """A value the database refused to store (PostgreSQL: a NUL character, a value
+    over an index's size limit) that got past the checks at the edge. Only the
+    request that carried it fails: the others of its write batch are retried
+    without it."""
+
+    code = "unstorable_value"
+
+
 class MalformedEvent(InvalidInput):
     """An event (or its leaf bytes) that does not follow the envelope or its type's schema."""
 
@@ -132,9 +141,13 @@ class StorageUnavailable(TenureError):
     """A write could not be committed (nor, therefore, audited): nothing of it stands.
 
     The request fails closed; retrying it (with the same ``Idempotency-Key``) is safe.
+    Also raised for reads while the database cannot be reached.
     """
 
     code = "storage_unavailable"
+    retry_after = 1
+    """Seconds a client should wait before retrying (HTTP ``Retry-After``): a database
+    restart takes a second or two."""
 
 
 class TokenRejected(TenureError):

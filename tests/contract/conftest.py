@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -111,6 +112,20 @@ def db_path(data_dir: Path) -> Path:
 def raw_sqlite(data_dir: Path) -> sqlite3.Connection:
     """A plain sqlite3 connection to a store (not through Tenure); close it yourself."""
     return sqlite3.connect(db_path(data_dir), isolation_level=None)
+
+
+def tampered_copy(pristine: Path, copy: Path, tamper: Callable[[sqlite3.Connection], None]) -> Path:
+    """A copy of the store in ``pristine`` at ``copy``, changed by ``tamper`` (one
+    transaction of plain ``sqlite3``, not through Tenure)."""
+    shutil.copytree(pristine, copy)
+    db = raw_sqlite(copy)
+    try:
+        db.execute("BEGIN")
+        tamper(db)
+        db.execute("COMMIT")
+    finally:
+        db.close()
+    return copy
 
 
 def backup_sqlite(source: Path, target: Path) -> None:

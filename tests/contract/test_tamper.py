@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from .conftest import CliResult, raw_sqlite, seed_args, tenure, tenure_many
+from .conftest import CliResult, seed_args, tampered_copy, tenure, tenure_many
 
 EVENTS = 300
 SEED = 5
@@ -103,15 +102,7 @@ def verdicts(tmp_path_factory: pytest.TempPathFactory) -> dict[str, CliResult]:
     dirs = {}
     for name, tamper in CASES.items():
         copy = base / name.replace(" ", "-").replace(",", "")
-        shutil.copytree(pristine, copy)
-        db = raw_sqlite(copy)
-        try:
-            db.execute("BEGIN")
-            tamper(db)
-            db.execute("COMMIT")
-        finally:
-            db.close()
-        dirs[name] = copy
+        dirs[name] = tampered_copy(pristine, copy, tamper)
     calls = [["ledger", "verify", "--data-dir", d, "--output", "json"] for d in dirs.values()]
     return dict(zip(dirs, tenure_many(calls), strict=True))
 

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from opentelemetry.sdk.trace import TracerProvider
 
 from tenure import __version__
@@ -31,6 +31,7 @@ from tenure.api import (
 from tenure.api.auditing import AuditBatcher, AuditMiddleware
 from tenure.api.auth import API_KEY, SECURITY_SCHEMES
 from tenure.api.limits import BodyLimit, Limits, RateLimits, SecurityHeaders
+from tenure.api.parameters import check_parameters
 from tenure.api.schemas import Problem
 from tenure.config import Settings
 from tenure.console import routes as console
@@ -101,6 +102,8 @@ def create_app(
         version=__version__,
         summary="License entitlements on a tamper-evident ledger.",
         lifespan=lifespan,
+        # Every route: a parameter no backend can store is a 400 before anything runs.
+        dependencies=[Depends(check_parameters)],
     )
     problems.install(app)
     _document(app)
@@ -156,6 +159,7 @@ def _document(app: FastAPI) -> None:
                 if path.startswith("/v1/"):
                     operation.setdefault("security", API_KEY["security"])
                     _document_limits(method.upper(), operation["responses"])
+                    _document_storage(operation["responses"])
         app.openapi_schema = document
         return document
 
@@ -168,6 +172,14 @@ def _document_limits(method: str, responses: dict[str, Any]) -> None:
     that take a body."""
     extra = [429] + ([413] if method in ("POST", "PUT", "PATCH", "DELETE") else [])
     for status, documented in problems.problem_responses(*extra).items():
+        responses.setdefault(str(status), documented)
+
+
+def _document_storage(responses: dict[str, Any]) -> None:
+    """What every ``/v1`` operation may answer because of the store: 400 for a
+    parameter no backend can store (``tenure.api.parameters``), 503 while the
+    database is unreachable."""
+    for status, documented in problems.problem_responses(400, 503).items():
         responses.setdefault(str(status), documented)
 
 

@@ -272,7 +272,7 @@ async def _send_unavailable(send: Callable[[Message], Awaitable[None]]) -> None:
             "headers": [
                 (b"content-type", b"application/problem+json"),
                 (b"content-length", str(len(_UNAVAILABLE)).encode()),
-                (b"retry-after", b"1"),
+                (b"retry-after", str(StorageUnavailable.retry_after).encode()),
             ],
         }
     )

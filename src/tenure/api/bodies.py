@@ -1,14 +1,15 @@
 """JSON request bodies: read with a size limit, validated, errors naming the field.
 
 Routes parse their bodies here instead of letting FastAPI do it, so that every bad
-body — not JSON, not an object, too large, a missing or wrong field — is one
-``InvalidInput`` whose ``field`` is a path in the body (``checks[3].license``), and
-so that the same limits hold everywhere. ``documented(model)`` puts the model's
-schema back into the OpenAPI document.
+body — not JSON, not an object, too large, a missing or wrong field, a string no
+backend can store — is one ``InvalidInput`` whose ``field`` is a path in the body
+(``checks[3].license``), and so that the same limits hold everywhere.
+``documented(model)`` puts the model's schema back into the OpenAPI document.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any, TypeVar
 
 import orjson
@@ -16,12 +17,15 @@ from fastapi import Request
 from pydantic import BaseModel, ValidationError
 
 from tenure.domain.events import error_path
+from tenure.domain.storable import first_unstorable, spell
 from tenure.errors import InvalidInput
 
 MAX_BODY_BYTES = 1024 * 1024
 MAX_JSON_DEPTH = 32
 """Deepest nesting of arrays and objects a body may have (orjson has no such limit
 short of its own 1024): no request of the API needs more than a few levels."""
+MAX_STRING_CHARS = 64 * 1024
+"""Longest string (value or member name) a body may hold, whatever its model says."""
 BodyT = TypeVar("BodyT", bound=BaseModel)
 
 
@@ -33,7 +37,12 @@ class PayloadTooLarge(InvalidInput):
 
 async def parse_body(request: Request, model: type[BodyT], limit: int = MAX_BODY_BYTES) -> BodyT:
     """The body as ``model``. An empty body is an empty object, so that a missing
-    required field is named rather than the body."""
+    required field is named rather than the body.
+
+    Raises ``PayloadTooLarge`` over ``limit`` bytes, and ``InvalidInput`` naming the
+    field for a body that is not a JSON object, nests deeper than ``MAX_JSON_DEPTH``,
+    holds a string no backend can store (a NUL character, invalid UTF-8 or a lone
+    surrogate, over ``MAX_STRING_CHARS``), or does not fit ``model``."""
     too_large = PayloadTooLarge(f"the body must be at most {limit} bytes", field="body")
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
@@ -45,18 +54,45 @@ async def parse_body(request: Request, model: type[BodyT], limit: int = MAX_BODY
             raise too_large
     try:
         data = orjson.loads(raw) if bytes(raw).strip() else {}
-    except orjson.JSONDecodeError:
-        raise InvalidInput("the body must be a JSON object", field="body") from None
+    except orjson.JSONDecodeError as exc:
+        raise _not_json(bytes(raw), str(exc)) from None
     if not isinstance(data, dict):
         raise InvalidInput("the body must be a JSON object", field="body")
     if json_depth(data) > MAX_JSON_DEPTH:
         raise InvalidInput(f"the body nests deeper than {MAX_JSON_DEPTH} levels", field="body")
+    _check_storable(data)
     try:
         return model.model_validate(data)
     except ValidationError as exc:
         first = exc.errors()[0]
-        field = _spell(error_path(data, first["loc"])) or "body"
+        field = spell(error_path(data, first["loc"]))
         raise InvalidInput(f"{field}: {first['msg']}", field=field) from None
+
+
+def _check_storable(data: Any) -> None:
+    """``InvalidInput`` naming the first string of ``data`` no backend can store."""
+    found = first_unstorable(data, MAX_STRING_CHARS)
+    if found is not None:
+        path, problem = found
+        field = spell(path)
+        raise InvalidInput(f"{field} {problem}", field=field)
+
+
+def _not_json(raw: bytes, error: str) -> InvalidInput:
+    """Why orjson refused ``raw`` (saying ``error``). It refuses invalid UTF-8 and lone
+    surrogates (``"\\ud800"``) like any other syntax error; then the standard parser,
+    which keeps both (as surrogates), finds the field that holds one."""
+    if "surrogate" not in error and "UTF-8" not in error:
+        return InvalidInput("the body must be a JSON object", field="body")
+    try:
+        data = json.loads(raw.decode("utf-8", "surrogateescape"))
+    except (ValueError, RecursionError):
+        return InvalidInput("the body must be a JSON object", field="body")
+    try:
+        _check_storable(data)
+    except InvalidInput as exc:
+        return exc
+    return InvalidInput("the body must be a JSON object", field="body")
 
 
 def json_depth(value: Any) -> int:
@@ -72,14 +108,6 @@ def json_depth(value: Any) -> int:
             deepest = max(deepest, depth + 1)
             pending.extend((child, depth + 1) for child in item)
     return deepest
-
-
-def _spell(path: list[int | str]) -> str:
-    """``["checks", 3, "license"]`` → ``checks[3].license``."""
-    name = ""
-    for part in path:
-        name += f"[{part}]" if isinstance(part, int) else (f".{part}" if name else part)
-    return name
 
 
 def documented(model: type[BaseModel], *parameters: dict[str, Any]) -> dict[str, Any]:

@@ -1,9 +1,18 @@
-"""RFC 9457 problem details: the one place where error codes meet HTTP statuses."""
+"""RFC 9457 problem details: the one place where error codes meet HTTP statuses.
+
+Database errors that reach a route are mapped here too (``tenure.store.failures``):
+a database that cannot be reached (stopped, restarting, out of connections) is 503
+``storage_unavailable`` with ``Retry-After``, for reads and writes alike; a value it
+refuses is 400 ``unstorable_value``. Any other database error stays a 500.
+"""
 
 from __future__ import annotations
 
+import logging
+import sqlite3
 from typing import Any
 
+import sqlalchemy as sa
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -24,7 +33,11 @@ from tenure.errors import (
     TenureError,
     TokenRejected,
     Unauthenticated,
+    UnstorableValue,
 )
+from tenure.store.failures import is_unavailable, is_unstorable
+
+_log = logging.getLogger("tenure.api")
 
 PROBLEM = "application/problem+json"
 TYPE_BASE = "https://tenure.dev/problems/"
@@ -41,8 +54,9 @@ _MEANING = {
     415: "Unsupported media type",
     429: "Too many requests from this client address or credential (or too many failed "
     "authentications from this address); retry after `Retry-After` seconds",
-    503: "Storage unavailable: the write or its audit entry was not committed, or the store "
-    "is behind its last signed checkpoint; nothing was written, a retry is safe",
+    503: "Storage unavailable: the database cannot be reached, the write or its audit entry "
+    "was not committed, or the store is behind its last signed checkpoint; nothing was "
+    "written, a retry (after `Retry-After` seconds) is safe",
 }
 _HEADERS: dict[int, dict[str, Any]] = {
     401: {
@@ -61,7 +75,7 @@ _HEADERS: dict[int, dict[str, Any]] = {
     },
     503: {
         "Retry-After": {
-            "description": "seconds to wait, when the audit entry could not be committed",
+            "description": "seconds to wait before a retry, when the database was unavailable",
             "schema": {"type": "string", "pattern": "^[0-9]+$"},
         }
     },
@@ -106,8 +120,34 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
 
 def problem(status: int, code: str, title: str, detail: str, **extra: Any) -> JSONResponse:
     body = {"type": TYPE_BASE + code, "title": title, "status": status, "detail": detail, **extra}
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else {}
+    if code == StorageUnavailable.code:
+        headers["Retry-After"] = str(StorageUnavailable.retry_after)
     return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
+
+
+def _database_problem(request: Request, exc: Exception) -> JSONResponse:
+    """The answer to a database error raised in a route; re-raises (a 500) an error
+    that is neither the database being unavailable nor a value it refused."""
+    if is_unavailable(exc):
+        _log.warning("the database is unavailable: %s", exc)
+        error: TenureError = StorageUnavailable(
+            "the database is unavailable; retry after Retry-After seconds"
+        )
+    elif is_unstorable(exc):
+        error = UnstorableValue("a value of the request cannot be stored")
+    else:
+        raise exc
+    note_problem(request, error.code, None)
+    return problem(status_of(error), error.code, error.code.replace("_", " "), error.message)
+
+
+def _database_errors() -> tuple[type[Exception], ...]:
+    """What drivers and SQLAlchemy raise. The raw statements of the hot paths
+    (``tenure.store.raw``) raise the drivers' own errors, not SQLAlchemy's."""
+    import psycopg  # when an app is built, not when the CLI imports this module
+
+    return sa.exc.SQLAlchemyError, sqlite3.Error, psycopg.Error
 
 
 def install(app: FastAPI) -> None:
@@ -117,6 +157,9 @@ def install(app: FastAPI) -> None:
         note_problem(request, exc.code, extra.get("field"))
         status = status_of(exc)
         return problem(status, exc.code, exc.code.replace("_", " "), exc.message, **extra)
+
+    for database_error in _database_errors():
+        app.add_exception_handler(database_error, _database_problem)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:

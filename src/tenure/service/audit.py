@@ -24,15 +24,16 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import orjson
 import sqlalchemy as sa
 
+from tenure.domain.storable import first_unstorable, text_problem
 from tenure.errors import AuditTampered, InvalidInput
 from tenure.ledger.canonical import canonical_json
-from tenure.store import raw
+from tenure.store import columns, raw
 from tenure.store import tables as t
 
 GENESIS = bytes(32)
@@ -88,8 +89,48 @@ class AuditEntry:
 
 
 def short_hash(secret: str) -> str:
-    """A reference to a value that must not be stored (an unknown key): 16 hex digits."""
-    return "sha256:" + hashlib.sha256(secret.encode()).hexdigest()[:16]
+    """A reference to a value that must not (or cannot) be stored, such as an unknown
+    key: ``sha256:`` and 16 hex digits."""
+    return "sha256:" + hashlib.sha256(secret.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+
+
+_TEXT_LIMITS = (
+    ("principal", 80),
+    ("action", 64),
+    ("outcome", 16),
+    ("code", 64),
+    ("target", 80),
+    ("rationale", 2000),
+)
+"""The entry's text fields and their longest storable values: the first four are
+columns of ``audit_log`` too (``target`` is indexed)."""
+
+
+def storable(entry: AuditEntry) -> AuditEntry:
+    """``entry`` as every backend can store it, so that one entry never fails the write
+    batch it is in: a text field (or a string in ``detail``) that holds a NUL
+    character or a lone surrogate, or is longer than its column, is replaced by its
+    ``short_hash``. A refusal's target is whatever the request named, so it may be any
+    of these."""
+    changes: dict[str, Any] = {}
+    for name, limit in _TEXT_LIMITS:
+        value = getattr(entry, name)
+        if value is not None and text_problem(value, limit) is not None:
+            changes[name] = short_hash(value)
+    if entry.detail and first_unstorable(entry.detail, _TEXT_LIMITS[-1][1]) is not None:
+        changes["detail"] = _storable_json(dict(entry.detail))
+    return replace(entry, **changes) if changes else entry
+
+
+def _storable_json(value: Any) -> Any:
+    """``value`` (a small JSON value) with every unstorable string hashed."""
+    if isinstance(value, str):
+        return short_hash(value) if text_problem(value, _TEXT_LIMITS[-1][1]) else value
+    if isinstance(value, list):
+        return [_storable_json(item) for item in value]
+    if isinstance(value, dict):
+        return {_storable_json(k): _storable_json(v) for k, v in value.items()}
+    return value
 
 
 def entry_hash(encoded: bytes) -> bytes:
@@ -110,20 +151,27 @@ _SET_HEAD = (
 
 
 def _head(conn: sa.Connection, account: str) -> tuple[int, bytes]:
+    """Size and last hash of the chain; ``AuditTampered`` if the stored head row holds
+    other types."""
     row = raw.execute(conn, _HEAD, {"account": account}).fetchone()
-    return (0, GENESIS) if row is None else (int(row[0]), bytes(row[1]))
+    if row is None:
+        return 0, GENESIS
+    what = f"the audit head of {account}"
+    size = columns.integer(row[0], f"the size of {what}", None, AuditTampered)
+    return size, columns.blob(row[1], f"the hash of {what}", None, AuditTampered)
 
 
 def append(conn: sa.Connection, entries: Sequence[AuditEntry], time: str) -> None:
     """Chain ``entries`` onto their accounts' audit logs inside the caller's write
-    transaction (which must hold the write lock: the heads are read, then moved)."""
+    transaction (which must hold the write lock: the heads are read, then moved).
+    Each entry is made ``storable`` first."""
     by_account: dict[str, list[AuditEntry]] = {}
     for entry in entries:
         by_account.setdefault(entry.account, []).append(entry)
     for account, group in by_account.items():
         size, prev = _head(conn, account)
         rows = []
-        for entry in group:
+        for entry in map(storable, group):
             encoded = canonical_json(entry.body(size, time, prev))
             digest = entry_hash(encoded)
             rows.append(
@@ -246,10 +294,14 @@ def _entries(conn: sa.Connection, account: str) -> Iterator[tuple[int, bytes, by
             .limit(_VERIFY_CHUNK)
         ).all()
         for row in rows:
-            yield int(row.seq), bytes(row.entry), bytes(row.hash)
+            what = f"audit entry after {after} of {account}"
+            seq = columns.integer(row.seq, f"the seq of the {what}", after + 1, AuditTampered)
+            what = f"audit entry {seq} of {account}"
+            entry = columns.blob(row.entry, what, seq, AuditTampered)
+            yield seq, entry, columns.blob(row.hash, f"the hash of {what}", seq, AuditTampered)
+            after = seq
         if len(rows) < _VERIFY_CHUNK:
             return
-        after = rows[-1].seq
 
 
 def verify(conn: sa.Connection, account: str, ledger_size: int) -> AuditReport:

@@ -27,6 +27,7 @@ from tenure.domain.catalog import (
     undeclared_feature,
 )
 from tenure.domain.events import Actor, Code, EntitlementKey, Text, check_entitlement_value
+from tenure.domain.storable import first_unstorable, spell
 from tenure.domain.timefmt import parse_duration
 from tenure.errors import InvalidInput
 from tenure.service.ledger import Outcome, Submission
@@ -82,12 +83,17 @@ def parse_catalog(text: str) -> Catalog:
     the document as a whole): text over 1 MiB, YAML syntax, a document that is not a
     mapping, unknown or missing keys, malformed codes or durations, floats or wrong
     kinds of entitlement values, duplicate codes, core entitlements the plan does not
-    grant, and features a plan grants that its product (declared in the same file)
-    does not declare.
+    grant, features a plan grants that its product (declared in the same file)
+    does not declare, and text no backend can store (a NUL character, a lone
+    surrogate).
     """
     if len(text.encode("utf-8", errors="surrogatepass")) > MAX_CATALOG_BYTES:
         raise InvalidInput(f"the catalog is larger than {MAX_CATALOG_BYTES} bytes", field="catalog")
     document = _load_yaml(text)
+    found = first_unstorable(document)
+    if found is not None:  # YAML's "\0" and "\ud800" escapes
+        where = spell(found[0], "catalog")
+        raise InvalidInput(f"{where} {found[1]}", field=where)
     try:
         parsed = _Document.model_validate(document)
     except ValidationError as exc:

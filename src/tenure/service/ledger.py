@@ -9,9 +9,16 @@ that fails is answered with its error and leaves nothing in the batch.
 
 The same transaction writes the audit entries (``tenure.service.audit``) of
 everything the batch answered: each submission's entry (allowed, or denied with the
-error's code), each ``Write``'s, and the decisions queued as ``AuditRequest``. If
-the transaction fails, every item of the batch fails with ``StorageUnavailable``:
-nothing is answered that was not both done and audited (fail closed).
+error's code), each ``Write``'s, and the decisions queued as ``AuditRequest``.
+Nothing is answered that was not both done and audited (fail closed).
+
+If the transaction fails, one request must not fail the others
+(``tenure.service.batches``): the batch is retried in halves until only the request
+at fault is left. It fails with ``UnstorableValue`` (audited as denied) when the
+database refused one of its values, else with ``StorageUnavailable`` (nothing of it
+written). When the database itself is unavailable the batch is not split: every
+request fails with ``StorageUnavailable``, after one retry on a new connection if
+the connection kept from an earlier batch had died (a database restart).
 
 Checkpoints are signed every ``every_events`` events, after ``interval`` seconds
 with unsigned events, on demand, and when the ledger closes. A store found behind
@@ -47,6 +54,7 @@ from tenure.errors import (
     StorageUnavailable,
     StoreBehindCheckpoint,
     TenureError,
+    UnstorableValue,
 )
 from tenure.ledger.canonical import canonical_json
 from tenure.ledger.checkpoint import Checkpoint, sign_checkpoint
@@ -55,6 +63,7 @@ from tenure.ledger.note import NoteSigner
 from tenure.observability import metrics, tracing
 from tenure.service import audit
 from tenure.service.audit import AuditEntry
+from tenure.service.batches import contain_failures
 from tenure.service.sidecar import Sidecar
 from tenure.service.units import BatchView, CommandView
 from tenure.store import notify, raw, sql
@@ -64,6 +73,7 @@ from tenure.store.engine import (
     lock_accounts,
     transaction_on,
 )
+from tenure.store.failures import is_unavailable, is_unstorable
 
 _log = logging.getLogger("tenure.ledger")
 
@@ -491,6 +501,9 @@ class Ledger:
                     _log.error(
                         "signing a checkpoint of %s failed: %s", item.request.account, item.error
                     )
+                    cached = self._cache.get(item.request.account)
+                    if cached is not None:  # not dropped (the database was unreachable):
+                        cached.signed_at = now  # try again after an interval, not at once
 
     def _commit(self, items: list[_Item]) -> None:
         started = time.perf_counter()
@@ -500,7 +513,35 @@ class Ledger:
         metrics.observe_append(time.perf_counter() - started, events)
 
     def _commit_batch(self, items: list[_Item]) -> None:
+        contain_failures(items, self._attempt, self._give_up)
+        for item in items:
+            if item.error is not None:
+                item.future.set_exception(item.error)
+            else:
+                assert item.outcome is not None
+                item.future.set_result(item.outcome)
+
+    def _attempt(self, items: list[_Item]) -> BaseException | None:
+        """Run ``items`` in one transaction; the error if it did not commit."""
+        reused = self._conn is not None
+        failure, committing = self._transact(items)
+        if failure is not None and reused and not committing and is_unavailable(failure):
+            # The connection kept from an earlier batch was dead (the database
+            # restarted): nothing reached a commit, so one try on a new connection.
+            failure, _ = self._transact(items)
+        if failure is not None and len(items) > 1 and not is_unavailable(failure):
+            _log.warning(
+                "a write batch of %d requests failed (%r): retrying its halves", len(items), failure
+            )
+        return failure
+
+    def _transact(self, items: list[_Item]) -> tuple[BaseException | None, bool]:
+        """Handle ``items`` and commit them with their audit entries. Returns the error
+        that undid it (or None) and whether it came from the commit itself."""
         accounts: dict[str, _Account] = {}
+        committing = False
+        for item in items:
+            item.outcome, item.error = None, None
         try:
             # The span covers the whole write transaction, through its commit (fsync).
             with tracing.span("store.commit"), transaction_on(self._connection()) as conn:
@@ -518,27 +559,52 @@ class Ledger:
                 # PostgreSQL: other processes' writers drop their rows of these accounts.
                 sender = self._listener.sender if self._listener else notify.ANYONE
                 notify.announce(conn, sender, _changed_accounts(accounts, items))
+                committing = True
         except BaseException as exc:  # the batch did not commit: nothing it did stands
-            _log.error("a write batch of %d requests failed: %r", len(items), exc)
-            self._drop_connection()
-            self._write_marker = None
-            for account in accounts:
-                self._cache.pop(account, None)
-            failed = StorageUnavailable(f"the write was not committed: {exc}")
-            failed.__cause__ = exc
-            for item in items:
-                item.outcome, item.error = None, failed
-        else:
-            try:
-                self._remember(accounts)
-            except OSError as exc:  # committed: answer the requests, but say it loudly
-                _log.error("the sidecar could not be written after a commit: %s", exc)
+            self._forget(accounts)
+            return exc, committing
+        try:
+            self._remember(accounts)
+        except OSError as exc:  # committed: answer the requests, but say it loudly
+            _log.error("the sidecar could not be written after a commit: %s", exc)
+        return None, committing
+
+    def _forget(self, accounts: dict[str, _Account]) -> None:
+        """After a failed transaction: a new connection, and state read afresh."""
+        self._drop_connection()
+        self._write_marker = None
+        for account in accounts:
+            self._cache.pop(account, None)
+
+    def _give_up(self, items: list[_Item], failure: BaseException) -> None:
+        """Answer ``items`` that cannot commit. A lone request whose value the database
+        refused fails with ``UnstorableValue``, audited as denied in a transaction of
+        its own; otherwise each fails with ``StorageUnavailable`` (nothing written)."""
+        _log.error("a write of %d requests failed: %r", len(items), failure)
+        refused = UnstorableValue(f"a value of the request cannot be stored: {failure}")
+        if len(items) == 1 and is_unstorable(failure) and self._audit_alone(items[0], refused):
+            items[0].outcome, items[0].error = None, refused
+            return
+        unavailable = StorageUnavailable(f"the write was not committed: {failure}")
+        unavailable.__cause__ = failure
         for item in items:
-            if item.error is not None:
-                item.future.set_exception(item.error)
-            else:
-                assert item.outcome is not None
-                item.future.set_result(item.outcome)
+            item.outcome, item.error = None, unavailable
+
+    def _audit_alone(self, item: _Item, error: UnstorableValue) -> bool:
+        """Commit the audit entry of ``item`` denied with ``error``; whether it did."""
+        item.outcome, item.error = None, error
+        entries = self._audit_entries(item) if isinstance(item.request, Submission | Write) else ()
+        if not entries:
+            return False
+        try:
+            with transaction_on(self._connection()) as conn:
+                lock_accounts(conn, {entry.account for entry in entries})
+                audit.append(conn, entries, format_time(self._clock()))
+        except Exception as exc:
+            _log.error("the audit entry of a refused write failed too: %r", exc)
+            self._forget({})
+            return False
+        return True
 
     def _handle(self, conn: sa.Connection, accounts: dict[str, _Account], item: _Item) -> None:
         request = item.request

@@ -14,7 +14,7 @@ the first bad ``seq``:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import orjson
@@ -32,7 +32,7 @@ from tenure.ledger.merkle import (
 )
 from tenure.ledger.note import NoteVerifier
 from tenure.service.sidecar import Sidecar
-from tenure.store import sql
+from tenure.store import columns, sql
 from tenure.store import tables as t
 from tenure.store.engine import read_transaction
 
@@ -122,13 +122,8 @@ def _check_nodes(conn: sa.Connection, account: str, tree: _Levels) -> None:
     nodes = t.ledger_nodes
     for level, hashes in enumerate(tree.levels):
         count = len(hashes) // 32
-        query = (
-            sa.select(nodes.c.idx, nodes.c.hash)
-            .where(nodes.c.account == account, nodes.c.level == level)
-            .order_by(nodes.c.idx)
-        )
         index = 0
-        for idx, digest in conn.execute(query):
+        for idx, digest in _stored_nodes(conn, account, level):
             if idx != index or idx >= count:
                 bad = min(idx, index)
                 raise LedgerTampered(
@@ -153,6 +148,24 @@ def _check_nodes(conn: sa.Connection, account: str, tree: _Levels) -> None:
     )
     if extra is not None:
         raise LedgerTampered(f"stored Merkle nodes at level {extra} cannot exist", seq=None)
+
+
+def _stored_nodes(conn: sa.Connection, account: str, level: int) -> Iterator[tuple[int, bytes]]:
+    """``(idx, hash)`` of the stored nodes of ``level`` in index order; ``LedgerTampered``
+    naming the first seq under a node whose index or hash is of the wrong type."""
+    nodes = t.ledger_nodes
+    query = (
+        sa.select(nodes.c.idx, nodes.c.hash)
+        .where(nodes.c.account == account, nodes.c.level == level)
+        .order_by(nodes.c.idx)
+    )
+    after = -1
+    for stored_idx, stored_hash in conn.execute(query):
+        what = f"the index of the stored Merkle node of level {level} after index {after}"
+        idx = columns.integer(stored_idx, what, (after + 1) << level)
+        what = f"stored Merkle node (level {level}, index {idx})"
+        yield idx, columns.blob(stored_hash, what, idx << level)
+        after = idx
 
 
 def _verifiers(conn: sa.Connection, account: str, pinned: Sequence[str]) -> list[NoteVerifier]:

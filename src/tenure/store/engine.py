@@ -46,6 +46,8 @@ PG_POOL_SIZE = 8
 """Kept-open PostgreSQL connections per process (more open on demand, up to
 ``PG_POOL_MAX``): several processes share the server's ``max_connections``."""
 PG_POOL_MAX = 40
+PG_CONNECT_TIMEOUT = 10
+"""Seconds to wait for a PostgreSQL connection, unless the URL says otherwise."""
 READ_ISOLATION = "REPEATABLE READ"
 
 STORE_LOCK = (0x54454E55, 0)
@@ -91,12 +93,18 @@ def _create_postgresql_engine(parsed: sa.URL) -> sa.Engine:
                 "use postgresql+psycopg://"
             )
         parsed = parsed.set(drivername="postgresql+psycopg")
+    # A server that does not answer (a host gone, packets dropped) fails a connection
+    # after this long, so that requests get 503 instead of waiting on it for minutes.
+    connect_args = (
+        {} if "connect_timeout" in parsed.query else {"connect_timeout": PG_CONNECT_TIMEOUT}
+    )
     return sa.create_engine(
         parsed,
         isolation_level="READ COMMITTED",
         pool_size=PG_POOL_SIZE,
         max_overflow=PG_POOL_MAX - PG_POOL_SIZE,
         pool_pre_ping=True,
+        connect_args=connect_args,
     )
 
 

@@ -20,7 +20,7 @@ from tenure.domain.state import TABLE_ORDER, TABLES, Key, Row
 from tenure.errors import LedgerTampered
 from tenure.ledger.canonical import canonical_json
 from tenure.ledger.merkle import Frontier, NodeId
-from tenure.store import notify, raw
+from tenure.store import columns, notify, raw
 from tenure.store import tables as t
 
 
@@ -58,10 +58,16 @@ class EventRow:
 
 
 def read_head(conn: sa.Connection, account: str) -> Head | None:
+    """The head of ``account``'s ledger, None if it has none; ``LedgerTampered`` if the
+    stored row does not hold an origin and a size."""
     row = raw.execute(
         conn, "SELECT origin, size FROM ledger_heads WHERE account = :account", {"account": account}
     ).fetchone()
-    return None if row is None else Head(account, row[0], row[1])
+    if row is None:
+        return None
+    what = f"the ledger head of {account}"
+    origin = columns.text(row[0], f"the origin of {what}", None)
+    return Head(account, origin, columns.integer(row[1], f"the size of {what}", None))
 
 
 def create_head(conn: sa.Connection, account: str, origin: str) -> Head:
@@ -158,7 +164,10 @@ def last_event_time(conn: sa.Connection, account: str, size: int) -> str | None:
 def iter_leaves(
     conn: sa.Connection, account: str, start: int = 0, stop: int | None = None, chunk: int = 5000
 ) -> Iterator[tuple[int, bytes]]:
-    """Yield ``(seq, leaf)`` in seq order from ``start`` up to ``stop`` (exclusive)."""
+    """Yield ``(seq, leaf)`` in seq order from ``start`` up to ``stop`` (exclusive).
+
+    Raises ``LedgerTampered`` naming the seq of a row whose seq is not an integer (the
+    seq expected there) or whose leaf is not a blob."""
     text = (
         "SELECT seq, leaf FROM ledger_events WHERE account = :account AND seq >= :at "
         "ORDER BY seq LIMIT :limit"
@@ -169,8 +178,18 @@ def iter_leaves(
         rows = raw.execute(conn, text, {"account": account, "at": at, "limit": limit}).fetchall()
         if not rows:
             return
-        yield from ((seq, bytes(leaf)) for seq, leaf in rows)
-        at = rows[-1][0] + 1
+        for seq, leaf in rows:
+            if type(seq) is not int or type(leaf) is not bytes:
+                seq, leaf = _typed_event(seq, leaf, at)
+            yield seq, leaf
+            at = seq + 1
+
+
+def _typed_event(seq: object, leaf: object, expected: int) -> tuple[int, bytes]:
+    """A stored event's seq and leaf of the wrong types (a driver's memoryview) as
+    int and bytes; ``LedgerTampered`` for anything else, naming the seq."""
+    number = columns.integer(seq, f"the seq of the event after {expected - 1}", expected)
+    return number, columns.blob(leaf, f"the leaf of event {number}", number)
 
 
 def events_about(conn: sa.Connection, account: str, subject: str) -> list[tuple[int, bytes]]:
@@ -205,7 +224,11 @@ class NodeReader:
                 raise LedgerTampered(
                     f"Merkle node {(level, index)} of {self.account} is missing", seq=index << level
                 )
-            hashes.append(bytes(row[0]))
+            digest = row[0]
+            if type(digest) is not bytes:
+                what = f"Merkle node {(level, index)} of {self.account}"
+                digest = columns.blob(digest, what, index << level)
+            hashes.append(digest)
         return hashes
 
 
@@ -234,7 +257,7 @@ def read_checkpoint(
         row = raw.execute(conn, _LATEST_CHECKPOINT, {"account": account}).fetchone()
     else:
         row = raw.execute(conn, _CHECKPOINT_OF_SIZE, {"account": account, "size": size}).fetchone()
-    return None if row is None else StoredCheckpoint(row[0], bytes(row[1]), row[2], row[3])
+    return None if row is None else _stored_checkpoint(account, row)
 
 
 _CHECKPOINT_COLUMNS = "SELECT size, root, note, signed_at FROM ledger_checkpoints "
@@ -249,13 +272,28 @@ def all_checkpoints(conn: sa.Connection, account: str) -> list[StoredCheckpoint]
         .where(cps.c.account == account)
         .order_by(cps.c.size)
     )
-    return [StoredCheckpoint(r.size, r.root, r.note, r.signed_at) for r in conn.execute(query)]
+    return [_stored_checkpoint(account, row) for row in conn.execute(query)]
+
+
+def _stored_checkpoint(account: str, row: Sequence[Any]) -> StoredCheckpoint:
+    """A checkpoint row (size, root, note, signed_at); ``LedgerTampered`` if a column
+    holds another type than the schema's."""
+    what = f"a stored checkpoint of {account}"
+    size = columns.integer(row[0], f"the size of {what}", None)
+    what = f"stored checkpoint {size} of {account}"
+    return StoredCheckpoint(
+        size,
+        columns.blob(row[1], f"the root of {what}", None),
+        columns.text(row[2], f"the note of {what}", None),
+        columns.text(row[3], f"the signing time of {what}", None),
+    )
 
 
 def verifier_keys(conn: sa.Connection, account: str) -> list[str]:
     keys = t.ledger_keys
     query = sa.select(keys.c.verifier).where(keys.c.account == account).order_by(keys.c.created_at)
-    return list(conn.scalars(query))
+    what = f"a verifier key of {account}"
+    return [columns.text(key, what, None) for key in conn.scalars(query)]
 
 
 def record_verifier_key(
