@@ -9,6 +9,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from opentelemetry.sdk.trace import TracerProvider
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from tenure import __version__
 from tenure.api import (
@@ -127,6 +128,11 @@ def create_app(
     app.include_router(ops_routes.router)
     # Outermost: its latency and access line include every other middleware.
     app.add_middleware(ObservabilityMiddleware, slow_ms=settings.slo_latency_ms)
+    if settings.proxy_networks():
+        # Before anything reads the client address (rate limits, sign-in failures)
+        # or the scheme (HSTS, Secure cookies): only these proxies may restate them.
+        # `tenure serve` turns uvicorn's own handling off (docs/hardening.md).
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.proxy_networks())
     app.include_router(deployment_routes.router)
     console.install(app, settings.rate_auth_failures_per_minute)
 

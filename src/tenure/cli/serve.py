@@ -153,8 +153,12 @@ def run_server(
     out.print(f"Console: {url}/console  (sign in with an API key)", highlight=False)
     out.print(f"Metrics: {url}/metrics  Health: {url}/readyz", highlight=False)
     options = uvicorn_tls_options(s)
-    # Our access line (tenure.access, with the trace id) replaces uvicorn's.
-    options.update(log_config=uvicorn_log_config(s.log_format), access_log=False)
+    # Our access line (tenure.access, with the trace id) replaces uvicorn's. Forwarded
+    # headers are the app's to believe (TENURE_FORWARDED_ALLOW_IPS): uvicorn's default
+    # would trust them from any loopback peer.
+    options.update(
+        log_config=uvicorn_log_config(s.log_format), access_log=False, proxy_headers=False
+    )
     if workers == 1:
         app = create_app(s, runtime)
         uvicorn.run(app, host=s.host, port=s.port, log_level="info", **options)
