@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -35,6 +36,7 @@ from tenure.api.limits import BodyLimit, Limits, RateLimits, SecurityHeaders
 from tenure.api.schemas import Problem
 from tenure.config import Settings
 from tenure.console import routes as console
+from tenure.crypto.files import PRIVATE_UMASK
 from tenure.observability.http import ObservabilityMiddleware
 from tenure.observability.wiring import Operations
 from tenure.service import queries, reconcile
@@ -179,5 +181,9 @@ def _document_limits(method: str, responses: dict[str, Any]) -> None:
 
 def app_from_env() -> FastAPI:
     """The app with settings from ``TENURE_*`` only: the factory that process managers
-    import (``uvicorn --factory tenure.api.app:app_from_env``, granian, several workers)."""
+    import (``uvicorn --factory tenure.api.app:app_from_env``, granian, several workers).
+
+    It is the start of a server process, as ``tenure`` is of a CLI one: it sets the
+    same umask (0o077), so that what this process creates is for its user only."""
+    os.umask(PRIVATE_UMASK)
     return create_app(Settings())
