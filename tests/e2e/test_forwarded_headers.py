@@ -5,7 +5,9 @@ header into an answer: public URLs come from ``TENURE_PUBLIC_URL``."""
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -13,7 +15,15 @@ from pydantic import ValidationError
 
 from tenure.config import Settings
 
-from .conftest import Server, apply_example_catalog, issue_license, running_server
+from .conftest import (
+    Server,
+    apply_example_catalog,
+    assert_one_line_error,
+    issue_license,
+    running_server,
+    subprocess_env,
+    tenure_executable,
+)
 
 AUTH_FAILURES = 5
 """Failed authentications per minute per client address on these servers."""
@@ -167,3 +177,17 @@ def test_public_urls_are_under_the_public_url_or_relative() -> None:
         "10.0.0.0/8",
         "::1",
     ]
+
+
+def test_serve_refuses_a_proxy_list_that_is_not_addresses_in_one_line(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [tenure_executable(), "serve", "--data-dir", str(tmp_path / "data")],
+        env=subprocess_env(TENURE_FORWARDED_ALLOW_IPS="127.0.0.1,proxy.internal"),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert_one_line_error(done, "TENURE_FORWARDED_ALLOW_IPS", "proxy.internal")
+    assert not (tmp_path / "data").exists()
