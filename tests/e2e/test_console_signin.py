@@ -113,6 +113,7 @@ def test_a_token_of_another_browser_is_refused(server: Server) -> None:
     [
         {"Origin": HOSTILE_ORIGIN},
         {"Origin": "null"},
+        {"Origin": "http://[evil.example"},
         {"Sec-Fetch-Site": "cross-site"},
         {"Sec-Fetch-Site": "same-site"},
         {"Sec-Fetch-Site": "cross-site", "Origin": HOSTILE_ORIGIN},

@@ -143,17 +143,18 @@ HOSTILE_PROBES = [
 ]
 
 
+@pytest.mark.parametrize("host", [HOSTILE, f"{HOSTILE.upper()}:8443", f"[{HOSTILE}"])
 @pytest.mark.parametrize(("method", "path"), HOSTILE_PROBES)
 def test_a_hostile_host_header_never_appears_in_an_answer(
-    plain: Server, method: str, path: str
+    plain: Server, method: str, path: str, host: str
 ) -> None:
-    headers = {"Host": HOSTILE, "Authorization": f"Bearer {plain.owner_key()}"}
+    headers = {"Host": host, "Authorization": f"Bearer {plain.owner_key()}"}
     with httpx.Client(base_url=plain.url, headers=headers, timeout=10) as client:
         answer = client.request(method, path, json={} if method == "POST" else None)
     assert answer.status_code < 500, answer.text
-    assert HOSTILE not in answer.text
+    assert HOSTILE not in answer.text.lower()
     for name, value in answer.headers.items():
-        assert HOSTILE not in value, (name, value)
+        assert HOSTILE not in value.lower(), (name, value)
 
 
 @pytest.mark.parametrize("value", ["localhost", "10.0.0.0/33", "127.0.0.1, proxy"])

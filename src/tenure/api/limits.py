@@ -25,7 +25,6 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit, urlunsplit
 
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -166,17 +165,18 @@ class SecurityHeaders:
 def _relative_location(header: tuple[bytes, bytes], host: bytes | None) -> tuple[bytes, bytes]:
     """``header``, or a ``Location`` pointing at ``host`` (the request's Host header)
     made relative. Starlette builds absolute redirects (a trailing slash dropped)
-    from the Host header, so a forged Host would come back in the answer."""
+    from the Host header, so a forged Host would come back in the answer. Compared
+    as text: a Host header need not parse as one."""
     name, value = header
-    if name.lower() != b"location" or host is None:
+    if name.lower() != b"location" or not host:
         return header
-    parts = urlsplit(bytes(value).decode("latin-1"))
-    if not parts.netloc or parts.netloc.lower() != host.decode("latin-1").lower():
-        return header
-    # One leading slash only: "//evil.example" (or "/\\evil") would name another host.
-    path = "/" + parts.path.lstrip("/\\")
-    relative = urlunsplit(("", "", path, parts.query, parts.fragment))
-    return name, relative.encode("latin-1")
+    for scheme in (b"http://", b"https://"):
+        prefix = scheme + host.lower()
+        rest = bytes(value[len(prefix) :])
+        if bytes(value[: len(prefix)]).lower() == prefix and rest[:1] in (b"", b"/", b"?", b"#"):
+            # One leading slash only: "//evil.example" (or "/\\evil") names another host.
+            return name, b"/" + rest.lstrip(b"/\\")
+    return header
 
 
 def security_headers(

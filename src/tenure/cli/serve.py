@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import glob
 import logging
+import logging.config
 import os
 import shutil
 import ssl
@@ -34,7 +35,7 @@ from tenure.api.app import create_app
 from tenure.cli.common import out, settings
 from tenure.config import Settings
 from tenure.crypto.files import PRIVATE_DIR, PRIVATE_FILE, wider_than_private
-from tenure.observability.logs import configure_logging, uvicorn_log_config
+from tenure.observability.logs import uvicorn_log_config
 from tenure.observability.metrics import MULTIPROC_ENV
 from tenure.service.apikeys import BOOTSTRAP_FILE, ensure_bootstrap_owner
 from tenure.service.runtime import Runtime, sqlite_path
@@ -182,7 +183,9 @@ def run_server(
     """
     s = settings(data_dir, db, host=host, port=port, **(tls or {}))
     _check_tls(s)
-    configure_logging(s.log_format)
+    # The lines uvicorn will log through, from the start: the file-mode warnings go
+    # out in the same format (and migrations stay quiet below WARNING).
+    logging.config.dictConfig(uvicorn_log_config(s.log_format))
     warn_about_wide_modes(store_paths(s))
     runtime = Runtime.open(s)
     key = ensure_bootstrap_owner(runtime.engine, s.data_dir, s.default_account)

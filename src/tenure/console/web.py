@@ -217,7 +217,10 @@ def cross_origin(request: Request) -> bool:
     public_url = runtime_of(request).settings.public_url
     if public_url:
         hosts.add(urlsplit(public_url).netloc.lower())
-    return urlsplit(origin).netloc.lower() not in hosts - {""}
+    try:
+        return urlsplit(origin).netloc.lower() not in hosts - {""}
+    except ValueError:  # not a URL (an unclosed "[" of an IPv6 host): no origin of ours
+        return True
 
 
 async def form_fields(request: Request, session: Session | None) -> dict[str, str]:
