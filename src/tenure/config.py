@@ -3,11 +3,13 @@ command-line options, validated once at start."""
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 MIGRATION_FILE = "migration.json"
@@ -118,6 +120,18 @@ class Settings(BaseSettings):
         description="401s per minute per client IP (also the burst); past it, requests "
         "with credentials from that IP get 429",
     )
+    forwarded_allow_ips: str = Field(
+        "",
+        description="comma-separated proxy addresses or networks (10.0.0.0/8) whose "
+        "X-Forwarded-For and X-Forwarded-Proto are believed; empty (default): none, the "
+        "client is the TCP peer (docs/hardening.md)",
+    )
+    public_url: str | None = Field(
+        None,
+        description="the service's public base URL (https://licenses.example.com): "
+        "absolute URLs in answers are built from it, never from the Host header; "
+        "unset: such URLs are relative",
+    )
     # --- Deployments and drift (docs/operations.md) ---
     drift_stale_after_minutes: float = Field(
         60.0,
@@ -213,6 +227,38 @@ class Settings(BaseSettings):
         10, ge=1, description="no alert while a window holds at most this many events"
     )
     # --- Web console (docs/operations.md) ---
+
+    @field_validator("forwarded_allow_ips")
+    @classmethod
+    def _proxy_networks(cls, value: str) -> str:
+        for entry in (part.strip() for part in value.split(",")):
+            if entry and entry != "*":
+                try:
+                    ipaddress.ip_network(entry, strict=False)
+                except ValueError:
+                    raise ValueError(f"{entry!r} is not an IP address or network") from None
+        return value
+
+    @field_validator("public_url")
+    @classmethod
+    def _base_url(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError("must be an http:// or https:// URL with a host")
+        if parts.query or parts.fragment or "@" in parts.netloc:
+            raise ValueError("must be a base URL: no query, fragment or user")
+        return value.rstrip("/")
+
+    def proxy_networks(self) -> list[str]:
+        """``forwarded_allow_ips`` as a list (empty: trust no forwarded header)."""
+        return [part.strip() for part in self.forwarded_allow_ips.split(",") if part.strip()]
+
+    def public(self, path: str) -> str:
+        """``path`` (starting with ``/``) as an answer may carry it: under
+        ``public_url``, or relative when it is unset, never from the request's Host."""
+        return f"{self.public_url or ''}{path}"
 
     def ledger_origin(self, account: str) -> str:
         """The checkpoint origin (ledger key name) of ``account``."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tenure.console.session import MAX_AGE_SECONDS, SessionSealer
+from tenure.console.session import MAX_AGE_SECONDS, SessionSealer, new_signin_nonce
 
 MASTER = bytes(range(32))
 KEY = "tnr_example_api_key"
@@ -58,3 +58,27 @@ def test_the_csrf_token_is_bound_to_its_session() -> None:
 def test_a_non_ascii_csrf_token_is_refused_not_an_error() -> None:
     sealer = _sealer()
     assert sealer.csrf_valid(sealer.seal(KEY), "é" * 64) is False
+
+
+def test_a_signin_token_belongs_to_its_pre_session_nonce_only() -> None:
+    sealer = _sealer()
+    nonce, other = new_signin_nonce(), new_signin_nonce()
+    token = sealer.signin_token(nonce)
+    assert sealer.signin_valid(nonce, token)
+    assert not sealer.signin_valid(other, token)
+    assert not sealer.signin_valid(None, token)
+    assert not sealer.signin_valid(nonce, "")
+    assert not sealer.signin_valid(nonce, "é" * 64)
+
+
+def test_a_malformed_nonce_never_validates() -> None:
+    sealer = _sealer()
+    for nonce in ("", "short", "x" * 44, "!" * 43):
+        assert not sealer.signin_valid(nonce, sealer.signin_token(nonce))
+
+
+def test_signin_and_session_tokens_are_not_interchangeable() -> None:
+    sealer = _sealer()
+    nonce = new_signin_nonce()
+    assert not sealer.csrf_valid(nonce, sealer.signin_token(nonce))
+    assert not sealer.signin_valid(nonce, sealer.csrf_token(nonce))

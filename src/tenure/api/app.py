@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import Depends, FastAPI
 from opentelemetry.sdk.trace import TracerProvider
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from tenure import __version__
 from tenure.api import (
@@ -35,6 +37,7 @@ from tenure.api.parameters import check_parameters
 from tenure.api.schemas import Problem
 from tenure.config import Settings
 from tenure.console import routes as console
+from tenure.crypto.files import PRIVATE_UMASK
 from tenure.observability.http import ObservabilityMiddleware
 from tenure.observability.wiring import Operations
 from tenure.service import queries, reconcile
@@ -130,6 +133,11 @@ def create_app(
     app.include_router(ops_routes.router)
     # Outermost: its latency and access line include every other middleware.
     app.add_middleware(ObservabilityMiddleware, slow_ms=settings.slo_latency_ms)
+    if settings.proxy_networks():
+        # Before anything reads the client address (rate limits, sign-in failures)
+        # or the scheme (HSTS, Secure cookies): only these proxies may restate them.
+        # `tenure serve` turns uvicorn's own handling off (docs/hardening.md).
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.proxy_networks())
     app.include_router(deployment_routes.router)
     console.install(app, settings.rate_auth_failures_per_minute)
 
@@ -185,5 +193,9 @@ def _document_storage(responses: dict[str, Any]) -> None:
 
 def app_from_env() -> FastAPI:
     """The app with settings from ``TENURE_*`` only: the factory that process managers
-    import (``uvicorn --factory tenure.api.app:app_from_env``, granian, several workers)."""
+    import (``uvicorn --factory tenure.api.app:app_from_env``, granian, several workers).
+
+    It is the start of a server process, as ``tenure`` is of a CLI one: it sets the
+    same umask (0o077), so that what this process creates is for its user only."""
+    os.umask(PRIVATE_UMASK)
     return create_app(Settings())

@@ -5,7 +5,8 @@ Three pure-ASGI middlewares, outermost first (``tenure.api.app`` installs them):
 
 - ``SecurityHeaders`` adds the headers every response carries (HSTS when the request
   came over TLS, ``Content-Security-Policy`` on HTML, ``Cache-Control: no-store`` on
-  ``/v1``, whose answers may carry keys).
+  ``/v1``, whose answers may carry keys), and makes a ``Location`` that names the
+  request's own ``Host`` relative: that header is the client's to choose.
 - ``RateLimits`` answers 429 (``Retry-After``) when a client IP or a credential has
   spent its bucket on ``/v1/check*``, on activations and tokens, or when a client IP
   has failed authentication too often (key guessing): from then on every request
@@ -148,16 +149,34 @@ class SecurityHeaders:
             return
         tls = scope.get("scheme") == "https"
         api = str(scope.get("path", "")).startswith("/v1/")
+        host = _header(scope, b"host")
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = list(message.get("headers", []))
+                headers = [_relative_location(h, host) for h in message.get("headers", [])]
                 names = {name.lower() for name, _ in headers}
                 headers += security_headers(names, _content_type(headers), tls=tls, api=api)
                 message = {**message, "headers": headers}
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+def _relative_location(header: tuple[bytes, bytes], host: bytes | None) -> tuple[bytes, bytes]:
+    """``header``, or a ``Location`` pointing at ``host`` (the request's Host header)
+    made relative. Starlette builds absolute redirects (a trailing slash dropped)
+    from the Host header, so a forged Host would come back in the answer. Compared
+    as text: a Host header need not parse as one."""
+    name, value = header
+    if name.lower() != b"location" or not host:
+        return header
+    for scheme in (b"http://", b"https://"):
+        prefix = scheme + host.lower()
+        rest = bytes(value[len(prefix) :])
+        if bytes(value[: len(prefix)]).lower() == prefix and rest[:1] in (b"", b"/", b"?", b"#"):
+            # One leading slash only: "//evil.example" (or "/\\evil") names another host.
+            return name, b"/" + rest.lstrip(b"/\\")
+    return header
 
 
 def security_headers(

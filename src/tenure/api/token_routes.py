@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
@@ -33,6 +34,7 @@ from tenure.api.schemas import (
     MintedToken,
     answers,
 )
+from tenure.config import Settings
 from tenure.crypto import jws
 from tenure.domain.activations import (
     ActivateDevice,
@@ -87,7 +89,9 @@ def _now() -> datetime:
 
 
 def _jwks_url(request: Request, account: str) -> str:
-    return f"{str(request.base_url).rstrip('/')}/.well-known/jwks.json?account={account}"
+    # Never from request.base_url: that is the client's Host header (docs/hardening.md).
+    settings: Settings = request.app.state.runtime.settings
+    return settings.public(f"/.well-known/jwks.json?{urlencode({'account': account})}")
 
 
 async def _answer_minted(

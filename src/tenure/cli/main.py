@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
 
+import pydantic
 import sqlalchemy
 import typer
 
@@ -34,6 +36,7 @@ from tenure.cli import (
     webhooks,
 )
 from tenure.cli.common import DataDir, DbUrl, err
+from tenure.crypto.files import PRIVATE_UMASK
 from tenure.errors import TenureError
 
 app = typer.Typer(
@@ -121,8 +124,19 @@ def version() -> None:
     typer.echo(__version__)
 
 
+def _setting_error(exc: pydantic.ValidationError) -> str:
+    """The first invalid setting, named as its environment variable, in one line."""
+    first = exc.errors()[0]
+    name = ".".join(str(part) for part in first["loc"])
+    return f"TENURE_{name.upper()}: {first['msg']}"
+
+
 def run() -> None:
-    """Entry point: errors become one line on stderr and a non-zero exit status."""
+    """Entry point: errors become one line on stderr and a non-zero exit status.
+
+    Every file a command creates (the data dir, databases and their -wal/-shm,
+    sidecars, keys, site files, exports) is for this user only: umask 0o077."""
+    os.umask(PRIVATE_UMASK)
     try:
         # Without standalone mode click returns (not raises) a command's typer.Exit code.
         code = app(standalone_mode=False)
@@ -130,6 +144,9 @@ def run() -> None:
             sys.exit(code)
     except TenureError as exc:
         err.print(f"error: {exc}", highlight=False, markup=False, soft_wrap=True)
+        sys.exit(1)
+    except pydantic.ValidationError as exc:
+        err.print(f"error: {_setting_error(exc)}", highlight=False, markup=False, soft_wrap=True)
         sys.exit(1)
     except sqlalchemy.exc.SQLAlchemyError as exc:
         orig = getattr(exc, "orig", None)

@@ -13,6 +13,7 @@ import sqlalchemy as sa
 import typer
 
 from tenure.cli.common import DataDir, Output, OutputOption, emit, progress_bar, settings
+from tenure.crypto.files import make_private_dir
 from tenure.errors import InvalidInput
 from tenure.service import migration
 from tenure.service.migration import MigrationRefused, MigrationState, Proof
@@ -191,7 +192,7 @@ def _state(data_dir: Path | None) -> MigrationState:
 @contextmanager
 def _stopped(data_dir: Path) -> Iterator[None]:
     """Hold the mirror lock: no server of this data dir mirrors (or writes) meanwhile."""
-    data_dir.mkdir(parents=True, exist_ok=True)
+    make_private_dir(data_dir)
     lock = mirror_lock(data_dir)
     if not lock.acquire():
         raise MigrationRefused("a running `tenure serve` mirrors this data dir: stop it first")

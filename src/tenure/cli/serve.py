@@ -16,12 +16,16 @@ connection. ``tenure.api.auth`` reads it there.
 from __future__ import annotations
 
 import asyncio
+import glob
+import logging
+import logging.config
 import os
 import shutil
 import ssl
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import uvicorn
 from cryptography import x509
@@ -30,10 +34,11 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 from tenure.api.app import create_app
 from tenure.cli.common import out, settings
 from tenure.config import Settings
+from tenure.crypto.files import PRIVATE_DIR, PRIVATE_FILE, wider_than_private
 from tenure.observability.logs import uvicorn_log_config
 from tenure.observability.metrics import MULTIPROC_ENV
 from tenure.service.apikeys import BOOTSTRAP_FILE, ensure_bootstrap_owner
-from tenure.service.runtime import Runtime
+from tenure.service.runtime import Runtime, sqlite_path
 
 try:
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol as _Fastest
@@ -41,6 +46,9 @@ except ImportError:  # pragma: no cover - httptools is optional for uvicorn
     _Fastest = H11Protocol  # type: ignore[misc, assignment]
 
 _TLS_VERSIONS = {"TLSv1.2": 0x0303, "TLSv1.3": 0x0304}
+MAX_MODE_WARNINGS = 100
+"""File-mode warnings logged one per path at start; beyond it, one line counts the rest."""
+_files_log = logging.getLogger("tenure.files")
 
 ASGIApp = Callable[..., Any]
 
@@ -120,6 +128,43 @@ def prepare_multiprocess_metrics(data_dir: Path) -> Path:
     return directory
 
 
+def store_paths(s: Settings) -> list[Path]:
+    """Where the service keeps files: the data dir, a SQLite database outside it (with
+    its -wal, -shm, sidecar and locks) and the ``file://`` sites."""
+    roots = [s.data_dir]
+    database = sqlite_path(s.database())
+    if database is not None and not database.resolve().is_relative_to(s.data_dir.resolve()):
+        roots += sorted(database.parent.glob(glob.escape(database.name) + "*"))
+    sites = (urlparse(url) for url in s.site_urls())
+    return roots + [Path(site.path) for site in sites if site.scheme == "file"]
+
+
+def warn_about_wide_modes(roots: list[Path]) -> int:
+    """Log a warning for each path under ``roots`` that group or others may use (at
+    most ``MAX_MODE_WARNINGS``, then one line with the count); how many there were.
+    The modes are not changed: an operator may have opened them on purpose."""
+    count = 0
+    for path, mode in wider_than_private(roots):
+        count += 1
+        if count <= MAX_MODE_WARNINGS:
+            wanted = PRIVATE_DIR if path.is_dir() else PRIVATE_FILE
+            _files_log.warning(
+                "%s is %04o, wider than %04o: other users of this host may reach it (chmod %o %s)",
+                path,
+                mode,
+                wanted,
+                wanted,
+                path,
+                extra={"path": str(path), "mode": f"{mode:04o}"},
+            )
+    if count > MAX_MODE_WARNINGS:
+        _files_log.warning(
+            "%d more paths are wider than private (0700 directories, 0600 files)",
+            count - MAX_MODE_WARNINGS,
+        )
+    return count
+
+
 def run_server(
     data_dir: Path | None,
     db: str | None,
@@ -138,6 +183,10 @@ def run_server(
     """
     s = settings(data_dir, db, host=host, port=port, **(tls or {}))
     _check_tls(s)
+    # The lines uvicorn will log through, from the start: the file-mode warnings go
+    # out in the same format (and migrations stay quiet below WARNING).
+    logging.config.dictConfig(uvicorn_log_config(s.log_format))
+    warn_about_wide_modes(store_paths(s))
     runtime = Runtime.open(s)
     key = ensure_bootstrap_owner(runtime.engine, s.data_dir, s.default_account)
     url = f"{'https' if s.tls_cert else 'http'}://{s.host}:{s.port}"
@@ -153,8 +202,12 @@ def run_server(
     out.print(f"Console: {url}/console  (sign in with an API key)", highlight=False)
     out.print(f"Metrics: {url}/metrics  Health: {url}/readyz", highlight=False)
     options = uvicorn_tls_options(s)
-    # Our access line (tenure.access, with the trace id) replaces uvicorn's.
-    options.update(log_config=uvicorn_log_config(s.log_format), access_log=False)
+    # Our access line (tenure.access, with the trace id) replaces uvicorn's. Forwarded
+    # headers are the app's to believe (TENURE_FORWARDED_ALLOW_IPS): uvicorn's default
+    # would trust them from any loopback peer.
+    options.update(
+        log_config=uvicorn_log_config(s.log_format), access_log=False, proxy_headers=False
+    )
     if workers == 1:
         app = create_app(s, runtime)
         uvicorn.run(app, host=s.host, port=s.port, log_level="info", **options)

@@ -20,7 +20,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
-from urllib.parse import quote
+from urllib.parse import quote, urljoin
 
 import httpx
 import typer
@@ -228,7 +228,15 @@ def write_out(path: Path, text: str) -> None:
         raise InvalidInput(f"cannot write {path}: {reason}", field="out-file") from None
 
 
-def _print_minted(answer: dict[str, Any], out_file: Path | None, output: Output) -> None:
+def _absolute(server: str, url: Any) -> str:
+    """A URL of the answer resolved against ``server``: relative unless the server has
+    ``TENURE_PUBLIC_URL``."""
+    return urljoin(server + "/", url) if isinstance(url, str) and url else "-"
+
+
+def _print_minted(
+    answer: dict[str, Any], out_file: Path | None, output: Output, server: str
+) -> None:
     token = str(answer.get("token", ""))
     if out_file is not None:
         write_out(out_file, token + "\n")
@@ -240,7 +248,7 @@ def _print_minted(answer: dict[str, Any], out_file: Path | None, output: Output)
         lines = [
             f"wrote token {answer.get('jti')} to {out_file}",
             f"  expires  {show_value(answer.get('expires_at'))}",
-            f"  jwks     {show_value(answer.get('jwks_url'))}",
+            f"  jwks     {_absolute(server, answer.get('jwks_url'))}",
         ]
         out.print("\n".join(lines), highlight=False, markup=False)
 
@@ -277,7 +285,7 @@ def issue(
     """
     remote = Remote(url, api_key, license_key=license_key)
     _, answer = remote.post("/v1/tokens", {"license": license, "fingerprint": fingerprint})
-    _print_minted(answer, out_file, output)
+    _print_minted(answer, out_file, output, remote.url)
 
 
 @app.command("refresh")
@@ -300,7 +308,7 @@ def refresh(
     text = read_text_argument(token, "token").strip()
     remote = Remote(url, api_key, license_key=license_key)
     _, answer = remote.post("/v1/tokens/refresh", {"token": text})
-    _print_minted(answer, out_file, output)
+    _print_minted(answer, out_file, output, remote.url)
 
 
 @app.command("revoke")

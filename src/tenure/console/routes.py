@@ -26,7 +26,7 @@ from tenure.api import license_routes
 from tenure.api.approval_routes import request_approval
 from tenure.api.limits import Rate, TokenBuckets
 from tenure.console import views, web
-from tenure.console.session import COOKIE, MAX_AGE_SECONDS
+from tenure.console.session import COOKIE, MAX_AGE_SECONDS, SIGNIN_COOKIE
 from tenure.domain.commands import Command, ReinstateLicense, RevokeLicense, SuspendLicense
 from tenure.domain.timefmt import format_time
 from tenure.errors import NotFound, Unauthenticated
@@ -80,36 +80,31 @@ def _landing(session: web.Session) -> str:
 
 @router.get("/signin", response_model=None)
 def signin_form(request: Request) -> Response:
-    return web.render(request, "signin.html")
+    return web.signin_page(request)
 
 
 @router.post("/signin", response_model=None)
 async def signin(request: Request) -> Response:
-    """Exchange an API key for a session cookie; 401 page for a wrong key."""
+    """Exchange an API key for a session cookie; 401 page for a wrong key, 403 for a
+    form sent from another origin or without the token of the browser's own form."""
     console, runtime = web.console_of(request), web.runtime_of(request)
     ip = web.client_ip(request)
     if console.failures.wait(ip) > 0:
-        return web.render(
-            request, "signin.html", 429, error="Too many failed sign-ins: wait a minute."
-        )
-    key = (await web.form_fields(request, None)).get("api_key", "").strip()
+        return web.signin_page(request, 429, "Too many failed sign-ins: wait a minute.")
+    fields = await web.form_fields(request, None)
+    if not web.signin_allowed(request, fields):
+        return web.signin_page(request, 403, "The sign-in form expired: sign in again.")
+    key = fields.get("api_key", "").strip()
     try:
         principal = await run_in_threadpool(authenticate, runtime.engine, key)
     except Unauthenticated:
         console.failures.take(ip)
-        return web.render(request, "signin.html", 401, error="That API key is not valid.")
+        return web.signin_page(request, 401, "That API key is not valid.")
     value = console.session_sealer(runtime).seal(key)
     session = web.Session(principal, value, "")
     response = RedirectResponse(_landing(session), status_code=303)
-    response.set_cookie(
-        COOKIE,
-        value,
-        max_age=MAX_AGE_SECONDS,
-        path="/console",
-        secure=request.url.scheme == "https",
-        httponly=True,
-        samesite="strict",
-    )
+    response.delete_cookie(SIGNIN_COOKIE, path="/console", httponly=True, samesite="strict")
+    web.set_cookie(response, request, COOKIE, value, MAX_AGE_SECONDS)
     return response
 
 

@@ -6,6 +6,12 @@ kept in memory, so any worker of any process that shares the master key opens it
 the key inside is authenticated again on every request, so revoking it ends every
 session at once. The CSRF token of a session is an HMAC of the cookie value under
 another derived key: a form POST proves it was rendered for this very session.
+
+Before there is a session, the sign-in form is protected the same way: opening it
+sets a pre-session cookie (``tenure_signin``, a random nonce, ``SameSite=Strict``)
+and the form carries the HMAC of that nonce. Another site can neither read the
+token nor make the browser send the cookie with a cross-site POST, so it cannot sign
+the browser in with a key of its choosing (login CSRF).
 """
 
 from __future__ import annotations
@@ -15,6 +21,8 @@ import binascii
 import hashlib
 import hmac
 import os
+import re
+import secrets
 import struct
 import time
 from collections.abc import Callable
@@ -26,6 +34,11 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from tenure.crypto.keystore import derive_key
 
 COOKIE = "tenure_console"
+SIGNIN_COOKIE = "tenure_signin"
+"""The pre-session cookie: a nonce the sign-in form's token is bound to."""
+_SIGNIN_NONCE = re.compile(r"[A-Za-z0-9_-]{43}")
+_SIGNIN_CONTEXT = "signin:"
+"""Separates sign-in tokens from session tokens (cookie values hold no colon)."""
 MAX_AGE_SECONDS = 8 * 3600
 _NONCE = 12
 _CONTEXT = b"tenure/console-session/v1"
@@ -82,3 +95,24 @@ class SessionSealer:
         (non-ASCII included, which ``compare_digest`` refuses as ``str``) is False
         when it is not the token."""
         return hmac.compare_digest(self.csrf_token(value).encode(), token.encode(errors="replace"))
+
+    def signin_token(self, nonce: str) -> str:
+        """The sign-in form's token for the pre-session cookie ``nonce``."""
+        return self.csrf_token(_SIGNIN_CONTEXT + nonce)
+
+    def signin_valid(self, nonce: str | None, token: str) -> bool:
+        """Does ``token`` belong to the pre-session ``nonce``? False without a nonce
+        of the form ``new_signin_nonce`` makes; constant time otherwise."""
+        if nonce is None or not is_signin_nonce(nonce):
+            return False
+        return self.csrf_valid(_SIGNIN_CONTEXT + nonce, token)
+
+
+def new_signin_nonce() -> str:
+    """A fresh pre-session nonce (256 random bits)."""
+    return secrets.token_urlsafe(32)
+
+
+def is_signin_nonce(value: str) -> bool:
+    """Is ``value`` shaped like a nonce of ``new_signin_nonce``?"""
+    return _SIGNIN_NONCE.fullmatch(value) is not None

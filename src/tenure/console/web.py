@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -15,7 +16,13 @@ from fastapi.templating import Jinja2Templates
 from tenure.api.limits import TokenBuckets
 from tenure.api.problems import status_of
 from tenure.api.roles import allowed
-from tenure.console.session import COOKIE, SessionSealer
+from tenure.console.session import (
+    COOKIE,
+    SIGNIN_COOKIE,
+    SessionSealer,
+    is_signin_nonce,
+    new_signin_nonce,
+)
 from tenure.crypto.keystore import load_master_key
 from tenure.errors import TenureError, Unauthenticated
 from tenure.service.apikeys import Principal, authenticate
@@ -153,14 +160,74 @@ async def to_sign_in(request: Request, exc: Exception) -> Response:
     if request.method == "GET":
         response: Response = RedirectResponse("/console/signin", status_code=303)
     else:
-        error = "Your session has ended: sign in again."
-        response = render(request, "signin.html", 401, error=error)
+        response = signin_page(request, 401, "Your session has ended: sign in again.")
     response.delete_cookie(COOKIE, path="/console", httponly=True, samesite="strict")
     return response
 
 
+def signin_page(request: Request, code: int = 200, error: str | None = None) -> Response:
+    """The sign-in page, its form carrying the token of the browser's pre-session
+    cookie (set here when the browser has none)."""
+    nonce = request.cookies.get(SIGNIN_COOKIE)
+    if nonce is None or not is_signin_nonce(nonce):
+        nonce = new_signin_nonce()
+    sealer = console_of(request).session_sealer(runtime_of(request))
+    response = render(request, "signin.html", code, error=error, csrf=sealer.signin_token(nonce))
+    # Strict: a cross-site POST does not carry it, so its token cannot match.
+    set_cookie(response, request, SIGNIN_COOKIE, nonce)
+    return response
+
+
+def set_cookie(
+    response: Response, request: Request, name: str, value: str, max_age: int | None = None
+) -> None:
+    """Set a console cookie: ``HttpOnly``, ``SameSite=Strict``, ``Path=/console``,
+    ``Secure`` when the request came over HTTPS."""
+    response.set_cookie(
+        name,
+        value,
+        max_age=max_age,
+        path="/console",
+        secure=request.url.scheme == "https",
+        httponly=True,
+        samesite="strict",
+    )
+
+
+def signin_allowed(request: Request, fields: dict[str, str]) -> bool:
+    """Does a sign-in POST carry the token of the browser's pre-session cookie?"""
+    sealer = console_of(request).session_sealer(runtime_of(request))
+    return sealer.signin_valid(request.cookies.get(SIGNIN_COOKIE), fields.get("csrf", ""))
+
+
+def cross_origin(request: Request) -> bool:
+    """Did a browser send this POST from another origin? The rule of Go's
+    ``http.CrossOriginProtection``: ``Sec-Fetch-Site`` decides when present (only
+    ``same-origin`` and ``none`` pass: ``same-site`` is another origin, e.g. another
+    port); else an ``Origin`` must name this host; a request with neither is no
+    browser's cross-origin request. Behind a proxy that rewrites ``Host``, the host
+    of ``TENURE_PUBLIC_URL`` is this host too."""
+    fetch_site = request.headers.get("sec-fetch-site")
+    if fetch_site is not None:
+        return fetch_site not in ("same-origin", "none")
+    origin = request.headers.get("origin")
+    if origin is None:
+        return False
+    hosts = {request.headers.get("host", "").lower()}
+    public_url = runtime_of(request).settings.public_url
+    if public_url:
+        hosts.add(urlsplit(public_url).netloc.lower())
+    try:
+        return urlsplit(origin).netloc.lower() not in hosts - {""}
+    except ValueError:  # not a URL (an unclosed "[" of an IPv6 host): no origin of ours
+        return True
+
+
 async def form_fields(request: Request, session: Session | None) -> dict[str, str]:
-    """The posted form; with a session, refuses (403) a missing or wrong CSRF token."""
+    """The posted form. Refuses (403) a POST from another origin and, with a
+    session, a missing or wrong CSRF token."""
+    if cross_origin(request):
+        raise ConsolePage(403, "The form was sent from another site.")
     form = await request.form()
     fields = {k: v for k, v in form.items() if isinstance(v, str)}
     if session is not None:

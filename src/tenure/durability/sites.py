@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 import obstore
 from obstore.store import LocalStore, S3Store
 
+from tenure.crypto.files import make_private, make_private_dir
 from tenure.errors import ConfigurationError, TenureError
 
 if TYPE_CHECKING:
@@ -38,11 +40,21 @@ class Site:
 
     url: str
     store: Any
+    local_root: Path | None = None
+    """The directory of a ``file://`` site, whose files are made private."""
 
     def put(self, path: str, data: bytes) -> None:
-        """Write ``data`` at ``path`` atomically (readers see all of it or nothing)."""
+        """Write ``data`` at ``path`` atomically (readers see all of it or nothing).
+        On a ``file://`` site the file is 0600 and the directories obstore made
+        for it 0700."""
         try:
+            if self.local_root is not None:
+                # Directories first, so that obstore (which creates them as the umask
+                # allows) finds them; the file is new at every put.
+                make_private_dir((self.local_root / path).parent)
             obstore.put(self.store, path, data)
+            if self.local_root is not None:
+                make_private(self.local_root / path)
         except Exception as exc:  # obstore raises builtins and its own errors alike
             raise SiteUnavailable(f"cannot write {path} to {self.url}: {exc}") from exc
 
@@ -86,7 +98,9 @@ def open_site(url: str) -> Site:
     if parsed.scheme == "file":
         if not parsed.path.startswith("/") or parsed.netloc not in ("", "localhost"):
             raise ConfigurationError(f"a file site needs an absolute path: {url}")
-        return Site(url, LocalStore(parsed.path, mkdir=True))
+        root = Path(parsed.path)
+        make_private_dir(root)
+        return Site(url, LocalStore(root), local_root=root)
     if parsed.scheme == "s3" and parsed.netloc:
         config: S3Config = {}
         endpoint = os.environ.get("AWS_ENDPOINT_URL")

@@ -4,6 +4,10 @@ span, its request count and latency, its access log line, and, for
 ``/v1/check*``, the per-minute SLO counters (``tenure.observability.counters``).
 401 answers are counted here too, as ``tenure_auth_failures_total`` and
 ``auth.failed``: every 401 passes through, whichever route or dependency refused.
+
+A client that hangs up before its answer starts (a half-sent body, a closed
+connection) is counted and logged with status 499, nginx's "client closed request":
+it is not a server error, so it never reaches the 5xx count or the SLO.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import time
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tenure.observability import counters, metrics, tracing
@@ -23,6 +28,8 @@ _CHECK_PATHS = frozenset({"/v1/check", "/v1/check/batch"})
 _UNMATCHED = "unmatched"
 """The route label of a request no route matched (keeps the label set bounded)."""
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+CLIENT_CLOSED_REQUEST = 499
+"""The status recorded for a request whose client left before the answer started."""
 _OTHER_METHOD = "OTHER"
 """The method label of any other method: a client chooses the method, and each new
 one would otherwise add series to every process until it restarts."""
@@ -41,17 +48,32 @@ class ObservabilityMiddleware:
             return
         started = time.perf_counter()
         status = 500
+        answering = gone = False
+
+        async def receive_noting_disconnect() -> Message:
+            nonlocal gone
+            message = await receive()
+            gone = gone or (message["type"] == "http.disconnect" and not answering)
+            return message
 
         async def send_noting_status(message: Message) -> None:
-            nonlocal status
+            nonlocal status, answering
             if message["type"] == "http.response.start":
-                status = message["status"]
+                status, answering = message["status"], True
             await send(message)
 
         with self._span(scope) as span:
             try:
-                await self.app(scope, receive, send_noting_status)
+                await self.app(scope, receive_noting_disconnect, send_noting_status)
+            except ClientDisconnect:
+                # Starlette raises it when the body ends in a disconnect: nobody is
+                # left to answer, and it is no server error (uvicorn would log a
+                # traceback and we would count a 500).
+                if not gone:
+                    raise
             finally:
+                if gone:
+                    status = CLIENT_CLOSED_REQUEST
                 elapsed = time.perf_counter() - started
                 route = _route(scope)
                 if span is not None:
@@ -82,8 +104,8 @@ class ObservabilityMiddleware:
             _log_access(scope, status, elapsed)
 
     def _count_check(self, scope: Scope, status: int, elapsed: float) -> None:
-        if status in (400, 403, 413, 429):
-            return  # refused before any decision: not part of the SLO
+        if status in (400, 403, 413, 429, CLIENT_CLOSED_REQUEST):
+            return  # refused before any decision, or the client left: not part of the SLO
         account = _account(scope)
         counters.count(account, counters.CHECK_TOTAL)
         if status >= 500:

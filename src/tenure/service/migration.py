@@ -18,7 +18,6 @@ The migration's phase lives in ``<data-dir>/migration.json`` (see
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -28,6 +27,7 @@ import orjson
 import sqlalchemy as sa
 
 from tenure.config import MIGRATION_FILE
+from tenure.crypto.files import write_atomic
 from tenure.domain.projector import apply_data
 from tenure.domain.state import TABLE_ORDER, TABLES, Key, MemoryState, Row
 from tenure.errors import Conflict, DigestMismatch, LedgerTampered
@@ -387,16 +387,4 @@ def read_state(data_dir: Path) -> MigrationState | None:
 
 def write_state(data_dir: Path, state: MigrationState) -> None:
     """Write the state file crash-safely: a reader sees the old phase or the new one."""
-    data_dir.mkdir(parents=True, exist_ok=True)
-    path = data_dir / MIGRATION_FILE
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w") as f:
-        f.write(json.dumps(asdict(state), indent=2) + "\n")
-        f.flush()
-        os.fsync(f.fileno())  # the rename must not expose an empty file after a crash
-    os.replace(tmp, path)
-    fd = os.open(data_dir, os.O_RDONLY)
-    try:
-        os.fsync(fd)  # and the rename itself must survive one
-    finally:
-        os.close(fd)
+    write_atomic(data_dir / MIGRATION_FILE, (json.dumps(asdict(state), indent=2) + "\n").encode())

@@ -11,6 +11,7 @@ import sqlalchemy as sa
 
 from tenure.config import Settings
 from tenure.crypto.datakeys import DataKeyStore
+from tenure.crypto.files import make_private_dir
 from tenure.crypto.keystore import (
     FileKeyStore,
     LedgerKeyStore,
@@ -100,7 +101,7 @@ class Runtime:
         path = sqlite_path(url)
         if not migrate and path is not None and not path.exists():
             raise ConfigurationError(f"no Tenure database at {path}; check --data-dir or --db")
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        make_private_dir(settings.data_dir)
         engine = create_engine(url)
         if migrate and settings.upgrade_on_start:
             upgrade(engine)

@@ -35,6 +35,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import event
 
+from tenure.crypto.files import create_private_file
 from tenure.errors import ConfigurationError
 from tenure.store import notify
 
@@ -71,7 +72,8 @@ def create_engine(url: str) -> sa.Engine:
             f"unsupported database {backend!r}: use sqlite:/// or postgresql+psycopg://"
         )
     if parsed.database and parsed.database != ":memory:":
-        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        # Created 0600 before SQLite opens it: SQLite gives -wal and -shm its mode.
+        create_private_file(Path(parsed.database))
     # As many pooled connections as the server has threads that read (AnyIO's pool
     # holds 40): an overflow connection is opened and closed per use, and opening one
     # (with its pragmas) costs more than the read it serves.
