@@ -27,6 +27,7 @@ from .conftest import (
     seed_data_dir,
     start_server,
     subprocess_env,
+    tenure,
     tenure_executable,
 )
 
@@ -149,3 +150,45 @@ def test_erasing_a_customer_whose_id_is_not_utf8_writes_nothing_and_says_why(
     assert after.stdout == before.stdout  # nothing appended
     audited = run_cli("audit", "verify", "--data-dir", str(data_dir))
     assert audited.returncode == 0, audited.stderr
+
+
+# ---------------------------------------------------------------- the two-person rule
+
+
+def made_key(client: httpx.Client, role: str, name: str) -> dict[str, Any]:
+    made = client.post("/v1/apikeys", json={"role": role, "name": name})
+    assert made.status_code == 201, made.text
+    key: dict[str, Any] = made.json()
+    return key
+
+
+def test_after_the_readme_first_steps_a_stolen_persons_key_is_still_revoked(
+    tmp_path: Path,
+) -> None:
+    """README "Start here": the bootstrap key makes three people's owner keys and is
+    retired. Revoking one person's key takes the other two (one asks, one approves);
+    with two people only, neither could ever be revoked."""
+    data_dir, logs = tmp_path / "data", tmp_path / "logs"
+    logs.mkdir()
+    server = start_server(data_dir, logs)
+    try:
+        with server.client(server.owner_key()) as bootstrap:
+            alice, bob, carol = (made_key(bootstrap, "owner", n) for n in ("a", "b", "c"))
+        retired = tenure(server, "apikey", "retire-bootstrap", "--data-dir", str(data_dir))
+        assert retired.returncode == 0, retired.stderr
+        with (
+            server.client(alice["key"]) as asker,
+            server.client(bob["key"]) as thief,
+            server.client(carol["key"]) as approver,
+        ):
+            asked = asker.delete(f"/v1/apikeys/{bob['id']}")
+            assert asked.status_code == 202, asked.text
+            approval = asked.json()["approval"]["approval"]
+            vetoed = thief.post(f"/v1/approvals/{approval}/reject", json={"reason": "no"})
+            assert vetoed.status_code == 403, vetoed.text
+            done = approver.post(f"/v1/approvals/{approval}/approve", json={"reason": "stolen"})
+            assert done.status_code == 200, done.text
+            assert done.json()["approval"]["status"] == "executed"
+            assert thief.get("/v1/apikeys").status_code == 401
+    finally:
+        server.stop()
