@@ -192,3 +192,35 @@ def test_after_the_readme_first_steps_a_stolen_persons_key_is_still_revoked(
             assert thief.get("/v1/apikeys").status_code == 401
     finally:
         server.stop()
+
+
+# ---------------------------------------------------------------- forwarded headers
+
+ROOT = Path(__file__).resolve().parents[2]
+CODE = re.compile(r"```[^\n]*\n(.*?)```|`([^`]+)`", re.DOTALL)
+COMMAND = re.compile(r"uvicorn (--|tenure\.)")
+
+
+def uvicorn_commands(text: str) -> list[str]:
+    """The uvicorn command lines the text shows (inline code and code blocks)."""
+    commands = []
+    for block, inline in CODE.findall(text):
+        for line in block.splitlines() if block else [inline]:
+            words = " ".join(line.split())
+            if COMMAND.match(words) and "app_from_env" in words:
+                commands.append(words)
+    return commands
+
+
+def test_every_documented_uvicorn_command_turns_its_forwarded_headers_off() -> None:
+    """Uvicorn believes X-Forwarded-For from any loopback peer unless told not to: a
+    command line the docs offer for running the app must say --no-proxy-headers, or
+    a client on the host rotates its address past the failed-authentication limit
+    (issue 14 item 5; docs/hardening.md)."""
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    shown = {page.name: uvicorn_commands(page.read_text(encoding="utf-8")) for page in pages}
+    assert any(shown.values()), "the docs show how to run the app under uvicorn"
+    unsafe = {
+        name: [c for c in cmds if "--no-proxy-headers" not in c] for name, cmds in shown.items()
+    }
+    assert {name: cmds for name, cmds in unsafe.items() if cmds} == {}
