@@ -37,6 +37,7 @@ from tenure.cli import (
 )
 from tenure.cli.common import DataDir, DbUrl, err
 from tenure.crypto.files import PRIVATE_UMASK
+from tenure.domain.storable import text_problem
 from tenure.errors import TenureError
 
 app = typer.Typer(
@@ -131,6 +132,15 @@ def _setting_error(exc: pydantic.ValidationError) -> str:
     return f"TENURE_{name.upper()}: {first['msg']}"
 
 
+def _not_utf8(exc: UnicodeEncodeError) -> str:
+    """Which argument could not be encoded, shown with escapes (printing the lone
+    surrogate itself would fail again)."""
+    bad = next((arg for arg in sys.argv[1:] if text_problem(arg) is not None), None)
+    if bad is None:
+        return f"a value is not valid UTF-8 text ({exc.reason})"
+    return f"the argument {bad!a} is not valid UTF-8 text"
+
+
 def run() -> None:
     """Entry point: errors become one line on stderr and a non-zero exit status.
 
@@ -152,6 +162,11 @@ def run() -> None:
         orig = getattr(exc, "orig", None)
         detail = str(orig) if orig is not None else str(exc).splitlines()[0]
         err.print(f"error: database: {detail}", highlight=False, markup=False, soft_wrap=True)
+        sys.exit(1)
+    except UnicodeEncodeError as exc:
+        # A byte that is not UTF-8 in an argument reaches Python as a lone surrogate,
+        # which no database driver or file format can encode (docs/hardening.md).
+        err.print(f"error: {_not_utf8(exc)}", highlight=False, markup=False, soft_wrap=True)
         sys.exit(1)
     except typer.Abort:
         err.print("aborted", highlight=False)

@@ -24,6 +24,7 @@ from tenure.console.session import (
     new_signin_nonce,
 )
 from tenure.crypto.keystore import load_master_key
+from tenure.domain.storable import text_problem
 from tenure.errors import TenureError, Unauthenticated
 from tenure.service.apikeys import Principal, authenticate
 from tenure.service.runtime import Runtime
@@ -225,11 +226,15 @@ def cross_origin(request: Request) -> bool:
 
 async def form_fields(request: Request, session: Session | None) -> dict[str, str]:
     """The posted form. Refuses (403) a POST from another origin and, with a
-    session, a missing or wrong CSRF token."""
+    session, a missing or wrong CSRF token; refuses (400) a field no backend can store
+    as it is (a NUL character), as the API does (``tenure.domain.storable``)."""
     if cross_origin(request):
         raise ConsolePage(403, "The form was sent from another site.")
     form = await request.form()
     fields = {k: v for k, v in form.items() if isinstance(v, str)}
+    for name, value in fields.items():
+        if (problem := text_problem(value)) is not None:
+            raise ConsolePage(400, f"The field {name[:40]!r} {problem}.")
     if session is not None:
         sealer = console_of(request).session_sealer(runtime_of(request))
         if not sealer.csrf_valid(session.cookie, fields.get("csrf", "")):

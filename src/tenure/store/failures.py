@@ -10,7 +10,8 @@ or straight by a driver (``tenure.store.raw`` bypasses SQLAlchemy on hot paths):
   does not split a batch over it (every part would fail the same way).
 - ``is_unstorable``: the database refused a value of the statement (PostgreSQL data
   exceptions, class 22, such as a NUL character in text; program limits, class 54,
-  such as an index row over its size; SQLite's ``TOOBIG``). The request that
+  such as an index row over its size; SQLite's ``TOOBIG``; a string no driver can
+  encode as UTF-8). The request that
   carried the value is at fault, not the store.
 
 Anything else (a constraint violated, a bug) is neither.
@@ -57,7 +58,10 @@ def is_unavailable(error: BaseException) -> bool:
 
 def is_unstorable(error: BaseException) -> bool:
     """Whether ``error`` says the database refused a value of the statement; see the
-    module doc."""
+    module doc. A string the driver cannot encode as UTF-8 (a lone surrogate, as a
+    byte that is not UTF-8 in a command-line argument becomes) counts too."""
+    if isinstance(error, UnicodeEncodeError):
+        return True
     driver = _driver_error(error)
     if isinstance(driver, sqlite3.Error):
         return isinstance(driver, sqlite3.DataError) or _sqlite_code(driver) == _SQLITE_TOOBIG
