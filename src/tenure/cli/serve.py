@@ -233,6 +233,8 @@ def run_server(
     # headers are the app's to believe (TENURE_FORWARDED_ALLOW_IPS): uvicorn's default
     # would trust them from any loopback peer.
     options = uvicorn_tls_options(s) | {
+        "host": s.host,
+        "port": sock.getsockname()[1],
         "log_config": log_config,
         "log_level": "info",
         "access_log": False,
