@@ -2,28 +2,45 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+# Quiet: the project's own build prints nothing; pip still shows warnings and errors.
+PIP := $(BIN)/python -m pip --quiet --disable-pip-version-check
 DATA_DIR ?= var
 HOST ?= 127.0.0.1
 PORT ?= 8080
 
-.PHONY: serve test lint typecheck unit bench install install-bench clean
+.PHONY: serve test test-tools lint typecheck unit bench install install-runtime \
+	install-bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(PIP) install --upgrade pip
 
-$(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+# The runtime dependencies only: what `make serve` needs (no test or build tools).
+$(VENV)/.runtime-installed: pyproject.toml | $(BIN)/python
+	$(PIP) install -e .
 	touch $@
+
+# The same virtualenv with the development extras (pytest, Playwright, mypy, ...).
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(PIP) install -e '.[dev]'
+	touch $(VENV)/.runtime-installed $@
+
+install-runtime: $(VENV)/.runtime-installed
 
 install: $(VENV)/.installed
 
-## serve: install, then run the service on ./var/tenure.db (prints URL and bootstrap key)
-serve: install
+## serve: install the runtime, then run the service on ./var/tenure.db (prints URL and bootstrap key)
+serve: install-runtime
 	$(BIN)/tenure serve --data-dir $(DATA_DIR) --host $(HOST) --port $(PORT)
 
-## test: install, then lint, type-check and run the whole suite
-test: install lint typecheck unit
+## test: install (the dev extras and, from Debian, the tools the tests drive), then lint,
+## type-check and run the whole suite
+test: test-tools install lint typecheck unit
+
+## test-tools: Go, Node jose, SoftHSM2, Chromium and a reachable PostgreSQL (installed
+## from Debian as root; otherwise one line says what to install)
+test-tools:
+	@scripts/test-tools
 
 lint: install
 	$(BIN)/ruff check src tests bench
@@ -34,12 +51,13 @@ typecheck: install
 
 # Two workers, a test file each at a time (module fixtures stay in one process): most
 # tests wait on fsyncs and subprocesses, so this halves the wall time on 2 cores.
+# TENURE_REQUIRE_TOOLS=1: a test whose tool is missing fails instead of skipping.
 TEST_WORKERS ?= 2
-unit: install
-	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadfile
+unit: test-tools install
+	TENURE_REQUIRE_TOOLS=1 $(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 $(VENV)/.bench-installed: $(VENV)/.installed
-	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	$(PIP) install -e '.[dev,bench]'
 	touch $@
 
 install-bench: $(VENV)/.bench-installed

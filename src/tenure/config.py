@@ -171,8 +171,10 @@ class Settings(BaseSettings):
     tracing_sample_ratio: float = Field(
         1.0, ge=0.0, le=1.0, description="share of traces sampled (parent-based)"
     )
-    log_format: Literal["json", "text"] = Field(
-        "json", description="`tenure serve` log lines: one JSON object per line, or text"
+    log_format: Literal["auto", "json", "text"] = Field(
+        "auto",
+        description="`tenure serve` log lines: one JSON object per line, or text; auto: "
+        "text when stderr is a terminal, JSON otherwise",
     )
     ops_flush_seconds: float = Field(
         10.0, gt=0, description="how often per-minute counters are added into ops_minutes"

@@ -3,8 +3,9 @@ on PostgreSQL, each time against a fresh, empty database.
 
 PostgreSQL is expected at ``TENURE_TEST_PG`` (default: trust auth, user ``postgres``
 on 127.0.0.1:5432, database ``test``). Each test gets its own database, created from
-an autocommit connection and dropped ``WITH (FORCE)`` afterwards. Under ``CI=true`` an
-unreachable server fails the PostgreSQL tests; elsewhere they are skipped, saying why.
+an autocommit connection and dropped ``WITH (FORCE)`` afterwards. Under ``make test``
+and on CI an unreachable server fails the PostgreSQL tests; elsewhere they are
+skipped, saying why (``required``).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import sqlalchemy as sa
 from psycopg.conninfo import conninfo_to_dict
 
 from contract.conftest import ACCOUNT, ACTOR, Probe, Runtimes, Shop
+from required import missing_tool
 from tenure.service.ledger import Ledger
 from tenure.service.runtime import Runtime
 
@@ -35,10 +37,7 @@ def _admin() -> psycopg.Connection[Any]:
     try:
         return psycopg.connect(PG_ADMIN, autocommit=True, connect_timeout=5)
     except psycopg.OperationalError as exc:
-        reason = f"PostgreSQL is not reachable at {PG_ADMIN!r}: {exc}"
-        if os.environ.get("CI") == "true":
-            pytest.fail(reason)
-        pytest.skip(reason)
+        missing_tool(f"PostgreSQL is not reachable at {PG_ADMIN!r}: {exc}")
 
 
 def pg_url(database: str) -> str:

@@ -2,9 +2,9 @@
 and what they sign verifies with the published keys like file-store signatures do.
 
 Each test initializes a fresh token in its own temporary directory (``SOFTHSM2_CONF``
-points at a temporary ``softhsm2.conf``). In CI (``CI=true``) a missing SoftHSM2 or
-python-pkcs11 is a failure; elsewhere the module skips.
-CI installs: ``apt-get install -y softhsm2`` and the ``dev`` extra.
+points at a temporary ``softhsm2.conf``). Under ``make test`` and on CI a missing
+SoftHSM2 or python-pkcs11 is a failure; elsewhere the module skips (``required``).
+``make test`` installs them: ``apt-get install -y softhsm2`` and the ``dev`` extra.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import importlib.util
 import json
-import os
 import shutil
 import subprocess
 import threading
@@ -22,6 +21,7 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from required import missing_tool
 from tenure.config import Settings
 from tenure.crypto import jws, pkcs11
 from tenure.crypto.pkcs11 import Pkcs11KeyStore
@@ -73,10 +73,7 @@ def token(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Token:
     """A freshly initialized SoftHSM2 token of this test only."""
     missing = _missing()
     if missing is not None:
-        reason = f"{missing}; install with: {INSTALL}"
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI must run the PKCS#11 tests: {reason}")
-        pytest.skip(reason)
+        missing_tool(f"{missing}; install with: {INSTALL}")
     tokens = tmp_path / "softhsm-tokens"
     tokens.mkdir()
     conf = tmp_path / "softhsm2.conf"

@@ -27,6 +27,8 @@ from typing import Any
 import httpx
 import pytest
 
+from required import missing_tool
+
 SEED_EVENTS = 500
 SEED = 9
 SEED_CHECKPOINT_EVERY = 100
@@ -223,13 +225,10 @@ def node_verify(
 ) -> subprocess.CompletedProcess[str]:
     """``node nodeverify/verify.js``: panva's ``jose`` verifies the JWS ``text`` of
     ``typ`` with the key set ``jwks`` alone. Skips without Node and Debian's
-    node-jose (fails in CI, where they must be installed)."""
+    node-jose (fails under ``make test`` and on CI, where they must be installed)."""
     node = shutil.which("node")
     if node is None or not NODE_JOSE.is_dir():
-        reason = "node and Debian's node-jose are needed (apt-get install nodejs node-jose)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI must run the Node verifier: {reason}")
-        pytest.skip(reason)
+        missing_tool("node and Debian's node-jose are needed (apt-get install nodejs node-jose)")
     jwks_file = scratch / "jwks.json"
     jwks_file.write_text(json.dumps(jwks))
     return subprocess.run(

@@ -26,6 +26,8 @@ import psycopg
 import pytest
 import sqlalchemy as sa
 
+from required import missing_tool
+
 from .conftest import HOST, Server, free_port, running_server, subprocess_env, tenure_executable
 
 WRITERS = 4
@@ -39,10 +41,7 @@ def _pg_program(name: str) -> str:
         iter(sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"), reverse=True)), None
     )
     if found is None:
-        reason = f"PostgreSQL's {name} is not installed"
-        if os.environ.get("CI") == "true":
-            pytest.fail(reason)
-        pytest.skip(reason)
+        missing_tool(f"PostgreSQL's {name} is not installed (apt-get install postgresql)")
     return found
 
 

@@ -135,6 +135,7 @@ HOSTILE_PROBES = [
     ("GET", "/console/signin"),
     ("GET", "/console/overview"),
     ("GET", "/docs"),
+    ("GET", "/redoc"),
     ("GET", "/openapi.json"),
     ("GET", "/.well-known/jwks.json"),
     ("GET", "/healthz"),

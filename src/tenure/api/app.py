@@ -27,6 +27,7 @@ from tenure.api import (
     license_routes,
     ops_routes,
     problems,
+    reference,
     token_routes,
     webhook_routes,
 )
@@ -105,11 +106,15 @@ def create_app(
         version=__version__,
         summary="License entitlements on a tamper-evident ledger.",
         lifespan=lifespan,
+        # FastAPI's pages load their scripts from a CDN: ours serve them (reference).
+        docs_url=None,
+        redoc_url=None,
         # Every route: a parameter no backend can store is a 400 before anything runs.
         dependencies=[Depends(check_parameters)],
     )
     problems.install(app)
     _document(app)
+    reference.install(app)
     app.add_middleware(AuditMiddleware)
     # Added last = outermost: a body over the limit, a throttled client and every
     # answer (429 and 413 included) pass through these before anything else.

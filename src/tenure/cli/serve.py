@@ -16,12 +16,15 @@ connection. ``tenure.api.auth`` reads it there.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import glob
 import logging
 import logging.config
 import os
 import shutil
+import socket
 import ssl
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -30,12 +33,13 @@ from urllib.parse import urlparse
 import uvicorn
 from cryptography import x509
 from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.supervisors import Multiprocess
 
 from tenure.api.app import create_app
 from tenure.cli.common import out, settings
 from tenure.config import Settings
 from tenure.crypto.files import PRIVATE_DIR, PRIVATE_FILE, wider_than_private
-from tenure.observability.logs import uvicorn_log_config
+from tenure.observability.logs import resolve_log_format, uvicorn_log_config
 from tenure.observability.metrics import MULTIPROC_ENV
 from tenure.service.apikeys import BOOTSTRAP_FILE, ensure_bootstrap_owner
 from tenure.service.runtime import Runtime, sqlite_path
@@ -46,6 +50,12 @@ except ImportError:  # pragma: no cover - httptools is optional for uvicorn
     _Fastest = H11Protocol  # type: ignore[misc, assignment]
 
 _TLS_VERSIONS = {"TLSv1.2": 0x0303, "TLSv1.3": 0x0304}
+APP_FACTORY = "tenure.api.app:app_from_env"
+"""What each worker process imports when there are several."""
+LISTEN_BACKLOG = 2048
+"""uvicorn's default ``--backlog``."""
+STARTUP_FAILURE = 3
+"""uvicorn's exit status when the app did not start."""
 MAX_MODE_WARNINGS = 100
 """File-mode warnings logged one per path at start; beyond it, one line counts the rest."""
 _files_log = logging.getLogger("tenure.files")
@@ -165,6 +175,31 @@ def warn_about_wide_modes(roots: list[Path]) -> int:
     return count
 
 
+def listening_socket(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to ``host``:``port`` and listening, inheritable by worker
+    processes (as uvicorn's ``Config.bind_socket`` makes it, listening already so that
+    no other process can take the port between this check and the banner).
+
+    Raises ``SystemExit`` with one line naming the address and the reason (in use,
+    not allowed, no such address) when it cannot be had."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        # As uvicorn does: a port whose last connections linger in TIME_WAIT is free.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(LISTEN_BACKLOG)
+    except OSError as exc:
+        sock.close()
+        address = f"[{host}]:{port}" if family == socket.AF_INET6 else f"{host}:{port}"
+        reason = exc.strerror or str(exc)
+        raise SystemExit(
+            f"error: cannot listen on {address}: {reason[:1].lower()}{reason[1:]}"
+        ) from None
+    sock.set_inheritable(True)
+    return sock
+
+
 def run_server(
     data_dir: Path | None,
     db: str | None,
@@ -173,23 +208,50 @@ def run_server(
     workers: int = 1,
     tls: dict[str, Path | None] | None = None,
 ) -> None:
-    """Open the store, print the URL (and the bootstrap owner key on first start), serve.
+    """Listen, open the store, print the URL (and the bootstrap owner key on first
+    start), serve.
 
     ``tls`` holds ``tls_cert``, ``tls_key`` and ``tls_client_ca`` given on the command
     line (they override ``TENURE_TLS_*``). With ``workers`` > 1, that many processes
     serve the same store (each with its own ledger writer; SQLite's write lock orders
     their commits); they read their settings from ``TENURE_*``, so the options given
-    here are passed on that way.
+    here are passed on that way. A port that cannot be listened on ends the command
+    with one line before anything else happens (no banner, no bootstrap key).
     """
     s = settings(data_dir, db, host=host, port=port, **(tls or {}))
     _check_tls(s)
+    sock = listening_socket(s.host, s.port)
+    log_config = uvicorn_log_config(resolve_log_format(s.log_format, sys.stderr))
     # The lines uvicorn will log through, from the start: the file-mode warnings go
     # out in the same format (and migrations stay quiet below WARNING).
-    logging.config.dictConfig(uvicorn_log_config(s.log_format))
+    logging.config.dictConfig(log_config)
     warn_about_wide_modes(store_paths(s))
     runtime = Runtime.open(s)
     key = ensure_bootstrap_owner(runtime.engine, s.data_dir, s.default_account)
-    url = f"{'https' if s.tls_cert else 'http'}://{s.host}:{s.port}"
+    _print_banner(s, sock.getsockname()[1], key)
+    # Our access line (tenure.access, with the trace id) replaces uvicorn's. Forwarded
+    # headers are the app's to believe (TENURE_FORWARDED_ALLOW_IPS): uvicorn's default
+    # would trust them from any loopback peer.
+    options = uvicorn_tls_options(s) | {
+        "host": s.host,
+        "port": sock.getsockname()[1],
+        "log_config": log_config,
+        "log_level": "info",
+        "access_log": False,
+        "proxy_headers": False,
+    }
+    if workers == 1:
+        config = uvicorn.Config(create_app(s, runtime), **options)
+        _serve_in_this_process(uvicorn.Server(config), sock)
+        return
+    runtime.close()
+    _pass_settings_to_workers(s)
+    config = uvicorn.Config(APP_FACTORY, factory=True, workers=workers, **options)
+    Multiprocess(config, sockets=[sock]).run()
+
+
+def _print_banner(s: Settings, port: int, key: str | None) -> None:
+    url = f"{'https' if s.tls_cert else 'http'}://{s.host}:{port}"
     out.print(f"Tenure listening on {url}  (database {s.database()})", highlight=False)
     if key:
         out.print(f"Bootstrap owner API key (shown once): {key}", highlight=False)
@@ -201,18 +263,22 @@ def run_server(
     )
     out.print(f"Console: {url}/console  (sign in with an API key)", highlight=False)
     out.print(f"Metrics: {url}/metrics  Health: {url}/readyz", highlight=False)
-    options = uvicorn_tls_options(s)
-    # Our access line (tenure.access, with the trace id) replaces uvicorn's. Forwarded
-    # headers are the app's to believe (TENURE_FORWARDED_ALLOW_IPS): uvicorn's default
-    # would trust them from any loopback peer.
-    options.update(
-        log_config=uvicorn_log_config(s.log_format), access_log=False, proxy_headers=False
-    )
-    if workers == 1:
-        app = create_app(s, runtime)
-        uvicorn.run(app, host=s.host, port=s.port, log_level="info", **options)
-        return
-    runtime.close()
+
+
+def _serve_in_this_process(server: uvicorn.Server, sock: socket.socket) -> None:
+    """Serve on ``sock`` until stopped; exit 3 (uvicorn's startup failure) when the
+    app did not start, as ``uvicorn.run`` does."""
+    # uvicorn raises the signal that stopped it again once it is done: Ctrl-C
+    # becomes a KeyboardInterrupt here, the end of a normal stop.
+    with contextlib.suppress(KeyboardInterrupt):
+        server.run(sockets=[sock])
+    if not server.started:
+        raise SystemExit(STARTUP_FAILURE)
+
+
+def _pass_settings_to_workers(s: Settings) -> None:
+    """The workers build their settings from ``TENURE_*`` (``app_from_env``): the
+    command-line options and a fresh multiprocess metrics directory go there."""
     prepare_multiprocess_metrics(s.data_dir)
     os.environ["TENURE_DATA_DIR"] = str(s.data_dir)
     if s.database_url:
@@ -221,12 +287,3 @@ def run_server(
         value = getattr(s, name)
         if value is not None:
             os.environ[f"TENURE_{name.upper()}"] = str(value)
-    uvicorn.run(
-        "tenure.api.app:app_from_env",
-        factory=True,
-        host=s.host,
-        port=s.port,
-        workers=workers,
-        log_level="info",
-        **options,
-    )

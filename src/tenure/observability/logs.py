@@ -5,9 +5,8 @@ access line per HTTP request (``tenure.access``) in place of uvicorn's."""
 from __future__ import annotations
 
 import logging
-import sys
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, TextIO
 
 import orjson
 
@@ -43,7 +42,10 @@ class JsonFormatter(logging.Formatter):
 
 
 class TextFormatter(logging.Formatter):
-    """``time level logger message [trace=<id>]``."""
+    """``2026-11-29 08:01:02.345 INFO logger message [trace=<id>]``, local time: one
+    line per event for a person at a terminal."""
+
+    default_msec_format = "%s.%03d"
 
     def __init__(self) -> None:
         super().__init__("%(asctime)s %(levelname)s %(name)s %(message)s")
@@ -62,33 +64,26 @@ def _ids(record: logging.LogRecord) -> tuple[str, str] | None:
     return tracing.current_ids()
 
 
-def formatter(log_format: Literal["json", "text"]) -> logging.Formatter:
-    """The formatter of ``log_format``."""
-    return JsonFormatter() if log_format == "json" else TextFormatter()
+LogFormat = Literal["json", "text"]
 
 
-def configure_logging(log_format: Literal["json", "text"], level: int = logging.INFO) -> None:
-    """Send every log line to stderr in ``log_format`` (replacing the root handlers),
-    with uvicorn's own lines through the same handler and its access log off."""
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(formatter(log_format))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level)
-    for name in ("uvicorn", "uvicorn.error"):
-        logging.getLogger(name).handlers[:] = []
-        logging.getLogger(name).propagate = True
-    logging.getLogger("uvicorn.access").disabled = True
+def resolve_log_format(setting: Literal["auto", "json", "text"], stream: TextIO) -> LogFormat:
+    """The format of the lines written to ``stream``: ``setting``, or for ``auto`` text
+    when ``stream`` is a terminal (a person reads it) and JSON otherwise (a collector
+    does)."""
+    if setting != "auto":
+        return setting
+    try:
+        return "text" if stream.isatty() else "json"
+    except ValueError:  # a closed stream: nothing reads it, a collector is likelier
+        return "json"
 
 
-def uvicorn_log_config(log_format: Literal["json", "text"]) -> dict[str, Any]:
+def uvicorn_log_config(log_format: LogFormat) -> dict[str, Any]:
     """A ``logging.config.dictConfig`` for ``uvicorn.run(log_config=...)``: the same
     lines in every worker process (workers configure logging from it)."""
-    name = (
-        "tenure.observability.logs.JsonFormatter"
-        if log_format == "json"
-        else ("tenure.observability.logs.TextFormatter")
-    )
+    formatter = JsonFormatter if log_format == "json" else TextFormatter
+    name = f"{formatter.__module__}.{formatter.__qualname__}"
     return {
         "version": 1,
         "disable_existing_loggers": False,
