@@ -69,9 +69,9 @@ def test_an_erased_customer_is_shown_as_erased_not_none(server: Server) -> None:
 @pytest.mark.parametrize(
     ("body", "where"),
     [
-        (b'{"license": "TNR-X", "entitlement": ', "line 1 column 35 (char 34)"),
-        (b'{\n  "license": "TNR-X",\n  "entitlement": tru\n}', "line 3 column 18"),
-        (b'{"license": "TNR-X",}', "line 1 column 21 (char 20)"),
+        (b'{"license": "TNR-X", "entitlement": ', "line 1 column 37 (char 36)"),
+        (b'{\n  "license": "TNR-X",\n  "entitlement": tru\n}', "line 3 column 18 (char 41)"),
+        (b'{"license": "TNR-X",}', "line 1 column 20 (char 19)"),
     ],
 )
 def test_a_body_that_is_not_json_is_a_400_saying_where_parsing_stopped(
