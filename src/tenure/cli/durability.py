@@ -51,8 +51,9 @@ KeyOption = Annotated[
     typer.Option(
         "--key",
         envvar="TENURE_LEDGER_KEY",
+        metavar="KEY",
         help="Trusted ledger verifier key (name+hash+base64), as `tenure ledger key` "
-        "prints it; repeatable (env TENURE_LEDGER_KEY, keys separated by white space). "
+        "prints it; repeatable (in the variable: separated by white space). "
         "Default: the key in the data dir's key store.",
         show_default=False,
     ),
