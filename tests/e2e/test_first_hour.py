@@ -112,6 +112,9 @@ def matches(shown: list[str], printed: str) -> bool:
 
 # ---------------------------------------------------------------- running it
 
+ASSIGNED = ("KEY", "LICENSE_KEY", "TOKEN", "TENURE_URL", "TENURE_API_KEY", "TENURE_LEDGER_KEY")
+"""The shell variables README commands set and later ones read."""
+
 
 @dataclass
 class Clone:
@@ -184,10 +187,6 @@ exit $status
         return printed
 
 
-ASSIGNED = ("KEY", "LICENSE_KEY", "TOKEN", "TENURE_URL", "TENURE_API_KEY", "TENURE_LEDGER_KEY")
-"""The shell variables README commands set and later ones read."""
-
-
 def perform(clone: Clone, commands: list[Command]) -> None:
     """Run ``commands`` as a reader would, checking each output against the README."""
     for command in commands:
@@ -221,7 +220,10 @@ def do_instruction(clone: Clone, instruction: str) -> None:
 def link_debian_jose(root: Path) -> None:
     """``npm install jose`` without a network: Debian's node-jose, the same library."""
     if shutil.which("node") is None or not DEBIAN_JOSE.is_dir():
-        pytest.fail("the README's Node example needs node and Debian's node-jose")
+        why = "the README's Node example needs node and Debian's node-jose"
+        if os.environ.get("CI") == "true":
+            pytest.fail(why)
+        pytest.skip(why)
     (root / "node_modules").mkdir(exist_ok=True)
     (root / "node_modules" / "jose").symlink_to(DEBIAN_JOSE)
 
