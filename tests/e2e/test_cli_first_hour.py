@@ -63,6 +63,30 @@ def test_an_erased_customer_is_shown_as_erased_not_none(server: Server) -> None:
     assert re.search(r"^\s+email\s+erased$", shown.stdout, re.M), shown.stdout
 
 
+# ---------------------------------------------------------------- examples/gate_feature.py
+
+
+def test_the_example_that_cannot_activate_says_why_in_one_line(
+    server: Server, tmp_path: Path
+) -> None:
+    with server.client(server.owner_key()) as owner:
+        ledger_key = owner.get("/v1/ledger/key").text.strip()
+    example = Path(__file__).resolve().parents[2] / "examples" / "gate_feature.py"
+    serial, wrong_key = "TNR-AAAAA-BBBBB-CCCCC-DDDDD", "TNRK-AAAAAAAA-BBBBBBBB"
+    done = subprocess.run(
+        [sys.executable, str(example), server.url, wrong_key, serial, ledger_key],
+        env=subprocess_env(HOME=str(tmp_path)),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 1, done
+    assert done.stdout == ""
+    [line] = done.stderr.splitlines()
+    assert line.startswith("cannot activate this device: unauthenticated: "), line
+
+
 # ---------------------------------------------------------------- bodies that are not JSON
 
 
