@@ -55,7 +55,7 @@ async def parse_body(request: Request, model: type[BodyT], limit: int = MAX_BODY
     try:
         data = orjson.loads(raw) if bytes(raw).strip() else {}
     except orjson.JSONDecodeError as exc:
-        raise _not_json(bytes(raw), str(exc)) from None
+        raise _not_json(bytes(raw), exc) from None
     if not isinstance(data, dict):
         raise InvalidInput("the body must be a JSON object", field="body")
     if json_depth(data) > MAX_JSON_DEPTH:
@@ -78,21 +78,27 @@ def _check_storable(data: Any) -> None:
         raise InvalidInput(f"{field} {problem}", field=field)
 
 
-def _not_json(raw: bytes, error: str) -> InvalidInput:
-    """Why orjson refused ``raw`` (saying ``error``). It refuses invalid UTF-8 and lone
-    surrogates (``"\\ud800"``) like any other syntax error; then the standard parser,
-    which keeps both (as surrogates), finds the field that holds one."""
-    if "surrogate" not in error and "UTF-8" not in error:
-        return InvalidInput("the body must be a JSON object", field="body")
+def _not_json(raw: bytes, error: orjson.JSONDecodeError) -> InvalidInput:
+    """Why orjson refused ``raw``, saying where: ``line L column C (char N)`` of a
+    syntax error, as Python's own parser words it, or the byte that is not UTF-8. It
+    refuses invalid UTF-8 and lone surrogates (``"\\ud800"``) like any other syntax
+    error; then the standard parser, which keeps both (as surrogates), finds the field
+    that holds one."""
+    if "surrogate" in error.msg or "UTF-8" in error.msg:
+        try:
+            _check_storable(json.loads(raw.decode("utf-8", "surrogateescape")))
+        except InvalidInput as exc:
+            return exc
+        except (ValueError, RecursionError):
+            pass
     try:
-        data = json.loads(raw.decode("utf-8", "surrogateescape"))
-    except (ValueError, RecursionError):
-        return InvalidInput("the body must be a JSON object", field="body")
-    try:
-        _check_storable(data)
-    except InvalidInput as exc:
-        return exc
-    return InvalidInput("the body must be a JSON object", field="body")
+        raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        before = raw[: exc.start].decode("utf-8")
+        line, column = before.count("\n") + 1, len(before) - before.rfind("\n")
+        where = f"line {line} column {column} (byte {exc.start})"
+        return InvalidInput(f"the body is not UTF-8: invalid byte at {where}", field="body")
+    return InvalidInput(f"the body is not JSON: {error}", field="body")
 
 
 def json_depth(value: Any) -> int:

@@ -2,16 +2,20 @@
 
 Built from ``--url`` (env ``TENURE_URL``, default http://127.0.0.1:8080) and
 ``--api-key`` (env ``TENURE_API_KEY``; else ``<TENURE_DATA_DIR or ./var>/bootstrap-owner.key``
-when that file exists). An RFC 9457 problem answer becomes an ``ApiError`` whose
-message is one line, ``"<status> <type-code>: <detail> (field: x)"``; a connection
-failure becomes ``Unreachable``. Both are ``TenureError``\\ s, so ``run()`` prints one
-line and exits non-zero. Only httpx is imported here: no web-server stack.
+when that file exists). An https service is trusted by ``TENURE_CA_CERT`` (a PEM file:
+its self-signed certificate or its CA) when set, else as httpx trusts: ``SSL_CERT_FILE``
+or ``SSL_CERT_DIR`` when set, else the certifi bundle. An RFC 9457 problem answer
+becomes an ``ApiError`` whose message is one line,
+``"<status> <type-code>: <detail> (field: x)"``; a connection failure becomes
+``Unreachable``. Both are ``TenureError``\\ s, so ``run()`` prints one line and exits
+non-zero. Only httpx is imported here: no web-server stack.
 """
 
 from __future__ import annotations
 
 import json as jsonlib
 import os
+import ssl
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -94,6 +98,32 @@ def _one_line(text: str) -> str:
     return " ".join(text.split())
 
 
+CA_CERT_ENV = "TENURE_CA_CERT"
+
+
+def service_trust() -> ssl.SSLContext | bool:
+    """What an https service's certificate must verify against: the PEM file named by
+    ``TENURE_CA_CERT``, else httpx's default (``True``). Raises ``RemoteError`` for a
+    file that cannot be read or holds no certificate."""
+    path = os.environ.get(CA_CERT_ENV)
+    if not path:
+        return True
+    try:
+        return ssl.create_default_context(cafile=path)
+    except (OSError, ssl.SSLError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise RemoteError(_one_line(f"{CA_CERT_ENV}={path}: {reason}")) from None
+
+
+def unreachable(what: str, exc: Exception) -> Unreachable:
+    """``Unreachable`` for a transport failure reaching ``what``; an https certificate
+    that does not verify says how to trust it."""
+    reason = str(exc) or type(exc).__name__
+    if "CERTIFICATE_VERIFY_FAILED" in reason:
+        reason += f" (trust it: {CA_CERT_ENV}=<its PEM file>, or SSL_CERT_FILE)"
+    return Unreachable(_one_line(f"cannot reach {what}: {reason}"))
+
+
 def resolve_url(url: str | None) -> str:
     chosen = url or os.environ.get("TENURE_URL") or DEFAULT_URL
     return chosen.rstrip("/")
@@ -173,16 +203,18 @@ class Remote:
         """Send one request; raise ``ApiError`` for an error answer, ``Unreachable`` if none."""
         all_headers = {**self._headers, **(headers or {})}
         clean = {k: v for k, v in (params or {}).items() if v is not None}
+        trust = service_trust()
         try:
-            with httpx.Client(base_url=self.url, timeout=TIMEOUT, headers=all_headers) as client:
+            with httpx.Client(
+                base_url=self.url, timeout=TIMEOUT, headers=all_headers, verify=trust
+            ) as client:
                 response = client.request(method, path, json=json, params=clean, content=content)
         except httpx.TimeoutException as exc:
             raise Unreachable(
                 _one_line(f"cannot reach {self.url}: timed out after {TIMEOUT:g} s ({exc})")
             ) from None
         except (httpx.TransportError, httpx.InvalidURL) as exc:
-            reason = str(exc) or type(exc).__name__
-            raise Unreachable(_one_line(f"cannot reach {self.url}: {reason}")) from None
+            raise unreachable(self.url, exc) from None
         if response.status_code >= 400:
             raise error_of(response)
         return response

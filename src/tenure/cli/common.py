@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import sys
 from collections.abc import Iterator
@@ -56,6 +57,13 @@ def settings(data_dir: Path | None, db: str | None, **extra: Any) -> Settings:
     if db is not None:
         overrides["database_url"] = db
     return Settings(**overrides)
+
+
+def root_text(root: bytes | str) -> str:
+    """A Merkle root as every command prints it: base64, as in signed checkpoints and
+    the ledger API. ``root`` is the 32 raw bytes or their hex (as reports keep it)."""
+    raw = bytes.fromhex(root) if isinstance(root, str) else root
+    return base64.b64encode(raw).decode()
 
 
 def emit(output: Output, data: dict[str, Any], text: str) -> None:

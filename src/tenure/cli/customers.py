@@ -31,10 +31,12 @@ def _print_customer(customer: dict[str, Any], headline: str, output: Output) -> 
     if output is Output.json:
         emit_json(customer)
         return
+    # An erased customer's name and e-mail are gone for good (null in the API).
+    gone = "erased" if customer.get("erased") else "-"
     lines = [
         headline,
-        f"  name         {customer.get('name')}",
-        f"  email        {customer.get('email')}",
+        f"  name         {customer.get('name') or gone}",
+        f"  email        {customer.get('email') or gone}",
         f"  external_id  {customer.get('external_id') or '-'}",
     ]
     if customer.get("erased"):

@@ -17,6 +17,7 @@ from tenure.cli.common import (
     OutputOption,
     emit,
     progress_bar,
+    root_text,
     settings,
 )
 from tenure.config import Settings
@@ -49,8 +50,11 @@ KeyOption = Annotated[
     list[str] | None,
     typer.Option(
         "--key",
-        help="Trusted ledger verifier key (name+hash+base64); repeatable. Default: the "
-        "key in the data dir's key store.",
+        envvar="TENURE_LEDGER_KEY",
+        metavar="KEY",
+        help="Trusted ledger verifier key (name+hash+base64), as `tenure ledger key` "
+        "prints it; repeatable (in the variable: separated by white space). "
+        "Default: the key in the data dir's key store.",
         show_default=False,
     ),
 ]
@@ -80,8 +84,9 @@ def _verifiers(
         origins.append(epochs.next_origin(origins[-1]))
     secret = s.master_key.get_secret_value() if s.master_key else None
     missing = ConfigurationError(
-        f"no ledger key for {origins[-1]} in the key store of {s.data_dir}: "
-        "pass --key name+hash+base64"
+        f"no ledger key for {origins[-1]} in the key store of {s.data_dir}: pass --key "
+        "(or set TENURE_LEDGER_KEY) with what `tenure ledger key` or GET /v1/ledger/key "
+        "prints, or --data-dir of the service"
     )
     if secret is None and not (s.data_dir / "master.key").exists():
         raise missing
@@ -161,7 +166,9 @@ def verify(
     output: OutputOption = Output.text,
 ) -> None:
     """Prove every snapshot at the site (signature, hash, digest of its rows, its
-    signed checkpoint); exit 1 if any fails."""
+    signed checkpoint); exit 1 if any fails. Needs only the site and the ledger's
+    verifier key: --key or TENURE_LEDGER_KEY (what `tenure ledger key` prints), else
+    the key store of --data-dir."""
     s = settings(data_dir, None)
     where = open_site(site)
     verifiers = _verifiers(s, account, key, where)
@@ -257,7 +264,7 @@ def restore(
     if at_seq is None and at_time is None:
         command = _record_command(source, report)
         _record(s, into, account, command, reason or f"restore from {site}")
-    emit(output, report.to_json(), _restore_text(report, into))
+    emit(output, {**report.to_json(), "root": root_text(report.root)}, _restore_text(report, into))
 
 
 def _restore_text(report: restoring.RestoreReport, into: str) -> str:
@@ -267,7 +274,7 @@ def _restore_text(report: restoring.RestoreReport, into: str) -> str:
     }
     lines = [
         f"restored {report.size} events of {report.account} into {into} in {report.seconds:.1f} s",
-        f"  proven: root {report.root} (signed checkpoint at {report.signed_size})"
+        f"  proven: root {root_text(report.root)} (signed checkpoint at {report.signed_size})"
         if not report.lost
         else f"  NEW EPOCH: {report.lost} signed events were lost; the first "
         f"{report.size} are kept (proven up to the snapshot used)",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import sys
 from typing import Annotated
 
@@ -16,6 +15,7 @@ from tenure.cli.common import (
     OutputOption,
     emit,
     progress_bar,
+    root_text,
     settings,
 )
 from tenure.errors import LedgerTampered
@@ -60,7 +60,7 @@ def verify(
             f"TAMPERED ({where}): {exc}",
         )
         raise typer.Exit(1) from exc
-    root = base64.b64encode(report.root).decode()
+    root = root_text(report.root)
     emit(
         output,
         {"ok": True, "size": report.size, "root": root, "checkpoints": report.checkpoints},

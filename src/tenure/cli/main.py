@@ -125,6 +125,39 @@ def version() -> None:
     typer.echo(__version__)
 
 
+def _print_version(asked: bool) -> None:
+    if asked:
+        version()
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    show_version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            callback=_print_version,
+            is_eager=True,
+            help="Print the Tenure version and exit.",
+        ),
+    ] = False,
+) -> None:
+    """License entitlements on a tamper-evident ledger."""
+
+
+def _plain_help(group: typer.Typer) -> None:
+    """Render every command's --help as plain text, as click does: Typer's Rich panels
+    print a value type after flags that take none (``--help <bool>``)."""
+    group.rich_markup_mode = None
+    for sub in group.registered_groups:
+        if sub.typer_instance is not None:
+            _plain_help(sub.typer_instance)
+
+
+_plain_help(app)
+
+
 def _setting_error(exc: pydantic.ValidationError) -> str:
     """The first invalid setting, named as its environment variable, in one line."""
     first = exc.errors()[0]

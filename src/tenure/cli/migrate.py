@@ -12,12 +12,22 @@ from typing import Annotated
 import sqlalchemy as sa
 import typer
 
-from tenure.cli.common import DataDir, Output, OutputOption, emit, progress_bar, settings
+from tenure.cli.common import (
+    DataDir,
+    Output,
+    OutputOption,
+    emit,
+    progress_bar,
+    root_text,
+    settings,
+)
+from tenure.config import MIGRATION_FILE
 from tenure.crypto.files import make_private_dir
 from tenure.errors import InvalidInput
 from tenure.service import migration
 from tenure.service.migration import MigrationRefused, MigrationState, Proof
 from tenure.service.mirror import mirror_lock
+from tenure.service.runtime import sqlite_path
 from tenure.service.upgrades import require_current_schema
 from tenure.store.engine import create_engine
 from tenure.store.migrations import upgrade
@@ -72,14 +82,54 @@ def start(
     """Copy every account (as `tenure migrate` does), then record the migration in
     <data-dir>/migration.json in phase dual-write: the service and the CLI keep using
     the source, and `tenure serve` mirrors each new write to the target (~every
-    0.2 s). Start it with the server stopped, or restart the server afterwards."""
-    s = settings(data_dir, None)
-    found = migration.read_state(s.data_dir)
+    0.2 s). Start it with the server stopped, or restart the server afterwards.
+
+    The data dir is that of the server using --from: --data-dir (or TENURE_DATA_DIR),
+    else the directory of a SQLite --from that is a data dir; other sources need
+    --data-dir. Prints what to do next."""
+    where = _data_dir_of(data_dir, source)
+    found = migration.read_state(where)
     if found is not None and found.phase in ("dual-write", "cutover"):
         raise MigrationRefused(f"a migration is already in phase {found.phase}")
     proofs = _copy(source, target, None)
-    migration.write_state(s.data_dir, MigrationState(source, target, "dual-write"))
-    _emit_proofs(output, proofs, "dual-write started: the source stays in use")
+    migration.write_state(where, MigrationState(source, target, "dual-write"))
+    headline = f"dual-write started: the source stays in use ({where / MIGRATION_FILE})"
+    _emit_proofs(output, proofs, headline, _next_step("dual-write", where, target))
+
+
+def _data_dir_of(data_dir: Path | None, source: str) -> Path:
+    """The data dir of the server that uses ``source``, where ``migration.json`` must be
+    for that server to see it: --data-dir (or TENURE_DATA_DIR), else the directory of
+    a SQLite source when it is a data dir (holds master.key). Raises ``InvalidInput``
+    otherwise, rather than writing the file where no server reads it."""
+    s = settings(data_dir, None)
+    if "data_dir" in s.model_fields_set:
+        return s.data_dir
+    path = sqlite_path(source)
+    if path is not None and (path.parent / "master.key").exists():
+        return path.parent
+    raise InvalidInput(
+        "migrate start needs --data-dir (or TENURE_DATA_DIR): the data dir of the "
+        "server that uses --from, where migration.json tells it to mirror",
+        field="data_dir",
+    )
+
+
+def _next_step(phase: str, data_dir: Path, target: str) -> str:
+    """What the operator does after a step leaves the migration in ``phase``."""
+    serve, then = f"`tenure serve --data-dir {data_dir}`", f"--data-dir {data_dir}`"
+    steps = {
+        "dual-write": f"(re)start {serve}: it mirrors each write to the target; when "
+        f"ready, stop it and run `tenure migrate cutover {then}",
+        "cutover": f"start {serve} again: it uses the target and mirrors back to the "
+        f"source; to stay, stop it and run `tenure migrate finish {then}, to go back "
+        f"`tenure migrate rollback {then}",
+        "rolled-back": f"start {serve} again: it uses the source, with no mirror; to "
+        f"migrate again, empty the target and run `tenure migrate start`",
+        "done": f"set TENURE_DATABASE_URL={target} for the servers of this data dir, "
+        f"remove {data_dir / MIGRATION_FILE}, and start {serve} again",
+    }
+    return steps.get(phase, "nothing: no migration in progress")
 
 
 @app.command("status")
@@ -102,14 +152,16 @@ def status(data_dir: DataDir = None, output: OutputOption = Output.text) -> None
     lines = [f"phase     {state.phase}", f"source    {state.source}", f"target    {state.target}"]
     lines.append(f"in use    {'target' if state.current == state.target else 'source'}")
     lines += [f"{r['account']}: source {r['source']}, target {r['target']}" for r in rows]
+    next_step = _next_step(state.phase, settings(data_dir, None).data_dir, state.target)
     data = {
         "phase": state.phase,
         "source": state.source,
         "target": state.target,
         "in_use": state.current,
         "accounts": rows,
+        "next": next_step,
     }
-    emit(output, data, "\n".join(lines))
+    emit(output, data, "\n".join([*lines, f"next: {next_step}"]))
 
 
 @app.command(
@@ -144,7 +196,12 @@ def finish(data_dir: DataDir = None, output: OutputOption = Output.text) -> None
     s = settings(data_dir, None)
     with _stopped(s.data_dir):
         migration.write_state(s.data_dir, MigrationState(state.source, state.target, "done"))
-    emit(output, {"phase": "done", "database": state.target}, f"done: {state.target} in use")
+    next_step = _next_step("done", s.data_dir, state.target)
+    emit(
+        output,
+        {"phase": "done", "database": state.target, "next": next_step},
+        f"done: {state.target} in use\nnext: {next_step}",
+    )
 
 
 # ---------------------------------------------------------------- helpers
@@ -179,13 +236,18 @@ def _switch(data_dir: Path | None, output: Output, phase: str, to: str, reverse:
             migration.sync_account(source, target, account)
             proofs.append(migration.prove_equal(source, target, account))
         migration.write_state(s.data_dir, MigrationState(state.source, state.target, to))
-    _emit_proofs(output, proofs, f"{to}: {ends[1]} in use")
+    next_step = _next_step(to, s.data_dir, state.target)
+    _emit_proofs(output, proofs, f"{to}: {ends[1]} in use", next_step)
 
 
 def _state(data_dir: Path | None) -> MigrationState:
-    state = migration.read_state(settings(data_dir, None).data_dir)
+    where = settings(data_dir, None).data_dir
+    state = migration.read_state(where)
     if state is None:
-        raise MigrationRefused("no migration in this data dir (run `tenure migrate start`)")
+        raise MigrationRefused(
+            f"no migration in {where.absolute()} (no {MIGRATION_FILE}): pass the server's "
+            "--data-dir, or run `tenure migrate start`"
+        )
     return state
 
 
@@ -212,7 +274,16 @@ def _engines(*urls: str) -> Iterator[tuple[sa.Engine, ...]]:
             engine.dispose()
 
 
-def _emit_proofs(output: Output, proofs: list[Proof], headline: str) -> None:
+def _emit_proofs(
+    output: Output, proofs: list[Proof], headline: str, next_step: str | None = None
+) -> None:
     lines = [headline]
-    lines += [f"{p.account}: {p.size} events, digest {p.digest}, root {p.root}" for p in proofs]
-    emit(output, {"accounts": [p.to_json() for p in proofs]}, "\n".join(lines))
+    lines += [
+        f"{p.account}: {p.size} events, digest {p.digest}, root {root_text(p.root)}" for p in proofs
+    ]
+    accounts = [{**p.to_json(), "root": root_text(p.root)} for p in proofs]
+    data: dict[str, object] = {"accounts": accounts}
+    if next_step is not None:
+        data["next"] = next_step
+        lines.append(f"next: {next_step}")
+    emit(output, data, "\n".join(lines))

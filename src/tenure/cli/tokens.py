@@ -30,10 +30,11 @@ from tenure.cli.client import (
     TIMEOUT,
     ApiKeyOption,
     Remote,
-    Unreachable,
     UrlOption,
     emit_json,
     error_of,
+    service_trust,
+    unreachable,
 )
 from tenure.cli.common import Output, OutputOption, err, out
 from tenure.crypto import jws
@@ -144,11 +145,11 @@ def read_file_argument(value: str, what: str) -> str:
 def load_jwks(source: str) -> dict[str, Ed25519PublicKey]:
     """The verification keys of a key set from a file, or from an http(s) URL (one GET)."""
     if source.startswith(("http://", "https://")):
+        trust = service_trust()
         try:
-            response = httpx.get(source, timeout=TIMEOUT, follow_redirects=True)
+            response = httpx.get(source, timeout=TIMEOUT, follow_redirects=True, verify=trust)
         except (httpx.TransportError, httpx.InvalidURL) as exc:
-            reason = " ".join((str(exc) or type(exc).__name__).split())
-            raise Unreachable(f"cannot fetch the key set {source}: {reason}") from None
+            raise unreachable(f"the key set {source}", exc) from None
         if response.status_code >= 400:
             raise error_of(response)
         text = response.text

@@ -1,10 +1,23 @@
-// Verifies a Tenure offline token with panva's `jose` (Debian package node-jose),
-// given only the JWKS: the "another language's standard JOSE library" check.
+// Verifies a Tenure offline token with panva's `jose`, given only the JWKS: the
+// "another language's standard JOSE library" check.
 // Usage: node verify.js JWKS_FILE TOKEN ISSUER AUDIENCE [TYP]  -> prints the claims as JSON.
 // TYP defaults to tenure-offline+jwt; tenure-revocations+jwt verifies a revocation list.
+// `jose` comes from JOSE_PATH, else from `npm install jose` (a node_modules above this
+// file), else from Debian's node-jose package.
 'use strict';
 const fs = require('fs');
-const jose = require(process.env.JOSE_PATH || '/usr/share/nodejs/jose');
+
+function loadJose() {
+  if (process.env.JOSE_PATH) return require(process.env.JOSE_PATH);
+  try {
+    return require('jose');
+  } catch (error) {
+    if (error.code !== 'MODULE_NOT_FOUND') throw error;
+  }
+  return require('/usr/share/nodejs/jose');
+}
+
+const jose = loadJose();
 
 async function main() {
   const [jwksFile, token, issuer, audience, typ] = process.argv.slice(2);
