@@ -306,6 +306,27 @@ def approve_with(client: httpx.Client, key: str, approval: str) -> dict[str, Any
     return body
 
 
+def rotate_token_keys(owner: httpx.Client) -> str:
+    """Rotate the account's token keys as the two-person rule wants it (a person
+    asks, another approves, both made by ``owner``); the new signing key's kid."""
+    first, second = people(owner)
+    with client_with(owner, first) as asker:
+        asked = asker.post("/v1/keys/rotate")
+    assert asked.status_code == 202, asked.text
+    rotated = approve_with(owner, second, asked.json()["approval"]["approval"])
+    kid: str = rotated["result"]["kid"]
+    return kid
+
+
+def ledger_key_of(client: httpx.Client) -> str:
+    """The account's one ledger verifier key (``GET /v1/ledger/key``): what an
+    application ships as ``LicenseClient(ledger_key=...)``."""
+    answer = client.get("/v1/ledger/key")
+    assert answer.status_code == 200, answer.text
+    [line] = answer.text.splitlines()
+    return line
+
+
 def issue_license(owner: httpx.Client, plan: str = "studio-pro") -> dict[str, Any]:
     """A new customer and a new license of ``plan`` (product studio) for it; the answer
     of ``POST /v1/licenses`` (serial, key, …)."""

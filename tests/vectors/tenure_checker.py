@@ -237,7 +237,12 @@ def keyset_trusted(vector: dict[str, Any], files: VectorFiles) -> dict[str, Any]
         {"kid": k.kid, "x": k.x, "valid_from": k.valid_from, "valid_until": k.valid_until}
         for k in vouched.keys
     ]
-    return {"account": vouched.account, "keys": keys}
+    return {
+        "account": vouched.account,
+        "time": vouched.time,
+        "token_lifetime": vouched.token_lifetime,
+        "keys": keys,
+    }
 
 
 # ------------------------------------------------------------------ ledger

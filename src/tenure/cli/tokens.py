@@ -88,8 +88,10 @@ KeysetOption = Annotated[
     typer.Option(
         "--keyset",
         metavar="FILE",
-        help="With --ledger-key: the key set note (saved from GET /v1/keyset); "
-        "without it, the note is fetched once from the service (--url, --api-key).",
+        help="With --ledger-key: the key set note, saved from GET /v1/keyset after the "
+        "token or file was made (a note vouches for the key that signs only until its "
+        "time plus the token lifetime); without it, the note is fetched once from the "
+        "service (--url, --api-key).",
         show_default=False,
     ),
 ]
