@@ -360,6 +360,30 @@ def seeded_server(factory: pytest.TempPathFactory, name: str) -> Iterator[Server
         yield running
 
 
+@pytest.fixture(scope="module")
+def own_server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    """A seeded server of the requesting module's own (for modules that rotate keys
+    or otherwise change what other modules see)."""
+    with seeded_server(tmp_path_factory, request.module.__name__.rsplit(".", 1)[-1]) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def catalog_owner(own_server: Server) -> Iterator[httpx.Client]:
+    """The bootstrap owner of ``own_server``, with examples/catalog.yaml applied."""
+    with own_server.client(own_server.owner_key()) as client:
+        apply_example_catalog(client)
+        yield client
+
+
+@pytest.fixture(scope="module")
+def pinned_ledger_key(catalog_owner: httpx.Client) -> str:
+    """``own_server``'s ledger verifier key, as an application ships it."""
+    return ledger_key_of(catalog_owner)
+
+
 @pytest.fixture(scope="session")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """A server on a data dir seeded with the demo workload (500 events, seed 9)."""

@@ -13,7 +13,7 @@ each of them.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,11 +30,8 @@ from tenure.sdk.cache import KEYSET_FILE, TOKEN_FILE
 
 from .conftest import (
     Server,
-    apply_example_catalog,
     issue_license,
-    ledger_key_of,
     rotate_token_keys,
-    seeded_server,
 )
 
 DEVICE = "windowed-pc"
@@ -44,26 +41,8 @@ LONGEST_TTL = 7 * DAY
 """The longest offline_token_ttl of examples/catalog.yaml (P7D)."""
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    with seeded_server(tmp_path_factory, "keyset-window") as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
-def owner(server: Server) -> Iterator[httpx.Client]:
-    with server.client(server.owner_key()) as client:
-        apply_example_catalog(client)
-        yield client
-
-
-@pytest.fixture(scope="module")
-def ledger_key(owner: httpx.Client) -> str:
-    return ledger_key_of(owner)
-
-
 @pytest.fixture
-def sdk(server: Server, closing: Callable[[Any], Any]) -> Callable[..., LicenseClient]:
+def sdk(own_server: Server, closing: Callable[[Any], Any]) -> Callable[..., LicenseClient]:
     def make(license: dict[str, Any], cache: Path, ledger_key: str, url: str) -> LicenseClient:
         client: LicenseClient = closing(LicenseClient(
             url, license["key"], license["serial"], DEVICE, cache,
@@ -81,12 +60,12 @@ def _token_parts(text: str) -> tuple[str, dict[str, Any]]:
 
 
 def test_the_note_states_when_it_was_signed_and_the_longest_token_lifetime(
-    owner: httpx.Client, ledger_key: str
+    catalog_owner: httpx.Client, pinned_ledger_key: str
 ) -> None:
     before = int(time.time())
-    answer = owner.get("/v1/keyset")
+    answer = catalog_owner.get("/v1/keyset")
     assert answer.status_code == 200, answer.text
-    vouched = open_keyset(answer.text, [NoteVerifier.from_key_string(ledger_key)])
+    vouched = open_keyset(answer.text, [NoteVerifier.from_key_string(pinned_ledger_key)])
     assert before - 1 <= vouched.time <= int(time.time()) + 1
     assert vouched.token_lifetime == LONGEST_TTL
     lines = answer.text.splitlines()
@@ -99,20 +78,20 @@ def test_the_note_states_when_it_was_signed_and_the_longest_token_lifetime(
 
 
 def test_an_old_note_does_not_vouch_for_a_rotated_key_signing_now(
-    server: Server,
-    owner: httpx.Client,
-    ledger_key: str,
+    own_server: Server,
+    catalog_owner: httpx.Client,
+    pinned_ledger_key: str,
     sdk: Callable[..., LicenseClient],
     tmp_path: Path,
 ) -> None:
-    license, cache = issue_license(owner), tmp_path / "cache"
-    sdk(license, cache, ledger_key, server.url).activate()
+    license, cache = issue_license(catalog_owner), tmp_path / "cache"
+    sdk(license, cache, pinned_ledger_key, own_server.url).activate()
     old_note = (cache / KEYSET_FILE).read_text()
     old_kid, real = _token_parts((cache / TOKEN_FILE).read_text())
-    assert rotate_token_keys(owner) != old_kid
+    assert rotate_token_keys(catalog_owner) != old_kid
 
     # The rotated-out key, stolen: it signs a token now that lives for a year.
-    stolen = TokenKeys(server.data_dir / "keys", load_master_key(server.data_dir))
+    stolen = TokenKeys(own_server.data_dir / "keys", load_master_key(own_server.data_dir))
     now = int(time.time())
     forged = {
         **real, "iat": now, "nbf": now, "exp": now + 365 * DAY,
@@ -122,29 +101,29 @@ def test_an_old_note_does_not_vouch_for_a_rotated_key_signing_now(
         jws.sign(forged, stolen.load("default", old_kid), old_kid, TOKEN_TYP)
     )
     (cache / KEYSET_FILE).write_text(old_note)
-    offline = sdk(license, cache, ledger_key, OFFLINE)
+    offline = sdk(license, cache, pinned_ledger_key, OFFLINE)
     decision = offline.check("seats")
     assert (decision.allowed, decision.reason) == (False, "untrusted_key")
 
 
 def test_tokens_the_service_mints_lie_in_the_window_of_the_note_fetched_with_them(
-    server: Server,
-    owner: httpx.Client,
-    ledger_key: str,
+    own_server: Server,
+    catalog_owner: httpx.Client,
+    pinned_ledger_key: str,
     sdk: Callable[..., LicenseClient],
     tmp_path: Path,
 ) -> None:
-    license, cache = issue_license(owner), tmp_path / "cache"
-    client = sdk(license, cache, ledger_key, server.url)
+    license, cache = issue_license(catalog_owner), tmp_path / "cache"
+    client = sdk(license, cache, pinned_ledger_key, own_server.url)
     client.activate()
-    rotate_token_keys(owner)
+    rotate_token_keys(catalog_owner)
     client.refresh_now()
     assert client.sync_revocations() is None
-    verifier = NoteVerifier.from_key_string(ledger_key)
+    verifier = NoteVerifier.from_key_string(pinned_ledger_key)
     note = open_keyset((cache / KEYSET_FILE).read_text(), [verifier])
     kid, claims = _token_parts((cache / TOKEN_FILE).read_text())
     key = note.key(kid)
     assert key is not None
     assert key.valid_until is None  # the key that signs now
     assert claims["exp"] <= note.time + note.token_lifetime
-    assert sdk(license, cache, ledger_key, OFFLINE).check("seats").value == 5
+    assert sdk(license, cache, pinned_ledger_key, OFFLINE).check("seats").value == 5

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from tenure.crypto import jws
+from tenure.crypto import jws, license_file
 from tenure.crypto.keyset import KeySet, VouchedKey, sign_keyset
 from tenure.errors import TokenRejected
 from tenure.sdk import TOKEN_TYP, fingerprint_hash
@@ -103,4 +103,21 @@ def test_a_revocation_list_of_a_retired_key_is_held_to_the_same_life() -> None:
     text = jws.sign(listing, RETIRED, RETIRED_KID, TOKEN_TYP)
     with pytest.raises(TokenRejected) as refused:
         verify_at(note_at(NOW), text, NOW + 6 * DAY)
+    assert refused.value.reason == "untrusted_key"
+
+
+def test_license_file_read_under_a_note_wants_a_file_signed_in_its_key_life() -> None:
+    keyset = note_at(NOW)
+    fph = fingerprint_hash(SERIAL, FINGERPRINT)
+
+    def read(issued: int) -> dict[str, object]:
+        body = claims(iat=issued, nbf=NOW, exp=NOW + 365 * DAY)
+        text = license_file.issue(body, KEY, KID)
+        return license_file.read(
+            text, keyset.public_keys(), now=NOW, fingerprint_hash=fph, vouched=keyset
+        )
+
+    assert read(NOW)["exp"] == NOW + 365 * DAY  # a year, past the key's vouched end
+    with pytest.raises(TokenRejected) as refused:
+        read(NOW + LIFETIME + license_file.LEEWAY + 1)
     assert refused.value.reason == "untrusted_key"

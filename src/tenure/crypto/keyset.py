@@ -40,8 +40,9 @@ Pure: no clock, no I/O.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
@@ -99,7 +100,7 @@ class KeySet:
         end = key.valid_until
         return key.valid_from, self.time + self.token_lifetime if end is None else end
 
-    def check_token(self, kid: str, issued: int, expires: int, leeway: int) -> None:
+    def check_token(self, kid: str, issued: int, expires: int, leeway: float) -> None:
         """A token (or revocation list) signed by ``kid``, issued at ``issued`` and
         expiring at ``expires``, lies in that key's life (``leeway`` seconds of clock
         skew at both ends) and lives no longer than ``token_lifetime``. Raises
@@ -113,7 +114,7 @@ class KeySet:
                 f"({self.token_lifetime} s)"
             )
 
-    def check_signed(self, kid: str, issued: int, leeway: int) -> None:
+    def check_signed(self, kid: str, issued: int, leeway: float) -> None:
         """A document signed by ``kid`` at ``issued`` that lives on its own terms (a
         license file) was signed in that key's life; ``untrusted_key`` otherwise."""
         start, end = self._life_of(kid)
@@ -130,6 +131,23 @@ class KeySet:
 def untrusted(why: str) -> TokenRejected:
     """The refusal of a token whose key the key set does not vouch for."""
     return TokenRejected(f"untrusted signing key: {why}", "untrusted_key")
+
+
+def under_keyset(rejected: TokenRejected) -> TokenRejected:
+    """``jws.verify``'s refusal as it reads under a key set note: a kid the note does
+    not name is ``untrusted_key`` (the note is the whole key set), not ``unknown_kid``."""
+    if rejected.reason == "unknown_kid":
+        return untrusted("its key is not in the key set the ledger key signed")
+    return rejected
+
+
+def issued_at(claims: Mapping[str, Any]) -> int:
+    """When a verified token or file says it was signed: its ``iat``, else its ``nbf``;
+    ``untrusted_key`` when it says neither (no key's life can then cover it)."""
+    issued = claims.get("iat", claims.get("nbf"))
+    if type(issued) is not int:
+        raise untrusted("it says not when it was signed")
+    return issued
 
 
 def keyset_text(keyset: KeySet) -> str:

@@ -21,7 +21,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from tenure.crypto import jws
-from tenure.crypto.keyset import KeySet, open_keyset, untrusted
+from tenure.crypto.keyset import KeySet, issued_at, open_keyset, under_keyset
 from tenure.errors import InvalidInput, MalformedNote, TokenRejected, UnverifiedNote
 from tenure.ledger.note import NoteVerifier
 
@@ -53,9 +53,9 @@ class TrustedKeys:
         try:
             claims = jws.verify(text, self.keys, typ=typ, now=now, **expected)
         except TokenRejected as rejected:
-            if self.vouched is not None and rejected.reason == "unknown_kid":
-                raise untrusted("its key is not in the key set the ledger key signed") from None
-            raise
+            if self.vouched is None:
+                raise
+            raise under_keyset(rejected) from None
         self.check_life(text, claims)
         return claims
 
@@ -65,10 +65,8 @@ class TrustedKeys:
         expiring before its end, living no longer than the note's token lifetime)."""
         if self.vouched is None:
             return
-        issued = claims.get("iat", claims.get("nbf"))
-        if type(issued) is not int:
-            raise untrusted("it says not when it was issued")
-        self.vouched.check_token(jws.signing_kid(text), issued, claims["exp"], CLOCK_SKEW)
+        kid = jws.signing_kid(text)
+        self.vouched.check_token(kid, issued_at(claims), claims["exp"], CLOCK_SKEW)
 
 
 class TrustAnchor:

@@ -159,7 +159,7 @@ function trustOf(inputs, files) {
   return { keySet: jose.createLocalJWKSet(jwks), vouched };
 }
 
-async function verifyJws(text, trust, expected, now, leeway) {
+async function verifyJws(text, trust, expected, now, leeway, life = checkLife) {
   const header = headerOf(text);
   let payload;
   try {
@@ -179,7 +179,7 @@ async function verifyJws(text, trust, expected, now, leeway) {
       throw new Refused('bad_claim', `${name} must be an integer`);
     }
   }
-  if (trust.vouched !== null) checkLife(trust.vouched, header.kid, payload);
+  if (trust.vouched !== null) life(trust.vouched, header.kid, payload, leeway);
   return payload;
 }
 
@@ -193,6 +193,17 @@ function checkLife(vouched, kid, claims) {
   const inLife = key.valid_from - CLOCK_SKEW <= issued && issued <= claims.exp && claims.exp <= end + CLOCK_SKEW;
   if (!inLife || claims.exp - issued > vouched.token_lifetime) {
     throw new Refused('untrusted_key', 'the token lies outside its key\'s vouched life');
+  }
+}
+
+// A license file lives on its own terms: under a note it need only have been signed
+// in its key's life (its leeway at both ends), whatever its exp.
+function checkSigned(vouched, kid, claims, leeway) {
+  const key = vouched.keys.find((k) => k.kid === kid);
+  const issued = claims.iat !== undefined ? claims.iat : claims.nbf;
+  const end = key.valid_until !== null ? key.valid_until : vouched.time + vouched.token_lifetime;
+  if (issued < key.valid_from - leeway || issued > end + leeway) {
+    throw new Refused('untrusted_key', 'the file was not signed in its key\'s vouched life');
   }
 }
 
@@ -296,7 +307,7 @@ async function licenseFile(vector, files, manifest) {
   if (body.split('.').length === 5) body = await decrypt(body, inputs);
   const trust = trustOf(inputs, files);
   const claims = await verifyJws(body, trust, { typ: manifest.typ['license-file'], subject: inputs.serial },
-    manifest.now, manifest.leeway['license-file']);
+    manifest.now, manifest.leeway['license-file'], checkSigned);
   if (claims.fph !== fingerprintHash(inputs.serial, inputs.fingerprint)) throw new Refused('wrong_fingerprint');
   return { verdict: 'accept', claims };
 }
