@@ -306,6 +306,27 @@ def approve_with(client: httpx.Client, key: str, approval: str) -> dict[str, Any
     return body
 
 
+def rotate_token_keys(owner: httpx.Client) -> str:
+    """Rotate the account's token keys as the two-person rule wants it (a person
+    asks, another approves, both made by ``owner``); the new signing key's kid."""
+    first, second = people(owner)
+    with client_with(owner, first) as asker:
+        asked = asker.post("/v1/keys/rotate")
+    assert asked.status_code == 202, asked.text
+    rotated = approve_with(owner, second, asked.json()["approval"]["approval"])
+    kid: str = rotated["result"]["kid"]
+    return kid
+
+
+def ledger_key_of(client: httpx.Client) -> str:
+    """The account's one ledger verifier key (``GET /v1/ledger/key``): what an
+    application ships as ``LicenseClient(ledger_key=...)``."""
+    answer = client.get("/v1/ledger/key")
+    assert answer.status_code == 200, answer.text
+    [line] = answer.text.splitlines()
+    return line
+
+
 def issue_license(owner: httpx.Client, plan: str = "studio-pro") -> dict[str, Any]:
     """A new customer and a new license of ``plan`` (product studio) for it; the answer
     of ``POST /v1/licenses`` (serial, key, …)."""
@@ -337,6 +358,30 @@ def seeded_server(factory: pytest.TempPathFactory, name: str) -> Iterator[Server
     seed_data_dir(data_dir)
     with running_server(data_dir, factory.mktemp(f"{name}-logs")) as running:
         yield running
+
+
+@pytest.fixture(scope="module")
+def own_server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    """A seeded server of the requesting module's own (for modules that rotate keys
+    or otherwise change what other modules see)."""
+    with seeded_server(tmp_path_factory, request.module.__name__.rsplit(".", 1)[-1]) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def catalog_owner(own_server: Server) -> Iterator[httpx.Client]:
+    """The bootstrap owner of ``own_server``, with examples/catalog.yaml applied."""
+    with own_server.client(own_server.owner_key()) as client:
+        apply_example_catalog(client)
+        yield client
+
+
+@pytest.fixture(scope="module")
+def pinned_ledger_key(catalog_owner: httpx.Client) -> str:
+    """``own_server``'s ledger verifier key, as an application ships it."""
+    return ledger_key_of(catalog_owner)
 
 
 @pytest.fixture(scope="session")

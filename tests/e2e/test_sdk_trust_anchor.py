@@ -33,11 +33,10 @@ from tenure.sdk.cache import JWKS_FILE, KEYSET_FILE, STATE_FILE, TOKEN_FILE
 from .conftest import (
     Server,
     apply_example_catalog,
-    approve_with,
     assert_one_line_error,
-    client_with,
     issue_license,
-    people,
+    ledger_key_of,
+    rotate_token_keys,
     seeded_server,
     subprocess_env,
     tenure,
@@ -67,10 +66,7 @@ def owner(server: Server) -> Iterator[httpx.Client]:
 @pytest.fixture(scope="module")
 def ledger_key(owner: httpx.Client) -> str:
     """The verifier key an application ships: ``GET /v1/ledger/key``."""
-    answer = owner.get("/v1/ledger/key")
-    assert answer.status_code == 200, answer.text
-    [line] = answer.text.splitlines()
-    return line
+    return ledger_key_of(owner)
 
 
 @pytest.fixture
@@ -212,12 +208,7 @@ def test_token_key_rotation_keeps_the_sdk_working_without_a_new_pin(
     client = sdk(license, cache, ledger_key)
     client.activate()
     old_kid = _kid(cache)
-    first, second = people(owner)
-    with client_with(owner, first) as asker:
-        asked = asker.post("/v1/keys/rotate")
-    assert asked.status_code == 202, asked.text
-    rotated = approve_with(owner, second, asked.json()["approval"]["approval"])
-    new_kid = rotated["result"]["kid"]
+    new_kid = rotate_token_keys(owner)
     assert new_kid != old_kid
     # The cached note does not know the new key; the service's current one does.
     client.refresh_now()

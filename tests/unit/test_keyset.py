@@ -33,8 +33,13 @@ RETIRED_KID = jws.jwk_thumbprint(RETIRED.public_key())
 RETIRED_X = jws.public_jwk(RETIRED.public_key(), RETIRED_KID)["x"]
 
 
+LIFETIME = 86_400
+"""The account's longest token lifetime the notes of these tests state."""
+
+
 def keyset(*keys: VouchedKey, account: str = ACCOUNT) -> KeySet:
-    return KeySet(ORIGIN, account, keys)
+    """A key set signed at ``NOW``."""
+    return KeySet(ORIGIN, account, NOW, LIFETIME, keys)
 
 
 CURRENT = VouchedKey(KID, X, NOW - 3600, None)
@@ -48,8 +53,10 @@ def test_the_text_is_exactly_the_documented_format() -> None:
     text = keyset_text(keyset(CURRENT, OLD))
     assert text == (
         f"{ORIGIN}\n"
-        "tenure-keyset v1\n"
+        "tenure-keyset v2\n"
         f"account {ACCOUNT}\n"
+        f"time {NOW}\n"
+        f"token-lifetime {LIFETIME}\n"
         f"key {RETIRED_KID} {RETIRED_X} {NOW - 90 * 86_400} {NOW + 86_400}\n"
         f"key {KID} {X} {NOW - 3600} -\n"
     )
@@ -75,20 +82,24 @@ def test_a_key_set_signed_by_another_key_or_altered_is_refused() -> None:
         open_keyset(genuine.replace(text, widened), [LEDGER.verifier])
 
 
+HEAD = f"{ORIGIN}\ntenure-keyset v2\naccount default\ntime 100\ntoken-lifetime 86400\n"
+
+
 @pytest.mark.parametrize(
     ("text", "why"),
     [
-        (f"{ORIGIN}\ntenure-keyset v2\naccount default\n", "second line"),
-        (f"{ORIGIN}\ntenure-keyset v1\naccount Default\n", "third line"),
-        (f"{ORIGIN}\ntenure-keyset v1\n", "account line"),
-        (f"{ORIGIN}\ntenure-keyset v1\naccount default\nkey {KID} {X} 5 4\n", "ends before"),
-        (f"{ORIGIN}\ntenure-keyset v1\naccount default\nkey {KID} {RETIRED_X} 0 -\n", "thumbprint"),
-        (f"{ORIGIN}\ntenure-keyset v1\naccount default\nkey {KID} {X} 01 -\n", "line 4"),
-        (f"{ORIGIN}\ntenure-keyset v1\naccount default\nkey {KID} {X} 0 - \n", "line 4"),
-        (
-            f"{ORIGIN}\ntenure-keyset v1\naccount default\nkey {KID} {X} 0 -\nkey {KID} {X} 1 -\n",
-            "twice",
-        ),
+        (HEAD.replace("v2", "v1"), "second line"),
+        (HEAD.replace("account default", "account Default"), "third line"),
+        (f"{ORIGIN}\ntenure-keyset v2\naccount default\n", "a time and a token-lifetime"),
+        (HEAD.replace("time 100", "time 0100"), "fourth line"),
+        (HEAD.replace("time 100", "time -1"), "fourth line"),
+        (HEAD.replace("token-lifetime 86400", "token-lifetime 0"), "fifth line"),
+        (HEAD.replace("token-lifetime 86400\n", ""), "a time and a token-lifetime"),
+        (HEAD + f"key {KID} {X} 5 4\n", "ends before"),
+        (HEAD + f"key {KID} {RETIRED_X} 0 -\n", "thumbprint"),
+        (HEAD + f"key {KID} {X} 01 -\n", "line 6"),
+        (HEAD + f"key {KID} {X} 0 - \n", "line 6"),
+        (HEAD + f"key {KID} {X} 0 -\nkey {KID} {X} 1 -\n", "twice"),
     ],
 )
 def test_a_text_that_breaks_the_format_is_malformed_even_when_signed(text: str, why: str) -> None:

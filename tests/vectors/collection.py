@@ -8,6 +8,7 @@ from typing import Any
 
 JWKS = "keys/jwks.json"
 KEYSET = "keys/keyset.note"
+OLD_KEYSET = "keys/keyset-old.note"
 LEDGER_KEY = "keys/ledger.vkey"
 """Files many vectors name as inputs."""
 

@@ -3,27 +3,41 @@ signed key set"), and the notes a verifier must refuse."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from tenure.crypto import jws
-from tenure.crypto.keyset import KeySet, keyset_text, sign_keyset
+from tenure.crypto.keyset import HEADER, KeySet, VouchedKey, keyset_text, sign_keyset
 from tenure.ledger.note import sign_note
 
-from .collection import JWKS, KEYSET, LEDGER_KEY, Collection, accept, reject
+from .collection import JWKS, KEYSET, LEDGER_KEY, OLD_KEYSET, Collection, accept, reject
 from .world import (
     ACCOUNT,
     ATTACKER_KEY,
     CURRENT_KEY,
     IMPOSTOR_SIGNER,
     LEDGER_SIGNER,
+    NOW,
+    OLD_NOTE_TIME,
     ORIGIN,
     OTHER_ACCOUNT,
     ROTATED_KEY,
-    TokenKey,
+    TOKEN_LIFETIME,
 )
 
 PUBLISHED = (ROTATED_KEY, CURRENT_KEY)
 
 
-def key_facts(key: TokenKey) -> dict[str, object]:
+def note_facts(keyset: KeySet) -> dict[str, object]:
+    """What an accepted note yields."""
+    return {
+        "account": keyset.account,
+        "time": keyset.time,
+        "token_lifetime": keyset.token_lifetime,
+        "keys": [key_facts_of(key) for key in keyset.keys],
+    }
+
+
+def key_facts_of(key: VouchedKey) -> dict[str, object]:
     return {
         "kid": key.kid,
         "x": key.x,
@@ -33,16 +47,34 @@ def key_facts(key: TokenKey) -> dict[str, object]:
 
 
 def build_keys(out: Collection, checkpoint_note: str) -> None:
-    """The JWKS, the key set note, and the note vectors (one reuses a checkpoint)."""
+    """The JWKS, the key set notes, and the note vectors (one reuses a checkpoint)."""
     out.json_file(JWKS, jws.jwks({key.kid: key.private.public_key() for key in PUBLISHED}))
-    keyset = KeySet(ORIGIN, ACCOUNT, tuple(key.vouched() for key in PUBLISHED))
+    keys = tuple(key.vouched() for key in PUBLISHED)
+    keyset = KeySet(ORIGIN, ACCOUNT, NOW, TOKEN_LIFETIME, keys)
     note = sign_keyset(keyset, [LEDGER_SIGNER])
     note_vector(
         out,
         "valid",
         out.file(KEYSET, note),
         "The account's token keys, signed by its ledger key.",
-        accept(account=ACCOUNT, keys=[key_facts(key) for key in PUBLISHED]),
+        accept(**note_facts(keyset)),
+    )
+    # Signed sixty days ago, when the rotated key still signed and the current one
+    # did not exist yet: a note a cache may still hold.
+    old = KeySet(
+        ORIGIN,
+        ACCOUNT,
+        OLD_NOTE_TIME,
+        TOKEN_LIFETIME,
+        (replace(ROTATED_KEY.vouched(), valid_until=None),),
+    )
+    note_vector(
+        out,
+        "old",
+        out.file(OLD_KEYSET, sign_keyset(old, [LEDGER_SIGNER])),
+        "The key set note of sixty days ago, when the rotated key still signed: it "
+        "verifies, and vouches for that key until its time plus its token lifetime.",
+        accept(**note_facts(old)),
     )
     text = keyset_text(keyset)
     attacker = ATTACKER_KEY
@@ -50,7 +82,16 @@ def build_keys(out: Collection, checkpoint_note: str) -> None:
     mismatched = text.replace(
         f"key {CURRENT_KEY.kid} {CURRENT_KEY.x}", f"key {attacker.kid} {CURRENT_KEY.x}"
     )
+    version_1 = text.replace(HEADER, "tenure-keyset v1").replace(
+        f"time {NOW}\ntoken-lifetime {TOKEN_LIFETIME}\n", ""
+    )
     cases = [
+        (
+            "v1",
+            sign_note(version_1, [LEDGER_SIGNER]),
+            "Signed by the ledger key, in the format before the note stated its time "
+            "(tenure-keyset v1): it would vouch for a signing key with no end.",
+        ),
         (
             "impostor-key",
             sign_keyset(keyset, [IMPOSTOR_SIGNER]),
@@ -59,7 +100,7 @@ def build_keys(out: Collection, checkpoint_note: str) -> None:
         ("widened", widened, "An attacker's key line added after signing."),
         (
             "other-account",
-            sign_keyset(KeySet(ORIGIN, OTHER_ACCOUNT, keyset.keys), [LEDGER_SIGNER]),
+            sign_keyset(replace(keyset, account=OTHER_ACCOUNT), [LEDGER_SIGNER]),
             "Signed by the ledger key, but the key set of another account.",
         ),
         (

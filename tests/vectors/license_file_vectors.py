@@ -8,9 +8,10 @@ from typing import Any
 
 from tenure.crypto import license_file
 
-from .collection import JWKS, Collection, accept, reject
+from .collection import JWKS, KEYSET, LEDGER_KEY, Collection, accept, reject
 from .jose import replace_payload
 from .world import (
+    ACCOUNT,
     CURRENT_KEY,
     DAY,
     LAPTOP,
@@ -150,6 +151,47 @@ def build_license_files(out: Collection, checkpoint: dict[str, Any], token: str)
     ]
     for name, path, description, inputs, expect in again:
         out.vector("license-file", name, path, description, inputs, expect)
+    under_keyset(out, body, checkpoint)
+
+
+def under_keyset(out: Collection, body: dict[str, Any], checkpoint: dict[str, Any]) -> None:
+    """Under the key set note a file need only be signed in its key's life."""
+    keyset = file_inputs(keyset=KEYSET, ledger_key=LEDGER_KEY, account=ACCOUNT)
+    del keyset["jwks"]
+    out.vector(
+        "license-file",
+        "keyset-plain",
+        "license-files/plain.lic",
+        "The plain file under the key set note: signed in its key's life, living 300 "
+        "days, past the end the note gives that key.",
+        keyset,
+        accept(claims=body),
+    )
+    before = claims(
+        LAPTOP,
+        "license-file-backdated",
+        issued=CURRENT_KEY.valid_from - DAY,
+        expires=NOW + 300 * DAY,
+        checkpoint=checkpoint,
+    )
+    path = out.file("license-files/keyset-signed-before-key.lic", issue(before))
+    out.vector(
+        "license-file",
+        "keyset-signed-before-key",
+        path,
+        "Signed by the current key, dated a day before that key was made (a stolen key "
+        "backdating a file): refused under the key set note.",
+        keyset,
+        reject("untrusted_key"),
+    )
+    out.vector(
+        "license-file",
+        "keyset-signed-before-key-jwks",
+        path,
+        "The same file under the JWKS, which says nothing about a key's life.",
+        file_inputs(),
+        accept(claims=before),
+    )
 
 
 def split(text: str, width: int) -> list[str]:

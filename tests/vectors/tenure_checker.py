@@ -214,11 +214,14 @@ def revocations_by_the_sdk(vector: dict[str, Any], files: VectorFiles) -> dict[s
 
 
 def license_file_read(vector: dict[str, Any], files: VectorFiles) -> dict[str, Any]:
-    """``tenure.crypto.license_file.read``, as an air-gapped application calls it."""
+    """``tenure.crypto.license_file.read``, as an air-gapped application calls it:
+    with the JWKS, or with the keys and the note the ledger key vouches for."""
     inputs = vector["inputs"]
+    trusted = trusted_keys(inputs, files)
     claims = license_file.read(
         files.text(vector["file"]),
-        jws.keys_from_jwks(files.raw(inputs["jwks"])),
+        trusted.keys,
+        vouched=trusted.vouched,
         now=files.now,
         fingerprint_hash=fingerprint_hash(inputs["serial"], inputs["fingerprint"]),
         license_key=inputs.get("license_key"),
@@ -237,7 +240,12 @@ def keyset_trusted(vector: dict[str, Any], files: VectorFiles) -> dict[str, Any]
         {"kid": k.kid, "x": k.x, "valid_from": k.valid_from, "valid_until": k.valid_until}
         for k in vouched.keys
     ]
-    return {"account": vouched.account, "keys": keys}
+    return {
+        "account": vouched.account,
+        "time": vouched.time,
+        "token_lifetime": vouched.token_lifetime,
+        "keys": keys,
+    }
 
 
 # ------------------------------------------------------------------ ledger

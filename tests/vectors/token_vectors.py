@@ -10,7 +10,7 @@ from tenure.ledger.canonical import canonical_json
 from tenure.sdk import TOKEN_TYP
 
 from . import jose
-from .collection import JWKS, KEYSET, LEDGER_KEY, Collection, accept, reject
+from .collection import JWKS, KEYSET, LEDGER_KEY, OLD_KEYSET, Collection, accept, reject
 from .jose import (
     compact,
     header,
@@ -330,4 +330,43 @@ class TokenVectors:
             "A token signed by a key the key set note does not name.",
             keyset,
             reject("untrusted_key"),
+        )
+        self.old_note()
+        outliving = self.claims(LAPTOP, "outlives-lifetime", NOW - 5 * DAY, NOW + 26 * DAY)
+        path = self.token(
+            "keyset-token-outlives-lifetime",
+            sign(CURRENT_KEY, outliving),
+            "Signed by the current key, inside its vouched life, but living 31 days: longer "
+            "than the token lifetime the key set note states (30 days).",
+            keyset,
+            reject("untrusted_key"),
+        )
+        self.again(
+            "keyset-token-outlives-lifetime-jwks",
+            path,
+            "The same token under the JWKS, which states no token lifetime.",
+            token_inputs(),
+            accept(claims=outliving),
+        )
+
+    def old_note(self) -> None:
+        """A token the rotated key signed an hour ago: inside the life today's note
+        gives that key, far past the window of a note from when it still signed."""
+        late = self.claims(LAPTOP, "old-note-past-window", NOW - HOUR, NOW + 23 * HOUR)
+        path = self.token(
+            "old-note-past-window",
+            sign(ROTATED_KEY, late),
+            "Signed by the rotated key an hour ago, checked under the key set note of "
+            "sixty days ago, which lists that key as signing: a key still signing is "
+            "vouched for only until the note's time plus its token lifetime.",
+            token_inputs(trust="keyset", keyset=OLD_KEYSET),
+            reject("untrusted_key"),
+        )
+        self.again(
+            "old-note-past-window-current-note",
+            path,
+            "The same token under today's note, which vouches for the rotated key until "
+            "its tokens' end.",
+            token_inputs(trust="keyset"),
+            accept(claims=late),
         )

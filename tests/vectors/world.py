@@ -83,8 +83,12 @@ class TokenKey:
 
 CURRENT_KEY = TokenKey(private_key("token key: current"), NOW - 10 * DAY, None)
 """The account's signing key, made ten days ago."""
+TOKEN_LIFETIME = 30 * DAY
+"""The account's longest offline token lifetime: the key set note states it."""
 ROTATED_KEY = TokenKey(private_key("token key: rotated"), NOW - 200 * DAY, NOW + 20 * DAY)
 """Rotated out ten days ago; published for 30 days (the longest token life) after that."""
+OLD_NOTE_TIME = NOW - 60 * DAY
+"""When the old key set note was signed: the rotated key still signed then."""
 ATTACKER_KEY = TokenKey(private_key("token key: attacker"), NOW - DAY, None)
 """A key the account never had."""
 

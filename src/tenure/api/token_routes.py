@@ -216,8 +216,9 @@ def get_jwks(
 )
 async def get_keyset(request: Request, caller: LedgerReader) -> PlainTextResponse:
     """The account's token keys (those of the JWKS, with the time each may sign for)
-    as a C2SP signed note signed by the account's ledger key: what an SDK given
-    ``ledger_key`` trusts. 404 only for an account whose ledger has no key yet."""
+    as a C2SP signed note signed by the account's ledger key now, stating that time
+    and the account's longest token lifetime: what an SDK given ``ledger_key``
+    trusts. 404 only for an account whose ledger has no key yet."""
     runtime, tokens = request.app.state.runtime, request.app.state.tokens
     note = await run_in_threadpool(tokens.signed_keyset, caller.account, runtime.keystore, _now())
     if note is None:

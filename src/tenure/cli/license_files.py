@@ -1,8 +1,10 @@
 """``tenure license-file issue|verify``: signed license files for air-gapped machines.
 
 ``issue`` asks the service (docs/offline.md, "License files"); ``verify`` is offline,
-with ``tenure.crypto.license_file.read`` and 300 s of clock-skew leeway. A rejection
-prints one line, ``rejected: <reason>: <message>``, and exits 1.
+with ``tenure.crypto.license_file.read`` and 300 s of clock-skew leeway, trusting the
+keys of ``--jwks`` or, as ``tenure token verify`` does, those of a key set note signed
+by ``--ledger-key``. A rejection prints one line, ``rejected: <reason>: <message>``,
+and exits 1.
 """
 
 from __future__ import annotations
@@ -20,13 +22,16 @@ from tenure.cli.client import ApiKeyOption, Remote, UrlOption, emit_json
 from tenure.cli.common import Output, OutputOption, out
 from tenure.cli.tokens import (
     FormatOption,
-    JwksOption,
+    KeysetOption,
+    LedgerKeyOption,
+    OptionalJwksOption,
+    check_account,
     entitlement_text,
     iso_time,
-    load_jwks,
     read_file_argument,
     reject,
     show_value,
+    trusted_keys,
     write_out,
 )
 from tenure.crypto import jws, license_file
@@ -135,8 +140,10 @@ def verify(
             metavar="FILE", help="The license file (- for standard input).", show_default=False
         ),
     ],
-    jwks_source: JwksOption,
     fingerprint: Fingerprint,
+    jwks_source: OptionalJwksOption = None,
+    ledger_key: LedgerKeyOption = None,
+    keyset: KeysetOption = None,
     license_key: Annotated[
         str | None,
         typer.Option(
@@ -155,34 +162,44 @@ def verify(
             show_default=False,
         ),
     ] = None,
+    url: UrlOption = None,
+    api_key: ApiKeyOption = None,
     output: OutputOption = Output.text,
 ) -> None:
     """Verify a license file OFFLINE; print its serial, product, entitlements and expiry.
 
-    Opens the armor (and the encryption, with --license-key) and checks the EdDSA signature.
+    Opens the armor (and the encryption, with --license-key) and checks the EdDSA
+    signature against --jwks, or, with --ledger-key, against the keys a key set note
+    signed by that ledger key vouches for: then the file must have been signed in
+    its key's life in that note (keep the note fetched when the file was issued).
 
     Checks the validity period (300 s of clock-skew leeway), the serial and the device.
 
-    Nothing is fetched but an http(s) --jwks, once.
+    Nothing is fetched but an http(s) --jwks, or the note of --ledger-key without
+    --keyset, once.
 
     Exit status: 0 when valid; 1 with one line 'rejected: <reason>: <message>'.
 
     Reasons: e.g. bad_signature, expired, wrong_subject, wrong_fingerprint.
 
+    With --ledger-key: untrusted_keyset, untrusted_key, wrong_issuer.
+
     invalid_license_file: bad armor, or a missing or wrong license key.
     """
-    keys = load_jwks(jwks_source)
+    trusted = trusted_keys(jwks_source, ledger_key, keyset, url, api_key)
     text = read_file_argument(file, "file")
     expected = serial if serial is not None else _claimed_serial(text)
     try:
         claims = license_file.read(
             text,
-            keys,
+            trusted.keys,
             now=time.time(),
             fingerprint_hash=fingerprint_hash(expected or "", fingerprint),
             license_key=license_key,
             serial=expected,
+            vouched=trusted.vouched,
         )
+        check_account(claims, trusted)
     except (TokenRejected, InvalidLicenseFile) as exc:
         reject(exc)
     summary = {

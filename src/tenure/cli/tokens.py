@@ -7,8 +7,8 @@ only the keys of a key set note signed by that ledger key (``--keyset`` file, or
 ``GET /v1/keyset`` fetched once), as ``LicenseClient(ledger_key=...)`` does. A
 rejection prints one line, ``rejected: <reason>: <message>``, and exits 1.
 
-The helpers here (reading a token or file argument, loading a key set, printing a
-rejection) are shared with ``tenure license-file``.
+The helpers here (reading a token or file argument, the trusted keys of ``--jwks`` or
+``--ledger-key``, printing a rejection) are shared with ``tenure license-file``.
 """
 
 from __future__ import annotations
@@ -89,8 +89,10 @@ KeysetOption = Annotated[
     typer.Option(
         "--keyset",
         metavar="FILE",
-        help="With --ledger-key: the key set note (saved from GET /v1/keyset); "
-        "without it, the note is fetched once from the service (--url, --api-key).",
+        help="With --ledger-key: the key set note, saved from GET /v1/keyset after the "
+        "token or file was made (a note vouches for the key that signs only until its "
+        "time plus the token lifetime); without it, the note is fetched once from the "
+        "service (--url, --api-key).",
         show_default=False,
     ),
 ]
@@ -402,7 +404,7 @@ def verify(
     """
     if fingerprint is not None and serial is None:
         raise InvalidInput("--fingerprint needs --serial (the hash binds both)", field="serial")
-    trusted = _trusted_keys(jwks_source, ledger_key, keyset, url, api_key)
+    trusted = trusted_keys(jwks_source, ledger_key, keyset, url, api_key)
     text = read_text_argument(token, "token").strip()
     try:
         claims = trusted.verify(
@@ -426,23 +428,32 @@ def _check_binding(
 ) -> None:
     """The token is of the key set's account (with --ledger-key) and of this device
     (with --serial and --fingerprint); ``TokenRejected`` otherwise."""
-    vouched = trusted.vouched
-    if vouched is not None and not str(claims.get("iss")).endswith("/" + vouched.account):
-        raise TokenRejected(f"the token is not of account {vouched.account}", "wrong_issuer")
+    check_account(claims, trusted)
     if serial is None or fingerprint is None:
         return
     if claims.get("fph") != fingerprint_hash(serial, fingerprint):
         raise TokenRejected("token is bound to another device", "wrong_fingerprint")
 
 
-def _trusted_keys(
+def check_account(claims: dict[str, Any], trusted: TrustedKeys) -> None:
+    """With --ledger-key: what was verified is of the key set note's account (its
+    ``iss`` ends in ``/<account>``); ``TokenRejected`` ``wrong_issuer`` otherwise."""
+    vouched = trusted.vouched
+    if vouched is not None and not str(claims.get("iss")).endswith("/" + vouched.account):
+        raise TokenRejected(f"it is not of account {vouched.account}", "wrong_issuer")
+
+
+def trusted_keys(
     jwks_source: str | None,
     ledger_key: str | None,
     keyset: str | None,
     url: str | None,
     api_key: str | None,
 ) -> TrustedKeys:
-    """The keys ``verify`` trusts: ``--jwks``, or the note ``--ledger-key`` vouches for."""
+    """The keys an offline verifier trusts: ``--jwks``, or those of the key set note
+    ``--ledger-key`` signed (``--keyset`` file, else fetched once from the service).
+    ``InvalidInput`` unless exactly one of ``--jwks`` and ``--ledger-key`` is given, or
+    for ``--keyset`` without ``--ledger-key``."""
     if (jwks_source is None) == (ledger_key is None):
         raise InvalidInput("give either --jwks or --ledger-key", field="jwks")
     if ledger_key is None:

@@ -329,6 +329,12 @@ def verify(
     return claims
 
 
+def signing_kid(token: str) -> str:
+    """The ``kid`` of the header of ``token``, a compact JWS that ``verify`` accepted.
+    Raises ``TokenRejected`` for a token whose header ``verify`` would refuse."""
+    return _parse_header(token.split(".", 1)[0])[2]
+
+
 def _check_signature(key: Ed25519PublicKey, signing_input: str, segment: str) -> None:
     signature = _decode_segment(segment) if len(segment) == _SIGNATURE_CHARS else None
     if signature is None:

@@ -26,6 +26,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from tenure.crypto import jws
+from tenure.crypto.keyset import KeySet, issued_at, under_keyset
 from tenure.errors import InvalidInput, InvalidLicenseFile, TokenRejected
 from tenure.ledger.note import Ed25519Signer
 
@@ -199,22 +200,34 @@ def read(
     license_key: str | None = None,
     serial: str | None = None,
     leeway: float = LEEWAY,
+    vouched: KeySet | None = None,
 ) -> dict[str, Any]:
     """Open and verify a license file offline; return its claims.
 
     Dearmors ``text``, decrypts a JWE body with ``license_key`` and verifies the JWS
     (``typ`` ``tenure-license-file+jwt``, ``leeway`` seconds of clock skew, ``sub``
-    equal to ``serial`` when given) and that ``fph`` is ``fingerprint_hash``.
+    equal to ``serial`` when given) and that ``fph`` is ``fingerprint_hash``. With
+    ``vouched`` (the key set note ``keys`` came from, verified with the ledger key)
+    the file must also have been signed in its key's life there
+    (``KeySet.check_signed``; its own ``exp`` may be later).
     Raises ``InvalidLicenseFile`` for bad armor, an encrypted file without a license
     key, or one that does not decrypt; ``TokenRejected`` (reason
-    ``wrong_fingerprint`` for another device) when the body does not verify.
+    ``wrong_fingerprint`` for another device, ``untrusted_key`` for a key the note
+    does not vouch for then) when the body does not verify.
     """
     body = dearmor(text)
     if body.count(".") == 4:
         if license_key is None:
             raise InvalidLicenseFile("license file is encrypted: the license key is needed")
         body = decrypt(body, license_key, serial)
-    claims = jws.verify(body, keys, typ=TYP, now=now, leeway=leeway, subject=serial)
+    try:
+        claims = jws.verify(body, keys, typ=TYP, now=now, leeway=leeway, subject=serial)
+    except TokenRejected as rejected:
+        if vouched is None:
+            raise
+        raise under_keyset(rejected) from None
+    if vouched is not None:
+        vouched.check_signed(jws.signing_kid(body), issued_at(claims), leeway)
     if claims.get("fph") != fingerprint_hash:
         raise TokenRejected("license file is bound to another device", "wrong_fingerprint")
     return claims

@@ -73,6 +73,10 @@ class Duration:
         except (ValueError, OverflowError) as exc:
             raise InvalidInput("duration ends after the year 9999", field="duration") from exc
 
+    def longest(self) -> timedelta:
+        """The longest this duration lasts from any moment: a month counts as 31 days."""
+        return timedelta(days=31 * self.months) + self.exact
+
 
 @functools.lru_cache(maxsize=256)
 def parse_duration(text: str, field: str = "duration") -> Duration:

@@ -84,7 +84,7 @@ class KeyRing:
         may still be valid."""
         return {
             row["kid"]: jws.public_key_from_x(row["public_key"])
-            for row in self._published_rows(account, now)
+            for row in _published(self.listing(account), now)
         }
 
     def signed_keyset(
@@ -92,29 +92,35 @@ class KeyRing:
     ) -> str:
         """The keys ``published`` gives, with their lives, as a key set note (format in
         ``tenure.crypto.keyset``) whose origin line is ``origin``, signed by
-        ``signers`` (the account's ledger keys)."""
-        keys = tuple(_vouched(row) for row in self._published_rows(account, now))
-        return sign_keyset(KeySet(origin, account, keys), signers)
-
-    def _published_rows(self, account: str, now: datetime) -> list[dict[str, Any]]:
-        stamp = format_time(now)
-        return [
-            row
-            for row in self.listing(account)
-            if row["retired_at"] is None or (row["publish_until"] or "") > stamp
-        ]
+        ``signers`` (the account's ledger keys) at ``now``, with the account's longest
+        token lifetime: what bounds the life it gives the key that signs now."""
+        with read_transaction(self._engine) as conn:
+            rows = _published(self._listing(conn, account), now)
+            lifetime = _longest_token_life(conn, account)
+        keyset = KeySet(
+            origin,
+            account,
+            math.floor(now.timestamp()),
+            math.ceil(lifetime.total_seconds()),
+            tuple(_vouched(row) for row in rows),
+        )
+        return sign_keyset(keyset, signers)
 
     def listing(self, account: str) -> list[dict[str, Any]]:
         """Every key of the account, newest first, public parts only."""
-        keys = t.signing_keys.c
         with read_transaction(self._engine) as conn:
-            rows = conn.execute(
-                sa.select(
-                    keys.kid, keys.public_key, keys.created_at, keys.retired_at, keys.publish_until
-                )
-                .where(keys.account == account)
-                .order_by(keys.created_at.desc(), keys.kid)
-            ).all()
+            return self._listing(conn, account)
+
+    @staticmethod
+    def _listing(conn: sa.Connection, account: str) -> list[dict[str, Any]]:
+        keys = t.signing_keys.c
+        rows = conn.execute(
+            sa.select(
+                keys.kid, keys.public_key, keys.created_at, keys.retired_at, keys.publish_until
+            )
+            .where(keys.account == account)
+            .order_by(keys.created_at.desc(), keys.kid)
+        ).all()
         return [dict(row._mapping) for row in rows]
 
     def _create(self, conn: sa.Connection, account: str, now: datetime) -> SigningKey:
@@ -154,15 +160,21 @@ def _vouched(row: dict[str, Any]) -> VouchedKey:
     return VouchedKey(row["kid"], row["public_key"], start, until)
 
 
+def _published(rows: list[dict[str, Any]], now: datetime) -> list[dict[str, Any]]:
+    """The key rows a verifier needs at ``now``: the current key, and retired ones
+    whose tokens may still be valid."""
+    stamp = format_time(now)
+    return [
+        row for row in rows if row["retired_at"] is None or (row["publish_until"] or "") > stamp
+    ]
+
+
 def _longest_token_life(conn: sa.Connection, account: str) -> timedelta:
-    """The longest ``offline_token_ttl`` of any plan version of the account."""
+    """The longest a token of the account may live: the longest ``offline_token_ttl``
+    of any plan version (at least a day), a month counted as 31 days, so that no
+    token minted in any month outlives it."""
     table = t.projection["plan_versions"]
     ttls = conn.scalars(
         sa.select(table.c.offline_token_ttl).where(table.c.account == account).distinct()
     ).all()
-    start = parse_time("2000-01-01T00:00:00.000000Z")
-    longest = DEFAULT_TOKEN_TTL
-    for ttl in ttls:
-        if ttl:
-            longest = max(longest, parse_duration(ttl).after(start) - start)
-    return longest
+    return max([DEFAULT_TOKEN_TTL, *(parse_duration(ttl).longest() for ttl in ttls if ttl)])

@@ -199,8 +199,10 @@ func checkConsistency(root files, v vector) outcome {
 }
 
 var (
-	accountLine = regexp.MustCompile(`^account ([a-z0-9][a-z0-9-]{1,62})$`)
-	keyLine     = regexp.MustCompile(`^key ([A-Za-z0-9_-]{43}) ([A-Za-z0-9_-]{43}) (0|[1-9][0-9]{0,15}) (-|0|[1-9][0-9]{0,15})$`)
+	accountLine  = regexp.MustCompile(`^account ([a-z0-9][a-z0-9-]{1,62})$`)
+	timeLine     = regexp.MustCompile(`^time (0|[1-9][0-9]{0,15})$`)
+	lifetimeLine = regexp.MustCompile(`^token-lifetime ([1-9][0-9]{0,15})$`)
+	keyLine      = regexp.MustCompile(`^key ([A-Za-z0-9_-]{43}) ([A-Za-z0-9_-]{43}) (0|[1-9][0-9]{0,15}) (-|0|[1-9][0-9]{0,15})$`)
 )
 
 // checkKeyset opens the key set note (docs/offline.md, "The signed key set"); every
@@ -216,16 +218,20 @@ func checkKeyset(root files, v vector) (result outcome) {
 	}()
 	lines := strings.Split(openNote(root, v.File, v.Inputs["ledger_key"]).Text, "\n")
 	lines = lines[:len(lines)-1]
-	if len(lines) < 3 || strings.ContainsAny(lines[0], " +") || lines[1] != "tenure-keyset v1" {
+	if len(lines) < 5 || strings.ContainsAny(lines[0], " +") || lines[1] != "tenure-keyset v2" {
 		refuse("", "not a key set")
 	}
 	account := accountLine.FindStringSubmatch(lines[2])
 	if account == nil || account[1] != v.Inputs["account"] {
 		refuse("", "not account %s's key set", v.Inputs["account"])
 	}
+	signed, lifetime := timeLine.FindStringSubmatch(lines[3]), lifetimeLine.FindStringSubmatch(lines[4])
+	if signed == nil || lifetime == nil {
+		refuse("", "no time or token-lifetime line")
+	}
 	keys := []outcome{}
 	seen := map[string]bool{}
-	for _, line := range lines[3:] {
+	for _, line := range lines[5:] {
 		m := keyLine.FindStringSubmatch(line)
 		if m == nil {
 			refuse("", "bad key line %q", line)
@@ -246,7 +252,9 @@ func checkKeyset(root files, v vector) (result outcome) {
 		}
 		keys = append(keys, outcome{"kid": m[1], "x": m[2], "valid_from": from, "valid_until": until})
 	}
-	return outcome{"verdict": "accept", "account": account[1], "keys": keys}
+	time, _ := strconv.ParseInt(signed[1], 10, 64)
+	life, _ := strconv.ParseInt(lifetime[1], 10, 64)
+	return outcome{"verdict": "accept", "account": account[1], "time": time, "token_lifetime": life, "keys": keys}
 }
 
 var kinds = map[string]func(files, vector) outcome{

@@ -112,10 +112,13 @@ function openKeyset(note, ledgerKey, account) {
   const lines = text.split('\n');
   lines.pop();
   const refuse = (why) => { throw new Refused('untrusted_keyset', why); };
-  if (lines.length < 3 || /\s|\+/.test(lines[0]) || lines[1] !== 'tenure-keyset v1') refuse('not a key set');
+  if (lines.length < 5 || /\s|\+/.test(lines[0]) || lines[1] !== 'tenure-keyset v2') refuse('not a key set');
   const owner = /^account ([a-z0-9][a-z0-9-]{1,62})$/.exec(lines[2]);
   if (owner === null || owner[1] !== account) refuse(`not account ${account}'s key set`);
-  const keys = lines.slice(3).map((line) => {
+  const time = /^time (0|[1-9][0-9]{0,15})$/.exec(lines[3]);
+  const lifetime = /^token-lifetime ([1-9][0-9]{0,15})$/.exec(lines[4]);
+  if (time === null || lifetime === null) refuse('no time or token-lifetime line');
+  const keys = lines.slice(5).map((line) => {
     const m = /^key ([A-Za-z0-9_-]{43}) ([A-Za-z0-9_-]{43}) (0|[1-9][0-9]{0,15}) (-|0|[1-9][0-9]{0,15})$/.exec(line);
     if (m === null) refuse(`bad key line ${line}`);
     const [, kid, x, from, until] = m;
@@ -125,7 +128,7 @@ function openKeyset(note, ledgerKey, account) {
     return key;
   });
   if (new Set(keys.map((k) => k.kid)).size !== keys.length) refuse('a kid appears twice');
-  return { account: owner[1], keys };
+  return { account: owner[1], time: Number(time[1]), token_lifetime: Number(lifetime[1]), keys };
 }
 
 // ---------------------------------------------------------------- JWS
@@ -156,7 +159,7 @@ function trustOf(inputs, files) {
   return { keySet: jose.createLocalJWKSet(jwks), vouched };
 }
 
-async function verifyJws(text, trust, expected, now, leeway) {
+async function verifyJws(text, trust, expected, now, leeway, life = checkLife) {
   const header = headerOf(text);
   let payload;
   try {
@@ -176,15 +179,31 @@ async function verifyJws(text, trust, expected, now, leeway) {
       throw new Refused('bad_claim', `${name} must be an integer`);
     }
   }
-  if (trust.vouched !== null) checkLife(trust.vouched, header.kid, payload);
+  if (trust.vouched !== null) life(trust.vouched, header.kid, payload, leeway);
   return payload;
 }
 
+// A key still signing ('-') is vouched for until the note's time plus its token
+// lifetime; a token lies in its key's life (60 s of leeway at both ends) and lives no
+// longer than the token lifetime.
 function checkLife(vouched, kid, claims) {
   const key = vouched.keys.find((k) => k.kid === kid);
   const issued = claims.iat !== undefined ? claims.iat : claims.nbf;
-  if (issued < key.valid_from - CLOCK_SKEW || (key.valid_until !== null && claims.exp > key.valid_until)) {
+  const end = key.valid_until !== null ? key.valid_until : vouched.time + vouched.token_lifetime;
+  const inLife = key.valid_from - CLOCK_SKEW <= issued && issued <= claims.exp && claims.exp <= end + CLOCK_SKEW;
+  if (!inLife || claims.exp - issued > vouched.token_lifetime) {
     throw new Refused('untrusted_key', 'the token lies outside its key\'s vouched life');
+  }
+}
+
+// A license file lives on its own terms: under a note it need only have been signed
+// in its key's life (its leeway at both ends), whatever its exp.
+function checkSigned(vouched, kid, claims, leeway) {
+  const key = vouched.keys.find((k) => k.kid === kid);
+  const issued = claims.iat !== undefined ? claims.iat : claims.nbf;
+  const end = key.valid_until !== null ? key.valid_until : vouched.time + vouched.token_lifetime;
+  if (issued < key.valid_from - leeway || issued > end + leeway) {
+    throw new Refused('untrusted_key', 'the file was not signed in its key\'s vouched life');
   }
 }
 
@@ -288,15 +307,15 @@ async function licenseFile(vector, files, manifest) {
   if (body.split('.').length === 5) body = await decrypt(body, inputs);
   const trust = trustOf(inputs, files);
   const claims = await verifyJws(body, trust, { typ: manifest.typ['license-file'], subject: inputs.serial },
-    manifest.now, manifest.leeway['license-file']);
+    manifest.now, manifest.leeway['license-file'], checkSigned);
   if (claims.fph !== fingerprintHash(inputs.serial, inputs.fingerprint)) throw new Refused('wrong_fingerprint');
   return { verdict: 'accept', claims };
 }
 
 async function keysetNote(vector, files) {
   const inputs = vector.inputs;
-  const { account, keys } = openKeyset(files.text(vector.file), files.text(inputs.ledger_key), inputs.account);
-  return { verdict: 'accept', account, keys };
+  const opened = openKeyset(files.text(vector.file), files.text(inputs.ledger_key), inputs.account);
+  return { verdict: 'accept', ...opened };
 }
 
 const KINDS = {
