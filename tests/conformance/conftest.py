@@ -22,6 +22,7 @@ import sqlalchemy as sa
 from psycopg.conninfo import conninfo_to_dict
 
 from contract.conftest import ACCOUNT, ACTOR, Probe, Runtimes, Shop
+from e2e.conftest import Server, running_server
 from required import missing_tool
 from tenure.service.ledger import Ledger
 from tenure.service.runtime import Runtime
@@ -110,3 +111,13 @@ def shop(ledger: Ledger) -> Shop:
 @pytest.fixture
 def probe(runtime: Runtime) -> Probe:
     return Probe(runtime.engine)
+
+
+@pytest.fixture
+def server(store_url: str, tmp_path: Path) -> Iterator[Server]:
+    """``tenure serve --db`` on an empty store of each backend (it makes the bootstrap
+    owner key on its first start)."""
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    with running_server(tmp_path / "data", logs, "--db", store_url) as running:
+        yield running

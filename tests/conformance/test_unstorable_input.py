@@ -11,25 +11,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 
-from e2e.conftest import Server, running_server
+from e2e.conftest import Server
 
 PROBLEM = "application/problem+json"
 EMAIL = "it@example.test"
-
-
-@pytest.fixture
-def server(store_url: str, tmp_path: Path) -> Iterator[Server]:
-    """``tenure serve --db`` on an empty store of each backend."""
-    logs = tmp_path / "logs"
-    logs.mkdir()
-    with running_server(tmp_path / "data", logs, "--db", store_url) as running:
-        yield running
 
 
 def _assert_refused(response: httpx.Response, field: str) -> None:

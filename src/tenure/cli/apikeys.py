@@ -1,8 +1,9 @@
 """``tenure apikey create|list|revoke|retire-bootstrap``: the account's API keys over
-HTTP."""
+HTTP, and ``revoke --data-dir/--db``: a key revoked directly on the storage."""
 
 from __future__ import annotations
 
+import getpass
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
@@ -12,9 +13,20 @@ from rich.table import Table
 
 from tenure.cli.approvals import print_approval_requested
 from tenure.cli.client import ApiError, ApiKeyOption, Remote, UrlOption, emit_json, print_table
-from tenure.cli.common import DataDir, Output, OutputOption, out, settings
-from tenure.errors import NotFound, Unauthenticated
-from tenure.service.apikeys import BOOTSTRAP_FILE, ROLES, key_id_of
+from tenure.cli.common import (
+    Account,
+    DataDir,
+    DbUrl,
+    Output,
+    OutputOption,
+    emit,
+    out,
+    settings,
+)
+from tenure.config import Settings
+from tenure.errors import Conflict, InvalidInput, NotFound, Unauthenticated
+from tenure.service.apikeys import BOOTSTRAP_FILE, ROLES, key_id_of, revoke_on_storage
+from tenure.service.runtime import Runtime
 
 MANAGE_RULES = (
     "Only owner and admin keys may manage API keys: an owner key may create and revoke "
@@ -142,22 +154,57 @@ def list_command(
     out.print(f"{len(keys)} key(s), {active} active", highlight=False, markup=False)
 
 
+ReasonOption = Annotated[
+    str | None,
+    typer.Option(
+        "--reason",
+        help="With --data-dir/--db (required there): why, recorded in the audit log.",
+        show_default=False,
+    ),
+]
+ForceOption = Annotated[
+    bool,
+    typer.Option(
+        "--force",
+        help="With --data-dir/--db: revoke it even if it is the account's last active "
+        "owner key (then no key of the account can manage keys).",
+    ),
+]
+
+
 @app.command("revoke")
 def revoke(
     key_id: KeyId,
+    data_dir: DataDir = None,
+    db: DbUrl = None,
+    account: Account = "default",
+    reason: ReasonOption = None,
+    force: ForceOption = False,
     url: UrlOption = None,
     api_key: ApiKeyOption = None,
     output: OutputOption = Output.text,
 ) -> None:
     """Revoke an API key: from then on it gets 401. Revoking it again changes nothing.
 
-    An owner key may revoke keys of every role; an admin key every role but owner.
-
-    The account's last active owner key cannot be revoked. Revoking another
+    Over HTTP: an owner key may revoke keys of every role; an admin key every role but
+    owner. The account's last active owner key cannot be revoked. Revoking another
     principal's owner or admin key needs a second principal's approval (two-person
     rule): this prints the request, and `tenure approval approve` with another person's
     key revokes (not the key to be revoked, nor a key made by or with this one).
+
+    On the storage (--data-dir DIR or --db URL, with --reason): revokes it directly,
+    without approval, even while the service runs: the way out when the two-person
+    rule cannot revoke a stolen key. The audit log names the storage operator
+    (storage:<user>). The last active owner key only with --force.
     """
+    if data_dir is not None or db is not None:
+        _revoke_on_storage(key_id, settings(data_dir, db), account, reason, force, output)
+        return
+    if reason is not None or force:
+        raise InvalidInput(
+            "--reason and --force are for revoking on the storage (--data-dir or --db)",
+            field="reason",
+        )
     response = Remote(url, api_key).request("DELETE", f"/v1/apikeys/{quote(key_id, safe='')}")
     revoked = response.json()
     if response.status_code == 202:
@@ -173,6 +220,28 @@ def revoke(
         f"  revoked  {_text(revoked.get('revoked_at'))}",
     ]
     out.print("\n".join(lines), highlight=False, markup=False)
+
+
+def _revoke_on_storage(
+    key_id: str, s: Settings, account: str, reason: str | None, force: bool, output: Output
+) -> None:
+    """``revoke`` with --data-dir/--db: ``revoke_on_storage`` as this OS user."""
+    if reason is None:
+        raise InvalidInput("--reason is required to revoke a key on the storage", field="reason")
+    operator = getpass.getuser()
+    runtime = Runtime.open(s, migrate=False)
+    try:
+        revoked = revoke_on_storage(runtime.engine, account, key_id, operator, reason, force=force)
+    except Conflict as refused:
+        raise Conflict(f"{refused.message} (or pass --force)", field="id") from None
+    finally:
+        runtime.close()
+    emit(
+        output,
+        {**revoked, "principal": f"storage:{operator}"},
+        f"revoked API key {revoked['id']} ({revoked['role']}, {revoked['name']!r}) on the "
+        f"storage as storage:{operator}: it gets 401 from now on",
+    )
 
 
 def _bootstrap_key(data_dir: DataDir) -> tuple[str, Path]:

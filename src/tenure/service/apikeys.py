@@ -11,7 +11,7 @@ import hashlib
 import hmac
 import os
 from collections.abc import Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -19,14 +19,20 @@ from typing import Any
 import sqlalchemy as sa
 
 from tenure.crypto.files import write_atomic
+from tenure.domain.storable import text_problem
 from tenure.domain.timefmt import format_time
-from tenure.errors import Conflict, Forbidden, NotFound, Unauthenticated
+from tenure.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthenticated
+from tenure.service import audit
+from tenure.service.audit import AuditEntry
 from tenure.store import raw
 from tenure.store import tables as t
 from tenure.store.engine import quick_read, read_transaction, write_transaction
 
 ROLES = ("owner", "admin", "issuer", "support", "auditor", "restorer", "agent")
 BOOTSTRAP_FILE = "bootstrap-owner.key"
+STORAGE_AUTH = "storage"
+"""How a change made directly on the storage is audited (``revoke_on_storage``)."""
+MAX_REASON = 2000
 
 
 @dataclass(frozen=True)
@@ -178,9 +184,15 @@ def revoke_api_key(
 
 
 def revoke_in(
-    conn: sa.Connection, account: str, key_id: str, manageable: Collection[str] = ROLES
+    conn: sa.Connection,
+    account: str,
+    key_id: str,
+    manageable: Collection[str] = ROLES,
+    *,
+    last_owner_ok: bool = False,
 ) -> dict[str, Any]:
-    """``revoke_api_key`` inside the caller's write transaction."""
+    """``revoke_api_key`` inside the caller's write transaction; ``last_owner_ok``
+    revokes the last active owner key too (the storage path's ``--force``)."""
     row = conn.execute(
         sa.select(*_VIEW_COLUMNS).where(t.api_keys.c.account == account, t.api_keys.c.id == key_id)
     ).first()
@@ -190,7 +202,7 @@ def revoke_in(
         raise Forbidden(f"this role may not revoke {row.role} keys", field="id")
     if row.revoked_at is not None:
         return _key_view(row)
-    if row.role == "owner":
+    if row.role == "owner" and not last_owner_ok:
         other_owners = conn.scalar(
             sa.select(sa.func.count())
             .select_from(t.api_keys)
@@ -214,3 +226,45 @@ def revoke_in(
         .values(revoked_at=revoked_at)
     )
     return {**_key_view(row), "revoked_at": revoked_at}
+
+
+def revoke_on_storage(
+    engine: sa.Engine,
+    account: str,
+    key_id: str,
+    operator: str,
+    reason: str,
+    *,
+    force: bool = False,
+) -> dict[str, Any]:
+    """Revoke ``key_id`` of ``account`` directly on the storage, without approval, and
+    return its view: the way out when the two-person rule cannot revoke a stolen key
+    (docs/approvals.md, "Limits and recovery"). Whoever holds the storage holds the
+    account, so the audit entry names the storage operator (principal
+    ``storage:<operator>``, role owner, auth ``storage``) with ``reason``, in the same
+    transaction. Safe while servers run: the write lock orders it with their writers,
+    and they look every key up on each request, so the key gets 401 at once.
+
+    ``InvalidInput`` (field ``reason``) for an empty or unstorable reason, ``NotFound``
+    for a key not of ``account``, ``Conflict`` for the account's last active owner key
+    unless ``force`` (that refusal is audited, as denied).
+    """
+    why = reason.strip()
+    problem = "is empty" if not why else text_problem(why, MAX_REASON)
+    if problem is not None:
+        raise InvalidInput(f"--reason {problem}", field="reason")
+    entry = AuditEntry(
+        account, f"storage:{operator}", "owner", STORAGE_AUTH, "revoke_api_key",
+        "allowed", "ok", target=key_id[:80], rationale=why, detail={"forced": force},
+    )  # fmt: skip
+    try:
+        with write_transaction(engine) as conn:
+            revoked = revoke_in(conn, account, key_id, last_owner_ok=force)
+            audited = replace(entry, detail={"forced": force, "role": revoked["role"]})
+            audit.append(conn, [audited], format_time(datetime.now(UTC)))
+            return revoked
+    except Conflict as refused:
+        with write_transaction(engine) as conn:
+            denied = replace(entry, outcome="denied", code=refused.code)
+            audit.append(conn, [denied], format_time(datetime.now(UTC)))
+        raise
