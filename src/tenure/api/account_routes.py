@@ -12,9 +12,9 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, StringConstraints
 
 from tenure.api.auditing import entry_for, submit_audited
+from tenure.api.auth import require
 from tenure.api.bodies import documented, parse_body
 from tenure.api.problems import problem_responses
-from tenure.api.roles import require
 from tenure.api.schemas import Account, AccountList, CreatedAccount, answers
 from tenure.errors import Forbidden, NotFound
 from tenure.service import accounts

@@ -42,7 +42,7 @@ _log = logging.getLogger("tenure.api")
 PROBLEM = "application/problem+json"
 TYPE_BASE = "https://tenure.dev/problems/"
 PROBLEM_SCHEMA_REF = f"#/components/schemas/{Problem.__name__}"
-"""Where the error responses find ``Problem`` (``tenure.api.app`` puts it there)."""
+"""Where the error responses find ``Problem`` (``tenure.app.factory`` puts it there)."""
 
 _MEANING = {
     400: "Invalid input: a malformed body, parameter or header; `field` names it",

@@ -22,13 +22,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from tenure.api.auditing import entry_for, submit_audited
+from tenure.api.auth import require
 from tenure.api.bodies import documented, parse_body
 from tenure.api.problems import problem_responses
-from tenure.api.roles import require
-from tenure.service import alerts, notices, webhooks
+from tenure.ops import alerts, notices, webhooks
 from tenure.service.apikeys import Principal
+from tenure.service.context import ServiceContext
 from tenure.service.ledger import Write
-from tenure.service.runtime import Runtime
 
 router = APIRouter(prefix="/v1", tags=["webhooks"], responses=problem_responses(401, 403))
 Manager = Annotated[Principal, Depends(require("webhook.manage"))]
@@ -50,8 +50,8 @@ class WebhookIn(BaseModel):
     description: Annotated[str, Field(max_length=500)] = ""
 
 
-def _runtime(request: Request) -> Runtime:
-    runtime: Runtime = request.app.state.runtime
+def _runtime(request: Request) -> ServiceContext:
+    runtime: ServiceContext = request.app.state.runtime
     return runtime
 
 

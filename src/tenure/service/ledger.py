@@ -43,6 +43,7 @@ from typing import Any, Protocol
 import sqlalchemy as sa
 from opentelemetry.context import Context as TraceContext
 
+from tenure.canonical import canonical_json
 from tenure.domain.commands import Command, Context, Draft
 from tenure.domain.events import CURRENT_SCHEMA, Actor, Event, event_from_json
 from tenure.domain.projector import apply
@@ -56,7 +57,6 @@ from tenure.errors import (
     TenureError,
     UnstorableValue,
 )
-from tenure.ledger.canonical import canonical_json
 from tenure.ledger.checkpoint import Checkpoint, sign_checkpoint
 from tenure.ledger.merkle import Frontier, leaf_hash, tree_hash
 from tenure.ledger.note import NoteSigner
