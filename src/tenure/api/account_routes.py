@@ -60,6 +60,7 @@ async def create_account(request: Request, caller: Owner) -> JSONResponse:
         return accounts.create_in(conn, body.id, body.name, caller.id)
 
     entry = entry_for(request, caller, target=body.id)
+    # phase b: governance (a typed operation replaces the Write adapter)
     outcome = await submit_audited(request, Write(caller.account, create, entry))
     await submit_audited(request, SignRequest(body.id))
     return JSONResponse(outcome.result, status_code=201)

@@ -77,6 +77,7 @@ async def create_api_key(request: Request, caller: Manager) -> JSONResponse:
         }
 
     entry = entry_for(request, caller, detail={"role": body.role})
+    # phase b: governance (a typed operation replaces the Write adapter)
     outcome = await submit_audited(request, Write(caller.account, create, entry))
     return JSONResponse(outcome.result, status_code=201)
 
@@ -125,5 +126,6 @@ async def revoke_api_key(request: Request, caller: Manager, key_id: str) -> Any:
         return apikeys.revoke_in(conn, caller.account, key_id, manageable)
 
     entry = entry_for(request, caller, target=key_id[:80])
+    # phase b: governance (a typed operation replaces the Write adapter)
     outcome = await submit_audited(request, Write(caller.account, revoke, entry))
     return outcome.result

@@ -90,6 +90,7 @@ async def create_webhook(request: Request, caller: Manager) -> JSONResponse:
         )
 
     entry = entry_for(request, caller, detail={"events": body.events[:10]})
+    # phase b: ops (a typed operation replaces the Write adapter)
     outcome = await submit_audited(request, Write(caller.account, create, entry))
     return JSONResponse(outcome.result, status_code=201)
 
@@ -129,6 +130,7 @@ async def update_webhook(request: Request, caller: Manager, webhook: str) -> dic
         return webhooks.set_enabled(conn, caller.account, webhook, body.enabled)
 
     entry = entry_for(request, caller, target=webhook[:80], detail={"enabled": body.enabled})
+    # phase b: ops (a typed operation replaces the Write adapter)
     return (await submit_audited(request, Write(caller.account, update, entry))).result
 
 
@@ -140,6 +142,7 @@ async def delete_webhook(request: Request, caller: Manager, webhook: str) -> dic
         return webhooks.delete_webhook(conn, caller.account, webhook)
 
     entry = entry_for(request, caller, target=webhook[:80])
+    # phase b: ops (a typed operation replaces the Write adapter)
     return (await submit_audited(request, Write(caller.account, delete, entry))).result
 
 
@@ -177,6 +180,7 @@ async def retry_delivery(
         return webhooks.retry_delivery(conn, caller.account, webhook, delivery, now)
 
     entry = entry_for(request, caller, target=delivery[:80])
+    # phase b: ops (a typed operation replaces the Write adapter)
     return (await submit_audited(request, Write(caller.account, retry, entry))).result
 
 

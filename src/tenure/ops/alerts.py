@@ -240,6 +240,7 @@ def _raise(
         # Audit entries are canonical JSON, which has no floats: the threshold as text.
         detail={"observed": verdict.observed, "threshold": f"{verdict.threshold:g}"},
     )
+    # phase b: ops (a typed operation replaces the Write adapter)
     result = submit(Write(account, apply, entry)).result
     if not result.pop("raised"):
         return []

@@ -26,6 +26,7 @@ from tenure.service.ledger import Submission
 from tenure.store import sql
 from tenure.store import tables as t
 from tenure.store.engine import read_transaction
+from tenure.store.unit import SqlStore, Store
 
 STATUSES = frozenset({"pending", "approved", "rejected", "expired", "executed", "failed"})
 
@@ -52,9 +53,10 @@ def list_approvals(
 def get_approval(engine: sa.Engine, account: str, approval: str, now: str) -> dict[str, Any]:
     """One approval with ``history``: each of its events (seq, type, time, actor,
     reason). Raises ``NotFound``."""
-    with read_transaction(engine) as conn:
-        row = sql.read_row(conn, account, "approvals", (approval,))
-        events = sql.events_about(conn, account, approval) if row is not None else []
+    store: Store = SqlStore(engine)
+    with store.read() as tx:
+        row = tx.projection.row(account, "approvals", (approval,))
+        events = tx.ledger.events_about(account, approval) if row is not None else []
     if row is None:
         raise NotFound(f"approval {approval} not found")
     history = []
