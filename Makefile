@@ -42,9 +42,11 @@ test: test-tools install lint typecheck unit
 test-tools:
 	@scripts/test-tools
 
+# lint-imports: the layers and the import rules of pyproject.toml ([tool.importlinter]).
 lint: install
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
+	$(BIN)/lint-imports --no-logo --no-cache
 
 typecheck: install
 	$(BIN)/mypy src

@@ -24,6 +24,7 @@ from typing import Any
 from bench import peer
 from bench.builder import read_leaves
 from bench.common import Options, Result, Timer, raw_connection, temp_dir
+from tenure.app.runtime import Runtime
 from tenure.config import Settings
 from tenure.domain.commands import (
     Command,
@@ -39,7 +40,6 @@ from tenure.domain.commands import (
 from tenure.domain.events import Actor
 from tenure.service.demo import PLANS, PRODUCTS
 from tenure.service.ledger import Ledger, Outcome, Submission
-from tenure.service.runtime import Runtime
 
 ACCOUNT = "default"
 ACTOR = Actor("bench", "admin", "internal")

@@ -35,11 +35,11 @@ import sqlalchemy as sa
 from psycopg.conninfo import conninfo_to_dict
 
 from bench.common import Options, Result, temp_dir
+from tenure.app.runtime import Runtime
 from tenure.config import Settings
 from tenure.domain.commands import CreateCustomer
 from tenure.domain.events import Actor
 from tenure.service.ledger import Submission
-from tenure.service.runtime import Runtime
 
 ADMIN = os.environ.get("TENURE_BENCH_PG", "host=127.0.0.1 port=5432 user=postgres dbname=test")
 ACTOR = Actor("bench", "admin", "internal")

@@ -26,18 +26,18 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import Timer, raw_connection
+from tenure.app.runtime import Runtime
+from tenure.canonical import canonical_json
 from tenure.config import Settings
 from tenure.domain.commands import Context
 from tenure.domain.state import TABLE_ORDER, Change, Key, MemoryState, Row
 from tenure.domain.timefmt import format_time
 from tenure.errors import IdempotencyKeyReused
-from tenure.ledger.canonical import canonical_json
 from tenure.ledger.checkpoint import Checkpoint, sign_checkpoint
 from tenure.ledger.merkle import Frontier
 from tenure.ledger.note import NoteSigner
 from tenure.service.demo import demo_license_keys, demo_submissions, seed_demo
 from tenure.service.ledger import Outcome, Submission, append_drafts
-from tenure.service.runtime import Runtime
 from tenure.service.verify import verify_ledger
 from tenure.store import sql
 from tenure.store.engine import write_transaction

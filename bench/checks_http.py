@@ -3,7 +3,7 @@
 A demo store is seeded and given an owner API key; request bodies name real licenses
 (by serial and by license key) and entitlements of the seeded catalog, mostly
 allowed, some denied. For uvicorn and granian with 1 and 2 workers, the real app
-(``tenure.api.app:app_from_env``) and the bare app (``bench.bare_app:create_app``:
+(``tenure.app:app_from_env``) and the bare app (``bench.bare_app:create_app``:
 one async POST that parses a small JSON body, no database) run as real server
 processes on loopback ports, and
 
@@ -42,11 +42,11 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from bench.common import Options, Result, Timer, temp_dir
+from tenure.app.runtime import Runtime
 from tenure.config import Settings
 from tenure.service import checks
 from tenure.service.apikeys import authenticate, ensure_bootstrap_owner
 from tenure.service.demo import demo_license_keys, seed_demo
-from tenure.service.runtime import Runtime
 from tenure.store import tables as t
 from tenure.store.engine import read_transaction
 
@@ -56,7 +56,7 @@ CONNECTIONS = 32
 WRK_THREADS = 1
 RATIO_GOAL = 0.60
 P99_GOAL_MS = 5.0
-CHECK_APP = "tenure.api.app:app_from_env"
+CHECK_APP = "tenure.app:app_from_env"
 BARE_APP = "bench.bare_app:create_app"
 REPO = Path(__file__).resolve().parent.parent
 LOADGEN_SRC = Path(__file__).resolve().parent / "loadgen"

@@ -52,6 +52,7 @@ from typing import Any
 from bench import appends
 from bench.builder import ACCOUNT, BuiltStore, build_store, read_leaves
 from bench.common import Options, Result, Timer, raw_connection, temp_dir
+from tenure.app.runtime import Runtime
 from tenure.config import Settings
 from tenure.domain.state import TABLE_ORDER
 from tenure.durability import restore as restoring
@@ -62,7 +63,6 @@ from tenure.ledger.checkpoint import Checkpoint, sign_checkpoint
 from tenure.ledger.merkle import tree_hash
 from tenure.service.ledger import Outcome
 from tenure.service.replay import replay
-from tenure.service.runtime import Runtime
 from tenure.store import sql
 from tenure.store.engine import read_transaction
 

@@ -2,7 +2,7 @@
 
 A demo store of N events (``bench.builder``; N = 1,000,000 in the full run, 20,000
 with ``--quick``) is migrated into a fresh PostgreSQL database with
-``tenure.service.migration.copy_account``: events streamed in chunks, Merkle nodes
+``tenure.durability.migration.copy_account``: events streamed in chunks, Merkle nodes
 built by a ``Frontier``, the projection replayed, service rows copied, and the result
 proven by reading back digest and root (all timed).
 
@@ -29,7 +29,7 @@ from psycopg.conninfo import conninfo_to_dict
 
 from bench.builder import ACCOUNT, BuiltStore
 from bench.common import Options, Result, Timer
-from tenure.service import migration
+from tenure.durability import migration
 from tenure.store.engine import create_engine
 from tenure.store.migrations import upgrade
 

@@ -24,7 +24,7 @@ from opentelemetry.sdk.trace.sampling import ALWAYS_ON, ParentBased, Sampler, Tr
 
 from bench import checks_http as ch
 from bench.common import Options, Result, Timer, temp_dir
-from tenure.api.app import create_app
+from tenure.app.factory import create_app
 from tenure.config import Settings
 
 APPS = {

@@ -33,6 +33,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from bench.appends import RawTable
 from bench.builder import read_leaves
 from bench.common import Options, Result, Timer, temp_dir
+from tenure.app.runtime import Runtime
 from tenure.config import Settings
 from tenure.crypto import jws
 from tenure.domain.activations import ActivateDevice, SeatLimitReached, fingerprint_hash
@@ -46,7 +47,6 @@ from tenure.domain.commands import (
 from tenure.domain.events import Actor
 from tenure.service.apikeys import ensure_bootstrap_owner
 from tenure.service.ledger import Ledger, Submission
-from tenure.service.runtime import Runtime
 from tenure.service.tokens import TOKEN_TYP, Tokens
 
 ACCOUNT = "default"
@@ -470,7 +470,7 @@ def _contention_http(opts: Options, root: Path, serials: list[str], raw_limit: f
         None,
     )
     result.notes.append(
-        f"uvicorn x1, real app (tenure.api.app:app_from_env), owner API key; "
+        f"uvicorn x1, real app (tenure.app:app_from_env), owner API key; "
         f"{len(serials)} rounds x {submissions:,} distinct fingerprints on a fresh "
         f"{SEATS}-seat license; clients share the 2 cores with the server"
     )

@@ -16,12 +16,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bench.common import Options, Result, Timer, temp_dir
+from tenure.app.runtime import Runtime
 from tenure.config import Settings
 from tenure.domain.commands import CreateCustomer, DefineProduct, IssueLicense, PublishPlan
 from tenure.domain.events import Actor
 from tenure.service import checks
 from tenure.service.ledger import Ledger, Submission
-from tenure.service.runtime import Runtime
 
 ACCOUNT = "default"
 ACTOR = Actor("bench", "owner", "internal")

@@ -23,12 +23,12 @@ from typing import Any
 import orjson
 
 from bench.common import Options, Result, Timer, raw_connection, temp_dir
+from tenure.app.runtime import Runtime
 from tenure.config import Settings
 from tenure.domain.activations import activation_id
 from tenure.domain.timefmt import format_time
-from tenure.service.deployments import Report, record_report
-from tenure.service.reconcile import DriftPolicy, run_pass
-from tenure.service.runtime import Runtime
+from tenure.ops.deployments import Report, record_report
+from tenure.ops.reconcile import DriftPolicy, run_pass
 from tenure.store import sql
 from tenure.store.engine import write_transaction
 

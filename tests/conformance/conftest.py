@@ -24,8 +24,8 @@ from psycopg.conninfo import conninfo_to_dict
 from contract.conftest import ACCOUNT, ACTOR, Probe, Runtimes, Shop
 from e2e.conftest import Server, running_server
 from required import missing_tool
+from tenure.app.runtime import Runtime
 from tenure.service.ledger import Ledger
-from tenure.service.runtime import Runtime
 
 __all__ = ["ACCOUNT", "ACTOR", "BACKENDS", "Probe", "Runtimes", "Shop", "pg_url"]
 

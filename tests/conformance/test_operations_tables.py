@@ -9,13 +9,12 @@ from datetime import UTC, datetime, timedelta
 import sqlalchemy as sa
 
 from conformance.conftest import ACCOUNT, Shop
+from tenure.app.runtime import Runtime
 from tenure.config import Settings
 from tenure.domain.timefmt import format_time
-from tenure.observability import counters
-from tenure.service import alerts, deployments, notices, webhooks
+from tenure.ops import alerts, counters, deployments, notices, webhooks
+from tenure.ops.webhook_worker import WebhookWorker
 from tenure.service.ledger import Ledger
-from tenure.service.runtime import Runtime
-from tenure.service.webhook_worker import WebhookWorker
 from tenure.store import tables as t
 from tenure.store.engine import read_transaction, transaction_on
 

@@ -18,6 +18,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
+from tenure.app.runtime import Runtime
 from tenure.config import Settings
 from tenure.domain.activations import ActivateDevice, SeatLimitReached, fingerprint_hash
 from tenure.domain.commands import (
@@ -32,7 +33,6 @@ from tenure.service.audit import AuditEntry
 from tenure.service.demo import demo_license_keys, seed_demo
 from tenure.service.ledger import Ledger, Outcome, SignRequest, Submission, Write
 from tenure.service.replay import digest_of, rebuild
-from tenure.service.runtime import Runtime
 from tenure.service.verify import verify_ledger
 from tenure.store import sql
 from tenure.store import tables as t

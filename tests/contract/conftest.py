@@ -18,6 +18,7 @@ import orjson
 import pytest
 import sqlalchemy as sa
 
+from tenure.app.runtime import Runtime
 from tenure.config import Settings
 from tenure.domain.commands import (
     Command,
@@ -30,7 +31,6 @@ from tenure.domain.events import Actor, event_from_json
 from tenure.ledger.merkle import Frontier, leaf_hash
 from tenure.service.ledger import Ledger, Outcome, Submission
 from tenure.service.replay import DigestReport, digest_of
-from tenure.service.runtime import Runtime
 from tenure.store import sql
 from tenure.store import tables as t
 from tenure.store.engine import read_transaction, write_transaction

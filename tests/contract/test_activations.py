@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tenure.app.runtime import Runtime
 from tenure.domain.activations import (
     ActivateDevice,
     DeactivateDevice,
@@ -29,7 +30,6 @@ from tenure.domain.commands import (
 from tenure.errors import Conflict
 from tenure.service.ledger import Ledger, Outcome, Submission
 from tenure.service.replay import rebuild
-from tenure.service.runtime import Runtime
 
 from .conftest import ACCOUNT, ACTOR, Probe, Runtimes
 

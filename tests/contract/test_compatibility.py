@@ -19,7 +19,7 @@ from packaging.version import Version
 
 import tenure
 from tenure.domain.events import CURRENT_SCHEMA
-from tenure.service.upgrades import schema_head
+from tenure.durability.upgrades import schema_head
 from tenure.store.engine import create_engine
 from tenure.store.migrations import upgrade
 

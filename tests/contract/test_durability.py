@@ -26,6 +26,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tenure.app.runtime import Runtime
 from tenure.config import Settings
 from tenure.domain.commands import CreateCustomer
 from tenure.domain.state import MemoryState
@@ -40,7 +41,6 @@ from tenure.service.apikeys import create_api_key
 from tenure.service.demo import demo_submissions
 from tenure.service.ledger import Submission
 from tenure.service.replay import digest_of
-from tenure.service.runtime import Runtime
 from tenure.store import sql
 from tenure.store.engine import create_engine, read_transaction
 from tenure.store.migrations import upgrade

@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tenure.app.runtime import Runtime
 from tenure.domain.commands import PublishPlan
 from tenure.errors import InvalidInput
 from tenure.service import checks, licensing
@@ -31,7 +32,6 @@ from tenure.service.legacy_import import (
     parse_row,
     serial_by_legacy_id,
 )
-from tenure.service.runtime import Runtime
 from tenure.store import tables as t
 from tenure.store.engine import read_transaction
 

@@ -12,11 +12,11 @@ from pathlib import Path
 
 from conformance.conftest import pg_database, pg_url  # noqa: F401 - pg_database is a fixture
 from contract.conftest import ACCOUNT, Shop, tenure
+from tenure.app.runtime import Runtime
 from tenure.config import Settings
 from tenure.domain.commands import CreateCustomer
 from tenure.ledger.merkle import tree_hash
 from tenure.service.replay import digest_of
-from tenure.service.runtime import Runtime
 from tenure.store import sql
 from tenure.store.engine import create_engine, read_transaction
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from e2e.conftest import running_server
+from tenure.app.runtime import Runtime
 from tenure.crypto.datakeys import open_field, seal_field
 from tenure.domain.commands import (
     CreateCustomer,
@@ -29,7 +30,6 @@ from tenure.errors import Conflict, InvalidInput
 from tenure.service import checks, licensing
 from tenure.service.ledger import Submission
 from tenure.service.replay import digest_of, rebuild
-from tenure.service.runtime import Runtime
 from tenure.service.verify import verify_ledger
 from tenure.store import sql
 from tenure.store.engine import read_transaction

@@ -22,6 +22,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from required import missing_tool
+from tenure.app.runtime import Runtime
 from tenure.config import Settings
 from tenure.crypto import jws, pkcs11
 from tenure.crypto.pkcs11 import Pkcs11KeyStore
@@ -29,7 +30,6 @@ from tenure.errors import ConfigurationError
 from tenure.ledger.checkpoint import open_checkpoint
 from tenure.ledger.note import NoteSigner, NoteVerifier, sign_note
 from tenure.sdk.trust import TrustAnchor
-from tenure.service.runtime import Runtime
 from tenure.store import sql
 from tenure.store.engine import read_transaction
 

@@ -7,8 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tenure.app.runtime import Runtime
 from tenure.config import Settings
-from tenure.service.runtime import Runtime
 
 from .conftest import ACCOUNT, Probe, tenure
 
@@ -18,7 +18,7 @@ from tenure.config import Settings
 from tenure.domain.commands import CreateCustomer
 from tenure.domain.events import Actor
 from tenure.service.ledger import Submission
-from tenure.service.runtime import Runtime
+from tenure.app.runtime import Runtime
 
 data_dir, name, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
 runtime = Runtime.open(Settings(data_dir=data_dir))

@@ -11,6 +11,7 @@ from pathlib import Path
 import orjson
 import pytest
 
+from tenure.app.runtime import Runtime
 from tenure.config import Settings
 from tenure.domain.commands import CreateCustomer
 from tenure.durability import epochs, keyrows
@@ -21,7 +22,6 @@ from tenure.durability.sites import open_site
 from tenure.ledger.checkpoint import open_checkpoint
 from tenure.service.ledger import Submission
 from tenure.service.replay import digest_of
-from tenure.service.runtime import Runtime
 from tenure.store import sql
 from tenure.store.engine import create_engine, read_transaction
 

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from tenure.app.runtime import Runtime
 from tenure.domain.commands import CreateCustomer
 from tenure.errors import LedgerTampered, StoreBehindCheckpoint
 from tenure.service.ledger import SignRequest
-from tenure.service.runtime import Runtime
 from tenure.service.verify import verify_ledger
 
 from .conftest import ACCOUNT, Probe, Runtimes, Shop, backup_sqlite, db_path, replace_database

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
+from tenure.app.runtime import Runtime
 from tenure.crypto import jws
 from tenure.domain.activations import ActivateDevice, fingerprint_hash
 from tenure.domain.commands import CreateCustomer, DefineProduct, IssueLicense, PublishPlan
 from tenure.errors import TokenRejected
 from tenure.service.ledger import Submission
-from tenure.service.runtime import Runtime
 from tenure.service.tokens import NotActivated
 
 from .conftest import ACCOUNT, ACTOR, Runtimes

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tenure.app.runtime import Runtime
 from tenure.domain.commands import (
     Command,
     CreateCustomer,
@@ -25,7 +26,6 @@ from tenure.ledger.checkpoint import open_checkpoint
 from tenure.ledger.note import NoteVerifier
 from tenure.service.ledger import Outcome, SignRequest
 from tenure.service.replay import rebuild
-from tenure.service.runtime import Runtime
 from tenure.service.verify import verify_ledger
 from tenure.store import sql
 from tenure.store.engine import read_transaction

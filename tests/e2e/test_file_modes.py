@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from tenure.app.runtime import Runtime
 from tenure.config import Settings
 from tenure.durability.sites import open_site
 from tenure.service.apikeys import ensure_bootstrap_owner
-from tenure.service.runtime import Runtime
 from tenure.store.engine import write_transaction
 
 from .conftest import (

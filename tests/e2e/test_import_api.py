@@ -13,9 +13,9 @@ from typing import Any
 import httpx
 import pytest
 
+from tenure.app.runtime import Runtime
 from tenure.config import Settings
 from tenure.service.legacy_import import serial_by_legacy_id
-from tenure.service.runtime import Runtime
 
 from .conftest import (
     Server,

@@ -20,10 +20,10 @@ import httpx
 import pytest
 import rfc8785
 
+from tenure.durability.upgrades import schema_head
 from tenure.errors import MalformedNote, UnverifiedNote
 from tenure.ledger.checkpoint import Checkpoint, open_checkpoint
 from tenure.ledger.note import NoteVerifier
-from tenure.service.upgrades import schema_head
 
 from .conftest import SEED_EVENTS, Fetched, Server, running_server
 

@@ -20,16 +20,17 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from prometheus_client.parser import text_string_to_metric_families
 
-from tenure.api.app import create_app
+from tenure.app.factory import create_app
 
 with warnings.catch_warnings():
     # Starlette asks for httpx2, which is not installed; httpx works the same here.
     warnings.simplefilter("ignore")
     from fastapi.testclient import TestClient
+from tenure.app.runtime import Runtime
 from tenure.config import Settings
-from tenure.observability import counters, logs, slo
+from tenure.observability import logs
+from tenure.ops import counters, slo
 from tenure.service.apikeys import ensure_bootstrap_owner
-from tenure.service.runtime import Runtime
 
 
 @dataclass

@@ -2,7 +2,7 @@
 
 Its own seeded server. One key per role is created through ``POST /v1/apikeys`` with
 the bootstrap owner key; then every route under ``/v1`` of the OpenAPI document is
-called with every role and the outcome compared with ``tenure.api.roles.POLICY``:
+called with every role and the outcome compared with ``tenure.service.policy.POLICY``:
 allowed means past the role check (anything but 401 and 403; a 404 or 400 on a dummy
 object still counts), denied means 403.
 """
@@ -16,8 +16,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tenure.api.roles import POLICY, allowed
 from tenure.service.apikeys import ROLES, create_api_key
+from tenure.service.policy import POLICY, allowed
 from tenure.store.engine import create_engine
 
 from .conftest import Server, running_server, seed_data_dir

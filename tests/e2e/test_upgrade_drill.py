@@ -28,7 +28,7 @@ import pytest
 
 import tenure
 from tenure.crypto import jws
-from tenure.service.upgrades import schema_head
+from tenure.durability.upgrades import schema_head
 
 from .conftest import Server, _wait_until_healthy, apply_example_catalog, free_port, subprocess_env
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tenure.service.alerts import _clear, _raise_in, detect, list_alerts, window_counts
+from tenure.ops.alerts import _clear, _raise_in, detect, list_alerts, window_counts
 from tenure.store.engine import create_engine, transaction_on
 from tenure.store.migrations import upgrade
 

@@ -10,8 +10,8 @@ import rfc8785
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tenure.canonical import MAX_SAFE_INTEGER, canonical_json, parse_json
 from tenure.errors import InvalidInput
-from tenure.ledger.canonical import MAX_SAFE_INTEGER, canonical_json, parse_json
 
 # Text that leans on the cases where encoders differ: ASCII control characters,
 # escapes, non-ASCII BMP characters and astral characters (surrogate pairs in UTF-16).

@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tenure.canonical import canonical_json
 from tenure.domain.commands import customer_id, license_serial
 from tenure.domain.events import (
     EVENT_TYPES,
@@ -21,7 +22,6 @@ from tenure.domain.events import (
     validate_data,
 )
 from tenure.errors import MalformedEvent, UnknownEventType
-from tenure.ledger.canonical import canonical_json
 
 CUSTOMER = customer_id("default", "crm-1")
 OTHER_CUSTOMER = customer_id("default", "crm-2")

@@ -9,7 +9,8 @@ import pytest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.parser import text_string_to_metric_families
 
-from tenure.observability import metrics, slo
+from tenure.observability import metrics
+from tenure.ops import slo
 
 
 def test_an_unspent_budget_is_one_a_spent_one_zero_and_an_overspent_one_negative() -> None:
@@ -48,7 +49,7 @@ def test_state_metrics_of_several_accounts_share_one_family_with_account_labels(
 def test_an_unknown_http_method_is_counted_as_other_so_labels_stay_bounded() -> None:
     import asyncio
 
-    from tenure.observability.http import ObservabilityMiddleware
+    from tenure.api.observability import ObservabilityMiddleware
 
     async def answer(scope: object, receive: object, send: Any) -> None:
         await send({"type": "http.response.start", "status": 405, "headers": []})

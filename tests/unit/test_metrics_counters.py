@@ -1,4 +1,4 @@
-"""Per-minute operational counters (``tenure.observability.counters``)."""
+"""Per-minute operational counters (``tenure.ops.counters``)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from tenure.observability import counters
+from tenure.ops import counters
 from tenure.store.engine import create_engine, read_transaction
 from tenure.store.migrations import upgrade
 

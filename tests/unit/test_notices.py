@@ -9,7 +9,7 @@ import pytest
 
 from tenure.domain.timefmt import format_time
 from tenure.errors import InvalidInput
-from tenure.service.notices import EXPIRING, GRACE, Notice, due_notices, parse_leads
+from tenure.ops.notices import EXPIRING, GRACE, Notice, due_notices, parse_leads
 
 NOW = datetime(2026, 3, 1, 12, tzinfo=UTC)
 LEADS = (1, 7, 30)

@@ -16,6 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tenure.canonical import canonical_json
 from tenure.domain.commands import (
     ChangePlan,
     Command,
@@ -39,7 +40,6 @@ from tenure.domain.projector import apply, effective_entitlements
 from tenure.domain.state import MemoryState
 from tenure.domain.timefmt import format_time
 from tenure.errors import Conflict, InvalidInput, NotFound, TenureError
-from tenure.ledger.canonical import canonical_json
 
 ACCOUNT = "default"
 NOW = datetime(2026, 11, 28, 22, 0, tzinfo=UTC)

@@ -16,6 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tenure.app.runtime import Runtime
 from tenure.config import Settings
 from tenure.domain.activations import ActivateDevice, RevokeToken, activation_id
 from tenure.domain.commands import (
@@ -27,9 +28,8 @@ from tenure.domain.commands import (
     PublishPlan,
 )
 from tenure.domain.events import Actor
-from tenure.service.deployments import Report, record_report
-from tenure.service.ledger import Ledger, Outcome, Submission
-from tenure.service.reconcile import (
+from tenure.ops.deployments import Report, record_report
+from tenure.ops.reconcile import (
     KINDS,
     DriftPolicy,
     LedgerState,
@@ -40,7 +40,7 @@ from tenure.service.reconcile import (
     run_pass,
     version_key,
 )
-from tenure.service.runtime import Runtime
+from tenure.service.ledger import Ledger, Outcome, Submission
 from tenure.store import sql
 
 ACCOUNT = "default"

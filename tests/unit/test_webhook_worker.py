@@ -15,8 +15,8 @@ import pytest
 import sqlalchemy as sa
 
 from tenure.config import Settings
-from tenure.service import webhooks
-from tenure.service.webhook_worker import Claimed, WebhookWorker
+from tenure.ops import webhooks
+from tenure.ops.webhook_worker import Claimed, WebhookWorker
 from tenure.store.engine import create_engine, transaction_on
 from tenure.store.migrations import upgrade
 

@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from tenure.errors import ConfigurationError, InvalidInput
-from tenure.service import webhooks
-from tenure.service.webhook_worker import next_wait, parse_schedule
+from tenure.ops import webhooks
+from tenure.ops.webhook_worker import next_wait, parse_schedule
 
 
 def fixed(*addresses: str) -> webhooks.Resolver:

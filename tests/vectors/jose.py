@@ -9,8 +9,8 @@ from typing import Any
 
 import orjson
 
+from tenure.canonical import canonical_json
 from tenure.crypto import jws
-from tenure.ledger.canonical import canonical_json
 
 from .world import TokenKey
 

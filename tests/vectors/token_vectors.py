@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from tenure.canonical import canonical_json
 from tenure.crypto import jws
-from tenure.ledger.canonical import canonical_json
 from tenure.sdk import TOKEN_TYP
 
 from . import jose

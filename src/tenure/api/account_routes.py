@@ -12,9 +12,9 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, StringConstraints
 
 from tenure.api.auditing import entry_for, submit_audited
+from tenure.api.auth import require
 from tenure.api.bodies import documented, parse_body
 from tenure.api.problems import problem_responses
-from tenure.api.roles import require
 from tenure.api.schemas import Account, AccountList, CreatedAccount, answers
 from tenure.errors import Forbidden, NotFound
 from tenure.service import accounts
@@ -60,6 +60,7 @@ async def create_account(request: Request, caller: Owner) -> JSONResponse:
         return accounts.create_in(conn, body.id, body.name, caller.id)
 
     entry = entry_for(request, caller, target=body.id)
+    # phase b: governance (a typed operation replaces the Write adapter)
     outcome = await submit_audited(request, Write(caller.account, create, entry))
     await submit_audited(request, SignRequest(body.id))
     return JSONResponse(outcome.result, status_code=201)

@@ -15,13 +15,14 @@ from starlette.concurrency import run_in_threadpool
 
 from tenure.api.approval_routes import request_approval
 from tenure.api.auditing import entry_for, submit_audited
+from tenure.api.auth import require
 from tenure.api.bodies import documented, parse_body
 from tenure.api.problems import problem_responses
-from tenure.api.roles import manageable_roles, require, require_may_manage
 from tenure.api.schemas import NEEDS_APPROVAL, ApiKey, ApiKeyList, CreatedApiKey, Role, answers
 from tenure.service import apikeys, approvals
 from tenure.service.apikeys import Principal
 from tenure.service.ledger import Write
+from tenure.service.policy import manageable_roles, require_may_manage
 
 router = APIRouter(prefix="/v1", tags=["apikeys"], responses=problem_responses(401, 403))
 
@@ -76,6 +77,7 @@ async def create_api_key(request: Request, caller: Manager) -> JSONResponse:
         }
 
     entry = entry_for(request, caller, detail={"role": body.role})
+    # phase b: governance (a typed operation replaces the Write adapter)
     outcome = await submit_audited(request, Write(caller.account, create, entry))
     return JSONResponse(outcome.result, status_code=201)
 
@@ -124,5 +126,6 @@ async def revoke_api_key(request: Request, caller: Manager, key_id: str) -> Any:
         return apikeys.revoke_in(conn, caller.account, key_id, manageable)
 
     entry = entry_for(request, caller, target=key_id[:80])
+    # phase b: governance (a typed operation replaces the Write adapter)
     outcome = await submit_audited(request, Write(caller.account, revoke, entry))
     return outcome.result

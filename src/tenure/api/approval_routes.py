@@ -10,8 +10,7 @@ an approved action executes exactly once.
 
 from __future__ import annotations
 
-import asyncio
-import time
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -22,37 +21,29 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from tenure.api.auditing import entry_for, execute_audited, submit_audited
+from tenure.api.auth import require
 from tenure.api.bodies import documented, parse_body
 from tenure.api.problems import problem_responses
-from tenure.api.roles import POLICY, allowed, manageable_roles, require, require_may_manage
 from tenure.domain.approvals import (
     ACTIONS,
     ApprovalExpired,
     DecideApproval,
     RecordExecution,
-    RequestApproval,
 )
-from tenure.domain.commands import Command, RecordRestore
+from tenure.domain.commands import Command
 from tenure.domain.events import Actor
 from tenure.domain.timefmt import format_time
-from tenure.durability import epochs
-from tenure.durability.shipping import site_end
-from tenure.durability.sites import open_site
-from tenure.errors import Conflict, Forbidden, TenureError
+from tenure.errors import Forbidden, TenureError
 from tenure.service import apikeys
 from tenure.service import approvals as service
 from tenure.service.apikeys import Principal
-from tenure.service.ledger import Outcome, SignRequest, Submission, Write
-from tenure.service.runtime import Runtime
-from tenure.store import sql
-from tenure.store.engine import read_transaction
+from tenure.service.ledger import Outcome, Submission, Write
+from tenure.service.policy import POLICY, allowed, manageable_roles, require_may_manage
 
 router = APIRouter(prefix="/v1", tags=["approvals"], responses=problem_responses(401, 403))
 Reader = Annotated[Principal, Depends(require("approval.read"))]
 Decider = Annotated[Principal, Depends(require("approval.decide"))]
 MAX_BODY_BYTES = 4 * 1024
-SITE_WAIT_SECONDS = 30.0
-"""How long an approved restore waits for the site to hold the live ledger."""
 
 
 class DecisionIn(BaseModel):
@@ -75,13 +66,6 @@ def _submission(caller: Principal, command: Command, reason: str | None) -> Subm
     return Submission(caller.account, command, _actor(caller), reason=reason)
 
 
-def _request_command(
-    request: Request, caller: Principal, action: str, target: str, payload: dict[str, Any]
-) -> RequestApproval:
-    hours = request.app.state.runtime.settings.approval_ttl_hours
-    return RequestApproval(action, target, caller.id, hours * 3600, payload)
-
-
 def _accepted(outcome: Outcome) -> JSONResponse:
     return JSONResponse({"approval": outcome.result}, status_code=202)
 
@@ -96,8 +80,9 @@ async def request_approval(
 ) -> JSONResponse:
     """Record an ``approval.requested`` for ``action`` → 202 ``{"approval": {...}}``.
     ``payload`` is what executing it needs: never secrets or personal data."""
-    command = _request_command(request, caller, action, target, payload)
-    return _accepted(await submit_audited(request, _submission(caller, command, reason)))
+    settings = request.app.state.runtime.settings
+    submission = service.approval_request(settings, caller, action, target, payload, reason)
+    return _accepted(await submit_audited(request, submission))
 
 
 def request_approval_in_thread(
@@ -109,8 +94,9 @@ def request_approval_in_thread(
     reason: str | None,
 ) -> dict[str, Any]:
     """``request_approval`` for code in the thread pool → the approval."""
-    command = _request_command(request, caller, action, target, payload)
-    return execute_audited(request, _submission(caller, command, reason)).result
+    settings = request.app.state.runtime.settings
+    submission = service.approval_request(settings, caller, action, target, payload, reason)
+    return execute_audited(request, submission).result
 
 
 @router.get("/approvals", response_model=None, responses=problem_responses(400))
@@ -209,39 +195,29 @@ async def reject(request: Request, caller: Decider, approval: str) -> dict[str, 
 async def _execute(
     request: Request, caller: Principal, row: dict[str, Any], reason: str
 ) -> dict[str, Any]:
-    """Run an approved action that is not ledger events, then record
-    ``approval.executed`` with the approval's ``reason`` (only from ``approved``:
-    never twice)."""
-    approval, action = row["approval"], row["action"]
-    also: Command | None = None
+    """Run an approved action that is not ledger events (its executor, registered by
+    the composition root), then record ``approval.executed`` with the approval's
+    ``reason`` (only from ``approved``: never twice)."""
+    approval = row["approval"]
+    executors: service.Executors[Request] = request.app.state.executors
     try:
-        if action == "keys.rotate":
-            result = await _rotate_keys(request, caller)
-        elif action == "apikey.revoke":
-            result = await _revoke_key(request, caller, row["payload"]["key_id"])
-        else:
-            report = await _restore(request, caller, row["payload"]["site"])
-            result = report.to_json()
-            also = RecordRestore(
-                row["payload"]["site"],
-                report.size,
-                report.root,
-                report.digest,
-                report.snapshot,
-                report.replaced,
-            )
+        execution = await executors.execute(row["action"], request, caller, row["payload"])
     except TenureError as exc:
         failed = RecordExecution(approval, "failed", exc.message[:500])
         done = await submit_audited(request, _submission(caller, failed, reason))
         return {"approval": done.result, "error": {"code": exc.code, "detail": exc.message}}
-    command = RecordExecution(approval, "succeeded", None, also)
+    result = execution.result
+    command = RecordExecution(approval, "succeeded", None, execution.also)
     done = await submit_audited(request, _submission(caller, command, reason))
-    if also is not None:
+    if execution.also is not None:
         result["event"] = done.events[0].seq
     return {"approval": done.result, "result": result}
 
 
-async def _rotate_keys(request: Request, caller: Principal) -> dict[str, Any]:
+async def rotate_keys(
+    request: Request, caller: Principal, payload: Mapping[str, Any]
+) -> service.Execution:
+    """The executor of an approved ``keys.rotate``: rotate the token signing key."""
     keyring = request.app.state.runtime.keyring()
     now = datetime.now(UTC)
 
@@ -249,41 +225,21 @@ async def _rotate_keys(request: Request, caller: Principal) -> dict[str, Any]:
         result: dict[str, Any] = keyring.rotate_in(conn, caller.account, now)
         return result
 
+    # phase b: governance (a typed operation replaces the Write adapter)
     write = Write(caller.account, rotate, entry_for(request, caller, target="keys.rotate"))
-    return (await submit_audited(request, write)).result
+    return service.Execution((await submit_audited(request, write)).result)
 
 
-async def _revoke_key(request: Request, caller: Principal, key_id: str) -> dict[str, Any]:
+async def revoke_key(
+    request: Request, caller: Principal, payload: Mapping[str, Any]
+) -> service.Execution:
+    """The executor of an approved ``apikey.revoke``: revoke the key ``key_id``."""
     manageable = manageable_roles(caller)
+    key_id = payload["key_id"]
 
     def revoke(conn: sa.Connection) -> dict[str, Any]:
         return apikeys.revoke_in(conn, caller.account, key_id, manageable)
 
+    # phase b: governance (a typed operation replaces the Write adapter)
     write = Write(caller.account, revoke, entry_for(request, caller, target=key_id[:80]))
-    return (await submit_audited(request, write)).result
-
-
-async def _restore(request: Request, caller: Principal, url: str) -> Any:
-    """Sign the live ledger (approval events included), wait until the site holds
-    it (a restore must extend the live ledger), then restore from the site."""
-    from tenure.api.durability_routes import restore_from_site  # that module imports this one
-
-    runtime: Runtime = request.app.state.runtime
-    account = caller.account
-    await asyncio.wrap_future(request.app.state.ledger.submit(SignRequest(account)))
-    await run_in_threadpool(_wait_for_site, runtime, account, url)
-    return await restore_from_site(runtime, account, url)
-
-
-def _wait_for_site(runtime: Runtime, account: str, url: str) -> None:
-    with read_transaction(runtime.engine) as conn:
-        head = sql.read_head(conn, account)
-    size = head.size if head else 0
-    site = open_site(url)
-    deadline = time.monotonic() + max(SITE_WAIT_SECONDS, 5 * runtime.settings.ship_interval_seconds)
-    while time.monotonic() < deadline:
-        where = epochs.namespace(account, epochs.current(site, account))
-        if site_end(site, where) >= size:
-            return
-        time.sleep(min(0.2, runtime.settings.ship_interval_seconds))
-    raise Conflict(f"{url} did not receive the live ledger ({size} events) in time")
+    return service.Execution((await submit_audited(request, write)).result)

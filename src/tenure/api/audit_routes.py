@@ -7,8 +7,8 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 
+from tenure.api.auth import require
 from tenure.api.problems import problem_responses
-from tenure.api.roles import require
 from tenure.api.schemas import AuditHead, AuditPage, answers
 from tenure.service import audit
 from tenure.service.apikeys import Principal

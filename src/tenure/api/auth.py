@@ -13,6 +13,7 @@ from tenure.api.auditing import set_principal
 from tenure.errors import Forbidden, Unauthenticated
 from tenure.service.apikeys import Principal, authenticate
 from tenure.service.checks import LicenseHolder, authenticate_license
+from tenure.service.policy import POLICY, authorize
 
 SECURITY_SCHEMES: dict[str, Any] = {
     "apiKey": {
@@ -99,7 +100,6 @@ def key_or_license(action: str) -> Callable[[Request], Awaitable[CheckCaller]]:
 
     Async, so that its one indexed read runs on the event loop (see
     ``tenure.api.check_routes``)."""
-    from tenure.api.roles import authorize  # roles imports this module
 
     async def dependency(request: Request) -> CheckCaller:
         scheme, _, credential = request.headers.get("authorization", "").partition(" ")
@@ -116,4 +116,20 @@ def key_or_license(action: str) -> Callable[[Request], Awaitable[CheckCaller]]:
         raise Unauthenticated("send Authorization: Bearer <api key> or License <license key>")
 
     dependency.__name__ = f"key_or_license_{action.replace('.', '_')}"
+    return dependency
+
+
+def require(action: str) -> Callable[[Principal], Principal]:
+    """A FastAPI dependency: the caller's principal if its role may perform ``action``.
+
+    Use as ``caller: Annotated[Principal, Depends(require("license.read"))]``.
+    """
+    if action not in POLICY:
+        raise KeyError(f"unknown action {action!r}: add it to tenure.service.policy.POLICY")
+
+    def dependency(caller: Caller) -> Principal:
+        authorize(caller, action)
+        return caller
+
+    dependency.__name__ = f"require_{action.replace('.', '_')}"
     return dependency

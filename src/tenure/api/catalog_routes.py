@@ -13,9 +13,9 @@ from starlette.concurrency import run_in_threadpool
 from tenure.api import problems
 from tenure.api.approval_routes import request_approval, request_approval_in_thread
 from tenure.api.auditing import execute_audited, note_problem
+from tenure.api.auth import require
 from tenure.api.bodies import documented, parse_body
 from tenure.api.problems import problem_responses
-from tenure.api.roles import require
 from tenure.api.schemas import NEEDS_APPROVAL, answers
 from tenure.api.schemas import CatalogDiff as CatalogDiffBody
 from tenure.domain.catalog import Catalog, CatalogDiff, diff_catalog

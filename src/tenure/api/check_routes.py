@@ -28,7 +28,8 @@ from tenure.api.auth import API_KEY_OR_LICENSE, CheckCaller, key_or_license
 from tenure.api.bodies import documented, parse_body
 from tenure.api.problems import problem_responses
 from tenure.api.schemas import CheckAnswer, CheckResults, answers
-from tenure.observability import counters, metrics, tracing
+from tenure.observability import metrics, tracing
+from tenure.ops import counters
 from tenure.service import checks
 from tenure.service.audit import AuditEntry, short_hash
 from tenure.service.checks import MAX_BATCH, CheckItem, Decided

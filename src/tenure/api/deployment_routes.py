@@ -3,7 +3,7 @@
 ``POST /v1/deployments/{id}/reports`` stores what an installation enforces (the
 ``agent`` role is the intended caller); ``GET /v1/deployments`` and
 ``/v1/deployments/{id}`` show the latest reports. ``GET /v1/drift`` lists open
-findings of the reconciler (``tenure.service.reconcile``) and ``POST
+findings of the reconciler (``tenure.ops.reconcile``) and ``POST
 /v1/drift/reconcile`` runs a pass now.
 """
 
@@ -16,15 +16,15 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
+from tenure.api.auth import require
 from tenure.api.bodies import documented, parse_body
 from tenure.api.problems import problem_responses
-from tenure.api.roles import require
 from tenure.api.schemas import Deployment, DeploymentList, DriftList, DriftPass, answers
-from tenure.service import deployments as service
-from tenure.service import reconcile
+from tenure.ops import deployments as service
+from tenure.ops import reconcile
+from tenure.ops.deployments import Report
 from tenure.service.apikeys import Principal
-from tenure.service.deployments import Report
-from tenure.service.runtime import Runtime
+from tenure.service.context import ServiceContext
 
 router = APIRouter(prefix="/v1", tags=["deployments"], responses=problem_responses(401, 403))
 Reporter = Annotated[Principal, Depends(require("deployment.report"))]
@@ -117,7 +117,7 @@ def list_drift(
 async def reconcile_now(request: Request, caller: Reconciler) -> dict[str, Any]:
     """Run a reconciliation pass now → its summary (``by_kind`` counts, reports,
     activations, findings, corrections, duration)."""
-    runtime: Runtime = request.app.state.runtime
+    runtime: ServiceContext = request.app.state.runtime
     policy = reconcile.DriftPolicy.from_settings(runtime.settings)
     ledger = request.app.state.ledger
     summary: dict[str, Any] = await run_in_threadpool(

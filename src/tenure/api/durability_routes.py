@@ -4,6 +4,8 @@ against the RPO setting) and when shipping last succeeded. ``GET /v1/drills/late
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Mapping
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
@@ -12,19 +14,18 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from tenure.api.approval_routes import request_approval
+from tenure.api.auth import require
 from tenure.api.bodies import documented, parse_body
 from tenure.api.problems import problem_responses
-from tenure.api.roles import require
 from tenure.api.schemas import NEEDS_APPROVAL
-from tenure.durability import drill
-from tenure.durability import restore as restoring
+from tenure.domain.commands import RecordRestore
+from tenure.durability import drill, live
 from tenure.durability.shipping import Shipper
-from tenure.durability.sites import open_site
-from tenure.errors import InvalidInput, NotFound, TenureError
+from tenure.errors import InvalidInput, NotFound
 from tenure.service.apikeys import Principal
-from tenure.service.personal import reapply_erasures
-from tenure.service.runtime import Runtime
-from tenure.store.engine import write_transaction
+from tenure.service.approvals import Execution
+from tenure.service.context import ServiceContext
+from tenure.service.ledger import SignRequest
 
 router = APIRouter(prefix="/v1", tags=["durability"], responses=problem_responses(401, 403))
 Reader = Annotated[Principal, Depends(require("durability.read"))]
@@ -65,29 +66,22 @@ class RestoreIn(BaseModel):
     site: Annotated[str, Field(min_length=1, max_length=500)] | None = None
 
 
-async def restore_from_site(runtime: Runtime, account: str, url: str) -> restoring.RestoreReport:
-    """Restore ``account`` of the live store from the configured site ``url``: the
-    site's proven ledger replaces the store's, which it must extend (see ``tenure
-    restore --replace``); the projection is rebuilt and proven. Raises
-    ``RestoreRefused`` when the site cannot prove a restore or the store has events
-    the site lacks. The caller records ``ledger.restored``."""
-    verifier = runtime.ledger_signer(account)[1].verifier
-
-    def run() -> restoring.RestoreReport:
-        try:
-            proven = restoring.prove(open_site(url), account, [verifier])
-            with write_transaction(runtime.engine) as conn:
-                replaced = restoring.apply(conn, proven, [verifier], replace=True)
-            return restoring.check(runtime.engine, proven, replaced)
-        except restoring.RestoreRefused:
-            raise
-        except TenureError as exc:  # a site that is down or does not prove itself
-            raise restoring.RestoreRefused(f"{url}: {exc.message}") from exc
-
-    report = await run_in_threadpool(run)
-    if runtime.personal is not None:  # a restore never brings erased personal data back
-        await run_in_threadpool(reapply_erasures, runtime.engine, runtime.personal.datakeys)
-    return report
+async def execute_restore(
+    request: Request, caller: Principal, payload: Mapping[str, Any]
+) -> Execution:
+    """The executor of an approved ``restore`` (registered by ``tenure.app``): sign
+    the live ledger (approval events included), wait until the site holds it (a
+    restore must extend the live ledger), then restore from the site
+    (``tenure.durability.live``) → the report and the ``ledger.restored`` command."""
+    runtime: ServiceContext = request.app.state.runtime
+    account, url = caller.account, payload["site"]
+    await asyncio.wrap_future(request.app.state.ledger.submit(SignRequest(account)))
+    await run_in_threadpool(live.wait_for_site, runtime, account, url)
+    report = await run_in_threadpool(live.restore_from_site, runtime, account, url)
+    also = RecordRestore(
+        url, report.size, report.root, report.digest, report.snapshot, report.replaced
+    )
+    return Execution(report.to_json(), also)
 
 
 @router.post(
@@ -108,7 +102,7 @@ async def restore_live(request: Request, caller: Restorer) -> JSONResponse:
     ``approval.executed``. The approval fails with ``restore_refused`` when the site
     cannot prove a restore or the store has events the site lacks."""
     body = await parse_body(request, RestoreIn)
-    runtime: Runtime = request.app.state.runtime
+    runtime: ServiceContext = request.app.state.runtime
     urls = runtime.settings.site_urls()
     url = body.site or (urls[0] if urls else None)
     if url is None or url not in urls:

@@ -13,8 +13,8 @@ import orjson
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import PlainTextResponse, Response
 
+from tenure.api.auth import require
 from tenure.api.problems import problem_responses
-from tenure.api.roles import require
 from tenure.api.schemas import ConsistencyProof, EventsPage, InclusionProof, answers
 from tenure.service import queries
 from tenure.service.apikeys import Principal

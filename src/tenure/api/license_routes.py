@@ -9,7 +9,7 @@ the field at fault.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -27,9 +27,9 @@ from starlette.concurrency import run_in_threadpool
 
 from tenure.api.approval_routes import request_approval
 from tenure.api.auditing import submit_audited
+from tenure.api.auth import require
 from tenure.api.bodies import documented, parse_body
 from tenure.api.problems import problem_responses
-from tenure.api.roles import require
 from tenure.api.schemas import (
     NEEDS_APPROVAL,
     Customer,
@@ -55,25 +55,23 @@ from tenure.domain.commands import (
     TransferLicense,
 )
 from tenure.domain.events import (
-    Actor,
     Code,
     CustomerId,
     EntitlementKey,
     Text,
     check_entitlement_value,
 )
-from tenure.domain.timefmt import format_time
 from tenure.errors import InvalidInput, MalformedEvent
 from tenure.service import approvals, legacy_import, licensing
 from tenure.service.apikeys import Principal
-from tenure.service.ledger import Outcome, Submission
+from tenure.service.ledger import Outcome
 from tenure.service.personal import PersonalData
 
 router = APIRouter(prefix="/v1", tags=["licenses"], responses=problem_responses(401, 403))
 
 
 def _may(action: str) -> Any:
-    """The caller, if its role may perform ``action`` (see ``tenure.api.roles``)."""
+    """The caller, if its role may perform ``action`` (see ``tenure.service.policy``)."""
     return Depends(require(action))
 
 
@@ -180,13 +178,7 @@ def _read_customer(request: Request, account: str, customer: str) -> dict[str, A
 async def _submit(
     request: Request, caller: Principal, command: Command, reason: str | None
 ) -> Outcome:
-    submission = Submission(
-        caller.account,
-        command,
-        Actor(caller.id, caller.role, "api_key"),
-        reason=reason,
-        idempotency_key=_idempotency_key(request),
-    )
+    submission = licensing.change_submission(caller, command, reason, _idempotency_key(request))
     return await submit_audited(request, submission)
 
 
@@ -407,8 +399,7 @@ async def change_license(
     request: Request, caller: Principal, serial: str, command: Command, reason: str | None
 ) -> dict[str, Any]:
     """Append ``command`` (with ``reason``) as ``caller`` through the ledger writer,
-    audited there, and answer the license as it is after. The routes below and the
-    console's actions (``tenure.console.routes``) share it."""
+    audited there, and answer the license as it is after."""
     await _submit(request, caller, command, reason)
     return await _license_after(request, caller, serial)
 
@@ -445,18 +436,13 @@ async def reinstate_license(
 async def revoke_needs_approval(request: Request, caller: Principal, serial: str) -> bool:
     """The two-person rule of a revocation (docs/approvals.md): would revoking
     ``serial`` cross ``TENURE_APPROVAL_REVOKE_THRESHOLD`` revocations within
-    ``TENURE_APPROVAL_REVOKE_WINDOW_MINUTES``? The API route and the console ask it."""
+    ``TENURE_APPROVAL_REVOKE_WINDOW_MINUTES``? (``tenure.service.approvals.revoke_gated``,
+    which the console asks too.)"""
     settings = request.app.state.runtime.settings
-    since = format_time(
-        datetime.now(UTC) - timedelta(minutes=settings.approval_revoke_window_minutes)
-    )
+    now = datetime.now(UTC)
+    engine = _engine(request)
     gated: bool = await run_in_threadpool(
-        approvals.revoke_needs_approval,
-        _engine(request),
-        caller.account,
-        serial,
-        settings.approval_revoke_threshold,
-        since,
+        approvals.revoke_gated, engine, settings, caller.account, serial, now
     )
     return gated
 

@@ -1,7 +1,7 @@
 """Hardening at the ASGI edge: security headers, a body limit for every route, and
 rate limits (token buckets) on checks, activations and authentication failures.
 
-Three pure-ASGI middlewares, outermost first (``tenure.api.app`` installs them):
+Three pure-ASGI middlewares, outermost first (``tenure.app.factory`` installs them):
 
 - ``SecurityHeaders`` adds the headers every response carries (HSTS when the request
   came over TLS, ``Content-Security-Policy`` on HTML, ``Cache-Control: no-store`` on

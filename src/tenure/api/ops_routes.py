@@ -14,14 +14,15 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.concurrency import run_in_threadpool
 
 from tenure import __version__
+from tenure.api.auth import require
 from tenure.api.problems import problem_responses
-from tenure.api.roles import require
 from tenure.api.schemas import Health, Readiness, SloAnswer, answers
 from tenure.errors import Unauthenticated
-from tenure.observability import health, metrics, slo
-from tenure.observability.state import sample_shipper
+from tenure.observability import metrics
+from tenure.ops import health, scrape, slo
+from tenure.ops.gauges import sample_shipper
 from tenure.service.apikeys import Principal
-from tenure.service.runtime import Runtime
+from tenure.service.context import ServiceContext
 from tenure.store import sql
 from tenure.store.engine import read_transaction
 
@@ -72,14 +73,14 @@ async def metrics_text(request: Request) -> Response:
     """Prometheus metrics (docs/observability.md): process metrics of every worker and
     the state metrics read from the store. Open unless ``metrics_token`` is set; then
     ``Authorization: Bearer <metrics_token>``."""
-    runtime: Runtime = request.app.state.runtime
+    runtime: ServiceContext = request.app.state.runtime
     _require_metrics_token(request, runtime)
     sample_shipper(request.app.state.shipper)
     body = await run_in_threadpool(_scrape, runtime)
     return Response(body, media_type=CONTENT_TYPE_LATEST)
 
 
-def _require_metrics_token(request: Request, runtime: Runtime) -> None:
+def _require_metrics_token(request: Request, runtime: ServiceContext) -> None:
     token = runtime.settings.metrics_token
     if token is None:
         return
@@ -89,10 +90,10 @@ def _require_metrics_token(request: Request, runtime: Runtime) -> None:
         raise Unauthenticated("send Authorization: Bearer <metrics token>")
 
 
-def _scrape(runtime: Runtime) -> bytes:
+def _scrape(runtime: ServiceContext) -> bytes:
     with read_transaction(runtime.engine) as conn:
         accounts = set(sql.accounts(conn)) | {runtime.settings.default_account}
-        state = metrics.read_state(conn, sorted(accounts))
+        state = scrape.read_state(conn, sorted(accounts))
     return metrics.exposition(state, with_process=runtime.settings.metrics_enabled)
 
 

@@ -9,10 +9,8 @@ refuses is 400 ``unstorable_value``. Any other database error stays a 500.
 from __future__ import annotations
 
 import logging
-import sqlite3
 from typing import Any
 
-import sqlalchemy as sa
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -35,14 +33,14 @@ from tenure.errors import (
     Unauthenticated,
     UnstorableValue,
 )
-from tenure.store.failures import is_unavailable, is_unstorable
+from tenure.store.failures import database_errors, is_unavailable, is_unstorable
 
 _log = logging.getLogger("tenure.api")
 
 PROBLEM = "application/problem+json"
 TYPE_BASE = "https://tenure.dev/problems/"
 PROBLEM_SCHEMA_REF = f"#/components/schemas/{Problem.__name__}"
-"""Where the error responses find ``Problem`` (``tenure.api.app`` puts it there)."""
+"""Where the error responses find ``Problem`` (``tenure.app.factory`` puts it there)."""
 
 _MEANING = {
     400: "Invalid input: a malformed body, parameter or header; `field` names it",
@@ -142,14 +140,6 @@ def _database_problem(request: Request, exc: Exception) -> JSONResponse:
     return problem(status_of(error), error.code, error.code.replace("_", " "), error.message)
 
 
-def _database_errors() -> tuple[type[Exception], ...]:
-    """What drivers and SQLAlchemy raise. The raw statements of the hot paths
-    (``tenure.store.raw``) raise the drivers' own errors, not SQLAlchemy's."""
-    import psycopg  # when an app is built, not when the CLI imports this module
-
-    return sa.exc.SQLAlchemyError, sqlite3.Error, psycopg.Error
-
-
 def install(app: FastAPI) -> None:
     @app.exception_handler(TenureError)
     async def _tenure(request: Request, exc: TenureError) -> JSONResponse:
@@ -158,7 +148,7 @@ def install(app: FastAPI) -> None:
         status = status_of(exc)
         return problem(status, exc.code, exc.code.replace("_", " "), exc.message, **extra)
 
-    for database_error in _database_errors():
+    for database_error in database_errors():
         app.add_exception_handler(database_error, _database_problem)
 
     @app.exception_handler(RequestValidationError)

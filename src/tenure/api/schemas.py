@@ -549,7 +549,7 @@ class DriftList(Doc):
 
 
 class ReadyCheck(Doc):
-    """One readiness check (``tenure.observability.health.Check``)."""
+    """One readiness check (``tenure.ops.health.Check``)."""
 
     name: str
     ok: bool
@@ -567,7 +567,7 @@ class Readiness(Doc):
 
 
 class SloAnswer(Doc):
-    """``tenure.observability.slo.SloReport``: both check objectives over the window."""
+    """``tenure.ops.slo.SloReport``: both check objectives over the window."""
 
     objective_availability: float
     objective_latency_ms: float

@@ -22,10 +22,9 @@ from starlette.concurrency import run_in_threadpool
 
 from tenure.api.approval_routes import request_approval
 from tenure.api.auditing import mark_audited, submit_audited
-from tenure.api.auth import API_KEY_OR_LICENSE, CheckCaller, key_or_license
+from tenure.api.auth import API_KEY_OR_LICENSE, CheckCaller, key_or_license, require
 from tenure.api.bodies import documented, parse_body
 from tenure.api.problems import problem_responses
-from tenure.api.roles import require
 from tenure.api.schemas import (
     NEEDS_APPROVAL,
     IssuedLicenseFile,

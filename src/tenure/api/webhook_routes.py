@@ -22,13 +22,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from tenure.api.auditing import entry_for, submit_audited
+from tenure.api.auth import require
 from tenure.api.bodies import documented, parse_body
 from tenure.api.problems import problem_responses
-from tenure.api.roles import require
-from tenure.service import alerts, notices, webhooks
+from tenure.ops import alerts, notices, webhooks
 from tenure.service.apikeys import Principal
+from tenure.service.context import ServiceContext
 from tenure.service.ledger import Write
-from tenure.service.runtime import Runtime
 
 router = APIRouter(prefix="/v1", tags=["webhooks"], responses=problem_responses(401, 403))
 Manager = Annotated[Principal, Depends(require("webhook.manage"))]
@@ -50,8 +50,8 @@ class WebhookIn(BaseModel):
     description: Annotated[str, Field(max_length=500)] = ""
 
 
-def _runtime(request: Request) -> Runtime:
-    runtime: Runtime = request.app.state.runtime
+def _runtime(request: Request) -> ServiceContext:
+    runtime: ServiceContext = request.app.state.runtime
     return runtime
 
 
@@ -90,6 +90,7 @@ async def create_webhook(request: Request, caller: Manager) -> JSONResponse:
         )
 
     entry = entry_for(request, caller, detail={"events": body.events[:10]})
+    # phase b: ops (a typed operation replaces the Write adapter)
     outcome = await submit_audited(request, Write(caller.account, create, entry))
     return JSONResponse(outcome.result, status_code=201)
 
@@ -129,6 +130,7 @@ async def update_webhook(request: Request, caller: Manager, webhook: str) -> dic
         return webhooks.set_enabled(conn, caller.account, webhook, body.enabled)
 
     entry = entry_for(request, caller, target=webhook[:80], detail={"enabled": body.enabled})
+    # phase b: ops (a typed operation replaces the Write adapter)
     return (await submit_audited(request, Write(caller.account, update, entry))).result
 
 
@@ -140,6 +142,7 @@ async def delete_webhook(request: Request, caller: Manager, webhook: str) -> dic
         return webhooks.delete_webhook(conn, caller.account, webhook)
 
     entry = entry_for(request, caller, target=webhook[:80])
+    # phase b: ops (a typed operation replaces the Write adapter)
     return (await submit_audited(request, Write(caller.account, delete, entry))).result
 
 
@@ -177,6 +180,7 @@ async def retry_delivery(
         return webhooks.retry_delivery(conn, caller.account, webhook, delivery, now)
 
     entry = entry_for(request, caller, target=delivery[:80])
+    # phase b: ops (a typed operation replaces the Write adapter)
     return (await submit_audited(request, Write(caller.account, retry, entry))).result
 
 

@@ -7,11 +7,11 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
+from tenure.app.runtime import Runtime
 from tenure.cli.client import ApiKeyOption, Remote, UrlOption, emit_json, print_table
 from tenure.cli.common import DataDir, DbUrl, Output, OutputOption, emit, err, settings
 from tenure.errors import AuditTampered
 from tenure.service import audit
-from tenure.service.runtime import Runtime
 from tenure.store import sql
 from tenure.store.engine import read_transaction
 

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
+from tenure.app.runtime import Runtime
 from tenure.cli.client import ApiKeyOption, IdempotencyKeyOption, Remote, UrlOption, emit_json
 from tenure.cli.common import (
     Account,
@@ -22,7 +23,6 @@ from tenure.domain.commands import EraseCustomer
 from tenure.domain.events import Actor
 from tenure.service.ledger import Submission
 from tenure.service.personal import erase_customer
-from tenure.service.runtime import Runtime
 
 app = typer.Typer(help="Customers of the account.", no_args_is_help=True)
 

@@ -9,11 +9,11 @@ from typing import Annotated
 import typer
 
 from tenure import __version__
+from tenure.app.runtime import Runtime, sqlite_path
 from tenure.cli.common import DataDir, DbUrl, Output, OutputOption, emit, settings
 from tenure.config import Settings
+from tenure.durability import upgrades
 from tenure.durability.sites import open_sites
-from tenure.service import upgrades
-from tenure.service.runtime import Runtime, sqlite_path
 from tenure.store.engine import create_engine
 
 PRE_UPGRADE_DIR = "pre-upgrade"

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from tenure.app.runtime import Runtime
 from tenure.cli.common import (
     Account,
     DataDir,
@@ -20,7 +21,6 @@ from tenure.cli.common import (
 from tenure.errors import Conflict
 from tenure.service.demo import demo_license_keys, seed_demo
 from tenure.service.replay import digest_of
-from tenure.service.runtime import Runtime
 from tenure.store import sql
 from tenure.store.engine import read_transaction
 

@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 
+from tenure.app.runtime import Runtime, key_stores
 from tenure.cli.common import (
     Account,
     DataDir,
@@ -34,7 +35,6 @@ from tenure.ledger.note import NoteVerifier
 from tenure.service import audit
 from tenure.service.audit import AuditEntry
 from tenure.service.ledger import SignRequest, Submission
-from tenure.service.runtime import Runtime, key_stores
 from tenure.store.engine import create_engine, write_transaction
 from tenure.store.migrations import upgrade
 

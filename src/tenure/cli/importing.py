@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from tenure.app.runtime import Runtime
 from tenure.cli.common import (
     Account,
     DataDir,
@@ -20,7 +21,6 @@ from tenure.cli.common import (
 )
 from tenure.errors import InvalidInput
 from tenure.service.legacy_import import Format, ImportReport, import_rows, parse_rows
-from tenure.service.runtime import Runtime
 
 FormatOption = Annotated[
     str | None,

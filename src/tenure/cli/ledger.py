@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from tenure.app.runtime import Runtime
 from tenure.cli.common import (
     Account,
     DataDir,
@@ -22,7 +23,6 @@ from tenure.errors import LedgerTampered
 from tenure.service import queries
 from tenure.service.ledger import SignRequest
 from tenure.service.replay import digest_of
-from tenure.service.runtime import Runtime
 from tenure.service.verify import verify_ledger
 from tenure.store import sql
 from tenure.store.engine import read_transaction

@@ -12,6 +12,7 @@ from typing import Annotated
 import sqlalchemy as sa
 import typer
 
+from tenure.app.runtime import sqlite_path
 from tenure.cli.common import (
     DataDir,
     Output,
@@ -23,12 +24,11 @@ from tenure.cli.common import (
 )
 from tenure.config import MIGRATION_FILE
 from tenure.crypto.files import make_private_dir
+from tenure.durability import migration
+from tenure.durability.migration import MigrationRefused, MigrationState, Proof
+from tenure.durability.mirror import mirror_lock
+from tenure.durability.upgrades import require_current_schema
 from tenure.errors import InvalidInput
-from tenure.service import migration
-from tenure.service.migration import MigrationRefused, MigrationState, Proof
-from tenure.service.mirror import mirror_lock
-from tenure.service.runtime import sqlite_path
-from tenure.service.upgrades import require_current_schema
 from tenure.store.engine import create_engine
 from tenure.store.migrations import upgrade
 

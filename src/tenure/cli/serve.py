@@ -35,14 +35,14 @@ from cryptography import x509
 from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.supervisors import Multiprocess
 
-from tenure.api.app import create_app
+from tenure.app.factory import create_app
+from tenure.app.runtime import Runtime, sqlite_path
 from tenure.cli.common import out, settings
 from tenure.config import Settings
 from tenure.crypto.files import PRIVATE_DIR, PRIVATE_FILE, wider_than_private
 from tenure.observability.logs import resolve_log_format, uvicorn_log_config
 from tenure.observability.metrics import MULTIPROC_ENV
 from tenure.service.apikeys import BOOTSTRAP_FILE, ensure_bootstrap_owner
-from tenure.service.runtime import Runtime, sqlite_path
 
 try:
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol as _Fastest
@@ -50,7 +50,7 @@ except ImportError:  # pragma: no cover - httptools is optional for uvicorn
     _Fastest = H11Protocol  # type: ignore[misc, assignment]
 
 _TLS_VERSIONS = {"TLSv1.2": 0x0303, "TLSv1.3": 0x0304}
-APP_FACTORY = "tenure.api.app:app_from_env"
+APP_FACTORY = "tenure.app:app_from_env"
 """What each worker process imports when there are several."""
 LISTEN_BACKLOG = 2048
 """uvicorn's default ``--backlog``."""

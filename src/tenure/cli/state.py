@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from tenure.app.runtime import Runtime
 from tenure.cli.common import (
     Account,
     DataDir,
@@ -17,7 +18,6 @@ from tenure.cli.common import (
     settings,
 )
 from tenure.service.replay import digest_of, rebuild
-from tenure.service.runtime import Runtime
 
 app = typer.Typer(
     help="The projection: its state digest, and rebuilding it by replay.", no_args_is_help=True

@@ -38,10 +38,10 @@ from tenure.cli.client import (
 )
 from tenure.cli.common import Output, OutputOption, err, out
 from tenure.crypto import jws
+from tenure.crypto.trust import TrustAnchor, TrustedKeys
 from tenure.domain.activations import fingerprint_hash
 from tenure.domain.timefmt import format_time
 from tenure.errors import InvalidInput, TenureError, TokenRejected
-from tenure.sdk.trust import TrustAnchor, TrustedKeys
 
 TYP = "tenure-offline+jwt"
 EXIT_REJECTED = 1

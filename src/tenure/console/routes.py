@@ -1,38 +1,38 @@
 """The console's HTTP side: sign-in, the session, pages and license actions.
 
 Every page authenticates the sealed API key of its session again (a revoked key
-stops working at once) and checks the role with ``tenure.api.roles.allowed``, the
+stops working at once) and checks the role with ``tenure.service.policy.allowed``, the
 same policy the API applies. Every form POST carries the session's CSRF token.
-License actions go through the API's own path (``tenure.api.license_routes``), so
+License actions build the same submissions as the API routes
+(``tenure.service.licensing.change_submission``, ``tenure.service.approvals``), so
 the ledger writer audits them exactly like API calls; refusals are audited here.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-import orjson
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
 
-from tenure.api import license_routes
-from tenure.api.approval_routes import request_approval
-from tenure.api.limits import Rate, TokenBuckets
 from tenure.console import views, web
 from tenure.console.session import COOKIE, MAX_AGE_SECONDS, SIGNIN_COOKIE
 from tenure.domain.commands import Command, ReinstateLicense, RevokeLicense, SuspendLicense
 from tenure.domain.timefmt import format_time
-from tenure.errors import NotFound, Unauthenticated
-from tenure.service import alerts, approvals, licensing, notices, reconcile
+from tenure.errors import NotFound, TenureError, Unauthenticated
+from tenure.ops import alerts, notices, reconcile
+from tenure.service import approvals, licensing
 from tenure.service.apikeys import authenticate
 from tenure.service.audit import AuditEntry
+from tenure.service.ledger import Outcome, Submission
 
 HERE = Path(__file__).parent
 MAX_REASON = 500
@@ -46,17 +46,17 @@ ACTIONS: dict[str, tuple[str, Callable[[str], Command]]] = {
 router = APIRouter(prefix="/console", include_in_schema=False)
 
 
-def install(app: FastAPI, auth_failures_per_minute: int) -> None:
+def install(
+    app: FastAPI, failures: web.FailureLimiter, status_of: Callable[[TenureError], int]
+) -> None:
     """Add the console to ``app``: its routes under ``/console``, its static files
-    under ``/console/static`` and the handlers that turn refusals into pages."""
-    per_minute = float(auth_failures_per_minute)
+    under ``/console/static`` and the handlers that turn refusals into pages.
+    ``failures`` limits failed sign-ins per client address; ``status_of`` is the
+    HTTP status of an error, the API's (the composition root gives both)."""
     templates = Jinja2Templates(directory=HERE / "templates")
     templates.env.filters["when"] = views.short_time
     templates.env.filters["day"] = views.short_day
-    app.state.console = web.Console(
-        templates,
-        TokenBuckets(Rate(per_minute / 60.0, per_minute)),
-    )
+    app.state.console = web.Console(templates, failures, status_of)
     app.mount("/console/static", StaticFiles(directory=HERE / "static"), name="console-static")
     app.include_router(router)
     app.add_exception_handler(web.ConsolePage, web.error_page)
@@ -167,7 +167,7 @@ def licenses(
     web.require(session, "license.read")
     engine, account = web.runtime_of(request).engine, session.principal.account
     search = {"serial": serial.strip(), "customer": customer.strip(), "status": status}
-    with web.as_page():
+    with web.as_page(request):
         if search["serial"]:
             try:
                 found = [licensing.get_license(engine, account, search["serial"])]
@@ -203,7 +203,7 @@ def license_page(request: Request, serial: str, done: str = "", approval: str = 
     session = web.session_of(request)
     web.require(session, "license.read")
     runtime, account, now = web.runtime_of(request), session.principal.account, _now()
-    with web.as_page():
+    with web.as_page(request):
         detail = views.license_detail(runtime.engine, runtime.personal, account, serial, now)
         history = views.license_history_with_proofs(runtime.engine, account, serial)
     status = detail["license"]["status"]
@@ -239,18 +239,24 @@ async def license_action(request: Request, serial: str, action: str) -> Response
     reason = fields.get("reason", "").strip()
     if not reason or len(reason) > MAX_REASON:
         raise web.ConsolePage(400, f"A reason (1 to {MAX_REASON} characters) is required.")
-    caller = session.principal
-    with web.as_page():
-        if action == "revoke" and await license_routes.revoke_needs_approval(
-            request, caller, serial
+    caller, runtime = session.principal, web.runtime_of(request)
+    with web.as_page(request):
+        if action == "revoke" and await run_in_threadpool(
+            approvals.revoke_gated, runtime.engine, runtime.settings, caller.account, serial, _now()
         ):
-            answer = await request_approval(
-                request, caller, "license.revoke", serial, {"serials": [serial]}, reason
+            payload = {"serials": [serial]}
+            asked = approvals.approval_request(
+                runtime.settings, caller, "license.revoke", serial, payload, reason
             )
-            pending = orjson.loads(answer.body)["approval"]["approval"]
+            pending = (await _submit(request, asked)).result["approval"]
             return _back_to(serial, approval=str(pending))
-        await license_routes.change_license(request, caller, serial, command, reason)
+        await _submit(request, licensing.change_submission(caller, command, reason))
     return _back_to(serial, done=action)
+
+
+async def _submit(request: Request, submission: Submission) -> Outcome:
+    """Send ``submission`` to the ledger writer, which audits it."""
+    return await asyncio.wrap_future(request.app.state.ledger.submit(submission))
 
 
 def _back_to(serial: str, **query: str) -> Response:
@@ -279,7 +285,7 @@ def customers(request: Request, q: str = "", after: str = "") -> Response:
     session = web.session_of(request)
     web.require(session, "customer.read")
     runtime = web.runtime_of(request)
-    with web.as_page():
+    with web.as_page(request):
         rows, more = views.customers_page(
             runtime.engine, runtime.personal, session.principal.account, after or None, q.strip()
         )
@@ -302,7 +308,7 @@ def approvals_page(request: Request, status: str = "") -> Response:
     session = web.session_of(request)
     web.require(session, "approval.read")
     engine, account = web.runtime_of(request).engine, session.principal.account
-    with web.as_page():
+    with web.as_page(request):
         rows = approvals.list_approvals(engine, account, format_time(_now()), status or None)
     return web.render(
         request,
@@ -319,7 +325,7 @@ def drift(request: Request, kind: str = "") -> Response:
     session = web.session_of(request)
     web.require(session, "drift.read")
     engine, account = web.runtime_of(request).engine, session.principal.account
-    with web.as_page():
+    with web.as_page(request):
         rows = reconcile.list_drift(engine, account, kind or None, 100)
     return web.render(
         request,

@@ -21,7 +21,7 @@ from tenure.domain.timefmt import format_time
 from tenure.durability import drill
 from tenure.durability.shipping import Shipper
 from tenure.ledger.merkle import inclusion_proof
-from tenure.observability.slo import slo_report
+from tenure.ops.slo import slo_report
 from tenure.service import audit, licensing, queries
 from tenure.service.activations import license_activations
 from tenure.service.personal import PersonalData
@@ -164,7 +164,7 @@ def durability_status(
 
 
 def slo_panel(engine: sa.Engine, account: str, now: datetime) -> dict[str, Any]:
-    """The SLO report (``tenure.observability.slo.slo_report``) as a dict."""
+    """The SLO report (``tenure.ops.slo.slo_report``) as a dict."""
     return asdict(slo_report(engine, account, now))
 
 

@@ -3,19 +3,16 @@ error pages and form parsing. Pages and actions live in ``tenure.console.routes`
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from tenure.api.limits import TokenBuckets
-from tenure.api.problems import status_of
-from tenure.api.roles import allowed
 from tenure.console.session import (
     COOKIE,
     SIGNIN_COOKIE,
@@ -27,7 +24,8 @@ from tenure.crypto.keystore import load_master_key
 from tenure.domain.storable import text_problem
 from tenure.errors import TenureError, Unauthenticated
 from tenure.service.apikeys import Principal, authenticate
-from tenure.service.runtime import Runtime
+from tenure.service.context import ServiceContext
+from tenure.service.policy import allowed
 
 NAV = (
     ("overview", "Overview", "ops.read"),
@@ -54,16 +52,30 @@ class SignInRequired(Exception):
     """No session, an expired one, or a key that no longer authenticates."""
 
 
+class FailureLimiter(Protocol):
+    """Failed sign-ins per client address (``tenure.api.limits.TokenBuckets``)."""
+
+    def take(self, key: str) -> float:
+        """Count one failure of ``key``: 0.0 if allowed, else seconds to wait."""
+        ...
+
+    def wait(self, key: str) -> float:
+        """Seconds until ``key`` may try again (0.0: now), counting nothing."""
+        ...
+
+
 @dataclass
 class Console:
-    """What the console keeps per app: templates, the session sealer (built on first
-    use, once the runtime has the data dir), and sign-in failure buckets."""
+    """What the console keeps per app: templates, sign-in failure buckets, the HTTP
+    status of an error (the API's mapping) and the session sealer (built on first
+    use, once the runtime has the data dir)."""
 
     templates: Jinja2Templates
-    failures: TokenBuckets
+    failures: FailureLimiter
+    status_of: Callable[[TenureError], int]
     sealer: SessionSealer | None = field(default=None)
 
-    def session_sealer(self, runtime: Runtime) -> SessionSealer:
+    def session_sealer(self, runtime: ServiceContext) -> SessionSealer:
         if self.sealer is None:
             settings = runtime.settings
             secret = settings.master_key.get_secret_value() if settings.master_key else None
@@ -88,8 +100,8 @@ def console_of(request: Request) -> Console:
     return console
 
 
-def runtime_of(request: Request) -> Runtime:
-    runtime: Runtime = request.app.state.runtime
+def runtime_of(request: Request) -> ServiceContext:
+    runtime: ServiceContext = request.app.state.runtime
     return runtime
 
 
@@ -118,12 +130,12 @@ def require(session: Session, action: str) -> None:
 
 
 @contextmanager
-def as_page() -> Iterator[None]:
+def as_page(request: Request) -> Iterator[None]:
     """Service errors become error pages with the status the API would answer."""
     try:
         yield
     except TenureError as exc:
-        raise ConsolePage(status_of(exc), exc.message) from exc
+        raise ConsolePage(console_of(request).status_of(exc), exc.message) from exc
 
 
 def nav(session: Session | None) -> list[dict[str, str]]:

@@ -24,10 +24,10 @@ from pathlib import Path
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from tenure.canonical import canonical_json
 from tenure.crypto.files import write_atomic
 from tenure.crypto.keystore import derive_key
 from tenure.errors import ConfigurationError, InvalidInput
-from tenure.ledger.canonical import canonical_json
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 _WRAP_VERSION = b"tdk1"

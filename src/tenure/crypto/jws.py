@@ -31,8 +31,8 @@ import orjson
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from tenure.canonical import canonical_json
 from tenure.errors import InvalidInput, TokenRejected
-from tenure.ledger.canonical import canonical_json
 from tenure.ledger.note import Ed25519Signer
 
 ALG = "EdDSA"

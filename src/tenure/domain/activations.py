@@ -17,13 +17,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
+from tenure.canonical import canonical_json
 from tenure.domain.commands import Command, Context, Decision, Draft
 from tenure.domain.decisions import license_status
 from tenure.domain.projector import effective_entitlements
 from tenure.domain.state import Row, StateView
 from tenure.domain.timefmt import format_time, parse_duration, parse_time
 from tenure.errors import Conflict, NotFound
-from tenure.ledger.canonical import canonical_json
 
 USABLE_STATUSES = frozenset({"active", "in_grace"})
 

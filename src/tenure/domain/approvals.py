@@ -47,7 +47,7 @@ ACTIONS: dict[str, str] = {
     "catalog.apply": "catalog.apply",
     "apikey.revoke": "apikey.manage",
 }
-"""Gated action → the policy action (``tenure.api.roles.POLICY``) whose roles, or
+"""Gated action → the policy action (``tenure.service.policy.POLICY``) whose roles, or
 the owner, may approve or reject it."""
 
 LEDGER_ACTIONS = frozenset({"license.revoke", "plan.retire", "catalog.apply"})

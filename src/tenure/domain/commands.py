@@ -18,10 +18,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar
 
+from tenure.canonical import canonical_json
 from tenure.domain.state import Row, StateView
 from tenure.domain.timefmt import format_time, parse_duration, parse_time
 from tenure.errors import Conflict, InvalidInput, NotFound
-from tenure.ledger.canonical import canonical_json
 
 
 @dataclass(frozen=True)

@@ -22,9 +22,9 @@ from pydantic import (
     ValidationError,
 )
 
+from tenure.canonical import canonical_json
 from tenure.domain.timefmt import is_time, parse_duration
 from tenure.errors import InvalidInput, MalformedEvent, UnknownEventType
-from tenure.ledger.canonical import canonical_json
 
 Code = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$")]
 Serial = Annotated[str, StringConstraints(pattern=r"^TNR-[A-Z2-7]{5}(-[A-Z2-7]{5}){3}$")]

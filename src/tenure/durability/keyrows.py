@@ -19,9 +19,9 @@ from typing import Any
 import orjson
 import sqlalchemy as sa
 
+from tenure.canonical import canonical_json
 from tenure.durability.sites import Site
 from tenure.errors import TenureError
-from tenure.ledger.canonical import canonical_json
 from tenure.ledger.note import NoteSigner, NoteVerifier, open_note, sign_note
 from tenure.store import tables as t
 

@@ -103,6 +103,7 @@ class Shipper:
         this store holds the shipper lock."""
         if not self._sites or (self._lock is not None and not self._lock.acquire()):
             return False
+        # phase b: durability (a tenure.workers.Worker replaces this hand-rolled thread)
         self._thread = threading.Thread(target=self._run, name="tenure-shipper", daemon=True)
         self._thread.start()
         return True

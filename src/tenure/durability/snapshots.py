@@ -35,11 +35,11 @@ from typing import Any
 import orjson
 import sqlalchemy as sa
 
+from tenure.canonical import canonical_json
 from tenure.domain.state import TABLE_ORDER, TABLES, MemoryState, Row
 from tenure.durability import epochs
 from tenure.durability.sites import Site
 from tenure.errors import TenureError
-from tenure.ledger.canonical import canonical_json
 from tenure.ledger.checkpoint import Checkpoint, open_checkpoint, sign_checkpoint
 from tenure.ledger.merkle import EMPTY_ROOT, tree_hash
 from tenure.ledger.note import NoteSigner, NoteVerifier, open_note, sign_note

@@ -12,7 +12,7 @@ import hashlib
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from tenure.ledger.canonical import canonical_json
+from tenure.canonical import canonical_json
 
 
 def state_digest(tables: Iterable[tuple[str, Iterable[Mapping[str, Any]]]]) -> str:

@@ -15,9 +15,8 @@ Two kinds:
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 
-import sqlalchemy as sa
 from prometheus_client import (
     REGISTRY,
     CollectorRegistry,
@@ -160,24 +159,6 @@ class _Families(Collector):
         return self._families
 
 
-def read_state(conn: sa.Connection, accounts: Iterable[str]) -> list[Metric]:
-    """Every registered state source's metrics for each of ``accounts``, each sample
-    labelled with its ``account`` (added where a source left it out, so that two
-    accounts never give one series two values)."""
-    found: list[Metric] = []
-    for account in accounts:
-        for source in _SOURCES:
-            for metric in source(conn, account):
-                metric.samples = [
-                    s
-                    if "account" in s.labels
-                    else s._replace(labels={**s.labels, "account": account})
-                    for s in metric.samples
-                ]
-                found.append(metric)
-    return found
-
-
 def exposition(state: Iterable[Metric], with_process: bool) -> bytes:
     """The text format of the process metrics (unless ``with_process`` is false) and
     of the given state metrics."""
@@ -187,26 +168,8 @@ def exposition(state: Iterable[Metric], with_process: bool) -> bytes:
     return text
 
 
-StateSource = Callable[[sa.Connection, str], Iterable[Metric]]
-"""Reads state metrics of one account from an open read connection."""
-
-_SOURCES: list[StateSource] = []
-
-
-def state_source(source: StateSource) -> StateSource:
-    """Register ``source`` (a decorator): ``/metrics`` calls it on every scrape."""
-    if source not in _SOURCES:
-        _SOURCES.append(source)
-    return source
-
-
 def account_gauge(name: str, doc: str, account: str, value: float) -> GaugeMetricFamily:
     """A state metric: gauge ``name`` of ``account`` at ``value``."""
     family = GaugeMetricFamily(name, doc, labels=["account"])
     family.add_metric([account], value)
     return family
-
-
-def state_sources() -> tuple[StateSource, ...]:
-    """The registered state sources, in registration order."""
-    return tuple(_SOURCES)

@@ -6,7 +6,7 @@ exporter). The tracer lives here, not in OpenTelemetry's global provider: two ap
 in one process (tests) never see each other's spans, and with tracing off every
 helper below is a shared no-op context, so the hot paths pay one attribute read.
 
-Spans: one server span per HTTP request (``tenure.observability.http``), ``ledger.append``
+Spans: one server span per HTTP request (``tenure.api.observability``), ``ledger.append``
 around a write batch and ``store.commit`` around its transaction (the writer thread:
 the batch's span is a child of the first request in it and links to every other),
 ``check.decide`` and ``store.read`` in the check path.

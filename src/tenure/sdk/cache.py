@@ -26,10 +26,10 @@ from pathlib import Path
 import orjson
 
 from tenure.crypto.files import write_atomic
+from tenure.crypto.trust import JWKS_FILE, KEYSET_FILE, TrustAnchor, TrustedKeys
 from tenure.errors import InvalidInput, TokenRejected
 from tenure.sdk.decisions import Grant
 from tenure.sdk.tokens import verify_token
-from tenure.sdk.trust import JWKS_FILE, KEYSET_FILE, TrustAnchor, TrustedKeys
 
 TOKEN_FILE = "token.jws"  # noqa: S105 - a file name, not a secret
 STATE_FILE = "state.json"

@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 
+from tenure.crypto.trust import TrustAnchor, TrustedKeys
 from tenure.errors import InvalidInput, TokenRejected
 from tenure.sdk.cache import Cache, CacheState, restore
 from tenure.sdk.decisions import (
@@ -40,7 +41,6 @@ from tenure.sdk.tokens import (
     verify_revocations,
     verify_token,
 )
-from tenure.sdk.trust import TrustAnchor, TrustedKeys
 
 HTTP_TIMEOUT = 10.0
 POLL_SECONDS = 30.0

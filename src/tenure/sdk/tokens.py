@@ -2,7 +2,7 @@
 
 Pure (``now`` is a parameter). A token becomes a ``Grant`` only after ``jws.verify``
 (EdDSA only, exact header, signature, strict claims, ``sub``) with keys the client
-trusts (``tenure.sdk.trust``: vouched for by the pinned ledger key, or trusted on
+trusts (``tenure.crypto.trust``: vouched for by the pinned ledger key, or trusted on
 first use), and the SDK's own checks: ``fph`` is this device's hash, ``iss`` belongs
 to the expected account, and the claims ``check`` reads have their contract types.
 Every failure raises ``TokenRejected`` with a stable ``reason``.
@@ -17,9 +17,9 @@ from typing import Any
 import orjson
 
 from tenure.crypto import jws
+from tenure.crypto.trust import TrustedKeys
 from tenure.errors import InvalidInput, TokenRejected
 from tenure.sdk.decisions import Grant
-from tenure.sdk.trust import TrustedKeys
 
 TOKEN_TYP = "tenure-offline+jwt"  # noqa: S105 - a media type, not a secret
 REVOCATIONS_TYP = "tenure-revocations+jwt"

@@ -1,22 +1,32 @@
 """Approvals (the two-person rule, docs/approvals.md): reading requests, the
-thresholds that decide which actions need one, and recording what an executed
-approval came to. The domain rules are in ``tenure.domain.approvals``."""
+thresholds that decide which actions need one, the request itself, and the registry
+of what executes an approved action. The domain rules are in
+``tenure.domain.approvals``."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Generic, TypeVar
 
 import orjson
 import sqlalchemy as sa
 
-from tenure.domain.approvals import DecisionFacts, status_at
+from tenure.config import Settings
+from tenure.domain.approvals import DecisionFacts, RequestApproval, status_at
+from tenure.domain.commands import Command
+from tenure.domain.events import Actor
 from tenure.domain.lineage import KeyLineage, lineage_of
 from tenure.domain.state import Row
+from tenure.domain.timefmt import format_time
 from tenure.errors import Conflict, InvalidInput, NotFound
-from tenure.service.apikeys import creators
+from tenure.service.apikeys import Principal, creators
+from tenure.service.ledger import Submission
 from tenure.store import sql
 from tenure.store import tables as t
 from tenure.store.engine import read_transaction
+from tenure.store.unit import SqlStore, Store
 
 STATUSES = frozenset({"pending", "approved", "rejected", "expired", "executed", "failed"})
 
@@ -43,9 +53,10 @@ def list_approvals(
 def get_approval(engine: sa.Engine, account: str, approval: str, now: str) -> dict[str, Any]:
     """One approval with ``history``: each of its events (seq, type, time, actor,
     reason). Raises ``NotFound``."""
-    with read_transaction(engine) as conn:
-        row = sql.read_row(conn, account, "approvals", (approval,))
-        events = sql.events_about(conn, account, approval) if row is not None else []
+    store: Store = SqlStore(engine)
+    with store.read() as tx:
+        row = tx.projection.row(account, "approvals", (approval,))
+        events = tx.ledger.events_about(account, approval) if row is not None else []
     if row is None:
         raise NotFound(f"approval {approval} not found")
     history = []
@@ -132,6 +143,76 @@ def revoke_needs_approval(
     if row is None or row["status"] == "revoked":
         return False
     return revocations_since(engine, account, since) + 1 > threshold
+
+
+def revoke_gated(
+    engine: sa.Engine, settings: Settings, account: str, serial: str, now: datetime
+) -> bool:
+    """``revoke_needs_approval`` with the configured threshold and window
+    (``TENURE_APPROVAL_REVOKE_THRESHOLD`` revocations within
+    ``TENURE_APPROVAL_REVOKE_WINDOW_MINUTES`` before ``now``). The API's revoke route
+    and the console's revoke action ask it."""
+    since = format_time(now - timedelta(minutes=settings.approval_revoke_window_minutes))
+    threshold = settings.approval_revoke_threshold
+    return revoke_needs_approval(engine, account, serial, threshold, since)
+
+
+def approval_request(
+    settings: Settings,
+    caller: Principal,
+    action: str,
+    target: str,
+    payload: dict[str, Any],
+    reason: str | None,
+) -> Submission:
+    """The submission that records an ``approval.requested`` for ``action`` by
+    ``caller``, expiring after ``TENURE_APPROVAL_TTL_HOURS``. ``payload`` is what
+    executing it needs: never secrets or personal data."""
+    ttl = settings.approval_ttl_hours * 3600
+    command = RequestApproval(action, target, caller.id, ttl, payload)
+    actor = Actor(caller.id, caller.role, caller.auth)
+    return Submission(caller.account, command, actor, reason=reason)
+
+
+@dataclass(frozen=True)
+class Execution:
+    """What executing an approved action came to: its ``result`` and, when the
+    action itself belongs in the ledger (a restore), the command to append with
+    ``approval.executed``."""
+
+    result: dict[str, Any]
+    also: Command | None = None
+
+
+Via = TypeVar("Via")
+Executor = Callable[[Via, Principal, Mapping[str, Any]], Awaitable[Execution]]
+"""Executes one approved action: given how the decision arrived (``Via``: the HTTP
+request today), the deciding principal and the approval's payload."""
+
+
+class Executors(Generic[Via]):
+    """Approved action → what executes it (the actions that are not ledger commands:
+    key rotation, API key revocation, restore).
+
+    The composition root (``tenure.app``) registers them, so that deciding an
+    approval never imports the layers that implement an action (a restore lives in
+    ``tenure.durability``, above this one)."""
+
+    def __init__(self) -> None:
+        self._by_action: dict[str, Executor[Via]] = {}
+
+    def register(self, action: str, executor: Executor[Via]) -> None:
+        """Make ``executor`` run approved ``action``s; an action registers once."""
+        if action in self._by_action:
+            raise ValueError(f"an executor of {action!r} is already registered")
+        self._by_action[action] = executor
+
+    async def execute(
+        self, action: str, via: Via, caller: Principal, payload: Mapping[str, Any]
+    ) -> Execution:
+        """Run the executor of ``action``; ``KeyError`` when none is registered (a
+        wiring error: every gated action that is not a ledger command has one)."""
+        return await self._by_action[action](via, caller, payload)
 
 
 PRIVILEGED_ROLES = frozenset({"owner", "admin"})

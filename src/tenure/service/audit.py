@@ -30,9 +30,9 @@ from typing import Any
 import orjson
 import sqlalchemy as sa
 
+from tenure.canonical import canonical_json
 from tenure.domain.storable import first_unstorable, text_problem
 from tenure.errors import AuditTampered, InvalidInput
-from tenure.ledger.canonical import canonical_json
 from tenure.store import columns, raw
 from tenure.store import tables as t
 

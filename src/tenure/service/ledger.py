@@ -38,11 +38,12 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import sqlalchemy as sa
 from opentelemetry.context import Context as TraceContext
 
+from tenure.canonical import canonical_json
 from tenure.domain.commands import Command, Context, Draft
 from tenure.domain.events import CURRENT_SCHEMA, Actor, Event, event_from_json
 from tenure.domain.projector import apply
@@ -56,7 +57,6 @@ from tenure.errors import (
     TenureError,
     UnstorableValue,
 )
-from tenure.ledger.canonical import canonical_json
 from tenure.ledger.checkpoint import Checkpoint, sign_checkpoint
 from tenure.ledger.merkle import Frontier, leaf_hash, tree_hash
 from tenure.ledger.note import NoteSigner
@@ -74,6 +74,7 @@ from tenure.store.engine import (
     transaction_on,
 )
 from tenure.store.failures import is_unavailable, is_unstorable
+from tenure.store.unit import SqlTransaction, Transaction
 
 _log = logging.getLogger("tenure.ledger")
 
@@ -159,20 +160,47 @@ class AuditRequest:
         return self.entries[0].account if self.entries else ""
 
 
+class Operation(Protocol):
+    """A change outside the ledger's events (API keys, accounts, webhooks, ...), made
+    in the writer's transaction and audited in it: a frozen dataclass per operation.
+
+    ``run`` gets the batch's transaction and runs inside a savepoint: if it raises a
+    ``TenureError`` its writes are undone and the request is answered with that error
+    and audited as denied with its code; its result (a JSON object) is the answer.
+    ``audit_entry`` gives the entry for either outcome; it belongs to ``account``'s
+    audit chain (the writer locks that account)."""
+
+    @property
+    def account(self) -> str: ...
+
+    def run(self, tx: Transaction) -> Any: ...
+
+    def audit_entry(self, outcome: Outcome | None, error: TenureError | None) -> AuditEntry: ...
+
+
 @dataclass(frozen=True)
 class Write:
-    """A change outside the ledger (API keys, accounts), made in the writer's
-    transaction and audited in it.
+    """The generic ``Operation``: ``apply`` on the transaction's SQL connection.
 
-    ``apply`` runs inside a savepoint: if it raises a ``TenureError`` its writes are
-    undone and the request is audited as denied with the error's code. ``entry`` is
-    the audit entry to write; its outcome and code are filled in here, and its target
-    from the result's ``"id"`` when it names none.
+    An adapter for the changes whose SQL is not yet behind a store noun: issue 16
+    phase b replaces each use by a typed operation (each is marked with its group).
+    ``entry`` is the audit entry to write; its outcome and code are filled in here,
+    and its target from the result's ``"id"`` when it names none. It must belong to
+    ``account``.
     """
 
     account: str
     apply: Callable[[sa.Connection], dict[str, Any]]
     entry: AuditEntry
+
+    def __post_init__(self) -> None:
+        if self.entry.account != self.account:
+            raise ValueError("a Write's audit entry must belong to its account")
+
+    def run(self, tx: Transaction) -> dict[str, Any]:
+        if not isinstance(tx, SqlTransaction):
+            raise TypeError("a Write needs a SQL transaction")
+        return self.apply(tx.connection)
 
     def audit_entry(self, outcome: Outcome | None, error: TenureError | None) -> AuditEntry:
         if error is not None:
@@ -181,7 +209,8 @@ class Write:
         return replace(self.entry, outcome="allowed", code="ok", target=target)
 
 
-Request = Submission | SignRequest | AuditRequest | Write
+Request = Submission | SignRequest | AuditRequest | Operation
+"""What the writer takes: each kind has its handler (``Ledger._handlers``)."""
 
 
 class PersonalSealing(Protocol):
@@ -343,6 +372,13 @@ class Ledger:
         self._listener: notify.WriteListener | None = None
         self._closed = False
         self._wal = WalCheckpointer(engine)
+        self._handlers: dict[type, Callable[[sa.Connection, dict[str, _Account], Any], Outcome]]
+        self._handlers = {
+            AuditRequest: self._handle_audit,
+            SignRequest: self._handle_sign,
+            Submission: self._handle_submission,
+        }
+        """Request kind → its handler; any other kind is an ``Operation``."""
 
     # ------------------------------------------------------------------ public
 
@@ -593,7 +629,7 @@ class Ledger:
     def _audit_alone(self, item: _Item, error: UnstorableValue) -> bool:
         """Commit the audit entry of ``item`` denied with ``error``; whether it did."""
         item.outcome, item.error = None, error
-        entries = self._audit_entries(item) if isinstance(item.request, Submission | Write) else ()
+        entries = () if type(item.request) in _AUDITED else self._audit_entries(item)
         if not entries:
             return False
         try:
@@ -608,32 +644,49 @@ class Ledger:
 
     def _handle(self, conn: sa.Connection, accounts: dict[str, _Account], item: _Item) -> None:
         request = item.request
+        handle = self._handlers.get(type(request), self._handle_operation)
         try:
-            if isinstance(request, AuditRequest):
-                item.outcome = Outcome({"audited": len(request.entries)})
-                return
-            if isinstance(request, Write):
-                item.outcome = Outcome(_in_savepoint(conn, request.apply))
-                return
-            state = accounts.get(request.account)
-            if state is None:
-                state = accounts[request.account] = self._open(conn, request.account)
-            if isinstance(request, SignRequest):
-                item.outcome = Outcome({"account": request.account})
-            else:
-                item.outcome = self._run(state, request)
+            item.outcome = handle(conn, accounts, request)
         except TenureError as exc:
             item.outcome, item.error = None, exc
+
+    def _handle_audit(
+        self, conn: sa.Connection, accounts: dict[str, _Account], request: AuditRequest
+    ) -> Outcome:
+        return Outcome({"audited": len(request.entries)})
+
+    def _handle_sign(
+        self, conn: sa.Connection, accounts: dict[str, _Account], request: SignRequest
+    ) -> Outcome:
+        self._state(conn, accounts, request.account)
+        return Outcome({"account": request.account})
+
+    def _handle_submission(
+        self, conn: sa.Connection, accounts: dict[str, _Account], request: Submission
+    ) -> Outcome:
+        return self._run(self._state(conn, accounts, request.account), request)
+
+    def _handle_operation(
+        self, conn: sa.Connection, accounts: dict[str, _Account], request: Operation
+    ) -> Outcome:
+        return Outcome(_in_savepoint(conn, lambda c: request.run(SqlTransaction(c))))
+
+    def _state(self, conn: sa.Connection, accounts: dict[str, _Account], account: str) -> _Account:
+        """The batch's state of ``account``, opened on first use in the batch."""
+        state = accounts.get(account)
+        if state is None:
+            state = accounts[account] = self._open(conn, account)
+        return state
 
     @staticmethod
     def _audit_entries(item: _Item) -> tuple[AuditEntry, ...]:
         request = item.request
-        if isinstance(request, AuditRequest):
-            return request.entries
-        if isinstance(request, Submission | Write):
-            error = item.error if isinstance(item.error, TenureError) else None
-            return (request.audit_entry(item.outcome, error),)
-        return ()
+        audited = _AUDITED.get(type(request))
+        if audited is not None:
+            return audited(request)
+        error = item.error if isinstance(item.error, TenureError) else None
+        own = cast(Submission | Operation, request)  # every other kind audits itself
+        return (own.audit_entry(item.outcome, error),)
 
     def _open(self, conn: sa.Connection, account: str) -> _Account:
         head = sql.read_head(conn, account) or sql.create_head(
@@ -808,8 +861,6 @@ def _accounts_of(items: list[_Item]) -> set[str]:
             accounts.update(entry.account for entry in request.entries)
         else:
             accounts.add(request.account)
-            if isinstance(request, Write):
-                accounts.add(request.entry.account)
     return accounts
 
 
@@ -820,12 +871,22 @@ def _changed_accounts(accounts: dict[str, _Account], items: list[_Item]) -> set[
     changed.update(
         item.request.account
         for item in items
-        if isinstance(item.request, Write) and item.error is None
+        if type(item.request) not in _LEDGER_KINDS and item.error is None
     )
     return changed
 
 
-def _in_savepoint(conn: sa.Connection, apply: Callable[[sa.Connection], dict[str, Any]]) -> Any:
+_AUDITED: dict[type, Callable[[Any], tuple[AuditEntry, ...]]] = {
+    AuditRequest: lambda request: request.entries,
+    SignRequest: lambda request: (),
+}
+"""The request kinds whose audit entries are not their own ``audit_entry``: the
+decisions an ``AuditRequest`` carries, and none for a ``SignRequest``."""
+_LEDGER_KINDS = frozenset({Submission, SignRequest, AuditRequest})
+"""The request kinds that are not ``Operation``s."""
+
+
+def _in_savepoint(conn: sa.Connection, apply: Callable[[sa.Connection], Any]) -> Any:
     """``apply(conn)``; if it raises a ``TenureError``, undo its writes and re-raise."""
     raw.execute(conn, "SAVEPOINT tenure_write", {}).close()
     try:

@@ -24,11 +24,11 @@ from typing import Any, Literal
 import orjson
 import sqlalchemy as sa
 
+from tenure.canonical import canonical_json
 from tenure.domain.commands import ImportLegacyLicense
 from tenure.domain.events import Actor
 from tenure.domain.timefmt import format_time
 from tenure.errors import InvalidInput, NotFound, TenureError
-from tenure.ledger.canonical import canonical_json
 from tenure.service.ledger import Ledger, Outcome, Submission
 from tenure.store import raw
 from tenure.store.engine import read_transaction

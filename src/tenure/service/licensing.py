@@ -17,10 +17,13 @@ from typing import Any
 import orjson
 import sqlalchemy as sa
 
-from tenure.domain.commands import license_view
+from tenure.domain.commands import Command, license_view
 from tenure.domain.decisions import license_status
+from tenure.domain.events import Actor
 from tenure.domain.state import TABLES, Row
 from tenure.errors import InvalidInput, NotFound
+from tenure.service.apikeys import Principal
+from tenure.service.ledger import Submission
 from tenure.store import sql
 from tenure.store import tables as t
 from tenure.store.engine import read_transaction
@@ -220,3 +223,15 @@ def list_products(engine: sa.Engine, account: str) -> dict[str, Any]:
             for p in products
         ]
     }
+
+
+def change_submission(
+    caller: Principal, command: Command, reason: str | None, idempotency_key: str | None = None
+) -> Submission:
+    """The submission of a license change (``command``, with ``reason``) by
+    ``caller`` through an API key: what the license routes and the console's license
+    actions send to the ledger writer, which audits it."""
+    actor = Actor(caller.id, caller.role, "api_key")
+    return Submission(
+        caller.account, command, actor, reason=reason, idempotency_key=idempotency_key
+    )

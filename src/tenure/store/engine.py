@@ -38,6 +38,7 @@ from sqlalchemy import event
 from tenure.crypto.files import create_private_file
 from tenure.errors import ConfigurationError
 from tenure.store import notify
+from tenure.workers import Worker
 
 _log = logging.getLogger("tenure.store")
 
@@ -329,35 +330,29 @@ class WalCheckpointer:
 
     def __init__(self, engine: sa.Engine, interval: float = 0.5) -> None:
         self._engine = engine
-        self._interval = interval
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._worker = Worker(
+            "tenure-wal",
+            self.checkpoint,
+            interval,
+            final=self.checkpoint,  # what the last commits left in the log
+            retry=(sa.exc.SQLAlchemyError,),  # the next round tries again
+            log_level=logging.WARNING,
+            logger=_log,
+            what="WAL checkpoint",
+        )
 
     def start(self) -> None:
-        if self._engine.url.get_backend_name() != "sqlite" or self._thread is not None:
-            return
-        self._thread = threading.Thread(target=self._run, name="tenure-wal", daemon=True)
-        self._thread.start()
+        if self._engine.url.get_backend_name() == "sqlite":
+            self._worker.start()
 
     def stop(self) -> None:
-        if self._thread is not None:
-            self._stop.set()
-            self._thread.join()
-            self._thread = None
-            self.checkpoint()
+        self._worker.stop()
 
     def checkpoint(self) -> None:
         with self._engine.connect() as conn:
             conn.connection.driver_connection.execute(  # type: ignore[union-attr]
                 "PRAGMA wal_checkpoint(PASSIVE)"
             )
-
-    def _run(self) -> None:
-        while not self._stop.wait(self._interval):
-            try:
-                self.checkpoint()
-            except sa.exc.SQLAlchemyError as exc:  # the next round tries again
-                _log.warning("WAL checkpoint failed: %s", exc)
 
 
 def disable_autocheckpoint(connection: sa.Connection) -> None:

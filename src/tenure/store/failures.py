@@ -94,3 +94,11 @@ def _sqlstate(error: BaseException) -> str | None:
 def _sqlite_code(error: sqlite3.Error) -> int | None:
     code = getattr(error, "sqlite_errorcode", None)
     return code & 0xFF if isinstance(code, int) else None
+
+
+def database_errors() -> tuple[type[Exception], ...]:
+    """What drivers and SQLAlchemy raise. The raw statements of the hot paths
+    (``tenure.store.raw``) raise the drivers' own errors, not SQLAlchemy's."""
+    import psycopg  # when an app is built, not when the CLI imports this module
+
+    return sa.exc.SQLAlchemyError, sqlite3.Error, psycopg.Error

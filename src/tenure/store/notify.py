@@ -76,6 +76,7 @@ class WriteListener:
         self._thread: threading.Thread | None = None
 
     def start(self) -> WriteListener:
+        # phase b: ledger-core (a tenure.workers.Worker replaces this hand-rolled thread)
         self._thread = threading.Thread(target=self._run, name="tenure-listen", daemon=True)
         self._thread.start()
         return self

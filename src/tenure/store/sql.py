@@ -16,9 +16,9 @@ from typing import Any
 import orjson
 import sqlalchemy as sa
 
+from tenure.canonical import canonical_json
 from tenure.domain.state import TABLE_ORDER, TABLES, Key, Row
 from tenure.errors import LedgerTampered
-from tenure.ledger.canonical import canonical_json
 from tenure.ledger.merkle import Frontier, NodeId
 from tenure.store import columns, notify, raw
 from tenure.store import tables as t

@@ -195,7 +195,7 @@ drills = sa.Table(
     **WITHOUT_ROWID,
 )
 
-# --- Deployments and drift (migration 0008; tenure.service.reconcile) ---
+# --- Deployments and drift (migration 0008; tenure.ops.reconcile) ---
 
 deployments = sa.Table(
     "deployments",
@@ -327,7 +327,7 @@ alerts = sa.Table(
     **WITHOUT_ROWID,
 )
 
-# --- Operational counters per minute (migration 0010; tenure.observability.counters) ---
+# --- Operational counters per minute (migration 0010; tenure.ops.counters) ---
 
 ops_minutes = sa.Table(
     "ops_minutes",

@@ -1,4 +1,4 @@
-"""The role policy (SPEC "Governance and security"): one table, one dependency.
+"""The role policy (SPEC "Governance and security"): one table.
 
 Every route names the action it performs; ``POLICY`` says which roles may perform
 it. Least privilege: a role not listed is refused with 403 (``Forbidden``); a
@@ -7,10 +7,9 @@ missing or invalid key is refused earlier with 401 (``Unauthenticated``).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Collection, Mapping
 from types import MappingProxyType
 
-from tenure.api.auth import Caller
 from tenure.errors import Forbidden
 from tenure.service.apikeys import ROLES, Principal
 
@@ -88,19 +87,3 @@ def require_may_manage(caller: Principal, role: str) -> None:
     """Raise ``Forbidden`` unless the caller may create or revoke a key of ``role``."""
     if role not in manageable_roles(caller):
         raise Forbidden(f"the {caller.role} role may not manage {role} keys", field="role")
-
-
-def require(action: str) -> Callable[[Principal], Principal]:
-    """A FastAPI dependency: the caller's principal if its role may perform ``action``.
-
-    Use as ``caller: Annotated[Principal, Depends(require("license.read"))]``.
-    """
-    if action not in POLICY:
-        raise KeyError(f"unknown action {action!r}: add it to tenure.api.roles.POLICY")
-
-    def dependency(caller: Caller) -> Principal:
-        authorize(caller, action)
-        return caller
-
-    dependency.__name__ = f"require_{action.replace('.', '_')}"
-    return dependency

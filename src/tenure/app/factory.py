@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import Depends, FastAPI
+from fastapi import Depends, FastAPI, Request
 from opentelemetry.sdk.trace import TracerProvider
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
@@ -33,19 +33,21 @@ from tenure.api import (
 )
 from tenure.api.auditing import AuditBatcher, AuditMiddleware
 from tenure.api.auth import API_KEY, SECURITY_SCHEMES
-from tenure.api.limits import BodyLimit, Limits, RateLimits, SecurityHeaders
+from tenure.api.limits import BodyLimit, Limits, Rate, RateLimits, SecurityHeaders, TokenBuckets
+from tenure.api.observability import ObservabilityMiddleware
 from tenure.api.parameters import check_parameters
 from tenure.api.schemas import Problem
+from tenure.app.runtime import Runtime
 from tenure.config import Settings
 from tenure.console import routes as console
 from tenure.crypto.files import PRIVATE_UMASK
-from tenure.observability.http import ObservabilityMiddleware
-from tenure.observability.wiring import Operations
-from tenure.service import queries, reconcile
+from tenure.ops import reconcile
+from tenure.ops.webhook_worker import WebhookServices
+from tenure.ops.wiring import Operations
+from tenure.service import queries
 from tenure.service.accounts import ensure_account
+from tenure.service.approvals import Executors
 from tenure.service.ledger import SignRequest
-from tenure.service.runtime import Runtime
-from tenure.service.webhook_worker import WebhookServices
 
 _log = logging.getLogger("tenure.app")
 
@@ -144,9 +146,20 @@ def create_app(
         # `tenure serve` turns uvicorn's own handling off (docs/hardening.md).
         app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.proxy_networks())
     app.include_router(deployment_routes.router)
-    console.install(app, settings.rate_auth_failures_per_minute)
-
+    per_minute = float(settings.rate_auth_failures_per_minute)
+    failures = TokenBuckets(Rate(per_minute / 60.0, per_minute))
+    console.install(app, failures, problems.status_of)
+    app.state.executors = _executors()
     return app
+
+
+def _executors() -> Executors[Request]:
+    """What executes each approved action that is not a ledger command."""
+    executors: Executors[Request] = Executors()
+    executors.register("keys.rotate", approval_routes.rotate_keys)
+    executors.register("apikey.revoke", approval_routes.revoke_key)
+    executors.register("restore", durability_routes.execute_restore)
+    return executors
 
 
 def _document(app: FastAPI) -> None:
@@ -198,7 +211,7 @@ def _document_storage(responses: dict[str, Any]) -> None:
 
 def app_from_env() -> FastAPI:
     """The app with settings from ``TENURE_*`` only: the factory that process managers
-    import (``uvicorn --factory tenure.api.app:app_from_env``, granian, several workers).
+    import (``uvicorn --factory tenure.app:app_from_env``, granian, several workers).
 
     It is the start of a server process, as ``tenure`` is of a CLI one: it sets the
     same umask (0o077), so that what this process creates is for its user only."""

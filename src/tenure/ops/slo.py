@@ -1,7 +1,7 @@
 """Service level objectives and error budgets of checks (docs/observability.md, "SLOs").
 
 Two objectives over a rolling window (``slo_window_days``), from the per-minute
-counters (``tenure.observability.counters``):
+counters (``tenure.ops.counters``):
 
 - availability: the share of check requests answered without a 5xx
   (``1 - check.error / check.total``), against ``slo_availability``;
@@ -23,7 +23,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 
 from tenure.config import Settings
-from tenure.observability import counters
+from tenure.ops import counters
 from tenure.store.engine import read_transaction
 
 

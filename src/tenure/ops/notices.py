@@ -29,8 +29,9 @@ from tenure.domain.decisions import license_status
 from tenure.domain.state import Row
 from tenure.domain.timefmt import format_time, parse_duration, parse_time
 from tenure.errors import InvalidInput
-from tenure.observability.metrics import account_gauge, state_source
-from tenure.service import webhooks
+from tenure.observability.metrics import account_gauge
+from tenure.ops import webhooks
+from tenure.ops.scrape import state_source
 from tenure.service.periodic import Periodic, for_every_account
 from tenure.store import sql
 from tenure.store import tables as t

@@ -35,9 +35,9 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from tenure.config import Settings
 from tenure.domain.timefmt import format_time, parse_time
 from tenure.errors import InvalidInput
-from tenure.observability import counters
-from tenure.observability.metrics import ALERTS, state_source
-from tenure.service import webhooks
+from tenure.observability.metrics import ALERTS
+from tenure.ops import counters, webhooks
+from tenure.ops.scrape import state_source
 from tenure.service.audit import AuditEntry
 from tenure.service.ledger import Outcome, Write
 from tenure.service.periodic import Periodic, for_every_account
@@ -240,6 +240,7 @@ def _raise(
         # Audit entries are canonical JSON, which has no floats: the threshold as text.
         detail={"observed": verdict.observed, "threshold": f"{verdict.threshold:g}"},
     )
+    # phase b: ops (a typed operation replaces the Write adapter)
     result = submit(Write(account, apply, entry)).result
     if not result.pop("raised"):
         return []

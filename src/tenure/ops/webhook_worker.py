@@ -38,11 +38,11 @@ from tenure.config import Settings
 from tenure.domain.timefmt import format_time
 from tenure.errors import InvalidInput, TenureError
 from tenure.observability.metrics import WEBHOOK_DELIVERIES
-from tenure.service import alerts, notices, webhooks
+from tenure.ops import alerts, notices, webhooks
+from tenure.ops.webhooks import SecretBox
+from tenure.service.context import ServiceContext
 from tenure.service.ledger import Ledger
 from tenure.service.periodic import Periodic
-from tenure.service.runtime import Runtime
-from tenure.service.webhooks import SecretBox
 from tenure.store import tables as t
 from tenure.store.engine import read_transaction, transaction_on
 
@@ -124,6 +124,7 @@ class WebhookWorker:
         self._thread: threading.Thread | None = None
 
     def start(self) -> WebhookWorker:
+        # phase b: ops (a tenure.workers.Worker replaces this hand-rolled thread)
         self._thread = threading.Thread(target=self._run, name="tenure-webhooks", daemon=True)
         self._thread.start()
         return self
@@ -330,7 +331,7 @@ class WebhookServices:
     jobs: tuple[Periodic, ...]
 
     @classmethod
-    def start(cls, runtime: Runtime, ledger: Ledger) -> WebhookServices:
+    def start(cls, runtime: ServiceContext, ledger: Ledger) -> WebhookServices:
         """Build and start them from ``runtime.settings``; ``ledger`` audits alerts."""
         s = runtime.settings
         worker = WebhookWorker(runtime.engine, s, SecretBox.from_settings(s)).start()

@@ -13,8 +13,8 @@ from typing import Any
 import sqlalchemy as sa
 
 from tenure.durability.shipping import Shipper
+from tenure.service.context import ServiceContext
 from tenure.service.ledger import Ledger
-from tenure.service.runtime import Runtime
 from tenure.store import sql
 from tenure.store.engine import read_transaction
 from tenure.store.migrations import current_revision
@@ -31,7 +31,7 @@ class Check:
         return asdict(self)
 
 
-def database(runtime: Runtime, head: str | None) -> Check:
+def database(runtime: ServiceContext, head: str | None) -> Check:
     """The database answers and its schema is this release's."""
     try:
         revision = current_revision(runtime.engine)
@@ -49,7 +49,7 @@ def ledger_writer(ledger: Ledger) -> Check:
     return Check("ledger_writer", False, "the ledger writer has stopped")
 
 
-def signing_key(runtime: Runtime) -> Check:
+def signing_key(runtime: ServiceContext) -> Check:
     """The ledger key store gives the default account's signer."""
     account = runtime.settings.default_account
     try:
@@ -59,7 +59,7 @@ def signing_key(runtime: Runtime) -> Check:
     return Check("signing_key", True, origin)
 
 
-def sidecar(runtime: Runtime) -> Check:
+def sidecar(runtime: ServiceContext) -> Check:
     """The last checkpoint this host signed (the sidecar) is not ahead of the store:
     if it is, the writer refuses to append until events are restored."""
     account = runtime.settings.default_account
@@ -93,7 +93,7 @@ def sites(shipper: Shipper, urls: list[str], interval: float) -> Check:
 def readiness(state: Any, head: str | None) -> list[Check]:
     """Every readiness check against the app's ``state`` (``runtime``, ``ledger``,
     ``shipper``)."""
-    runtime: Runtime = state.runtime
+    runtime: ServiceContext = state.runtime
     checks = [database(runtime, head), ledger_writer(state.ledger), signing_key(runtime)]
     checks.append(sidecar(runtime))
     s = runtime.settings

@@ -33,7 +33,8 @@ from tenure.domain.state import Row
 from tenure.domain.timefmt import format_time, parse_time
 from tenure.errors import InvalidInput, TenureError
 from tenure.observability import metrics
-from tenure.service.deployments import all_reports, device_of
+from tenure.ops.deployments import all_reports, device_of
+from tenure.ops.scrape import state_source
 from tenure.service.ledger import Ledger, Submission
 from tenure.service.periodic import Periodic, for_every_account
 from tenure.store import sql
@@ -456,7 +457,7 @@ def last_pass(engine: sa.Engine, account: str) -> dict[str, Any] | None:
     return None if row is None else {k: v for k, v in row.items() if k != "account"}
 
 
-@metrics.state_source
+@state_source
 def drift_metrics(conn: sa.Connection, account: str) -> Iterable[Metric]:
     """``tenure_drift_findings{kind}``, ``tenure_drift_last_pass_duration_seconds``
     and ``tenure_drift_last_pass_timestamp_seconds`` of ``account``."""

@@ -1,5 +1,5 @@
 """Webhooks (docs/webhooks.md): subscriptions, the events they receive, and the
-deliveries waiting for the worker (``tenure.service.webhook_worker``).
+deliveries waiting for the worker (``tenure.ops.webhook_worker``).
 
 A subscription names a URL and event-type patterns (``*``, ``license.*`` or an
 exact type). Its secret (Standard Webhooks ``whsec_<base64>``) is generated here,
@@ -43,7 +43,8 @@ from tenure.crypto.keystore import derive_key, load_master_key
 from tenure.domain.events import personal_fields
 from tenure.domain.timefmt import format_time
 from tenure.errors import ConfigurationError, Conflict, InvalidInput, NotFound
-from tenure.observability.metrics import account_gauge, state_source
+from tenure.observability.metrics import account_gauge
+from tenure.ops.scrape import state_source
 from tenure.store import sql
 from tenure.store import tables as t
 from tenure.store.engine import read_transaction

@@ -1,7 +1,7 @@
 """What every HTTP request leaves behind, in one pure ASGI middleware (no
 ``BaseHTTPMiddleware``: it would add a task and a queue per request): its server
 span, its request count and latency, its access log line, and, for
-``/v1/check*``, the per-minute SLO counters (``tenure.observability.counters``).
+``/v1/check*``, the per-minute SLO counters (``tenure.ops.counters``).
 401 answers are counted here too, as ``tenure_auth_failures_total`` and
 ``auth.failed``: every 401 passes through, whichever route or dependency refused.
 
@@ -20,8 +20,9 @@ from typing import Any
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from tenure.observability import counters, metrics, tracing
+from tenure.observability import metrics, tracing
 from tenure.observability.logs import ACCESS_LOGGER
+from tenure.ops import counters
 
 _access = logging.getLogger(ACCESS_LOGGER)
 _CHECK_PATHS = frozenset({"/v1/check", "/v1/check/batch"})

@@ -1,10 +1,9 @@
-"""Wiring: from ``Settings`` to an engine, key store, sidecar and ledger writer."""
+"""Wiring: from ``Settings`` to an engine, key stores, sidecar and ledger writer
+(``ServiceContext``), and the workers of the layers above it."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -23,21 +22,19 @@ from tenure.crypto.keystore import (
 )
 from tenure.durability import epochs
 from tenure.durability.drill import run_drill
+from tenure.durability.migration import read_state
+from tenure.durability.mirror import Mirror
 from tenure.durability.shipping import Shipper, SnapshotPolicy
 from tenure.durability.sites import SiteUnavailable, open_site, open_sites
+from tenure.durability.upgrades import require_current_schema
 from tenure.errors import ConfigurationError, TenureError
 from tenure.ledger.checkpoint import open_checkpoint
-from tenure.ledger.note import NoteSigner
 from tenure.service.audit import AuditEntry
-from tenure.service.keyring import KeyRing
-from tenure.service.ledger import AuditRequest, CheckpointPolicy, Ledger
-from tenure.service.migration import read_state
-from tenure.service.mirror import Mirror
+from tenure.service.context import ServiceContext
+from tenure.service.ledger import AuditRequest, Ledger
 from tenure.service.periodic import Periodic, for_every_account
 from tenure.service.personal import PersonalData, reapply_erasures
 from tenure.service.sidecar import Sidecar
-from tenure.service.tokens import Tokens
-from tenure.service.upgrades import require_current_schema
 from tenure.store import sql
 from tenure.store.engine import create_engine, read_transaction
 from tenure.store.migrations import current_revision, upgrade
@@ -80,17 +77,9 @@ def _personal_data(settings: Settings, engine: sa.Engine, master: bytes) -> Pers
 
 
 @dataclass
-class Runtime:
-    """The pieces one process needs, built once from settings."""
-
-    settings: Settings
-    engine: sa.Engine
-    keystore: LedgerKeyStore
-    token_keys: TokenKeyStore
-    license_keys: LicenseKeys
-    sidecar: Sidecar | None
-    personal: PersonalData | None = None
-    """Data keys of customers' personal data; outside the database (and its backups)."""
+class Runtime(ServiceContext):
+    """The process's ``ServiceContext``, opened from settings, and the wiring of the
+    durability and operations workers over it."""
 
     @classmethod
     def open(cls, settings: Settings, migrate: bool = True) -> Runtime:
@@ -129,44 +118,6 @@ class Runtime:
             Sidecar.beside(path) if path else Sidecar(settings.data_dir / "checkpoints"),
             _personal_data(settings, engine, master),
         )
-
-    def ledger(
-        self,
-        clock: Callable[[], datetime] | None = None,
-        random_bytes: Callable[[int], bytes] | None = None,
-        license_key_hash: Callable[[str, str], str] | None = None,
-    ) -> Ledger:
-        """A ledger writer (not yet started) over this runtime's store."""
-        s = self.settings
-        extra = {"random_bytes": random_bytes} if random_bytes else {}
-        return Ledger(
-            self.engine,
-            self.keystore,
-            license_key_hash or self.license_keys.key_hash,
-            s.ledger_origin_prefix,
-            sidecar=self.sidecar,
-            policy=CheckpointPolicy(s.checkpoint_every_events, s.checkpoint_interval_seconds),
-            clock=clock,
-            max_batch=s.write_batch_max,
-            personal=self.personal,
-            **extra,
-        )
-
-    def keyring(self) -> KeyRing:
-        """The token signing key ring over this runtime's store and key files."""
-        return KeyRing(self.engine, self.token_keys)
-
-    def tokens(self) -> Tokens:
-        """Offline token minting, with issuers ``<ledger origin prefix>/<account>``."""
-        return Tokens(self.engine, self.keyring(), self.settings.ledger_origin_prefix)
-
-    def ledger_signer(self, account: str) -> tuple[str, NoteSigner]:
-        """The origin of ``account``'s ledger and the signer whose key name it is: the
-        origin its head records (a new epoch has its own), or the configured one."""
-        with read_transaction(self.engine) as conn:
-            head = sql.read_head(conn, account)
-        origin = head.origin if head else self.settings.ledger_origin(account)
-        return origin, self.keystore.ledger_signer(origin)
 
     def shipper(self) -> Shipper:
         """Ships new events to the configured sites (not started)."""
@@ -254,6 +205,3 @@ class Runtime:
 
         job = for_every_account(self.engine, drill)
         return Periodic("tenure-drill", job, interval, lock_dir=s.data_dir)
-
-    def close(self) -> None:
-        self.engine.dispose()

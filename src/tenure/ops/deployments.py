@@ -4,7 +4,7 @@ Reports are operational data, not ledger events: the latest report of each
 deployment replaces the one before, and every activation a report names has its
 ``last_seen`` refreshed in ``activation_sightings`` (how the reconciler tells a
 dead seat from a device that never reported). The reconciler
-(``tenure.service.reconcile``) compares them with the ledger state.
+(``tenure.ops.reconcile``) compares them with the ledger state.
 """
 
 from __future__ import annotations

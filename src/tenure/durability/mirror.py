@@ -19,8 +19,8 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from tenure.crypto.files import ProcessLock
+from tenure.durability import migration
 from tenure.errors import TenureError
-from tenure.service import migration
 from tenure.store.engine import create_engine
 
 _log = logging.getLogger("tenure.mirror")
@@ -58,6 +58,7 @@ class Mirror:
         if not self._lock.acquire():
             return False
         self._target = create_engine(self._target_url)
+        # phase b: durability (a tenure.workers.Worker replaces this hand-rolled thread)
         self._thread = threading.Thread(target=self._run, name="tenure-mirror", daemon=True)
         self._thread.start()
         return True

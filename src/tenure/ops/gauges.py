@@ -1,5 +1,5 @@
 """The state metrics Tenure itself reads from the store at scrape time (registered
-with ``tenure.observability.metrics.state_source`` when this module is imported),
+with ``tenure.ops.scrape.state_source`` when this module is imported),
 and the shipper's figures, which live in the process that ships."""
 
 from __future__ import annotations
@@ -12,8 +12,10 @@ import sqlalchemy as sa
 from prometheus_client.core import Metric
 
 from tenure.durability.shipping import Shipper
-from tenure.observability import metrics, slo
+from tenure.observability import metrics
 from tenure.observability.metrics import account_gauge
+from tenure.ops import slo
+from tenure.ops.scrape import state_source
 from tenure.store import tables as t
 
 
@@ -28,7 +30,7 @@ def _age(stamp: str) -> float | None:
     return (datetime.now(UTC) - moment).total_seconds()
 
 
-@metrics.state_source
+@state_source
 def ledger_state(conn: sa.Connection, account: str) -> Iterable[Metric]:
     """Ledger size and the latest signed checkpoint's size and age."""
     size = conn.scalar(sa.select(t.ledger_heads.c.size).where(t.ledger_heads.c.account == account))
@@ -51,7 +53,7 @@ def ledger_state(conn: sa.Connection, account: str) -> Iterable[Metric]:
             )
 
 
-@metrics.state_source
+@state_source
 def drill_state(conn: sa.Connection, account: str) -> Iterable[Metric]:
     """The latest restore drill: passed (1/0), its age and its recovery time."""
     d = t.drills.c
@@ -79,7 +81,7 @@ def drill_state(conn: sa.Connection, account: str) -> Iterable[Metric]:
         )
 
 
-@metrics.state_source
+@state_source
 def approvals_state(conn: sa.Connection, account: str) -> Iterable[Metric]:
     """Approval requests waiting for a second principal."""
     a = t.projection["approvals"].c
@@ -94,9 +96,9 @@ def approvals_state(conn: sa.Connection, account: str) -> Iterable[Metric]:
     )
 
 
-@metrics.state_source
+@state_source
 def slo_state(conn: sa.Connection, account: str) -> Iterable[Metric]:
-    """The SLO report of the account's checks (``tenure.observability.slo``)."""
+    """The SLO report of the account's checks (``tenure.ops.slo``)."""
     report = slo.report_on(conn, slo.objectives_of(conn.engine), account, datetime.now(UTC))
     figures = {
         "tenure_slo_checks": ("Check requests in the SLO window.", report.total),

@@ -160,6 +160,7 @@ class Flusher:
         self._thread: threading.Thread | None = None
 
     def start(self) -> Flusher:
+        # phase b: ops (a tenure.workers.Worker replaces this hand-rolled thread)
         self._thread = threading.Thread(target=self._run, name="tenure-counters", daemon=True)
         self._thread.start()
         return self

@@ -11,9 +11,10 @@ from opentelemetry.sdk.trace import TracerProvider
 
 from tenure.config import Settings
 from tenure.durability.shipping import Shipper
-from tenure.observability import counters, metrics, slo, tracing
-from tenure.observability.state import sample_shipper
-from tenure.service.upgrades import schema_head
+from tenure.durability.upgrades import schema_head
+from tenure.observability import metrics, tracing
+from tenure.ops import counters, slo
+from tenure.ops.gauges import sample_shipper
 
 
 class Operations:

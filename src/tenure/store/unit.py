@@ -1,0 +1,284 @@
+"""The persistence seam: a ``Store`` opens ``Transaction``s, and a transaction gives
+one object per noun of the store (``tx.ledger``, ``tx.projection``,
+``tx.idempotency``, ...), each a ``Protocol`` in domain terms: no SQLAlchemy type
+in any signature, so that services can take a ``Store`` and tests can give them an
+implementation in memory (cosmicpython's unit of work, eventsourcing's recorders).
+
+``SqlStore(engine)`` and ``SqlTransaction(conn)`` implement them over
+``tenure.store.sql`` (SQLite and PostgreSQL): each noun object is created on first
+use and only forwards to the functions there. A noun joins by adding its
+``Protocol`` here, an attribute to ``Transaction`` and a lazily created one to
+``SqlTransaction`` (issue 16 phase b moves each noun's SQL into ``store/<noun>.py``).
+
+Transactions are those of ``tenure.store.engine``: ``write`` serializes with every
+other writer (``BEGIN IMMEDIATE`` on SQLite, the store-wide advisory lock on
+PostgreSQL) and rolls back unless the block completes; ``read`` sees one snapshot;
+``quick_read`` is the hot path's short read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from functools import cached_property
+from typing import Protocol
+
+import sqlalchemy as sa
+
+from tenure.domain.state import Key, Row
+from tenure.ledger.merkle import Frontier, HashReader
+from tenure.store import sql
+from tenure.store.engine import quick_read, read_transaction, write_transaction
+from tenure.store.sql import EventRow, Head, IdempotencyRecord, StoredCheckpoint
+
+
+class LedgerRecords(Protocol):
+    """The ledger of each account: its head, events, Merkle nodes, signed
+    checkpoints and the verifier keys it was signed with."""
+
+    def head(self, account: str) -> Head | None:
+        """The head; None before the first event. ``LedgerTampered`` if malformed."""
+        ...
+
+    def create_head(self, account: str, origin: str) -> Head:
+        """A head of size 0 for ``account``, whose checkpoints name ``origin``."""
+        ...
+
+    def move_head(self, account: str, old: int, new: int) -> None:
+        """Move the head from ``old`` to ``new``; ``LedgerTampered`` if it was not at
+        ``old`` (another writer moved it)."""
+        ...
+
+    def accounts(self) -> list[str]:
+        """Every account with a ledger, in name order."""
+        ...
+
+    def append_events(self, account: str, rows: Sequence[EventRow]) -> None: ...
+
+    def append_nodes(self, account: str, nodes: Sequence[tuple[int, int, bytes]]) -> None:
+        """Store subtree hashes ``(level, index, hash)``."""
+        ...
+
+    def leaves(
+        self, account: str, start: int = 0, stop: int | None = None
+    ) -> Iterator[tuple[int, bytes]]:
+        """``(seq, leaf)`` in seq order from ``start`` up to ``stop`` (exclusive)."""
+        ...
+
+    def events_about(self, account: str, subject: str) -> list[tuple[int, bytes]]:
+        """``(seq, leaf)`` of every event whose subject is ``subject``, in seq order."""
+        ...
+
+    def nodes(self, account: str) -> HashReader:
+        """Reads stored subtree hashes (``LedgerTampered`` for a missing one)."""
+        ...
+
+    def frontier(self, account: str, size: int) -> Frontier:
+        """The Merkle frontier of the first ``size`` events."""
+        ...
+
+    def add_checkpoint(self, account: str, checkpoint: StoredCheckpoint) -> None: ...
+
+    def checkpoint(self, account: str, size: int | None = None) -> StoredCheckpoint | None:
+        """The checkpoint of exactly ``size``, or the latest when ``size`` is None."""
+        ...
+
+    def checkpoints(self, account: str) -> list[StoredCheckpoint]:
+        """Every stored checkpoint, by size."""
+        ...
+
+    def verifier_keys(self, account: str) -> list[str]:
+        """Every verifier key the account's checkpoints were signed with, oldest first."""
+        ...
+
+    def record_verifier_key(self, account: str, key_id: str, verifier: str, at: str) -> None:
+        """Remember ``verifier`` (once per ``key_id``)."""
+        ...
+
+
+class Projection(Protocol):
+    """The projection rows of each account (``tenure.domain.state.TABLES``)."""
+
+    def row(self, account: str, table: str, key: Key) -> Row | None: ...
+
+    def rows(self, account: str, table: str) -> list[Row]:
+        """Every row of ``table``, in key order."""
+        ...
+
+    def write(
+        self, account: str, table: str, upserts: Sequence[Row], deletes: Sequence[Key]
+    ) -> None:
+        """Insert or replace ``upserts`` and delete the rows of ``deletes``."""
+        ...
+
+
+class Idempotency(Protocol):
+    """What an ``Idempotency-Key`` answered the first time."""
+
+    def read(self, account: str, key: str) -> IdempotencyRecord | None: ...
+
+    def insert(self, account: str, records: Sequence[tuple[str, IdempotencyRecord, str]]) -> None:
+        """Store ``(key, record, created_at)`` for each record."""
+        ...
+
+
+class Transaction(Protocol):
+    """One transaction of the store, with an object per noun."""
+
+    @property
+    def ledger(self) -> LedgerRecords: ...
+
+    @property
+    def projection(self) -> Projection: ...
+
+    @property
+    def idempotency(self) -> Idempotency: ...
+
+
+class Store(Protocol):
+    """Opens transactions: each a context manager that commits when its block
+    completes and rolls back when it raises."""
+
+    def read(self) -> AbstractContextManager[Transaction]:
+        """A read transaction: one snapshot of the store."""
+        ...
+
+    def write(self) -> AbstractContextManager[Transaction]:
+        """A write transaction, exclusive of every other writer."""
+        ...
+
+    def quick_read(self) -> AbstractContextManager[Transaction]:
+        """A short read on the hot path (a check): the same snapshot guarantee."""
+        ...
+
+
+# ---------------------------------------------------------------- SQL implementation
+
+
+class SqlLedgerRecords:
+    """``LedgerRecords`` over ``tenure.store.sql``."""
+
+    def __init__(self, conn: sa.Connection) -> None:
+        self._conn = conn
+
+    def head(self, account: str) -> Head | None:
+        return sql.read_head(self._conn, account)
+
+    def create_head(self, account: str, origin: str) -> Head:
+        return sql.create_head(self._conn, account, origin)
+
+    def move_head(self, account: str, old: int, new: int) -> None:
+        sql.set_head_size(self._conn, account, old, new)
+
+    def accounts(self) -> list[str]:
+        return sql.accounts(self._conn)
+
+    def append_events(self, account: str, rows: Sequence[EventRow]) -> None:
+        sql.insert_events(self._conn, account, rows)
+
+    def append_nodes(self, account: str, nodes: Sequence[tuple[int, int, bytes]]) -> None:
+        sql.insert_nodes(self._conn, account, nodes)
+
+    def leaves(
+        self, account: str, start: int = 0, stop: int | None = None
+    ) -> Iterator[tuple[int, bytes]]:
+        return sql.iter_leaves(self._conn, account, start, stop)
+
+    def events_about(self, account: str, subject: str) -> list[tuple[int, bytes]]:
+        return sql.events_about(self._conn, account, subject)
+
+    def nodes(self, account: str) -> HashReader:
+        return sql.NodeReader(self._conn, account)
+
+    def frontier(self, account: str, size: int) -> Frontier:
+        return sql.read_frontier(self._conn, account, size)
+
+    def add_checkpoint(self, account: str, checkpoint: StoredCheckpoint) -> None:
+        sql.insert_checkpoint(self._conn, account, checkpoint)
+
+    def checkpoint(self, account: str, size: int | None = None) -> StoredCheckpoint | None:
+        return sql.read_checkpoint(self._conn, account, size)
+
+    def checkpoints(self, account: str) -> list[StoredCheckpoint]:
+        return sql.all_checkpoints(self._conn, account)
+
+    def verifier_keys(self, account: str) -> list[str]:
+        return sql.verifier_keys(self._conn, account)
+
+    def record_verifier_key(self, account: str, key_id: str, verifier: str, at: str) -> None:
+        sql.record_verifier_key(self._conn, account, key_id, verifier, at)
+
+
+class SqlProjection:
+    """``Projection`` over ``tenure.store.sql``."""
+
+    def __init__(self, conn: sa.Connection) -> None:
+        self._conn = conn
+
+    def row(self, account: str, table: str, key: Key) -> Row | None:
+        return sql.read_row(self._conn, account, table, key)
+
+    def rows(self, account: str, table: str) -> list[Row]:
+        return sql.projection_rows(self._conn, account, table)
+
+    def write(
+        self, account: str, table: str, upserts: Sequence[Row], deletes: Sequence[Key]
+    ) -> None:
+        sql.write_rows(self._conn, account, table, upserts, deletes)
+
+
+class SqlIdempotency:
+    """``Idempotency`` over ``tenure.store.sql``."""
+
+    def __init__(self, conn: sa.Connection) -> None:
+        self._conn = conn
+
+    def read(self, account: str, key: str) -> IdempotencyRecord | None:
+        return sql.read_idempotency(self._conn, account, key)
+
+    def insert(self, account: str, records: Sequence[tuple[str, IdempotencyRecord, str]]) -> None:
+        sql.insert_idempotency(self._conn, account, records)
+
+
+class SqlTransaction:
+    """A ``Transaction`` on an open connection whose transaction the caller owns
+    (``SqlStore`` opens them; the ledger writer's batch transaction is one too).
+    Each noun object is created on first use."""
+
+    def __init__(self, connection: sa.Connection) -> None:
+        self.connection = connection
+        """For code not yet behind a noun (issue 16 phase b removes its users)."""
+
+    @cached_property
+    def ledger(self) -> LedgerRecords:
+        return SqlLedgerRecords(self.connection)
+
+    @cached_property
+    def projection(self) -> Projection:
+        return SqlProjection(self.connection)
+
+    @cached_property
+    def idempotency(self) -> Idempotency:
+        return SqlIdempotency(self.connection)
+
+
+class SqlStore:
+    """A ``Store`` over a SQLAlchemy engine (SQLite or PostgreSQL)."""
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self.engine = engine
+
+    @contextmanager
+    def read(self) -> Iterator[Transaction]:
+        with read_transaction(self.engine) as conn:
+            yield SqlTransaction(conn)
+
+    @contextmanager
+    def write(self) -> Iterator[Transaction]:
+        with write_transaction(self.engine) as conn:
+            yield SqlTransaction(conn)
+
+    @contextmanager
+    def quick_read(self) -> Iterator[Transaction]:
+        with quick_read(self.engine) as conn:
+            yield SqlTransaction(conn)
