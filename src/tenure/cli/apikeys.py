@@ -11,6 +11,7 @@ from urllib.parse import quote
 import typer
 from rich.table import Table
 
+from tenure.app.runtime import Runtime
 from tenure.cli.approvals import print_approval_requested
 from tenure.cli.client import ApiError, ApiKeyOption, Remote, UrlOption, emit_json, print_table
 from tenure.cli.common import (
@@ -26,7 +27,6 @@ from tenure.cli.common import (
 from tenure.config import Settings
 from tenure.errors import Conflict, InvalidInput, NotFound, Unauthenticated
 from tenure.service.apikeys import BOOTSTRAP_FILE, ROLES, key_id_of, revoke_on_storage
-from tenure.service.runtime import Runtime
 
 MANAGE_RULES = (
     "Only owner and admin keys may manage API keys: an owner key may create and revoke "
