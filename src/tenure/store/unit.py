@@ -28,8 +28,15 @@ import sqlalchemy as sa
 from tenure.domain.state import Key, Row
 from tenure.ledger.merkle import Frontier, HashReader
 from tenure.store import sql
-from tenure.store.engine import quick_read, read_transaction, write_transaction
+from tenure.store.alerts import Alerts, SqlAlerts
+from tenure.store.counters import Counters, SqlCounters
+from tenure.store.deployments import Deployments, SqlDeployments
+from tenure.store.drift import Drift, SqlDrift
+from tenure.store.engine import quick_read, read_transaction, transaction_on, write_transaction
+from tenure.store.gauges import Gauges, SqlGauges
+from tenure.store.notices import Notices, SqlNotices
 from tenure.store.sql import EventRow, Head, IdempotencyRecord, StoredCheckpoint
+from tenure.store.webhooks import SqlWebhooks, Webhooks
 
 
 class LedgerRecords(Protocol):
@@ -134,6 +141,29 @@ class Transaction(Protocol):
     @property
     def idempotency(self) -> Idempotency: ...
 
+    # --- operations (tenure.ops; issue 16 phase b, ops) ---
+
+    @property
+    def webhooks(self) -> Webhooks: ...
+
+    @property
+    def deployments(self) -> Deployments: ...
+
+    @property
+    def drift(self) -> Drift: ...
+
+    @property
+    def notices(self) -> Notices: ...
+
+    @property
+    def alerts(self) -> Alerts: ...
+
+    @property
+    def counters(self) -> Counters: ...
+
+    @property
+    def gauges(self) -> Gauges: ...
+
 
 class Store(Protocol):
     """Opens transactions: each a context manager that commits when its block
@@ -149,6 +179,12 @@ class Store(Protocol):
 
     def quick_read(self) -> AbstractContextManager[Transaction]:
         """A short read on the hot path (a check): the same snapshot guarantee."""
+        ...
+
+    def shared_write(self) -> AbstractContextManager[Transaction]:
+        """A write transaction beside the ledger writer's, for rows no writer caches
+        (webhook deliveries, counters, notices): it holds the store lock shared, as
+        the writer's batches do, and announces nothing to other processes."""
         ...
 
 
@@ -261,6 +297,36 @@ class SqlTransaction:
     def idempotency(self) -> Idempotency:
         return SqlIdempotency(self.connection)
 
+    # --- operations (tenure.ops; issue 16 phase b, ops) ---
+
+    @cached_property
+    def webhooks(self) -> Webhooks:
+        return SqlWebhooks(self.connection)
+
+    @cached_property
+    def deployments(self) -> Deployments:
+        return SqlDeployments(self.connection)
+
+    @cached_property
+    def drift(self) -> Drift:
+        return SqlDrift(self.connection)
+
+    @cached_property
+    def notices(self) -> Notices:
+        return SqlNotices(self.connection)
+
+    @cached_property
+    def alerts(self) -> Alerts:
+        return SqlAlerts(self.connection)
+
+    @cached_property
+    def counters(self) -> Counters:
+        return SqlCounters(self.connection)
+
+    @cached_property
+    def gauges(self) -> Gauges:
+        return SqlGauges(self.connection)
+
 
 class SqlStore:
     """A ``Store`` over a SQLAlchemy engine (SQLite or PostgreSQL)."""
@@ -281,4 +347,9 @@ class SqlStore:
     @contextmanager
     def quick_read(self) -> Iterator[Transaction]:
         with quick_read(self.engine) as conn:
+            yield SqlTransaction(conn)
+
+    @contextmanager
+    def shared_write(self) -> Iterator[Transaction]:
+        with self.engine.connect() as conn, transaction_on(conn):
             yield SqlTransaction(conn)
