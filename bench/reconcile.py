@@ -130,7 +130,7 @@ def _reports(runtime: Runtime, devices: list[tuple[str, str]]) -> None:
             }
         )
         name = f"site-{start // PER_DEPLOYMENT}"
-        record_report(runtime.engine, ACCOUNT, name, report, "key_bench", NOW)
+        record_report(runtime.store, ACCOUNT, name, report, "key_bench", NOW)
 
 
 def _raw_read(db: Path) -> int:
@@ -175,7 +175,7 @@ def _measure(opts: Options, runtime: Runtime, count: int) -> Result:
     best, summary = float("inf"), {}
     for _ in range(3):
         timer = Timer()
-        summary = run_pass(runtime.engine, ACCOUNT, policy, NOW)
+        summary = run_pass(runtime.store, ACCOUNT, policy, NOW)
         best = min(best, timer.elapsed())
     db = runtime.settings.data_dir / "tenure.db"
     limit = float("inf")
@@ -203,7 +203,7 @@ def _measure(opts: Options, runtime: Runtime, count: int) -> Result:
         print(f"    {note}")
     if opts.profile:
         profiler = cProfile.Profile()
-        profiler.runcall(run_pass, runtime.engine, ACCOUNT, policy, NOW)
+        profiler.runcall(run_pass, runtime.store, ACCOUNT, policy, NOW)
         print("  -- cProfile of run_pass, top 20 by tottime --")
         pstats.Stats(profiler).sort_stats("tottime").print_stats(20)
     return result

@@ -4,7 +4,8 @@ Every loop of the service is a ``Worker`` with its differences as parameters: ho
 often (``interval``), which process runs it when several share a data directory
 (``lock``: an ``flock`` the caller builds, ``tenure.crypto.files.ProcessLock``), a
 last run when it stops (``final``: flush what is pending), a run on demand
-(``wake``), and which errors a run may raise and the next run retries (``retry``,
+(``wake``), threads for the work a run hands out (``pool``: the webhook worker's
+deliveries), and which errors a run may raise and the next run retries (``retry``,
 logged at ``log_level``; ``logger`` and ``what`` name them). One thread runs the
 job, so runs never overlap.
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol
 
 
@@ -42,7 +44,12 @@ class Worker:
     it at each interval, so one of them takes over when the holder exits. With
     ``final``, ``stop`` calls it once the thread has ended (a last flush; its errors
     reach the caller of ``stop``). ``wake`` runs the job now instead of at the end
-    of the interval."""
+    of the interval.
+
+    With ``pool`` (a number of threads), ``self.pool`` runs what the job hands out;
+    ``stop`` then waits for the work in progress and drops the work not started
+    (also when the thread never ran: the job may be called directly), so a worker
+    with a pool is not started again once stopped."""
 
     def __init__(
         self,
@@ -56,6 +63,7 @@ class Worker:
         log_level: int = logging.ERROR,
         logger: logging.Logger | None = None,
         what: str | None = None,
+        pool: int = 0,
     ) -> None:
         self.name = name
         self._job = job
@@ -70,6 +78,14 @@ class Worker:
         self._stopping = threading.Event()
         self._woken = threading.Event()
         self._thread: threading.Thread | None = None
+        self._pool = ThreadPoolExecutor(pool, thread_name_prefix=name) if pool > 0 else None
+
+    @property
+    def pool(self) -> ThreadPoolExecutor:
+        """The threads for the work a run hands out (``RuntimeError`` without ``pool``)."""
+        if self._pool is None:
+            raise RuntimeError(f"the worker {self.name} has no pool")
+        return self._pool
 
     @property
     def running(self) -> bool:
@@ -90,7 +106,8 @@ class Worker:
 
     def stop(self) -> None:
         """Stop the thread (waiting for a run in progress), run ``final`` if given,
-        and release the lock if this process held it."""
+        wait for the pool's work in progress (dropping the rest), and release the lock
+        if this process held it."""
         if self._thread is not None:
             self._stopping.set()
             self._woken.set()
@@ -98,6 +115,8 @@ class Worker:
             self._thread = None
             if self._final is not None:
                 self._final()
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
         if self._lock is not None and self._holds_lock:
             self._lock.release()
             self._holds_lock = False

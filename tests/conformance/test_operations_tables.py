@@ -16,18 +16,18 @@ from tenure.ops import alerts, counters, deployments, notices, webhooks
 from tenure.ops.webhook_worker import WebhookWorker
 from tenure.service.ledger import Ledger
 from tenure.store import tables as t
-from tenure.store.engine import read_transaction, transaction_on
+from tenure.store.engine import transaction_on
 
 
 def test_counter_flushes_add_into_the_same_minute(runtime: Runtime) -> None:
     counters.discard_pending()
     counters.count(ACCOUNT, counters.CHECK_TOTAL, 2)
-    assert counters.flush(runtime.engine) == 1
+    assert counters.flush(runtime.store) == 1
     counters.count(ACCOUNT, counters.CHECK_TOTAL, 3)
-    counters.flush(runtime.engine)
+    counters.flush(runtime.store)
     now = datetime.now(UTC)
-    with read_transaction(runtime.engine) as conn:
-        found = counters.totals(conn, ACCOUNT, now - timedelta(minutes=2), now)
+    with runtime.store.read() as tx:
+        found = counters.totals(tx, ACCOUNT, now - timedelta(minutes=2), now)
     assert found[counters.CHECK_TOTAL] == 5
 
 
@@ -36,17 +36,18 @@ def test_webhook_fan_out_queues_each_delivery_once_and_one_worker_claims_it(
 ) -> None:
     box = webhooks.SecretBox(b"k" * 32)
     now = datetime.now(UTC)
-    with runtime.engine.connect() as conn, transaction_on(conn):
-        webhooks.create_webhook(conn, ACCOUNT, "https://example.test/h", ["*"], "", box, now)
+    with runtime.store.shared_write() as tx:
+        webhooks.create_webhook(tx, ACCOUNT, "https://example.test/h", ["*"], "", box, now)
     shop.customer("c1")
     for _ in range(2):  # a second fan-out of the same events queues nothing new
+        with runtime.store.shared_write() as tx:
+            webhooks.fan_out(tx, ACCOUNT, now)
         with runtime.engine.connect() as conn, transaction_on(conn):
-            webhooks.fan_out(conn, ACCOUNT, now)
             conn.execute(sa.update(t.webhook_cursors).values(next_seq=0))
-    with read_transaction(runtime.engine) as conn:
-        assert webhooks.backlog(conn, ACCOUNT) == 1
+    with runtime.store.read() as tx:
+        assert webhooks.backlog(tx, ACCOUNT) == 1
     settings = Settings(data_dir=runtime.settings.data_dir, webhook_concurrency=4)
-    first, second = (WebhookWorker(runtime.engine, settings, box) for _ in range(2))
+    first, second = (WebhookWorker(runtime.store, settings, box) for _ in range(2))
     try:
         claimed = first._claim(now) + second._claim(now)
     finally:
@@ -58,7 +59,7 @@ def test_webhook_fan_out_queues_each_delivery_once_and_one_worker_claims_it(
 
 
 def test_notices_and_alerts_are_recorded_once(runtime: Runtime, ledger: Ledger, shop: Shop) -> None:
-    engine = runtime.engine
+    store = runtime.store
     serial = shop.license(shop.customer("c1"), "o-1")
     lic = t.projection["licenses"].c
     soon = datetime.now(UTC) + timedelta(days=3)
@@ -69,16 +70,16 @@ def test_notices_and_alerts_are_recorded_once(runtime: Runtime, ledger: Ledger, 
             .values(expires_at=format_time(soon))
         )
     now = datetime.now(UTC)
-    assert len(notices.run_notices(engine, ACCOUNT, now, (7, 30))) == 1
-    assert notices.run_notices(engine, ACCOUNT, now, (7, 30)) == []
+    assert len(notices.run_notices(store, ACCOUNT, now, (7, 30))) == 1
+    assert notices.run_notices(store, ACCOUNT, now, (7, 30)) == []
     policy = alerts.AlertPolicy(timedelta(minutes=5), 3, 3.0, 1, ACCOUNT)
     counters.discard_pending()
     counters.count(ACCOUNT, counters.CHECK_DENIED, 50)
-    counters.flush(engine)
-    raised = alerts.run_alerts(engine, ledger.execute, ACCOUNT, now, policy)
+    counters.flush(store)
+    raised = alerts.run_alerts(store, ledger.execute, ACCOUNT, now, policy)
     assert [a["kind"] for a in raised] == ["check_denied"]
-    assert alerts.run_alerts(engine, ledger.execute, ACCOUNT, now, policy) == []
-    assert len(alerts.list_alerts(engine, ACCOUNT)) == 1
+    assert alerts.run_alerts(store, ledger.execute, ACCOUNT, now, policy) == []
+    assert len(alerts.list_alerts(store, ACCOUNT)) == 1
 
 
 def test_a_deployments_latest_report_replaces_the_one_before(runtime: Runtime) -> None:
@@ -94,6 +95,6 @@ def test_a_deployments_latest_report_replaces_the_one_before(runtime: Runtime) -
     )
     now = datetime.now(UTC)
     for _ in range(2):
-        deployments.record_report(runtime.engine, ACCOUNT, "d-1", report, "key", now)
-    assert [d["id"] for d in deployments.list_deployments(runtime.engine, ACCOUNT)] == ["d-1"]
-    assert deployments.get_deployment(runtime.engine, ACCOUNT, "d-1")["activation_count"] == 1
+        deployments.record_report(runtime.store, ACCOUNT, "d-1", report, "key", now)
+    assert [d["id"] for d in deployments.list_deployments(runtime.store, ACCOUNT)] == ["d-1"]
+    assert deployments.get_deployment(runtime.store, ACCOUNT, "d-1")["activation_count"] == 1

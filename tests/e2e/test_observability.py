@@ -241,15 +241,15 @@ def test_readyz_is_503_naming_a_database_that_does_not_answer(app: App) -> None:
 def test_checks_feed_the_per_minute_counters_and_the_slo(app: App) -> None:
     for _ in range(3):
         assert check(app) == 200
-    counters.flush(app.runtime.engine)
-    report = slo.slo_report(app.runtime.engine, "default", datetime.now(UTC))
+    counters.flush(app.runtime.store)
+    report = slo.slo_report(app.runtime.store, "default", datetime.now(UTC))
     assert report.total == 3
     assert report.errors == 0
     assert report.availability == 1.0
     answer = app.client.get("/v1/ops/slo", headers=app.headers())
     assert answer.status_code == 200, answer.text
     assert answer.json()["total"] == 3
-    with app.runtime.engine.connect() as conn:
+    with app.runtime.store.read() as tx:
         since = datetime(2000, 1, 1, tzinfo=UTC)
-        denied = counters.totals(conn, "default", since, datetime.now(UTC))
+        denied = counters.totals(tx, "default", since, datetime.now(UTC))
     assert denied[counters.CHECK_DENIED] == 3

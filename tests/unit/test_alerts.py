@@ -11,8 +11,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tenure.ops.alerts import _clear, _raise_in, detect, list_alerts, window_counts
-from tenure.store.engine import create_engine, transaction_on
+from tenure.store.engine import create_engine
 from tenure.store.migrations import upgrade
+from tenure.store.unit import SqlStore
 
 counts = st.integers(min_value=0, max_value=10_000)
 histories = st.lists(counts, min_size=1, max_size=200)
@@ -91,17 +92,18 @@ def test_an_alert_cleared_and_raised_again_within_a_minute_is_a_new_alert(
     upgrade(engine)
     start = datetime(2026, 3, 1, 12, 0, 5, tzinfo=UTC)
     spike = detect(50, [0, 0], 4.0, 10)
+    store = SqlStore(engine)
     try:
-        with engine.connect() as conn, transaction_on(conn):
-            assert _raise_in(conn, "acct", "revocations", spike, start, timedelta(minutes=5))[
+        with store.shared_write() as tx:
+            assert _raise_in(tx, "acct", "revocations", spike, start, timedelta(minutes=5))[
                 "raised"
             ]
-        _clear(engine, "acct", "revocations", start + timedelta(seconds=10))
+        _clear(store, "acct", "revocations", start + timedelta(seconds=10))
         again = start + timedelta(seconds=20)
-        with engine.connect() as conn, transaction_on(conn):
-            assert _raise_in(conn, "acct", "revocations", spike, again, timedelta(minutes=5))[
+        with store.shared_write() as tx:
+            assert _raise_in(tx, "acct", "revocations", spike, again, timedelta(minutes=5))[
                 "raised"
             ]
-        assert len(list_alerts(engine, "acct")) == 2
+        assert len(list_alerts(store, "acct")) == 2
     finally:
         engine.dispose()

@@ -84,8 +84,8 @@ class World:
         body = {"product": "studio", "product_version": product_version, "sdk_version": "0.3.0"}
         report = Report.model_validate({**body, "activations": entries})
         received = received or self.now
-        engine = self.runtime.engine
-        record_report(engine, ACCOUNT, deployment, report, "key_agent", received)
+        store = self.runtime.store
+        record_report(store, ACCOUNT, deployment, report, "key_agent", received)
 
 
 def _catalog(world: World) -> None:
@@ -188,16 +188,16 @@ def _assert_exact_recall(world: World, clean: int, per_kind: int) -> None:
     _inject(world, per_kind)
     _write_reports(world, per_kind)
     started = time.perf_counter()
-    summary = run_pass(world.runtime.engine, ACCOUNT, POLICY, world.now)
+    summary = run_pass(world.runtime.store, ACCOUNT, POLICY, world.now)
     took = time.perf_counter() - started
     print(f"\nreconciliation pass over {summary['activations']} reported activations: {took:.3f} s")
-    found = list_drift(world.runtime.engine, ACCOUNT, limit=10 * per_kind * len(KINDS))
+    found = list_drift(world.runtime.store, ACCOUNT, limit=10 * per_kind * len(KINDS))
     skew = [f for f in found if f["kind"] == "version_skew"]
     assert {f["deployment"] for f in skew} == {f"old-{i}" for i in range(per_kind)}
     found_keys = {(f["kind"], f["subject"]) for f in found if f["kind"] != "version_skew"}
     assert found_keys == {e for e in world.expected if e[0] != "version_skew"}
     assert summary["by_kind"] == dict.fromkeys(KINDS, per_kind)
-    assert drift_summary(world.runtime.engine, ACCOUNT) == dict.fromkeys(KINDS, per_kind)
+    assert drift_summary(world.runtime.store, ACCOUNT) == dict.fromkeys(KINDS, per_kind)
 
 
 def test_a_pass_finds_every_injected_drift_and_nothing_else(world: World) -> None:
@@ -215,16 +215,16 @@ def test_a_persisting_finding_keeps_first_seen_and_a_fixed_one_closes(world: Wor
     _clean(world, 8)
     stale = world.now - timedelta(hours=2)
     world.report("alpha", world.entries[:2], received=stale)
-    engine = world.runtime.engine
-    run_pass(engine, ACCOUNT, POLICY, world.now)
+    store = world.runtime.store
+    run_pass(store, ACCOUNT, POLICY, world.now)
     later = world.now + timedelta(minutes=5)
-    run_pass(engine, ACCOUNT, POLICY, later)
-    (finding,) = list_drift(engine, ACCOUNT, "stale_report")
+    run_pass(store, ACCOUNT, POLICY, later)
+    (finding,) = list_drift(store, ACCOUNT, "stale_report")
     assert finding["first_seen"] < finding["last_seen"]
     world.report("alpha", world.entries[:2], received=later)
-    run_pass(engine, ACCOUNT, POLICY, later)
-    assert list_drift(engine, ACCOUNT) == []
-    recorded = last_pass(engine, ACCOUNT)
+    run_pass(store, ACCOUNT, POLICY, later)
+    assert list_drift(store, ACCOUNT) == []
+    recorded = last_pass(store, ACCOUNT)
     assert recorded is not None
     assert (recorded["findings"], recorded["reports"]) == (0, 1)
 
@@ -234,11 +234,11 @@ def test_with_corrections_a_dead_seat_is_deactivated_once_with_a_reason(world: W
     gone, kept = world.entries[0], world.entries[1]
     world.report("alpha", [gone, kept], received=world.now - timedelta(hours=2))
     world.report("alpha", [kept])
-    engine = world.runtime.engine
+    store = world.runtime.store
     correcting = DriftPolicy(stale_after=timedelta(hours=1), correct=True)
-    assert run_pass(engine, ACCOUNT, POLICY, world.now, world.ledger)["corrections"] == 0
-    first = run_pass(engine, ACCOUNT, correcting, world.now, world.ledger)
-    again = run_pass(engine, ACCOUNT, correcting, world.now, world.ledger)
+    assert run_pass(store, ACCOUNT, POLICY, world.now, world.ledger)["corrections"] == 0
+    first = run_pass(store, ACCOUNT, correcting, world.now, world.ledger)
+    again = run_pass(store, ACCOUNT, correcting, world.now, world.ledger)
     assert (first["corrections"], again["corrections"]) == (1, 0)
     device = activation_id(ACCOUNT, gone["license"], gone["fingerprint_hash"])
     with world.runtime.engine.connect() as conn:

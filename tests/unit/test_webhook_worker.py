@@ -17,8 +17,10 @@ import sqlalchemy as sa
 from tenure.config import Settings
 from tenure.ops import webhooks
 from tenure.ops.webhook_worker import Claimed, WebhookWorker
-from tenure.store.engine import create_engine, transaction_on
+from tenure.store.engine import create_engine
+from tenure.store.memory import MemoryStore
 from tenure.store.migrations import upgrade
+from tenure.store.unit import SqlStore
 
 ACCOUNT = "default"
 
@@ -82,16 +84,17 @@ def subscribe(
     engine: sa.Engine, box: webhooks.SecretBox, url: str, events: int, kind: str = "test.ping"
 ) -> str:
     now = datetime.now(UTC)
-    with engine.connect() as conn, transaction_on(conn):
-        made = webhooks.create_webhook(conn, ACCOUNT, url, [kind], "", box, now)
+    store = SqlStore(engine)
+    with store.shared_write() as tx:
+        made = webhooks.create_webhook(tx, ACCOUNT, url, [kind], "", box, now)
     for n in range(events):
-        with engine.connect() as conn, transaction_on(conn):
-            assert webhooks.enqueue(conn, ACCOUNT, kind, {"n": n}, now) == 1
+        with store.shared_write() as tx:
+            assert webhooks.enqueue(tx, ACCOUNT, kind, {"n": n}, now) == 1
     return str(made["id"])
 
 
 def statuses(engine: sa.Engine, webhook: str) -> list[str]:
-    return [d["status"] for d in webhooks.list_deliveries(engine, ACCOUNT, webhook)]
+    return [d["status"] for d in webhooks.list_deliveries(SqlStore(engine), ACCOUNT, webhook)]
 
 
 def test_two_workers_never_send_one_delivery_twice(
@@ -99,7 +102,7 @@ def test_two_workers_never_send_one_delivery_twice(
 ) -> None:
     box = webhooks.SecretBox(bytes(32))
     hook = subscribe(engine, box, f"{receiver.url}/ok", 12)
-    workers = [WebhookWorker(engine, settings(tmp_path), box) for _ in range(2)]
+    workers = [WebhookWorker(SqlStore(engine), settings(tmp_path), box) for _ in range(2)]
     deadline = time.monotonic() + 20
     try:
         while time.monotonic() < deadline and set(statuses(engine, hook)) != {"delivered"}:
@@ -123,7 +126,7 @@ def test_a_slow_endpoint_does_not_hold_up_another(
     box = webhooks.SecretBox(bytes(32))
     slow = subscribe(engine, box, f"{receiver.url}/slow", 6)
     fast = subscribe(engine, box, f"{receiver.url}/fast", 3, "test.pong")
-    worker = WebhookWorker(engine, settings(tmp_path), box)
+    worker = WebhookWorker(SqlStore(engine), settings(tmp_path), box)
     try:
         started = time.monotonic()
         while set(statuses(engine, fast)) != {"delivered"}:
@@ -140,7 +143,7 @@ def test_an_unanswering_port_is_retried_then_failed_with_every_attempt_recorded(
 ) -> None:
     box = webhooks.SecretBox(bytes(32))
     hook = subscribe(engine, box, "http://127.0.0.1:9/closed", 1)
-    worker = WebhookWorker(engine, settings(tmp_path), box)
+    worker = WebhookWorker(SqlStore(engine), settings(tmp_path), box)
     try:
         deadline = time.monotonic() + 10
         while statuses(engine, hook) != ["failed"] and time.monotonic() < deadline:
@@ -148,7 +151,7 @@ def test_an_unanswering_port_is_retried_then_failed_with_every_attempt_recorded(
             time.sleep(0.05)
     finally:
         worker.stop()
-    [delivery] = webhooks.list_deliveries(engine, ACCOUNT, hook)
+    [delivery] = webhooks.list_deliveries(SqlStore(engine), ACCOUNT, hook)
     assert delivery["attempts"] == 2
     assert [a["status_code"] for a in delivery["history"]] == [None, None]
     assert all(a["error"] for a in delivery["history"])
@@ -159,13 +162,13 @@ def test_a_disabled_subscription_keeps_its_deliveries_waiting(
 ) -> None:
     box = webhooks.SecretBox(bytes(32))
     hook = subscribe(engine, box, f"{receiver.url}/paused", 2)
-    with engine.connect() as conn, transaction_on(conn):
-        assert webhooks.set_enabled(conn, ACCOUNT, hook, False)["enabled"] is False
-    worker = WebhookWorker(engine, settings(tmp_path), box)
+    with SqlStore(engine).shared_write() as tx:
+        assert webhooks.set_enabled(tx, ACCOUNT, hook, False)["enabled"] is False
+    worker = WebhookWorker(SqlStore(engine), settings(tmp_path), box)
     try:
         assert worker.run_once() == 0
-        with engine.connect() as conn, transaction_on(conn):
-            webhooks.set_enabled(conn, ACCOUNT, hook, True)
+        with SqlStore(engine).shared_write() as tx:
+            webhooks.set_enabled(tx, ACCOUNT, hook, True)
         assert worker.run_once() == 2
     finally:
         worker.stop()
@@ -194,7 +197,7 @@ def test_an_attempt_connects_to_the_address_the_url_policy_approved(
     port = server.server_address[1]
     monkeypatch.setattr(webhooks, "check_url", lambda url, allow_private: ["127.0.0.1"])
     strict = Settings(data_dir=tmp_path, webhook_allow_private=False, webhook_timeout_seconds=5)
-    worker = WebhookWorker(sa.create_engine("sqlite://"), strict, webhooks.SecretBox(bytes(32)))
+    worker = WebhookWorker(MemoryStore(), strict, webhooks.SecretBox(bytes(32)))
     secret = webhooks.new_secret()
     url = f"http://rebound.invalid:{port}/hook"
     delivery = Claimed(ACCOUNT, "msg_1", "whk_1", url, secret, "{}", 0, "[]", "lease")
@@ -213,12 +216,12 @@ def test_retrying_a_delivery_in_flight_does_not_let_another_worker_send_it_too(
 ) -> None:
     box = webhooks.SecretBox(bytes(32))
     hook = subscribe(engine, box, "http://127.0.0.1:9/in-flight", 1)
-    first, second = (WebhookWorker(engine, settings(tmp_path), box) for _ in range(2))
+    first, second = (WebhookWorker(SqlStore(engine), settings(tmp_path), box) for _ in range(2))
     now = datetime.now(UTC)
     try:
         [claimed] = first._claim(now)
-        with engine.connect() as conn, transaction_on(conn):
-            webhooks.retry_delivery(conn, ACCOUNT, hook, claimed.id, now)
+        with SqlStore(engine).shared_write() as tx:
+            webhooks.retry_delivery(tx, ACCOUNT, hook, claimed.id, now)
         assert second._claim(now) == []
     finally:
         first.stop()
@@ -230,7 +233,7 @@ def test_a_stopping_worker_does_not_keep_fanning_out_a_long_backlog(
 ) -> None:
     box = webhooks.SecretBox(bytes(32))
     subscribe(engine, box, "http://127.0.0.1:9/backlog", 0)
-    worker = WebhookWorker(engine, settings(tmp_path), box)
+    worker = WebhookWorker(SqlStore(engine), settings(tmp_path), box)
     batches: list[str] = []
 
     def a_full_batch(account: str, now: datetime) -> int:

@@ -9,20 +9,17 @@ findings of the reconciler (``tenure.ops.reconcile``) and ``POST
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request
-from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from tenure.api.auth import require
 from tenure.api.bodies import documented, parse_body
 from tenure.api.problems import problem_responses
-from tenure.api.schemas import Deployment, DeploymentList, DriftList, DriftPass, answers
-from tenure.ops import deployments as service
-from tenure.ops import reconcile
+from tenure.ops import deployments, handlers, reconcile
 from tenure.ops.deployments import Report
+from tenure.ops.views import Deployment, DeploymentList, DeploymentSummary, DriftList, DriftPass
 from tenure.service.apikeys import Principal
 from tenure.service.context import ServiceContext
 
@@ -37,90 +34,67 @@ DeploymentPath = Annotated[
 MAX_REPORT_BYTES = 4 * 1024 * 1024
 
 
+def _runtime(request: Request) -> ServiceContext:
+    runtime: ServiceContext = request.app.state.runtime
+    return runtime
+
+
 @router.post(
     "/deployments/{deployment}/reports",
     status_code=201,
-    response_model=None,
-    responses={
-        **answers(Deployment, "The stored report's summary", 201),
-        **problem_responses(400, 413),
-    },
+    response_model=DeploymentSummary,
+    responses=problem_responses(400, 413),
     openapi_extra=documented(Report),
 )
 async def post_report(
     request: Request, caller: Reporter, deployment: DeploymentPath
-) -> JSONResponse:
+) -> DeploymentSummary:
     """Store ``{"product", "product_version", "sdk_version", "reported_at"?,
     "activations": [...]}`` as the deployment's latest report → 201 its summary.
     Reports are operational data, not ledger events."""
     body = await parse_body(request, Report, MAX_REPORT_BYTES)
-    engine = request.app.state.runtime.engine
-    now = datetime.now(UTC)
-    view = await run_in_threadpool(
-        service.record_report, engine, caller.account, deployment, body, caller.id, now
-    )
-    return JSONResponse(view, status_code=201)
+    store = _runtime(request).store
+    return await run_in_threadpool(handlers.report_deployment, store, caller, deployment, body)
 
 
-@router.get(
-    "/deployments",
-    response_model=None,
-    responses=answers(DeploymentList, "The deployments and their latest reports"),
-)
-def list_deployments(request: Request, caller: DeploymentReader) -> dict[str, Any]:
-    """``{"deployments": [...]}``: each deployment's latest report summary, by id."""
-    engine = request.app.state.runtime.engine
-    return {"deployments": service.list_deployments(engine, caller.account)}
+@router.get("/deployments", response_model=DeploymentList)
+def list_deployments(request: Request, caller: DeploymentReader) -> DeploymentList:
+    """Each deployment's latest report summary, by id."""
+    found = deployments.list_deployments(_runtime(request).store, caller.account)
+    return DeploymentList(deployments=found)
 
 
 @router.get(
     "/deployments/{deployment}",
-    response_model=None,
-    responses={**answers(Deployment, "The latest report"), **problem_responses(400, 404)},
+    response_model=Deployment,
+    responses=problem_responses(400, 404),
 )
 def get_deployment(
     request: Request, caller: DeploymentReader, deployment: DeploymentPath
-) -> dict[str, Any]:
+) -> Deployment:
     """One deployment's latest report, its activations included; 404 if it never
     reported."""
-    engine = request.app.state.runtime.engine
-    return service.get_deployment(engine, caller.account, deployment)
+    return deployments.get_deployment(_runtime(request).store, caller.account, deployment)
 
 
-@router.get(
-    "/drift",
-    response_model=None,
-    responses={**answers(DriftList, "Open drift findings"), **problem_responses(400)},
-)
+@router.get("/drift", response_model=DriftList, responses=problem_responses(400))
 def list_drift(
     request: Request,
     caller: DriftReader,
     kind: Annotated[str | None, Query(max_length=32)] = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
-) -> dict[str, Any]:
+) -> DriftList:
     """``{"summary": {kind: count}, "findings": [...], "last_pass"}``: open findings
     (only ``kind``'s when given; 400 for an unknown kind), at most ``limit``."""
-    engine = request.app.state.runtime.engine
-    account = caller.account
-    return {
-        "summary": reconcile.drift_summary(engine, account),
-        "findings": reconcile.list_drift(engine, account, kind, limit),
-        "last_pass": reconcile.last_pass(engine, account),
-    }
+    return reconcile.drift_list(_runtime(request).store, caller.account, kind, limit)
 
 
-@router.post(
-    "/drift/reconcile",
-    response_model=None,
-    responses={**answers(DriftPass, "The pass that ran"), **problem_responses(503)},
-)
-async def reconcile_now(request: Request, caller: Reconciler) -> dict[str, Any]:
+@router.post("/drift/reconcile", response_model=DriftPass, responses=problem_responses(503))
+async def reconcile_now(request: Request, caller: Reconciler) -> DriftPass:
     """Run a reconciliation pass now → its summary (``by_kind`` counts, reports,
     activations, findings, corrections, duration)."""
-    runtime: ServiceContext = request.app.state.runtime
-    policy = reconcile.DriftPolicy.from_settings(runtime.settings)
+    runtime = _runtime(request)
     ledger = request.app.state.ledger
-    summary: dict[str, Any] = await run_in_threadpool(
-        reconcile.run_pass, runtime.engine, caller.account, policy, None, ledger
+    return await run_in_threadpool(
+        handlers.reconcile_now, runtime.store, ledger, caller, runtime.settings
     )
-    return summary

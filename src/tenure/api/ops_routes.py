@@ -3,28 +3,25 @@ and ``GET /v1/ops/slo``."""
 
 from __future__ import annotations
 
-import dataclasses
 import hmac
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.concurrency import run_in_threadpool
 
-from tenure import __version__
 from tenure.api.auth import require
 from tenure.api.problems import problem_responses
-from tenure.api.schemas import Health, Readiness, SloAnswer, answers
+from tenure.api.schemas import Health, answers
 from tenure.errors import Unauthenticated
 from tenure.observability import metrics
 from tenure.ops import health, scrape, slo
 from tenure.ops.gauges import sample_shipper
+from tenure.ops.views import Readiness, SloReport
 from tenure.service.apikeys import Principal
 from tenure.service.context import ServiceContext
-from tenure.store import sql
-from tenure.store.engine import read_transaction
 
 router = APIRouter(tags=["ops"])
 OpsReader = Annotated[Principal, Depends(require("ops.read"))]
@@ -49,16 +46,9 @@ def readyz(request: Request) -> JSONResponse:
     writer runs, the signing key loads, the sidecar checkpoint is not ahead of the
     store (required); the sites took the last shipping pass (reported only)."""
     state = request.app.state
-    checks = health.readiness(state, state.schema_head)
-    ok = health.ready(checks)
-    database = next(c for c in checks if c.name == "database")
-    body = {
-        "status": "ready" if ok else "unavailable",
-        "schema": database.detail.removeprefix("schema ") if database.ok else None,
-        "version": __version__,
-        "checks": [c.to_json() for c in checks],
-    }
-    return JSONResponse(body, status_code=200 if ok else 503)
+    report = health.readiness(state.runtime, state.ledger, state.shipper, state.schema_head)
+    status = 200 if report.status == "ready" else 503
+    return JSONResponse(report.to_json(), status_code=status)
 
 
 @router.get(
@@ -91,20 +81,14 @@ def _require_metrics_token(request: Request, runtime: ServiceContext) -> None:
 
 
 def _scrape(runtime: ServiceContext) -> bytes:
-    with read_transaction(runtime.engine) as conn:
-        accounts = set(sql.accounts(conn)) | {runtime.settings.default_account}
-        state = scrape.read_state(conn, sorted(accounts))
+    state = scrape.read_state(runtime.store, runtime.settings)
     return metrics.exposition(state, with_process=runtime.settings.metrics_enabled)
 
 
-@router.get(
-    "/v1/ops/slo",
-    response_model=None,
-    responses={**answers(SloAnswer, "The SLO report"), **problem_responses(401, 403)},
-)
-def get_slo(request: Request, caller: OpsReader) -> dict[str, Any]:
+@router.get("/v1/ops/slo", response_model=SloReport, responses=problem_responses(401, 403))
+def get_slo(request: Request, caller: OpsReader) -> SloReport:
     """The caller's account's check SLOs over the window (``slo_window_days``) and the
     error budget left of each (docs/observability.md, "SLOs")."""
-    engine = request.app.state.runtime.engine
-    report = slo.slo_report(engine, caller.account, datetime.now(UTC))
-    return dataclasses.asdict(report)
+    runtime: ServiceContext = request.app.state.runtime
+    objectives = slo.Objectives.from_settings(runtime.settings)
+    return slo.slo_report(runtime.store, caller.account, datetime.now(UTC), objectives)

@@ -12,23 +12,30 @@ sends.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import Annotated, Any
+from functools import partial
+from typing import Annotated
 
-import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
-from tenure.api.auditing import entry_for, submit_audited
+from tenure.api.auditing import execute_audited
 from tenure.api.auth import require
 from tenure.api.bodies import documented, parse_body
 from tenure.api.problems import problem_responses
-from tenure.ops import alerts, notices, webhooks
+from tenure.ops import alerts, handlers, notices, webhooks
+from tenure.ops.views import (
+    AlertList,
+    CreatedWebhook,
+    DeletedWebhook,
+    DeliveryList,
+    DeliveryView,
+    NoticeList,
+    WebhookList,
+    WebhookView,
+)
 from tenure.service.apikeys import Principal
 from tenure.service.context import ServiceContext
-from tenure.service.ledger import Write
 
 router = APIRouter(prefix="/v1", tags=["webhooks"], responses=problem_responses(401, 403))
 Manager = Annotated[Principal, Depends(require("webhook.manage"))]
@@ -50,6 +57,14 @@ class WebhookIn(BaseModel):
     description: Annotated[str, Field(max_length=500)] = ""
 
 
+class WebhookPatch(BaseModel):
+    """What to change of a subscription."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool
+
+
 def _runtime(request: Request) -> ServiceContext:
     runtime: ServiceContext = request.app.state.runtime
     return runtime
@@ -64,90 +79,76 @@ def _box(request: Request) -> webhooks.SecretBox:
     return box
 
 
+def _submit(request: Request) -> handlers.Submit:
+    """Submits to the ledger writer, which audits the request (``execute_audited``)."""
+    return partial(execute_audited, request)
+
+
 @router.post(
     "/webhooks",
     status_code=201,
-    response_model=None,
+    response_model=CreatedWebhook,
     openapi_extra=documented(WebhookIn),
     responses=problem_responses(400, 503),
 )
-async def create_webhook(request: Request, caller: Manager) -> JSONResponse:
-    """Subscribe ``{"url", "events", "description"}`` → 201 ``{"id", "url",
-    "events", "description", "enabled", "created_at", "secret"}``; the secret
-    (``whsec_…``) is shown only here. 400 ``webhook_url_refused`` for a URL that is
-    not http(s) or whose host resolves to a non-public address (unless
+async def create_webhook(request: Request, caller: Manager) -> CreatedWebhook:
+    """Subscribe ``{"url", "events", "description"}`` → 201 the subscription with
+    its ``secret`` (``whsec_…``), shown only here. 400 ``webhook_url_refused`` for a
+    URL that is not http(s) or whose host resolves to a non-public address (unless
     ``TENURE_WEBHOOK_ALLOW_PRIVATE``)."""
     body = await parse_body(request, WebhookIn, MAX_BODY_BYTES)
-    settings = _runtime(request).settings
-    webhooks.check_patterns(body.events)
-    await run_in_threadpool(webhooks.check_url, body.url, settings.webhook_allow_private)
     box = await run_in_threadpool(_box, request)
-    now = datetime.now(UTC)
-
-    def create(conn: sa.Connection) -> dict[str, Any]:
-        return webhooks.create_webhook(
-            conn, caller.account, body.url, body.events, body.description, box, now
-        )
-
-    entry = entry_for(request, caller, detail={"events": body.events[:10]})
-    # phase b: ops (a typed operation replaces the Write adapter)
-    outcome = await submit_audited(request, Write(caller.account, create, entry))
-    return JSONResponse(outcome.result, status_code=201)
-
-
-@router.get("/webhooks", response_model=None)
-def list_webhooks(request: Request, caller: Reader) -> dict[str, Any]:
-    """``{"webhooks": [...]}``: the account's subscriptions, never their secrets."""
-    return {"webhooks": webhooks.list_webhooks(_runtime(request).engine, caller.account)}
+    return await run_in_threadpool(
+        handlers.create_webhook,
+        _submit(request),
+        caller,
+        body.url,
+        body.events,
+        body.description,
+        box,
+        _runtime(request).settings,
+    )
 
 
-@router.get("/webhooks/{webhook}", response_model=None, responses=problem_responses(404))
-def get_webhook(request: Request, caller: Reader, webhook: str) -> dict[str, Any]:
+@router.get("/webhooks", response_model=WebhookList)
+def list_webhooks(request: Request, caller: Reader) -> WebhookList:
+    """The account's subscriptions, never their secrets."""
+    return WebhookList(webhooks=webhooks.list_webhooks(_runtime(request).store, caller.account))
+
+
+@router.get("/webhooks/{webhook}", response_model=WebhookView, responses=problem_responses(404))
+def get_webhook(request: Request, caller: Reader, webhook: str) -> WebhookView:
     """One subscription (without its secret); 404 if the account has none of that id."""
-    return webhooks.get_webhook(_runtime(request).engine, caller.account, webhook)
-
-
-class WebhookPatch(BaseModel):
-    """What to change of a subscription."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    enabled: bool
+    return webhooks.get_webhook(_runtime(request).store, caller.account, webhook)
 
 
 @router.patch(
     "/webhooks/{webhook}",
-    response_model=None,
+    response_model=WebhookView,
     openapi_extra=documented(WebhookPatch),
     responses=problem_responses(400, 404, 503),
 )
-async def update_webhook(request: Request, caller: Manager, webhook: str) -> dict[str, Any]:
+async def update_webhook(request: Request, caller: Manager, webhook: str) -> WebhookView:
     """``{"enabled": false}`` pauses a subscription (no new events; pending deliveries
     wait), ``{"enabled": true}`` resumes it → the subscription."""
     body = await parse_body(request, WebhookPatch, MAX_BODY_BYTES)
-
-    def update(conn: sa.Connection) -> dict[str, Any]:
-        return webhooks.set_enabled(conn, caller.account, webhook, body.enabled)
-
-    entry = entry_for(request, caller, target=webhook[:80], detail={"enabled": body.enabled})
-    # phase b: ops (a typed operation replaces the Write adapter)
-    return (await submit_audited(request, Write(caller.account, update, entry))).result
+    return await run_in_threadpool(
+        handlers.set_webhook_enabled, _submit(request), caller, webhook, body.enabled
+    )
 
 
-@router.delete("/webhooks/{webhook}", response_model=None, responses=problem_responses(404, 503))
-async def delete_webhook(request: Request, caller: Manager, webhook: str) -> dict[str, Any]:
+@router.delete(
+    "/webhooks/{webhook}", response_model=DeletedWebhook, responses=problem_responses(404, 503)
+)
+async def delete_webhook(request: Request, caller: Manager, webhook: str) -> DeletedWebhook:
     """Remove a subscription and its deliveries → ``{"id", "deleted": true}``."""
-
-    def delete(conn: sa.Connection) -> dict[str, Any]:
-        return webhooks.delete_webhook(conn, caller.account, webhook)
-
-    entry = entry_for(request, caller, target=webhook[:80])
-    # phase b: ops (a typed operation replaces the Write adapter)
-    return (await submit_audited(request, Write(caller.account, delete, entry))).result
+    return await run_in_threadpool(handlers.delete_webhook, _submit(request), caller, webhook)
 
 
 @router.get(
-    "/webhooks/{webhook}/deliveries", response_model=None, responses=problem_responses(400, 404)
+    "/webhooks/{webhook}/deliveries",
+    response_model=DeliveryList,
+    responses=problem_responses(400, 404),
 )
 def list_deliveries(
     request: Request,
@@ -155,44 +156,41 @@ def list_deliveries(
     webhook: str,
     status: Annotated[str | None, Query(max_length=16)] = None,
     limit: Limit = 100,
-) -> dict[str, Any]:
-    """``{"deliveries": [...]}``, newest first, each with ``status`` (pending,
-    delivered, failed), ``attempts``, ``last_status_code``, ``last_error``,
-    ``next_attempt_at``, ``history`` (every attempt) and the ``payload`` sent."""
-    engine = _runtime(request).engine
-    found = webhooks.list_deliveries(engine, caller.account, webhook, status, limit)
-    return {"deliveries": found}
+) -> DeliveryList:
+    """The deliveries, newest first, each with ``status`` (pending, delivered,
+    failed), ``attempts``, ``last_status_code``, ``last_error``, ``next_attempt_at``,
+    ``history`` (every attempt) and the ``payload`` sent."""
+    store = _runtime(request).store
+    found = webhooks.list_deliveries(store, caller.account, webhook, status, limit)
+    return DeliveryList(deliveries=found)
 
 
 @router.post(
     "/webhooks/{webhook}/deliveries/{delivery}/retry",
-    response_model=None,
+    response_model=DeliveryView,
     responses=problem_responses(404, 409, 503),
 )
 async def retry_delivery(
     request: Request, caller: Manager, webhook: str, delivery: str
-) -> dict[str, Any]:
+) -> DeliveryView:
     """Send a failed (or waiting) delivery again now → the delivery; 409 when it
     was already delivered."""
-    now = datetime.now(UTC)
-
-    def retry(conn: sa.Connection) -> dict[str, Any]:
-        return webhooks.retry_delivery(conn, caller.account, webhook, delivery, now)
-
-    entry = entry_for(request, caller, target=delivery[:80])
-    # phase b: ops (a typed operation replaces the Write adapter)
-    return (await submit_audited(request, Write(caller.account, retry, entry))).result
+    return await run_in_threadpool(
+        handlers.retry_delivery, _submit(request), caller, webhook, delivery
+    )
 
 
-@router.get("/notices", response_model=None, tags=["notices"], responses=problem_responses(400))
-def list_notices(request: Request, caller: NoticeReader, limit: Limit = 50) -> dict[str, Any]:
-    """``{"notices": [...]}``: lifecycle notices (``license.expiring_soon``,
-    ``license.grace_started``), newest first."""
-    return {"notices": notices.list_notices(_runtime(request).engine, caller.account, limit)}
+@router.get(
+    "/notices", response_model=NoticeList, tags=["notices"], responses=problem_responses(400)
+)
+def list_notices(request: Request, caller: NoticeReader, limit: Limit = 50) -> NoticeList:
+    """Lifecycle notices (``license.expiring_soon``, ``license.grace_started``),
+    newest first."""
+    found = notices.list_notices(_runtime(request).store, caller.account, limit)
+    return NoticeList(notices=found)
 
 
-@router.get("/alerts", response_model=None, tags=["alerts"], responses=problem_responses(400))
-def list_alerts(request: Request, caller: AlertReader, limit: Limit = 50) -> dict[str, Any]:
-    """``{"alerts": [...]}``: anomaly alerts, newest first; ``cleared_at`` is None
-    while one is open."""
-    return {"alerts": alerts.list_alerts(_runtime(request).engine, caller.account, limit)}
+@router.get("/alerts", response_model=AlertList, tags=["alerts"], responses=problem_responses(400))
+def list_alerts(request: Request, caller: AlertReader, limit: Limit = 50) -> AlertList:
+    """Anomaly alerts, newest first; ``cleared_at`` is None while one is open."""
+    return AlertList(alerts=alerts.list_alerts(_runtime(request).store, caller.account, limit))

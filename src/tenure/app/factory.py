@@ -84,9 +84,9 @@ def create_app(
             ledger.execute(SignRequest(settings.default_account))
         # --- Operations: background workers start here (docs/operations.md) ---
         webhook_services = WebhookServices.start(rt, ledger)
-        ops = Operations(settings, rt.engine, shipper, tracer_provider).start()
+        ops = Operations(settings, rt.store, shipper, tracer_provider).start()
         app.state.schema_head = ops.schema_head
-        reconciler = reconcile.schedule(rt.engine, ledger, rt.settings)
+        reconciler = reconcile.schedule(rt.store, ledger, rt.settings)
         reconciler.start()
         try:
             yield

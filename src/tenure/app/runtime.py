@@ -29,15 +29,16 @@ from tenure.durability.sites import SiteUnavailable, open_site, open_sites
 from tenure.durability.upgrades import require_current_schema
 from tenure.errors import ConfigurationError, TenureError
 from tenure.ledger.checkpoint import open_checkpoint
+from tenure.ops.jobs import account_job
 from tenure.service.audit import AuditEntry
 from tenure.service.context import ServiceContext
 from tenure.service.ledger import AuditRequest, Ledger
-from tenure.service.periodic import Periodic, for_every_account
 from tenure.service.personal import PersonalData, reapply_erasures
 from tenure.service.sidecar import Sidecar
 from tenure.store import sql
 from tenure.store.engine import create_engine, read_transaction
 from tenure.store.migrations import current_revision, upgrade
+from tenure.workers import Worker
 
 
 def sqlite_path(url: str) -> Path | None:
@@ -180,7 +181,7 @@ class Runtime(ServiceContext):
                     )
         return found
 
-    def drills(self, ledger: Ledger) -> Periodic:
+    def drills(self, ledger: Ledger) -> Worker:
         """Drills of every account from the first site, every
         ``drill_interval_minutes`` (not started; does nothing without sites or interval)."""
         s = self.settings
@@ -203,5 +204,4 @@ class Runtime(ServiceContext):
             )
             ledger.execute(AuditRequest((entry,)))
 
-        job = for_every_account(self.engine, drill)
-        return Periodic("tenure-drill", job, interval, lock_dir=s.data_dir)
+        return account_job("tenure-drill", self.store, drill, interval, s.data_dir)

@@ -144,14 +144,15 @@ def overview(request: Request) -> Response:
         sites = runtime.settings.site_urls()
         shipper = request.app.state.shipper
         panels["durability"] = views.durability_status(engine, account, shipper, sites, now)
+    store = runtime.store
     if session.may("drift.read"):
-        panels["drift"] = reconcile.drift_summary(engine, account)
-        panels["last_pass"] = reconcile.last_pass(engine, account)
-    panels["slo"] = views.slo_panel(engine, account, now)
+        panels["drift"] = reconcile.drift_summary(store, account)
+        panels["last_pass"] = reconcile.last_pass(store, account)
+    panels["slo"] = views.slo_panel(runtime, account, now)
     if session.may("notice.read"):
-        panels["notices"] = notices.list_notices(engine, account, 5)
+        panels["notices"] = notices.list_notices(store, account, 5)
     if session.may("alert.read"):
-        panels["alerts"] = alerts.list_alerts(engine, account, 5)
+        panels["alerts"] = alerts.list_alerts(store, account, 5)
     return web.render(request, "overview.html", page="overview", **panels)
 
 
@@ -324,17 +325,17 @@ def approvals_page(request: Request, status: str = "") -> Response:
 def drift(request: Request, kind: str = "") -> Response:
     session = web.session_of(request)
     web.require(session, "drift.read")
-    engine, account = web.runtime_of(request).engine, session.principal.account
+    store, account = web.runtime_of(request).store, session.principal.account
     with web.as_page(request):
-        rows = reconcile.list_drift(engine, account, kind or None, 100)
+        found = reconcile.drift_list(store, account, kind or None, 100)
     return web.render(
         request,
         "drift.html",
         page="drift",
-        summary=reconcile.drift_summary(engine, account),
-        rows=rows,
+        summary=found.summary,
+        rows=found.findings,
         kind=kind,
-        last_pass=reconcile.last_pass(engine, account),
+        last_pass=found.last_pass,
     )
 
 
@@ -342,9 +343,9 @@ def drift(request: Request, kind: str = "") -> Response:
 def notices_page(request: Request) -> Response:
     session = web.session_of(request)
     web.require(session, "notice.read")
-    engine, account = web.runtime_of(request).engine, session.principal.account
-    found = notices.list_notices(engine, account, 50)
-    raised = alerts.list_alerts(engine, account, 50) if session.may("alert.read") else []
+    store, account = web.runtime_of(request).store, session.principal.account
+    found = notices.list_notices(store, account, 50)
+    raised = alerts.list_alerts(store, account, 50) if session.may("alert.read") else []
     return web.render(request, "notices.html", page="notices", notices=found, alerts=raised)
 
 

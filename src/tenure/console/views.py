@@ -8,7 +8,6 @@ engineers own (drift, SLOs, notices, alerts) are called as they are.
 from __future__ import annotations
 
 import base64
-from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -21,9 +20,10 @@ from tenure.domain.timefmt import format_time
 from tenure.durability import drill
 from tenure.durability.shipping import Shipper
 from tenure.ledger.merkle import inclusion_proof
-from tenure.ops.slo import slo_report
+from tenure.ops.slo import Objectives, slo_report
 from tenure.service import audit, licensing, queries
 from tenure.service.activations import license_activations
+from tenure.service.context import ServiceContext
 from tenure.service.personal import PersonalData
 from tenure.store import sql
 from tenure.store import tables as t
@@ -163,9 +163,10 @@ def durability_status(
     }
 
 
-def slo_panel(engine: sa.Engine, account: str, now: datetime) -> dict[str, Any]:
+def slo_panel(runtime: ServiceContext, account: str, now: datetime) -> dict[str, Any]:
     """The SLO report (``tenure.ops.slo.slo_report``) as a dict."""
-    return asdict(slo_report(engine, account, now))
+    objectives = Objectives.from_settings(runtime.settings)
+    return slo_report(runtime.store, account, now, objectives).to_json()
 
 
 # ---------------------------------------------------------------- licenses

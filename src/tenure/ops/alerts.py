@@ -13,8 +13,9 @@ same length before it over ``alert_baseline_hours``:
   unauthenticated ones count for the default account).
 
 ``detect`` (pure) raises when the current count exceeds
-``max(mean + k * std, min_count)`` of the earlier windows. An alert is a row in
-``alerts``, an audit entry (action ``alert.raised``), ``tenure_alerts_total`` and a
+``max(mean + k * std, min_count)`` of the earlier windows. An alert is a stored
+alert (``tx.alerts``), an audit entry (action ``alert.raised``; the ``RaiseAlert``
+operation runs in the ledger writer's transaction), ``tenure_alerts_total`` and a
 webhook event ``alert.raised``; it stays open (and is not raised again) until the
 rate falls back to the threshold, when it is cleared.
 """
@@ -25,11 +26,10 @@ import base64
 import hashlib
 import math
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import sqlalchemy as sa
 from prometheus_client.core import GaugeMetricFamily, Metric
 
 from tenure.config import Settings
@@ -37,13 +37,15 @@ from tenure.domain.timefmt import format_time, parse_time
 from tenure.errors import InvalidInput
 from tenure.observability.metrics import ALERTS
 from tenure.ops import counters, webhooks
-from tenure.ops.scrape import state_source
+from tenure.ops.audited import AuditedChange
+from tenure.ops.jobs import account_job
+from tenure.ops.scrape import Scrape, state_source
+from tenure.ops.views import AlertView
 from tenure.service.audit import AuditEntry
-from tenure.service.ledger import Outcome, Write
-from tenure.service.periodic import Periodic, for_every_account
-from tenure.store import sql
-from tenure.store import tables as t
-from tenure.store.engine import read_transaction, transaction_on
+from tenure.service.ledger import Operation, Outcome
+from tenure.store.alerts import StoredAlert
+from tenure.store.unit import Store, Transaction
+from tenure.workers import Worker
 
 KINDS = ("revocations", "suspensions", "expiries", "check_denied", "auth_failed")
 EVENT = "alert.raised"
@@ -112,42 +114,29 @@ class AlertPolicy:
 
 
 def _stamps(
-    conn: sa.Connection, account: str, kind: str, since: datetime, until: datetime, default: str
+    tx: Transaction, account: str, kind: str, since: datetime, until: datetime, default: str
 ) -> list[tuple[datetime, int]]:
     if kind in _LEDGER_TYPES:
-        e = t.ledger_events.c
-        first = sql.first_seq_since(conn, account, format_time(since))
-        times = conn.scalars(
-            sa.select(e.time).where(
-                e.account == account, e.seq >= first, e.type == _LEDGER_TYPES[kind]
-            )
-        )
+        times = tx.alerts.event_times(account, _LEDGER_TYPES[kind], format_time(since))
         return [(parse_time(stamp), 1) for stamp in times]
     if kind == "expiries":
-        lic = t.projection["licenses"].c
-        times = conn.scalars(
-            sa.select(lic.expires_at).where(
-                lic.account == account,
-                lic.expires_at >= format_time(since),
-                lic.expires_at < format_time(until),
-            )
-        )
+        times = tx.alerts.expiries(account, format_time(since), format_time(until))
         return [(parse_time(stamp), 1) for stamp in times]
     metric = _COUNTERS[kind]
-    found = counters.read_minutes(conn, account, metric, since, until)
+    found = counters.read_minutes(tx, account, metric, since, until)
     if kind == "auth_failed" and account == default:
-        found += counters.read_minutes(conn, "", metric, since, until)
+        found += counters.read_minutes(tx, "", metric, since, until)
     return found
 
 
 def measure(
-    conn: sa.Connection, account: str, now: datetime, policy: AlertPolicy
+    tx: Transaction, account: str, now: datetime, policy: AlertPolicy
 ) -> dict[str, list[int]]:
     """Each kind's window counts (``window_counts``) ending at ``now``."""
     since = now - (policy.windows + 1) * policy.window
     return {
         kind: window_counts(
-            _stamps(conn, account, kind, since, now, policy.default_account),
+            _stamps(tx, account, kind, since, now, policy.default_account),
             now,
             policy.window,
             policy.windows,
@@ -159,75 +148,77 @@ def measure(
 # ---------------------------------------------------------------- raising
 
 
-def _open_alert(conn: sa.Connection, account: str, kind: str) -> str | None:
-    a = t.alerts.c
-    found = conn.scalar(
-        sa.select(a.id).where(a.account == account, a.kind == kind, a.cleared_at.is_(None)).limit(1)
-    )
-    return None if found is None else str(found)
-
-
 def _alert_id(account: str, kind: str, window_end: str) -> str:
     # The whole stamp, not its minute: with a run interval under a minute an alert
     # can be cleared and raised again within one. One open alert per kind is kept by
-    # ``_open_alert`` inside the serialized ledger write, not by this id.
+    # ``open_alert`` inside the serialized ledger write, not by this id.
     digest = hashlib.sha256(f"{account}\n{kind}\n{window_end}".encode()).digest()
     return "alr_" + base64.b32encode(digest[:15]).decode().lower()
 
 
 def _raise_in(
-    conn: sa.Connection, account: str, kind: str, verdict: Verdict, now: datetime, window: timedelta
+    tx: Transaction, account: str, kind: str, verdict: Verdict, now: datetime, window: timedelta
 ) -> dict[str, Any]:
-    if _open_alert(conn, account, kind) is not None:
+    if tx.alerts.open_alert(account, kind) is not None:
         return {"raised": False}
     end = format_time(now)
-    row = {
-        "account": account,
-        "id": _alert_id(account, kind, end),
-        "kind": kind,
-        "window_start": format_time(now - window),
-        "window_end": end,
-        "observed": verdict.observed,
-        "baseline": round(verdict.mean, 3),
-        "threshold": round(verdict.threshold, 3),
-        "created_at": end,
-        "cleared_at": None,
-    }
-    conn.execute(sa.insert(t.alerts).values(row))
-    view = {key: value for key, value in row.items() if key != "account"}
-    webhooks.enqueue(conn, account, EVENT, {"alert": row["id"], **view}, now)
+    alert = StoredAlert(
+        id=_alert_id(account, kind, end),
+        kind=kind,
+        window_start=format_time(now - window),
+        window_end=end,
+        observed=verdict.observed,
+        baseline=round(verdict.mean, 3),
+        threshold=round(verdict.threshold, 3),
+        created_at=end,
+    )
+    tx.alerts.add(account, alert)
+    view = asdict(alert)
+    webhooks.enqueue(tx, account, EVENT, {"alert": alert.id, **view}, now)
     return {"raised": True, **view}
 
 
-Submit = Callable[[Write], Outcome]
-"""Runs a ``Write`` in the ledger writer's transaction, audited (``Ledger.execute``)."""
+@dataclass(frozen=True)
+class RaiseAlert(AuditedChange):
+    """Raise an alert of ``kind`` unless one is open: its row, its webhook event and
+    (in any case) its audit entry, in the ledger writer's transaction → ``{"raised":
+    false}`` or ``{"raised": true, ...the alert}``."""
+
+    kind: str
+    verdict: Verdict
+    now: datetime
+    window: timedelta
+
+    def run(self, tx: Transaction) -> dict[str, Any]:
+        return _raise_in(tx, self.account, self.kind, self.verdict, self.now, self.window)
+
+
+Submit = Callable[[Operation], Outcome]
+"""Runs an ``Operation`` in the ledger writer's transaction, audited (``Ledger.execute``)."""
 
 
 def run_alerts(
-    engine: sa.Engine, submit: Submit, account: str, now: datetime, policy: AlertPolicy
-) -> list[dict[str, Any]]:
+    store: Store, submit: Submit, account: str, now: datetime, policy: AlertPolicy
+) -> list[AlertView]:
     """Measure ``account``'s rates at ``now``, raise each new anomaly (row, audit
     entry, metric, webhook event) and clear alerts whose rate fell back → the
     alerts raised."""
-    with read_transaction(engine) as conn:
-        series = measure(conn, account, now, policy)
-        open_kinds = {kind for kind in KINDS if _open_alert(conn, account, kind) is not None}
+    with store.read() as tx:
+        series = measure(tx, account, now, policy)
+        open_kinds = {kind for kind in KINDS if tx.alerts.open_alert(account, kind) is not None}
     raised = []
     for kind, counts in series.items():
         verdict = detect(counts[-1], counts[:-1], policy.k, policy.min_count)
         if verdict.alert and kind not in open_kinds:
             raised += _raise(submit, account, kind, verdict, now, policy.window)
         elif not verdict.alert and kind in open_kinds:
-            _clear(engine, account, kind, now)
+            _clear(store, account, kind, now)
     return raised
 
 
 def _raise(
     submit: Submit, account: str, kind: str, verdict: Verdict, now: datetime, window: timedelta
-) -> list[dict[str, Any]]:
-    def apply(conn: sa.Connection) -> dict[str, Any]:
-        return _raise_in(conn, account, kind, verdict, now, window)
-
+) -> list[AlertView]:
     entry = AuditEntry(
         account,
         "system",
@@ -240,73 +231,53 @@ def _raise(
         # Audit entries are canonical JSON, which has no floats: the threshold as text.
         detail={"observed": verdict.observed, "threshold": f"{verdict.threshold:g}"},
     )
-    # phase b: ops (a typed operation replaces the Write adapter)
-    result = submit(Write(account, apply, entry)).result
+    result = dict(submit(RaiseAlert(entry, kind, verdict, now, window)).result)
     if not result.pop("raised"):
         return []
     ALERTS.labels(kind).inc()
-    return [result]
+    return [AlertView(**result)]
 
 
-def _clear(engine: sa.Engine, account: str, kind: str, now: datetime) -> None:
-    a = t.alerts.c
-    with engine.connect() as conn, transaction_on(conn):
-        conn.execute(
-            sa.update(t.alerts)
-            .where(a.account == account, a.kind == kind, a.cleared_at.is_(None))
-            .values(cleared_at=format_time(now))
-        )
+def _clear(store: Store, account: str, kind: str, now: datetime) -> None:
+    with store.shared_write() as tx:
+        tx.alerts.clear(account, kind, format_time(now))
 
 
 # ---------------------------------------------------------------- reading
 
 
-def list_alerts(engine: sa.Engine, account: str, limit: int = 50) -> list[dict[str, Any]]:
-    """The account's most recent ``limit`` alerts, newest first: ``{"id", "kind",
-    "window_start", "window_end", "observed", "baseline", "threshold",
-    "created_at", "cleared_at"}`` (``cleared_at`` None while the alert is open)."""
+def list_alerts(store: Store, account: str, limit: int = 50) -> list[AlertView]:
+    """The account's most recent ``limit`` alerts, newest first (``cleared_at`` None
+    while an alert is open); ``InvalidInput`` unless 1 <= ``limit`` <= 1000."""
     if not 1 <= limit <= 1000:
         raise InvalidInput("limit must be between 1 and 1000", field="limit")
-    a = t.alerts.c
-    query = (
-        sa.select(t.alerts)
-        .where(a.account == account)
-        .order_by(a.created_at.desc(), a.id)
-        .limit(limit)
-    )
-    with read_transaction(engine) as conn:
-        rows = conn.execute(query).all()
-    return [{k: v for k, v in row._mapping.items() if k != "account"} for row in rows]
+    with store.read() as tx:
+        return [AlertView(**asdict(alert)) for alert in tx.alerts.recent(account, limit)]
 
 
-def open_alerts(conn: sa.Connection, account: str) -> dict[str, int]:
+def open_alerts(tx: Transaction, account: str) -> dict[str, int]:
     """Open alerts of ``account`` per kind."""
-    a = t.alerts.c
-    query = (
-        sa.select(a.kind, sa.func.count())
-        .where(a.account == account, a.cleared_at.is_(None))
-        .group_by(a.kind)
-    )
-    return {str(kind): int(n) for kind, n in conn.execute(query).all()}
+    return tx.alerts.open_counts(account)
 
 
 @state_source
-def open_alerts_metric(conn: sa.Connection, account: str) -> Iterable[Metric]:
+def open_alerts_metric(scrape: Scrape) -> Iterable[Metric]:
     """``tenure_alerts_open``: alerts not yet cleared, by kind (0 for none)."""
     family = GaugeMetricFamily(
         "tenure_alerts_open", "Anomaly alerts open, by kind.", labels=["account", "kind"]
     )
-    found = open_alerts(conn, account)
+    found = open_alerts(scrape.tx, scrape.account)
     for kind in KINDS:
-        family.add_metric([account, kind], found.get(kind, 0))
+        family.add_metric([scrape.account, kind], found.get(kind, 0))
     yield family
 
 
-def alert_job(engine: sa.Engine, submit: Submit, settings: Settings) -> Periodic:
+def alert_job(store: Store, submit: Submit, settings: Settings) -> Worker:
     """The scheduled detector over every account (not started)."""
     policy = AlertPolicy.of(settings)
-    job = for_every_account(
-        engine, lambda account: run_alerts(engine, submit, account, datetime.now(UTC), policy)
-    )
+
+    def run(account: str) -> None:
+        run_alerts(store, submit, account, datetime.now(UTC), policy)
+
     interval = settings.alert_interval_seconds
-    return Periodic("tenure-alerts", job, interval, lock_dir=settings.data_dir)
+    return account_job("tenure-alerts", store, run, interval, settings.data_dir)

@@ -12,8 +12,6 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-import orjson
-import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from tenure.domain.activations import activation_id
@@ -28,15 +26,15 @@ from tenure.domain.events import (
 )
 from tenure.domain.timefmt import format_time
 from tenure.errors import NotFound
-from tenure.store import tables as t
-from tenure.store.engine import read_transaction, write_transaction
+from tenure.ops.views import Deployment, DeploymentSummary
+from tenure.store.deployments import StoredReport
+from tenure.store.unit import Store
 
 MAX_ACTIVATIONS = 5_000
 """Activations one report may carry; a bigger installation reports in several
 deployments."""
 MAX_ENTITLEMENTS = 64
 MAX_TOKENS = 16
-SIGHTING_BATCH = 1_000
 
 DeploymentId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")]
 Version = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9.+_-]{0,63}$")]
@@ -90,102 +88,60 @@ def device_of(account: str, entry: dict[str, Any]) -> str:
 
 
 def record_report(
-    engine: sa.Engine,
+    store: Store,
     account: str,
     deployment: str,
     report: Report,
     reported_by: str,
     now: datetime,
-) -> dict[str, Any]:
+) -> DeploymentSummary:
     """Store ``report`` as the latest of ``deployment`` (received at ``now``) and
-    refresh the sightings of its activations, in one transaction → the stored view."""
+    refresh the sightings of its activations, in one transaction → its summary."""
     received = format_time(now)
     entries = [entry.model_dump(exclude_none=True) for entry in report.activations]
-    row = {
-        "account": account,
-        "deployment": deployment,
-        "product": report.product,
-        "product_version": report.product_version,
-        "sdk_version": report.sdk_version,
-        "reported_at": report.reported_at or received,
-        "received_at": received,
-        "reported_by": reported_by[:80],
-        "activation_count": len(entries),
-        "activations": orjson.dumps(entries),
-    }
+    stored = StoredReport(
+        deployment=deployment,
+        product=report.product,
+        product_version=report.product_version,
+        sdk_version=report.sdk_version,
+        reported_at=report.reported_at or received,
+        received_at=received,
+        reported_by=reported_by[:80],
+        activation_count=len(entries),
+        activations=entries,
+    )
     sightings = {device_of(account, e): e["license"] for e in entries}
-    with write_transaction(engine) as conn:
-        _upsert(conn, t.deployments, row, ("account", "deployment"))
-        _record_sightings(conn, account, sightings, received)
-    return _view(row, with_activations=False)
+    with store.write() as tx:
+        tx.deployments.replace(account, stored)
+        tx.deployments.see(account, sightings, received)
+    return summary_view(stored)
 
 
-def _upsert(
-    conn: sa.Connection, table: sa.Table, row: dict[str, Any], key: tuple[str, ...]
-) -> None:
-    where = [table.c[column] == row[column] for column in key]
-    conn.execute(sa.delete(table).where(*where))
-    conn.execute(sa.insert(table).values(**row))
+def summary_view(report: StoredReport) -> DeploymentSummary:
+    """A deployment's latest report without its activations."""
+    r = report
+    return DeploymentSummary(
+        id=r.deployment,
+        product=r.product,
+        product_version=r.product_version,
+        sdk_version=r.sdk_version,
+        reported_at=r.reported_at,
+        received_at=r.received_at,
+        reported_by=r.reported_by,
+        activation_count=r.activation_count,
+    )
 
 
-def _record_sightings(
-    conn: sa.Connection, account: str, sightings: dict[str, str], seen: str
-) -> None:
-    table = t.activation_sightings
-    ids = sorted(sightings)
-    for start in range(0, len(ids), SIGHTING_BATCH):
-        batch = ids[start : start + SIGHTING_BATCH]
-        conn.execute(
-            sa.delete(table).where(table.c.account == account, table.c.activation.in_(batch))
-        )
-        rows = [
-            {"account": account, "activation": a, "serial": sightings[a], "last_seen": seen}
-            for a in batch
-        ]
-        conn.execute(sa.insert(table), rows)
-
-
-def _view(row: Any, *, with_activations: bool) -> dict[str, Any]:
-    view = {
-        "id": row["deployment"],
-        "product": row["product"],
-        "product_version": row["product_version"],
-        "sdk_version": row["sdk_version"],
-        "reported_at": row["reported_at"],
-        "received_at": row["received_at"],
-        "reported_by": row["reported_by"],
-        "activation_count": row["activation_count"],
-    }
-    if with_activations:
-        view["activations"] = orjson.loads(row["activations"])
-    return view
-
-
-_SUMMARY_COLUMNS = [c for c in t.deployments.c if c.name != "activations"]
-
-
-def list_deployments(engine: sa.Engine, account: str) -> list[dict[str, Any]]:
+def list_deployments(store: Store, account: str) -> list[DeploymentSummary]:
     """Every deployment of ``account`` with its latest report's summary, by id."""
-    c = t.deployments.c
-    query = sa.select(*_SUMMARY_COLUMNS).where(c.account == account).order_by(c.deployment)
-    with read_transaction(engine) as conn:
-        rows = conn.execute(query).mappings().all()
-    return [_view(row, with_activations=False) for row in rows]
+    with store.read() as tx:
+        return [summary_view(r) for r in tx.deployments.summaries(account)]
 
 
-def get_deployment(engine: sa.Engine, account: str, deployment: str) -> dict[str, Any]:
+def get_deployment(store: Store, account: str, deployment: str) -> Deployment:
     """One deployment with its latest report's activations. Raises ``NotFound``."""
-    c = t.deployments.c
-    query = sa.select(t.deployments).where(c.account == account, c.deployment == deployment)
-    with read_transaction(engine) as conn:
-        row = conn.execute(query).mappings().first()
-    if row is None:
+    with store.read() as tx:
+        found = tx.deployments.report(account, deployment)
+    if found is None:
         raise NotFound(f"deployment {deployment} not found")
-    return _view(row, with_activations=True)
-
-
-def all_reports(conn: sa.Connection, account: str) -> list[dict[str, Any]]:
-    """Every stored report of ``account`` (one query), activations parsed."""
-    c = t.deployments.c
-    rows = conn.execute(sa.select(t.deployments).where(c.account == account)).mappings()
-    return [{**row, "activations": orjson.loads(row["activations"])} for row in rows]
+    return Deployment(**summary_view(found).model_dump(), activations=found.activations or [])

@@ -8,15 +8,13 @@ import time
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
-import sqlalchemy as sa
 from prometheus_client.core import Metric
 
 from tenure.durability.shipping import Shipper
 from tenure.observability import metrics
 from tenure.observability.metrics import account_gauge
 from tenure.ops import slo
-from tenure.ops.scrape import state_source
-from tenure.store import tables as t
+from tenure.ops.scrape import Scrape, state_source
 
 
 def _age(stamp: str) -> float | None:
@@ -31,14 +29,13 @@ def _age(stamp: str) -> float | None:
 
 
 @state_source
-def ledger_state(conn: sa.Connection, account: str) -> Iterable[Metric]:
+def ledger_state(scrape: Scrape) -> Iterable[Metric]:
     """Ledger size and the latest signed checkpoint's size and age."""
-    size = conn.scalar(sa.select(t.ledger_heads.c.size).where(t.ledger_heads.c.account == account))
-    yield account_gauge("tenure_ledger_size", "Events in the account's ledger.", account, size or 0)
-    c = t.ledger_checkpoints.c
-    latest = conn.execute(
-        sa.select(c.size, c.signed_at).where(c.account == account).order_by(c.size.desc()).limit(1)
-    ).first()
+    account, ledger = scrape.account, scrape.tx.ledger
+    head = ledger.head(account)
+    size = head.size if head else 0
+    yield account_gauge("tenure_ledger_size", "Events in the account's ledger.", account, size)
+    latest = ledger.checkpoint(account)
     if latest is not None:
         yield account_gauge(
             "tenure_checkpoint_size", "Size of the latest signed checkpoint.", account, latest.size
@@ -54,15 +51,10 @@ def ledger_state(conn: sa.Connection, account: str) -> Iterable[Metric]:
 
 
 @state_source
-def drill_state(conn: sa.Connection, account: str) -> Iterable[Metric]:
+def drill_state(scrape: Scrape) -> Iterable[Metric]:
     """The latest restore drill: passed (1/0), its age and its recovery time."""
-    d = t.drills.c
-    latest = conn.execute(
-        sa.select(d.at, d.passed, d.rto_seconds)
-        .where(d.account == account)
-        .order_by(d.at.desc())
-        .limit(1)
-    ).first()
+    account = scrape.account
+    latest = scrape.tx.gauges.latest_drill(account)
     if latest is None:
         return
     yield account_gauge(
@@ -82,24 +74,22 @@ def drill_state(conn: sa.Connection, account: str) -> Iterable[Metric]:
 
 
 @state_source
-def approvals_state(conn: sa.Connection, account: str) -> Iterable[Metric]:
+def approvals_state(scrape: Scrape) -> Iterable[Metric]:
     """Approval requests waiting for a second principal."""
-    a = t.projection["approvals"].c
-    pending = conn.scalar(
-        sa.select(sa.func.count()).where(a.account == account, a.status == "pending")
-    )
     yield account_gauge(
         "tenure_approvals_pending",
         "Approval requests waiting for a decision.",
-        account,
-        pending or 0,
+        scrape.account,
+        scrape.tx.gauges.pending_approvals(scrape.account),
     )
 
 
 @state_source
-def slo_state(conn: sa.Connection, account: str) -> Iterable[Metric]:
+def slo_state(scrape: Scrape) -> Iterable[Metric]:
     """The SLO report of the account's checks (``tenure.ops.slo``)."""
-    report = slo.report_on(conn, slo.objectives_of(conn.engine), account, datetime.now(UTC))
+    account = scrape.account
+    objectives = slo.Objectives.from_settings(scrape.settings)
+    report = slo.report_on(scrape.tx, objectives, account, datetime.now(UTC))
     figures = {
         "tenure_slo_checks": ("Check requests in the SLO window.", report.total),
         "tenure_slo_errors": ("Check requests answered with a 5xx in the window.", report.errors),

@@ -20,9 +20,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-import sqlalchemy as sa
 from prometheus_client.core import Metric
 
 from tenure.domain.decisions import license_status
@@ -31,11 +30,12 @@ from tenure.domain.timefmt import format_time, parse_duration, parse_time
 from tenure.errors import InvalidInput
 from tenure.observability.metrics import account_gauge
 from tenure.ops import webhooks
-from tenure.ops.scrape import state_source
-from tenure.service.periodic import Periodic, for_every_account
-from tenure.store import sql
-from tenure.store import tables as t
-from tenure.store.engine import read_transaction, transaction_on
+from tenure.ops.jobs import account_job
+from tenure.ops.scrape import Scrape, state_source
+from tenure.ops.views import NoticeView
+from tenure.store.notices import StoredNotice
+from tenure.store.unit import Store, Transaction
+from tenure.workers import Worker
 
 EXPIRING = "license.expiring_soon"
 GRACE = "license.grace_started"
@@ -108,114 +108,97 @@ def due_notices(
 
 
 def _candidates(
-    conn: sa.Connection, account: str, now: datetime, leads: tuple[int, ...]
+    tx: Transaction, account: str, now: datetime, leads: tuple[int, ...]
 ) -> tuple[list[Row], dict[tuple[str, int], Row]]:
     """Active licenses expiring before the longest lead and not before the longest
     grace ago, and the plan versions they are on."""
     plans = {
         (row["plan"], int(row["version"])): row
-        for row in sql.projection_rows(conn, account, "plan_versions")
+        for row in tx.projection.rows(account, "plan_versions")
     }
     longest = max(
         (parse_duration(p["grace"]).after(now) - now for p in plans.values() if p["grace"]),
         default=timedelta(0),
     )
-    lic = t.projection["licenses"].c
-    rows = conn.execute(
-        sa.select(
-            lic.serial, lic.customer, lic.plan, lic.plan_version, lic.status, lic.expires_at
-        ).where(
-            lic.account == account,
-            lic.status == "active",
-            lic.expires_at.is_not(None),
-            lic.expires_at <= format_time(now + timedelta(days=max(leads))),
-            lic.expires_at >= format_time(now - longest),
-        )
-    ).all()
-    return [dict(row._mapping) for row in rows], plans
+    since = format_time(now - longest)
+    until = format_time(now + timedelta(days=max(leads)))
+    return tx.notices.expiring(account, since, until), plans
 
 
-_INSERT = sa.text(
-    "INSERT INTO notices (account, id, kind, serial, customer, expires_at, lead, created_at) "
-    "VALUES (:account, :id, :kind, :serial, :customer, :expires_at, :lead, :created_at) "
-    "ON CONFLICT DO NOTHING"
-)
-
-
-def run_notices(
-    engine: sa.Engine, account: str, now: datetime, leads: tuple[int, ...]
-) -> list[Notice]:
+def run_notices(store: Store, account: str, now: datetime, leads: tuple[int, ...]) -> list[Notice]:
     """Record the notices due for ``account`` that are not recorded yet, and queue
     a webhook event for each → the new ones."""
-    with read_transaction(engine) as conn:
-        licenses, plans = _candidates(conn, account, now, leads)
+    with store.read() as tx:
+        licenses, plans = _candidates(tx, account, now, leads)
     due = due_notices(licenses, plans, now, leads)
     if not due:
         return []
     new = []
-    with engine.connect() as conn, transaction_on(conn):
+    with store.shared_write() as tx:
         for notice in due:
-            values = {
-                "account": account,
-                "id": notice.id,
-                "kind": notice.kind,
-                "serial": notice.serial,
-                "customer": notice.customer,
-                "expires_at": notice.expires_at,
-                "lead": notice.lead,
-                "created_at": format_time(now),
-            }
-            if conn.execute(_INSERT, values).rowcount == 1:
-                webhooks.enqueue(conn, account, notice.kind, notice.event_data(), now)
+            stored = StoredNotice(
+                notice.id,
+                notice.kind,
+                notice.serial,
+                notice.customer,
+                notice.expires_at,
+                notice.lead,
+                format_time(now),
+            )
+            if tx.notices.add(account, stored):
+                webhooks.enqueue(tx, account, notice.kind, notice.event_data(), now)
                 new.append(notice)
     return new
 
 
-def list_notices(engine: sa.Engine, account: str, limit: int = 50) -> list[dict[str, Any]]:
-    """The account's most recent ``limit`` notices, newest first: ``{"id", "kind",
-    "serial", "customer", "expires_at", "lead", "created_at"}``."""
+def notice_view(notice: StoredNotice) -> NoticeView:
+    """A recorded notice as the API shows it."""
+    n = notice
+    kind = cast(Any, n.kind)
+    return NoticeView(
+        id=n.id,
+        kind=kind,
+        serial=n.serial,
+        customer=n.customer,
+        expires_at=n.expires_at,
+        lead=n.lead,
+        created_at=n.created_at,
+    )
+
+
+def list_notices(store: Store, account: str, limit: int = 50) -> list[NoticeView]:
+    """The account's most recent ``limit`` notices, newest first; ``InvalidInput``
+    unless 1 <= ``limit`` <= 1000."""
     if not 1 <= limit <= 1000:
         raise InvalidInput("limit must be between 1 and 1000", field="limit")
-    n = t.notices.c
-    query = (
-        sa.select(n.id, n.kind, n.serial, n.customer, n.expires_at, n.lead, n.created_at)
-        .where(n.account == account)
-        .order_by(n.created_at.desc(), n.id)
-        .limit(limit)
-    )
-    with read_transaction(engine) as conn:
-        return [dict(row._mapping) for row in conn.execute(query).all()]
+    with store.read() as tx:
+        return [notice_view(n) for n in tx.notices.recent(account, limit)]
 
 
-def pending_notices(conn: sa.Connection, account: str) -> int:
+def pending_notices(tx: Transaction, account: str) -> int:
     """Deliveries of notice events of ``account`` still waiting to be delivered."""
-    d = t.webhook_deliveries.c
-    count = conn.scalar(
-        sa.select(sa.func.count())
-        .select_from(t.webhook_deliveries)
-        .where(d.account == account, d.status == "pending", d.event_type.in_(KINDS))
-    )
-    return int(count or 0)
+    return tx.webhooks.pending(account, KINDS)
 
 
 @state_source
-def pending_metric(conn: sa.Connection, account: str) -> Iterable[Metric]:
+def pending_metric(scrape: Scrape) -> Iterable[Metric]:
     """``tenure_notices_pending``: notice events not yet delivered to webhooks."""
     yield account_gauge(
         "tenure_notices_pending",
         "Lifecycle notices awaiting webhook delivery.",
-        account,
-        pending_notices(conn, account),
+        scrape.account,
+        pending_notices(scrape.tx, scrape.account),
     )
 
 
 def notice_job(
-    engine: sa.Engine, lead_days: str, interval: float, lock_dir: Path | None = None
-) -> Periodic:
+    store: Store, lead_days: str, interval: float, lock_dir: Path | None = None
+) -> Worker:
     """The scheduled notice job over every account (not started); with ``lock_dir``,
     one process of those sharing it runs it."""
     leads = parse_leads(lead_days)
-    job = for_every_account(
-        engine, lambda account: run_notices(engine, account, datetime.now(UTC), leads)
-    )
-    return Periodic("tenure-notices", job, interval, lock_dir)
+
+    def run(account: str) -> None:
+        run_notices(store, account, datetime.now(UTC), leads)
+
+    return account_job("tenure-notices", store, run, interval, lock_dir)

@@ -1,9 +1,10 @@
 """The reconciler (docs/drift.md): deployment reports against the ledger state.
 
-A pass reads every report of an account and the projection tables it needs in a
-few set-based queries, classifies drift in memory (``classify``, pure: no clock,
-no I/O), then replaces the account's open findings in one transaction — a finding
-that persists keeps its ``first_seen`` — and records the pass. With ``correct``
+A pass reads every report of an account (``tx.deployments``) and the projection
+tables it needs in a few set-based reads, classifies drift in memory (``classify``,
+pure: no clock, no I/O), then replaces the account's open findings (``tx.drift``) in
+one transaction — a finding that persists keeps its ``first_seen`` — and records
+the pass. With ``correct``
 it also appends corrective events through the ledger writer, each under an
 idempotency key of its own, so a repeated pass never appends twice.
 """
@@ -15,13 +16,12 @@ import logging
 import re
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import sqlalchemy as sa
 from prometheus_client.core import GaugeMetricFamily, Metric
 
 from tenure.domain.activations import DeactivateDevice, RevokeToken, holds_seat
@@ -33,13 +33,14 @@ from tenure.domain.state import Row
 from tenure.domain.timefmt import format_time, parse_time
 from tenure.errors import InvalidInput, TenureError
 from tenure.observability import metrics
-from tenure.ops.deployments import all_reports, device_of
-from tenure.ops.scrape import state_source
+from tenure.ops.deployments import device_of
+from tenure.ops.jobs import account_job
+from tenure.ops.scrape import Scrape, state_source
+from tenure.ops.views import DriftFinding, DriftList, DriftPass, DriftPassSummary
 from tenure.service.ledger import Ledger, Submission
-from tenure.service.periodic import Periodic, for_every_account
-from tenure.store import sql
-from tenure.store import tables as t
-from tenure.store.engine import read_transaction, write_transaction
+from tenure.store.drift import StoredFinding, StoredPass
+from tenure.store.unit import Store, Transaction
+from tenure.workers import Worker
 
 _log = logging.getLogger("tenure.reconcile")
 
@@ -102,10 +103,10 @@ class LedgerState:
     revoked: dict[str, str]
 
 
-def read_state(conn: sa.Connection, account: str) -> LedgerState:
+def read_state(tx: Transaction, account: str) -> LedgerState:
     """The account's licenses, plan versions, activations, seats and revoked tokens:
-    one query per table."""
-    rows = {name: sql.projection_rows(conn, account, name) for name in _STATE_TABLES}
+    one read per table."""
+    rows = {name: tx.projection.rows(account, name) for name in _STATE_TABLES}
     return LedgerState(
         {r["serial"]: r for r in rows["licenses"]},
         {(r["plan"], r["version"]): r for r in rows["plan_versions"]},
@@ -145,9 +146,14 @@ class _Licenses:
         return known
 
 
+Reports = Sequence[Mapping[str, Any]]
+"""Reports as ``StoredReport.as_mapping`` gives them: ``deployment``, ``product``,
+``product_version``, ``sdk_version``, ``received_at``, ``activations``."""
+
+
 def classify(
     account: str,
-    reports: list[dict[str, Any]],
+    reports: Reports,
     state: LedgerState,
     policy: DriftPolicy,
     now: datetime,
@@ -233,7 +239,7 @@ def _over_seat(
 
 
 def _report_findings(
-    report: dict[str, Any], newest: dict[str, str], policy: DriftPolicy, now: datetime
+    report: Mapping[str, Any], newest: dict[str, str], policy: DriftPolicy, now: datetime
 ) -> Iterator[Finding]:
     deployment = report["deployment"]
     received = report["received_at"]
@@ -255,7 +261,7 @@ def _report_findings(
         yield Finding("version_skew", deployment, "sdk_version", detail)
 
 
-def _newest_versions(reports: list[dict[str, Any]]) -> dict[str, str]:
+def _newest_versions(reports: Reports) -> dict[str, str]:
     """Product → the newest product version any deployment reports."""
     newest: dict[str, str] = {}
     for report in reports:
@@ -267,7 +273,7 @@ def _newest_versions(reports: list[dict[str, Any]]) -> dict[str, str]:
 
 def dead_seats(
     account: str,
-    reports: list[dict[str, Any]],
+    reports: Reports,
     sightings: dict[str, str],
     state: LedgerState,
     policy: DriftPolicy,
@@ -293,38 +299,37 @@ def dead_seats(
 
 
 def run_pass(
-    engine: sa.Engine,
+    store: Store,
     account: str,
     policy: DriftPolicy,
     now: datetime | None = None,
     ledger: Ledger | None = None,
-) -> dict[str, Any]:
+) -> DriftPass:
     """Reconcile ``account`` now: classify, correct (with ``policy.correct`` and a
-    ``ledger``), replace the open findings and record the pass → its summary
-    ``{"at", "duration_seconds", "reports", "activations", "findings", "corrections",
-    "by_kind"}``."""
+    ``ledger``), replace the open findings and record the pass → its summary with
+    the findings counted by kind."""
     started = time.perf_counter()
     now = now or datetime.now(UTC)
-    with _without_gc_pauses(), read_transaction(engine) as conn:
-        reports = all_reports(conn, account)
-        state = read_state(conn, account)
-        sightings = _sightings(conn, account) if policy.correct else {}
+    with _without_gc_pauses(), store.read() as tx:
+        reports = [report.as_mapping() for report in tx.deployments.reports(account)]
+        state = read_state(tx, account)
+        sightings = tx.deployments.sightings(account) if policy.correct else {}
         findings = classify(account, reports, state, policy, now)
     corrections = 0
     if policy.correct and ledger is not None:
         seats = dead_seats(account, reports, sightings, state, policy, now)
         corrections = _correct(ledger, account, findings, seats)
-    summary = {
-        "at": format_time(now),
-        "reports": len(reports),
-        "activations": sum(len(r["activations"]) for r in reports),
-        "findings": len(findings),
-        "corrections": corrections,
-    }
-    summary["duration_seconds"] = round(time.perf_counter() - started, 6)
-    _store(engine, account, findings, summary)
-    summary["duration_seconds"] = round(time.perf_counter() - started, 6)
-    return {**summary, "by_kind": _counts(f.kind for f in findings)}
+    done = StoredPass(
+        at=format_time(now),
+        duration_seconds=round(time.perf_counter() - started, 6),
+        reports=len(reports),
+        activations=sum(len(r["activations"]) for r in reports),
+        findings=len(findings),
+        corrections=corrections,
+    )
+    _store(store, account, findings, done)
+    took = round(time.perf_counter() - started, 6)
+    return DriftPass(**{**asdict(done), "duration_seconds": took}, by_kind=_counts(findings))
 
 
 @contextmanager
@@ -339,12 +344,6 @@ def _without_gc_pauses() -> Iterator[None]:
     finally:
         if was_enabled:
             gc.enable()
-
-
-def _sightings(conn: sa.Connection, account: str) -> dict[str, str]:
-    c = t.activation_sightings.c
-    query = sa.select(c.activation, c.last_seen).where(c.account == account)
-    return {activation: seen for activation, seen in conn.execute(query)}
 
 
 def _correct(
@@ -375,106 +374,95 @@ def _correct(
     return appended
 
 
-def _store(
-    engine: sa.Engine, account: str, findings: list[Finding], summary: dict[str, Any]
-) -> None:
+def _store(store: Store, account: str, findings: list[Finding], done: StoredPass) -> None:
     """Replace the open findings (keeping ``first_seen``) and record the pass."""
-    c = t.drift_findings.c
-    at = summary["at"]
-    with write_transaction(engine) as conn:
-        query = sa.select(c.kind, c.deployment, c.subject, c.first_seen).where(c.account == account)
-        first = {(k, d, s): seen for k, d, s, seen in conn.execute(query)}
-        conn.execute(sa.delete(t.drift_findings).where(c.account == account))
-        rows = [
-            {
-                "account": account,
-                "kind": f.kind,
-                "deployment": f.deployment,
-                "subject": f.subject,
-                "detail": f.detail,
-                "first_seen": first.get((f.kind, f.deployment, f.subject), at),
-                "last_seen": at,
-            }
+    at = done.at
+    with store.write() as tx:
+        first = tx.drift.first_seen(account)
+        stored = [
+            StoredFinding(
+                f.kind,
+                f.deployment,
+                f.subject,
+                f.detail,
+                first.get((f.kind, f.deployment, f.subject), at),
+                at,
+            )
             for f in findings
         ]
-        if rows:
-            conn.execute(sa.insert(t.drift_findings), rows)
-        p = t.drift_passes.c
-        kept_from = format_time(parse_time(at) - PASS_HISTORY)
-        conn.execute(
-            sa.delete(t.drift_passes).where(p.account == account, (p.at == at) | (p.at < kept_from))
-        )
-        conn.execute(sa.insert(t.drift_passes).values(account=account, **summary))
+        tx.drift.replace_findings(account, stored)
+        tx.drift.record_pass(account, done, format_time(parse_time(at) - PASS_HISTORY))
 
 
-def _counts(kinds: Iterable[str]) -> dict[str, int]:
+def _counts(findings: Iterable[Finding]) -> dict[str, int]:
     counts = dict.fromkeys(KINDS, 0)
-    for kind in kinds:
-        counts[kind] += 1
+    for finding in findings:
+        counts[finding.kind] += 1
     return counts
 
 
 # ---------------------------------------------------------------- reading results
 
 
-def drift_summary(engine: sa.Engine, account: str) -> dict[str, int]:
-    """Kind → open findings of ``account``; every kind is present (0 when none)."""
-    c = t.drift_findings.c
-    query = sa.select(c.kind, sa.func.count()).where(c.account == account).group_by(c.kind)
-    with read_transaction(engine) as conn:
-        rows = conn.execute(query).all()
-    counts = dict.fromkeys(KINDS, 0)
-    counts.update({kind: int(n) for kind, n in rows})
-    return counts
+def _summary(tx: Transaction, account: str) -> dict[str, int]:
+    return {**dict.fromkeys(KINDS, 0), **tx.drift.counts(account)}
 
 
-def list_drift(
-    engine: sa.Engine, account: str, kind: str | None = None, limit: int = 100
-) -> list[dict[str, Any]]:
-    """Open findings (of ``kind`` if given), by kind, deployment, subject; at most
-    ``limit``. Raises ``InvalidInput`` for an unknown kind or a limit below 1."""
+def _pass_view(done: StoredPass | None) -> DriftPassSummary | None:
+    return None if done is None else DriftPassSummary(**asdict(done))
+
+
+def _findings(tx: Transaction, account: str, kind: str | None, limit: int) -> list[DriftFinding]:
     if kind is not None and kind not in KINDS:
         raise InvalidInput(f"kind must be one of {', '.join(KINDS)}", field="kind")
     if limit < 1:
         raise InvalidInput("limit must be at least 1", field="limit")
-    c = t.drift_findings.c
-    query = sa.select(c.kind, c.deployment, c.subject, c.detail, c.first_seen, c.last_seen)
-    query = query.where(c.account == account)
-    if kind is not None:
-        query = query.where(c.kind == kind)
-    query = query.order_by(c.kind, c.deployment, c.subject).limit(limit)
-    with read_transaction(engine) as conn:
-        return [dict(row) for row in conn.execute(query).mappings()]
+    return [DriftFinding(**asdict(f)) for f in tx.drift.findings(account, kind, limit)]
 
 
-def last_pass(engine: sa.Engine, account: str) -> dict[str, Any] | None:
-    """The latest recorded pass of ``account`` (``at``, ``duration_seconds``,
-    ``reports``, ``activations``, ``findings``, ``corrections``), or None."""
-    c = t.drift_passes.c
-    query = sa.select(t.drift_passes).where(c.account == account).order_by(c.at.desc()).limit(1)
-    with read_transaction(engine) as conn:
-        row = conn.execute(query).mappings().first()
-    return None if row is None else {k: v for k, v in row.items() if k != "account"}
+def drift_summary(store: Store, account: str) -> dict[str, int]:
+    """Kind → open findings of ``account``; every kind is present (0 when none)."""
+    with store.read() as tx:
+        return _summary(tx, account)
+
+
+def list_drift(
+    store: Store, account: str, kind: str | None = None, limit: int = 100
+) -> list[DriftFinding]:
+    """Open findings (of ``kind`` if given), by kind, deployment, subject; at most
+    ``limit``. Raises ``InvalidInput`` for an unknown kind or a limit below 1."""
+    with store.read() as tx:
+        return _findings(tx, account, kind, limit)
+
+
+def last_pass(store: Store, account: str) -> DriftPassSummary | None:
+    """The latest recorded pass of ``account``, or None."""
+    with store.read() as tx:
+        return _pass_view(tx.drift.last_pass(account))
+
+
+def drift_list(store: Store, account: str, kind: str | None, limit: int) -> DriftList:
+    """The summary, the open findings (as ``list_drift``) and the last pass, read
+    together."""
+    with store.read() as tx:
+        return DriftList(
+            summary=_summary(tx, account),
+            findings=_findings(tx, account, kind, limit),
+            last_pass=_pass_view(tx.drift.last_pass(account)),
+        )
 
 
 @state_source
-def drift_metrics(conn: sa.Connection, account: str) -> Iterable[Metric]:
+def drift_metrics(scrape: Scrape) -> Iterable[Metric]:
     """``tenure_drift_findings{kind}``, ``tenure_drift_last_pass_duration_seconds``
-    and ``tenure_drift_last_pass_timestamp_seconds`` of ``account``."""
-    c = t.drift_findings.c
-    query = sa.select(c.kind, sa.func.count()).where(c.account == account).group_by(c.kind)
-    counts = dict.fromkeys(KINDS, 0)
-    counts.update({kind: int(n) for kind, n in conn.execute(query)})
+    and ``tenure_drift_last_pass_timestamp_seconds`` of the account."""
     findings = GaugeMetricFamily(
         "tenure_drift_findings", "Open drift findings, by kind.", labels=["kind"]
     )
-    for kind, count in counts.items():
+    for kind, count in _summary(scrape.tx, scrape.account).items():
         findings.add_metric([kind], count)
     yield findings
-    p = t.drift_passes.c
-    latest = conn.execute(
-        sa.select(p.at, p.duration_seconds).where(p.account == account).order_by(p.at.desc())
-    ).first()
+    latest = scrape.tx.drift.last_pass(scrape.account)
     if latest is not None:
         yield GaugeMetricFamily(
             "tenure_drift_last_pass_duration_seconds",
@@ -491,11 +479,12 @@ def drift_metrics(conn: sa.Connection, account: str) -> Iterable[Metric]:
 # ---------------------------------------------------------------- the scheduled job
 
 
-def schedule(engine: sa.Engine, ledger: Ledger, settings: Any) -> Periodic:
+def schedule(store: Store, ledger: Ledger, settings: Any) -> Worker:
     """A pass over every account every ``reconcile_interval_minutes`` (not started)."""
     policy = DriftPolicy.from_settings(settings)
-    job = for_every_account(
-        engine, lambda account: run_pass(engine, account, policy, ledger=ledger)
-    )
+
+    def run(account: str) -> None:
+        run_pass(store, account, policy, ledger=ledger)
+
     interval = settings.reconcile_interval_minutes * 60
-    return Periodic("tenure-reconcile", job, interval, lock_dir=settings.data_dir)
+    return account_job("tenure-reconcile", store, run, interval, settings.data_dir)

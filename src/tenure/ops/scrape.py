@@ -5,12 +5,26 @@ reads them all (``read_state``) in one read transaction per scrape."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 
-import sqlalchemy as sa
 from prometheus_client.core import Metric
 
-StateSource = Callable[[sa.Connection, str], Iterable[Metric]]
-"""Reads state metrics of one account from an open read connection."""
+from tenure.config import Settings
+from tenure.store.unit import Store, Transaction
+
+
+@dataclass(frozen=True)
+class Scrape:
+    """What a state source reads from: the scrape's read transaction, the account
+    whose metrics it gives, and the settings (objectives, ...)."""
+
+    tx: Transaction
+    account: str
+    settings: Settings
+
+
+StateSource = Callable[[Scrape], Iterable[Metric]]
+"""Reads the state metrics of one account."""
 
 _SOURCES: list[StateSource] = []
 
@@ -27,19 +41,23 @@ def state_sources() -> tuple[StateSource, ...]:
     return tuple(_SOURCES)
 
 
-def read_state(conn: sa.Connection, accounts: Iterable[str]) -> list[Metric]:
-    """Every registered state source's metrics for each of ``accounts``, each sample
-    labelled with its ``account`` (added where a source left it out, so that two
-    accounts never give one series two values)."""
+def read_state(store: Store, settings: Settings) -> list[Metric]:
+    """Every registered state source's metrics for every account of the store (and
+    the default account), in one read transaction; each sample is labelled with its
+    ``account`` (added where a source left it out, so that two accounts never give
+    one series two values)."""
     found: list[Metric] = []
-    for account in accounts:
-        for source in _SOURCES:
-            for metric in source(conn, account):
-                metric.samples = [
-                    s
-                    if "account" in s.labels
-                    else s._replace(labels={**s.labels, "account": account})
-                    for s in metric.samples
-                ]
-                found.append(metric)
+    with store.read() as tx:
+        accounts = sorted(set(tx.ledger.accounts()) | {settings.default_account})
+        for account in accounts:
+            scrape = Scrape(tx, account, settings)
+            for source in _SOURCES:
+                for metric in source(scrape):
+                    metric.samples = [
+                        s
+                        if "account" in s.labels
+                        else s._replace(labels={**s.labels, "account": account})
+                        for s in metric.samples
+                    ]
+                    found.append(metric)
     return found

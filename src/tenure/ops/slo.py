@@ -16,15 +16,13 @@ the window nothing is spent.
 
 from __future__ import annotations
 
-import weakref
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-import sqlalchemy as sa
-
 from tenure.config import Settings
 from tenure.ops import counters
-from tenure.store.engine import read_transaction
+from tenure.ops.views import SloReport
+from tenure.store.unit import Store, Transaction
 
 
 @dataclass(frozen=True)
@@ -44,32 +42,6 @@ class Objectives:
             settings.slo_latency_target,
             settings.slo_window_days,
         )
-
-
-@dataclass(frozen=True)
-class SloReport:
-    """Both objectives over the window ending now, and what is left of their budgets."""
-
-    objective_availability: float
-    objective_latency_ms: float
-    objective_latency_target: float
-    window_days: float
-    total: int
-    errors: int
-    slow: int
-    availability: float
-    fast_share: float
-    availability_budget_remaining: float
-    latency_budget_remaining: float
-
-
-_objectives: weakref.WeakKeyDictionary[sa.Engine, Objectives] = weakref.WeakKeyDictionary()
-
-
-def configure(engine: sa.Engine, objectives: Objectives) -> None:
-    """Use ``objectives`` for reports over ``engine`` (``create_app`` does this; without
-    it the defaults apply)."""
-    _objectives[engine] = objectives
 
 
 def budget_remaining(failed: int, total: int, objective: float) -> float:
@@ -98,12 +70,10 @@ def report(objectives: Objectives, total: int, errors: int, slow: int) -> SloRep
     )
 
 
-def report_on(
-    conn: sa.Connection, objectives: Objectives, account: str, now: datetime
-) -> SloReport:
-    """``slo_report`` on an open read connection."""
+def report_on(tx: Transaction, objectives: Objectives, account: str, now: datetime) -> SloReport:
+    """``slo_report`` in an open read transaction."""
     since = now - timedelta(days=objectives.window_days)
-    sums = counters.totals(conn, account, since, now)
+    sums = counters.totals(tx, account, since, now)
     return report(
         objectives,
         sums.get(counters.CHECK_TOTAL, 0),
@@ -112,15 +82,12 @@ def report_on(
     )
 
 
-def slo_report(engine: sa.Engine, account: str, now: datetime) -> SloReport:
-    """The SLO report of ``account``'s checks over the window ending at ``now``, from
-    the flushed per-minute counters (counts of the last ``ops_flush_seconds`` may not
-    be in yet). Raises SQLAlchemy's errors if the database does not answer."""
-    objectives = _objectives.get(engine, Objectives())
-    with read_transaction(engine) as conn:
-        return report_on(conn, objectives, account, now)
-
-
-def objectives_of(engine: sa.Engine) -> Objectives:
-    """The objectives configured for ``engine`` (the defaults if none)."""
-    return _objectives.get(engine, Objectives())
+def slo_report(
+    store: Store, account: str, now: datetime, objectives: Objectives | None = None
+) -> SloReport:
+    """The SLO report of ``account``'s checks over the window ending at ``now``
+    against ``objectives`` (the defaults if None), from the flushed per-minute
+    counters (counts of the last ``ops_flush_seconds`` may not be in yet). Raises
+    the store's errors if the database does not answer."""
+    with store.read() as tx:
+        return report_on(tx, objectives or Objectives(), account, now)

@@ -1,9 +1,10 @@
 """The webhook worker (docs/webhooks.md): fans ledger events out to deliveries and
 sends due deliveries, in a thread of its own per server process.
 
-Each pass queues deliveries for new ledger events (``webhooks.fan_out``), then
-claims due deliveries with a lease (a conditional UPDATE, so two processes never
-send the same row at once) and hands them to a pool of at most
+Each pass (a ``tenure.workers.Worker`` run every ``webhook_poll_seconds``) queues
+deliveries for new ledger events (``webhooks.fan_out``), then claims due
+deliveries with a lease (``tx.webhooks.lease``: conditional, so two processes never
+send the same delivery at once) and hands them to the worker's pool of at most
 ``webhook_concurrency`` threads, at most ``PER_ENDPOINT`` of them per
 subscription: an endpoint that hangs holds its own slots, not the others'. Each
 request has a timeout and follows no redirect; the URL policy is checked again
@@ -24,14 +25,12 @@ import re
 import threading
 import time
 from collections import Counter as Tally
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import orjson
-import sqlalchemy as sa
 
 from tenure import __version__
 from tenure.config import Settings
@@ -42,9 +41,9 @@ from tenure.ops import alerts, notices, webhooks
 from tenure.ops.webhooks import SecretBox
 from tenure.service.context import ServiceContext
 from tenure.service.ledger import Ledger
-from tenure.service.periodic import Periodic
-from tenure.store import tables as t
-from tenure.store.engine import read_transaction, transaction_on
+from tenure.store.unit import Store
+from tenure.store.webhooks import AttemptRecord, DueDelivery
+from tenure.workers import Worker
 
 _log = logging.getLogger("tenure.webhooks")
 
@@ -112,44 +111,38 @@ class Attempt:
 class WebhookWorker:
     """Fans out and delivers; see the module doc. ``run_once`` is one pass."""
 
-    def __init__(self, engine: sa.Engine, settings: Settings, box: SecretBox) -> None:
-        self._engine = engine
+    def __init__(self, store: Store, settings: Settings, box: SecretBox) -> None:
+        self._store = store
         self._settings = settings
         self._box = box
         self._schedule = parse_schedule(settings.webhook_retry_schedule)
-        self._pool = ThreadPoolExecutor(settings.webhook_concurrency, "tenure-webhook")
         self._inflight: Tally[str] = Tally()
         self._lock = threading.Lock()
         self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._worker = Worker(
+            "tenure-webhooks",
+            self.run_once,
+            settings.webhook_poll_seconds,
+            pool=settings.webhook_concurrency,
+            logger=_log,
+            what="webhook pass",
+        )
 
     def start(self) -> WebhookWorker:
-        # phase b: ops (a tenure.workers.Worker replaces this hand-rolled thread)
-        self._thread = threading.Thread(target=self._run, name="tenure-webhooks", daemon=True)
-        self._thread.start()
+        self._worker.start()
         return self
 
     def stop(self) -> None:
         """Stop claiming; deliveries in flight finish (bounded by their timeout)."""
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
-        self._pool.shutdown(wait=True, cancel_futures=True)
-
-    def _run(self) -> None:
-        while not self._stop.wait(self._settings.webhook_poll_seconds):
-            try:
-                self.run_once()
-            except Exception as exc:  # a database hiccup: the next pass tries again, loudly
-                _log.error("webhook pass failed: %s", exc)
+        self._worker.stop()
 
     def run_once(self, now: datetime | None = None) -> int:
         """Fan out new ledger events, then start sending due deliveries → how many
         were started."""
         now = now or datetime.now(UTC)
-        with read_transaction(self._engine) as conn:
-            accounts = webhooks.cursor_accounts(conn)
+        with self._store.read() as tx:
+            accounts = tx.webhooks.cursor_accounts()
         # A stop ends a long backlog's fan-out between batches (the cursor keeps the
         # place) and claims nothing that shutdown would cancel with its lease held.
         for account in accounts:
@@ -159,12 +152,12 @@ class WebhookWorker:
             return 0
         claimed = self._claim(now)
         for delivery in claimed:
-            self._pool.submit(self._deliver, delivery)
+            self._worker.pool.submit(self._deliver, delivery)
         return len(claimed)
 
     def _fan_out(self, account: str, now: datetime) -> int:
-        with self._engine.connect() as conn, transaction_on(conn):
-            return webhooks.fan_out(conn, account, now)
+        with self._store.shared_write() as tx:
+            return webhooks.fan_out(tx, account, now)
 
     # ------------------------------------------------------------ claiming
 
@@ -177,49 +170,40 @@ class WebhookWorker:
         lease = format_time(
             now + timedelta(seconds=2 * self._settings.webhook_timeout_seconds + 30)
         )
-        d, w = t.webhook_deliveries.c, t.webhooks.c
-        due = (
-            sa.select(d.account, d.id, d.webhook, d.payload, d.attempts, d.history, w.url, w.secret)
-            .join(t.webhooks, sa.and_(w.account == d.account, w.id == d.webhook))
-            .where(d.status == "pending", d.next_attempt_at <= stamp, w.enabled.is_(True))
-            .where(sa.or_(d.lease_until.is_(None), d.lease_until < stamp))
-            .order_by(d.next_attempt_at)
-            .limit(room * 4)
-        )
         claimed: list[Claimed] = []
-        with self._engine.connect() as conn, transaction_on(conn):
-            for row in conn.execute(due).all():
-                if len(claimed) >= room or not self._take_slot(row.webhook):
+        with self._store.shared_write() as tx:
+            for due in tx.webhooks.due(stamp, room * 4):
+                if len(claimed) >= room or not self._take_slot(due.webhook):
                     continue
-                taken = conn.execute(
-                    sa.update(t.webhook_deliveries)
-                    .where(d.account == row.account, d.id == row.id, d.status == "pending")
-                    .where(sa.or_(d.lease_until.is_(None), d.lease_until < stamp))
-                    .values(lease_until=lease)
-                ).rowcount
-                if taken != 1:
-                    self._free_slot(row.webhook)
+                if not tx.webhooks.lease(due.account, due.id, stamp, lease):
+                    self._free_slot(due.webhook)
                     continue
-                try:
-                    secret = self._box.open(row.account, row.webhook, row.secret)
-                except TenureError as exc:  # another master key: retried when the lease ends
-                    _log.error("webhook %s: %s", row.webhook, exc)
-                    self._free_slot(row.webhook)
+                opened = self._open(due, lease)
+                if opened is None:
+                    self._free_slot(due.webhook)
                     continue
-                claimed.append(
-                    Claimed(
-                        row.account,
-                        row.id,
-                        row.webhook,
-                        row.url,
-                        secret,
-                        row.payload,
-                        row.attempts,
-                        row.history,
-                        lease,
-                    )
-                )
+                claimed.append(opened)
         return claimed
+
+    def _open(self, due: DueDelivery, lease: str) -> Claimed | None:
+        """The claimed delivery with its secret opened; None (logged) if it does not
+        open: another master key (retried when the lease ends)."""
+        try:
+            secret = self._box.open(due.account, due.webhook, due.secret)
+        except TenureError as exc:
+            _log.error("webhook %s: %s", due.webhook, exc)
+            return None
+        return Claimed(
+            due.account,
+            due.id,
+            due.webhook,
+            due.url,
+            secret,
+            due.payload,
+            due.attempts,
+            due.history,
+            lease,
+        )
 
     def _take_slot(self, webhook: str) -> bool:
         with self._lock:
@@ -294,31 +278,24 @@ class WebhookWorker:
                 "ms": attempt.milliseconds,
             }
         )
-        values: dict[str, Any] = {
-            "attempts": attempts,
-            "lease_until": None,
-            "last_status_code": attempt.status_code,
-            "last_error": attempt.error,
-            "history": orjson.dumps(history[-HISTORY_MAX:]).decode(),
-        }
         wait = None if attempt.delivered else next_wait(self._schedule, attempts, _jitter())
         if attempt.delivered:
-            values.update(status="delivered", next_attempt_at=None)
-            outcome = "delivered"
+            status, next_at, outcome = "delivered", None, "delivered"
         elif wait is None:
-            values.update(status="failed", next_attempt_at=None)
-            outcome = "failed"
+            status, next_at, outcome = "failed", None, "failed"
         else:
-            values.update(next_attempt_at=format_time(now + timedelta(seconds=wait)))
+            status, next_at = "pending", format_time(now + timedelta(seconds=wait))
             outcome = "retry"
-        d = t.webhook_deliveries.c
-        with self._engine.connect() as conn, transaction_on(conn):
-            conn.execute(
-                sa.update(t.webhook_deliveries)
-                .where(d.account == delivery.account, d.id == delivery.id)
-                .where(d.lease_until == delivery.lease)
-                .values(**values)
-            )
+        record = AttemptRecord(
+            status=status,
+            attempts=attempts,
+            next_attempt_at=next_at,
+            last_status_code=attempt.status_code,
+            last_error=attempt.error,
+            history=orjson.dumps(history[-HISTORY_MAX:]).decode(),
+        )
+        with self._store.shared_write() as tx:
+            tx.webhooks.record(delivery.account, delivery.id, delivery.lease, record)
         WEBHOOK_DELIVERIES.labels(outcome).inc()
 
 
@@ -328,18 +305,18 @@ class WebhookServices:
     worker, the lifecycle notice job and the anomaly detector."""
 
     worker: WebhookWorker
-    jobs: tuple[Periodic, ...]
+    jobs: tuple[Worker, ...]
 
     @classmethod
     def start(cls, runtime: ServiceContext, ledger: Ledger) -> WebhookServices:
         """Build and start them from ``runtime.settings``; ``ledger`` audits alerts."""
-        s = runtime.settings
-        worker = WebhookWorker(runtime.engine, s, SecretBox.from_settings(s)).start()
+        s, store = runtime.settings, runtime.store
+        worker = WebhookWorker(store, s, SecretBox.from_settings(s)).start()
         jobs = (
             notices.notice_job(
-                runtime.engine, s.notice_expiring_lead_days, s.notice_interval_seconds, s.data_dir
+                store, s.notice_expiring_lead_days, s.notice_interval_seconds, s.data_dir
             ),
-            alerts.alert_job(runtime.engine, ledger.execute, s),
+            alerts.alert_job(store, ledger.execute, s),
         )
         for job in jobs:
             job.start()

@@ -26,28 +26,33 @@ import ipaddress
 import os
 import re
 import socket
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 import orjson
-import sqlalchemy as sa
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from prometheus_client.core import Metric
 
 from tenure.config import Settings
 from tenure.crypto.keystore import derive_key, load_master_key
-from tenure.domain.events import personal_fields
+from tenure.domain.events import EVENT_TYPES, personal_fields
 from tenure.domain.timefmt import format_time
 from tenure.errors import ConfigurationError, Conflict, InvalidInput, NotFound
 from tenure.observability.metrics import account_gauge
-from tenure.ops.scrape import state_source
-from tenure.store import sql
-from tenure.store import tables as t
-from tenure.store.engine import read_transaction
+from tenure.ops.scrape import Scrape, state_source
+from tenure.ops.views import (
+    AttemptView,
+    CreatedWebhook,
+    DeletedWebhook,
+    DeliveryView,
+    WebhookView,
+)
+from tenure.store.unit import Store, Transaction
+from tenure.store.webhooks import Delivery, NewDelivery, Subscription
 
 SECRET_PREFIX = "whsec_"  # noqa: S105 - the Standard Webhooks prefix, not a secret
 STATUSES = ("pending", "delivered", "failed")
@@ -211,164 +216,133 @@ def _id(prefix: str) -> str:
     return prefix + base64.b32encode(os.urandom(15)).decode().lower()[:24]
 
 
-def webhook_view(row: Any) -> dict[str, Any]:
+def webhook_view(subscription: Subscription) -> WebhookView:
     """A subscription as the API shows it: never its secret."""
-    return {
-        "id": row.id,
-        "url": row.url,
-        "events": orjson.loads(row.events),
-        "description": row.description,
-        "enabled": bool(row.enabled),
-        "created_at": row.created_at,
-    }
+    s = subscription
+    return WebhookView(
+        id=s.id,
+        url=s.url,
+        events=list(s.events),
+        description=s.description,
+        enabled=s.enabled,
+        created_at=s.created_at,
+    )
 
 
 def create_webhook(
-    conn: sa.Connection,
+    tx: Transaction,
     account: str,
     url: str,
     events: Sequence[str],
     description: str,
     box: SecretBox,
     now: datetime,
-) -> dict[str, Any]:
-    """Insert a subscription (in the caller's write transaction) → its view with
+) -> CreatedWebhook:
+    """Add a subscription (in the caller's write transaction) → its view with
     ``secret``, the only time the secret is shown. It receives the ledger events
     appended from now on; the URL must already have passed ``check_url``."""
     webhook, secret = _id("whk_"), new_secret()
-    head = sql.read_head(conn, account)
+    head = tx.ledger.head(account)
     size = head.size if head else 0
-    patterns = check_patterns(events)
-    row = {
-        "account": account,
-        "id": webhook,
-        "url": url,
-        "events": orjson.dumps(patterns).decode(),
-        "description": description,
-        "secret": box.seal(account, webhook, secret),
-        "enabled": True,
-        "from_seq": size,
-        "created_at": format_time(now),
-    }
-    conn.execute(sa.insert(t.webhooks).values(row))
-    cursor = conn.scalar(
-        sa.select(t.webhook_cursors.c.next_seq).where(t.webhook_cursors.c.account == account)
+    subscription = Subscription(
+        id=webhook,
+        url=url,
+        events=tuple(check_patterns(events)),
+        description=description,
+        secret=box.seal(account, webhook, secret),
+        enabled=True,
+        from_seq=size,
+        created_at=format_time(now),
     )
-    if cursor is None:
-        conn.execute(sa.insert(t.webhook_cursors).values(account=account, next_seq=size))
-    return {
-        "id": webhook,
-        "url": url,
-        "events": patterns,
-        "description": description,
-        "enabled": True,
-        "created_at": row["created_at"],
-        "secret": secret,
-    }
+    tx.webhooks.add(account, subscription)
+    tx.webhooks.start_cursor(account, size)
+    return CreatedWebhook(**webhook_view(subscription).model_dump(), secret=secret)
 
 
-def list_webhooks(engine: sa.Engine, account: str) -> list[dict[str, Any]]:
+def list_webhooks(store: Store, account: str) -> list[WebhookView]:
     """The account's subscriptions, oldest first."""
-    w = t.webhooks.c
-    with read_transaction(engine) as conn:
-        rows = conn.execute(
-            sa.select(t.webhooks).where(w.account == account).order_by(w.created_at, w.id)
-        ).all()
-    return [webhook_view(row) for row in rows]
+    with store.read() as tx:
+        return [webhook_view(s) for s in tx.webhooks.subscriptions(account)]
 
 
-def _row(conn: sa.Connection, account: str, webhook: str) -> Any:
-    w = t.webhooks.c
-    row = conn.execute(sa.select(t.webhooks).where(w.account == account, w.id == webhook)).first()
-    if row is None:
+def _subscription(tx: Transaction, account: str, webhook: str) -> Subscription:
+    found = tx.webhooks.subscription(account, webhook)
+    if found is None:
         raise NotFound(f"webhook {webhook} not found")
-    return row
+    return found
 
 
-def get_webhook(engine: sa.Engine, account: str, webhook: str) -> dict[str, Any]:
+def get_webhook(store: Store, account: str, webhook: str) -> WebhookView:
     """One subscription; ``NotFound`` if the account has none of that id."""
-    with read_transaction(engine) as conn:
-        return webhook_view(_row(conn, account, webhook))
+    with store.read() as tx:
+        return webhook_view(_subscription(tx, account, webhook))
 
 
-def set_enabled(conn: sa.Connection, account: str, webhook: str, enabled: bool) -> dict[str, Any]:
+def set_enabled(tx: Transaction, account: str, webhook: str, enabled: bool) -> WebhookView:
     """Enable or disable a subscription → its view. A disabled one receives no new
-    events and its pending deliveries wait until it is enabled again."""
-    _row(conn, account, webhook)
-    w = t.webhooks.c
-    conn.execute(
-        sa.update(t.webhooks).where(w.account == account, w.id == webhook).values(enabled=enabled)
-    )
-    return webhook_view(_row(conn, account, webhook))
+    events and its pending deliveries wait until it is enabled again. ``NotFound``
+    for an unknown one."""
+    _subscription(tx, account, webhook)
+    tx.webhooks.set_enabled(account, webhook, enabled)
+    return webhook_view(_subscription(tx, account, webhook))
 
 
-def delete_webhook(conn: sa.Connection, account: str, webhook: str) -> dict[str, Any]:
-    """Remove a subscription and its deliveries → ``{"id", "deleted": true}``."""
-    _row(conn, account, webhook)
-    d = t.webhook_deliveries.c
-    conn.execute(sa.delete(t.webhook_deliveries).where(d.account == account, d.webhook == webhook))
-    w = t.webhooks.c
-    conn.execute(sa.delete(t.webhooks).where(w.account == account, w.id == webhook))
-    return {"id": webhook, "deleted": True}
+def delete_webhook(tx: Transaction, account: str, webhook: str) -> DeletedWebhook:
+    """Remove a subscription and its deliveries → ``{"id", "deleted": true}``;
+    ``NotFound`` for an unknown one."""
+    _subscription(tx, account, webhook)
+    tx.webhooks.remove(account, webhook)
+    return DeletedWebhook(id=webhook, deleted=True)
 
 
 # ---------------------------------------------------------------- deliveries
 
 
-def delivery_view(row: Any) -> dict[str, Any]:
+def delivery_view(delivery: Delivery) -> DeliveryView:
     """A delivery as the API shows it, with every attempt made."""
-    return {
-        "id": row.id,
-        "webhook": row.webhook,
-        "event_type": row.event_type,
-        "status": row.status,
-        "attempts": row.attempts,
-        "next_attempt_at": row.next_attempt_at if row.status == "pending" else None,
-        "last_status_code": row.last_status_code,
-        "last_error": row.last_error,
-        "history": orjson.loads(row.history),
-        "created_at": row.created_at,
-        "payload": orjson.loads(row.payload),
-    }
+    d = delivery
+    return DeliveryView(
+        id=d.id,
+        webhook=d.webhook,
+        event_type=d.event_type,
+        status=cast(Any, d.status),
+        attempts=d.attempts,
+        next_attempt_at=d.next_attempt_at if d.status == "pending" else None,
+        last_status_code=d.last_status_code,
+        last_error=d.last_error,
+        history=[AttemptView(**attempt) for attempt in orjson.loads(d.history)],
+        created_at=d.created_at,
+        payload=orjson.loads(d.payload),
+    )
 
 
 def list_deliveries(
-    engine: sa.Engine, account: str, webhook: str, status: str | None = None, limit: int = 100
-) -> list[dict[str, Any]]:
+    store: Store, account: str, webhook: str, status: str | None = None, limit: int = 100
+) -> list[DeliveryView]:
     """The subscription's deliveries, newest first, optionally only those of
     ``status`` (pending, delivered, failed). ``NotFound`` for an unknown webhook,
     ``InvalidInput`` for an unknown status."""
     if status is not None and status not in STATUSES:
         raise InvalidInput(f"status must be one of {', '.join(STATUSES)}", field="status")
-    d = t.webhook_deliveries.c
-    query = sa.select(t.webhook_deliveries).where(d.account == account, d.webhook == webhook)
-    if status is not None:
-        query = query.where(d.status == status)
-    with read_transaction(engine) as conn:
-        _row(conn, account, webhook)
-        rows = conn.execute(query.order_by(d.created_at.desc(), d.id.desc()).limit(limit)).all()
-    return [delivery_view(row) for row in rows]
+    with store.read() as tx:
+        _subscription(tx, account, webhook)
+        found = tx.webhooks.deliveries(account, webhook, status, limit)
+    return [delivery_view(d) for d in found]
 
 
 def retry_delivery(
-    conn: sa.Connection, account: str, webhook: str, delivery: str, now: datetime
-) -> dict[str, Any]:
+    tx: Transaction, account: str, webhook: str, delivery: str, now: datetime
+) -> DeliveryView:
     """Make a failed (or waiting) delivery due now → its view. ``NotFound`` for an
     unknown one, ``Conflict`` for one already delivered. A lease is kept: a delivery
     in flight is not claimed (and sent) a second time; its attempt records as usual."""
-    d = t.webhook_deliveries.c
-    where = (d.account == account, d.webhook == webhook, d.id == delivery)
-    row = conn.execute(sa.select(t.webhook_deliveries).where(*where)).first()
-    if row is None:
+    found = tx.webhooks.delivery(account, webhook, delivery)
+    if found is None:
         raise NotFound(f"delivery {delivery} of webhook {webhook} not found")
-    if row.status == "delivered":
+    if found.status == "delivered":
         raise Conflict(f"delivery {delivery} was already delivered")
-    conn.execute(
-        sa.update(t.webhook_deliveries)
-        .where(*where)
-        .values(status="pending", next_attempt_at=format_time(now))
-    )
-    return delivery_view(conn.execute(sa.select(t.webhook_deliveries).where(*where)).one())
+    tx.webhooks.make_due(account, webhook, delivery, format_time(now))
+    return delivery_view(cast(Delivery, tx.webhooks.delivery(account, webhook, delivery)))
 
 
 def _delivery_id(webhook: str, event: str) -> str:
@@ -376,30 +350,8 @@ def _delivery_id(webhook: str, event: str) -> str:
     return "msg_" + base64.b32encode(digest[:15]).decode().lower()
 
 
-_INSERT_DELIVERY = sa.text(
-    "INSERT INTO webhook_deliveries (account, id, webhook, event_type, payload, status, "
-    "attempts, next_attempt_at, lease_until, last_status_code, last_error, history, "
-    "created_at) VALUES (:account, :id, :webhook, :event_type, :payload, 'pending', 0, "
-    ":now, NULL, NULL, NULL, '[]', :now) ON CONFLICT DO NOTHING"
-)
-
-
-def _subscriptions(conn: sa.Connection, account: str) -> list[tuple[str, list[str], int]]:
-    w = t.webhooks.c
-    rows = conn.execute(
-        sa.select(w.id, w.events, w.from_seq).where(w.account == account, w.enabled.is_(True))
-    ).all()
-    return [(row.id, orjson.loads(row.events), int(row.from_seq)) for row in rows]
-
-
-def _insert_deliveries(conn: sa.Connection, rows: list[dict[str, Any]]) -> int:
-    if rows:
-        conn.execute(_INSERT_DELIVERY, rows)
-    return len(rows)
-
-
 def enqueue(
-    conn: sa.Connection, account: str, event_type: str, data: dict[str, Any], now: datetime
+    tx: Transaction, account: str, event_type: str, data: dict[str, Any], now: datetime
 ) -> int:
     """Queue a non-ledger event (a notice, an alert) for every enabled subscription
     of ``account`` that matches ``event_type``, in the caller's write transaction.
@@ -407,26 +359,23 @@ def enqueue(
     stamp = format_time(now)
     body = orjson.dumps({"type": event_type, "timestamp": stamp, "data": data}).decode()
     event = _id("evt_")
-    rows = [
-        {
-            "account": account,
-            "id": _delivery_id(webhook, event),
-            "webhook": webhook,
-            "event_type": event_type,
-            "payload": body,
-            "now": stamp,
-        }
-        for webhook, patterns, _ in _subscriptions(conn, account)
-        if matches(patterns, event_type)
+    queued = [
+        NewDelivery(_delivery_id(s.id, event), s.id, event_type, body)
+        for s in tx.webhooks.subscriptions(account, enabled_only=True)
+        if matches(s.events, event_type)
     ]
-    return _insert_deliveries(conn, rows)
+    tx.webhooks.queue(account, queued, stamp)
+    return len(queued)
 
 
 def ledger_payload(seq: int, subject: str | None, leaf: bytes) -> tuple[str, str, str]:
     """(event id, event type, body) of the webhook event for ledger event ``seq``:
     ``{"type", "timestamp", "data": {"id", "seq", "subject", "reason", "data"}}``
     with the event's ``PERSONAL`` fields (and their ``sealed_in``) left out."""
-    event = orjson.loads(leaf)
+    return _payload(seq, subject, orjson.loads(leaf))
+
+
+def _payload(seq: int, subject: str | None, event: dict[str, Any]) -> tuple[str, str, str]:
     personal = personal_fields(event["type"], int(event.get("schema", 1)))
     data = {
         key: value
@@ -447,61 +396,57 @@ def ledger_payload(seq: int, subject: str | None, leaf: bytes) -> tuple[str, str
     return event["id"], event["type"], orjson.dumps(body).decode()
 
 
-def fan_out(conn: sa.Connection, account: str, now: datetime, batch: int = 500) -> int:
+def _subject(event: dict[str, Any]) -> str | None:
+    """The key of the object ``event`` is about, as the ledger stores it beside the
+    event (``Event.subject``)."""
+    known = EVENT_TYPES.get(event["type"])
+    value = event.get("data", {}).get(known.subject) if known else None
+    return value if isinstance(value, str) else None
+
+
+def _ledger_payloads(
+    tx: Transaction, account: str, start: int, stop: int
+) -> Iterator[tuple[int, str, str, str]]:
+    """(seq, event id, event type, body) of the account's ledger events in
+    ``[start, stop)``."""
+    for seq, leaf in tx.ledger.leaves(account, start, stop):
+        event = orjson.loads(leaf)
+        yield (seq, *_payload(seq, _subject(event), event))
+
+
+def fan_out(tx: Transaction, account: str, now: datetime, batch: int = 500) -> int:
     """Queue deliveries for the account's ledger events after its cursor (at most
     ``batch`` of them), in the caller's write transaction, and move the cursor.
     Delivery ids are derived from webhook and event ids, so two processes fanning
     out the same events queue each delivery once. Returns the events read."""
-    c = t.webhook_cursors.c
-    cursor = conn.scalar(sa.select(c.next_seq).where(c.account == account))
-    head = sql.read_head(conn, account)
+    cursor = tx.webhooks.cursor(account)
+    head = tx.ledger.head(account)
     if cursor is None or head is None or cursor >= head.size:
         return 0
     end = min(head.size, cursor + batch)
-    subscriptions = _subscriptions(conn, account)
-    e = t.ledger_events.c
-    events = conn.execute(
-        sa.select(e.seq, e.subject, e.leaf)
-        .where(e.account == account, e.seq >= cursor, e.seq < end)
-        .order_by(e.seq)
-    ).all()
-    rows = []
-    stamp = format_time(now)
-    for event in events:
-        event_id, event_type, body = ledger_payload(int(event.seq), event.subject, event.leaf)
-        for webhook, patterns, from_seq in subscriptions:
-            if event.seq >= from_seq and matches(patterns, event_type):
-                row = {"account": account, "id": _delivery_id(webhook, event_id)}
-                row.update(webhook=webhook, event_type=event_type, payload=body, now=stamp)
-                rows.append(row)
-    _insert_deliveries(conn, rows)
-    conn.execute(
-        sa.update(t.webhook_cursors)
-        .where(c.account == account, c.next_seq == cursor)
-        .values(next_seq=end)
-    )
+    subscriptions = tx.webhooks.subscriptions(account, enabled_only=True)
+    queued = [
+        NewDelivery(_delivery_id(s.id, event_id), s.id, event_type, body)
+        for seq, event_id, event_type, body in _ledger_payloads(tx, account, cursor, end)
+        for s in subscriptions
+        if seq >= s.from_seq and matches(s.events, event_type)
+    ]
+    tx.webhooks.queue(account, queued, format_time(now))
+    tx.webhooks.move_cursor(account, cursor, end)
     return int(end - cursor)
 
 
-def cursor_accounts(conn: sa.Connection) -> list[str]:
-    """Accounts whose ledger the fan-out tails (those that ever had a webhook)."""
-    return list(conn.scalars(sa.select(t.webhook_cursors.c.account)))
-
-
-def backlog(conn: sa.Connection, account: str) -> int:
+def backlog(tx: Transaction, account: str) -> int:
     """Deliveries of ``account`` still pending."""
-    d = t.webhook_deliveries.c
-    count = conn.scalar(
-        sa.select(sa.func.count())
-        .select_from(t.webhook_deliveries)
-        .where(d.account == account, d.status == "pending")
-    )
-    return int(count or 0)
+    return tx.webhooks.pending(account)
 
 
 @state_source
-def backlog_metric(conn: sa.Connection, account: str) -> Iterable[Metric]:
+def backlog_metric(scrape: Scrape) -> Iterable[Metric]:
     """``tenure_webhook_backlog``: deliveries waiting to be delivered."""
     yield account_gauge(
-        "tenure_webhook_backlog", "Webhook deliveries pending.", account, backlog(conn, account)
+        "tenure_webhook_backlog",
+        "Webhook deliveries pending.",
+        scrape.account,
+        backlog(scrape.tx, scrape.account),
     )

@@ -1,20 +1,20 @@
 """Start and stop what the app's observability needs (``create_app`` calls this):
-the tracer, the process-metrics switch, the SLO objectives, the per-minute counter
-flusher (which also samples the shipper's gauges) and the multiprocess bookkeeping."""
+the tracer, the process-metrics switch, the per-minute counter flusher (which also
+samples the shipper's gauges) and the multiprocess bookkeeping."""
 
 from __future__ import annotations
 
 import os
 
-import sqlalchemy as sa
 from opentelemetry.sdk.trace import TracerProvider
 
 from tenure.config import Settings
 from tenure.durability.shipping import Shipper
 from tenure.durability.upgrades import schema_head
 from tenure.observability import metrics, tracing
-from tenure.ops import counters, slo
+from tenure.ops import counters
 from tenure.ops.gauges import sample_shipper
+from tenure.store.unit import Store
 
 
 class Operations:
@@ -27,12 +27,12 @@ class Operations:
     def __init__(
         self,
         settings: Settings,
-        engine: sa.Engine,
+        store: Store,
         shipper: Shipper,
         tracer_provider: TracerProvider | None = None,
     ) -> None:
         self._settings = settings
-        self._engine = engine
+        self._store = store
         self._shipper = shipper
         self._given = tracer_provider
         self._built: TracerProvider | None = None
@@ -42,12 +42,11 @@ class Operations:
     def start(self) -> Operations:
         s = self._settings
         metrics.enable_process_metrics(s.metrics_enabled)
-        slo.configure(self._engine, slo.Objectives.from_settings(s))
         if self._given is None:
             self._built = tracing.build_provider(s)
         tracing.install(self._given or self._built)
-        flusher = counters.Flusher(self._engine, s.ops_flush_seconds, self._tick)
-        self._flusher = flusher.start()
+        self._flusher = counters.Flusher(self._store, s.ops_flush_seconds, self._tick)
+        self._flusher.start()
         return self
 
     def _tick(self) -> None:

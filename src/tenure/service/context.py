@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
 
 import sqlalchemy as sa
 
@@ -25,6 +26,7 @@ from tenure.service.sidecar import Sidecar
 from tenure.service.tokens import Tokens
 from tenure.store import sql
 from tenure.store.engine import read_transaction
+from tenure.store.unit import SqlStore, Store
 
 
 @dataclass
@@ -39,6 +41,11 @@ class ServiceContext:
     sidecar: Sidecar | None
     personal: PersonalData | None = None
     """Data keys of customers' personal data; outside the database (and its backups)."""
+
+    @cached_property
+    def store(self) -> Store:
+        """The store over ``engine`` (one per runtime)."""
+        return SqlStore(self.engine)
 
     def ledger(
         self,
