@@ -17,6 +17,7 @@ import json as jsonlib
 import os
 import ssl
 import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -251,6 +252,24 @@ def emit_json(data: Any) -> None:
 
 PIPE_WIDTH = 200
 """Tables written to a pipe or file are not squeezed into 80 columns."""
+
+
+def emit_listing(
+    listing: dict[str, Any],
+    key: str,
+    json: bool,
+    columns: Sequence[str],
+    row: Callable[[dict[str, Any]], Sequence[str]],
+) -> None:
+    """A listing answered by the service: the whole document with ``json``, else a
+    table of ``columns`` with one ``row(item)`` per item of ``listing[key]``."""
+    if json:
+        emit_json(listing)
+        return
+    table = Table(*columns)
+    for item in listing[key]:
+        table.add_row(*row(item))
+    print_table(table)
 
 
 def print_table(table: Table) -> None:

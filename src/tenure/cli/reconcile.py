@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.table import Table
 
-from tenure.cli.client import ApiKeyOption, Remote, UrlOption, emit_json, print_table
+from tenure.cli.client import ApiKeyOption, Remote, UrlOption, emit_json, emit_listing, print_table
 from tenure.cli.common import Output, OutputOption, out
 
 drift_app = typer.Typer(
@@ -53,19 +53,10 @@ def list_drift(
     output: OutputOption = Output.text,
 ) -> None:
     """List open drift findings (by kind, deployment, subject)."""
-    listing: dict[str, Any] = Remote(url, api_key).get(
-        "/v1/drift", params={"kind": kind, "limit": limit}
+    emit_listing(
+        Remote(url, api_key).get("/v1/drift", params={"kind": kind, "limit": limit}),
+        "findings",
+        output is Output.json,
+        ("kind", "deployment", "subject", "detail", "first seen"),
+        lambda f: (f["kind"], f["deployment"], f["subject"], f["detail"], f["first_seen"]),
     )
-    if output is Output.json:
-        emit_json(listing)
-        return
-    table = Table("kind", "deployment", "subject", "detail", "first seen")
-    for finding in listing["findings"]:
-        table.add_row(
-            finding["kind"],
-            finding["deployment"],
-            finding["subject"],
-            finding["detail"],
-            finding["first_seen"],
-        )
-    print_table(table)

@@ -3,12 +3,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Callable, Sequence
+from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
-from tenure.cli.client import ApiKeyOption, Remote, UrlOption, emit_json, print_table
+from tenure.cli.client import ApiKeyOption, Remote, UrlOption, emit_json, emit_listing
 from tenure.cli.common import Output, OutputOption, out
 
 app = typer.Typer(
@@ -65,17 +65,19 @@ def list_webhooks(
     url: UrlOption = None, api_key: ApiKeyOption = None, output: OutputOption = Output.text
 ) -> None:
     """List the account's webhook subscriptions (never their secrets)."""
-    listing = Remote(url, api_key).get("/v1/webhooks")
-    if output is Output.json:
-        emit_json(listing)
-        return
-    table = Table("webhook", "url", "events", "enabled", "created at")
-    for hook in listing["webhooks"]:
-        enabled = "yes" if hook["enabled"] else "no"
-        table.add_row(
-            hook["id"], hook["url"], ", ".join(hook["events"]), enabled, hook["created_at"]
-        )
-    print_table(table)
+    emit_listing(
+        Remote(url, api_key).get("/v1/webhooks"),
+        "webhooks",
+        output is Output.json,
+        ("webhook", "url", "events", "enabled", "created at"),
+        lambda h: (
+            h["id"],
+            h["url"],
+            ", ".join(h["events"]),
+            "yes" if h["enabled"] else "no",
+            h["created_at"],
+        ),
+    )
 
 
 @app.command("remove")
@@ -160,64 +162,72 @@ def deliveries(
     listing = remote.get(
         f"/v1/webhooks/{webhook}/deliveries", params={"status": status, "limit": limit}
     )
-    if output is Output.json:
-        emit_json(listing)
-        return
-    table = Table("delivery", "event", "status", "attempts", "last", "next attempt", "created at")
-    for d in listing["deliveries"]:
-        last = str(d["last_status_code"] or d["last_error"] or "")
-        table.add_row(
+    emit_listing(
+        listing,
+        "deliveries",
+        output is Output.json,
+        ("delivery", "event", "status", "attempts", "last", "next attempt", "created at"),
+        lambda d: (
             d["id"],
             d["event_type"],
             d["status"],
             str(d["attempts"]),
-            last,
+            str(d["last_status_code"] or d["last_error"] or ""),
             d["next_attempt_at"] or "",
             d["created_at"],
-        )
-    print_table(table)
+        ),
+    )
 
 
-@notice_app.command("list")
-def list_notices(
-    limit: LimitOption = 50,
-    url: UrlOption = None,
-    api_key: ApiKeyOption = None,
-    output: OutputOption = Output.text,
+def _feed(
+    group: typer.Typer,
+    path: str,
+    help: str,
+    columns: Sequence[str],
+    row: Callable[[Any], Sequence[str]],
 ) -> None:
-    """List lifecycle notices, newest first."""
-    listing = Remote(url, api_key).get("/v1/notices", params={"limit": limit})
-    if output is Output.json:
-        emit_json(listing)
-        return
-    table = Table("notice", "kind", "serial", "expires at", "lead (days)", "created at")
-    for n in listing["notices"]:
-        lead = "" if n["lead"] is None else str(n["lead"])
-        table.add_row(n["id"], n["kind"], n["serial"], n["expires_at"], lead, n["created_at"])
-    print_table(table)
+    """``tenure <group> list``: the newest ``--limit`` items of ``path`` (a listing
+    whose member is the path's last part)."""
+    key = path.rsplit("/", 1)[1]
+
+    def listing(
+        limit: LimitOption = 50,
+        url: UrlOption = None,
+        api_key: ApiKeyOption = None,
+        output: OutputOption = Output.text,
+    ) -> None:
+        found = Remote(url, api_key).get(path, params={"limit": limit})
+        emit_listing(found, key, output is Output.json, columns, row)
+
+    group.command("list", help=help)(listing)
 
 
-@alert_app.command("list")
-def list_alerts(
-    limit: LimitOption = 50,
-    url: UrlOption = None,
-    api_key: ApiKeyOption = None,
-    output: OutputOption = Output.text,
-) -> None:
-    """List anomaly alerts, newest first (open ones have no cleared time)."""
-    listing = Remote(url, api_key).get("/v1/alerts", params={"limit": limit})
-    if output is Output.json:
-        emit_json(listing)
-        return
-    table = Table("alert", "kind", "observed", "threshold", "baseline", "window end", "cleared at")
-    for a in listing["alerts"]:
-        table.add_row(
-            a["id"],
-            a["kind"],
-            str(a["observed"]),
-            f"{a['threshold']:g}",
-            f"{a['baseline']:g}",
-            a["window_end"],
-            a["cleared_at"] or "open",
-        )
-    print_table(table)
+_feed(
+    notice_app,
+    "/v1/notices",
+    "List lifecycle notices, newest first.",
+    ("notice", "kind", "serial", "expires at", "lead (days)", "created at"),
+    lambda n: (
+        n["id"],
+        n["kind"],
+        n["serial"],
+        n["expires_at"],
+        "" if n["lead"] is None else str(n["lead"]),
+        n["created_at"],
+    ),
+)
+_feed(
+    alert_app,
+    "/v1/alerts",
+    "List anomaly alerts, newest first (open ones have no cleared time).",
+    ("alert", "kind", "observed", "threshold", "baseline", "window end", "cleared at"),
+    lambda a: (
+        a["id"],
+        a["kind"],
+        str(a["observed"]),
+        f"{a['threshold']:g}",
+        f"{a['baseline']:g}",
+        a["window_end"],
+        a["cleared_at"] or "open",
+    ),
+)

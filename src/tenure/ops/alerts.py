@@ -252,7 +252,8 @@ def list_alerts(store: Store, account: str, limit: int = 50) -> list[AlertView]:
     if not 1 <= limit <= 1000:
         raise InvalidInput("limit must be between 1 and 1000", field="limit")
     with store.read() as tx:
-        return [AlertView(**asdict(alert)) for alert in tx.alerts.recent(account, limit)]
+        found = tx.alerts.recent(account, limit)
+    return [AlertView.model_validate(alert, from_attributes=True) for alert in found]
 
 
 def open_alerts(tx: Transaction, account: str) -> dict[str, int]:

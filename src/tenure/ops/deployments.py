@@ -9,6 +9,7 @@ dead seat from a device that never reported). The reconciler
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -119,17 +120,7 @@ def record_report(
 
 def summary_view(report: StoredReport) -> DeploymentSummary:
     """A deployment's latest report without its activations."""
-    r = report
-    return DeploymentSummary(
-        id=r.deployment,
-        product=r.product,
-        product_version=r.product_version,
-        sdk_version=r.sdk_version,
-        reported_at=r.reported_at,
-        received_at=r.received_at,
-        reported_by=r.reported_by,
-        activation_count=r.activation_count,
-    )
+    return DeploymentSummary.model_validate(report, from_attributes=True)
 
 
 def list_deployments(store: Store, account: str) -> list[DeploymentSummary]:
@@ -144,4 +135,6 @@ def get_deployment(store: Store, account: str, deployment: str) -> Deployment:
         found = tx.deployments.report(account, deployment)
     if found is None:
         raise NotFound(f"deployment {deployment} not found")
-    return Deployment(**summary_view(found).model_dump(), activations=found.activations or [])
+    return Deployment.model_validate(
+        replace(found, activations=found.activations or []), from_attributes=True
+    )

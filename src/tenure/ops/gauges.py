@@ -14,7 +14,8 @@ from tenure.durability.shipping import Shipper
 from tenure.observability import metrics
 from tenure.observability.metrics import account_gauge
 from tenure.ops import slo
-from tenure.ops.scrape import Scrape, state_source
+from tenure.ops.scrape import Scrape, count_source, state_source
+from tenure.store.unit import Transaction
 
 
 def _age(stamp: str) -> float | None:
@@ -73,15 +74,14 @@ def drill_state(scrape: Scrape) -> Iterable[Metric]:
         )
 
 
-@state_source
-def approvals_state(scrape: Scrape) -> Iterable[Metric]:
-    """Approval requests waiting for a second principal."""
-    yield account_gauge(
-        "tenure_approvals_pending",
-        "Approval requests waiting for a decision.",
-        scrape.account,
-        scrape.tx.gauges.pending_approvals(scrape.account),
-    )
+def _pending_approvals(tx: Transaction, account: str) -> int:
+    return tx.gauges.pending_approvals(account)
+
+
+approvals_state = count_source(
+    "tenure_approvals_pending", "Approval requests waiting for a decision.", _pending_approvals
+)
+"""Approval requests waiting for a second principal."""
 
 
 @state_source

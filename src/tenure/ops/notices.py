@@ -20,18 +20,15 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, cast
-
-from prometheus_client.core import Metric
+from typing import Any
 
 from tenure.domain.decisions import license_status
 from tenure.domain.state import Row
 from tenure.domain.timefmt import format_time, parse_duration, parse_time
 from tenure.errors import InvalidInput
-from tenure.observability.metrics import account_gauge
 from tenure.ops import webhooks
 from tenure.ops.jobs import account_job
-from tenure.ops.scrape import Scrape, state_source
+from tenure.ops.scrape import count_source
 from tenure.ops.views import NoticeView
 from tenure.store.notices import StoredNotice
 from tenure.store.unit import Store, Transaction
@@ -151,28 +148,14 @@ def run_notices(store: Store, account: str, now: datetime, leads: tuple[int, ...
     return new
 
 
-def notice_view(notice: StoredNotice) -> NoticeView:
-    """A recorded notice as the API shows it."""
-    n = notice
-    kind = cast(Any, n.kind)
-    return NoticeView(
-        id=n.id,
-        kind=kind,
-        serial=n.serial,
-        customer=n.customer,
-        expires_at=n.expires_at,
-        lead=n.lead,
-        created_at=n.created_at,
-    )
-
-
 def list_notices(store: Store, account: str, limit: int = 50) -> list[NoticeView]:
     """The account's most recent ``limit`` notices, newest first; ``InvalidInput``
     unless 1 <= ``limit`` <= 1000."""
     if not 1 <= limit <= 1000:
         raise InvalidInput("limit must be between 1 and 1000", field="limit")
     with store.read() as tx:
-        return [notice_view(n) for n in tx.notices.recent(account, limit)]
+        found = tx.notices.recent(account, limit)
+    return [NoticeView.model_validate(n, from_attributes=True) for n in found]
 
 
 def pending_notices(tx: Transaction, account: str) -> int:
@@ -180,15 +163,10 @@ def pending_notices(tx: Transaction, account: str) -> int:
     return tx.webhooks.pending(account, KINDS)
 
 
-@state_source
-def pending_metric(scrape: Scrape) -> Iterable[Metric]:
-    """``tenure_notices_pending``: notice events not yet delivered to webhooks."""
-    yield account_gauge(
-        "tenure_notices_pending",
-        "Lifecycle notices awaiting webhook delivery.",
-        scrape.account,
-        pending_notices(scrape.tx, scrape.account),
-    )
+pending_metric = count_source(
+    "tenure_notices_pending", "Lifecycle notices awaiting webhook delivery.", pending_notices
+)
+"""``tenure_notices_pending``: notice events not yet delivered to webhooks."""
 
 
 def notice_job(

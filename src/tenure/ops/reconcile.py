@@ -409,7 +409,7 @@ def _summary(tx: Transaction, account: str) -> dict[str, int]:
 
 
 def _pass_view(done: StoredPass | None) -> DriftPassSummary | None:
-    return None if done is None else DriftPassSummary(**asdict(done))
+    return None if done is None else DriftPassSummary.model_validate(done, from_attributes=True)
 
 
 def _findings(tx: Transaction, account: str, kind: str | None, limit: int) -> list[DriftFinding]:
@@ -417,7 +417,8 @@ def _findings(tx: Transaction, account: str, kind: str | None, limit: int) -> li
         raise InvalidInput(f"kind must be one of {', '.join(KINDS)}", field="kind")
     if limit < 1:
         raise InvalidInput("limit must be at least 1", field="limit")
-    return [DriftFinding(**asdict(f)) for f in tx.drift.findings(account, kind, limit)]
+    found = tx.drift.findings(account, kind, limit)
+    return [DriftFinding.model_validate(f, from_attributes=True) for f in found]
 
 
 def drift_summary(store: Store, account: str) -> dict[str, int]:

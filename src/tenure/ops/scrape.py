@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from prometheus_client.core import Metric
 
 from tenure.config import Settings
+from tenure.observability.metrics import account_gauge
 from tenure.store.unit import Store, Transaction
 
 
@@ -34,6 +35,15 @@ def state_source(source: StateSource) -> StateSource:
     if source not in _SOURCES:
         _SOURCES.append(source)
     return source
+
+
+def count_source(name: str, doc: str, count: Callable[[Transaction, str], int]) -> StateSource:
+    """Register a source of one gauge, ``name``: ``count(tx, account)`` of each account."""
+
+    def source(scrape: Scrape) -> Iterable[Metric]:
+        yield account_gauge(name, doc, scrape.account, count(scrape.tx, scrape.account))
+
+    return state_source(source)
 
 
 def state_sources() -> tuple[StateSource, ...]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 NonNegative = Annotated[int, Field(ge=0)]
 
@@ -135,7 +135,8 @@ class AlertList(View):
 class DeploymentSummary(View):
     """A deployment's latest report, without its activations."""
 
-    id: str
+    id: str = Field(validation_alias=AliasChoices("id", "deployment"))
+    """The deployment's id (a stored report's ``deployment``)."""
     product: str
     product_version: str
     sdk_version: str

@@ -26,7 +26,7 @@ import ipaddress
 import os
 import re
 import socket
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
@@ -35,15 +35,13 @@ from urllib.parse import urlsplit
 import orjson
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from prometheus_client.core import Metric
 
 from tenure.config import Settings
 from tenure.crypto.keystore import derive_key, load_master_key
 from tenure.domain.events import EVENT_TYPES, personal_fields
 from tenure.domain.timefmt import format_time
 from tenure.errors import ConfigurationError, Conflict, InvalidInput, NotFound
-from tenure.observability.metrics import account_gauge
-from tenure.ops.scrape import Scrape, state_source
+from tenure.ops.scrape import count_source
 from tenure.ops.views import (
     AttemptView,
     CreatedWebhook,
@@ -218,15 +216,7 @@ def _id(prefix: str) -> str:
 
 def webhook_view(subscription: Subscription) -> WebhookView:
     """A subscription as the API shows it: never its secret."""
-    s = subscription
-    return WebhookView(
-        id=s.id,
-        url=s.url,
-        events=list(s.events),
-        description=s.description,
-        enabled=s.enabled,
-        created_at=s.created_at,
-    )
+    return WebhookView.model_validate(subscription, from_attributes=True)
 
 
 def create_webhook(
@@ -441,12 +431,5 @@ def backlog(tx: Transaction, account: str) -> int:
     return tx.webhooks.pending(account)
 
 
-@state_source
-def backlog_metric(scrape: Scrape) -> Iterable[Metric]:
-    """``tenure_webhook_backlog``: deliveries waiting to be delivered."""
-    yield account_gauge(
-        "tenure_webhook_backlog",
-        "Webhook deliveries pending.",
-        scrape.account,
-        backlog(scrape.tx, scrape.account),
-    )
+backlog_metric = count_source("tenure_webhook_backlog", "Webhook deliveries pending.", backlog)
+"""``tenure_webhook_backlog``: deliveries waiting to be delivered."""

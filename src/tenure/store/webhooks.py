@@ -9,7 +9,7 @@ schedule) is ``tenure.ops.webhooks``'s business; this module only stores them.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
 import orjson
@@ -332,15 +332,7 @@ class SqlWebhooks:
         self._conn.execute(
             sa.update(t.webhook_deliveries)
             .where(_d.account == account, _d.id == delivery, _d.lease_until == lease)
-            .values(
-                status=attempt.status,
-                attempts=attempt.attempts,
-                next_attempt_at=attempt.next_attempt_at,
-                lease_until=None,
-                last_status_code=attempt.last_status_code,
-                last_error=attempt.last_error,
-                history=attempt.history,
-            )
+            .values(lease_until=None, **asdict(attempt))
         )
 
     def pending(self, account: str, event_types: Sequence[str] | None = None) -> int:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from tenure.store.webhooks import (
@@ -123,16 +123,8 @@ class MemoryWebhooks:
         found = self._t.deliveries.get((account, delivery))
         if found is None or found.lease_until != lease:
             return
-        self._t.deliveries[(account, delivery)] = replace(
-            found,
-            status=attempt.status,
-            attempts=attempt.attempts,
-            next_attempt_at=attempt.next_attempt_at,
-            lease_until=None,
-            last_status_code=attempt.last_status_code,
-            last_error=attempt.last_error,
-            history=attempt.history,
-        )
+        changed = replace(found, lease_until=None, **asdict(attempt))
+        self._t.deliveries[(account, delivery)] = changed
 
     def pending(self, account: str, event_types: Sequence[str] | None = None) -> int:
         return sum(
