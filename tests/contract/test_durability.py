@@ -26,6 +26,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import given
 from hypothesis import strategies as st
 
+from support.cli import seed_args, tenure
+from support.leaves import read_leaves
+from support.shop import ACCOUNT, ACTOR, Runtimes, Shop
+from support.sqlite import raw_sqlite
 from tenure.app.runtime import Runtime
 from tenure.config import Settings
 from tenure.domain.commands import CreateCustomer
@@ -44,8 +48,6 @@ from tenure.service.replay import digest_of
 from tenure.store import sql
 from tenure.store.engine import create_engine, read_transaction
 from tenure.store.migrations import upgrade
-
-from .conftest import ACCOUNT, ACTOR, Runtimes, Shop, raw_sqlite, read_leaves, seed_args, tenure
 
 ORIGIN = f"tenure.localhost/ledger/{ACCOUNT}"
 

@@ -17,6 +17,9 @@ import sqlalchemy as sa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from support.cli import tenure
+from support.shop import ACCOUNT, Probe, Runtimes, Shop
+from support.sqlite import db_path
 from tenure.app.runtime import Runtime
 from tenure.domain.commands import PublishPlan
 from tenure.errors import InvalidInput
@@ -34,8 +37,6 @@ from tenure.service.legacy_import import (
 )
 from tenure.store import tables as t
 from tenure.store.engine import read_transaction
-
-from .conftest import ACCOUNT, Probe, Runtimes, Shop, db_path, tenure
 
 SYSTEM = "oldlm"
 KEY_PREFIX = "LEGKEY-"

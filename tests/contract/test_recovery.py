@@ -11,6 +11,9 @@ from pathlib import Path
 import orjson
 import pytest
 
+from support.cli import tenure
+from support.shop import ACCOUNT, ACTOR
+from support.sqlite import raw_sqlite
 from tenure.app.runtime import Runtime
 from tenure.config import Settings
 from tenure.domain.commands import CreateCustomer
@@ -25,7 +28,6 @@ from tenure.service.replay import digest_of
 from tenure.store import sql
 from tenure.store.engine import create_engine, read_transaction
 
-from .conftest import ACCOUNT, ACTOR, raw_sqlite, tenure
 from .test_durability import ORIGIN, Built, build, fresh_engine, site_url
 
 
