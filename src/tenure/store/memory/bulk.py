@@ -26,15 +26,13 @@ class MemoryBulkLedger:
         return None
 
     def event_rows(self, account: str, start: int, stop: int) -> Iterator[list[EventRow]]:
-        ledger = self._tables["ledger"].get(account)
+        ledger = self._tables.get("ledger", {}).get(account)
         events: list[EventRow] = ledger.events if ledger else []
         for first in range(start, stop, CHUNK):
             chunk = events[first : min(stop, first + CHUNK)]
-            for expected, event in enumerate(chunk, start=first):
-                if event.seq != expected:
-                    raise LedgerTampered(f"event {expected} of {account} is missing", seq=expected)
-            if len(chunk) < min(stop, first + CHUNK) - first:
-                at = first + len(chunk)
+            seqs = [event.seq for event in chunk]
+            if seqs != list(range(first, min(stop, first + CHUNK))):
+                at = next((n for n, seq in enumerate(seqs, first) if seq != n), first + len(seqs))
                 raise LedgerTampered(f"event {at} of {account} is missing at the source", seq=at)
             yield chunk
 
