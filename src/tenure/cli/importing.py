@@ -86,7 +86,7 @@ def import_licenses(
     runtime = Runtime.open(settings(data_dir, db))
     try:
         with runtime.ledger() as ledger, progress_bar("importing", len(parsed)) as update:
-            report = import_rows(ledger, runtime.engine, account, system, parsed, progress=update)
+            report = import_rows(ledger, runtime.store, account, system, parsed, progress=update)
     finally:
         runtime.close()
     emit(output, report.to_json(), _summary(report))

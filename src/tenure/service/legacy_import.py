@@ -32,6 +32,7 @@ from tenure.errors import InvalidInput, NotFound, TenureError
 from tenure.service.ledger import Ledger, Outcome, Submission
 from tenure.store import raw
 from tenure.store.engine import read_transaction
+from tenure.store.unit import Store
 
 Format = Literal["csv", "json"]
 
@@ -413,15 +414,11 @@ class ImportReport:
         }
 
 
-_MAPPED_KEYS = (
-    "SELECT legacy_key_hash, system, legacy_id FROM proj_legacy_ids WHERE account = :account"
-)
-
-
-def _known_keys(engine: sa.Engine, account: str) -> dict[str, tuple[str, str]]:
-    with read_transaction(engine) as conn:
-        found = raw.execute(conn, _MAPPED_KEYS, {"account": account}).fetchall()
-    return {row[0]: (row[1], row[2]) for row in found}
+def _known_keys(store: Store, account: str) -> dict[str, tuple[str, str]]:
+    """Each legacy key hash the account has mapped: its ``(system, legacy_id)``."""
+    with store.read() as tx:
+        found = tx.projection.rows(account, "legacy_ids")
+    return {row["legacy_key_hash"]: (row["system"], row["legacy_id"]) for row in found}
 
 
 def _unique_keys(
@@ -455,7 +452,7 @@ def _reason(error: BaseException) -> str:
 
 def import_rows(
     ledger: Ledger,
-    engine: sa.Engine,
+    store: Store,
     account: str,
     system: str,
     parsed: list[LegacyRow | RowError],
@@ -477,7 +474,7 @@ def import_rows(
     report = ImportReport(account, system, rows=len(parsed))
     report.errors = [p for p in parsed if isinstance(p, RowError)]
     good = [p for p in parsed if isinstance(p, LegacyRow)]
-    good, clashes = _unique_keys(good, _known_keys(engine, account), system)
+    good, clashes = _unique_keys(good, _known_keys(store, account), system)
     report.errors.extend(clashes)
     reason = f"legacy import from {system}"
     done = 0
