@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conformance.conftest import BACKENDS, pg_url
+from support.postgres import BACKENDS, pg_url
 from tenure.errors import LedgerTampered
 from tenure.ledger.merkle import EMPTY_ROOT, Frontier, leaf_hash, root_of
 from tenure.store.databases import copy_service_rows, open_store, sqlite_url
