@@ -297,46 +297,39 @@ def renew(
     _act(url, api_key, serial, "renew", body, idempotency_key, output, "renewed")
 
 
-@app.command("suspend")
-def suspend(
-    serial: Serial,
-    reason: RequiredReasonOption = None,
-    idempotency_key: IdempotencyKeyOption = None,
-    url: UrlOption = None,
-    api_key: ApiKeyOption = None,
-    output: OutputOption = Output.text,
-) -> None:
-    """Suspend an active license (--reason required); checks answer DENIED until reinstated."""
-    body = {"reason": _require_reason(reason, "suspend")}
-    _act(url, api_key, serial, "suspend", body, idempotency_key, output, "suspended")
+def _status_change(action: str, done: str, doc: str, *, reason_required: bool) -> None:
+    """Register ``tenure license ACTION``: a status change that takes only a reason."""
+
+    def command(
+        serial: Serial,
+        reason: ReasonOption = None,
+        idempotency_key: IdempotencyKeyOption = None,
+        url: UrlOption = None,
+        api_key: ApiKeyOption = None,
+        output: OutputOption = Output.text,
+    ) -> None:
+        body = {"reason": _require_reason(reason, action) if reason_required else reason}
+        _act(url, api_key, serial, action, body, idempotency_key, output, done)
+
+    if reason_required:  # the same option, its help saying it is required
+        command.__annotations__["reason"] = RequiredReasonOption
+    command.__doc__ = doc
+    app.command(action)(command)
 
 
-@app.command("reinstate")
-def reinstate(
-    serial: Serial,
-    reason: ReasonOption = None,
-    idempotency_key: IdempotencyKeyOption = None,
-    url: UrlOption = None,
-    api_key: ApiKeyOption = None,
-    output: OutputOption = Output.text,
-) -> None:
-    """Reinstate a suspended license."""
-    body = {"reason": reason}
-    _act(url, api_key, serial, "reinstate", body, idempotency_key, output, "reinstated")
-
-
-@app.command("revoke")
-def revoke(
-    serial: Serial,
-    reason: RequiredReasonOption = None,
-    idempotency_key: IdempotencyKeyOption = None,
-    url: UrlOption = None,
-    api_key: ApiKeyOption = None,
-    output: OutputOption = Output.text,
-) -> None:
-    """Revoke a license for good (--reason required; terminal)."""
-    body = {"reason": _require_reason(reason, "revoke")}
-    _act(url, api_key, serial, "revoke", body, idempotency_key, output, "revoked")
+_status_change(
+    "suspend",
+    "suspended",
+    "Suspend an active license (--reason required); checks answer DENIED until reinstated.",
+    reason_required=True,
+)
+_status_change("reinstate", "reinstated", "Reinstate a suspended license.", reason_required=False)
+_status_change(
+    "revoke",
+    "revoked",
+    "Revoke a license for good (--reason required; terminal).",
+    reason_required=True,
+)
 
 
 @app.command("change-plan")
