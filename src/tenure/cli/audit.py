@@ -7,9 +7,8 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from tenure.app.runtime import Runtime
 from tenure.cli.client import ApiKeyOption, Remote, UrlOption, emit_json, print_table
-from tenure.cli.common import DataDir, DbUrl, Output, OutputOption, emit, err, settings
+from tenure.cli.common import DataDir, DbUrl, Output, OutputOption, emit, err, open_local
 from tenure.errors import AuditTampered
 from tenure.service import audit
 from tenure.store import sql
@@ -34,7 +33,7 @@ def verify(
     """Recheck every entry's hash and link, the chain's head, and that the entries
     account for every ledger event since auditing began; on tampering, name the
     first bad entry and exit 1. Works on the store directly (--data-dir / --db)."""
-    runtime = Runtime.open(settings(data_dir, db), migrate=False)
+    runtime = open_local(data_dir, db, migrate=False)
     reports = []
     try:
         with read_transaction(runtime.engine) as conn:
