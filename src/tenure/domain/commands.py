@@ -146,9 +146,9 @@ class PublishPlan(Command):
     offline_token_ttl: str = "PT24H"  # noqa: S105 - a duration, not a secret
     activation: str = "floating"
 
-    def decide(self, view: StateView, ctx: Context) -> Decision:
-        head = view.get("plans", (self.plan,))
-        definition = {
+    def definition(self) -> dict[str, Any]:
+        """The fields a published plan version holds, spelled as the projection does."""
+        return {
             "product": self.product,
             "entitlements": dict(self.entitlements),
             "core": sorted(set(self.core)),
@@ -157,6 +157,10 @@ class PublishPlan(Command):
             "offline_token_ttl": self.offline_token_ttl,
             "activation": self.activation,
         }
+
+    def decide(self, view: StateView, ctx: Context) -> Decision:
+        head = view.get("plans", (self.plan,))
+        definition = self.definition()
         if head is not None:
             latest = _plan_version(view, self.plan, None)
             if {k: latest[k] for k in definition} == definition:
