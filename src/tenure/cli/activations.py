@@ -6,6 +6,7 @@ would, with ``--license-key`` (``Authorization: License KEY``, that license only
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any
 from urllib.parse import quote
 
@@ -122,32 +123,39 @@ def list_command(
     )
 
 
-@app.command("heartbeat")
-def heartbeat(
-    activation: ActivationId,
-    license_key: LicenseKeyOption = None,
-    url: UrlOption = None,
-    api_key: ApiKeyOption = None,
-    output: OutputOption = Output.text,
+def _activation_change(
+    name: str, doc: str, verb: str, call: Callable[[Remote, str], dict[str, Any]]
 ) -> None:
+    """Register ``tenure activation NAME ID``: one call on the activation's path."""
+
+    def command(
+        activation: ActivationId,
+        license_key: LicenseKeyOption = None,
+        url: UrlOption = None,
+        api_key: ApiKeyOption = None,
+        output: OutputOption = Output.text,
+    ) -> None:
+        answer = call(_remote(url, api_key, license_key), _path(activation))
+        _print(answer, output, f"{verb}: {answer.get('id')}")
+
+    command.__doc__ = doc
+    app.command(name)(command)
+
+
+_activation_change(
+    "heartbeat",
     """Renew the floating lease of activation ID (node-locked ones answer unchanged).
 
     Fails with 409 once deactivated, or when the license is no longer usable.
 
     Fails with 409 seat_limit when the lease ended and its seat was taken meanwhile.
-    """
-    _, renewed = _remote(url, api_key, license_key).post(f"{_path(activation)}/heartbeat")
-    _print(renewed, output, f"renewed: {renewed.get('id')}")
-
-
-@app.command("deactivate")
-def deactivate(
-    activation: ActivationId,
-    license_key: LicenseKeyOption = None,
-    url: UrlOption = None,
-    api_key: ApiKeyOption = None,
-    output: OutputOption = Output.text,
-) -> None:
-    """Deactivate activation ID and free its seat (again: unchanged)."""
-    done = _remote(url, api_key, license_key).delete(_path(activation))
-    _print(done, output, f"deactivated: {done.get('id')}")
+    """,
+    "renewed",
+    lambda remote, path: remote.post(f"{path}/heartbeat")[1],
+)
+_activation_change(
+    "deactivate",
+    "Deactivate activation ID and free its seat (again: unchanged).",
+    "deactivated",
+    lambda remote, path: remote.delete(path),
+)
