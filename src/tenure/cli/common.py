@@ -67,6 +67,15 @@ def open_local(data_dir: Path | None, db: str | None, *, migrate: bool = True) -
     return Runtime.open(settings(data_dir, db), migrate=migrate)
 
 
+def value_text(value: Any) -> str:
+    """A value as the commands print it in text: ``-`` for none, ``true``/``false``."""
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
 def root_text(root: bytes | str) -> str:
     """A Merkle root as every command prints it: base64, as in signed checkpoints and
     the ledger API. ``root`` is the 32 raw bytes or their hex (as reports keep it)."""

@@ -16,7 +16,7 @@ from tenure.cli.client import (
     emit_json,
     print_table,
 )
-from tenure.cli.common import Output, OutputOption, out
+from tenure.cli.common import Output, OutputOption, out, value_text
 from tenure.errors import InvalidInput
 
 app = typer.Typer(help="License lifecycle: issue, inspect, change.", no_args_is_help=True)
@@ -40,14 +40,6 @@ PlanVersionOption = Annotated[
         "--plan-version", help="Plan version (default: the latest).", min=1, show_default=False
     ),
 ]
-
-
-def _text(value: Any) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
 
 
 def _require_reason(reason: str | None, action: str) -> str:
@@ -80,10 +72,10 @@ def _license_lines(view: dict[str, Any]) -> list[str]:
         if name in skip:
             continue
         if isinstance(value, dict):
-            value = ", ".join(f"{k}={_text(v)}" for k, v in value.items()) or "-"
+            value = ", ".join(f"{k}={value_text(v)}" for k, v in value.items()) or "-"
         elif isinstance(value, list):
-            value = ", ".join(_text(v) for v in value) or "-"
-        lines.append(f"  {name:<14} {_text(value)}")
+            value = ", ".join(value_text(v) for v in value) or "-"
+        lines.append(f"  {name:<14} {value_text(value)}")
     return lines
 
 
@@ -231,12 +223,12 @@ def list_command(
     for lic in licenses:
         plan = f"{lic.get('plan')} v{lic.get('plan_version')}"
         table.add_row(
-            _text(lic.get("serial")),
-            _text(lic.get("customer")),
-            _text(lic.get("product")),
+            value_text(lic.get("serial")),
+            value_text(lic.get("customer")),
+            value_text(lic.get("product")),
             plan,
-            _text(lic.get("status")),
-            _text(lic.get("expires_at")),
+            value_text(lic.get("status")),
+            value_text(lic.get("expires_at")),
         )
     print_table(table)
     footer = f"{len(licenses)} license(s)"
@@ -266,10 +258,10 @@ def history(
         actor = event.get("actor") or {}
         table.add_row(
             str(item.get("seq")),
-            _text(event.get("type")),
-            _text(event.get("time")),
+            value_text(event.get("type")),
+            value_text(event.get("time")),
             f"{actor.get('role', '-')}:{actor.get('id', '-')}",
-            _text(event.get("reason")),
+            value_text(event.get("reason")),
         )
     print_table(table)
 

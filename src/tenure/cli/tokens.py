@@ -36,7 +36,7 @@ from tenure.cli.client import (
     service_trust,
     unreachable,
 )
-from tenure.cli.common import Output, OutputOption, err, out
+from tenure.cli.common import Output, OutputOption, err, out, value_text
 from tenure.crypto import jws
 from tenure.crypto.trust import TrustAnchor, TrustedKeys
 from tenure.domain.activations import fingerprint_hash
@@ -189,13 +189,9 @@ def reject(exc: TenureError) -> NoReturn:
 
 
 def show_value(value: Any) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, bool):
-        return "true" if value else "false"
     if isinstance(value, dict | list):
         return json.dumps(value, sort_keys=True, separators=(",", ":"))
-    return str(value)
+    return value_text(value)
 
 
 def show_time(seconds: Any) -> str:
