@@ -11,9 +11,8 @@ from typing import Annotated, Any
 from urllib.parse import quote
 
 import typer
-from rich.table import Table
 
-from tenure.cli.client import ApiKeyOption, Remote, UrlOption, emit_json, print_table
+from tenure.cli.client import ApiKeyOption, Remote, UrlOption, emit_json, emit_listing, unwrapped
 from tenure.cli.common import Output, OutputOption, out
 from tenure.cli.tokens import LicenseKeyOption, show_value
 
@@ -95,31 +94,23 @@ def list_command(
 
     Auth: an API key that may read licenses, or --license-key.
     """
-    answer = _remote(url, api_key, license_key).get(
-        f"/v1/licenses/{quote(serial, safe='')}/activations"
-    )
-    if output is Output.json:
-        emit_json(answer)
-        return
-    activations: list[dict[str, Any]] = answer.get("activations", [])
-    table = Table()
-    table.add_column("id", no_wrap=True)
-    table.add_column("mode", no_wrap=True)
-    table.add_column("status", no_wrap=True)
-    table.add_column("lease until", no_wrap=True)
-    table.add_column("fingerprint hash", no_wrap=True)
-    for activation in activations:
-        table.add_row(
-            show_value(activation.get("id")),
-            show_value(activation.get("mode")),
-            show_value(activation.get("status")),
-            show_value(activation.get("lease_expires_at")),
-            show_value(activation.get("fingerprint_hash")),
-        )
-    print_table(table)
-    active = sum(1 for a in activations if a.get("status") == "active")
-    out.print(
-        f"{len(activations)} activation(s), {active} holding a seat", highlight=False, markup=False
+
+    def footer(activations: list[dict[str, Any]]) -> str:
+        active = sum(1 for a in activations if a.get("status") == "active")
+        return f"{len(activations)} activation(s), {active} holding a seat"
+
+    emit_listing(
+        _remote(url, api_key, license_key).get(
+            f"/v1/licenses/{quote(serial, safe='')}/activations"
+        ),
+        "activations",
+        output is Output.json,
+        unwrapped("id", "mode", "status", "lease until", "fingerprint hash"),
+        lambda activation: [
+            show_value(activation.get(field))
+            for field in ("id", "mode", "status", "lease_expires_at", "fingerprint_hash")
+        ],
+        footer,
     )
 
 

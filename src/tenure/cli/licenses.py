@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
 from tenure.cli.approvals import print_approval_requested
 from tenure.cli.client import (
@@ -14,7 +13,8 @@ from tenure.cli.client import (
     Remote,
     UrlOption,
     emit_json,
-    print_table,
+    emit_listing,
+    unwrapped,
 )
 from tenure.cli.common import Output, OutputOption, out, value_text
 from tenure.errors import InvalidInput
@@ -212,29 +212,26 @@ def list_command(
         next_cursor = page.get("next_cursor")
         if not all_pages or not next_cursor:
             break
-    if output is Output.json:
-        emit_json({"licenses": licenses, "next_cursor": next_cursor})
-        return
-    table = Table()
-    table.add_column("serial", no_wrap=True)
-    table.add_column("customer", no_wrap=True)
-    for name in ("product", "plan", "status", "expires_at"):
-        table.add_column(name)
-    for lic in licenses:
-        plan = f"{lic.get('plan')} v{lic.get('plan_version')}"
-        table.add_row(
+
+    def footer(found: list[dict[str, Any]]) -> str:
+        more = f"; more: --cursor {next_cursor} (or --all)" if next_cursor else ""
+        return f"{len(found)} license(s){more}"
+
+    emit_listing(
+        {"licenses": licenses, "next_cursor": next_cursor},
+        "licenses",
+        output is Output.json,
+        [*unwrapped("serial", "customer"), "product", "plan", "status", "expires_at"],
+        lambda lic: (
             value_text(lic.get("serial")),
             value_text(lic.get("customer")),
             value_text(lic.get("product")),
-            plan,
+            f"{lic.get('plan')} v{lic.get('plan_version')}",
             value_text(lic.get("status")),
             value_text(lic.get("expires_at")),
-        )
-    print_table(table)
-    footer = f"{len(licenses)} license(s)"
-    if next_cursor:
-        footer += f"; more: --cursor {next_cursor} (or --all)"
-    out.print(footer, highlight=False, markup=False)
+        ),
+        footer,
+    )
 
 
 @app.command("history")
@@ -245,25 +242,25 @@ def history(
     output: OutputOption = Output.text,
 ) -> None:
     """The license's ledger events, in order."""
-    answer = Remote(url, api_key).get(f"/v1/licenses/{serial}/history")
-    if output is Output.json:
-        emit_json(answer)
-        return
-    table = Table("seq")
-    table.add_column("type", no_wrap=True)
-    for name in ("time", "actor", "reason"):
-        table.add_column(name)
-    for item in answer.get("events", []):
+
+    def row(item: dict[str, Any]) -> tuple[str, ...]:
         event = item.get("event", {})
         actor = event.get("actor") or {}
-        table.add_row(
+        return (
             str(item.get("seq")),
             value_text(event.get("type")),
             value_text(event.get("time")),
             f"{actor.get('role', '-')}:{actor.get('id', '-')}",
             value_text(event.get("reason")),
         )
-    print_table(table)
+
+    emit_listing(
+        Remote(url, api_key).get(f"/v1/licenses/{serial}/history"),
+        "events",
+        output is Output.json,
+        ["seq", *unwrapped("type"), "time", "actor", "reason"],
+        row,
+    )
 
 
 # ---------------------------------------------------------------- changes
