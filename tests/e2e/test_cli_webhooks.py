@@ -3,7 +3,8 @@ the subscription's state the API then shows."""
 
 from __future__ import annotations
 
-from .conftest import Server, ok_json, tenure
+from support.remote import ok_json, tenure
+from support.server import Server
 
 
 def test_disable_then_enable_prints_the_new_state_and_the_api_shows_it(
