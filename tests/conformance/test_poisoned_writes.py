@@ -28,6 +28,7 @@ from tenure.service import audit
 from tenure.service.audit import AuditEntry
 from tenure.service.ledger import AuditRequest, Ledger, Outcome, Submission, Write
 from tenure.store import sql
+from tenure.store.audit import SqlAuditLog
 from tenure.store.engine import read_transaction
 
 from .conftest import ACCOUNT, ACTOR, pg_url
@@ -92,7 +93,7 @@ def test_a_write_the_database_refuses_fails_alone(ledger: Ledger, store_url: str
         head = sql.read_head(conn, ACCOUNT)
         assert head is not None
         assert head.size == 40
-        audit.verify(conn, ACCOUNT, head.size)
+        audit.verify(SqlAuditLog(conn), ACCOUNT, head.size)
 
 
 def test_a_value_postgresql_cannot_store_fails_only_its_own_request(
@@ -111,8 +112,10 @@ def test_a_value_postgresql_cannot_store_fails_only_its_own_request(
     with read_transaction(ledger.engine) as conn:
         head = sql.read_head(conn, ACCOUNT)
         assert head is not None
-        report = audit.verify(conn, ACCOUNT, head.size)
-        entries, _ = audit.page(conn, ACCOUNT, limit=100, where=_action("create_customer"))
+        report = audit.verify(SqlAuditLog(conn), ACCOUNT, head.size)
+        entries, _ = audit.page(
+            SqlAuditLog(conn), ACCOUNT, limit=100, where=_action("create_customer")
+        )
     if store_url.startswith("postgresql"):
         assert isinstance(error, InvalidInput), error
         assert error.code == "unstorable_value"
@@ -150,8 +153,8 @@ def test_an_audit_entry_that_cannot_be_stored_is_stored_sanitized(ledger: Ledger
         head = sql.read_head(conn, ACCOUNT)
         assert head is not None
         assert head.size == 10
-        audit.verify(conn, ACCOUNT, head.size)
-        stored, _ = audit.page(conn, ACCOUNT, limit=100, where=_action("get_license"))
+        audit.verify(SqlAuditLog(conn), ACCOUNT, head.size)
+        stored, _ = audit.page(SqlAuditLog(conn), ACCOUNT, limit=100, where=_action("get_license"))
     targets = [e["target"] for e in stored]
     assert len(targets) == 3
     assert all(t.startswith("sha256:") and len(t) <= 80 for t in targets), targets

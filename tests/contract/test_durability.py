@@ -44,6 +44,7 @@ from tenure.service.replay import digest_of
 from tenure.store import sql
 from tenure.store.engine import create_engine, read_transaction
 from tenure.store.migrations import upgrade
+from tenure.store.unit import SqlStore
 
 from .conftest import ACCOUNT, ACTOR, Runtimes, Shop, raw_sqlite, read_leaves, seed_args, tenure
 
@@ -747,7 +748,7 @@ def test_api_keys_made_after_the_snapshot_come_back_from_the_signed_key_rows(
     assert tenure("snapshot", "create", "--data-dir", data_dir, "--site", site).code == 0
     engine = create_engine(f"sqlite:///{data_dir / 'tenure.db'}")
     try:
-        late, _ = create_api_key(engine, ACCOUNT, "issuer", "made after the snapshot")
+        late, _ = create_api_key(SqlStore(engine), ACCOUNT, "issuer", "made after the snapshot")
     finally:
         engine.dispose()
     assert tenure("ship", "--data-dir", data_dir, "--site", site).code == 0

@@ -20,6 +20,7 @@ from tenure.errors import Forbidden, NotFound
 from tenure.service import accounts
 from tenure.service.apikeys import Principal
 from tenure.service.ledger import SignRequest, Write
+from tenure.store.unit import SqlTransaction
 
 router = APIRouter(prefix="/v1", tags=["accounts"], responses=problem_responses(401, 403))
 Owner = Annotated[Principal, Depends(require("account.manage"))]
@@ -57,7 +58,7 @@ async def create_account(request: Request, caller: Owner) -> JSONResponse:
         raise Forbidden("only owners of the operator account create accounts")
 
     def create(conn: sa.Connection) -> dict[str, Any]:
-        return accounts.create_in(conn, body.id, body.name, caller.id)
+        return accounts.create_in(SqlTransaction(conn), body.id, body.name, caller.id)
 
     entry = entry_for(request, caller, target=body.id)
     # phase b: governance (a typed operation replaces the Write adapter)
@@ -71,7 +72,7 @@ def list_accounts(request: Request, caller: Owner) -> dict[str, Any]:
     """``{"accounts": [{"id", "name", "created_at"}]}``: all of them for the operator
     account's owners, the caller's own for any other owner."""
     only = None if caller.account == _operator(request) else caller.account
-    return {"accounts": accounts.list_accounts(request.app.state.runtime.engine, only)}
+    return {"accounts": accounts.list_accounts(request.app.state.runtime.store, only)}
 
 
 @router.get(
@@ -83,4 +84,4 @@ def get_account(request: Request, caller: Owner, account_id: str) -> dict[str, A
     """One account; 404 for an account the caller may not see."""
     if caller.account not in (account_id, _operator(request)):
         raise NotFound(f"no account {account_id}", field="id")
-    return accounts.get_account(request.app.state.runtime.engine, account_id)
+    return accounts.get_account(request.app.state.runtime.store, account_id)

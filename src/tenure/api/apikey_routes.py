@@ -23,6 +23,7 @@ from tenure.service import apikeys, approvals
 from tenure.service.apikeys import Principal
 from tenure.service.ledger import Write
 from tenure.service.policy import manageable_roles, require_may_manage
+from tenure.store.unit import SqlTransaction, Store
 
 router = APIRouter(prefix="/v1", tags=["apikeys"], responses=problem_responses(401, 403))
 
@@ -42,8 +43,9 @@ class ApiKeyIn(BaseModel):
     name: Name
 
 
-def _engine(request: Request) -> Any:
-    return request.app.state.runtime.engine
+def _store(request: Request) -> Store:
+    store: Store = request.app.state.runtime.store
+    return store
 
 
 @router.post(
@@ -66,7 +68,7 @@ async def create_api_key(request: Request, caller: Manager) -> JSONResponse:
 
     def create(conn: sa.Connection) -> dict[str, Any]:
         created, key = apikeys.insert_api_key(
-            conn, caller.account, body.role, body.name, created_by=caller.id
+            SqlTransaction(conn), caller.account, body.role, body.name, created_by=caller.id
         )
         return {
             "id": created.id,
@@ -88,7 +90,7 @@ def list_api_keys(request: Request, caller: Manager) -> dict[str, Any]:
     "revoked_at", "created_by"}]}``, never the keys or their hashes. ``created_by``
     is the key that created it, null for the bootstrap or first owner key and for
     keys older than key lineage (docs/approvals.md)."""
-    return {"apikeys": apikeys.list_api_keys(_engine(request), caller.account)}
+    return {"apikeys": apikeys.list_api_keys(_store(request), caller.account)}
 
 
 @router.delete(
@@ -110,7 +112,7 @@ async def revoke_api_key(request: Request, caller: Manager, key_id: str) -> Any:
     """
     manageable = manageable_roles(caller)
     target = await run_in_threadpool(
-        approvals.find_api_key, _engine(request), caller.account, key_id
+        approvals.find_api_key, _store(request), caller.account, key_id
     )
     if (
         target is not None
@@ -123,7 +125,7 @@ async def revoke_api_key(request: Request, caller: Manager, key_id: str) -> Any:
         return await request_approval(request, caller, "apikey.revoke", key_id, payload, None)
 
     def revoke(conn: sa.Connection) -> dict[str, Any]:
-        return apikeys.revoke_in(conn, caller.account, key_id, manageable)
+        return apikeys.revoke_in(SqlTransaction(conn), caller.account, key_id, manageable)
 
     entry = entry_for(request, caller, target=key_id[:80])
     # phase b: governance (a typed operation replaces the Write adapter)

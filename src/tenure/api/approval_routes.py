@@ -39,6 +39,7 @@ from tenure.service import approvals as service
 from tenure.service.apikeys import Principal
 from tenure.service.ledger import Outcome, Submission, Write
 from tenure.service.policy import POLICY, allowed, manageable_roles, require_may_manage
+from tenure.store.unit import SqlTransaction
 
 router = APIRouter(prefix="/v1", tags=["approvals"], responses=problem_responses(401, 403))
 Reader = Annotated[Principal, Depends(require("approval.read"))]
@@ -108,15 +109,15 @@ def list_approvals(
     """``{"approvals": [...]}``, optionally only those of ``status`` (pending,
     approved, rejected, expired, executed, failed); a pending approval past its
     ``expires_at`` shows as expired."""
-    engine = request.app.state.runtime.engine
-    return {"approvals": service.list_approvals(engine, caller.account, _now(), status)}
+    store = request.app.state.runtime.store
+    return {"approvals": service.list_approvals(store, caller.account, _now(), status)}
 
 
 @router.get("/approvals/{approval}", response_model=None, responses=problem_responses(404))
 def get_approval(request: Request, caller: Reader, approval: str) -> dict[str, Any]:
     """One approval with ``history``: its events with actor and reason."""
-    engine = request.app.state.runtime.engine
-    return service.get_approval(engine, caller.account, approval, _now())
+    store = request.app.state.runtime.store
+    return service.get_approval(store, caller.account, approval, _now())
 
 
 def _require_may_decide(caller: Principal, row: dict[str, Any]) -> None:
@@ -135,11 +136,11 @@ async def _decide(
     request: Request, caller: Principal, approval: str, verdict: str
 ) -> tuple[Outcome, str]:
     body = await parse_body(request, DecisionIn, MAX_BODY_BYTES)
-    engine = request.app.state.runtime.engine
-    row = await run_in_threadpool(service.read_row, engine, caller.account, approval)
+    store = request.app.state.runtime.store
+    row = await run_in_threadpool(service.read_row, store, caller.account, approval)
     _require_may_decide(caller, row)
     decider, facts = await run_in_threadpool(
-        service.decision_facts, engine, caller.account, row, caller.id
+        service.decision_facts, store, caller.account, row, caller.id
     )
     command = DecideApproval(
         approval, decider, "approve" if verdict == "approve" else "reject", facts
@@ -222,7 +223,7 @@ async def rotate_keys(
     now = datetime.now(UTC)
 
     def rotate(conn: sa.Connection) -> dict[str, Any]:
-        result: dict[str, Any] = keyring.rotate_in(conn, caller.account, now)
+        result: dict[str, Any] = keyring.rotate_in(SqlTransaction(conn), caller.account, now)
         return result
 
     # phase b: governance (a typed operation replaces the Write adapter)
@@ -238,7 +239,7 @@ async def revoke_key(
     key_id = payload["key_id"]
 
     def revoke(conn: sa.Connection) -> dict[str, Any]:
-        return apikeys.revoke_in(conn, caller.account, key_id, manageable)
+        return apikeys.revoke_in(SqlTransaction(conn), caller.account, key_id, manageable)
 
     # phase b: governance (a typed operation replaces the Write adapter)
     write = Write(caller.account, revoke, entry_for(request, caller, target=key_id[:80]))

@@ -39,6 +39,7 @@ from tenure.service import audit
 from tenure.service.apikeys import Principal
 from tenure.service.audit import AuditEntry
 from tenure.service.ledger import AuditRequest, Ledger, Outcome
+from tenure.store.audit import SqlAuditLog
 from tenure.store.engine import write_transaction
 
 _log = logging.getLogger("tenure.audit")
@@ -167,7 +168,7 @@ class AuditBatcher:
         for entry in entries:
             try:
                 with write_transaction(engine) as conn:
-                    audit.append(conn, [entry], format_time(datetime.now(UTC)))
+                    audit.append(SqlAuditLog(conn), [entry], format_time(datetime.now(UTC)))
             except Exception as exc:
                 raise StorageUnavailable(f"the audit entry was not committed: {exc}") from exc
 

@@ -231,7 +231,7 @@ def _revoke_on_storage(
     operator = getpass.getuser()
     runtime = Runtime.open(s, migrate=False)
     try:
-        revoked = revoke_on_storage(runtime.engine, account, key_id, operator, reason, force=force)
+        revoked = revoke_on_storage(runtime.store, account, key_id, operator, reason, force=force)
     except Conflict as refused:
         raise Conflict(f"{refused.message} (or pass --force)", field="id") from None
     finally:

@@ -591,7 +591,7 @@ class Ledger:
                 for account, state in accounts.items():
                     self._flush(conn, account, state, items)
                 if entries:
-                    audit.append(conn, entries, format_time(self._clock()))
+                    audit.append(SqlTransaction(conn).audit, entries, format_time(self._clock()))
                 # PostgreSQL: other processes' writers drop their rows of these accounts.
                 sender = self._listener.sender if self._listener else notify.ANYONE
                 notify.announce(conn, sender, _changed_accounts(accounts, items))
@@ -635,7 +635,7 @@ class Ledger:
         try:
             with transaction_on(self._connection()) as conn:
                 lock_accounts(conn, {entry.account for entry in entries})
-                audit.append(conn, entries, format_time(self._clock()))
+                audit.append(SqlTransaction(conn).audit, entries, format_time(self._clock()))
         except Exception as exc:
             _log.error("the audit entry of a refused write failed too: %r", exc)
             self._forget({})
