@@ -14,32 +14,22 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
-from tenure.api.auditing import entry_for, execute_audited, submit_audited
+from tenure.api.auditing import route_action, writer_of
 from tenure.api.auth import require
 from tenure.api.bodies import documented, parse_body
 from tenure.api.problems import problem_responses
-from tenure.domain.approvals import (
-    ACTIONS,
-    ApprovalExpired,
-    DecideApproval,
-    RecordExecution,
-)
-from tenure.domain.commands import Command
-from tenure.domain.events import Actor
 from tenure.domain.timefmt import format_time
-from tenure.errors import Forbidden, TenureError
-from tenure.service import apikeys
+from tenure.errors import TenureError
 from tenure.service import approvals as service
 from tenure.service.apikeys import Principal
-from tenure.service.ledger import Outcome, Submission, Write
-from tenure.service.policy import POLICY, allowed, manageable_roles, require_may_manage
-from tenure.store.unit import SqlTransaction
+from tenure.service.handlers import apikeys, tokens
+from tenure.service.handlers import approvals as handlers
+from tenure.service.views import ApprovalPending
 
 router = APIRouter(prefix="/v1", tags=["approvals"], responses=problem_responses(401, 403))
 Reader = Annotated[Principal, Depends(require("approval.read"))]
@@ -59,16 +49,8 @@ def _now() -> str:
     return format_time(datetime.now(UTC))
 
 
-def _actor(caller: Principal) -> Actor:
-    return Actor(caller.id, caller.role, caller.auth)
-
-
-def _submission(caller: Principal, command: Command, reason: str | None) -> Submission:
-    return Submission(caller.account, command, _actor(caller), reason=reason)
-
-
-def _accepted(outcome: Outcome) -> JSONResponse:
-    return JSONResponse({"approval": outcome.result}, status_code=202)
+def _accepted(pending: ApprovalPending) -> JSONResponse:
+    return JSONResponse(pending.to_json(), status_code=202)
 
 
 async def request_approval(
@@ -81,9 +63,10 @@ async def request_approval(
 ) -> JSONResponse:
     """Record an ``approval.requested`` for ``action`` → 202 ``{"approval": {...}}``.
     ``payload`` is what executing it needs: never secrets or personal data."""
-    settings = request.app.state.runtime.settings
-    submission = service.approval_request(settings, caller, action, target, payload, reason)
-    return _accepted(await submit_audited(request, submission))
+    pending = await run_in_threadpool(
+        request_approval_in_thread, request, caller, action, target, payload, reason
+    )
+    return _accepted(pending)
 
 
 def request_approval_in_thread(
@@ -93,11 +76,11 @@ def request_approval_in_thread(
     target: str,
     payload: dict[str, Any],
     reason: str | None,
-) -> dict[str, Any]:
+) -> ApprovalPending:
     """``request_approval`` for code in the thread pool → the approval."""
     settings = request.app.state.runtime.settings
-    submission = service.approval_request(settings, caller, action, target, payload, reason)
-    return execute_audited(request, submission).result
+    submit = writer_of(request)
+    return handlers.request_approval(submit, settings, caller, action, target, payload, reason)
 
 
 @router.get("/approvals", response_model=None, responses=problem_responses(400))
@@ -120,35 +103,15 @@ def get_approval(request: Request, caller: Reader, approval: str) -> dict[str, A
     return service.get_approval(store, caller.account, approval, _now())
 
 
-def _require_may_decide(caller: Principal, row: dict[str, Any]) -> None:
-    """The approver needs the role the action itself needs, or the owner role."""
-    needed = ACTIONS[row["action"]]
-    if caller.role != "owner" and not allowed(caller.role, needed):
-        roles = ", ".join(sorted(POLICY[needed] | {"owner"}))
-        raise Forbidden(
-            f"deciding on {row['action']} needs one of the roles {roles}", action=needed
-        )
-    if row["action"] == "apikey.revoke":
-        require_may_manage(caller, row["payload"]["role"])
-
-
 async def _decide(
-    request: Request, caller: Principal, approval: str, verdict: str
-) -> tuple[Outcome, str]:
+    request: Request, caller: Principal, approval: str, approve: bool
+) -> tuple[dict[str, Any], str]:
     body = await parse_body(request, DecisionIn, MAX_BODY_BYTES)
     store = request.app.state.runtime.store
-    row = await run_in_threadpool(service.read_row, store, caller.account, approval)
-    _require_may_decide(caller, row)
-    decider, facts = await run_in_threadpool(
-        service.decision_facts, store, caller.account, row, caller.id
+    decided = await run_in_threadpool(
+        handlers.decide, store, writer_of(request), caller, approval, approve, body.reason
     )
-    command = DecideApproval(
-        approval, decider, "approve" if verdict == "approve" else "reject", facts
-    )
-    outcome = await submit_audited(request, _submission(caller, command, body.reason))
-    if outcome.result["status"] == "expired":
-        raise ApprovalExpired(f"approval {approval} expired at {row['expires_at']}")
-    return outcome, body.reason
+    return decided, body.reason
 
 
 _DECISION_RESPONSES = problem_responses(400, 404, 409, 503)
@@ -168,11 +131,11 @@ async def approve(request: Request, caller: Decider, approval: str) -> dict[str,
     both), a key created after the request, and the key a revocation targets; 403
     for a role that may not perform the action; 409 ``approval_expired`` past
     ``expires_at``, 409 unless pending."""
-    outcome, reason = await _decide(request, caller, approval, "approve")
-    if outcome.result["status"] == "executed":
-        results = outcome.result.pop("results", [])
-        return {"approval": outcome.result, "result": results}
-    return await _execute(request, caller, outcome.result, reason)
+    decided, reason = await _decide(request, caller, approval, approve=True)
+    if decided["status"] == "executed":
+        results = decided.pop("results", [])
+        return {"approval": decided, "result": results}
+    return await _execute(request, caller, decided, reason)
 
 
 @router.post(
@@ -186,8 +149,8 @@ async def reject(request: Request, caller: Decider, approval: str) -> dict[str, 
     may reject (withdraw) its own request; the key a revocation targets, and the keys
     it created, may not (403 ``approver_not_independent``). 409 unless pending
     (``approval_expired`` past ``expires_at``)."""
-    outcome, _ = await _decide(request, caller, approval, "reject")
-    return {"approval": outcome.result}
+    decided, _ = await _decide(request, caller, approval, approve=False)
+    return {"approval": decided}
 
 
 # ---------------------------------------------------------------- execution
@@ -199,20 +162,15 @@ async def _execute(
     """Run an approved action that is not ledger events (its executor, registered by
     the composition root), then record ``approval.executed`` with the approval's
     ``reason`` (only from ``approved``: never twice)."""
-    approval = row["approval"]
     executors: service.Executors[Request] = request.app.state.executors
+    done: service.Execution | TenureError
     try:
-        execution = await executors.execute(row["action"], request, caller, row["payload"])
+        done = await executors.execute(row["action"], request, caller, row["payload"])
     except TenureError as exc:
-        failed = RecordExecution(approval, "failed", exc.message[:500])
-        done = await submit_audited(request, _submission(caller, failed, reason))
-        return {"approval": done.result, "error": {"code": exc.code, "detail": exc.message}}
-    result = execution.result
-    command = RecordExecution(approval, "succeeded", None, execution.also)
-    done = await submit_audited(request, _submission(caller, command, reason))
-    if execution.also is not None:
-        result["event"] = done.events[0].seq
-    return {"approval": done.result, "result": result}
+        done = exc
+    return await run_in_threadpool(
+        handlers.record_execution, writer_of(request), caller, row["approval"], reason, done
+    )
 
 
 async def rotate_keys(
@@ -220,27 +178,18 @@ async def rotate_keys(
 ) -> service.Execution:
     """The executor of an approved ``keys.rotate``: rotate the token signing key."""
     keyring = request.app.state.runtime.keyring()
-    now = datetime.now(UTC)
-
-    def rotate(conn: sa.Connection) -> dict[str, Any]:
-        result: dict[str, Any] = keyring.rotate_in(SqlTransaction(conn), caller.account, now)
-        return result
-
-    # phase b: governance (a typed operation replaces the Write adapter)
-    write = Write(caller.account, rotate, entry_for(request, caller, target="keys.rotate"))
-    return service.Execution((await submit_audited(request, write)).result)
+    rotated = await run_in_threadpool(
+        tokens.rotate_signing_key, writer_of(request), keyring, caller, route_action(request)
+    )
+    return service.Execution(rotated)
 
 
 async def revoke_key(
     request: Request, caller: Principal, payload: Mapping[str, Any]
 ) -> service.Execution:
     """The executor of an approved ``apikey.revoke``: revoke the key ``key_id``."""
-    manageable = manageable_roles(caller)
-    key_id = payload["key_id"]
-
-    def revoke(conn: sa.Connection) -> dict[str, Any]:
-        return apikeys.revoke_in(SqlTransaction(conn), caller.account, key_id, manageable)
-
-    # phase b: governance (a typed operation replaces the Write adapter)
-    write = Write(caller.account, revoke, entry_for(request, caller, target=key_id[:80]))
-    return service.Execution((await submit_audited(request, write)).result)
+    action, key_id = route_action(request), payload["key_id"]
+    revoked = await run_in_threadpool(
+        apikeys.revoke_now, writer_of(request), caller, action, key_id
+    )
+    return service.Execution(revoked.to_json())

@@ -30,6 +30,7 @@ from tenure.service.catalog import (
     parse_catalog,
 )
 from tenure.service.ledger import Outcome, Submission
+from tenure.service.views import ApprovalPending
 from tenure.store import sql
 from tenure.store.engine import read_transaction
 from tenure.store.unit import Store
@@ -103,7 +104,7 @@ def _takes_away_from_licenses(store: Store, account: str, catalog: Catalog) -> l
 
 def _parse_and_apply(
     request: Request, caller: Principal, body: bytes, dry_run: bool
-) -> CatalogDiff | dict[str, Any]:
+) -> CatalogDiff | ApprovalPending:
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
@@ -176,8 +177,8 @@ async def post_catalog(
         )
     # Parsing up to 1 MiB of YAML and waiting for the ledger both block: not on the loop.
     diff = await run_in_threadpool(_parse_and_apply, request, caller, body, dry_run)
-    if isinstance(diff, dict):
-        return JSONResponse({"approval": diff}, status_code=202)
+    if isinstance(diff, ApprovalPending):
+        return JSONResponse(diff.to_json(), status_code=202)
     return JSONResponse(diff.to_json())
 
 

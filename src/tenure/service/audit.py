@@ -25,7 +25,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
@@ -85,6 +85,44 @@ class AuditEntry:
             "detail": dict(self.detail) if self.detail else {},
             "prev": prev.hex(),
         }
+
+
+class Caller(Protocol):
+    """Who asks (an authenticated principal, ``tenure.service.apikeys.Principal``)."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def account(self) -> str: ...
+
+    @property
+    def role(self) -> str: ...
+
+    @property
+    def auth(self) -> str: ...
+
+
+def request_entry(
+    caller: Caller,
+    action: str,
+    target: str | None = None,
+    detail: Mapping[str, Any] | None = None,
+) -> AuditEntry:
+    """The audit entry of ``caller`` asking for ``action`` on ``target``, allowed with
+    code ``ok`` until the ledger writer fills in how the request ended (the one
+    builder of the use cases' entries: ``tenure.service.handlers``, ``tenure.ops``)."""
+    return AuditEntry(
+        caller.account,
+        caller.id,
+        caller.role,
+        caller.auth,
+        action,
+        "allowed",
+        "ok",
+        target=target,
+        detail=detail,
+    )
 
 
 def short_hash(secret: str) -> str:
