@@ -21,12 +21,13 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
+from conformance.sql_write import SqlWrite
 from e2e.conftest import Server, running_server
 from tenure.domain.commands import CreateCustomer
 from tenure.errors import InvalidInput, StorageUnavailable
 from tenure.service import audit
 from tenure.service.audit import AuditEntry
-from tenure.service.ledger import AuditRequest, Ledger, Outcome, Submission, Write
+from tenure.service.ledger import AuditRequest, Ledger, Outcome, Submission
 from tenure.store import sql
 from tenure.store.audit import SqlAuditLog
 from tenure.store.engine import read_transaction
@@ -57,7 +58,7 @@ def one_batch(ledger: Ledger) -> Iterator[None]:
         release.wait(30)
         return {}
 
-    holding = ledger.submit(Write(ACCOUNT, wait, _entry("holder")))
+    holding = ledger.submit(SqlWrite(_entry("holder"), wait))
     assert started.wait(30)
     try:
         yield
@@ -84,7 +85,7 @@ def _results(futures: list[Future[Outcome]]) -> list[Outcome | BaseException]:
 def test_a_write_the_database_refuses_fails_alone(ledger: Ledger, store_url: str) -> None:
     with one_batch(ledger):
         valid = [ledger.submit(_customer(n)) for n in range(20)]
-        poisoned = ledger.submit(Write(ACCOUNT, _insert_null_account, _entry("poison")))
+        poisoned = ledger.submit(SqlWrite(_entry("poison"), _insert_null_account))
         more = [ledger.submit(_customer(n)) for n in range(20, 40)]
     assert isinstance(poisoned.exception(timeout=30), StorageUnavailable)
     outcomes = _results(valid + more)

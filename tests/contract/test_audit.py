@@ -15,11 +15,12 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from conformance.sql_write import SqlWrite
 from tenure.domain.commands import SuspendLicense
 from tenure.errors import AuditTampered, Conflict, NotFound, StorageUnavailable
 from tenure.service import audit
 from tenure.service.audit import AuditEntry, AuditFilter
-from tenure.service.ledger import AuditRequest, Ledger, Write
+from tenure.service.ledger import AuditRequest, Ledger
 from tenure.store import sql
 from tenure.store.audit import SqlAuditLog
 from tenure.store.engine import create_engine, read_transaction, write_transaction
@@ -242,7 +243,7 @@ def test_a_write_that_fails_is_undone_and_audited_as_denied(ledger: Ledger, data
 
     template = entry(0, principal="key_admin", action="create_account", outcome="allowed")
     with pytest.raises(Conflict):
-        ledger.execute(Write(ACCOUNT, half_then_fail, template))
+        ledger.execute(SqlWrite(template, half_then_fail))
     db = raw_sqlite(data_dir)
     try:
         assert db.execute("SELECT count(*) FROM accounts WHERE id = 'half'").fetchone() == (0,)

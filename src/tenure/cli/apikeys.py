@@ -26,7 +26,8 @@ from tenure.cli.common import (
 )
 from tenure.config import Settings
 from tenure.errors import Conflict, InvalidInput, NotFound, Unauthenticated
-from tenure.service.apikeys import BOOTSTRAP_FILE, ROLES, key_id_of, revoke_on_storage
+from tenure.service.apikeys import BOOTSTRAP_FILE, ROLES, key_id_of
+from tenure.service.handlers.apikeys import revoke_on_storage
 
 MANAGE_RULES = (
     "Only owner and admin keys may manage API keys: an owner key may create and revoke "

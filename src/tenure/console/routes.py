@@ -32,6 +32,7 @@ from tenure.ops import alerts, notices, reconcile
 from tenure.service import approvals, licensing
 from tenure.service.apikeys import authenticate
 from tenure.service.audit import AuditEntry
+from tenure.service.handlers import approvals as approval_cases
 from tenure.service.ledger import Outcome, Submission
 
 HERE = Path(__file__).parent
@@ -245,11 +246,17 @@ async def license_action(request: Request, serial: str, action: str) -> Response
             approvals.revoke_gated, runtime.store, runtime.settings, caller.account, serial, _now()
         ):
             payload = {"serials": [serial]}
-            asked = approvals.approval_request(
-                runtime.settings, caller, "license.revoke", serial, payload, reason
+            pending = await run_in_threadpool(
+                approval_cases.request_approval,
+                request.app.state.ledger.execute,
+                runtime.settings,
+                caller,
+                "license.revoke",
+                serial,
+                payload,
+                reason,
             )
-            pending = (await _submit(request, asked)).result["approval"]
-            return _back_to(serial, approval=str(pending))
+            return _back_to(serial, approval=str(pending.approval["approval"]))
         await _submit(request, licensing.change_submission(caller, command, reason))
     return _back_to(serial, done=action)
 

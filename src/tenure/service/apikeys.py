@@ -11,17 +11,14 @@ import hashlib
 import hmac
 import os
 from collections.abc import Collection
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from tenure.crypto.files import write_atomic
-from tenure.domain.storable import text_problem
 from tenure.domain.timefmt import format_time
-from tenure.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthenticated
-from tenure.service import audit
-from tenure.service.audit import AuditEntry
+from tenure.errors import Conflict, Forbidden, NotFound, Unauthenticated
 from tenure.store.apikeys import StoredKey
 from tenure.store.unit import Store, Transaction
 
@@ -174,45 +171,3 @@ def revoke_in(
     revoked_at = format_time(datetime.now(UTC))
     tx.apikeys.revoke(account, key_id, revoked_at)
     return {**key_view(found), "revoked_at": revoked_at}
-
-
-def revoke_on_storage(
-    store: Store,
-    account: str,
-    key_id: str,
-    operator: str,
-    reason: str,
-    *,
-    force: bool = False,
-) -> dict[str, Any]:
-    """Revoke ``key_id`` of ``account`` directly on the storage, without approval, and
-    return its view: the way out when the two-person rule cannot revoke a stolen key
-    (docs/approvals.md, "Limits and recovery"). Whoever holds the storage holds the
-    account, so the audit entry names the storage operator (principal
-    ``storage:<operator>``, role owner, auth ``storage``) with ``reason``, in the same
-    transaction. Safe while servers run: the write lock orders it with their writers,
-    and they look every key up on each request, so the key gets 401 at once.
-
-    ``InvalidInput`` (field ``reason``) for an empty or unstorable reason, ``NotFound``
-    for a key not of ``account``, ``Conflict`` for the account's last active owner key
-    unless ``force`` (that refusal is audited, as denied).
-    """
-    why = reason.strip()
-    problem = "is empty" if not why else text_problem(why, MAX_REASON)
-    if problem is not None:
-        raise InvalidInput(f"--reason {problem}", field="reason")
-    entry = AuditEntry(
-        account, f"storage:{operator}", "owner", STORAGE_AUTH, "revoke_api_key",
-        "allowed", "ok", target=key_id[:80], rationale=why, detail={"forced": force},
-    )  # fmt: skip
-    try:
-        with store.write() as tx:
-            revoked = revoke_in(tx, account, key_id, last_owner_ok=force)
-            audited = replace(entry, detail={"forced": force, "role": revoked["role"]})
-            audit.append(tx.audit, [audited], format_time(datetime.now(UTC)))
-            return revoked
-    except Conflict as refused:
-        with store.write() as tx:
-            denied = replace(entry, outcome="denied", code=refused.code)
-            audit.append(tx.audit, [denied], format_time(datetime.now(UTC)))
-        raise
