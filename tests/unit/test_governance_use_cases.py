@@ -47,7 +47,20 @@ class Writer:
             return Outcome({})
         if isinstance(request, Submission):
             self.submitted.append(request)
-            return Outcome({"approval": "apr_1", "status": "pending"})
+            asked = request.command
+            assert isinstance(asked, RequestApproval)
+            return Outcome(
+                {
+                    "approval": "apr_1",
+                    "action": asked.action,
+                    "target": asked.target,
+                    "payload": asked.payload,
+                    "requested_by": asked.requested_by,
+                    "expires_at": AT,
+                    "status": "pending",
+                    "detail": None,
+                }
+            )
         try:
             with self.store.write() as tx:
                 outcome = Outcome(request.run(tx))
@@ -152,10 +165,9 @@ def test_revoking_another_principals_owner_key_asks_for_an_approval(writer: Writ
     settings = Settings(data_dir=Path("unused"))
     pending = key_cases.revoke_api_key(writer.store, writer, settings, first, second.id)
     assert isinstance(pending, ApprovalPending)
-    assert pending.to_json() == {"approval": {"approval": "apr_1", "status": "pending"}}
-    [submission] = writer.submitted
-    assert isinstance(submission.command, RequestApproval)
-    assert submission.command.payload == {"key_id": second.id, "role": "owner"}
+    assert (pending.approval.action, pending.approval.target) == ("apikey.revoke", second.id)
+    assert pending.approval.payload == {"key_id": second.id, "role": "owner"}
+    assert pending.approval.requested_by == first.id
     assert writer.entries(OPERATOR) == []
 
 

@@ -29,7 +29,15 @@ from tenure.service import approvals as service
 from tenure.service.apikeys import Principal
 from tenure.service.handlers import apikeys, tokens
 from tenure.service.handlers import approvals as handlers
-from tenure.service.views import ApprovalPending
+from tenure.service.views import (
+    ApprovalExecuted,
+    ApprovalFailed,
+    ApprovalList,
+    ApprovalPending,
+    ApprovalRejected,
+    ApprovalView,
+    ApprovalWithHistory,
+)
 
 router = APIRouter(prefix="/v1", tags=["approvals"], responses=problem_responses(401, 403))
 Reader = Annotated[Principal, Depends(require("approval.read"))]
@@ -83,24 +91,26 @@ def request_approval_in_thread(
     return handlers.request_approval(submit, settings, caller, action, target, payload, reason)
 
 
-@router.get("/approvals", response_model=None, responses=problem_responses(400))
+@router.get("/approvals", response_model=ApprovalList, responses=problem_responses(400))
 def list_approvals(
     request: Request,
     caller: Reader,
     status: Annotated[str | None, Query(max_length=16)] = None,
-) -> dict[str, Any]:
+) -> ApprovalList:
     """``{"approvals": [...]}``, optionally only those of ``status`` (pending,
     approved, rejected, expired, executed, failed); a pending approval past its
     ``expires_at`` shows as expired."""
     store = request.app.state.runtime.store
-    return {"approvals": service.list_approvals(store, caller.account, _now(), status)}
+    return handlers.list_approvals(store, caller, _now(), status)
 
 
-@router.get("/approvals/{approval}", response_model=None, responses=problem_responses(404))
-def get_approval(request: Request, caller: Reader, approval: str) -> dict[str, Any]:
+@router.get(
+    "/approvals/{approval}", response_model=ApprovalWithHistory, responses=problem_responses(404)
+)
+def get_approval(request: Request, caller: Reader, approval: str) -> ApprovalWithHistory:
     """One approval with ``history``: its events with actor and reason."""
     store = request.app.state.runtime.store
-    return service.get_approval(store, caller.account, approval, _now())
+    return handlers.get_approval(store, caller, approval, _now())
 
 
 async def _decide(
@@ -119,11 +129,13 @@ _DECISION_RESPONSES = problem_responses(400, 404, 409, 503)
 
 @router.post(
     "/approvals/{approval}/approve",
-    response_model=None,
+    response_model=ApprovalExecuted | ApprovalFailed,
     openapi_extra=documented(DecisionIn),
     responses=_DECISION_RESPONSES,
 )
-async def approve(request: Request, caller: Decider, approval: str) -> dict[str, Any]:
+async def approve(
+    request: Request, caller: Decider, approval: str
+) -> ApprovalExecuted | ApprovalFailed:
     """Approve ``{"reason"}`` and execute the action once → ``{"approval", "result"}``
     (or ``"error"`` when it failed: the approval is then ``failed``). 403
     ``self_approval`` for the requester; 403 ``approver_not_independent`` for a key
@@ -134,23 +146,23 @@ async def approve(request: Request, caller: Decider, approval: str) -> dict[str,
     decided, reason = await _decide(request, caller, approval, approve=True)
     if decided["status"] == "executed":
         results = decided.pop("results", [])
-        return {"approval": decided, "result": results}
+        return ApprovalExecuted(approval=ApprovalView.model_validate(decided), result=results)
     return await _execute(request, caller, decided, reason)
 
 
 @router.post(
     "/approvals/{approval}/reject",
-    response_model=None,
+    response_model=ApprovalRejected,
     openapi_extra=documented(DecisionIn),
     responses=_DECISION_RESPONSES,
 )
-async def reject(request: Request, caller: Decider, approval: str) -> dict[str, Any]:
+async def reject(request: Request, caller: Decider, approval: str) -> ApprovalRejected:
     """Reject ``{"reason"}`` → ``{"approval"}``; the action never runs. The requester
     may reject (withdraw) its own request; the key a revocation targets, and the keys
     it created, may not (403 ``approver_not_independent``). 409 unless pending
     (``approval_expired`` past ``expires_at``)."""
     decided, _ = await _decide(request, caller, approval, approve=False)
-    return {"approval": decided}
+    return ApprovalRejected(approval=ApprovalView.model_validate(decided))
 
 
 # ---------------------------------------------------------------- execution
@@ -158,7 +170,7 @@ async def reject(request: Request, caller: Decider, approval: str) -> dict[str, 
 
 async def _execute(
     request: Request, caller: Principal, row: dict[str, Any], reason: str
-) -> dict[str, Any]:
+) -> ApprovalExecuted | ApprovalFailed:
     """Run an approved action that is not ledger events (its executor, registered by
     the composition root), then record ``approval.executed`` with the approval's
     ``reason`` (only from ``approved``: never twice)."""

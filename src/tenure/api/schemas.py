@@ -18,6 +18,7 @@ from pydantic.json_schema import SkipJsonSchema
 
 from tenure.domain.decisions import Reason
 from tenure.domain.events import Code, CustomerId, EntitlementKey, EntitlementValue, Serial, Time
+from tenure.service.views import ApprovalPending
 
 Hex64 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 Base64 = Annotated[str, Field(pattern=r"^[A-Za-z0-9+/]*={0,2}$")]
@@ -402,25 +403,6 @@ class SigningKeyView(Doc):
 
 class KeyList(Doc):
     keys: list[SigningKeyView]
-
-
-class ApprovalView(Doc):
-    """An approval request (the two-person rule, docs/approvals.md)."""
-
-    approval: str
-    action: str
-    target: str | None
-    payload: dict[str, Any]
-    requested_by: str
-    expires_at: Time
-    status: Literal["pending", "approved", "rejected", "expired", "executed", "failed"]
-    detail: dict[str, Any] | None
-
-
-class ApprovalPending(Doc):
-    """A gated action's answer: the request a second principal must approve."""
-
-    approval: ApprovalView
 
 
 def answers(model: type[BaseModel], description: str, status: int = 200) -> dict[int | str, Any]:

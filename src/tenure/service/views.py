@@ -91,8 +91,64 @@ class CreatedApiKey(View):
 # ---------------------------------------------------------------- approvals
 
 
-class ApprovalPending(View):
-    """A gated action's answer: the request a second principal must approve (its
-    ``approval`` as ``GET /v1/approvals/{id}`` shows it, without history)."""
+class ApprovalView(View):
+    """An approval request (the two-person rule, docs/approvals.md), its status as of
+    when it is shown (a pending one past ``expires_at`` shows as expired)."""
 
-    approval: dict[str, Any]
+    approval: str
+    action: str
+    target: str | None
+    payload: dict[str, Any]
+    requested_by: str
+    expires_at: str
+    status: Literal["pending", "approved", "rejected", "expired", "executed", "failed"]
+    detail: Any
+
+
+class ApprovalList(View):
+    approvals: list[ApprovalView]
+
+
+class ApprovalEvent(View):
+    """One event of an approval: who did what, when, and why."""
+
+    seq: int
+    type: str
+    time: str
+    actor: dict[str, Any]
+    reason: str | None
+
+
+class ApprovalWithHistory(ApprovalView):
+    history: list[ApprovalEvent]
+
+
+class ApprovalPending(View):
+    """A gated action's answer: the request a second principal must approve."""
+
+    approval: ApprovalView
+
+
+class ApprovalRejected(View):
+    """A rejected approval: the action never runs."""
+
+    approval: ApprovalView
+
+
+class ApprovalExecuted(View):
+    """An approved action, executed once: what it answered."""
+
+    approval: ApprovalView
+    result: Any
+
+
+class ExecutionError(View):
+    code: str
+    detail: str
+
+
+class ApprovalFailed(View):
+    """An approved action whose execution failed: the approval is ``failed``."""
+
+    approval: ApprovalView
+    error: ExecutionError

@@ -19,7 +19,15 @@ from tenure.service.approvals import Execution
 from tenure.service.handlers import Submit
 from tenure.service.ledger import Submission
 from tenure.service.policy import POLICY, allowed, require_may_manage
-from tenure.service.views import ApprovalPending
+from tenure.service.views import (
+    ApprovalExecuted,
+    ApprovalFailed,
+    ApprovalList,
+    ApprovalPending,
+    ApprovalView,
+    ApprovalWithHistory,
+    ExecutionError,
+)
 from tenure.store.unit import Store
 
 
@@ -40,7 +48,21 @@ def request_approval(
     """Record an ``approval.requested`` for ``action`` instead of acting → the
     approval. ``payload`` is what executing it needs: never secrets or personal data."""
     submission = approvals.approval_request(settings, caller, action, target, payload, reason)
-    return ApprovalPending(approval=submit(submission).result)
+    return ApprovalPending(approval=ApprovalView.model_validate(submit(submission).result))
+
+
+def list_approvals(store: Store, caller: Principal, now: str, status: str | None) -> ApprovalList:
+    """The account's approvals (only those of ``status`` as of ``now`` when given),
+    newest expiry first; ``InvalidInput`` for an unknown status."""
+    found = approvals.list_approvals(store, caller.account, now, status)
+    return ApprovalList(approvals=[ApprovalView.model_validate(view) for view in found])
+
+
+def get_approval(store: Store, caller: Principal, approval: str, now: str) -> ApprovalWithHistory:
+    """One approval with its events; ``NotFound`` for an unknown one."""
+    return ApprovalWithHistory.model_validate(
+        approvals.get_approval(store, caller.account, approval, now)
+    )
 
 
 def _require_may_decide(caller: Principal, row: Row) -> None:
@@ -79,17 +101,17 @@ def record_execution(
     approval: str,
     reason: str,
     done: Execution | TenureError,
-) -> dict[str, Any]:
+) -> ApprovalExecuted | ApprovalFailed:
     """Record ``approval.executed`` (only from ``approved``: never twice) with the
-    approval's ``reason``: succeeded with ``done``'s result, or failed with its error
-    → ``{"approval", "result"}`` or ``{"approval", "error": {"code", "detail"}}``."""
+    approval's ``reason``: succeeded with ``done``'s result, or failed with its error."""
     if isinstance(done, TenureError):
         failed = RecordExecution(approval, "failed", done.message[:500])
         recorded = submit(_submission(caller, failed, reason))
-        return {"approval": recorded.result, "error": {"code": done.code, "detail": done.message}}
+        error = ExecutionError(code=done.code, detail=done.message)
+        return ApprovalFailed(approval=ApprovalView.model_validate(recorded.result), error=error)
     result = done.result
     command = RecordExecution(approval, "succeeded", None, done.also)
     recorded = submit(_submission(caller, command, reason))
     if done.also is not None:
         result["event"] = recorded.events[0].seq
-    return {"approval": recorded.result, "result": result}
+    return ApprovalExecuted(approval=ApprovalView.model_validate(recorded.result), result=result)
