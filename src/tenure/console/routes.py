@@ -314,14 +314,14 @@ def catalog(request: Request) -> Response:
 def approvals_page(request: Request, status: str = "") -> Response:
     session = web.session_of(request)
     web.require(session, "approval.read")
-    store, account = web.runtime_of(request).store, session.principal.account
+    store, caller = web.runtime_of(request).store, session.principal
     with web.as_page(request):
-        rows = approvals.list_approvals(store, account, format_time(_now()), status or None)
+        found = approval_cases.list_approvals(store, caller, format_time(_now()), status or None)
     return web.render(
         request,
         "approvals.html",
         page="approvals",
-        approvals=rows,
+        approvals=found.approvals,
         status=status,
         statuses=sorted(approvals.STATUSES),
     )
