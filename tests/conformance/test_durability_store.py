@@ -5,7 +5,6 @@ Protocols durability uses; and the backend migration's table copy
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -29,16 +28,6 @@ def _url(kind: str, request: pytest.FixtureRequest, path: Path) -> str:
     if kind == "sqlite":
         return sqlite_url(path)
     return pg_url(request.getfixturevalue("pg_database"))
-
-
-@pytest.fixture(params=["memory", *BACKENDS])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    """An empty store of each kind in turn."""
-    if request.param == "memory":
-        yield MemoryStore()
-        return
-    with open_store(_url(request.param, request, tmp_path / "tenure.db"), upgrade=True) as opened:
-        yield opened
 
 
 def _api_key(name: str, account: str = ACCOUNT) -> dict[str, object]:

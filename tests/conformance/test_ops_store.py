@@ -4,24 +4,15 @@ memory, on SQLite and on PostgreSQL, through the Protocols services use."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-import pytest
-
-from support.postgres import BACKENDS, pg_url
-from tenure.canonical import canonical_json
+from support.rows import event_row, license_row
 from tenure.store.alerts import StoredAlert
 from tenure.store.counters import MinuteCount
 from tenure.store.deployments import StoredReport
 from tenure.store.drift import StoredFinding, StoredPass
-from tenure.store.engine import create_engine
-from tenure.store.memory import MemoryStore
-from tenure.store.migrations import upgrade
 from tenure.store.notices import StoredNotice
-from tenure.store.sql import EventRow
-from tenure.store.unit import SqlStore, Store
+from tenure.store.unit import Store
 from tenure.store.webhooks import AttemptRecord, NewDelivery, Subscription
 
 ACCOUNT = "acme"
@@ -30,24 +21,6 @@ T0 = "2026-06-01T12:00:00.000000Z"
 T1 = "2026-06-01T12:01:00.000000Z"
 T2 = "2026-06-01T12:02:00.000000Z"
 T3 = "2026-06-01T12:03:00.000000Z"
-
-
-@pytest.fixture(params=["memory", *BACKENDS])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    """An empty store of each kind in turn."""
-    if request.param == "memory":
-        yield MemoryStore()
-        return
-    if request.param == "sqlite":
-        url = f"sqlite:///{(tmp_path / 'tenure.db').as_posix()}"
-    else:
-        url = pg_url(request.getfixturevalue("pg_database"))
-    engine = create_engine(url)
-    upgrade(engine)
-    try:
-        yield SqlStore(engine)
-    finally:
-        engine.dispose()
 
 
 # ---------------------------------------------------------------- webhooks
@@ -217,31 +190,15 @@ def test_findings_are_replaced_counted_and_listed_by_kind_and_passes_kept_for_a_
 # ---------------------------------------------------------------- notices, alerts, counters
 
 
-def _license(serial: str, expires_at: str | None, status: str = "active") -> dict[str, Any]:
-    return {
-        "serial": serial,
-        "product": "studio",
-        "customer": "cus_1",
-        "plan": "pro",
-        "plan_version": 1,
-        "order_ref": serial,
-        "key_hash": serial.lower().ljust(64, "0"),
-        "status": status,
-        "issued_at": T0,
-        "expires_at": expires_at,
-        "overrides": {},
-    }
-
-
 def test_a_notice_is_recorded_once_and_expiring_licenses_are_found_in_their_window(
     store: Store,
 ) -> None:
     notice = StoredNotice("ntc_1", "license.expiring_soon", "TNR-1", "cus_1", T2, 7, T0)
     rows = [
-        _license("TNR-1", T1),
-        _license("TNR-2", T3),
-        _license("TNR-3", T1, "revoked"),
-        _license("TNR-4", None),
+        license_row("TNR-1", T1),
+        license_row("TNR-2", T3),
+        license_row("TNR-3", T1, "revoked"),
+        license_row("TNR-4", None),
     ]
     with store.write() as tx:
         tx.projection.write(ACCOUNT, "licenses", rows, [])
@@ -274,12 +231,15 @@ def test_an_alert_stays_open_until_cleared_and_the_times_it_counts_come_from_the
         assert tx.alerts.open_counts(ACCOUNT) == {"revocations": 1}
         tx.alerts.clear(ACCOUNT, "revocations", T2)
         assert tx.alerts.open_alert(ACCOUNT, "revocations") is None
-        tx.projection.write(ACCOUNT, "licenses", [_license("TNR-1", T1), _license("TNR-2", T3)], [])
+        tx.projection.write(
+            ACCOUNT, "licenses", [license_row("TNR-1", T1), license_row("TNR-2", T3)], []
+        )
         head = tx.ledger.create_head(ACCOUNT, "test/ledger/acme")
         kinds = ["license.revoked", "license.suspended", "license.revoked", "license.revoked"]
         times = [T0, T1, T1, T2]
         rows = [
-            _event(seq, kind, at) for seq, (kind, at) in enumerate(zip(kinds, times, strict=True))
+            event_row(seq, kind, at)
+            for seq, (kind, at) in enumerate(zip(kinds, times, strict=True))
         ]
         tx.ledger.append_events(ACCOUNT, rows)
         tx.ledger.move_head(ACCOUNT, head.size, len(rows))
@@ -289,11 +249,6 @@ def test_an_alert_stays_open_until_cleared_and_the_times_it_counts_come_from_the
         assert tx.alerts.open_counts(ACCOUNT) == {}
         assert tx.alerts.event_times(ACCOUNT, "license.revoked", T1) == [T1, T2]
         assert tx.alerts.expiries(ACCOUNT, T0, T3) == [T1]
-
-
-def _event(seq: int, kind: str, at: str) -> EventRow:
-    event = {"id": f"evt_{seq:032x}", "seq": seq, "type": kind, "time": at, "data": {}}
-    return EventRow(seq, event["id"], kind, None, at, None, canonical_json(event))
 
 
 def test_counts_add_into_their_minute_and_sum_over_a_window(store: Store) -> None:

@@ -24,12 +24,14 @@ import sqlalchemy as sa
 from support.postgres import pg_url
 from support.server import Server, running_server
 from support.shop import ACCOUNT, ACTOR
+from support.sql_write import SqlWrite
 from tenure.domain.commands import CreateCustomer
 from tenure.errors import InvalidInput, StorageUnavailable
 from tenure.service import audit
 from tenure.service.audit import AuditEntry
-from tenure.service.ledger import AuditRequest, Ledger, Outcome, Submission, Write
+from tenure.service.ledger import AuditRequest, Ledger, Outcome, Submission
 from tenure.store import sql
+from tenure.store.audit import SqlAuditLog
 from tenure.store.engine import read_transaction
 
 VALID_WRITES = 200
@@ -56,7 +58,7 @@ def one_batch(ledger: Ledger) -> Iterator[None]:
         release.wait(30)
         return {}
 
-    holding = ledger.submit(Write(ACCOUNT, wait, _entry("holder")))
+    holding = ledger.submit(SqlWrite(_entry("holder"), wait))
     assert started.wait(30)
     try:
         yield
@@ -83,7 +85,7 @@ def _results(futures: list[Future[Outcome]]) -> list[Outcome | BaseException]:
 def test_a_write_the_database_refuses_fails_alone(ledger: Ledger, store_url: str) -> None:
     with one_batch(ledger):
         valid = [ledger.submit(_customer(n)) for n in range(20)]
-        poisoned = ledger.submit(Write(ACCOUNT, _insert_null_account, _entry("poison")))
+        poisoned = ledger.submit(SqlWrite(_entry("poison"), _insert_null_account))
         more = [ledger.submit(_customer(n)) for n in range(20, 40)]
     assert isinstance(poisoned.exception(timeout=30), StorageUnavailable)
     outcomes = _results(valid + more)
@@ -92,7 +94,7 @@ def test_a_write_the_database_refuses_fails_alone(ledger: Ledger, store_url: str
         head = sql.read_head(conn, ACCOUNT)
         assert head is not None
         assert head.size == 40
-        audit.verify(conn, ACCOUNT, head.size)
+        audit.verify(SqlAuditLog(conn), ACCOUNT, head.size)
 
 
 def test_a_value_postgresql_cannot_store_fails_only_its_own_request(
@@ -111,8 +113,10 @@ def test_a_value_postgresql_cannot_store_fails_only_its_own_request(
     with read_transaction(ledger.engine) as conn:
         head = sql.read_head(conn, ACCOUNT)
         assert head is not None
-        report = audit.verify(conn, ACCOUNT, head.size)
-        entries, _ = audit.page(conn, ACCOUNT, limit=100, where=_action("create_customer"))
+        report = audit.verify(SqlAuditLog(conn), ACCOUNT, head.size)
+        entries, _ = audit.page(
+            SqlAuditLog(conn), ACCOUNT, limit=100, where=_action("create_customer")
+        )
     if store_url.startswith("postgresql"):
         assert isinstance(error, InvalidInput), error
         assert error.code == "unstorable_value"
@@ -150,8 +154,8 @@ def test_an_audit_entry_that_cannot_be_stored_is_stored_sanitized(ledger: Ledger
         head = sql.read_head(conn, ACCOUNT)
         assert head is not None
         assert head.size == 10
-        audit.verify(conn, ACCOUNT, head.size)
-        stored, _ = audit.page(conn, ACCOUNT, limit=100, where=_action("get_license"))
+        audit.verify(SqlAuditLog(conn), ACCOUNT, head.size)
+        stored, _ = audit.page(SqlAuditLog(conn), ACCOUNT, limit=100, where=_action("get_license"))
     targets = [e["target"] for e in stored]
     assert len(targets) == 3
     assert all(t.startswith("sha256:") and len(t) <= 80 for t in targets), targets

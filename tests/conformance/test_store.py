@@ -20,6 +20,7 @@ from alembic.script import ScriptDirectory
 
 from support.postgres import pg_url
 from support.shop import ACCOUNT, ACTOR, Probe, Runtimes, Shop
+from support.sql_write import SqlWrite
 from tenure.app.runtime import Runtime
 from tenure.config import Settings
 from tenure.domain.activations import ActivateDevice, SeatLimitReached, fingerprint_hash
@@ -33,7 +34,7 @@ from tenure.errors import StorageUnavailable, TenureError
 from tenure.ledger.checkpoint import open_checkpoint
 from tenure.service.audit import AuditEntry
 from tenure.service.demo import demo_license_keys, seed_demo
-from tenure.service.ledger import Ledger, Outcome, SignRequest, Submission, Write
+from tenure.service.ledger import Ledger, Outcome, SignRequest, Submission
 from tenure.service.replay import digest_of, rebuild
 from tenure.service.verify import verify_ledger
 from tenure.store import sql
@@ -240,12 +241,12 @@ def test_a_failing_transaction_leaves_no_partial_write(
         return {}
 
     entry = AuditEntry(ACCOUNT, ACTOR.id, ACTOR.role, ACTOR.auth, "test", "allowed", "ok")
-    held = ledger.submit(Write(ACCOUNT, hold, entry))
+    held = ledger.submit(SqlWrite(entry, hold))
     assert holding.wait(10)
     # Both queue while the writer is busy: they share the next batch, whose
     # transaction fails. The batch is retried without the failing Write.
     append = ledger.submit(Shop(ledger).submission(CreateCustomer(None, None, "kept")))
-    failing = ledger.submit(Write(ACCOUNT, fail_after_writing, entry))
+    failing = ledger.submit(SqlWrite(entry, fail_after_writing))
     release.set()
     held.result()
     with pytest.raises(StorageUnavailable):

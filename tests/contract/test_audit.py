@@ -16,13 +16,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from support.shop import ACCOUNT, Probe, Shop
+from support.sql_write import SqlWrite
 from support.sqlite import db_path, raw_sqlite
 from tenure.domain.commands import SuspendLicense
 from tenure.errors import AuditTampered, Conflict, NotFound, StorageUnavailable
 from tenure.service import audit
 from tenure.service.audit import AuditEntry, AuditFilter
-from tenure.service.ledger import AuditRequest, Ledger, Write
+from tenure.service.ledger import AuditRequest, Ledger
 from tenure.store import sql
+from tenure.store.audit import SqlAuditLog
 from tenure.store.engine import create_engine, read_transaction, write_transaction
 from tenure.store.migrations import upgrade
 
@@ -44,14 +46,14 @@ def entry(n: int, account: str = ACCOUNT, **extra: Any) -> AuditEntry:
 
 def entries_of(engine: sa.Engine, account: str = ACCOUNT, **where: Any) -> list[dict[str, Any]]:
     with read_transaction(engine) as conn:
-        found, _ = audit.page(conn, account, limit=500, where=AuditFilter(**where))
+        found, _ = audit.page(SqlAuditLog(conn), account, limit=500, where=AuditFilter(**where))
     return found
 
 
 def verify(engine: sa.Engine, account: str = ACCOUNT) -> audit.AuditReport:
     with read_transaction(engine) as conn:
         head = sql.read_head(conn, account)
-        return audit.verify(conn, account, head.size if head else 0)
+        return audit.verify(SqlAuditLog(conn), account, head.size if head else 0)
 
 
 @pytest.fixture
@@ -67,9 +69,9 @@ def store(tmp_path: Path) -> Any:
 
 def test_entries_chain_each_to_the_hash_of_the_one_before(store: sa.Engine) -> None:
     with write_transaction(store) as conn:
-        audit.append(conn, [entry(0), entry(1)], "2026-11-29T00:00:00Z")
+        audit.append(SqlAuditLog(conn), [entry(0), entry(1)], "2026-11-29T00:00:00Z")
     with write_transaction(store) as conn:
-        audit.append(conn, [entry(2)], "2026-11-29T00:00:01Z")
+        audit.append(SqlAuditLog(conn), [entry(2)], "2026-11-29T00:00:01Z")
     found = entries_of(store)
     assert [e["seq"] for e in found] == [0, 1, 2]
     assert found[0]["prev"] == "00" * 32
@@ -84,7 +86,9 @@ def test_entries_chain_each_to_the_hash_of_the_one_before(store: sa.Engine) -> N
 
 def test_accounts_have_separate_chains(store: sa.Engine) -> None:
     with write_transaction(store) as conn:
-        audit.append(conn, [entry(0), entry(1, "other"), entry(2), entry(3, "other")], "t")
+        audit.append(
+            SqlAuditLog(conn), [entry(0), entry(1, "other"), entry(2), entry(3, "other")], "t"
+        )
     assert [e["seq"] for e in entries_of(store)] == [0, 1]
     assert [e["target"] for e in entries_of(store, "other")] == ["TNR-1", "TNR-3"]
     assert verify(store, "other").size == 2
@@ -108,7 +112,7 @@ def test_any_change_to_a_stored_entry_is_found_and_named(
         n = 0
         for size in batches:
             with write_transaction(engine) as conn:
-                audit.append(conn, [entry(n + i) for i in range(size)], f"t{n}")
+                audit.append(SqlAuditLog(conn), [entry(n + i) for i in range(size)], f"t{n}")
             n += size
         assert verify(engine).size == n
         seq = victim % n
@@ -147,7 +151,7 @@ def test_any_change_to_a_stored_entry_is_found_and_named(
 
 def test_the_head_must_name_the_last_entry(store: sa.Engine) -> None:
     with write_transaction(store) as conn:
-        audit.append(conn, [entry(0), entry(1)], "t")
+        audit.append(SqlAuditLog(conn), [entry(0), entry(1)], "t")
     with write_transaction(store) as conn:
         conn.execute(sa.text("UPDATE audit_heads SET size = 5"))
     with pytest.raises(AuditTampered, match="names 5 entries but the chain holds 2"):
@@ -239,7 +243,7 @@ def test_a_write_that_fails_is_undone_and_audited_as_denied(ledger: Ledger, data
 
     template = entry(0, principal="key_admin", action="create_account", outcome="allowed")
     with pytest.raises(Conflict):
-        ledger.execute(Write(ACCOUNT, half_then_fail, template))
+        ledger.execute(SqlWrite(template, half_then_fail))
     db = raw_sqlite(data_dir)
     try:
         assert db.execute("SELECT count(*) FROM accounts WHERE id = 'half'").fetchone() == (0,)

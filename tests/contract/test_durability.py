@@ -760,7 +760,7 @@ def test_api_keys_made_after_the_snapshot_come_back_from_the_signed_key_rows(
     assert tenure("snapshot", "create", "--data-dir", data_dir, "--site", site).code == 0
     engine = create_engine(f"sqlite:///{data_dir / 'tenure.db'}")
     try:
-        late, _ = create_api_key(engine, ACCOUNT, "issuer", "made after the snapshot")
+        late, _ = create_api_key(SqlStore(engine), ACCOUNT, "issuer", "made after the snapshot")
     finally:
         engine.dispose()
     assert tenure("ship", "--data-dir", data_dir, "--site", site).code == 0

@@ -17,14 +17,17 @@ from tenure.service.apikeys import create_api_key, creators
 from tenure.store import tables as t
 from tenure.store.engine import create_engine, read_transaction
 from tenure.store.migrations import upgrade
+from tenure.store.unit import SqlStore, SqlTransaction
 
 
 def make_two_generations(data_dir: Path) -> dict[str, str | None]:
     """A key made on the storage (a top) and one it made; id → ``created_by``."""
     engine = create_engine(f"sqlite:///{data_dir / 'tenure.db'}")
     try:
-        parent, _ = create_api_key(engine, ACCOUNT, "owner", "person")
-        child, _ = create_api_key(engine, ACCOUNT, "issuer", "their CI", created_by=parent.id)
+        parent, _ = create_api_key(SqlStore(engine), ACCOUNT, "owner", "person")
+        child, _ = create_api_key(
+            SqlStore(engine), ACCOUNT, "issuer", "their CI", created_by=parent.id
+        )
     finally:
         engine.dispose()
     return {parent.id: None, child.id: parent.id}
@@ -34,7 +37,7 @@ def lineage_at(url: str) -> dict[str, str | None]:
     engine = create_engine(url)
     try:
         with read_transaction(engine) as conn:
-            made_by, _ = creators(conn, ACCOUNT)
+            made_by, _ = creators(SqlTransaction(conn), ACCOUNT)
     finally:
         engine.dispose()
     return made_by
@@ -96,9 +99,11 @@ def test_keys_made_before_0011_have_no_recorded_creator(tmp_path: Path) -> None:
             )
         db.close()
         upgrade(engine)
-        made, _ = create_api_key(engine, ACCOUNT, "issuer", "made by the old key", "key_old")
+        made, _ = create_api_key(
+            SqlStore(engine), ACCOUNT, "issuer", "made by the old key", "key_old"
+        )
         with read_transaction(engine) as conn:
-            made_by, _ = creators(conn, ACCOUNT)
+            made_by, _ = creators(SqlTransaction(conn), ACCOUNT)
             columns = {c["name"] for c in sa.inspect(conn).get_columns(t.api_keys.name)}
     finally:
         engine.dispose()

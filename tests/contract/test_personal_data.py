@@ -188,7 +188,7 @@ def test_erasure_shreds_the_key_keeps_licenses_and_survives_a_restore(
 
     runtime = runtimes.open(data_dir)
     assert runtime.personal is not None
-    shown = runtime.personal.read_customer(runtime.engine, ACCOUNT, customer)
+    shown = runtime.personal.read_customer(runtime.store, ACCOUNT, customer)
     assert (shown["name"], shown["email"], shown["erased"]) == (None, None, True)
     after = digest_of(runtime.engine, ACCOUNT)
     assert (after.size, after.digest != before.digest) == (before.size + 1, True)
@@ -219,7 +219,7 @@ def test_erasure_shreds_the_key_keeps_licenses_and_survives_a_restore(
     assert not key_file.exists(), "the restore re-applied the erasure"
     runtime = runtimes.open(data_dir, database_url=into)
     assert runtime.personal is not None
-    shown = runtime.personal.read_customer(runtime.engine, ACCOUNT, customer)
+    shown = runtime.personal.read_customer(runtime.store, ACCOUNT, customer)
     assert (shown["name"], shown["email"], shown["erased"]) == (None, None, True)
 
 
@@ -249,11 +249,11 @@ def test_erasing_a_0_1_0_plaintext_customer_clears_the_projection_not_the_leaf(
     first = json.loads(next(leaf for leaf in leaves if b'"customer.created"' in leaf))
     customer = first["data"]["customer"]
     assert runtime.personal is not None
-    shown = runtime.personal.read_customer(runtime.engine, ACCOUNT, customer)
+    shown = runtime.personal.read_customer(runtime.store, ACCOUNT, customer)
     assert (shown["name"], shown["erased"]) == (first["data"]["name"], False)
     with runtime.ledger() as ledger:
         ledger.execute(submission(EraseCustomer(customer), reason="customer asked"))
-    shown = runtime.personal.read_customer(runtime.engine, ACCOUNT, customer)
+    shown = runtime.personal.read_customer(runtime.store, ACCOUNT, customer)
     assert (shown["name"], shown["email"], shown["erased"]) == (None, None, True)
     row = licensing_row(runtime, customer)
     assert (row["name"], row["email"]) == (None, None)

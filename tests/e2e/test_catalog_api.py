@@ -17,6 +17,7 @@ from support.api import approve_with, client_with, people
 from support.server import Server, seeded_server
 from tenure.service.apikeys import create_api_key, key_id_of
 from tenure.store.engine import create_engine
+from tenure.store.unit import SqlStore
 
 EXAMPLE = (Path(__file__).parents[2] / "examples" / "catalog.yaml").read_bytes()
 YAML = {"Content-Type": "application/yaml"}
@@ -167,8 +168,8 @@ def test_without_a_key_it_is_a_401(catalog_server: Server) -> None:
 def test_roles_other_than_owner_and_admin_are_forbidden(catalog_server: Server) -> None:
     engine = create_engine(f"sqlite:///{catalog_server.data_dir / 'tenure.db'}")
     try:
-        _, support_key = create_api_key(engine, "default", "support", "e2e support")
-        _, admin_key = create_api_key(engine, "default", "admin", "e2e admin")
+        _, support_key = create_api_key(SqlStore(engine), "default", "support", "e2e support")
+        _, admin_key = create_api_key(SqlStore(engine), "default", "admin", "e2e admin")
     finally:
         engine.dispose()
     with catalog_server.client(support_key) as support:

@@ -25,6 +25,7 @@ from tenure.ledger.note import NoteVerifier
 from tenure.service.apikeys import create_api_key
 from tenure.service.demo import demo_license_keys
 from tenure.store.engine import create_engine
+from tenure.store.unit import SqlStore
 
 ACCOUNT = "default"
 PROBLEM = "application/problem+json"
@@ -274,8 +275,8 @@ def test_without_credentials_it_is_a_401(check_server: Server, active: License) 
 def test_any_role_of_the_account_may_check(check_server: Server, active: License) -> None:
     engine = create_engine(f"sqlite:///{check_server.data_dir / 'tenure.db'}")
     try:
-        _, agent_key = create_api_key(engine, ACCOUNT, "agent", "e2e agent")
-        _, auditor_key = create_api_key(engine, ACCOUNT, "auditor", "e2e auditor")
+        _, agent_key = create_api_key(SqlStore(engine), ACCOUNT, "agent", "e2e agent")
+        _, auditor_key = create_api_key(SqlStore(engine), ACCOUNT, "auditor", "e2e auditor")
     finally:
         engine.dispose()
     for key in (agent_key, auditor_key):

@@ -154,7 +154,7 @@ def test_the_modes_do_not_depend_on_the_umask(tmp_path: Path) -> None:
     data = tmp_path / "nested" / "data"
     runtime = Runtime.open(Settings(data_dir=data, encrypt_personal_data=False))
     try:
-        key = ensure_bootstrap_owner(runtime.engine, data, "default")
+        key = ensure_bootstrap_owner(runtime.store, data, "default")
         assert key is not None
         with write_transaction(runtime.engine) as conn:
             conn.execute(sa.text("CREATE TABLE scratch (x INTEGER)"))

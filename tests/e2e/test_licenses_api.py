@@ -19,6 +19,7 @@ import pytest
 from support.server import Server, seeded_server
 from tenure.service.apikeys import create_api_key
 from tenure.store.engine import create_engine
+from tenure.store.unit import SqlStore
 
 PROBLEM = "application/problem+json"
 
@@ -40,7 +41,7 @@ def role_keys(licensing_server: Server) -> dict[str, str]:
     engine = create_engine(f"sqlite:///{licensing_server.data_dir / 'tenure.db'}")
     try:
         return {
-            role: create_api_key(engine, "default", role, f"e2e {role}")[1]
+            role: create_api_key(SqlStore(engine), "default", role, f"e2e {role}")[1]
             for role in ("issuer", "support", "auditor")
         }
     finally:

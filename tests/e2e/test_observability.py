@@ -49,7 +49,7 @@ def running(
 ) -> Iterator[App]:
     s = Settings(data_dir=data_dir, encrypt_personal_data=False, **settings)
     runtime = Runtime.open(s)
-    key = ensure_bootstrap_owner(runtime.engine, data_dir, s.default_account)
+    key = ensure_bootstrap_owner(runtime.store, data_dir, s.default_account)
     assert key is not None
     counters.discard_pending()
     try:

@@ -20,6 +20,7 @@ from support.server import Server, running_server, seed_data_dir
 from tenure.service.apikeys import ROLES, create_api_key
 from tenure.service.policy import POLICY, allowed
 from tenure.store.engine import create_engine
+from tenure.store.unit import SqlStore
 
 PROBLEM = "application/problem+json"
 ACCOUNT = "default"
@@ -61,7 +62,9 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seeded]:
     seed_data_dir(data_dir)
     engine = create_engine(f"sqlite:///{data_dir / 'tenure.db'}")
     try:
-        principal, key = create_api_key(engine, OTHER_ACCOUNT, "owner", "second account owner")
+        principal, key = create_api_key(
+            SqlStore(engine), OTHER_ACCOUNT, "owner", "second account owner"
+        )
     finally:
         engine.dispose()
     with running_server(data_dir, tmp_path_factory.mktemp("rbac-logs")) as running:

@@ -1,25 +1,24 @@
 """Accounts (owner only). The owners of the operator account (the install's default
 account) create accounts and see them all; an owner of any other account sees only
-its own, and another account does not exist for it (404, never 403)."""
+its own, and another account does not exist for it (404, never 403). The use cases
+are ``tenure.service.handlers.accounts``."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
-import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, StringConstraints
+from starlette.concurrency import run_in_threadpool
 
-from tenure.api.auditing import entry_for, submit_audited
+from tenure.api.auditing import writer_of
 from tenure.api.auth import require
 from tenure.api.bodies import documented, parse_body
 from tenure.api.problems import problem_responses
-from tenure.api.schemas import Account, AccountList, CreatedAccount, answers
-from tenure.errors import Forbidden, NotFound
 from tenure.service import accounts
 from tenure.service.apikeys import Principal
-from tenure.service.ledger import SignRequest, Write
+from tenure.service.handlers import accounts as handlers
+from tenure.service.views import AccountList, AccountView, CreatedAccount
 
 router = APIRouter(prefix="/v1", tags=["accounts"], responses=problem_responses(401, 403))
 Owner = Annotated[Principal, Depends(require("account.manage"))]
@@ -43,44 +42,30 @@ def _operator(request: Request) -> str:
 @router.post(
     "/accounts",
     status_code=201,
-    response_model=None,
-    responses={**answers(CreatedAccount, "Created", 201), **problem_responses(400, 409, 503)},
+    response_model=CreatedAccount,
+    responses=problem_responses(400, 409, 503),
     openapi_extra=documented(AccountIn),
 )
-async def create_account(request: Request, caller: Owner) -> JSONResponse:
+async def create_account(request: Request, caller: Owner) -> CreatedAccount:
     """Create ``{"id", "name"}`` → 201 ``{"id", "name", "created_at", "owner_key_id",
     "owner_key"}`` (operator account owners only). The new account's first owner key
     is shown here once; its ledger starts with a signed empty checkpoint. 409 if the
     id is taken."""
     body = await parse_body(request, AccountIn, MAX_BODY_BYTES)
-    if caller.account != _operator(request):
-        raise Forbidden("only owners of the operator account create accounts")
-
-    def create(conn: sa.Connection) -> dict[str, Any]:
-        return accounts.create_in(conn, body.id, body.name, caller.id)
-
-    entry = entry_for(request, caller, target=body.id)
-    # phase b: governance (a typed operation replaces the Write adapter)
-    outcome = await submit_audited(request, Write(caller.account, create, entry))
-    await submit_audited(request, SignRequest(body.id))
-    return JSONResponse(outcome.result, status_code=201)
+    return await run_in_threadpool(
+        handlers.create_account, writer_of(request), caller, _operator(request), body.id, body.name
+    )
 
 
-@router.get("/accounts", response_model=None, responses=answers(AccountList, "The accounts"))
-def list_accounts(request: Request, caller: Owner) -> dict[str, Any]:
+@router.get("/accounts", response_model=AccountList)
+def list_accounts(request: Request, caller: Owner) -> AccountList:
     """``{"accounts": [{"id", "name", "created_at"}]}``: all of them for the operator
     account's owners, the caller's own for any other owner."""
-    only = None if caller.account == _operator(request) else caller.account
-    return {"accounts": accounts.list_accounts(request.app.state.runtime.engine, only)}
+    return handlers.list_accounts(request.app.state.runtime.store, caller, _operator(request))
 
 
-@router.get(
-    "/accounts/{account_id}",
-    response_model=None,
-    responses={**answers(Account, "The account"), **problem_responses(404)},
-)
-def get_account(request: Request, caller: Owner, account_id: str) -> dict[str, Any]:
+@router.get("/accounts/{account_id}", response_model=AccountView, responses=problem_responses(404))
+def get_account(request: Request, caller: Owner, account_id: str) -> AccountView:
     """One account; 404 for an account the caller may not see."""
-    if caller.account not in (account_id, _operator(request)):
-        raise NotFound(f"no account {account_id}", field="id")
-    return accounts.get_account(request.app.state.runtime.engine, account_id)
+    store = request.app.state.runtime.store
+    return handlers.get_account(store, caller, _operator(request), account_id)

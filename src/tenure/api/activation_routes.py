@@ -72,9 +72,9 @@ def _answer(result: dict[str, Any]) -> dict[str, Any]:
 async def _own_activation(request: Request, caller: CheckCaller, activation: str) -> None:
     """``NotFound`` for an unknown activation, and for a License credential naming
     another license's activation (its id says nothing to that caller)."""
-    engine = request.app.state.runtime.engine
+    store = request.app.state.runtime.store
     found = await run_in_threadpool(
-        activations.get_activation, engine, caller.account, activation, _now()
+        activations.get_activation, store, caller.account, activation, _now()
     )
     if caller.holder is not None and caller.holder.serial != found["serial"]:
         raise NotFound(f"activation {activation} not found")
@@ -144,7 +144,7 @@ async def deactivate_device(request: Request, caller: Manager, activation: str) 
 async def list_activations(request: Request, caller: Reader, serial: str) -> dict[str, Any]:
     """``{"activations": [...]}`` of license ``serial`` (deactivated ones too)."""
     caller.require_serial(serial)
-    engine = request.app.state.runtime.engine
+    store = request.app.state.runtime.store
     return await run_in_threadpool(
-        activations.license_activations, engine, caller.account, serial, _now()
+        activations.license_activations, store, caller.account, serial, _now()
     )

@@ -13,7 +13,6 @@ from tenure.api.schemas import AuditHead, AuditPage, answers
 from tenure.service import audit
 from tenure.service.apikeys import Principal
 from tenure.service.audit import MAX_PAGE, AuditFilter
-from tenure.store.engine import read_transaction
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"], responses=problem_responses(401, 403))
 Auditor = Annotated[Principal, Depends(require("audit.read"))]
@@ -46,9 +45,9 @@ def list_audit(
     "detail", "prev", "hash"}``. Pass ``next_cursor`` as ``cursor`` for the next page.
     """
     where = AuditFilter(action, outcome, principal, target)
-    with read_transaction(request.app.state.runtime.engine) as conn:
+    with request.app.state.runtime.store.read() as tx:
         entries, following = audit.page(
-            conn, caller.account, cursor, limit, where, newest_first=order == "desc"
+            tx.audit, caller.account, cursor, limit, where, newest_first=order == "desc"
         )
     return {"entries": entries, "next_cursor": following}
 
@@ -57,5 +56,5 @@ def list_audit(
 def audit_head(request: Request, caller: Auditor) -> dict[str, Any]:
     """``{"size", "hash"}``: how many entries the account's chain holds, and the hash
     of the last one (all zeros before the first). Keep it to detect truncation later."""
-    with read_transaction(request.app.state.runtime.engine) as conn:
-        return audit.head(conn, caller.account)
+    with request.app.state.runtime.store.read() as tx:
+        return audit.head(tx.audit, caller.account)

@@ -3,7 +3,7 @@ denied, gets an audit entry before its answer leaves (fail closed).
 
 Three paths, one rule — no answer without a committed entry:
 
-- A request that reaches the ledger writer (a ``Submission`` or ``Write``) is
+- A request that reaches the ledger writer (a ``Submission`` or an ``Operation``) is
   audited by the writer in the transaction that commits its events; the route marks
   the request as audited (``mark_audited``).
 - Decisions (``/v1/check``) are chained by ``AuditBatcher``: entries gathered on the
@@ -26,6 +26,7 @@ from collections.abc import Awaitable, Callable, Iterator, Sequence
 from concurrent.futures import Future
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import orjson
@@ -39,6 +40,7 @@ from tenure.service import audit
 from tenure.service.apikeys import Principal
 from tenure.service.audit import AuditEntry
 from tenure.service.ledger import AuditRequest, Ledger, Outcome
+from tenure.store.audit import SqlAuditLog
 from tenure.store.engine import write_transaction
 
 _log = logging.getLogger("tenure.audit")
@@ -61,27 +63,11 @@ def note_problem(request: Request, code: str, field: str | None) -> None:
     request.state.problem = (code, field)
 
 
-def entry_for(
-    request: Request,
-    caller: Principal,
-    target: str | None = None,
-    detail: dict[str, Any] | None = None,
-) -> AuditEntry:
-    """An audit entry for ``caller`` doing this request's route (a ``Write``'s entry;
-    the writer fills in outcome and code)."""
+def route_action(request: Request) -> str:
+    """The action an audit entry names for this request: its route's name."""
     route = request.scope.get("route")
-    action = getattr(route, "name", None) or request.url.path
-    return AuditEntry(
-        caller.account,
-        caller.id,
-        caller.role,
-        caller.auth,
-        action,
-        "allowed",
-        "ok",
-        target=target,
-        detail=detail,
-    )
+    action: str = getattr(route, "name", None) or request.url.path
+    return action
 
 
 @contextmanager
@@ -110,6 +96,12 @@ def execute_audited(request: Request, item: Any) -> Outcome:
     ledger: Ledger = request.app.state.ledger
     with _audited_by_writer(request):
         return ledger.execute(item)
+
+
+def writer_of(request: Request) -> Callable[[Any], Outcome]:
+    """Submits to the ledger writer from the thread pool, which audits the request
+    (``execute_audited``): the ``Submit`` the use cases take."""
+    return partial(execute_audited, request)
 
 
 class AuditBatcher:
@@ -167,7 +159,7 @@ class AuditBatcher:
         for entry in entries:
             try:
                 with write_transaction(engine) as conn:
-                    audit.append(conn, [entry], format_time(datetime.now(UTC)))
+                    audit.append(SqlAuditLog(conn), [entry], format_time(datetime.now(UTC)))
             except Exception as exc:
                 raise StorageUnavailable(f"the audit entry was not committed: {exc}") from exc
 

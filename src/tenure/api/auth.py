@@ -41,7 +41,7 @@ def principal(request: Request) -> Principal:
     scheme, _, key = header.partition(" ")
     if scheme.lower() != "bearer" or not key.strip():
         raise Unauthenticated("send Authorization: Bearer <api key>")
-    caller = authenticate(request.app.state.runtime.engine, key.strip())
+    caller = authenticate(request.app.state.runtime.store, key.strip())
     set_principal(request, caller)
     _require_agent_certificate(request, caller)
     return caller

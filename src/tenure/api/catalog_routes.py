@@ -18,15 +18,22 @@ from tenure.api.bodies import documented, parse_body
 from tenure.api.problems import problem_responses
 from tenure.api.schemas import NEEDS_APPROVAL, answers
 from tenure.api.schemas import CatalogDiff as CatalogDiffBody
-from tenure.domain.catalog import Catalog, CatalogDiff, diff_catalog
+from tenure.domain.catalog import Catalog, CatalogDiff
 from tenure.domain.events import Actor
 from tenure.errors import InvalidInput, NotFound
 from tenure.service import approvals
 from tenure.service.apikeys import Principal
-from tenure.service.catalog import MAX_CATALOG_BYTES, apply_catalog, parse_catalog
+from tenure.service.catalog import (
+    MAX_CATALOG_BYTES,
+    apply_catalog,
+    diff_against_state,
+    parse_catalog,
+)
 from tenure.service.ledger import Outcome, Submission
+from tenure.service.views import ApprovalPending
 from tenure.store import sql
 from tenure.store.engine import read_transaction
+from tenure.store.unit import Store
 
 router = APIRouter(prefix="/v1", tags=["catalog"], responses=problem_responses(401, 403))
 
@@ -82,32 +89,31 @@ def _unsupported_media_type(request: Request) -> JSONResponse | None:
     )
 
 
-def _takes_away_from_licenses(engine: Any, account: str, catalog: Catalog) -> list[str]:
+def _takes_away_from_licenses(store: Store, account: str, catalog: Catalog) -> list[str]:
     """Plans that ``catalog`` gives a new version taking entitlements away, and that
     have licenses: publishing those needs a second principal's approval."""
-    with read_transaction(engine) as conn:
-        diff = diff_catalog(sql.ConnectionView(conn, account), catalog)
+    diff = diff_against_state(store, account, catalog)
     return [
         change.code
         for change in diff.plans
         if change.action == "new_version"
         and change.takes_away
-        and approvals.plan_has_licenses(engine, account, change.code)
+        and approvals.plan_has_licenses(store, account, change.code)
     ]
 
 
 def _parse_and_apply(
     request: Request, caller: Principal, body: bytes, dry_run: bool
-) -> CatalogDiff | dict[str, Any]:
+) -> CatalogDiff | ApprovalPending:
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
         raise InvalidInput("the catalog must be UTF-8 text", field="catalog") from None
     catalog = parse_catalog(text)
     actor = Actor(caller.id, caller.role, "api_key")
-    engine = request.app.state.runtime.engine
+    store = request.app.state.runtime.store
     if not dry_run:
-        plans = _takes_away_from_licenses(engine, caller.account, catalog)
+        plans = _takes_away_from_licenses(store, caller.account, catalog)
         if plans:
             # Through JSON: the catalog's tuples become the lists an event holds.
             payload = {"catalog": orjson.loads(orjson.dumps(catalog.to_json()))}
@@ -119,7 +125,7 @@ def _parse_and_apply(
     def submit(submission: Submission) -> Outcome:
         return execute_audited(request, submission)
 
-    return apply_catalog(submit, engine, caller.account, actor, catalog, dry_run)
+    return apply_catalog(submit, store, caller.account, actor, catalog, dry_run)
 
 
 @router.post(
@@ -171,8 +177,8 @@ async def post_catalog(
         )
     # Parsing up to 1 MiB of YAML and waiting for the ledger both block: not on the loop.
     diff = await run_in_threadpool(_parse_and_apply, request, caller, body, dry_run)
-    if isinstance(diff, dict):
-        return JSONResponse({"approval": diff}, status_code=202)
+    if isinstance(diff, ApprovalPending):
+        return JSONResponse(diff.to_json(), status_code=202)
     return JSONResponse(diff.to_json())
 
 

@@ -172,7 +172,7 @@ def _engine(request: Request) -> Any:
 def _read_customer(request: Request, account: str, customer: str) -> dict[str, Any]:
     """The customer with its personal fields opened (``tenure.service.personal``)."""
     personal: PersonalData = request.app.state.runtime.personal
-    return personal.read_customer(_engine(request), account, customer)
+    return personal.read_customer(request.app.state.runtime.store, account, customer)
 
 
 async def _submit(
@@ -440,9 +440,9 @@ async def revoke_needs_approval(request: Request, caller: Principal, serial: str
     which the console asks too.)"""
     settings = request.app.state.runtime.settings
     now = datetime.now(UTC)
-    engine = _engine(request)
+    store = request.app.state.runtime.store
     gated: bool = await run_in_threadpool(
-        approvals.revoke_gated, engine, settings, caller.account, serial, now
+        approvals.revoke_gated, store, settings, caller.account, serial, now
     )
     return gated
 

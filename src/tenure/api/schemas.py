@@ -18,10 +18,8 @@ from pydantic.json_schema import SkipJsonSchema
 
 from tenure.domain.decisions import Reason
 from tenure.domain.events import Code, CustomerId, EntitlementKey, EntitlementValue, Serial, Time
+from tenure.service.views import ApprovalPending
 
-Role = Literal[  # the roles of tenure.service.apikeys.ROLES
-    "owner", "admin", "issuer", "support", "auditor", "restorer", "agent"
-]
 Hex64 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 Base64 = Annotated[str, Field(pattern=r"^[A-Za-z0-9+/]*={0,2}$")]
 NonNegative = Annotated[int, Field(ge=0)]
@@ -293,32 +291,7 @@ class ConsistencyProof(Doc):
     proof: list[Base64]
 
 
-# ---------------------------------------------------------------- API keys, audit, accounts
-
-
-class ApiKey(Doc):
-    """``apikeys._key_view``: never the key or its hash."""
-
-    id: str
-    role: Role
-    name: str
-    created_at: Time
-    revoked_at: Time | None
-    created_by: str | None = Field(
-        description="the key that created it; null for a top of the key lineage"
-    )
-
-
-class ApiKeyList(Doc):
-    apikeys: list[ApiKey]
-
-
-class CreatedApiKey(Doc):
-    id: str
-    role: Role
-    name: str
-    created_by: str = Field(description="the calling key, which created it")
-    key: str = Field(description="shown once")
+# ---------------------------------------------------------------- audit
 
 
 class Principal(Doc):
@@ -356,23 +329,6 @@ class AuditPage(Doc):
 class AuditHead(Doc):
     size: NonNegative
     hash: Hex64
-
-
-class Account(Doc):
-    """``accounts._view``."""
-
-    id: str
-    name: str
-    created_at: Time
-
-
-class AccountList(Doc):
-    accounts: list[Account]
-
-
-class CreatedAccount(Account):
-    owner_key_id: str
-    owner_key: str = Field(description="shown once")
 
 
 # ---------------------------------------------------------------- activations
@@ -447,25 +403,6 @@ class SigningKeyView(Doc):
 
 class KeyList(Doc):
     keys: list[SigningKeyView]
-
-
-class ApprovalView(Doc):
-    """An approval request (the two-person rule, docs/approvals.md)."""
-
-    approval: str
-    action: str
-    target: str | None
-    payload: dict[str, Any]
-    requested_by: str
-    expires_at: Time
-    status: Literal["pending", "approved", "rejected", "expired", "executed", "failed"]
-    detail: dict[str, Any] | None
-
-
-class ApprovalPending(Doc):
-    """A gated action's answer: the request a second principal must approve."""
-
-    approval: ApprovalView
 
 
 def answers(model: type[BaseModel], description: str, status: int = 200) -> dict[int | str, Any]:

@@ -64,7 +64,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         rt = runtime or Runtime.open(settings)
-        ensure_account(rt.engine, settings.default_account, "operator", "system")
+        ensure_account(rt.store, settings.default_account, "operator", "system")
         for warning in rt.guard_against_sites():
             _log.error("sites: %s", warning)
         ledger = rt.ledger().start()

@@ -38,6 +38,7 @@ from tenure.service.sidecar import Sidecar
 from tenure.store import sql
 from tenure.store.engine import create_engine, read_transaction
 from tenure.store.migrations import current_revision, upgrade
+from tenure.store.unit import SqlStore
 from tenure.workers import Worker
 
 
@@ -73,7 +74,7 @@ def _personal_data(settings: Settings, engine: sa.Engine, master: bytes) -> Pers
     personal data back."""
     datakeys = DataKeyStore(settings.data_dir / "datakeys", master)
     if current_revision(engine) is not None:
-        reapply_erasures(engine, datakeys)
+        reapply_erasures(SqlStore(engine), datakeys)
     return PersonalData(datakeys, settings.encrypt_personal_data)
 
 

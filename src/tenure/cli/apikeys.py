@@ -26,7 +26,8 @@ from tenure.cli.common import (
 )
 from tenure.config import Settings
 from tenure.errors import Conflict, InvalidInput, NotFound, Unauthenticated
-from tenure.service.apikeys import BOOTSTRAP_FILE, ROLES, key_id_of, revoke_on_storage
+from tenure.service.apikeys import BOOTSTRAP_FILE, ROLES, key_id_of
+from tenure.service.handlers.apikeys import revoke_on_storage
 
 MANAGE_RULES = (
     "Only owner and admin keys may manage API keys: an owner key may create and revoke "
@@ -231,7 +232,7 @@ def _revoke_on_storage(
     operator = getpass.getuser()
     runtime = Runtime.open(s, migrate=False)
     try:
-        revoked = revoke_on_storage(runtime.engine, account, key_id, operator, reason, force=force)
+        revoked = revoke_on_storage(runtime.store, account, key_id, operator, reason, force=force)
     except Conflict as refused:
         raise Conflict(f"{refused.message} (or pass --force)", field="id") from None
     finally:

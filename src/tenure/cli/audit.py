@@ -10,8 +10,6 @@ from tenure.cli.client import ApiKeyOption, Remote, UrlOption, emit_listing
 from tenure.cli.common import DataDir, DbUrl, Output, OutputOption, emit, err, open_local
 from tenure.errors import AuditTampered
 from tenure.service import audit
-from tenure.store import sql
-from tenure.store.engine import read_transaction
 
 app = typer.Typer(
     help="The audit log: every decision and every mutation request, hash-chained.",
@@ -35,11 +33,11 @@ def verify(
     runtime = open_local(data_dir, db, migrate=False)
     reports = []
     try:
-        with read_transaction(runtime.engine) as conn:
-            accounts = [account] if account else audit.audited_accounts(conn)
+        with runtime.store.read() as tx:
+            accounts = [account] if account else audit.audited_accounts(tx.audit)
             for name in accounts:
-                head = sql.read_head(conn, name)
-                reports.append(audit.verify(conn, name, head.size if head else 0))
+                head = tx.ledger.head(name)
+                reports.append(audit.verify(tx.audit, name, head.size if head else 0))
     except AuditTampered as exc:
         emit(
             output,

@@ -36,7 +36,6 @@ from tenure.service import audit
 from tenure.service.audit import AuditEntry
 from tenure.service.ledger import SignRequest, Submission
 from tenure.store.databases import open_store
-from tenure.store.engine import write_transaction
 
 SiteOption = Annotated[
     list[str] | None,
@@ -370,8 +369,8 @@ def _audit_drill(runtime: Runtime, report: DrillReport) -> None:
         target=report.site,
         detail={"rto_ms": round(report.rto_seconds * 1000), "rpo_events": report.rpo_events},
     )
-    with write_transaction(runtime.engine) as conn:
-        audit.append(conn, [entry], report.at)
+    with runtime.store.write() as tx:
+        audit.append(tx.audit, [entry], report.at)
 
 
 def _moment(text: str) -> datetime:

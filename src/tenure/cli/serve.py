@@ -227,7 +227,7 @@ def run_server(
     logging.config.dictConfig(log_config)
     warn_about_wide_modes(store_paths(s))
     runtime = Runtime.open(s)
-    key = ensure_bootstrap_owner(runtime.engine, s.data_dir, s.default_account)
+    key = ensure_bootstrap_owner(runtime.store, s.data_dir, s.default_account)
     _print_banner(s, sock.getsockname()[1], key)
     # Our access line (tenure.access, with the trace id) replaces uvicorn's. Forwarded
     # headers are the app's to believe (TENURE_FORWARDED_ALLOW_IPS): uvicorn's default

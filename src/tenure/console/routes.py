@@ -32,6 +32,7 @@ from tenure.ops import alerts, notices, reconcile
 from tenure.service import approvals, licensing
 from tenure.service.apikeys import authenticate
 from tenure.service.audit import AuditEntry
+from tenure.service.handlers import approvals as approval_cases
 from tenure.service.ledger import Outcome, Submission
 
 HERE = Path(__file__).parent
@@ -96,7 +97,7 @@ async def signin(request: Request) -> Response:
         return web.signin_page(request, 403, "The sign-in form expired: sign in again.")
     key = fields.get("api_key", "").strip()
     try:
-        principal = await run_in_threadpool(authenticate, runtime.engine, key)
+        principal = await run_in_threadpool(authenticate, runtime.store, key)
     except Unauthenticated:
         console.failures.take(ip)
         return web.signin_page(request, 401, "That API key is not valid.")
@@ -135,16 +136,15 @@ def overview(request: Request) -> Response:
     session = web.session_of(request)
     web.require(session, "ops.read")
     runtime, account, now = web.runtime_of(request), session.principal.account, _now()
-    engine = runtime.engine
-    panels: dict[str, Any] = {"ledger": views.ledger_status(engine, account, now)}
+    store = runtime.store
+    panels: dict[str, Any] = {"ledger": views.ledger_status(store, account, now)}
     if session.may("license.read"):
-        panels["licenses"] = views.license_counts(engine, account, now)
-        panels["decisions"] = views.decision_counts(engine, account, now)
+        panels["licenses"] = views.license_counts(store, account, now)
+        panels["decisions"] = views.decision_counts(store, account, now)
     if session.may("durability.read"):
         sites = runtime.settings.site_urls()
         shipper = request.app.state.shipper
-        panels["durability"] = views.durability_status(engine, account, shipper, sites, now)
-    store = runtime.store
+        panels["durability"] = views.durability_status(runtime, account, shipper, sites, now)
     if session.may("drift.read"):
         panels["drift"] = reconcile.drift_summary(store, account)
         panels["last_pass"] = reconcile.last_pass(store, account)
@@ -205,8 +205,8 @@ def license_page(request: Request, serial: str, done: str = "", approval: str = 
     web.require(session, "license.read")
     runtime, account, now = web.runtime_of(request), session.principal.account, _now()
     with web.as_page(request):
-        detail = views.license_detail(runtime.engine, runtime.personal, account, serial, now)
-        history = views.license_history_with_proofs(runtime.engine, account, serial)
+        detail = views.license_detail(runtime, account, serial, now)
+        history = views.license_history_with_proofs(runtime, account, serial)
     status = detail["license"]["status"]
     actions = {
         "suspend": session.may("license.suspend") and status in ("active", "in_grace", "expired"),
@@ -243,14 +243,20 @@ async def license_action(request: Request, serial: str, action: str) -> Response
     caller, runtime = session.principal, web.runtime_of(request)
     with web.as_page(request):
         if action == "revoke" and await run_in_threadpool(
-            approvals.revoke_gated, runtime.engine, runtime.settings, caller.account, serial, _now()
+            approvals.revoke_gated, runtime.store, runtime.settings, caller.account, serial, _now()
         ):
             payload = {"serials": [serial]}
-            asked = approvals.approval_request(
-                runtime.settings, caller, "license.revoke", serial, payload, reason
+            pending = await run_in_threadpool(
+                approval_cases.request_approval,
+                request.app.state.ledger.execute,
+                runtime.settings,
+                caller,
+                "license.revoke",
+                serial,
+                payload,
+                reason,
             )
-            pending = (await _submit(request, asked)).result["approval"]
-            return _back_to(serial, approval=str(pending))
+            return _back_to(serial, approval=str(pending.approval["approval"]))
         await _submit(request, licensing.change_submission(caller, command, reason))
     return _back_to(serial, done=action)
 
@@ -288,7 +294,7 @@ def customers(request: Request, q: str = "", after: str = "") -> Response:
     runtime = web.runtime_of(request)
     with web.as_page(request):
         rows, more = views.customers_page(
-            runtime.engine, runtime.personal, session.principal.account, after or None, q.strip()
+            runtime, session.principal.account, after or None, q.strip()
         )
     next_link = "?" + urlencode({"q": q, "after": more}) if more else None
     return web.render(
@@ -300,7 +306,7 @@ def customers(request: Request, q: str = "", after: str = "") -> Response:
 def catalog(request: Request) -> Response:
     session = web.session_of(request)
     web.require(session, "product.read")
-    products = views.catalog(web.runtime_of(request).engine, session.principal.account)
+    products = views.catalog(web.runtime_of(request).store, session.principal.account)
     return web.render(request, "catalog.html", page="catalog", products=products)
 
 
@@ -308,14 +314,14 @@ def catalog(request: Request) -> Response:
 def approvals_page(request: Request, status: str = "") -> Response:
     session = web.session_of(request)
     web.require(session, "approval.read")
-    engine, account = web.runtime_of(request).engine, session.principal.account
+    store, caller = web.runtime_of(request).store, session.principal
     with web.as_page(request):
-        rows = approvals.list_approvals(engine, account, format_time(_now()), status or None)
+        found = approval_cases.list_approvals(store, caller, format_time(_now()), status or None)
     return web.render(
         request,
         "approvals.html",
         page="approvals",
-        approvals=rows,
+        approvals=found.approvals,
         status=status,
         statuses=sorted(approvals.STATUSES),
     )
@@ -353,5 +359,5 @@ def notices_page(request: Request) -> Response:
 def audit_page(request: Request) -> Response:
     session = web.session_of(request)
     web.require(session, "audit.read")
-    entries = views.audit_entries(web.runtime_of(request).engine, session.principal.account)
+    entries = views.audit_entries(web.runtime_of(request).store, session.principal.account)
     return web.render(request, "audit.html", page="audit", entries=entries)

@@ -12,7 +12,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
-import sqlalchemy as sa
 
 from tenure.domain.decisions import license_status
 from tenure.domain.projector import effective_entitlements
@@ -21,14 +20,10 @@ from tenure.durability import drill
 from tenure.durability.shipping import Shipper
 from tenure.ledger.merkle import inclusion_proof
 from tenure.ops.slo import Objectives, slo_report
-from tenure.service import audit, licensing, queries
+from tenure.service import audit, licensing
 from tenure.service.activations import license_activations
 from tenure.service.context import ServiceContext
-from tenure.service.personal import PersonalData
-from tenure.store import sql
-from tenure.store import tables as t
-from tenure.store.engine import read_transaction
-from tenure.store.unit import SqlStore
+from tenure.store.unit import Store
 
 DECISION_WINDOW = timedelta(hours=24)
 CUSTOMERS_PAGE = 25
@@ -78,31 +73,19 @@ def short_day(text: str | None) -> str:
 # ---------------------------------------------------------------- overview
 
 
-def license_counts(engine: sa.Engine, account: str, now: datetime) -> dict[str, int]:
+def license_counts(store: Store, account: str, now: datetime) -> dict[str, int]:
     """Licenses by status at ``now`` (``expired`` and ``in_grace`` derived from the
     clock, as ``tenure.service.licensing`` derives them)."""
-    lic = t.projection["licenses"]
     counts = dict.fromkeys(licensing.STATUSES, 0)
-    stamp = format_time(now)
-    with read_transaction(engine) as conn:
-        grouped = conn.execute(
-            sa.select(lic.c.status, sa.func.count())
-            .where(lic.c.account == account)
-            .group_by(lic.c.status)
-        ).all()
-        for status, count in grouped:
-            counts[str(status)] = counts.get(str(status), 0) + int(count)
+    with store.read() as tx:
+        for status, count in tx.listings.license_statuses(account).items():
+            counts[status] = counts.get(status, 0) + count
         # Only active licenses past their expiry can have a derived status.
-        due = conn.execute(
-            sa.select(lic.c.serial).where(
-                lic.c.account == account, lic.c.status == "active", lic.c.expires_at <= stamp
-            )
-        ).all()
-        for (serial,) in due:
-            row = sql.read_row(conn, account, "licenses", (serial,))
+        for serial in tx.listings.expired_active(account, format_time(now)):
+            row = tx.projection.row(account, "licenses", (serial,))
             if row is None:
                 continue
-            plan = sql.read_row(conn, account, "plan_versions", (row["plan"], row["plan_version"]))
+            plan = tx.projection.row(account, "plan_versions", (row["plan"], row["plan_version"]))
             derived = license_status(row, plan, now).status
             if derived != "active":
                 counts["active"] -= 1
@@ -110,26 +93,19 @@ def license_counts(engine: sa.Engine, account: str, now: datetime) -> dict[str, 
     return counts
 
 
-def decision_counts(engine: sa.Engine, account: str, now: datetime) -> dict[str, int]:
+def decision_counts(store: Store, account: str, now: datetime) -> dict[str, int]:
     """Checks decided in the last 24 hours, from the audit log: allowed and denied."""
-    log = t.audit_log.c
     since = format_time(now - DECISION_WINDOW)
-    with read_transaction(engine) as conn:
-        rows = conn.execute(
-            sa.select(log.outcome, sa.func.count())
-            .where(log.account == account, log.action == "check", log.time >= since)
-            .group_by(log.outcome)
-        ).all()
-    counts = {"allowed": 0, "denied": 0}
-    counts.update({str(outcome): int(count) for outcome, count in rows})
-    return counts
+    with store.read() as tx:
+        found = tx.audit.outcomes(account, "check", since)
+    return {"allowed": 0, "denied": 0, **found}
 
 
-def ledger_status(engine: sa.Engine, account: str, now: datetime) -> dict[str, Any]:
+def ledger_status(store: Store, account: str, now: datetime) -> dict[str, Any]:
     """Ledger size, and the latest signed checkpoint's size and age."""
-    with read_transaction(engine) as conn:
-        head = sql.read_head(conn, account)
-        stored = sql.read_checkpoint(conn, account)
+    with store.read() as tx:
+        head = tx.ledger.head(account)
+        stored = tx.ledger.checkpoint(account)
     signed = parse_time(stored.signed_at) if stored else None
     return {
         "size": head.size if head else 0,
@@ -141,14 +117,14 @@ def ledger_status(engine: sa.Engine, account: str, now: datetime) -> dict[str, A
 
 
 def durability_status(
-    engine: sa.Engine, account: str, shipper: Shipper, sites: list[str], now: datetime
+    runtime: ServiceContext, account: str, shipper: Shipper, sites: list[str], now: datetime
 ) -> dict[str, Any]:
     """Sites, shipping lag and last success (``Shipper.status``, as
     ``GET /v1/durability``), the newest snapshot, and the latest restore drill (as
     ``GET /v1/drills/latest``)."""
     shipping = shipper.status()
     shipped = parse_time(shipping["last_shipped_at"])
-    report = drill.latest(SqlStore(engine), account)
+    report = drill.latest(runtime.store, account)
     snapshots = shipper.snapshots
     # The newest epoch's namespace: "<account>", then "<account>/epoch-<n>".
     ours = [where for where in snapshots if where.split("/")[0] == account]
@@ -174,17 +150,17 @@ def slo_panel(runtime: ServiceContext, account: str, now: datetime) -> dict[str,
 
 
 def license_detail(
-    engine: sa.Engine, personal: PersonalData | None, account: str, serial: str, now: datetime
+    runtime: ServiceContext, account: str, serial: str, now: datetime
 ) -> dict[str, Any]:
     """A license with its customer, effective entitlements and activations. Raises
     ``NotFound`` for an unknown serial."""
-    view = licensing.get_license(engine, account, serial, clock=lambda: now)
-    with read_transaction(engine) as conn:
-        row = sql.read_row(conn, account, "licenses", (serial,))
-        plan = sql.read_row(conn, account, "plan_versions", (view["plan"], view["plan_version"]))
+    view = licensing.get_license(runtime.engine, account, serial, clock=lambda: now)
+    with runtime.store.read() as tx:
+        row = tx.projection.row(account, "licenses", (serial,))
+        plan = tx.projection.row(account, "plan_versions", (view["plan"], view["plan_version"]))
     effective = effective_entitlements(plan, row) if plan and row else dict(view["overrides"])
-    customer = personal_customer(engine, personal, account, view["customer"])
-    activations = license_activations(engine, account, serial, now)["activations"]
+    customer = personal_customer(runtime, account, view["customer"])
+    activations = license_activations(runtime.store, account, serial, now)["activations"]
     return {
         "license": view,
         "customer": customer,
@@ -194,28 +170,29 @@ def license_detail(
     }
 
 
-def personal_customer(
-    engine: sa.Engine, personal: PersonalData | None, account: str, customer: str
-) -> dict[str, Any]:
+def personal_customer(runtime: ServiceContext, account: str, customer: str) -> dict[str, Any]:
     """A customer the way the API reads it: personal fields opened when decryptable."""
-    if personal is not None:
-        return personal.read_customer(engine, account, customer)
-    return {**licensing.get_customer(engine, account, customer), "erased": False}
+    if runtime.personal is not None:
+        return runtime.personal.read_customer(runtime.store, account, customer)
+    return {**licensing.get_customer(runtime.engine, account, customer), "erased": False}
 
 
-def license_history_with_proofs(engine: sa.Engine, account: str, serial: str) -> dict[str, Any]:
+def license_history_with_proofs(
+    runtime: ServiceContext, account: str, serial: str
+) -> dict[str, Any]:
     """The license's events, each with its exact leaf bytes (base64) and, for those
     the latest signed checkpoint covers, the RFC 9162 inclusion proof in that tree:
     everything a browser needs to verify them against the checkpoint itself.
 
     One read transaction, so the proofs and the checkpoint come from one snapshot.
     Raises ``NotFound`` for an unknown license."""
-    licensing.license_history(engine, account, serial)  # NotFound for an unknown serial
-    with read_transaction(engine) as conn:
-        leaves = sql.events_about(conn, account, serial)
-        stored = sql.read_checkpoint(conn, account)
-        keys = sql.verifier_keys(conn, account)
-        reader = sql.NodeReader(conn, account)
+    # NotFound for an unknown serial:
+    licensing.license_history(runtime.engine, account, serial)
+    with runtime.store.read() as tx:
+        leaves = tx.ledger.events_about(account, serial)
+        stored = tx.ledger.checkpoint(account)
+        keys = tx.ledger.verifier_keys(account)
+        reader = tx.ledger.nodes(account)
         size = stored.size if stored else 0
         events = []
         for seq, leaf in leaves:
@@ -234,38 +211,25 @@ def license_history_with_proofs(engine: sa.Engine, account: str, serial: str) ->
 
 
 def customers_page(
-    engine: sa.Engine,
-    personal: PersonalData | None,
-    account: str,
-    after: str | None,
-    search: str | None,
+    runtime: ServiceContext, account: str, after: str | None, search: str | None
 ) -> tuple[list[dict[str, Any]], str | None]:
     """Customers by id after ``after`` (ids starting with ``search`` when given),
     each read as the API reads it; and the id to continue after, or None."""
-    table = t.projection["customers"]
-    query = sa.select(table.c.customer).where(table.c.account == account)
-    if after:
-        query = query.where(table.c.customer > after)
-    if search:
-        query = query.where(table.c.customer.startswith(search, autoescape=True))
-    with read_transaction(engine) as conn:
-        ids = [
-            str(r[0])
-            for r in conn.execute(query.order_by(table.c.customer).limit(CUSTOMERS_PAGE + 1))
-        ]
+    with runtime.store.read() as tx:
+        ids = tx.listings.customer_ids(account, after, search, CUSTOMERS_PAGE + 1)
     more = len(ids) > CUSTOMERS_PAGE
     ids = ids[:CUSTOMERS_PAGE]
-    shown = [personal_customer(engine, personal, account, customer) for customer in ids]
+    shown = [personal_customer(runtime, account, customer) for customer in ids]
     return shown, (ids[-1] if more and ids else None)
 
 
-def catalog(engine: sa.Engine, account: str) -> list[dict[str, Any]]:
+def catalog(store: Store, account: str) -> list[dict[str, Any]]:
     """Products, each with its plans, each with every version and its entitlements."""
-    with read_transaction(engine) as conn:
-        products = sql.projection_rows(conn, account, "products")
-        plans = sql.projection_rows(conn, account, "plans")
-        versions = sql.projection_rows(conn, account, "plan_versions")
-        retired = {r["plan"] for r in sql.projection_rows(conn, account, "retired_plans")}
+    with store.read() as tx:
+        products = tx.projection.rows(account, "products")
+        plans = tx.projection.rows(account, "plans")
+        versions = tx.projection.rows(account, "plan_versions")
+        retired = {r["plan"] for r in tx.projection.rows(account, "retired_plans")}
     by_plan: dict[str, list[dict[str, Any]]] = {}
     for version in versions:
         entitlements = sorted(version["entitlements"].items())
@@ -285,14 +249,15 @@ def catalog(engine: sa.Engine, account: str) -> list[dict[str, Any]]:
     return shown
 
 
-def audit_entries(engine: sa.Engine, account: str, limit: int = 100) -> list[dict[str, Any]]:
+def audit_entries(store: Store, account: str, limit: int = 100) -> list[dict[str, Any]]:
     """The newest ``limit`` audit entries, newest first."""
-    with read_transaction(engine) as conn:
-        entries, _ = audit.page(conn, account, limit=limit, newest_first=True)
+    with store.read() as tx:
+        entries, _ = audit.page(tx.audit, account, limit=limit, newest_first=True)
     return entries
 
 
-def latest_checkpoint_note(engine: sa.Engine, account: str) -> str | None:
+def latest_checkpoint_note(store: Store, account: str) -> str | None:
     """The latest signed checkpoint note, or None before the first."""
-    stored = queries.latest_checkpoint(engine, account)
+    with store.read() as tx:
+        stored = tx.ledger.checkpoint(account)
     return stored.note if stored else None

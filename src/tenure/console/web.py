@@ -116,7 +116,7 @@ def session_of(request: Request) -> Session:
     if key is None:
         raise SignInRequired()
     try:
-        principal = authenticate(runtime.engine, key)
+        principal = authenticate(runtime.store, key)
     except Unauthenticated:
         raise SignInRequired() from None
     session = Session(principal, value, sealer.csrf_token(value))

@@ -37,11 +37,11 @@ from tenure.domain.timefmt import format_time, parse_time
 from tenure.errors import InvalidInput
 from tenure.observability.metrics import ALERTS
 from tenure.ops import counters, webhooks
-from tenure.ops.audited import AuditedChange
 from tenure.ops.jobs import account_job
 from tenure.ops.scrape import Scrape, state_source
 from tenure.ops.views import AlertView
 from tenure.service.audit import AuditEntry
+from tenure.service.handlers.audited import AuditedChange
 from tenure.service.ledger import Operation, Outcome
 from tenure.store.alerts import StoredAlert
 from tenure.store.unit import Store, Transaction

@@ -20,7 +20,6 @@ from typing import Any
 
 from tenure.config import Settings
 from tenure.ops import deployments, reconcile, webhooks
-from tenure.ops.audited import AuditedChange
 from tenure.ops.deployments import Report
 from tenure.ops.views import (
     CreatedWebhook,
@@ -32,33 +31,13 @@ from tenure.ops.views import (
 )
 from tenure.ops.webhooks import SecretBox
 from tenure.service.apikeys import Principal
-from tenure.service.audit import AuditEntry
+from tenure.service.audit import request_entry
+from tenure.service.handlers.audited import AuditedChange
 from tenure.service.ledger import Ledger, Operation, Outcome
 from tenure.store.unit import Store, Transaction
 
 Submit = Callable[[Operation], Outcome]
 """Runs an operation in the ledger writer's transaction, which audits it."""
-
-
-def _entry(
-    caller: Principal,
-    action: str,
-    target: str | None = None,
-    detail: dict[str, Any] | None = None,
-) -> AuditEntry:
-    """The audit entry of ``caller`` asking for ``action`` (the writer fills in the
-    outcome)."""
-    return AuditEntry(
-        caller.account,
-        caller.id,
-        caller.role,
-        caller.auth,
-        action,
-        "allowed",
-        "ok",
-        target=target,
-        detail=detail,
-    )
 
 
 # ---------------------------------------------------------------- webhook operations
@@ -134,7 +113,7 @@ def create_webhook(
     checked before anything is written."""
     webhooks.check_patterns(events)
     webhooks.check_url(url, settings.webhook_allow_private)
-    entry = _entry(caller, "create_webhook", detail={"events": list(events)[:10]})
+    entry = request_entry(caller, "create_webhook", detail={"events": list(events)[:10]})
     change = CreateWebhook(entry, url, tuple(events), description, box, datetime.now(UTC))
     return CreatedWebhook.model_validate(submit(change).result)
 
@@ -144,21 +123,23 @@ def set_webhook_enabled(
 ) -> WebhookView:
     """Pause or resume one of the caller's subscriptions → it; ``NotFound`` if the
     account has none of that id."""
-    entry = _entry(caller, "update_webhook", target=webhook[:80], detail={"enabled": enabled})
+    entry = request_entry(
+        caller, "update_webhook", target=webhook[:80], detail={"enabled": enabled}
+    )
     return WebhookView.model_validate(submit(SetWebhookEnabled(entry, webhook, enabled)).result)
 
 
 def delete_webhook(submit: Submit, caller: Principal, webhook: str) -> DeletedWebhook:
     """Remove one of the caller's subscriptions and its deliveries; ``NotFound`` if
     the account has none of that id."""
-    entry = _entry(caller, "delete_webhook", target=webhook[:80])
+    entry = request_entry(caller, "delete_webhook", target=webhook[:80])
     return DeletedWebhook.model_validate(submit(DeleteWebhook(entry, webhook)).result)
 
 
 def retry_delivery(submit: Submit, caller: Principal, webhook: str, delivery: str) -> DeliveryView:
     """Send a failed (or waiting) delivery again now → the delivery; ``NotFound``
     for an unknown one, ``Conflict`` for one already delivered."""
-    entry = _entry(caller, "retry_delivery", target=delivery[:80])
+    entry = request_entry(caller, "retry_delivery", target=delivery[:80])
     change = RetryDelivery(entry, webhook, delivery, datetime.now(UTC))
     return DeliveryView.model_validate(submit(change).result)
 

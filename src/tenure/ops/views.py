@@ -11,26 +11,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, Field
+
+from tenure.service.views import View
 
 NonNegative = Annotated[int, Field(ge=0)]
-
-
-class View(BaseModel):
-    """A typed answer (see the module doc)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
-
-    def __getitem__(self, name: str) -> Any:
-        """The member ``name`` of the JSON answer (``KeyError`` if it has none)."""
-        for field, info in type(self).model_fields.items():
-            if name in (field, info.alias):
-                return getattr(self, field)
-        raise KeyError(name)
-
-    def to_json(self) -> dict[str, Any]:
-        """The JSON object it answers (aliases as member names)."""
-        return self.model_dump(by_alias=True)
 
 
 # ---------------------------------------------------------------- webhooks

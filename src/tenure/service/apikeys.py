@@ -11,22 +11,16 @@ import hashlib
 import hmac
 import os
 from collections.abc import Collection
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import sqlalchemy as sa
-
 from tenure.crypto.files import write_atomic
-from tenure.domain.storable import text_problem
 from tenure.domain.timefmt import format_time
-from tenure.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthenticated
-from tenure.service import audit
-from tenure.service.audit import AuditEntry
-from tenure.store import raw
-from tenure.store import tables as t
-from tenure.store.engine import quick_read, read_transaction, write_transaction
+from tenure.errors import Conflict, Forbidden, NotFound, Unauthenticated
+from tenure.store.apikeys import StoredKey
+from tenure.store.unit import Store, Transaction
 
 ROLES = ("owner", "admin", "issuer", "support", "auditor", "restorer", "agent")
 BOOTSTRAP_FILE = "bootstrap-owner.key"
@@ -61,117 +55,81 @@ def key_id_of(key: str) -> str:
 
 
 def create_api_key(
-    engine: sa.Engine, account: str, role: str, name: str, created_by: str | None = None
+    store: Store, account: str, role: str, name: str, created_by: str | None = None
 ) -> tuple[Principal, str]:
     """Create a key on the storage; return its principal and the key itself (shown
     once, never stored). Without ``created_by`` the key is a top of the key lineage,
     like the bootstrap owner key: whoever holds the storage holds the account."""
-    with write_transaction(engine) as conn:
-        return insert_api_key(conn, account, role, name, created_by=created_by)
+    with store.write() as tx:
+        return insert_api_key(tx, account, role, name, created_by=created_by)
 
 
 def insert_api_key(
-    conn: sa.Connection, account: str, role: str, name: str, *, created_by: str | None
+    tx: Transaction, account: str, role: str, name: str, *, created_by: str | None
 ) -> tuple[Principal, str]:
     """``create_api_key`` inside the caller's write transaction. ``created_by`` is
     the id of the key that asks for it (``tenure.domain.lineage``); None only for keys
     the service makes itself."""
     key = new_api_key()
     key_id = key_id_of(key)
-    conn.execute(
-        sa.insert(t.api_keys).values(
-            id=key_id,
-            account=account,
-            key_hash=hash_api_key(key),
-            role=role,
-            name=name,
-            created_at=format_time(datetime.now(UTC)),
-            created_by=created_by,
-        )
-    )
+    created_at = format_time(datetime.now(UTC))
+    stored = StoredKey(key_id, account, hash_api_key(key), role, name, created_at, None, created_by)
+    tx.apikeys.add(stored)
     return Principal(key_id, account, role), key
 
 
-def creators(conn: sa.Connection, account: str) -> tuple[dict[str, str | None], dict[str, str]]:
+def creators(tx: Transaction, account: str) -> tuple[dict[str, str | None], dict[str, str]]:
     """Every key of ``account`` (revoked ones too: lineage outlives revocation) →
     the id of the key that created it, and → when it was created."""
-    keys = t.api_keys.c
-    rows = conn.execute(
-        sa.select(keys.id, keys.created_by, keys.created_at).where(keys.account == account)
-    ).all()
-    return {row.id: row.created_by for row in rows}, {row.id: row.created_at for row in rows}
+    keys = tx.apikeys.listing(account)
+    return {k.id: k.created_by for k in keys}, {k.id: k.created_at for k in keys}
 
 
-def ensure_bootstrap_owner(engine: sa.Engine, data_dir: Path, account: str) -> str | None:
+def ensure_bootstrap_owner(store: Store, data_dir: Path, account: str) -> str | None:
     """On first start, create the owner key of ``account`` and write it to
     ``<data_dir>/bootstrap-owner.key`` (mode 0600). Returns the key, or None if the
     account already has keys."""
-    with read_transaction(engine) as conn:
-        existing = conn.scalar(
-            sa.select(sa.func.count())
-            .select_from(t.api_keys)
-            .where(t.api_keys.c.account == account)
-        )
+    with store.read() as tx:
+        existing = tx.apikeys.count(account)
     if existing:
         return None
-    _, key = create_api_key(engine, account, "owner", "bootstrap owner")
+    _, key = create_api_key(store, account, "owner", "bootstrap owner")
     write_atomic(data_dir / BOOTSTRAP_FILE, (key + "\n").encode(), mode=0o600)
     return key
 
 
-def authenticate(engine: sa.Engine, key: str) -> Principal:
+def authenticate(store: Store, key: str) -> Principal:
     """The principal of a presented key; raises ``Unauthenticated`` otherwise."""
     digest = hash_api_key(key)
-    with quick_read(engine) as conn:
-        row = raw.execute(conn, _BY_HASH, {"key_hash": digest}).fetchone()
-    if row is None or not hmac.compare_digest(row[3], digest):
+    with store.quick_read() as tx:
+        found = tx.apikeys.active_by_hash(digest)
+    if found is None or not hmac.compare_digest(found.key_hash, digest):
         raise Unauthenticated("invalid or revoked API key")
-    return Principal(row[0], row[1], row[2])
+    return Principal(found.id, found.account, found.role)
 
 
-_BY_HASH = (
-    "SELECT id, account, role, key_hash FROM api_keys "
-    "WHERE key_hash = :key_hash AND revoked_at IS NULL"
-)
-
-
-def _key_view(row: Any) -> dict[str, Any]:
+def key_view(key: StoredKey) -> dict[str, Any]:
     """What may be shown of a key: never the key, never its hash."""
     return {
-        "id": row.id,
-        "role": row.role,
-        "name": row.name,
-        "created_at": row.created_at,
-        "revoked_at": row.revoked_at,
-        "created_by": row.created_by,
+        "id": key.id,
+        "role": key.role,
+        "name": key.name,
+        "created_at": key.created_at,
+        "revoked_at": key.revoked_at,
+        "created_by": key.created_by,
     }
 
 
-_VIEW_COLUMNS = (
-    t.api_keys.c.id,
-    t.api_keys.c.role,
-    t.api_keys.c.name,
-    t.api_keys.c.created_at,
-    t.api_keys.c.revoked_at,
-    t.api_keys.c.created_by,
-)
-
-
-def list_api_keys(engine: sa.Engine, account: str) -> list[dict[str, Any]]:
+def list_api_keys(store: Store, account: str) -> list[dict[str, Any]]:
     """The account's keys (revoked ones too), oldest first, without keys or hashes,
     each with ``created_by``: the key that created it (None for a top of the key
     lineage: the bootstrap or first owner key, or a key older than lineage)."""
-    with read_transaction(engine) as conn:
-        rows = conn.execute(
-            sa.select(*_VIEW_COLUMNS)
-            .where(t.api_keys.c.account == account)
-            .order_by(t.api_keys.c.created_at, t.api_keys.c.id)
-        ).all()
-    return [_key_view(row) for row in rows]
+    with store.read() as tx:
+        return [key_view(key) for key in tx.apikeys.listing(account)]
 
 
 def revoke_api_key(
-    engine: sa.Engine, account: str, key_id: str, manageable: Collection[str] = ROLES
+    store: Store, account: str, key_id: str, manageable: Collection[str] = ROLES
 ) -> dict[str, Any]:
     """Revoke ``key_id`` of ``account`` and return its view. Revoking a revoked key
     changes nothing.
@@ -179,12 +137,12 @@ def revoke_api_key(
     ``NotFound`` for a key of another account (or none), ``Forbidden`` for a key whose
     role is not in ``manageable``, ``Conflict`` for the account's last active owner key.
     """
-    with write_transaction(engine) as conn:
-        return revoke_in(conn, account, key_id, manageable)
+    with store.write() as tx:
+        return revoke_in(tx, account, key_id, manageable)
 
 
 def revoke_in(
-    conn: sa.Connection,
+    tx: Transaction,
     account: str,
     key_id: str,
     manageable: Collection[str] = ROLES,
@@ -193,78 +151,23 @@ def revoke_in(
 ) -> dict[str, Any]:
     """``revoke_api_key`` inside the caller's write transaction; ``last_owner_ok``
     revokes the last active owner key too (the storage path's ``--force``)."""
-    row = conn.execute(
-        sa.select(*_VIEW_COLUMNS).where(t.api_keys.c.account == account, t.api_keys.c.id == key_id)
-    ).first()
-    if row is None:
+    found = tx.apikeys.get(account, key_id)
+    if found is None:
         raise NotFound(f"no API key {key_id}", field="id")
-    if row.role not in manageable:
-        raise Forbidden(f"this role may not revoke {row.role} keys", field="id")
-    if row.revoked_at is not None:
-        return _key_view(row)
-    if row.role == "owner" and not last_owner_ok:
-        other_owners = conn.scalar(
-            sa.select(sa.func.count())
-            .select_from(t.api_keys)
-            .where(
-                t.api_keys.c.account == account,
-                t.api_keys.c.role == "owner",
-                t.api_keys.c.revoked_at.is_(None),
-                t.api_keys.c.id != key_id,
-            )
+    if found.role not in manageable:
+        raise Forbidden(f"this role may not revoke {found.role} keys", field="id")
+    if found.revoked_at is not None:
+        return key_view(found)
+    if (
+        found.role == "owner"
+        and not last_owner_ok
+        and not tx.apikeys.active_owners(account, key_id)
+    ):
+        raise Conflict(
+            "the last active owner key of an account cannot be revoked: create at "
+            "least one other owner key first (tenure apikey create --role owner --name …)",
+            field="id",
         )
-        if not other_owners:
-            raise Conflict(
-                "the last active owner key of an account cannot be revoked: create at "
-                "least one other owner key first (tenure apikey create --role owner --name …)",
-                field="id",
-            )
     revoked_at = format_time(datetime.now(UTC))
-    conn.execute(
-        sa.update(t.api_keys)
-        .where(t.api_keys.c.account == account, t.api_keys.c.id == key_id)
-        .values(revoked_at=revoked_at)
-    )
-    return {**_key_view(row), "revoked_at": revoked_at}
-
-
-def revoke_on_storage(
-    engine: sa.Engine,
-    account: str,
-    key_id: str,
-    operator: str,
-    reason: str,
-    *,
-    force: bool = False,
-) -> dict[str, Any]:
-    """Revoke ``key_id`` of ``account`` directly on the storage, without approval, and
-    return its view: the way out when the two-person rule cannot revoke a stolen key
-    (docs/approvals.md, "Limits and recovery"). Whoever holds the storage holds the
-    account, so the audit entry names the storage operator (principal
-    ``storage:<operator>``, role owner, auth ``storage``) with ``reason``, in the same
-    transaction. Safe while servers run: the write lock orders it with their writers,
-    and they look every key up on each request, so the key gets 401 at once.
-
-    ``InvalidInput`` (field ``reason``) for an empty or unstorable reason, ``NotFound``
-    for a key not of ``account``, ``Conflict`` for the account's last active owner key
-    unless ``force`` (that refusal is audited, as denied).
-    """
-    why = reason.strip()
-    problem = "is empty" if not why else text_problem(why, MAX_REASON)
-    if problem is not None:
-        raise InvalidInput(f"--reason {problem}", field="reason")
-    entry = AuditEntry(
-        account, f"storage:{operator}", "owner", STORAGE_AUTH, "revoke_api_key",
-        "allowed", "ok", target=key_id[:80], rationale=why, detail={"forced": force},
-    )  # fmt: skip
-    try:
-        with write_transaction(engine) as conn:
-            revoked = revoke_in(conn, account, key_id, last_owner_ok=force)
-            audited = replace(entry, detail={"forced": force, "role": revoked["role"]})
-            audit.append(conn, [audited], format_time(datetime.now(UTC)))
-            return revoked
-    except Conflict as refused:
-        with write_transaction(engine) as conn:
-            denied = replace(entry, outcome="denied", code=refused.code)
-            audit.append(conn, [denied], format_time(datetime.now(UTC)))
-        raise
+    tx.apikeys.revoke(account, key_id, revoked_at)
+    return {**key_view(found), "revoked_at": revoked_at}

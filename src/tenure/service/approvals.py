@@ -11,7 +11,6 @@ from datetime import datetime, timedelta
 from typing import Any, Generic, TypeVar
 
 import orjson
-import sqlalchemy as sa
 
 from tenure.config import Settings
 from tenure.domain.approvals import DecisionFacts, RequestApproval, status_at
@@ -23,10 +22,7 @@ from tenure.domain.timefmt import format_time
 from tenure.errors import Conflict, InvalidInput, NotFound
 from tenure.service.apikeys import Principal, creators
 from tenure.service.ledger import Submission
-from tenure.store import sql
-from tenure.store import tables as t
-from tenure.store.engine import read_transaction
-from tenure.store.unit import SqlStore, Store
+from tenure.store.unit import Store
 
 STATUSES = frozenset({"pending", "approved", "rejected", "expired", "executed", "failed"})
 
@@ -37,23 +33,22 @@ def approval_view(row: Row, now: str) -> dict[str, Any]:
 
 
 def list_approvals(
-    engine: sa.Engine, account: str, now: str, status: str | None = None
+    store: Store, account: str, now: str, status: str | None = None
 ) -> list[dict[str, Any]]:
     """The account's approvals (optionally only those of ``status`` as of ``now``),
     newest expiry first. Raises ``InvalidInput`` for an unknown status."""
     if status is not None and status not in STATUSES:
         raise InvalidInput(f"status must be one of {sorted(STATUSES)}", field="status")
-    with read_transaction(engine) as conn:
-        rows = sql.projection_rows(conn, account, "approvals")
+    with store.read() as tx:
+        rows = tx.projection.rows(account, "approvals")
     views = [approval_view(row, now) for row in rows]
     views.sort(key=lambda view: (view["expires_at"], view["approval"]), reverse=True)
     return [view for view in views if status is None or view["status"] == status]
 
 
-def get_approval(engine: sa.Engine, account: str, approval: str, now: str) -> dict[str, Any]:
+def get_approval(store: Store, account: str, approval: str, now: str) -> dict[str, Any]:
     """One approval with ``history``: each of its events (seq, type, time, actor,
     reason). Raises ``NotFound``."""
-    store: Store = SqlStore(engine)
     with store.read() as tx:
         row = tx.projection.row(account, "approvals", (approval,))
         events = tx.ledger.events_about(account, approval) if row is not None else []
@@ -68,26 +63,26 @@ def get_approval(engine: sa.Engine, account: str, approval: str, now: str) -> di
     return {**approval_view(row, now), "history": history}
 
 
-def read_row(engine: sa.Engine, account: str, approval: str) -> Row:
+def read_row(store: Store, account: str, approval: str) -> Row:
     """The approval's projection row; ``NotFound`` without one."""
-    with read_transaction(engine) as conn:
-        row = sql.read_row(conn, account, "approvals", (approval,))
+    with store.read() as tx:
+        row = tx.projection.row(account, "approvals", (approval,))
     if row is None:
         raise NotFound(f"approval {approval} not found")
     return row
 
 
 def decision_facts(
-    engine: sa.Engine, account: str, row: Row, decider: str
+    store: Store, account: str, row: Row, decider: str
 ) -> tuple[KeyLineage, DecisionFacts]:
     """The lineage of the deciding key ``decider`` and the facts deciding the
     approval ``row`` needs (``tenure.domain.approvals.check_decider``), read in one
     transaction. Lineage and request time never change once written, so they hold
     when the writer decides. ``Conflict`` if the ledger lacks the request event."""
     approval = row["approval"]
-    with read_transaction(engine) as conn:
-        made_by, made_at = creators(conn, account)
-        events = sql.events_about(conn, account, approval)
+    with store.read() as tx:
+        made_by, made_at = creators(tx, account)
+        events = tx.ledger.events_about(account, approval)
     requested = [orjson.loads(leaf) for _, leaf in events[:1]]
     if not requested or requested[0]["type"] != "approval.requested":
         raise Conflict(f"approval {approval} has no approval.requested event")
@@ -100,53 +95,33 @@ def decision_facts(
     return lineage_of(decider, made_by, made_at), facts
 
 
-def revocations_since(engine: sa.Engine, account: str, since: str) -> int:
-    """``license.revoked`` events of ``account`` at or after ``since``.
-
-    Event times never run backwards within a ledger, so the window starts at a seq
-    found by bisection on the primary key; only the window's events are counted."""
-    events = t.ledger_events.c
-    with read_transaction(engine) as conn:
-        low = sql.first_seq_since(conn, account, since)
-        count = conn.scalar(
-            sa.select(sa.func.count())
-            .select_from(t.ledger_events)
-            .where(
-                events.account == account,
-                events.seq >= low,
-                events.type == "license.revoked",
-            )
-        )
-    return int(count or 0)
+def revocations_since(store: Store, account: str, since: str) -> int:
+    """``license.revoked`` events of ``account`` at or after ``since``."""
+    with store.read() as tx:
+        return tx.revocations.revoked_since(account, since)
 
 
-def plan_has_licenses(engine: sa.Engine, account: str, plan: str) -> bool:
+def plan_has_licenses(store: Store, account: str, plan: str) -> bool:
     """Whether any license of ``account`` is on ``plan``."""
-    licenses = t.projection["licenses"].c
-    with read_transaction(engine) as conn:
-        found = conn.scalar(
-            sa.select(licenses.serial)
-            .where(licenses.account == account, licenses.plan == plan)
-            .limit(1)
-        )
-    return found is not None
+    with store.read() as tx:
+        return tx.listings.plan_in_use(account, plan)
 
 
 def revoke_needs_approval(
-    engine: sa.Engine, account: str, serial: str, threshold: int, since: str
+    store: Store, account: str, serial: str, threshold: int, since: str
 ) -> bool:
     """Whether revoking ``serial`` now would cross ``threshold`` revocations since
     ``since`` (so it becomes an approval request). An unknown or already revoked
     license needs none: the revoke itself answers 404 or 409."""
-    with read_transaction(engine) as conn:
-        row = sql.read_row(conn, account, "licenses", (serial,))
+    with store.read() as tx:
+        row = tx.projection.row(account, "licenses", (serial,))
     if row is None or row["status"] == "revoked":
         return False
-    return revocations_since(engine, account, since) + 1 > threshold
+    return revocations_since(store, account, since) + 1 > threshold
 
 
 def revoke_gated(
-    engine: sa.Engine, settings: Settings, account: str, serial: str, now: datetime
+    store: Store, settings: Settings, account: str, serial: str, now: datetime
 ) -> bool:
     """``revoke_needs_approval`` with the configured threshold and window
     (``TENURE_APPROVAL_REVOKE_THRESHOLD`` revocations within
@@ -154,7 +129,7 @@ def revoke_gated(
     and the console's revoke action ask it."""
     since = format_time(now - timedelta(minutes=settings.approval_revoke_window_minutes))
     threshold = settings.approval_revoke_threshold
-    return revoke_needs_approval(engine, account, serial, threshold, since)
+    return revoke_needs_approval(store, account, serial, threshold, since)
 
 
 def approval_request(
@@ -219,11 +194,8 @@ PRIVILEGED_ROLES = frozenset({"owner", "admin"})
 """Roles whose keys another principal may revoke only with a second approval."""
 
 
-def find_api_key(engine: sa.Engine, account: str, key_id: str) -> dict[str, Any] | None:
+def find_api_key(store: Store, account: str, key_id: str) -> dict[str, Any] | None:
     """The role and ``revoked_at`` of the account's key ``key_id``, or None."""
-    keys = t.api_keys.c
-    with read_transaction(engine) as conn:
-        row = conn.execute(
-            sa.select(keys.role, keys.revoked_at).where(keys.account == account, keys.id == key_id)
-        ).first()
-    return None if row is None else {"role": row.role, "revoked_at": row.revoked_at}
+    with store.read() as tx:
+        found = tx.apikeys.get(account, key_id)
+    return None if found is None else {"role": found.role, "revoked_at": found.revoked_at}

@@ -25,16 +25,15 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
-import sqlalchemy as sa
 
 from tenure.canonical import canonical_json
 from tenure.domain.storable import first_unstorable, text_problem
 from tenure.errors import AuditTampered, InvalidInput
-from tenure.store import columns, raw
-from tenure.store import tables as t
+from tenure.store.audit import AuditFilter as AuditFilter
+from tenure.store.audit import AuditLog, AuditRecord
 
 GENESIS = bytes(32)
 """The ``prev`` of an account's first entry."""
@@ -88,6 +87,44 @@ class AuditEntry:
         }
 
 
+class Caller(Protocol):
+    """Who asks (an authenticated principal, ``tenure.service.apikeys.Principal``)."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def account(self) -> str: ...
+
+    @property
+    def role(self) -> str: ...
+
+    @property
+    def auth(self) -> str: ...
+
+
+def request_entry(
+    caller: Caller,
+    action: str,
+    target: str | None = None,
+    detail: Mapping[str, Any] | None = None,
+) -> AuditEntry:
+    """The audit entry of ``caller`` asking for ``action`` on ``target``, allowed with
+    code ``ok`` until the ledger writer fills in how the request ended (the one
+    builder of the use cases' entries: ``tenure.service.handlers``, ``tenure.ops``)."""
+    return AuditEntry(
+        caller.account,
+        caller.id,
+        caller.role,
+        caller.auth,
+        action,
+        "allowed",
+        "ok",
+        target=target,
+        detail=detail,
+    )
+
+
 def short_hash(secret: str) -> str:
     """A reference to a value that must not (or cannot) be stored, such as an unknown
     key: ``sha256:`` and 16 hex digits."""
@@ -139,29 +176,13 @@ def entry_hash(encoded: bytes) -> bytes:
 
 # ---------------------------------------------------------------- writing
 
-_HEAD = "SELECT size, hash FROM audit_heads WHERE account = :account"
-_INSERT = (
-    "INSERT INTO audit_log (account, seq, time, principal, action, outcome, target, entry, hash) "
-    "VALUES (:account, :seq, :time, :principal, :action, :outcome, :target, :entry, :hash)"
-)
-_SET_HEAD = (
-    "INSERT INTO audit_heads (account, size, hash) VALUES (:account, :size, :hash) "
-    "ON CONFLICT (account) DO UPDATE SET size = excluded.size, hash = excluded.hash"
-)
+
+def _head(log: AuditLog, account: str) -> tuple[int, bytes]:
+    """Size and last hash of the chain (``AuditTampered`` for a malformed head)."""
+    return log.head(account) or (0, GENESIS)
 
 
-def _head(conn: sa.Connection, account: str) -> tuple[int, bytes]:
-    """Size and last hash of the chain; ``AuditTampered`` if the stored head row holds
-    other types."""
-    row = raw.execute(conn, _HEAD, {"account": account}).fetchone()
-    if row is None:
-        return 0, GENESIS
-    what = f"the audit head of {account}"
-    size = columns.integer(row[0], f"the size of {what}", None, AuditTampered)
-    return size, columns.blob(row[1], f"the hash of {what}", None, AuditTampered)
-
-
-def append(conn: sa.Connection, entries: Sequence[AuditEntry], time: str) -> None:
+def append(log: AuditLog, entries: Sequence[AuditEntry], time: str) -> None:
     """Chain ``entries`` onto their accounts' audit logs inside the caller's write
     transaction (which must hold the write lock: the heads are read, then moved).
     Each entry is made ``storable`` first."""
@@ -169,40 +190,28 @@ def append(conn: sa.Connection, entries: Sequence[AuditEntry], time: str) -> Non
     for entry in entries:
         by_account.setdefault(entry.account, []).append(entry)
     for account, group in by_account.items():
-        size, prev = _head(conn, account)
-        rows = []
+        size, prev = _head(log, account)
+        records = []
         for entry in map(storable, group):
             encoded = canonical_json(entry.body(size, time, prev))
             digest = entry_hash(encoded)
-            rows.append(
-                {
-                    "account": account,
-                    "seq": size,
-                    "time": time,
-                    "principal": entry.principal,
-                    "action": entry.action,
-                    "outcome": entry.outcome,
-                    "target": entry.target,
-                    "entry": encoded,
-                    "hash": digest,
-                }
+            records.append(
+                AuditRecord(
+                    size,
+                    time,
+                    entry.principal,
+                    entry.action,
+                    entry.outcome,
+                    entry.target,
+                    encoded,
+                    digest,
+                )
             )
             size, prev = size + 1, digest
-        raw.executemany(conn, _INSERT, rows)
-        raw.execute(conn, _SET_HEAD, {"account": account, "size": size, "hash": prev}).close()
+        log.append(account, records, size, prev)
 
 
 # ---------------------------------------------------------------- reading
-
-
-@dataclass(frozen=True)
-class AuditFilter:
-    """Which entries a page shows; None matches everything."""
-
-    action: str | None = None
-    outcome: str | None = None
-    principal: str | None = None
-    target: str | None = None
 
 
 def _public(entry: bytes, digest: bytes) -> dict[str, Any]:
@@ -212,7 +221,7 @@ def _public(entry: bytes, digest: bytes) -> dict[str, Any]:
 
 
 def page(
-    conn: sa.Connection,
+    log: AuditLog,
     account: str,
     after: int | None = None,
     limit: int = 100,
@@ -229,34 +238,21 @@ def page(
     where = where or AuditFilter()
     if where.outcome is not None and where.outcome not in OUTCOMES:
         raise InvalidInput(f"outcome must be one of {', '.join(OUTCOMES)}", field="outcome")
-    log = t.audit_log.c
-    query = sa.select(log.seq, log.entry, log.hash).where(log.account == account)
-    for column, value in (
-        (log.action, where.action),
-        (log.outcome, where.outcome),
-        (log.principal, where.principal),
-        (log.target, where.target),
-    ):
-        if value is not None:
-            query = query.where(column == value)
-    if after is not None:
-        query = query.where(log.seq < after if newest_first else log.seq > after)
-    order = log.seq.desc() if newest_first else log.seq
-    rows = conn.execute(query.order_by(order).limit(limit + 1)).all()
+    rows = log.page(account, after, limit + 1, where, newest_first)
     more = len(rows) > limit
     rows = rows[:limit]
-    cursor = rows[-1].seq if more and rows else None
-    return [_public(r.entry, r.hash) for r in rows], cursor
+    cursor = rows[-1][0] if more and rows else None
+    return [_public(entry, digest) for _, entry, digest in rows], cursor
 
 
-def head(conn: sa.Connection, account: str) -> dict[str, Any]:
+def head(log: AuditLog, account: str) -> dict[str, Any]:
     """``{"size", "hash"}`` of the account's chain (size 0 before the first entry)."""
-    size, digest = _head(conn, account)
+    size, digest = _head(log, account)
     return {"size": size, "hash": digest.hex()}
 
 
-def audited_accounts(conn: sa.Connection) -> list[str]:
-    return list(conn.scalars(sa.select(t.audit_heads.c.account).order_by(t.audit_heads.c.account)))
+def audited_accounts(log: AuditLog) -> list[str]:
+    return log.accounts()
 
 
 # ---------------------------------------------------------------- verification
@@ -283,28 +279,17 @@ class AuditReport:
         }
 
 
-def _entries(conn: sa.Connection, account: str) -> Iterator[tuple[int, bytes, bytes]]:
-    log = t.audit_log.c
+def _entries(log: AuditLog, account: str) -> Iterator[tuple[int, bytes, bytes]]:
     after = -1
     while True:
-        rows = conn.execute(
-            sa.select(log.seq, log.entry, log.hash)
-            .where(log.account == account, log.seq > after)
-            .order_by(log.seq)
-            .limit(_VERIFY_CHUNK)
-        ).all()
-        for row in rows:
-            what = f"audit entry after {after} of {account}"
-            seq = columns.integer(row.seq, f"the seq of the {what}", after + 1, AuditTampered)
-            what = f"audit entry {seq} of {account}"
-            entry = columns.blob(row.entry, what, seq, AuditTampered)
-            yield seq, entry, columns.blob(row.hash, f"the hash of {what}", seq, AuditTampered)
-            after = seq
+        rows = log.chain(account, after, _VERIFY_CHUNK)
+        yield from rows
         if len(rows) < _VERIFY_CHUNK:
             return
+        after = rows[-1][0]
 
 
-def verify(conn: sa.Connection, account: str, ledger_size: int) -> AuditReport:
+def verify(log: AuditLog, account: str, ledger_size: int) -> AuditReport:
     """Check the whole chain of ``account``; raise ``AuditTampered`` naming the first
     entry that is wrong.
 
@@ -316,7 +301,7 @@ def verify(conn: sa.Connection, account: str, ledger_size: int) -> AuditReport:
     """
     expected, prev = 0, GENESIS
     covered: tuple[int, int] | None = None
-    for seq, encoded, digest in _entries(conn, account):
+    for seq, encoded, digest in _entries(log, account):
         if seq != expected:
             raise AuditTampered(f"audit entry {expected} of {account} is missing", seq=expected)
         try:
@@ -336,7 +321,7 @@ def verify(conn: sa.Connection, account: str, ledger_size: int) -> AuditReport:
             raise AuditTampered(f"audit entry {seq} of {account} was altered", seq=seq)
         covered = _cover(covered, body.get("events"), account, seq)
         expected, prev = seq + 1, digest
-    size, last = _head(conn, account)
+    size, last = _head(log, account)
     if (size, last) != (expected, prev):
         raise AuditTampered(
             f"the audit head of {account} names {size} entries but the chain holds {expected}",

@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
-import sqlalchemy as sa
 import yaml
 from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError
 
@@ -27,12 +26,12 @@ from tenure.domain.catalog import (
     undeclared_feature,
 )
 from tenure.domain.events import Actor, Code, EntitlementKey, Text, check_entitlement_value
+from tenure.domain.state import Key, Row
 from tenure.domain.storable import first_unstorable, spell
 from tenure.domain.timefmt import parse_duration
 from tenure.errors import InvalidInput
 from tenure.service.ledger import Outcome, Submission
-from tenure.store import sql
-from tenure.store.engine import read_transaction
+from tenure.store.unit import Projection, Store
 
 MAX_CATALOG_BYTES = 1024 * 1024
 """The largest catalog accepted (1 MiB of UTF-8)."""
@@ -237,9 +236,26 @@ def _check_plan_features(catalog: Catalog) -> None:
                 )
 
 
+class _View:
+    """The projection of one account as a transaction sees it (a ``StateView``)."""
+
+    def __init__(self, projection: Projection, account: str) -> None:
+        self._projection = projection
+        self._account = account
+
+    def get(self, table: str, key: Key) -> Row | None:
+        return self._projection.row(self._account, table, key)
+
+
+def diff_against_state(store: Store, account: str, catalog: Catalog) -> CatalogDiff:
+    """``diff_catalog`` of ``catalog`` against the account's state in one snapshot."""
+    with store.read() as tx:
+        return diff_catalog(_View(tx.projection, account), catalog)
+
+
 def apply_catalog(
     submit: Callable[[Submission], Outcome],
-    engine: sa.Engine,
+    store: Store,
     account: str,
     actor: Actor,
     catalog: Catalog,
@@ -252,8 +268,7 @@ def apply_catalog(
     Raises what ``diff_catalog`` raises, and ``Conflict`` when the state changed
     between the diff and the append.
     """
-    with read_transaction(engine) as conn:
-        diff = diff_catalog(sql.ConnectionView(conn, account), catalog)
+    diff = diff_against_state(store, account, catalog)
     if not dry_run and diff.changes:
         submit(Submission(account, ApplyCatalog(catalog, diff), actor))
     return diff

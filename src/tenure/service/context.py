@@ -71,11 +71,11 @@ class ServiceContext:
 
     def keyring(self) -> KeyRing:
         """The token signing key ring over this runtime's store and key files."""
-        return KeyRing(self.engine, self.token_keys)
+        return KeyRing(self.store, self.token_keys)
 
     def tokens(self) -> Tokens:
         """Offline token minting, with issuers ``<ledger origin prefix>/<account>``."""
-        return Tokens(self.engine, self.keyring(), self.settings.ledger_origin_prefix)
+        return Tokens(self.store, self.keyring(), self.settings.ledger_origin_prefix)
 
     def ledger_signer(self, account: str) -> tuple[str, NoteSigner]:
         """The origin of ``account``'s ledger and the signer whose key name it is: the

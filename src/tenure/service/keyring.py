@@ -15,11 +15,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-import sqlalchemy as sa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from tenure.crypto import jws
@@ -27,9 +26,8 @@ from tenure.crypto.keyset import KeySet, VouchedKey, sign_keyset
 from tenure.crypto.keystore import LedgerKeyStore, TokenKeyStore
 from tenure.domain.timefmt import format_time, parse_duration, parse_time
 from tenure.ledger.note import Ed25519Signer, NoteSigner, NoteVerifier
-from tenure.store import raw
-from tenure.store import tables as t
-from tenure.store.engine import quick_read, read_transaction, write_transaction
+from tenure.store.signing_keys import StoredSigningKey
+from tenure.store.unit import Store, Transaction
 
 DEFAULT_TOKEN_TTL = timedelta(hours=24)
 
@@ -40,43 +38,32 @@ class SigningKey:
     private: Ed25519Signer
 
 
-_CURRENT = (
-    "SELECT kid FROM signing_keys WHERE account = :account AND retired_at IS NULL "
-    "ORDER BY created_at DESC, kid LIMIT 1"
-)
-
-
 class KeyRing:
     """Signing keys per account: the current one, rotation, and what JWKS publishes."""
 
-    def __init__(self, engine: sa.Engine, keys: TokenKeyStore) -> None:
-        self._engine = engine
+    def __init__(self, store: Store, keys: TokenKeyStore) -> None:
+        self._store = store
         self._keys = keys
 
     def current(self, account: str, now: datetime) -> SigningKey:
         """The key that signs for ``account`` now; the first one is made on first use."""
-        with quick_read(self._engine) as conn:
-            row = raw.execute(conn, _CURRENT, {"account": account}).fetchone()
-        if row is not None:
-            return SigningKey(row[0], self._keys.load(account, row[0]))
-        with write_transaction(self._engine) as conn:
+        with self._store.quick_read() as tx:
+            kid = tx.signing_keys.current(account)
+        if kid is not None:
+            return SigningKey(kid, self._keys.load(account, kid))
+        with self._store.write() as tx:
             # Another request (or process) may have made it meanwhile.
-            row = raw.execute(conn, _CURRENT, {"account": account}).fetchone()
-            if row is not None:
-                return SigningKey(row[0], self._keys.load(account, row[0]))
-            return self._create(conn, account, now)
+            kid = tx.signing_keys.current(account)
+            if kid is not None:
+                return SigningKey(kid, self._keys.load(account, kid))
+            return self._create(tx, account, now)
 
-    def rotate_in(self, conn: sa.Connection, account: str, now: datetime) -> dict[str, Any]:
+    def rotate_in(self, tx: Transaction, account: str, now: datetime) -> dict[str, Any]:
         """Inside the caller's write transaction: retire the current key (published
         on until every token it may have signed has expired) and make a new one."""
-        keys = t.signing_keys.c
-        until = format_time(now + _longest_token_life(conn, account))
-        conn.execute(
-            sa.update(t.signing_keys)
-            .where(keys.account == account, keys.retired_at.is_(None))
-            .values(retired_at=format_time(now), publish_until=until)
-        )
-        created = self._create(conn, account, now)
+        until = format_time(now + _longest_token_life(tx, account))
+        tx.signing_keys.retire(account, format_time(now), until)
+        created = self._create(tx, account, now)
         return {"id": created.kid, "kid": created.kid, "created_at": format_time(now)}
 
     def published(self, account: str, now: datetime) -> dict[str, Ed25519PublicKey]:
@@ -94,9 +81,9 @@ class KeyRing:
         ``tenure.crypto.keyset``) whose origin line is ``origin``, signed by
         ``signers`` (the account's ledger keys) at ``now``, with the account's longest
         token lifetime: what bounds the life it gives the key that signs now."""
-        with read_transaction(self._engine) as conn:
-            rows = _published(self._listing(conn, account), now)
-            lifetime = _longest_token_life(conn, account)
+        with self._store.read() as tx:
+            rows = _published(_listing(tx, account), now)
+            lifetime = _longest_token_life(tx, account)
         keyset = KeySet(
             origin,
             account,
@@ -108,33 +95,18 @@ class KeyRing:
 
     def listing(self, account: str) -> list[dict[str, Any]]:
         """Every key of the account, newest first, public parts only."""
-        with read_transaction(self._engine) as conn:
-            return self._listing(conn, account)
+        with self._store.read() as tx:
+            return _listing(tx, account)
 
-    @staticmethod
-    def _listing(conn: sa.Connection, account: str) -> list[dict[str, Any]]:
-        keys = t.signing_keys.c
-        rows = conn.execute(
-            sa.select(
-                keys.kid, keys.public_key, keys.created_at, keys.retired_at, keys.publish_until
-            )
-            .where(keys.account == account)
-            .order_by(keys.created_at.desc(), keys.kid)
-        ).all()
-        return [dict(row._mapping) for row in rows]
-
-    def _create(self, conn: sa.Connection, account: str, now: datetime) -> SigningKey:
+    def _create(self, tx: Transaction, account: str, now: datetime) -> SigningKey:
         kid, private = self._keys.create(account)  # on the token, with PKCS#11
-        public = private.public_key()
-        conn.execute(
-            sa.insert(t.signing_keys).values(
-                account=account,
-                kid=kid,
-                public_key=jws.public_jwk(public, kid)["x"],
-                created_at=format_time(now),
-            )
-        )
+        public = jws.public_jwk(private.public_key(), kid)["x"]
+        tx.signing_keys.add(account, StoredSigningKey(kid, public, format_time(now)))
         return SigningKey(kid, private)
+
+
+def _listing(tx: Transaction, account: str) -> list[dict[str, Any]]:
+    return [asdict(key) for key in tx.signing_keys.listing(account)]
 
 
 def ledger_signers(
@@ -169,12 +141,9 @@ def _published(rows: list[dict[str, Any]], now: datetime) -> list[dict[str, Any]
     ]
 
 
-def _longest_token_life(conn: sa.Connection, account: str) -> timedelta:
+def _longest_token_life(tx: Transaction, account: str) -> timedelta:
     """The longest a token of the account may live: the longest ``offline_token_ttl``
     of any plan version (at least a day), a month counted as 31 days, so that no
     token minted in any month outlives it."""
-    table = t.projection["plan_versions"]
-    ttls = conn.scalars(
-        sa.select(table.c.offline_token_ttl).where(table.c.account == account).distinct()
-    ).all()
+    ttls = {row["offline_token_ttl"] for row in tx.projection.rows(account, "plan_versions")}
     return max([DEFAULT_TOKEN_TTL, *(parse_duration(ttl).longest() for ttl in ttls if ttl)])

@@ -9,7 +9,7 @@ that fails is answered with its error and leaves nothing in the batch.
 
 The same transaction writes the audit entries (``tenure.service.audit``) of
 everything the batch answered: each submission's entry (allowed, or denied with the
-error's code), each ``Write``'s, and the decisions queued as ``AuditRequest``.
+error's code), each ``Operation``'s, and the decisions queued as ``AuditRequest``.
 Nothing is answered that was not both done and audited (fail closed).
 
 If the transaction fails, one request must not fail the others
@@ -36,7 +36,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol, cast
 
@@ -176,37 +176,6 @@ class Operation(Protocol):
     def run(self, tx: Transaction) -> Any: ...
 
     def audit_entry(self, outcome: Outcome | None, error: TenureError | None) -> AuditEntry: ...
-
-
-@dataclass(frozen=True)
-class Write:
-    """The generic ``Operation``: ``apply`` on the transaction's SQL connection.
-
-    An adapter for the changes whose SQL is not yet behind a store noun: issue 16
-    phase b replaces each use by a typed operation (each is marked with its group).
-    ``entry`` is the audit entry to write; its outcome and code are filled in here,
-    and its target from the result's ``"id"`` when it names none. It must belong to
-    ``account``.
-    """
-
-    account: str
-    apply: Callable[[sa.Connection], dict[str, Any]]
-    entry: AuditEntry
-
-    def __post_init__(self) -> None:
-        if self.entry.account != self.account:
-            raise ValueError("a Write's audit entry must belong to its account")
-
-    def run(self, tx: Transaction) -> dict[str, Any]:
-        if not isinstance(tx, SqlTransaction):
-            raise TypeError("a Write needs a SQL transaction")
-        return self.apply(tx.connection)
-
-    def audit_entry(self, outcome: Outcome | None, error: TenureError | None) -> AuditEntry:
-        if error is not None:
-            return replace(self.entry, outcome="denied", code=error.code)
-        target = self.entry.target or (outcome.result.get("id") if outcome else None)
-        return replace(self.entry, outcome="allowed", code="ok", target=target)
 
 
 Request = Submission | SignRequest | AuditRequest | Operation
@@ -591,7 +560,7 @@ class Ledger:
                 for account, state in accounts.items():
                     self._flush(conn, account, state, items)
                 if entries:
-                    audit.append(conn, entries, format_time(self._clock()))
+                    audit.append(SqlTransaction(conn).audit, entries, format_time(self._clock()))
                 # PostgreSQL: other processes' writers drop their rows of these accounts.
                 sender = self._listener.sender if self._listener else notify.ANYONE
                 notify.announce(conn, sender, _changed_accounts(accounts, items))
@@ -635,7 +604,7 @@ class Ledger:
         try:
             with transaction_on(self._connection()) as conn:
                 lock_accounts(conn, {entry.account for entry in entries})
-                audit.append(conn, entries, format_time(self._clock()))
+                audit.append(SqlTransaction(conn).audit, entries, format_time(self._clock()))
         except Exception as exc:
             _log.error("the audit entry of a refused write failed too: %r", exc)
             self._forget({})

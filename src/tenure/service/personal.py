@@ -15,17 +15,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import sqlalchemy as sa
-
 from tenure.crypto.datakeys import DataKeyStore, open_field, seal_field
 from tenure.domain.commands import EraseCustomer
 from tenure.domain.events import personal_fields
 from tenure.domain.state import Row
 from tenure.errors import NotFound
 from tenure.service.ledger import Submission
-from tenure.store import sql
-from tenure.store.engine import read_transaction
-from tenure.store.tables import projection
+from tenure.store.unit import Store
 
 _SEALED_TYPES = ("customer.created",)
 
@@ -70,14 +66,14 @@ class PersonalData:
         """``open_sealed`` for one account (the commands' ``Context.open_sealed``)."""
         return lambda row: self.open_sealed(account, row)
 
-    def read_customer(self, engine: sa.Engine, account: str, customer: str) -> dict[str, Any]:
+    def read_customer(self, store: Store, account: str, customer: str) -> dict[str, Any]:
         """``{"id", "name", "email", "external_id", "erased"}`` of a customer, its
         personal fields opened; erased (or keyless) customers show them as null.
         Raises ``NotFound`` (field ``customer``)."""
-        with read_transaction(engine) as conn:
-            row = sql.read_row(conn, account, "customers", (customer,))
-            sealed = sql.read_row(conn, account, "customer_sealed", (customer,))
-            erased = sql.read_row(conn, account, "customer_erasures", (customer,)) is not None
+        with store.read() as tx:
+            row = tx.projection.row(account, "customers", (customer,))
+            sealed = tx.projection.row(account, "customer_sealed", (customer,))
+            erased = tx.projection.row(account, "customer_erasures", (customer,)) is not None
         if row is None:
             raise NotFound(f"customer {customer} not found", field="customer")
         opened: dict[str, str | None] | None = {}
@@ -109,13 +105,10 @@ def erase_customer(
     return {**outcome.result, "key_destroyed": destroyed}
 
 
-def reapply_erasures(engine: sa.Engine, datakeys: DataKeyStore) -> list[tuple[str, str]]:
+def reapply_erasures(store: Store, datakeys: DataKeyStore) -> list[tuple[str, str]]:
     """Destroy every data key still present for a customer the ledger says is erased
     (a key store restored from an older backup, a crash between the erasure event and
     the key's deletion). Returns the (account, customer) pairs whose key it deleted."""
-    erasures = projection["customer_erasures"]
-    with read_transaction(engine) as conn:
-        if not sa.inspect(conn).has_table(erasures.name):
-            return []  # a schema older than 0007 (not yet upgraded) records no erasures
-        pairs = conn.execute(sa.select(erasures.c.account, erasures.c.customer)).all()
+    with store.read() as tx:
+        pairs = tx.listings.erased_customers()
     return [(a, c) for a, c in pairs if datakeys.destroy(a, c)]

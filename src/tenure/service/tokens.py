@@ -16,7 +16,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
-import sqlalchemy as sa
 
 from tenure.crypto import jws, license_file
 from tenure.crypto.keystore import LedgerKeyStore
@@ -32,8 +31,8 @@ from tenure.domain.state import Row
 from tenure.domain.timefmt import format_time, parse_duration, parse_time
 from tenure.errors import Conflict, NotFound, TenureError, TokenRejected
 from tenure.service.keyring import KeyRing, ledger_signers
-from tenure.store import raw, sql
-from tenure.store.engine import quick_read, read_transaction
+from tenure.store.sql import StoredCheckpoint
+from tenure.store.unit import Store, Transaction
 
 TOKEN_TYP = "tenure-offline+jwt"  # noqa: S105 - a media type, not a secret
 REVOCATIONS_TYP = "tenure-revocations+jwt"
@@ -67,7 +66,7 @@ class _State:
     plan: Row
     status: Status
     held: Row
-    checkpoint: sql.StoredCheckpoint | None
+    checkpoint: StoredCheckpoint | None
 
 
 @dataclass(frozen=True)
@@ -93,8 +92,8 @@ def new_token_id(random_bytes: Callable[[int], bytes] = os.urandom) -> str:
 class Tokens:
     """Mints and refreshes offline tokens of the accounts of one store."""
 
-    def __init__(self, engine: sa.Engine, keyring: KeyRing, issuer_prefix: str) -> None:
-        self._engine = engine
+    def __init__(self, store: Store, keyring: KeyRing, issuer_prefix: str) -> None:
+        self._store = store
         self._keyring = keyring
         self._issuer_prefix = issuer_prefix.rstrip("/")
 
@@ -151,14 +150,14 @@ class Tokens:
         replacing: str | None = None,
     ) -> _State:
         activation = activation_id(account, serial, fingerprint_hash)
-        with quick_read(self._engine) as conn:
+        with self._store.quick_read() as tx:
             if replacing is not None:
                 # Read again in the mint's own snapshot: a revocation that landed
                 # after the refresh was first checked still stops it.
-                _refuse_revoked(conn, account, replacing, activation)
-            license_row, plan, status = _license_in_use(conn, account, serial, now)
-            held = sql.read_row(conn, account, "activations", (activation,))
-            checkpoint = sql.read_checkpoint(conn, account)
+                _refuse_revoked(tx, account, replacing, activation)
+            license_row, plan, status = _license_in_use(tx, account, serial, now)
+            held = tx.projection.row(account, "activations", (activation,))
+            checkpoint = tx.ledger.checkpoint(account)
         if (
             held is None
             or held["status"] != "active"
@@ -192,9 +191,9 @@ class Tokens:
         was deactivated, ``LicenseInactive`` when its license is revoked, suspended or
         expired, ``NotFound`` when the license is gone. A revoked token is never
         exchanged for a fresh one (docs/offline.md, "Refreshing")."""
-        with quick_read(self._engine) as conn:
-            _refuse_revoked(conn, account, claims["jti"], claims["act"])
-            _license_in_use(conn, account, claims["sub"], now)
+        with self._store.quick_read() as tx:
+            _refuse_revoked(tx, account, claims["jti"], claims["act"])
+            _license_in_use(tx, account, claims["sub"], now)
 
     def _claims(
         self, account: str, state: _State, now: datetime, lifetime: timedelta
@@ -231,9 +230,9 @@ class Tokens:
         key (and by the keys of its earlier epochs that ``store`` still holds), the
         origin line being its current ledger origin; None while the account has no
         ledger key yet (the writer makes it with the first checkpoint)."""
-        with read_transaction(self._engine) as conn:
-            head = sql.read_head(conn, account)
-            recorded = sql.verifier_keys(conn, account)
+        with self._store.read() as tx:
+            head = tx.ledger.head(account)
+            recorded = tx.ledger.verifier_keys(account)
         origin = head.origin if head else self.issuer(account)
         if not store.has_ledger_key(origin):
             return None
@@ -246,10 +245,10 @@ class Tokens:
         """The signed revocation list of ledger events from ``since`` on, addressed
         to its reader: ``aud`` is the account and, when ``serial`` is given (a
         License credential), ``sub`` is that license, whose entries alone it holds."""
-        with read_transaction(self._engine) as conn:
-            head = sql.read_head(conn, account)
+        with self._store.read() as tx:
+            head = tx.ledger.head(account)
             size = head.size if head else 0
-            leaves = _revoking_leaves(conn, account, since, serial)
+            leaves = _revoking_leaves(tx, account, since, serial)
         claims: dict[str, Any] = {
             "iss": self.issuer(account),
             "aud": account,
@@ -282,15 +281,15 @@ class Tokens:
 
 
 def _license_in_use(
-    conn: sa.Connection, account: str, serial: str, now: datetime
+    tx: Transaction, account: str, serial: str, now: datetime
 ) -> tuple[Row, Row, Status]:
     """The license, its plan version and its status now; ``NotFound`` for an unknown
     license, ``LicenseInactive`` for one that may not be used now."""
-    license_row = sql.read_row(conn, account, "licenses", (serial,))
+    license_row = tx.projection.row(account, "licenses", (serial,))
     if license_row is None:
         raise NotFound(f"license {serial} not found")
     key = (license_row["plan"], license_row["plan_version"])
-    plan = sql.read_row(conn, account, "plan_versions", key)
+    plan = tx.projection.row(account, "plan_versions", key)
     if plan is None:
         raise NotFound(f"plan {key[0]} v{key[1]} not found")
     status = license_status(license_row, plan, now)
@@ -299,11 +298,11 @@ def _license_in_use(
     return license_row, plan, status
 
 
-def _refuse_revoked(conn: sa.Connection, account: str, jti: str, activation: str) -> None:
+def _refuse_revoked(tx: Transaction, account: str, jti: str, activation: str) -> None:
     """``TokenRevoked`` if token ``jti`` is revoked or its ``activation`` deactivated."""
-    if sql.read_row(conn, account, "revoked_tokens", (jti,)) is not None:
+    if tx.projection.row(account, "revoked_tokens", (jti,)) is not None:
         raise TokenRevoked(f"token {jti} was revoked: it cannot be refreshed")
-    held = sql.read_row(conn, account, "activations", (activation,))
+    held = tx.projection.row(account, "activations", (activation,))
     if held is not None and held["status"] == "deactivated":
         raise TokenRevoked(
             f"the activation of token {jti} was deactivated: it cannot be refreshed "
@@ -311,24 +310,16 @@ def _refuse_revoked(conn: sa.Connection, account: str, jti: str, activation: str
         )
 
 
-_REVOKING_SQL = (
-    "SELECT seq, leaf FROM ledger_events WHERE account = :account AND seq >= :since "
-    "AND type IN ('license.revoked', 'license.suspended', 'license.reinstated', "
-    "'activation.deactivated', 'token.revoked') ORDER BY seq"
-)
-
-
 def _revoking_leaves(
-    conn: sa.Connection, account: str, since: int, serial: str | None
+    tx: Transaction, account: str, since: int, serial: str | None
 ) -> list[tuple[int, bytes]]:
     if serial is not None:
         return [
             (seq, leaf)
-            for seq, leaf in sql.events_about(conn, account, serial)
+            for seq, leaf in tx.ledger.events_about(account, serial)
             if seq >= since and _type_of(leaf) in REVOKING_EVENTS
         ]
-    rows = raw.execute(conn, _REVOKING_SQL, {"account": account, "since": since}).fetchall()
-    return [(int(seq), bytes(leaf)) for seq, leaf in rows]
+    return tx.revocations.events(account, since, REVOKING_EVENTS)
 
 
 def _claimed_expiry(token: str) -> int | None:

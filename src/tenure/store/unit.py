@@ -28,7 +28,10 @@ import sqlalchemy as sa
 from tenure.domain.state import Key, Row
 from tenure.ledger.merkle import Frontier, HashReader
 from tenure.store import sql
+from tenure.store.accounts import Accounts, SqlAccounts
 from tenure.store.alerts import Alerts, SqlAlerts
+from tenure.store.apikeys import ApiKeys, SqlApiKeys
+from tenure.store.audit import AuditLog, SqlAuditLog
 from tenure.store.bulk import BulkLedger, SqlBulkLedger
 from tenure.store.counters import Counters, SqlCounters
 from tenure.store.deployments import Deployments, SqlDeployments
@@ -36,8 +39,11 @@ from tenure.store.drift import Drift, SqlDrift
 from tenure.store.drills import Drills, SqlDrills
 from tenure.store.engine import quick_read, read_transaction, transaction_on, write_transaction
 from tenure.store.gauges import Gauges, SqlGauges
+from tenure.store.listings import Listings, SqlListings
 from tenure.store.notices import Notices, SqlNotices
+from tenure.store.revocations import Revocations, SqlRevocations
 from tenure.store.service_rows import ServiceRows, SqlServiceRows
+from tenure.store.signing_keys import SigningKeys, SqlSigningKeys
 from tenure.store.sql import EventRow, Head, IdempotencyRecord, StoredCheckpoint
 from tenure.store.webhooks import SqlWebhooks, Webhooks
 
@@ -177,6 +183,26 @@ class Transaction(Protocol):
 
     @property
     def drills(self) -> Drills: ...
+
+    # --- governance (accounts, keys, audit, tokens; issue 16 phase b, governance) ---
+
+    @property
+    def accounts(self) -> Accounts: ...
+
+    @property
+    def apikeys(self) -> ApiKeys: ...
+
+    @property
+    def audit(self) -> AuditLog: ...
+
+    @property
+    def signing_keys(self) -> SigningKeys: ...
+
+    @property
+    def revocations(self) -> Revocations: ...
+
+    @property
+    def listings(self) -> Listings: ...
 
 
 class Store(Protocol):
@@ -354,6 +380,32 @@ class SqlTransaction:
     @cached_property
     def drills(self) -> Drills:
         return SqlDrills(self.connection)
+
+    # --- governance (accounts, keys, audit, tokens; issue 16 phase b, governance) ---
+
+    @cached_property
+    def accounts(self) -> Accounts:
+        return SqlAccounts(self.connection)
+
+    @cached_property
+    def apikeys(self) -> ApiKeys:
+        return SqlApiKeys(self.connection)
+
+    @cached_property
+    def audit(self) -> AuditLog:
+        return SqlAuditLog(self.connection)
+
+    @cached_property
+    def signing_keys(self) -> SigningKeys:
+        return SqlSigningKeys(self.connection)
+
+    @cached_property
+    def revocations(self) -> Revocations:
+        return SqlRevocations(self.connection)
+
+    @cached_property
+    def listings(self) -> Listings:
+        return SqlListings(self.connection)
 
 
 class SqlStore:

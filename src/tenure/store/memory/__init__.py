@@ -16,14 +16,21 @@ from contextlib import contextmanager
 from functools import cached_property
 from typing import Any
 
+from tenure.store.accounts import Accounts
 from tenure.store.alerts import Alerts
+from tenure.store.apikeys import ApiKeys
+from tenure.store.audit import AuditLog
 from tenure.store.bulk import BulkLedger
 from tenure.store.counters import Counters
 from tenure.store.deployments import Deployments
 from tenure.store.drift import Drift
 from tenure.store.drills import Drills
 from tenure.store.gauges import Gauges
+from tenure.store.listings import Listings
+from tenure.store.memory.accounts import MemoryAccounts
 from tenure.store.memory.alerts import MemoryAlerts
+from tenure.store.memory.apikeys import MemoryApiKeys
+from tenure.store.memory.audit import MemoryAuditLog
 from tenure.store.memory.bulk import MemoryBulkLedger
 from tenure.store.memory.counters import MemoryCounters
 from tenure.store.memory.deployments import MemoryDeployments
@@ -31,11 +38,16 @@ from tenure.store.memory.drift import MemoryDrift
 from tenure.store.memory.drills import MemoryDrills
 from tenure.store.memory.gauges import MemoryGauges
 from tenure.store.memory.ledger import MemoryIdempotency, MemoryLedgerRecords, MemoryProjection
+from tenure.store.memory.listings import MemoryListings
 from tenure.store.memory.notices import MemoryNotices
+from tenure.store.memory.revocations import MemoryRevocations
 from tenure.store.memory.service_rows import MemoryServiceRows
+from tenure.store.memory.signing_keys import MemorySigningKeys
 from tenure.store.memory.webhooks import MemoryWebhooks
 from tenure.store.notices import Notices
+from tenure.store.revocations import Revocations
 from tenure.store.service_rows import ServiceRows
+from tenure.store.signing_keys import SigningKeys
 from tenure.store.unit import Idempotency, LedgerRecords, Projection, Transaction
 from tenure.store.webhooks import Webhooks
 
@@ -104,6 +116,32 @@ class MemoryTransaction:
     @cached_property
     def drills(self) -> Drills:
         return MemoryDrills(self._tables)
+
+    # --- governance (accounts, keys, audit, tokens; issue 16 phase b, governance) ---
+
+    @cached_property
+    def accounts(self) -> Accounts:
+        return MemoryAccounts(self._tables)
+
+    @cached_property
+    def apikeys(self) -> ApiKeys:
+        return MemoryApiKeys(self._tables)
+
+    @cached_property
+    def audit(self) -> AuditLog:
+        return MemoryAuditLog(self._tables)
+
+    @cached_property
+    def signing_keys(self) -> SigningKeys:
+        return MemorySigningKeys(self._tables)
+
+    @cached_property
+    def revocations(self) -> Revocations:
+        return MemoryRevocations(self._tables)
+
+    @cached_property
+    def listings(self) -> Listings:
+        return MemoryListings(self._tables, self.projection)
 
 
 class MemoryStore:

@@ -1,6 +1,7 @@
-"""The changes of ``tenure.ops`` that go through the ledger writer (subscribing a
-webhook, raising an alert, ...): ``Operation``s of ``tenure.service.ledger`` that
-carry their audit entry, so the writer records it in the transaction of the change."""
+"""The changes that go through the ledger writer outside its events (creating an
+account or an API key, rotating the token signing key, subscribing a webhook,
+raising an alert, ...): ``Operation``s of ``tenure.service.ledger`` that carry their
+audit entry, so the writer records it in the transaction of the change."""
 
 from __future__ import annotations
 
