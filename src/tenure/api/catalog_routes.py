@@ -31,8 +31,6 @@ from tenure.service.catalog import (
 )
 from tenure.service.ledger import Outcome, Submission
 from tenure.service.views import ApprovalPending
-from tenure.store import sql
-from tenure.store.engine import read_transaction
 from tenure.store.unit import Store
 
 router = APIRouter(prefix="/v1", tags=["catalog"], responses=problem_responses(401, 403))
@@ -206,11 +204,11 @@ async def retire_plan(
     second principal approves, ``plan.retired`` is appended and the plan issues no
     new licenses (its licenses keep working). 404 for an unknown plan."""
     body = await parse_body(request, RetireIn)
-    engine = request.app.state.runtime.engine
+    store = request.app.state.runtime.store
 
     def exists() -> bool:
-        with read_transaction(engine) as conn:
-            return sql.read_row(conn, caller.account, "plans", (plan,)) is not None
+        with store.read() as tx:
+            return tx.projection.row(caller.account, "plans", (plan,)) is not None
 
     if len(plan) > 64 or not await run_in_threadpool(exists):
         raise NotFound(f"plan {plan[:64]} not found")
