@@ -27,6 +27,7 @@ from tenure.service.tokens import Tokens
 from tenure.store import sql
 from tenure.store.engine import read_transaction
 from tenure.store.unit import SqlStore, Store
+from tenure.store.writing import SqlWriterLink
 
 
 @dataclass
@@ -57,7 +58,8 @@ class ServiceContext:
         s = self.settings
         extra = {"random_bytes": random_bytes} if random_bytes else {}
         return Ledger(
-            self.engine,
+            self.store,
+            SqlWriterLink(self.engine),
             self.keystore,
             license_key_hash or self.license_keys.key_hash,
             s.ledger_origin_prefix,

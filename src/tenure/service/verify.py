@@ -31,6 +31,7 @@ from tenure.ledger.merkle import (
     verify_consistency,
 )
 from tenure.ledger.note import NoteVerifier
+from tenure.service import sidecar as sidecars
 from tenure.service.sidecar import Sidecar
 from tenure.store import columns, sql
 from tenure.store import tables as t
@@ -228,14 +229,13 @@ def _check_sidecar(
     if note is None:
         return
     cp = _open(note, verifiers, f"sidecar {sidecar.path(account)}")
-    if cp.origin != head.origin:
-        return  # the final checkpoint of the epoch this ledger's epoch follows
     size = head.size
-    if cp.size > size:
+    verdict = sidecars.compare(cp, head.origin, size, lambda n: tree_hash(n, tree))
+    if verdict == "ahead":
         raise LedgerTampered(
             f"the sidecar's signed checkpoint has {cp.size} events but the store only {size}: "
             f"events from {size} on are missing",
             seq=size,
         )
-    if cp.root != tree_hash(cp.size, tree):
+    if verdict == "disagrees":
         raise LedgerTampered(f"events before {cp.size} do not hash to the sidecar's checkpoint")

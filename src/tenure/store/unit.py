@@ -76,6 +76,10 @@ class LedgerRecords(Protocol):
         """``(seq, leaf)`` of every event whose subject is ``subject``, in seq order."""
         ...
 
+    def last_event_time(self, account: str, size: int) -> str | None:
+        """The stored time of event ``size - 1`` (None for 0, or if it is missing)."""
+        ...
+
     def nodes(self, account: str) -> HashReader:
         """Reads stored subtree hashes (``LedgerTampered`` for a missing one)."""
         ...
@@ -116,6 +120,12 @@ class Projection(Protocol):
         self, account: str, table: str, upserts: Sequence[Row], deletes: Sequence[Key]
     ) -> None:
         """Insert or replace ``upserts`` and delete the rows of ``deletes``."""
+        ...
+
+    def update(
+        self, account: str, table: str, columns: tuple[str, ...], rows: Sequence[Row]
+    ) -> None:
+        """Set ``columns`` of the existing rows of ``rows`` to their values there."""
         ...
 
 
@@ -223,6 +233,9 @@ class SqlLedgerRecords:
     def events_about(self, account: str, subject: str) -> list[tuple[int, bytes]]:
         return sql.events_about(self._conn, account, subject)
 
+    def last_event_time(self, account: str, size: int) -> str | None:
+        return sql.last_event_time(self._conn, account, size)
+
     def nodes(self, account: str) -> HashReader:
         return sql.NodeReader(self._conn, account)
 
@@ -261,6 +274,11 @@ class SqlProjection:
         self, account: str, table: str, upserts: Sequence[Row], deletes: Sequence[Key]
     ) -> None:
         sql.write_rows(self._conn, account, table, upserts, deletes)
+
+    def update(
+        self, account: str, table: str, columns: tuple[str, ...], rows: Sequence[Row]
+    ) -> None:
+        sql.update_rows(self._conn, account, table, columns, rows)
 
 
 class SqlIdempotency:

@@ -91,6 +91,12 @@ class MemoryLedgerRecords:
         events = ledger.events if ledger else []
         return [(e.seq, e.leaf) for e in events if e.subject == subject]
 
+    def last_event_time(self, account: str, size: int) -> str | None:
+        ledger = self._ledgers.get(account)
+        if ledger is None or size == 0 or len(ledger.events) < size:
+            return None
+        return ledger.events[size - 1].time
+
     def nodes(self, account: str) -> HashReader:
         return _Nodes(account, self._of(account).nodes)
 
@@ -143,6 +149,18 @@ class MemoryProjection:
             stored.pop(tuple(key), None)
         for row in upserts:
             stored[spec.key_of(row)] = orjson.dumps({c: row.get(c) for c in spec.columns})
+
+    def update(
+        self, account: str, table: str, columns: tuple[str, ...], rows: Sequence[Row]
+    ) -> None:
+        stored = self._tables.setdefault((account, table), {})
+        key_of = TABLES[table].key_of
+        for row in rows:
+            key = key_of(row)
+            if key in stored:
+                kept = orjson.loads(stored[key])
+                kept.update((column, row[column]) for column in columns)
+                stored[key] = orjson.dumps(kept)
 
 
 class MemoryIdempotency:
