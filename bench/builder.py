@@ -274,7 +274,7 @@ def check_against_seed_demo(root: Path, events: int = 2000) -> bytes:
     ``Ledger``; raise unless both ledgers verify to the same root. Returns the root."""
     built = build_store(root / "built", events)
     try:
-        ours = verify_ledger(built.runtime.engine, ACCOUNT, built.runtime.sidecar).root
+        ours = verify_ledger(built.runtime.store, ACCOUNT, built.runtime.sidecar).root
     finally:
         built.runtime.close()
     # The builder appends without sealing personal data (random keys and nonces would
@@ -285,7 +285,7 @@ def check_against_seed_demo(root: Path, events: int = 2000) -> bytes:
         hashes = demo_license_keys(SEED).key_hash
         with runtime.ledger(random_bytes=rng.randbytes, license_key_hash=hashes) as ledger:
             seed_demo(ledger, events, SEED, ACCOUNT)
-        theirs = verify_ledger(runtime.engine, ACCOUNT, runtime.sidecar).root
+        theirs = verify_ledger(runtime.store, ACCOUNT, runtime.sidecar).root
     finally:
         runtime.close()
     if ours != theirs:

@@ -92,7 +92,7 @@ def test_two_writers_signing_at_once_never_store_two_checkpoints_of_one_size(
         with ThreadPoolExecutor(THREADS) as pool:
             assert sorted(pool.map(client, range(THREADS))) == list(range(THREADS))
 
-    report = verify_ledger(first.engine, ACCOUNT, first.sidecar)
+    report = verify_ledger(first.store, ACCOUNT, first.sidecar)
     assert report.size == 2 + THREADS * 12
     verifier = first.ledger_signer(ACCOUNT)[1].verifier
     with read_transaction(first.engine) as conn:
@@ -220,7 +220,7 @@ def test_without_a_listener_a_postgresql_writer_reloads_in_every_batch(
 
 
 def _cached_rows(ledger: Ledger) -> int:
-    return sum(len(cached.rows) for cached in ledger._cache.values())
+    return sum(len(cached.rows) for cached in ledger._appender.cache.values())
 
 
 # ---------------------------------------------------------------- three real servers

@@ -117,7 +117,7 @@ def test_concurrent_submissions_get_a_gap_free_ledger_that_verifies(
     total = THREADS * per_thread
     assert sorted(o.events[0].seq for o in outcomes) == list(range(start, start + total))
     assert probe.seqs() == list(range(start + total))
-    report = verify_ledger(runtime.engine, ACCOUNT, runtime.sidecar)
+    report = verify_ledger(runtime.store, ACCOUNT, runtime.sidecar)
     assert report.size == start + total
 
 
@@ -140,20 +140,20 @@ def test_two_writers_on_one_database_append_without_gaps_or_forks(
             outcomes = [o for batch in pool.map(client, range(THREADS)) for o in batch]
         a.execute(SignRequest(ACCOUNT))
     assert sorted(o.events[0].seq for o in outcomes) == list(range(2, 2 + THREADS * 10))
-    report = verify_ledger(first.engine, ACCOUNT, first.sidecar)
+    report = verify_ledger(first.store, ACCOUNT, first.sidecar)
     assert report.size == 2 + THREADS * 10
-    assert rebuild(first.engine, ACCOUNT).changed is False
+    assert rebuild(first.store, ACCOUNT).changed is False
 
 
 def test_rebuilt_projection_has_the_live_digest(shop: Shop, runtime: Runtime) -> None:
     for n in range(5):
         shop.license(shop.customer(f"c{n}"), f"ORD-{n}")
-    live = digest_of(runtime.engine, ACCOUNT)
+    live = digest_of(runtime.store, ACCOUNT)
 
-    report = rebuild(runtime.engine, ACCOUNT)
+    report = rebuild(runtime.store, ACCOUNT)
 
     assert (report.before, report.after) == (live.digest, live.digest)
-    assert digest_of(runtime.engine, ACCOUNT) == live
+    assert digest_of(runtime.store, ACCOUNT) == live
 
 
 def test_a_signed_checkpoint_is_stored_verifies_and_reaches_the_sidecar(
@@ -173,7 +173,7 @@ def test_a_signed_checkpoint_is_stored_verifies_and_reaches_the_sidecar(
     assert (checkpoint.size, checkpoint.root) == (size, stored.root)
     assert runtime.sidecar is not None
     assert runtime.sidecar.read(ACCOUNT) == checkpoint
-    assert verify_ledger(runtime.engine, ACCOUNT, runtime.sidecar).root == stored.root
+    assert verify_ledger(runtime.store, ACCOUNT, runtime.sidecar).root == stored.root
 
 
 # ---------------------------------------------------------------- invariants under load
@@ -282,10 +282,10 @@ def _seed(runtime: Runtime, events: int, seed: int) -> tuple[str, bytes, list[by
     )
     with ledger:
         seed_demo(ledger, events, seed)
-    report = verify_ledger(runtime.engine, ACCOUNT, runtime.sidecar)
+    report = verify_ledger(runtime.store, ACCOUNT, runtime.sidecar)
     with read_transaction(runtime.engine) as conn:
         leaves = [leaf for _, leaf in sql.iter_leaves(conn, ACCOUNT)]
-    return digest_of(runtime.engine, ACCOUNT).digest, report.root, leaves
+    return digest_of(runtime.store, ACCOUNT).digest, report.root, leaves
 
 
 def test_the_demo_workload_gives_the_same_digest_root_and_leaves_on_both_backends(

@@ -165,7 +165,7 @@ def test_replaying_the_ledger_gives_the_same_state(
     floor.run(RenewLease(activation, LEASE))
     floor.run(DeactivateDevice(activation))
     before = Probe(runtime.engine).digest()
-    report = rebuild(runtime.engine, ACCOUNT)
+    report = rebuild(runtime.store, ACCOUNT)
     assert (report.before, report.after) == (before.digest, before.digest)
 
 

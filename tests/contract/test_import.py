@@ -19,18 +19,18 @@ from hypothesis import strategies as st
 
 from tenure.app.runtime import Runtime
 from tenure.domain.commands import PublishPlan
+from tenure.domain.licensekeys import hash_legacy_key
 from tenure.errors import InvalidInput
 from tenure.service import checks, licensing
+from tenure.service.checks import CheckItem
 from tenure.service.legacy_import import (
     COLUMNS,
     LegacyRow,
     RowError,
-    hash_legacy_key,
     import_rows,
     parse_csv,
     parse_json,
     parse_row,
-    serial_by_legacy_id,
 )
 from tenure.store import tables as t
 from tenure.store.engine import read_transaction
@@ -191,28 +191,28 @@ def test_legacy_id_lookup_and_legacy_key_check_answer_like_the_new_key(
     _write_csv(file, [_good(i) for i in (1, 2, 3, 11)])  # suspended, revoked, active, overrides
     code, report = _import(data_dir, file)
     assert (code, report["imported"]) == (0, 4), report
-    engine = catalog_runtime.engine
+    store = catalog_runtime.store
     now = datetime.now(UTC)
     for i in (1, 2, 3, 11):
-        serial = serial_by_legacy_id(engine, ACCOUNT, SYSTEM, f"L{i}")
-        view = licensing.get_license(engine, ACCOUNT, serial)
+        serial = licensing.serial_by_legacy_id(store, ACCOUNT, SYSTEM, f"L{i}")
+        view = licensing.get_license(store, ACCOUNT, serial)
         assert view["order_ref"] == f"legacy:{SYSTEM}:L{i}"
         new_key = catalog_runtime.license_keys.key(ACCOUNT, serial)
         for entitlement in ("seats", "feature:cloud-sync", "feature:export-pdf"):
-            by_new = checks.check(engine, ACCOUNT, new_key, entitlement, now)
-            by_legacy = checks.check(engine, ACCOUNT, _key(i), entitlement, now)
+            by_new = checks.check(store, ACCOUNT, CheckItem(new_key, entitlement), now).answer
+            by_legacy = checks.check(store, ACCOUNT, CheckItem(_key(i), entitlement), now).answer
             assert by_legacy == by_new
             assert "serial" not in by_legacy
     statuses = {
         i: licensing.get_license(
-            engine, ACCOUNT, serial_by_legacy_id(engine, ACCOUNT, SYSTEM, f"L{i}")
+            store, ACCOUNT, licensing.serial_by_legacy_id(store, ACCOUNT, SYSTEM, f"L{i}")
         )
         for i in (1, 2, 11)
     }
     assert statuses[1]["status"] == "suspended"
     assert statuses[2]["status"] == "revoked"
     assert statuses[11]["overrides"] == {"seats": 12, "feature:cloud-sync": True}
-    unknown = checks.check(engine, ACCOUNT, "LEGKEY-nobody", "seats", now)
+    unknown = checks.check(store, ACCOUNT, CheckItem("LEGKEY-nobody", "seats"), now).answer
     assert unknown["reason"] == "unknown_license"
 
 
@@ -239,7 +239,7 @@ def test_plan_version_and_explicit_dates_are_kept(catalog_runtime: Runtime) -> N
         parsed = [parse_row(1, row)]
         report = import_rows(ledger, catalog_runtime.engine, ACCOUNT, SYSTEM, parsed)
     assert len(report.imported) == 1
-    view = licensing.get_license(catalog_runtime.engine, ACCOUNT, report.imported[0]["serial"])
+    view = licensing.get_license(catalog_runtime.store, ACCOUNT, report.imported[0]["serial"])
     assert view["plan_version"] == 1
     assert view["issued_at"] == "2023-03-01T06:00:00.000000Z"
     assert view["expires_at"] == "2099-06-30T12:00:00.000000Z"

@@ -67,7 +67,7 @@ def test_store_restored_from_an_older_copy_refuses_to_append_and_to_sign(
     assert Probe(restored.engine).size() == K
     _assert_refuses(restored, f"holds {K} events .* checkpoint {K + MORE} was signed")
     with pytest.raises(LedgerTampered) as caught:
-        verify_ledger(restored.engine, ACCOUNT, restored.sidecar)
+        verify_ledger(restored.store, ACCOUNT, restored.sidecar)
     assert caught.value.seq == K
 
 
@@ -100,7 +100,7 @@ def test_store_whose_tree_disagrees_with_the_sidecar_refuses(
     reopened = runtimes.open(data_dir)
     _assert_refuses(reopened, "disagrees with the signed checkpoint")
     with pytest.raises(LedgerTampered):
-        verify_ledger(reopened.engine, ACCOUNT, reopened.sidecar)
+        verify_ledger(reopened.store, ACCOUNT, reopened.sidecar)
 
 
 def test_store_that_grew_past_a_disagreeing_sidecar_refuses(

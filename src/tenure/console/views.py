@@ -28,6 +28,7 @@ from tenure.service.personal import PersonalData
 from tenure.store import sql
 from tenure.store import tables as t
 from tenure.store.engine import read_transaction
+from tenure.store.unit import SqlStore
 
 DECISION_WINDOW = timedelta(hours=24)
 CUSTOMERS_PAGE = 25
@@ -177,7 +178,7 @@ def license_detail(
 ) -> dict[str, Any]:
     """A license with its customer, effective entitlements and activations. Raises
     ``NotFound`` for an unknown serial."""
-    view = licensing.get_license(engine, account, serial, clock=lambda: now)
+    view = licensing.get_license(SqlStore(engine), account, serial, clock=lambda: now)
     with read_transaction(engine) as conn:
         row = sql.read_row(conn, account, "licenses", (serial,))
         plan = sql.read_row(conn, account, "plan_versions", (view["plan"], view["plan_version"]))
@@ -199,7 +200,7 @@ def personal_customer(
     """A customer the way the API reads it: personal fields opened when decryptable."""
     if personal is not None:
         return personal.read_customer(engine, account, customer)
-    return {**licensing.get_customer(engine, account, customer), "erased": False}
+    return {**licensing.get_customer(SqlStore(engine), account, customer), "erased": False}
 
 
 def license_history_with_proofs(engine: sa.Engine, account: str, serial: str) -> dict[str, Any]:
@@ -209,7 +210,7 @@ def license_history_with_proofs(engine: sa.Engine, account: str, serial: str) ->
 
     One read transaction, so the proofs and the checkpoint come from one snapshot.
     Raises ``NotFound`` for an unknown license."""
-    licensing.license_history(engine, account, serial)  # NotFound for an unknown serial
+    licensing.license_history(SqlStore(engine), account, serial)  # NotFound for an unknown serial
     with read_transaction(engine) as conn:
         leaves = sql.events_about(conn, account, serial)
         stored = sql.read_checkpoint(conn, account)
@@ -293,5 +294,5 @@ def audit_entries(engine: sa.Engine, account: str, limit: int = 100) -> list[dic
 
 def latest_checkpoint_note(engine: sa.Engine, account: str) -> str | None:
     """The latest signed checkpoint note, or None before the first."""
-    stored = queries.latest_checkpoint(engine, account)
+    stored = queries.latest_checkpoint(SqlStore(engine), account)
     return stored.note if stored else None

@@ -38,6 +38,7 @@ from tenure.store import sql
 from tenure.store import tables as t
 from tenure.store.engine import create_engine, read_transaction, write_transaction
 from tenure.store.migrations import upgrade
+from tenure.store.unit import SqlTransaction
 
 _log = logging.getLogger("tenure.drill")
 
@@ -123,7 +124,7 @@ def _compare(
         live_size = head.size if head else 0
         live_root = tree_hash(size, sql.NodeReader(conn, account)) if size else EMPTY_ROOT
         if live_size == size:
-            live_digest = stored_digest(conn, account)
+            live_digest = stored_digest(SqlTransaction(conn), account)
         else:
             live_digest = replay(sql.iter_leaves(conn, account, 0, size)).digest()
         lacking = list(sql.iter_leaves(conn, account, size, size + 1))

@@ -36,6 +36,7 @@ from tenure.service.replay import replay, stored_digest
 from tenure.store import raw, sql
 from tenure.store import tables as t
 from tenure.store.engine import read_transaction, write_transaction
+from tenure.store.unit import SqlTransaction
 
 CHUNK = 10_000
 Progress = Callable[[int, int], None]
@@ -154,7 +155,8 @@ def prove_equal(source: sa.Engine, target: sa.Engine, account: str) -> Proof:
             raise MigrationRefused(
                 f"{account}: the source holds {size} events, the target {there}: sync first"
             )
-        digest, copied = stored_digest(src, account), stored_digest(dst, account)
+        digest = stored_digest(SqlTransaction(src), account)
+        copied = stored_digest(SqlTransaction(dst), account)
         if digest != copied:
             raise DigestMismatch(f"{account}: target digest {copied} is not the source's {digest}")
         root = _root(src, account, size)

@@ -48,6 +48,7 @@ from tenure.service.replay import replay, stored_digest
 from tenure.store import raw, sql
 from tenure.store import tables as t
 from tenure.store.engine import read_transaction, write_transaction
+from tenure.store.unit import SqlTransaction
 
 Progress = Callable[[str, int, int], None]
 """Called with (stage, done, total)."""
@@ -466,6 +467,6 @@ def _write_service_rows(
 
 def _read_back(target: sa.Engine, account: str, size: int) -> tuple[str, bytes]:
     with read_transaction(target) as conn:
-        digest = stored_digest(conn, account)
+        digest = stored_digest(SqlTransaction(conn), account)
         root = tree_hash(size, sql.NodeReader(conn, account)) if size else EMPTY_ROOT
     return digest, root

@@ -24,8 +24,6 @@ from tenure.service.ledger import CheckpointPolicy, Ledger
 from tenure.service.personal import PersonalData
 from tenure.service.sidecar import Sidecar
 from tenure.service.tokens import Tokens
-from tenure.store import sql
-from tenure.store.engine import read_transaction
 from tenure.store.unit import SqlStore, Store
 from tenure.store.writing import SqlWriterLink
 
@@ -82,8 +80,8 @@ class ServiceContext:
     def ledger_signer(self, account: str) -> tuple[str, NoteSigner]:
         """The origin of ``account``'s ledger and the signer whose key name it is: the
         origin its head records (a new epoch has its own), or the configured one."""
-        with read_transaction(self.engine) as conn:
-            head = sql.read_head(conn, account)
+        with self.store.read() as tx:
+            head = tx.ledger.head(account)
         origin = head.origin if head else self.settings.ledger_origin(account)
         return origin, self.keystore.ledger_signer(origin)
 

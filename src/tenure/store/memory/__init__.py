@@ -21,12 +21,14 @@ from tenure.store.counters import Counters
 from tenure.store.deployments import Deployments
 from tenure.store.drift import Drift
 from tenure.store.gauges import Gauges
+from tenure.store.licenses import Licenses
 from tenure.store.memory.alerts import MemoryAlerts
 from tenure.store.memory.counters import MemoryCounters
 from tenure.store.memory.deployments import MemoryDeployments
 from tenure.store.memory.drift import MemoryDrift
 from tenure.store.memory.gauges import MemoryGauges
 from tenure.store.memory.ledger import MemoryIdempotency, MemoryLedgerRecords, MemoryProjection
+from tenure.store.memory.licenses import MemoryLicenses
 from tenure.store.memory.notices import MemoryNotices
 from tenure.store.memory.webhooks import MemoryWebhooks
 from tenure.store.notices import Notices
@@ -84,6 +86,13 @@ class MemoryTransaction:
     @cached_property
     def gauges(self) -> Gauges:
         return MemoryGauges(self._tables, self.projection)
+
+    # --- ledger-core (issue 16 phase b) ---
+
+    @cached_property
+    def licenses(self) -> Licenses:
+        projection = self._tables.setdefault("projection", {})
+        return MemoryLicenses(self.projection, lambda: {account for account, _ in projection})
 
 
 class MemoryStore:
