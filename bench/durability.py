@@ -65,6 +65,7 @@ from tenure.service.ledger import Outcome
 from tenure.service.replay import replay
 from tenure.store import sql
 from tenure.store.engine import read_transaction
+from tenure.store.unit import SqlStore
 
 GOAL_EVENTS = 1_000_000
 GOAL_SECONDS = 30.0
@@ -92,7 +93,7 @@ def snapshot_at(store: BuiltStore, size: int) -> snapshots.Snapshot:
     runtime = store.runtime
     origin = _origin(runtime)
     signer = runtime.keystore.ledger_signer(origin)
-    now = snapshots.take(runtime.engine, ACCOUNT, origin, signer)
+    now = snapshots.take(runtime.store, ACCOUNT, origin, signer)
     leaves = read_leaves(runtime.settings.data_dir / "tenure.db")[:size]
     state = replay(enumerate(leaves))
     tables = {name: list(state.rows(name)) for name in TABLE_ORDER}
@@ -186,7 +187,7 @@ def restore_child(site_url: str, site_dir: str, work: str, key: str, profile: bo
         if profiler is not None:
             report = profiler.runcall(restoring.restore, site, ACCOUNT, target, verifiers)
         else:
-            report = restoring.restore(site, ACCOUNT, target, verifiers)
+            report = restoring.restore(site, ACCOUNT, SqlStore(target), verifiers)
         seconds = timer.elapsed()
     target.dispose()
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -224,7 +225,7 @@ def restore_size(opts: Options, events: int) -> list[Result]:
             timer = Timer()
             site_dir = root / "site"
             site = open_site(f"file://{site_dir}")
-            report = Shipper(store.runtime.engine, [site]).ship_once()
+            report = Shipper(store.runtime.store, [site]).ship_once()
             note = (site.get(f"{ACCOUNT}/checkpoint") or b"").decode()
             signed = int(note.splitlines()[1]) if note else 0
             if signed != store.events or report.behind[site.url]:
@@ -325,7 +326,7 @@ def overhead(opts: Options) -> list[Result]:
         passes: list[float] = []
         with runtime.ledger() as ledger:
             catalog = appends.seed(ledger, customers, licenses, rng)
-            Shipper(runtime.engine, sites).ship_once()
+            Shipper(runtime.store, sites).ship_once()
             print(
                 f"  seeded {appends._head_size(db):,} events; {rounds} interleaved rounds of "
                 f"{per_round[1]:,} (1 writer) / {per_round[16]:,} (16 writers) commands, "
@@ -338,7 +339,7 @@ def overhead(opts: Options) -> list[Result]:
                         subs = appends.workload(catalog, per_round[threads], rng)
                         shipper = None
                         if shipping:
-                            shipper = Shipper(runtime.engine, sites, interval=1.0)
+                            shipper = Shipper(runtime.store, sites, interval=1.0)
                             shipper.ship_once()  # caught up, untimed
                             _time_passes(shipper, passes)
                             shipper.start()
@@ -415,7 +416,7 @@ def rpo(opts: Options) -> list[Result]:
         samples: list[tuple[int, float]] = []
         with runtime.ledger() as ledger:
             catalog = appends.seed(ledger, 100, 500, rng)
-            shipper = Shipper(runtime.engine, [site], interval=1.0)
+            shipper = Shipper(runtime.store, [site], interval=1.0)
             shipper.ship_once()
             _time_passes(shipper, passes)
             subs = appends.workload(catalog, int(RATE * seconds), rng)

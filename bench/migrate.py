@@ -32,6 +32,7 @@ from bench.common import Options, Result, Timer
 from tenure.durability import migration
 from tenure.store.engine import create_engine
 from tenure.store.migrations import upgrade
+from tenure.store.unit import SqlStore
 
 PG_ADMIN = os.environ.get("TENURE_TEST_PG", "host=127.0.0.1 port=5432 user=postgres dbname=test")
 FULL_EVENTS = 1_000_000
@@ -89,7 +90,7 @@ def migrate_once(store: BuiltStore, database: str) -> tuple[float, migration.Pro
     upgrade(target)  # the schema is made by ``tenure migrate`` too, but not timed here
     try:
         timer = Timer()
-        proof = migration.copy_account(store.runtime.engine, target, ACCOUNT)
+        proof = migration.copy_account(store.runtime.store, SqlStore(target), ACCOUNT)
         return timer.elapsed(), proof
     finally:
         target.dispose()

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from conformance.conftest import BACKENDS, pg_url
+from support.postgres import BACKENDS, pg_url
 from tenure.domain.state import Row
 from tenure.store.engine import create_engine
 from tenure.store.licenses import LicenseFilter

@@ -30,14 +30,11 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from e2e.conftest import (
-    BOOTSTRAP_FILE,
-    CATALOG,
-    HOST,
-    free_port,
-    subprocess_env,
-    tenure_executable,
-)
+from support.api import CATALOG
+from support.cli import subprocess_env, tenure_executable
+from support.postgres import pg_url
+from support.server import BOOTSTRAP_FILE, HOST, free_port
+from support.shop import ACCOUNT, ACTOR, Runtimes, Shop
 from tenure.domain.activations import ActivateDevice, SeatLimitReached, fingerprint_hash
 from tenure.domain.commands import CreateCustomer, DefineProduct, IssueLicense, PublishPlan
 from tenure.ledger.checkpoint import open_checkpoint
@@ -46,8 +43,6 @@ from tenure.service.ledger import Ledger, SignRequest, Submission
 from tenure.service.verify import verify_ledger
 from tenure.store import notify, sql
 from tenure.store.engine import read_transaction, write_transaction
-
-from .conftest import ACCOUNT, ACTOR, Runtimes, Shop, pg_url
 
 THREADS = 6
 SERVERS = 3

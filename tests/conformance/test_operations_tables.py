@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 
-from conformance.conftest import ACCOUNT, Shop
+from support.shop import ACCOUNT, Shop
 from tenure.app.runtime import Runtime
 from tenure.config import Settings
 from tenure.domain.timefmt import format_time

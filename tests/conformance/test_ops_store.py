@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from conformance.conftest import BACKENDS, pg_url
+from support.postgres import BACKENDS, pg_url
 from tenure.canonical import canonical_json
 from tenure.store.alerts import StoredAlert
 from tenure.store.counters import MinuteCount

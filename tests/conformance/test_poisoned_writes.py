@@ -21,7 +21,9 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from e2e.conftest import Server, running_server
+from support.postgres import pg_url
+from support.server import Server, running_server
+from support.shop import ACCOUNT, ACTOR
 from tenure.domain.commands import CreateCustomer
 from tenure.errors import InvalidInput, StorageUnavailable
 from tenure.service import audit
@@ -29,8 +31,6 @@ from tenure.service.audit import AuditEntry
 from tenure.service.ledger import AuditRequest, Ledger, Outcome, Submission, Write
 from tenure.store import sql
 from tenure.store.engine import read_transaction
-
-from .conftest import ACCOUNT, ACTOR, pg_url
 
 VALID_WRITES = 200
 POISONERS = 2

@@ -15,7 +15,8 @@ from typing import Any
 import httpx
 import pytest
 
-from e2e.conftest import BOOTSTRAP_FILE, HOST, free_port, subprocess_env, tenure_executable
+from support.cli import subprocess_env, tenure_executable
+from support.server import BOOTSTRAP_FILE, HOST, free_port
 
 STARTUP_TIMEOUT = 20.0
 

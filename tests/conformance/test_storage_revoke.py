@@ -16,7 +16,8 @@ from typing import Any
 
 import httpx
 
-from e2e.conftest import Server, assert_one_line_error, tenure
+from support.remote import assert_one_line_error, tenure
+from support.server import Server
 
 REASON = "bob's laptop was stolen"
 

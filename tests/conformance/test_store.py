@@ -18,6 +18,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
+from support.postgres import pg_url
+from support.shop import ACCOUNT, ACTOR, Probe, Runtimes, Shop
 from tenure.app.runtime import Runtime
 from tenure.config import Settings
 from tenure.domain.activations import ActivateDevice, SeatLimitReached, fingerprint_hash
@@ -38,8 +40,6 @@ from tenure.store import sql
 from tenure.store import tables as t
 from tenure.store.engine import read_transaction
 from tenure.store.migrations import alembic_config, current_revision, upgrade
-
-from .conftest import ACCOUNT, ACTOR, Probe, Runtimes, Shop, pg_url
 
 THREADS = 8
 

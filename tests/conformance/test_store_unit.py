@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from conformance.conftest import ACCOUNT, ACTOR, Shop
+from support.shop import ACCOUNT, ACTOR, Shop
 from tenure.app.runtime import Runtime
 from tenure.errors import Conflict, TenureError
 from tenure.ledger.merkle import tree_hash

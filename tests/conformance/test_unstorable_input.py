@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 
-from e2e.conftest import Server
+from support.server import Server
 
 PROBLEM = "application/problem+json"
 EMAIL = "it@example.test"

@@ -9,7 +9,7 @@ import time
 import pytest
 import sqlalchemy as sa
 
-from conformance.conftest import pg_url
+from support.postgres import pg_url
 from tenure.store import notify
 from tenure.store.engine import create_engine, transaction_on
 

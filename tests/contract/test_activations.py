@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from support.shop import ACCOUNT, ACTOR, Probe, Runtimes
 from tenure.app.runtime import Runtime
 from tenure.domain.activations import (
     ActivateDevice,
@@ -30,8 +31,6 @@ from tenure.domain.commands import (
 from tenure.errors import Conflict
 from tenure.service.ledger import Ledger, Outcome, Submission
 from tenure.service.replay import rebuild
-
-from .conftest import ACCOUNT, ACTOR, Probe, Runtimes
 
 LEASE = 600
 

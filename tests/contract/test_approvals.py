@@ -9,6 +9,7 @@ from typing import Literal
 
 import pytest
 
+from support.shop import ACCOUNT, Probe, Shop
 from tenure.domain.approvals import (
     ApprovalExpired,
     DecideApproval,
@@ -24,8 +25,6 @@ from tenure.errors import Conflict, TenureError
 from tenure.service.ledger import Outcome, Submission
 from tenure.service.replay import rebuild
 from tenure.store.unit import SqlStore
-
-from .conftest import ACCOUNT, Probe, Shop
 
 REQUESTER = Actor("key_requester", "issuer", "api_key")
 APPROVER = Actor("key_approver", "admin", "api_key")

@@ -15,6 +15,8 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from support.shop import ACCOUNT, Probe, Shop
+from support.sqlite import db_path, raw_sqlite
 from tenure.domain.commands import SuspendLicense
 from tenure.errors import AuditTampered, Conflict, NotFound, StorageUnavailable
 from tenure.service import audit
@@ -23,8 +25,6 @@ from tenure.service.ledger import AuditRequest, Ledger, Write
 from tenure.store import sql
 from tenure.store.engine import create_engine, read_transaction, write_transaction
 from tenure.store.migrations import upgrade
-
-from .conftest import ACCOUNT, Probe, Shop, db_path, raw_sqlite
 
 
 def entry(n: int, account: str = ACCOUNT, **extra: Any) -> AuditEntry:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import typer.main
 
-from contract.conftest import TENURE, CliResult, _env, seed_args, tenure
+from support.cli import TENURE, CliResult, cli_env, seed_args, tenure
 from tenure import __version__
 from tenure.cli.main import app
 
@@ -26,7 +26,7 @@ def tenure_in(cwd: Path, *args: str | Path, **env: str) -> CliResult:
     done = subprocess.run(
         [str(TENURE), *(str(a) for a in args)],
         cwd=cwd,
-        env={**_env(), **env},
+        env={**cli_env(), **env},
         stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,

@@ -26,6 +26,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import given
 from hypothesis import strategies as st
 
+from support.cli import seed_args, tenure
+from support.leaves import read_leaves
+from support.shop import ACCOUNT, ACTOR, Runtimes, Shop
+from support.sqlite import raw_sqlite
 from tenure.app.runtime import Runtime
 from tenure.config import Settings
 from tenure.domain.commands import CreateCustomer
@@ -45,8 +49,6 @@ from tenure.store import sql
 from tenure.store.engine import create_engine, read_transaction
 from tenure.store.migrations import upgrade
 from tenure.store.unit import SqlStore
-
-from .conftest import ACCOUNT, ACTOR, Runtimes, Shop, raw_sqlite, read_leaves, seed_args, tenure
 
 ORIGIN = f"tenure.localhost/ledger/{ACCOUNT}"
 
@@ -117,7 +119,7 @@ def build(root: Path, events: int, seed: int, snapshot_at: tuple[int, ...]) -> B
     runtime = Runtime.open(Settings(data_dir=data_dir))
     site = open_site(site_url(site_root))
     signer = runtime.keystore.ledger_signer(ORIGIN)
-    shipper = Shipper(runtime.engine, [site])
+    shipper = Shipper(runtime.store, [site])
     digests: dict[int, str] = {0: MemoryState().digest()}
     try:
         with runtime.ledger() as ledger:
@@ -126,7 +128,7 @@ def build(root: Path, events: int, seed: int, snapshot_at: tuple[int, ...]) -> B
                 report = digest_of(runtime.store, ACCOUNT)
                 digests[report.size] = report.digest
                 if report.size in snapshot_at and report.size not in _snapshotted(site):
-                    taken = snapshots.take(runtime.engine, ACCOUNT, ORIGIN, signer)
+                    taken = snapshots.take(runtime.store, ACCOUNT, ORIGIN, signer)
                     snapshots.publish(taken, signer, [site])
                 if report.size == events // 2 and site_end(site, ACCOUNT) == 0:
                     shipper.ship_once()
@@ -170,7 +172,11 @@ def site_copy(built: Built, tmp_path: Path) -> Path:
 
 def restore_into(site_root: Path, target: Path, built: Built, **kw: int) -> RestoreReport:
     return restore(
-        open_site(site_url(site_root)), ACCOUNT, fresh_engine(target), built.verifiers, **kw
+        open_site(site_url(site_root)),
+        ACCOUNT,
+        SqlStore(fresh_engine(target)),
+        built.verifiers,
+        **kw,
     )
 
 
@@ -179,7 +185,7 @@ def assert_refused_and_empty(
 ) -> TenureError:
     engine = fresh_engine(target)
     with pytest.raises(errors) as caught:
-        restore(open_site(site_url(site_root)), ACCOUNT, engine, built.verifiers)
+        restore(open_site(site_url(site_root)), ACCOUNT, SqlStore(engine), built.verifiers)
     assert not holds_ledger(engine), "a refused restore left a ledger behind"
     return caught.value
 
@@ -444,7 +450,7 @@ def test_point_in_time_restores_equal_the_state_recorded_at_that_size(
 def test_restore_past_what_the_site_holds_is_refused(built: Built, tmp_path: Path) -> None:
     engine = fresh_engine(tmp_path / "t.db")
     with pytest.raises(RestoreRefused):
-        restore(built.site(), ACCOUNT, engine, built.verifiers, at_seq=built.size + 1)
+        restore(built.site(), ACCOUNT, SqlStore(engine), built.verifiers, at_seq=built.size + 1)
     assert not holds_ledger(engine)
 
 
@@ -530,7 +536,9 @@ def test_a_missing_newest_segment_is_refused(built: Built, site_copy: Path, tmp_
     # Not even the events the site still holds: its checkpoint says it held more.
     engine = fresh_engine(tmp_path / "u.db")
     with pytest.raises(RestoreRefused):
-        restore(open_site(site_url(site_copy)), ACCOUNT, engine, built.verifiers, at_seq=120)
+        restore(
+            open_site(site_url(site_copy)), ACCOUNT, SqlStore(engine), built.verifiers, at_seq=120
+        )
     assert not holds_ledger(engine)
 
 
@@ -576,7 +584,7 @@ def test_restoring_into_a_database_that_holds_the_ledger_is_refused(
     with read_transaction(engine) as conn:
         events_before = len(list(sql.iter_leaves(conn, ACCOUNT, 0, before.size)))
     with pytest.raises(RestoreRefused):
-        restore(built.site(), ACCOUNT, engine, built.verifiers)
+        restore(built.site(), ACCOUNT, SqlStore(engine), built.verifiers)
     assert digest_of(SqlStore(engine), ACCOUNT) == before
     with read_transaction(engine) as conn:
         assert sql.read_head(conn, ACCOUNT).size == 120  # type: ignore[union-attr]
@@ -673,7 +681,11 @@ def test_point_in_time_by_moment_restores_the_events_up_to_it(
     target = fresh_engine(tmp_path / "at-time.db")
     try:
         report = restore(
-            open_site(site_url(site_copy)), ACCOUNT, target, built.verifiers, at_time=moment
+            open_site(site_url(site_copy)),
+            ACCOUNT,
+            SqlStore(target),
+            built.verifiers,
+            at_time=moment,
         )
     finally:
         target.dispose()
@@ -693,7 +705,7 @@ def test_a_store_behind_a_site_refuses_to_append_until_restored(
     shutil.copy(built.data_dir / "master.key", data_dir / "master.key")
     old = fresh_engine(data_dir / "tenure.db")
     try:
-        restore(open_site(site_url(site_copy)), ACCOUNT, old, built.verifiers, at_seq=100)
+        restore(open_site(site_url(site_copy)), ACCOUNT, SqlStore(old), built.verifiers, at_seq=100)
     finally:
         old.dispose()
     settings = Settings(data_dir=data_dir, sites=site_url(site_copy))

@@ -12,14 +12,15 @@ from typing import Any
 import orjson
 import pytest
 
+from support.cli import seed_args, tenure
+from support.leaves import import_leaves, read_leaves
+from support.shop import ACCOUNT, Runtimes
 from tenure.domain.events import event_from_json
 from tenure.ledger.merkle import Frontier, leaf_hash
 from tenure.service.replay import digest_of, rebuild, replay
 from tenure.service.verify import verify_ledger
 from tenure.store import sql
 from tenure.store.engine import read_transaction
-
-from .conftest import ACCOUNT, Runtimes, import_leaves, read_leaves, seed_args, tenure
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
 GOLDEN = sorted(FIXTURES.glob("golden-*"))

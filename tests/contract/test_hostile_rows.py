@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import CliResult, raw_sqlite, seed_args, tampered_copy, tenure, tenure_many
+from support.cli import CliResult, seed_args, tenure, tenure_many
+from support.sqlite import raw_sqlite, tampered_copy
 
 EVENTS = 40
 SEED = 8

@@ -17,6 +17,9 @@ import sqlalchemy as sa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from support.cli import tenure
+from support.shop import ACCOUNT, Probe, Runtimes, Shop
+from support.sqlite import db_path
 from tenure.app.runtime import Runtime
 from tenure.domain.commands import PublishPlan
 from tenure.domain.licensekeys import hash_legacy_key
@@ -34,8 +37,6 @@ from tenure.service.legacy_import import (
 )
 from tenure.store import tables as t
 from tenure.store.engine import read_transaction
-
-from .conftest import ACCOUNT, Probe, Runtimes, Shop, db_path, tenure
 
 SYSTEM = "oldlm"
 KEY_PREFIX = "LEGKEY-"
@@ -226,7 +227,7 @@ def test_a_row_that_fails_midway_appends_none_of_its_events(
     parsed = [parse_row(1, row)]
     assert isinstance(parsed[0], LegacyRow)
     with catalog_runtime.ledger() as ledger:
-        report = import_rows(ledger, catalog_runtime.engine, ACCOUNT, SYSTEM, parsed)
+        report = import_rows(ledger, catalog_runtime.store, ACCOUNT, SYSTEM, parsed)
     assert [e.row for e in report.errors] == [1]
     assert probe.snapshot()[:3] == before[:3]
 
@@ -237,7 +238,7 @@ def test_plan_version_and_explicit_dates_are_kept(catalog_runtime: Runtime) -> N
         shop.run(PublishPlan(Shop.PLAN, Shop.PRODUCT, {"seats": 9}))
         row = {**_good(5), "plan_version": "1", "starts_at": "2023-03-01T08:00:00+02:00"}
         parsed = [parse_row(1, row)]
-        report = import_rows(ledger, catalog_runtime.engine, ACCOUNT, SYSTEM, parsed)
+        report = import_rows(ledger, catalog_runtime.store, ACCOUNT, SYSTEM, parsed)
     assert len(report.imported) == 1
     view = licensing.get_license(catalog_runtime.store, ACCOUNT, report.imported[0]["serial"])
     assert view["plan_version"] == 1

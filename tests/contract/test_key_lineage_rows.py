@@ -9,8 +9,9 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from conformance.conftest import pg_database, pg_url  # noqa: F401 - pg_database is a fixture
-from contract.conftest import ACCOUNT, seed_args, tenure
+from support.cli import seed_args, tenure
+from support.postgres import pg_url
+from support.shop import ACCOUNT
 from tenure.domain.lineage import line_of
 from tenure.service.apikeys import create_api_key, creators
 from tenure.store import tables as t
@@ -71,7 +72,7 @@ def test_key_lineage_comes_back_from_the_key_rows_and_from_snapshots(tmp_path: P
 
 def test_tenure_migrate_takes_key_lineage_to_postgresql(
     tmp_path: Path,
-    pg_database: str,  # noqa: F811
+    pg_database: str,
 ) -> None:
     data_dir = tmp_path / "data"
     assert tenure(*seed_args(data_dir, 20, 4)).code == 0

@@ -10,8 +10,9 @@ import base64
 import time
 from pathlib import Path
 
-from conformance.conftest import pg_database, pg_url  # noqa: F401 - pg_database is a fixture
-from contract.conftest import ACCOUNT, Shop, tenure
+from support.cli import tenure
+from support.postgres import pg_url
+from support.shop import ACCOUNT, Shop
 from tenure.app.runtime import Runtime
 from tenure.config import Settings
 from tenure.domain.commands import CreateCustomer
@@ -67,7 +68,7 @@ def _wait_for_mirror(mirror: object) -> None:
 
 def test_sqlite_to_postgresql_and_back_proves_digest_and_root_at_each_step(
     tmp_path: Path,
-    pg_database: str,  # noqa: F811
+    pg_database: str,
 ) -> None:
     data_dir = tmp_path / "data"
     sqlite_url = f"sqlite:///{(data_dir / 'tenure.db').as_posix()}"
@@ -108,7 +109,7 @@ def test_sqlite_to_postgresql_and_back_proves_digest_and_root_at_each_step(
 
 def test_cutover_then_finish_leaves_the_target_in_use(
     tmp_path: Path,
-    pg_database: str,  # noqa: F811
+    pg_database: str,
 ) -> None:
     data_dir = tmp_path / "data"
     sqlite_url = f"sqlite:///{(data_dir / 'tenure.db').as_posix()}"
@@ -128,7 +129,7 @@ def test_cutover_then_finish_leaves_the_target_in_use(
 
 def test_postgresql_to_sqlite_copy_verifies_and_a_nonempty_target_is_refused(
     tmp_path: Path,
-    pg_database: str,  # noqa: F811
+    pg_database: str,
 ) -> None:
     data_dir = tmp_path / "data"
     pg = pg_url(pg_database)

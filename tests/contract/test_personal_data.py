@@ -16,7 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from e2e.conftest import running_server
+from support.cli import tenure
+from support.leaves import import_leaves, read_leaves
+from support.server import running_server
+from support.shop import ACCOUNT, ACTOR, Runtimes
 from tenure.app.runtime import Runtime
 from tenure.crypto.datakeys import open_field, seal_field
 from tenure.domain.commands import (
@@ -33,8 +36,6 @@ from tenure.service.replay import digest_of, rebuild
 from tenure.service.verify import verify_ledger
 from tenure.store import sql
 from tenure.store.engine import read_transaction
-
-from .conftest import ACCOUNT, ACTOR, Runtimes, import_leaves, read_leaves, tenure
 
 GOLDEN = Path(__file__).parent.parent / "fixtures" / "golden-0.1.0"
 

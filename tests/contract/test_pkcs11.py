@@ -21,7 +21,9 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from required import missing_tool
+from support.cli import tenure
+from support.required import missing_tool
+from support.shop import ACCOUNT, Shop
 from tenure.app.runtime import Runtime
 from tenure.config import Settings
 from tenure.crypto import jws, pkcs11
@@ -33,7 +35,6 @@ from tenure.sdk.trust import TrustAnchor
 from tenure.store import sql
 from tenure.store.engine import read_transaction
 
-from .conftest import ACCOUNT, Shop, tenure
 from .test_tokens import NOW, licensed_device
 
 MODULE = Path("/usr/lib/softhsm/libsofthsm2.so")

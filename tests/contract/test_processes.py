@@ -7,10 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+from support.cli import tenure
+from support.shop import ACCOUNT, Probe
 from tenure.app.runtime import Runtime
 from tenure.config import Settings
-
-from .conftest import ACCOUNT, Probe, tenure
 
 APPENDER = """
 import sys

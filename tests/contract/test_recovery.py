@@ -11,6 +11,9 @@ from pathlib import Path
 import orjson
 import pytest
 
+from support.cli import tenure
+from support.shop import ACCOUNT, ACTOR
+from support.sqlite import raw_sqlite
 from tenure.app.runtime import Runtime
 from tenure.config import Settings
 from tenure.domain.commands import CreateCustomer
@@ -24,8 +27,8 @@ from tenure.service.ledger import Submission
 from tenure.service.replay import digest_of
 from tenure.store import sql
 from tenure.store.engine import create_engine, read_transaction
+from tenure.store.unit import SqlStore
 
-from .conftest import ACCOUNT, ACTOR, raw_sqlite, tenure
 from .test_durability import ORIGIN, Built, build, fresh_engine, site_url
 
 
@@ -82,13 +85,13 @@ def test_a_store_behind_a_site_catches_up_with_replace(built: Built, tmp_path: P
     data_dir = data_dir_with_keys(built, tmp_path / "old")
     old = fresh_engine(data_dir / "tenure.db")
     try:
-        restore(built.site(), ACCOUNT, old, built.verifiers, at_seq=100)
+        restore(built.site(), ACCOUNT, SqlStore(old), built.verifiers, at_seq=100)
     finally:
         old.dispose()
     runtime = Runtime.open(Settings(data_dir=data_dir, sites=site_url(built.site_root)))
     try:
         assert len(runtime.guard_against_sites()) == 1  # refuses to append from here
-        report = restore(built.site(), ACCOUNT, runtime.engine, built.verifiers, replace=True)
+        report = restore(built.site(), ACCOUNT, runtime.store, built.verifiers, replace=True)
         assert (report.size, report.replaced, report.key_rows) == (300, 100, "kept")
         assert report.digest == built.digests[300]
         # The writer appends again, on top of the recovered events.
@@ -133,7 +136,7 @@ def test_replace_refuses_a_fork_and_leaves_the_target_unchanged(
     data_dir = data_dir_with_keys(built, tmp_path / "fork")
     engine = fresh_engine(data_dir / "tenure.db")
     try:
-        restore(built.site(), ACCOUNT, engine, built.verifiers, at_seq=120)
+        restore(built.site(), ACCOUNT, SqlStore(engine), built.verifiers, at_seq=120)
     finally:
         engine.dispose()
     append_customer(data_dir, "only-here").close()  # event 120 differs from the site's
@@ -141,7 +144,7 @@ def test_replace_refuses_a_fork_and_leaves_the_target_unchanged(
     target = create_engine(f"sqlite:///{data_dir / 'tenure.db'}")
     try:
         with pytest.raises(RestoreRefused, match="not a prefix"):
-            restore(built.site(), ACCOUNT, target, built.verifiers, replace=True)
+            restore(built.site(), ACCOUNT, SqlStore(target), built.verifiers, replace=True)
     finally:
         target.dispose()
     assert leaves_of(data_dir) == before
@@ -169,8 +172,8 @@ def test_events_lost_everywhere_start_a_new_epoch(built: Built, tmp_path: Path) 
     site = site_url(site_root)
     live = Runtime.open(Settings(data_dir=built.data_dir))
     try:  # the API key rows the shipper keeps at a site, signed by the ledger key
-        with read_transaction(live.engine) as conn:
-            rows = keyrows.encode(ACCOUNT, keyrows.read_rows(conn, ACCOUNT))
+        with live.store.read() as tx:
+            rows = keyrows.encode(ACCOUNT, keyrows.read_rows(tx, ACCOUNT))
         keyrows.publish(open_site(site), ACCOUNT, rows, live.ledger_signer(ACCOUNT)[1])
     finally:
         live.close()
@@ -210,7 +213,7 @@ def test_events_lost_everywhere_start_a_new_epoch(built: Built, tmp_path: Path) 
         assert runtime.guard_against_sites() == []
         origin, signer = runtime.ledger_signer(ACCOUNT)
         assert origin == f"{ORIGIN}/epoch-2"
-        Shipper(runtime.engine, [open_site(site)], signer=runtime.ledger_signer).ship_once()
+        Shipper(runtime.store, [open_site(site)], signer=runtime.ledger_signer).ship_once()
         live = digest_of(runtime.store, ACCOUNT)
     finally:
         runtime.close()
@@ -220,7 +223,9 @@ def test_events_lost_everywhere_start_a_new_epoch(built: Built, tmp_path: Path) 
     # A later disaster restores the new epoch from the site.
     again = fresh_engine(tmp_path / "again.db")
     try:
-        second = restore(open_site(site), ACCOUNT, again, [*built.verifiers, signer.verifier])
+        second = restore(
+            open_site(site), ACCOUNT, SqlStore(again), [*built.verifiers, signer.verifier]
+        )
     finally:
         again.dispose()
     assert (second.size, second.digest) == (152, live.digest)
@@ -230,7 +235,7 @@ def test_a_new_epoch_is_refused_when_nothing_is_lost(built: Built, tmp_path: Pat
     engine = fresh_engine(tmp_path / "t.db")
     try:
         with pytest.raises(RestoreRefused, match="without --new-epoch"):
-            restore(built.site(), ACCOUNT, engine, built.verifiers, new_epoch=True)
+            restore(built.site(), ACCOUNT, SqlStore(engine), built.verifiers, new_epoch=True)
         with read_transaction(engine) as conn:
             assert sql.read_head(conn, ACCOUNT) is None
     finally:

@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 
+from support.shop import ACCOUNT, Probe, Runtimes, Shop
+from support.sqlite import backup_sqlite, db_path, replace_database
 from tenure.app.runtime import Runtime
 from tenure.domain.commands import CreateCustomer
 from tenure.errors import LedgerTampered, StoreBehindCheckpoint
 from tenure.service.ledger import SignRequest
 from tenure.service.verify import verify_ledger
-
-from .conftest import ACCOUNT, Probe, Runtimes, Shop, backup_sqlite, db_path, replace_database
 
 K = 12
 MORE = 5

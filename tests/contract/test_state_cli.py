@@ -9,20 +9,12 @@ from pathlib import Path
 
 import pytest
 
+from support.cli import CliResult, seed_args, tenure, tenure_many
+from support.leaves import import_leaves, read_leaves
+from support.shop import ACCOUNT, Runtimes
+from support.sqlite import raw_sqlite
 from tenure.service.replay import digest_of, rebuild
 from tenure.service.verify import verify_ledger
-
-from .conftest import (
-    ACCOUNT,
-    CliResult,
-    Runtimes,
-    import_leaves,
-    raw_sqlite,
-    read_leaves,
-    seed_args,
-    tenure,
-    tenure_many,
-)
 
 EVENTS = 200
 SEED = 11

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import CliResult, seed_args, tampered_copy, tenure, tenure_many
+from support.cli import CliResult, seed_args, tenure, tenure_many
+from support.sqlite import tampered_copy
 
 EVENTS = 300
 SEED = 5

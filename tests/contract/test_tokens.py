@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from support.shop import ACCOUNT, ACTOR, Runtimes
 from tenure.app.runtime import Runtime
 from tenure.crypto import jws
 from tenure.domain.activations import ActivateDevice, fingerprint_hash
@@ -15,8 +16,6 @@ from tenure.domain.commands import CreateCustomer, DefineProduct, IssueLicense, 
 from tenure.errors import TokenRejected
 from tenure.service.ledger import Submission
 from tenure.service.tokens import NotActivated
-
-from .conftest import ACCOUNT, ACTOR, Runtimes
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
 

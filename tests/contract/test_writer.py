@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from support.shop import ACCOUNT, Probe, Runtimes, Shop
+from support.sqlite import raw_sqlite
 from tenure.app.runtime import Runtime
 from tenure.domain.commands import (
     Command,
@@ -29,8 +31,6 @@ from tenure.service.replay import rebuild
 from tenure.service.verify import verify_ledger
 from tenure.store import sql
 from tenure.store.engine import read_transaction
-
-from .conftest import ACCOUNT, Probe, Runtimes, Shop, raw_sqlite
 
 THREADS = 16
 

@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from required import missing_tool
+from support.required import missing_tool
 
 CHROMIUM = Path("/usr/bin/chromium")
 

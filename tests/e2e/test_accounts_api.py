@@ -8,7 +8,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from .conftest import Server, assert_one_line_error, ok_json, seeded_server, tenure
+from support.remote import assert_one_line_error, ok_json, tenure
+from support.server import Server, seeded_server
 
 
 @pytest.fixture(scope="module")

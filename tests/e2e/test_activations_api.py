@@ -11,9 +11,9 @@ from typing import Any
 import httpx
 import pytest
 
+from support.api import apply_example_catalog, issue_license
+from support.server import Server, seeded_server
 from tenure.domain.activations import fingerprint_hash
-
-from .conftest import Server, apply_example_catalog, issue_license, seeded_server
 
 
 @pytest.fixture(scope="module")

@@ -12,8 +12,9 @@ from typing import Any
 import httpx
 import pytest
 
+from support.server import Server, running_server
+
 from .chromium import launched_chromium
-from .conftest import Server, running_server
 
 RENDER_TIMEOUT_MS = 20_000
 SCRIPT_TAG = re.compile(r"<script\b([^>]*)>(.*?)</script>", re.S | re.I)

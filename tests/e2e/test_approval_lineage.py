@@ -17,7 +17,8 @@ from typing import Any
 import httpx
 import pytest
 
-from .conftest import Server, seed_data_dir, start_server, tenure
+from support.remote import tenure
+from support.server import Server, seed_data_dir, start_server
 
 NOT_INDEPENDENT = "approver_not_independent"
 

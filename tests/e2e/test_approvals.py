@@ -13,7 +13,8 @@ from typing import Any
 import httpx
 import pytest
 
-from .conftest import Server, apply_example_catalog, issue_license, seed_data_dir, start_server
+from support.api import apply_example_catalog, issue_license
+from support.server import Server, seed_data_dir, start_server
 
 REVOKE_THRESHOLD = 2
 

@@ -14,7 +14,9 @@ from typing import Any
 import httpx
 import pytest
 
-from .conftest import Server, apply_example_catalog, seeded_server, tenure
+from support.api import apply_example_catalog
+from support.remote import tenure
+from support.server import Server, seeded_server
 
 CATALOG = Path(__file__).resolve().parents[2] / "examples" / "catalog.yaml"
 PROBLEM = "application/problem+json"

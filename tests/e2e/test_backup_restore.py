@@ -18,18 +18,12 @@ from typing import Any
 import httpx
 import pytest
 
+from support.api import apply_example_catalog, issue_license
+from support.cli import subprocess_env, tenure_executable
+from support.server import seed_data_dir, start_server
 from tenure.durability import snapshots
 from tenure.durability.shipping import site_end
 from tenure.durability.sites import Site, open_site
-
-from .conftest import (
-    apply_example_catalog,
-    issue_license,
-    seed_data_dir,
-    start_server,
-    subprocess_env,
-    tenure_executable,
-)
 
 ACCOUNT = "default"
 

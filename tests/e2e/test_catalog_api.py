@@ -13,10 +13,10 @@ from typing import Any
 import httpx
 import pytest
 
+from support.api import approve_with, client_with, people
+from support.server import Server, seeded_server
 from tenure.service.apikeys import create_api_key, key_id_of
 from tenure.store.engine import create_engine
-
-from .conftest import Server, approve_with, client_with, people, seeded_server
 
 EXAMPLE = (Path(__file__).parents[2] / "examples" / "catalog.yaml").read_bytes()
 YAML = {"Content-Type": "application/yaml"}

@@ -17,6 +17,7 @@ import httpx
 import orjson
 import pytest
 
+from support.server import SEED, Server, seeded_server
 from tenure.crypto.keystore import hash_license_key
 from tenure.domain.projector import effective_entitlements
 from tenure.ledger.checkpoint import open_checkpoint
@@ -24,8 +25,6 @@ from tenure.ledger.note import NoteVerifier
 from tenure.service.apikeys import create_api_key
 from tenure.service.demo import demo_license_keys
 from tenure.store.engine import create_engine
-
-from .conftest import SEED, Server, seeded_server
 
 ACCOUNT = "default"
 PROBLEM = "application/problem+json"

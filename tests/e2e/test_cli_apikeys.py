@@ -16,16 +16,9 @@ from typing import Any
 
 import pytest
 
+from support.remote import assert_one_line_error, ok_json, tenure
+from support.server import Server, free_port, seeded_server
 from tenure.service.apikeys import ROLES
-
-from .conftest import (
-    Server,
-    assert_one_line_error,
-    free_port,
-    ok_json,
-    seeded_server,
-    tenure,
-)
 
 
 @pytest.fixture(scope="module")

@@ -15,16 +15,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from .conftest import (
-    HOST,
-    Server,
-    assert_one_line_error,
-    free_port,
-    running_server,
-    subprocess_env,
-    tenure,
-    tenure_executable,
-)
+from support.cli import subprocess_env, tenure_executable
+from support.remote import assert_one_line_error, tenure
+from support.server import HOST, Server, free_port, running_server
+
 from .test_tls import _wait_https
 
 README = Path(__file__).resolve().parents[2] / "README.md"

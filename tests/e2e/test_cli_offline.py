@@ -14,18 +14,10 @@ from typing import Any
 import httpx
 import pytest
 
+from support.api import apply_example_catalog, issue_license, people
+from support.remote import assert_one_line_error, ok_json, tenure
+from support.server import Server, seeded_server
 from tenure.crypto import jws
-
-from .conftest import (
-    Server,
-    apply_example_catalog,
-    assert_one_line_error,
-    issue_license,
-    ok_json,
-    people,
-    seeded_server,
-    tenure,
-)
 
 ISSUER = "tenure.localhost/ledger/default"
 BEGIN = "-----BEGIN TENURE LICENSE FILE-----"

@@ -15,14 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import (
-    Server,
-    assert_one_line_error,
-    free_port,
-    ok_json,
-    seeded_server,
-    tenure,
-)
+from support.remote import assert_one_line_error, ok_json, tenure
+from support.server import Server, free_port, seeded_server
 
 CATALOG = Path(__file__).resolve().parents[2] / "examples" / "catalog.yaml"
 

@@ -13,7 +13,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from .conftest import HOST, Server, running_server
+from support.server import HOST, Server, running_server
 
 HALF_SENT = 20
 SETTLE_SECONDS = 10.0

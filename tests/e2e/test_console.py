@@ -18,14 +18,10 @@ from typing import Any
 import httpx
 import pytest
 
+from support.api import apply_example_catalog, issue_license
+from support.server import Server, running_server, seed_data_dir
+
 from .chromium import launched_chromium
-from .conftest import (
-    Server,
-    apply_example_catalog,
-    issue_license,
-    running_server,
-    seed_data_dir,
-)
 
 VIEWPORT = {"width": 1440, "height": 900}
 PROOF_WAIT_SECONDS = 15.0

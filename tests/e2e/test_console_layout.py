@@ -11,8 +11,10 @@ from typing import Any
 
 import pytest
 
+from support.api import apply_example_catalog, issue_license
+from support.server import Server, running_server
+
 from .chromium import launched_chromium
-from .conftest import Server, apply_example_catalog, issue_license, running_server
 
 VIEWPORT = {"width": 1280, "height": 800}
 LONG_REASON = "invoice-1002-unpaid-since-2026-11-01;see:https://tickets.example.com/SUP-48213"

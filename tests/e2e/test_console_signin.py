@@ -15,8 +15,9 @@ from typing import Any
 import httpx
 import pytest
 
+from support.server import HOST, Server, running_server
+
 from .chromium import launched_chromium
-from .conftest import HOST, Server, running_server
 
 SESSION_COOKIE = "tenure_console"
 SIGNIN_COOKIE = "tenure_signin"

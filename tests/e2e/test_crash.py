@@ -38,15 +38,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from .conftest import (
-    STOP_TIMEOUT,
-    Server,
-    _wait_until_healthy,
-    apply_example_catalog,
-    free_port,
-    subprocess_env,
-    tenure_executable,
-)
+from support.api import apply_example_catalog
+from support.cli import subprocess_env, tenure_executable
+from support.server import STOP_TIMEOUT, Server, free_port, wait_until_healthy
 
 KILLS = int(os.environ.get("TENURE_CRASH_KILLS", "20"))
 CRASH_SEED = int(os.environ.get("TENURE_CRASH_SEED", "20261129"))
@@ -81,7 +75,7 @@ def _start(data_dir: Path, log_dir: Path, run: int) -> Server:
         )
     server = Server(data_dir, port, process, stdout_path, stderr_path)
     try:
-        _wait_until_healthy(server)
+        wait_until_healthy(server)
     except BaseException:
         _kill_group(server)
         raise

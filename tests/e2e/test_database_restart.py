@@ -26,9 +26,9 @@ import psycopg
 import pytest
 import sqlalchemy as sa
 
-from required import missing_tool
-
-from .conftest import HOST, Server, free_port, running_server, subprocess_env, tenure_executable
+from support.cli import subprocess_env, tenure_executable
+from support.required import missing_tool
+from support.server import HOST, Server, free_port, running_server
 
 WRITERS = 4
 DOWN_SECONDS = 2.0

@@ -11,17 +11,10 @@ from typing import Any
 import httpx
 import pytest
 
+from support.api import apply_example_catalog, issue_license
+from support.remote import tenure
+from support.server import REQUEST_TIMEOUT, Server, seed_data_dir, start_server
 from tenure.sdk import DeploymentReporting, LicenseClient, fingerprint_hash
-
-from .conftest import (
-    REQUEST_TIMEOUT,
-    Server,
-    apply_example_catalog,
-    issue_license,
-    seed_data_dir,
-    start_server,
-    tenure,
-)
 
 PROBLEM_JSON = "application/problem+json"
 DEVICE = {"license": "TNR-AAAAA-BBBBB-CCCCC-DDDDD", "fingerprint_hash": "0" * 64}

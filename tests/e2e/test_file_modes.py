@@ -15,19 +15,13 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from support.cli import subprocess_env, tenure_executable
+from support.server import Server, running_server, seed_data_dir
 from tenure.app.runtime import Runtime
 from tenure.config import Settings
 from tenure.durability.sites import open_site
 from tenure.service.apikeys import ensure_bootstrap_owner
 from tenure.store.engine import write_transaction
-
-from .conftest import (
-    Server,
-    running_server,
-    seed_data_dir,
-    subprocess_env,
-    tenure_executable,
-)
 
 SHIP_WAIT_SECONDS = 20.0
 OPEN_UMASK = 0o022

@@ -42,9 +42,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from required import missing_tool
-
-from .conftest import free_port, subprocess_env
+from support.cli import subprocess_env
+from support.required import missing_tool
+from support.server import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 VENV = Path(sys.executable).parent.parent

@@ -13,17 +13,11 @@ import httpx
 import pytest
 from pydantic import ValidationError
 
+from support.api import apply_example_catalog, issue_license
+from support.cli import subprocess_env, tenure_executable
+from support.remote import assert_one_line_error
+from support.server import Server, running_server
 from tenure.config import Settings
-
-from .conftest import (
-    Server,
-    apply_example_catalog,
-    assert_one_line_error,
-    issue_license,
-    running_server,
-    subprocess_env,
-    tenure_executable,
-)
 
 AUTH_FAILURES = 5
 """Failed authentications per minute per client address on these servers."""

@@ -13,17 +13,12 @@ from typing import Any
 import httpx
 import pytest
 
+from support.api import apply_example_catalog
+from support.cli import subprocess_env, tenure_executable
+from support.server import Server, running_server
 from tenure.app.runtime import Runtime
 from tenure.config import Settings
 from tenure.service.licensing import serial_by_legacy_id
-
-from .conftest import (
-    Server,
-    apply_example_catalog,
-    running_server,
-    subprocess_env,
-    tenure_executable,
-)
 
 ACCOUNT = "default"
 SYSTEM = "keymaster"

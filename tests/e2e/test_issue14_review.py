@@ -21,15 +21,9 @@ from typing import Any
 import httpx
 import pytest
 
-from .conftest import (
-    Server,
-    assert_one_line_error,
-    seed_data_dir,
-    start_server,
-    subprocess_env,
-    tenure,
-    tenure_executable,
-)
+from support.cli import subprocess_env, tenure_executable
+from support.remote import assert_one_line_error, tenure
+from support.server import Server, seed_data_dir, start_server
 
 NOT_UTF8 = os.fsdecode(b"cus_\xff")
 """A command-line argument holding the byte 0xff, as Python hands it over."""

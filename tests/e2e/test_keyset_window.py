@@ -21,18 +21,14 @@ import httpx
 import orjson
 import pytest
 
+from support.api import issue_license, rotate_token_keys
+from support.server import Server
 from tenure.crypto import jws
 from tenure.crypto.keyset import open_keyset
 from tenure.crypto.keystore import TokenKeys, load_master_key
 from tenure.ledger.note import NoteVerifier
 from tenure.sdk import TOKEN_TYP, LicenseClient
 from tenure.sdk.cache import KEYSET_FILE, TOKEN_FILE
-
-from .conftest import (
-    Server,
-    issue_license,
-    rotate_token_keys,
-)
 
 DEVICE = "windowed-pc"
 OFFLINE = "http://127.0.0.1:9"

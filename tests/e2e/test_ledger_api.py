@@ -20,12 +20,12 @@ import httpx
 import pytest
 import rfc8785
 
+from support.api import Fetched
+from support.server import SEED_EVENTS, Server, running_server
 from tenure.durability.upgrades import schema_head
 from tenure.errors import MalformedNote, UnverifiedNote
 from tenure.ledger.checkpoint import Checkpoint, open_checkpoint
 from tenure.ledger.note import NoteVerifier
-
-from .conftest import SEED_EVENTS, Fetched, Server, running_server
 
 PROBLEM_JSON = "application/problem+json"
 API_KEY = re.compile(r"tnr_[a-z2-7]{52}")

@@ -13,18 +13,13 @@ import orjson
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from support.api import issue_license
+from support.remote import assert_one_line_error, ok_json, tenure
+from support.server import Server
 from tenure.crypto import jws, license_file
 from tenure.crypto.keyset import open_keyset
 from tenure.crypto.keystore import TokenKeys, load_master_key
 from tenure.ledger.note import NoteSigner, NoteVerifier
-
-from .conftest import (
-    Server,
-    assert_one_line_error,
-    issue_license,
-    ok_json,
-    tenure,
-)
 
 DEVICE = "vault-7"
 OFFLINE = "http://127.0.0.1:9"

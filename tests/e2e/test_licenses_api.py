@@ -16,10 +16,9 @@ from typing import Any
 import httpx
 import pytest
 
+from support.server import Server, seeded_server
 from tenure.service.apikeys import create_api_key
 from tenure.store.engine import create_engine
-
-from .conftest import Server, seeded_server
 
 PROBLEM = "application/problem+json"
 

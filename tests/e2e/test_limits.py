@@ -10,9 +10,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from support.server import Server, start_server
 from tenure.api.limits import Rate, TokenBuckets
-
-from .conftest import Server, start_server
 
 CHECK_RATE = 20
 """Checks per second (and burst) per client IP and per credential on the test server."""

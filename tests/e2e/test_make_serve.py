@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import HOST, free_port
+from support.server import HOST, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 INSTALL_TIMEOUT = 240.0

@@ -13,7 +13,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from .conftest import Server, running_server, seed_data_dir
+from support.server import Server, running_server, seed_data_dir
 
 CHECKS = 60
 WAIT_SECONDS = 60.0

@@ -16,11 +16,10 @@ from typing import Any
 import httpx
 import pytest
 
+from support.server import Server, running_server, seed_data_dir
 from tenure.service.apikeys import ROLES, create_api_key
 from tenure.service.policy import POLICY, allowed
 from tenure.store.engine import create_engine
-
-from .conftest import Server, running_server, seed_data_dir
 
 PROBLEM = "application/problem+json"
 ACCOUNT = "default"

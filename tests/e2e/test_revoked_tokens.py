@@ -22,18 +22,11 @@ import pytest
 from joserfc import jwt
 from joserfc.jwk import KeySet
 
+from support.api import CATALOG, apply_example_catalog, issue_license
+from support.node import node_verify
+from support.server import REQUEST_TIMEOUT, Server, seeded_server
 from tenure.crypto import jws
 from tenure.sdk import LicenseClient, RefreshFailed, SyncFailed
-
-from .conftest import (
-    CATALOG,
-    REQUEST_TIMEOUT,
-    Server,
-    apply_example_catalog,
-    issue_license,
-    node_verify,
-    seeded_server,
-)
 
 PROBLEM = "application/problem+json"
 REVOCATIONS_TYP = "tenure-revocations+jwt"

@@ -46,13 +46,9 @@ from typing import Any
 import httpx
 import pytest
 
-from .conftest import (
-    REQUEST_TIMEOUT,
-    Server,
-    apply_example_catalog,
-    seeded_server,
-    subprocess_env,
-)
+from support.api import apply_example_catalog
+from support.cli import subprocess_env
+from support.server import REQUEST_TIMEOUT, Server, seeded_server
 
 CATALOG = (Path(__file__).parents[2] / "examples" / "catalog.yaml").read_bytes()
 MAX_EXAMPLES = int(os.environ.get("TENURE_FUZZ_EXAMPLES", "30"))

@@ -15,17 +15,10 @@ import httpx
 import orjson
 import pytest
 
+from support.api import apply_example_catalog, issue_license
+from support.server import Server, running_server, seed_data_dir, start_server
 from tenure.crypto.jws import b64url_decode
 from tenure.sdk import LicenseClient, RefreshFailed
-
-from .conftest import (
-    Server,
-    apply_example_catalog,
-    issue_license,
-    running_server,
-    seed_data_dir,
-    start_server,
-)
 
 DAY = 86_400
 GRACE = 14 * DAY  # studio-pro: offline_token_ttl PT24H, grace P14D

@@ -23,24 +23,16 @@ import orjson
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from support.api import apply_example_catalog, issue_license, ledger_key_of, rotate_token_keys
+from support.cli import subprocess_env
+from support.remote import assert_one_line_error, tenure
+from support.server import Server, seeded_server
 from tenure.crypto import jws
 from tenure.crypto.keyset import HEADER, KeySet, open_keyset
 from tenure.errors import InvalidInput
 from tenure.ledger.note import NoteSigner, NoteVerifier, parse_note, sign_note
 from tenure.sdk import TOKEN_TYP, ActivationFailed, LicenseClient, fingerprint_hash
 from tenure.sdk.cache import JWKS_FILE, KEYSET_FILE, STATE_FILE, TOKEN_FILE
-
-from .conftest import (
-    Server,
-    apply_example_catalog,
-    assert_one_line_error,
-    issue_license,
-    ledger_key_of,
-    rotate_token_keys,
-    seeded_server,
-    subprocess_env,
-    tenure,
-)
 
 DEVICE = "anchored-pc"
 ORIGIN = "tenure.localhost/ledger/default"

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import BOOTSTRAP_FILE, HOST, running_server, subprocess_env
+from support.cli import subprocess_env
+from support.server import BOOTSTRAP_FILE, HOST, running_server
 
 SERVE_TIMEOUT = 60
 

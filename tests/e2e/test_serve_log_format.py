@@ -15,7 +15,8 @@ import sys
 import time
 from pathlib import Path
 
-from .conftest import HOST, free_port, subprocess_env
+from support.cli import subprocess_env
+from support.server import HOST, free_port
 
 STARTED = "Application startup complete."
 WAIT_SECONDS = 30.0

@@ -9,7 +9,7 @@ import os
 import subprocess
 from pathlib import Path
 
-from .conftest import free_port
+from support.server import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "test-tools"

@@ -28,7 +28,7 @@ import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from required import missing_tool
+from support.required import missing_tool
 from tenure.ledger.note import NoteSigner
 
 pytestmark = pytest.mark.go

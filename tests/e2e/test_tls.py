@@ -20,7 +20,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from .conftest import HOST, REQUEST_TIMEOUT, STARTUP_TIMEOUT, Server, free_port, subprocess_env
+from support.cli import subprocess_env
+from support.server import HOST, REQUEST_TIMEOUT, STARTUP_TIMEOUT, Server, free_port
 
 Key = ec.EllipticCurvePrivateKey
 

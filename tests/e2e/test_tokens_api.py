@@ -15,18 +15,12 @@ import pytest
 from joserfc import jwt
 from joserfc.jwk import KeySet
 
+from support.api import apply_example_catalog, issue_license, people
+from support.node import node_verify
+from support.server import Server, seeded_server
 from tenure.crypto import jws, license_file
 from tenure.domain.activations import fingerprint_hash
 from tenure.errors import InvalidLicenseFile, TokenRejected
-
-from .conftest import (
-    Server,
-    apply_example_catalog,
-    issue_license,
-    node_verify,
-    people,
-    seeded_server,
-)
 
 TYP = "tenure-offline+jwt"
 ISSUER = "tenure.localhost/ledger/default"

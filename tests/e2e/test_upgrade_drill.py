@@ -27,10 +27,11 @@ import httpx
 import pytest
 
 import tenure
+from support.api import apply_example_catalog
+from support.cli import subprocess_env
+from support.server import Server, free_port, wait_until_healthy
 from tenure.crypto import jws
 from tenure.durability.upgrades import schema_head
-
-from .conftest import Server, _wait_until_healthy, apply_example_catalog, free_port, subprocess_env
 
 ROOT = Path(__file__).resolve().parents[2]
 TYP = "tenure-offline+jwt"
@@ -118,7 +119,7 @@ def serve(python: Path, data_dir: Path, logs: Path, **env: str) -> Server:
         )
     server = Server(data_dir, port, process, out, err)
     try:
-        _wait_until_healthy(server)
+        wait_until_healthy(server)
     except BaseException:
         server.stop()
         raise

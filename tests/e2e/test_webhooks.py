@@ -16,7 +16,9 @@ import httpx
 import pytest
 from standardwebhooks.webhooks import Webhook
 
-from .conftest import Server, apply_example_catalog, issue_license, ok_json, start_server, tenure
+from support.api import apply_example_catalog, issue_license
+from support.remote import ok_json, tenure
+from support.server import Server, start_server
 
 PROBLEM = "application/problem+json"
 HANG_SECONDS = 30.0

@@ -1,5 +1,5 @@
 """A test whose outside tool is missing fails under ``make test`` and on CI, and skips
-only on a workstation running pytest by hand (``tests/required.py``)."""
+only on a workstation running pytest by hand (``tests/support/required.py``)."""
 
 from __future__ import annotations
 
@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from required import missing_tool
+from support.required import missing_tool
 
 TESTS = Path(__file__).resolve().parents[1]
 SKIPS = re.compile(r"pytest\.skip\(|\.skipif\(|importorskip\(|mark\.skip\b")
 SKIPS_FOR_NO_TOOL = {
     # The one place a test skips for a missing tool, saying why.
-    "required.py",
+    "support/required.py",
     # A release commit that a shallow clone lacks: history, not a tool.
     "contract/test_compatibility.py",
 }

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .conftest import Results, without_detail
+from support.vectors import Results, without_detail
 
 KINDS = frozenset({"checkpoint", "inclusion", "consistency", "keyset-note"})
 

@@ -9,9 +9,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from support.vectors import VECTORS, manifest
 from tenure.sdk import fingerprint_hash
 
-from .conftest import VECTORS, manifest
 from .make_vectors import FILE_INPUTS, KEPT, MANIFEST, write
 
 REPOSITORY = VECTORS.parents[1]

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .conftest import VECTORS
+from support.vectors import VECTORS
+
 from .tenure_checker import CHECKERS, VectorFiles, verdicts
 
 KINDS = frozenset(CHECKERS)

@@ -50,7 +50,7 @@ def latest_drill(request: Request, caller: Reader) -> dict[str, Any]:
     """The account's newest restore drill: ``{"at", "site", "passed", "rto_seconds",
     "rpo_events", "rpo_seconds", "restored_size", "live_size", "detail"}``; 404
     before the first (``tenure drill``, or ``TENURE_DRILL_INTERVAL_MINUTES``)."""
-    report = drill.latest(request.app.state.runtime.engine, caller.account)
+    report = drill.latest(request.app.state.runtime.store, caller.account)
     if report is None:
         raise NotFound("no drill has run for this account yet")
     return report.to_json()

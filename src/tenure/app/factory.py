@@ -124,20 +124,23 @@ def create_app(
     app.add_middleware(BodyLimit, limit=limits.max_body_bytes)
     app.add_middleware(RateLimits, limits=limits)
     app.add_middleware(SecurityHeaders)
-    app.include_router(ledger_routes.router)
-    app.include_router(catalog_routes.router)
-    app.include_router(check_routes.router)
-    app.include_router(license_routes.router)
-    app.include_router(apikey_routes.router)
-    app.include_router(audit_routes.router)
-    app.include_router(account_routes.router)
-    app.include_router(activation_routes.router)
-    app.include_router(token_routes.router)
-    app.include_router(durability_routes.router)
-    app.include_router(approval_routes.router)
-    # --- Operations (docs/operations.md) ---
-    app.include_router(webhook_routes.router)
-    app.include_router(ops_routes.router)
+    for routes in (
+        ledger_routes,
+        catalog_routes,
+        check_routes,
+        license_routes,
+        apikey_routes,
+        audit_routes,
+        account_routes,
+        activation_routes,
+        token_routes,
+        durability_routes,
+        approval_routes,
+        # --- Operations (docs/operations.md) ---
+        webhook_routes,
+        ops_routes,
+    ):
+        app.include_router(routes.router)
     # Outermost: its latency and access line include every other middleware.
     app.add_middleware(ObservabilityMiddleware, slow_ms=settings.slo_latency_ms)
     if settings.proxy_networks():

@@ -87,7 +87,7 @@ class Runtime(ServiceContext):
             upgrade(engine)
         elif migrate:
             try:
-                require_current_schema(engine)
+                require_current_schema(url)
             except TenureError:
                 engine.dispose()
                 raise
@@ -125,14 +125,14 @@ class Runtime(ServiceContext):
 
         interval = s.snapshot_interval_minutes * 60
         policy = SnapshotPolicy(s.snapshot_every_events, interval, self.ledger_signer)
-        return Shipper(self.engine, sites, s.ship_interval_seconds, lock, policy)
+        return Shipper(self.store, sites, s.ship_interval_seconds, lock, policy)
 
     def mirror(self) -> Mirror | None:
         """The backend migration's mirror (not started), or None when no migration
         in ``<data-dir>/migration.json`` is mirroring (see docs/migration.md)."""
         state = read_state(self.settings.data_dir)
         ends = state.mirror if state else None
-        return Mirror(self.engine, ends[1], self.settings.data_dir) if ends else None
+        return Mirror(self.store, ends[1], self.settings.data_dir) if ends else None
 
     def guard_against_sites(self) -> list[str]:
         """Make the writer refuse to append where a site proves the store is behind.
@@ -180,7 +180,7 @@ class Runtime(ServiceContext):
 
         def drill(account: str) -> None:
             verifier = self.ledger_signer(account)[1].verifier
-            report = run_drill(self.engine, open_site(urls[0]), account, [verifier])
+            report = run_drill(self.store, open_site(urls[0]), account, [verifier])
             entry = AuditEntry(
                 account,
                 "system",

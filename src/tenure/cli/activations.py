@@ -6,13 +6,13 @@ would, with ``--license-key`` (``Authorization: License KEY``, that license only
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any
 from urllib.parse import quote
 
 import typer
-from rich.table import Table
 
-from tenure.cli.client import ApiKeyOption, Remote, UrlOption, emit_json, print_table
+from tenure.cli.client import ApiKeyOption, Remote, UrlOption, emit_json, emit_listing, unwrapped
 from tenure.cli.common import Output, OutputOption, out
 from tenure.cli.tokens import LicenseKeyOption, show_value
 
@@ -94,60 +94,59 @@ def list_command(
 
     Auth: an API key that may read licenses, or --license-key.
     """
-    answer = _remote(url, api_key, license_key).get(
-        f"/v1/licenses/{quote(serial, safe='')}/activations"
-    )
-    if output is Output.json:
-        emit_json(answer)
-        return
-    activations: list[dict[str, Any]] = answer.get("activations", [])
-    table = Table()
-    table.add_column("id", no_wrap=True)
-    table.add_column("mode", no_wrap=True)
-    table.add_column("status", no_wrap=True)
-    table.add_column("lease until", no_wrap=True)
-    table.add_column("fingerprint hash", no_wrap=True)
-    for activation in activations:
-        table.add_row(
-            show_value(activation.get("id")),
-            show_value(activation.get("mode")),
-            show_value(activation.get("status")),
-            show_value(activation.get("lease_expires_at")),
-            show_value(activation.get("fingerprint_hash")),
-        )
-    print_table(table)
-    active = sum(1 for a in activations if a.get("status") == "active")
-    out.print(
-        f"{len(activations)} activation(s), {active} holding a seat", highlight=False, markup=False
+
+    def footer(activations: list[dict[str, Any]]) -> str:
+        active = sum(1 for a in activations if a.get("status") == "active")
+        return f"{len(activations)} activation(s), {active} holding a seat"
+
+    emit_listing(
+        _remote(url, api_key, license_key).get(
+            f"/v1/licenses/{quote(serial, safe='')}/activations"
+        ),
+        "activations",
+        output is Output.json,
+        unwrapped("id", "mode", "status", "lease until", "fingerprint hash"),
+        lambda activation: [
+            show_value(activation.get(field))
+            for field in ("id", "mode", "status", "lease_expires_at", "fingerprint_hash")
+        ],
+        footer,
     )
 
 
-@app.command("heartbeat")
-def heartbeat(
-    activation: ActivationId,
-    license_key: LicenseKeyOption = None,
-    url: UrlOption = None,
-    api_key: ApiKeyOption = None,
-    output: OutputOption = Output.text,
+def _activation_change(
+    name: str, doc: str, verb: str, call: Callable[[Remote, str], dict[str, Any]]
 ) -> None:
+    """Register ``tenure activation NAME ID``: one call on the activation's path."""
+
+    def command(
+        activation: ActivationId,
+        license_key: LicenseKeyOption = None,
+        url: UrlOption = None,
+        api_key: ApiKeyOption = None,
+        output: OutputOption = Output.text,
+    ) -> None:
+        answer = call(_remote(url, api_key, license_key), _path(activation))
+        _print(answer, output, f"{verb}: {answer.get('id')}")
+
+    command.__doc__ = doc
+    app.command(name)(command)
+
+
+_activation_change(
+    "heartbeat",
     """Renew the floating lease of activation ID (node-locked ones answer unchanged).
 
     Fails with 409 once deactivated, or when the license is no longer usable.
 
     Fails with 409 seat_limit when the lease ended and its seat was taken meanwhile.
-    """
-    _, renewed = _remote(url, api_key, license_key).post(f"{_path(activation)}/heartbeat")
-    _print(renewed, output, f"renewed: {renewed.get('id')}")
-
-
-@app.command("deactivate")
-def deactivate(
-    activation: ActivationId,
-    license_key: LicenseKeyOption = None,
-    url: UrlOption = None,
-    api_key: ApiKeyOption = None,
-    output: OutputOption = Output.text,
-) -> None:
-    """Deactivate activation ID and free its seat (again: unchanged)."""
-    done = _remote(url, api_key, license_key).delete(_path(activation))
-    _print(done, output, f"deactivated: {done.get('id')}")
+    """,
+    "renewed",
+    lambda remote, path: remote.post(f"{path}/heartbeat")[1],
+)
+_activation_change(
+    "deactivate",
+    "Deactivate activation ID and free its seat (again: unchanged).",
+    "deactivated",
+    lambda remote, path: remote.delete(path),
+)

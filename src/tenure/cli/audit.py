@@ -5,11 +5,9 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
-from tenure.app.runtime import Runtime
-from tenure.cli.client import ApiKeyOption, Remote, UrlOption, emit_json, print_table
-from tenure.cli.common import DataDir, DbUrl, Output, OutputOption, emit, err, settings
+from tenure.cli.client import ApiKeyOption, Remote, UrlOption, emit_listing
+from tenure.cli.common import DataDir, DbUrl, Output, OutputOption, emit, err, open_local
 from tenure.errors import AuditTampered
 from tenure.service import audit
 from tenure.store import sql
@@ -34,7 +32,7 @@ def verify(
     """Recheck every entry's hash and link, the chain's head, and that the entries
     account for every ledger event since auditing began; on tampering, name the
     first bad entry and exit 1. Works on the store directly (--data-dir / --db)."""
-    runtime = Runtime.open(settings(data_dir, db), migrate=False)
+    runtime = open_local(data_dir, db, migrate=False)
     reports = []
     try:
         with read_transaction(runtime.engine) as conn:
@@ -130,25 +128,19 @@ def list_command(
             "cursor": cursor,
         },
     )
-    if output is Output.json:
-        emit_json(page)
-        return
-    table = Table("seq")
-    for name in ("time", "principal", "action", "target", "outcome", "code", "events"):
-        table.add_column(name)
-    for entry in page.get("entries", []):
-        who = entry.get("principal") or {}
+
+    def row(entry: dict[str, Any]) -> tuple[str, ...]:
         events = entry.get("events")
-        table.add_row(
+        return (
             str(entry.get("seq")),
             _text(entry.get("time")),
-            _principal(who),
-            _text(entry.get("action")),
-            _text(entry.get("target")),
-            _text(entry.get("outcome")),
-            _text(entry.get("code")),
+            _principal(entry.get("principal") or {}),
+            *(_text(entry.get(f)) for f in ("action", "target", "outcome", "code")),
             f"{events[0]}+{events[1]}" if events else "-",
         )
-    print_table(table)
-    if page.get("next_cursor") is not None:
+
+    json = output is Output.json
+    columns = ("seq", "time", "principal", "action", "target", "outcome", "code", "events")
+    emit_listing(page, "entries", json, columns, row)
+    if not json and page.get("next_cursor") is not None:
         err.print(f"more: --cursor {page['next_cursor']}", highlight=False)

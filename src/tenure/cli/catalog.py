@@ -10,18 +10,10 @@ from rich.table import Table
 
 from tenure.cli.approvals import print_approval_requested
 from tenure.cli.client import ApiKeyOption, Remote, UrlOption, emit_json, print_table
-from tenure.cli.common import Output, OutputOption, out
+from tenure.cli.common import Output, OutputOption, out, value_text
 from tenure.errors import InvalidInput
 
 app = typer.Typer(help="The declarative catalog of products and plans.", no_args_is_help=True)
-
-
-def _value(value: Any) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
 
 
 def _product_changes(product: dict[str, Any]) -> str:
@@ -36,10 +28,12 @@ def _product_changes(product: dict[str, Any]) -> str:
 
 def _plan_changes(plan: dict[str, Any]) -> str:
     parts = [
-        f"{e['key']} {_value(e['from'])} → {_value(e['to'])}" for e in plan.get("entitlements", [])
+        f"{e['key']} {value_text(e['from'])} → {value_text(e['to'])}"
+        for e in plan.get("entitlements", [])
     ]
     parts += [
-        f"{s['field']} {_value(s['from'])} → {_value(s['to'])}" for s in plan.get("settings", [])
+        f"{s['field']} {value_text(s['from'])} → {value_text(s['to'])}"
+        for s in plan.get("settings", [])
     ]
     if plan.get("takes_away"):
         parts.append("TAKES AWAY")

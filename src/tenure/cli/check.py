@@ -7,18 +7,10 @@ from typing import Annotated, Any
 import typer
 
 from tenure.cli.client import ApiKeyOption, Remote, UrlOption, emit_json
-from tenure.cli.common import Output, OutputOption, out
+from tenure.cli.common import Output, OutputOption, out, value_text
 
 EXIT_ALLOWED = 0
 EXIT_DENIED = 2
-
-
-def _value(value: Any) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
 
 
 def check(
@@ -65,9 +57,9 @@ def check(
         lines = [
             f"{'ALLOWED' if allowed else 'DENIED'}  {entitlement}",
             f"  reason   {answer.get('reason')}",
-            f"  value    {_value(answer.get('value'))}",
-            f"  status   {_value(answer.get('status'))}",
-            f"  expires  {_value(answer.get('expires_at'))}",
+            f"  value    {value_text(answer.get('value'))}",
+            f"  status   {value_text(answer.get('status'))}",
+            f"  expires  {value_text(answer.get('expires_at'))}",
         ]
         if answer.get("serial"):
             lines.insert(1, f"  serial   {answer['serial']}")

@@ -24,7 +24,7 @@ from typing import Annotated, Any
 import httpx
 import typer
 from rich.console import Console
-from rich.table import Table
+from rich.table import Column, Table
 
 from tenure import __version__
 from tenure.cli.common import out
@@ -258,18 +258,28 @@ def emit_listing(
     listing: dict[str, Any],
     key: str,
     json: bool,
-    columns: Sequence[str],
+    columns: Sequence[str | Column],
     row: Callable[[dict[str, Any]], Sequence[str]],
+    footer: Callable[[list[dict[str, Any]]], str] | None = None,
 ) -> None:
     """A listing answered by the service: the whole document with ``json``, else a
-    table of ``columns`` with one ``row(item)`` per item of ``listing[key]``."""
+    table of ``columns`` with one ``row(item)`` per item of ``listing[key]``, then the
+    line ``footer(items)`` if given."""
     if json:
         emit_json(listing)
         return
+    items: list[dict[str, Any]] = listing.get(key, [])
     table = Table(*columns)
-    for item in listing[key]:
+    for item in items:
         table.add_row(*row(item))
     print_table(table)
+    if footer is not None:
+        out.print(footer(items), highlight=False, markup=False)
+
+
+def unwrapped(*names: str) -> list[Column]:
+    """Table columns whose cells never wrap (ids, times)."""
+    return [Column(name, no_wrap=True) for name in names]
 
 
 def print_table(table: Table) -> None:

@@ -15,6 +15,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from tenure.app.runtime import Runtime
 from tenure.config import Settings
 
 DataDir = Annotated[
@@ -57,6 +58,22 @@ def settings(data_dir: Path | None, db: str | None, **extra: Any) -> Settings:
     if db is not None:
         overrides["database_url"] = db
     return Settings(**overrides)
+
+
+def open_local(data_dir: Path | None, db: str | None, *, migrate: bool = True) -> Runtime:
+    """The runtime over the store that ``--data-dir``/``--db`` (or the environment) name.
+    ``migrate=False`` for commands that only read or repair: they fail on a missing
+    database instead of creating one, and leave the schema as it is."""
+    return Runtime.open(settings(data_dir, db), migrate=migrate)
+
+
+def value_text(value: Any) -> str:
+    """A value as the commands print it in text: ``-`` for none, ``true``/``false``."""
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
 
 
 def root_text(root: bytes | str) -> str:

@@ -7,7 +7,6 @@ from typing import Annotated, Any
 
 import typer
 
-from tenure.app.runtime import Runtime
 from tenure.cli.client import ApiKeyOption, IdempotencyKeyOption, Remote, UrlOption, emit_json
 from tenure.cli.common import (
     Account,
@@ -16,8 +15,8 @@ from tenure.cli.common import (
     Output,
     OutputOption,
     emit,
+    open_local,
     out,
-    settings,
 )
 from tenure.domain.commands import EraseCustomer
 from tenure.domain.events import Actor
@@ -99,7 +98,7 @@ def erase(
     """Erase a customer's personal data (crypto-shredding): record customer.erased in
     the ledger, then destroy the customer's data key. Licenses keep working; the
     ledger still verifies. Works on the storage (stop nothing: the writer serializes)."""
-    runtime = Runtime.open(settings(data_dir, db))
+    runtime = open_local(data_dir, db)
     actor = Actor(f"cli:{getpass.getuser()}", "admin", "local")
     try:
         assert runtime.personal is not None  # Runtime.open always sets it

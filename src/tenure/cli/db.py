@@ -14,7 +14,6 @@ from tenure.cli.common import DataDir, DbUrl, Output, OutputOption, emit, settin
 from tenure.config import Settings
 from tenure.durability import upgrades
 from tenure.durability.sites import open_sites
-from tenure.store.engine import create_engine
 
 PRE_UPGRADE_DIR = "pre-upgrade"
 
@@ -29,11 +28,7 @@ def _status(s: Settings) -> upgrades.SchemaStatus:
     path = sqlite_path(s.database())
     if path is not None and not path.exists():
         return upgrades.status_of(None)
-    engine = create_engine(s.database())
-    try:
-        return upgrades.schema_status(engine)
-    finally:
-        engine.dispose()
+    return upgrades.schema_status(s.database())
 
 
 def _snapshot_sites(s: Settings) -> list[str]:
@@ -96,11 +91,7 @@ def upgrade(data_dir: DataDir = None, db: DbUrl = None, output: OutputOption = O
                 )
         finally:
             runtime.close()
-    engine = create_engine(s.database())
-    try:
-        upgrades.apply_upgrade(engine)
-    finally:
-        engine.dispose()
+    upgrades.apply_upgrade(s.database())
     lines = [
         f"snapshot of {t.account} at {t.size} events: {t.path} (to {', '.join(urls)})"
         for t in taken
@@ -135,11 +126,7 @@ def downgrade(
     path = sqlite_path(s.database())
     if path is not None and not Path(path).exists():
         raise upgrades.DowngradeRefused(f"no Tenure database at {path}: nothing to downgrade")
-    engine = create_engine(s.database())
-    try:
-        undone = upgrades.apply_downgrade(engine, revision)
-    finally:
-        engine.dispose()
+    undone = upgrades.apply_downgrade(s.database(), revision)
     emit(
         output,
         {"to": revision, "undone": undone},

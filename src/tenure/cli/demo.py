@@ -7,7 +7,6 @@ from typing import Annotated
 
 import typer
 
-from tenure.app.runtime import Runtime
 from tenure.cli.common import (
     Account,
     DataDir,
@@ -15,8 +14,8 @@ from tenure.cli.common import (
     Output,
     OutputOption,
     emit,
+    open_local,
     progress_bar,
-    settings,
 )
 from tenure.errors import Conflict
 from tenure.service.demo import demo_license_keys, seed_demo
@@ -39,7 +38,7 @@ def seed(
     """Fill an empty account with a realistic, deterministic workload (catalog, customers,
     licenses and their lifecycle) through the normal command path. Demo license keys are
     derived from the seed: never seed a production account."""
-    runtime = Runtime.open(settings(data_dir, db))
+    runtime = open_local(data_dir, db)
     with runtime.store.read() as tx:
         head = tx.ledger.head(account)
     if head is not None and head.size:

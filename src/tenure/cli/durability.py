@@ -35,8 +35,8 @@ from tenure.ledger.note import NoteVerifier
 from tenure.service import audit
 from tenure.service.audit import AuditEntry
 from tenure.service.ledger import SignRequest, Submission
-from tenure.store.engine import create_engine, write_transaction
-from tenure.store.migrations import upgrade
+from tenure.store.databases import open_store
+from tenure.store.engine import write_transaction
 
 SiteOption = Annotated[
     list[str] | None,
@@ -107,7 +107,7 @@ def ship(
     s = settings(data_dir, db)
     runtime = Runtime.open(s, migrate=False)
     try:
-        report = Shipper(runtime.engine, _sites(s, site), signer=runtime.ledger_signer).ship_once()
+        report = Shipper(runtime.store, _sites(s, site), signer=runtime.ledger_signer).ship_once()
     finally:
         runtime.close()
     lines = [f"{url}: {n} events shipped" for url, n in report.shipped.items()]
@@ -129,7 +129,7 @@ def create(
     runtime = Runtime.open(s, migrate=False)
     try:
         origin, signer = runtime.ledger_signer(account)
-        snapshot = snapshots.take(runtime.engine, account, origin, signer)
+        snapshot = snapshots.take(runtime.store, account, origin, signer)
         path = snapshots.publish(snapshot, signer, sites)
     finally:
         runtime.close()
@@ -244,23 +244,18 @@ def restore(
     s = settings(data_dir, None)
     source = open_site(site)
     verifiers = _verifiers(s, account, key, source)
-    target = create_engine(into)
-    try:
-        upgrade(target)
-        with progress_bar("restoring", None) as update:
-            report = restoring.restore(
-                source,
-                account,
-                target,
-                verifiers,
-                at_seq,
-                progress=lambda _stage, done, _total: update(done),
-                at_time=_moment(at_time) if at_time else None,
-                replace=replace,
-                new_epoch=new_epoch,
-            )
-    finally:
-        target.dispose()
+    with open_store(into, upgrade=True) as target, progress_bar("restoring", None) as update:
+        report = restoring.restore(
+            source,
+            account,
+            target,
+            verifiers,
+            at_seq,
+            progress=lambda _stage, done, _total: update(done),
+            at_time=_moment(at_time) if at_time else None,
+            replace=replace,
+            new_epoch=new_epoch,
+        )
     if at_seq is None and at_time is None:
         command = _record_command(source, report)
         _record(s, into, account, command, reason or f"restore from {site}")
@@ -343,7 +338,7 @@ def drill(
     verifiers = _verifiers(s, account, key, where)
     runtime = Runtime.open(s, migrate=False)
     try:
-        report = run_drill(runtime.engine, where, account, verifiers)
+        report = run_drill(runtime.store, where, account, verifiers)
         _audit_drill(runtime, report)
     finally:
         runtime.close()

@@ -8,7 +8,6 @@ from typing import Annotated
 
 import typer
 
-from tenure.app.runtime import Runtime
 from tenure.cli.common import (
     Account,
     DataDir,
@@ -16,8 +15,8 @@ from tenure.cli.common import (
     Output,
     OutputOption,
     emit,
+    open_local,
     progress_bar,
-    settings,
 )
 from tenure.errors import InvalidInput
 from tenure.service.legacy_import import Format, ImportReport, import_rows, parse_rows
@@ -83,10 +82,10 @@ def import_licenses(
     except OSError as exc:
         raise InvalidInput(f"cannot read {file}: {exc.strerror or exc}", field="file") from None
     parsed = parse_rows(chosen, data)
-    runtime = Runtime.open(settings(data_dir, db))
+    runtime = open_local(data_dir, db)
     try:
         with runtime.ledger() as ledger, progress_bar("importing", len(parsed)) as update:
-            report = import_rows(ledger, runtime.engine, account, system, parsed, progress=update)
+            report = import_rows(ledger, runtime.store, account, system, parsed, progress=update)
     finally:
         runtime.close()
     emit(output, report.to_json(), _summary(report))

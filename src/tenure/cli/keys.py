@@ -5,10 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import typer
-from rich.table import Table
 
 from tenure.cli.approvals import print_approval_requested
-from tenure.cli.client import ApiKeyOption, Remote, UrlOption, emit_json, print_table
+from tenure.cli.client import ApiKeyOption, Remote, UrlOption, emit_json, emit_listing, unwrapped
 from tenure.cli.common import Output, OutputOption, out
 from tenure.cli.tokens import show_value
 
@@ -33,27 +32,22 @@ def list_command(
 
     Needs an owner or admin key.
     """
-    answer = Remote(url, api_key).get("/v1/keys")
-    if output is Output.json:
-        emit_json(answer)
-        return
-    keys: list[dict[str, Any]] = answer.get("keys", [])
-    table = Table()
-    table.add_column("kid", no_wrap=True)
-    table.add_column("created", no_wrap=True)
-    table.add_column("retired", no_wrap=True)
-    table.add_column("published until", no_wrap=True)
-    for key in keys:
-        table.add_row(
-            show_value(key.get("kid")),
-            show_value(key.get("created_at")),
-            show_value(key.get("retired_at")),
-            show_value(key.get("publish_until")),
-        )
-    print_table(table)
-    current = [k.get("kid") for k in keys if k.get("retired_at") is None]
-    footer = f"{len(keys)} key(s); signing key: {show_value(current[0] if current else None)}"
-    out.print(footer, highlight=False, markup=False)
+
+    def footer(keys: list[dict[str, Any]]) -> str:
+        current = [k.get("kid") for k in keys if k.get("retired_at") is None]
+        return f"{len(keys)} key(s); signing key: {show_value(current[0] if current else None)}"
+
+    emit_listing(
+        Remote(url, api_key).get("/v1/keys"),
+        "keys",
+        output is Output.json,
+        unwrapped("kid", "created", "retired", "published until"),
+        lambda key: [
+            show_value(key.get(field))
+            for field in ("kid", "created_at", "retired_at", "publish_until")
+        ],
+        footer,
+    )
 
 
 @app.command("rotate")

@@ -15,9 +15,9 @@ from tenure.cli.common import (
     Output,
     OutputOption,
     emit,
+    open_local,
     progress_bar,
     root_text,
-    settings,
 )
 from tenure.errors import LedgerTampered
 from tenure.service import queries
@@ -43,7 +43,7 @@ def verify(
 ) -> None:
     """Recompute every leaf hash and the tree from the stored events, check every stored
     checkpoint's signature and consistency; on tampering, name the first bad seq and exit 1."""
-    runtime = Runtime.open(settings(data_dir, db), migrate=False)
+    runtime = open_local(data_dir, db, migrate=False)
     try:
         # The head alone sizes the progress bar, read like every other row: as hostile.
         with runtime.store.read() as tx:
@@ -79,7 +79,7 @@ def checkpoint(
     ] = None,
 ) -> None:
     """Print the latest signed checkpoint (C2SP signed note)."""
-    runtime = Runtime.open(settings(data_dir, db))
+    runtime = open_local(data_dir, db)
     if sign:
         with runtime.ledger() as ledger:
             ledger.execute(SignRequest(account))
@@ -98,7 +98,7 @@ def key(
     The same lines as GET /v1/ledger/key: what auditors pin, and what an application
     ships as LicenseClient(..., ledger_key=...). Fails while the ledger has no key yet.
     """
-    runtime = Runtime.open(settings(data_dir, db), migrate=False)
+    runtime = open_local(data_dir, db, migrate=False)
     keys = queries.verifier_keys(runtime.store, account)
     if output is Output.json:
         emit(output, {"keys": keys}, "")
@@ -118,7 +118,7 @@ def inclusion(
     output: OutputOption = Output.json,
 ) -> None:
     """Inclusion proof of event SEQ (same JSON as GET /v1/ledger/proof/inclusion)."""
-    runtime = Runtime.open(settings(data_dir, db), migrate=False)
+    runtime = open_local(data_dir, db, migrate=False)
     tree = size if size is not None else _latest_size(runtime, account)
     result = queries.inclusion(runtime.store, account, seq, tree)
     emit(output, result, "\n".join(result["proof"]))
@@ -134,7 +134,7 @@ def consistency(
     output: OutputOption = Output.json,
 ) -> None:
     """Consistency proof between two tree sizes (same JSON as the API)."""
-    runtime = Runtime.open(settings(data_dir, db), migrate=False)
+    runtime = open_local(data_dir, db, migrate=False)
     result = queries.consistency(runtime.store, account, old, new)
     emit(output, result, "\n".join(result["proof"]))
 
@@ -147,7 +147,7 @@ def export(
     start: Annotated[int, typer.Option(min=0, help="First seq.")] = 0,
 ) -> None:
     """Write the ledger's leaves, one canonical JSON event per line, to stdout."""
-    runtime = Runtime.open(settings(data_dir, db), migrate=False)
+    runtime = open_local(data_dir, db, migrate=False)
     with runtime.store.read() as tx:
         for _, leaf in tx.ledger.leaves(account, start):
             sys.stdout.buffer.write(leaf + b"\n")

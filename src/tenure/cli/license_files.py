@@ -10,7 +10,6 @@ and exits 1.
 from __future__ import annotations
 
 import json
-import sys
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -26,13 +25,13 @@ from tenure.cli.tokens import (
     LedgerKeyOption,
     OptionalJwksOption,
     check_account,
+    deliver,
     entitlement_text,
     iso_time,
     read_file_argument,
     reject,
     show_value,
     trusted_keys,
-    write_out,
 )
 from tenure.crypto import jws, license_file
 from tenure.domain.activations import fingerprint_hash
@@ -101,21 +100,18 @@ def issue(
         body["expires"] = expires
     path = f"/v1/licenses/{quote(serial, safe='')}/license-file"
     _, answer = Remote(url, api_key).post(path, body)
-    text = str(answer.get("license_file", ""))
-    if out_file is not None:
-        write_out(out_file, text)
-    if output is Output.json:
-        emit_json(answer)
-    elif out_file is None:
-        sys.stdout.write(text)
-    else:
-        lines = [
+    deliver(
+        str(answer.get("license_file", "")),
+        answer,
+        out_file,
+        output,
+        lambda: [
             f"wrote license file {answer.get('jti')} to {out_file}",
             f"  activation  {show_value(answer.get('activation'))}",
             f"  expires     {show_value(answer.get('expires_at'))}",
             f"  encrypted   {show_value(answer.get('encrypted'))}",
-        ]
-        out.print("\n".join(lines), highlight=False, markup=False)
+        ],
+    )
 
 
 def _claimed_serial(text: str) -> str | None:

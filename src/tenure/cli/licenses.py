@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
 from tenure.cli.approvals import print_approval_requested
 from tenure.cli.client import (
@@ -14,9 +13,10 @@ from tenure.cli.client import (
     Remote,
     UrlOption,
     emit_json,
-    print_table,
+    emit_listing,
+    unwrapped,
 )
-from tenure.cli.common import Output, OutputOption, out
+from tenure.cli.common import Output, OutputOption, out, value_text
 from tenure.errors import InvalidInput
 
 app = typer.Typer(help="License lifecycle: issue, inspect, change.", no_args_is_help=True)
@@ -40,14 +40,6 @@ PlanVersionOption = Annotated[
         "--plan-version", help="Plan version (default: the latest).", min=1, show_default=False
     ),
 ]
-
-
-def _text(value: Any) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
 
 
 def _require_reason(reason: str | None, action: str) -> str:
@@ -80,10 +72,10 @@ def _license_lines(view: dict[str, Any]) -> list[str]:
         if name in skip:
             continue
         if isinstance(value, dict):
-            value = ", ".join(f"{k}={_text(v)}" for k, v in value.items()) or "-"
+            value = ", ".join(f"{k}={value_text(v)}" for k, v in value.items()) or "-"
         elif isinstance(value, list):
-            value = ", ".join(_text(v) for v in value) or "-"
-        lines.append(f"  {name:<14} {_text(value)}")
+            value = ", ".join(value_text(v) for v in value) or "-"
+        lines.append(f"  {name:<14} {value_text(value)}")
     return lines
 
 
@@ -220,29 +212,26 @@ def list_command(
         next_cursor = page.get("next_cursor")
         if not all_pages or not next_cursor:
             break
-    if output is Output.json:
-        emit_json({"licenses": licenses, "next_cursor": next_cursor})
-        return
-    table = Table()
-    table.add_column("serial", no_wrap=True)
-    table.add_column("customer", no_wrap=True)
-    for name in ("product", "plan", "status", "expires_at"):
-        table.add_column(name)
-    for lic in licenses:
-        plan = f"{lic.get('plan')} v{lic.get('plan_version')}"
-        table.add_row(
-            _text(lic.get("serial")),
-            _text(lic.get("customer")),
-            _text(lic.get("product")),
-            plan,
-            _text(lic.get("status")),
-            _text(lic.get("expires_at")),
-        )
-    print_table(table)
-    footer = f"{len(licenses)} license(s)"
-    if next_cursor:
-        footer += f"; more: --cursor {next_cursor} (or --all)"
-    out.print(footer, highlight=False, markup=False)
+
+    def footer(found: list[dict[str, Any]]) -> str:
+        more = f"; more: --cursor {next_cursor} (or --all)" if next_cursor else ""
+        return f"{len(found)} license(s){more}"
+
+    emit_listing(
+        {"licenses": licenses, "next_cursor": next_cursor},
+        "licenses",
+        output is Output.json,
+        [*unwrapped("serial", "customer"), "product", "plan", "status", "expires_at"],
+        lambda lic: (
+            value_text(lic.get("serial")),
+            value_text(lic.get("customer")),
+            value_text(lic.get("product")),
+            f"{lic.get('plan')} v{lic.get('plan_version')}",
+            value_text(lic.get("status")),
+            value_text(lic.get("expires_at")),
+        ),
+        footer,
+    )
 
 
 @app.command("history")
@@ -253,25 +242,25 @@ def history(
     output: OutputOption = Output.text,
 ) -> None:
     """The license's ledger events, in order."""
-    answer = Remote(url, api_key).get(f"/v1/licenses/{serial}/history")
-    if output is Output.json:
-        emit_json(answer)
-        return
-    table = Table("seq")
-    table.add_column("type", no_wrap=True)
-    for name in ("time", "actor", "reason"):
-        table.add_column(name)
-    for item in answer.get("events", []):
+
+    def row(item: dict[str, Any]) -> tuple[str, ...]:
         event = item.get("event", {})
         actor = event.get("actor") or {}
-        table.add_row(
+        return (
             str(item.get("seq")),
-            _text(event.get("type")),
-            _text(event.get("time")),
+            value_text(event.get("type")),
+            value_text(event.get("time")),
             f"{actor.get('role', '-')}:{actor.get('id', '-')}",
-            _text(event.get("reason")),
+            value_text(event.get("reason")),
         )
-    print_table(table)
+
+    emit_listing(
+        Remote(url, api_key).get(f"/v1/licenses/{serial}/history"),
+        "events",
+        output is Output.json,
+        ["seq", *unwrapped("type"), "time", "actor", "reason"],
+        row,
+    )
 
 
 # ---------------------------------------------------------------- changes
@@ -297,46 +286,39 @@ def renew(
     _act(url, api_key, serial, "renew", body, idempotency_key, output, "renewed")
 
 
-@app.command("suspend")
-def suspend(
-    serial: Serial,
-    reason: RequiredReasonOption = None,
-    idempotency_key: IdempotencyKeyOption = None,
-    url: UrlOption = None,
-    api_key: ApiKeyOption = None,
-    output: OutputOption = Output.text,
-) -> None:
-    """Suspend an active license (--reason required); checks answer DENIED until reinstated."""
-    body = {"reason": _require_reason(reason, "suspend")}
-    _act(url, api_key, serial, "suspend", body, idempotency_key, output, "suspended")
+def _status_change(action: str, done: str, doc: str, *, reason_required: bool) -> None:
+    """Register ``tenure license ACTION``: a status change that takes only a reason."""
+
+    def command(
+        serial: Serial,
+        reason: ReasonOption = None,
+        idempotency_key: IdempotencyKeyOption = None,
+        url: UrlOption = None,
+        api_key: ApiKeyOption = None,
+        output: OutputOption = Output.text,
+    ) -> None:
+        body = {"reason": _require_reason(reason, action) if reason_required else reason}
+        _act(url, api_key, serial, action, body, idempotency_key, output, done)
+
+    if reason_required:  # the same option, its help saying it is required
+        command.__annotations__["reason"] = RequiredReasonOption
+    command.__doc__ = doc
+    app.command(action)(command)
 
 
-@app.command("reinstate")
-def reinstate(
-    serial: Serial,
-    reason: ReasonOption = None,
-    idempotency_key: IdempotencyKeyOption = None,
-    url: UrlOption = None,
-    api_key: ApiKeyOption = None,
-    output: OutputOption = Output.text,
-) -> None:
-    """Reinstate a suspended license."""
-    body = {"reason": reason}
-    _act(url, api_key, serial, "reinstate", body, idempotency_key, output, "reinstated")
-
-
-@app.command("revoke")
-def revoke(
-    serial: Serial,
-    reason: RequiredReasonOption = None,
-    idempotency_key: IdempotencyKeyOption = None,
-    url: UrlOption = None,
-    api_key: ApiKeyOption = None,
-    output: OutputOption = Output.text,
-) -> None:
-    """Revoke a license for good (--reason required; terminal)."""
-    body = {"reason": _require_reason(reason, "revoke")}
-    _act(url, api_key, serial, "revoke", body, idempotency_key, output, "revoked")
+_status_change(
+    "suspend",
+    "suspended",
+    "Suspend an active license (--reason required); checks answer DENIED until reinstated.",
+    reason_required=True,
+)
+_status_change("reinstate", "reinstated", "Reinstate a suspended license.", reason_required=False)
+_status_change(
+    "revoke",
+    "revoked",
+    "Revoke a license for good (--reason required; terminal).",
+    reason_required=True,
+)
 
 
 @app.command("change-plan")

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Annotated
 
 import pydantic
-import sqlalchemy
 import typer
 
 from tenure import __version__
@@ -39,6 +38,7 @@ from tenure.cli.common import DataDir, DbUrl, err
 from tenure.crypto.files import PRIVATE_UMASK
 from tenure.domain.storable import text_problem
 from tenure.errors import TenureError
+from tenure.store.databases import DatabaseError, database_error_text
 
 app = typer.Typer(
     name="tenure",
@@ -191,9 +191,8 @@ def run() -> None:
     except pydantic.ValidationError as exc:
         err.print(f"error: {_setting_error(exc)}", highlight=False, markup=False, soft_wrap=True)
         sys.exit(1)
-    except sqlalchemy.exc.SQLAlchemyError as exc:
-        orig = getattr(exc, "orig", None)
-        detail = str(orig) if orig is not None else str(exc).splitlines()[0]
+    except DatabaseError as exc:
+        detail = database_error_text(exc)
         err.print(f"error: database: {detail}", highlight=False, markup=False, soft_wrap=True)
         sys.exit(1)
     except UnicodeEncodeError as exc:

@@ -5,11 +5,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Annotated
 
-import sqlalchemy as sa
 import typer
 
 from tenure.app.runtime import sqlite_path
@@ -29,8 +28,8 @@ from tenure.durability.migration import MigrationRefused, MigrationState, Proof
 from tenure.durability.mirror import mirror_lock
 from tenure.durability.upgrades import require_current_schema
 from tenure.errors import InvalidInput
-from tenure.store.engine import create_engine
-from tenure.store.migrations import upgrade
+from tenure.store.databases import open_store
+from tenure.store.unit import Store
 
 STOPPED = (
     "Run it with every `tenure serve` of this data dir stopped (it refuses while one "
@@ -137,7 +136,7 @@ def status(data_dir: DataDir = None, output: OutputOption = Output.text) -> None
     """Print the phase, each account's size on the source and on the target, and the
     lag of the database the mirror copies to."""
     state = _state(data_dir)
-    with _engines(state.source, state.target) as (source, target):
+    with _stores(state.source, state.target) as (source, target):
         sides = [migration.sizes(source, target, a) for a in migration.source_accounts(source)]
     behind = state.mirror[1] if state.mirror else None
     rows = [
@@ -210,9 +209,8 @@ def finish(data_dir: DataDir = None, output: OutputOption = Output.text) -> None
 def _copy(source_url: str, target_url: str, account: str | None) -> list[Proof]:
     if source_url == target_url:
         raise InvalidInput("--from and --to name the same database")
-    with _engines(source_url, target_url) as (source, target):
-        require_current_schema(source)
-        upgrade(target)
+    require_current_schema(source_url)
+    with _stores(source_url, target_url, upgrade_last=True) as (source, target):
         accounts = [account] if account else migration.source_accounts(source)
         migration.refuse_nonempty(target, accounts)
         proofs = []
@@ -230,7 +228,7 @@ def _switch(data_dir: Path | None, output: Output, phase: str, to: str, reverse:
         raise MigrationRefused(f"{to} needs phase {phase}, not {state.phase}")
     s = settings(data_dir, None)
     ends = (state.target, state.source) if reverse else (state.source, state.target)
-    with _stopped(s.data_dir), _engines(*ends) as (source, target):
+    with _stopped(s.data_dir), _stores(*ends) as (source, target):
         proofs = []
         for account in migration.source_accounts(source):
             migration.sync_account(source, target, account)
@@ -265,13 +263,14 @@ def _stopped(data_dir: Path) -> Iterator[None]:
 
 
 @contextmanager
-def _engines(*urls: str) -> Iterator[tuple[sa.Engine, ...]]:
-    engines = tuple(create_engine(url) for url in urls)
-    try:
-        yield engines
-    finally:
-        for engine in engines:
-            engine.dispose()
+def _stores(source: str, target: str, upgrade_last: bool = False) -> Iterator[tuple[Store, Store]]:
+    """The stores at ``source`` and ``target``; with ``upgrade_last``, the target's
+    schema brought to this release's head."""
+    with ExitStack() as opened:
+        yield (
+            opened.enter_context(open_store(source)),
+            opened.enter_context(open_store(target, upgrade=upgrade_last)),
+        )
 
 
 def _emit_proofs(

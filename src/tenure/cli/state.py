@@ -6,7 +6,6 @@ from typing import Annotated
 
 import typer
 
-from tenure.app.runtime import Runtime
 from tenure.cli.common import (
     Account,
     DataDir,
@@ -14,8 +13,8 @@ from tenure.cli.common import (
     Output,
     OutputOption,
     emit,
+    open_local,
     progress_bar,
-    settings,
 )
 from tenure.service.replay import digest_of, rebuild
 
@@ -32,7 +31,7 @@ def digest(
     output: OutputOption = Output.text,
 ) -> None:
     """Print the state digest and the ledger size it corresponds to."""
-    runtime = Runtime.open(settings(data_dir, db), migrate=False)
+    runtime = open_local(data_dir, db, migrate=False)
     report = digest_of(runtime.store, account)
     emit(
         output,
@@ -53,7 +52,7 @@ def rebuild_command(
     output: OutputOption = Output.text,
 ) -> None:
     """Drop the projection, replay the whole ledger, and fail loudly if the digest changes."""
-    runtime = Runtime.open(settings(data_dir, db), migrate=False)
+    runtime = open_local(data_dir, db, migrate=False)
     size = digest_of(runtime.store, account).size
     with progress_bar("replaying", size) as update:
         report = rebuild(runtime.store, account, progress=update, accept_change=accept_change)

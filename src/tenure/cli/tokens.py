@@ -17,6 +17,7 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
@@ -36,7 +37,7 @@ from tenure.cli.client import (
     service_trust,
     unreachable,
 )
-from tenure.cli.common import Output, OutputOption, err, out
+from tenure.cli.common import Output, OutputOption, err, out, value_text
 from tenure.crypto import jws
 from tenure.crypto.trust import TrustAnchor, TrustedKeys
 from tenure.domain.activations import fingerprint_hash
@@ -189,13 +190,9 @@ def reject(exc: TenureError) -> NoReturn:
 
 
 def show_value(value: Any) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, bool):
-        return "true" if value else "false"
     if isinstance(value, dict | list):
         return json.dumps(value, sort_keys=True, separators=(",", ":"))
-    return str(value)
+    return value_text(value)
 
 
 def show_time(seconds: Any) -> str:
@@ -237,23 +234,40 @@ def _absolute(server: str, url: Any) -> str:
     return urljoin(server + "/", url) if isinstance(url, str) and url else "-"
 
 
-def _print_minted(
-    answer: dict[str, Any], out_file: Path | None, output: Output, server: str
+def deliver(
+    text: str,
+    answer: dict[str, Any],
+    out_file: Path | None,
+    output: Output,
+    summary: Callable[[], list[str]],
 ) -> None:
-    token = str(answer.get("token", ""))
+    """An issued artifact (token, license file): ``text`` written to ``out_file`` if
+    given; then the whole answer with JSON output, else ``text`` on stdout when there
+    is no file, else the ``summary()`` lines."""
     if out_file is not None:
-        write_out(out_file, token + "\n")
+        write_out(out_file, text)
     if output is Output.json:
         emit_json(answer)
     elif out_file is None:
-        sys.stdout.write(token + "\n")
+        sys.stdout.write(text)
     else:
-        lines = [
+        out.print("\n".join(summary()), highlight=False, markup=False)
+
+
+def _print_minted(
+    answer: dict[str, Any], out_file: Path | None, output: Output, server: str
+) -> None:
+    deliver(
+        str(answer.get("token", "")) + "\n",
+        answer,
+        out_file,
+        output,
+        lambda: [
             f"wrote token {answer.get('jti')} to {out_file}",
             f"  expires  {show_value(answer.get('expires_at'))}",
             f"  jwks     {_absolute(server, answer.get('jwks_url'))}",
-        ]
-        out.print("\n".join(lines), highlight=False, markup=False)
+        ],
+    )
 
 
 # ---------------------------------------------------------------- commands

@@ -95,41 +95,32 @@ def remove(
     out.print(f"{webhook} removed", markup=False, highlight=False)
 
 
-def _set_enabled(
-    webhook: str, enabled: bool, url: str | None, api_key: str | None, output: Output
-) -> None:
-    answer = (
-        Remote(url, api_key)
-        .request("PATCH", f"/v1/webhooks/{webhook}", json={"enabled": enabled})
-        .json()
-    )
-    if output is Output.json:
-        emit_json(answer)
-        return
-    state = "enabled" if answer["enabled"] else "disabled"
-    out.print(f"{webhook} {state}", markup=False, highlight=False)
+def _set_enabled(name: str, enabled: bool, doc: str) -> None:
+    """Register ``tenure webhook NAME``: turn a subscription's deliveries on or off."""
+
+    def command(
+        webhook: WebhookArg,
+        url: UrlOption = None,
+        api_key: ApiKeyOption = None,
+        output: OutputOption = Output.text,
+    ) -> None:
+        answer = (
+            Remote(url, api_key)
+            .request("PATCH", f"/v1/webhooks/{webhook}", json={"enabled": enabled})
+            .json()
+        )
+        if output is Output.json:
+            emit_json(answer)
+            return
+        state = "enabled" if answer["enabled"] else "disabled"
+        out.print(f"{webhook} {state}", markup=False, highlight=False)
+
+    command.__doc__ = doc
+    app.command(name)(command)
 
 
-@app.command("enable")
-def enable(
-    webhook: WebhookArg,
-    url: UrlOption = None,
-    api_key: ApiKeyOption = None,
-    output: OutputOption = Output.text,
-) -> None:
-    """Resume a disabled subscription (its waiting deliveries are sent)."""
-    _set_enabled(webhook, True, url, api_key, output)
-
-
-@app.command("disable")
-def disable(
-    webhook: WebhookArg,
-    url: UrlOption = None,
-    api_key: ApiKeyOption = None,
-    output: OutputOption = Output.text,
-) -> None:
-    """Pause a subscription: no new events, pending deliveries wait."""
-    _set_enabled(webhook, False, url, api_key, output)
+_set_enabled("enable", True, "Resume a disabled subscription (its waiting deliveries are sent).")
+_set_enabled("disable", False, "Pause a subscription: no new events, pending deliveries wait.")
 
 
 @app.command("deliveries")

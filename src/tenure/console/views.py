@@ -148,7 +148,7 @@ def durability_status(
     ``GET /v1/drills/latest``)."""
     shipping = shipper.status()
     shipped = parse_time(shipping["last_shipped_at"])
-    report = drill.latest(engine, account)
+    report = drill.latest(SqlStore(engine), account)
     snapshots = shipper.snapshots
     # The newest epoch's namespace: "<account>", then "<account>/epoch-<n>".
     ours = [where for where in snapshots if where.split("/")[0] == account]

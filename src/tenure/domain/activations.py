@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
 from tenure.canonical import canonical_json
-from tenure.domain.commands import Command, Context, Decision, Draft
+from tenure.domain.commands import Command, Context, Decision, Draft, require_row
 from tenure.domain.decisions import license_status
 from tenure.domain.projector import effective_entitlements
 from tenure.domain.state import Row, StateView
@@ -78,9 +78,7 @@ def activation_view(row: Row, now: datetime) -> dict[str, Any]:
 
 def _usable_license(view: StateView, serial: str, now: datetime) -> tuple[Row, Row]:
     """The license and its plan version; ``LicenseInactive`` unless it may hold seats."""
-    license_row = view.get("licenses", (serial,))
-    if license_row is None:
-        raise NotFound(f"license {serial} not found")
+    license_row = require_row(view, "licenses", serial, "license")
     plan = view.get("plan_versions", (license_row["plan"], license_row["plan_version"]))
     if plan is None:
         raise NotFound(f"plan {license_row['plan']} v{license_row['plan_version']} not found")
@@ -185,9 +183,7 @@ class DeactivateDevice(Command):
     activation: str
 
     def decide(self, view: StateView, ctx: Context) -> Decision:
-        current = view.get("activations", (self.activation,))
-        if current is None:
-            raise NotFound(f"activation {self.activation} not found")
+        current = require_row(view, "activations", self.activation, "activation")
         result = {**_result(current), "status": "deactivated"}
         if current["status"] != "active":
             return Decision([], result)
@@ -204,8 +200,7 @@ class RevokeToken(Command):
     jti: str
 
     def decide(self, view: StateView, ctx: Context) -> Decision:
-        if view.get("licenses", (self.serial,)) is None:
-            raise NotFound(f"license {self.serial} not found")
+        require_row(view, "licenses", self.serial, "license")
         data = {"serial": self.serial, "jti": self.jti}
         existing = view.get("revoked_tokens", (self.jti,))
         if existing is not None:
@@ -216,9 +211,7 @@ class RevokeToken(Command):
 
 
 def _activation_row(view: StateView, activation: str) -> Row:
-    row = view.get("activations", (activation,))
-    if row is None:
-        raise NotFound(f"activation {activation} not found")
+    row = require_row(view, "activations", activation, "activation")
     if row["status"] != "active":
         raise Conflict(f"activation {activation} was deactivated; activate the device again")
     return row

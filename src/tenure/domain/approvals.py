@@ -33,11 +33,12 @@ from tenure.domain.commands import (
     Draft,
     RetirePlan,
     RevokeLicense,
+    require_row,
 )
 from tenure.domain.lineage import KeyLineage, same_principal
 from tenure.domain.state import Row, StateView
 from tenure.domain.timefmt import format_time
-from tenure.errors import Conflict, Forbidden, InvalidInput, NotFound
+from tenure.errors import Conflict, Forbidden, InvalidInput
 
 ACTIONS: dict[str, str] = {
     "restore": "ledger.restore",
@@ -139,9 +140,7 @@ class RequestApproval(Command):
 def _pending(view: StateView, approval: str, now: str) -> tuple[Row, bool]:
     """The approval's row and whether it has expired; ``NotFound`` or ``Conflict``
     (naming its status) unless it is pending."""
-    row = view.get("approvals", (approval,))
-    if row is None:
-        raise NotFound(f"approval {approval} not found")
+    row = require_row(view, "approvals", approval, "approval")
     if row["status"] != "pending":
         raise Conflict(f"approval {approval} is already {row['status']}")
     return row, now >= row["expires_at"]
@@ -275,9 +274,7 @@ class RecordExecution(Command):
         }
 
     def decide(self, view: StateView, ctx: Context) -> Decision:
-        row = view.get("approvals", (self.approval,))
-        if row is None:
-            raise NotFound(f"approval {self.approval} not found")
+        row = require_row(view, "approvals", self.approval, "approval")
         if row["status"] != "approved":
             raise Conflict(f"approval {self.approval} is {row['status']}, not approved")
         drafts = list(self.also.decide(view, ctx).drafts) if self.also is not None else []

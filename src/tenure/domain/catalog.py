@@ -44,17 +44,22 @@ class PlanSpec:
     offline_token_ttl: str
     activation: str
 
+    def publish(self) -> PublishPlan:
+        """The command that publishes this plan as declared."""
+        return PublishPlan(
+            self.code,
+            self.product,
+            dict(self.entitlements),
+            list(self.core),
+            self.duration,
+            self.grace,
+            self.offline_token_ttl,
+            self.activation,
+        )
+
     def definition(self) -> dict[str, Any]:
         """The fields a published plan version holds, spelled as the projection does."""
-        return {
-            "product": self.product,
-            "entitlements": dict(self.entitlements),
-            "core": sorted(set(self.core)),
-            "duration": self.duration,
-            "grace": self.grace,
-            "offline_token_ttl": self.offline_token_ttl,
-            "activation": self.activation,
-        }
+        return self.publish().definition()
 
 
 @dataclass(frozen=True)
@@ -320,17 +325,5 @@ def catalog_commands(catalog: Catalog, diff: CatalogDiff) -> list[Command]:
     ]
     for change in diff.plans:
         if change.action != "unchanged":
-            spec = plans[change.code]
-            commands.append(
-                PublishPlan(
-                    spec.code,
-                    spec.product,
-                    dict(spec.entitlements),
-                    list(spec.core),
-                    spec.duration,
-                    spec.grace,
-                    spec.offline_token_ttl,
-                    spec.activation,
-                )
-            )
+            commands.append(plans[change.code].publish())
     return commands

@@ -89,17 +89,21 @@ class Command:
         raise NotImplementedError
 
 
-def _license_row(view: StateView, serial: str) -> Row:
-    row = view.get("licenses", (serial,))
+def require_row(view: StateView, table: str, key: str, noun: str, **context: Any) -> Row:
+    """The row of ``table`` at ``key``; raises ``NotFound`` ("<noun> <key> not found",
+    with ``context``) when there is none."""
+    row = view.get(table, (key,))
     if row is None:
-        raise NotFound(f"license {serial} not found")
+        raise NotFound(f"{noun} {key} not found", **context)
     return row
 
 
+def _license_row(view: StateView, serial: str) -> Row:
+    return require_row(view, "licenses", serial, "license")
+
+
 def _plan_version(view: StateView, plan: str, version: int | None) -> Row:
-    head = view.get("plans", (plan,))
-    if head is None:
-        raise NotFound(f"plan {plan} not found")
+    head = require_row(view, "plans", plan, "plan")
     number = head["latest_version"] if version is None else version
     row = view.get("plan_versions", (plan, number))
     if row is None:
@@ -146,9 +150,9 @@ class PublishPlan(Command):
     offline_token_ttl: str = "PT24H"  # noqa: S105 - a duration, not a secret
     activation: str = "floating"
 
-    def decide(self, view: StateView, ctx: Context) -> Decision:
-        head = view.get("plans", (self.plan,))
-        definition = {
+    def definition(self) -> dict[str, Any]:
+        """The fields a published plan version holds, spelled as the projection does."""
+        return {
             "product": self.product,
             "entitlements": dict(self.entitlements),
             "core": sorted(set(self.core)),
@@ -157,6 +161,10 @@ class PublishPlan(Command):
             "offline_token_ttl": self.offline_token_ttl,
             "activation": self.activation,
         }
+
+    def decide(self, view: StateView, ctx: Context) -> Decision:
+        head = view.get("plans", (self.plan,))
+        definition = self.definition()
         if head is not None:
             latest = _plan_version(view, self.plan, None)
             if {k: latest[k] for k in definition} == definition:
@@ -220,8 +228,7 @@ class EraseCustomer(Command):
     customer: str
 
     def decide(self, view: StateView, ctx: Context) -> Decision:
-        if view.get("customers", (self.customer,)) is None:
-            raise NotFound(f"customer {self.customer} not found", field="customer")
+        require_row(view, "customers", self.customer, "customer", field="customer")
         result = {"customer": self.customer, "erased": True}
         if view.get("customer_erasures", (self.customer,)) is not None:
             return Decision([], {**result, "already": True})
@@ -375,8 +382,7 @@ class RetirePlan(Command):
     plan: str
 
     def decide(self, view: StateView, ctx: Context) -> Decision:
-        if view.get("plans", (self.plan,)) is None:
-            raise NotFound(f"plan {self.plan} not found")
+        require_row(view, "plans", self.plan, "plan")
         if view.get("retired_plans", (self.plan,)) is not None:
             raise Conflict(f"plan {self.plan} is already retired")
         data = {"plan": self.plan}

@@ -40,7 +40,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from tenure.domain.events import ENTITLEMENT_KEY_PATTERN
 from tenure.domain.projector import effective_entitlements
@@ -60,16 +60,7 @@ Reason = Literal[
     "ok",
 ]
 
-REASONS: tuple[Reason, ...] = (
-    "unknown_license",
-    "revoked",
-    "suspended",
-    "expired",
-    "not_entitled",
-    "seat_limit",
-    "in_grace",
-    "ok",
-)
+REASONS: tuple[Reason, ...] = get_args(Reason)
 """Every reason code, in the order ``decide`` checks its guards."""
 
 ALLOWING_REASONS: frozenset[Reason] = frozenset({"in_grace", "ok"})

@@ -14,54 +14,31 @@ Each result is kept in ``drills``. ``GET /v1/drills/latest`` shows the newest.
 
 from __future__ import annotations
 
-import logging
 import shutil
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import orjson
-import sqlalchemy as sa
 
 from tenure.domain.timefmt import format_time, parse_time
-from tenure.durability.restore import RestoreReport, restore
+from tenure.durability.restore import RestoreReport, restore, stored_digest
 from tenure.durability.sites import Site
 from tenure.errors import TenureError
-from tenure.ledger.merkle import EMPTY_ROOT, tree_hash
+from tenure.ledger.merkle import root_of
 from tenure.ledger.note import NoteVerifier
-from tenure.service.replay import replay, stored_digest
-from tenure.store import sql
-from tenure.store import tables as t
-from tenure.store.engine import create_engine, read_transaction, write_transaction
-from tenure.store.migrations import upgrade
-from tenure.store.unit import SqlTransaction
+from tenure.service.replay import replay
+from tenure.store.databases import open_store, sqlite_url
+from tenure.store.drills import DrillReport
+from tenure.store.unit import Store
 
-_log = logging.getLogger("tenure.drill")
-
-
-@dataclass(frozen=True)
-class DrillReport:
-    account: str
-    at: str
-    site: str
-    passed: bool
-    rto_seconds: float
-    rpo_events: int
-    rpo_seconds: float
-    restored_size: int
-    live_size: int
-    detail: str
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+__all__ = ["DrillReport", "latest", "record", "run_drill"]
 
 
 def run_drill(
-    live: sa.Engine,
+    live: Store,
     site: Site,
     account: str,
     verifiers: list[NoteVerifier],
@@ -70,12 +47,11 @@ def run_drill(
     """Restore from ``site`` into a scratch database, compare, record, report."""
     started = now()
     scratch_dir = Path(tempfile.mkdtemp(prefix="tenure-drill-"))
-    scratch = create_engine(f"sqlite:///{scratch_dir / 'drill.db'}")
     clock = time.monotonic()
     size, rpo_seconds = 0, 0.0
     try:
-        upgrade(scratch)
-        restored = restore(site, account, scratch, verifiers)
+        with open_store(sqlite_url(scratch_dir / "drill.db"), upgrade=True) as scratch:
+            restored = restore(site, account, scratch, verifiers)
         rto = time.monotonic() - clock
         size = restored.size
         live_size, rpo_seconds, problems = _compare(live, account, restored, now())
@@ -90,7 +66,6 @@ def run_drill(
             f"restore failed: {exc}",
         )
     finally:
-        scratch.dispose()
         shutil.rmtree(scratch_dir, ignore_errors=True)
     report = DrillReport(
         account,
@@ -108,26 +83,26 @@ def run_drill(
     return report
 
 
-def _live_size(live: sa.Engine, account: str) -> int:
-    with read_transaction(live) as conn:
-        head = sql.read_head(conn, account)
+def _live_size(live: Store, account: str) -> int:
+    with live.read() as tx:
+        head = tx.ledger.head(account)
     return head.size if head else 0
 
 
 def _compare(
-    live: sa.Engine, account: str, restored: RestoreReport, now: datetime
+    live: Store, account: str, restored: RestoreReport, now: datetime
 ) -> tuple[int, float, list[str]]:
     """The live size, the age of the oldest event the site lacks, and what differs."""
     size = restored.size
-    with read_transaction(live) as conn:
-        head = sql.read_head(conn, account)
+    with live.read() as tx:
+        head = tx.ledger.head(account)
         live_size = head.size if head else 0
-        live_root = tree_hash(size, sql.NodeReader(conn, account)) if size else EMPTY_ROOT
+        live_root = root_of(size, tx.ledger.nodes(account))
         if live_size == size:
-            live_digest = stored_digest(SqlTransaction(conn), account)
+            live_digest = stored_digest(tx, account)
         else:
-            live_digest = replay(sql.iter_leaves(conn, account, 0, size)).digest()
-        lacking = list(sql.iter_leaves(conn, account, size, size + 1))
+            live_digest = replay(tx.ledger.leaves(account, 0, size)).digest()
+        lacking = list(tx.ledger.leaves(account, size, size + 1))
     rpo_seconds = 0.0
     if lacking:
         oldest = parse_time(orjson.loads(lacking[0][1])["time"])
@@ -140,15 +115,13 @@ def _compare(
     return live_size, rpo_seconds, problems
 
 
-def record(engine: sa.Engine, report: DrillReport) -> None:
-    with write_transaction(engine) as conn:
-        conn.execute(sa.insert(t.drills).values(**report.to_json()))
+def record(store: Store, report: DrillReport) -> None:
+    """Keep ``report`` (``latest`` shows the newest of an account)."""
+    with store.write() as tx:
+        tx.drills.record(report)
 
 
-def latest(engine: sa.Engine, account: str) -> DrillReport | None:
-    drills = t.drills.c
-    with read_transaction(engine) as conn:
-        row = conn.execute(
-            sa.select(t.drills).where(drills.account == account).order_by(drills.at.desc()).limit(1)
-        ).first()
-    return None if row is None else DrillReport(**{str(k): v for k, v in row._asdict().items()})
+def latest(store: Store, account: str) -> DrillReport | None:
+    """The account's newest drill, or None before the first."""
+    with store.read() as tx:
+        return tx.drills.latest(account)

@@ -17,29 +17,20 @@ import hashlib
 from typing import Any
 
 import orjson
-import sqlalchemy as sa
 
 from tenure.canonical import canonical_json
 from tenure.durability.sites import Site
 from tenure.errors import TenureError
 from tenure.ledger.note import NoteSigner, NoteVerifier, open_note, sign_note
-from tenure.store import tables as t
+from tenure.store.unit import Transaction
 
 FORMAT = "tenure-keyrows v1"
 TABLES = ("api_keys", "signing_keys", "accounts")
 
 
-def read_rows(conn: sa.Connection, account: str) -> dict[str, list[dict[str, Any]]]:
+def read_rows(tx: Transaction, account: str) -> dict[str, list[dict[str, Any]]]:
     """The account's rows of ``TABLES``, in key order, as plain JSON objects."""
-    rows: dict[str, list[dict[str, Any]]] = {}
-    for name in TABLES:
-        table = t.metadata.tables[name]
-        owner = table.c.id if name == "accounts" else table.c.account
-        query = sa.select(table).where(owner == account).order_by(*table.primary_key)
-        rows[name] = [
-            {str(key): value for key, value in row._asdict().items()} for row in conn.execute(query)
-        ]
-    return rows
+    return tx.service_rows.read(account, TABLES)
 
 
 def encode(account: str, rows: dict[str, list[dict[str, Any]]]) -> bytes:

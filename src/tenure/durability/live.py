@@ -17,8 +17,6 @@ from tenure.durability.sites import open_site
 from tenure.errors import Conflict, TenureError
 from tenure.service.context import ServiceContext
 from tenure.service.personal import reapply_erasures
-from tenure.store import sql
-from tenure.store.engine import read_transaction, write_transaction
 
 SITE_WAIT_SECONDS = 30.0
 """How long an approved restore waits for the site to hold the live ledger."""
@@ -28,8 +26,8 @@ def wait_for_site(context: ServiceContext, account: str, url: str) -> None:
     """Return once the site ``url`` holds every event of ``account``'s live ledger (a
     restore must extend it); ``Conflict`` when it does not within
     ``SITE_WAIT_SECONDS`` (or five shipping intervals, if longer)."""
-    with read_transaction(context.engine) as conn:
-        head = sql.read_head(conn, account)
+    with context.store.read() as tx:
+        head = tx.ledger.head(account)
     size = head.size if head else 0
     site = open_site(url)
     interval = context.settings.ship_interval_seconds
@@ -51,9 +49,9 @@ def restore_from_site(context: ServiceContext, account: str, url: str) -> restor
     verifier = context.ledger_signer(account)[1].verifier
     try:
         proven = restoring.prove(open_site(url), account, [verifier])
-        with write_transaction(context.engine) as conn:
-            replaced = restoring.apply(conn, proven, [verifier], replace=True)
-        report = restoring.check(context.engine, proven, replaced)
+        with context.store.write() as tx:
+            replaced = restoring.apply(tx, proven, [verifier], replace=True)
+        report = restoring.check(context.store, proven, replaced)
     except restoring.RestoreRefused:
         raise
     except TenureError as exc:  # a site that is down or does not prove itself

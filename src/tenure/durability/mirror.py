@@ -13,15 +13,14 @@ take the same lock, so they refuse to run beside a mirroring server.
 from __future__ import annotations
 
 import logging
-import threading
 from pathlib import Path
-
-import sqlalchemy as sa
 
 from tenure.crypto.files import ProcessLock
 from tenure.durability import migration
 from tenure.errors import TenureError
-from tenure.store.engine import create_engine
+from tenure.store.databases import DatabaseError, OpenStore, open_store
+from tenure.store.unit import Store
+from tenure.workers import Worker
 
 _log = logging.getLogger("tenure.mirror")
 
@@ -38,18 +37,19 @@ def mirror_lock(data_dir: Path) -> ProcessLock:
 
 
 class Mirror:
-    """Mirrors ``source`` (the engine in use) to the database at ``target_url``."""
+    """Mirrors ``source`` (the store in use) to the database at ``target_url``."""
 
     def __init__(
-        self, source: sa.Engine, target_url: str, data_dir: Path, interval: float = 0.2
+        self, source: Store, target_url: str, data_dir: Path, interval: float = 0.2
     ) -> None:
         self._source = source
         self._target_url = target_url
         self._lock = mirror_lock(data_dir)
-        self._interval = interval
-        self._target: sa.Engine | None = None
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._target: OpenStore | None = None
+        # A last pass once stopped, so that a clean shutdown leaves nothing behind.
+        self._worker = Worker(
+            "tenure-mirror", self._pass, interval, final=self._pass, retry=(), logger=_log
+        )
         self.passes = 0
         self.error: str | None = None
 
@@ -57,21 +57,17 @@ class Mirror:
         """Mirror in a thread of its own; False if another process holds the lock."""
         if not self._lock.acquire():
             return False
-        self._target = create_engine(self._target_url)
-        # phase b: durability (a tenure.workers.Worker replaces this hand-rolled thread)
-        self._thread = threading.Thread(target=self._run, name="tenure-mirror", daemon=True)
-        self._thread.start()
+        self._target = open_store(self._target_url)
+        self._worker.start()
         return True
 
     def stop(self) -> None:
         """Stop after a last pass, so that a clean shutdown leaves nothing behind."""
-        if self._thread is None:
+        if not self._worker.running:
             return
-        self._stop.set()
-        self._thread.join()
-        self._thread = None
+        self._worker.stop()
         if self._target is not None:
-            self._target.dispose()
+            self._target.close()
         self._lock.release()
 
     def sync_once(self) -> list[migration.Sides]:
@@ -82,22 +78,18 @@ class Mirror:
             for account in migration.source_accounts(self._source)
         ]
 
-    def _run(self) -> None:
-        while True:
-            stopping = self._stop.wait(self._interval)
-            try:
-                self.sync_once()
-                self.passes += 1
-                if self.error is not None:
-                    _log.warning("mirror to %s recovered", self._target_url)
-                self.error = None
-            except (TenureError, sa.exc.SQLAlchemyError) as exc:
-                # A mirror that stops silently would let a cutover lose writes: the
-                # error is logged once per change and the cutover's own sync and
-                # proof refuse until it is resolved.
-                message = str(exc)
-                if message != self.error:
-                    _log.error("mirror to %s failed: %s", self._target_url, message)
-                self.error = message
-            if stopping:
-                return
+    def _pass(self) -> None:
+        try:
+            self.sync_once()
+            self.passes += 1
+            if self.error is not None:
+                _log.warning("mirror to %s recovered", self._target_url)
+            self.error = None
+        except (TenureError, DatabaseError) as exc:
+            # A mirror that stops silently would let a cutover lose writes: the
+            # error is logged once per change and the cutover's own sync and
+            # proof refuse until it is resolved.
+            message = str(exc)
+            if message != self.error:
+                _log.error("mirror to %s failed: %s", self._target_url, message)
+            self.error = message

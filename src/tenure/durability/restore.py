@@ -31,7 +31,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-import sqlalchemy as sa
 
 from tenure.domain.events import EVENT_TYPES
 from tenure.domain.state import TABLE_ORDER, MemoryState
@@ -42,13 +41,12 @@ from tenure.durability.sites import Site
 from tenure.durability.snapshots import BadSnapshot, Snapshot
 from tenure.errors import Conflict, DigestMismatch, LedgerTampered
 from tenure.ledger.checkpoint import Checkpoint, open_checkpoint
-from tenure.ledger.merkle import EMPTY_ROOT, Frontier, leaf_hash, tree_hash
+from tenure.ledger.digest import state_digest
+from tenure.ledger.merkle import EMPTY_ROOT, Frontier, leaf_hash, root_of
 from tenure.ledger.note import NoteVerifier
-from tenure.service.replay import replay, stored_digest
-from tenure.store import raw, sql
-from tenure.store import tables as t
-from tenure.store.engine import read_transaction, write_transaction
-from tenure.store.unit import SqlTransaction
+from tenure.service.replay import replay
+from tenure.store.sql import EventRow, Head, StoredCheckpoint
+from tenure.store.unit import Store, Transaction
 
 Progress = Callable[[str, int, int], None]
 """Called with (stage, done, total)."""
@@ -126,16 +124,14 @@ class Proven:
 
     def root_at(self, size: int) -> bytes:
         """The root of the restored tree at ``size`` (at most ``self.size``)."""
-        if size == 0:
-            return EMPTY_ROOT
         nodes = {(level, index): digest for level, index, digest in self.nodes}
-        return tree_hash(size, _MemoryNodes(nodes))
+        return root_of(size, _MemoryNodes(nodes))
 
 
 def restore(
     site: Site,
     account: str,
-    target: sa.Engine,
+    target: Store,
     verifiers: list[NoteVerifier],
     at_seq: int | None = None,
     progress: Progress | None = None,
@@ -149,8 +145,8 @@ def restore(
     leaving a partial restore behind. See ``apply`` for ``replace`` and ``prove``
     for ``new_epoch``."""
     proven = prove(site, account, verifiers, at_seq, progress, at_time, new_epoch)
-    with write_transaction(target) as conn:
-        replaced = apply(conn, proven, verifiers, replace)
+    with target.write() as tx:
+        replaced = apply(tx, proven, verifiers, replace)
     return check(target, proven, replaced)
 
 
@@ -238,7 +234,7 @@ def prove(
 
 
 def apply(
-    conn: sa.Connection, proven: Proven, verifiers: list[NoteVerifier], replace: bool = False
+    tx: Transaction, proven: Proven, verifiers: list[NoteVerifier], replace: bool = False
 ) -> int | None:
     """Write ``proven`` (step 6) in the caller's write transaction.
 
@@ -249,48 +245,45 @@ def apply(
     of the live store's latest signed checkpoint. The target keeps its own service
     rows (API keys, idempotency records). Returns the replaced ledger's size."""
     account = proven.account
-    if conn.dialect.name == "sqlite":
-        # A restore writes millions of rows into indexes on random keys (event
-        # ids): a page cache of 256 MB instead of 2 MB keeps them off the disk.
-        raw.execute(conn, "PRAGMA cache_size = -262144", {}).close()
-    head = sql.read_head(conn, account)
+    tx.bulk.prepare_large_write()
+    head = tx.ledger.head(account)
     replaced = None
     if head is not None:
         if not replace:
             raise RestoreRefused(f"the target already holds a ledger of {account}")
-        _check_extends(conn, proven, head)
+        _check_extends(tx, proven, head)
         replaced = head.size
-        _delete_ledger(conn, account)
+        tx.bulk.delete(account)
     origin = proven.signed.origin
     if proven.lost:
         origin = epochs.next_origin(origin)
     elif head is not None:
         origin = head.origin
-    sql.create_head(conn, account, origin)
-    sql.insert_events(
-        conn, account, [_event_row(seq, leaf) for seq, leaf in enumerate(proven.leaves)]
+    tx.ledger.create_head(account, origin)
+    tx.ledger.append_events(
+        account, [_event_row(seq, leaf) for seq, leaf in enumerate(proven.leaves)]
     )
-    sql.insert_nodes(conn, account, proven.nodes)
+    tx.ledger.append_nodes(account, proven.nodes)
     if proven.leaves:
-        sql.set_head_size(conn, account, 0, proven.size)
+        tx.ledger.move_head(account, 0, proven.size)
     for name in TABLE_ORDER:
-        sql.bulk_insert_rows(conn, account, name, proven.state.rows(name))
+        tx.bulk.insert_rows(account, name, proven.state.rows(name))
     stamp = format_time(datetime.now(UTC))
     signed = proven.signed
     for verifier in verifiers:
         if verifier.name == signed.origin:
             key_id = verifier.key_id.hex()
-            sql.record_verifier_key(conn, account, key_id, verifier.key_string(), stamp)
-    newest = sql.read_checkpoint(conn, account)
+            tx.ledger.record_verifier_key(account, key_id, verifier.key_string(), stamp)
+    newest = tx.ledger.checkpoint(account)
     if signed.size <= proven.size and (newest is None or newest.size < signed.size):
-        stored = sql.StoredCheckpoint(signed.size, signed.root, proven.note, stamp)
-        sql.insert_checkpoint(conn, account, stored)
+        stored = StoredCheckpoint(signed.size, signed.root, proven.note, stamp)
+        tx.ledger.add_checkpoint(account, stored)
     if head is None:
-        _write_service_rows(conn, account, proven.service)
+        tx.service_rows.insert(account, proven.service)
     return replaced
 
 
-def _check_extends(conn: sa.Connection, proven: Proven, head: sql.Head) -> None:
+def _check_extends(tx: Transaction, proven: Proven, head: Head) -> None:
     """Refuse to replace a live ledger the restored one does not extend."""
     account = proven.account
     if proven.lost:
@@ -301,7 +294,7 @@ def _check_extends(conn: sa.Connection, proven: Proven, head: sql.Head) -> None:
             f"{proven.size}: replacing it would lose events"
         )
     try:
-        live_root = tree_hash(head.size, sql.NodeReader(conn, account)) if head.size else EMPTY_ROOT
+        live_root = root_of(head.size, tx.ledger.nodes(account))
     except LedgerTampered as exc:
         raise RestoreRefused(
             f"the target's Merkle tree of {account} is damaged ({exc.message}): "
@@ -312,7 +305,7 @@ def _check_extends(conn: sa.Connection, proven: Proven, head: sql.Head) -> None:
             f"the target's ledger of {account} is not a prefix of the site's: "
             "they have forked, replace nothing"
         )
-    newest = sql.read_checkpoint(conn, account)
+    newest = tx.ledger.checkpoint(account)
     if newest is not None and (
         newest.size > proven.size or proven.root_at(newest.size) != newest.root
     ):
@@ -322,15 +315,7 @@ def _check_extends(conn: sa.Connection, proven: Proven, head: sql.Head) -> None:
         )
 
 
-def _delete_ledger(conn: sa.Connection, account: str) -> None:
-    """Delete the account's events, tree, head and projection (its signed
-    checkpoints and verifier keys stay: the restored tree was proven to agree)."""
-    for table in (t.ledger_events, t.ledger_nodes, t.ledger_heads):
-        conn.execute(sa.delete(table).where(table.c.account == account))
-    sql.delete_projection(conn, account)
-
-
-def check(target: sa.Engine, proven: Proven, replaced: int | None = None) -> RestoreReport:
+def check(target: Store, proven: Proven, replaced: int | None = None) -> RestoreReport:
     """Read the written restore back and compare it with what was proven."""
     digest, root = _read_back(target, proven.account, proven.size)
     if digest != proven.state.digest():
@@ -434,13 +419,13 @@ def _event_time(leaf: bytes) -> datetime:
     return parse_time(orjson.loads(leaf)["time"])
 
 
-def _event_row(seq: int, leaf: bytes) -> sql.EventRow:
+def _event_row(seq: int, leaf: bytes) -> EventRow:
     """The stored row of a leaf. The leaves were proven to be the signed ledger (the
     root matched), so they are parsed, not validated again event by event."""
     event = orjson.loads(leaf)
     known = EVENT_TYPES.get(event["type"])
     subject = event["data"].get(known.subject) if known else None
-    return sql.EventRow(
+    return EventRow(
         seq,
         event["id"],
         event["type"],
@@ -451,22 +436,11 @@ def _event_row(seq: int, leaf: bytes) -> sql.EventRow:
     )
 
 
-def _write_service_rows(
-    conn: sa.Connection, account: str, service: dict[str, list[dict[str, Any]]]
-) -> None:
-    for name, rows in service.items():
-        if not rows:
-            continue
-        table = t.metadata.tables[name]
-        if name == "accounts":
-            exists = conn.scalar(sa.select(table.c.id).where(table.c.id == account))
-            if exists is not None:
-                continue
-        conn.execute(sa.insert(table), rows)
+def stored_digest(tx: Transaction, account: str) -> str:
+    """The state digest of the account's projection as the store holds it."""
+    return state_digest((name, tx.projection.rows(account, name)) for name in TABLE_ORDER)
 
 
-def _read_back(target: sa.Engine, account: str, size: int) -> tuple[str, bytes]:
-    with read_transaction(target) as conn:
-        digest = stored_digest(SqlTransaction(conn), account)
-        root = tree_hash(size, sql.NodeReader(conn, account)) if size else EMPTY_ROOT
-    return digest, root
+def _read_back(target: Store, account: str, size: int) -> tuple[str, bytes]:
+    with target.read() as tx:
+        return stored_digest(tx, account), root_of(size, tx.ledger.nodes(account))

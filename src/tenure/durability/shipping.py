@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -27,16 +26,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import sqlalchemy as sa
-
 from tenure.crypto.files import ProcessLock
 from tenure.domain.timefmt import format_time
 from tenure.durability import epochs, keyrows, segments, snapshots
 from tenure.durability.segments import SegmentName
 from tenure.durability.sites import Site
 from tenure.ledger.note import NoteSigner
-from tenure.store import sql
-from tenure.store.engine import read_transaction
+from tenure.store.sql import StoredCheckpoint
+from tenure.store.unit import Store, Transaction
+from tenure.workers import Worker
 
 _log = logging.getLogger("tenure.shipping")
 
@@ -56,7 +54,7 @@ class _AccountNow:
     """What one pass ships of an account, read in one transaction."""
 
     size: int
-    checkpoint: sql.StoredCheckpoint | None
+    checkpoint: StoredCheckpoint | None
     keyrows: bytes | None
     where: str
     """The account's namespace at the sites (its current epoch's)."""
@@ -76,25 +74,32 @@ class Shipper:
 
     def __init__(
         self,
-        engine: sa.Engine,
+        store: Store,
         sites: list[Site],
         interval: float = 1.0,
         lock: Path | None = None,
         snapshots: SnapshotPolicy | None = None,
         signer: Signer | None = None,
     ) -> None:
-        self._engine = engine
+        self._store = store
         self._snapshots = snapshots
         self._signer = signer or (snapshots.signer if snapshots else None)
         self._keyrows: dict[tuple[str, str], str] = {}
         self._snapshotted: dict[str, tuple[int, float]] = {}
         self._sites = sites
-        self._interval = interval
         self._lock = ProcessLock(lock) if lock else None
         self._ends: dict[tuple[str, str], int] = {}
         self._checkpoints: dict[tuple[str, str], int] = {}
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        # A site down for a while: each pass tries again, loudly; once stopped, a last
+        # pass, so that a clean shutdown leaves nothing behind.
+        self._worker = Worker(
+            "tenure-shipper",
+            self.ship_once,
+            interval,
+            final=self._last_pass,
+            logger=_log,
+            what="shipping pass",
+        )
         self.last: ShipReport = ShipReport()
         self.last_success: float | None = None
 
@@ -103,15 +108,13 @@ class Shipper:
         this store holds the shipper lock."""
         if not self._sites or (self._lock is not None and not self._lock.acquire()):
             return False
-        # phase b: durability (a tenure.workers.Worker replaces this hand-rolled thread)
-        self._thread = threading.Thread(target=self._run, name="tenure-shipper", daemon=True)
-        self._thread.start()
+        self._worker.start()
         return True
 
     @property
     def running(self) -> bool:
         """Whether this process ships (its thread runs)."""
-        return self._thread is not None
+        return self._worker.running
 
     def status(self) -> dict[str, Any]:
         """``{"shipping", "behind", "last_shipped_at"}`` as ``GET /v1/durability`` and
@@ -137,25 +140,25 @@ class Shipper:
 
     def stop(self) -> None:
         """Stop after a last pass, so that a clean shutdown leaves nothing behind."""
-        if self._thread is None:
+        if not self._worker.running:
             return
-        self._stop.set()
-        self._thread.join()
-        self._thread = None
+        self._worker.stop()
+        if self._lock is not None:
+            self._lock.release()
+
+    def _last_pass(self) -> None:
         try:
             self.ship_once()
         except Exception as exc:  # a site that is down at shutdown: the next start retries
             _log.error("last shipping pass failed: %s", exc)
-        if self._lock is not None:
-            self._lock.release()
 
     def ship_once(self) -> ShipReport:
         """One pass over every account and site. The store is read once per pass
         (heads, checkpoints, key rows) and each new segment once, whatever the
         number of sites."""
         report = ShipReport()
-        with read_transaction(self._engine) as conn:
-            now = {account: self._read_account(conn, account) for account in sql.accounts(conn)}
+        with self._store.read() as tx:
+            now = {account: self._read_account(tx, account) for account in tx.ledger.accounts()}
         encoded: dict[tuple[str, int, int], bytes] = {}
         for site in self._sites:
             shipped = behind = 0
@@ -171,12 +174,12 @@ class Shipper:
         self.last_success = time.time()
         return report
 
-    def _read_account(self, conn: sa.Connection, account: str) -> _AccountNow:
-        rows = keyrows.encode(account, keyrows.read_rows(conn, account)) if self._signer else None
-        head = sql.read_head(conn, account)
+    def _read_account(self, tx: Transaction, account: str) -> _AccountNow:
+        rows = keyrows.encode(account, keyrows.read_rows(tx, account)) if self._signer else None
+        head = tx.ledger.head(account)
         where = epochs.namespace(account, epochs.epoch_of(head.origin) if head else 1)
         size = head.size if head else 0
-        return _AccountNow(size, sql.read_checkpoint(conn, account), rows, where)
+        return _AccountNow(size, tx.ledger.checkpoint(account), rows, where)
 
     def _ship_account(
         self,
@@ -202,8 +205,8 @@ class Shipper:
         return self._ends[key] - start
 
     def _segment(self, account: str, first: int, end: int) -> bytes:
-        with read_transaction(self._engine) as conn:
-            leaves = [leaf for _, leaf in sql.iter_leaves(conn, account, first, end)]
+        with self._store.read() as tx:
+            leaves = [leaf for _, leaf in tx.ledger.leaves(account, first, end)]
         if len(leaves) != end - first:
             raise RuntimeError(f"events {first}..{end - 1} of {account} are not all stored")
         return segments.encode(account, first, leaves)
@@ -216,7 +219,7 @@ class Shipper:
         keyrows.publish(site, account, body, signer)
         self._keyrows[site.url, account] = digest
 
-    def _ship_checkpoint(self, site: Site, where: str, stored: sql.StoredCheckpoint | None) -> None:
+    def _ship_checkpoint(self, site: Site, where: str, stored: StoredCheckpoint | None) -> None:
         key = (site.url, where)
         if stored is None or stored.size > self._ends[key]:
             return  # never publish a checkpoint ahead of the events the site holds
@@ -237,16 +240,9 @@ class Shipper:
         if grown <= 0 or (grown < policy.every_events and not stale):
             return
         origin, signer = policy.signer(account)
-        snapshot = snapshots.take(self._engine, account, origin, signer)
+        snapshot = snapshots.take(self._store, account, origin, signer)
         snapshots.publish(snapshot, signer, self._sites)
         self._snapshotted[state.where] = (snapshot.size, time.monotonic())
-
-    def _run(self) -> None:
-        while not self._stop.wait(self._interval):
-            try:
-                self.ship_once()
-            except Exception as exc:  # a site down for a while: keep trying, loudly
-                _log.error("shipping pass failed: %s", exc)
 
 
 Signer = Callable[[str], tuple[str, NoteSigner]]

@@ -33,7 +33,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-import sqlalchemy as sa
 
 from tenure.canonical import canonical_json
 from tenure.domain.state import TABLE_ORDER, TABLES, MemoryState, Row
@@ -41,15 +40,13 @@ from tenure.durability import epochs
 from tenure.durability.sites import Site
 from tenure.errors import TenureError
 from tenure.ledger.checkpoint import Checkpoint, open_checkpoint, sign_checkpoint
-from tenure.ledger.merkle import EMPTY_ROOT, tree_hash
+from tenure.ledger.merkle import root_of
 from tenure.ledger.note import NoteSigner, NoteVerifier, open_note, sign_note
-from tenure.store import sql
-from tenure.store import tables as t
-from tenure.store.engine import read_transaction
+from tenure.store.unit import Store
 
 FORMAT = "tenure-snapshot v1"
 _NAME = re.compile(r"(?:.*/)?snapshots/(\d{20})-([0-9a-f]{64})\.snap")
-SERVICE_TABLES = ("idempotency_keys", "api_keys", "signing_keys")
+SERVICE_TABLES = ("idempotency_keys", "api_keys", "signing_keys", "accounts")
 
 
 class BadSnapshot(TenureError):
@@ -98,33 +95,17 @@ def digest_of_tables(tables: dict[str, list[Row]]) -> str:
     return memory_state(tables).digest()
 
 
-def take(engine: sa.Engine, account: str, origin: str, signer: NoteSigner) -> Snapshot:
+def take(store: Store, account: str, origin: str, signer: NoteSigner) -> Snapshot:
     """Read the account's projection, service rows and tree at its current size, in
     one read transaction, and sign a checkpoint of that size."""
-    with read_transaction(engine) as conn:
-        head = sql.read_head(conn, account)
+    with store.read() as tx:
+        head = tx.ledger.head(account)
         size = head.size if head else 0
-        tables = {name: sql.projection_rows(conn, account, name) for name in TABLE_ORDER}
-        root = tree_hash(size, sql.NodeReader(conn, account)) if size else EMPTY_ROOT
-        service = {name: _service_rows(conn, name, account) for name in SERVICE_TABLES}
-        service["accounts"] = [
-            _plain(r._asdict())
-            for r in conn.execute(sa.select(t.accounts).where(t.accounts.c.id == account))
-        ]
+        tables = {name: tx.projection.rows(account, name) for name in TABLE_ORDER}
+        root = root_of(size, tx.ledger.nodes(account))
+        service = tx.service_rows.read(account, SERVICE_TABLES)
     note = sign_checkpoint(Checkpoint(origin, size, root), [signer])
     return Snapshot(account, size, digest_of_tables(tables), root, note, tables, service)
-
-
-def _service_rows(conn: sa.Connection, name: str, account: str) -> list[dict[str, Any]]:
-    table = t.metadata.tables[name]
-    query = sa.select(table).where(table.c.account == account)
-    return [_plain(row._asdict()) for row in conn.execute(query.order_by(*table.primary_key))]
-
-
-def _plain(row: dict[str, Any]) -> dict[str, Any]:
-    # SQLAlchemy names columns with ``quoted_name``, a str subclass canonical JSON
-    # (rightly) refuses as an object key.
-    return {str(key): value for key, value in row.items()}
 
 
 def publish(snapshot: Snapshot, signer: NoteSigner, sites: Iterable[Site]) -> str:

@@ -4,13 +4,10 @@ they would undo declares itself reversible (``REVERSIBLE = True`` at module leve
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-import sqlalchemy as sa
-from alembic import command
 from alembic.config import Config
 from alembic.script import Script, ScriptDirectory
 from alembic.util import CommandError
@@ -20,9 +17,17 @@ from tenure.durability.shipping import Shipper
 from tenure.durability.sites import Site
 from tenure.errors import TenureError
 from tenure.ledger.note import NoteSigner
-from tenure.store import sql
-from tenure.store.engine import create_engine, read_transaction
-from tenure.store.migrations import HERE, alembic_config, current_revision, upgrade
+from tenure.store.databases import (
+    copy_sqlite,
+    downgrade_schema,
+    open_store,
+    schema_revision,
+    sqlite_file,
+    sqlite_url,
+    upgrade_schema,
+)
+from tenure.store.migrations import HERE
+from tenure.store.unit import Store
 
 BASE = "base"
 
@@ -104,15 +109,15 @@ def status_of(current: str | None) -> SchemaStatus:
     return SchemaStatus(current, head, pending)
 
 
-def schema_status(engine: sa.Engine) -> SchemaStatus:
-    """``status_of`` the database behind ``engine``."""
-    return status_of(current_revision(engine))
+def schema_status(url: str) -> SchemaStatus:
+    """``status_of`` the database at ``url``."""
+    return status_of(schema_revision(url))
 
 
-def require_current_schema(engine: sa.Engine) -> None:
+def require_current_schema(url: str) -> None:
     """Raise ``SchemaBehind`` (one line, naming the command to run) unless the
-    database's schema is this release's head."""
-    status = schema_status(engine)
+    schema of the database at ``url`` is this release's head."""
+    status = schema_status(url)
     if status.upgrade_pending:
         found = status.current or "no schema"
         raise SchemaBehind(
@@ -122,7 +127,7 @@ def require_current_schema(engine: sa.Engine) -> None:
 
 
 def snapshot_accounts(
-    engine: sa.Engine,
+    store: Store,
     ledger_signer: Callable[[str], tuple[str, NoteSigner]],
     sites: Iterable[Site],
 ) -> list[SnapshotTaken]:
@@ -131,13 +136,13 @@ def snapshot_accounts(
     back the state before an upgrade. Raises what shipping, ``take`` and ``publish``
     raise: an upgrade must not start without its snapshot."""
     targets = list(sites)
-    Shipper(engine, targets, signer=ledger_signer).ship_once()
-    with read_transaction(engine) as conn:
-        accounts = sql.accounts(conn)
+    Shipper(store, targets, signer=ledger_signer).ship_once()
+    with store.read() as tx:
+        accounts = tx.ledger.accounts()
     taken = []
     for account in accounts:
         origin, signer = ledger_signer(account)
-        snapshot = snapshots.take(engine, account, origin, signer)
+        snapshot = snapshots.take(store, account, origin, signer)
         path = snapshots.publish(snapshot, signer, targets)
         taken.append(SnapshotTaken(account, snapshot.size, path))
     return taken
@@ -158,41 +163,20 @@ def snapshot_before_upgrade(
     Other databases are read in place. The live database is not written."""
     path = sqlite_file(url)
     if path is None:
-        engine = create_engine(url)
-        try:
-            return snapshot_accounts(engine, ledger_signer, sites)
-        finally:
-            engine.dispose()
+        with open_store(url) as store:
+            return snapshot_accounts(store, ledger_signer, sites)
     copy = scratch / "pre-upgrade.db"
-    source = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
-    target = sqlite3.connect(copy)
-    try:
-        with target:
-            source.backup(target)
-    finally:
-        source.close()
-        target.close()
-    engine = create_engine(f"sqlite:///{copy.as_posix()}")
-    try:
-        upgrade(engine)
-        return snapshot_accounts(engine, ledger_signer, sites)
-    finally:
-        engine.dispose()
+    copy_sqlite(path, copy)
+    with open_store(sqlite_url(copy), upgrade=True) as store:
+        return snapshot_accounts(store, ledger_signer, sites)
 
 
-def sqlite_file(url: str) -> Path | None:
-    """The file behind a ``sqlite:///`` URL, or None for other databases."""
-    parsed = sa.engine.make_url(url)
-    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
-        return Path(parsed.database or "")
-    return None
-
-
-def apply_upgrade(engine: sa.Engine) -> SchemaStatus:
-    """Run the pending migrations; return the status from before."""
-    before = schema_status(engine)
+def apply_upgrade(url: str) -> SchemaStatus:
+    """Run the pending migrations of the database at ``url``; return the status from
+    before."""
+    before = schema_status(url)
     if before.upgrade_pending:
-        upgrade(engine)
+        upgrade_schema(url)
     return before
 
 
@@ -226,14 +210,12 @@ def refuse_irreversible(steps: list[Script]) -> None:
             )
 
 
-def apply_downgrade(engine: sa.Engine, target: str) -> list[str]:
-    """Undo the migrations above ``target`` if all declare themselves reversible;
-    return their revisions, newest first. Raises ``DowngradeRefused`` otherwise."""
-    steps = downgrade_steps(current_revision(engine), target)
+def apply_downgrade(url: str, target: str) -> list[str]:
+    """Undo the migrations of the database at ``url`` above ``target`` if all declare
+    themselves reversible; return their revisions, newest first. Raises
+    ``DowngradeRefused`` otherwise."""
+    steps = downgrade_steps(schema_revision(url), target)
     refuse_irreversible(steps)
     if steps:
-        with engine.connect() as connection:
-            connection.execution_options(tenure_write=True)
-            with connection.begin():
-                command.downgrade(alembic_config(connection), target)
+        downgrade_schema(url, target)
     return [s.revision for s in steps]

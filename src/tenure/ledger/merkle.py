@@ -165,6 +165,12 @@ def tree_hash(size: int, reader: HashReader) -> bytes:
     return fold_subtrees(reader.read_hashes(subtree_ids(0, size)))
 
 
+def root_of(size: int, reader: HashReader) -> bytes:
+    """The root of the first ``size`` leaves: ``EMPTY_ROOT`` for none (reading no
+    node), else ``tree_hash``."""
+    return tree_hash(size, reader) if size else EMPTY_ROOT
+
+
 def inclusion_proof(index: int, size: int, reader: HashReader) -> list[bytes]:
     """RFC 9162 inclusion proof of leaf ``index`` in the tree of ``size`` leaves."""
     if not 0 <= index < size:

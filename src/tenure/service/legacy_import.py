@@ -22,7 +22,6 @@ from datetime import UTC, date, datetime
 from typing import Any, Literal
 
 import orjson
-import sqlalchemy as sa
 
 from tenure.canonical import canonical_json
 from tenure.domain.commands import ImportLegacyLicense
@@ -31,8 +30,7 @@ from tenure.domain.licensekeys import hash_legacy_key, is_serial, is_tenure_key
 from tenure.domain.timefmt import format_time
 from tenure.errors import InvalidInput, TenureError
 from tenure.service.ledger import Ledger, Outcome, Submission
-from tenure.store import raw
-from tenure.store.engine import read_transaction
+from tenure.store.unit import Store
 
 Format = Literal["csv", "json"]
 
@@ -400,15 +398,11 @@ class ImportReport:
         }
 
 
-_MAPPED_KEYS = (
-    "SELECT legacy_key_hash, system, legacy_id FROM proj_legacy_ids WHERE account = :account"
-)
-
-
-def _known_keys(engine: sa.Engine, account: str) -> dict[str, tuple[str, str]]:
-    with read_transaction(engine) as conn:
-        found = raw.execute(conn, _MAPPED_KEYS, {"account": account}).fetchall()
-    return {row[0]: (row[1], row[2]) for row in found}
+def _known_keys(store: Store, account: str) -> dict[str, tuple[str, str]]:
+    """Each legacy key hash the account has mapped: its ``(system, legacy_id)``."""
+    with store.read() as tx:
+        found = tx.projection.rows(account, "legacy_ids")
+    return {row["legacy_key_hash"]: (row["system"], row["legacy_id"]) for row in found}
 
 
 def _unique_keys(
@@ -442,7 +436,7 @@ def _reason(error: BaseException) -> str:
 
 def import_rows(
     ledger: Ledger,
-    engine: sa.Engine,
+    store: Store,
     account: str,
     system: str,
     parsed: list[LegacyRow | RowError],
@@ -464,7 +458,7 @@ def import_rows(
     report = ImportReport(account, system, rows=len(parsed))
     report.errors = [p for p in parsed if isinstance(p, RowError)]
     good = [p for p in parsed if isinstance(p, LegacyRow)]
-    good, clashes = _unique_keys(good, _known_keys(engine, account), system)
+    good, clashes = _unique_keys(good, _known_keys(store, account), system)
     report.errors.extend(clashes)
     reason = f"legacy import from {system}"
     done = 0

@@ -29,13 +29,16 @@ from tenure.domain.state import Key, Row
 from tenure.ledger.merkle import Frontier, HashReader
 from tenure.store import sql
 from tenure.store.alerts import Alerts, SqlAlerts
+from tenure.store.bulk import BulkLedger, SqlBulkLedger
 from tenure.store.counters import Counters, SqlCounters
 from tenure.store.deployments import Deployments, SqlDeployments
 from tenure.store.drift import Drift, SqlDrift
+from tenure.store.drills import Drills, SqlDrills
 from tenure.store.engine import quick_read, read_transaction, transaction_on, write_transaction
 from tenure.store.gauges import Gauges, SqlGauges
 from tenure.store.licenses import Licenses, SqlLicenses
 from tenure.store.notices import Notices, SqlNotices
+from tenure.store.service_rows import ServiceRows, SqlServiceRows
 from tenure.store.sql import EventRow, Head, IdempotencyRecord, StoredCheckpoint
 from tenure.store.webhooks import SqlWebhooks, Webhooks
 
@@ -192,6 +195,17 @@ class Transaction(Protocol):
 
     @property
     def gauges(self) -> Gauges: ...
+
+    # --- durability (tenure.durability; issue 16 phase b, durability) ---
+
+    @property
+    def service_rows(self) -> ServiceRows: ...
+
+    @property
+    def bulk(self) -> BulkLedger: ...
+
+    @property
+    def drills(self) -> Drills: ...
 
     # --- ledger-core (issue 16 phase b) ---
 
@@ -408,6 +422,20 @@ class SqlTransaction:
     @cached_property
     def gauges(self) -> Gauges:
         return SqlGauges(self.connection)
+
+    # --- durability (tenure.durability; issue 16 phase b, durability) ---
+
+    @cached_property
+    def service_rows(self) -> ServiceRows:
+        return SqlServiceRows(self.connection)
+
+    @cached_property
+    def bulk(self) -> BulkLedger:
+        return SqlBulkLedger(self.connection)
+
+    @cached_property
+    def drills(self) -> Drills:
+        return SqlDrills(self.connection)
 
     # --- ledger-core (issue 16 phase b) ---
 

@@ -17,21 +17,27 @@ from functools import cached_property
 from typing import Any
 
 from tenure.store.alerts import Alerts
+from tenure.store.bulk import BulkLedger
 from tenure.store.counters import Counters
 from tenure.store.deployments import Deployments
 from tenure.store.drift import Drift
+from tenure.store.drills import Drills
 from tenure.store.gauges import Gauges
 from tenure.store.licenses import Licenses
 from tenure.store.memory.alerts import MemoryAlerts
+from tenure.store.memory.bulk import MemoryBulkLedger
 from tenure.store.memory.counters import MemoryCounters
 from tenure.store.memory.deployments import MemoryDeployments
 from tenure.store.memory.drift import MemoryDrift
+from tenure.store.memory.drills import MemoryDrills
 from tenure.store.memory.gauges import MemoryGauges
 from tenure.store.memory.ledger import MemoryIdempotency, MemoryLedgerRecords, MemoryProjection
 from tenure.store.memory.licenses import MemoryLicenses
 from tenure.store.memory.notices import MemoryNotices
+from tenure.store.memory.service_rows import MemoryServiceRows
 from tenure.store.memory.webhooks import MemoryWebhooks
 from tenure.store.notices import Notices
+from tenure.store.service_rows import ServiceRows
 from tenure.store.unit import Idempotency, LedgerRecords, Projection, Transaction
 from tenure.store.webhooks import Webhooks
 
@@ -86,6 +92,20 @@ class MemoryTransaction:
     @cached_property
     def gauges(self) -> Gauges:
         return MemoryGauges(self._tables, self.projection)
+
+    # --- durability (tenure.durability; issue 16 phase b, durability) ---
+
+    @cached_property
+    def service_rows(self) -> ServiceRows:
+        return MemoryServiceRows(self._tables)
+
+    @cached_property
+    def bulk(self) -> BulkLedger:
+        return MemoryBulkLedger(self._tables)
+
+    @cached_property
+    def drills(self) -> Drills:
+        return MemoryDrills(self._tables)
 
     # --- ledger-core (issue 16 phase b) ---
 

@@ -1,0 +1,124 @@
+"""Whole databases, named by URL: open one as a ``Store``, read and move its schema
+revision (Alembic), copy a SQLite file. What durability does to a database other
+than the one in use (a restore target, a drill's scratch database, both ends of a
+backend migration, the copy an upgrade snapshots) goes through here, so that no
+engine or connection leaves ``tenure.store``.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from tenure.store import migrations, service_rows
+from tenure.store.engine import create_engine
+from tenure.store.unit import SqlStore, SqlTransaction, Transaction
+
+DatabaseError = sa.exc.SQLAlchemyError
+"""What a database driver raises (the CLI shows it as one line)."""
+
+
+def database_error_text(exc: BaseException) -> str:
+    """One line about a ``DatabaseError``: the driver's own message when it has one."""
+    orig = getattr(exc, "orig", None)
+    return str(orig) if orig is not None else str(exc).splitlines()[0]
+
+
+class OpenStore(SqlStore):
+    """A ``Store`` over a database this process opened by URL; ``close`` (or leaving
+    its ``with`` block) closes its connections."""
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> OpenStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def open_store(url: str, *, upgrade: bool = False) -> OpenStore:
+    """The database at ``url`` as a store; with ``upgrade``, its schema brought to this
+    release's head first (creating it in an empty database). ``ConfigurationError``
+    for a URL that is not SQLite or PostgreSQL."""
+    store = OpenStore(create_engine(url))
+    if upgrade:
+        try:
+            migrations.upgrade(store.engine)
+        except BaseException:
+            store.close()
+            raise
+    return store
+
+
+@contextmanager
+def _engine(url: str) -> Iterator[sa.Engine]:
+    engine = create_engine(url)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+
+
+def schema_revision(url: str) -> str | None:
+    """The schema revision of the database at ``url``; None when it has no schema."""
+    with _engine(url) as engine:
+        return migrations.current_revision(engine)
+
+
+def upgrade_schema(url: str) -> None:
+    """Apply the migrations the database at ``url`` lacks (see ``migrations.upgrade``)."""
+    with _engine(url) as engine:
+        migrations.upgrade(engine)
+
+
+def downgrade_schema(url: str, revision: str) -> None:
+    """Undo the migrations of the database at ``url`` above ``revision`` (Alembic's
+    ``downgrade``, in one write transaction). Whether they may be undone is the
+    caller's decision."""
+    from alembic import command
+
+    with _engine(url) as engine, engine.connect() as connection:
+        connection.execution_options(tenure_write=True)
+        with connection.begin():
+            command.downgrade(migrations.alembic_config(connection), revision)
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The file behind a ``sqlite:///`` URL, or None for other databases."""
+    parsed = sa.engine.make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        return Path(parsed.database or "")
+    return None
+
+
+def sqlite_url(path: Path) -> str:
+    """The URL of the SQLite database file ``path``."""
+    return f"sqlite:///{path.as_posix()}"
+
+
+def copy_sqlite(path: Path, copy: Path) -> None:
+    """Copy the SQLite database ``path`` to ``copy`` with SQLite's online backup (one
+    consistent read; ``path`` is opened read-only and not written)."""
+    source = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+    target = sqlite3.connect(copy)
+    try:
+        with target:
+            source.backup(target)
+    finally:
+        source.close()
+        target.close()
+
+
+def copy_service_rows(source: Transaction, target: Transaction, account: str) -> None:
+    """Make ``target``'s service rows of ``account`` ``source``'s (the table copy of a
+    backend migration: ``service_rows.copy_service_rows``). Both must be SQL stores'
+    transactions (``TypeError`` otherwise)."""
+    if not isinstance(source, SqlTransaction) or not isinstance(target, SqlTransaction):
+        raise TypeError("service rows are copied between SQL stores")
+    service_rows.copy_service_rows(source.connection, target.connection, account)

@@ -1,0 +1,41 @@
+"""Ledger leaves exported by ``tenure ledger export`` and replayed into another store."""
+
+from __future__ import annotations
+
+import orjson
+import sqlalchemy as sa
+
+from support.shop import ACCOUNT
+from tenure.domain.events import event_from_json
+from tenure.ledger.merkle import Frontier, leaf_hash
+from tenure.store import sql
+from tenure.store.engine import write_transaction
+
+
+def read_leaves(lines: str) -> list[bytes]:
+    """Leaves as written by ``tenure ledger export``: one canonical event per line."""
+    return [line.encode("utf-8") for line in lines.splitlines() if line]
+
+
+def import_leaves(engine: sa.Engine, leaves: list[bytes], account: str = ACCOUNT) -> bytes:
+    """Append exported leaves to an empty ledger of a fresh store: events, Merkle nodes
+    (from ``Frontier``) and head, in one transaction. Returns the Merkle root."""
+    frontier = Frontier()
+    rows: list[sql.EventRow] = []
+    nodes: list[tuple[int, int, bytes]] = []
+    for seq, leaf in enumerate(leaves):
+        event = event_from_json(orjson.loads(leaf))
+        assert event.seq == seq
+        rows.append(
+            sql.EventRow(
+                seq, event.id, event.type, event.subject, event.time, event.idempotency_key, leaf
+            )
+        )
+        nodes.extend(frontier.append(leaf_hash(leaf)))
+    with write_transaction(engine) as conn:
+        assert sql.read_head(conn, account) is None, "import into an empty account only"
+        sql.create_head(conn, account, f"tenure.localhost/ledger/{account}")
+        sql.insert_events(conn, account, rows)
+        sql.insert_nodes(conn, account, nodes)
+        sql.set_head_size(conn, account, 0, frontier.size)
+    return frontier.root()
