@@ -11,14 +11,11 @@ from typing import Any
 
 import pytest
 
-from support.postgres import BACKENDS, pg_url
+from support.stores import STORE_KINDS, empty_store, license_row
 from tenure.domain.state import Row
-from tenure.store.engine import create_engine
 from tenure.store.licenses import LicenseFilter
-from tenure.store.memory import MemoryStore
-from tenure.store.migrations import upgrade
 from tenure.store.sql import EventRow
-from tenure.store.unit import SqlStore, Store
+from tenure.store.unit import Store
 
 ACCOUNT = "acme"
 OTHER = "other"
@@ -26,39 +23,16 @@ T0 = "2026-06-01T12:00:00.000000Z"
 T1 = "2026-06-01T12:01:00.000000Z"
 
 
-@pytest.fixture(params=["memory", *BACKENDS])
+@pytest.fixture(params=STORE_KINDS)
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
     """An empty store of each kind in turn."""
-    if request.param == "memory":
-        yield MemoryStore()
-        return
-    if request.param == "sqlite":
-        url = f"sqlite:///{(tmp_path / 'tenure.db').as_posix()}"
-    else:
-        url = pg_url(request.getfixturevalue("pg_database"))
-    engine = create_engine(url)
-    upgrade(engine)
-    try:
-        yield SqlStore(engine)
-    finally:
-        engine.dispose()
+    with empty_store(request.param, request, tmp_path) as empty:
+        yield empty
 
 
 def _license(serial: str, **fields: Any) -> Row:
-    row: Row = {
-        "serial": serial,
-        "product": "pro",
-        "customer": "cus_1",
-        "plan": "team",
-        "plan_version": 1,
-        "order_ref": None,
-        "key_hash": f"hash-{serial}",
-        "status": "active",
-        "issued_at": T0,
-        "expires_at": None,
-        "overrides": {},
-    }
-    return {**row, **fields}
+    key_hash = fields.pop("key_hash", f"hash-{serial}")
+    return license_row(serial, key_hash, **{"issued_at": T0, **fields})
 
 
 def _legacy(system: str, legacy_id: str, serial: str, key_hash: str) -> Row:

@@ -10,18 +10,15 @@ from typing import Any
 
 import pytest
 
-from support.postgres import BACKENDS, pg_url
+from support.stores import STORE_KINDS, empty_store
 from tenure.canonical import canonical_json
 from tenure.store.alerts import StoredAlert
 from tenure.store.counters import MinuteCount
 from tenure.store.deployments import StoredReport
 from tenure.store.drift import StoredFinding, StoredPass
-from tenure.store.engine import create_engine
-from tenure.store.memory import MemoryStore
-from tenure.store.migrations import upgrade
 from tenure.store.notices import StoredNotice
 from tenure.store.sql import EventRow
-from tenure.store.unit import SqlStore, Store
+from tenure.store.unit import Store
 from tenure.store.webhooks import AttemptRecord, NewDelivery, Subscription
 
 ACCOUNT = "acme"
@@ -32,22 +29,11 @@ T2 = "2026-06-01T12:02:00.000000Z"
 T3 = "2026-06-01T12:03:00.000000Z"
 
 
-@pytest.fixture(params=["memory", *BACKENDS])
+@pytest.fixture(params=STORE_KINDS)
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
     """An empty store of each kind in turn."""
-    if request.param == "memory":
-        yield MemoryStore()
-        return
-    if request.param == "sqlite":
-        url = f"sqlite:///{(tmp_path / 'tenure.db').as_posix()}"
-    else:
-        url = pg_url(request.getfixturevalue("pg_database"))
-    engine = create_engine(url)
-    upgrade(engine)
-    try:
-        yield SqlStore(engine)
-    finally:
-        engine.dispose()
+    with empty_store(request.param, request, tmp_path) as empty:
+        yield empty
 
 
 # ---------------------------------------------------------------- webhooks

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from support.stores import license_row
 from tenure.crypto.keystore import hash_license_key
 from tenure.domain.licensekeys import hash_legacy_key
 from tenure.domain.state import Row
@@ -27,20 +28,8 @@ NOW = datetime(2026, 6, 1, 12, tzinfo=UTC)
 
 
 def _license(serial: str, key: str, **fields: Any) -> Row:
-    row: Row = {
-        "serial": serial,
-        "product": "pro",
-        "customer": "cus_1",
-        "plan": "team",
-        "plan_version": 1,
-        "order_ref": None,
-        "key_hash": hash_license_key(key),
-        "status": "active",
-        "issued_at": "2026-01-01T00:00:00.000000Z",
-        "expires_at": None,
-        "overrides": {"feature:export": True},
-    }
-    return {**row, **fields}
+    overrides = {"feature:export": True}
+    return license_row(serial, hash_license_key(key), **{"overrides": overrides, **fields})
 
 
 @pytest.fixture
