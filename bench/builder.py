@@ -1,14 +1,14 @@
 """A fast bulk builder of valid Tenure stores (for the verify and replay benchmarks).
 
 The demo workload (``tenure.service.demo.demo_submissions``, what ``seed_demo``
-submits) goes through an in-memory stand-in for the ledger writer that
-does what ``Ledger._run`` does: ``decide`` the command, build the envelope, validate
-it with ``event_from_json``, ``apply`` it, encode the canonical leaf and append its
-hash to a Merkle ``Frontier``. It keeps the projection in a ``MemoryState`` and
-writes with raw ``executemany`` in large transactions: events, Merkle nodes,
-idempotency records, the head, a checkpoint signed every ``every_events`` events
-with the store's ``FileKeyStore`` key (plus the sidecar), and the projection rows
-via ``tenure.store.sql.bulk_insert_rows``.
+submits) goes through an in-memory stand-in for the ledger writer that does what
+``Appender.run`` (``tenure.service.ledger.session``) does: ``decide`` the command,
+build the envelope, validate it with ``event_from_json``, ``apply`` it, encode the
+canonical leaf and append its hash to a Merkle ``Frontier``. It keeps the projection
+in a ``MemoryState`` and writes with raw ``executemany`` in large transactions:
+events, Merkle nodes, idempotency records, the head, a checkpoint signed every
+``every_events`` events with the store's ``FileKeyStore`` key (plus the sidecar),
+and the projection rows via ``tenure.store.sql.bulk_insert_rows``.
 
 The result is the store the real writer makes from the same submissions (each its
 own batch): same root, byte for byte; ``ledger verify`` and ``rebuild`` accept it.
@@ -100,7 +100,7 @@ class MemoryLedger:
         self.conn = raw_connection(db_path)
 
     def run(self, sub: Submission) -> Outcome:
-        """Do what ``Ledger._run`` does for a batch of one submission."""
+        """Do what ``Appender.run`` does for a batch of one submission."""
         key = sub.idempotency_key
         request_hash = sub.request_hash() if key else ""
         if key:
@@ -240,7 +240,7 @@ def build_store(data_dir: Path, events: int) -> BuiltStore:
     for submission in demo_submissions(events, SEED, ACCOUNT):
         memory.run(submission)
     memory.finish()
-    with write_transaction(runtime.engine) as conn:
+    with write_transaction(runtime.store.engine) as conn:
         for table in TABLE_ORDER:
             sql.bulk_insert_rows(conn, ACCOUNT, table, memory.state.rows(table))
     if memory.last_note is not None and runtime.sidecar is not None:
@@ -274,7 +274,7 @@ def check_against_seed_demo(root: Path, events: int = 2000) -> bytes:
     ``Ledger``; raise unless both ledgers verify to the same root. Returns the root."""
     built = build_store(root / "built", events)
     try:
-        ours = verify_ledger(built.runtime.engine, ACCOUNT, built.runtime.sidecar).root
+        ours = verify_ledger(built.runtime.store, ACCOUNT, built.runtime.sidecar).root
     finally:
         built.runtime.close()
     # The builder appends without sealing personal data (random keys and nonces would
@@ -285,7 +285,7 @@ def check_against_seed_demo(root: Path, events: int = 2000) -> bytes:
         hashes = demo_license_keys(SEED).key_hash
         with runtime.ledger(random_bytes=rng.randbytes, license_key_hash=hashes) as ledger:
             seed_demo(ledger, events, SEED, ACCOUNT)
-        theirs = verify_ledger(runtime.engine, ACCOUNT, runtime.sidecar).root
+        theirs = verify_ledger(runtime.store, ACCOUNT, runtime.sidecar).root
     finally:
         runtime.close()
     if ours != theirs:

@@ -49,6 +49,7 @@ from tenure.service.apikeys import authenticate, ensure_bootstrap_owner
 from tenure.service.demo import demo_license_keys, seed_demo
 from tenure.store import tables as t
 from tenure.store.engine import read_transaction
+from tenure.store.unit import Store
 
 ACCOUNT = "default"
 SEED = 7
@@ -110,14 +111,14 @@ def prepare(data_dir: Path, events: int) -> Workload:
         )
         with ledger:
             seed_demo(ledger, events, SEED, ACCOUNT)
-        api_key = ensure_bootstrap_owner(runtime.engine, data_dir, ACCOUNT)
+        api_key = ensure_bootstrap_owner(runtime.store.engine, data_dir, ACCOUNT)
         assert api_key is not None, "fresh store has no keys"
-        return _pick_bodies(runtime.engine, api_key)
+        return _pick_bodies(runtime.store.engine, runtime.store, api_key)
     finally:
         runtime.close()
 
 
-def _pick_bodies(engine: sa.Engine, api_key: str) -> Workload:
+def _pick_bodies(engine: sa.Engine, store: Store, api_key: str) -> Workload:
     """12 allowed and 4 denied checks of real licenses, half named by license key."""
     licenses = t.projection["licenses"]
     with read_transaction(engine) as conn:
@@ -135,7 +136,7 @@ def _pick_bodies(engine: sa.Engine, api_key: str) -> Workload:
     denied: list[tuple[str, str, str]] = []
     for serial in serials:
         for entitlement in ENTITLEMENTS:
-            answer = checks.check(engine, ACCOUNT, serial, entitlement, now)
+            answer = checks.check(store, ACCOUNT, checks.CheckItem(serial, entitlement), now).answer
             if answer["allowed"] and len(allowed) < 12:
                 allowed.append((serial, entitlement))
             elif (
@@ -595,6 +596,7 @@ def in_process_costs(data_dir: Path, work: Workload, seconds: float = 0.5) -> st
     runtime = Runtime.open(Settings(data_dir=data_dir), migrate=False)
     try:
         items = [json.loads(body) for body in work.bodies]
+        questions = [checks.CheckItem(item["license"], item["entitlement"]) for item in items]
         now = datetime.now(UTC)
 
         def per_call(call: Callable[[int], object]) -> float:
@@ -604,15 +606,9 @@ def in_process_costs(data_dir: Path, work: Workload, seconds: float = 0.5) -> st
                 count += 1
             return timer.elapsed() / count * 1e6
 
-        auth = per_call(lambda _: authenticate(runtime.engine, work.api_key))
+        auth = per_call(lambda _: authenticate(runtime.store.engine, work.api_key))
         decide = per_call(
-            lambda i: checks.check(
-                runtime.engine,
-                ACCOUNT,
-                items[i % len(items)]["license"],
-                items[i % len(items)]["entitlement"],
-                now,
-            )
+            lambda i: checks.check(runtime.store, ACCOUNT, questions[i % len(questions)], now)
         )
     finally:
         runtime.close()

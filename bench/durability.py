@@ -97,7 +97,7 @@ def snapshot_at(store: BuiltStore, size: int) -> snapshots.Snapshot:
     leaves = read_leaves(runtime.settings.data_dir / "tenure.db")[:size]
     state = replay(enumerate(leaves))
     tables = {name: list(state.rows(name)) for name in TABLE_ORDER}
-    with read_transaction(runtime.engine) as conn:
+    with read_transaction(runtime.store.engine) as conn:
         root = tree_hash(size, sql.NodeReader(conn, ACCOUNT))
     service = dict(now.service)
     service["idempotency_keys"] = [

@@ -436,7 +436,7 @@ def _contention_http(opts: Options, root: Path, serials: list[str], raw_limit: f
     data_dir = root / "store"
     runtime = Runtime.open(Settings(data_dir=data_dir))
     try:
-        api_key = ensure_bootstrap_owner(runtime.engine, data_dir, ACCOUNT)
+        api_key = ensure_bootstrap_owner(runtime.store.engine, data_dir, ACCOUNT)
     finally:
         runtime.close()
     assert api_key is not None, "the bench store has no API key yet"

@@ -71,7 +71,8 @@ def _checks(root: Path, serials: list[str], count: int) -> float:
         now = datetime.now(UTC)
         timer = Timer()
         for i in range(count):
-            checks.check(runtime.engine, ACCOUNT, serials[i % 50], "feature:export-pdf", now)
+            item = checks.CheckItem(serials[i % 50], "feature:export-pdf")
+            checks.check(runtime.store, ACCOUNT, item, now)
         return count / timer.elapsed()
     finally:
         runtime.close()

@@ -92,7 +92,7 @@ def _ledger_state(runtime: Runtime, licenses: int) -> list[tuple[str, str]]:
             holders[act] = None
             devices.append((serial, fph))
         seat_rows.append({"serial": serial, "holders": holders})
-    with write_transaction(runtime.engine) as conn:
+    with write_transaction(runtime.store.engine) as conn:
         sql.bulk_insert_rows(conn, ACCOUNT, "plan_versions", [plan])
         sql.bulk_insert_rows(conn, ACCOUNT, "licenses", license_rows)
         sql.bulk_insert_rows(conn, ACCOUNT, "activations", activation_rows)

@@ -54,7 +54,7 @@ def run(opts: Options, store: BuiltStore) -> list[Result]:
     limit = best_rate(count, lambda: parse_and_hash(leaves), repeats)
 
     def from_store() -> None:
-        with read_transaction(store.runtime.engine) as conn:
+        with read_transaction(store.runtime.store.engine) as conn:
             replay(sql.iter_leaves(conn, ACCOUNT))
 
     stored = best_rate(count, from_store, 1)

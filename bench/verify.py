@@ -27,7 +27,7 @@ def leaf_hashes(leaves: list[bytes]) -> None:
 def run(opts: Options, store: BuiltStore) -> Result:
     runtime = store.runtime
     timer = Timer()
-    report = verify_ledger(runtime.engine, ACCOUNT, runtime.sidecar)
+    report = verify_ledger(runtime.store, ACCOUNT, runtime.sidecar)
     seconds = timer.elapsed()
     if report.size != store.events:
         raise AssertionError(f"verify saw {report.size} events, the builder wrote {store.events}")

@@ -42,7 +42,7 @@ def shop(ledger: Ledger) -> Shop:
 
 @pytest.fixture
 def probe(runtime: Runtime) -> Probe:
-    return Probe(runtime.engine)
+    return Probe(runtime.store.engine)
 
 
 @pytest.fixture

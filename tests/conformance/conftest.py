@@ -13,9 +13,8 @@ import pytest
 from support.postgres import BACKENDS, pg_url
 from support.server import Server, running_server
 from support.shop import Runtimes
+from support.stores import STORE_KINDS, empty_store
 from tenure.app.runtime import Runtime
-from tenure.store.databases import open_store, sqlite_url
-from tenure.store.memory import MemoryStore
 from tenure.store.unit import Store
 
 
@@ -28,19 +27,12 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return pg_url(name)
 
 
-@pytest.fixture(params=["memory", *BACKENDS])
+@pytest.fixture(params=STORE_KINDS)
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
     """An empty store of each kind in turn: in memory, SQLite, PostgreSQL (the store
     nouns' conformance tests)."""
-    if request.param == "memory":
-        yield MemoryStore()
-        return
-    if request.param == "sqlite":
-        url = sqlite_url(tmp_path / "tenure.db")
-    else:
-        url = pg_url(request.getfixturevalue("pg_database"))
-    with open_store(url, upgrade=True) as opened:
-        yield opened
+    with empty_store(request.param, request, tmp_path) as empty:
+        yield empty
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from support.rows import event_row, license_row
+from support.stores import event_row, license_row
 from tenure.canonical import canonical_json
 from tenure.store.accounts import StoredAccount
 from tenure.store.apikeys import StoredKey
@@ -157,9 +157,9 @@ def _activation(activation: str, serial: str) -> dict[str, Any]:
 
 def test_listings_find_projection_rows_by_other_columns_than_their_key(store: Store) -> None:
     licenses = [
-        license_row("TNR-1", T0),
-        license_row("TNR-2", None, "suspended"),
-        {**license_row("TNR-3", T2), "plan": "basic"},
+        license_row("TNR-1", expires_at=T0),
+        license_row("TNR-2", status="suspended"),
+        {**license_row("TNR-3", expires_at=T2), "plan": "basic"},
     ]
     customers = [
         {"customer": c, "name": None, "email": None, "external_id": None}

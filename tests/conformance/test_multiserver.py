@@ -87,10 +87,10 @@ def test_two_writers_signing_at_once_never_store_two_checkpoints_of_one_size(
         with ThreadPoolExecutor(THREADS) as pool:
             assert sorted(pool.map(client, range(THREADS))) == list(range(THREADS))
 
-    report = verify_ledger(first.engine, ACCOUNT, first.sidecar)
+    report = verify_ledger(first.store, ACCOUNT, first.sidecar)
     assert report.size == 2 + THREADS * 12
     verifier = first.ledger_signer(ACCOUNT)[1].verifier
-    with read_transaction(first.engine) as conn:
+    with read_transaction(first.store.engine) as conn:
         stored = sql.all_checkpoints(conn, ACCOUNT)
         roots = {cp.size: sql_root(conn, cp.size) for cp in stored}
     assert len({cp.size for cp in stored}) == len(stored) > 1
@@ -122,7 +122,7 @@ def test_a_postgresql_writer_keeps_its_rows_until_another_process_writes(
     first = runtimes.open(data_dir, database_url=url)
     second = runtimes.open(data_dir, database_url=url)
     with first.ledger() as a, second.ledger() as b:
-        listener = notify.listener_of(first.engine)
+        listener = notify.listener_of(first.store.engine)
         assert listener is not None
         assert listener.wait_until_listening(5.0)
         Shop(a).catalog()
@@ -137,7 +137,7 @@ def test_a_postgresql_writer_keeps_its_rows_until_another_process_writes(
         assert _wait_for(lambda: listener.marker() != before)
         # A write transaction (rebuild, restore, accounts) is announced to everyone.
         moved = listener.marker()
-        with write_transaction(second.engine):
+        with write_transaction(second.store.engine):
             pass
         assert _wait_for(lambda: listener.marker() != moved)
 
@@ -147,11 +147,11 @@ def test_a_listener_that_loses_its_connection_reconnects_and_moves_its_marker(
 ) -> None:
     runtime = pg_runtimes.open(data_dir, database_url=pg_url(pg_database))
     with runtime.ledger() as writer:
-        listener = notify.listener_of(runtime.engine)
+        listener = notify.listener_of(runtime.store.engine)
         assert listener is not None
         assert listener.wait_until_listening(5.0)
         before = listener.marker()
-        with runtime.engine.connect() as conn:
+        with runtime.store.engine.connect() as conn:
             conn.execute(
                 sa.text(
                     "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
@@ -172,7 +172,7 @@ def test_a_writer_whose_notification_has_not_arrived_still_decides_on_current_ro
     first = pg_runtimes.open(data_dir, database_url=url)
     second = pg_runtimes.open(data_dir, database_url=url)
     with first.ledger() as a, second.ledger() as b:
-        listener = notify.listener_of(first.engine)
+        listener = notify.listener_of(first.store.engine)
         assert listener is not None
         assert listener.wait_until_listening(5.0)
 
@@ -194,7 +194,7 @@ def test_a_writer_whose_notification_has_not_arrived_still_decides_on_current_ro
         run(b, device(1))
         with pytest.raises(SeatLimitReached):
             run(a, device(2))
-    with read_transaction(first.engine) as conn:
+    with read_transaction(first.store.engine) as conn:
         held = sql.read_row(conn, ACCOUNT, "license_seats", (serial,))
     assert held is not None
     assert len(held["holders"]) == 2
@@ -205,17 +205,17 @@ def test_without_a_listener_a_postgresql_writer_reloads_in_every_batch(
 ) -> None:
     runtime = pg_runtimes.open(data_dir, database_url=pg_url(pg_database))
     with runtime.ledger() as writer:
-        listener = notify.listener_of(runtime.engine)
+        listener = notify.listener_of(runtime.store.engine)
         assert listener is not None
-        notify.stop_listener(runtime.engine, listener)
-        with runtime.engine.connect() as conn:
+        notify.stop_listener(runtime.store.engine, listener)
+        with runtime.store.engine.connect() as conn:
             assert sql.external_write_marker(conn) != sql.external_write_marker(conn)
         Shop(writer).catalog()
         Shop(writer).customer("still-works")
 
 
 def _cached_rows(ledger: Ledger) -> int:
-    return sum(len(cached.rows) for cached in ledger._cache.values())
+    return sum(len(cached.rows) for cached in ledger._appender.cache.values())
 
 
 # ---------------------------------------------------------------- three real servers

@@ -42,7 +42,7 @@ def test_webhook_fan_out_queues_each_delivery_once_and_one_worker_claims_it(
     for _ in range(2):  # a second fan-out of the same events queues nothing new
         with runtime.store.shared_write() as tx:
             webhooks.fan_out(tx, ACCOUNT, now)
-        with runtime.engine.connect() as conn, transaction_on(conn):
+        with runtime.store.engine.connect() as conn, transaction_on(conn):
             conn.execute(sa.update(t.webhook_cursors).values(next_seq=0))
     with runtime.store.read() as tx:
         assert webhooks.backlog(tx, ACCOUNT) == 1
@@ -63,7 +63,7 @@ def test_notices_and_alerts_are_recorded_once(runtime: Runtime, ledger: Ledger, 
     serial = shop.license(shop.customer("c1"), "o-1")
     lic = t.projection["licenses"].c
     soon = datetime.now(UTC) + timedelta(days=3)
-    with runtime.engine.connect() as conn, transaction_on(conn):
+    with runtime.store.engine.connect() as conn, transaction_on(conn):
         conn.execute(
             sa.update(t.projection["licenses"])
             .where(lic.account == ACCOUNT, lic.serial == serial)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from support.rows import event_row, license_row
+from support.stores import event_row, license_row
 from tenure.store.alerts import StoredAlert
 from tenure.store.counters import MinuteCount
 from tenure.store.deployments import StoredReport
@@ -195,10 +195,10 @@ def test_a_notice_is_recorded_once_and_expiring_licenses_are_found_in_their_wind
 ) -> None:
     notice = StoredNotice("ntc_1", "license.expiring_soon", "TNR-1", "cus_1", T2, 7, T0)
     rows = [
-        license_row("TNR-1", T1),
-        license_row("TNR-2", T3),
-        license_row("TNR-3", T1, "revoked"),
-        license_row("TNR-4", None),
+        license_row("TNR-1", expires_at=T1),
+        license_row("TNR-2", expires_at=T3),
+        license_row("TNR-3", expires_at=T1, status="revoked"),
+        license_row("TNR-4", expires_at=None),
     ]
     with store.write() as tx:
         tx.projection.write(ACCOUNT, "licenses", rows, [])
@@ -232,7 +232,10 @@ def test_an_alert_stays_open_until_cleared_and_the_times_it_counts_come_from_the
         tx.alerts.clear(ACCOUNT, "revocations", T2)
         assert tx.alerts.open_alert(ACCOUNT, "revocations") is None
         tx.projection.write(
-            ACCOUNT, "licenses", [license_row("TNR-1", T1), license_row("TNR-2", T3)], []
+            ACCOUNT,
+            "licenses",
+            [license_row("TNR-1", expires_at=T1), license_row("TNR-2", expires_at=T3)],
+            [],
         )
         head = tx.ledger.create_head(ACCOUNT, "test/ledger/acme")
         kinds = ["license.revoked", "license.suspended", "license.revoked", "license.revoked"]

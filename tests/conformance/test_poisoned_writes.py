@@ -90,7 +90,7 @@ def test_a_write_the_database_refuses_fails_alone(ledger: Ledger, store_url: str
     assert isinstance(poisoned.exception(timeout=30), StorageUnavailable)
     outcomes = _results(valid + more)
     assert all(isinstance(o, Outcome) and o.result["created"] for o in outcomes), outcomes
-    with read_transaction(ledger.engine) as conn:
+    with read_transaction(ledger.store.engine) as conn:
         head = sql.read_head(conn, ACCOUNT)
         assert head is not None
         assert head.size == 40
@@ -110,7 +110,7 @@ def test_a_value_postgresql_cannot_store_fails_only_its_own_request(
     outcomes = _results(valid + more)
     assert all(isinstance(o, Outcome) and o.result["created"] for o in outcomes), outcomes
     error = poisoned.exception(timeout=30)
-    with read_transaction(ledger.engine) as conn:
+    with read_transaction(ledger.store.engine) as conn:
         head = sql.read_head(conn, ACCOUNT)
         assert head is not None
         report = audit.verify(SqlAuditLog(conn), ACCOUNT, head.size)
@@ -150,7 +150,7 @@ def test_an_audit_entry_that_cannot_be_stored_is_stored_sanitized(ledger: Ledger
         decisions = ledger.submit(AuditRequest((odd,)))
     outcomes = _results([*valid, *refusals, decisions])
     assert all(isinstance(o, Outcome) for o in outcomes), outcomes
-    with read_transaction(ledger.engine) as conn:
+    with read_transaction(ledger.store.engine) as conn:
         head = sql.read_head(conn, ACCOUNT)
         assert head is not None
         assert head.size == 10

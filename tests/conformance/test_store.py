@@ -58,7 +58,7 @@ def _head_revision() -> str:
 def test_migrations_bring_an_empty_database_to_head_with_the_metadata_schema(
     runtime: Runtime,
 ) -> None:
-    engine = runtime.engine
+    engine = runtime.store.engine
     assert current_revision(engine) == _head_revision()
     upgrade(engine)  # again: a no-op
     assert current_revision(engine) == _head_revision()
@@ -118,7 +118,7 @@ def test_concurrent_submissions_get_a_gap_free_ledger_that_verifies(
     total = THREADS * per_thread
     assert sorted(o.events[0].seq for o in outcomes) == list(range(start, start + total))
     assert probe.seqs() == list(range(start + total))
-    report = verify_ledger(runtime.engine, ACCOUNT, runtime.sidecar)
+    report = verify_ledger(runtime.store, ACCOUNT, runtime.sidecar)
     assert report.size == start + total
 
 
@@ -141,20 +141,20 @@ def test_two_writers_on_one_database_append_without_gaps_or_forks(
             outcomes = [o for batch in pool.map(client, range(THREADS)) for o in batch]
         a.execute(SignRequest(ACCOUNT))
     assert sorted(o.events[0].seq for o in outcomes) == list(range(2, 2 + THREADS * 10))
-    report = verify_ledger(first.engine, ACCOUNT, first.sidecar)
+    report = verify_ledger(first.store, ACCOUNT, first.sidecar)
     assert report.size == 2 + THREADS * 10
-    assert rebuild(first.engine, ACCOUNT).changed is False
+    assert rebuild(first.store, ACCOUNT).changed is False
 
 
 def test_rebuilt_projection_has_the_live_digest(shop: Shop, runtime: Runtime) -> None:
     for n in range(5):
         shop.license(shop.customer(f"c{n}"), f"ORD-{n}")
-    live = digest_of(runtime.engine, ACCOUNT)
+    live = digest_of(runtime.store, ACCOUNT)
 
-    report = rebuild(runtime.engine, ACCOUNT)
+    report = rebuild(runtime.store, ACCOUNT)
 
     assert (report.before, report.after) == (live.digest, live.digest)
-    assert digest_of(runtime.engine, ACCOUNT) == live
+    assert digest_of(runtime.store, ACCOUNT) == live
 
 
 def test_a_signed_checkpoint_is_stored_verifies_and_reaches_the_sidecar(
@@ -165,7 +165,7 @@ def test_a_signed_checkpoint_is_stored_verifies_and_reaches_the_sidecar(
     outcome = ledger.execute(SignRequest(ACCOUNT))
 
     size = outcome.result["size"]
-    with read_transaction(runtime.engine) as conn:
+    with read_transaction(runtime.store.engine) as conn:
         stored = sql.read_checkpoint(conn, ACCOUNT)
     assert stored is not None
     assert stored.size == size == 3
@@ -174,7 +174,7 @@ def test_a_signed_checkpoint_is_stored_verifies_and_reaches_the_sidecar(
     assert (checkpoint.size, checkpoint.root) == (size, stored.root)
     assert runtime.sidecar is not None
     assert runtime.sidecar.read(ACCOUNT) == checkpoint
-    assert verify_ledger(runtime.engine, ACCOUNT, runtime.sidecar).root == stored.root
+    assert verify_ledger(runtime.store, ACCOUNT, runtime.sidecar).root == stored.root
 
 
 # ---------------------------------------------------------------- invariants under load
@@ -211,7 +211,7 @@ def test_a_seat_limit_holds_under_concurrent_activations_from_two_writers(
         with ThreadPoolExecutor(THREADS) as pool:
             answers = list(pool.map(activate, range(THREADS)))
     assert sorted(answers) == ["activated"] * 2 + ["refused"] * (THREADS - 2)
-    with read_transaction(first.engine) as conn:
+    with read_transaction(first.store.engine) as conn:
         seats = sql.read_row(conn, ACCOUNT, "license_seats", (serial,))
     assert seats is not None
     assert len(seats["holders"]) == 2
@@ -221,7 +221,7 @@ def test_a_failing_transaction_leaves_no_partial_write(
     shop: Shop, probe: Probe, ledger: Ledger, runtime: Runtime
 ) -> None:
     before = probe.snapshot()
-    with read_transaction(runtime.engine) as conn:
+    with read_transaction(runtime.store.engine) as conn:
         audit_before = conn.execute(sa.select(t.audit_heads)).all()
     holding, release = threading.Event(), threading.Event()
 
@@ -255,7 +255,7 @@ def test_a_failing_transaction_leaves_no_partial_write(
 
     after_hold = probe.snapshot()
     assert after_hold[:2] == (before[0] + 1, before[1] + 1)  # the customer only
-    with read_transaction(runtime.engine) as conn:
+    with read_transaction(runtime.store.engine) as conn:
         ghosts = conn.scalar(sa.select(sa.func.count()).where(t.accounts.c.id == "ghost"))
         audit_after = conn.execute(sa.select(t.audit_heads.c.size)).scalars().all()
     assert ghosts == 0
@@ -283,10 +283,10 @@ def _seed(runtime: Runtime, events: int, seed: int) -> tuple[str, bytes, list[by
     )
     with ledger:
         seed_demo(ledger, events, seed)
-    report = verify_ledger(runtime.engine, ACCOUNT, runtime.sidecar)
-    with read_transaction(runtime.engine) as conn:
+    report = verify_ledger(runtime.store, ACCOUNT, runtime.sidecar)
+    with read_transaction(runtime.store.engine) as conn:
         leaves = [leaf for _, leaf in sql.iter_leaves(conn, ACCOUNT)]
-    return digest_of(runtime.engine, ACCOUNT).digest, report.root, leaves
+    return digest_of(runtime.store, ACCOUNT).digest, report.root, leaves
 
 
 def test_the_demo_workload_gives_the_same_digest_root_and_leaves_on_both_backends(

@@ -47,7 +47,7 @@ class RememberKey:
 
 
 def test_a_write_transaction_commits_what_its_block_did(runtime: Runtime) -> None:
-    store: Store = SqlStore(runtime.engine)
+    store: Store = SqlStore(runtime.store.engine)
     with store.write() as tx:
         tx.ledger.create_head(OTHER, "example.test/unit")
         tx.ledger.record_verifier_key(OTHER, "k1", "unit+k1+key", "2025-01-01T00:00:00Z")
@@ -60,7 +60,7 @@ def test_a_write_transaction_commits_what_its_block_did(runtime: Runtime) -> Non
 
 
 def test_a_write_transaction_whose_block_raises_leaves_nothing(runtime: Runtime) -> None:
-    store: Store = SqlStore(runtime.engine)
+    store: Store = SqlStore(runtime.store.engine)
 
     def fail_after_writing() -> None:
         with store.write() as tx:
@@ -76,7 +76,7 @@ def test_a_write_transaction_whose_block_raises_leaves_nothing(runtime: Runtime)
 def test_the_nouns_read_what_the_writer_appended(runtime: Runtime, shop: Shop) -> None:
     serial = shop.license(shop.customer("unit-1"), "order-unit-1")
     shop.ledger.execute(SignRequest(ACCOUNT))
-    store: Store = SqlStore(runtime.engine)
+    store: Store = SqlStore(runtime.store.engine)
     with store.read() as tx:
         head = tx.ledger.head(ACCOUNT)
         assert head is not None
@@ -100,5 +100,5 @@ def test_an_operation_runs_in_the_writers_transaction(runtime: Runtime, ledger: 
     assert ledger.execute(RememberKey(ACCOUNT, "op-1")).result == {"id": "op-1"}
     with pytest.raises(Conflict):
         ledger.execute(RememberKey(ACCOUNT, "op-2", refuse=True))
-    with SqlStore(runtime.engine).read() as tx:
+    with SqlStore(runtime.store.engine).read() as tx:
         assert tx.ledger.verifier_keys(ACCOUNT) == ["k+op-1"]  # op-2 was undone

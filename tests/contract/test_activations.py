@@ -91,7 +91,7 @@ def floor(runtime: Runtime, clock: Clock) -> object:
 def test_an_ended_lease_frees_its_seat_without_an_event(
     floor: Floor, clock: Clock, runtime: Runtime
 ) -> None:
-    probe = Probe(runtime.engine)
+    probe = Probe(runtime.store.engine)
     floor.activate("a")
     floor.activate("b")
     with pytest.raises(SeatLimitReached):
@@ -111,7 +111,7 @@ def test_an_ended_lease_frees_its_seat_without_an_event(
 def test_a_heartbeat_appends_only_once_half_the_lease_has_passed(
     floor: Floor, clock: Clock, runtime: Runtime
 ) -> None:
-    probe = Probe(runtime.engine)
+    probe = Probe(runtime.store.engine)
     activation = floor.activate("a").result["activation"]
     size = probe.size()
     clock.advance(LEASE / 2 - 10)
@@ -163,8 +163,8 @@ def test_replaying_the_ledger_gives_the_same_state(
     clock.advance(LEASE)
     floor.run(RenewLease(activation, LEASE))
     floor.run(DeactivateDevice(activation))
-    before = Probe(runtime.engine).digest()
-    report = rebuild(runtime.engine, ACCOUNT)
+    before = Probe(runtime.store.engine).digest()
+    report = rebuild(runtime.store, ACCOUNT)
     assert (report.before, report.after) == (before.digest, before.digest)
 
 

@@ -24,6 +24,7 @@ from tenure.domain.lineage import KeyLineage
 from tenure.errors import Conflict, TenureError
 from tenure.service.ledger import Outcome, Submission
 from tenure.service.replay import rebuild
+from tenure.store.unit import SqlStore
 
 REQUESTER = Actor("key_requester", "issuer", "api_key")
 APPROVER = Actor("key_approver", "admin", "api_key")
@@ -157,7 +158,7 @@ def test_approvals_replay_to_the_same_state(shop: Shop, probe: Probe) -> None:
     approve(shop, approval)
     ask(shop, "plan.retire", {"plan": Shop.PLAN}, ttl=0)
     before = probe.digest().digest
-    rebuild(probe.engine, ACCOUNT)
+    rebuild(SqlStore(probe.engine), ACCOUNT)
     assert probe.digest().digest == before
 
 

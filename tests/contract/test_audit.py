@@ -170,7 +170,7 @@ def test_each_submission_is_audited_with_its_events_or_its_refusal(
         shop.run(SuspendLicense(serial), "again")
     with pytest.raises(NotFound):
         shop.run(SuspendLicense("TNR-AAAAA-AAAAA-AAAAA-AAAAA"), "who?")
-    found = entries_of(ledger.engine)
+    found = entries_of(ledger.store.engine)
     assert [e["action"] for e in found] == [
         "define_product",
         "publish_plan",
@@ -192,7 +192,7 @@ def test_each_submission_is_audited_with_its_events_or_its_refusal(
     assert spans[0][0] == 0
     assert all(a[0] + a[1] == b[0] for a, b in itertools.pairwise(spans))
     assert spans[-1][0] + spans[-1][1] == probe.size()
-    report = verify(ledger.engine)
+    report = verify(ledger.store.engine)
     assert report.events == (0, probe.size())
 
 
@@ -215,7 +215,7 @@ def test_an_audit_entry_that_cannot_be_written_fails_the_batch_and_writes_nothin
 ) -> None:
     serial = shop.license(shop.customer("acme"), "order-1")
     before = probe.snapshot()
-    entries_before = len(entries_of(ledger.engine))
+    entries_before = len(entries_of(ledger.store.engine))
     db = raw_sqlite(data_dir)
     try:
         db.execute(
@@ -230,10 +230,10 @@ def test_an_audit_entry_that_cannot_be_written_fails_the_batch_and_writes_nothin
         db.execute("DROP TRIGGER audit_full")
     finally:
         db.close()
-    assert len(entries_of(ledger.engine)) == entries_before
+    assert len(entries_of(ledger.store.engine)) == entries_before
     shop.run(SuspendLicense(serial), "unpaid")  # the writer recovers
     assert probe.event_count() == before[0] + 1
-    verify(ledger.engine)
+    verify(ledger.store.engine)
 
 
 def test_a_write_that_fails_is_undone_and_audited_as_denied(ledger: Ledger, data_dir: Path) -> None:
@@ -249,7 +249,7 @@ def test_a_write_that_fails_is_undone_and_audited_as_denied(ledger: Ledger, data
         assert db.execute("SELECT count(*) FROM accounts WHERE id = 'half'").fetchone() == (0,)
     finally:
         db.close()
-    last = entries_of(ledger.engine)[-1]
+    last = entries_of(ledger.store.engine)[-1]
     assert (last["action"], last["outcome"], last["code"]) == (
         "create_account",
         "denied",
@@ -262,7 +262,7 @@ def test_verify_finds_an_audit_tail_dropped_after_the_last_change(
 ) -> None:
     shop.customer("acme")
     ledger.execute(AuditRequest((entry(0),)))  # a decision after the last change
-    size = verify(ledger.engine).size
+    size = verify(ledger.store.engine).size
     db = sqlite3.connect(db_path(data_dir), isolation_level=None)
     try:
         # Drop the entry of the last change (and everything after), then make the
@@ -276,4 +276,4 @@ def test_verify_finds_an_audit_tail_dropped_after_the_last_change(
     finally:
         db.close()
     with pytest.raises(AuditTampered, match="have no audit entry"):
-        verify(ledger.engine)
+        verify(ledger.store.engine)

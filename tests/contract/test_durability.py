@@ -125,7 +125,7 @@ def build(root: Path, events: int, seed: int, snapshot_at: tuple[int, ...]) -> B
         with runtime.ledger() as ledger:
             for sub in demo_submissions(events, seed):
                 ledger.execute(sub)
-                report = digest_of(runtime.engine, ACCOUNT)
+                report = digest_of(runtime.store, ACCOUNT)
                 digests[report.size] = report.digest
                 if report.size in snapshot_at and report.size not in _snapshotted(site):
                     taken = snapshots.take(runtime.store, ACCOUNT, ORIGIN, signer)
@@ -134,7 +134,7 @@ def build(root: Path, events: int, seed: int, snapshot_at: tuple[int, ...]) -> B
                     shipper.ship_once()
         # The writer signed a checkpoint of the whole ledger on close.
         shipper.ship_once()
-        size = digest_of(runtime.engine, ACCOUNT).size
+        size = digest_of(runtime.store, ACCOUNT).size
     finally:
         runtime.close()
     assert sorted(digests) == list(range(size + 1))
@@ -192,7 +192,7 @@ def assert_refused_and_empty(
 
 def assert_right_state(target: Path, built: Built, report: RestoreReport) -> None:
     engine = create_engine(f"sqlite:///{target}")
-    live = digest_of(engine, ACCOUNT)
+    live = digest_of(SqlStore(engine), ACCOUNT)
     assert (live.size, live.digest) == (built.size, built.digests[built.size])
     assert (report.size, report.digest) == (built.size, built.digests[built.size])
 
@@ -442,7 +442,7 @@ def test_point_in_time_restores_equal_the_state_recorded_at_that_size(
             head = sql.read_head(conn, ACCOUNT)
             assert head is not None
             assert head.size == n
-        assert digest_of(engine, ACCOUNT).digest == built.digests[n], n
+        assert digest_of(SqlStore(engine), ACCOUNT).digest == built.digests[n], n
         assert report.digest == built.digests[n]
         engine.dispose()
 
@@ -580,12 +580,12 @@ def test_restoring_into_a_database_that_holds_the_ledger_is_refused(
     target = tmp_path / "t.db"
     restore_into(built.site_root, target, built, at_seq=120)
     engine = create_engine(f"sqlite:///{target}")
-    before = digest_of(engine, ACCOUNT)
+    before = digest_of(SqlStore(engine), ACCOUNT)
     with read_transaction(engine) as conn:
         events_before = len(list(sql.iter_leaves(conn, ACCOUNT, 0, before.size)))
     with pytest.raises(RestoreRefused):
         restore(built.site(), ACCOUNT, SqlStore(engine), built.verifiers)
-    assert digest_of(engine, ACCOUNT) == before
+    assert digest_of(SqlStore(engine), ACCOUNT) == before
     with read_transaction(engine) as conn:
         assert sql.read_head(conn, ACCOUNT).size == 120  # type: ignore[union-attr]
         assert len(list(sql.iter_leaves(conn, ACCOUNT, 0, 400))) == events_before

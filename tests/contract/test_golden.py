@@ -63,12 +63,12 @@ def test_golden_leaves_loaded_into_a_fresh_store_verify_and_rebuild(
 ) -> None:
     leaves, expected = _load(golden)
     runtime = runtimes.open(tmp_path / "store")
-    import_leaves(runtime.engine, leaves)
-    rebuild(runtime.engine, ACCOUNT, accept_change=True)  # from an empty projection
+    import_leaves(runtime.store.engine, leaves)
+    rebuild(runtime.store, ACCOUNT, accept_change=True)  # from an empty projection
 
-    report = digest_of(runtime.engine, ACCOUNT)
+    report = digest_of(runtime.store, ACCOUNT)
     assert (report.size, report.digest) == (expected["size"], expected["digest"])
-    verified = verify_ledger(runtime.engine, ACCOUNT)
+    verified = verify_ledger(runtime.store, ACCOUNT)
     assert base64.b64encode(verified.root).decode() == expected["root_b64"]
 
 
@@ -88,7 +88,7 @@ def test_demo_seed_still_reproduces_the_0_1_0_golden_ledger(
 
     runtime = runtimes.open(store)
     assert runtime.personal is not None
-    with read_transaction(runtime.engine) as conn:
+    with read_transaction(runtime.store.engine) as conn:
         again = [leaf for _, leaf in sql.iter_leaves(conn, ACCOUNT)]
     assert len(again) == len(leaves)
     differing = []
@@ -103,4 +103,4 @@ def test_demo_seed_still_reproduces_the_0_1_0_golden_ledger(
         if new != old:
             differing.append(seq)
     assert differing == []
-    verify_ledger(runtime.engine, ACCOUNT)
+    verify_ledger(runtime.store, ACCOUNT)

@@ -22,18 +22,18 @@ from support.shop import ACCOUNT, Probe, Runtimes, Shop
 from support.sqlite import db_path
 from tenure.app.runtime import Runtime
 from tenure.domain.commands import PublishPlan
+from tenure.domain.licensekeys import hash_legacy_key
 from tenure.errors import InvalidInput
 from tenure.service import checks, licensing
+from tenure.service.checks import CheckItem
 from tenure.service.legacy_import import (
     COLUMNS,
     LegacyRow,
     RowError,
-    hash_legacy_key,
     import_rows,
     parse_csv,
     parse_json,
     parse_row,
-    serial_by_legacy_id,
 )
 from tenure.store import tables as t
 from tenure.store.engine import read_transaction
@@ -134,7 +134,7 @@ def test_ten_thousand_rows_import_once_with_bad_rows_reported(
             rows.append(_good(i))
     file = tmp_path / "legacy.csv"
     _write_csv(file, rows)
-    probe = Probe(catalog_runtime.engine)
+    probe = Probe(catalog_runtime.store.engine)
 
     started = time.monotonic()
     code, first = _import(data_dir, file)
@@ -161,7 +161,7 @@ def test_ten_thousand_rows_import_once_with_bad_rows_reported(
     assert probe.size() == size
     assert probe.digest().digest == digest
 
-    with read_transaction(catalog_runtime.engine) as conn:
+    with read_transaction(catalog_runtime.store.engine) as conn:
         mapped = conn.scalar(sa.select(sa.func.count()).select_from(t.projection["legacy_ids"]))
         licenses = conn.scalar(sa.select(sa.func.count()).select_from(t.projection["licenses"]))
     assert mapped == licenses == 9900
@@ -174,10 +174,10 @@ def test_ledger_and_database_hold_no_legacy_key_in_clear(
     file.write_text(json.dumps([_good(i) for i in range(1, 60)]), encoding="utf-8")
     code, report = _import(data_dir, file)
     assert (code, report["imported"]) == (0, 59), report
-    leaves = _leaves(catalog_runtime.engine)
+    leaves = _leaves(catalog_runtime.store.engine)
     assert any(b"license.legacy_mapped" in leaf for leaf in leaves)
     assert not [leaf for leaf in leaves if KEY_PREFIX.encode() in leaf]
-    catalog_runtime.engine.dispose()
+    catalog_runtime.store.engine.dispose()
     stored = b"".join(
         path.read_bytes() for path in db_path(data_dir).parent.glob("tenure.db*") if path.is_file()
     )
@@ -192,35 +192,35 @@ def test_legacy_id_lookup_and_legacy_key_check_answer_like_the_new_key(
     _write_csv(file, [_good(i) for i in (1, 2, 3, 11)])  # suspended, revoked, active, overrides
     code, report = _import(data_dir, file)
     assert (code, report["imported"]) == (0, 4), report
-    engine = catalog_runtime.engine
+    store = catalog_runtime.store
     now = datetime.now(UTC)
     for i in (1, 2, 3, 11):
-        serial = serial_by_legacy_id(engine, ACCOUNT, SYSTEM, f"L{i}")
-        view = licensing.get_license(engine, ACCOUNT, serial)
+        serial = licensing.serial_by_legacy_id(store, ACCOUNT, SYSTEM, f"L{i}")
+        view = licensing.get_license(store, ACCOUNT, serial)
         assert view["order_ref"] == f"legacy:{SYSTEM}:L{i}"
         new_key = catalog_runtime.license_keys.key(ACCOUNT, serial)
         for entitlement in ("seats", "feature:cloud-sync", "feature:export-pdf"):
-            by_new = checks.check(engine, ACCOUNT, new_key, entitlement, now)
-            by_legacy = checks.check(engine, ACCOUNT, _key(i), entitlement, now)
+            by_new = checks.check(store, ACCOUNT, CheckItem(new_key, entitlement), now).answer
+            by_legacy = checks.check(store, ACCOUNT, CheckItem(_key(i), entitlement), now).answer
             assert by_legacy == by_new
             assert "serial" not in by_legacy
     statuses = {
         i: licensing.get_license(
-            engine, ACCOUNT, serial_by_legacy_id(engine, ACCOUNT, SYSTEM, f"L{i}")
+            store, ACCOUNT, licensing.serial_by_legacy_id(store, ACCOUNT, SYSTEM, f"L{i}")
         )
         for i in (1, 2, 11)
     }
     assert statuses[1]["status"] == "suspended"
     assert statuses[2]["status"] == "revoked"
     assert statuses[11]["overrides"] == {"seats": 12, "feature:cloud-sync": True}
-    unknown = checks.check(engine, ACCOUNT, "LEGKEY-nobody", "seats", now)
+    unknown = checks.check(store, ACCOUNT, CheckItem("LEGKEY-nobody", "seats"), now).answer
     assert unknown["reason"] == "unknown_license"
 
 
 def test_a_row_that_fails_midway_appends_none_of_its_events(
     catalog_runtime: Runtime, data_dir: Path
 ) -> None:
-    probe = Probe(catalog_runtime.engine)
+    probe = Probe(catalog_runtime.store.engine)
     before = probe.snapshot()
     row = _good(11)
     row["overrides"] = "seats=3;feature:teleport=true"  # the second override is refused
@@ -240,7 +240,7 @@ def test_plan_version_and_explicit_dates_are_kept(catalog_runtime: Runtime) -> N
         parsed = [parse_row(1, row)]
         report = import_rows(ledger, catalog_runtime.store, ACCOUNT, SYSTEM, parsed)
     assert len(report.imported) == 1
-    view = licensing.get_license(catalog_runtime.engine, ACCOUNT, report.imported[0]["serial"])
+    view = licensing.get_license(catalog_runtime.store, ACCOUNT, report.imported[0]["serial"])
     assert view["plan_version"] == 1
     assert view["issued_at"] == "2023-03-01T06:00:00.000000Z"
     assert view["expires_at"] == "2099-06-30T12:00:00.000000Z"

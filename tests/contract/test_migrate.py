@@ -20,13 +20,14 @@ from tenure.ledger.merkle import tree_hash
 from tenure.service.replay import digest_of
 from tenure.store import sql
 from tenure.store.engine import create_engine, read_transaction
+from tenure.store.unit import SqlStore
 
 
 def _state(url: str) -> tuple[int, str, str]:
     """(size, state digest, Merkle root) of the default account at ``url``."""
     engine = create_engine(url)
     try:
-        report = digest_of(engine, ACCOUNT)
+        report = digest_of(SqlStore(engine), ACCOUNT)
         with read_transaction(engine) as conn:
             root = tree_hash(report.size, sql.NodeReader(conn, ACCOUNT)).hex()
         return report.size, report.digest, root

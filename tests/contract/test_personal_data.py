@@ -169,7 +169,7 @@ def test_erasure_shreds_the_key_keeps_licenses_and_survives_a_restore(
     key_file = data_dir / "datakeys" / ACCOUNT / f"{customer}.key"
     assert key_file.exists()
     assert key_file.stat().st_mode & 0o777 == 0o600
-    before = digest_of(runtime.engine, ACCOUNT)
+    before = digest_of(runtime.store, ACCOUNT)
     runtimes.close_all()
     for args in (("ship",), ("snapshot", "create")):  # a snapshot taken before the erasure
         assert tenure(*args, "--data-dir", data_dir, "--site", site).code == 0
@@ -190,15 +190,17 @@ def test_erasure_shreds_the_key_keeps_licenses_and_survives_a_restore(
     assert runtime.personal is not None
     shown = runtime.personal.read_customer(runtime.store, ACCOUNT, customer)
     assert (shown["name"], shown["email"], shown["erased"]) == (None, None, True)
-    after = digest_of(runtime.engine, ACCOUNT)
+    after = digest_of(runtime.store, ACCOUNT)
     assert (after.size, after.digest != before.digest) == (before.size + 1, True)
-    verify_ledger(runtime.engine, ACCOUNT)
-    rebuild(runtime.engine, ACCOUNT)  # the projection replays to the same digest
-    assert digest_of(runtime.engine, ACCOUNT).digest == after.digest
+    verify_ledger(runtime.store, ACCOUNT)
+    rebuild(runtime.store, ACCOUNT)  # the projection replays to the same digest
+    assert digest_of(runtime.store, ACCOUNT).digest == after.digest
     now = datetime.now(UTC)
-    answer = checks.check(runtime.engine, ACCOUNT, serial, "feature:export-pdf", now)
+    answer = checks.check(
+        runtime.store, ACCOUNT, checks.CheckItem(serial, "feature:export-pdf"), now
+    ).answer
     assert answer["allowed"] is True, answer
-    assert licensing.get_license(runtime.engine, ACCOUNT, serial)["customer"] == customer
+    assert licensing.get_license(runtime.store, ACCOUNT, serial)["customer"] == customer
     with runtime.ledger() as ledger, pytest.raises(Conflict):  # erased stays erased
         ledger.execute(submission(CreateCustomer(NAME, EMAIL, "crm-leak-1")))
     runtimes.close_all()
@@ -244,8 +246,8 @@ def test_erasing_a_0_1_0_plaintext_customer_clears_the_projection_not_the_leaf(
 ) -> None:
     leaves = read_leaves((GOLDEN / "events.jsonl").read_text(encoding="utf-8"))
     runtime = runtimes.open(data_dir)
-    import_leaves(runtime.engine, leaves)
-    rebuild(runtime.engine, ACCOUNT, accept_change=True)
+    import_leaves(runtime.store.engine, leaves)
+    rebuild(runtime.store, ACCOUNT, accept_change=True)
     first = json.loads(next(leaf for leaf in leaves if b'"customer.created"' in leaf))
     customer = first["data"]["customer"]
     assert runtime.personal is not None
@@ -257,11 +259,11 @@ def test_erasing_a_0_1_0_plaintext_customer_clears_the_projection_not_the_leaf(
     assert (shown["name"], shown["email"], shown["erased"]) == (None, None, True)
     row = licensing_row(runtime, customer)
     assert (row["name"], row["email"]) == (None, None)
-    verify_ledger(runtime.engine, ACCOUNT)  # the schema-1 leaf (plaintext) is unchanged
+    verify_ledger(runtime.store, ACCOUNT)  # the schema-1 leaf (plaintext) is unchanged
 
 
 def licensing_row(runtime: Runtime, customer: str) -> dict[str, object]:
-    with read_transaction(runtime.engine) as conn:
+    with read_transaction(runtime.store.engine) as conn:
         row = sql.read_row(conn, ACCOUNT, "customers", (customer,))
     assert row is not None
     return row

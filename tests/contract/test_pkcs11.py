@@ -186,7 +186,7 @@ def test_a_runtime_on_the_token_appends_and_signs_checkpoints(token: Token, data
             shop.catalog()
             for n in range(5):
                 shop.license(shop.customer(f"c{n}"), f"order-{n}")
-        with read_transaction(runtime.engine) as conn:
+        with read_transaction(runtime.store.engine) as conn:
             checkpoints = sql.all_checkpoints(conn, ACCOUNT)
             head = sql.read_head(conn, ACCOUNT)
         assert head is not None

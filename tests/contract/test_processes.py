@@ -49,7 +49,7 @@ def test_two_processes_appending_at_once_lose_nothing(data_dir: Path) -> None:
         assert worker.returncode == 0, err.decode()
     runtime = Runtime.open(Settings(data_dir=data_dir), migrate=False)
     try:
-        probe = Probe(runtime.engine)
+        probe = Probe(runtime.store.engine)
         assert probe.seqs() == list(range(2 * count))
     finally:
         runtime.close()

@@ -97,7 +97,7 @@ def test_a_store_behind_a_site_catches_up_with_replace(built: Built, tmp_path: P
         # The writer appends again, on top of the recovered events.
         with runtime.ledger() as ledger:
             ledger.execute(Submission(ACCOUNT, CreateCustomer(None, None, "after"), ACTOR))
-        assert digest_of(runtime.engine, ACCOUNT).size == 301
+        assert digest_of(runtime.store, ACCOUNT).size == 301
     finally:
         runtime.close()
     verified = tenure("ledger", "verify", "--data-dir", data_dir, "--output", "json")
@@ -214,7 +214,7 @@ def test_events_lost_everywhere_start_a_new_epoch(built: Built, tmp_path: Path) 
         origin, signer = runtime.ledger_signer(ACCOUNT)
         assert origin == f"{ORIGIN}/epoch-2"
         Shipper(runtime.store, [open_site(site)], signer=runtime.ledger_signer).ship_once()
-        live = digest_of(runtime.engine, ACCOUNT)
+        live = digest_of(runtime.store, ACCOUNT)
     finally:
         runtime.close()
     assert epochs.current(open_site(site), ACCOUNT) == 2

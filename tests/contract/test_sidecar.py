@@ -35,7 +35,7 @@ def _sidecar_note(runtime: Runtime) -> str:
 
 
 def _assert_refuses(runtime: Runtime, match: str) -> None:
-    probe = Probe(runtime.engine)
+    probe = Probe(runtime.store.engine)
     before = probe.snapshot()
     note = _sidecar_note(runtime)
     with runtime.ledger() as ledger:
@@ -64,10 +64,10 @@ def test_store_restored_from_an_older_copy_refuses_to_append_and_to_sign(
     replace_database(data_dir, old_copy)
 
     restored = runtimes.open(data_dir)
-    assert Probe(restored.engine).size() == K
+    assert Probe(restored.store.engine).size() == K
     _assert_refuses(restored, f"holds {K} events .* checkpoint {K + MORE} was signed")
     with pytest.raises(LedgerTampered) as caught:
-        verify_ledger(restored.engine, ACCOUNT, restored.sidecar)
+        verify_ledger(restored.store, ACCOUNT, restored.sidecar)
     assert caught.value.seq == K
 
 
@@ -89,7 +89,7 @@ def test_store_whose_tree_disagrees_with_the_sidecar_refuses(
     runtime.sidecar.path(ACCOUNT).unlink()
     forked = runtimes.open(data_dir)
     _append(forked, "fork", MORE)
-    assert Probe(forked.engine).size() == K + MORE
+    assert Probe(forked.store.engine).size() == K + MORE
     assert _sidecar_note(forked) != published
     forked.close()
 
@@ -100,7 +100,7 @@ def test_store_whose_tree_disagrees_with_the_sidecar_refuses(
     reopened = runtimes.open(data_dir)
     _assert_refuses(reopened, "disagrees with the signed checkpoint")
     with pytest.raises(LedgerTampered):
-        verify_ledger(reopened.engine, ACCOUNT, reopened.sidecar)
+        verify_ledger(reopened.store, ACCOUNT, reopened.sidecar)
 
 
 def test_store_that_grew_past_a_disagreeing_sidecar_refuses(
@@ -124,5 +124,5 @@ def test_store_that_grew_past_a_disagreeing_sidecar_refuses(
     forked.sidecar.write(ACCOUNT, published)
 
     reopened = runtimes.open(data_dir)
-    assert Probe(reopened.engine).size() == K + MORE + 3
+    assert Probe(reopened.store.engine).size() == K + MORE + 3
     _assert_refuses(reopened, "disagrees with the signed checkpoint")

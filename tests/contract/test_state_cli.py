@@ -45,7 +45,7 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> Seeded:
 
 
 def _digest_in(data_dir: Path, runtimes: Runtimes) -> str:
-    return digest_of(runtimes.open(data_dir).engine, ACCOUNT).digest
+    return digest_of(runtimes.open(data_dir).store, ACCOUNT).digest
 
 
 def _one_line_error(result: CliResult) -> str:
@@ -134,14 +134,14 @@ def test_replaying_the_exported_events_into_another_database_gives_the_same_dige
     assert len(leaves) == EVENTS
 
     fresh = runtimes.open(tmp_path / "replayed")
-    root = import_leaves(fresh.engine, leaves)
-    report = rebuild(fresh.engine, ACCOUNT, accept_change=True)  # from an empty projection
+    root = import_leaves(fresh.store.engine, leaves)
+    report = rebuild(fresh.store, ACCOUNT, accept_change=True)  # from an empty projection
 
     assert report.after == seeded.digest
-    assert digest_of(fresh.engine, ACCOUNT).digest == seeded.digest
-    assert verify_ledger(fresh.engine, ACCOUNT).root == root
+    assert digest_of(fresh.store, ACCOUNT).digest == seeded.digest
+    assert verify_ledger(fresh.store, ACCOUNT).root == root
     original = runtimes.open(seeded.first)
-    assert verify_ledger(original.engine, ACCOUNT).root == root
+    assert verify_ledger(original.store, ACCOUNT).root == root
 
 
 def test_cli_errors_are_one_line_without_traceback(seeded: Seeded, tmp_path: Path) -> None:

@@ -58,7 +58,7 @@ def test_concurrent_writers_get_gap_free_seqs_one_event_per_command(
     assert assigned == list(range(start, start + total))
     assert probe.seqs() == list(range(start + total))
     assert probe.size() == start + total
-    report = verify_ledger(runtime.engine, ACCOUNT, runtime.sidecar)
+    report = verify_ledger(runtime.store, ACCOUNT, runtime.sidecar)
     assert report.size == start + total
 
 
@@ -94,7 +94,7 @@ def test_idempotency_survives_a_ledger_restart(runtimes: Runtimes, data_dir: Pat
     runtime.close()
 
     reopened = runtimes.open(data_dir)
-    probe = Probe(reopened.engine)
+    probe = Probe(reopened.store.engine)
     before = probe.snapshot()
     with reopened.ledger() as ledger:
         again = Shop(ledger).run(issue, key="order-1")
@@ -188,9 +188,9 @@ def test_failing_command_leaves_the_rest_of_its_batch_intact(
     assert probe.size() == start + 3
     assert probe.seqs() == list(range(start + 3))
     # the stored projection is exactly what replaying the ledger gives
-    report = rebuild(runtime.engine, ACCOUNT)
+    report = rebuild(runtime.store, ACCOUNT)
     assert not report.changed
-    verify_ledger(runtime.engine, ACCOUNT)
+    verify_ledger(runtime.store, ACCOUNT)
 
 
 # ---------------------------------------------------------------- invalid events
@@ -260,7 +260,7 @@ def test_invalid_event_is_rejected_with_its_field_and_nothing_is_written(
 
 
 def _verifier(runtime: Runtime) -> NoteVerifier:
-    with read_transaction(runtime.engine) as conn:
+    with read_transaction(runtime.store.engine) as conn:
         keys = sql.verifier_keys(conn, ACCOUNT)
     assert keys
     return NoteVerifier.from_key_string(keys[0])
@@ -270,7 +270,7 @@ def test_checkpoint_is_signed_every_n_events_on_demand_and_on_close(
     runtimes: Runtimes, data_dir: Path
 ) -> None:
     runtime = runtimes.open(data_dir, checkpoint_every_events=10)
-    probe = Probe(runtime.engine)
+    probe = Probe(runtime.store.engine)
     with runtime.ledger() as ledger:
         shop = Shop(ledger)
         for n in range(25):
@@ -293,7 +293,7 @@ def test_checkpoint_is_signed_every_n_events_on_demand_and_on_close(
     checkpoint = open_checkpoint(note, [_verifier(runtime)])
     assert checkpoint.size == 28
     assert checkpoint.origin == f"tenure.localhost/ledger/{ACCOUNT}"
-    report = verify_ledger(runtime.engine, ACCOUNT, runtime.sidecar)
+    report = verify_ledger(runtime.store, ACCOUNT, runtime.sidecar)
     assert report.checkpoints == 4
     assert report.root == checkpoint.root
 
@@ -302,7 +302,7 @@ def test_checkpoint_is_signed_after_the_interval_without_closing(
     runtimes: Runtimes, data_dir: Path
 ) -> None:
     runtime = runtimes.open(data_dir, checkpoint_every_events=1000, checkpoint_interval_seconds=0.2)
-    probe = Probe(runtime.engine)
+    probe = Probe(runtime.store.engine)
     with runtime.ledger() as ledger:
         shop = Shop(ledger)
         for n in range(3):
@@ -340,8 +340,8 @@ def test_writer_rereads_rows_another_connection_repaired(
     with pytest.raises(Conflict, match="revoked"):  # the writer now holds the damaged row
         shop.run(RenewLicense(serial))
 
-    assert rebuild(runtime.engine, ACCOUNT, accept_change=True).changed
+    assert rebuild(runtime.store, ACCOUNT, accept_change=True).changed
 
     renewed = shop.run(RenewLicense(serial))
     assert renewed.result["serial"] == serial
-    assert not rebuild(runtime.engine, ACCOUNT).changed
+    assert not rebuild(runtime.store, ACCOUNT).changed

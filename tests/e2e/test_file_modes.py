@@ -156,7 +156,7 @@ def test_the_modes_do_not_depend_on_the_umask(tmp_path: Path) -> None:
     try:
         key = ensure_bootstrap_owner(runtime.store, data, "default")
         assert key is not None
-        with write_transaction(runtime.engine) as conn:
+        with write_transaction(runtime.store.engine) as conn:
             conn.execute(sa.text("CREATE TABLE scratch (x INTEGER)"))
         site = open_site((tmp_path / "site").as_uri())
         site.put("default/segments/000001", b"segment")

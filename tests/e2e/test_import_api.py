@@ -18,7 +18,7 @@ from support.cli import subprocess_env, tenure_executable
 from support.server import Server, running_server
 from tenure.app.runtime import Runtime
 from tenure.config import Settings
-from tenure.service.legacy_import import serial_by_legacy_id
+from tenure.service.licensing import serial_by_legacy_id
 
 ACCOUNT = "default"
 SYSTEM = "keymaster"
@@ -84,7 +84,7 @@ def imported(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Imported]:
     runtime = Runtime.open(Settings(data_dir=data_dir))
     try:
         serials = {
-            row["legacy_id"]: serial_by_legacy_id(runtime.engine, ACCOUNT, SYSTEM, row["legacy_id"])
+            row["legacy_id"]: serial_by_legacy_id(runtime.store, ACCOUNT, SYSTEM, row["legacy_id"])
             for row in ROWS
         }
         keys = {i: runtime.license_keys.key(ACCOUNT, s) for i, s in serials.items()}

@@ -230,7 +230,7 @@ def test_readyz_is_503_naming_a_stopped_ledger_writer(app: App) -> None:
 
 
 def test_readyz_is_503_naming_a_database_that_does_not_answer(app: App) -> None:
-    with app.runtime.engine.begin() as conn:
+    with app.runtime.store.engine.begin() as conn:
         conn.execute(sa.text("DROP TABLE alembic_version"))
     response = app.client.get("/readyz")
     assert response.status_code == 503

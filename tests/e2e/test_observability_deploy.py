@@ -71,7 +71,7 @@ def test_deploy_files_parse_and_name_only_exposed_metrics(tmp_path: Path) -> Non
             "live_size": 0,
             "detail": "",
         }
-        with app.runtime.engine.begin() as conn:
+        with app.runtime.store.engine.begin() as conn:
             conn.execute(sa.insert(t.drills).values(**drill))
         text = app.client.get("/metrics").text
     exposed = _exposed(text)

@@ -24,6 +24,7 @@ from tenure.service.replay import DigestReport, digest_of
 from tenure.store import sql
 from tenure.store import tables as t
 from tenure.store.engine import read_transaction
+from tenure.store.unit import SqlStore
 
 ACCOUNT = "default"
 ACTOR = Actor("key_contract", "owner", "api_key")
@@ -85,7 +86,7 @@ class Probe:
             return [cp.size for cp in sql.all_checkpoints(conn, ACCOUNT)]
 
     def digest(self) -> DigestReport:
-        return digest_of(self.engine, ACCOUNT)
+        return digest_of(SqlStore(self.engine), ACCOUNT)
 
     def snapshot(self) -> tuple[int, int, str, list[int]]:
         """Everything a rejected command must leave unchanged."""

@@ -241,7 +241,7 @@ def test_with_corrections_a_dead_seat_is_deactivated_once_with_a_reason(world: W
     again = run_pass(store, ACCOUNT, correcting, world.now, world.ledger)
     assert (first["corrections"], again["corrections"]) == (1, 0)
     device = activation_id(ACCOUNT, gone["license"], gone["fingerprint_hash"])
-    with world.runtime.engine.connect() as conn:
+    with world.runtime.store.engine.connect() as conn:
         row = sql.read_row(conn, ACCOUNT, "activations", (device,))
         (_, leaf), *_ = reversed(sql.events_about(conn, ACCOUNT, gone["license"]))
     assert row is not None

@@ -36,12 +36,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tenure.domain.timefmt import format_time
 from tenure.errors import StorageUnavailable, TenureError
-from tenure.service import audit
 from tenure.service.apikeys import Principal
 from tenure.service.audit import AuditEntry
-from tenure.service.ledger import AuditRequest, Ledger, Outcome
-from tenure.store.audit import SqlAuditLog
-from tenure.store.engine import write_transaction
+from tenure.service.ledger import AuditRequest, Ledger, Outcome, append_audit
 
 _log = logging.getLogger("tenure.audit")
 
@@ -155,11 +152,10 @@ class AuditBatcher:
         future.add_done_callback(_done)
 
     def _write_each(self, entries: Sequence[AuditEntry]) -> None:
-        engine = self._ledger.engine
         for entry in entries:
             try:
-                with write_transaction(engine) as conn:
-                    audit.append(SqlAuditLog(conn), [entry], format_time(datetime.now(UTC)))
+                with self._ledger.store.write() as tx:
+                    append_audit(tx, [entry], format_time(datetime.now(UTC)))
             except Exception as exc:
                 raise StorageUnavailable(f"the audit entry was not committed: {exc}") from exc
 

@@ -105,7 +105,7 @@ def key_or_license(action: str) -> Callable[[Request], Awaitable[CheckCaller]]:
         scheme, _, credential = request.headers.get("authorization", "").partition(" ")
         credential = credential.strip()
         if scheme.lower() == "license" and credential:
-            holder = authenticate_license(request.app.state.runtime.engine, credential)
+            holder = authenticate_license(request.app.state.runtime.store, credential)
             who = Principal(f"license:{holder.serial}", holder.account, "license", "license")
             set_principal(request, who)
             return CheckCaller(who, holder)

@@ -26,8 +26,8 @@ Signer = Annotated[Principal, Depends(require("ledger.sign"))]
 NonNegative = Annotated[int, Query(ge=0, le=2**53 - 1)]
 
 
-def _engine(request: Request) -> Any:
-    return request.app.state.runtime.engine
+def _store(request: Request) -> Any:
+    return request.app.state.runtime.store
 
 
 @router.get(
@@ -37,7 +37,7 @@ def _engine(request: Request) -> Any:
 )
 def get_checkpoint(request: Request, caller: Reader, size: NonNegative | None = None) -> str:
     """The latest signed checkpoint (C2SP tlog-checkpoint), or the one of ``size``."""
-    return queries.checkpoint_note(_engine(request), caller.account, size)
+    return queries.checkpoint_note(_store(request), caller.account, size)
 
 
 @router.post(
@@ -49,7 +49,7 @@ async def sign_checkpoint(request: Request, caller: Signer) -> str:
     """Sign a checkpoint of the current tree now (owner or admin)."""
     ledger = request.app.state.ledger
     await asyncio.wrap_future(ledger.submit(SignRequest(caller.account)))
-    return queries.checkpoint_note(_engine(request), caller.account)
+    return queries.checkpoint_note(_store(request), caller.account)
 
 
 @router.get(
@@ -59,7 +59,7 @@ async def sign_checkpoint(request: Request, caller: Signer) -> str:
 )
 def get_key(request: Request, caller: Reader) -> str:
     """The verifier key line(s) of this account's ledger (``name+hash+base64``)."""
-    return "".join(line + "\n" for line in queries.verifier_keys(_engine(request), caller.account))
+    return "".join(line + "\n" for line in queries.verifier_keys(_store(request), caller.account))
 
 
 @router.get(
@@ -74,7 +74,7 @@ def get_events(
     limit: Annotated[int, Query(ge=1, le=queries.MAX_EVENTS_PAGE)] = 100,
 ) -> Response:
     """Events from ``start``: ``{"events": [{"seq", "leaf_b64", "event"}]}``."""
-    page = queries.events_page(_engine(request), caller.account, start, limit)
+    page = queries.events_page(_store(request), caller.account, start, limit)
     events = [
         {"seq": seq, "leaf_b64": base64.b64encode(leaf).decode(), "event": orjson.loads(leaf)}
         for seq, leaf in page.events
@@ -93,7 +93,7 @@ def get_inclusion(
     request: Request, caller: Reader, seq: NonNegative, size: NonNegative
 ) -> dict[str, Any]:
     """RFC 9162 inclusion proof of event ``seq`` in the tree of ``size`` events."""
-    return queries.inclusion(_engine(request), caller.account, seq, size)
+    return queries.inclusion(_store(request), caller.account, seq, size)
 
 
 @router.get(
@@ -108,4 +108,4 @@ def get_consistency(
     to: NonNegative,
 ) -> dict[str, Any]:
     """RFC 9162 consistency proof from tree size ``from`` to ``to``."""
-    return queries.consistency(_engine(request), caller.account, from_, to)
+    return queries.consistency(_store(request), caller.account, from_, to)

@@ -62,7 +62,7 @@ from tenure.domain.events import (
     check_entitlement_value,
 )
 from tenure.errors import InvalidInput, MalformedEvent
-from tenure.service import approvals, legacy_import, licensing
+from tenure.service import approvals, licensing
 from tenure.service.apikeys import Principal
 from tenure.service.ledger import Outcome
 from tenure.service.personal import PersonalData
@@ -165,8 +165,8 @@ def _idempotency_key(request: Request) -> str | None:
     return key
 
 
-def _engine(request: Request) -> Any:
-    return request.app.state.runtime.engine
+def _store(request: Request) -> Any:
+    return request.app.state.runtime.store
 
 
 def _read_customer(request: Request, account: str, customer: str) -> dict[str, Any]:
@@ -183,12 +183,12 @@ async def _submit(
 
 
 async def _license_after(request: Request, caller: Principal, serial: str) -> dict[str, Any]:
-    return await run_in_threadpool(licensing.get_license, _engine(request), caller.account, serial)
+    return await run_in_threadpool(licensing.get_license, _store(request), caller.account, serial)
 
 
 async def _require_customer(request: Request, caller: Principal, customer: str) -> None:
     """``NotFound`` (field ``customer``) before a command that names an unknown customer."""
-    await run_in_threadpool(licensing.get_customer, _engine(request), caller.account, customer)
+    await run_in_threadpool(licensing.get_customer, _store(request), caller.account, customer)
 
 
 # ---------------------------------------------------------------- customers and products
@@ -262,7 +262,7 @@ def list_products(
     request: Request, caller: Annotated[Principal, _may("product.read")]
 ) -> dict[str, Any]:
     """Products with their features and the latest version of each of their plans."""
-    return licensing.list_products(_engine(request), caller.account)
+    return licensing.list_products(_store(request), caller.account)
 
 
 # ---------------------------------------------------------------- licenses: reads
@@ -287,7 +287,7 @@ def list_licenses(
     Pass ``next_cursor`` back as ``cursor`` for the next page; it is null on the last.
     """
     return licensing.list_licenses(
-        _engine(request),
+        _store(request),
         caller.account,
         customer=customer or None,
         status=status or None,
@@ -306,7 +306,7 @@ def get_license(
     request: Request, caller: Annotated[Principal, _may("license.read")], serial: str
 ) -> dict[str, Any]:
     """One license (never its key); 404 if unknown."""
-    return licensing.get_license(_engine(request), caller.account, serial)
+    return licensing.get_license(_store(request), caller.account, serial)
 
 
 @router.get(
@@ -318,7 +318,7 @@ def get_license_history(
     request: Request, caller: Annotated[Principal, _may("license.read")], serial: str
 ) -> dict[str, Any]:
     """The license's ledger events in order: ``{"events": [{"seq", "event"}]}``."""
-    return licensing.license_history(_engine(request), caller.account, serial)
+    return licensing.license_history(_store(request), caller.account, serial)
 
 
 @router.get(
@@ -337,9 +337,9 @@ def get_license_by_legacy_id(
 ) -> dict[str, Any]:
     """The license that ``legacy_id`` of ``system`` was imported as (docs/import.md);
     404 if none was."""
-    engine = _engine(request)
-    serial = legacy_import.serial_by_legacy_id(engine, caller.account, system, legacy_id)
-    return licensing.get_license(engine, caller.account, serial)
+    store = _store(request)
+    serial = licensing.serial_by_legacy_id(store, caller.account, system, legacy_id)
+    return licensing.get_license(store, caller.account, serial)
 
 
 # ---------------------------------------------------------------- licenses: writes

@@ -78,7 +78,7 @@ def create_app(
         drills = rt.drills(ledger)
         drills.start()
         app.state.audit = AuditBatcher(ledger, settings.audit_batch_max)
-        if queries.latest_checkpoint(rt.engine, settings.default_account) is None:
+        if queries.latest_checkpoint(rt.store, settings.default_account) is None:
             # A fresh service publishes the empty tree, so clients have a checkpoint to
             # pin from the first request on.
             ledger.execute(SignRequest(settings.default_account))

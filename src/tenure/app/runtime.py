@@ -4,9 +4,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
-
-import sqlalchemy as sa
 
 from tenure.config import Settings
 from tenure.crypto.datakeys import DataKeyStore
@@ -35,19 +32,11 @@ from tenure.service.context import ServiceContext
 from tenure.service.ledger import AuditRequest, Ledger
 from tenure.service.personal import PersonalData, reapply_erasures
 from tenure.service.sidecar import Sidecar
-from tenure.store import sql
-from tenure.store.engine import create_engine, read_transaction
+from tenure.store.engine import create_engine
+from tenure.store.engine import sqlite_path as sqlite_path  # re-exported: the CLI imports it here
 from tenure.store.migrations import current_revision, upgrade
 from tenure.store.unit import SqlStore
 from tenure.workers import Worker
-
-
-def sqlite_path(url: str) -> Path | None:
-    """The file behind a ``sqlite:///`` URL, or None for other databases."""
-    parsed = sa.engine.make_url(url)
-    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
-        return Path(parsed.database or "")
-    return None
 
 
 def key_stores(settings: Settings, master: bytes) -> tuple[LedgerKeyStore, TokenKeyStore]:
@@ -68,13 +57,13 @@ def key_stores(settings: Settings, master: bytes) -> tuple[LedgerKeyStore, Token
     return FileKeyStore(directory, master), TokenKeys(directory, master)
 
 
-def _personal_data(settings: Settings, engine: sa.Engine, master: bytes) -> PersonalData:
+def _personal_data(settings: Settings, store: SqlStore, master: bytes) -> PersonalData:
     """The data-key store, with every erasure the ledger records re-applied to it: a
     key store older than the ledger (restored from a backup) must not bring erased
     personal data back."""
     datakeys = DataKeyStore(settings.data_dir / "datakeys", master)
-    if current_revision(engine) is not None:
-        reapply_erasures(SqlStore(engine), datakeys)
+    if current_revision(store.engine) is not None:
+        reapply_erasures(store, datakeys)
     return PersonalData(datakeys, settings.encrypt_personal_data)
 
 
@@ -111,14 +100,15 @@ class Runtime(ServiceContext):
         except TenureError:
             engine.dispose()
             raise
+        store = SqlStore(engine)
         return cls(
             settings,
-            engine,
+            store,
             keystore,
             token_keys,
             LicenseKeys(derive_key(master, "license-keys")),
             Sidecar.beside(path) if path else Sidecar(settings.data_dir / "checkpoints"),
-            _personal_data(settings, engine, master),
+            _personal_data(settings, store, master),
         )
 
     def shipper(self) -> Shipper:
@@ -158,8 +148,8 @@ class Runtime(ServiceContext):
             return []
         found = []
         for site in open_sites(s.site_urls()):
-            with read_transaction(self.engine) as conn:
-                heads = {a: sql.read_head(conn, a) for a in sql.accounts(conn)}
+            with self.store.read() as tx:
+                heads = {a: tx.ledger.head(a) for a in tx.ledger.accounts()}
             for account, head in heads.items():
                 origin = head.origin if head else s.ledger_origin(account)
                 where = epochs.namespace(account, epochs.epoch_of(origin))

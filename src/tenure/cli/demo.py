@@ -20,8 +20,6 @@ from tenure.cli.common import (
 from tenure.errors import Conflict
 from tenure.service.demo import demo_license_keys, seed_demo
 from tenure.service.replay import digest_of
-from tenure.store import sql
-from tenure.store.engine import read_transaction
 
 app = typer.Typer(help="Demo data.", no_args_is_help=True)
 
@@ -41,8 +39,8 @@ def seed(
     licenses and their lifecycle) through the normal command path. Demo license keys are
     derived from the seed: never seed a production account."""
     runtime = open_local(data_dir, db)
-    with read_transaction(runtime.engine) as conn:
-        head = sql.read_head(conn, account)
+    with runtime.store.read() as tx:
+        head = tx.ledger.head(account)
     if head is not None and head.size:
         raise Conflict(f"account {account} already has {head.size} events; seed an empty account")
     ledger = runtime.ledger(
@@ -51,7 +49,7 @@ def seed(
     )
     with ledger, progress_bar("seeding", events) as update:
         report = seed_demo(ledger, events, seed_value, account, progress=update)
-    final = digest_of(runtime.engine, account)
+    final = digest_of(runtime.store, account)
     emit(
         output,
         {"account": account, "events": report.events, "size": final.size, "digest": final.digest},

@@ -24,8 +24,6 @@ from tenure.service import queries
 from tenure.service.ledger import SignRequest
 from tenure.service.replay import digest_of
 from tenure.service.verify import verify_ledger
-from tenure.store import sql
-from tenure.store.engine import read_transaction
 
 app = typer.Typer(help="Ledger integrity, checkpoints and proofs.", no_args_is_help=True)
 proof_app = typer.Typer(help="RFC 9162 proofs from the stored tree.", no_args_is_help=True)
@@ -48,10 +46,10 @@ def verify(
     runtime = open_local(data_dir, db, migrate=False)
     try:
         # The head alone sizes the progress bar, read like every other row: as hostile.
-        with read_transaction(runtime.engine) as conn:
-            head = sql.read_head(conn, account)
+        with runtime.store.read() as tx:
+            head = tx.ledger.head(account)
         with progress_bar("verifying", head.size if head else 0) as update:
-            report = verify_ledger(runtime.engine, account, runtime.sidecar, key or (), update)
+            report = verify_ledger(runtime.store, account, runtime.sidecar, key or (), update)
     except LedgerTampered as exc:
         where = f"first bad seq {exc.seq}" if exc.seq is not None else "seq unknown"
         emit(
@@ -85,7 +83,7 @@ def checkpoint(
     if sign:
         with runtime.ledger() as ledger:
             ledger.execute(SignRequest(account))
-    sys.stdout.write(queries.checkpoint_note(runtime.engine, account, size))
+    sys.stdout.write(queries.checkpoint_note(runtime.store, account, size))
 
 
 @app.command("key")
@@ -101,7 +99,7 @@ def key(
     ships as LicenseClient(..., ledger_key=...). Fails while the ledger has no key yet.
     """
     runtime = open_local(data_dir, db, migrate=False)
-    keys = queries.verifier_keys(runtime.engine, account)
+    keys = queries.verifier_keys(runtime.store, account)
     if output is Output.json:
         emit(output, {"keys": keys}, "")
     else:  # written as is: a console would wrap a long key, and a pasted key must not break
@@ -122,7 +120,7 @@ def inclusion(
     """Inclusion proof of event SEQ (same JSON as GET /v1/ledger/proof/inclusion)."""
     runtime = open_local(data_dir, db, migrate=False)
     tree = size if size is not None else _latest_size(runtime, account)
-    result = queries.inclusion(runtime.engine, account, seq, tree)
+    result = queries.inclusion(runtime.store, account, seq, tree)
     emit(output, result, "\n".join(result["proof"]))
 
 
@@ -137,7 +135,7 @@ def consistency(
 ) -> None:
     """Consistency proof between two tree sizes (same JSON as the API)."""
     runtime = open_local(data_dir, db, migrate=False)
-    result = queries.consistency(runtime.engine, account, old, new)
+    result = queries.consistency(runtime.store, account, old, new)
     emit(output, result, "\n".join(result["proof"]))
 
 
@@ -150,11 +148,11 @@ def export(
 ) -> None:
     """Write the ledger's leaves, one canonical JSON event per line, to stdout."""
     runtime = open_local(data_dir, db, migrate=False)
-    with read_transaction(runtime.engine) as conn:
-        for _, leaf in sql.iter_leaves(conn, account, start):
+    with runtime.store.read() as tx:
+        for _, leaf in tx.ledger.leaves(account, start):
             sys.stdout.buffer.write(leaf + b"\n")
 
 
 def _latest_size(runtime: Runtime, account: str) -> int:
-    stored = queries.latest_checkpoint(runtime.engine, account)
-    return stored.size if stored else digest_of(runtime.engine, account).size
+    stored = queries.latest_checkpoint(runtime.store, account)
+    return stored.size if stored else digest_of(runtime.store, account).size

@@ -32,7 +32,7 @@ def digest(
 ) -> None:
     """Print the state digest and the ledger size it corresponds to."""
     runtime = open_local(data_dir, db, migrate=False)
-    report = digest_of(runtime.engine, account)
+    report = digest_of(runtime.store, account)
     emit(
         output,
         {"account": account, "size": report.size, "digest": report.digest},
@@ -53,9 +53,9 @@ def rebuild_command(
 ) -> None:
     """Drop the projection, replay the whole ledger, and fail loudly if the digest changes."""
     runtime = open_local(data_dir, db, migrate=False)
-    size = digest_of(runtime.engine, account).size
+    size = digest_of(runtime.store, account).size
     with progress_bar("replaying", size) as update:
-        report = rebuild(runtime.engine, account, progress=update, accept_change=accept_change)
+        report = rebuild(runtime.store, account, progress=update, accept_change=accept_change)
     verdict = "digest changed (accepted)" if report.changed else "digest unchanged"
     emit(
         output,

@@ -166,18 +166,18 @@ def licenses(
 ) -> Response:
     session = web.session_of(request)
     web.require(session, "license.read")
-    engine, account = web.runtime_of(request).engine, session.principal.account
+    store, account = web.runtime_of(request).store, session.principal.account
     search = {"serial": serial.strip(), "customer": customer.strip(), "status": status}
     with web.as_page(request):
         if search["serial"]:
             try:
-                found = [licensing.get_license(engine, account, search["serial"])]
+                found = [licensing.get_license(store, account, search["serial"])]
             except NotFound:
                 found = []
             page: dict[str, Any] = {"licenses": found, "next_cursor": None}
         else:
             page = licensing.list_licenses(
-                engine,
+                store,
                 account,
                 customer=search["customer"] or None,
                 status=status or None,

@@ -154,7 +154,7 @@ def license_detail(
 ) -> dict[str, Any]:
     """A license with its customer, effective entitlements and activations. Raises
     ``NotFound`` for an unknown serial."""
-    view = licensing.get_license(runtime.engine, account, serial, clock=lambda: now)
+    view = licensing.get_license(runtime.store, account, serial, clock=lambda: now)
     with runtime.store.read() as tx:
         row = tx.projection.row(account, "licenses", (serial,))
         plan = tx.projection.row(account, "plan_versions", (view["plan"], view["plan_version"]))
@@ -174,7 +174,7 @@ def personal_customer(runtime: ServiceContext, account: str, customer: str) -> d
     """A customer the way the API reads it: personal fields opened when decryptable."""
     if runtime.personal is not None:
         return runtime.personal.read_customer(runtime.store, account, customer)
-    return {**licensing.get_customer(runtime.engine, account, customer), "erased": False}
+    return {**licensing.get_customer(runtime.store, account, customer), "erased": False}
 
 
 def license_history_with_proofs(
@@ -187,7 +187,7 @@ def license_history_with_proofs(
     One read transaction, so the proofs and the checkpoint come from one snapshot.
     Raises ``NotFound`` for an unknown license."""
     # NotFound for an unknown serial:
-    licensing.license_history(runtime.engine, account, serial)
+    licensing.license_history(runtime.store, account, serial)
     with runtime.store.read() as tx:
         leaves = tx.ledger.events_about(account, serial)
         stored = tx.ledger.checkpoint(account)

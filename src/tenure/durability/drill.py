@@ -24,12 +24,12 @@ from pathlib import Path
 import orjson
 
 from tenure.domain.timefmt import format_time, parse_time
-from tenure.durability.restore import RestoreReport, restore, stored_digest
+from tenure.durability.restore import RestoreReport, restore
 from tenure.durability.sites import Site
 from tenure.errors import TenureError
 from tenure.ledger.merkle import root_of
 from tenure.ledger.note import NoteVerifier
-from tenure.service.replay import replay
+from tenure.service.replay import replay, stored_digest
 from tenure.store.databases import open_store, sqlite_url
 from tenure.store.drills import DrillReport
 from tenure.store.unit import Store

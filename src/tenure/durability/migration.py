@@ -28,10 +28,9 @@ from tenure.config import MIGRATION_FILE
 from tenure.crypto.files import write_atomic
 from tenure.domain.projector import apply_data
 from tenure.domain.state import TABLE_ORDER, TABLES, Key, MemoryState, Row
-from tenure.durability.restore import stored_digest
 from tenure.errors import Conflict, DigestMismatch, LedgerTampered
 from tenure.ledger.merkle import Frontier, leaf_hash, root_of
-from tenure.service.replay import replay
+from tenure.service.replay import replay, stored_digest
 from tenure.store.databases import copy_service_rows
 from tenure.store.unit import Store, Transaction
 

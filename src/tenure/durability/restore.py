@@ -41,10 +41,9 @@ from tenure.durability.sites import Site
 from tenure.durability.snapshots import BadSnapshot, Snapshot
 from tenure.errors import Conflict, DigestMismatch, LedgerTampered
 from tenure.ledger.checkpoint import Checkpoint, open_checkpoint
-from tenure.ledger.digest import state_digest
 from tenure.ledger.merkle import EMPTY_ROOT, Frontier, leaf_hash, root_of
 from tenure.ledger.note import NoteVerifier
-from tenure.service.replay import replay
+from tenure.service.replay import replay, stored_digest
 from tenure.store.sql import EventRow, Head, StoredCheckpoint
 from tenure.store.unit import Store, Transaction
 
@@ -434,11 +433,6 @@ def _event_row(seq: int, leaf: bytes) -> EventRow:
         event["idempotency_key"],
         leaf,
     )
-
-
-def stored_digest(tx: Transaction, account: str) -> str:
-    """The state digest of the account's projection as the store holds it."""
-    return state_digest((name, tx.projection.rows(account, name)) for name in TABLE_ORDER)
 
 
 def _read_back(target: Store, account: str, size: int) -> tuple[str, bytes]:

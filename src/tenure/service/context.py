@@ -1,5 +1,5 @@
 """What the use cases and the entrypoints get from the composition root: the
-settings, the engine, the key stores, the sidecar and personal data, and the objects
+settings, the store, the key stores, the sidecar and personal data, and the objects
 built from them (the ledger writer, the token key ring, token minting).
 
 ``tenure.app.runtime.Runtime`` builds one from settings and adds the wiring of the
@@ -12,9 +12,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from functools import cached_property
-
-import sqlalchemy as sa
 
 from tenure.config import Settings
 from tenure.crypto.keystore import LedgerKeyStore, LicenseKeys, TokenKeyStore
@@ -24,9 +21,8 @@ from tenure.service.ledger import CheckpointPolicy, Ledger
 from tenure.service.personal import PersonalData
 from tenure.service.sidecar import Sidecar
 from tenure.service.tokens import Tokens
-from tenure.store import sql
-from tenure.store.engine import read_transaction
-from tenure.store.unit import SqlStore, Store
+from tenure.store.unit import SqlStore
+from tenure.store.writing import SqlWriterLink
 
 
 @dataclass
@@ -34,18 +30,14 @@ class ServiceContext:
     """The pieces one process needs, built once from settings (by ``Runtime.open``)."""
 
     settings: Settings
-    engine: sa.Engine
+    store: SqlStore
+    """The database (SQLite or PostgreSQL): one per runtime."""
     keystore: LedgerKeyStore
     token_keys: TokenKeyStore
     license_keys: LicenseKeys
     sidecar: Sidecar | None
     personal: PersonalData | None = None
     """Data keys of customers' personal data; outside the database (and its backups)."""
-
-    @cached_property
-    def store(self) -> Store:
-        """The store over ``engine`` (one per runtime)."""
-        return SqlStore(self.engine)
 
     def ledger(
         self,
@@ -57,7 +49,8 @@ class ServiceContext:
         s = self.settings
         extra = {"random_bytes": random_bytes} if random_bytes else {}
         return Ledger(
-            self.engine,
+            self.store,
+            SqlWriterLink(self.store.engine),
             self.keystore,
             license_key_hash or self.license_keys.key_hash,
             s.ledger_origin_prefix,
@@ -80,10 +73,10 @@ class ServiceContext:
     def ledger_signer(self, account: str) -> tuple[str, NoteSigner]:
         """The origin of ``account``'s ledger and the signer whose key name it is: the
         origin its head records (a new epoch has its own), or the configured one."""
-        with read_transaction(self.engine) as conn:
-            head = sql.read_head(conn, account)
+        with self.store.read() as tx:
+            head = tx.ledger.head(account)
         origin = head.origin if head else self.settings.ledger_origin(account)
         return origin, self.keystore.ledger_signer(origin)
 
     def close(self) -> None:
-        self.engine.dispose()
+        self.store.close()

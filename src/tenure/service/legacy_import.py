@@ -22,16 +22,14 @@ from datetime import UTC, date, datetime
 from typing import Any, Literal
 
 import orjson
-import sqlalchemy as sa
 
 from tenure.canonical import canonical_json
 from tenure.domain.commands import ImportLegacyLicense
 from tenure.domain.events import Actor
+from tenure.domain.licensekeys import hash_legacy_key, is_serial, is_tenure_key
 from tenure.domain.timefmt import format_time
-from tenure.errors import InvalidInput, NotFound, TenureError
+from tenure.errors import InvalidInput, TenureError
 from tenure.service.ledger import Ledger, Outcome, Submission
-from tenure.store import raw
-from tenure.store.engine import read_transaction
 from tenure.store.unit import Store
 
 Format = Literal["csv", "json"]
@@ -54,7 +52,6 @@ REQUIRED = ("legacy_id", "legacy_key", "product", "plan")
 STATUSES = ("active", "suspended", "revoked")
 MAX_ID = 200
 MAX_TEXT = 500
-LEGACY_KEY_PREFIX = b"tenure.legacy-key.v1\x00"
 IMPORT_ACTOR = Actor("legacy-import", "issuer", "local")
 """The actor of CLI imports. Fixed, because the idempotency of a row covers its actor:
 a re-run by another operator must find the rows already imported."""
@@ -63,20 +60,7 @@ _CODE = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}", re.ASCII)
 _ENTITLEMENT = re.compile(r"seats|(?:feature|module|quota):[a-z0-9][a-z0-9._-]{0,63}", re.ASCII)
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-_TENURE_KEY = re.compile(r"TNRK-[A-Z2-7]{8}(?:-[A-Z2-7]{8}){3}", re.ASCII)
-_SERIAL = re.compile(r"TNR-[A-Z2-7]{5}(?:-[A-Z2-7]{5}){3}", re.ASCII)
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
-
-
-def hash_legacy_key(key: str) -> str:
-    """The stored form of a legacy key: SHA-256 of a domain-separation prefix and the
-    key, so it can never be mistaken for (or matched against) a Tenure key hash."""
-    return hashlib.sha256(LEGACY_KEY_PREFIX + key.encode("utf-8", "surrogatepass")).hexdigest()
-
-
-def is_tenure_key(text: str) -> bool:
-    """True when ``text`` has the shape of a Tenure license key (``TNRK-…``)."""
-    return _TENURE_KEY.fullmatch(text) is not None
 
 
 def import_key(system: str, legacy_id: str) -> str:
@@ -258,7 +242,7 @@ def _overrides(raw: Any) -> dict[str, bool | int]:
 
 def _legacy_key(raw: Any) -> str:
     key = _required(raw, "legacy_key")
-    if is_tenure_key(key) or _SERIAL.fullmatch(key):
+    if is_tenure_key(key) or is_serial(key):
         raise _Bad("legacy_key looks like a Tenure key or serial")
     return hash_legacy_key(key)
 
@@ -512,21 +496,3 @@ def _record(report: ImportReport, row: LegacyRow, future: Future[Outcome]) -> No
         report.already_imported.append(entry)
     else:
         report.imported.append(entry)
-
-
-# ---------------------------------------------------------------- lookups
-
-_SERIAL_BY_LEGACY_ID = (
-    "SELECT serial FROM proj_legacy_ids "
-    "WHERE account = :account AND system = :system AND legacy_id = :legacy_id"
-)
-
-
-def serial_by_legacy_id(engine: sa.Engine, account: str, system: str, legacy_id: str) -> str:
-    """The serial that ``legacy_id`` of ``system`` was imported as; ``NotFound`` if none."""
-    params = {"account": account, "system": system, "legacy_id": legacy_id}
-    with read_transaction(engine) as conn:
-        found = raw.execute(conn, _SERIAL_BY_LEGACY_ID, params).fetchone()
-    if found is None:
-        raise NotFound(f"no license was imported from {system} as {legacy_id!r}")
-    return str(found[0])

@@ -15,18 +15,16 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-import sqlalchemy as sa
 
 from tenure.domain.commands import Command, license_view
 from tenure.domain.decisions import license_status
 from tenure.domain.events import Actor
-from tenure.domain.state import TABLES, Row
+from tenure.domain.state import Row
 from tenure.errors import InvalidInput, NotFound
 from tenure.service.apikeys import Principal
 from tenure.service.ledger import Submission
-from tenure.store import sql
-from tenure.store import tables as t
-from tenure.store.engine import read_transaction
+from tenure.store.licenses import LicenseFilter
+from tenure.store.unit import Projection, Store
 
 MAX_PAGE = 200
 STATUSES = ("active", "in_grace", "expired", "suspended", "revoked")
@@ -50,14 +48,14 @@ def _utc_now() -> datetime:
 class _PlanVersions:
     """Plan version rows read once per transaction (a license's grace comes from them)."""
 
-    def __init__(self, conn: sa.Connection, account: str) -> None:
-        self._conn, self._account = conn, account
+    def __init__(self, projection: Projection, account: str) -> None:
+        self._projection, self._account = projection, account
         self._rows: dict[tuple[str, int], Row | None] = {}
 
     def get(self, plan: str, version: int) -> Row | None:
         key = (plan, version)
         if key not in self._rows:
-            self._rows[key] = sql.read_row(self._conn, self._account, "plan_versions", key)
+            self._rows[key] = self._projection.row(self._account, "plan_versions", key)
         return self._rows[key]
 
 
@@ -66,20 +64,18 @@ def _public(row: Row, versions: _PlanVersions, now: datetime) -> dict[str, Any]:
     return {**license_view(row), "status": status.status, "grace_ends_at": status.grace_ends_at}
 
 
-def _license_row(conn: sa.Connection, account: str, serial: str) -> Row:
-    row = sql.read_row(conn, account, "licenses", (serial,))
+def _license_row(projection: Projection, account: str, serial: str) -> Row:
+    row = projection.row(account, "licenses", (serial,))
     if row is None:
         raise NotFound(f"license {serial} not found")
     return row
 
 
-def get_license(
-    engine: sa.Engine, account: str, serial: str, clock: Clock = _utc_now
-) -> dict[str, Any]:
+def get_license(store: Store, account: str, serial: str, clock: Clock = _utc_now) -> dict[str, Any]:
     """The public view of license ``serial``; raises ``NotFound`` if it does not exist."""
-    with read_transaction(engine) as conn:
-        row = _license_row(conn, account, serial)
-        return _public(row, _PlanVersions(conn, account), clock())
+    with store.read() as tx:
+        row = _license_row(tx.projection, account, serial)
+        return _public(row, _PlanVersions(tx.projection, account), clock())
 
 
 def encode_cursor(serial: str) -> str:
@@ -101,26 +97,8 @@ def decode_cursor(cursor: str) -> str:
     return serial
 
 
-def _license_query(
-    account: str, after: str | None, customer: str | None, product: str | None, stored: Any
-) -> sa.Select[Any]:
-    lic = t.projection["licenses"]
-    query = sa.select(*(lic.c[col] for col in TABLES["licenses"].columns)).where(
-        lic.c.account == account
-    )
-    if after is not None:
-        query = query.where(lic.c.serial > after)
-    if customer is not None:
-        query = query.where(lic.c.customer == customer)
-    if product is not None:
-        query = query.where(lic.c.product == product)
-    if stored is not None:
-        query = query.where(lic.c.status.in_(stored))
-    return query.order_by(lic.c.serial)
-
-
 def list_licenses(
-    engine: sa.Engine,
+    store: Store,
     account: str,
     customer: str | None = None,
     status: str | None = None,
@@ -145,11 +123,11 @@ def list_licenses(
     # Stored filters are exact; a time-derived status is filtered here, in chunks.
     chunk_size = limit + 1 if status in (None, "suspended", "revoked") else _SCAN_CHUNK
     found: list[dict[str, Any]] = []
-    with read_transaction(engine) as conn:
-        versions = _PlanVersions(conn, account)
+    which = LicenseFilter(customer, product, stored)
+    with store.read() as tx:
+        versions = _PlanVersions(tx.projection, account)
         while len(found) <= limit:
-            query = _license_query(account, after, customer, product, stored)
-            chunk = [sql.row_from_sql("licenses", r) for r in conn.execute(query.limit(chunk_size))]
+            chunk = tx.licenses.page(account, which, after, chunk_size)
             for row in chunk:
                 view = _public(row, versions, now)
                 if status is None or view["status"] == status:
@@ -164,13 +142,13 @@ def list_licenses(
     return {"licenses": page, "next_cursor": encode_cursor(page[-1]["serial"]) if more else None}
 
 
-def license_history(engine: sa.Engine, account: str, serial: str) -> dict[str, Any]:
+def license_history(store: Store, account: str, serial: str) -> dict[str, Any]:
     """The events about license ``serial`` in ledger order (its lifecycle, its
     activations, its revoked tokens): ``{"events": [{"seq", "event"}]}``; raises
     ``NotFound`` if the license does not exist."""
-    with read_transaction(engine) as conn:
-        _license_row(conn, account, serial)
-        leaves = sql.events_about(conn, account, serial)
+    with store.read() as tx:
+        _license_row(tx.projection, account, serial)
+        leaves = tx.ledger.events_about(account, serial)
     return {"events": [{"seq": seq, "event": orjson.loads(leaf)} for seq, leaf in leaves]}
 
 
@@ -184,24 +162,24 @@ def customer_view(row: Row) -> dict[str, Any]:
     }
 
 
-def get_customer(engine: sa.Engine, account: str, customer: str) -> dict[str, Any]:
+def get_customer(store: Store, account: str, customer: str) -> dict[str, Any]:
     """Customer ``customer``; raises ``NotFound`` (field ``customer``) if absent."""
-    with read_transaction(engine) as conn:
-        row = sql.read_row(conn, account, "customers", (customer,))
+    with store.read() as tx:
+        row = tx.projection.row(account, "customers", (customer,))
     if row is None:
         raise NotFound(f"customer {customer} not found", field="customer")
     return customer_view(row)
 
 
-def list_products(engine: sa.Engine, account: str) -> dict[str, Any]:
+def list_products(store: Store, account: str) -> dict[str, Any]:
     """Products with their features and the latest version of each of their plans:
     ``{"products": [{"code", "name", "features", "plans": [...]}]}``, by code."""
-    with read_transaction(engine) as conn:
-        products = sql.projection_rows(conn, account, "products")
-        plans = sql.projection_rows(conn, account, "plans")
+    with store.read() as tx:
+        products = tx.projection.rows(account, "products")
+        plans = tx.projection.rows(account, "plans")
         latest = {
-            plan["plan"]: sql.read_row(
-                conn, account, "plan_versions", (plan["plan"], plan["latest_version"])
+            plan["plan"]: tx.projection.row(
+                account, "plan_versions", (plan["plan"], plan["latest_version"])
             )
             for plan in plans
         }
@@ -223,6 +201,16 @@ def list_products(engine: sa.Engine, account: str) -> dict[str, Any]:
             for p in products
         ]
     }
+
+
+def serial_by_legacy_id(store: Store, account: str, system: str, legacy_id: str) -> str:
+    """The serial that ``legacy_id`` of ``system`` was imported as (docs/import.md);
+    ``NotFound`` if none."""
+    with store.read() as tx:
+        serial = tx.licenses.serial_by_legacy_id(account, system, legacy_id)
+    if serial is None:
+        raise NotFound(f"no license was imported from {system} as {legacy_id!r}")
+    return serial
 
 
 def change_submission(

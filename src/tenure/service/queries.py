@@ -10,12 +10,10 @@ import base64
 from dataclasses import dataclass
 from typing import Any
 
-import sqlalchemy as sa
-
 from tenure.errors import InvalidInput, NotFound
 from tenure.ledger.merkle import consistency_proof, inclusion_proof
-from tenure.store import sql
-from tenure.store.engine import read_transaction
+from tenure.store.sql import Head, StoredCheckpoint
+from tenure.store.unit import LedgerRecords, Store
 
 MAX_EVENTS_PAGE = 1000
 
@@ -24,31 +22,31 @@ def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
 
 
-def _head(conn: sa.Connection, account: str) -> sql.Head:
-    head = sql.read_head(conn, account)
+def _head(ledger: LedgerRecords, account: str) -> Head:
+    head = ledger.head(account)
     if head is None:
         raise NotFound(f"account {account} has no ledger yet")
     return head
 
 
-def checkpoint_note(engine: sa.Engine, account: str, size: int | None = None) -> str:
+def checkpoint_note(store: Store, account: str, size: int | None = None) -> str:
     """The latest signed checkpoint, or the stored one of exactly ``size``."""
-    with read_transaction(engine) as conn:
-        stored = sql.read_checkpoint(conn, account, size)
+    with store.read() as tx:
+        stored = tx.ledger.checkpoint(account, size)
     if stored is None:
         what = "no checkpoint has been signed" if size is None else f"no checkpoint of size {size}"
         raise NotFound(f"{what} for account {account}")
     return stored.note
 
 
-def latest_checkpoint(engine: sa.Engine, account: str) -> sql.StoredCheckpoint | None:
-    with read_transaction(engine) as conn:
-        return sql.read_checkpoint(conn, account)
+def latest_checkpoint(store: Store, account: str) -> StoredCheckpoint | None:
+    with store.read() as tx:
+        return tx.ledger.checkpoint(account)
 
 
-def verifier_keys(engine: sa.Engine, account: str) -> list[str]:
-    with read_transaction(engine) as conn:
-        keys = sql.verifier_keys(conn, account)
+def verifier_keys(store: Store, account: str) -> list[str]:
+    with store.read() as tx:
+        keys = tx.ledger.verifier_keys(account)
     if not keys:
         raise NotFound(f"account {account} has no ledger key yet")
     return keys
@@ -60,33 +58,33 @@ class EventsPage:
     size: int
 
 
-def events_page(engine: sa.Engine, account: str, start: int, limit: int) -> EventsPage:
+def events_page(store: Store, account: str, start: int, limit: int) -> EventsPage:
     """Up to ``limit`` (≤ 1000) events from ``start``, with the ledger size."""
     if start < 0:
         raise InvalidInput("start must not be negative", field="start")
     if not 1 <= limit <= MAX_EVENTS_PAGE:
         raise InvalidInput(f"limit must be between 1 and {MAX_EVENTS_PAGE}", field="limit")
-    with read_transaction(engine) as conn:
-        head = _head(conn, account)
+    with store.read() as tx:
+        head = _head(tx.ledger, account)
         stop = min(head.size, start + limit)
-        return EventsPage(list(sql.iter_leaves(conn, account, start, stop)), head.size)
+        return EventsPage(list(tx.ledger.leaves(account, start, stop)), head.size)
 
 
-def _check_size(size: int, head: sql.Head, field: str) -> None:
+def _check_size(size: int, head: Head, field: str) -> None:
     if not 0 <= size <= head.size:
         raise InvalidInput(
             f"{field} must be between 0 and the ledger size {head.size}", field=field
         )
 
 
-def inclusion(engine: sa.Engine, account: str, seq: int, size: int) -> dict[str, Any]:
+def inclusion(store: Store, account: str, seq: int, size: int) -> dict[str, Any]:
     """The RFC 9162 inclusion proof of event ``seq`` in the tree of ``size`` events."""
-    with read_transaction(engine) as conn:
-        head = _head(conn, account)
+    with store.read() as tx:
+        head = _head(tx.ledger, account)
         _check_size(size, head, "size")
         if not 0 <= seq < size:
             raise InvalidInput(f"seq must be below size {size}", field="seq")
-        reader = sql.NodeReader(conn, account)
+        reader = tx.ledger.nodes(account)
         leaf = reader.read_hashes([(0, seq)])[0]
         proof = inclusion_proof(seq, size, reader)
     return {
@@ -97,13 +95,13 @@ def inclusion(engine: sa.Engine, account: str, seq: int, size: int) -> dict[str,
     }
 
 
-def consistency(engine: sa.Engine, account: str, old: int, new: int) -> dict[str, Any]:
+def consistency(store: Store, account: str, old: int, new: int) -> dict[str, Any]:
     """The RFC 9162 consistency proof from tree size ``old`` to ``new``."""
-    with read_transaction(engine) as conn:
-        head = _head(conn, account)
+    with store.read() as tx:
+        head = _head(tx.ledger, account)
         _check_size(old, head, "from")
         _check_size(new, head, "to")
         if old > new:
             raise InvalidInput("from must not exceed to", field="from")
-        proof = consistency_proof(old, new, sql.NodeReader(conn, account))
+        proof = consistency_proof(old, new, tx.ledger.nodes(account))
     return {"from": old, "to": new, "proof": [_b64(h) for h in proof]}

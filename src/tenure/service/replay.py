@@ -14,14 +14,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 import orjson
-import sqlalchemy as sa
 
 from tenure.domain.projector import apply_data
 from tenure.domain.state import TABLE_ORDER, MemoryState
 from tenure.errors import DigestMismatch, LedgerTampered, MalformedEvent, NotFound
 from tenure.ledger.digest import state_digest
-from tenure.store import sql
-from tenure.store.engine import read_transaction, write_transaction
+from tenure.store.unit import Store, Transaction
 
 Progress = Callable[[int], None]
 """Called with the number of events replayed so far (every few thousand)."""
@@ -82,9 +80,9 @@ def _replay(
     return state
 
 
-def stored_digest(conn: sa.Connection, account: str) -> str:
+def stored_digest(tx: Transaction, account: str) -> str:
     """The state digest of the projection as stored in the database."""
-    return state_digest((table, sql.projection_rows(conn, account, table)) for table in TABLE_ORDER)
+    return state_digest((table, tx.projection.rows(account, table)) for table in TABLE_ORDER)
 
 
 @dataclass(frozen=True)
@@ -94,13 +92,13 @@ class DigestReport:
     digest: str
 
 
-def digest_of(engine: sa.Engine, account: str) -> DigestReport:
+def digest_of(store: Store, account: str) -> DigestReport:
     """The stored digest and the ledger size it corresponds to (one snapshot)."""
-    with read_transaction(engine) as conn:
-        head = sql.read_head(conn, account)
+    with store.read() as tx:
+        head = tx.ledger.head(account)
         if head is None:
             raise NotFound(f"account {account} has no ledger")
-        return DigestReport(account, head.size, stored_digest(conn, account))
+        return DigestReport(account, head.size, stored_digest(tx, account))
 
 
 @dataclass(frozen=True)
@@ -116,7 +114,7 @@ class RebuildReport:
 
 
 def rebuild(
-    engine: sa.Engine,
+    store: Store,
     account: str,
     progress: Progress | None = None,
     accept_change: bool = False,
@@ -126,16 +124,16 @@ def rebuild(
     Raises ``DigestMismatch`` and rolls back if the rebuilt digest differs from the
     one before, unless ``accept_change`` (repairing a damaged projection).
     """
-    with write_transaction(engine) as conn:
-        head = sql.read_head(conn, account)
+    with store.write() as tx:
+        head = tx.ledger.head(account)
         if head is None:
             raise NotFound(f"account {account} has no ledger")
-        before = stored_digest(conn, account)
-        state = replay(sql.iter_leaves(conn, account, 0, head.size), progress=progress)
-        sql.delete_projection(conn, account)
+        before = stored_digest(tx, account)
+        state = replay(tx.ledger.leaves(account, 0, head.size), progress=progress)
+        tx.projection.clear(account)
         for table in TABLE_ORDER:
-            sql.bulk_insert_rows(conn, account, table, state.rows(table))
-        after = stored_digest(conn, account)
+            tx.projection.insert_all(account, table, state.rows(table))
+        after = stored_digest(tx, account)
         if after != state.digest():
             raise DigestMismatch("stored projection does not read back as replayed")
         report = RebuildReport(account, head.size, before, after)

@@ -8,7 +8,9 @@ atomically after each checkpoint commits.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Literal
 
 from tenure.crypto.files import write_atomic
 from tenure.errors import MalformedNote
@@ -46,3 +48,23 @@ class Sidecar:
 
     def write(self, account: str, note: str) -> None:
         write_atomic(self.path(account), note.encode("utf-8"))
+
+
+Verdict = Literal["agrees", "ahead", "disagrees"]
+"""How a store's tree compares with the sidecar's checkpoint."""
+
+
+def compare(signed: Checkpoint, origin: str, size: int, root_at: Callable[[int], bytes]) -> Verdict:
+    """Compare the sidecar's checkpoint ``signed`` with a store whose ledger has origin
+    ``origin`` and ``size`` events, ``root_at(n)`` being the root of its first ``n``.
+
+    ``ahead`` when the checkpoint signed more events than the store holds (events are
+    missing), ``disagrees`` when the store's tree of that size has another root (not
+    the store that signed it), else ``agrees`` — also for the final checkpoint of an
+    earlier epoch (another origin), which this ledger follows. The one comparison of
+    the ledger writer (before it appends) and of ``ledger verify``."""
+    if signed.origin != origin:
+        return "agrees"
+    if signed.size > size:
+        return "ahead"
+    return "agrees" if root_at(signed.size) == signed.root else "disagrees"

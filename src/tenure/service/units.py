@@ -1,6 +1,6 @@
 """Units of work: state views that stage projection changes until the batch commits.
 
-``BatchView`` reads rows from SQL once per batch and keeps every change in memory
+``BatchView`` reads rows from the store's projection once per batch and keeps every change in memory
 until ``flush``; ``CommandView`` layers one command's changes on top so that a
 command whose second event fails leaves nothing behind.
 """
@@ -9,10 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-import sqlalchemy as sa
-
 from tenure.domain.state import Change, Key, Row
-from tenure.store import sql
+from tenure.store.unit import Projection
 
 _MISSING = object()
 
@@ -25,12 +23,12 @@ class BatchView:
     """
 
     def __init__(
-        self, conn: sa.Connection, account: str, rows: dict[tuple[str, Key], Row | None]
+        self, projection: Projection, account: str, rows: dict[tuple[str, Key], Row | None]
     ) -> None:
-        self._conn = conn
+        self._projection = projection
         self._account = account
         # ``rows`` outlives the batch when the writer knows nobody else wrote since:
-        # then the next batch reads its rows from memory instead of SQL.
+        # then the next batch reads its rows from memory instead of the store.
         self._rows = rows
         self._dirty: dict[tuple[str, Key], Row | None] = {}
         self._before: dict[tuple[str, Key], object] = {}
@@ -39,7 +37,7 @@ class BatchView:
         slot = (table, key)
         row = self._rows.get(slot, _MISSING)
         if row is _MISSING:
-            row = self._rows[slot] = sql.read_row(self._conn, self._account, table, key)
+            row = self._rows[slot] = self._projection.row(self._account, table, key)
         return row  # type: ignore[return-value]
 
     def stage(self, changes: Iterable[Change]) -> None:
@@ -68,11 +66,11 @@ class BatchView:
                 if changed:
                     updates.setdefault((table, changed), []).append(row)
         for table in sorted(deletes.keys() | upserts.keys()):
-            sql.write_rows(
-                self._conn, self._account, table, upserts.get(table, []), deletes.get(table, [])
+            self._projection.write(
+                self._account, table, upserts.get(table, []), deletes.get(table, [])
             )
         for (table, columns), rows in sorted(updates.items()):
-            sql.update_rows(self._conn, self._account, table, columns, rows)
+            self._projection.update(self._account, table, columns, rows)
         self._dirty.clear()
         self._before.clear()
 

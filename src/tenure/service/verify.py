@@ -14,11 +14,10 @@ the first bad ``seq``:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import orjson
-import sqlalchemy as sa
 
 from tenure.domain.events import event_from_json
 from tenure.errors import InvalidProof, LedgerTampered, MalformedNote, NotFound, TenureError
@@ -31,10 +30,10 @@ from tenure.ledger.merkle import (
     verify_consistency,
 )
 from tenure.ledger.note import NoteVerifier
+from tenure.service import sidecar as sidecars
 from tenure.service.sidecar import Sidecar
-from tenure.store import columns, sql
-from tenure.store import tables as t
-from tenure.store.engine import read_transaction
+from tenure.store.sql import Head
+from tenure.store.unit import LedgerRecords, Store
 
 Progress = Callable[[int], None]
 
@@ -67,34 +66,35 @@ class _Levels:
 
 
 def verify_ledger(
-    engine: sa.Engine,
+    store: Store,
     account: str,
     sidecar: Sidecar | None = None,
     pinned: Sequence[str] = (),
     progress: Progress | None = None,
 ) -> VerifyReport:
     """Verify the ledger of ``account``; see the module doc. Raises ``LedgerTampered``."""
-    with read_transaction(engine) as conn:
-        head = sql.read_head(conn, account)
+    with store.read() as tx:
+        ledger = tx.ledger
+        head = ledger.head(account)
         if head is None:
             raise NotFound(f"account {account} has no ledger")
-        tree = _check_leaves(conn, account, head.size, progress)
+        tree = _check_leaves(ledger, account, head.size, progress)
         tree.build_parents()
-        _check_nodes(conn, account, tree)
+        _check_nodes(ledger, account, tree)
         root = tree_hash(head.size, tree)
-        verifiers = _verifiers(conn, account, pinned)
-        checkpoints = _check_checkpoints(conn, account, head, tree, verifiers)
+        verifiers = _verifiers(ledger, account, pinned)
+        checkpoints = _check_checkpoints(ledger, account, head, tree, verifiers)
         if sidecar is not None:
             _check_sidecar(sidecar, account, head, tree, verifiers)
         return VerifyReport(account, head.size, root, len(checkpoints))
 
 
 def _check_leaves(
-    conn: sa.Connection, account: str, size: int, progress: Progress | None
+    ledger: LedgerRecords, account: str, size: int, progress: Progress | None
 ) -> _Levels:
     tree = _Levels()
     expected = 0
-    for seq, leaf in sql.iter_leaves(conn, account):
+    for seq, leaf in ledger.leaves(account):
         if seq != expected:
             raise LedgerTampered(f"event {expected} is missing", seq=expected)
         if seq >= size:
@@ -118,12 +118,11 @@ def _check_leaves(
     return tree
 
 
-def _check_nodes(conn: sa.Connection, account: str, tree: _Levels) -> None:
-    nodes = t.ledger_nodes
+def _check_nodes(ledger: LedgerRecords, account: str, tree: _Levels) -> None:
     for level, hashes in enumerate(tree.levels):
         count = len(hashes) // 32
         index = 0
-        for idx, digest in _stored_nodes(conn, account, level):
+        for idx, digest in ledger.level(account, level):
             if idx != index or idx >= count:
                 bad = min(idx, index)
                 raise LedgerTampered(
@@ -141,52 +140,28 @@ def _check_nodes(conn: sa.Connection, account: str, tree: _Levels) -> None:
             raise LedgerTampered(
                 f"stored Merkle node (level {level}, index {index}) is missing", seq=index << level
             )
-    extra = conn.scalar(
-        sa.select(sa.func.min(nodes.c.level)).where(
-            nodes.c.account == account, nodes.c.level >= len(tree.levels)
-        )
-    )
+    extra = ledger.lowest_level_from(account, len(tree.levels))
     if extra is not None:
         raise LedgerTampered(f"stored Merkle nodes at level {extra} cannot exist", seq=None)
 
 
-def _stored_nodes(conn: sa.Connection, account: str, level: int) -> Iterator[tuple[int, bytes]]:
-    """``(idx, hash)`` of the stored nodes of ``level`` in index order; ``LedgerTampered``
-    naming the first seq under a node whose index or hash is of the wrong type."""
-    nodes = t.ledger_nodes
-    query = (
-        sa.select(nodes.c.idx, nodes.c.hash)
-        .where(nodes.c.account == account, nodes.c.level == level)
-        .order_by(nodes.c.idx)
-    )
-    after = -1
-    for stored_idx, stored_hash in conn.execute(query):
-        what = f"the index of the stored Merkle node of level {level} after index {after}"
-        idx = columns.integer(stored_idx, what, (after + 1) << level)
-        what = f"stored Merkle node (level {level}, index {idx})"
-        yield idx, columns.blob(stored_hash, what, idx << level)
-        after = idx
-
-
-def _verifiers(conn: sa.Connection, account: str, pinned: Sequence[str]) -> list[NoteVerifier]:
+def _verifiers(ledger: LedgerRecords, account: str, pinned: Sequence[str]) -> list[NoteVerifier]:
     try:
-        return [
-            NoteVerifier.from_key_string(k) for k in [*pinned, *sql.verifier_keys(conn, account)]
-        ]
+        return [NoteVerifier.from_key_string(k) for k in [*pinned, *ledger.verifier_keys(account)]]
     except MalformedNote as exc:
         raise LedgerTampered(f"a stored verifier key is malformed: {exc}") from exc
 
 
 def _check_checkpoints(
-    conn: sa.Connection,
+    ledger: LedgerRecords,
     account: str,
-    head: sql.Head,
+    head: Head,
     tree: _Levels,
     verifiers: list[NoteVerifier],
 ) -> list[Checkpoint]:
     checked: list[Checkpoint] = []
-    reader = sql.NodeReader(conn, account)
-    for stored in sql.all_checkpoints(conn, account):
+    reader = ledger.nodes(account)
+    for stored in ledger.checkpoints(account):
         if stored.size > head.size:
             raise LedgerTampered(
                 f"checkpoint {stored.size} was signed but the ledger holds only {head.size} events",
@@ -222,20 +197,19 @@ def _open(note: str, verifiers: list[NoteVerifier], what: str) -> Checkpoint:
 
 
 def _check_sidecar(
-    sidecar: Sidecar, account: str, head: sql.Head, tree: _Levels, verifiers: list[NoteVerifier]
+    sidecar: Sidecar, account: str, head: Head, tree: _Levels, verifiers: list[NoteVerifier]
 ) -> None:
     note = sidecar.read_note(account)
     if note is None:
         return
     cp = _open(note, verifiers, f"sidecar {sidecar.path(account)}")
-    if cp.origin != head.origin:
-        return  # the final checkpoint of the epoch this ledger's epoch follows
     size = head.size
-    if cp.size > size:
+    verdict = sidecars.compare(cp, head.origin, size, lambda n: tree_hash(n, tree))
+    if verdict == "ahead":
         raise LedgerTampered(
             f"the sidecar's signed checkpoint has {cp.size} events but the store only {size}: "
             f"events from {size} on are missing",
             seq=size,
         )
-    if cp.root != tree_hash(cp.size, tree):
+    if verdict == "disagrees":
         raise LedgerTampered(f"events before {cp.size} do not hash to the sidecar's checkpoint")

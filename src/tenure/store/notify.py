@@ -29,6 +29,8 @@ from collections.abc import Iterable
 
 import sqlalchemy as sa
 
+from tenure.workers import Worker
+
 _log = logging.getLogger("tenure.store")
 
 CHANNEL = "tenure_ledger"
@@ -64,28 +66,40 @@ def announce(conn: sa.Connection, sender: str, accounts: Iterable[str]) -> None:
 
 
 class WriteListener:
-    """One process's ``LISTEN tenure_ledger`` on a connection of its own, in a daemon
-    thread that reconnects after errors. ``marker()`` changes whenever a write by
-    somebody other than ``sender`` was announced; it is None while not listening."""
+    """One process's ``LISTEN tenure_ledger`` on a connection of its own, run by a
+    ``tenure.workers.Worker`` that reconnects after errors. ``marker()`` changes
+    whenever a write by somebody other than ``sender`` was announced; it is None
+    while not listening."""
 
     def __init__(self, conninfo: str) -> None:
         self.sender = secrets.token_hex(8)
         self._conninfo = conninfo
         self._marker: int | None = None
         self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._worker: Worker | None = None
 
     def start(self) -> WriteListener:
-        # phase b: ledger-core (a tenure.workers.Worker replaces this hand-rolled thread)
-        self._thread = threading.Thread(target=self._run, name="tenure-listen", daemon=True)
-        self._thread.start()
+        import psycopg  # only PostgreSQL stores listen; SQLite-only commands skip the import
+
+        # One run listens until the connection fails (logged, and after RECONNECT
+        # seconds the next run reconnects) or until stop; the first runs at once.
+        self._worker = Worker(
+            "tenure-listen",
+            self._listen,
+            RECONNECT,
+            retry=(psycopg.Error,),
+            log_level=logging.WARNING,
+            logger=_log,
+            what=f"LISTEN {CHANNEL} (reconnecting)",
+        )
+        self._worker.start().wake()
         return self
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
+        self._stop.set()  # ends the run in progress at its next poll
+        if self._worker is not None:
+            self._worker.stop()
+            self._worker = None
         self._marker = None
 
     def marker(self) -> int | None:
@@ -101,31 +115,22 @@ class WriteListener:
                 break
         return self._marker is not None
 
-    def _run(self) -> None:
-        import psycopg  # only PostgreSQL stores listen; SQLite-only commands skip the import
-
-        while not self._stop.is_set():
-            try:
-                self._listen()
-            except psycopg.Error as exc:
-                _log.warning("LISTEN %s lost its connection (%s); reconnecting", CHANNEL, exc)
-                self._stop.wait(RECONNECT)
-            finally:
-                # Down (or dead of a bug): writers reload in every batch until it is back.
-                self._marker = None
-
     def _listen(self) -> None:
         import psycopg
 
-        with psycopg.connect(self._conninfo, autocommit=True, connect_timeout=5) as conn:
-            conn.execute(f"LISTEN {CHANNEL}")
-            # Writes committed before LISTEN were never announced to us: a new value.
-            self._marker = fresh_marker()
-            own = self.sender + " "
-            while not self._stop.is_set():
-                for note in conn.notifies(timeout=POLL):
-                    if not note.payload.startswith(own):
-                        self._marker = fresh_marker()
+        try:
+            with psycopg.connect(self._conninfo, autocommit=True, connect_timeout=5) as conn:
+                conn.execute(f"LISTEN {CHANNEL}")
+                # Writes committed before LISTEN were never announced to us: a new value.
+                self._marker = fresh_marker()
+                own = self.sender + " "
+                while not self._stop.is_set():
+                    for note in conn.notifies(timeout=POLL):
+                        if not note.payload.startswith(own):
+                            self._marker = fresh_marker()
+        finally:
+            # Down (or dead of a bug): writers reload in every batch until it is back.
+            self._marker = None
 
 
 _listeners: weakref.WeakKeyDictionary[sa.Engine, WriteListener] = weakref.WeakKeyDictionary()

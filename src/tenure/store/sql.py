@@ -232,6 +232,35 @@ class NodeReader:
         return hashes
 
 
+def level_nodes(conn: sa.Connection, account: str, level: int) -> Iterator[tuple[int, bytes]]:
+    """``(idx, hash)`` of the stored nodes of ``level`` in index order; ``LedgerTampered``
+    naming the first seq under a node whose index or hash is of the wrong type."""
+    nodes = t.ledger_nodes
+    query = (
+        sa.select(nodes.c.idx, nodes.c.hash)
+        .where(nodes.c.account == account, nodes.c.level == level)
+        .order_by(nodes.c.idx)
+    )
+    after = -1
+    for stored_idx, stored_hash in conn.execute(query):
+        what = f"the index of the stored Merkle node of level {level} after index {after}"
+        idx = columns.integer(stored_idx, what, (after + 1) << level)
+        what = f"stored Merkle node (level {level}, index {idx})"
+        yield idx, columns.blob(stored_hash, what, idx << level)
+        after = idx
+
+
+def lowest_level_from(conn: sa.Connection, account: str, level: int) -> int | None:
+    """The lowest level at or above ``level`` holding a stored node of ``account``."""
+    nodes = t.ledger_nodes
+    lowest: int | None = conn.scalar(
+        sa.select(sa.func.min(nodes.c.level)).where(
+            nodes.c.account == account, nodes.c.level >= level
+        )
+    )
+    return lowest
+
+
 def read_frontier(conn: sa.Connection, account: str, size: int) -> Frontier:
     return Frontier(size, NodeReader(conn, account).read_hashes(Frontier.node_ids(size)))
 

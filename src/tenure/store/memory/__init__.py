@@ -26,6 +26,7 @@ from tenure.store.deployments import Deployments
 from tenure.store.drift import Drift
 from tenure.store.drills import Drills
 from tenure.store.gauges import Gauges
+from tenure.store.licenses import Licenses
 from tenure.store.listings import Listings
 from tenure.store.memory.accounts import MemoryAccounts
 from tenure.store.memory.alerts import MemoryAlerts
@@ -38,6 +39,7 @@ from tenure.store.memory.drift import MemoryDrift
 from tenure.store.memory.drills import MemoryDrills
 from tenure.store.memory.gauges import MemoryGauges
 from tenure.store.memory.ledger import MemoryIdempotency, MemoryLedgerRecords, MemoryProjection
+from tenure.store.memory.licenses import MemoryLicenses
 from tenure.store.memory.listings import MemoryListings
 from tenure.store.memory.notices import MemoryNotices
 from tenure.store.memory.revocations import MemoryRevocations
@@ -142,6 +144,13 @@ class MemoryTransaction:
     @cached_property
     def listings(self) -> Listings:
         return MemoryListings(self._tables, self.projection)
+
+    # --- ledger-core (issue 16 phase b) ---
+
+    @cached_property
+    def licenses(self) -> Licenses:
+        projection = self._tables.setdefault("projection", {})
+        return MemoryLicenses(self.projection, lambda: {account for account, _ in projection})
 
 
 class MemoryStore:

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -91,11 +91,26 @@ class MemoryLedgerRecords:
         events = ledger.events if ledger else []
         return [(e.seq, e.leaf) for e in events if e.subject == subject]
 
+    def last_event_time(self, account: str, size: int) -> str | None:
+        ledger = self._ledgers.get(account)
+        if ledger is None or size == 0 or len(ledger.events) < size:
+            return None
+        return ledger.events[size - 1].time
+
     def nodes(self, account: str) -> HashReader:
         return _Nodes(account, self._of(account).nodes)
 
     def frontier(self, account: str, size: int) -> Frontier:
         return Frontier(size, self.nodes(account).read_hashes(Frontier.node_ids(size)))
+
+    def level(self, account: str, level: int) -> Iterator[tuple[int, bytes]]:
+        ledger = self._ledgers.get(account)
+        nodes = ledger.nodes if ledger else {}
+        return iter(sorted((ix, h) for (lv, ix), h in nodes.items() if lv == level))
+
+    def lowest_level_from(self, account: str, level: int) -> int | None:
+        ledger = self._ledgers.get(account)
+        return min((lv for lv, _ in ledger.nodes if lv >= level), default=None) if ledger else None
 
     def add_checkpoint(self, account: str, checkpoint: StoredCheckpoint) -> None:
         self._of(account).checkpoints[checkpoint.size] = checkpoint
@@ -143,6 +158,25 @@ class MemoryProjection:
             stored.pop(tuple(key), None)
         for row in upserts:
             stored[spec.key_of(row)] = orjson.dumps({c: row.get(c) for c in spec.columns})
+
+    def clear(self, account: str) -> None:
+        for slot in [slot for slot in self._tables if slot[0] == account]:
+            del self._tables[slot]
+
+    def insert_all(self, account: str, table: str, rows: Iterable[Row]) -> None:
+        self.write(account, table, list(rows), [])
+
+    def update(
+        self, account: str, table: str, columns: tuple[str, ...], rows: Sequence[Row]
+    ) -> None:
+        stored = self._tables.setdefault((account, table), {})
+        key_of = TABLES[table].key_of
+        for row in rows:
+            key = key_of(row)
+            if key in stored:
+                kept = orjson.loads(stored[key])
+                kept.update((column, row[column]) for column in columns)
+                stored[key] = orjson.dumps(kept)
 
 
 class MemoryIdempotency:
