@@ -8,7 +8,7 @@ canonical leaf and append its hash to a Merkle ``Frontier``. It keeps the projec
 in a ``MemoryState`` and writes with raw ``executemany`` in large transactions:
 events, Merkle nodes, idempotency records, the head, a checkpoint signed every
 ``every_events`` events with the store's ``FileKeyStore`` key (plus the sidecar),
-and the projection rows via ``tenure.store.sql.bulk_insert_rows``.
+and the projection rows via ``tenure.store.projection_rows.bulk_insert_rows``.
 
 The result is the store the real writer makes from the same submissions (each its
 own batch): same root, byte for byte; ``ledger verify`` and ``rebuild`` accept it.
@@ -39,7 +39,7 @@ from tenure.ledger.note import NoteSigner
 from tenure.service.demo import demo_license_keys, demo_submissions, seed_demo
 from tenure.service.ledger import Outcome, Submission, append_drafts
 from tenure.service.verify import verify_ledger
-from tenure.store import sql
+from tenure.store import projection_rows, records
 from tenure.store.engine import write_transaction
 
 ACCOUNT = "default"
@@ -89,7 +89,7 @@ class MemoryLedger:
         self.state = MemoryState()
         self.frontier = Frontier()
         self.last_time: datetime | None = None
-        self.idempotency: dict[str, sql.IdempotencyRecord] = {}
+        self.idempotency: dict[str, records.IdempotencyRecord] = {}
         self.events: list[tuple[Any, ...]] = []
         self.nodes: list[tuple[Any, ...]] = []
         self.idem_rows: list[tuple[Any, ...]] = []
@@ -135,7 +135,7 @@ class MemoryLedger:
             self.last_time = now
         if key:
             first = events[0].seq if events else None
-            record = sql.IdempotencyRecord(request_hash, first, len(events), decision.result)
+            record = records.IdempotencyRecord(request_hash, first, len(events), decision.result)
             self.idempotency[key] = record
             self.idem_rows.append(
                 (
@@ -242,7 +242,7 @@ def build_store(data_dir: Path, events: int) -> BuiltStore:
     memory.finish()
     with write_transaction(runtime.store.engine) as conn:
         for table in TABLE_ORDER:
-            sql.bulk_insert_rows(conn, ACCOUNT, table, memory.state.rows(table))
+            projection_rows.bulk_insert_rows(conn, ACCOUNT, table, memory.state.rows(table))
     if memory.last_note is not None and runtime.sidecar is not None:
         runtime.sidecar.write(ACCOUNT, memory.last_note)
     seconds = timer.elapsed()

@@ -63,7 +63,7 @@ from tenure.ledger.checkpoint import Checkpoint, sign_checkpoint
 from tenure.ledger.merkle import tree_hash
 from tenure.service.ledger import Outcome
 from tenure.service.replay import replay
-from tenure.store import sql
+from tenure.store import ledger_records
 from tenure.store.engine import read_transaction
 from tenure.store.unit import SqlStore
 
@@ -98,7 +98,7 @@ def snapshot_at(store: BuiltStore, size: int) -> snapshots.Snapshot:
     state = replay(enumerate(leaves))
     tables = {name: list(state.rows(name)) for name in TABLE_ORDER}
     with read_transaction(runtime.store.engine) as conn:
-        root = tree_hash(size, sql.NodeReader(conn, ACCOUNT))
+        root = tree_hash(size, ledger_records.NodeReader(conn, ACCOUNT))
     service = dict(now.service)
     service["idempotency_keys"] = [
         row

@@ -29,7 +29,7 @@ from tenure.domain.activations import activation_id
 from tenure.domain.timefmt import format_time
 from tenure.ops.deployments import Report, record_report
 from tenure.ops.reconcile import DriftPolicy, run_pass
-from tenure.store import sql
+from tenure.store import projection_rows
 from tenure.store.engine import write_transaction
 
 ACCOUNT = "default"
@@ -93,10 +93,10 @@ def _ledger_state(runtime: Runtime, licenses: int) -> list[tuple[str, str]]:
             devices.append((serial, fph))
         seat_rows.append({"serial": serial, "holders": holders})
     with write_transaction(runtime.store.engine) as conn:
-        sql.bulk_insert_rows(conn, ACCOUNT, "plan_versions", [plan])
-        sql.bulk_insert_rows(conn, ACCOUNT, "licenses", license_rows)
-        sql.bulk_insert_rows(conn, ACCOUNT, "activations", activation_rows)
-        sql.bulk_insert_rows(conn, ACCOUNT, "license_seats", seat_rows)
+        projection_rows.bulk_insert_rows(conn, ACCOUNT, "plan_versions", [plan])
+        projection_rows.bulk_insert_rows(conn, ACCOUNT, "licenses", license_rows)
+        projection_rows.bulk_insert_rows(conn, ACCOUNT, "activations", activation_rows)
+        projection_rows.bulk_insert_rows(conn, ACCOUNT, "license_seats", seat_rows)
     return devices
 
 

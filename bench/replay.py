@@ -19,7 +19,7 @@ import orjson
 from bench.builder import ACCOUNT, BuiltStore, read_leaves
 from bench.common import Options, Result, Timer
 from tenure.service.replay import replay
-from tenure.store import sql
+from tenure.store import ledger_records
 from tenure.store.engine import read_transaction
 
 GOAL = 100_000
@@ -55,7 +55,7 @@ def run(opts: Options, store: BuiltStore) -> list[Result]:
 
     def from_store() -> None:
         with read_transaction(store.runtime.store.engine) as conn:
-            replay(sql.iter_leaves(conn, ACCOUNT))
+            replay(ledger_records.iter_leaves(conn, ACCOUNT))
 
     stored = best_rate(count, from_store, 1)
     result = Result(

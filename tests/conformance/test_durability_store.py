@@ -15,7 +15,7 @@ from tenure.ledger.merkle import EMPTY_ROOT, Frontier, leaf_hash, root_of
 from tenure.store.databases import copy_service_rows, open_store, sqlite_url
 from tenure.store.drills import DrillReport
 from tenure.store.memory import MemoryStore
-from tenure.store.sql import EventRow
+from tenure.store.records import EventRow
 from tenure.store.unit import Store
 
 ACCOUNT = "acme"

@@ -10,7 +10,7 @@ from typing import Any
 from support.stores import license_row
 from tenure.domain.state import Row
 from tenure.store.licenses import LicenseFilter
-from tenure.store.sql import EventRow
+from tenure.store.records import EventRow
 from tenure.store.unit import Store
 
 ACCOUNT = "acme"

@@ -41,7 +41,7 @@ from tenure.ledger.checkpoint import open_checkpoint
 from tenure.ledger.merkle import tree_hash
 from tenure.service.ledger import Ledger, SignRequest, Submission
 from tenure.service.verify import verify_ledger
-from tenure.store import notify, sql
+from tenure.store import ledger_records, notify, projection_rows
 from tenure.store.engine import read_transaction, write_transaction
 
 THREADS = 6
@@ -91,7 +91,7 @@ def test_two_writers_signing_at_once_never_store_two_checkpoints_of_one_size(
     assert report.size == 2 + THREADS * 12
     verifier = first.ledger_signer(ACCOUNT)[1].verifier
     with read_transaction(first.store.engine) as conn:
-        stored = sql.all_checkpoints(conn, ACCOUNT)
+        stored = ledger_records.all_checkpoints(conn, ACCOUNT)
         roots = {cp.size: sql_root(conn, cp.size) for cp in stored}
     assert len({cp.size for cp in stored}) == len(stored) > 1
     for cp in stored:
@@ -102,7 +102,7 @@ def test_two_writers_signing_at_once_never_store_two_checkpoints_of_one_size(
 
 def sql_root(conn: sa.Connection, size: int) -> bytes:
     """The root of the stored tree's first ``size`` leaves."""
-    return tree_hash(size, sql.NodeReader(conn, ACCOUNT))
+    return tree_hash(size, ledger_records.NodeReader(conn, ACCOUNT))
 
 
 def _wait_for(predicate: Any, timeout: float = 5.0) -> bool:
@@ -195,7 +195,7 @@ def test_a_writer_whose_notification_has_not_arrived_still_decides_on_current_ro
         with pytest.raises(SeatLimitReached):
             run(a, device(2))
     with read_transaction(first.store.engine) as conn:
-        held = sql.read_row(conn, ACCOUNT, "license_seats", (serial,))
+        held = projection_rows.read_row(conn, ACCOUNT, "license_seats", (serial,))
     assert held is not None
     assert len(held["holders"]) == 2
 
@@ -209,7 +209,9 @@ def test_without_a_listener_a_postgresql_writer_reloads_in_every_batch(
         assert listener is not None
         notify.stop_listener(runtime.store.engine, listener)
         with runtime.store.engine.connect() as conn:
-            assert sql.external_write_marker(conn) != sql.external_write_marker(conn)
+            assert ledger_records.external_write_marker(
+                conn
+            ) != ledger_records.external_write_marker(conn)
         Shop(writer).catalog()
         Shop(writer).customer("still-works")
 

@@ -30,7 +30,7 @@ from tenure.errors import InvalidInput, StorageUnavailable
 from tenure.service import audit
 from tenure.service.audit import AuditEntry
 from tenure.service.ledger import AuditRequest, Ledger, Outcome, Submission
-from tenure.store import sql
+from tenure.store import ledger_records
 from tenure.store.audit import SqlAuditLog
 from tenure.store.engine import read_transaction
 
@@ -91,7 +91,7 @@ def test_a_write_the_database_refuses_fails_alone(ledger: Ledger, store_url: str
     outcomes = _results(valid + more)
     assert all(isinstance(o, Outcome) and o.result["created"] for o in outcomes), outcomes
     with read_transaction(ledger.store.engine) as conn:
-        head = sql.read_head(conn, ACCOUNT)
+        head = ledger_records.read_head(conn, ACCOUNT)
         assert head is not None
         assert head.size == 40
         audit.verify(SqlAuditLog(conn), ACCOUNT, head.size)
@@ -111,7 +111,7 @@ def test_a_value_postgresql_cannot_store_fails_only_its_own_request(
     assert all(isinstance(o, Outcome) and o.result["created"] for o in outcomes), outcomes
     error = poisoned.exception(timeout=30)
     with read_transaction(ledger.store.engine) as conn:
-        head = sql.read_head(conn, ACCOUNT)
+        head = ledger_records.read_head(conn, ACCOUNT)
         assert head is not None
         report = audit.verify(SqlAuditLog(conn), ACCOUNT, head.size)
         entries, _ = audit.page(
@@ -151,7 +151,7 @@ def test_an_audit_entry_that_cannot_be_stored_is_stored_sanitized(ledger: Ledger
     outcomes = _results([*valid, *refusals, decisions])
     assert all(isinstance(o, Outcome) for o in outcomes), outcomes
     with read_transaction(ledger.store.engine) as conn:
-        head = sql.read_head(conn, ACCOUNT)
+        head = ledger_records.read_head(conn, ACCOUNT)
         assert head is not None
         assert head.size == 10
         audit.verify(SqlAuditLog(conn), ACCOUNT, head.size)

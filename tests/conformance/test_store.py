@@ -37,7 +37,7 @@ from tenure.service.demo import demo_license_keys, seed_demo
 from tenure.service.ledger import Ledger, Outcome, SignRequest, Submission
 from tenure.service.replay import digest_of, rebuild
 from tenure.service.verify import verify_ledger
-from tenure.store import sql
+from tenure.store import ledger_records, projection_rows
 from tenure.store import tables as t
 from tenure.store.engine import read_transaction
 from tenure.store.migrations import alembic_config, current_revision, upgrade
@@ -80,7 +80,7 @@ def test_issued_license_is_appended_and_readable(shop: Shop, probe: Probe) -> No
     assert probe.seqs() == list(range(probe.size()))
     assert probe.size() == 4  # product, plan, customer, license
     with read_transaction(probe.engine) as conn:
-        row = sql.read_row(conn, ACCOUNT, "licenses", (serial,))
+        row = projection_rows.read_row(conn, ACCOUNT, "licenses", (serial,))
     assert row is not None
     assert (row["customer"], row["status"], row["plan"]) == (customer, "active", Shop.PLAN)
 
@@ -166,7 +166,7 @@ def test_a_signed_checkpoint_is_stored_verifies_and_reaches_the_sidecar(
 
     size = outcome.result["size"]
     with read_transaction(runtime.store.engine) as conn:
-        stored = sql.read_checkpoint(conn, ACCOUNT)
+        stored = ledger_records.read_checkpoint(conn, ACCOUNT)
     assert stored is not None
     assert stored.size == size == 3
     verifier = runtime.ledger_signer(ACCOUNT)[1].verifier
@@ -212,7 +212,7 @@ def test_a_seat_limit_holds_under_concurrent_activations_from_two_writers(
             answers = list(pool.map(activate, range(THREADS)))
     assert sorted(answers) == ["activated"] * 2 + ["refused"] * (THREADS - 2)
     with read_transaction(first.store.engine) as conn:
-        seats = sql.read_row(conn, ACCOUNT, "license_seats", (serial,))
+        seats = projection_rows.read_row(conn, ACCOUNT, "license_seats", (serial,))
     assert seats is not None
     assert len(seats["holders"]) == 2
 
@@ -285,7 +285,7 @@ def _seed(runtime: Runtime, events: int, seed: int) -> tuple[str, bytes, list[by
         seed_demo(ledger, events, seed)
     report = verify_ledger(runtime.store, ACCOUNT, runtime.sidecar)
     with read_transaction(runtime.store.engine) as conn:
-        leaves = [leaf for _, leaf in sql.iter_leaves(conn, ACCOUNT)]
+        leaves = [leaf for _, leaf in ledger_records.iter_leaves(conn, ACCOUNT)]
     return digest_of(runtime.store, ACCOUNT).digest, report.root, leaves
 
 

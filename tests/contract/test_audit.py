@@ -23,7 +23,7 @@ from tenure.errors import AuditTampered, Conflict, NotFound, StorageUnavailable
 from tenure.service import audit
 from tenure.service.audit import AuditEntry, AuditFilter
 from tenure.service.ledger import AuditRequest, Ledger
-from tenure.store import sql
+from tenure.store import ledger_records
 from tenure.store.audit import SqlAuditLog
 from tenure.store.engine import create_engine, read_transaction, write_transaction
 from tenure.store.migrations import upgrade
@@ -52,7 +52,7 @@ def entries_of(engine: sa.Engine, account: str = ACCOUNT, **where: Any) -> list[
 
 def verify(engine: sa.Engine, account: str = ACCOUNT) -> audit.AuditReport:
     with read_transaction(engine) as conn:
-        head = sql.read_head(conn, account)
+        head = ledger_records.read_head(conn, account)
         return audit.verify(SqlAuditLog(conn), account, head.size if head else 0)
 
 

@@ -45,7 +45,7 @@ from tenure.service.apikeys import create_api_key
 from tenure.service.demo import demo_submissions
 from tenure.service.ledger import Submission
 from tenure.service.replay import digest_of
-from tenure.store import sql
+from tenure.store import ledger_records
 from tenure.store.engine import create_engine, read_transaction
 from tenure.store.migrations import upgrade
 from tenure.store.unit import SqlStore
@@ -69,7 +69,7 @@ def fresh_engine(path: Path) -> sa.Engine:
 
 def holds_ledger(engine: sa.Engine) -> bool:
     with read_transaction(engine) as conn:
-        return sql.read_head(conn, ACCOUNT) is not None
+        return ledger_records.read_head(conn, ACCOUNT) is not None
 
 
 def flip_byte(site_root: Path, relative: str, position: int) -> None:
@@ -439,7 +439,7 @@ def test_point_in_time_restores_equal_the_state_recorded_at_that_size(
         assert report.signed_size == built.size
         engine = create_engine(f"sqlite:///{target}")
         with read_transaction(engine) as conn:
-            head = sql.read_head(conn, ACCOUNT)
+            head = ledger_records.read_head(conn, ACCOUNT)
             assert head is not None
             assert head.size == n
         assert digest_of(SqlStore(engine), ACCOUNT).digest == built.digests[n], n
@@ -582,13 +582,13 @@ def test_restoring_into_a_database_that_holds_the_ledger_is_refused(
     engine = create_engine(f"sqlite:///{target}")
     before = digest_of(SqlStore(engine), ACCOUNT)
     with read_transaction(engine) as conn:
-        events_before = len(list(sql.iter_leaves(conn, ACCOUNT, 0, before.size)))
+        events_before = len(list(ledger_records.iter_leaves(conn, ACCOUNT, 0, before.size)))
     with pytest.raises(RestoreRefused):
         restore(built.site(), ACCOUNT, SqlStore(engine), built.verifiers)
     assert digest_of(SqlStore(engine), ACCOUNT) == before
     with read_transaction(engine) as conn:
-        assert sql.read_head(conn, ACCOUNT).size == 120  # type: ignore[union-attr]
-        assert len(list(sql.iter_leaves(conn, ACCOUNT, 0, 400))) == events_before
+        assert ledger_records.read_head(conn, ACCOUNT).size == 120  # type: ignore[union-attr]
+        assert len(list(ledger_records.iter_leaves(conn, ACCOUNT, 0, 400))) == events_before
     # The live store itself, through the CLI: refused, unchanged.
     live = tenure("state", "digest", "--data-dir", built.data_dir, "--output", "json").json()
     refused = tenure(

@@ -19,7 +19,7 @@ from tenure.domain.events import event_from_json
 from tenure.ledger.merkle import Frontier, leaf_hash
 from tenure.service.replay import digest_of, rebuild, replay
 from tenure.service.verify import verify_ledger
-from tenure.store import sql
+from tenure.store import ledger_records
 from tenure.store.engine import read_transaction
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
@@ -89,7 +89,7 @@ def test_demo_seed_still_reproduces_the_0_1_0_golden_ledger(
     runtime = runtimes.open(store)
     assert runtime.personal is not None
     with read_transaction(runtime.store.engine) as conn:
-        again = [leaf for _, leaf in sql.iter_leaves(conn, ACCOUNT)]
+        again = [leaf for _, leaf in ledger_records.iter_leaves(conn, ACCOUNT)]
     assert len(again) == len(leaves)
     differing = []
     for seq, (a, b) in enumerate(zip(again, leaves, strict=True)):

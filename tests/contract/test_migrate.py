@@ -18,7 +18,7 @@ from tenure.config import Settings
 from tenure.domain.commands import CreateCustomer
 from tenure.ledger.merkle import tree_hash
 from tenure.service.replay import digest_of
-from tenure.store import sql
+from tenure.store import ledger_records
 from tenure.store.engine import create_engine, read_transaction
 from tenure.store.unit import SqlStore
 
@@ -29,7 +29,7 @@ def _state(url: str) -> tuple[int, str, str]:
     try:
         report = digest_of(SqlStore(engine), ACCOUNT)
         with read_transaction(engine) as conn:
-            root = tree_hash(report.size, sql.NodeReader(conn, ACCOUNT)).hex()
+            root = tree_hash(report.size, ledger_records.NodeReader(conn, ACCOUNT)).hex()
         return report.size, report.digest, root
     finally:
         engine.dispose()

@@ -34,7 +34,7 @@ from tenure.service import checks, licensing
 from tenure.service.ledger import Submission
 from tenure.service.replay import digest_of, rebuild
 from tenure.service.verify import verify_ledger
-from tenure.store import sql
+from tenure.store import projection_rows
 from tenure.store.engine import read_transaction
 
 GOLDEN = Path(__file__).parent.parent / "fixtures" / "golden-0.1.0"
@@ -264,6 +264,6 @@ def test_erasing_a_0_1_0_plaintext_customer_clears_the_projection_not_the_leaf(
 
 def licensing_row(runtime: Runtime, customer: str) -> dict[str, object]:
     with read_transaction(runtime.store.engine) as conn:
-        row = sql.read_row(conn, ACCOUNT, "customers", (customer,))
+        row = projection_rows.read_row(conn, ACCOUNT, "customers", (customer,))
     assert row is not None
     return row

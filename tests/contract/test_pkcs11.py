@@ -32,7 +32,7 @@ from tenure.errors import ConfigurationError
 from tenure.ledger.checkpoint import open_checkpoint
 from tenure.ledger.note import NoteSigner, NoteVerifier, sign_note
 from tenure.sdk.trust import TrustAnchor
-from tenure.store import sql
+from tenure.store import ledger_records
 from tenure.store.engine import read_transaction
 
 from .test_tokens import NOW, licensed_device
@@ -187,8 +187,8 @@ def test_a_runtime_on_the_token_appends_and_signs_checkpoints(token: Token, data
             for n in range(5):
                 shop.license(shop.customer(f"c{n}"), f"order-{n}")
         with read_transaction(runtime.store.engine) as conn:
-            checkpoints = sql.all_checkpoints(conn, ACCOUNT)
-            head = sql.read_head(conn, ACCOUNT)
+            checkpoints = ledger_records.all_checkpoints(conn, ACCOUNT)
+            head = ledger_records.read_head(conn, ACCOUNT)
         assert head is not None
         assert checkpoints
         verifier = runtime.keystore.ledger_signer(head.origin).verifier

@@ -25,7 +25,7 @@ from tenure.durability.sites import open_site
 from tenure.ledger.checkpoint import open_checkpoint
 from tenure.service.ledger import Submission
 from tenure.service.replay import digest_of
-from tenure.store import sql
+from tenure.store import ledger_records, records
 from tenure.store.engine import create_engine, read_transaction
 from tenure.store.unit import SqlStore
 
@@ -55,16 +55,16 @@ def leaves_of(data_dir: Path) -> list[bytes]:
     engine = create_engine(f"sqlite:///{data_dir / 'tenure.db'}")
     try:
         with read_transaction(engine) as conn:
-            return [leaf for _, leaf in sql.iter_leaves(conn, ACCOUNT)]
+            return [leaf for _, leaf in ledger_records.iter_leaves(conn, ACCOUNT)]
     finally:
         engine.dispose()
 
 
-def head_of(data_dir: Path) -> sql.Head:
+def head_of(data_dir: Path) -> records.Head:
     engine = create_engine(f"sqlite:///{data_dir / 'tenure.db'}")
     try:
         with read_transaction(engine) as conn:
-            head = sql.read_head(conn, ACCOUNT)
+            head = ledger_records.read_head(conn, ACCOUNT)
     finally:
         engine.dispose()
     assert head is not None
@@ -237,6 +237,6 @@ def test_a_new_epoch_is_refused_when_nothing_is_lost(built: Built, tmp_path: Pat
         with pytest.raises(RestoreRefused, match="without --new-epoch"):
             restore(built.site(), ACCOUNT, SqlStore(engine), built.verifiers, new_epoch=True)
         with read_transaction(engine) as conn:
-            assert sql.read_head(conn, ACCOUNT) is None
+            assert ledger_records.read_head(conn, ACCOUNT) is None
     finally:
         engine.dispose()

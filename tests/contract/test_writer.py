@@ -29,7 +29,7 @@ from tenure.ledger.note import NoteVerifier
 from tenure.service.ledger import Outcome, SignRequest
 from tenure.service.replay import rebuild
 from tenure.service.verify import verify_ledger
-from tenure.store import sql
+from tenure.store import ledger_records
 from tenure.store.engine import read_transaction
 
 THREADS = 16
@@ -261,7 +261,7 @@ def test_invalid_event_is_rejected_with_its_field_and_nothing_is_written(
 
 def _verifier(runtime: Runtime) -> NoteVerifier:
     with read_transaction(runtime.store.engine) as conn:
-        keys = sql.verifier_keys(conn, ACCOUNT)
+        keys = ledger_records.verifier_keys(conn, ACCOUNT)
     assert keys
     return NoteVerifier.from_key_string(keys[0])
 

@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from support.shop import ACCOUNT
 from tenure.domain.events import event_from_json
 from tenure.ledger.merkle import Frontier, leaf_hash
-from tenure.store import sql
+from tenure.store import ledger_records, records
 from tenure.store.engine import write_transaction
 
 
@@ -21,21 +21,21 @@ def import_leaves(engine: sa.Engine, leaves: list[bytes], account: str = ACCOUNT
     """Append exported leaves to an empty ledger of a fresh store: events, Merkle nodes
     (from ``Frontier``) and head, in one transaction. Returns the Merkle root."""
     frontier = Frontier()
-    rows: list[sql.EventRow] = []
+    rows: list[records.EventRow] = []
     nodes: list[tuple[int, int, bytes]] = []
     for seq, leaf in enumerate(leaves):
         event = event_from_json(orjson.loads(leaf))
         assert event.seq == seq
         rows.append(
-            sql.EventRow(
+            records.EventRow(
                 seq, event.id, event.type, event.subject, event.time, event.idempotency_key, leaf
             )
         )
         nodes.extend(frontier.append(leaf_hash(leaf)))
     with write_transaction(engine) as conn:
-        assert sql.read_head(conn, account) is None, "import into an empty account only"
-        sql.create_head(conn, account, f"tenure.localhost/ledger/{account}")
-        sql.insert_events(conn, account, rows)
-        sql.insert_nodes(conn, account, nodes)
-        sql.set_head_size(conn, account, 0, frontier.size)
+        assert ledger_records.read_head(conn, account) is None, "import into an empty account only"
+        ledger_records.create_head(conn, account, f"tenure.localhost/ledger/{account}")
+        ledger_records.insert_events(conn, account, rows)
+        ledger_records.insert_nodes(conn, account, nodes)
+        ledger_records.set_head_size(conn, account, 0, frontier.size)
     return frontier.root()

@@ -21,7 +21,7 @@ from tenure.domain.commands import (
 from tenure.domain.events import Actor
 from tenure.service.ledger import Ledger, Outcome, Submission
 from tenure.service.replay import DigestReport, digest_of
-from tenure.store import sql
+from tenure.store import ledger_records
 from tenure.store import tables as t
 from tenure.store.engine import read_transaction
 from tenure.store.unit import SqlStore
@@ -72,7 +72,7 @@ class Probe:
 
     def size(self) -> int:
         with read_transaction(self.engine) as conn:
-            head = sql.read_head(conn, ACCOUNT)
+            head = ledger_records.read_head(conn, ACCOUNT)
             return 0 if head is None else head.size
 
     def event_count(self) -> int:
@@ -83,7 +83,7 @@ class Probe:
 
     def checkpoint_sizes(self) -> list[int]:
         with read_transaction(self.engine) as conn:
-            return [cp.size for cp in sql.all_checkpoints(conn, ACCOUNT)]
+            return [cp.size for cp in ledger_records.all_checkpoints(conn, ACCOUNT)]
 
     def digest(self) -> DigestReport:
         return digest_of(SqlStore(self.engine), ACCOUNT)

@@ -16,7 +16,7 @@ from tenure.canonical import canonical_json
 from tenure.domain.state import Row
 from tenure.store.databases import open_store, sqlite_url
 from tenure.store.memory import MemoryStore
-from tenure.store.sql import EventRow
+from tenure.store.records import EventRow
 from tenure.store.unit import Store
 
 STORE_KINDS = ["memory", *BACKENDS]

@@ -11,7 +11,7 @@ from tenure.durability.sites import open_site
 from tenure.ledger.merkle import Frontier, leaf_hash
 from tenure.store.drills import DrillReport
 from tenure.store.memory import MemoryStore
-from tenure.store.sql import EventRow
+from tenure.store.records import EventRow
 from tenure.store.unit import Store
 
 ACCOUNT = "acme"

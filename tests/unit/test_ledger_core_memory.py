@@ -18,7 +18,7 @@ from tenure.service import checks, licensing
 from tenure.service.checks import CheckItem
 from tenure.service.replay import digest_of, rebuild
 from tenure.store.memory import MemoryStore
-from tenure.store.sql import StoredCheckpoint
+from tenure.store.records import StoredCheckpoint
 
 ACCOUNT = "acme"
 SERIAL = "TNR-AAAAA-BBBBB-CCCCC-DDDDD"

@@ -22,7 +22,7 @@ from tenure.ops import deployments, reconcile, webhooks
 from tenure.ops.deployments import Report
 from tenure.ops.webhook_worker import PER_ENDPOINT, WebhookWorker
 from tenure.store.memory import MemoryStore
-from tenure.store.sql import EventRow
+from tenure.store.records import EventRow
 
 ACCOUNT = "acme"
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)

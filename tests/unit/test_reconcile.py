@@ -41,7 +41,7 @@ from tenure.ops.reconcile import (
     version_key,
 )
 from tenure.service.ledger import Ledger, Outcome, Submission
-from tenure.store import sql
+from tenure.store import ledger_records, projection_rows
 
 ACCOUNT = "default"
 ACTOR = Actor("key_test", "owner", "api_key")
@@ -242,8 +242,8 @@ def test_with_corrections_a_dead_seat_is_deactivated_once_with_a_reason(world: W
     assert (first["corrections"], again["corrections"]) == (1, 0)
     device = activation_id(ACCOUNT, gone["license"], gone["fingerprint_hash"])
     with world.runtime.store.engine.connect() as conn:
-        row = sql.read_row(conn, ACCOUNT, "activations", (device,))
-        (_, leaf), *_ = reversed(sql.events_about(conn, ACCOUNT, gone["license"]))
+        row = projection_rows.read_row(conn, ACCOUNT, "activations", (device,))
+        (_, leaf), *_ = reversed(ledger_records.events_about(conn, ACCOUNT, gone["license"]))
     assert row is not None
     assert row["status"] == "deactivated"
     event = orjson.loads(leaf)

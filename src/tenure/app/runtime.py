@@ -32,9 +32,7 @@ from tenure.service.context import ServiceContext
 from tenure.service.ledger import AuditRequest, Ledger
 from tenure.service.personal import PersonalData, reapply_erasures
 from tenure.service.sidecar import Sidecar
-from tenure.store.engine import create_engine
-from tenure.store.engine import sqlite_path as sqlite_path  # re-exported: the CLI imports it here
-from tenure.store.migrations import current_revision, upgrade
+from tenure.store.databases import open_store, sqlite_file
 from tenure.store.unit import SqlStore
 from tenure.workers import Worker
 
@@ -62,7 +60,7 @@ def _personal_data(settings: Settings, store: SqlStore, master: bytes) -> Person
     key store older than the ledger (restored from a backup) must not bring erased
     personal data back."""
     datakeys = DataKeyStore(settings.data_dir / "datakeys", master)
-    if current_revision(store.engine) is not None:
+    if store.schema_revision() is not None:
         reapply_erasures(store, datakeys)
     return PersonalData(datakeys, settings.encrypt_personal_data)
 
@@ -78,29 +76,22 @@ class Runtime(ServiceContext):
         release's head, or, when ``upgrade_on_start`` is off, raise ``SchemaBehind``
         (one line: run ``tenure db upgrade``) if it is older."""
         url = settings.database()
-        path = sqlite_path(url)
+        path = sqlite_file(url)
         if not migrate and path is not None and not path.exists():
             raise ConfigurationError(f"no Tenure database at {path}; check --data-dir or --db")
         make_private_dir(settings.data_dir)
-        engine = create_engine(url)
-        if migrate and settings.upgrade_on_start:
-            upgrade(engine)
-        elif migrate:
-            try:
-                require_current_schema(url)
-            except TenureError:
-                engine.dispose()
-                raise
-        elif current_revision(engine) is None:
-            raise ConfigurationError(f"{url} is not a Tenure database (no schema revision)")
+        store = open_store(url, upgrade=migrate and settings.upgrade_on_start)
         secret = settings.master_key.get_secret_value() if settings.master_key else None
-        master = load_master_key(settings.data_dir, secret)
         try:
+            if migrate and not settings.upgrade_on_start:
+                require_current_schema(url)
+            elif not migrate and store.schema_revision() is None:
+                raise ConfigurationError(f"{url} is not a Tenure database (no schema revision)")
+            master = load_master_key(settings.data_dir, secret)
             keystore, token_keys = key_stores(settings, master)
         except TenureError:
-            engine.dispose()
+            store.close()
             raise
-        store = SqlStore(engine)
         return cls(
             settings,
             store,
@@ -113,7 +104,7 @@ class Runtime(ServiceContext):
 
     def shipper(self) -> Shipper:
         """Ships new events to the configured sites (not started)."""
-        path = sqlite_path(self.settings.database())
+        path = sqlite_file(self.settings.database())
         # Without a database file (PostgreSQL) the lock lives in the data dir, which
         # the processes of one host share (as they share the sidecar).
         lock = (

@@ -9,11 +9,12 @@ from typing import Annotated
 import typer
 
 from tenure import __version__
-from tenure.app.runtime import Runtime, sqlite_path
+from tenure.app.runtime import Runtime
 from tenure.cli.common import DataDir, DbUrl, Output, OutputOption, emit, settings
 from tenure.config import Settings
 from tenure.durability import upgrades
 from tenure.durability.sites import open_sites
+from tenure.store.databases import sqlite_file
 
 PRE_UPGRADE_DIR = "pre-upgrade"
 
@@ -25,7 +26,7 @@ app = typer.Typer(
 
 def _status(s: Settings) -> upgrades.SchemaStatus:
     """The schema status, without creating a database where there is none."""
-    path = sqlite_path(s.database())
+    path = sqlite_file(s.database())
     if path is not None and not path.exists():
         return upgrades.status_of(None)
     return upgrades.schema_status(s.database())
@@ -123,7 +124,7 @@ def downgrade(
     """Undo migrations down to REVISION, only if each declares itself reversible;
     otherwise refuse, naming the first that does not (restore a snapshot instead)."""
     s = settings(data_dir, db)
-    path = sqlite_path(s.database())
+    path = sqlite_file(s.database())
     if path is not None and not Path(path).exists():
         raise upgrades.DowngradeRefused(f"no Tenure database at {path}: nothing to downgrade")
     undone = upgrades.apply_downgrade(s.database(), revision)

@@ -11,7 +11,6 @@ from typing import Annotated
 
 import typer
 
-from tenure.app.runtime import sqlite_path
 from tenure.cli.common import (
     DataDir,
     Output,
@@ -28,7 +27,7 @@ from tenure.durability.migration import MigrationRefused, MigrationState, Proof
 from tenure.durability.mirror import mirror_lock
 from tenure.durability.upgrades import require_current_schema
 from tenure.errors import InvalidInput
-from tenure.store.databases import open_store
+from tenure.store.databases import open_store, sqlite_file
 from tenure.store.unit import Store
 
 STOPPED = (
@@ -104,7 +103,7 @@ def _data_dir_of(data_dir: Path | None, source: str) -> Path:
     s = settings(data_dir, None)
     if "data_dir" in s.model_fields_set:
         return s.data_dir
-    path = sqlite_path(source)
+    path = sqlite_file(source)
     if path is not None and (path.parent / "master.key").exists():
         return path.parent
     raise InvalidInput(

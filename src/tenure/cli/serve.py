@@ -36,13 +36,14 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.supervisors import Multiprocess
 
 from tenure.app.factory import create_app
-from tenure.app.runtime import Runtime, sqlite_path
+from tenure.app.runtime import Runtime
 from tenure.cli.common import out, settings
 from tenure.config import Settings
 from tenure.crypto.files import PRIVATE_DIR, PRIVATE_FILE, wider_than_private
 from tenure.observability.logs import resolve_log_format, uvicorn_log_config
 from tenure.observability.metrics import MULTIPROC_ENV
 from tenure.service.apikeys import BOOTSTRAP_FILE, ensure_bootstrap_owner
+from tenure.store.databases import sqlite_file
 
 try:
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol as _Fastest
@@ -142,7 +143,7 @@ def store_paths(s: Settings) -> list[Path]:
     """Where the service keeps files: the data dir, a SQLite database outside it (with
     its -wal, -shm, sidecar and locks) and the ``file://`` sites."""
     roots = [s.data_dir]
-    database = sqlite_path(s.database())
+    database = sqlite_file(s.database())
     if database is not None and not database.resolve().is_relative_to(s.data_dir.resolve()):
         roots += sorted(database.parent.glob(glob.escape(database.name) + "*"))
     sites = (urlparse(url) for url in s.site_urls())

@@ -44,7 +44,7 @@ from tenure.ledger.checkpoint import Checkpoint, open_checkpoint
 from tenure.ledger.merkle import EMPTY_ROOT, Frontier, leaf_hash, root_of
 from tenure.ledger.note import NoteVerifier
 from tenure.service.replay import replay, stored_digest
-from tenure.store.sql import EventRow, Head, StoredCheckpoint
+from tenure.store.records import EventRow, Head, StoredCheckpoint
 from tenure.store.unit import Store, Transaction
 
 Progress = Callable[[str, int, int], None]

@@ -32,7 +32,7 @@ from tenure.durability import epochs, keyrows, segments, snapshots
 from tenure.durability.segments import SegmentName
 from tenure.durability.sites import Site
 from tenure.ledger.note import NoteSigner
-from tenure.store.sql import StoredCheckpoint
+from tenure.store.records import StoredCheckpoint
 from tenure.store.unit import Store, Transaction
 from tenure.workers import Worker
 

@@ -8,7 +8,6 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from alembic.config import Config
 from alembic.script import Script, ScriptDirectory
 from alembic.util import CommandError
 
@@ -20,13 +19,13 @@ from tenure.ledger.note import NoteSigner
 from tenure.store.databases import (
     copy_sqlite,
     downgrade_schema,
+    migration_scripts,
     open_store,
     schema_revision,
     sqlite_file,
     sqlite_url,
     upgrade_schema,
 )
-from tenure.store.migrations import HERE
 from tenure.store.unit import Store
 
 BASE = "base"
@@ -69,13 +68,6 @@ class SnapshotTaken:
     account: str
     size: int
     path: str
-
-
-def migration_scripts() -> ScriptDirectory:
-    """The Alembic migrations shipped with this release."""
-    config = Config()
-    config.set_main_option("script_location", str(HERE))
-    return ScriptDirectory.from_config(config)
 
 
 def schema_head() -> str:

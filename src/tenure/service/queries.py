@@ -12,7 +12,7 @@ from typing import Any
 
 from tenure.errors import InvalidInput, NotFound
 from tenure.ledger.merkle import consistency_proof, inclusion_proof
-from tenure.store.sql import Head, StoredCheckpoint
+from tenure.store.records import Head, StoredCheckpoint
 from tenure.store.unit import LedgerRecords, Store
 
 MAX_EVENTS_PAGE = 1000

@@ -31,7 +31,7 @@ from tenure.domain.state import Row
 from tenure.domain.timefmt import format_time, parse_duration, parse_time
 from tenure.errors import Conflict, NotFound, TenureError, TokenRejected
 from tenure.service.keyring import KeyRing, ledger_signers
-from tenure.store.sql import StoredCheckpoint
+from tenure.store.records import StoredCheckpoint
 from tenure.store.unit import Store, Transaction
 
 TOKEN_TYP = "tenure-offline+jwt"  # noqa: S105 - a media type, not a secret

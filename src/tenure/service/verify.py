@@ -32,7 +32,7 @@ from tenure.ledger.merkle import (
 from tenure.ledger.note import NoteVerifier
 from tenure.service import sidecar as sidecars
 from tenure.service.sidecar import Sidecar
-from tenure.store.sql import Head
+from tenure.store.records import Head
 from tenure.store.unit import LedgerRecords, Store
 
 Progress = Callable[[int], None]

@@ -11,7 +11,7 @@ from typing import Protocol
 
 import sqlalchemy as sa
 
-from tenure.store import sql
+from tenure.store import ledger_records
 from tenure.store import tables as t
 
 
@@ -109,7 +109,7 @@ class SqlAlerts:
 
     def event_times(self, account: str, event_type: str, since: str) -> list[str]:
         e = t.ledger_events.c
-        first = sql.first_seq_since(self._conn, account, since)
+        first = ledger_records.first_seq_since(self._conn, account, since)
         query = sa.select(e.time).where(e.account == account, e.seq >= first, e.type == event_type)
         return list(self._conn.scalars(query))
 

@@ -15,9 +15,9 @@ import sqlalchemy as sa
 
 from tenure.domain.state import Row
 from tenure.errors import LedgerTampered
-from tenure.store import raw, sql
+from tenure.store import ledger_records, projection_rows, raw
 from tenure.store import tables as t
-from tenure.store.sql import EventRow
+from tenure.store.records import EventRow
 
 CHUNK = 10_000
 
@@ -91,8 +91,8 @@ class SqlBulkLedger:
             self._copy("ledger_events", _EVENT_COLUMNS, rows)
             self._copy("ledger_nodes", _NODE_COLUMNS, ((account, *n) for n in nodes))
         else:
-            sql.insert_events(self._conn, account, events)
-            sql.insert_nodes(self._conn, account, nodes)
+            ledger_records.insert_events(self._conn, account, events)
+            ledger_records.insert_nodes(self._conn, account, nodes)
 
     def _copy(self, table: str, columns: str, rows: Iterable[tuple[Any, ...]]) -> None:
         """PostgreSQL ``COPY`` on the transaction's own connection: an executemany
@@ -104,9 +104,9 @@ class SqlBulkLedger:
                 copy.write_row(row)
 
     def insert_rows(self, account: str, table: str, rows: Iterable[Row]) -> None:
-        sql.bulk_insert_rows(self._conn, account, table, rows)
+        projection_rows.bulk_insert_rows(self._conn, account, table, rows)
 
     def delete(self, account: str) -> None:
         for table in (t.ledger_events, t.ledger_nodes, t.ledger_heads):
             self._conn.execute(sa.delete(table).where(table.c.account == account))
-        sql.delete_projection(self._conn, account)
+        projection_rows.delete_projection(self._conn, account)

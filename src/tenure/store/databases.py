@@ -13,6 +13,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import sqlalchemy as sa
+from alembic.config import Config
+from alembic.script import ScriptDirectory
 
 from tenure.store import migrations, service_rows
 from tenure.store.engine import create_engine
@@ -31,9 +33,6 @@ def database_error_text(exc: BaseException) -> str:
 class OpenStore(SqlStore):
     """A ``Store`` over a database this process opened by URL; ``close`` (or leaving
     its ``with`` block) closes its connections."""
-
-    def close(self) -> None:
-        self.engine.dispose()
 
     def __enter__(self) -> OpenStore:
         return self
@@ -63,6 +62,13 @@ def _engine(url: str) -> Iterator[sa.Engine]:
         yield engine
     finally:
         engine.dispose()
+
+
+def migration_scripts() -> ScriptDirectory:
+    """The Alembic migrations shipped with this release."""
+    config = Config()
+    config.set_main_option("script_location", str(migrations.HERE))
+    return ScriptDirectory.from_config(config)
 
 
 def schema_revision(url: str) -> str | None:

@@ -57,14 +57,6 @@ STORE_LOCK = (0x54454E55, 0)
 ledger writers, exclusive by everything else."""
 
 
-def sqlite_path(url: str) -> Path | None:
-    """The file behind a ``sqlite:///`` URL, or None for other databases."""
-    parsed = sa.engine.make_url(url)
-    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
-        return Path(parsed.database or "")
-    return None
-
-
 def create_engine(url: str) -> sa.Engine:
     """Create an engine for ``url`` (``sqlite:///path`` or ``postgresql+psycopg://``).
 

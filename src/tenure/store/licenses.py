@@ -14,7 +14,7 @@ from typing import Any, Protocol
 import sqlalchemy as sa
 
 from tenure.domain.state import TABLES, Row
-from tenure.store import raw, sql
+from tenure.store import projection_rows, raw
 from tenure.store import tables as t
 
 
@@ -91,7 +91,11 @@ class SqlLicenses:
     def _license(self, account: str, query: str, key_hash: str) -> Row | None:
         found = raw.execute(self._conn, query, {"account": account, "key_hash": key_hash})
         row = found.fetchone()
-        return None if row is None else sql.read_row(self._conn, account, "licenses", (row[0],))
+        return (
+            None
+            if row is None
+            else projection_rows.read_row(self._conn, account, "licenses", (row[0],))
+        )
 
     def by_key(self, account: str, key_hash: str) -> Row | None:
         return self._license(account, _SERIAL_BY_KEY, key_hash)
@@ -125,4 +129,4 @@ class SqlLicenses:
         if which.statuses is not None:
             query = query.where(lic.c.status.in_(which.statuses))
         query = query.order_by(lic.c.serial).limit(limit)
-        return [sql.row_from_sql("licenses", r) for r in self._conn.execute(query)]
+        return [projection_rows.row_from_sql("licenses", r) for r in self._conn.execute(query)]

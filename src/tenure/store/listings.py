@@ -13,7 +13,7 @@ from typing import Protocol
 import sqlalchemy as sa
 
 from tenure.domain.state import Row
-from tenure.store import sql
+from tenure.store import projection_rows
 from tenure.store import tables as t
 
 
@@ -67,7 +67,10 @@ class SqlListings:
             .where(_act.c.account == account, _act.c.serial == serial)
             .order_by(_act.c.activation)
         )
-        return [sql.row_from_sql("activations", row[1:]) for row in self._conn.execute(query)]
+        return [
+            projection_rows.row_from_sql("activations", row[1:])
+            for row in self._conn.execute(query)
+        ]
 
     def plan_in_use(self, account: str, plan: str) -> bool:
         query = sa.select(_lic.serial).where(_lic.account == account, _lic.plan == plan).limit(1)

@@ -13,7 +13,7 @@ from typing import Protocol
 
 import sqlalchemy as sa
 
-from tenure.store import sql
+from tenure.store import ledger_records
 from tenure.store import tables as t
 
 
@@ -53,7 +53,7 @@ class SqlRevocations:
     def revoked_since(self, account: str, since: str) -> int:
         # Only the window's events are counted: it starts at a seq found by bisection
         # on the primary key.
-        low = sql.first_seq_since(self._conn, account, since)
+        low = ledger_records.first_seq_since(self._conn, account, since)
         count = self._conn.scalar(
             sa.select(sa.func.count())
             .select_from(t.ledger_events)

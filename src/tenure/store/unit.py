@@ -4,11 +4,12 @@ one object per noun of the store (``tx.ledger``, ``tx.projection``,
 in any signature, so that services can take a ``Store`` and tests can give them an
 implementation in memory (cosmicpython's unit of work, eventsourcing's recorders).
 
-``SqlStore(engine)`` and ``SqlTransaction(conn)`` implement them over
-``tenure.store.sql`` (SQLite and PostgreSQL): each noun object is created on first
-use and only forwards to the functions there. A noun joins by adding its
-``Protocol`` here, an attribute to ``Transaction`` and a lazily created one to
-``SqlTransaction`` (issue 16 phase b moves each noun's SQL into ``store/<noun>.py``).
+``SqlStore(engine)`` and ``SqlTransaction(conn)`` implement them (SQLite and
+PostgreSQL) over each noun's SQL module (``ledger_records``, ``projection_rows``,
+``webhooks``, ...): each noun object is created on first use and only forwards to
+the functions there. A noun joins with its ``Protocol`` and SQL class in
+``store/<noun>.py``, an attribute of ``Transaction`` and ``SqlTransaction`` here, and
+its implementation in memory (``store/memory/<noun>.py``).
 
 Transactions are those of ``tenure.store.engine``: ``write`` serializes with every
 other writer (``BEGIN IMMEDIATE`` on SQLite, the store-wide advisory lock on
@@ -27,7 +28,7 @@ import sqlalchemy as sa
 
 from tenure.domain.state import Key, Row
 from tenure.ledger.merkle import Frontier, HashReader
-from tenure.store import sql
+from tenure.store import ledger_records, projection_rows
 from tenure.store.accounts import Accounts, SqlAccounts
 from tenure.store.alerts import Alerts, SqlAlerts
 from tenure.store.apikeys import ApiKeys, SqlApiKeys
@@ -42,10 +43,10 @@ from tenure.store.gauges import Gauges, SqlGauges
 from tenure.store.licenses import Licenses, SqlLicenses
 from tenure.store.listings import Listings, SqlListings
 from tenure.store.notices import Notices, SqlNotices
+from tenure.store.records import EventRow, Head, IdempotencyRecord, StoredCheckpoint
 from tenure.store.revocations import Revocations, SqlRevocations
 from tenure.store.service_rows import ServiceRows, SqlServiceRows
 from tenure.store.signing_keys import SigningKeys, SqlSigningKeys
-from tenure.store.sql import EventRow, Head, IdempotencyRecord, StoredCheckpoint
 from tenure.store.webhooks import SqlWebhooks, Webhooks
 
 
@@ -179,7 +180,7 @@ class Transaction(Protocol):
     @property
     def idempotency(self) -> Idempotency: ...
 
-    # --- operations (tenure.ops; issue 16 phase b, ops) ---
+    # --- operations (tenure.ops) ---
 
     @property
     def webhooks(self) -> Webhooks: ...
@@ -202,7 +203,7 @@ class Transaction(Protocol):
     @property
     def gauges(self) -> Gauges: ...
 
-    # --- durability (tenure.durability; issue 16 phase b, durability) ---
+    # --- durability (tenure.durability) ---
 
     @property
     def service_rows(self) -> ServiceRows: ...
@@ -213,7 +214,7 @@ class Transaction(Protocol):
     @property
     def drills(self) -> Drills: ...
 
-    # --- governance (accounts, keys, audit, tokens; issue 16 phase b, governance) ---
+    # --- governance (accounts, keys, audit, tokens) ---
 
     @property
     def accounts(self) -> Accounts: ...
@@ -233,7 +234,7 @@ class Transaction(Protocol):
     @property
     def listings(self) -> Listings: ...
 
-    # --- ledger-core (issue 16 phase b) ---
+    # --- licenses (checks and license pages) ---
 
     @property
     def licenses(self) -> Licenses: ...
@@ -266,108 +267,108 @@ class Store(Protocol):
 
 
 class SqlLedgerRecords:
-    """``LedgerRecords`` over ``tenure.store.sql``."""
+    """``LedgerRecords`` over ``tenure.store.ledger_records``."""
 
     def __init__(self, conn: sa.Connection) -> None:
         self._conn = conn
 
     def head(self, account: str) -> Head | None:
-        return sql.read_head(self._conn, account)
+        return ledger_records.read_head(self._conn, account)
 
     def create_head(self, account: str, origin: str) -> Head:
-        return sql.create_head(self._conn, account, origin)
+        return ledger_records.create_head(self._conn, account, origin)
 
     def move_head(self, account: str, old: int, new: int) -> None:
-        sql.set_head_size(self._conn, account, old, new)
+        ledger_records.set_head_size(self._conn, account, old, new)
 
     def accounts(self) -> list[str]:
-        return sql.accounts(self._conn)
+        return ledger_records.accounts(self._conn)
 
     def append_events(self, account: str, rows: Sequence[EventRow]) -> None:
-        sql.insert_events(self._conn, account, rows)
+        ledger_records.insert_events(self._conn, account, rows)
 
     def append_nodes(self, account: str, nodes: Sequence[tuple[int, int, bytes]]) -> None:
-        sql.insert_nodes(self._conn, account, nodes)
+        ledger_records.insert_nodes(self._conn, account, nodes)
 
     def leaves(
         self, account: str, start: int = 0, stop: int | None = None
     ) -> Iterator[tuple[int, bytes]]:
-        return sql.iter_leaves(self._conn, account, start, stop)
+        return ledger_records.iter_leaves(self._conn, account, start, stop)
 
     def events_about(self, account: str, subject: str) -> list[tuple[int, bytes]]:
-        return sql.events_about(self._conn, account, subject)
+        return ledger_records.events_about(self._conn, account, subject)
 
     def last_event_time(self, account: str, size: int) -> str | None:
-        return sql.last_event_time(self._conn, account, size)
+        return ledger_records.last_event_time(self._conn, account, size)
 
     def nodes(self, account: str) -> HashReader:
-        return sql.NodeReader(self._conn, account)
+        return ledger_records.NodeReader(self._conn, account)
 
     def frontier(self, account: str, size: int) -> Frontier:
-        return sql.read_frontier(self._conn, account, size)
+        return ledger_records.read_frontier(self._conn, account, size)
 
     def level(self, account: str, level: int) -> Iterator[tuple[int, bytes]]:
-        return sql.level_nodes(self._conn, account, level)
+        return ledger_records.level_nodes(self._conn, account, level)
 
     def lowest_level_from(self, account: str, level: int) -> int | None:
-        return sql.lowest_level_from(self._conn, account, level)
+        return ledger_records.lowest_level_from(self._conn, account, level)
 
     def add_checkpoint(self, account: str, checkpoint: StoredCheckpoint) -> None:
-        sql.insert_checkpoint(self._conn, account, checkpoint)
+        ledger_records.insert_checkpoint(self._conn, account, checkpoint)
 
     def checkpoint(self, account: str, size: int | None = None) -> StoredCheckpoint | None:
-        return sql.read_checkpoint(self._conn, account, size)
+        return ledger_records.read_checkpoint(self._conn, account, size)
 
     def checkpoints(self, account: str) -> list[StoredCheckpoint]:
-        return sql.all_checkpoints(self._conn, account)
+        return ledger_records.all_checkpoints(self._conn, account)
 
     def verifier_keys(self, account: str) -> list[str]:
-        return sql.verifier_keys(self._conn, account)
+        return ledger_records.verifier_keys(self._conn, account)
 
     def record_verifier_key(self, account: str, key_id: str, verifier: str, at: str) -> None:
-        sql.record_verifier_key(self._conn, account, key_id, verifier, at)
+        ledger_records.record_verifier_key(self._conn, account, key_id, verifier, at)
 
 
 class SqlProjection:
-    """``Projection`` over ``tenure.store.sql``."""
+    """``Projection`` over ``tenure.store.projection_rows``."""
 
     def __init__(self, conn: sa.Connection) -> None:
         self._conn = conn
 
     def row(self, account: str, table: str, key: Key) -> Row | None:
-        return sql.read_row(self._conn, account, table, key)
+        return projection_rows.read_row(self._conn, account, table, key)
 
     def rows(self, account: str, table: str) -> list[Row]:
-        return sql.projection_rows(self._conn, account, table)
+        return projection_rows.projection_rows(self._conn, account, table)
 
     def write(
         self, account: str, table: str, upserts: Sequence[Row], deletes: Sequence[Key]
     ) -> None:
-        sql.write_rows(self._conn, account, table, upserts, deletes)
+        projection_rows.write_rows(self._conn, account, table, upserts, deletes)
 
     def update(
         self, account: str, table: str, columns: tuple[str, ...], rows: Sequence[Row]
     ) -> None:
-        sql.update_rows(self._conn, account, table, columns, rows)
+        projection_rows.update_rows(self._conn, account, table, columns, rows)
 
     def clear(self, account: str) -> None:
-        sql.delete_projection(self._conn, account)
+        projection_rows.delete_projection(self._conn, account)
 
     def insert_all(self, account: str, table: str, rows: Iterable[Row]) -> None:
-        sql.bulk_insert_rows(self._conn, account, table, rows)
+        projection_rows.bulk_insert_rows(self._conn, account, table, rows)
 
 
 class SqlIdempotency:
-    """``Idempotency`` over ``tenure.store.sql``."""
+    """``Idempotency`` over ``tenure.store.ledger_records``."""
 
     def __init__(self, conn: sa.Connection) -> None:
         self._conn = conn
 
     def read(self, account: str, key: str) -> IdempotencyRecord | None:
-        return sql.read_idempotency(self._conn, account, key)
+        return ledger_records.read_idempotency(self._conn, account, key)
 
     def insert(self, account: str, records: Sequence[tuple[str, IdempotencyRecord, str]]) -> None:
-        sql.insert_idempotency(self._conn, account, records)
+        ledger_records.insert_idempotency(self._conn, account, records)
 
 
 _T = TypeVar("_T")
@@ -405,7 +406,8 @@ class SqlTransaction:
 
     def __init__(self, connection: sa.Connection) -> None:
         self.connection = connection
-        """For code not yet behind a noun (issue 16 phase b removes its users)."""
+        """The connection the nouns share (inside the store, and tests that write raw
+        SQL to play an attacker or a broken database)."""
 
     @noun
     def ledger(self) -> LedgerRecords:
@@ -419,7 +421,7 @@ class SqlTransaction:
     def idempotency(self) -> Idempotency:
         return SqlIdempotency(self.connection)
 
-    # --- operations (tenure.ops; issue 16 phase b, ops) ---
+    # --- operations (tenure.ops) ---
 
     @cached_property
     def webhooks(self) -> Webhooks:
@@ -449,7 +451,7 @@ class SqlTransaction:
     def gauges(self) -> Gauges:
         return SqlGauges(self.connection)
 
-    # --- durability (tenure.durability; issue 16 phase b, durability) ---
+    # --- durability (tenure.durability) ---
 
     @cached_property
     def service_rows(self) -> ServiceRows:
@@ -463,7 +465,7 @@ class SqlTransaction:
     def drills(self) -> Drills:
         return SqlDrills(self.connection)
 
-    # --- governance (accounts, keys, audit, tokens; issue 16 phase b, governance) ---
+    # --- governance (accounts, keys, audit, tokens) ---
 
     @cached_property
     def accounts(self) -> Accounts:
@@ -489,7 +491,7 @@ class SqlTransaction:
     def listings(self) -> Listings:
         return SqlListings(self.connection)
 
-    # --- ledger-core (issue 16 phase b) ---
+    # --- licenses (checks and license pages) ---
 
     @noun
     def licenses(self) -> Licenses:
@@ -522,6 +524,12 @@ class SqlStore:
     def close(self) -> None:
         """Close the engine's connections (the store is not used afterwards)."""
         self.engine.dispose()
+
+    def schema_revision(self) -> str | None:
+        """The database's schema revision; None when it has no schema."""
+        from tenure.store.migrations import current_revision
+
+        return current_revision(self.engine)
 
     @contextmanager
     def read(self) -> Iterator[Transaction]:

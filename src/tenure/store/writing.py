@@ -23,7 +23,7 @@ from typing import Protocol
 import sqlalchemy as sa
 
 from tenure.errors import TenureError
-from tenure.store import notify, raw, sql
+from tenure.store import ledger_records, notify, raw
 from tenure.store.engine import (
     WalCheckpointer,
     disable_autocheckpoint,
@@ -87,7 +87,7 @@ class SqlWriterTransaction(SqlTransaction):
         self._sender = sender
 
     def written_elsewhere(self) -> int | None:
-        return sql.external_write_marker(self.connection)
+        return ledger_records.external_write_marker(self.connection)
 
     def announce(self, accounts: Iterable[str]) -> None:
         notify.announce(self.connection, self._sender, accounts)

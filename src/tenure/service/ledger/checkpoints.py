@@ -16,7 +16,7 @@ from tenure.errors import LedgerTampered
 from tenure.ledger.checkpoint import Checkpoint, sign_checkpoint
 from tenure.ledger.note import NoteSigner
 from tenure.service.ledger.session import AccountBatch, AccountCache
-from tenure.store.sql import StoredCheckpoint
+from tenure.store.records import StoredCheckpoint
 
 
 @dataclass(frozen=True)

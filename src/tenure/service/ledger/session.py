@@ -28,7 +28,7 @@ from tenure.service import sidecar as sidecars
 from tenure.service.ledger.requests import Outcome, Submission
 from tenure.service.sidecar import Sidecar
 from tenure.service.units import BatchView, CommandView
-from tenure.store.sql import EventRow, IdempotencyRecord
+from tenure.store.records import EventRow, IdempotencyRecord
 from tenure.store.unit import Transaction
 from tenure.store.writing import WriterTransaction
 

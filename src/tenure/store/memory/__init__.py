@@ -75,7 +75,7 @@ class MemoryTransaction:
     def idempotency(self) -> Idempotency:
         return MemoryIdempotency(self._tables)
 
-    # --- operations (tenure.ops; issue 16 phase b, ops) ---
+    # --- operations (tenure.ops) ---
 
     @cached_property
     def webhooks(self) -> Webhooks:
@@ -105,7 +105,7 @@ class MemoryTransaction:
     def gauges(self) -> Gauges:
         return MemoryGauges(self._tables, self.projection)
 
-    # --- durability (tenure.durability; issue 16 phase b, durability) ---
+    # --- durability (tenure.durability) ---
 
     @cached_property
     def service_rows(self) -> ServiceRows:
@@ -119,7 +119,7 @@ class MemoryTransaction:
     def drills(self) -> Drills:
         return MemoryDrills(self._tables)
 
-    # --- governance (accounts, keys, audit, tokens; issue 16 phase b, governance) ---
+    # --- governance (accounts, keys, audit, tokens) ---
 
     @cached_property
     def accounts(self) -> Accounts:
@@ -145,7 +145,7 @@ class MemoryTransaction:
     def listings(self) -> Listings:
         return MemoryListings(self._tables, self.projection)
 
-    # --- ledger-core (issue 16 phase b) ---
+    # --- licenses (checks and license pages) ---
 
     @cached_property
     def licenses(self) -> Licenses:

@@ -10,7 +10,7 @@ from tenure.domain.state import Row
 from tenure.errors import LedgerTampered
 from tenure.store.bulk import CHUNK
 from tenure.store.memory.ledger import MemoryLedgerRecords, MemoryProjection
-from tenure.store.sql import EventRow
+from tenure.store.records import EventRow
 
 
 class MemoryBulkLedger:

@@ -12,7 +12,7 @@ import orjson
 from tenure.domain.state import TABLES, Key, Row
 from tenure.errors import LedgerTampered
 from tenure.ledger.merkle import Frontier, HashReader, NodeId
-from tenure.store.sql import EventRow, Head, IdempotencyRecord, StoredCheckpoint
+from tenure.store.records import EventRow, Head, IdempotencyRecord, StoredCheckpoint
 
 
 @dataclass

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import Any
 
-from tenure.store.sql import EventRow
+from tenure.store.records import EventRow
 
 
 class MemoryRevocations:

@@ -1,60 +1,26 @@
-"""The SQL store: every read and write of ledger and projection rows.
+"""The SQL of the ledger noun (``unit.LedgerRecords`` and ``unit.Idempotency``): each
+account's head, events, Merkle nodes, signed checkpoints, verifier keys and
+idempotency records.
 
 All functions take an open ``Connection`` so that the caller (the ledger writer,
-the rebuild, the API) decides the transaction: an event, its Merkle nodes, the
-head, the projection changes and the idempotency record commit together or not
-at all.
+the rebuild, a read) decides the transaction: an event, its Merkle nodes, the head,
+the projection changes and the idempotency record commit together or not at all.
 """
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import orjson
 import sqlalchemy as sa
 
 from tenure.canonical import canonical_json
-from tenure.domain.state import TABLE_ORDER, TABLES, Key, Row
 from tenure.errors import LedgerTampered
 from tenure.ledger.merkle import Frontier, NodeId
 from tenure.store import columns, notify, raw
 from tenure.store import tables as t
-
-
-@dataclass(frozen=True)
-class Head:
-    """The ledger head of one account: its origin and number of events."""
-
-    account: str
-    origin: str
-    size: int
-
-
-@dataclass(frozen=True)
-class StoredCheckpoint:
-    size: int
-    root: bytes
-    note: str
-    signed_at: str
-
-
-@dataclass(frozen=True)
-class EventRow:
-    """A stored event as it goes into ``ledger_events``."""
-
-    seq: int
-    id: str
-    type: str
-    subject: str | None
-    time: str
-    idempotency_key: str | None
-    leaf: bytes
-
-
-# ---------------------------------------------------------------- ledger head
+from tenure.store.records import EventRow, Head, IdempotencyRecord, StoredCheckpoint
 
 
 def read_head(conn: sa.Connection, account: str) -> Head | None:
@@ -109,13 +75,12 @@ def external_write_marker(conn: sa.Connection) -> int | None:
     return int(row[0])
 
 
-# ---------------------------------------------------------------- events and nodes
-
-
 _INSERT_EVENT = (
     "INSERT INTO ledger_events (account, seq, id, type, subject, time, idempotency_key, leaf) "
     "VALUES (:account, :seq, :id, :type, :subject, :time, :idempotency_key, :leaf)"
 )
+
+
 _INSERT_NODE = (
     "INSERT INTO ledger_nodes (account, level, idx, hash) VALUES (:account, :level, :idx, :hash)"
 )
@@ -265,9 +230,6 @@ def read_frontier(conn: sa.Connection, account: str, size: int) -> Frontier:
     return Frontier(size, NodeReader(conn, account).read_hashes(Frontier.node_ids(size)))
 
 
-# ---------------------------------------------------------------- checkpoints and keys
-
-
 def insert_checkpoint(conn: sa.Connection, account: str, cp: StoredCheckpoint) -> None:
     conn.execute(
         sa.insert(t.ledger_checkpoints).values(
@@ -290,7 +252,11 @@ def read_checkpoint(
 
 
 _CHECKPOINT_COLUMNS = "SELECT size, root, note, signed_at FROM ledger_checkpoints "
+
+
 _LATEST_CHECKPOINT = _CHECKPOINT_COLUMNS + "WHERE account = :account ORDER BY size DESC LIMIT 1"
+
+
 _CHECKPOINT_OF_SIZE = _CHECKPOINT_COLUMNS + "WHERE account = :account AND size = :size"
 
 
@@ -338,17 +304,6 @@ def record_verifier_key(
         )
 
 
-# ---------------------------------------------------------------- idempotency
-
-
-@dataclass(frozen=True)
-class IdempotencyRecord:
-    request_hash: str
-    first_seq: int | None
-    event_count: int
-    result: dict[str, Any]
-
-
 def read_idempotency(conn: sa.Connection, account: str, key: str) -> IdempotencyRecord | None:
     text = (
         "SELECT request_hash, first_seq, event_count, result FROM idempotency_keys "
@@ -381,123 +336,6 @@ def insert_idempotency(
             for key, rec, at in records
         ],
     )
-
-
-# ---------------------------------------------------------------- projection
-
-
-def _to_sql(table: str, account: str, row: Row) -> dict[str, Any]:
-    json_columns = TABLES[table].json_columns
-    params = {"account": account}
-    for column, value in row.items():
-        params[column] = canonical_json(value).decode() if column in json_columns else value
-    return params
-
-
-def row_from_sql(table: str, values: Sequence[Any]) -> Row:
-    """A projection row from its column values, in ``TableSpec.columns`` order."""
-    spec = TABLES[table]
-    row = dict(zip(spec.columns, values, strict=True))
-    for column in spec.json_columns:
-        row[column] = orjson.loads(row[column])
-    return row
-
-
-@functools.cache
-def _projection_sql(table: str) -> tuple[str, str, str]:
-    """The select-by-key, upsert and delete-by-key statements of a projection table.
-
-    Table and column names come from ``TABLES`` (code), never from input; values
-    are always bound parameters.
-    """
-    spec = TABLES[table]
-    name = f"proj_{table}"
-    where = " AND ".join(["account = :account", *(f"{col} = :{col}" for col in spec.key)])
-    columns = ", ".join(spec.columns)
-    updates = ", ".join(f"{col} = excluded.{col}" for col in spec.columns if col not in spec.key)
-    select = f"SELECT {columns} FROM {name} WHERE {where}"  # noqa: S608
-    upsert = (
-        f"INSERT INTO {name} (account, {columns}) "  # noqa: S608
-        f"VALUES (:account, {', '.join(':' + col for col in spec.columns)}) "
-        f"ON CONFLICT (account, {', '.join(spec.key)}) "
-        # A table of key columns only (customer_erasures) has nothing to update.
-        + (f"DO UPDATE SET {updates}" if updates else "DO NOTHING")
-    )
-    return select, upsert, f"DELETE FROM {name} WHERE {where}"  # noqa: S608
-
-
-def _key_params(table: str, account: str, key: Key) -> dict[str, Any]:
-    params: dict[str, Any] = {"account": account}
-    params.update(zip(TABLES[table].key, key, strict=True))
-    return params
-
-
-def read_row(conn: sa.Connection, account: str, table: str, key: Key) -> Row | None:
-    """One projection row by key."""
-    select = _projection_sql(table)[0]
-    values = raw.execute(conn, select, _key_params(table, account, key)).fetchone()
-    return None if values is None else row_from_sql(table, values)
-
-
-class ConnectionView:
-    """The projection of one account as a connection's transaction sees it
-    (a ``StateView``; every ``get`` is one query)."""
-
-    def __init__(self, conn: sa.Connection, account: str) -> None:
-        self._conn = conn
-        self._account = account
-
-    def get(self, table: str, key: Key) -> Row | None:
-        return read_row(self._conn, self._account, table, key)
-
-
-def write_rows(
-    conn: sa.Connection, account: str, table: str, upserts: Sequence[Row], deletes: Sequence[Key]
-) -> None:
-    """Upsert and delete projection rows of ``table`` (one driver call each)."""
-    _, upsert, delete = _projection_sql(table)
-    raw.executemany(conn, delete, [_key_params(table, account, key) for key in deletes])
-    raw.executemany(conn, upsert, [_to_sql(table, account, row) for row in upserts])
-
-
-@functools.cache
-def _update_sql(table: str, columns: tuple[str, ...]) -> str:
-    spec = TABLES[table]
-    assignments = ", ".join(f"{col} = :{col}" for col in columns)
-    where = " AND ".join(["account = :account", *(f"{col} = :{col}" for col in spec.key)])
-    return f"UPDATE proj_{table} SET {assignments} WHERE {where}"  # noqa: S608 - names from TABLES
-
-
-def update_rows(
-    conn: sa.Connection, account: str, table: str, columns: tuple[str, ...], rows: Sequence[Row]
-) -> None:
-    """Set ``columns`` of existing rows to the values in ``rows`` (one driver call)."""
-    raw.executemany(conn, _update_sql(table, columns), [_to_sql(table, account, r) for r in rows])
-
-
-def bulk_insert_rows(conn: sa.Connection, account: str, table: str, rows: Iterable[Row]) -> None:
-    """Insert rows into an empty projection table (rebuild, restore): straight to the
-    driver, in chunks."""
-    upsert = _projection_sql(table)[1]
-    params = [_to_sql(table, account, row) for row in rows]
-    for start in range(0, len(params), 10_000):
-        raw.executemany(conn, upsert, params[start : start + 10_000])
-
-
-def delete_projection(conn: sa.Connection, account: str) -> None:
-    for table in TABLE_ORDER:
-        sql = t.projection[table]
-        conn.execute(sa.delete(sql).where(sql.c.account == account))
-
-
-def projection_rows(conn: sa.Connection, account: str, table: str) -> list[Row]:
-    """All rows of ``table`` in ascending key order (sorted here, not by SQL collation)."""
-    spec = TABLES[table]
-    sql = t.projection[table]
-    query = sa.select(*(sql.c[col] for col in spec.columns)).where(sql.c.account == account)
-    rows = [row_from_sql(table, r) for r in conn.execute(query)]
-    rows.sort(key=spec.key_of)
-    return rows
 
 
 def first_seq_since(conn: sa.Connection, account: str, since: str) -> int:
