@@ -31,7 +31,7 @@ from tenure.errors import NotFound, TenureError, Unauthenticated
 from tenure.ops import alerts, notices, reconcile
 from tenure.service import approvals, licensing
 from tenure.service.apikeys import authenticate
-from tenure.service.audit import AuditEntry
+from tenure.service.audit import caller_entry
 from tenure.service.handlers import approvals as approval_cases
 from tenure.service.ledger import Outcome, Submission
 
@@ -273,17 +273,8 @@ def _back_to(serial: str, **query: str) -> Response:
 async def _audit_refusal(request: Request, session: web.Session, action: str, target: str) -> None:
     """A mutation refused by role is audited, as ``AuditMiddleware`` does for ``/v1``."""
     who = session.principal
-    entry = AuditEntry(
-        who.account,
-        who.id,
-        who.role,
-        who.auth,
-        action,
-        "denied",
-        "forbidden",
-        target=target[:80],
-        detail={"status": 403, "via": "console"},
-    )
+    detail = {"status": 403, "via": "console"}
+    entry = caller_entry(who, action, "denied", "forbidden", target[:80], detail)
     await request.app.state.audit.record([entry])
 
 

@@ -15,7 +15,6 @@ import orjson
 from tenure.config import Settings
 from tenure.domain.approvals import DecisionFacts, RequestApproval, status_at
 from tenure.domain.commands import Command
-from tenure.domain.events import Actor
 from tenure.domain.lineage import KeyLineage, lineage_of
 from tenure.domain.state import Row
 from tenure.domain.timefmt import format_time
@@ -145,8 +144,7 @@ def approval_request(
     executing it needs: never secrets or personal data."""
     ttl = settings.approval_ttl_hours * 3600
     command = RequestApproval(action, target, caller.id, ttl, payload)
-    actor = Actor(caller.id, caller.role, caller.auth)
-    return Submission(caller.account, command, actor, reason=reason)
+    return Submission.by(caller, command, reason)
 
 
 @dataclass(frozen=True)

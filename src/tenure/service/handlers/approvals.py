@@ -9,8 +9,6 @@ from typing import Any
 
 from tenure.config import Settings
 from tenure.domain.approvals import ACTIONS, ApprovalExpired, DecideApproval, RecordExecution
-from tenure.domain.commands import Command
-from tenure.domain.events import Actor
 from tenure.domain.state import Row
 from tenure.errors import Forbidden, TenureError
 from tenure.service import approvals
@@ -29,11 +27,6 @@ from tenure.service.views import (
     ExecutionError,
 )
 from tenure.store.unit import Store
-
-
-def _submission(caller: Principal, command: Command, reason: str | None) -> Submission:
-    actor = Actor(caller.id, caller.role, caller.auth)
-    return Submission(caller.account, command, actor, reason=reason)
 
 
 def request_approval(
@@ -89,7 +82,7 @@ def decide(
     _require_may_decide(caller, row)
     decider, facts = approvals.decision_facts(store, caller.account, row, caller.id)
     command = DecideApproval(approval, decider, "approve" if approve else "reject", facts)
-    decided: dict[str, Any] = submit(_submission(caller, command, reason)).result
+    decided: dict[str, Any] = submit(Submission.by(caller, command, reason)).result
     if decided["status"] == "expired":
         raise ApprovalExpired(f"approval {approval} expired at {row['expires_at']}")
     return decided
@@ -106,12 +99,12 @@ def record_execution(
     approval's ``reason``: succeeded with ``done``'s result, or failed with its error."""
     if isinstance(done, TenureError):
         failed = RecordExecution(approval, "failed", done.message[:500])
-        recorded = submit(_submission(caller, failed, reason))
+        recorded = submit(Submission.by(caller, failed, reason))
         error = ExecutionError(code=done.code, detail=done.message)
         return ApprovalFailed(approval=ApprovalView.model_validate(recorded.result), error=error)
     result = done.result
     command = RecordExecution(approval, "succeeded", None, done.also)
-    recorded = submit(_submission(caller, command, reason))
+    recorded = submit(Submission.by(caller, command, reason))
     if done.also is not None:
         result["event"] = recorded.events[0].seq
     return ApprovalExecuted(approval=ApprovalView.model_validate(recorded.result), result=result)
