@@ -8,7 +8,13 @@ from __future__ import annotations
 from typing import Any
 
 from tenure.config import Settings
-from tenure.domain.approvals import ACTIONS, ApprovalExpired, DecideApproval, RecordExecution
+from tenure.domain.approvals import (
+    ACTIONS,
+    ApprovalExpired,
+    DecideApproval,
+    RecordExecution,
+    RequestApproval,
+)
 from tenure.domain.state import Row
 from tenure.errors import Forbidden, TenureError
 from tenure.service import approvals
@@ -38,9 +44,12 @@ def request_approval(
     payload: dict[str, Any],
     reason: str | None,
 ) -> ApprovalPending:
-    """Record an ``approval.requested`` for ``action`` instead of acting → the
-    approval. ``payload`` is what executing it needs: never secrets or personal data."""
-    submission = approvals.approval_request(settings, caller, action, target, payload, reason)
+    """Record an ``approval.requested`` for ``action`` by ``caller`` instead of
+    acting, expiring after ``TENURE_APPROVAL_TTL_HOURS`` → the approval. ``payload``
+    is what executing it needs: never secrets or personal data."""
+    ttl = settings.approval_ttl_hours * 3600
+    command = RequestApproval(action, target, caller.id, ttl, payload)
+    submission = Submission.by(caller, command, reason)
     return ApprovalPending(approval=ApprovalView.model_validate(submit(submission).result))
 
 
