@@ -14,6 +14,7 @@ from typing import Any, Protocol
 import orjson
 import sqlalchemy as sa
 
+from tenure.domain.fields import field_values
 from tenure.store import tables as t
 
 SIGHTING_BATCH = 1_000
@@ -37,7 +38,7 @@ class StoredReport:
 
     def as_mapping(self) -> dict[str, Any]:
         """Its fields by name (the activations are not copied)."""
-        return {name: getattr(self, name) for name in self.__dataclass_fields__}
+        return field_values(self)
 
 
 class Deployments(Protocol):
