@@ -16,6 +16,7 @@ import sqlalchemy as sa
 
 from tenure.domain.fields import field_values
 from tenure.store import tables as t
+from tenure.store.connected import OnConnection
 
 SIGHTING_BATCH = 1_000
 """Sightings written per statement."""
@@ -89,11 +90,8 @@ def _report(row: Any, with_activations: bool) -> StoredReport:
     )
 
 
-class SqlDeployments:
+class SqlDeployments(OnConnection):
     """``Deployments`` on an open connection (SQLite and PostgreSQL)."""
-
-    def __init__(self, conn: sa.Connection) -> None:
-        self._conn = conn
 
     def replace(self, account: str, report: StoredReport) -> None:
         values = report.as_mapping()

@@ -33,6 +33,7 @@ from tenure.store.alerts import Alerts, SqlAlerts
 from tenure.store.apikeys import ApiKeys, SqlApiKeys
 from tenure.store.audit import AuditLog, SqlAuditLog
 from tenure.store.bulk import BulkLedger, SqlBulkLedger
+from tenure.store.connected import OnConnection
 from tenure.store.counters import Counters, SqlCounters
 from tenure.store.deployments import Deployments, SqlDeployments
 from tenure.store.drift import Drift, SqlDrift
@@ -265,11 +266,8 @@ class Store(Protocol):
 # ---------------------------------------------------------------- SQL implementation
 
 
-class SqlLedgerRecords:
+class SqlLedgerRecords(OnConnection):
     """``LedgerRecords`` over ``tenure.store.ledger_records``."""
-
-    def __init__(self, conn: sa.Connection) -> None:
-        self._conn = conn
 
     def head(self, account: str) -> Head | None:
         return ledger_records.read_head(self._conn, account)
@@ -328,11 +326,8 @@ class SqlLedgerRecords:
         ledger_records.record_verifier_key(self._conn, account, key_id, verifier, at)
 
 
-class SqlProjection:
+class SqlProjection(OnConnection):
     """``Projection`` over ``tenure.store.projection_rows``."""
-
-    def __init__(self, conn: sa.Connection) -> None:
-        self._conn = conn
 
     def row(self, account: str, table: str, key: Key) -> Row | None:
         return projection_rows.read_row(self._conn, account, table, key)
@@ -357,11 +352,8 @@ class SqlProjection:
         projection_rows.bulk_insert_rows(self._conn, account, table, rows)
 
 
-class SqlIdempotency:
+class SqlIdempotency(OnConnection):
     """``Idempotency`` over ``tenure.store.ledger_records``."""
-
-    def __init__(self, conn: sa.Connection) -> None:
-        self._conn = conn
 
     def read(self, account: str, key: str) -> IdempotencyRecord | None:
         return ledger_records.read_idempotency(self._conn, account, key)
