@@ -30,7 +30,6 @@ from tenure.domain.activations import (
     fingerprint_hash,
 )
 from tenure.domain.commands import Command
-from tenure.domain.events import Actor
 from tenure.errors import NotFound
 from tenure.service import activations
 from tenure.service.ledger import Outcome, Submission
@@ -59,9 +58,7 @@ def _lease_seconds(request: Request) -> int:
 
 
 async def _submit(request: Request, caller: CheckCaller, command: Command) -> Outcome:
-    who = caller.principal
-    submission = Submission(who.account, command, Actor(who.id, who.role, who.auth))
-    return await submit_audited(request, submission)
+    return await submit_audited(request, Submission.by(caller.principal, command))
 
 
 def _answer(result: dict[str, Any]) -> dict[str, Any]:

@@ -42,11 +42,11 @@ from tenure.domain.activations import (
     activation_id,
     fingerprint_hash,
 )
-from tenure.domain.events import Actor, Serial, TokenId
+from tenure.domain.events import Serial, TokenId
 from tenure.domain.timefmt import format_time, parse_duration
 from tenure.errors import NotFound
 from tenure.service.apikeys import Principal
-from tenure.service.audit import AuditEntry
+from tenure.service.audit import request_entry
 from tenure.service.ledger import SignRequest, Submission
 from tenure.service.tokens import Minted, NotActivated
 
@@ -100,17 +100,7 @@ async def _answer_minted(
     detail = {"jti": minted.claims["jti"], "activation": minted.claims["act"]}
     if previous is not None:
         detail["previous"] = previous
-    entry = AuditEntry(
-        who.account,
-        who.id,
-        who.role,
-        who.auth,
-        action,
-        "allowed",
-        "ok",
-        target=minted.claims["sub"],
-        detail=detail,
-    )
+    entry = request_entry(who, action, minted.claims["sub"], detail)
     await request.app.state.audit.record([entry])
     mark_audited(request)
     body = minted.answer(who.account, _jwks_url(request, who.account))
@@ -125,9 +115,7 @@ async def _hold_seat_for_token(request: Request, caller: CheckCaller, activation
     lease = request.app.state.runtime.settings.lease_seconds
     heartbeat = RenewLease(activation, lease, covering_tokens=True)
     try:
-        await submit_audited(
-            request, Submission(who.account, heartbeat, Actor(who.id, who.role, who.auth))
-        )
+        await submit_audited(request, Submission.by(who, heartbeat))
     except NotFound:
         raise NotActivated("this device is not activated: activate it first") from None
 
@@ -275,12 +263,7 @@ async def revoke_token(
     """Put token ``jti`` of license ``serial`` on the revocation list ``{"reason"}``
     → ``{"serial", "jti", "revoked": true}`` (again: unchanged)."""
     body = await parse_body(request, RevokeIn, MAX_BODY_BYTES)
-    submission = Submission(
-        caller.account,
-        RevokeToken(serial, jti),
-        Actor(caller.id, caller.role, caller.auth),
-        reason=body.reason,
-    )
+    submission = Submission.by(caller, RevokeToken(serial, jti), body.reason)
     outcome = await submit_audited(request, submission)
     return outcome.result
 
@@ -341,8 +324,7 @@ async def issue_license_file(request: Request, caller: Issuer, serial: Serial) -
     fph = fingerprint_hash(serial, body.fingerprint)
     runtime = request.app.state.runtime
     activate = ActivateDevice(serial, fph, runtime.settings.lease_seconds, mode="node-locked")
-    actor = Actor(caller.id, caller.role, caller.auth)
-    await submit_audited(request, Submission(caller.account, activate, actor))
+    await submit_audited(request, Submission.by(caller, activate))
     license_key = runtime.license_keys.key(caller.account, serial) if body.encrypt else None
     text, claims = await run_in_threadpool(
         request.app.state.tokens.license_file,
@@ -354,17 +336,7 @@ async def issue_license_file(request: Request, caller: Issuer, serial: Serial) -
         license_key,
     )
     detail = {"jti": claims["jti"], "activation": claims["act"], "encrypted": body.encrypt}
-    entry = AuditEntry(
-        caller.account,
-        caller.id,
-        caller.role,
-        caller.auth,
-        "issue_license_file",
-        "allowed",
-        "ok",
-        target=serial,
-        detail=detail,
-    )
+    entry = request_entry(caller, "issue_license_file", serial, detail)
     await request.app.state.audit.record([entry])
     expires_at = format_time(datetime.fromtimestamp(claims["exp"], UTC))
     answer = {

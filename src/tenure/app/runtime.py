@@ -18,7 +18,7 @@ from tenure.crypto.keystore import (
     load_master_key,
 )
 from tenure.durability import epochs
-from tenure.durability.drill import run_drill
+from tenure.durability.drill import drill_entry, run_drill
 from tenure.durability.migration import read_state
 from tenure.durability.mirror import Mirror
 from tenure.durability.shipping import Shipper, SnapshotPolicy
@@ -27,7 +27,6 @@ from tenure.durability.upgrades import require_current_schema
 from tenure.errors import ConfigurationError, TenureError
 from tenure.ledger.checkpoint import open_checkpoint
 from tenure.ops.jobs import account_job
-from tenure.service.audit import AuditEntry
 from tenure.service.context import ServiceContext
 from tenure.service.ledger import AuditRequest, Ledger
 from tenure.service.personal import PersonalData, reapply_erasures
@@ -173,17 +172,8 @@ class Runtime(ServiceContext):
         def drill(account: str) -> None:
             verifier = self.ledger_signer(account)[1].verifier
             report = run_drill(self.store, open_site(urls[0]), account, [verifier])
-            entry = AuditEntry(
-                account,
-                "system",
-                "restorer",
-                "internal",
-                "drill",
-                "allowed" if report.passed else "denied",
-                "passed" if report.passed else "failed",
-                target=report.site,
-                detail={"rto_ms": round(report.rto_seconds * 1000)},
-            )
+            detail = {"rto_ms": round(report.rto_seconds * 1000)}
+            entry = drill_entry(report, "system", "internal", detail)
             ledger.execute(AuditRequest((entry,)))
 
         return account_job("tenure-drill", self.store, drill, interval, s.data_dir)

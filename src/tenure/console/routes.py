@@ -31,7 +31,7 @@ from tenure.errors import NotFound, TenureError, Unauthenticated
 from tenure.ops import alerts, notices, reconcile
 from tenure.service import approvals, licensing
 from tenure.service.apikeys import authenticate
-from tenure.service.audit import AuditEntry
+from tenure.service.audit import caller_entry
 from tenure.service.handlers import approvals as approval_cases
 from tenure.service.ledger import Outcome, Submission
 
@@ -133,8 +133,7 @@ def _now() -> datetime:
 
 @router.get("/overview", response_model=None)
 def overview(request: Request) -> Response:
-    session = web.session_of(request)
-    web.require(session, "ops.read")
+    session = web.session_allowed(request, "ops.read")
     runtime, account, now = web.runtime_of(request), session.principal.account, _now()
     store = runtime.store
     panels: dict[str, Any] = {"ledger": views.ledger_status(store, account, now)}
@@ -164,8 +163,7 @@ def licenses(
     status: str = "",
     cursor: str = "",
 ) -> Response:
-    session = web.session_of(request)
-    web.require(session, "license.read")
+    session = web.session_allowed(request, "license.read")
     store, account = web.runtime_of(request).store, session.principal.account
     search = {"serial": serial.strip(), "customer": customer.strip(), "status": status}
     with web.as_page(request):
@@ -201,8 +199,7 @@ def licenses(
 
 @router.get("/licenses/{serial}", response_model=None)
 def license_page(request: Request, serial: str, done: str = "", approval: str = "") -> Response:
-    session = web.session_of(request)
-    web.require(session, "license.read")
+    session = web.session_allowed(request, "license.read")
     runtime, account, now = web.runtime_of(request), session.principal.account, _now()
     with web.as_page(request):
         detail = views.license_detail(runtime, account, serial, now)
@@ -273,24 +270,14 @@ def _back_to(serial: str, **query: str) -> Response:
 async def _audit_refusal(request: Request, session: web.Session, action: str, target: str) -> None:
     """A mutation refused by role is audited, as ``AuditMiddleware`` does for ``/v1``."""
     who = session.principal
-    entry = AuditEntry(
-        who.account,
-        who.id,
-        who.role,
-        who.auth,
-        action,
-        "denied",
-        "forbidden",
-        target=target[:80],
-        detail={"status": 403, "via": "console"},
-    )
+    detail = {"status": 403, "via": "console"}
+    entry = caller_entry(who, action, "denied", "forbidden", target[:80], detail)
     await request.app.state.audit.record([entry])
 
 
 @router.get("/customers", response_model=None)
 def customers(request: Request, q: str = "", after: str = "") -> Response:
-    session = web.session_of(request)
-    web.require(session, "customer.read")
+    session = web.session_allowed(request, "customer.read")
     runtime = web.runtime_of(request)
     with web.as_page(request):
         rows, more = views.customers_page(
@@ -304,16 +291,14 @@ def customers(request: Request, q: str = "", after: str = "") -> Response:
 
 @router.get("/catalog", response_model=None)
 def catalog(request: Request) -> Response:
-    session = web.session_of(request)
-    web.require(session, "product.read")
+    session = web.session_allowed(request, "product.read")
     products = views.catalog(web.runtime_of(request).store, session.principal.account)
     return web.render(request, "catalog.html", page="catalog", products=products)
 
 
 @router.get("/approvals", response_model=None)
 def approvals_page(request: Request, status: str = "") -> Response:
-    session = web.session_of(request)
-    web.require(session, "approval.read")
+    session = web.session_allowed(request, "approval.read")
     store, caller = web.runtime_of(request).store, session.principal
     with web.as_page(request):
         found = approval_cases.list_approvals(store, caller, format_time(_now()), status or None)
@@ -329,8 +314,7 @@ def approvals_page(request: Request, status: str = "") -> Response:
 
 @router.get("/drift", response_model=None)
 def drift(request: Request, kind: str = "") -> Response:
-    session = web.session_of(request)
-    web.require(session, "drift.read")
+    session = web.session_allowed(request, "drift.read")
     store, account = web.runtime_of(request).store, session.principal.account
     with web.as_page(request):
         found = reconcile.drift_list(store, account, kind or None, 100)
@@ -347,8 +331,7 @@ def drift(request: Request, kind: str = "") -> Response:
 
 @router.get("/notices", response_model=None)
 def notices_page(request: Request) -> Response:
-    session = web.session_of(request)
-    web.require(session, "notice.read")
+    session = web.session_allowed(request, "notice.read")
     store, account = web.runtime_of(request).store, session.principal.account
     found = notices.list_notices(store, account, 50)
     raised = alerts.list_alerts(store, account, 50) if session.may("alert.read") else []
@@ -357,7 +340,6 @@ def notices_page(request: Request) -> Response:
 
 @router.get("/audit", response_model=None)
 def audit_page(request: Request) -> Response:
-    session = web.session_of(request)
-    web.require(session, "audit.read")
+    session = web.session_allowed(request, "audit.read")
     entries = views.audit_entries(web.runtime_of(request).store, session.principal.account)
     return web.render(request, "audit.html", page="audit", entries=entries)

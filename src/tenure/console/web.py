@@ -129,6 +129,14 @@ def require(session: Session, action: str) -> None:
         raise ConsolePage(403, f"Your role ({session.principal.role}) may not do this ({action}).")
 
 
+def session_allowed(request: Request, action: str) -> Session:
+    """The signed-in session of a principal allowed ``action``; raises
+    ``SignInRequired`` without a valid session, a 403 ``ConsolePage`` otherwise."""
+    session = session_of(request)
+    require(session, action)
+    return session
+
+
 @contextmanager
 def as_page(request: Request) -> Iterator[None]:
     """Service errors become error pages with the status the API would answer."""

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
 from tenure.domain.commands import Command, Context, Decision, DefineProduct, PublishPlan
+from tenure.domain.fields import field_values
 from tenure.domain.state import Row, StateView
 from tenure.errors import Conflict, InvalidInput
 
@@ -97,10 +98,7 @@ class ProductChange:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "code": self.code,
-            "action": self.action,
-            "name": self.name,
-            "previous_name": self.previous_name,
+            **field_values(self),
             "features": list(self.features),
             "added_features": list(self.added_features),
         }
@@ -156,11 +154,7 @@ class PlanChange:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "code": self.code,
-            "product": self.product,
-            "action": self.action,
-            "version": self.version,
-            "previous_version": self.previous_version,
+            **field_values(self),
             "entitlements": [change.to_json() for change in self.entitlements],
             "settings": [change.to_json() for change in self.settings],
             "takes_away": self.takes_away,

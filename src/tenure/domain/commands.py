@@ -19,6 +19,7 @@ from datetime import datetime
 from typing import Any, ClassVar
 
 from tenure.canonical import canonical_json
+from tenure.domain.fields import field_values
 from tenure.domain.state import Row, StateView
 from tenure.domain.timefmt import format_time, parse_duration, parse_time
 from tenure.errors import Conflict, InvalidInput, NotFound
@@ -357,7 +358,7 @@ class OverrideEntitlement(Command):
 
     def decide(self, view: StateView, ctx: Context) -> Decision:
         _license_row(view, self.serial)
-        data = {"serial": self.serial, "entitlement": self.entitlement, "value": self.value}
+        data = field_values(self)
         return Decision([Draft("license.entitlement_overridden", data)], data)
 
 
@@ -369,7 +370,7 @@ class TransferLicense(Command):
 
     def decide(self, view: StateView, ctx: Context) -> Decision:
         _license_row(view, self.serial)
-        data = {"serial": self.serial, "customer": self.customer}
+        data = field_values(self)
         return Decision([Draft("license.transferred", data)], data)
 
 
@@ -402,14 +403,7 @@ class RecordRestore(Command):
     replaced: int | None = None
 
     def decide(self, view: StateView, ctx: Context) -> Decision:
-        data = {
-            "site": self.site,
-            "size": self.size,
-            "root": self.root,
-            "digest": self.digest,
-            "snapshot": self.snapshot,
-            "replaced": self.replaced,
-        }
+        data = field_values(self)
         return Decision([Draft("ledger.restored", data)], data)
 
 
@@ -428,15 +422,7 @@ class StartEpoch(Command):
     snapshot: int | None
 
     def decide(self, view: StateView, ctx: Context) -> Decision:
-        data = {
-            "epoch": self.epoch,
-            "previous_checkpoint": self.previous_checkpoint,
-            "kept": self.kept,
-            "lost": self.lost,
-            "site": self.site,
-            "digest": self.digest,
-            "snapshot": self.snapshot,
-        }
+        data = field_values(self)
         return Decision([Draft("ledger.epoch_started", data)], data)
 
 

@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -29,6 +30,7 @@ from tenure.durability.sites import Site
 from tenure.errors import TenureError
 from tenure.ledger.merkle import root_of
 from tenure.ledger.note import NoteVerifier
+from tenure.service.audit import AuditEntry
 from tenure.service.replay import replay, stored_digest
 from tenure.store.databases import open_store, sqlite_url
 from tenure.store.drills import DrillReport
@@ -119,6 +121,24 @@ def record(store: Store, report: DrillReport) -> None:
     """Keep ``report`` (``latest`` shows the newest of an account)."""
     with store.write() as tx:
         tx.drills.record(report)
+
+
+def drill_entry(
+    report: DrillReport, principal: str, auth: str, detail: dict[str, Any]
+) -> AuditEntry:
+    """The audit entry of a drill the restorer ``principal`` ran: allowed with code
+    ``passed`` when it passed, denied with ``failed`` otherwise, naming its site."""
+    return AuditEntry(
+        report.account,
+        principal,
+        "restorer",
+        auth,
+        "drill",
+        "allowed" if report.passed else "denied",
+        "passed" if report.passed else "failed",
+        target=report.site,
+        detail=detail,
+    )
 
 
 def latest(store: Store, account: str) -> DrillReport | None:

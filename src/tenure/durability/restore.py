@@ -33,6 +33,7 @@ from typing import Any
 import orjson
 
 from tenure.domain.events import EVENT_TYPES
+from tenure.domain.fields import field_values
 from tenure.domain.state import TABLE_ORDER, MemoryState
 from tenure.domain.timefmt import format_time, parse_time
 from tenure.durability import epochs, keyrows, segments, snapshots
@@ -82,19 +83,11 @@ class RestoreReport:
     """The site's signed checkpoint the restore verified (a new epoch quotes it)."""
 
     def to_json(self) -> dict[str, object]:
+        """Its fields but the signed note, for the CLI and the API."""
         return {
-            "account": self.account,
-            "size": self.size,
-            "signed_size": self.signed_size,
-            "root": self.root,
-            "digest": self.digest,
-            "snapshot": self.snapshot,
+            **field_values(self, omit=("signed_note",)),
             "skipped_snapshots": list(self.skipped_snapshots),
             "seconds": round(self.seconds, 3),
-            "key_rows": self.key_rows,
-            "replaced": self.replaced,
-            "lost": self.lost,
-            "epoch": self.epoch,
         }
 
 

@@ -13,15 +13,13 @@ from typing import Any, Generic, TypeVar
 import orjson
 
 from tenure.config import Settings
-from tenure.domain.approvals import DecisionFacts, RequestApproval, status_at
+from tenure.domain.approvals import DecisionFacts, status_at
 from tenure.domain.commands import Command
-from tenure.domain.events import Actor
 from tenure.domain.lineage import KeyLineage, lineage_of
 from tenure.domain.state import Row
 from tenure.domain.timefmt import format_time
 from tenure.errors import Conflict, InvalidInput, NotFound
 from tenure.service.apikeys import Principal, creators
-from tenure.service.ledger import Submission
 from tenure.store.unit import Store
 
 STATUSES = frozenset({"pending", "approved", "rejected", "expired", "executed", "failed"})
@@ -130,23 +128,6 @@ def revoke_gated(
     since = format_time(now - timedelta(minutes=settings.approval_revoke_window_minutes))
     threshold = settings.approval_revoke_threshold
     return revoke_needs_approval(store, account, serial, threshold, since)
-
-
-def approval_request(
-    settings: Settings,
-    caller: Principal,
-    action: str,
-    target: str,
-    payload: dict[str, Any],
-    reason: str | None,
-) -> Submission:
-    """The submission that records an ``approval.requested`` for ``action`` by
-    ``caller``, expiring after ``TENURE_APPROVAL_TTL_HOURS``. ``payload`` is what
-    executing it needs: never secrets or personal data."""
-    ttl = settings.approval_ttl_hours * 3600
-    command = RequestApproval(action, target, caller.id, ttl, payload)
-    actor = Actor(caller.id, caller.role, caller.auth)
-    return Submission(caller.account, command, actor, reason=reason)
 
 
 @dataclass(frozen=True)

@@ -103,6 +103,29 @@ class Caller(Protocol):
     def auth(self) -> str: ...
 
 
+def caller_entry(
+    caller: Caller,
+    action: str,
+    outcome: str,
+    code: str,
+    target: str | None = None,
+    detail: Mapping[str, Any] | None = None,
+) -> AuditEntry:
+    """The audit entry of ``caller`` asking for ``action`` on ``target``, answered
+    with ``outcome`` and ``code``."""
+    return AuditEntry(
+        caller.account,
+        caller.id,
+        caller.role,
+        caller.auth,
+        action,
+        outcome,
+        code,
+        target=target,
+        detail=detail,
+    )
+
+
 def request_entry(
     caller: Caller,
     action: str,
@@ -112,17 +135,7 @@ def request_entry(
     """The audit entry of ``caller`` asking for ``action`` on ``target``, allowed with
     code ``ok`` until the ledger writer fills in how the request ended (the one
     builder of the use cases' entries: ``tenure.service.handlers``, ``tenure.ops``)."""
-    return AuditEntry(
-        caller.account,
-        caller.id,
-        caller.role,
-        caller.auth,
-        action,
-        "allowed",
-        "ok",
-        target=target,
-        detail=detail,
-    )
+    return caller_entry(caller, action, "allowed", "ok", target, detail)
 
 
 def short_hash(secret: str) -> str:

@@ -12,6 +12,7 @@ from typing import Protocol
 import sqlalchemy as sa
 
 from tenure.store import tables as t
+from tenure.store.connected import OnConnection
 
 
 @dataclass(frozen=True)
@@ -43,11 +44,8 @@ class Accounts(Protocol):
 _a = t.accounts.c
 
 
-class SqlAccounts:
+class SqlAccounts(OnConnection):
     """``Accounts`` on an open connection (SQLite and PostgreSQL)."""
-
-    def __init__(self, conn: sa.Connection) -> None:
-        self._conn = conn
 
     def get(self, account: str) -> StoredAccount | None:
         found = self.listing(account)

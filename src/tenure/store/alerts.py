@@ -13,6 +13,7 @@ import sqlalchemy as sa
 
 from tenure.store import ledger_records
 from tenure.store import tables as t
+from tenure.store.connected import OnConnection
 
 
 @dataclass(frozen=True)
@@ -67,11 +68,8 @@ _a = t.alerts.c
 _ALERT = [c for c in t.alerts.c if c.name != "account"]
 
 
-class SqlAlerts:
+class SqlAlerts(OnConnection):
     """``Alerts`` on an open connection (SQLite and PostgreSQL)."""
-
-    def __init__(self, conn: sa.Connection) -> None:
-        self._conn = conn
 
     def open_alert(self, account: str, kind: str) -> str | None:
         query = sa.select(_a.id).where(

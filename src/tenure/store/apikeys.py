@@ -13,6 +13,7 @@ import sqlalchemy as sa
 
 from tenure.store import raw
 from tenure.store import tables as t
+from tenure.store.connected import OnConnection
 
 
 @dataclass(frozen=True)
@@ -75,11 +76,8 @@ _BY_HASH = (
 )
 
 
-class SqlApiKeys:
+class SqlApiKeys(OnConnection):
     """``ApiKeys`` on an open connection (SQLite and PostgreSQL)."""
-
-    def __init__(self, conn: sa.Connection) -> None:
-        self._conn = conn
 
     def add(self, key: StoredKey) -> None:
         self._conn.execute(sa.insert(t.api_keys).values(**asdict(key)))

@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from tenure.errors import AuditTampered
 from tenure.store import columns, raw
 from tenure.store import tables as t
+from tenure.store.connected import OnConnection
 
 
 @dataclass(frozen=True)
@@ -90,12 +91,9 @@ _SET_HEAD = (
 )
 
 
-class SqlAuditLog:
+class SqlAuditLog(OnConnection):
     """``AuditLog`` on an open connection (SQLite and PostgreSQL); the writes go
     straight to the driver (every write batch chains entries)."""
-
-    def __init__(self, conn: sa.Connection) -> None:
-        self._conn = conn
 
     def head(self, account: str) -> tuple[int, bytes] | None:
         row = raw.execute(self._conn, _HEAD, {"account": account}).fetchone()

@@ -17,6 +17,7 @@ from tenure.domain.state import Row
 from tenure.errors import LedgerTampered
 from tenure.store import ledger_records, projection_rows, raw
 from tenure.store import tables as t
+from tenure.store.connected import OnConnection
 from tenure.store.records import EventRow
 
 CHUNK = 10_000
@@ -58,11 +59,8 @@ _EVENT_COLUMNS = "account, seq, id, type, subject, time, idempotency_key, leaf"
 _NODE_COLUMNS = "account, level, idx, hash"
 
 
-class SqlBulkLedger:
+class SqlBulkLedger(OnConnection):
     """``BulkLedger`` in SQL."""
-
-    def __init__(self, conn: sa.Connection) -> None:
-        self._conn = conn
 
     def prepare_large_write(self) -> None:
         if self._conn.dialect.name == "sqlite":

@@ -15,6 +15,7 @@ from typing import Protocol
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
+from tenure.store.connected import OnConnection
 from tenure.store.tables import ops_minutes
 
 
@@ -45,11 +46,8 @@ class Counters(Protocol):
         ...
 
 
-class SqlCounters:
+class SqlCounters(OnConnection):
     """``Counters`` on an open connection (SQLite and PostgreSQL)."""
-
-    def __init__(self, conn: sa.Connection) -> None:
-        self._conn = conn
 
     def add(self, counts: Sequence[MinuteCount]) -> None:
         if counts:

@@ -14,7 +14,9 @@ from typing import Any, Protocol
 import orjson
 import sqlalchemy as sa
 
+from tenure.domain.fields import field_values
 from tenure.store import tables as t
+from tenure.store.connected import OnConnection
 
 SIGHTING_BATCH = 1_000
 """Sightings written per statement."""
@@ -37,7 +39,7 @@ class StoredReport:
 
     def as_mapping(self) -> dict[str, Any]:
         """Its fields by name (the activations are not copied)."""
-        return {name: getattr(self, name) for name in self.__dataclass_fields__}
+        return field_values(self)
 
 
 class Deployments(Protocol):
@@ -88,11 +90,8 @@ def _report(row: Any, with_activations: bool) -> StoredReport:
     )
 
 
-class SqlDeployments:
+class SqlDeployments(OnConnection):
     """``Deployments`` on an open connection (SQLite and PostgreSQL)."""
-
-    def __init__(self, conn: sa.Connection) -> None:
-        self._conn = conn
 
     def replace(self, account: str, report: StoredReport) -> None:
         values = report.as_mapping()

@@ -12,6 +12,7 @@ from typing import Protocol
 import sqlalchemy as sa
 
 from tenure.store import tables as t
+from tenure.store.connected import OnConnection
 
 FindingKey = tuple[str, str, str]
 """(kind, deployment, subject): what a finding is about."""
@@ -75,11 +76,8 @@ _PASS = [c for c in t.drift_passes.c if c.name != "account"]
 _FINDING = [c for c in t.drift_findings.c if c.name != "account"]
 
 
-class SqlDrift:
+class SqlDrift(OnConnection):
     """``Drift`` on an open connection (SQLite and PostgreSQL)."""
-
-    def __init__(self, conn: sa.Connection) -> None:
-        self._conn = conn
 
     def first_seen(self, account: str) -> dict[FindingKey, str]:
         query = sa.select(_f.kind, _f.deployment, _f.subject, _f.first_seen)

@@ -11,6 +11,7 @@ from typing import Any, Protocol
 import sqlalchemy as sa
 
 from tenure.store import tables as t
+from tenure.store.connected import OnConnection
 
 
 @dataclass(frozen=True)
@@ -42,11 +43,8 @@ class Drills(Protocol):
         ...
 
 
-class SqlDrills:
+class SqlDrills(OnConnection):
     """``Drills`` in SQL."""
-
-    def __init__(self, conn: sa.Connection) -> None:
-        self._conn = conn
 
     def record(self, report: DrillReport) -> None:
         self._conn.execute(sa.insert(t.drills).values(**report.to_json()))

@@ -13,6 +13,7 @@ from typing import Protocol
 import sqlalchemy as sa
 
 from tenure.store import tables as t
+from tenure.store.connected import OnConnection
 
 
 @dataclass(frozen=True)
@@ -38,11 +39,8 @@ class Gauges(Protocol):
         ...
 
 
-class SqlGauges:
+class SqlGauges(OnConnection):
     """``Gauges`` on an open connection (SQLite and PostgreSQL)."""
-
-    def __init__(self, conn: sa.Connection) -> None:
-        self._conn = conn
 
     def latest_drill(self, account: str) -> LatestDrill | None:
         d = t.drills.c

@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from tenure.domain.state import TABLES, Row
 from tenure.store import projection_rows, raw
 from tenure.store import tables as t
+from tenure.store.connected import OnConnection
 
 
 @dataclass(frozen=True)
@@ -82,11 +83,8 @@ _SERIAL_BY_LEGACY_ID = (
 )
 
 
-class SqlLicenses:
+class SqlLicenses(OnConnection):
     """``Licenses`` over SQL."""
-
-    def __init__(self, conn: sa.Connection) -> None:
-        self._conn = conn
 
     def _license(self, account: str, query: str, key_hash: str) -> Row | None:
         found = raw.execute(self._conn, query, {"account": account, "key_hash": key_hash})

@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from tenure.domain.state import Row
 from tenure.store import projection_rows
 from tenure.store import tables as t
+from tenure.store.connected import OnConnection
 
 
 class Listings(Protocol):
@@ -55,11 +56,8 @@ _cust = t.projection["customers"].c
 _erased = t.projection["customer_erasures"]
 
 
-class SqlListings:
+class SqlListings(OnConnection):
     """``Listings`` on an open connection (SQLite and PostgreSQL)."""
-
-    def __init__(self, conn: sa.Connection) -> None:
-        self._conn = conn
 
     def activations_of(self, account: str, serial: str) -> list[Row]:
         query = (

@@ -13,6 +13,7 @@ import sqlalchemy as sa
 
 from tenure.domain.state import Row
 from tenure.store import tables as t
+from tenure.store.connected import OnConnection
 
 
 @dataclass(frozen=True)
@@ -56,11 +57,8 @@ _INSERT = sa.text(
 )
 
 
-class SqlNotices:
+class SqlNotices(OnConnection):
     """``Notices`` on an open connection (SQLite and PostgreSQL)."""
-
-    def __init__(self, conn: sa.Connection) -> None:
-        self._conn = conn
 
     def add(self, account: str, notice: StoredNotice) -> bool:
         return bool(self._conn.execute(_INSERT, {"account": account, **asdict(notice)}).rowcount)

@@ -15,6 +15,7 @@ import sqlalchemy as sa
 
 from tenure.store import ledger_records
 from tenure.store import tables as t
+from tenure.store.connected import OnConnection
 
 
 class Revocations(Protocol):
@@ -36,11 +37,8 @@ class Revocations(Protocol):
 _e = t.ledger_events.c
 
 
-class SqlRevocations:
+class SqlRevocations(OnConnection):
     """``Revocations`` on an open connection (SQLite and PostgreSQL)."""
-
-    def __init__(self, conn: sa.Connection) -> None:
-        self._conn = conn
 
     def events(self, account: str, since: int, types: Collection[str]) -> list[tuple[int, bytes]]:
         query = (

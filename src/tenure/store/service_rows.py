@@ -15,6 +15,7 @@ from typing import Any, Protocol
 import sqlalchemy as sa
 
 from tenure.store import tables as t
+from tenure.store.connected import OnConnection
 
 Rows = dict[str, list[dict[str, Any]]]
 """Rows per table name, each a ``{column: value}`` object."""
@@ -54,11 +55,8 @@ def _plain(row: sa.Row[Any]) -> dict[str, Any]:
     return {str(k): bytes(v) if isinstance(v, memoryview) else v for k, v in row._mapping.items()}
 
 
-class SqlServiceRows:
+class SqlServiceRows(OnConnection):
     """``ServiceRows`` in SQL."""
-
-    def __init__(self, conn: sa.Connection) -> None:
-        self._conn = conn
 
     def read(self, account: str, tables: Sequence[str]) -> Rows:
         found: Rows = {}

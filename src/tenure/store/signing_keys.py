@@ -14,6 +14,7 @@ import sqlalchemy as sa
 
 from tenure.store import raw
 from tenure.store import tables as t
+from tenure.store.connected import OnConnection
 
 
 @dataclass(frozen=True)
@@ -55,11 +56,8 @@ _CURRENT = (
 )
 
 
-class SqlSigningKeys:
+class SqlSigningKeys(OnConnection):
     """``SigningKeys`` on an open connection (SQLite and PostgreSQL)."""
-
-    def __init__(self, conn: sa.Connection) -> None:
-        self._conn = conn
 
     def current(self, account: str) -> str | None:
         row = raw.execute(self._conn, _CURRENT, {"account": account}).fetchone()

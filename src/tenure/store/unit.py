@@ -21,7 +21,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
-from functools import cached_property
 from typing import Any, Generic, Protocol, TypeVar, overload
 
 import sqlalchemy as sa
@@ -34,6 +33,7 @@ from tenure.store.alerts import Alerts, SqlAlerts
 from tenure.store.apikeys import ApiKeys, SqlApiKeys
 from tenure.store.audit import AuditLog, SqlAuditLog
 from tenure.store.bulk import BulkLedger, SqlBulkLedger
+from tenure.store.connected import OnConnection
 from tenure.store.counters import Counters, SqlCounters
 from tenure.store.deployments import Deployments, SqlDeployments
 from tenure.store.drift import Drift, SqlDrift
@@ -266,11 +266,8 @@ class Store(Protocol):
 # ---------------------------------------------------------------- SQL implementation
 
 
-class SqlLedgerRecords:
+class SqlLedgerRecords(OnConnection):
     """``LedgerRecords`` over ``tenure.store.ledger_records``."""
-
-    def __init__(self, conn: sa.Connection) -> None:
-        self._conn = conn
 
     def head(self, account: str) -> Head | None:
         return ledger_records.read_head(self._conn, account)
@@ -329,11 +326,8 @@ class SqlLedgerRecords:
         ledger_records.record_verifier_key(self._conn, account, key_id, verifier, at)
 
 
-class SqlProjection:
+class SqlProjection(OnConnection):
     """``Projection`` over ``tenure.store.projection_rows``."""
-
-    def __init__(self, conn: sa.Connection) -> None:
-        self._conn = conn
 
     def row(self, account: str, table: str, key: Key) -> Row | None:
         return projection_rows.read_row(self._conn, account, table, key)
@@ -358,11 +352,8 @@ class SqlProjection:
         projection_rows.bulk_insert_rows(self._conn, account, table, rows)
 
 
-class SqlIdempotency:
+class SqlIdempotency(OnConnection):
     """``Idempotency`` over ``tenure.store.ledger_records``."""
-
-    def __init__(self, conn: sa.Connection) -> None:
-        self._conn = conn
 
     def read(self, account: str, key: str) -> IdempotencyRecord | None:
         return ledger_records.read_idempotency(self._conn, account, key)
@@ -399,6 +390,11 @@ class noun(Generic[_T]):
         return value
 
 
+def on_connection(make: Callable[[sa.Connection], _T]) -> noun[_T]:
+    """The noun ``make`` builds over its transaction's connection, on first use."""
+    return noun(lambda transaction: make(transaction.connection))
+
+
 class SqlTransaction:
     """A ``Transaction`` on an open connection whose transaction the caller owns
     (``SqlStore`` opens them; the ledger writer's batch transaction is one too).
@@ -409,93 +405,38 @@ class SqlTransaction:
         """The connection the nouns share (inside the store, and tests that write raw
         SQL to play an attacker or a broken database)."""
 
-    @noun
-    def ledger(self) -> LedgerRecords:
-        return SqlLedgerRecords(self.connection)
-
-    @noun
-    def projection(self) -> Projection:
-        return SqlProjection(self.connection)
-
-    @noun
-    def idempotency(self) -> Idempotency:
-        return SqlIdempotency(self.connection)
+    ledger: noun[LedgerRecords] = on_connection(SqlLedgerRecords)
+    projection: noun[Projection] = on_connection(SqlProjection)
+    idempotency: noun[Idempotency] = on_connection(SqlIdempotency)
 
     # --- operations (tenure.ops) ---
 
-    @cached_property
-    def webhooks(self) -> Webhooks:
-        return SqlWebhooks(self.connection)
-
-    @cached_property
-    def deployments(self) -> Deployments:
-        return SqlDeployments(self.connection)
-
-    @cached_property
-    def drift(self) -> Drift:
-        return SqlDrift(self.connection)
-
-    @cached_property
-    def notices(self) -> Notices:
-        return SqlNotices(self.connection)
-
-    @cached_property
-    def alerts(self) -> Alerts:
-        return SqlAlerts(self.connection)
-
-    @cached_property
-    def counters(self) -> Counters:
-        return SqlCounters(self.connection)
-
-    @cached_property
-    def gauges(self) -> Gauges:
-        return SqlGauges(self.connection)
+    webhooks: noun[Webhooks] = on_connection(SqlWebhooks)
+    deployments: noun[Deployments] = on_connection(SqlDeployments)
+    drift: noun[Drift] = on_connection(SqlDrift)
+    notices: noun[Notices] = on_connection(SqlNotices)
+    alerts: noun[Alerts] = on_connection(SqlAlerts)
+    counters: noun[Counters] = on_connection(SqlCounters)
+    gauges: noun[Gauges] = on_connection(SqlGauges)
 
     # --- durability (tenure.durability) ---
 
-    @cached_property
-    def service_rows(self) -> ServiceRows:
-        return SqlServiceRows(self.connection)
-
-    @cached_property
-    def bulk(self) -> BulkLedger:
-        return SqlBulkLedger(self.connection)
-
-    @cached_property
-    def drills(self) -> Drills:
-        return SqlDrills(self.connection)
+    service_rows: noun[ServiceRows] = on_connection(SqlServiceRows)
+    bulk: noun[BulkLedger] = on_connection(SqlBulkLedger)
+    drills: noun[Drills] = on_connection(SqlDrills)
 
     # --- governance (accounts, keys, audit, tokens) ---
 
-    @cached_property
-    def accounts(self) -> Accounts:
-        return SqlAccounts(self.connection)
-
-    @cached_property
-    def apikeys(self) -> ApiKeys:
-        return SqlApiKeys(self.connection)
-
-    @cached_property
-    def audit(self) -> AuditLog:
-        return SqlAuditLog(self.connection)
-
-    @cached_property
-    def signing_keys(self) -> SigningKeys:
-        return SqlSigningKeys(self.connection)
-
-    @cached_property
-    def revocations(self) -> Revocations:
-        return SqlRevocations(self.connection)
-
-    @cached_property
-    def listings(self) -> Listings:
-        return SqlListings(self.connection)
+    accounts: noun[Accounts] = on_connection(SqlAccounts)
+    apikeys: noun[ApiKeys] = on_connection(SqlApiKeys)
+    audit: noun[AuditLog] = on_connection(SqlAuditLog)
+    signing_keys: noun[SigningKeys] = on_connection(SqlSigningKeys)
+    revocations: noun[Revocations] = on_connection(SqlRevocations)
+    listings: noun[Listings] = on_connection(SqlListings)
 
     # --- licenses (checks and license pages) ---
 
-    @noun
-    def licenses(self) -> Licenses:
-        return SqlLicenses(self.connection)
+    licenses: noun[Licenses] = on_connection(SqlLicenses)
 
 
 class _QuickRead:

@@ -16,6 +16,7 @@ import orjson
 import sqlalchemy as sa
 
 from tenure.store import tables as t
+from tenure.store.connected import OnConnection
 
 PENDING = "pending"
 
@@ -201,11 +202,8 @@ def _delivery(row: Any) -> Delivery:
     )
 
 
-class SqlWebhooks:
+class SqlWebhooks(OnConnection):
     """``Webhooks`` on an open connection (SQLite and PostgreSQL)."""
-
-    def __init__(self, conn: sa.Connection) -> None:
-        self._conn = conn
 
     def add(self, account: str, subscription: Subscription) -> None:
         s = subscription

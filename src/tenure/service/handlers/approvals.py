@@ -8,9 +8,13 @@ from __future__ import annotations
 from typing import Any
 
 from tenure.config import Settings
-from tenure.domain.approvals import ACTIONS, ApprovalExpired, DecideApproval, RecordExecution
-from tenure.domain.commands import Command
-from tenure.domain.events import Actor
+from tenure.domain.approvals import (
+    ACTIONS,
+    ApprovalExpired,
+    DecideApproval,
+    RecordExecution,
+    RequestApproval,
+)
 from tenure.domain.state import Row
 from tenure.errors import Forbidden, TenureError
 from tenure.service import approvals
@@ -31,11 +35,6 @@ from tenure.service.views import (
 from tenure.store.unit import Store
 
 
-def _submission(caller: Principal, command: Command, reason: str | None) -> Submission:
-    actor = Actor(caller.id, caller.role, caller.auth)
-    return Submission(caller.account, command, actor, reason=reason)
-
-
 def request_approval(
     submit: Submit,
     settings: Settings,
@@ -45,9 +44,12 @@ def request_approval(
     payload: dict[str, Any],
     reason: str | None,
 ) -> ApprovalPending:
-    """Record an ``approval.requested`` for ``action`` instead of acting → the
-    approval. ``payload`` is what executing it needs: never secrets or personal data."""
-    submission = approvals.approval_request(settings, caller, action, target, payload, reason)
+    """Record an ``approval.requested`` for ``action`` by ``caller`` instead of
+    acting, expiring after ``TENURE_APPROVAL_TTL_HOURS`` → the approval. ``payload``
+    is what executing it needs: never secrets or personal data."""
+    ttl = settings.approval_ttl_hours * 3600
+    command = RequestApproval(action, target, caller.id, ttl, payload)
+    submission = Submission.by(caller, command, reason)
     return ApprovalPending(approval=ApprovalView.model_validate(submit(submission).result))
 
 
@@ -89,7 +91,7 @@ def decide(
     _require_may_decide(caller, row)
     decider, facts = approvals.decision_facts(store, caller.account, row, caller.id)
     command = DecideApproval(approval, decider, "approve" if approve else "reject", facts)
-    decided: dict[str, Any] = submit(_submission(caller, command, reason)).result
+    decided: dict[str, Any] = submit(Submission.by(caller, command, reason)).result
     if decided["status"] == "expired":
         raise ApprovalExpired(f"approval {approval} expired at {row['expires_at']}")
     return decided
@@ -106,12 +108,12 @@ def record_execution(
     approval's ``reason``: succeeded with ``done``'s result, or failed with its error."""
     if isinstance(done, TenureError):
         failed = RecordExecution(approval, "failed", done.message[:500])
-        recorded = submit(_submission(caller, failed, reason))
+        recorded = submit(Submission.by(caller, failed, reason))
         error = ExecutionError(code=done.code, detail=done.message)
         return ApprovalFailed(approval=ApprovalView.model_validate(recorded.result), error=error)
     result = done.result
     command = RecordExecution(approval, "succeeded", None, done.also)
-    recorded = submit(_submission(caller, command, reason))
+    recorded = submit(Submission.by(caller, command, reason))
     if done.also is not None:
         result["event"] = recorded.events[0].seq
     return ApprovalExecuted(approval=ApprovalView.model_validate(recorded.result), result=result)

@@ -13,7 +13,7 @@ from tenure.canonical import canonical_json
 from tenure.domain.commands import Command
 from tenure.domain.events import Actor, Event
 from tenure.errors import TenureError
-from tenure.service.audit import AuditEntry
+from tenure.service.audit import AuditEntry, Caller
 from tenure.store.unit import Transaction
 
 
@@ -28,6 +28,11 @@ class Submission:
     idempotency_key: str | None = None
     at: datetime | None = None
     """Event time for deterministic workloads (demo, tests); None means the clock."""
+
+    @classmethod
+    def by(cls, caller: Caller, command: Command, reason: str | None = None) -> Submission:
+        """``command`` as ``caller`` asked for it, in the caller's account."""
+        return cls(caller.account, command, Actor(caller.id, caller.role, caller.auth), reason)
 
     def request_hash(self) -> str:
         content = {"request": self.command.request(), "reason": self.reason, "actor": self.actor.id}

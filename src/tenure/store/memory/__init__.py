@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import copy
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from functools import cached_property
-from typing import Any
+from typing import Any, TypeVar
 
 from tenure.store.accounts import Accounts
 from tenure.store.alerts import Alerts
@@ -50,11 +49,19 @@ from tenure.store.notices import Notices
 from tenure.store.revocations import Revocations
 from tenure.store.service_rows import ServiceRows
 from tenure.store.signing_keys import SigningKeys
-from tenure.store.unit import Idempotency, LedgerRecords, Projection, Transaction
+from tenure.store.unit import Idempotency, LedgerRecords, Projection, Transaction, noun
 from tenure.store.webhooks import Webhooks
 
 Tables = dict[str, Any]
 """Every noun's state, under the noun's name."""
+
+
+_T = TypeVar("_T")
+
+
+def on_tables(make: Callable[[Tables], _T]) -> noun[_T]:
+    """The noun ``make`` builds over its transaction's tables, on first use."""
+    return noun(lambda transaction: make(transaction._tables))
 
 
 class MemoryTransaction:
@@ -63,91 +70,51 @@ class MemoryTransaction:
     def __init__(self, tables: Tables) -> None:
         self._tables = tables
 
-    @cached_property
-    def ledger(self) -> LedgerRecords:
-        return MemoryLedgerRecords(self._tables)
-
-    @cached_property
-    def projection(self) -> Projection:
-        return MemoryProjection(self._tables)
-
-    @cached_property
-    def idempotency(self) -> Idempotency:
-        return MemoryIdempotency(self._tables)
+    ledger: noun[LedgerRecords] = on_tables(MemoryLedgerRecords)
+    projection: noun[Projection] = on_tables(MemoryProjection)
+    idempotency: noun[Idempotency] = on_tables(MemoryIdempotency)
 
     # --- operations (tenure.ops) ---
 
-    @cached_property
-    def webhooks(self) -> Webhooks:
-        return MemoryWebhooks(self._tables)
+    webhooks: noun[Webhooks] = on_tables(MemoryWebhooks)
+    deployments: noun[Deployments] = on_tables(MemoryDeployments)
+    drift: noun[Drift] = on_tables(MemoryDrift)
 
-    @cached_property
-    def deployments(self) -> Deployments:
-        return MemoryDeployments(self._tables)
-
-    @cached_property
-    def drift(self) -> Drift:
-        return MemoryDrift(self._tables)
-
-    @cached_property
+    @noun
     def notices(self) -> Notices:
         return MemoryNotices(self._tables, self.projection)
 
-    @cached_property
+    @noun
     def alerts(self) -> Alerts:
         return MemoryAlerts(self._tables, self.ledger, self.projection)
 
-    @cached_property
-    def counters(self) -> Counters:
-        return MemoryCounters(self._tables)
+    counters: noun[Counters] = on_tables(MemoryCounters)
 
-    @cached_property
+    @noun
     def gauges(self) -> Gauges:
         return MemoryGauges(self._tables, self.projection)
 
     # --- durability (tenure.durability) ---
 
-    @cached_property
-    def service_rows(self) -> ServiceRows:
-        return MemoryServiceRows(self._tables)
-
-    @cached_property
-    def bulk(self) -> BulkLedger:
-        return MemoryBulkLedger(self._tables)
-
-    @cached_property
-    def drills(self) -> Drills:
-        return MemoryDrills(self._tables)
+    service_rows: noun[ServiceRows] = on_tables(MemoryServiceRows)
+    bulk: noun[BulkLedger] = on_tables(MemoryBulkLedger)
+    drills: noun[Drills] = on_tables(MemoryDrills)
 
     # --- governance (accounts, keys, audit, tokens) ---
 
-    @cached_property
-    def accounts(self) -> Accounts:
-        return MemoryAccounts(self._tables)
+    accounts: noun[Accounts] = on_tables(MemoryAccounts)
+    apikeys: noun[ApiKeys] = on_tables(MemoryApiKeys)
+    audit: noun[AuditLog] = on_tables(MemoryAuditLog)
+    signing_keys: noun[SigningKeys] = on_tables(MemorySigningKeys)
+    revocations: noun[Revocations] = on_tables(MemoryRevocations)
 
-    @cached_property
-    def apikeys(self) -> ApiKeys:
-        return MemoryApiKeys(self._tables)
-
-    @cached_property
-    def audit(self) -> AuditLog:
-        return MemoryAuditLog(self._tables)
-
-    @cached_property
-    def signing_keys(self) -> SigningKeys:
-        return MemorySigningKeys(self._tables)
-
-    @cached_property
-    def revocations(self) -> Revocations:
-        return MemoryRevocations(self._tables)
-
-    @cached_property
+    @noun
     def listings(self) -> Listings:
         return MemoryListings(self._tables, self.projection)
 
     # --- licenses (checks and license pages) ---
 
-    @cached_property
+    @noun
     def licenses(self) -> Licenses:
         projection = self._tables.setdefault("projection", {})
         return MemoryLicenses(self.projection, lambda: {account for account, _ in projection})
