@@ -111,28 +111,24 @@ def _decide(
         out.print(f"error: {error['code']}: {error['detail']}", markup=False, highlight=False)
 
 
-@app.command("approve")
-def approve(
-    approval: ApprovalArg,
-    reason: ReasonOption = None,
-    url: UrlOption = None,
-    api_key: ApiKeyOption = None,
-    output: OutputOption = Output.text,
-) -> None:
-    """Approve a request made by another principal; the action runs once, now."""
-    _decide(url, api_key, approval, "approve", reason, output)
+def _decision(verdict: str, doc: str) -> None:
+    """Register ``tenure approval VERDICT``: a decision that takes only a reason."""
+
+    def command(
+        approval: ApprovalArg,
+        reason: ReasonOption = None,
+        url: UrlOption = None,
+        api_key: ApiKeyOption = None,
+        output: OutputOption = Output.text,
+    ) -> None:
+        _decide(url, api_key, approval, verdict, reason, output)
+
+    command.__doc__ = doc
+    app.command(verdict)(command)
 
 
-@app.command("reject")
-def reject(
-    approval: ApprovalArg,
-    reason: ReasonOption = None,
-    url: UrlOption = None,
-    api_key: ApiKeyOption = None,
-    output: OutputOption = Output.text,
-) -> None:
-    """Reject a request; its action never runs."""
-    _decide(url, api_key, approval, "reject", reason, output)
+_decision("approve", "Approve a request made by another principal; the action runs once, now.")
+_decision("reject", "Reject a request; its action never runs.")
 
 
 def print_approval_requested(answer: dict[str, Any], output: Output) -> None:
