@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from tenure.cli.client import ApiKeyOption, IdempotencyKeyOption, Remote, UrlOption, emit_json
+from tenure.cli.client import ApiKeyOption, IdempotencyKeyOption, Remote, UrlOption, emit_answer
 from tenure.cli.common import (
     Account,
     DataDir,
@@ -16,7 +16,6 @@ from tenure.cli.common import (
     OutputOption,
     emit,
     open_local,
-    out,
 )
 from tenure.domain.commands import EraseCustomer
 from tenure.domain.events import Actor
@@ -27,9 +26,10 @@ app = typer.Typer(help="Customers of the account.", no_args_is_help=True)
 
 
 def _print_customer(customer: dict[str, Any], headline: str, output: Output) -> None:
-    if output is Output.json:
-        emit_json(customer)
-        return
+    emit_answer(customer, output, lambda: _customer_lines(customer, headline))
+
+
+def _customer_lines(customer: dict[str, Any], headline: str) -> list[str]:
     # An erased customer's name and e-mail are gone for good (null in the API).
     gone = "erased" if customer.get("erased") else "-"
     lines = [
@@ -40,7 +40,7 @@ def _print_customer(customer: dict[str, Any], headline: str, output: Output) -> 
     ]
     if customer.get("erased"):
         lines.append("  ERASED: personal data destroyed")
-    out.print("\n".join(lines), highlight=False, markup=False)
+    return lines
 
 
 @app.command("create")
