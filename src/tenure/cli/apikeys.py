@@ -11,7 +11,6 @@ from urllib.parse import quote
 import typer
 from rich.table import Table
 
-from tenure.app.runtime import Runtime
 from tenure.cli.approvals import print_approval_requested
 from tenure.cli.client import (
     ApiError,
@@ -22,16 +21,8 @@ from tenure.cli.client import (
     emit_json,
     print_table,
 )
-from tenure.cli.common import (
-    Account,
-    DataDir,
-    DbUrl,
-    Output,
-    OutputOption,
-    emit,
-    out,
-    settings,
-)
+from tenure.cli.common import Output, OutputOption, emit, out
+from tenure.cli.local import Account, DataDir, DbUrl, local_runtime, settings
 from tenure.config import Settings
 from tenure.errors import Conflict, InvalidInput, NotFound, Unauthenticated
 from tenure.service.apikeys import BOOTSTRAP_FILE, ROLES, key_id_of
@@ -238,13 +229,13 @@ def _revoke_on_storage(
     if reason is None:
         raise InvalidInput("--reason is required to revoke a key on the storage", field="reason")
     operator = getpass.getuser()
-    runtime = Runtime.open(s, migrate=False)
-    try:
-        revoked = revoke_on_storage(runtime.store, account, key_id, operator, reason, force=force)
-    except Conflict as refused:
-        raise Conflict(f"{refused.message} (or pass --force)", field="id") from None
-    finally:
-        runtime.close()
+    with local_runtime(s, migrate=False) as runtime:
+        try:
+            revoked = revoke_on_storage(
+                runtime.store, account, key_id, operator, reason, force=force
+            )
+        except Conflict as refused:
+            raise Conflict(f"{refused.message} (or pass --force)", field="id") from None
     emit(
         output,
         {**revoked, "principal": f"storage:{operator}"},

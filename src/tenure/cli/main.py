@@ -35,7 +35,8 @@ from tenure.cli import (
     tokens,
     webhooks,
 )
-from tenure.cli.common import DataDir, DbUrl, err
+from tenure.cli.common import err
+from tenure.cli.local import DataDir, DbUrl
 from tenure.crypto.files import PRIVATE_UMASK
 from tenure.domain.storable import text_problem
 from tenure.errors import TenureError

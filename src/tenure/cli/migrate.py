@@ -11,15 +11,8 @@ from typing import Annotated
 
 import typer
 
-from tenure.cli.common import (
-    DataDir,
-    Output,
-    OutputOption,
-    emit,
-    progress_bar,
-    root_text,
-    settings,
-)
+from tenure.cli.common import Output, OutputOption, emit, progress_bar, root_text
+from tenure.cli.local import DataDir, settings
 from tenure.config import MIGRATION_FILE
 from tenure.crypto.files import make_private_dir
 from tenure.durability import migration
