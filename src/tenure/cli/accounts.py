@@ -7,8 +7,8 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from tenure.cli.client import ApiKeyOption, Remote, UrlOption, emit_json, print_table
-from tenure.cli.common import Output, OutputOption, out
+from tenure.cli.client import ApiKeyOption, Remote, UrlOption, emit_answer, emit_json, print_table
+from tenure.cli.common import Output, OutputOption
 
 app = typer.Typer(
     help="Accounts (tenants). Owners of the operator account create them and see them "
@@ -33,20 +33,15 @@ def create(
     """Create an account and print its first owner key, once: it is stored only as a
     hash. The account's ledger starts with a signed empty checkpoint."""
     _, created = Remote(url, api_key).post("/v1/accounts", {"id": account_id, "name": name})
-    if output is Output.json:
-        emit_json(created)
-        return
-    out.print(
-        "\n".join(
-            [
-                f"created account {created['id']} ({created['name']})",
-                f"  owner key id  {created['owner_key_id']}",
-                f"OWNER KEY: {created['owner_key']}",
-                "  shown once: the service keeps only its hash; store it now.",
-            ]
-        ),
-        highlight=False,
-        markup=False,
+    emit_answer(
+        created,
+        output,
+        lambda: [
+            f"created account {created['id']} ({created['name']})",
+            f"  owner key id  {created['owner_key_id']}",
+            f"OWNER KEY: {created['owner_key']}",
+            "  shown once: the service keeps only its hash; store it now.",
+        ],
     )
 
 

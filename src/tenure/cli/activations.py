@@ -12,8 +12,8 @@ from urllib.parse import quote
 
 import typer
 
-from tenure.cli.client import ApiKeyOption, Remote, UrlOption, emit_json, emit_listing, unwrapped
-from tenure.cli.common import Output, OutputOption, out
+from tenure.cli.client import ApiKeyOption, Remote, UrlOption, emit_answer, emit_listing, unwrapped
+from tenure.cli.common import Output, OutputOption
 from tenure.cli.tokens import LicenseKeyOption, show_value
 
 app = typer.Typer(
@@ -46,10 +46,7 @@ def _lines(activation: dict[str, Any]) -> list[str]:
 
 
 def _print(activation: dict[str, Any], output: Output, headline: str) -> None:
-    if output is Output.json:
-        emit_json(activation)
-        return
-    out.print("\n".join([headline, *_lines(activation)]), highlight=False, markup=False)
+    emit_answer(activation, output, lambda: [headline, *_lines(activation)])
 
 
 def _path(activation: str) -> str:

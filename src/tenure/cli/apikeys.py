@@ -11,19 +11,18 @@ from urllib.parse import quote
 import typer
 from rich.table import Table
 
-from tenure.app.runtime import Runtime
 from tenure.cli.approvals import print_approval_requested
-from tenure.cli.client import ApiError, ApiKeyOption, Remote, UrlOption, emit_json, print_table
-from tenure.cli.common import (
-    Account,
-    DataDir,
-    DbUrl,
-    Output,
-    OutputOption,
-    emit,
-    out,
-    settings,
+from tenure.cli.client import (
+    ApiError,
+    ApiKeyOption,
+    Remote,
+    UrlOption,
+    emit_answer,
+    emit_json,
+    print_table,
 )
+from tenure.cli.common import Output, OutputOption, emit, out
+from tenure.cli.local import Account, DataDir, DbUrl, local_runtime, settings
 from tenure.config import Settings
 from tenure.errors import Conflict, InvalidInput, NotFound, Unauthenticated
 from tenure.service.apikeys import BOOTSTRAP_FILE, ROLES, key_id_of
@@ -106,16 +105,16 @@ def create(
     An owner key may create keys of every role; an admin key every role but owner.
     """
     _, created = Remote(url, api_key).post("/v1/apikeys", {"role": role, "name": name})
-    if output is Output.json:
-        emit_json(created)
-        return
-    lines = [
-        f"created API key {created.get('id')}",
-        *_key_lines(created)[1:],
-        f"KEY: {created.get('key')}",
-        "(the key is shown once: it is stored only as a hash and cannot be shown again)",
-    ]
-    out.print("\n".join(lines), highlight=False, markup=False)
+    emit_answer(
+        created,
+        output,
+        lambda: [
+            f"created API key {created.get('id')}",
+            *_key_lines(created)[1:],
+            f"KEY: {created.get('key')}",
+            "(the key is shown once: it is stored only as a hash and cannot be shown again)",
+        ],
+    )
 
 
 @app.command("list")
@@ -211,16 +210,16 @@ def revoke(
     if response.status_code == 202:
         print_approval_requested(revoked, output)
         return
-    if output is Output.json:
-        emit_json(revoked)
-        return
-    lines = [
-        f"revoked API key {revoked.get('id')}",
-        *_key_lines(revoked)[1:],
-        f"  created  {_text(revoked.get('created_at'))}",
-        f"  revoked  {_text(revoked.get('revoked_at'))}",
-    ]
-    out.print("\n".join(lines), highlight=False, markup=False)
+    emit_answer(
+        revoked,
+        output,
+        lambda: [
+            f"revoked API key {revoked.get('id')}",
+            *_key_lines(revoked)[1:],
+            f"  created  {_text(revoked.get('created_at'))}",
+            f"  revoked  {_text(revoked.get('revoked_at'))}",
+        ],
+    )
 
 
 def _revoke_on_storage(
@@ -230,13 +229,13 @@ def _revoke_on_storage(
     if reason is None:
         raise InvalidInput("--reason is required to revoke a key on the storage", field="reason")
     operator = getpass.getuser()
-    runtime = Runtime.open(s, migrate=False)
-    try:
-        revoked = revoke_on_storage(runtime.store, account, key_id, operator, reason, force=force)
-    except Conflict as refused:
-        raise Conflict(f"{refused.message} (or pass --force)", field="id") from None
-    finally:
-        runtime.close()
+    with local_runtime(s, migrate=False) as runtime:
+        try:
+            revoked = revoke_on_storage(
+                runtime.store, account, key_id, operator, reason, force=force
+            )
+        except Conflict as refused:
+            raise Conflict(f"{refused.message} (or pass --force)", field="id") from None
     emit(
         output,
         {**revoked, "principal": f"storage:{operator}"},
@@ -285,12 +284,12 @@ def retire_bootstrap(
             ) from None
         raise
     key_file.unlink()
-    if output is Output.json:
-        emit_json({**revoked, "removed": str(key_file)})
-        return
-    lines = [
-        f"retired the bootstrap owner key {revoked.get('id')} "
-        f"(revoked at {_text(revoked.get('revoked_at'))})",
-        f"removed {key_file}",
-    ]
-    out.print("\n".join(lines), highlight=False, markup=False)
+    emit_answer(
+        {**revoked, "removed": str(key_file)},
+        output,
+        lambda: [
+            f"retired the bootstrap owner key {revoked.get('id')} "
+            f"(revoked at {_text(revoked.get('revoked_at'))})",
+            f"removed {key_file}",
+        ],
+    )

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from tenure.cli.client import ApiKeyOption, Remote, UrlOption, emit_json, print_table
+from tenure.cli.client import ApiKeyOption, Remote, UrlOption, emit_answer, emit_json, print_table
 from tenure.cli.common import Output, OutputOption, out
 from tenure.errors import InvalidInput
 
@@ -83,11 +83,7 @@ def show(
 ) -> None:
     """Show one approval request and its history (who did what, and why)."""
     view = Remote(url, api_key).get(f"/v1/approvals/{approval}")
-    if output is Output.json:
-        emit_json(view)
-        return
-    for line in _lines(view):
-        out.print(line, markup=False, highlight=False)
+    emit_answer(view, output, lambda: _lines(view))
 
 
 def _decide(
@@ -111,40 +107,35 @@ def _decide(
         out.print(f"error: {error['code']}: {error['detail']}", markup=False, highlight=False)
 
 
-@app.command("approve")
-def approve(
-    approval: ApprovalArg,
-    reason: ReasonOption = None,
-    url: UrlOption = None,
-    api_key: ApiKeyOption = None,
-    output: OutputOption = Output.text,
-) -> None:
-    """Approve a request made by another principal; the action runs once, now."""
-    _decide(url, api_key, approval, "approve", reason, output)
+def _decision(verdict: str, doc: str) -> None:
+    """Register ``tenure approval VERDICT``: a decision that takes only a reason."""
+
+    def command(
+        approval: ApprovalArg,
+        reason: ReasonOption = None,
+        url: UrlOption = None,
+        api_key: ApiKeyOption = None,
+        output: OutputOption = Output.text,
+    ) -> None:
+        _decide(url, api_key, approval, verdict, reason, output)
+
+    command.__doc__ = doc
+    app.command(verdict)(command)
 
 
-@app.command("reject")
-def reject(
-    approval: ApprovalArg,
-    reason: ReasonOption = None,
-    url: UrlOption = None,
-    api_key: ApiKeyOption = None,
-    output: OutputOption = Output.text,
-) -> None:
-    """Reject a request; its action never runs."""
-    _decide(url, api_key, approval, "reject", reason, output)
+_decision("approve", "Approve a request made by another principal; the action runs once, now.")
+_decision("reject", "Reject a request; its action never runs.")
 
 
 def print_approval_requested(answer: dict[str, Any], output: Output) -> None:
     """What a gated command prints when the server answers 202: the request a
     second principal must approve."""
-    if output is Output.json:
-        emit_json(answer)
-        return
-    approval = answer["approval"]
-    lines = [
+    emit_answer(answer, output, lambda: _requested_lines(answer["approval"]))
+
+
+def _requested_lines(approval: dict[str, Any]) -> list[str]:
+    return [
         f"approval requested: {approval['approval']} (expires {approval['expires_at']})",
         "another key with the needed role approves it: tenure approval approve "
         f"{approval['approval']} --reason …",
     ]
-    out.print("\n".join(lines), highlight=False, markup=False)

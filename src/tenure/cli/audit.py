@@ -7,7 +7,8 @@ from typing import Annotated, Any
 import typer
 
 from tenure.cli.client import ApiKeyOption, Remote, UrlOption, emit_listing
-from tenure.cli.common import DataDir, DbUrl, Output, OutputOption, emit, err, open_local
+from tenure.cli.common import Output, OutputOption, emit, err
+from tenure.cli.local import DataDir, DbUrl, open_local
 from tenure.errors import AuditTampered
 from tenure.service import audit
 
@@ -30,10 +31,9 @@ def verify(
     """Recheck every entry's hash and link, the chain's head, and that the entries
     account for every ledger event since auditing began; on tampering, name the
     first bad entry and exit 1. Works on the store directly (--data-dir / --db)."""
-    runtime = open_local(data_dir, db, migrate=False)
     reports = []
     try:
-        with runtime.store.read() as tx:
+        with open_local(data_dir, db, migrate=False) as runtime, runtime.store.read() as tx:
             accounts = [account] if account else audit.audited_accounts(tx.audit)
             for name in accounts:
                 head = tx.ledger.head(name)
@@ -45,8 +45,6 @@ def verify(
             f"TAMPERED (first bad entry {exc.seq}): {exc}",
         )
         raise typer.Exit(1) from exc
-    finally:
-        runtime.close()
     lines = [
         f"ok: {r.account}: {r.size} entries, head {r.head[:16]}…, "
         + (

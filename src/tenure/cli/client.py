@@ -27,7 +27,7 @@ from rich.console import Console
 from rich.table import Column, Table
 
 from tenure import __version__
-from tenure.cli.common import out
+from tenure.cli.common import Output, out
 from tenure.errors import TenureError
 from tenure.service.apikeys import BOOTSTRAP_FILE
 
@@ -248,6 +248,16 @@ def _json(response: httpx.Response) -> Any:
 def emit_json(data: Any) -> None:
     """One JSON document on stdout (``--output json``)."""
     sys.stdout.write(jsonlib.dumps(data, sort_keys=True) + "\n")
+
+
+def emit_answer(answer: Any, output: Output, lines: Callable[[], Sequence[str]]) -> None:
+    """The service's answer: as it came with ``--output json``, else the ``lines()`` made
+    of it, printed as they are (no markup, no highlighting). ``lines`` is called only
+    for text, so JSON output never depends on the fields the text reads."""
+    if output is Output.json:
+        emit_json(answer)
+        return
+    out.print("\n".join(lines()), highlight=False, markup=False)
 
 
 PIPE_WIDTH = 200

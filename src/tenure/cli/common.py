@@ -8,35 +8,11 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from enum import StrEnum
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-from tenure.app.runtime import Runtime
-from tenure.config import Settings
-
-DataDir = Annotated[
-    Path | None,
-    typer.Option(
-        "--data-dir",
-        help="Directory holding tenure.db, master.key and keys/ "
-        "(env TENURE_DATA_DIR; default ./var).",
-        show_default=False,
-    ),
-]
-DbUrl = Annotated[
-    str | None,
-    typer.Option(
-        "--db",
-        help="Database URL (sqlite:///path); overrides the data dir's tenure.db "
-        "(env TENURE_DATABASE_URL).",
-        show_default=False,
-    ),
-]
-Account = Annotated[str, typer.Option("--account", help="Account (tenant) to work on.")]
 
 
 class Output(StrEnum):
@@ -48,23 +24,6 @@ OutputOption = Annotated[Output, typer.Option("--output", "-o", help="Output for
 
 err = Console(stderr=True, soft_wrap=True)
 out = Console(soft_wrap=True)
-
-
-def settings(data_dir: Path | None, db: str | None, **extra: Any) -> Settings:
-    """Settings from the environment, overridden by the options given."""
-    overrides: dict[str, Any] = {k: v for k, v in extra.items() if v is not None}
-    if data_dir is not None:
-        overrides["data_dir"] = data_dir
-    if db is not None:
-        overrides["database_url"] = db
-    return Settings(**overrides)
-
-
-def open_local(data_dir: Path | None, db: str | None, *, migrate: bool = True) -> Runtime:
-    """The runtime over the store that ``--data-dir``/``--db`` (or the environment) name.
-    ``migrate=False`` for commands that only read or repair: they fail on a missing
-    database instead of creating one, and leave the schema as it is."""
-    return Runtime.open(settings(data_dir, db), migrate=migrate)
 
 
 def value_text(value: Any) -> str:

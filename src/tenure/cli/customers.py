@@ -7,17 +7,9 @@ from typing import Annotated, Any
 
 import typer
 
-from tenure.cli.client import ApiKeyOption, IdempotencyKeyOption, Remote, UrlOption, emit_json
-from tenure.cli.common import (
-    Account,
-    DataDir,
-    DbUrl,
-    Output,
-    OutputOption,
-    emit,
-    open_local,
-    out,
-)
+from tenure.cli.client import ApiKeyOption, IdempotencyKeyOption, Remote, UrlOption, emit_answer
+from tenure.cli.common import Output, OutputOption, emit
+from tenure.cli.local import Account, DataDir, DbUrl, open_local
 from tenure.domain.commands import EraseCustomer
 from tenure.domain.events import Actor
 from tenure.service.ledger import Submission
@@ -27,9 +19,10 @@ app = typer.Typer(help="Customers of the account.", no_args_is_help=True)
 
 
 def _print_customer(customer: dict[str, Any], headline: str, output: Output) -> None:
-    if output is Output.json:
-        emit_json(customer)
-        return
+    emit_answer(customer, output, lambda: _customer_lines(customer, headline))
+
+
+def _customer_lines(customer: dict[str, Any], headline: str) -> list[str]:
     # An erased customer's name and e-mail are gone for good (null in the API).
     gone = "erased" if customer.get("erased") else "-"
     lines = [
@@ -40,7 +33,7 @@ def _print_customer(customer: dict[str, Any], headline: str, output: Output) -> 
     ]
     if customer.get("erased"):
         lines.append("  ERASED: personal data destroyed")
-    out.print("\n".join(lines), highlight=False, markup=False)
+    return lines
 
 
 @app.command("create")
@@ -98,15 +91,12 @@ def erase(
     """Erase a customer's personal data (crypto-shredding): record customer.erased in
     the ledger, then destroy the customer's data key. Licenses keep working; the
     ledger still verifies. Works on the storage (stop nothing: the writer serializes)."""
-    runtime = open_local(data_dir, db)
     actor = Actor(f"cli:{getpass.getuser()}", "admin", "local")
-    try:
+    with open_local(data_dir, db) as runtime:
         assert runtime.personal is not None  # Runtime.open always sets it
         with runtime.ledger() as ledger:
             submission = Submission(account, EraseCustomer(customer_id), actor, reason=reason)
             result = erase_customer(ledger.execute, runtime.personal.datakeys, submission)
-    finally:
-        runtime.close()
     state = "already erased" if result["already"] else "erased"
     key = "key destroyed" if result["key_destroyed"] else "no key was left"
     emit(output, result, f"customer {customer_id} {state} ({key})")

@@ -9,8 +9,8 @@ from typing import Annotated
 import typer
 
 from tenure import __version__
-from tenure.app.runtime import Runtime
-from tenure.cli.common import DataDir, DbUrl, Output, OutputOption, emit, settings
+from tenure.cli.common import Output, OutputOption, emit
+from tenure.cli.local import DataDir, DbUrl, local_runtime, settings
 from tenure.config import Settings
 from tenure.durability import upgrades
 from tenure.durability.sites import open_sites
@@ -84,14 +84,13 @@ def upgrade(data_dir: DataDir = None, db: DbUrl = None, output: OutputOption = O
     taken: list[upgrades.SnapshotTaken] = []
     if before.current is not None:  # a database with a schema may hold events
         urls = _snapshot_sites(s)
-        runtime = Runtime.open(s, migrate=False)
-        try:
-            with tempfile.TemporaryDirectory(dir=s.data_dir, prefix=".upgrade-") as scratch:
-                taken = upgrades.snapshot_before_upgrade(
-                    s.database(), runtime.ledger_signer, open_sites(urls), Path(scratch)
-                )
-        finally:
-            runtime.close()
+        with (
+            local_runtime(s, migrate=False) as runtime,
+            tempfile.TemporaryDirectory(dir=s.data_dir, prefix=".upgrade-") as scratch,
+        ):
+            taken = upgrades.snapshot_before_upgrade(
+                s.database(), runtime.ledger_signer, open_sites(urls), Path(scratch)
+            )
     upgrades.apply_upgrade(s.database())
     lines = [
         f"snapshot of {t.account} at {t.size} events: {t.path} (to {', '.join(urls)})"

@@ -7,16 +7,8 @@ from typing import Annotated
 
 import typer
 
-from tenure.cli.common import (
-    Account,
-    DataDir,
-    DbUrl,
-    Output,
-    OutputOption,
-    emit,
-    open_local,
-    progress_bar,
-)
+from tenure.cli.common import Output, OutputOption, emit, progress_bar
+from tenure.cli.local import Account, DataDir, DbUrl, open_local
 from tenure.errors import Conflict
 from tenure.service.demo import demo_license_keys, seed_demo
 from tenure.service.replay import digest_of
@@ -38,18 +30,20 @@ def seed(
     """Fill an empty account with a realistic, deterministic workload (catalog, customers,
     licenses and their lifecycle) through the normal command path. Demo license keys are
     derived from the seed: never seed a production account."""
-    runtime = open_local(data_dir, db)
-    with runtime.store.read() as tx:
-        head = tx.ledger.head(account)
-    if head is not None and head.size:
-        raise Conflict(f"account {account} already has {head.size} events; seed an empty account")
-    ledger = runtime.ledger(
-        random_bytes=random.Random(seed_value).randbytes,  # noqa: S311 - deterministic demo ids
-        license_key_hash=demo_license_keys(seed_value).key_hash,
-    )
-    with ledger, progress_bar("seeding", events) as update:
-        report = seed_demo(ledger, events, seed_value, account, progress=update)
-    final = digest_of(runtime.store, account)
+    with open_local(data_dir, db) as runtime:
+        with runtime.store.read() as tx:
+            head = tx.ledger.head(account)
+        if head is not None and head.size:
+            raise Conflict(
+                f"account {account} already has {head.size} events; seed an empty account"
+            )
+        ledger = runtime.ledger(
+            random_bytes=random.Random(seed_value).randbytes,  # noqa: S311 - deterministic demo ids
+            license_key_hash=demo_license_keys(seed_value).key_hash,
+        )
+        with ledger, progress_bar("seeding", events) as update:
+            report = seed_demo(ledger, events, seed_value, account, progress=update)
+        final = digest_of(runtime.store, account)
     emit(
         output,
         {"account": account, "events": report.events, "size": final.size, "digest": final.digest},

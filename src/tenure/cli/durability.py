@@ -10,17 +10,8 @@ from typing import Annotated
 import typer
 
 from tenure.app.runtime import Runtime, key_stores
-from tenure.cli.common import (
-    Account,
-    DataDir,
-    DbUrl,
-    Output,
-    OutputOption,
-    emit,
-    progress_bar,
-    root_text,
-    settings,
-)
+from tenure.cli.common import Output, OutputOption, emit, progress_bar, root_text
+from tenure.cli.local import Account, DataDir, DbUrl, local_runtime, settings
 from tenure.config import Settings
 from tenure.crypto.keystore import load_master_key
 from tenure.domain.commands import RecordRestore, StartEpoch
@@ -104,11 +95,8 @@ def ship(
     """Ship every account's events that a site lacks, once (the service does this
     continuously when TENURE_SITES is set)."""
     s = settings(data_dir, db)
-    runtime = Runtime.open(s, migrate=False)
-    try:
+    with local_runtime(s, migrate=False) as runtime:
         report = Shipper(runtime.store, _sites(s, site), signer=runtime.ledger_signer).ship_once()
-    finally:
-        runtime.close()
     lines = [f"{url}: {n} events shipped" for url, n in report.shipped.items()]
     emit(output, {"shipped": report.shipped, "behind": report.behind}, "\n".join(lines))
 
@@ -125,13 +113,10 @@ def create(
     it to every site."""
     s = settings(data_dir, db)
     sites = _sites(s, site)
-    runtime = Runtime.open(s, migrate=False)
-    try:
+    with local_runtime(s, migrate=False) as runtime:
         origin, signer = runtime.ledger_signer(account)
         snapshot = snapshots.take(runtime.store, account, origin, signer)
         path = snapshots.publish(snapshot, signer, sites)
-    finally:
-        runtime.close()
     emit(
         output,
         {"path": path, "size": snapshot.size, "digest": snapshot.digest},
@@ -308,14 +293,11 @@ def _record(
 ) -> None:
     """Append the restore's record through the writer of the restored store (which
     refuses if the store is behind a checkpoint it once signed), and sign it."""
-    restored = Runtime.open(s.model_copy(update={"database_url": into}))
     actor = Actor(f"cli:{getpass.getuser()}", "restorer", "local")
-    try:
-        with restored.ledger() as ledger:
-            ledger.execute(Submission(account, command, actor, reason=reason))
-            ledger.execute(SignRequest(account))
-    finally:
-        restored.close()
+    into_settings = s.model_copy(update={"database_url": into})
+    with local_runtime(into_settings) as restored, restored.ledger() as ledger:
+        ledger.execute(Submission(account, command, actor, reason=reason))
+        ledger.execute(SignRequest(account))
 
 
 def drill(
@@ -335,12 +317,9 @@ def drill(
     s = settings(data_dir, db)
     where = open_site(site) if site else _sites(s, None)[0]
     verifiers = _verifiers(s, account, key, where)
-    runtime = Runtime.open(s, migrate=False)
-    try:
+    with local_runtime(s, migrate=False) as runtime:
         report = run_drill(runtime.store, where, account, verifiers)
         _audit_drill(runtime, report)
-    finally:
-        runtime.close()
     verdict = "PASSED" if report.passed else "FAILED"
     emit(
         output,

@@ -8,16 +8,8 @@ from typing import Annotated
 
 import typer
 
-from tenure.cli.common import (
-    Account,
-    DataDir,
-    DbUrl,
-    Output,
-    OutputOption,
-    emit,
-    open_local,
-    progress_bar,
-)
+from tenure.cli.common import Output, OutputOption, emit, progress_bar
+from tenure.cli.local import Account, DataDir, DbUrl, open_local
 from tenure.errors import InvalidInput
 from tenure.service.legacy_import import Format, ImportReport, import_rows, parse_rows
 
@@ -82,12 +74,12 @@ def import_licenses(
     except OSError as exc:
         raise InvalidInput(f"cannot read {file}: {exc.strerror or exc}", field="file") from None
     parsed = parse_rows(chosen, data)
-    runtime = open_local(data_dir, db)
-    try:
-        with runtime.ledger() as ledger, progress_bar("importing", len(parsed)) as update:
-            report = import_rows(ledger, runtime.store, account, system, parsed, progress=update)
-    finally:
-        runtime.close()
+    with (
+        open_local(data_dir, db) as runtime,
+        runtime.ledger() as ledger,
+        progress_bar("importing", len(parsed)) as update,
+    ):
+        report = import_rows(ledger, runtime.store, account, system, parsed, progress=update)
     emit(output, report.to_json(), _summary(report))
     if report.errors:
         raise typer.Exit(1)

@@ -7,8 +7,8 @@ from typing import Any
 import typer
 
 from tenure.cli.approvals import print_approval_requested
-from tenure.cli.client import ApiKeyOption, Remote, UrlOption, emit_json, emit_listing, unwrapped
-from tenure.cli.common import Output, OutputOption, out
+from tenure.cli.client import ApiKeyOption, Remote, UrlOption, emit_answer, emit_listing, unwrapped
+from tenure.cli.common import Output, OutputOption
 from tenure.cli.tokens import show_value
 
 app = typer.Typer(
@@ -69,12 +69,12 @@ def rotate(
     if status == 202:
         print_approval_requested(rotated, output)
         return
-    if output is Output.json:
-        emit_json(rotated)
-        return
-    lines = [
-        f"rotated: the signing key is now {rotated.get('kid')}",
-        f"  created  {show_value(rotated.get('created_at'))}",
-        "(the previous key stays published until every token it signed has expired)",
-    ]
-    out.print("\n".join(lines), highlight=False, markup=False)
+    emit_answer(
+        rotated,
+        output,
+        lambda: [
+            f"rotated: the signing key is now {rotated.get('kid')}",
+            f"  created  {show_value(rotated.get('created_at'))}",
+            "(the previous key stays published until every token it signed has expired)",
+        ],
+    )

@@ -8,17 +8,8 @@ from typing import Annotated
 import typer
 
 from tenure.app.runtime import Runtime
-from tenure.cli.common import (
-    Account,
-    DataDir,
-    DbUrl,
-    Output,
-    OutputOption,
-    emit,
-    open_local,
-    progress_bar,
-    root_text,
-)
+from tenure.cli.common import Output, OutputOption, emit, progress_bar, root_text
+from tenure.cli.local import Account, DataDir, DbUrl, open_local
 from tenure.errors import LedgerTampered
 from tenure.service import queries
 from tenure.service.ledger import SignRequest
@@ -43,21 +34,21 @@ def verify(
 ) -> None:
     """Recompute every leaf hash and the tree from the stored events, check every stored
     checkpoint's signature and consistency; on tampering, name the first bad seq and exit 1."""
-    runtime = open_local(data_dir, db, migrate=False)
-    try:
-        # The head alone sizes the progress bar, read like every other row: as hostile.
-        with runtime.store.read() as tx:
-            head = tx.ledger.head(account)
-        with progress_bar("verifying", head.size if head else 0) as update:
-            report = verify_ledger(runtime.store, account, runtime.sidecar, key or (), update)
-    except LedgerTampered as exc:
-        where = f"first bad seq {exc.seq}" if exc.seq is not None else "seq unknown"
-        emit(
-            output,
-            {"ok": False, "seq": exc.seq, "error": exc.message},
-            f"TAMPERED ({where}): {exc}",
-        )
-        raise typer.Exit(1) from exc
+    with open_local(data_dir, db, migrate=False) as runtime:
+        try:
+            # The head alone sizes the progress bar, read like every other row: as hostile.
+            with runtime.store.read() as tx:
+                head = tx.ledger.head(account)
+            with progress_bar("verifying", head.size if head else 0) as update:
+                report = verify_ledger(runtime.store, account, runtime.sidecar, key or (), update)
+        except LedgerTampered as exc:
+            where = f"first bad seq {exc.seq}" if exc.seq is not None else "seq unknown"
+            emit(
+                output,
+                {"ok": False, "seq": exc.seq, "error": exc.message},
+                f"TAMPERED ({where}): {exc}",
+            )
+            raise typer.Exit(1) from exc
     root = root_text(report.root)
     emit(
         output,
@@ -79,11 +70,12 @@ def checkpoint(
     ] = None,
 ) -> None:
     """Print the latest signed checkpoint (C2SP signed note)."""
-    runtime = open_local(data_dir, db)
-    if sign:
-        with runtime.ledger() as ledger:
-            ledger.execute(SignRequest(account))
-    sys.stdout.write(queries.checkpoint_note(runtime.store, account, size))
+    with open_local(data_dir, db) as runtime:
+        if sign:
+            with runtime.ledger() as ledger:
+                ledger.execute(SignRequest(account))
+        note = queries.checkpoint_note(runtime.store, account, size)
+    sys.stdout.write(note)
 
 
 @app.command("key")
@@ -98,8 +90,8 @@ def key(
     The same lines as GET /v1/ledger/key: what auditors pin, and what an application
     ships as LicenseClient(..., ledger_key=...). Fails while the ledger has no key yet.
     """
-    runtime = open_local(data_dir, db, migrate=False)
-    keys = queries.verifier_keys(runtime.store, account)
+    with open_local(data_dir, db, migrate=False) as runtime:
+        keys = queries.verifier_keys(runtime.store, account)
     if output is Output.json:
         emit(output, {"keys": keys}, "")
     else:  # written as is: a console would wrap a long key, and a pasted key must not break
@@ -118,9 +110,9 @@ def inclusion(
     output: OutputOption = Output.json,
 ) -> None:
     """Inclusion proof of event SEQ (same JSON as GET /v1/ledger/proof/inclusion)."""
-    runtime = open_local(data_dir, db, migrate=False)
-    tree = size if size is not None else _latest_size(runtime, account)
-    result = queries.inclusion(runtime.store, account, seq, tree)
+    with open_local(data_dir, db, migrate=False) as runtime:
+        tree = size if size is not None else _latest_size(runtime, account)
+        result = queries.inclusion(runtime.store, account, seq, tree)
     emit(output, result, "\n".join(result["proof"]))
 
 
@@ -134,8 +126,8 @@ def consistency(
     output: OutputOption = Output.json,
 ) -> None:
     """Consistency proof between two tree sizes (same JSON as the API)."""
-    runtime = open_local(data_dir, db, migrate=False)
-    result = queries.consistency(runtime.store, account, old, new)
+    with open_local(data_dir, db, migrate=False) as runtime:
+        result = queries.consistency(runtime.store, account, old, new)
     emit(output, result, "\n".join(result["proof"]))
 
 
@@ -147,8 +139,7 @@ def export(
     start: Annotated[int, typer.Option(min=0, help="First seq.")] = 0,
 ) -> None:
     """Write the ledger's leaves, one canonical JSON event per line, to stdout."""
-    runtime = open_local(data_dir, db, migrate=False)
-    with runtime.store.read() as tx:
+    with open_local(data_dir, db, migrate=False) as runtime, runtime.store.read() as tx:
         for _, leaf in tx.ledger.leaves(account, start):
             sys.stdout.buffer.write(leaf + b"\n")
 

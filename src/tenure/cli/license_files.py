@@ -17,8 +17,8 @@ from urllib.parse import quote
 
 import typer
 
-from tenure.cli.client import ApiKeyOption, Remote, UrlOption, emit_json
-from tenure.cli.common import Output, OutputOption, out
+from tenure.cli.client import ApiKeyOption, Remote, UrlOption, emit_answer
+from tenure.cli.common import Output, OutputOption
 from tenure.cli.tokens import (
     FormatOption,
     KeysetOption,
@@ -209,10 +209,11 @@ def verify(
         "jti": claims.get("jti"),
         "claims": claims,
     }
-    if output is Output.json:
-        emit_json(summary)
-        return
-    lines = [
+    emit_answer(summary, output, lambda: _summary_lines(summary, claims))
+
+
+def _summary_lines(summary: dict[str, Any], claims: dict[str, Any]) -> list[str]:
+    return [
         f"valid license file {show_value(claims.get('jti'))}",
         f"  serial        {show_value(summary['serial'])}",
         f"  product       {show_value(summary['product'])}",
@@ -223,4 +224,3 @@ def verify(
         f"  activation    {show_value(summary['activation'])}",
         f"  issuer        {show_value(claims.get('iss'))}",
     ]
-    out.print("\n".join(lines), highlight=False, markup=False)

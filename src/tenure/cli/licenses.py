@@ -12,11 +12,11 @@ from tenure.cli.client import (
     IdempotencyKeyOption,
     Remote,
     UrlOption,
-    emit_json,
+    emit_answer,
     emit_listing,
     unwrapped,
 )
-from tenure.cli.common import Output, OutputOption, out, value_text
+from tenure.cli.common import Output, OutputOption, value_text
 from tenure.errors import InvalidInput
 
 app = typer.Typer(help="License lifecycle: issue, inspect, change.", no_args_is_help=True)
@@ -80,13 +80,8 @@ def _license_lines(view: dict[str, Any]) -> list[str]:
 
 
 def _print_license(view: dict[str, Any], output: Output, headline: str | None = None) -> None:
-    if output is Output.json:
-        emit_json(view)
-        return
-    lines = _license_lines(view)
-    if headline is not None:
-        lines.insert(0, headline)
-    out.print("\n".join(lines), highlight=False, markup=False)
+    heading = [] if headline is None else [headline]
+    emit_answer(view, output, lambda: [*heading, *_license_lines(view)])
 
 
 def _act(
@@ -143,17 +138,17 @@ def issue(
     if plan_version is not None:
         body["plan_version"] = plan_version
     status, view = Remote(url, api_key).post("/v1/licenses", body, idempotency_key=idempotency_key)
-    if output is Output.json:
-        emit_json(view)
-        return
     verb = "issued" if status == 201 else "already issued for this order"
-    lines = [
-        f"{verb}: {view.get('serial')}",
-        f"KEY: {view.get('key')}",
-        "(the license key is shown now; give it to the customer's application)",
-        *_license_lines(view)[1:],
-    ]
-    out.print("\n".join(lines), highlight=False, markup=False)
+    emit_answer(
+        view,
+        output,
+        lambda: [
+            f"{verb}: {view.get('serial')}",
+            f"KEY: {view.get('key')}",
+            "(the license key is shown now; give it to the customer's application)",
+            *_license_lines(view)[1:],
+        ],
+    )
 
 
 @app.command("show")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -34,7 +35,8 @@ from tenure.cli import (
     tokens,
     webhooks,
 )
-from tenure.cli.common import DataDir, DbUrl, err
+from tenure.cli.common import err
+from tenure.cli.local import DataDir, DbUrl
 from tenure.crypto.files import PRIVATE_UMASK
 from tenure.domain.storable import text_problem
 from tenure.errors import TenureError
@@ -89,34 +91,42 @@ def serve(
     run_server(data_dir, db, host, port, workers, tls)
 
 
-app.add_typer(demo.app, name="demo")
-app.add_typer(state.app, name="state")
-app.add_typer(ledger.app, name="ledger")
-app.add_typer(db.app, name="db")
-app.add_typer(catalog.app, name="catalog")
-app.add_typer(customers.app, name="customer")
-app.add_typer(licenses.app, name="license")
-app.add_typer(accounts.app, name="account")
-app.add_typer(apikeys.app, name="apikey")
-app.add_typer(approvals.app, name="approval")
-app.add_typer(audit.app, name="audit")
-app.add_typer(activations.app, name="activation")
-app.add_typer(tokens.app, name="token")
-app.add_typer(keys.app, name="keys")
-app.add_typer(license_files.app, name="license-file")
-app.command("check")(check.check)
-app.command("import")(importing.import_licenses)
-app.command("ship")(durability.ship)
-app.command("restore")(durability.restore)
-app.command("drill")(durability.drill)
-app.add_typer(durability.snapshot_app, name="snapshot")
-app.add_typer(migrate.app, name="migrate")
-# --- Operations (docs/operations.md) ---
-app.add_typer(webhooks.app, name="webhook")
-app.add_typer(webhooks.notice_app, name="notice")
-app.add_typer(webhooks.alert_app, name="alert")
-app.command("reconcile")(reconcile.reconcile)
-app.add_typer(reconcile.drift_app, name="drift")
+# (name, sub-app or command): the order is the order of `tenure --help`.
+_NOUNS: tuple[tuple[str, typer.Typer | Callable[..., None]], ...] = (
+    ("demo", demo.app),
+    ("state", state.app),
+    ("ledger", ledger.app),
+    ("db", db.app),
+    ("catalog", catalog.app),
+    ("customer", customers.app),
+    ("license", licenses.app),
+    ("account", accounts.app),
+    ("apikey", apikeys.app),
+    ("approval", approvals.app),
+    ("audit", audit.app),
+    ("activation", activations.app),
+    ("token", tokens.app),
+    ("keys", keys.app),
+    ("license-file", license_files.app),
+    ("check", check.check),
+    ("import", importing.import_licenses),
+    ("ship", durability.ship),
+    ("restore", durability.restore),
+    ("drill", durability.drill),
+    ("snapshot", durability.snapshot_app),
+    ("migrate", migrate.app),
+    # --- Operations (docs/operations.md) ---
+    ("webhook", webhooks.app),
+    ("notice", webhooks.notice_app),
+    ("alert", webhooks.alert_app),
+    ("reconcile", reconcile.reconcile),
+    ("drift", reconcile.drift_app),
+)
+for _name, _noun in _NOUNS:
+    if isinstance(_noun, typer.Typer):
+        app.add_typer(_noun, name=_name)
+    else:
+        app.command(_name)(_noun)
 
 
 @app.command("version")

@@ -11,15 +11,8 @@ from typing import Annotated
 
 import typer
 
-from tenure.cli.common import (
-    DataDir,
-    Output,
-    OutputOption,
-    emit,
-    progress_bar,
-    root_text,
-    settings,
-)
+from tenure.cli.common import Output, OutputOption, emit, progress_bar, root_text
+from tenure.cli.local import DataDir, settings
 from tenure.config import MIGRATION_FILE
 from tenure.crypto.files import make_private_dir
 from tenure.durability import migration
@@ -162,23 +155,33 @@ def status(data_dir: DataDir = None, output: OutputOption = Output.text) -> None
     emit(output, data, "\n".join([*lines, f"next: {next_step}"]))
 
 
-@app.command(
+def _switch_command(name: str, help_text: str, phase: str, to: str, *, reverse: bool) -> None:
+    """Register ``tenure migrate NAME``: sync, prove and switch the data dir from phase
+    ``phase`` to ``to`` (towards the source when ``reverse``)."""
+
+    def command(data_dir: DataDir = None, output: OutputOption = Output.text) -> None:
+        _switch(data_dir, output, phase, to, reverse=reverse)
+
+    app.command(name, help=help_text)(command)
+
+
+_switch_command(
     "cutover",
-    help=f"Sync the last writes to the target, prove it equal (digest and "
+    f"Sync the last writes to the target, prove it equal (digest and "
     f"root), and switch the data dir to the target; the mirror then runs target → source. "
     f"{STOPPED}",
+    "dual-write",
+    "cutover",
+    reverse=False,
 )
-def cutover(data_dir: DataDir = None, output: OutputOption = Output.text) -> None:
-    _switch(data_dir, output, "dual-write", "cutover", reverse=False)
-
-
-@app.command(
+_switch_command(
     "rollback",
-    help=f"After a cutover: sync the writes made since to the source, "
+    f"After a cutover: sync the writes made since to the source, "
     f"prove it equal, and switch the data dir back to the source. {STOPPED}",
+    "cutover",
+    "rolled-back",
+    reverse=True,
 )
-def rollback(data_dir: DataDir = None, output: OutputOption = Output.text) -> None:
-    _switch(data_dir, output, "cutover", "rolled-back", reverse=True)
 
 
 @app.command(

@@ -37,7 +37,8 @@ from uvicorn.supervisors import Multiprocess
 
 from tenure.app.factory import create_app
 from tenure.app.runtime import Runtime
-from tenure.cli.common import out, settings
+from tenure.cli.common import out
+from tenure.cli.local import settings
 from tenure.config import Settings
 from tenure.crypto.files import PRIVATE_DIR, PRIVATE_FILE, wider_than_private
 from tenure.observability.logs import resolve_log_format, uvicorn_log_config

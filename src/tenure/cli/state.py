@@ -6,16 +6,8 @@ from typing import Annotated
 
 import typer
 
-from tenure.cli.common import (
-    Account,
-    DataDir,
-    DbUrl,
-    Output,
-    OutputOption,
-    emit,
-    open_local,
-    progress_bar,
-)
+from tenure.cli.common import Output, OutputOption, emit, progress_bar
+from tenure.cli.local import Account, DataDir, DbUrl, open_local
 from tenure.service.replay import digest_of, rebuild
 
 app = typer.Typer(
@@ -31,8 +23,8 @@ def digest(
     output: OutputOption = Output.text,
 ) -> None:
     """Print the state digest and the ledger size it corresponds to."""
-    runtime = open_local(data_dir, db, migrate=False)
-    report = digest_of(runtime.store, account)
+    with open_local(data_dir, db, migrate=False) as runtime:
+        report = digest_of(runtime.store, account)
     emit(
         output,
         {"account": account, "size": report.size, "digest": report.digest},
@@ -52,10 +44,10 @@ def rebuild_command(
     output: OutputOption = Output.text,
 ) -> None:
     """Drop the projection, replay the whole ledger, and fail loudly if the digest changes."""
-    runtime = open_local(data_dir, db, migrate=False)
-    size = digest_of(runtime.store, account).size
-    with progress_bar("replaying", size) as update:
-        report = rebuild(runtime.store, account, progress=update, accept_change=accept_change)
+    with open_local(data_dir, db, migrate=False) as runtime:
+        size = digest_of(runtime.store, account).size
+        with progress_bar("replaying", size) as update:
+            report = rebuild(runtime.store, account, progress=update, accept_change=accept_change)
     verdict = "digest changed (accepted)" if report.changed else "digest unchanged"
     emit(
         output,

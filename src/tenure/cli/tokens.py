@@ -32,6 +32,7 @@ from tenure.cli.client import (
     ApiKeyOption,
     Remote,
     UrlOption,
+    emit_answer,
     emit_json,
     error_of,
     service_trust,
@@ -348,13 +349,10 @@ def revoke(
     """
     path = f"/v1/licenses/{quote(serial, safe='')}/tokens/{quote(jti, safe='')}/revoke"
     _, answer = Remote(url, api_key).post(path, {"reason": reason})
-    if output is Output.json:
-        emit_json(answer)
-        return
-    out.print(
-        f"revoked token {answer.get('jti', jti)} of {answer.get('serial', serial)}",
-        highlight=False,
-        markup=False,
+    emit_answer(
+        answer,
+        output,
+        lambda: [f"revoked token {answer.get('jti', jti)} of {answer.get('serial', serial)}"],
     )
 
 
@@ -427,14 +425,15 @@ def verify(
         _check_binding(claims, trusted, serial, fingerprint)
     except TokenRejected as exc:
         reject(exc)
-    if output is Output.json:
-        emit_json(claims)
-        return
+    emit_answer(claims, output, lambda: _claim_lines(claims))
+
+
+def _claim_lines(claims: dict[str, Any]) -> list[str]:
     lines = [f"valid: token {show_value(claims.get('jti'))} of {show_value(claims.get('sub'))}"]
     for name, value in claims.items():
         shown = show_time(value) if name in ("iat", "nbf", "exp") else show_value(value)
         lines.append(f"  {name:<5} {shown}")
-    out.print("\n".join(lines), highlight=False, markup=False)
+    return lines
 
 
 def _check_binding(

@@ -8,8 +8,8 @@ from typing import Annotated, Any
 
 import typer
 
-from tenure.cli.client import ApiKeyOption, Remote, UrlOption, emit_json, emit_listing
-from tenure.cli.common import Output, OutputOption, out
+from tenure.cli.client import ApiKeyOption, Remote, UrlOption, emit_answer, emit_listing
+from tenure.cli.common import Output, OutputOption
 
 app = typer.Typer(
     help="Webhook subscriptions: add, list, remove, and their deliveries.",
@@ -47,17 +47,17 @@ def add(
     """Subscribe URL to events; prints the signing secret, shown only this once."""
     body = {"url": url, "events": event or ["*"], "description": description}
     _, made = Remote(api_url, api_key).post("/v1/webhooks", body)
-    if output is Output.json:
-        emit_json(made)
-        return
-    lines = [
-        f"webhook: {made['id']}",
-        f"url:     {made['url']}",
-        f"events:  {', '.join(made['events'])}",
-        f"secret:  {made['secret']}",
-        "The secret is shown only now: store it where the receiver verifies signatures.",
-    ]
-    out.print("\n".join(lines), markup=False, highlight=False)
+    emit_answer(
+        made,
+        output,
+        lambda: [
+            f"webhook: {made['id']}",
+            f"url:     {made['url']}",
+            f"events:  {', '.join(made['events'])}",
+            f"secret:  {made['secret']}",
+            "The secret is shown only now: store it where the receiver verifies signatures.",
+        ],
+    )
 
 
 @app.command("list")
@@ -89,10 +89,7 @@ def remove(
 ) -> None:
     """Remove a subscription and its deliveries."""
     answer = Remote(url, api_key).delete(f"/v1/webhooks/{webhook}")
-    if output is Output.json:
-        emit_json(answer)
-        return
-    out.print(f"{webhook} removed", markup=False, highlight=False)
+    emit_answer(answer, output, lambda: [f"{webhook} removed"])
 
 
 def _set_enabled(name: str, enabled: bool, doc: str) -> None:
@@ -109,11 +106,11 @@ def _set_enabled(name: str, enabled: bool, doc: str) -> None:
             .request("PATCH", f"/v1/webhooks/{webhook}", json={"enabled": enabled})
             .json()
         )
-        if output is Output.json:
-            emit_json(answer)
-            return
-        state = "enabled" if answer["enabled"] else "disabled"
-        out.print(f"{webhook} {state}", markup=False, highlight=False)
+        emit_answer(
+            answer,
+            output,
+            lambda: [f"{webhook} {'enabled' if answer['enabled'] else 'disabled'}"],
+        )
 
     command.__doc__ = doc
     app.command(name)(command)
@@ -145,10 +142,7 @@ def deliveries(
     remote = Remote(url, api_key)
     if retry is not None:
         _, answer = remote.post(f"/v1/webhooks/{webhook}/deliveries/{retry}/retry")
-        if output is Output.json:
-            emit_json(answer)
-        else:
-            out.print(f"{retry} is {answer['status']} again", markup=False, highlight=False)
+        emit_answer(answer, output, lambda: [f"{retry} is {answer['status']} again"])
         return
     listing = remote.get(
         f"/v1/webhooks/{webhook}/deliveries", params={"status": status, "limit": limit}

@@ -1,0 +1,65 @@
+"""What the commands that work on the local storage share: the options naming it
+(``--data-dir``, ``--db``, ``--account``), the settings they make, and the runtime over
+it, opened for one command and closed when it is done."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from tenure.app.runtime import Runtime
+from tenure.config import Settings
+
+DataDir = Annotated[
+    Path | None,
+    typer.Option(
+        "--data-dir",
+        help="Directory holding tenure.db, master.key and keys/ "
+        "(env TENURE_DATA_DIR; default ./var).",
+        show_default=False,
+    ),
+]
+DbUrl = Annotated[
+    str | None,
+    typer.Option(
+        "--db",
+        help="Database URL (sqlite:///path); overrides the data dir's tenure.db "
+        "(env TENURE_DATABASE_URL).",
+        show_default=False,
+    ),
+]
+Account = Annotated[str, typer.Option("--account", help="Account (tenant) to work on.")]
+
+
+def settings(data_dir: Path | None, db: str | None, **extra: Any) -> Settings:
+    """Settings from the environment, overridden by the options given."""
+    overrides: dict[str, Any] = {k: v for k, v in extra.items() if v is not None}
+    if data_dir is not None:
+        overrides["data_dir"] = data_dir
+    if db is not None:
+        overrides["database_url"] = db
+    return Settings(**overrides)
+
+
+@contextmanager
+def local_runtime(s: Settings, *, migrate: bool = True) -> Iterator[Runtime]:
+    """The runtime over the store ``s`` names, closed when the block ends, also when it
+    fails. ``migrate=False`` for commands that only read or repair: they fail on a
+    missing database instead of creating one, and leave the schema as it is."""
+    runtime = Runtime.open(s, migrate=migrate)
+    try:
+        yield runtime
+    finally:
+        runtime.close()
+
+
+def open_local(
+    data_dir: Path | None, db: str | None, *, migrate: bool = True
+) -> AbstractContextManager[Runtime]:
+    """``local_runtime`` over the store that ``--data-dir``/``--db`` (or the environment)
+    name."""
+    return local_runtime(settings(data_dir, db), migrate=migrate)
