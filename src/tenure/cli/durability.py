@@ -18,13 +18,12 @@ from tenure.domain.commands import RecordRestore, StartEpoch
 from tenure.domain.events import Actor
 from tenure.durability import epochs, snapshots
 from tenure.durability import restore as restoring
-from tenure.durability.drill import DrillReport, run_drill
+from tenure.durability.drill import DrillReport, drill_entry, run_drill
 from tenure.durability.shipping import Shipper
 from tenure.durability.sites import Site, open_site, open_sites
 from tenure.errors import ConfigurationError, InvalidInput
 from tenure.ledger.note import NoteVerifier
 from tenure.service import audit
-from tenure.service.audit import AuditEntry
 from tenure.service.ledger import SignRequest, Submission
 from tenure.store.databases import open_store
 
@@ -337,17 +336,8 @@ def drill(
 
 
 def _audit_drill(runtime: Runtime, report: DrillReport) -> None:
-    entry = AuditEntry(
-        report.account,
-        f"cli:{getpass.getuser()}",
-        "restorer",
-        "local",
-        "drill",
-        "allowed" if report.passed else "denied",
-        "passed" if report.passed else "failed",
-        target=report.site,
-        detail={"rto_ms": round(report.rto_seconds * 1000), "rpo_events": report.rpo_events},
-    )
+    detail = {"rto_ms": round(report.rto_seconds * 1000), "rpo_events": report.rpo_events}
+    entry = drill_entry(report, f"cli:{getpass.getuser()}", "local", detail)
     with runtime.store.write() as tx:
         audit.append(tx.audit, [entry], report.at)
 
