@@ -25,14 +25,7 @@ from tenure.api.auditing import mark_audited, submit_audited
 from tenure.api.auth import API_KEY_OR_LICENSE, CheckCaller, key_or_license, require
 from tenure.api.bodies import documented, parse_body
 from tenure.api.problems import problem_responses
-from tenure.api.schemas import (
-    NEEDS_APPROVAL,
-    IssuedLicenseFile,
-    KeyList,
-    KeySet,
-    MintedToken,
-    answers,
-)
+from tenure.api.schemas import NEEDS_APPROVAL, answers
 from tenure.config import Settings
 from tenure.crypto import jws
 from tenure.domain.activations import (
@@ -43,12 +36,19 @@ from tenure.domain.activations import (
     fingerprint_hash,
 )
 from tenure.domain.events import Actor, Serial, TokenId
-from tenure.domain.timefmt import format_time, parse_duration
+from tenure.domain.timefmt import parse_duration
 from tenure.errors import NotFound
 from tenure.service.apikeys import Principal
 from tenure.service.audit import AuditEntry
+from tenure.service.keyring import KeyList
 from tenure.service.ledger import SignRequest, Submission
-from tenure.service.tokens import Minted, NotActivated
+from tenure.service.tokens import (
+    IssuedLicenseFile,
+    Minted,
+    MintedToken,
+    NotActivated,
+    issued_license_file,
+)
 
 router = APIRouter(tags=["tokens"])
 Minter = Annotated[CheckCaller, Depends(key_or_license("token.mint"))]
@@ -191,12 +191,12 @@ async def refresh_token(request: Request, caller: Minter) -> JSONResponse:
     "/.well-known/jwks.json",
     tags=["tokens"],
     response_model=None,
-    responses={**answers(KeySet, "The key set"), **problem_responses(400)},
+    responses={**answers(jws.KeySet, "The key set"), **problem_responses(400)},
 )
 def get_jwks(
     request: Request,
     account: Annotated[str, Query(pattern=r"^[a-z0-9][a-z0-9-]{1,62}$")] = "default",
-) -> dict[str, Any]:
+) -> jws.KeySet:
     """The RFC 7517 key set that verifies the account's tokens, revocation lists and
     license files: the current key and retired keys whose tokens may still be valid.
     Public; an account without keys has an empty set."""
@@ -290,7 +290,7 @@ async def revoke_token(
     response_model=None,
     responses={**answers(KeyList, "The account's signing keys"), **problem_responses(401, 403)},
 )
-def list_keys(request: Request, caller: KeyManager) -> dict[str, Any]:
+def list_keys(request: Request, caller: KeyManager) -> KeyList:
     """The account's token signing keys, newest first: ``{"keys": [{"kid",
     "public_key", "created_at", "retired_at", "publish_until"}]}``."""
     return {"keys": request.app.state.runtime.keyring().listing(caller.account)}
@@ -366,15 +366,7 @@ async def issue_license_file(request: Request, caller: Issuer, serial: Serial) -
         detail=detail,
     )
     await request.app.state.audit.record([entry])
-    expires_at = format_time(datetime.fromtimestamp(claims["exp"], UTC))
-    answer = {
-        "license_file": text,
-        "expires_at": expires_at,
-        "jti": claims["jti"],
-        "activation": claims["act"],
-        "encrypted": body.encrypt,
-    }
-    return JSONResponse(answer, status_code=201)
+    return JSONResponse(issued_license_file(text, claims, body.encrypt), status_code=201)
 
 
 PERPETUAL_FILE_LIFETIME = timedelta(days=365)
