@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -47,7 +47,9 @@ from tenure.service.tokens import (
     Minted,
     MintedToken,
     NotActivated,
+    RevokedToken,
     issued_license_file,
+    revoked_token,
 )
 
 router = APIRouter(tags=["tokens"])
@@ -266,12 +268,15 @@ async def get_revocations(
 @router.post(
     "/v1/licenses/{serial}/tokens/{jti}/revoke",
     response_model=None,
-    responses=problem_responses(400, 401, 403, 404, 503),
+    responses={
+        **answers(RevokedToken, "The token is on the revocation list"),
+        **problem_responses(400, 401, 403, 404, 503),
+    },
     openapi_extra=documented(RevokeIn),
 )
 async def revoke_token(
     request: Request, caller: Changer, serial: Serial, jti: TokenId
-) -> dict[str, Any]:
+) -> RevokedToken:
     """Put token ``jti`` of license ``serial`` on the revocation list ``{"reason"}``
     → ``{"serial", "jti", "revoked": true}`` (again: unchanged)."""
     body = await parse_body(request, RevokeIn, MAX_BODY_BYTES)
@@ -282,7 +287,7 @@ async def revoke_token(
         reason=body.reason,
     )
     outcome = await submit_audited(request, submission)
-    return outcome.result
+    return revoked_token(outcome.result)
 
 
 @router.get(

@@ -15,16 +15,15 @@ import base64
 import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
-from pydantic import Field
 from typing_extensions import TypedDict
 
 from tenure.canonical import canonical_json
-from tenure.domain.answers import Hex64, closed
+from tenure.domain.answers import closed
 from tenure.domain.commands import Command, Context, Decision, Draft, require_row
 from tenure.domain.decisions import license_status
-from tenure.domain.events import Serial, Time
+from tenure.domain.events import ActivationId, Hex64, Serial, Time
 from tenure.domain.projector import effective_entitlements
 from tenure.domain.state import Row, StateView
 from tenure.domain.timefmt import format_time, parse_duration, parse_time
@@ -69,7 +68,7 @@ def holds_seat(lease_expires_at: str | None, now: datetime) -> bool:
 class Activation(TypedDict):
     """An activation as the API answers it (``activation_view``)."""
 
-    id: Annotated[str, Field(pattern=r"^act_[a-z2-7]{26}$")]
+    id: ActivationId
     serial: Serial
     fingerprint_hash: Hex64
     mode: Literal["floating", "node-locked"]

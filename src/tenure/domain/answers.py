@@ -17,7 +17,6 @@ from typing import Annotated
 
 from pydantic import ConfigDict, Field, with_config
 
-Hex64 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 Base64 = Annotated[str, Field(pattern=r"^[A-Za-z0-9+/]*={0,2}$")]
 NonNegative = Annotated[int, Field(ge=0)]
 

@@ -384,7 +384,7 @@ class ActorJson(TypedDict):
 class EventJson(TypedDict):
     """A ledger event envelope (``Event.to_json``); its leaf is this, RFC 8785 encoded."""
 
-    id: Annotated[str, Field(pattern=r"^evt_[0-9a-f]{32}$")]
+    id: EventId
     account: str
     seq: NonNegative
     type: str

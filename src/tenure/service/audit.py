@@ -32,8 +32,8 @@ from pydantic import Field
 from typing_extensions import TypedDict
 
 from tenure.canonical import canonical_json
-from tenure.domain.answers import Hex64, NonNegative, closed
-from tenure.domain.events import Time
+from tenure.domain.answers import NonNegative, closed
+from tenure.domain.events import Hex64, Time
 from tenure.domain.storable import first_unstorable, text_problem
 from tenure.errors import AuditTampered, InvalidInput
 from tenure.store.audit import AuditFilter as AuditFilter

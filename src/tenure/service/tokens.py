@@ -13,10 +13,9 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any
+from typing import Any, Literal
 
 import orjson
-from pydantic import Field
 from typing_extensions import TypedDict
 
 from tenure.crypto import jws, license_file
@@ -29,7 +28,7 @@ from tenure.domain.activations import (
 )
 from tenure.domain.answers import closed
 from tenure.domain.decisions import Status, license_status
-from tenure.domain.events import Time
+from tenure.domain.events import ActivationId, Serial, Time, TokenId
 from tenure.domain.projector import effective_entitlements
 from tenure.domain.state import Row
 from tenure.domain.timefmt import format_time, parse_duration, parse_time
@@ -73,10 +72,6 @@ class _State:
     checkpoint: StoredCheckpoint | None
 
 
-TokenId = Annotated[str, Field(pattern=r"^tok_[a-z2-7]{26}$")]
-ActivationId = Annotated[str, Field(pattern=r"^act_[a-z2-7]{26}$")]
-
-
 @closed
 class MintedToken(TypedDict):
     """A minted offline token (``Minted.answer``)."""
@@ -109,6 +104,21 @@ def issued_license_file(text: str, claims: dict[str, Any], encrypted: bool) -> I
         "activation": claims["act"],
         "encrypted": encrypted,
     }
+
+
+@closed
+class RevokedToken(TypedDict):
+    """A token on the revocation list (``revoked_token``)."""
+
+    serial: Serial
+    jti: TokenId
+    revoked: Literal[True]
+
+
+def revoked_token(result: dict[str, Any]) -> RevokedToken:
+    """The answer of ``POST /v1/licenses/{serial}/tokens/{jti}/revoke``: the
+    ``RevokeToken`` command's ``result``."""
+    return {"serial": result["serial"], "jti": result["jti"], "revoked": True}
 
 
 @dataclass(frozen=True)
