@@ -21,9 +21,11 @@ from tenure.api.auditing import submit_audited
 from tenure.api.auth import API_KEY_OR_LICENSE, CheckCaller, key_or_license
 from tenure.api.bodies import documented, parse_body
 from tenure.api.problems import problem_responses
-from tenure.api.schemas import Activation, ActivationList, answers
+from tenure.api.schemas import answers
 from tenure.domain.activations import (
     ActivateDevice,
+    Activation,
+    ActivationList,
     DeactivateDevice,
     RenewLease,
     activation_view,
@@ -61,7 +63,7 @@ async def _submit(request: Request, caller: CheckCaller, command: Command) -> Ou
     return await submit_audited(request, Submission.by(caller.principal, command))
 
 
-def _answer(result: dict[str, Any]) -> dict[str, Any]:
+def _answer(result: dict[str, Any]) -> Activation:
     row = {**result, "status": result.get("status", "active")}
     return activation_view(row, _now())
 
@@ -109,7 +111,7 @@ async def activate_device(request: Request, caller: Manager, serial: str) -> JSO
     responses={**answers(Activation, "The activation"), **problem_responses(404, 409, 503)},
     openapi_extra=API_KEY_OR_LICENSE,
 )
-async def renew_lease(request: Request, caller: Manager, activation: str) -> dict[str, Any]:
+async def renew_lease(request: Request, caller: Manager, activation: str) -> Activation:
     """Renew a floating lease (node-locked activations answer unchanged) → the
     activation. 409 when it was deactivated, when its lease ended and its seat was
     taken meanwhile (``seat_limit``), or when the license is no longer usable."""
@@ -124,7 +126,7 @@ async def renew_lease(request: Request, caller: Manager, activation: str) -> dic
     responses={**answers(Activation, "The deactivated activation"), **problem_responses(404, 503)},
     openapi_extra=API_KEY_OR_LICENSE,
 )
-async def deactivate_device(request: Request, caller: Manager, activation: str) -> dict[str, Any]:
+async def deactivate_device(request: Request, caller: Manager, activation: str) -> Activation:
     """Deactivate and free the seat → the activation, ``status: deactivated``
     (again: unchanged)."""
     await _own_activation(request, caller, activation)
@@ -138,7 +140,7 @@ async def deactivate_device(request: Request, caller: Manager, activation: str) 
     responses={**answers(ActivationList, "The license's activations"), **problem_responses(404)},
     openapi_extra=API_KEY_OR_LICENSE,
 )
-async def list_activations(request: Request, caller: Reader, serial: str) -> dict[str, Any]:
+async def list_activations(request: Request, caller: Reader, serial: str) -> ActivationList:
     """``{"activations": [...]}`` of license ``serial`` (deactivated ones too)."""
     caller.require_serial(serial)
     store = request.app.state.runtime.store

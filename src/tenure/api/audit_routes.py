@@ -3,16 +3,16 @@ owner), ``GET /v1/audit/head`` names its size and last hash."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 
 from tenure.api.auth import require
 from tenure.api.problems import problem_responses
-from tenure.api.schemas import AuditHead, AuditPage, answers
+from tenure.api.schemas import answers
 from tenure.service import audit
 from tenure.service.apikeys import Principal
-from tenure.service.audit import MAX_PAGE, AuditFilter
+from tenure.service.audit import MAX_PAGE, AuditFilter, AuditHead, AuditPage
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"], responses=problem_responses(401, 403))
 Auditor = Annotated[Principal, Depends(require("audit.read"))]
@@ -34,7 +34,7 @@ def list_audit(
     outcome: Literal["allowed", "denied"] | None = None,
     principal: Term = None,
     target: Term = None,
-) -> dict[str, Any]:
+) -> AuditPage:
     """Audit entries ``{"entries": [...], "next_cursor": cursor | null}``, oldest first (or
     newest first with ``order=desc``), filtered by ``action`` (``check``,
     ``suspend_license``, ``create_api_key``, …), ``outcome``, ``principal`` (an API
@@ -53,7 +53,7 @@ def list_audit(
 
 
 @router.get("/head", response_model=None, responses=answers(AuditHead, "The chain's head"))
-def audit_head(request: Request, caller: Auditor) -> dict[str, Any]:
+def audit_head(request: Request, caller: Auditor) -> AuditHead:
     """``{"size", "hash"}``: how many entries the account's chain holds, and the hash
     of the last one (all zeros before the first). Keep it to detect truncation later."""
     with request.app.state.runtime.store.read() as tx:

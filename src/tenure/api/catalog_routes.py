@@ -17,8 +17,7 @@ from tenure.api.auth import require
 from tenure.api.bodies import documented, parse_body
 from tenure.api.problems import problem_responses
 from tenure.api.schemas import NEEDS_APPROVAL, answers
-from tenure.api.schemas import CatalogDiff as CatalogDiffBody
-from tenure.domain.catalog import Catalog, CatalogDiff
+from tenure.domain.catalog import Catalog, CatalogDiff, CatalogDiffJson
 from tenure.domain.events import Actor
 from tenure.errors import InvalidInput, NotFound
 from tenure.service import approvals
@@ -132,7 +131,7 @@ def _parse_and_apply(
     summary="Diff and apply the catalog",
     response_model=None,
     responses={
-        **answers(CatalogDiffBody, "The diff (applied unless dry_run)"),
+        **answers(CatalogDiffJson, "The diff (applied unless dry_run)"),
         **NEEDS_APPROVAL,
         **problem_responses(400, 409, 413, 415, 503),
     },

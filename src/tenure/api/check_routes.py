@@ -16,7 +16,7 @@ the reads. Batches, up to 1,000 decisions, still go to the thread pool.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 import orjson
 from fastapi import APIRouter, Depends, Request, Response
@@ -27,12 +27,12 @@ from tenure.api.auditing import mark_audited
 from tenure.api.auth import API_KEY_OR_LICENSE, CheckCaller, key_or_license
 from tenure.api.bodies import documented, parse_body
 from tenure.api.problems import problem_responses
-from tenure.api.schemas import CheckAnswer, CheckResults, answers
+from tenure.api.schemas import answers
 from tenure.observability import metrics, tracing
 from tenure.ops import counters
 from tenure.service import checks
 from tenure.service.audit import AuditEntry, short_hash
-from tenure.service.checks import MAX_BATCH, CheckItem, Decided
+from tenure.service.checks import MAX_BATCH, CheckAnswer, CheckItem, CheckResults, Decided
 
 router = APIRouter(prefix="/v1", tags=["check"], responses=problem_responses(400, 401, 403, 503))
 
@@ -136,7 +136,7 @@ async def post_check_batch(request: Request, caller: Checker) -> Response:
         )
     _observe(caller.account, decided)
     await _audit(request, caller, items, decided)
-    return _json({"results": [d.answer for d in decided]})
+    return _json(CheckResults(results=[d.answer for d in decided]))
 
 
 def _observe(account: str, decided: list[Decided]) -> None:
@@ -147,7 +147,7 @@ def _observe(account: str, decided: list[Decided]) -> None:
         counters.count(account, counters.CHECK_DENIED, denied)
 
 
-def _json(answer: dict[str, Any]) -> Response:
+def _json(answer: CheckAnswer | CheckResults) -> Response:
     # The answers hold only JSON types: skip FastAPI's jsonable_encoder pass.
     return Response(orjson.dumps(answer), media_type="application/json")
 

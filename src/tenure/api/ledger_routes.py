@@ -6,7 +6,6 @@ Formats here are read by other programs (verifiers, SDKs): keep them exact.
 from __future__ import annotations
 
 import asyncio
-import base64
 from typing import Annotated, Any
 
 import orjson
@@ -15,7 +14,7 @@ from fastapi.responses import PlainTextResponse, Response
 
 from tenure.api.auth import require
 from tenure.api.problems import problem_responses
-from tenure.api.schemas import ConsistencyProof, EventsPage, InclusionProof, answers
+from tenure.api.schemas import answers
 from tenure.service import queries
 from tenure.service.apikeys import Principal
 from tenure.service.ledger import SignRequest
@@ -65,7 +64,10 @@ def get_key(request: Request, caller: Reader) -> str:
 @router.get(
     "/events",
     response_model=None,
-    responses={**answers(EventsPage, "One page of events"), **problem_responses(400, 404)},
+    responses={
+        **answers(queries.EventsPageJson, "One page of events"),
+        **problem_responses(400, 404),
+    },
 )
 def get_events(
     request: Request,
@@ -75,23 +77,17 @@ def get_events(
 ) -> Response:
     """Events from ``start``: ``{"events": [{"seq", "leaf_b64", "event"}]}``."""
     page = queries.events_page(_store(request), caller.account, start, limit)
-    events = [
-        {"seq": seq, "leaf_b64": base64.b64encode(leaf).decode(), "event": orjson.loads(leaf)}
-        for seq, leaf in page.events
-    ]
-    return Response(
-        orjson.dumps({"events": events, "size": page.size}), media_type="application/json"
-    )
+    return Response(orjson.dumps(page.to_json()), media_type="application/json")
 
 
 @router.get(
     "/proof/inclusion",
     response_model=None,
-    responses={**answers(InclusionProof, "The proof"), **problem_responses(400, 404)},
+    responses={**answers(queries.InclusionProof, "The proof"), **problem_responses(400, 404)},
 )
 def get_inclusion(
     request: Request, caller: Reader, seq: NonNegative, size: NonNegative
-) -> dict[str, Any]:
+) -> queries.InclusionProof:
     """RFC 9162 inclusion proof of event ``seq`` in the tree of ``size`` events."""
     return queries.inclusion(_store(request), caller.account, seq, size)
 
@@ -99,13 +95,13 @@ def get_inclusion(
 @router.get(
     "/proof/consistency",
     response_model=None,
-    responses={**answers(ConsistencyProof, "The proof"), **problem_responses(400, 404)},
+    responses={**answers(queries.ConsistencyProof, "The proof"), **problem_responses(400, 404)},
 )
 def get_consistency(
     request: Request,
     caller: Reader,
     from_: Annotated[int, Query(alias="from", ge=0, le=2**53 - 1)],
     to: NonNegative,
-) -> dict[str, Any]:
+) -> queries.ConsistencyProof:
     """RFC 9162 consistency proof from tree size ``from`` to ``to``."""
     return queries.consistency(_store(request), caller.account, from_, to)

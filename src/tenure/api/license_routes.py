@@ -30,17 +30,7 @@ from tenure.api.auditing import submit_audited
 from tenure.api.auth import require
 from tenure.api.bodies import documented, parse_body
 from tenure.api.problems import problem_responses
-from tenure.api.schemas import (
-    NEEDS_APPROVAL,
-    Customer,
-    CustomerErasure,
-    IssuedLicense,
-    License,
-    LicenseHistory,
-    LicenseList,
-    ProductList,
-    answers,
-)
+from tenure.api.schemas import NEEDS_APPROVAL, answers
 from tenure.domain.commands import (
     ChangePlan,
     Command,
@@ -65,7 +55,14 @@ from tenure.errors import InvalidInput, MalformedEvent
 from tenure.service import approvals, licensing
 from tenure.service.apikeys import Principal
 from tenure.service.ledger import Outcome
-from tenure.service.personal import PersonalData
+from tenure.service.licensing import (
+    IssuedLicense,
+    License,
+    LicenseHistory,
+    LicenseList,
+    ProductList,
+)
+from tenure.service.personal import Customer, CustomerErasure, PersonalData, erasure
 
 router = APIRouter(prefix="/v1", tags=["licenses"], responses=problem_responses(401, 403))
 
@@ -169,7 +166,7 @@ def _store(request: Request) -> Any:
     return request.app.state.runtime.store
 
 
-def _read_customer(request: Request, account: str, customer: str) -> dict[str, Any]:
+def _read_customer(request: Request, account: str, customer: str) -> Customer:
     """The customer with its personal fields opened (``tenure.service.personal``)."""
     personal: PersonalData = request.app.state.runtime.personal
     return personal.read_customer(request.app.state.runtime.store, account, customer)
@@ -182,7 +179,7 @@ async def _submit(
     return await submit_audited(request, submission)
 
 
-async def _license_after(request: Request, caller: Principal, serial: str) -> dict[str, Any]:
+async def _license_after(request: Request, caller: Principal, serial: str) -> License:
     return await run_in_threadpool(licensing.get_license, _store(request), caller.account, serial)
 
 
@@ -229,7 +226,7 @@ async def create_customer(
 )
 def get_customer(
     request: Request, caller: Annotated[Principal, _may("customer.read")], customer: str
-) -> dict[str, Any]:
+) -> Customer:
     """One customer: ``{"id", "name", "email", "external_id", "erased"}``; 404 if
     unknown. An erased customer's name and email are null."""
     return _read_customer(request, caller.account, customer)
@@ -246,7 +243,7 @@ def get_customer(
 )
 async def erase_customer(
     request: Request, caller: Annotated[Principal, _may("customer.erase")], customer: str
-) -> dict[str, Any]:
+) -> CustomerErasure:
     """Erase a customer's personal data ``{"reason"}`` (owner, admin): a
     ``customer.erased`` event, then its data key destroyed (crypto-shredding). Its
     licenses keep working; the ledger keeps verifying. 404 for an unknown customer."""
@@ -254,13 +251,13 @@ async def erase_customer(
     outcome = await _submit(request, caller, EraseCustomer(customer), body.reason)
     personal: PersonalData = request.app.state.runtime.personal
     destroyed = await run_in_threadpool(personal.datakeys.destroy, caller.account, customer)
-    return {**outcome.result, "key_destroyed": destroyed}
+    return erasure(outcome.result, destroyed)
 
 
 @router.get("/products", response_model=None, responses=answers(ProductList, "The products"))
 def list_products(
     request: Request, caller: Annotated[Principal, _may("product.read")]
-) -> dict[str, Any]:
+) -> ProductList:
     """Products with their features and the latest version of each of their plans."""
     return licensing.list_products(_store(request), caller.account)
 
@@ -281,7 +278,7 @@ def list_licenses(
     product: Annotated[str | None, Query(max_length=64)] = None,
     cursor: Annotated[str | None, Query(max_length=128)] = None,
     limit: Annotated[int, Query(ge=1, le=licensing.MAX_PAGE)] = 50,
-) -> dict[str, Any]:
+) -> LicenseList:
     """Licenses by serial, filtered: ``{"licenses": [...], "next_cursor"}``.
 
     Pass ``next_cursor`` back as ``cursor`` for the next page; it is null on the last.
@@ -304,7 +301,7 @@ def list_licenses(
 )
 def get_license(
     request: Request, caller: Annotated[Principal, _may("license.read")], serial: str
-) -> dict[str, Any]:
+) -> License:
     """One license (never its key); 404 if unknown."""
     return licensing.get_license(_store(request), caller.account, serial)
 
@@ -316,7 +313,7 @@ def get_license(
 )
 def get_license_history(
     request: Request, caller: Annotated[Principal, _may("license.read")], serial: str
-) -> dict[str, Any]:
+) -> LicenseHistory:
     """The license's ledger events in order: ``{"events": [{"seq", "event"}]}``."""
     return licensing.license_history(_store(request), caller.account, serial)
 
@@ -334,7 +331,7 @@ def get_license_by_legacy_id(
     caller: Annotated[Principal, _may("license.read")],
     system: str,
     legacy_id: str,
-) -> dict[str, Any]:
+) -> License:
     """The license that ``legacy_id`` of ``system`` was imported as (docs/import.md);
     404 if none was."""
     store = _store(request)
@@ -376,9 +373,8 @@ async def issue_license(
     runtime = request.app.state.runtime
     key = runtime.license_keys.key(caller.account, serial)
     created = bool(outcome.result["created"])
-    return JSONResponse(
-        {**view, "key": key, "created": created}, status_code=201 if created else 200
-    )
+    issued: IssuedLicense = {**view, "key": key, "created": created}
+    return JSONResponse(issued, status_code=201 if created else 200)
 
 
 def _change_route(body: type[BaseModel], gated: bool = False) -> dict[str, Any]:
@@ -397,7 +393,7 @@ def _change_route(body: type[BaseModel], gated: bool = False) -> dict[str, Any]:
 
 async def change_license(
     request: Request, caller: Principal, serial: str, command: Command, reason: str | None
-) -> dict[str, Any]:
+) -> License:
     """Append ``command`` (with ``reason``) as ``caller`` through the ledger writer,
     audited there, and answer the license as it is after."""
     await _submit(request, caller, command, reason)
@@ -407,7 +403,7 @@ async def change_license(
 @router.post("/licenses/{serial}/renew", **_change_route(RenewIn))
 async def renew_license(
     request: Request, caller: Annotated[Principal, _may("license.change")], serial: str
-) -> dict[str, Any]:
+) -> License:
     """Extend the expiry by ``duration`` (default: the plan's) → the updated license."""
     body = await parse_body(request, RenewIn, MAX_BODY_BYTES)
     return await change_license(
@@ -418,7 +414,7 @@ async def renew_license(
 @router.post("/licenses/{serial}/suspend", **_change_route(RequiredReasonIn))
 async def suspend_license(
     request: Request, caller: Annotated[Principal, _may("license.suspend")], serial: str
-) -> dict[str, Any]:
+) -> License:
     """Suspend ``{"reason"}`` (required) → the updated license; 409 if not active."""
     body = await parse_body(request, RequiredReasonIn, MAX_BODY_BYTES)
     return await change_license(request, caller, serial, SuspendLicense(serial), body.reason)
@@ -427,7 +423,7 @@ async def suspend_license(
 @router.post("/licenses/{serial}/reinstate", **_change_route(ReasonIn))
 async def reinstate_license(
     request: Request, caller: Annotated[Principal, _may("license.reinstate")], serial: str
-) -> dict[str, Any]:
+) -> License:
     """Reinstate a suspended license → the updated license; 409 if not suspended."""
     body = await parse_body(request, ReasonIn, MAX_BODY_BYTES)
     return await change_license(request, caller, serial, ReinstateLicense(serial), body.reason)
@@ -467,7 +463,7 @@ async def revoke_license(
 @router.post("/licenses/{serial}/change-plan", **_change_route(ChangePlanIn))
 async def change_plan(
     request: Request, caller: Annotated[Principal, _may("license.change")], serial: str
-) -> dict[str, Any]:
+) -> License:
     """Move to ``{"plan", "plan_version"?}`` (default: its latest) → the updated license."""
     body = await parse_body(request, ChangePlanIn, MAX_BODY_BYTES)
     command = ChangePlan(serial, body.plan, body.plan_version)
@@ -477,7 +473,7 @@ async def change_plan(
 @router.post("/licenses/{serial}/override", **_change_route(OverrideIn))
 async def override_entitlement(
     request: Request, caller: Annotated[Principal, _may("license.change")], serial: str
-) -> dict[str, Any]:
+) -> License:
     """Set ``{"entitlement", "value", "reason"}`` (null value removes) → the updated license."""
     body = await parse_body(request, OverrideIn, MAX_BODY_BYTES)
     if body.value is not None:
@@ -494,7 +490,7 @@ async def override_entitlement(
 @router.post("/licenses/{serial}/transfer", **_change_route(TransferIn))
 async def transfer_license(
     request: Request, caller: Annotated[Principal, _may("license.change")], serial: str
-) -> dict[str, Any]:
+) -> License:
     """Transfer to ``{"customer"}`` → the updated license; 404 for an unknown customer."""
     body = await parse_body(request, TransferIn, MAX_BODY_BYTES)
     await _require_customer(request, caller, body.customer)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -25,14 +25,7 @@ from tenure.api.auditing import mark_audited, submit_audited
 from tenure.api.auth import API_KEY_OR_LICENSE, CheckCaller, key_or_license, require
 from tenure.api.bodies import documented, parse_body
 from tenure.api.problems import problem_responses
-from tenure.api.schemas import (
-    NEEDS_APPROVAL,
-    IssuedLicenseFile,
-    KeyList,
-    KeySet,
-    MintedToken,
-    answers,
-)
+from tenure.api.schemas import NEEDS_APPROVAL, answers
 from tenure.config import Settings
 from tenure.crypto import jws
 from tenure.domain.activations import (
@@ -43,12 +36,21 @@ from tenure.domain.activations import (
     fingerprint_hash,
 )
 from tenure.domain.events import Serial, TokenId
-from tenure.domain.timefmt import format_time, parse_duration
+from tenure.domain.timefmt import parse_duration
 from tenure.errors import NotFound
 from tenure.service.apikeys import Principal
 from tenure.service.audit import request_entry
+from tenure.service.keyring import KeyList
 from tenure.service.ledger import SignRequest, Submission
-from tenure.service.tokens import Minted, NotActivated
+from tenure.service.tokens import (
+    IssuedLicenseFile,
+    Minted,
+    MintedToken,
+    NotActivated,
+    RevokedToken,
+    issued_license_file,
+    revoked_token,
+)
 
 router = APIRouter(tags=["tokens"])
 Minter = Annotated[CheckCaller, Depends(key_or_license("token.mint"))]
@@ -179,12 +181,12 @@ async def refresh_token(request: Request, caller: Minter) -> JSONResponse:
     "/.well-known/jwks.json",
     tags=["tokens"],
     response_model=None,
-    responses={**answers(KeySet, "The key set"), **problem_responses(400)},
+    responses={**answers(jws.KeySet, "The key set"), **problem_responses(400)},
 )
 def get_jwks(
     request: Request,
     account: Annotated[str, Query(pattern=r"^[a-z0-9][a-z0-9-]{1,62}$")] = "default",
-) -> dict[str, Any]:
+) -> jws.KeySet:
     """The RFC 7517 key set that verifies the account's tokens, revocation lists and
     license files: the current key and retired keys whose tokens may still be valid.
     Public; an account without keys has an empty set."""
@@ -254,18 +256,21 @@ async def get_revocations(
 @router.post(
     "/v1/licenses/{serial}/tokens/{jti}/revoke",
     response_model=None,
-    responses=problem_responses(400, 401, 403, 404, 503),
+    responses={
+        **answers(RevokedToken, "The token is on the revocation list"),
+        **problem_responses(400, 401, 403, 404, 503),
+    },
     openapi_extra=documented(RevokeIn),
 )
 async def revoke_token(
     request: Request, caller: Changer, serial: Serial, jti: TokenId
-) -> dict[str, Any]:
+) -> RevokedToken:
     """Put token ``jti`` of license ``serial`` on the revocation list ``{"reason"}``
     → ``{"serial", "jti", "revoked": true}`` (again: unchanged)."""
     body = await parse_body(request, RevokeIn, MAX_BODY_BYTES)
     submission = Submission.by(caller, RevokeToken(serial, jti), body.reason)
     outcome = await submit_audited(request, submission)
-    return outcome.result
+    return revoked_token(outcome.result)
 
 
 @router.get(
@@ -273,7 +278,7 @@ async def revoke_token(
     response_model=None,
     responses={**answers(KeyList, "The account's signing keys"), **problem_responses(401, 403)},
 )
-def list_keys(request: Request, caller: KeyManager) -> dict[str, Any]:
+def list_keys(request: Request, caller: KeyManager) -> KeyList:
     """The account's token signing keys, newest first: ``{"keys": [{"kid",
     "public_key", "created_at", "retired_at", "publish_until"}]}``."""
     return {"keys": request.app.state.runtime.keyring().listing(caller.account)}
@@ -338,15 +343,7 @@ async def issue_license_file(request: Request, caller: Issuer, serial: Serial) -
     detail = {"jti": claims["jti"], "activation": claims["act"], "encrypted": body.encrypt}
     entry = request_entry(caller, "issue_license_file", serial, detail)
     await request.app.state.audit.record([entry])
-    expires_at = format_time(datetime.fromtimestamp(claims["exp"], UTC))
-    answer = {
-        "license_file": text,
-        "expires_at": expires_at,
-        "jti": claims["jti"],
-        "activation": claims["act"],
-        "encrypted": body.encrypt,
-    }
-    return JSONResponse(answer, status_code=201)
+    return JSONResponse(issued_license_file(text, claims, body.encrypt), status_code=201)
 
 
 PERPETUAL_FILE_LIFETIME = timedelta(days=365)

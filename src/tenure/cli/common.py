@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from enum import StrEnum
 from typing import Annotated, Any
@@ -42,7 +42,7 @@ def root_text(root: bytes | str) -> str:
     return base64.b64encode(raw).decode()
 
 
-def emit(output: Output, data: dict[str, Any], text: str) -> None:
+def emit(output: Output, data: Mapping[str, Any], text: str) -> None:
     if output is Output.json:
         sys.stdout.write(json.dumps(data, sort_keys=True) + "\n")
     else:

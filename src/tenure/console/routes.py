@@ -34,6 +34,7 @@ from tenure.service.apikeys import authenticate
 from tenure.service.audit import caller_entry
 from tenure.service.handlers import approvals as approval_cases
 from tenure.service.ledger import Outcome, Submission
+from tenure.service.licensing import LicenseList
 
 HERE = Path(__file__).parent
 MAX_REASON = 500
@@ -172,7 +173,7 @@ def licenses(
                 found = [licensing.get_license(store, account, search["serial"])]
             except NotFound:
                 found = []
-            page: dict[str, Any] = {"licenses": found, "next_cursor": None}
+            page: LicenseList = {"licenses": found, "next_cursor": None}
         else:
             page = licensing.list_licenses(
                 store,

@@ -173,7 +173,7 @@ def license_detail(
 def personal_customer(runtime: ServiceContext, account: str, customer: str) -> dict[str, Any]:
     """A customer the way the API reads it: personal fields opened when decryptable."""
     if runtime.personal is not None:
-        return runtime.personal.read_customer(runtime.store, account, customer)
+        return dict(runtime.personal.read_customer(runtime.store, account, customer))
     return {**licensing.get_customer(runtime.store, account, customer), "erased": False}
 
 
@@ -249,7 +249,7 @@ def catalog(store: Store, account: str) -> list[dict[str, Any]]:
     return shown
 
 
-def audit_entries(store: Store, account: str, limit: int = 100) -> list[dict[str, Any]]:
+def audit_entries(store: Store, account: str, limit: int = 100) -> list[audit.AuditEntryJson]:
     """The newest ``limit`` audit entries, newest first."""
     with store.read() as tx:
         entries, _ = audit.page(tx.audit, account, limit=limit, newest_first=True)

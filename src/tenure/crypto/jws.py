@@ -25,7 +25,7 @@ import json
 import math
 import re
 from collections.abc import Callable, Mapping
-from typing import Any, TypeGuard
+from typing import Any, Literal, TypeGuard
 
 import orjson
 from cryptography.exceptions import InvalidSignature
@@ -35,7 +35,12 @@ from tenure.canonical import canonical_json
 from tenure.errors import InvalidInput, TokenRejected
 from tenure.ledger.note import Ed25519Signer
 
-ALG = "EdDSA"
+try:  # pydantic, which the API's /openapi.json comes from, reads only this one on 3.11
+    from typing_extensions import TypedDict
+except ImportError:  # pragma: no cover - the SDK alone: the same type, for mypy and readers
+    from typing import TypedDict
+
+ALG: Literal["EdDSA"] = "EdDSA"
 MAX_TOKEN_LENGTH = 256 * 1024
 """Longer input is ``malformed`` before any decoding (bounds the work an attacker buys)."""
 MAX_KID_LENGTH = 128
@@ -145,7 +150,29 @@ def jwk_thumbprint(public_key: Ed25519PublicKey) -> str:
     return b64url_encode(hashlib.sha256(members.encode("ascii")).digest())
 
 
-def public_jwk(public_key: Ed25519PublicKey, kid: str) -> dict[str, str]:
+class PublicJWK(TypedDict):
+    """An Ed25519 public key as RFC 8037 describes it (``public_jwk``)."""
+
+    kty: Literal["OKP"]
+    crv: Literal["Ed25519"]
+    x: str
+    kid: str
+    alg: Literal["EdDSA"]
+    use: Literal["sig"]
+
+
+class KeySet(TypedDict):
+    """An RFC 7517 key set (``jwks``)."""
+
+    keys: list[PublicJWK]
+
+
+# Closed (additionalProperties: false) in the API's schema; set here as pydantic reads
+# it, without importing pydantic (the SDK imports this module).
+PublicJWK.__pydantic_config__ = KeySet.__pydantic_config__ = {"extra": "forbid"}  # type: ignore[attr-defined]
+
+
+def public_jwk(public_key: Ed25519PublicKey, kid: str) -> PublicJWK:
     """The public JWK (RFC 8037 OKP) of ``public_key`` under ``kid``.
 
     Raises ``InvalidInput`` if ``kid`` is empty, longer than 128 characters or not
@@ -166,7 +193,7 @@ def public_key_from_x(x: str) -> Ed25519PublicKey:
     return Ed25519PublicKey.from_public_bytes(raw)
 
 
-def jwks(keys: Mapping[str, Ed25519PublicKey]) -> dict[str, list[dict[str, str]]]:
+def jwks(keys: Mapping[str, Ed25519PublicKey]) -> KeySet:
     """An RFC 7517 key set ``{"keys": [...]}`` of ``keys`` (kid → public key), in order."""
     return {"keys": [public_jwk(key, kid) for kid, key in keys.items()]}
 

@@ -15,11 +15,15 @@ import base64
 import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
+
+from typing_extensions import TypedDict
 
 from tenure.canonical import canonical_json
+from tenure.domain.answers import closed
 from tenure.domain.commands import Command, Context, Decision, Draft, require_row
 from tenure.domain.decisions import license_status
+from tenure.domain.events import ActivationId, Hex64, Serial, Time
 from tenure.domain.projector import effective_entitlements
 from tenure.domain.state import Row, StateView
 from tenure.domain.timefmt import format_time, parse_duration, parse_time
@@ -60,7 +64,26 @@ def holds_seat(lease_expires_at: str | None, now: datetime) -> bool:
     return lease_expires_at is None or parse_time(lease_expires_at) > now
 
 
-def activation_view(row: Row, now: datetime) -> dict[str, Any]:
+@closed
+class Activation(TypedDict):
+    """An activation as the API answers it (``activation_view``)."""
+
+    id: ActivationId
+    serial: Serial
+    fingerprint_hash: Hex64
+    mode: Literal["floating", "node-locked"]
+    status: Literal["active", "lease_expired", "deactivated"]
+    lease_expires_at: Time | None
+
+
+@closed
+class ActivationList(TypedDict):
+    """The activations of a license."""
+
+    activations: list[Activation]
+
+
+def activation_view(row: Row, now: datetime) -> Activation:
     """The public form of an activation row; ``status`` says ``lease_expired`` for a
     floating activation whose lease has ended."""
     status = row["status"]

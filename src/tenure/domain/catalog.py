@@ -9,15 +9,20 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal, get_args
 
+from pydantic import Field
+from typing_extensions import TypedDict
+
+from tenure.domain.answers import NonNegative, closed
 from tenure.domain.commands import Command, Context, Decision, DefineProduct, PublishPlan
-from tenure.domain.fields import field_values
+from tenure.domain.events import Code, EntitlementKey, EntitlementValue
 from tenure.domain.state import Row, StateView
 from tenure.errors import Conflict, InvalidInput
 
 Value = bool | int
-PLAN_SETTINGS = ("core", "duration", "grace", "offline_token_ttl", "activation")
+PlanSetting = Literal["core", "duration", "grace", "offline_token_ttl", "activation"]
+PLAN_SETTINGS: tuple[PlanSetting, ...] = get_args(PlanSetting)
 
 
 # ---------------------------------------------------------------- the catalog
@@ -82,6 +87,61 @@ def undeclared_feature(plan: PlanSpec, features: tuple[str, ...] | list[str]) ->
     return None
 
 
+# ---------------------------------------------------------------- the diff, as JSON
+
+
+@closed
+class ProductChangeJson(TypedDict):
+    """``ProductChange.to_json``."""
+
+    code: Code
+    action: Literal["create", "update", "unchanged"]
+    name: str
+    previous_name: str | None
+    features: list[Code]
+    added_features: list[Code]
+
+
+_Granted = Annotated[EntitlementValue | None, Field(description="null: not granted")]
+EntitlementChangeJson = TypedDict(
+    "EntitlementChangeJson", {"key": EntitlementKey, "from": _Granted, "to": _Granted}
+)
+closed(EntitlementChangeJson)
+
+SettingChangeJson = TypedDict(
+    "SettingChangeJson",
+    {
+        "field": PlanSetting,
+        "from": Any,
+        "to": Any,
+    },
+)
+closed(SettingChangeJson)
+
+
+@closed
+class PlanChangeJson(TypedDict):
+    """``PlanChange.to_json``."""
+
+    code: Code
+    product: Code
+    action: Literal["create", "new_version", "unchanged"]
+    version: Annotated[int, Field(ge=1)]
+    previous_version: Annotated[int, Field(ge=1)] | None
+    entitlements: list[EntitlementChangeJson]
+    settings: list[SettingChangeJson]
+    takes_away: bool
+
+
+@closed
+class CatalogDiffJson(TypedDict):
+    """``CatalogDiff.to_json``: the ``POST /v1/catalog`` answer."""
+
+    products: list[ProductChangeJson]
+    plans: list[PlanChangeJson]
+    changes: NonNegative
+
+
 # ---------------------------------------------------------------- the diff
 
 
@@ -96,9 +156,12 @@ class ProductChange:
     features: tuple[str, ...]
     added_features: tuple[str, ...]
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> ProductChangeJson:
         return {
-            **field_values(self),
+            "code": self.code,
+            "action": self.action,
+            "name": self.name,
+            "previous_name": self.previous_name,
             "features": list(self.features),
             "added_features": list(self.added_features),
         }
@@ -119,7 +182,7 @@ class EntitlementChange:
             return False
         return self.after is None or self.after < self.before
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> EntitlementChangeJson:
         return {"key": self.key, "from": self.before, "to": self.after}
 
 
@@ -127,11 +190,11 @@ class EntitlementChange:
 class SettingChange:
     """Another field of a plan (core, duration, grace, token lifetime, activation)."""
 
-    field: str
+    field: PlanSetting
     before: Any
     after: Any
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> SettingChangeJson:
         return {"field": self.field, "from": self.before, "to": self.after}
 
 
@@ -152,9 +215,13 @@ class PlanChange:
         """Whether licenses moved to this version lose an entitlement or some of one."""
         return any(change.takes_away for change in self.entitlements)
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> PlanChangeJson:
         return {
-            **field_values(self),
+            "code": self.code,
+            "product": self.product,
+            "action": self.action,
+            "version": self.version,
+            "previous_version": self.previous_version,
             "entitlements": [change.to_json() for change in self.entitlements],
             "settings": [change.to_json() for change in self.settings],
             "takes_away": self.takes_away,
@@ -174,7 +241,7 @@ class CatalogDiff:
         actions = [p.action for p in self.products] + [p.action for p in self.plans]
         return sum(action != "unchanged" for action in actions)
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> CatalogDiffJson:
         """The ``POST /v1/catalog`` response body."""
         return {
             "products": [change.to_json() for change in self.products],
@@ -305,7 +372,7 @@ class ApplyCatalog(Command):
         drafts = []
         for command in catalog_commands(self.catalog, self.diff):
             drafts.extend(command.decide(view, ctx).drafts)
-        return Decision(drafts, self.diff.to_json())
+        return Decision(drafts, dict(self.diff.to_json()))
 
 
 def catalog_commands(catalog: Catalog, diff: CatalogDiff) -> list[Command]:

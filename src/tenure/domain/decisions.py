@@ -40,9 +40,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal, get_args
+from typing import Literal, get_args
 
-from tenure.domain.events import ENTITLEMENT_KEY_PATTERN
+from typing_extensions import TypedDict
+
+from tenure.domain.answers import closed
+from tenure.domain.events import ENTITLEMENT_KEY_PATTERN, EntitlementValue, Time
 from tenure.domain.projector import effective_entitlements
 from tenure.domain.state import Row
 from tenure.domain.timefmt import format_time, parse_duration, parse_time
@@ -84,6 +87,20 @@ class Status:
     grace_ends_at: str | None
 
 
+CheckStatus = Literal["active", "in_grace", "expired", "suspended", "revoked", "unknown"]
+
+
+@closed
+class DecisionAnswer(TypedDict):
+    """A decision as the API answers it (``Decision.to_json``)."""
+
+    allowed: bool
+    reason: Reason
+    value: EntitlementValue | None
+    status: CheckStatus
+    expires_at: Time | None
+
+
 @dataclass(frozen=True, slots=True)
 class Decision:
     """The answer to "may this license use this entitlement now?"."""
@@ -91,10 +108,10 @@ class Decision:
     allowed: bool
     reason: Reason
     value: bool | int | None
-    status: str
+    status: CheckStatus
     expires_at: str | None
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> DecisionAnswer:
         """``{"allowed", "reason", "value", "status", "expires_at"}`` for the API."""
         return {
             "allowed": self.allowed,

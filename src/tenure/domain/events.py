@@ -21,8 +21,10 @@ from pydantic import (
     StringConstraints,
     ValidationError,
 )
+from typing_extensions import TypedDict
 
 from tenure.canonical import canonical_json
+from tenure.domain.answers import NonNegative, closed
 from tenure.domain.timefmt import is_time, parse_duration
 from tenure.errors import InvalidInput, MalformedEvent, UnknownEventType
 
@@ -364,11 +366,36 @@ class Actor:
     role: str
     auth: str
 
-    def to_json(self) -> dict[str, str]:
+    def to_json(self) -> ActorJson:
         return {"id": self.id, "role": self.role, "auth": self.auth}
 
 
 SYSTEM_ACTOR = Actor("system", "system", "internal")
+
+
+@closed
+class ActorJson(TypedDict):
+    id: str
+    role: str
+    auth: str
+
+
+@closed
+class EventJson(TypedDict):
+    """A ledger event envelope (``Event.to_json``); its leaf is this, RFC 8785 encoded."""
+
+    id: EventId
+    account: str
+    seq: NonNegative
+    type: str
+    schema: int
+    time: Time
+    actor: ActorJson
+    reason: str | None
+    idempotency_key: str | None
+    data: Annotated[
+        dict[str, Any], Field(description="the event type's data, by its schema version")
+    ]
 
 
 @dataclass(frozen=True, slots=True)
@@ -387,7 +414,7 @@ class Event:
     idempotency_key: str | None
     data: dict[str, Any]
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> EventJson:
         return {
             "id": self.id,
             "account": self.account,

@@ -15,7 +15,7 @@ Two kinds:
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from prometheus_client import (
     REGISTRY,
@@ -110,7 +110,7 @@ def process_metrics_enabled() -> bool:
     return _process_metrics[0]
 
 
-def observe_decisions(answers: Iterable[dict[str, object]]) -> None:
+def observe_decisions(answers: Iterable[Mapping[str, object]]) -> None:
     """Count decisions by ``allowed`` and ``reason`` (no-op when process metrics are off)."""
     if _process_metrics[0]:
         for answer in answers:

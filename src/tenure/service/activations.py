@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
-from tenure.domain.activations import activation_view
+from tenure.domain.activations import Activation, ActivationList, activation_view
 from tenure.errors import NotFound
 from tenure.store.unit import Store
 
 
-def get_activation(store: Store, account: str, activation: str, now: datetime) -> Any:
+def get_activation(store: Store, account: str, activation: str, now: datetime) -> Activation:
     """The public view of ``activation``; raises ``NotFound`` if it does not exist."""
     with store.read() as tx:
         row = tx.projection.row(account, "activations", (activation,))
@@ -19,7 +18,7 @@ def get_activation(store: Store, account: str, activation: str, now: datetime) -
     return activation_view(row, now)
 
 
-def license_activations(store: Store, account: str, serial: str, now: datetime) -> dict[str, Any]:
+def license_activations(store: Store, account: str, serial: str, now: datetime) -> ActivationList:
     """``{"activations": [...]}`` of license ``serial``, by id; ``NotFound`` for an
     unknown license."""
     with store.read() as tx:

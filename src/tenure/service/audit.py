@@ -25,11 +25,15 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Protocol
+from typing import Annotated, Any, Literal, Protocol
 
 import orjson
+from pydantic import Field
+from typing_extensions import TypedDict
 
 from tenure.canonical import canonical_json
+from tenure.domain.answers import NonNegative, closed
+from tenure.domain.events import Hex64, Time
 from tenure.domain.storable import first_unstorable, text_problem
 from tenure.errors import AuditTampered, InvalidInput
 from tenure.store.audit import AuditFilter as AuditFilter
@@ -38,9 +42,60 @@ from tenure.store.audit import AuditLog, AuditRecord
 GENESIS = bytes(32)
 """The ``prev`` of an account's first entry."""
 DOMAIN = b"tenure.audit.v1\n"
-OUTCOMES = ("allowed", "denied")
+Outcome = Literal["allowed", "denied"]
+OUTCOMES: tuple[Outcome, ...] = ("allowed", "denied")
 MAX_PAGE = 500
 _VERIFY_CHUNK = 2000
+
+
+@closed
+class PrincipalJson(TypedDict):
+    id: str
+    role: str
+    auth: str
+
+
+@closed
+class AuditEntryBody(TypedDict):
+    """An entry as it is hashed and stored (``AuditEntry.body``)."""
+
+    v: Literal[1]
+    account: str
+    seq: NonNegative
+    time: Time
+    principal: PrincipalJson
+    action: str
+    target: str | None
+    outcome: Outcome
+    code: str
+    rationale: str | None
+    events: Annotated[
+        Annotated[list[NonNegative], Field(min_length=2, max_length=2)] | None,
+        Field(description="[first_seq, count] of the ledger events the request appended"),
+    ]
+    detail: dict[str, Any]
+    prev: Hex64
+
+
+@closed
+class AuditEntryJson(AuditEntryBody):
+    """A stored entry with its ``hash`` (``page``)."""
+
+    hash: Hex64
+
+
+@closed
+class AuditPage(TypedDict):
+    entries: list[AuditEntryJson]
+    next_cursor: NonNegative | None
+
+
+@closed
+class AuditHead(TypedDict):
+    """The chain's size and last hash (``head``)."""
+
+    size: NonNegative
+    hash: Hex64
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +110,7 @@ class AuditEntry:
     """How the principal authenticated: ``api_key``, ``license``, ``internal``."""
     action: str
     """What was asked: a command or route name such as ``suspend_license``, ``check``."""
-    outcome: str
+    outcome: Outcome
     """``allowed`` or ``denied``."""
     code: str
     """Why: ``ok``, ``replayed``, a decision reason code or a problem type code."""
@@ -68,7 +123,7 @@ class AuditEntry:
     detail: Mapping[str, Any] | None = None
     """Small extra facts without personal data (entitlement, field at fault, …)."""
 
-    def body(self, seq: int, time: str, prev: bytes) -> dict[str, Any]:
+    def body(self, seq: int, time: str, prev: bytes) -> AuditEntryBody:
         """The entry as it is hashed and stored."""
         return {
             "v": 1,
@@ -106,7 +161,7 @@ class Caller(Protocol):
 def caller_entry(
     caller: Caller,
     action: str,
-    outcome: str,
+    outcome: Outcome,
     code: str,
     target: str | None = None,
     detail: Mapping[str, Any] | None = None,
@@ -227,8 +282,8 @@ def append(log: AuditLog, entries: Sequence[AuditEntry], time: str) -> None:
 # ---------------------------------------------------------------- reading
 
 
-def _public(entry: bytes, digest: bytes) -> dict[str, Any]:
-    body: dict[str, Any] = orjson.loads(entry)
+def _public(entry: bytes, digest: bytes) -> AuditEntryJson:
+    body: AuditEntryJson = orjson.loads(entry)
     body["hash"] = digest.hex()
     return body
 
@@ -240,7 +295,7 @@ def page(
     limit: int = 100,
     where: AuditFilter | None = None,
     newest_first: bool = False,
-) -> tuple[list[dict[str, Any]], int | None]:
+) -> tuple[list[AuditEntryJson], int | None]:
     """Entries of ``account`` after (or, newest first, before) seq ``after``.
 
     Returns the entries (each with its ``hash``) and the cursor of the next page,
@@ -258,7 +313,7 @@ def page(
     return [_public(entry, digest) for _, entry, digest in rows], cursor
 
 
-def head(log: AuditLog, account: str) -> dict[str, Any]:
+def head(log: AuditLog, account: str) -> AuditHead:
     """``{"size", "hash"}`` of the account's chain (size 0 before the first entry)."""
     size, digest = _head(log, account)
     return {"size": size, "hash": digest.hex()}

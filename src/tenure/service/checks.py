@@ -14,10 +14,15 @@ import hmac
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Annotated, NotRequired
+
+from pydantic import Field
+from typing_extensions import TypedDict
 
 from tenure.crypto.keystore import hash_license_key
-from tenure.domain.decisions import decide
+from tenure.domain.answers import Base64, NonNegative, closed
+from tenure.domain.decisions import DecisionAnswer, decide
+from tenure.domain.events import Serial
 from tenure.domain.licensekeys import hash_legacy_key, is_serial, is_tenure_key
 from tenure.domain.state import Row
 from tenure.errors import InvalidInput, Unauthenticated
@@ -49,7 +54,29 @@ def find_license(tx: Transaction, account: str, license: str) -> Row | None:
     return found
 
 
-def _checkpoint_json(tx: Transaction, account: str) -> dict[str, Any] | None:
+@closed
+class CheckpointRef(TypedDict):
+    size: NonNegative
+    root: Base64
+
+
+@closed
+class CheckAnswer(DecisionAnswer):
+    """A decision (``Decision.to_json``) with the latest signed checkpoint (null before
+    the first), and ``serial`` only when the license was named by its serial."""
+
+    checkpoint: Annotated[CheckpointRef | None, Field(description="the latest signed checkpoint")]
+    serial: NotRequired[Annotated[Serial, Field(description="only when asked by serial")]]
+
+
+@closed
+class CheckResults(TypedDict):
+    """The answers of a batch, in the order asked."""
+
+    results: list[CheckAnswer]
+
+
+def _checkpoint_json(tx: Transaction, account: str) -> CheckpointRef | None:
     stored = tx.ledger.checkpoint(account)
     if stored is None:
         return None
@@ -61,7 +88,7 @@ class Decided:
     """A check's answer, and the serial of the license it was about (None if unknown):
     the answer shows a serial only to whoever named it, the audit log always."""
 
-    answer: dict[str, Any]
+    answer: CheckAnswer
     serial: str | None
 
 
@@ -70,15 +97,22 @@ def _answer(
     account: str,
     item: CheckItem,
     now: datetime,
-    checkpoint: dict[str, Any] | None,
+    checkpoint: CheckpointRef | None,
 ) -> Decided:
     license_row = find_license(tx, account, item.license)
     plan_row = None
     if license_row is not None:
         key = (license_row["plan"], license_row["plan_version"])
         plan_row = tx.projection.row(account, "plan_versions", key)
-    answer = decide(license_row, plan_row, item.entitlement, now).to_json()
-    answer["checkpoint"] = checkpoint
+    decision = decide(license_row, plan_row, item.entitlement, now)
+    answer: CheckAnswer = {
+        "allowed": decision.allowed,
+        "reason": decision.reason,
+        "value": decision.value,
+        "status": decision.status,
+        "expires_at": decision.expires_at,
+        "checkpoint": checkpoint,
+    }
     # Echo the serial only to a caller who named it: a key never reveals its serial.
     if license_row is not None and is_serial(item.license):
         answer["serial"] = license_row["serial"]

@@ -15,21 +15,42 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from typing_extensions import TypedDict
 
 from tenure.crypto import jws
 from tenure.crypto.keyset import KeySet, VouchedKey, sign_keyset
 from tenure.crypto.keystore import LedgerKeyStore, TokenKeyStore
+from tenure.domain.answers import closed
+from tenure.domain.events import Time
 from tenure.domain.timefmt import format_time, parse_duration, parse_time
 from tenure.ledger.note import Ed25519Signer, NoteSigner, NoteVerifier
 from tenure.store.signing_keys import StoredSigningKey
 from tenure.store.unit import Store, Transaction
 
 DEFAULT_TOKEN_TTL = timedelta(hours=24)
+
+
+@closed
+class SigningKeyView(TypedDict):
+    """A signing key's public part and lifecycle (``KeyRing.listing``)."""
+
+    kid: str
+    public_key: str
+    created_at: Time
+    retired_at: Time | None
+    publish_until: Time | None
+
+
+@closed
+class KeyList(TypedDict):
+    """The account's signing keys, newest first."""
+
+    keys: list[SigningKeyView]
 
 
 @dataclass(frozen=True)
@@ -93,7 +114,7 @@ class KeyRing:
         )
         return sign_keyset(keyset, signers)
 
-    def listing(self, account: str) -> list[dict[str, Any]]:
+    def listing(self, account: str) -> list[SigningKeyView]:
         """Every key of the account, newest first, public parts only."""
         with self._store.read() as tx:
             return _listing(tx, account)
@@ -105,8 +126,17 @@ class KeyRing:
         return SigningKey(kid, private)
 
 
-def _listing(tx: Transaction, account: str) -> list[dict[str, Any]]:
-    return [asdict(key) for key in tx.signing_keys.listing(account)]
+def _listing(tx: Transaction, account: str) -> list[SigningKeyView]:
+    return [
+        {
+            "kid": key.kid,
+            "public_key": key.public_key,
+            "created_at": key.created_at,
+            "retired_at": key.retired_at,
+            "publish_until": key.publish_until,
+        }
+        for key in tx.signing_keys.listing(account)
+    ]
 
 
 def ledger_signers(
@@ -123,7 +153,7 @@ def ledger_signers(
     return [store.ledger_signer(name) for name in held]
 
 
-def _vouched(row: dict[str, Any]) -> VouchedKey:
+def _vouched(row: SigningKeyView) -> VouchedKey:
     """A key row as the key set vouches for it: made at ``created_at`` (rounded
     down), its tokens living until ``publish_until`` (rounded up) once retired."""
     start = math.floor(parse_time(row["created_at"]).timestamp())
@@ -132,7 +162,7 @@ def _vouched(row: dict[str, Any]) -> VouchedKey:
     return VouchedKey(row["kid"], row["public_key"], start, until)
 
 
-def _published(rows: list[dict[str, Any]], now: datetime) -> list[dict[str, Any]]:
+def _published(rows: list[SigningKeyView], now: datetime) -> list[SigningKeyView]:
     """The key rows a verifier needs at ``now``: the current key, and retired ones
     whose tokens may still be valid."""
     stamp = format_time(now)

@@ -12,13 +12,25 @@ import base64
 import binascii
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Literal
 
 import orjson
+from pydantic import Field
+from typing_extensions import TypedDict
 
-from tenure.domain.commands import Command, license_view
+from tenure.domain.answers import NonNegative, closed
+from tenure.domain.commands import Command
 from tenure.domain.decisions import license_status
-from tenure.domain.events import Actor
+from tenure.domain.events import (
+    Actor,
+    Code,
+    CustomerId,
+    EntitlementKey,
+    EntitlementValue,
+    EventJson,
+    Serial,
+    Time,
+)
 from tenure.domain.state import Row
 from tenure.errors import InvalidInput, NotFound
 from tenure.service.apikeys import Principal
@@ -40,6 +52,90 @@ _SCAN_CHUNK = 500
 
 Clock = Callable[[], datetime]
 
+Entitlements = dict[EntitlementKey, EntitlementValue]
+LicenseStatus = Literal["active", "in_grace", "expired", "suspended", "revoked"]
+
+
+# ---------------------------------------------------------------- the answers
+
+
+@closed
+class License(TypedDict):
+    """A license without its key hash, its status at the time of reading."""
+
+    serial: Serial
+    product: Code
+    customer: CustomerId
+    plan: Code
+    plan_version: Annotated[int, Field(ge=1)]
+    order_ref: str
+    status: LicenseStatus
+    issued_at: Time
+    expires_at: Annotated[Time | None, Field(description="null: perpetual")]
+    overrides: Entitlements
+    grace_ends_at: Time | None
+
+
+@closed
+class IssuedLicense(License):
+    """The license, its key (shown to issuers on every issue of the same order) and
+    whether this request created it."""
+
+    key: str
+    created: bool
+
+
+@closed
+class LicenseList(TypedDict):
+    """One page of licenses (``list_licenses``)."""
+
+    licenses: list[License]
+    next_cursor: Annotated[
+        str | None, Field(description="pass as cursor for the next page; null last")
+    ]
+
+
+@closed
+class LicenseEvent(TypedDict):
+    seq: NonNegative
+    event: EventJson
+
+
+@closed
+class LicenseHistory(TypedDict):
+    """The events about a license (``license_history``)."""
+
+    events: list[LicenseEvent]
+
+
+@closed
+class PlanVersion(TypedDict):
+    """The latest version of a plan (a ``plan_versions`` row without plan and product)."""
+
+    code: Code
+    version: Annotated[int, Field(ge=1)]
+    entitlements: Entitlements
+    core: list[EntitlementKey]
+    duration: Annotated[str | None, Field(description="null: perpetual")]
+    grace: str | None
+    offline_token_ttl: str
+    activation: Literal["floating", "node-locked"]
+
+
+@closed
+class Product(TypedDict):
+    code: Code
+    name: str
+    features: list[Code]
+    plans: list[PlanVersion]
+
+
+@closed
+class ProductList(TypedDict):
+    """The products (``list_products``)."""
+
+    products: list[Product]
+
 
 def _utc_now() -> datetime:
     return datetime.now(UTC)
@@ -59,9 +155,21 @@ class _PlanVersions:
         return self._rows[key]
 
 
-def _public(row: Row, versions: _PlanVersions, now: datetime) -> dict[str, Any]:
+def _public(row: Row, versions: _PlanVersions, now: datetime) -> License:
     status = license_status(row, versions.get(row["plan"], row["plan_version"]), now)
-    return {**license_view(row), "status": status.status, "grace_ends_at": status.grace_ends_at}
+    return {
+        "serial": row["serial"],
+        "product": row["product"],
+        "customer": row["customer"],
+        "plan": row["plan"],
+        "plan_version": row["plan_version"],
+        "order_ref": row["order_ref"],
+        "status": status.status,
+        "issued_at": row["issued_at"],
+        "expires_at": row["expires_at"],
+        "overrides": row["overrides"],
+        "grace_ends_at": status.grace_ends_at,
+    }
 
 
 def _license_row(projection: Projection, account: str, serial: str) -> Row:
@@ -71,7 +179,7 @@ def _license_row(projection: Projection, account: str, serial: str) -> Row:
     return row
 
 
-def get_license(store: Store, account: str, serial: str, clock: Clock = _utc_now) -> dict[str, Any]:
+def get_license(store: Store, account: str, serial: str, clock: Clock = _utc_now) -> License:
     """The public view of license ``serial``; raises ``NotFound`` if it does not exist."""
     with store.read() as tx:
         row = _license_row(tx.projection, account, serial)
@@ -106,7 +214,7 @@ def list_licenses(
     cursor: str | None = None,
     limit: int = 50,
     clock: Clock = _utc_now,
-) -> dict[str, Any]:
+) -> LicenseList:
     """One page of licenses ordered by serial: ``{"licenses": [...], "next_cursor"}``.
 
     ``next_cursor`` is None on the last page. ``status`` filters on the status at
@@ -122,7 +230,7 @@ def list_licenses(
     now = clock()
     # Stored filters are exact; a time-derived status is filtered here, in chunks.
     chunk_size = limit + 1 if status in (None, "suspended", "revoked") else _SCAN_CHUNK
-    found: list[dict[str, Any]] = []
+    found: list[License] = []
     which = LicenseFilter(customer, product, stored)
     with store.read() as tx:
         versions = _PlanVersions(tx.projection, account)
@@ -142,7 +250,7 @@ def list_licenses(
     return {"licenses": page, "next_cursor": encode_cursor(page[-1]["serial"]) if more else None}
 
 
-def license_history(store: Store, account: str, serial: str) -> dict[str, Any]:
+def license_history(store: Store, account: str, serial: str) -> LicenseHistory:
     """The events about license ``serial`` in ledger order (its lifecycle, its
     activations, its revoked tokens): ``{"events": [{"seq", "event"}]}``; raises
     ``NotFound`` if the license does not exist."""
@@ -152,7 +260,7 @@ def license_history(store: Store, account: str, serial: str) -> dict[str, Any]:
     return {"events": [{"seq": seq, "event": orjson.loads(leaf)} for seq, leaf in leaves]}
 
 
-def customer_view(row: Row) -> dict[str, Any]:
+def customer_view(row: Row) -> dict[str, str | None]:
     """The public shape of a customer row."""
     return {
         "id": row["customer"],
@@ -162,7 +270,7 @@ def customer_view(row: Row) -> dict[str, Any]:
     }
 
 
-def get_customer(store: Store, account: str, customer: str) -> dict[str, Any]:
+def get_customer(store: Store, account: str, customer: str) -> dict[str, str | None]:
     """Customer ``customer``; raises ``NotFound`` (field ``customer``) if absent."""
     with store.read() as tx:
         row = tx.projection.row(account, "customers", (customer,))
@@ -171,7 +279,7 @@ def get_customer(store: Store, account: str, customer: str) -> dict[str, Any]:
     return customer_view(row)
 
 
-def list_products(store: Store, account: str) -> dict[str, Any]:
+def list_products(store: Store, account: str) -> ProductList:
     """Products with their features and the latest version of each of their plans:
     ``{"products": [{"code", "name", "features", "plans": [...]}]}``, by code."""
     with store.read() as tx:
@@ -183,13 +291,23 @@ def list_products(store: Store, account: str) -> dict[str, Any]:
             )
             for plan in plans
         }
-    by_product: dict[str, list[dict[str, Any]]] = {}
+    by_product: dict[str, list[PlanVersion]] = {}
     for plan in plans:
         version = latest[plan["plan"]]
         if version is None:
             continue
-        shown = {k: v for k, v in version.items() if k not in ("plan", "product")}
-        by_product.setdefault(plan["product"], []).append({"code": plan["plan"], **shown})
+        by_product.setdefault(plan["product"], []).append(
+            {
+                "code": plan["plan"],
+                "version": version["version"],
+                "entitlements": version["entitlements"],
+                "core": version["core"],
+                "duration": version["duration"],
+                "grace": version["grace"],
+                "offline_token_ttl": version["offline_token_ttl"],
+                "activation": version["activation"],
+            }
+        )
     return {
         "products": [
             {

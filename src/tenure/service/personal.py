@@ -13,17 +13,59 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any, Literal
+
+from pydantic import Field
+from typing_extensions import TypedDict
 
 from tenure.crypto.datakeys import DataKeyStore, open_field, seal_field
+from tenure.domain.answers import closed
 from tenure.domain.commands import EraseCustomer
-from tenure.domain.events import personal_fields
+from tenure.domain.events import CustomerId, personal_fields
 from tenure.domain.state import Row
 from tenure.errors import NotFound
 from tenure.service.ledger import Submission
 from tenure.store.unit import Store
 
 _SEALED_TYPES = ("customer.created",)
+
+
+@closed
+class Customer(TypedDict):
+    """A customer, its personal fields opened (``PersonalData.read_customer``)."""
+
+    id: CustomerId
+    name: str | None
+    email: str | None
+    external_id: str | None
+    erased: Annotated[
+        bool,
+        Field(
+            description="the customer's personal data was erased (its key destroyed): "
+            "name and email are null"
+        ),
+    ]
+
+
+@closed
+class CustomerErasure(TypedDict):
+    """A customer's erasure (``erase_customer``, ``POST /v1/customers/{id}/erase``)."""
+
+    customer: CustomerId
+    erased: Literal[True]
+    already: Annotated[bool, Field(description="the customer was erased before this request")]
+    key_destroyed: Annotated[bool, Field(description="a data key was found and destroyed")]
+
+
+def erasure(result: dict[str, Any], key_destroyed: bool) -> CustomerErasure:
+    """The answer of an erasure: the ``EraseCustomer`` command's ``result`` and
+    whether a data key was destroyed."""
+    return {
+        "customer": result["customer"],
+        "erased": True,
+        "already": result["already"],
+        "key_destroyed": key_destroyed,
+    }
 
 
 @dataclass(frozen=True)
@@ -66,7 +108,7 @@ class PersonalData:
         """``open_sealed`` for one account (the commands' ``Context.open_sealed``)."""
         return lambda row: self.open_sealed(account, row)
 
-    def read_customer(self, store: Store, account: str, customer: str) -> dict[str, Any]:
+    def read_customer(self, store: Store, account: str, customer: str) -> Customer:
         """``{"id", "name", "email", "external_id", "erased"}`` of a customer, its
         personal fields opened; erased (or keyless) customers show them as null.
         Raises ``NotFound`` (field ``customer``)."""
@@ -92,7 +134,7 @@ class PersonalData:
 
 def erase_customer(
     execute: Callable[[Submission], Any], datakeys: DataKeyStore, submission: Submission
-) -> dict[str, Any]:
+) -> CustomerErasure:
     """Append ``customer.erased`` (``submission`` carries an ``EraseCustomer`` and its
     reason) through ``execute`` (a writer's), then destroy the data key: a crash in
     between leaves a key that ``reapply_erasures`` destroys at the next start.
@@ -102,7 +144,7 @@ def erase_customer(
         raise TypeError("erase_customer takes an EraseCustomer submission")
     outcome = execute(submission)
     destroyed = datakeys.destroy(submission.account, command.customer)
-    return {**outcome.result, "key_destroyed": destroyed}
+    return erasure(outcome.result, destroyed)
 
 
 def reapply_erasures(store: Store, datakeys: DataKeyStore) -> list[tuple[str, str]]:

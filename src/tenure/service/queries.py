@@ -8,8 +8,14 @@ from __future__ import annotations
 
 import base64
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated
 
+import orjson
+from pydantic import Field
+from typing_extensions import TypedDict
+
+from tenure.domain.answers import Base64, NonNegative, closed
+from tenure.domain.events import EventJson
 from tenure.errors import InvalidInput, NotFound
 from tenure.ledger.merkle import consistency_proof, inclusion_proof
 from tenure.store.records import Head, StoredCheckpoint
@@ -52,10 +58,52 @@ def verifier_keys(store: Store, account: str) -> list[str]:
     return keys
 
 
+@closed
+class LedgerEvent(TypedDict):
+    seq: NonNegative
+    leaf_b64: Annotated[Base64, Field(description="the event's leaf bytes (RFC 8785 JSON)")]
+    event: EventJson
+
+
+@closed
+class EventsPageJson(TypedDict):
+    """``EventsPage.to_json``."""
+
+    events: list[LedgerEvent]
+    size: Annotated[NonNegative, Field(description="the ledger size")]
+
+
+@closed
+class InclusionProof(TypedDict):
+    """``inclusion``."""
+
+    index: NonNegative
+    size: NonNegative
+    leaf_hash_b64: Base64
+    proof: list[Base64]
+
+
+ConsistencyProof = TypedDict(
+    "ConsistencyProof", {"from": NonNegative, "to": NonNegative, "proof": list[Base64]}
+)
+"""``consistency``."""
+closed(ConsistencyProof)
+
+
 @dataclass(frozen=True)
 class EventsPage:
+    """Events (``(seq, leaf)``) from a start, and the ledger size."""
+
     events: list[tuple[int, bytes]]
     size: int
+
+    def to_json(self) -> EventsPageJson:
+        """The ``GET /v1/ledger/events`` answer: each event with its leaf bytes."""
+        events: list[LedgerEvent] = [
+            {"seq": seq, "leaf_b64": _b64(leaf), "event": orjson.loads(leaf)}
+            for seq, leaf in self.events
+        ]
+        return {"events": events, "size": self.size}
 
 
 def events_page(store: Store, account: str, start: int, limit: int) -> EventsPage:
@@ -77,7 +125,7 @@ def _check_size(size: int, head: Head, field: str) -> None:
         )
 
 
-def inclusion(store: Store, account: str, seq: int, size: int) -> dict[str, Any]:
+def inclusion(store: Store, account: str, seq: int, size: int) -> InclusionProof:
     """The RFC 9162 inclusion proof of event ``seq`` in the tree of ``size`` events."""
     with store.read() as tx:
         head = _head(tx.ledger, account)
@@ -95,7 +143,7 @@ def inclusion(store: Store, account: str, seq: int, size: int) -> dict[str, Any]
     }
 
 
-def consistency(store: Store, account: str, old: int, new: int) -> dict[str, Any]:
+def consistency(store: Store, account: str, old: int, new: int) -> ConsistencyProof:
     """The RFC 9162 consistency proof from tree size ``old`` to ``new``."""
     with store.read() as tx:
         head = _head(tx.ledger, account)

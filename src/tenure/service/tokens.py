@@ -13,9 +13,10 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 import orjson
+from typing_extensions import TypedDict
 
 from tenure.crypto import jws, license_file
 from tenure.crypto.keystore import LedgerKeyStore
@@ -25,7 +26,9 @@ from tenure.domain.activations import (
     activation_id,
     holds_seat,
 )
+from tenure.domain.answers import closed
 from tenure.domain.decisions import Status, license_status
+from tenure.domain.events import ActivationId, Serial, Time, TokenId
 from tenure.domain.projector import effective_entitlements
 from tenure.domain.state import Row
 from tenure.domain.timefmt import format_time, parse_duration, parse_time
@@ -69,12 +72,61 @@ class _State:
     checkpoint: StoredCheckpoint | None
 
 
+@closed
+class MintedToken(TypedDict):
+    """A minted offline token (``Minted.answer``)."""
+
+    token: str
+    expires_at: Time
+    jti: TokenId
+    account: str
+    jwks_url: str
+
+
+@closed
+class IssuedLicenseFile(TypedDict):
+    """An armored license file (``issued_license_file``)."""
+
+    license_file: str
+    expires_at: Time
+    jti: TokenId
+    activation: ActivationId
+    encrypted: bool
+
+
+def issued_license_file(text: str, claims: dict[str, Any], encrypted: bool) -> IssuedLicenseFile:
+    """The answer of ``POST /v1/licenses/{serial}/license-file``: the file ``text`` and
+    what its ``claims`` say (its end, token id and activation)."""
+    return {
+        "license_file": text,
+        "expires_at": format_time(datetime.fromtimestamp(claims["exp"], UTC)),
+        "jti": claims["jti"],
+        "activation": claims["act"],
+        "encrypted": encrypted,
+    }
+
+
+@closed
+class RevokedToken(TypedDict):
+    """A token on the revocation list (``revoked_token``)."""
+
+    serial: Serial
+    jti: TokenId
+    revoked: Literal[True]
+
+
+def revoked_token(result: dict[str, Any]) -> RevokedToken:
+    """The answer of ``POST /v1/licenses/{serial}/tokens/{jti}/revoke``: the
+    ``RevokeToken`` command's ``result``."""
+    return {"serial": result["serial"], "jti": result["jti"], "revoked": True}
+
+
 @dataclass(frozen=True)
 class Minted:
     token: str
     claims: dict[str, Any]
 
-    def answer(self, account: str, jwks_url: str) -> dict[str, Any]:
+    def answer(self, account: str, jwks_url: str) -> MintedToken:
         expires = format_time(datetime.fromtimestamp(self.claims["exp"], UTC))
         return {
             "token": self.token,
