@@ -49,7 +49,7 @@ lint: install
 	$(BIN)/lint-imports --no-logo --no-cache
 
 typecheck: install
-	$(BIN)/mypy src
+	$(BIN)/mypy src bench
 
 # Two workers, a test file each at a time (module fixtures stay in one process): most
 # tests wait on fsyncs and subprocesses, so this halves the wall time on 2 cores.

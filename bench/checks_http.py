@@ -111,7 +111,7 @@ def prepare(data_dir: Path, events: int) -> Workload:
         )
         with ledger:
             seed_demo(ledger, events, SEED, ACCOUNT)
-        api_key = ensure_bootstrap_owner(runtime.store.engine, data_dir, ACCOUNT)
+        api_key = ensure_bootstrap_owner(runtime.store, data_dir, ACCOUNT)
         assert api_key is not None, "fresh store has no keys"
         return _pick_bodies(runtime.store.engine, runtime.store, api_key)
     finally:
@@ -543,9 +543,9 @@ def run(opts: Options) -> list[Result]:
         print()
         for row in rows:
             results += _results(row)
-        for name, error in failed:
-            print(f"check {name}: FAILED, not measured\n    " + error.replace("\n", "\n    "))
-            results.append(_failure(f"check {name} throughput", error))
+        for name, why in failed:
+            print(f"check {name}: FAILED, not measured\n    " + why.replace("\n", "\n    "))
+            results.append(_failure(f"check {name} throughput", why))
         try:
             results.append(_audit(env, workdir, work, script, size))
         except RuntimeError as error:
@@ -606,7 +606,7 @@ def in_process_costs(data_dir: Path, work: Workload, seconds: float = 0.5) -> st
                 count += 1
             return timer.elapsed() / count * 1e6
 
-        auth = per_call(lambda _: authenticate(runtime.store.engine, work.api_key))
+        auth = per_call(lambda _: authenticate(runtime.store, work.api_key))
         decide = per_call(
             lambda i: checks.check(runtime.store, ACCOUNT, questions[i % len(questions)], now)
         )

@@ -170,7 +170,9 @@ def _raw_limit(site_dir: Path, db: Path) -> dict[str, float]:
     return {"events": len(leaves), "read": read, "hash": hashed, "insert": inserted}
 
 
-def restore_child(site_url: str, site_dir: str, work: str, key: str, profile: bool) -> dict:
+def restore_child(
+    site_url: str, site_dir: str, work: str, key: str, profile: bool
+) -> dict[str, Any]:
     """One timed restore into a fresh SQLite file, then the raw limit (in a child)."""
     from tenure.ledger.note import NoteVerifier
     from tenure.store.engine import create_engine
@@ -185,7 +187,7 @@ def restore_child(site_url: str, site_dir: str, work: str, key: str, profile: bo
     with _stage_timers(times):
         timer = Timer()
         if profiler is not None:
-            report = profiler.runcall(restoring.restore, site, ACCOUNT, target, verifiers)
+            report = profiler.runcall(restoring.restore, site, ACCOUNT, SqlStore(target), verifiers)
         else:
             report = restoring.restore(site, ACCOUNT, SqlStore(target), verifiers)
         seconds = timer.elapsed()
@@ -209,7 +211,7 @@ def restore_child(site_url: str, site_dir: str, work: str, key: str, profile: bo
     return out
 
 
-def _in_child(func: Callable[..., dict], *args: Any) -> dict:
+def _in_child(func: Callable[..., dict[str, Any]], *args: Any) -> dict[str, Any]:
     ctx = multiprocessing.get_context("spawn")
     with ctx.Pool(1) as pool:
         return pool.apply(func, args)
@@ -237,7 +239,7 @@ def restore_size(opts: Options, events: int) -> list[Result]:
                 f"Shipper.ship_once in {timer.elapsed():.1f} s; site checkpoint at {signed:,}"
             )
             key = store.runtime.keystore.ledger_signer(_origin(store.runtime)).verifier
-            runs: dict[str, dict] = {}
+            runs: dict[str, dict[str, Any]] = {}
             for label in ("genesis", "snapshot"):
                 if label == "snapshot":
                     timer = Timer()
@@ -270,7 +272,7 @@ def restore_size(opts: Options, events: int) -> list[Result]:
     return results
 
 
-def _restore_result(events: int, label: str, run: dict) -> Result:
+def _restore_result(events: int, label: str, run: dict[str, Any]) -> Result:
     limit = run["limit"]
     raw = limit["read"] + limit["hash"] + limit["insert"]
     seconds = run["seconds"]

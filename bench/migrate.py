@@ -72,7 +72,7 @@ def _url(database: str) -> str:
         username=str(info.get("user", "postgres")),
         password=str(info["password"]) if "password" in info else None,
         host=str(info.get("host", "127.0.0.1")),
-        port=int(info.get("port", 5432)),
+        port=int(info.get("port") or 5432),
         database=database,
     )
     return url.render_as_string(hide_password=False)

@@ -28,7 +28,6 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from bench.appends import RawTable
 from bench.builder import read_leaves
@@ -215,7 +214,7 @@ def _tokens(opts: Options, store: Store) -> list[Result]:
     now = datetime.now(UTC)
     tokens: Tokens = store.runtime.tokens()
     signing = store.runtime.keyring().current(ACCOUNT, now)
-    private: Ed25519PrivateKey = signing.private
+    private = signing.private
     public = private.public_key()
     keys = {signing.kid: public}
     claims = tokens.mint(ACCOUNT, store.serial, store.device_hash, now).claims
@@ -436,7 +435,7 @@ def _contention_http(opts: Options, root: Path, serials: list[str], raw_limit: f
     data_dir = root / "store"
     runtime = Runtime.open(Settings(data_dir=data_dir))
     try:
-        api_key = ensure_bootstrap_owner(runtime.store.engine, data_dir, ACCOUNT)
+        api_key = ensure_bootstrap_owner(runtime.store, data_dir, ACCOUNT)
     finally:
         runtime.close()
     assert api_key is not None, "the bench store has no API key yet"

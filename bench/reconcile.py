@@ -172,11 +172,12 @@ def run(opts: Options) -> list[Result]:
 
 def _measure(opts: Options, runtime: Runtime, count: int) -> Result:
     policy = DriftPolicy(stale_after=timedelta(hours=1))
-    best, summary = float("inf"), {}
+    best, summary = float("inf"), None
     for _ in range(3):
         timer = Timer()
         summary = run_pass(runtime.store, ACCOUNT, policy, NOW)
         best = min(best, timer.elapsed())
+    assert summary is not None
     db = runtime.settings.data_dir / "tenure.db"
     limit = float("inf")
     for _ in range(3):
