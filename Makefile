@@ -48,8 +48,11 @@ lint: install
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/lint-imports --no-logo --no-cache
 
-typecheck: install
+typecheck: install-bench
 	$(BIN)/mypy src bench
+
+# (typecheck: the benchmarks import their peers, eventsourcing and PyJWT, so it installs
+# the bench extras.)
 
 # Two workers, a test file each at a time (module fixtures stay in one process): most
 # tests wait on fsyncs and subprocesses, so this halves the wall time on 2 cores.
