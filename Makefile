@@ -48,11 +48,10 @@ lint: install
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/lint-imports --no-logo --no-cache
 
+# mypy strict on src and bench; the benchmarks import their peers (eventsourcing,
+# PyJWT), so this installs the bench extras.
 typecheck: install-bench
 	$(BIN)/mypy src bench
-
-# (typecheck: the benchmarks import their peers, eventsourcing and PyJWT, so it installs
-# the bench extras.)
 
 # Two workers, a test file each at a time (module fixtures stay in one process): most
 # tests wait on fsyncs and subprocesses, so this halves the wall time on 2 cores.
