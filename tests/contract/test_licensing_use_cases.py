@@ -23,6 +23,7 @@ from tenure.service.handlers import catalog as catalog_cases
 from tenure.service.handlers import licensing as cases
 from tenure.service.handlers import tokens as token_cases
 from tenure.service.ledger import Ledger, Outcome
+from tenure.service.personal import PersonalData
 from tenure.service.views import ApprovalPending
 
 CATALOG = """
@@ -48,6 +49,8 @@ class Shop:
         self.ledger = ledger
         self.owner, _ = apikeys.create_api_key(runtime.store, ACCOUNT, "owner", "owner")
         self.recorded: list[AuditEntry] = []
+        assert runtime.personal is not None
+        self.personal: PersonalData = runtime.personal
 
     def submit(self, request: Any) -> Outcome:
         return self.ledger.execute(request)
@@ -57,7 +60,7 @@ class Shop:
 
     def customer(self, external_id: str = "c1") -> str:
         customer, _ = cases.create_customer(
-            self.submit, self.runtime.store, self.runtime.personal, self.owner,
+            self.submit, self.runtime.store, self.personal, self.owner,
             "Ada", "ada@example.test", external_id,
         )  # fmt: skip
         return str(customer["id"])
@@ -101,7 +104,7 @@ def strict_shop(runtimes: Runtimes, data_dir: Path) -> Iterator[Shop]:
 
 
 def test_the_same_external_id_with_the_same_details_finds_the_customer(shop: Shop) -> None:
-    store, personal = shop.runtime.store, shop.runtime.personal
+    store, personal = shop.runtime.store, shop.personal
     first, created = cases.create_customer(
         shop.submit, store, personal, shop.owner, "Ada", "ada@example.test", "x1"
     )
@@ -114,14 +117,14 @@ def test_the_same_external_id_with_the_same_details_finds_the_customer(shop: Sho
 
 def test_an_erased_customer_loses_its_data_key_and_its_personal_fields(shop: Shop) -> None:
     customer = shop.customer()
-    erased = cases.erase_customer(shop.submit, shop.runtime.personal, shop.owner, customer, "gdpr")
+    erased = cases.erase_customer(shop.submit, shop.personal, shop.owner, customer, "gdpr")
     assert erased == {
         "customer": customer,
         "erased": True,
         "already": False,
         "key_destroyed": True,
     }
-    shown = cases.get_customer(shop.runtime.store, shop.runtime.personal, shop.owner, customer)
+    shown = cases.get_customer(shop.runtime.store, shop.personal, shop.owner, customer)
     assert (shown["name"], shown["email"], shown["erased"]) == (None, None, True)
 
 
@@ -271,7 +274,7 @@ def test_a_dry_run_answers_the_diff_and_appends_nothing(shop: Shop) -> None:
 def test_a_minted_token_is_audited_through_the_recorder(shop: Shop) -> None:
     runtime = shop.runtime
     serial = shop.issue(shop.customer())["serial"]
-    activation_cases.activate_device(shop.submit, shop.owner, serial, "device-1", 900)
+    held, _ = activation_cases.activate_device(shop.submit, shop.owner, serial, "device-1", 900)
     minted = token_cases.mint_token(
         shop.submit, shop.record, runtime.tokens(), runtime.settings, shop.owner, serial,
         "device-1",
@@ -279,10 +282,10 @@ def test_a_minted_token_is_audited_through_the_recorder(shop: Shop) -> None:
     assert minted["account"] == ACCOUNT
     assert minted["jwks_url"] == "/.well-known/jwks.json?account=default"
     [entry] = shop.recorded
-    assert (entry.action, entry.target, entry.detail["jti"]) == (
+    assert (entry.action, entry.target, entry.detail) == (
         "mint_token",
         serial,
-        minted["jti"],
+        {"jti": minted["jti"], "activation": held["id"]},
     )
 
 
