@@ -332,3 +332,19 @@ def test_asking_to_rotate_the_signing_key_is_an_approval_request(shop: Shop) -> 
     owner: Principal = shop.owner
     pending = token_cases.request_rotation(shop.submit, shop.runtime.settings, owner)
     assert (pending.approval["action"], pending.approval["target"]) == ("keys.rotate", ACCOUNT)
+
+
+def test_the_signed_keyset_of_an_account_names_its_ledger_origin(shop: Shop) -> None:
+    runtime = shop.runtime
+    note = token_cases.signed_keyset(shop.submit, runtime.tokens(), runtime.keystore, shop.owner)
+    assert note.splitlines()[0] == runtime.settings.ledger_origin(ACCOUNT)
+
+
+def test_the_local_operators_erasure_is_recorded_as_local(shop: Shop) -> None:
+    customer = shop.customer()
+    operator = Principal("cli:ops", ACCOUNT, "admin", "local")
+    cases.erase_customer(shop.submit, shop.personal, operator, customer, "gdpr")
+    with shop.runtime.store.read() as tx:
+        found, _ = audit.page(tx.audit, ACCOUNT, limit=100)
+    erased = [e for e in found if e["action"] == "erase_customer"]
+    assert [e["principal"] for e in erased] == [{"id": "cli:ops", "role": "admin", "auth": "local"}]

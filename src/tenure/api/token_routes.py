@@ -10,7 +10,6 @@ account's signing keys. The use cases are ``tenure.service.handlers.tokens``.
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -26,11 +25,9 @@ from tenure.api.problems import problem_responses
 from tenure.api.schemas import NEEDS_APPROVAL, answers
 from tenure.crypto import jws
 from tenure.domain.events import Serial, TokenId
-from tenure.errors import NotFound
 from tenure.service.apikeys import Principal
 from tenure.service.handlers import tokens as cases
 from tenure.service.keyring import KeyList
-from tenure.service.ledger import SignRequest
 from tenure.service.tokens import IssuedLicenseFile, MintedToken, RevokedToken
 
 router = APIRouter(tags=["tokens"])
@@ -150,16 +147,10 @@ async def get_keyset(request: Request, caller: LedgerReader) -> PlainTextRespons
     as a C2SP signed note signed by the account's ledger key now, stating that time
     and the account's longest token lifetime: what an SDK given ``ledger_key``
     trusts. 404 only for an account whose ledger has no key yet."""
-    runtime, tokens = request.app.state.runtime, request.app.state.tokens
-    note = await run_in_threadpool(tokens.signed_keyset, caller.account, runtime.keystore, _now())
-    if note is None:
-        # The writer makes the ledger key with the account's first checkpoint.
-        await asyncio.wrap_future(request.app.state.ledger.submit(SignRequest(caller.account)))
-        note = await run_in_threadpool(
-            tokens.signed_keyset, caller.account, runtime.keystore, _now()
-        )
-    if note is None:
-        raise NotFound(f"account {caller.account} has no ledger key yet")
+    note = await run_in_threadpool(
+        cases.signed_keyset, request.app.state.ledger.execute, request.app.state.tokens,
+        request.app.state.runtime.keystore, caller.principal,
+    )  # fmt: skip
     return PlainTextResponse(note)
 
 

@@ -18,7 +18,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from tenure.config import Settings
-from tenure.crypto.keystore import LicenseKeys
+from tenure.crypto.keystore import LedgerKeyStore, LicenseKeys
 from tenure.domain.activations import ActivateDevice, RenewLease, RevokeToken, activation_id
 from tenure.domain.activations import fingerprint_hash as hash_fingerprint
 from tenure.domain.timefmt import parse_duration
@@ -30,7 +30,7 @@ from tenure.service.handlers import Submit
 from tenure.service.handlers.approvals import request_approval
 from tenure.service.handlers.audited import AuditedChange
 from tenure.service.keyring import KeyRing
-from tenure.service.ledger import Submission
+from tenure.service.ledger import SignRequest, Submission
 from tenure.service.tokens import (
     IssuedLicenseFile,
     Minted,
@@ -178,6 +178,21 @@ def issue_license_file(
 
 
 # ---------------------------------------------------------------- signing keys
+
+
+def signed_keyset(
+    submit: Submit, tokens: Tokens, keystore: LedgerKeyStore, caller: Principal
+) -> str:
+    """The caller's account's token keys as a key set note signed by its ledger key
+    now; an account without a ledger key yet gets one first (the writer makes it
+    with the account's first checkpoint). ``NotFound`` if it still has none."""
+    note = tokens.signed_keyset(caller.account, keystore, _now())
+    if note is None:
+        submit(SignRequest(caller.account))
+        note = tokens.signed_keyset(caller.account, keystore, _now())
+    if note is None:
+        raise NotFound(f"account {caller.account} has no ledger key yet")
+    return note
 
 
 def request_rotation(submit: Submit, settings: Settings, caller: Principal) -> ApprovalPending:
