@@ -71,24 +71,12 @@ async def request_approval(
 ) -> JSONResponse:
     """Record an ``approval.requested`` for ``action`` → 202 ``{"approval": {...}}``.
     ``payload`` is what executing it needs: never secrets or personal data."""
-    pending = await run_in_threadpool(
-        request_approval_in_thread, request, caller, action, target, payload, reason
-    )
-    return _accepted(pending)
-
-
-def request_approval_in_thread(
-    request: Request,
-    caller: Principal,
-    action: str,
-    target: str,
-    payload: dict[str, Any],
-    reason: str | None,
-) -> ApprovalPending:
-    """``request_approval`` for code in the thread pool → the approval."""
     settings = request.app.state.runtime.settings
-    submit = writer_of(request)
-    return handlers.request_approval(submit, settings, caller, action, target, payload, reason)
+    pending = await run_in_threadpool(
+        handlers.request_approval, writer_of(request), settings, caller, action, target,
+        payload, reason,
+    )  # fmt: skip
+    return _accepted(pending)
 
 
 @router.get("/approvals", response_model=ApprovalList, responses=problem_responses(400))

@@ -29,6 +29,7 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
+import anyio.from_thread
 import orjson
 from fastapi import Request
 from starlette.concurrency import run_in_threadpool
@@ -99,6 +100,19 @@ def writer_of(request: Request) -> Callable[[Any], Outcome]:
     """Submits to the ledger writer from the thread pool, which audits the request
     (``execute_audited``): the ``Submit`` the use cases take."""
     return partial(execute_audited, request)
+
+
+def recorder_of(request: Request) -> Callable[[Sequence[AuditEntry]], None]:
+    """Chains audit entries through the ``AuditBatcher`` from the thread pool,
+    returning once they are durable, and marks the request audited: the ``Record``
+    the token use cases take."""
+    batcher: AuditBatcher = request.app.state.audit
+
+    def record(entries: Sequence[AuditEntry]) -> None:
+        anyio.from_thread.run(batcher.record, entries)
+        mark_audited(request)
+
+    return record
 
 
 class AuditBatcher:

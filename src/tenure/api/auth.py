@@ -12,7 +12,7 @@ from fastapi import Depends, Request
 from tenure.api.auditing import set_principal
 from tenure.errors import Forbidden, Unauthenticated
 from tenure.service.apikeys import Principal, authenticate
-from tenure.service.checks import LicenseHolder, authenticate_license
+from tenure.service.checks import LicenseHolder, authenticate_license, require_own_license
 from tenure.service.policy import POLICY, authorize
 
 SECURITY_SCHEMES: dict[str, Any] = {
@@ -83,6 +83,11 @@ class CheckCaller:
     def account(self) -> str:
         return self.principal.account
 
+    @property
+    def holder_serial(self) -> str | None:
+        """The one license a ``License`` credential acts on; None for an API key."""
+        return self.holder.serial if self.holder is not None else None
+
     def require_may_check(self, license: str, field: str) -> None:
         """Raise ``Forbidden`` when a license holder asks about another license."""
         if self.holder is not None and not self.holder.may_check(license):
@@ -90,8 +95,7 @@ class CheckCaller:
 
     def require_serial(self, serial: str) -> None:
         """Raise ``Forbidden`` when a license holder acts on another license."""
-        if self.holder is not None and self.holder.serial != serial:
-            raise Forbidden("a License credential may act only on its own license")
+        require_own_license(self.holder_serial, serial)
 
 
 def key_or_license(action: str) -> Callable[[Request], Awaitable[CheckCaller]]:

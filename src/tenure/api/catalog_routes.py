@@ -1,36 +1,27 @@
-"""The catalog API (SPEC "HTTP API essentials"): ``POST /v1/catalog`` → the diff."""
+"""The catalog API (SPEC "HTTP API essentials"): ``POST /v1/catalog`` → the diff.
+The use cases are ``tenure.service.handlers.catalog``."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
-import orjson
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from tenure.api import problems
-from tenure.api.approval_routes import request_approval, request_approval_in_thread
-from tenure.api.auditing import execute_audited, note_problem
+from tenure.api.auditing import note_problem, writer_of
 from tenure.api.auth import require
 from tenure.api.bodies import documented, parse_body
 from tenure.api.problems import problem_responses
 from tenure.api.schemas import NEEDS_APPROVAL, answers
-from tenure.domain.catalog import Catalog, CatalogDiff, CatalogDiffJson
-from tenure.domain.events import Actor
-from tenure.errors import InvalidInput, NotFound
-from tenure.service import approvals
+from tenure.domain.catalog import CatalogDiff, CatalogDiffJson
+from tenure.errors import InvalidInput
 from tenure.service.apikeys import Principal
-from tenure.service.catalog import (
-    MAX_CATALOG_BYTES,
-    apply_catalog,
-    diff_against_state,
-    parse_catalog,
-)
-from tenure.service.ledger import Outcome, Submission
+from tenure.service.catalog import MAX_CATALOG_BYTES
+from tenure.service.handlers import catalog as cases
 from tenure.service.views import ApprovalPending
-from tenure.store.unit import Store
 
 router = APIRouter(prefix="/v1", tags=["catalog"], responses=problem_responses(401, 403))
 
@@ -86,43 +77,16 @@ def _unsupported_media_type(request: Request) -> JSONResponse | None:
     )
 
 
-def _takes_away_from_licenses(store: Store, account: str, catalog: Catalog) -> list[str]:
-    """Plans that ``catalog`` gives a new version taking entitlements away, and that
-    have licenses: publishing those needs a second principal's approval."""
-    diff = diff_against_state(store, account, catalog)
-    return [
-        change.code
-        for change in diff.plans
-        if change.action == "new_version"
-        and change.takes_away
-        and approvals.plan_has_licenses(store, account, change.code)
-    ]
-
-
-def _parse_and_apply(
+def _apply(
     request: Request, caller: Principal, body: bytes, dry_run: bool
 ) -> CatalogDiff | ApprovalPending:
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
         raise InvalidInput("the catalog must be UTF-8 text", field="catalog") from None
-    catalog = parse_catalog(text)
-    actor = Actor(caller.id, caller.role, "api_key")
-    store = request.app.state.runtime.store
-    if not dry_run:
-        plans = _takes_away_from_licenses(store, caller.account, catalog)
-        if plans:
-            # Through JSON: the catalog's tuples become the lists an event holds.
-            payload = {"catalog": orjson.loads(orjson.dumps(catalog.to_json()))}
-            target = ",".join(plans)[:200]
-            return request_approval_in_thread(
-                request, caller, "catalog.apply", target, payload, None
-            )
-
-    def submit(submission: Submission) -> Outcome:
-        return execute_audited(request, submission)
-
-    return apply_catalog(submit, store, caller.account, actor, catalog, dry_run)
+    runtime = request.app.state.runtime
+    submit = writer_of(request)
+    return cases.apply_catalog(submit, runtime.store, runtime.settings, caller, text, dry_run)
 
 
 @router.post(
@@ -173,7 +137,7 @@ async def post_catalog(
             f"the catalog must be at most {MAX_CATALOG_BYTES} bytes",
         )
     # Parsing up to 1 MiB of YAML and waiting for the ledger both block: not on the loop.
-    diff = await run_in_threadpool(_parse_and_apply, request, caller, body, dry_run)
+    diff = await run_in_threadpool(_apply, request, caller, body, dry_run)
     if isinstance(diff, ApprovalPending):
         return JSONResponse(diff.to_json(), status_code=202)
     return JSONResponse(diff.to_json())
@@ -203,12 +167,9 @@ async def retire_plan(
     second principal approves, ``plan.retired`` is appended and the plan issues no
     new licenses (its licenses keep working). 404 for an unknown plan."""
     body = await parse_body(request, RetireIn)
-    store = request.app.state.runtime.store
-
-    def exists() -> bool:
-        with store.read() as tx:
-            return tx.projection.row(caller.account, "plans", (plan,)) is not None
-
-    if len(plan) > 64 or not await run_in_threadpool(exists):
-        raise NotFound(f"plan {plan[:64]} not found")
-    return await request_approval(request, caller, "plan.retire", plan, {"plan": plan}, body.reason)
+    runtime = request.app.state.runtime
+    pending = await run_in_threadpool(
+        cases.retire_plan, writer_of(request), runtime.store, runtime.settings, caller, plan,
+        body.reason,
+    )  # fmt: skip
+    return JSONResponse(pending.to_json(), status_code=202)

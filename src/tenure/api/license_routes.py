@@ -4,12 +4,12 @@ Every mutation is one ``Submission`` to the ledger writer, carrying the caller a
 actor and the ``Idempotency-Key`` header; a retry with the same key and body gets
 the same answer and appends nothing. Bodies are parsed here (not by FastAPI) so
 that every malformed body, including one that is not JSON at all, is a 400 naming
-the field at fault.
+the field at fault. The use cases are ``tenure.service.handlers.licensing``.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -25,44 +25,26 @@ from pydantic import (
 )
 from starlette.concurrency import run_in_threadpool
 
-from tenure.api.approval_routes import request_approval
-from tenure.api.auditing import submit_audited
+from tenure.api.auditing import writer_of
 from tenure.api.auth import require
 from tenure.api.bodies import documented, parse_body
 from tenure.api.problems import problem_responses
 from tenure.api.schemas import NEEDS_APPROVAL, answers
-from tenure.domain.commands import (
-    ChangePlan,
-    Command,
-    CreateCustomer,
-    EraseCustomer,
-    IssueLicense,
-    OverrideEntitlement,
-    ReinstateLicense,
-    RenewLicense,
-    RevokeLicense,
-    SuspendLicense,
-    TransferLicense,
-)
-from tenure.domain.events import (
-    Code,
-    CustomerId,
-    EntitlementKey,
-    Text,
-    check_entitlement_value,
-)
-from tenure.errors import InvalidInput, MalformedEvent
-from tenure.service import approvals, licensing
+from tenure.domain.commands import IssueLicense
+from tenure.domain.events import Code, CustomerId, EntitlementKey, Text
 from tenure.service.apikeys import Principal
-from tenure.service.ledger import Outcome
+from tenure.service.handlers import licensing as cases
+from tenure.service.handlers.licensing import MAX_IDEMPOTENCY_KEY
 from tenure.service.licensing import (
+    MAX_PAGE,
     IssuedLicense,
     License,
     LicenseHistory,
     LicenseList,
     ProductList,
 )
-from tenure.service.personal import Customer, CustomerErasure, PersonalData, erasure
+from tenure.service.personal import Customer, CustomerErasure
+from tenure.service.views import ApprovalPending
 
 router = APIRouter(prefix="/v1", tags=["licenses"], responses=problem_responses(401, 403))
 
@@ -73,9 +55,6 @@ def _may(action: str) -> Any:
 
 
 MAX_BODY_BYTES = 64 * 1024
-MAX_IDEMPOTENCY_KEY = 255
-MAX_INT = 2**53 - 1
-"""Integers beyond this lose precision in JSON readers of other languages."""
 
 
 def _has_text(value: str) -> str:
@@ -147,45 +126,16 @@ IDEMPOTENCY_KEY: dict[str, Any] = {
     "nothing; the same key with another request is a 409.",
     "schema": {"type": "string", "pattern": f"^[!-~]{{1,{MAX_IDEMPOTENCY_KEY}}}$"},
 }
-"""The header as ``_idempotency_key`` reads it, for the OpenAPI document."""
+"""The header as ``checked_idempotency_key`` takes it, for the OpenAPI document."""
 
 
 def _idempotency_key(request: Request) -> str | None:
-    key = request.headers.get("idempotency-key")
-    if key is None:
-        return None
-    if not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY or not all(" " < c <= "~" for c in key):
-        raise InvalidInput(
-            f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} visible ASCII characters",
-            field="Idempotency-Key",
-        )
-    return key
+    """The raw header: the use case checks it when it submits the change."""
+    return request.headers.get("idempotency-key")
 
 
 def _store(request: Request) -> Any:
     return request.app.state.runtime.store
-
-
-def _read_customer(request: Request, account: str, customer: str) -> Customer:
-    """The customer with its personal fields opened (``tenure.service.personal``)."""
-    personal: PersonalData = request.app.state.runtime.personal
-    return personal.read_customer(request.app.state.runtime.store, account, customer)
-
-
-async def _submit(
-    request: Request, caller: Principal, command: Command, reason: str | None
-) -> Outcome:
-    submission = licensing.change_submission(caller, command, reason, _idempotency_key(request))
-    return await submit_audited(request, submission)
-
-
-async def _license_after(request: Request, caller: Principal, serial: str) -> License:
-    return await run_in_threadpool(licensing.get_license, _store(request), caller.account, serial)
-
-
-async def _require_customer(request: Request, caller: Principal, customer: str) -> None:
-    """``NotFound`` (field ``customer``) before a command that names an unknown customer."""
-    await run_in_threadpool(licensing.get_customer, _store(request), caller.account, customer)
 
 
 # ---------------------------------------------------------------- customers and products
@@ -211,12 +161,12 @@ async def create_customer(
     customer (200); with other details it is a 409.
     """
     body = await parse_body(request, CustomerIn, MAX_BODY_BYTES)
-    command = CreateCustomer(body.name, body.email, body.external_id)
-    outcome = await _submit(request, caller, command, None)
-    customer = await run_in_threadpool(
-        _read_customer, request, caller.account, outcome.result["customer"]
-    )
-    return JSONResponse(customer, status_code=201 if outcome.result["created"] else 200)
+    runtime = request.app.state.runtime
+    customer, created = await run_in_threadpool(
+        cases.create_customer, writer_of(request), runtime.store, runtime.personal, caller,
+        body.name, body.email, body.external_id, _idempotency_key(request),
+    )  # fmt: skip
+    return JSONResponse(customer, status_code=201 if created else 200)
 
 
 @router.get(
@@ -229,7 +179,8 @@ def get_customer(
 ) -> Customer:
     """One customer: ``{"id", "name", "email", "external_id", "erased"}``; 404 if
     unknown. An erased customer's name and email are null."""
-    return _read_customer(request, caller.account, customer)
+    runtime = request.app.state.runtime
+    return cases.get_customer(runtime.store, runtime.personal, caller, customer)
 
 
 @router.post(
@@ -248,10 +199,10 @@ async def erase_customer(
     ``customer.erased`` event, then its data key destroyed (crypto-shredding). Its
     licenses keep working; the ledger keeps verifying. 404 for an unknown customer."""
     body = await parse_body(request, RequiredReasonIn)
-    outcome = await _submit(request, caller, EraseCustomer(customer), body.reason)
-    personal: PersonalData = request.app.state.runtime.personal
-    destroyed = await run_in_threadpool(personal.datakeys.destroy, caller.account, customer)
-    return erasure(outcome.result, destroyed)
+    return await run_in_threadpool(
+        cases.erase_customer, writer_of(request), request.app.state.runtime.personal, caller,
+        customer, body.reason, _idempotency_key(request),
+    )  # fmt: skip
 
 
 @router.get("/products", response_model=None, responses=answers(ProductList, "The products"))
@@ -259,7 +210,7 @@ def list_products(
     request: Request, caller: Annotated[Principal, _may("product.read")]
 ) -> ProductList:
     """Products with their features and the latest version of each of their plans."""
-    return licensing.list_products(_store(request), caller.account)
+    return cases.list_products(_store(request), caller)
 
 
 # ---------------------------------------------------------------- licenses: reads
@@ -277,15 +228,15 @@ def list_licenses(
     status: Annotated[str | None, Query(max_length=16)] = None,
     product: Annotated[str | None, Query(max_length=64)] = None,
     cursor: Annotated[str | None, Query(max_length=128)] = None,
-    limit: Annotated[int, Query(ge=1, le=licensing.MAX_PAGE)] = 50,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
 ) -> LicenseList:
     """Licenses by serial, filtered: ``{"licenses": [...], "next_cursor"}``.
 
     Pass ``next_cursor`` back as ``cursor`` for the next page; it is null on the last.
     """
-    return licensing.list_licenses(
+    return cases.list_licenses(
         _store(request),
-        caller.account,
+        caller,
         customer=customer or None,
         status=status or None,
         product=product or None,
@@ -303,7 +254,7 @@ def get_license(
     request: Request, caller: Annotated[Principal, _may("license.read")], serial: str
 ) -> License:
     """One license (never its key); 404 if unknown."""
-    return licensing.get_license(_store(request), caller.account, serial)
+    return cases.get_license(_store(request), caller, serial)
 
 
 @router.get(
@@ -315,7 +266,7 @@ def get_license_history(
     request: Request, caller: Annotated[Principal, _may("license.read")], serial: str
 ) -> LicenseHistory:
     """The license's ledger events in order: ``{"events": [{"seq", "event"}]}``."""
-    return licensing.license_history(_store(request), caller.account, serial)
+    return cases.license_history(_store(request), caller, serial)
 
 
 @router.get(
@@ -334,9 +285,7 @@ def get_license_by_legacy_id(
 ) -> License:
     """The license that ``legacy_id`` of ``system`` was imported as (docs/import.md);
     404 if none was."""
-    store = _store(request)
-    serial = licensing.serial_by_legacy_id(store, caller.account, system, legacy_id)
-    return licensing.get_license(store, caller.account, serial)
+    return cases.license_by_legacy_id(_store(request), caller, system, legacy_id)
 
 
 # ---------------------------------------------------------------- licenses: writes
@@ -363,18 +312,13 @@ async def issue_license(
     order again answers 200 with the same serial and key (409 on another plan).
     """
     body = await parse_body(request, IssueIn, MAX_BODY_BYTES)
-    await _require_customer(request, caller, body.customer)
-    command = IssueLicense(
-        body.product, body.plan, body.customer, body.order_ref, body.plan_version
-    )
-    outcome = await _submit(request, caller, command, None)
-    serial = outcome.result["serial"]
-    view = await _license_after(request, caller, serial)
+    order = IssueLicense(body.product, body.plan, body.customer, body.order_ref, body.plan_version)
     runtime = request.app.state.runtime
-    key = runtime.license_keys.key(caller.account, serial)
-    created = bool(outcome.result["created"])
-    issued: IssuedLicense = {**view, "key": key, "created": created}
-    return JSONResponse(issued, status_code=201 if created else 200)
+    issued = await run_in_threadpool(
+        cases.issue_license, writer_of(request), runtime.store, runtime.license_keys, caller,
+        order, _idempotency_key(request),
+    )  # fmt: skip
+    return JSONResponse(issued, status_code=201 if issued["created"] else 200)
 
 
 def _change_route(body: type[BaseModel], gated: bool = False) -> dict[str, Any]:
@@ -391,13 +335,14 @@ def _change_route(body: type[BaseModel], gated: bool = False) -> dict[str, Any]:
     }
 
 
-async def change_license(
-    request: Request, caller: Principal, serial: str, command: Command, reason: str | None
-) -> License:
-    """Append ``command`` (with ``reason``) as ``caller`` through the ledger writer,
-    audited there, and answer the license as it is after."""
-    await _submit(request, caller, command, reason)
-    return await _license_after(request, caller, serial)
+async def _change(request: Request, use_case: Callable[..., License], *args: Any) -> License:
+    """Run a license change's use case in the thread pool with the writer, the store
+    and ``args`` (the caller, the serial, the body's values), then the request's
+    ``Idempotency-Key``."""
+    changed: License = await run_in_threadpool(
+        use_case, writer_of(request), _store(request), *args, _idempotency_key(request)
+    )
+    return changed
 
 
 @router.post("/licenses/{serial}/renew", **_change_route(RenewIn))
@@ -406,9 +351,7 @@ async def renew_license(
 ) -> License:
     """Extend the expiry by ``duration`` (default: the plan's) → the updated license."""
     body = await parse_body(request, RenewIn, MAX_BODY_BYTES)
-    return await change_license(
-        request, caller, serial, RenewLicense(serial, body.duration), body.reason
-    )
+    return await _change(request, cases.renew_license, caller, serial, body.duration, body.reason)
 
 
 @router.post("/licenses/{serial}/suspend", **_change_route(RequiredReasonIn))
@@ -417,7 +360,7 @@ async def suspend_license(
 ) -> License:
     """Suspend ``{"reason"}`` (required) → the updated license; 409 if not active."""
     body = await parse_body(request, RequiredReasonIn, MAX_BODY_BYTES)
-    return await change_license(request, caller, serial, SuspendLicense(serial), body.reason)
+    return await _change(request, cases.suspend_license, caller, serial, body.reason)
 
 
 @router.post("/licenses/{serial}/reinstate", **_change_route(ReasonIn))
@@ -426,21 +369,7 @@ async def reinstate_license(
 ) -> License:
     """Reinstate a suspended license → the updated license; 409 if not suspended."""
     body = await parse_body(request, ReasonIn, MAX_BODY_BYTES)
-    return await change_license(request, caller, serial, ReinstateLicense(serial), body.reason)
-
-
-async def revoke_needs_approval(request: Request, caller: Principal, serial: str) -> bool:
-    """The two-person rule of a revocation (docs/approvals.md): would revoking
-    ``serial`` cross ``TENURE_APPROVAL_REVOKE_THRESHOLD`` revocations within
-    ``TENURE_APPROVAL_REVOKE_WINDOW_MINUTES``? (``tenure.service.approvals.revoke_gated``,
-    which the console asks too.)"""
-    settings = request.app.state.runtime.settings
-    now = datetime.now(UTC)
-    store = request.app.state.runtime.store
-    gated: bool = await run_in_threadpool(
-        approvals.revoke_gated, store, settings, caller.account, serial, now
-    )
-    return gated
+    return await _change(request, cases.reinstate_license, caller, serial, body.reason)
 
 
 @router.post("/licenses/{serial}/revoke", **_change_route(RequiredReasonIn, gated=True))
@@ -452,12 +381,14 @@ async def revoke_license(
     ``TENURE_APPROVAL_REVOKE_WINDOW_MINUTES``, 202 ``{"approval": {...}}``: a mass
     revocation needs a second principal's approval (docs/approvals.md)."""
     body = await parse_body(request, RequiredReasonIn, MAX_BODY_BYTES)
-    if await revoke_needs_approval(request, caller, serial):
-        payload = {"serials": [serial]}
-        return await request_approval(
-            request, caller, "license.revoke", serial, payload, body.reason
-        )
-    return await change_license(request, caller, serial, RevokeLicense(serial), body.reason)
+    runtime = request.app.state.runtime
+    revoked = await run_in_threadpool(
+        cases.revoke_license, writer_of(request), runtime.store, runtime.settings, caller,
+        serial, body.reason, _idempotency_key(request),
+    )  # fmt: skip
+    if isinstance(revoked, ApprovalPending):
+        return JSONResponse(revoked.to_json(), status_code=202)
+    return revoked
 
 
 @router.post("/licenses/{serial}/change-plan", **_change_route(ChangePlanIn))
@@ -466,8 +397,9 @@ async def change_plan(
 ) -> License:
     """Move to ``{"plan", "plan_version"?}`` (default: its latest) → the updated license."""
     body = await parse_body(request, ChangePlanIn, MAX_BODY_BYTES)
-    command = ChangePlan(serial, body.plan, body.plan_version)
-    return await change_license(request, caller, serial, command, body.reason)
+    return await _change(
+        request, cases.change_plan, caller, serial, body.plan, body.plan_version, body.reason
+    )
 
 
 @router.post("/licenses/{serial}/override", **_change_route(OverrideIn))
@@ -476,15 +408,10 @@ async def override_entitlement(
 ) -> License:
     """Set ``{"entitlement", "value", "reason"}`` (null value removes) → the updated license."""
     body = await parse_body(request, OverrideIn, MAX_BODY_BYTES)
-    if body.value is not None:
-        try:
-            check_entitlement_value(body.entitlement, body.value, "value")
-        except MalformedEvent as exc:
-            raise InvalidInput(exc.message, field="value") from None
-        if not isinstance(body.value, bool) and body.value > MAX_INT:
-            raise InvalidInput(f"value must be at most {MAX_INT}", field="value")
-    command = OverrideEntitlement(serial, body.entitlement, body.value)
-    return await change_license(request, caller, serial, command, body.reason)
+    return await _change(
+        request, cases.override_entitlement, caller, serial, body.entitlement, body.value,
+        body.reason,
+    )  # fmt: skip
 
 
 @router.post("/licenses/{serial}/transfer", **_change_route(TransferIn))
@@ -493,6 +420,6 @@ async def transfer_license(
 ) -> License:
     """Transfer to ``{"customer"}`` → the updated license; 404 for an unknown customer."""
     body = await parse_body(request, TransferIn, MAX_BODY_BYTES)
-    await _require_customer(request, caller, body.customer)
-    command = TransferLicense(serial, body.customer)
-    return await change_license(request, caller, serial, command, body.reason)
+    return await _change(
+        request, cases.transfer_license, caller, serial, body.customer, body.reason
+    )

@@ -5,52 +5,30 @@
 /.well-known/jwks.json`` publishes the keys that verify them, and ``GET /v1/keyset``
 the same keys signed by the account's ledger key; ``GET /v1/revocations`` is the
 signed list a client pulls when it reconnects; ``/v1/keys`` lists and rotates the
-account's signing keys.
+account's signing keys. The use cases are ``tenure.service.handlers.tokens``.
 """
 
 from __future__ import annotations
 
-import asyncio
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Annotated
-from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
-from tenure.api.approval_routes import request_approval
-from tenure.api.auditing import mark_audited, submit_audited
+from tenure.api.auditing import recorder_of, writer_of
 from tenure.api.auth import API_KEY_OR_LICENSE, CheckCaller, key_or_license, require
 from tenure.api.bodies import documented, parse_body
 from tenure.api.problems import problem_responses
 from tenure.api.schemas import NEEDS_APPROVAL, answers
-from tenure.config import Settings
 from tenure.crypto import jws
-from tenure.domain.activations import (
-    ActivateDevice,
-    RenewLease,
-    RevokeToken,
-    activation_id,
-    fingerprint_hash,
-)
 from tenure.domain.events import Serial, TokenId
-from tenure.domain.timefmt import parse_duration
-from tenure.errors import NotFound
 from tenure.service.apikeys import Principal
-from tenure.service.audit import request_entry
+from tenure.service.handlers import tokens as cases
 from tenure.service.keyring import KeyList
-from tenure.service.ledger import SignRequest, Submission
-from tenure.service.tokens import (
-    IssuedLicenseFile,
-    Minted,
-    MintedToken,
-    NotActivated,
-    RevokedToken,
-    issued_license_file,
-    revoked_token,
-)
+from tenure.service.tokens import IssuedLicenseFile, MintedToken, RevokedToken
 
 router = APIRouter(tags=["tokens"])
 Minter = Annotated[CheckCaller, Depends(key_or_license("token.mint"))]
@@ -89,39 +67,6 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _jwks_url(request: Request, account: str) -> str:
-    # Never from request.base_url: that is the client's Host header (docs/hardening.md).
-    settings: Settings = request.app.state.runtime.settings
-    return settings.public(f"/.well-known/jwks.json?{urlencode({'account': account})}")
-
-
-async def _answer_minted(
-    request: Request, caller: CheckCaller, minted: Minted, action: str, previous: str | None
-) -> JSONResponse:
-    who = caller.principal
-    detail = {"jti": minted.claims["jti"], "activation": minted.claims["act"]}
-    if previous is not None:
-        detail["previous"] = previous
-    entry = request_entry(who, action, minted.claims["sub"], detail)
-    await request.app.state.audit.record([entry])
-    mark_audited(request)
-    body = minted.answer(who.account, _jwks_url(request, who.account))
-    return JSONResponse(body, status_code=201)
-
-
-async def _hold_seat_for_token(request: Request, caller: CheckCaller, activation: str) -> None:
-    """A heartbeat that makes a floating lease outlast the token about to be minted
-    (a lease that ended while the device was offline is taken back if a seat is
-    free: 409 ``seat_limit`` otherwise); ``NotActivated`` for an unknown device."""
-    who = caller.principal
-    lease = request.app.state.runtime.settings.lease_seconds
-    heartbeat = RenewLease(activation, lease, covering_tokens=True)
-    try:
-        await submit_audited(request, Submission.by(who, heartbeat))
-    except NotFound:
-        raise NotActivated("this device is not activated: activate it first") from None
-
-
 @router.post(
     "/v1/tokens",
     status_code=201,
@@ -140,11 +85,11 @@ async def mint_token(request: Request, caller: Minter) -> JSONResponse:
     used."""
     body = await parse_body(request, TokenIn, MAX_BODY_BYTES)
     caller.require_serial(body.license)
-    tokens = request.app.state.tokens
-    fph = fingerprint_hash(body.license, body.fingerprint)
-    await _hold_seat_for_token(request, caller, activation_id(caller.account, body.license, fph))
-    minted = await run_in_threadpool(tokens.mint, caller.account, body.license, fph, _now())
-    return await _answer_minted(request, caller, minted, "mint_token", None)
+    minted = await run_in_threadpool(
+        cases.mint_token, writer_of(request), recorder_of(request), request.app.state.tokens,
+        request.app.state.runtime.settings, caller.principal, body.license, body.fingerprint,
+    )  # fmt: skip
+    return JSONResponse(minted, status_code=201)
 
 
 @router.post(
@@ -164,17 +109,11 @@ async def refresh_token(request: Request, caller: Minter) -> JSONResponse:
     revoked or whose activation was deactivated, ``license_inactive`` for a license
     that is revoked, suspended or expired: a revoked token is never refreshed."""
     body = await parse_body(request, RefreshIn, MAX_BODY_BYTES)
-    tokens = request.app.state.tokens
-    now = _now()
-    claims = await run_in_threadpool(tokens.verify_for_refresh, caller.account, body.token, now)
-    caller.require_serial(claims["sub"])
-    # Before the heartbeat: a revoked token renews no lease and writes nothing.
-    await run_in_threadpool(tokens.refuse_if_revoked, caller.account, claims, now)
-    await _hold_seat_for_token(request, caller, claims["act"])
     minted = await run_in_threadpool(
-        tokens.mint, caller.account, claims["sub"], claims["fph"], _now(), claims["jti"]
-    )
-    return await _answer_minted(request, caller, minted, "refresh_token", claims["jti"])
+        cases.refresh_token, writer_of(request), recorder_of(request), request.app.state.tokens,
+        request.app.state.runtime.settings, caller.principal, caller.holder_serial, body.token,
+    )  # fmt: skip
+    return JSONResponse(minted, status_code=201)
 
 
 @router.get(
@@ -208,16 +147,10 @@ async def get_keyset(request: Request, caller: LedgerReader) -> PlainTextRespons
     as a C2SP signed note signed by the account's ledger key now, stating that time
     and the account's longest token lifetime: what an SDK given ``ledger_key``
     trusts. 404 only for an account whose ledger has no key yet."""
-    runtime, tokens = request.app.state.runtime, request.app.state.tokens
-    note = await run_in_threadpool(tokens.signed_keyset, caller.account, runtime.keystore, _now())
-    if note is None:
-        # The writer makes the ledger key with the account's first checkpoint.
-        await asyncio.wrap_future(request.app.state.ledger.submit(SignRequest(caller.account)))
-        note = await run_in_threadpool(
-            tokens.signed_keyset, caller.account, runtime.keystore, _now()
-        )
-    if note is None:
-        raise NotFound(f"account {caller.account} has no ledger key yet")
+    note = await run_in_threadpool(
+        cases.signed_keyset, request.app.state.ledger.execute, request.app.state.tokens,
+        request.app.state.runtime.keystore, caller.principal,
+    )  # fmt: skip
     return PlainTextResponse(note)
 
 
@@ -268,9 +201,9 @@ async def revoke_token(
     """Put token ``jti`` of license ``serial`` on the revocation list ``{"reason"}``
     → ``{"serial", "jti", "revoked": true}`` (again: unchanged)."""
     body = await parse_body(request, RevokeIn, MAX_BODY_BYTES)
-    submission = Submission.by(caller, RevokeToken(serial, jti), body.reason)
-    outcome = await submit_audited(request, submission)
-    return revoked_token(outcome.result)
+    return await run_in_threadpool(
+        cases.revoke_token, writer_of(request), caller, serial, jti, body.reason
+    )
 
 
 @router.get(
@@ -295,7 +228,9 @@ async def rotate_keys(request: Request, caller: KeyManager) -> JSONResponse:
     second principal's approval (``POST /v1/approvals/{id}/approve``, see
     docs/approvals.md). Once approved, the old key stays published until every token
     it signed has expired; the approval's result is ``{"id", "kid", "created_at"}``."""
-    return await request_approval(request, caller, "keys.rotate", caller.account, {}, None)
+    settings = request.app.state.runtime.settings
+    pending = await run_in_threadpool(cases.request_rotation, writer_of(request), settings, caller)
+    return JSONResponse(pending.to_json(), status_code=202)
 
 
 class LicenseFileIn(BaseModel):
@@ -324,32 +259,10 @@ async def issue_license_file(request: Request, caller: Issuer, serial: Serial) -
     """Bind the device to the license (a node-locked activation, taking a seat) and
     answer 201 ``{"license_file", "expires_at", "jti", "activation", "encrypted"}``."""
     body = await parse_body(request, LicenseFileIn, MAX_BODY_BYTES)
-    now = _now()
-    lifetime = _file_lifetime(body.expires, now)
-    fph = fingerprint_hash(serial, body.fingerprint)
     runtime = request.app.state.runtime
-    activate = ActivateDevice(serial, fph, runtime.settings.lease_seconds, mode="node-locked")
-    await submit_audited(request, Submission.by(caller, activate))
-    license_key = runtime.license_keys.key(caller.account, serial) if body.encrypt else None
-    text, claims = await run_in_threadpool(
-        request.app.state.tokens.license_file,
-        caller.account,
-        serial,
-        fph,
-        now,
-        lifetime,
-        license_key,
-    )
-    detail = {"jti": claims["jti"], "activation": claims["act"], "encrypted": body.encrypt}
-    entry = request_entry(caller, "issue_license_file", serial, detail)
-    await request.app.state.audit.record([entry])
-    return JSONResponse(issued_license_file(text, claims, body.encrypt), status_code=201)
-
-
-PERPETUAL_FILE_LIFETIME = timedelta(days=365)
-
-
-def _file_lifetime(expires: str | None, now: datetime) -> timedelta:
-    if expires is None:
-        return PERPETUAL_FILE_LIFETIME  # the token claims cap it at the license's end
-    return parse_duration(expires, field="expires").after(now) - now
+    issued = await run_in_threadpool(
+        cases.issue_license_file, writer_of(request), recorder_of(request),
+        request.app.state.tokens, runtime.license_keys, runtime.settings, caller, serial,
+        body.fingerprint, body.expires, body.encrypt,
+    )  # fmt: skip
+    return JSONResponse(issued, status_code=201)

@@ -10,10 +10,8 @@ import typer
 from tenure.cli.client import ApiKeyOption, IdempotencyKeyOption, Remote, UrlOption, emit_answer
 from tenure.cli.common import Output, OutputOption, emit
 from tenure.cli.local import Account, DataDir, DbUrl, open_local
-from tenure.domain.commands import EraseCustomer
-from tenure.domain.events import Actor
-from tenure.service.ledger import Submission
-from tenure.service.personal import erase_customer
+from tenure.service.apikeys import Principal
+from tenure.service.handlers import licensing as cases
 
 app = typer.Typer(help="Customers of the account.", no_args_is_help=True)
 
@@ -91,12 +89,13 @@ def erase(
     """Erase a customer's personal data (crypto-shredding): record customer.erased in
     the ledger, then destroy the customer's data key. Licenses keep working; the
     ledger still verifies. Works on the storage (stop nothing: the writer serializes)."""
-    actor = Actor(f"cli:{getpass.getuser()}", "admin", "local")
+    operator = Principal(f"cli:{getpass.getuser()}", account, "admin", "local")
     with open_local(data_dir, db) as runtime:
         assert runtime.personal is not None  # Runtime.open always sets it
         with runtime.ledger() as ledger:
-            submission = Submission(account, EraseCustomer(customer_id), actor, reason=reason)
-            result = erase_customer(ledger.execute, runtime.personal.datakeys, submission)
+            result = cases.erase_customer(
+                ledger.execute, runtime.personal, operator, customer_id, reason
+            )
     state = "already erased" if result["already"] else "erased"
     key = "key destroyed" if result["key_destroyed"] else "no key was left"
     emit(output, result, f"customer {customer_id} {state} ({key})")

@@ -3,14 +3,13 @@
 Every page authenticates the sealed API key of its session again (a revoked key
 stops working at once) and checks the role with ``tenure.service.policy.allowed``, the
 same policy the API applies. Every form POST carries the session's CSRF token.
-License actions build the same submissions as the API routes
-(``tenure.service.licensing.change_submission``, ``tenure.service.approvals``), so
-the ledger writer audits them exactly like API calls; refusals are audited here.
+License actions call the same use cases as the API routes
+(``tenure.service.handlers.licensing``), so the ledger writer audits them exactly
+like API calls; refusals by role are audited here.
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,25 +24,35 @@ from starlette.concurrency import run_in_threadpool
 
 from tenure.console import views, web
 from tenure.console.session import COOKIE, MAX_AGE_SECONDS, SIGNIN_COOKIE
-from tenure.domain.commands import Command, ReinstateLicense, RevokeLicense, SuspendLicense
+from tenure.domain.commands import ReinstateLicense, RevokeLicense, SuspendLicense
 from tenure.domain.timefmt import format_time
 from tenure.errors import NotFound, TenureError, Unauthenticated
 from tenure.ops import alerts, notices, reconcile
 from tenure.service import approvals, licensing
-from tenure.service.apikeys import authenticate
+from tenure.service.apikeys import Principal, authenticate
 from tenure.service.audit import caller_entry
+from tenure.service.handlers import Submit
 from tenure.service.handlers import approvals as approval_cases
-from tenure.service.ledger import Outcome, Submission
-from tenure.service.licensing import LicenseList
+from tenure.service.handlers import licensing as cases
+from tenure.service.licensing import License, LicenseList
+from tenure.service.views import ApprovalPending
+from tenure.store.unit import Store
 
 HERE = Path(__file__).parent
 MAX_REASON = 500
-ACTIONS: dict[str, tuple[str, Callable[[str], Command]]] = {
-    "suspend": ("license.suspend", SuspendLicense),
-    "reinstate": ("license.reinstate", ReinstateLicense),
-    "revoke": ("license.change", RevokeLicense),
+ACTIONS: dict[str, tuple[str, str]] = {
+    "suspend": ("license.suspend", SuspendLicense.name),
+    "reinstate": ("license.reinstate", ReinstateLicense.name),
+    "revoke": ("license.change", RevokeLicense.name),
 }
-"""Console action → the role-policy action (as its API route) and the command."""
+"""Console action → the role-policy action (as its API route) and the command's name
+(the action of its audit entry)."""
+_CHANGES: dict[str, Callable[[Submit, Store, Principal, str, str], License]] = {
+    "suspend": cases.suspend_license,
+    "reinstate": cases.reinstate_license,
+}
+"""The console actions that are never gated → their use case (revoking may be:
+``tenure.service.handlers.licensing.revoke_license``)."""
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 
@@ -229,39 +238,27 @@ async def license_action(request: Request, serial: str, action: str) -> Response
     session = web.session_of(request)
     if action not in ACTIONS:
         raise web.ConsolePage(404, f"There is no license action {action!r}.")
-    needed, command_for = ACTIONS[action]
-    command = command_for(serial)
+    needed, command_name = ACTIONS[action]
     if not session.may(needed):
-        await _audit_refusal(request, session, command.name, serial)
+        await _audit_refusal(request, session, command_name, serial)
         web.require(session, needed)
     fields = await web.form_fields(request, session)
     reason = fields.get("reason", "").strip()
     if not reason or len(reason) > MAX_REASON:
         raise web.ConsolePage(400, f"A reason (1 to {MAX_REASON} characters) is required.")
     caller, runtime = session.principal, web.runtime_of(request)
+    submit = request.app.state.ledger.execute
     with web.as_page(request):
-        if action == "revoke" and await run_in_threadpool(
-            approvals.revoke_gated, runtime.store, runtime.settings, caller.account, serial, _now()
-        ):
-            payload = {"serials": [serial]}
-            pending = await run_in_threadpool(
-                approval_cases.request_approval,
-                request.app.state.ledger.execute,
-                runtime.settings,
-                caller,
-                "license.revoke",
-                serial,
-                payload,
+        if action == "revoke":
+            done = await run_in_threadpool(
+                cases.revoke_license, submit, runtime.store, runtime.settings, caller, serial,
                 reason,
-            )
-            return _back_to(serial, approval=str(pending.approval["approval"]))
-        await _submit(request, licensing.change_submission(caller, command, reason))
+            )  # fmt: skip
+            if isinstance(done, ApprovalPending):
+                return _back_to(serial, approval=str(done.approval["approval"]))
+        else:
+            await run_in_threadpool(_CHANGES[action], submit, runtime.store, caller, serial, reason)
     return _back_to(serial, done=action)
-
-
-async def _submit(request: Request, submission: Submission) -> Outcome:
-    """Send ``submission`` to the ledger writer, which audits it."""
-    return await asyncio.wrap_future(request.app.state.ledger.submit(submission))
 
 
 def _back_to(serial: str, **query: str) -> Response:

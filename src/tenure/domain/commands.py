@@ -222,7 +222,7 @@ def _customer_details(view: StateView, ctx: Context, row: Row) -> tuple[Any, Any
 @dataclass(frozen=True)
 class EraseCustomer(Command):
     """Record the erasure of a customer's personal data (its data key is destroyed
-    by ``tenure.service.personal.erase_customer``). Raises ``NotFound`` for an
+    by ``tenure.service.handlers.licensing.erase_customer``). Raises ``NotFound`` for an
     unknown customer; an erased one is a no-op with ``"already": true``."""
 
     name: ClassVar[str] = "erase_customer"

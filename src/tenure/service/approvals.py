@@ -123,8 +123,8 @@ def revoke_gated(
 ) -> bool:
     """``revoke_needs_approval`` with the configured threshold and window
     (``TENURE_APPROVAL_REVOKE_THRESHOLD`` revocations within
-    ``TENURE_APPROVAL_REVOKE_WINDOW_MINUTES`` before ``now``). The API's revoke route
-    and the console's revoke action ask it."""
+    ``TENURE_APPROVAL_REVOKE_WINDOW_MINUTES`` before ``now``): what the revocation use
+    case (``tenure.service.handlers.licensing.revoke_license``) asks."""
     since = format_time(now - timedelta(minutes=settings.approval_revoke_window_minutes))
     threshold = settings.approval_revoke_threshold
     return revoke_needs_approval(store, account, serial, threshold, since)

@@ -25,7 +25,7 @@ from tenure.domain.decisions import DecisionAnswer, decide
 from tenure.domain.events import Serial
 from tenure.domain.licensekeys import hash_legacy_key, is_serial, is_tenure_key
 from tenure.domain.state import Row
-from tenure.errors import InvalidInput, Unauthenticated
+from tenure.errors import Forbidden, InvalidInput, Unauthenticated
 from tenure.store.unit import Store, Transaction
 
 MAX_BATCH = 1000
@@ -168,6 +168,13 @@ class LicenseHolder:
     def may_check(self, license: str) -> bool:
         """True when ``license`` names this holder's own license (its serial or key)."""
         return license == self.serial or hmac.compare_digest(license.encode(), self.key.encode())
+
+
+def require_own_license(holder: str | None, serial: str) -> None:
+    """``Forbidden`` when a ``License`` credential for license ``holder`` (None: an
+    API key, which acts on any license of its account) acts on license ``serial``."""
+    if holder is not None and holder != serial:
+        raise Forbidden("a License credential may act only on its own license")
 
 
 def authenticate_license(store: Store, key: str) -> LicenseHolder:

@@ -335,9 +335,9 @@ def change_submission(
     caller: Principal, command: Command, reason: str | None, idempotency_key: str | None = None
 ) -> Submission:
     """The submission of a license change (``command``, with ``reason``) by
-    ``caller`` through an API key: what the license routes and the console's license
-    actions send to the ledger writer, which audits it."""
-    actor = Actor(caller.id, caller.role, "api_key")
+    ``caller`` (an API key, or the local CLI's operator): what the licensing use cases
+    (``tenure.service.handlers.licensing``) send to the ledger writer, which audits it."""
+    actor = Actor(caller.id, caller.role, caller.auth)
     return Submission(
         caller.account, command, actor, reason=reason, idempotency_key=idempotency_key
     )

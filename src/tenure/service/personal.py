@@ -20,11 +20,9 @@ from typing_extensions import TypedDict
 
 from tenure.crypto.datakeys import DataKeyStore, open_field, seal_field
 from tenure.domain.answers import closed
-from tenure.domain.commands import EraseCustomer
 from tenure.domain.events import CustomerId, personal_fields
 from tenure.domain.state import Row
 from tenure.errors import NotFound
-from tenure.service.ledger import Submission
 from tenure.store.unit import Store
 
 _SEALED_TYPES = ("customer.created",)
@@ -49,7 +47,7 @@ class Customer(TypedDict):
 
 @closed
 class CustomerErasure(TypedDict):
-    """A customer's erasure (``erase_customer``, ``POST /v1/customers/{id}/erase``)."""
+    """A customer's erasure (``tenure.service.handlers.licensing.erase_customer``)."""
 
     customer: CustomerId
     erased: Literal[True]
@@ -130,21 +128,6 @@ class PersonalData:
             "external_id": row["external_id"],
             "erased": erased,
         }
-
-
-def erase_customer(
-    execute: Callable[[Submission], Any], datakeys: DataKeyStore, submission: Submission
-) -> CustomerErasure:
-    """Append ``customer.erased`` (``submission`` carries an ``EraseCustomer`` and its
-    reason) through ``execute`` (a writer's), then destroy the data key: a crash in
-    between leaves a key that ``reapply_erasures`` destroys at the next start.
-    Returns the command's result with ``"key_destroyed"``."""
-    command = submission.command
-    if not isinstance(command, EraseCustomer):
-        raise TypeError("erase_customer takes an EraseCustomer submission")
-    outcome = execute(submission)
-    destroyed = datakeys.destroy(submission.account, command.customer)
-    return erasure(outcome.result, destroyed)
 
 
 def reapply_erasures(store: Store, datakeys: DataKeyStore) -> list[tuple[str, str]]:
