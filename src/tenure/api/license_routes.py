@@ -31,7 +31,7 @@ from tenure.api.bodies import documented, parse_body
 from tenure.api.problems import problem_responses
 from tenure.api.schemas import NEEDS_APPROVAL, answers
 from tenure.domain.commands import IssueLicense
-from tenure.domain.events import Code, CustomerId, EntitlementKey, Text
+from tenure.domain.values import Code, CustomerId, EntitlementKey, Text
 from tenure.service.apikeys import Principal
 from tenure.service.handlers import licensing as cases
 from tenure.service.handlers.licensing import MAX_IDEMPOTENCY_KEY

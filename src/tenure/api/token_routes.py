@@ -24,7 +24,7 @@ from tenure.api.bodies import documented, parse_body
 from tenure.api.problems import problem_responses
 from tenure.api.schemas import NEEDS_APPROVAL, answers
 from tenure.crypto import jws
-from tenure.domain.events import Serial, TokenId
+from tenure.domain.values import Serial, TokenId
 from tenure.service.apikeys import Principal
 from tenure.service.handlers import tokens as cases
 from tenure.service.keyring import KeyList

@@ -23,10 +23,10 @@ from tenure.canonical import canonical_json
 from tenure.domain.answers import closed
 from tenure.domain.commands import Command, Context, Decision, Draft, require_row
 from tenure.domain.decisions import license_status
-from tenure.domain.events import ActivationId, Hex64, Serial, Time
 from tenure.domain.projector import effective_entitlements
 from tenure.domain.state import Row, StateView
 from tenure.domain.timefmt import format_time, parse_duration, parse_time
+from tenure.domain.values import ActivationId, Hex64, Serial, Time
 from tenure.errors import Conflict, NotFound
 
 USABLE_STATUSES = frozenset({"active", "in_grace"})

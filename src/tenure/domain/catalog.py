@@ -16,8 +16,8 @@ from typing_extensions import TypedDict
 
 from tenure.domain.answers import NonNegative, closed
 from tenure.domain.commands import Command, Context, Decision, DefineProduct, PublishPlan
-from tenure.domain.events import Code, EntitlementKey, EntitlementValue
 from tenure.domain.state import Row, StateView
+from tenure.domain.values import Code, EntitlementKey, EntitlementValue
 from tenure.errors import Conflict, InvalidInput
 
 Value = bool | int

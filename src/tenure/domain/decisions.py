@@ -45,10 +45,10 @@ from typing import Literal, get_args
 from typing_extensions import TypedDict
 
 from tenure.domain.answers import closed
-from tenure.domain.events import ENTITLEMENT_KEY_PATTERN, EntitlementValue, Time
 from tenure.domain.projector import effective_entitlements
 from tenure.domain.state import Row
 from tenure.domain.timefmt import format_time, parse_duration, parse_time
+from tenure.domain.values import ENTITLEMENT_KEY_PATTERN, EntitlementValue, Time
 from tenure.errors import InvalidInput
 
 StatusName = Literal["active", "suspended", "revoked", "expired", "in_grace"]

@@ -26,30 +26,22 @@ from typing_extensions import TypedDict
 from tenure.canonical import canonical_json
 from tenure.domain.answers import NonNegative, closed
 from tenure.domain.timefmt import is_time, parse_duration
+from tenure.domain.values import (
+    ActivationId,
+    ApprovalId,
+    Code,
+    CustomerId,
+    EntitlementKey,
+    EntitlementValue,
+    EventId,
+    Hex64,
+    PrincipalId,
+    Serial,
+    Text,
+    Time,
+    TokenId,
+)
 from tenure.errors import InvalidInput, MalformedEvent, UnknownEventType
-
-Code = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$")]
-Serial = Annotated[str, StringConstraints(pattern=r"^TNR-[A-Z2-7]{5}(-[A-Z2-7]{5}){3}$")]
-CustomerId = Annotated[str, StringConstraints(pattern=r"^cus_[a-z0-9]{26}$")]
-
-
-def _real_time(text: str) -> str:
-    """The pattern alone admits Unicode digits and impossible dates such as Feb 31."""
-    if not is_time(text):
-        raise ValueError("must be a valid RFC 3339 UTC time with six fraction digits")
-    return text
-
-
-Time = Annotated[
-    str,
-    StringConstraints(pattern=r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$"),
-    AfterValidator(_real_time),
-]
-ENTITLEMENT_KEY_PATTERN = r"^(seats|(feature|module|quota):[a-z0-9][a-z0-9._-]{0,63})$"
-EntitlementKey = Annotated[str, StringConstraints(pattern=ENTITLEMENT_KEY_PATTERN)]
-EntitlementValue = bool | int
-Text = Annotated[str, StringConstraints(min_length=1, max_length=500)]
-Hex64 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
 
 REASON_REQUIRED = frozenset(
     {"license.suspended", "license.revoked", "license.entitlement_overridden", "customer.erased"}
@@ -91,9 +83,6 @@ class CustomerCreatedV1(_Data):
     name: Text | None
     email: Text | None
     external_id: Text | None
-
-
-EventId = Annotated[str, StringConstraints(pattern=r"^evt_[0-9a-f]{32}$")]
 
 
 class Sealed(_Data):
@@ -164,10 +153,6 @@ class LicenseEntitlementOverridden(_Data):
 class LicenseTransferred(_Data):
     serial: Serial
     customer: CustomerId
-
-
-ActivationId = Annotated[str, StringConstraints(pattern=r"^act_[a-z2-7]{26}$")]
-TokenId = Annotated[str, StringConstraints(pattern=r"^tok_[a-z2-7]{26}$")]
 
 
 class ActivationCreated(_Data):
@@ -241,8 +226,6 @@ class LedgerEpochStarted(_Data):
     snapshot: int | None = Field(ge=0)
 
 
-ApprovalId = Annotated[str, StringConstraints(pattern=r"^apr_[a-z2-7]{26}$")]
-PrincipalId = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 MAX_APPROVAL_PAYLOAD = 64 * 1024
 """Canonical bytes an approval's payload may take (a catalog is the largest)."""
 

@@ -16,7 +16,8 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from tenure.domain.activations import activation_id
-from tenure.domain.events import (
+from tenure.domain.timefmt import format_time
+from tenure.domain.values import (
     ENTITLEMENT_KEY_PATTERN,
     ActivationId,
     Code,
@@ -25,7 +26,6 @@ from tenure.domain.events import (
     Time,
     TokenId,
 )
-from tenure.domain.timefmt import format_time
 from tenure.errors import NotFound
 from tenure.ops.views import Deployment, DeploymentSummary
 from tenure.store.deployments import StoredReport

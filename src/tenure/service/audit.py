@@ -33,8 +33,8 @@ from typing_extensions import TypedDict
 
 from tenure.canonical import canonical_json
 from tenure.domain.answers import NonNegative, closed
-from tenure.domain.events import Hex64, Time
 from tenure.domain.storable import first_unstorable, text_problem
+from tenure.domain.values import Hex64, Time
 from tenure.errors import AuditTampered, InvalidInput
 from tenure.store.audit import AuditFilter as AuditFilter
 from tenure.store.audit import AuditLog, AuditRecord

@@ -25,10 +25,11 @@ from tenure.domain.catalog import (
     diff_catalog,
     undeclared_feature,
 )
-from tenure.domain.events import Actor, Code, EntitlementKey, Text, check_entitlement_value
+from tenure.domain.events import Actor, check_entitlement_value
 from tenure.domain.state import Key, Row
 from tenure.domain.storable import first_unstorable, spell
 from tenure.domain.timefmt import parse_duration
+from tenure.domain.values import Code, EntitlementKey, Text
 from tenure.errors import InvalidInput
 from tenure.service.ledger import Outcome, Submission
 from tenure.store.unit import Projection, Store

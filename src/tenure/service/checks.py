@@ -22,9 +22,9 @@ from typing_extensions import TypedDict
 from tenure.crypto.keystore import hash_license_key
 from tenure.domain.answers import Base64, NonNegative, closed
 from tenure.domain.decisions import DecisionAnswer, decide
-from tenure.domain.events import Serial
 from tenure.domain.licensekeys import hash_legacy_key, is_serial, is_tenure_key
 from tenure.domain.state import Row
+from tenure.domain.values import Serial
 from tenure.errors import Forbidden, InvalidInput, Unauthenticated
 from tenure.store.unit import Store, Transaction
 

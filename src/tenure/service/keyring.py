@@ -26,8 +26,8 @@ from tenure.crypto import jws
 from tenure.crypto.keyset import KeySet, VouchedKey, sign_keyset
 from tenure.crypto.keystore import LedgerKeyStore, TokenKeyStore
 from tenure.domain.answers import closed
-from tenure.domain.events import Time
 from tenure.domain.timefmt import format_time, parse_duration, parse_time
+from tenure.domain.values import Time
 from tenure.ledger.note import Ed25519Signer, NoteSigner, NoteVerifier
 from tenure.store.signing_keys import StoredSigningKey
 from tenure.store.unit import Store, Transaction

@@ -21,17 +21,9 @@ from typing_extensions import TypedDict
 from tenure.domain.answers import NonNegative, closed
 from tenure.domain.commands import Command
 from tenure.domain.decisions import license_status
-from tenure.domain.events import (
-    Actor,
-    Code,
-    CustomerId,
-    EntitlementKey,
-    EntitlementValue,
-    EventJson,
-    Serial,
-    Time,
-)
+from tenure.domain.events import Actor, EventJson
 from tenure.domain.state import Row
+from tenure.domain.values import Code, CustomerId, EntitlementKey, EntitlementValue, Serial, Time
 from tenure.errors import InvalidInput, NotFound
 from tenure.service.apikeys import Principal
 from tenure.service.ledger import Submission

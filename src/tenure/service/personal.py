@@ -20,8 +20,9 @@ from typing_extensions import TypedDict
 
 from tenure.crypto.datakeys import DataKeyStore, open_field, seal_field
 from tenure.domain.answers import closed
-from tenure.domain.events import CustomerId, personal_fields
+from tenure.domain.events import personal_fields
 from tenure.domain.state import Row
+from tenure.domain.values import CustomerId
 from tenure.errors import NotFound
 from tenure.store.unit import Store
 

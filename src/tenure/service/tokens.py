@@ -28,10 +28,10 @@ from tenure.domain.activations import (
 )
 from tenure.domain.answers import closed
 from tenure.domain.decisions import Status, license_status
-from tenure.domain.events import ActivationId, Serial, Time, TokenId
 from tenure.domain.projector import effective_entitlements
 from tenure.domain.state import Row
 from tenure.domain.timefmt import format_time, parse_duration, parse_time
+from tenure.domain.values import ActivationId, Serial, Time, TokenId
 from tenure.errors import Conflict, NotFound, TenureError, TokenRejected
 from tenure.service.keyring import KeyRing, ledger_signers
 from tenure.store.records import StoredCheckpoint

@@ -29,7 +29,8 @@ from tenure.domain.commands import (
     SuspendLicense,
     TransferLicense,
 )
-from tenure.domain.events import EntitlementValue, check_entitlement_value
+from tenure.domain.events import check_entitlement_value
+from tenure.domain.values import EntitlementValue
 from tenure.errors import InvalidInput, MalformedEvent
 from tenure.service import approvals, licensing
 from tenure.service.apikeys import Principal
