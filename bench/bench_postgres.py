@@ -32,9 +32,8 @@ from typing import Any
 
 import psycopg
 import sqlalchemy as sa
-from psycopg.conninfo import conninfo_to_dict
 
-from bench.common import Options, Result, temp_dir
+from bench.common import Options, Result, pg_url, temp_dir
 from tenure.app.runtime import Runtime
 from tenure.config import Settings
 from tenure.domain.commands import CreateCustomer
@@ -48,16 +47,7 @@ WARMUP = 1.0
 
 
 def _url(database: str) -> str:
-    info = conninfo_to_dict(ADMIN)
-    url = sa.engine.URL.create(
-        "postgresql+psycopg",
-        username=str(info.get("user", "postgres")),
-        password=str(info["password"]) if "password" in info else None,
-        host=str(info.get("host", "127.0.0.1")),
-        port=int(str(info.get("port", 5432))),
-        database=database,
-    )
-    return url.render_as_string(hide_password=False)
+    return pg_url(ADMIN, database)
 
 
 def _server(

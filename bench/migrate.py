@@ -24,11 +24,10 @@ from contextlib import contextmanager
 from typing import Any
 
 import psycopg
-import sqlalchemy as sa
 from psycopg.conninfo import conninfo_to_dict
 
 from bench.builder import ACCOUNT, BuiltStore
-from bench.common import Options, Result, Timer
+from bench.common import Options, Result, Timer, pg_url
 from tenure.durability import migration
 from tenure.store.engine import create_engine
 from tenure.store.migrations import upgrade
@@ -66,16 +65,7 @@ def fresh_database() -> Iterator[str]:
 
 
 def _url(database: str) -> str:
-    info = conninfo_to_dict(PG_ADMIN)
-    url = sa.engine.URL.create(
-        "postgresql+psycopg",
-        username=str(info.get("user", "postgres")),
-        password=str(info["password"]) if "password" in info else None,
-        host=str(info.get("host", "127.0.0.1")),
-        port=int(info.get("port") or 5432),
-        database=database,
-    )
-    return url.render_as_string(hide_password=False)
+    return pg_url(PG_ADMIN, database)
 
 
 def _conninfo(database: str) -> str:

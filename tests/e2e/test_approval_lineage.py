@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from support.remote import tenure
-from support.server import Server, seed_data_dir, start_server
+from support.server import Server, running_server, seed_data_dir
 
 NOT_INDEPENDENT = "approver_not_independent"
 
@@ -29,11 +29,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     seed_data_dir(data_dir, events=10)
     site = tmp_path_factory.mktemp("lineage-site")
     logs = tmp_path_factory.mktemp("lineage-logs")
-    running = start_server(data_dir, logs, TENURE_SITES=site.as_uri())
-    try:
+    with running_server(data_dir, logs, TENURE_SITES=site.as_uri()) as running:
         yield running
-    finally:
-        running.stop()
 
 
 @pytest.fixture(scope="module")
@@ -265,11 +262,8 @@ def fresh(tmp_path: Path) -> Iterator[Server]:
     data_dir, logs = tmp_path / "data", tmp_path / "logs"
     logs.mkdir()
     seed_data_dir(data_dir, events=5)
-    server = start_server(data_dir, logs)
-    try:
+    with running_server(data_dir, logs) as server:
         yield server
-    finally:
-        server.stop()
 
 
 def test_the_bootstrap_key_is_retired_once_another_owner_key_exists(fresh: Server) -> None:

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from support.api import apply_example_catalog, issue_license
-from support.server import Server, seed_data_dir, start_server
+from support.server import Server, running_server, seed_data_dir, start_server
 
 REVOKE_THRESHOLD = 2
 
@@ -24,11 +24,10 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     data_dir = tmp_path_factory.mktemp("approvals") / "data"
     seed_data_dir(data_dir, events=50)
     logs = tmp_path_factory.mktemp("approvals-logs")
-    running = start_server(data_dir, logs, TENURE_APPROVAL_REVOKE_THRESHOLD=str(REVOKE_THRESHOLD))
-    try:
+    with running_server(
+        data_dir, logs, TENURE_APPROVAL_REVOKE_THRESHOLD=str(REVOKE_THRESHOLD)
+    ) as running:
         yield running
-    finally:
-        running.stop()
 
 
 @pytest.fixture(scope="module")

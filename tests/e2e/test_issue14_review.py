@@ -23,7 +23,7 @@ import pytest
 
 from support.cli import subprocess_env, tenure_executable
 from support.remote import assert_one_line_error, tenure
-from support.server import Server, seed_data_dir, start_server
+from support.server import Server, running_server, seed_data_dir, start_server
 
 NOT_UTF8 = os.fsdecode(b"cus_\xff")
 """A command-line argument holding the byte 0xff, as Python hands it over."""
@@ -33,11 +33,8 @@ NOT_UTF8 = os.fsdecode(b"cus_\xff")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     data_dir = tmp_path_factory.mktemp("review14") / "data"
     seed_data_dir(data_dir, events=20)
-    running = start_server(data_dir, tmp_path_factory.mktemp("review14-logs"))
-    try:
+    with running_server(data_dir, tmp_path_factory.mktemp("review14-logs")) as running:
         yield running
-    finally:
-        running.stop()
 
 
 @pytest.fixture(scope="module")

@@ -29,7 +29,7 @@ import pytest
 import tenure
 from support.api import apply_example_catalog
 from support.cli import subprocess_env
-from support.server import Server, free_port, wait_until_healthy
+from support.server import Server, start_server
 from tenure.crypto import jws
 from tenure.durability.upgrades import schema_head
 
@@ -103,27 +103,6 @@ class Recorded:
     decisions: dict[tuple[str, str, str], dict[str, Any]]
     tokens: list[str]
     keys: dict[str, str]
-
-
-def serve(python: Path, data_dir: Path, logs: Path, **env: str) -> Server:
-    port = free_port()
-    out, err = logs / f"serve-{port}.out", logs / f"serve-{port}.err"
-    command = [str(python), "-m", "tenure", "serve", "--data-dir", str(data_dir)]
-    with out.open("wb") as stdout, err.open("wb") as stderr:
-        process = subprocess.Popen(
-            [*command, "--port", str(port)],
-            stdin=subprocess.DEVNULL,
-            stdout=stdout,
-            stderr=stderr,
-            env=subprocess_env(**env),
-        )
-    server = Server(data_dir, port, process, out, err)
-    try:
-        wait_until_healthy(server)
-    except BaseException:
-        server.stop()
-        raise
-    return server
 
 
 @pytest.fixture
@@ -214,7 +193,7 @@ def test_an_upgrade_from_the_previous_release_keeps_licenses_decisions_and_token
 ) -> None:
     data_dir, logs = tmp_path / "data", tmp_path / "logs"
     logs.mkdir()
-    old = serve(old_release.python, data_dir, logs)
+    old = start_server(data_dir, logs, python=old_release.python)
     running.append(old)
     keys = fill(old)
     tokens = mint_tokens(old, keys)
@@ -240,7 +219,7 @@ def test_an_upgrade_from_the_previous_release_keeps_licenses_decisions_and_token
         assert refused.returncode == 1
         assert "run `tenure db upgrade`" in refused.stderr.strip().splitlines()[-1]
 
-    new = serve(here, data_dir, logs)  # migrates on start
+    new = start_server(data_dir, logs, python=here)  # migrates on start
     running.append(new)
     ready = httpx.get(f"{new.url}/readyz").json()
     assert (ready["schema"], ready["version"]) == (schema_head(), tenure.__version__)

@@ -18,7 +18,7 @@ from standardwebhooks.webhooks import Webhook
 
 from support.api import apply_example_catalog, issue_license
 from support.remote import ok_json, tenure
-from support.server import Server, start_server
+from support.server import Server, running_server, start_server
 
 PROBLEM = "application/problem+json"
 HANG_SECONDS = 30.0
@@ -96,11 +96,8 @@ def receiver() -> Iterator[Receiver]:
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     data_dir = tmp_path_factory.mktemp("webhooks") / "data"
     logs = tmp_path_factory.mktemp("webhooks-logs")
-    running = start_server(data_dir, logs, TENURE_WEBHOOK_ALLOW_PRIVATE="true", **FAST)
-    try:
+    with running_server(data_dir, logs, TENURE_WEBHOOK_ALLOW_PRIVATE="true", **FAST) as running:
         yield running
-    finally:
-        running.stop()
 
 
 @pytest.fixture(scope="module")

@@ -122,12 +122,19 @@ def wait_until_healthy(server: Server) -> None:
     pytest.fail(f"tenure serve was not healthy within {STARTUP_TIMEOUT} s\n{server.logs()}")
 
 
-def start_server(data_dir: Path, log_dir: Path, *args: str, **settings: str) -> Server:
+def start_server(
+    data_dir: Path,
+    log_dir: Path,
+    *args: str,
+    python: Path | str = sys.executable,
+    **settings: str,
+) -> Server:
     """Start ``python -m tenure serve`` on ``data_dir`` (plus ``args``, and the
-    ``TENURE_*`` environment ``settings``) and wait for ``/healthz``."""
+    ``TENURE_*`` environment ``settings``) and wait for ``/healthz``; ``python`` is
+    another release's interpreter for an upgrade drill."""
     port = free_port()
     stdout_path, stderr_path = log_dir / f"serve-{port}.out", log_dir / f"serve-{port}.err"
-    command = [sys.executable, "-m", "tenure", "serve", "--data-dir", str(data_dir), *args]
+    command = [str(python), "-m", "tenure", "serve", "--data-dir", str(data_dir), *args]
     with stdout_path.open("wb") as out, stderr_path.open("wb") as err:
         process = subprocess.Popen(
             [*command, "--host", HOST, "--port", str(port)],

@@ -82,15 +82,9 @@ def _audited_by_writer(request: Request) -> Iterator[None]:
     mark_audited(request)
 
 
-async def submit_audited(request: Request, item: Any) -> Outcome:
-    """Submit ``item`` to the ledger writer, which audits it in its transaction."""
-    ledger: Ledger = request.app.state.ledger
-    with _audited_by_writer(request):
-        return await asyncio.wrap_future(ledger.submit(item))
-
-
 def execute_audited(request: Request, item: Any) -> Outcome:
-    """``submit_audited`` for code running in the thread pool."""
+    """Run ``item`` in the ledger writer, which audits it in its transaction (for code
+    in the thread pool: the use cases)."""
     ledger: Ledger = request.app.state.ledger
     with _audited_by_writer(request):
         return ledger.execute(item)

@@ -251,14 +251,6 @@ def reinstate_license(
     return change_license(submit, store, caller, serial, command, reason, idempotency_key)
 
 
-def revoke_needs_approval(store: Store, settings: Settings, caller: Principal, serial: str) -> bool:
-    """The two-person rule of a revocation (docs/approvals.md): would revoking
-    ``serial`` now cross ``TENURE_APPROVAL_REVOKE_THRESHOLD`` revocations within
-    ``TENURE_APPROVAL_REVOKE_WINDOW_MINUTES``?"""
-    now = datetime.now(UTC)
-    return approvals.revoke_gated(store, settings, caller.account, serial, now)
-
-
 def revoke_license(
     submit: Submit,
     store: Store,
@@ -269,10 +261,10 @@ def revoke_license(
     idempotency_key: str | None = None,
 ) -> License | ApprovalPending:
     """Revoke (terminal) → the updated license; or, when that would cross the
-    revocation threshold (``revoke_needs_approval``), request a second principal's
-    approval of ``license.revoke`` → the approval (the idempotency key is not
-    looked at then)."""
-    if revoke_needs_approval(store, settings, caller, serial):
+    revocation threshold (the two-person rule of docs/approvals.md:
+    ``approvals.revoke_gated``), request a second principal's approval of
+    ``license.revoke`` → the approval (the idempotency key is not looked at then)."""
+    if approvals.revoke_gated(store, settings, caller.account, serial, datetime.now(UTC)):
         payload = {"serials": [serial]}
         return request_approval(submit, settings, caller, "license.revoke", serial, payload, reason)
     command = RevokeLicense(serial)
