@@ -88,8 +88,21 @@ def test_each_release_records_its_commit_schemas_and_api() -> None:
 
 def test_the_work_in_progress_is_newer_than_every_release() -> None:
     current = Version(pyproject_version())
-    assert all(Version(str(r["version"])) < current for r in releases())
-    assert current.is_prerelease, "tag the release in RELEASES.toml, then bump to the next .dev0"
+    assert all(Version(str(r["version"])) < current for r in releases()), (
+        "tag the release in RELEASES.toml, then bump to the next .dev0"
+    )
+
+
+def test_a_final_version_is_only_the_release_commit_not_yet_recorded() -> None:
+    """Between releases the version is a ``.devN``. The commit that makes a release
+    carries the final version while its rows still say ``(unreleased)``: RELEASES.toml
+    records that commit in the next one, which moves on to the next ``.dev0``."""
+    current = Version(pyproject_version())
+    if current.is_prerelease:
+        return
+    assert str(current) == current.base_version, "a release is X.Y.Z, or X.Y.Z.devN between"
+    row = row_of(table("Releases", "Release"), "Release", str(current))
+    assert row["Commit"] == "(unreleased)", "a recorded release: bump to the next .dev0"
 
 
 def test_the_package_reports_the_pyproject_version() -> None:
