@@ -1,3 +1,3 @@
 """Tenure: license entitlements on a tamper-evident ledger."""
 
-__version__ = "0.2.0.dev0"
+__version__ = "0.3.0.dev0"

@@ -18,6 +18,7 @@ import pytest
 from packaging.version import Version
 
 import tenure
+from support.releases import release_id, releases
 from tenure.domain.events import CURRENT_SCHEMA
 from tenure.durability.upgrades import schema_head
 from tenure.store.engine import create_engine
@@ -27,11 +28,6 @@ ROOT = Path(__file__).resolve().parents[2]
 MATRIX = ROOT / "docs" / "compatibility.md"
 TENURE = Path(sys.executable).with_name("tenure")
 ABSENT = "—"
-
-
-def releases() -> list[dict[str, Any]]:
-    found: list[dict[str, Any]] = tomllib.loads((ROOT / "RELEASES.toml").read_text())["release"]
-    return found
 
 
 def pyproject_version() -> str:
@@ -88,8 +84,21 @@ def test_each_release_records_its_commit_schemas_and_api() -> None:
 
 def test_the_work_in_progress_is_newer_than_every_release() -> None:
     current = Version(pyproject_version())
-    assert all(Version(str(r["version"])) < current for r in releases())
-    assert current.is_prerelease, "tag the release in RELEASES.toml, then bump to the next .dev0"
+    assert all(Version(str(r["version"])) < current for r in releases()), (
+        "tag the release in RELEASES.toml, then bump to the next .dev0"
+    )
+
+
+def test_a_final_version_is_only_the_release_commit_not_yet_recorded() -> None:
+    """Between releases the version is a ``.devN``. The commit that makes a release
+    carries the final version while its rows still say ``(unreleased)``: RELEASES.toml
+    records that commit in the next one, which moves on to the next ``.dev0``."""
+    current = Version(pyproject_version())
+    if current.is_prerelease:
+        return
+    assert str(current) == current.base_version, "a release is X.Y.Z, or X.Y.Z.devN between"
+    row = row_of(table("Releases", "Release"), "Release", str(current))
+    assert row["Commit"] == "(unreleased)", "a recorded release: bump to the next .dev0"
 
 
 def test_the_package_reports_the_pyproject_version() -> None:
@@ -104,7 +113,7 @@ def test_a_release_never_lowers_an_event_schema_nor_its_database_schema() -> Non
             assert newer["event_schemas"].get(event_type, 0) >= version, event_type
 
 
-@pytest.mark.parametrize("release", releases(), ids=lambda r: str(r["version"]))
+@pytest.mark.parametrize("release", releases(), ids=release_id)
 def test_a_release_matches_its_commit_in_the_repository(release: dict[str, Any]) -> None:
     def show(path: str) -> str:
         done = subprocess.run(
@@ -142,7 +151,7 @@ def test_every_version_has_its_rows_in_the_matrix(version: str) -> None:
     )
 
 
-@pytest.mark.parametrize("release", releases(), ids=lambda r: str(r["version"]))
+@pytest.mark.parametrize("release", releases(), ids=release_id)
 def test_a_release_row_says_what_the_release_records(release: dict[str, Any]) -> None:
     version = str(release["version"])
     row = row_of(table("Releases", "Release"), "Release", version)
@@ -184,12 +193,19 @@ def db(data_dir: Path, *args: str, **env: str) -> subprocess.CompletedProcess[st
     )
 
 
+def newest_release_behind_the_head() -> dict[str, Any]:
+    """The newest release whose database schema is older than this code's head."""
+    behind = [r for r in releases() if r["database_schema"] < schema_head()]
+    assert behind, "no release has a schema older than the head"
+    return behind[-1]
+
+
 @pytest.fixture
 def behind(tmp_path: Path) -> Path:
-    """A data dir whose database is at the previous release's schema."""
+    """A data dir whose database is at the schema of the newest release behind the head."""
     data_dir = tmp_path / "data"
     engine = create_engine(f"sqlite:///{(data_dir / 'tenure.db').as_posix()}")
-    upgrade(engine, str(releases()[-1]["database_schema"]))
+    upgrade(engine, str(newest_release_behind_the_head()["database_schema"]))
     engine.dispose()
     return data_dir
 
@@ -198,10 +214,10 @@ def test_db_status_names_the_revision_the_head_and_what_is_pending(behind: Path)
     done = db(behind, "db", "status", "--output", "json")
     assert done.returncode == 0, done.stderr
     status = json.loads(done.stdout)
-    assert status["current"] == releases()[-1]["database_schema"]
+    assert status["current"] == newest_release_behind_the_head()["database_schema"]
     assert status["head"] == schema_head()
     assert status["release"] == tenure.__version__
-    assert status["upgrade_pending"] is (status["current"] != schema_head())
+    assert status["upgrade_pending"] is True
 
 
 def test_db_upgrade_snapshots_then_migrates_to_the_head(behind: Path) -> None:

@@ -1,10 +1,11 @@
-"""The upgrade drill: the previous release (the last of RELEASES.toml), built from its
+"""The upgrade drill, from every release of RELEASES.toml: the release, built from its
 commit into a virtualenv of its own, serves a fresh data dir through the HTTP API;
-then this code starts on the same data dir (migrating on start) and must serve every
-license, decision and token unchanged, with a ledger that verifies and a state digest
-that a rebuild reproduces.
+then this code starts on the same data dir (migrating on start, when the release's
+schema is behind) and must serve every license, decision and token unchanged, with a
+ledger that verifies, a state digest that a rebuild reproduces, and the checkpoints the
+release signed kept as they were under the ones this code signs after them.
 
-The old release is built once per test session: ``git worktree add`` of its commit,
+Each release is built once per test session: ``git worktree add`` of its commit,
 ``pip install --no-deps`` of it into a new venv whose dependencies are this venv's
 (a ``.pth`` line naming this venv's site-packages, read after the venv's own, so the
 old ``tenure`` package wins and the libraries are the ones the suite already has).
@@ -17,8 +18,8 @@ import subprocess
 import sys
 import sysconfig
 import time
-import tomllib
 from collections.abc import Iterator
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,11 +30,13 @@ import pytest
 import tenure
 from support.api import apply_example_catalog
 from support.cli import subprocess_env
+from support.releases import ROOT, release_id, releases
 from support.server import Server, start_server
+from support.shop import ACCOUNT
+from support.sqlite import raw_sqlite
 from tenure.crypto import jws
 from tenure.durability.upgrades import schema_head
 
-ROOT = Path(__file__).resolve().parents[2]
 TYP = "tenure-offline+jwt"
 ISSUER = "tenure.localhost/ledger/default"
 PLANS = [
@@ -54,11 +57,6 @@ class OldRelease:
     python: Path
 
 
-def previous_release() -> dict[str, Any]:
-    releases: list[dict[str, Any]] = tomllib.loads((ROOT / "RELEASES.toml").read_text())["release"]
-    return releases[-1]
-
-
 def run(*command: str | Path, timeout: float = 180, **env: str) -> str:
     done = subprocess.run(
         [str(part) for part in command],
@@ -73,11 +71,19 @@ def run(*command: str | Path, timeout: float = 180, **env: str) -> str:
     return done.stdout
 
 
-@pytest.fixture(scope="session")
-def old_release(tmp_path_factory: pytest.TempPathFactory) -> OldRelease:
-    """The previous release, built from its commit into its own venv (once a session)."""
-    release = previous_release()
-    base = tmp_path_factory.mktemp("old-release")
+@pytest.fixture(scope="session", params=releases(), ids=release_id)
+def old_release(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> OldRelease:
+    """Each release of RELEASES.toml, built from its commit into its own venv (once a
+    session)."""
+    release: dict[str, Any] = request.param
+    return build_release(release, tmp_path_factory.mktemp(f"release-{release['version']}"))
+
+
+def build_release(release: dict[str, Any], base: Path) -> OldRelease:
+    """``release`` installed from a worktree of its commit into a venv under ``base``
+    (the worktree is removed again); fails unless that venv imports that version."""
     worktree, venv = base / "src", base / "venv"
     run("git", "-C", ROOT, "worktree", "add", "--detach", worktree, release["commit"])
     try:
@@ -188,7 +194,22 @@ def cli(python: Path, *args: str, **env: str) -> Any:
     return json.loads(run(python, "-m", "tenure", *args, "--output", "json", **env))
 
 
-def test_an_upgrade_from_the_previous_release_keeps_licenses_decisions_and_tokens(
+def signed_checkpoints(data_dir: Path) -> list[str]:
+    """The signed checkpoints (C2SP notes) stored in ``data_dir`` for the default
+    account, smallest size first, read with plain sqlite3 (any release's schema)."""
+    with closing(raw_sqlite(data_dir)) as db:
+        query = "SELECT note FROM ledger_checkpoints WHERE account = ? ORDER BY size"
+        return [note for (note,) in db.execute(query, (ACCOUNT,))]
+
+
+def reinstate(server: Server, serial: str) -> None:
+    with server.client(server.owner_key()) as owner:
+        done = owner.post(f"/v1/licenses/{serial}/reinstate", json={"reason": "drill"})
+        assert done.status_code == 200, done.text
+        assert owner.get(f"/v1/licenses/{serial}").json()["status"] == "active"
+
+
+def test_an_upgrade_from_each_release_keeps_licenses_decisions_and_tokens(
     old_release: OldRelease, tmp_path: Path, running: list[Server]
 ) -> None:
     data_dir, logs = tmp_path / "data", tmp_path / "logs"
@@ -201,6 +222,8 @@ def test_an_upgrade_from_the_previous_release_keeps_licenses_decisions_and_token
     assert {d["reason"] for d in decisions.values()} >= {"ok", "not_entitled", "suspended"}
     old.stop()
     old_digest = cli(old_release.python, "state", "digest", "--data-dir", str(data_dir))
+    old_checkpoints = signed_checkpoints(data_dir)
+    assert old_checkpoints
 
     here = Path(sys.executable)
     status = cli(here, "db", "status", "--data-dir", str(data_dir))
@@ -236,3 +259,14 @@ def test_an_upgrade_from_the_previous_release_keeps_licenses_decisions_and_token
     assert (digest["size"], digest["digest"]) == (old_digest["size"], old_digest["digest"])
     rebuilt = cli(here, "state", "rebuild", "--data-dir", str(data_dir))
     assert rebuilt["before"] == rebuilt["after"] == digest["digest"]
+
+    suspended = next(iter(keys))  # fill() suspended the first license
+    again = start_server(data_dir, logs, python=here)
+    running.append(again)
+    reinstate(again, suspended)
+    again.stop()
+    checkpoints = signed_checkpoints(data_dir)
+    assert checkpoints[: len(old_checkpoints)] == old_checkpoints
+    assert len(checkpoints) > len(old_checkpoints)
+    verified = cli(here, "ledger", "verify", "--data-dir", str(data_dir))
+    assert (verified["ok"], verified["checkpoints"]) == (True, len(checkpoints))
