@@ -97,6 +97,18 @@ class LedgerTampered(TenureError):
         self.seq = seq
 
 
+class StateTampered(LedgerTampered):
+    """A stored projection row, state-map leaf, bucket or root, or a checkpoint's
+    ``tenure-state`` line, is not what a replay of the ledger gives; ``table`` and
+    ``key`` name the first differing row when it is one."""
+
+    def __init__(
+        self, message: str, table: str | None = None, key: list[Any] | None = None
+    ) -> None:
+        super().__init__(message, seq=None, table=table, key=key)
+        self.table, self.key = table, key
+
+
 class StoreBehindCheckpoint(TenureError):
     """The store holds fewer events than (or disagrees with) the last signed checkpoint.
 
@@ -105,6 +117,13 @@ class StoreBehindCheckpoint(TenureError):
     """
 
     code = "store_behind_checkpoint"
+
+
+class StateUnverified(TenureError):
+    """The stored projection does not prove against the state map's root (docs/state.md):
+    checks and appends are refused until ``tenure state rebuild`` or a restore."""
+
+    code = "state_unverified"
 
 
 class DigestMismatch(TenureError):

@@ -145,6 +145,9 @@ def test_go_reference_verifier_accepts_the_servers_checkpoint_and_proofs(
         done = go_verifier.run(bundle, tmp_path)
         assert done.returncode == 0, f"{done.stdout}\n{done.stderr}"
         assert done.stdout.startswith("OK: checkpoint "), done.stdout
+        state_line = bundle["checkpoint"].split("\n")[3]
+        assert state_line.startswith("tenure-state "), bundle["checkpoint"]
+        assert f" state {state_line.split()[1]};" in done.stdout
         assert f"leaf {seq} included in tree 500" in done.stdout
         assert f"tree {old_size} is a prefix of tree 500" in done.stdout
 
@@ -170,6 +173,13 @@ def _set(path: str, change: Callable[[Any], Any]) -> Callable[[Bundle], None]:
 def _forge_checkpoint_root(bundle: Bundle) -> None:
     lines = bundle["checkpoint"].split("\n")
     lines[2] = _flip_b64(lines[2])
+    bundle["checkpoint"] = "\n".join(lines)
+
+
+def _forge_state_root(bundle: Bundle) -> None:
+    lines = bundle["checkpoint"].split("\n")
+    name, value = lines[3].split(" ")
+    lines[3] = f"{name} {_flip_b64(value)}"
     bundle["checkpoint"] = "\n".join(lines)
 
 
@@ -216,6 +226,7 @@ TAMPERINGS: dict[str, tuple[Callable[[Bundle], None], str]] = {
     ),
     "old root altered, no old checkpoint": (_alter_bare_old_root, CONSISTENCY_FAILS),
     "checkpoint root altered": (_forge_checkpoint_root, "checkpoint signature"),
+    "checkpoint state root altered": (_forge_state_root, "checkpoint signature"),
     "checkpoint signed by another key": (_foreign_key, "checkpoint signature"),
     "checkpoint unsigned": (
         _set("checkpoint", lambda note: note.split("\n\n")[0] + "\n"),

@@ -268,5 +268,14 @@ def test_an_upgrade_from_each_release_keeps_licenses_decisions_and_tokens(
     checkpoints = signed_checkpoints(data_dir)
     assert checkpoints[: len(old_checkpoints)] == old_checkpoints
     assert len(checkpoints) > len(old_checkpoints)
+    # The release's checkpoints carry no state line; every one signed since does, and
+    # the newest states the root of the rows as they stand.
+    assert not any("\ntenure-state " in note for note in old_checkpoints)
+    new_notes = checkpoints[len(old_checkpoints) :]
+    assert all(note.split("\n")[3].startswith("tenure-state ") for note in new_notes)
+    state = cli(here, "state", "root", "--data-dir", str(data_dir))
+    assert state["consistent"] is True
+    assert new_notes[-1].split("\n")[3] == f"tenure-state {state['root']}"
     verified = cli(here, "ledger", "verify", "--data-dir", str(data_dir))
     assert (verified["ok"], verified["checkpoints"]) == (True, len(checkpoints))
+    assert verified["state_roots"] == len(new_notes)

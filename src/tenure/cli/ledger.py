@@ -10,7 +10,7 @@ import typer
 from tenure.app.runtime import Runtime
 from tenure.cli.common import Output, OutputOption, emit, progress_bar, root_text
 from tenure.cli.local import Account, DataDir, DbUrl, open_local
-from tenure.errors import LedgerTampered
+from tenure.errors import LedgerTampered, StateTampered
 from tenure.service import queries
 from tenure.service.ledger import SignRequest
 from tenure.service.replay import digest_of
@@ -33,7 +33,9 @@ def verify(
     output: OutputOption = Output.text,
 ) -> None:
     """Recompute every leaf hash and the tree from the stored events, check every stored
-    checkpoint's signature and consistency; on tampering, name the first bad seq and exit 1."""
+    checkpoint's signature and consistency, and replay the ledger to prove the stored
+    projection and state map and every signed state root; on tampering, name the first
+    bad seq or row and exit 1."""
     with open_local(data_dir, db, migrate=False) as runtime:
         try:
             # The head alone sizes the progress bar, read like every other row: as hostile.
@@ -43,18 +45,34 @@ def verify(
                 report = verify_ledger(runtime.store, account, runtime.sidecar, key or (), update)
         except LedgerTampered as exc:
             where = f"first bad seq {exc.seq}" if exc.seq is not None else "seq unknown"
+            if isinstance(exc, StateTampered):
+                where = "state" if exc.table is None else f"row {exc.table} {exc.key}"
             emit(
                 output,
-                {"ok": False, "seq": exc.seq, "error": exc.message},
+                {"ok": False, "seq": exc.seq, "error": exc.message, **_row_of(exc)},
                 f"TAMPERED ({where}): {exc}",
             )
             raise typer.Exit(1) from exc
     root = root_text(report.root)
     emit(
         output,
-        {"ok": True, "size": report.size, "root": root, "checkpoints": report.checkpoints},
-        f"ok: {report.size} events, root {root}, {report.checkpoints} checkpoints verified",
+        {
+            "ok": True,
+            "size": report.size,
+            "root": root,
+            "checkpoints": report.checkpoints,
+            "state_roots": report.state_roots,
+        },
+        f"ok: {report.size} events, root {root}, {report.checkpoints} checkpoints verified, "
+        f"state proven by replay against {report.state_roots} signed state roots",
     )
+
+
+def _row_of(error: LedgerTampered) -> dict[str, object]:
+    """The differing row a ``StateTampered`` names, for the JSON output."""
+    if isinstance(error, StateTampered) and error.table is not None:
+        return {"table": error.table, "key": error.key}
+    return {}
 
 
 @app.command("checkpoint")

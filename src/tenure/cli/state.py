@@ -1,17 +1,23 @@
-"""``tenure state digest`` and ``tenure state rebuild``."""
+"""``tenure state digest``, ``rebuild``, ``export`` and ``root``."""
 
 from __future__ import annotations
 
+import base64
+import sys
 from typing import Annotated
 
 import typer
 
+from tenure.canonical import canonical_json
 from tenure.cli.common import Output, OutputOption, emit, progress_bar
 from tenure.cli.local import Account, DataDir, DbUrl, open_local
 from tenure.service.replay import digest_of, rebuild
+from tenure.service.state import export_state, state_root
 
 app = typer.Typer(
-    help="The projection: its state digest, and rebuilding it by replay.", no_args_is_help=True
+    help="The projection: its state digest and state map (export, root), and rebuilding it "
+    "by replay.",
+    no_args_is_help=True,
 )
 
 
@@ -54,3 +60,49 @@ def rebuild_command(
         {"account": account, "size": report.size, "before": report.before, "after": report.after},
         f"rebuilt {report.size} events: {verdict}\n{report.after}  size={report.size}",
     )
+
+
+@app.command("export")
+def export_command(
+    data_dir: DataDir = None,
+    db: DbUrl = None,
+    account: Account = "default",
+) -> None:
+    """Print every projection row as one JSON object a line, {"table", "key", "row"}:
+    what the state map's root is computed from (docs/state.md)."""
+    with open_local(data_dir, db, migrate=False) as runtime:
+        for item in export_state(runtime.store, account):
+            sys.stdout.write(canonical_json(item).decode() + "\n")
+
+
+@app.command("root")
+def root_command(
+    data_dir: DataDir = None,
+    db: DbUrl = None,
+    account: Account = "default",
+    output: OutputOption = Output.text,
+) -> None:
+    """Print the state map's root recomputed from the rows, and whether the root stored
+    at the head and the latest checkpoint's tenure-state line agree (exit 1 if not)."""
+    with open_local(data_dir, db, migrate=False) as runtime:
+        report = state_root(runtime.store, account)
+
+    def b64(value: bytes | None) -> str | None:
+        return None if value is None else base64.b64encode(value).decode()
+
+    emit(
+        output,
+        {
+            "account": account,
+            "size": report.size,
+            "rows": report.rows,
+            "root": b64(report.computed),
+            "stored": b64(report.stored),
+            "checkpoint": {"size": report.signed_size, "state": b64(report.signed)},
+            "consistent": report.consistent,
+        },
+        f"{b64(report.computed)}  size={report.size}  rows={report.rows}  account={account}"
+        + ("" if report.consistent else "\nthe stored or signed state root differs"),
+    )
+    if not report.consistent:
+        raise typer.Exit(1)

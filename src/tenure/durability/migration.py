@@ -30,6 +30,7 @@ from tenure.domain.projector import apply_data
 from tenure.domain.state import TABLE_ORDER, TABLES, Key, MemoryState, Row
 from tenure.errors import Conflict, DigestMismatch, LedgerTampered
 from tenure.ledger.merkle import Frontier, leaf_hash, root_of
+from tenure.ledger.statemap import bucket_of, state_key
 from tenure.service.replay import replay, stored_digest
 from tenure.store.databases import copy_service_rows
 from tenure.store.unit import Store, Transaction
@@ -189,8 +190,9 @@ def _copy_events(
     if memory is not None:
         for name in TABLE_ORDER:
             dst.bulk.insert_rows(account, name, memory.rows(name))
+        dst.state_map.rebuild(account)
     else:
-        pending.flush()
+        dst.state_map.rebuild(account, pending.flush())
 
 
 class _Pending:
@@ -213,12 +215,16 @@ class _Pending:
         for table, key, row in apply_data(self, event["type"], event["schema"], event["data"], seq):
             self.changes[table][key] = row
 
-    def flush(self) -> None:
+    def flush(self) -> set[int]:
+        """Write the changes; return the state-map buckets they touched."""
+        buckets: set[int] = set()
         for table in TABLE_ORDER:
             changed = self.changes[table]
             upserts = [row for row in changed.values() if row is not None]
             deletes = [key for key, row in changed.items() if row is None]
             self.tx.projection.write(self.account, table, upserts, deletes)
+            buckets.update(bucket_of(state_key(table, key)) for key in changed)
+        return buckets
 
 
 # ---------------------------------------------------------------- the state file

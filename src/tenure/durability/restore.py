@@ -260,6 +260,7 @@ def apply(
         tx.ledger.move_head(account, 0, proven.size)
     for name in TABLE_ORDER:
         tx.bulk.insert_rows(account, name, proven.state.rows(name))
+    tx.state_map.rebuild(account)
     stamp = format_time(datetime.now(UTC))
     signed = proven.signed
     for verifier in verifiers:

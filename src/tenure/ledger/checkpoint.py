@@ -1,7 +1,9 @@
-"""C2SP tlog-checkpoint bodies: origin line, tree size, base64 root hash.
+"""C2SP tlog-checkpoint bodies: origin line, tree size, base64 root hash, and Tenure's
+one extension line, ``tenure-state <base64 state-map root>`` (docs/state.md), in every
+checkpoint signed since 0.3.0.
 
-Tenure writes no extension lines. When parsing, extension lines are refused: a
-checkpoint of ours that carries one has been altered.
+When parsing, any other extension line is refused: a checkpoint of ours that
+carries one has been altered.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from tenure.errors import MalformedNote
 from tenure.ledger.merkle import HASH_SIZE
 from tenure.ledger.note import NoteSigner, NoteVerifier, check_key_name, open_note, sign_note
 
+STATE_LINE = "tenure-state"
+
 
 @dataclass(frozen=True)
 class Checkpoint:
@@ -23,10 +27,16 @@ class Checkpoint:
     origin: str
     size: int
     root: bytes
+    state: bytes | None = None
+    """The state map's root after exactly ``size`` events; None in checkpoints signed
+    before 0.3.0."""
 
     def body(self) -> str:
         """The checkpoint text that signatures cover."""
-        return f"{self.origin}\n{self.size}\n{base64.b64encode(self.root).decode()}\n"
+        body = f"{self.origin}\n{self.size}\n{base64.b64encode(self.root).decode()}\n"
+        if self.state is not None:
+            body += f"{STATE_LINE} {base64.b64encode(self.state).decode()}\n"
+        return body
 
     @property
     def root_b64(self) -> str:
@@ -36,9 +46,17 @@ class Checkpoint:
 def parse_checkpoint(text: str) -> Checkpoint:
     """Parse a checkpoint body; raise ``MalformedNote`` if it is not exactly one."""
     lines = text.split("\n")
-    if len(lines) != 4 or lines[3] != "":
-        raise MalformedNote("checkpoint must have exactly three lines: origin, size, root")
+    if len(lines) not in (4, 5) or lines[-1] != "":
+        raise MalformedNote(
+            f"checkpoint must have three lines (origin, size, root) and at most a {STATE_LINE} line"
+        )
     origin, size_text, root_text = lines[:3]
+    state = None
+    if len(lines) == 5:
+        name, _, state_text = lines[3].partition(" ")
+        if name != STATE_LINE:
+            raise MalformedNote(f"checkpoint extension line is not a {STATE_LINE} line")
+        state = _hash(state_text, "state root")
     check_key_name(origin)
     if (
         not (size_text.isascii() and size_text.isdigit())
@@ -46,15 +64,19 @@ def parse_checkpoint(text: str) -> Checkpoint:
         or (size_text != "0" and size_text.startswith("0"))
     ):
         raise MalformedNote("checkpoint size is not a decimal number")
+    return Checkpoint(origin, int(size_text), _hash(root_text, "root"), state)
+
+
+def _hash(text: str, what: str) -> bytes:
     try:
-        root = base64.b64decode(root_text, validate=True)
+        value = base64.b64decode(text, validate=True)
     except (ValueError, binascii.Error) as exc:  # ValueError: non-ASCII text
-        raise MalformedNote("checkpoint root is not valid base64") from exc
-    if len(root) != HASH_SIZE:
-        raise MalformedNote("checkpoint root is not a SHA-256 hash")
-    if base64.b64encode(root).decode() != root_text:
-        raise MalformedNote("checkpoint root is not canonical base64")
-    return Checkpoint(origin, int(size_text), root)
+        raise MalformedNote(f"checkpoint {what} is not valid base64") from exc
+    if len(value) != HASH_SIZE:
+        raise MalformedNote(f"checkpoint {what} is not a SHA-256 hash")
+    if base64.b64encode(value).decode() != text:
+        raise MalformedNote(f"checkpoint {what} is not canonical base64")
+    return value
 
 
 def sign_checkpoint(checkpoint: Checkpoint, signers: Sequence[NoteSigner]) -> str:

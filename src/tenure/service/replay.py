@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import orjson
 
 from tenure.domain.projector import apply_data
-from tenure.domain.state import TABLE_ORDER, MemoryState
+from tenure.domain.state import TABLE_ORDER, Key, MemoryState
 from tenure.errors import DigestMismatch, LedgerTampered, MalformedEvent, NotFound
 from tenure.ledger.digest import state_digest
 from tenure.store.unit import Store, Transaction
@@ -30,10 +30,13 @@ def replay(
     state: MemoryState | None = None,
     start: int = 0,
     progress: Progress | None = None,
+    changed: set[tuple[str, Key]] | None = None,
 ) -> MemoryState:
-    """Apply leaves (``(seq, leaf)`` from ``start``, gap-free) to ``state``."""
+    """Apply leaves (``(seq, leaf)`` from ``start``, gap-free) to ``state``; add the
+    ``(table, key)`` of every row they wrote or deleted to ``changed`` if given."""
     with _cyclic_gc_paused():
-        return _replay(leaves, state if state is not None else MemoryState(), start, progress)
+        state = state if state is not None else MemoryState()
+        return _replay(leaves, state, start, progress, changed)
 
 
 @contextmanager
@@ -51,7 +54,11 @@ def _cyclic_gc_paused() -> Iterator[None]:
 
 
 def _replay(
-    leaves: Iterable[tuple[int, bytes]], state: MemoryState, start: int, progress: Progress | None
+    leaves: Iterable[tuple[int, bytes]],
+    state: MemoryState,
+    start: int,
+    progress: Progress | None,
+    changed: set[tuple[str, Key]] | None,
 ) -> MemoryState:
     expected = start
     loads = orjson.loads
@@ -72,6 +79,8 @@ def _replay(
                 tables[table].pop(key, None)
             else:
                 tables[table][key] = row
+        if changed is not None:
+            changed.update((table, key) for table, key, _ in changes)
         expected += 1
         if progress is not None and expected % 5000 == 0:
             progress(expected - start)
@@ -133,6 +142,7 @@ def rebuild(
         tx.projection.clear(account)
         for table in TABLE_ORDER:
             tx.projection.insert_all(account, table, state.rows(table))
+        tx.state_map.rebuild(account)
         after = stored_digest(tx, account)
         if after != state.digest():
             raise DigestMismatch("stored projection does not read back as replayed")

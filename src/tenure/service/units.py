@@ -48,13 +48,15 @@ class BatchView:
             self._rows[slot] = row
             self._dirty[slot] = row
 
-    def flush(self) -> None:
+    def flush(self) -> list[tuple[str, Key]]:
         """Write every staged change: deletes, upserts of new (or unread) rows, and
         updates of only the columns that changed — so an index whose columns did not
-        change is not rewritten (fewer pages per commit)."""
+        change is not rewritten (fewer pages per commit). Returns the ``(table, key)``
+        of every row written."""
         deletes: dict[str, list[Key]] = {}
         upserts: dict[str, list[Row]] = {}
         updates: dict[tuple[str, tuple[str, ...]], list[Row]] = {}
+        written: list[tuple[str, Key]] = []
         for (table, key), row in self._dirty.items():
             before = self._before[(table, key)]
             if row is None:
@@ -62,17 +64,20 @@ class BatchView:
             elif not isinstance(before, dict):
                 upserts.setdefault(table, []).append(row)
             else:
-                changed = tuple(col for col, value in row.items() if before.get(col) != value)
-                if changed:
-                    updates.setdefault((table, changed), []).append(row)
+                columns = tuple(col for col, value in row.items() if before.get(col) != value)
+                if not columns:
+                    continue
+                updates.setdefault((table, columns), []).append(row)
+            written.append((table, key))
         for table in sorted(deletes.keys() | upserts.keys()):
             self._projection.write(
                 self._account, table, upserts.get(table, []), deletes.get(table, [])
             )
-        for (table, columns), rows in sorted(updates.items()):
-            self._projection.update(self._account, table, columns, rows)
+        for (table, cols), rows in sorted(updates.items()):
+            self._projection.update(self._account, table, cols, rows)
         self._dirty.clear()
         self._before.clear()
+        return written
 
 
 class CommandView:

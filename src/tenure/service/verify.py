@@ -9,7 +9,10 @@ the first bad ``seq``:
 3. every stored checkpoint is signed by a key of the account whose name is its
    origin, and its size and root match the recomputed tree;
 4. consecutive checkpoints are consistent (RFC 9162 proofs from stored nodes);
-5. the sidecar's checkpoint (if any) verifies and is not ahead of the store.
+5. the sidecar's checkpoint (if any) verifies and is not ahead of the store;
+6. the stored state — projection rows, state-map leaves, buckets and root — and
+   every checkpoint's ``tenure-state`` line equal a replay of the ledger
+   (``tenure.service.state_check``; ``StateTampered`` names the first differing row).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from tenure.ledger.merkle import (
 from tenure.ledger.note import NoteVerifier
 from tenure.service import sidecar as sidecars
 from tenure.service.sidecar import Sidecar
+from tenure.service.state_check import check_state
 from tenure.store.records import Head
 from tenure.store.unit import LedgerRecords, Store
 
@@ -44,6 +48,8 @@ class VerifyReport:
     size: int
     root: bytes
     checkpoints: int
+    state_roots: int = 0
+    """Checkpoints whose ``tenure-state`` line the replayed state proved."""
 
 
 class _Levels:
@@ -86,7 +92,8 @@ def verify_ledger(
         checkpoints = _check_checkpoints(ledger, account, head, tree, verifiers)
         if sidecar is not None:
             _check_sidecar(sidecar, account, head, tree, verifiers)
-        return VerifyReport(account, head.size, root, len(checkpoints))
+        state_roots = check_state(tx, account, head.size, checkpoints)
+        return VerifyReport(account, head.size, root, len(checkpoints), state_roots)
 
 
 def _check_leaves(

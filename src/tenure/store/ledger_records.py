@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from tenure.canonical import canonical_json
 from tenure.errors import LedgerTampered
 from tenure.ledger.merkle import Frontier, NodeId
+from tenure.ledger.statemap import ZERO
 from tenure.store import columns, notify, raw
 from tenure.store import tables as t
 from tenure.store.records import EventRow, Head, IdempotencyRecord, StoredCheckpoint
@@ -37,7 +38,10 @@ def read_head(conn: sa.Connection, account: str) -> Head | None:
 
 
 def create_head(conn: sa.Connection, account: str, origin: str) -> Head:
-    conn.execute(sa.insert(t.ledger_heads).values(account=account, origin=origin, size=0))
+    # A new account's state map is built (and empty): its root is the empty map's.
+    conn.execute(
+        sa.insert(t.ledger_heads).values(account=account, origin=origin, size=0, state_root=ZERO)
+    )
     return Head(account, origin, 0)
 
 

@@ -1,5 +1,7 @@
 """The SQL of the projection noun (``unit.Projection``): the rows of each account's
-projection tables (``tenure.domain.state.TABLES``), JSON columns as canonical JSON."""
+projection tables (``tenure.domain.state.TABLES``), JSON columns as canonical JSON.
+
+Every write here writes the rows' state-map leaves too (``tenure.store.state_map``)."""
 
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ import sqlalchemy as sa
 
 from tenure.canonical import canonical_json
 from tenure.domain.state import TABLE_ORDER, TABLES, Key, Row
-from tenure.store import raw
+from tenure.store import raw, state_map
 from tenure.store import tables as t
 
 
@@ -88,6 +90,7 @@ def write_rows(
     _, upsert, delete = _projection_sql(table)
     raw.executemany(conn, delete, [_key_params(table, account, key) for key in deletes])
     raw.executemany(conn, upsert, [_to_sql(table, account, row) for row in upserts])
+    state_map.write_leaves(conn, account, *state_map.leaf_changes(table, upserts, deletes))
 
 
 @functools.cache
@@ -101,23 +104,31 @@ def _update_sql(table: str, columns: tuple[str, ...]) -> str:
 def update_rows(
     conn: sa.Connection, account: str, table: str, columns: tuple[str, ...], rows: Sequence[Row]
 ) -> None:
-    """Set ``columns`` of existing rows to the values in ``rows`` (one driver call)."""
+    """Set ``columns`` of existing rows to the values in ``rows`` (whole rows; one
+    driver call), and their leaves."""
     raw.executemany(conn, _update_sql(table, columns), [_to_sql(table, account, r) for r in rows])
+    state_map.write_leaves(conn, account, *state_map.leaf_changes(table, rows, ()))
 
 
 def bulk_insert_rows(conn: sa.Connection, account: str, table: str, rows: Iterable[Row]) -> None:
     """Insert rows into an empty projection table (rebuild, restore): straight to the
     driver, in chunks."""
     upsert = _projection_sql(table)[1]
+    rows = list(rows)
     params = [_to_sql(table, account, row) for row in rows]
     for start in range(0, len(params), 10_000):
         raw.executemany(conn, upsert, params[start : start + 10_000])
+    leaves = state_map.leaf_changes(table, rows, ())[0]
+    for start in range(0, len(leaves), 10_000):
+        state_map.write_leaves(conn, account, leaves[start : start + 10_000], ())
 
 
 def delete_projection(conn: sa.Connection, account: str) -> None:
+    """Delete every row of ``account``, and its state map."""
     for table in TABLE_ORDER:
         sql = t.projection[table]
         conn.execute(sa.delete(sql).where(sql.c.account == account))
+    state_map.clear_map(conn, account)
 
 
 def projection_rows(conn: sa.Connection, account: str, table: str) -> list[Row]:

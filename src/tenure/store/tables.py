@@ -32,6 +32,9 @@ ledger_heads = sa.Table(
     sa.Column("account", _string(64), primary_key=True),
     sa.Column("origin", sa.Text, nullable=False),
     sa.Column("size", sa.BigInteger, nullable=False),
+    # The state map's root after the head's last event (docs/state.md); NULL until
+    # the map of an account written before 0.3.0 is built.
+    sa.Column("state_root", sa.LargeBinary, nullable=True),
     **WITHOUT_ROWID,
 )
 
@@ -69,6 +72,29 @@ ledger_checkpoints = sa.Table(
     sa.Column("root", sa.LargeBinary, nullable=False),
     sa.Column("note", sa.Text, nullable=False),
     sa.Column("signed_at", _string(32), nullable=False),
+    **WITHOUT_ROWID,
+)
+
+# The state map (tenure.ledger.statemap): a leaf per projection row, and each
+# bucket's leaf count and subtree hash; keyed by bucket first so that a bucket's
+# leaves are one range.
+state_leaves = sa.Table(
+    "state_leaves",
+    metadata,
+    sa.Column("account", _string(64), primary_key=True),
+    sa.Column("bucket", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("k", sa.LargeBinary, primary_key=True),
+    sa.Column("leaf", sa.LargeBinary, nullable=False),
+    **WITHOUT_ROWID,
+)
+
+state_buckets = sa.Table(
+    "state_buckets",
+    metadata,
+    sa.Column("account", _string(64), primary_key=True),
+    sa.Column("bucket", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("count", sa.Integer, nullable=False),
+    sa.Column("hash", sa.LargeBinary, nullable=False),
     **WITHOUT_ROWID,
 )
 

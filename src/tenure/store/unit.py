@@ -47,6 +47,7 @@ from tenure.store.records import EventRow, Head, IdempotencyRecord, StoredCheckp
 from tenure.store.revocations import Revocations, SqlRevocations
 from tenure.store.service_rows import ServiceRows, SqlServiceRows
 from tenure.store.signing_keys import SigningKeys, SqlSigningKeys
+from tenure.store.state_map import SqlStateMap, StateMap
 from tenure.store.webhooks import SqlWebhooks, Webhooks
 
 
@@ -179,6 +180,9 @@ class Transaction(Protocol):
 
     @property
     def idempotency(self) -> Idempotency: ...
+
+    @property
+    def state_map(self) -> StateMap: ...
 
     # --- operations (tenure.ops) ---
 
@@ -408,6 +412,7 @@ class SqlTransaction:
     ledger: noun[LedgerRecords] = on_connection(SqlLedgerRecords)
     projection: noun[Projection] = on_connection(SqlProjection)
     idempotency: noun[Idempotency] = on_connection(SqlIdempotency)
+    state_map: noun[StateMap] = on_connection(SqlStateMap)
 
     # --- operations (tenure.ops) ---
 

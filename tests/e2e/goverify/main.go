@@ -62,6 +62,7 @@ type checkpoint struct {
 	origin string
 	size   int64
 	root   tlog.Hash
+	state  string // base64 state-map root of the tenure-state line; "" without one
 }
 
 type failure struct {
@@ -91,16 +92,25 @@ func decodeProof(what string, b64s []string) []tlog.Hash {
 }
 
 // openCheckpoint verifies a signed note with note.Open and parses its body as a
-// C2SP tlog-checkpoint: origin line, decimal tree size, base64 root hash. Tenure
-// writes no extension lines, so a body with more lines is refused.
+// C2SP tlog-checkpoint: origin line, decimal tree size, base64 root hash, and at
+// most Tenure's one extension line, "tenure-state <base64 state-map root>"; a body
+// with any other line is refused.
 func openCheckpoint(verifier note.Verifier, signed string) checkpoint {
 	n, err := note.Open([]byte(signed), note.VerifierList(verifier))
 	if err != nil {
 		fail("checkpoint signature: %v", err)
 	}
 	lines := strings.Split(n.Text, "\n")
-	if len(lines) != 4 || lines[3] != "" {
-		fail("checkpoint body must be exactly origin, size and root lines, got %q", n.Text)
+	if (len(lines) != 4 && len(lines) != 5) || lines[len(lines)-1] != "" {
+		fail("checkpoint body must be origin, size, root and at most a state line, got %q", n.Text)
+	}
+	state := ""
+	if len(lines) == 5 {
+		if !strings.HasPrefix(lines[3], "tenure-state ") {
+			fail("checkpoint extension line is not a tenure-state line: %q", lines[3])
+		}
+		stateText := strings.TrimPrefix(lines[3], "tenure-state ")
+		state = decodeHash("checkpoint state root", stateText).String()
 	}
 	origin, sizeText, rootText := lines[0], lines[1], lines[2]
 	size, err := strconv.ParseInt(sizeText, 10, 64)
@@ -116,7 +126,7 @@ func openCheckpoint(verifier note.Verifier, signed string) checkpoint {
 	if !signedByOrigin {
 		fail("checkpoint for origin %q is not signed by a key of that name", origin)
 	}
-	return checkpoint{origin, size, decodeHash("checkpoint root", rootText)}
+	return checkpoint{origin, size, decodeHash("checkpoint root", rootText), state}
 }
 
 func checkInclusion(cp checkpoint, inc *inclusion) string {
@@ -197,8 +207,12 @@ func run(path string) string {
 	}
 	included := checkInclusion(cp, b.Inclusion)
 	consistent := checkConsistency(verifier, cp, b.Consistency)
-	return fmt.Sprintf("OK: checkpoint %s size %d root %s; %s; %s",
-		cp.origin, cp.size, cp.root, included, consistent)
+	stated := "no state line"
+	if cp.state != "" {
+		stated = "state " + cp.state
+	}
+	return fmt.Sprintf("OK: checkpoint %s size %d root %s %s; %s; %s",
+		cp.origin, cp.size, cp.root, stated, included, consistent)
 }
 
 func main() {

@@ -69,7 +69,9 @@ class Checkpointer:
                 )
             state.signed_size = stored.size
             return None
-        checkpoint = Checkpoint(state.origin, state.frontier.size, state.frontier.root())
+        checkpoint = Checkpoint(
+            state.origin, state.frontier.size, state.frontier.root(), state.top.root()
+        )
         signer = self._signers.ledger_signer(state.origin)
         note = sign_checkpoint(checkpoint, [signer])
         verifier = signer.verifier

@@ -10,6 +10,7 @@ The ``Appender`` keeps, between batches, what it knows about each account
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,10 +21,11 @@ from tenure.canonical import canonical_json
 from tenure.domain.commands import Context, Draft
 from tenure.domain.events import CURRENT_SCHEMA, Event, event_from_json
 from tenure.domain.projector import apply
-from tenure.domain.state import Change, Key, Row
+from tenure.domain.state import TABLE_ORDER, Change, Key, Row
 from tenure.domain.timefmt import format_time, parse_time
-from tenure.errors import IdempotencyKeyReused, StoreBehindCheckpoint
+from tenure.errors import IdempotencyKeyReused, StateUnverified, StoreBehindCheckpoint
 from tenure.ledger.merkle import Frontier, leaf_hash, tree_hash
+from tenure.ledger.statemap import MapTop, bucket_of, state_key
 from tenure.service import sidecar as sidecars
 from tenure.service.ledger.requests import Outcome, Submission
 from tenure.service.sidecar import Sidecar
@@ -31,6 +33,8 @@ from tenure.service.units import BatchView, CommandView
 from tenure.store.records import EventRow, IdempotencyRecord
 from tenure.store.unit import Transaction
 from tenure.store.writing import WriterTransaction
+
+_log = logging.getLogger("tenure.ledger")
 
 ROW_CACHE_LIMIT = 200_000
 """Projection rows the writer keeps in memory per account between batches."""
@@ -60,6 +64,27 @@ class Staging(Protocol):
     def get(self, table: str, key: tuple[str | int, ...]) -> dict[str, Any] | None: ...
 
     def stage(self, changes: list[Change]) -> None: ...
+
+
+def open_state_map(tx: Transaction, account: str) -> MapTop:
+    """The state map of ``account`` above its buckets, read from the store and proven
+    against the root stored at its head; built from the projection rows first for an
+    account written before 0.3.0 (whose head has no root).
+
+    Raises ``StateUnverified`` when the stored buckets do not hash to the stored root.
+    """
+    root = tx.state_map.root(account)
+    if root is None:
+        _log.info("building the state map of account %s from its projection rows", account)
+        for table in TABLE_ORDER:
+            tx.state_map.index(account, table, tx.projection.rows(account, table))
+        root = tx.state_map.rebuild(account)
+    top = MapTop(tx.state_map.buckets(account))
+    if top.root() != root:
+        raise StateUnverified(
+            f"the state map buckets of {account} do not hash to the root stored at its head"
+        )
+    return top
 
 
 def append_drafts(
@@ -125,6 +150,8 @@ class AccountBatch:
     rows: list[EventRow] = field(default_factory=list)
     nodes: list[tuple[int, int, bytes]] = field(default_factory=list)
     idempotency: dict[str, IdempotencyRecord] = field(default_factory=dict)
+    top: MapTop = field(default_factory=MapTop)
+    """The state map above its buckets (the account's ``AccountCache.top``)."""
     checkpoint: str | None = None
     """The checkpoint the batch signed, if it signed one."""
 
@@ -139,6 +166,8 @@ class AccountCache:
     signed_at: float
     sidecar_checked: bool = True
     rows: dict[tuple[str, Key], Row | None] = field(default_factory=dict)
+    top: MapTop | None = None
+    """The state map above its buckets, proven against the root at the head when read."""
 
 
 class Appender:
@@ -205,6 +234,9 @@ class Appender:
         if not cached.sidecar_checked:
             self._check_sidecar(tx, account, head.origin, cached.frontier)
             cached.sidecar_checked = True
+            cached.top = None
+        if cached.top is None:
+            cached.top = open_state_map(tx, account)
         return AccountBatch(
             tx,
             head.origin,
@@ -213,6 +245,7 @@ class Appender:
             BatchView(tx.projection, account, cached.rows),
             cached.last_time,
             cached.signed_size,
+            top=cached.top,
         )
 
     def _check_sidecar(
@@ -291,7 +324,12 @@ class Appender:
         ledger.append_nodes(account, state.nodes)
         if state.frontier.size != state.head_size:
             ledger.move_head(account, state.head_size, state.frontier.size)
-        state.view.flush()
+        written = state.view.flush()
+        if written:
+            buckets = {bucket_of(state_key(table, key)) for table, key in written}
+            # The cached top changes before the commit: a batch that fails forgets it.
+            state.top.update(state.tx.state_map.settle(account, buckets))
+            state.tx.state_map.set_root(account, state.top.root())
         state.tx.idempotency.insert(
             account, [(key, rec, stamp) for key, rec in state.idempotency.items()]
         )

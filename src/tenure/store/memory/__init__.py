@@ -44,11 +44,13 @@ from tenure.store.memory.notices import MemoryNotices
 from tenure.store.memory.revocations import MemoryRevocations
 from tenure.store.memory.service_rows import MemoryServiceRows
 from tenure.store.memory.signing_keys import MemorySigningKeys
+from tenure.store.memory.state_map import MemoryStateMap
 from tenure.store.memory.webhooks import MemoryWebhooks
 from tenure.store.notices import Notices
 from tenure.store.revocations import Revocations
 from tenure.store.service_rows import ServiceRows
 from tenure.store.signing_keys import SigningKeys
+from tenure.store.state_map import StateMap
 from tenure.store.unit import Idempotency, LedgerRecords, Projection, Transaction, noun
 from tenure.store.webhooks import Webhooks
 
@@ -73,6 +75,7 @@ class MemoryTransaction:
     ledger: noun[LedgerRecords] = on_tables(MemoryLedgerRecords)
     projection: noun[Projection] = on_tables(MemoryProjection)
     idempotency: noun[Idempotency] = on_tables(MemoryIdempotency)
+    state_map: noun[StateMap] = on_tables(MemoryStateMap)
 
     # --- operations (tenure.ops) ---
 

@@ -10,6 +10,7 @@ from tenure.domain.state import Row
 from tenure.errors import LedgerTampered
 from tenure.store.bulk import CHUNK
 from tenure.store.memory.ledger import MemoryLedgerRecords, MemoryProjection
+from tenure.store.memory.state_map import clear_leaves
 from tenure.store.records import EventRow
 
 
@@ -49,3 +50,4 @@ class MemoryBulkLedger:
         self._tables["ledger"].pop(account, None)
         for key in [key for key in self._tables.get("projection", {}) if key[0] == account]:
             del self._tables["projection"][key]
+        clear_leaves(self._tables, account)

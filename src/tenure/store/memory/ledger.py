@@ -12,7 +12,10 @@ import orjson
 from tenure.domain.state import TABLES, Key, Row
 from tenure.errors import LedgerTampered
 from tenure.ledger.merkle import Frontier, HashReader, NodeId
+from tenure.ledger.statemap import ZERO
+from tenure.store.memory.state_map import clear_leaves, record_leaves
 from tenure.store.records import EventRow, Head, IdempotencyRecord, StoredCheckpoint
+from tenure.store.state_map import leaf_changes
 
 
 @dataclass
@@ -49,6 +52,7 @@ class MemoryLedgerRecords:
 
     def __init__(self, tables: dict[str, Any]) -> None:
         self._ledgers: dict[str, _Ledger] = tables.setdefault("ledger", {})
+        self._roots: dict[str, bytes] = tables.setdefault("state_roots", {})
 
     def _of(self, account: str) -> _Ledger:
         ledger = self._ledgers.get(account)
@@ -62,6 +66,7 @@ class MemoryLedgerRecords:
 
     def create_head(self, account: str, origin: str) -> Head:
         self._ledgers[account] = _Ledger(origin)
+        self._roots[account] = ZERO
         return Head(account, origin, 0)
 
     def move_head(self, account: str, old: int, new: int) -> None:
@@ -140,6 +145,7 @@ class MemoryProjection:
 
     def __init__(self, tables: dict[str, Any]) -> None:
         self._tables: dict[tuple[str, str], dict[Key, bytes]] = tables.setdefault("projection", {})
+        self._all = tables
 
     def row(self, account: str, table: str, key: Key) -> Row | None:
         stored = self._tables.get((account, table), {}).get(tuple(key))
@@ -158,10 +164,12 @@ class MemoryProjection:
             stored.pop(tuple(key), None)
         for row in upserts:
             stored[spec.key_of(row)] = orjson.dumps({c: row.get(c) for c in spec.columns})
+        record_leaves(self._all, account, *leaf_changes(table, upserts, deletes))
 
     def clear(self, account: str) -> None:
         for slot in [slot for slot in self._tables if slot[0] == account]:
             del self._tables[slot]
+        clear_leaves(self._all, account)
 
     def insert_all(self, account: str, table: str, rows: Iterable[Row]) -> None:
         self.write(account, table, list(rows), [])
@@ -177,6 +185,7 @@ class MemoryProjection:
                 kept = orjson.loads(stored[key])
                 kept.update((column, row[column]) for column in columns)
                 stored[key] = orjson.dumps(kept)
+                record_leaves(self._all, account, *leaf_changes(table, [kept], ()))
 
 
 class MemoryIdempotency:
