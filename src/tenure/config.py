@@ -65,6 +65,12 @@ class Settings(BaseSettings):
     snapshot_interval_minutes: float = Field(
         60.0, gt=0, description="take a snapshot this often if anything changed"
     )
+    state_verify_minutes: float = Field(
+        10.0,
+        ge=0,
+        description="prove every account's stored state against its signed root this often "
+        "(docs/state.md; 0: only at start)",
+    )
     drill_interval_minutes: float = Field(
         0.0, ge=0, description="restore drills from the first site this often (0: never)"
     )

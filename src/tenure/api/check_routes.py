@@ -104,10 +104,12 @@ async def post_check(request: Request, caller: Checker) -> Response:
     """
     body = await parse_body(request, CheckBody)
     caller.require_may_check(body.license, "license")
-    store = request.app.state.runtime.store
+    runtime = request.app.state.runtime
     item = body.item()
     with tracing.span("check.decide"):
-        decided = checks.check(store, caller.account, item, datetime.now(UTC))
+        decided = checks.check(
+            runtime.store, caller.account, item, datetime.now(UTC), runtime.state_guard
+        )
     _observe(caller.account, [decided])
     await _audit(request, caller, [item], [decided])
     return _json(decided.answer)
@@ -128,11 +130,16 @@ async def post_check_batch(request: Request, caller: Checker) -> Response:
     body = await parse_body(request, BatchBody)
     for index, item in enumerate(body.checks):
         caller.require_may_check(item.license, f"checks[{index}].license")
-    store = request.app.state.runtime.store
+    runtime = request.app.state.runtime
     items = [item.item() for item in body.checks]
     with tracing.span("check.decide", {"tenure.checks": len(items)}):
         decided = await run_in_threadpool(
-            checks.check_many, store, caller.account, items, datetime.now(UTC)
+            checks.check_many,
+            runtime.store,
+            caller.account,
+            items,
+            datetime.now(UTC),
+            runtime.state_guard,
         )
     _observe(caller.account, decided)
     await _audit(request, caller, items, decided)

@@ -67,6 +67,7 @@ def create_app(
         ensure_account(rt.store, settings.default_account, "operator", "system")
         for warning in rt.guard_against_sites():
             _log.error("sites: %s", warning)
+        rt.state_guard.verify_all(rt.store, rt.sidecar)  # before the first append
         ledger = rt.ledger().start()
         app.state.runtime, app.state.ledger = rt, ledger
         app.state.tokens = rt.tokens()
@@ -77,6 +78,8 @@ def create_app(
             mirror.start()
         drills = rt.drills(ledger)
         drills.start()
+        state_checks = rt.state_checks()
+        state_checks.start()
         app.state.audit = AuditBatcher(ledger, settings.audit_batch_max)
         if queries.latest_checkpoint(rt.store, settings.default_account) is None:
             # A fresh service publishes the empty tree, so clients have a checkpoint to
@@ -96,6 +99,7 @@ def create_app(
             ops.stop()
             reconciler.stop()
             drills.stop()
+            state_checks.stop()
             ledger.close()
             shipper.stop()
             if mirror is not None:

@@ -162,6 +162,16 @@ class Runtime(ServiceContext):
                     )
         return found
 
+    def state_checks(self) -> Worker:
+        """Proves every account's stored state every ``state_verify_minutes`` (not
+        started; never for 0): ``StateGuard`` refuses the unproven ones."""
+        interval = self.settings.state_verify_minutes * 60
+
+        def verify(account: str) -> None:
+            self.state_guard.verify(self.store, account, self.sidecar)
+
+        return account_job("tenure-state-verify", self.store, verify, interval)
+
     def drills(self, ledger: Ledger) -> Worker:
         """Drills of every account from the first site, every
         ``drill_interval_minutes`` (not started; does nothing without sites or interval)."""

@@ -45,6 +45,7 @@ from tenure.ledger.checkpoint import Checkpoint, open_checkpoint
 from tenure.ledger.merkle import EMPTY_ROOT, Frontier, leaf_hash, root_of
 from tenure.ledger.note import NoteVerifier
 from tenure.service.replay import replay, stored_digest
+from tenure.service.state_check import memory_root
 from tenure.store.records import EventRow, Head, StoredCheckpoint
 from tenure.store.unit import Store, Transaction
 
@@ -207,6 +208,11 @@ def prove(
     state = base.state if base else MemoryState()
     start = base.size if base else 0
     replay(((seq, leaves[seq]) for seq in range(start, size)), state, start=start)
+    if size == signed.size and signed.state is not None and memory_root(state) != signed.state:
+        raise RestoreRefused(
+            f"replaying {size} events of {account} does not give the state root signed in "
+            f"{site.url}'s checkpoint {size}"
+        )
     return Proven(
         account,
         epoch,

@@ -42,6 +42,7 @@ from tenure.errors import TenureError
 from tenure.ledger.checkpoint import Checkpoint, open_checkpoint, sign_checkpoint
 from tenure.ledger.merkle import root_of
 from tenure.ledger.note import NoteSigner, NoteVerifier, open_note, sign_note
+from tenure.service.state_check import memory_root, proven_root
 from tenure.store.unit import Store
 
 FORMAT = "tenure-snapshot v1"
@@ -97,14 +98,17 @@ def digest_of_tables(tables: dict[str, list[Row]]) -> str:
 
 def take(store: Store, account: str, origin: str, signer: NoteSigner) -> Snapshot:
     """Read the account's projection, service rows and tree at its current size, in
-    one read transaction, and sign a checkpoint of that size."""
+    one read transaction, prove the rows (``state_check.proven_root``: the signed state
+    root of that size, else a replay; ``StateTampered`` when they do not prove) and
+    sign a checkpoint of that size with their state root."""
     with store.read() as tx:
         head = tx.ledger.head(account)
         size = head.size if head else 0
         tables = {name: tx.projection.rows(account, name) for name in TABLE_ORDER}
+        state = proven_root(tx, account, size, memory_state(tables), [signer.verifier])
         root = root_of(size, tx.ledger.nodes(account))
         service = tx.service_rows.read(account, SERVICE_TABLES)
-    note = sign_checkpoint(Checkpoint(origin, size, root), [signer])
+    note = sign_checkpoint(Checkpoint(origin, size, root, state), [signer])
     return Snapshot(account, size, digest_of_tables(tables), root, note, tables, service)
 
 
@@ -182,3 +186,6 @@ def _prove(
         raise BadSnapshot(f"snapshot {path}: its checkpoint does not verify ({exc})") from exc
     if (checkpoint.size, checkpoint.root) != (size, snapshot.root):
         raise BadSnapshot(f"snapshot {path}: its checkpoint names another tree")
+    # Snapshots taken since 0.3.0 sign their rows' state root: prove the rows by it.
+    if checkpoint.state is not None and memory_root(snapshot.state) != checkpoint.state:
+        raise BadSnapshot(f"snapshot {path}: its rows do not hash to its signed state root")

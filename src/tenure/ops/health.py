@@ -67,6 +67,16 @@ def sidecar(runtime: ServiceContext) -> Check:
     return Check(name="sidecar", ok=True, detail=detail)
 
 
+def state(runtime: ServiceContext) -> Check:
+    """Every account's stored state proves against its signed ledger (docs/state.md);
+    an account that does not is refused checks and appends."""
+    problems = runtime.state_guard.problems()
+    if not problems:
+        return Check(name="state", ok=True, detail="proven")
+    named = "; ".join(f"{account}: {problem}" for account, problem in sorted(problems.items()))
+    return Check(name="state", ok=False, detail=f"unproven: {named}")
+
+
 def sites(shipper: Shipper, urls: list[str], interval: float) -> Check:
     """The sites took the last shipping pass (not required: checks go on without
     them; the RPO suffers)."""
@@ -95,6 +105,7 @@ def readiness(
     s = runtime.settings
     checks = [database(runtime.store, head), ledger_writer(ledger), signing_key(runtime)]
     checks.append(sidecar(runtime))
+    checks.append(state(runtime))
     checks.append(sites(shipper, s.site_urls(), s.ship_interval_seconds))
     ok = ready(checks)
     database_check = checks[0]

@@ -26,6 +26,7 @@ from tenure.domain.licensekeys import hash_legacy_key, is_serial, is_tenure_key
 from tenure.domain.state import Row
 from tenure.domain.values import Serial
 from tenure.errors import Forbidden, InvalidInput, Unauthenticated
+from tenure.service.state_guard import StateGuard
 from tenure.store.unit import Store, Transaction
 
 MAX_BATCH = 1000
@@ -119,7 +120,9 @@ def _answer(
     return Decided(answer, None if license_row is None else license_row["serial"])
 
 
-def check(store: Store, account: str, item: CheckItem, now: datetime) -> Decided:
+def check(
+    store: Store, account: str, item: CheckItem, now: datetime, guard: StateGuard | None = None
+) -> Decided:
     """Decide whether ``item.license`` (serial or key) of ``account`` grants
     ``item.entitlement`` at ``now``.
 
@@ -129,14 +132,21 @@ def check(store: Store, account: str, item: CheckItem, now: datetime) -> Decided
     serial that exists. An unknown license is the answer ``unknown_license``.
     ``item.fingerprint`` is accepted for activation-aware checks and not used yet.
     Raises ``InvalidInput`` (field ``entitlement``) for a malformed entitlement key
-    and for a naive ``now``.
+    and for a naive ``now``, and ``StateUnverified`` when ``guard`` found the
+    account's state unproven.
     """
+    if guard is not None:
+        guard.require(account)
     with store.quick_read() as tx:
         return _answer(tx, account, item, now, _checkpoint_json(tx, account))
 
 
 def check_many(
-    store: Store, account: str, items: Sequence[CheckItem], now: datetime
+    store: Store,
+    account: str,
+    items: Sequence[CheckItem],
+    now: datetime,
+    guard: StateGuard | None = None,
 ) -> list[Decided]:
     """``check`` each item, in order, all in one read transaction (one snapshot).
 
@@ -145,6 +155,8 @@ def check_many(
     """
     if len(items) > MAX_BATCH:
         raise InvalidInput(f"a batch holds at most {MAX_BATCH} checks", field="checks")
+    if guard is not None:
+        guard.require(account)
     answers: list[Decided] = []
     with store.read() as tx:
         checkpoint = _checkpoint_json(tx, account)

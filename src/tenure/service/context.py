@@ -10,7 +10,7 @@ against this class, so they never import the composition root.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from tenure.config import Settings
@@ -20,6 +20,7 @@ from tenure.service.keyring import KeyRing
 from tenure.service.ledger import CheckpointPolicy, Ledger
 from tenure.service.personal import PersonalData
 from tenure.service.sidecar import Sidecar
+from tenure.service.state_guard import StateGuard
 from tenure.service.tokens import Tokens
 from tenure.store.unit import SqlStore
 from tenure.store.writing import SqlWriterLink
@@ -38,6 +39,8 @@ class ServiceContext:
     sidecar: Sidecar | None
     personal: PersonalData | None = None
     """Data keys of customers' personal data; outside the database (and its backups)."""
+    state_guard: StateGuard = field(default_factory=StateGuard)
+    """The accounts whose stored state this process found unproven (docs/state.md)."""
 
     def ledger(
         self,
@@ -59,6 +62,7 @@ class ServiceContext:
             clock=clock,
             max_batch=s.write_batch_max,
             personal=self.personal,
+            guard=self.state_guard,
             **extra,
         )
 

@@ -17,9 +17,10 @@ import base64
 from collections.abc import Sequence
 
 from tenure.domain.state import TABLE_ORDER, TABLES, Key, MemoryState
-from tenure.errors import StateTampered
-from tenure.ledger.checkpoint import Checkpoint
-from tenure.ledger.statemap import ZERO, MapTop, bucket_hash, bucket_of, row_leaf
+from tenure.errors import StateTampered, TenureError
+from tenure.ledger.checkpoint import Checkpoint, open_checkpoint
+from tenure.ledger.note import NoteVerifier
+from tenure.ledger.statemap import ZERO, MapTop, bucket_hash, bucket_of, map_root, row_leaf
 from tenure.service.replay import replay
 from tenure.store.unit import Transaction
 
@@ -49,6 +50,38 @@ class _ReplayedMap:
         changed.clear()
 
 
+def memory_root(state: MemoryState) -> bytes:
+    """The state map's root of a projection held in memory."""
+    return map_root(
+        row_leaf(table, key, row)
+        for table, rows in state.tables.items()
+        for key, row in rows.items()
+    )
+
+
+def proven_root(
+    tx: Transaction, account: str, size: int, state: MemoryState, verifiers: list[NoteVerifier]
+) -> bytes:
+    """The state root of ``state``, the stored projection of ``account`` at ledger size
+    ``size``, once proven: equal to the ``tenure-state`` line of the stored checkpoint of
+    that size when one verifies with ``verifiers``, else to a replay of the ledger
+    (``check_state``). Raises ``StateTampered``."""
+    root = memory_root(state)
+    stored = tx.ledger.checkpoint(account, size)
+    signed = None
+    if stored is not None:
+        try:
+            signed = open_checkpoint(stored.note, verifiers)
+        except TenureError as exc:
+            raise StateTampered(f"stored checkpoint {size} does not verify: {exc}") from exc
+    if signed is not None and signed.state is not None:
+        if signed.state != root:
+            raise StateTampered(f"the rows do not hash to the state root signed at size {size}")
+        return root
+    check_state(tx, account, size, [])
+    return root
+
+
 def check_state(tx: Transaction, account: str, size: int, checkpoints: Sequence[Checkpoint]) -> int:
     """Prove ``account``'s stored state (see the module doc); return how many signed
     state roots were checked. ``checkpoints`` are verified ones, in size order."""
@@ -71,6 +104,43 @@ def check_state(tx: Transaction, account: str, size: int, checkpoints: Sequence[
     _compare_rows(tx, account, state)
     _compare_map(tx, account, replayed)
     return proven
+
+
+def prove_state(
+    tx: Transaction,
+    account: str,
+    size: int,
+    checkpoints: Sequence[Checkpoint],
+    replay: bool = True,
+) -> int:
+    """``check_state``, or without ``replay``, when the newest checkpoint is of the
+    head's size and states a root: every stored row's leaf, the stored leaves, buckets
+    and head root against that signed root (no replay). Returns the signed state roots
+    checked."""
+    newest = checkpoints[-1] if checkpoints else None
+    if replay or newest is None or newest.size != size or newest.state is None:
+        return check_state(tx, account, size, checkpoints)
+    stored_root = tx.state_map.root(account)
+    if stored_root is None:
+        return check_state(tx, account, size, checkpoints)
+    leaves: dict[bytes, bytes] = {}
+    keys: dict[bytes, tuple[str, Key]] = {}
+    for table in TABLE_ORDER:
+        key_of = TABLES[table].key_of
+        for row in tx.projection.rows(account, table):
+            k, leaf = row_leaf(table, key_of(row), row)
+            leaves[k], keys[k] = leaf, (table, key_of(row))
+    replayed = _ReplayedMap()
+    for k, leaf in leaves.items():
+        replayed.buckets.setdefault(bucket_of(k), {})[k] = leaf
+    replayed.keys = keys
+    replayed.top.update({b: bucket_hash(list(v.items())) for b, v in replayed.buckets.items()})
+    _compare_map(tx, account, replayed)
+    if replayed.top.root() != newest.state:
+        raise StateTampered(
+            f"the stored rows do not hash to the state root signed in checkpoint {newest.size}"
+        )
+    return 1
 
 
 def _compare_rows(tx: Transaction, account: str, state: MemoryState) -> None:
@@ -100,10 +170,10 @@ def _compare_map(tx: Transaction, account: str, replayed: _ReplayedMap) -> None:
     for k in sorted(stored.keys() | expected.keys()):
         if stored.get(k) != expected.get(k):
             table, key = replayed.keys.get(k, (None, None))
-            named = f"of {table} {list(key)}" if key is not None else "that matches no row"
+            named = f"of row {table} {list(key)}" if key is not None else "that matches no row"
             raise StateTampered(
                 f"the state-map leaf {named} (k {base64.b64encode(k).decode()}) is not the "
-                "replayed row's",
+                "hash of the row",
                 table=table,
                 key=None if key is None else list(key),
             )

@@ -35,7 +35,7 @@ from tenure.ledger.merkle import (
 from tenure.ledger.note import NoteVerifier
 from tenure.service import sidecar as sidecars
 from tenure.service.sidecar import Sidecar
-from tenure.service.state_check import check_state
+from tenure.service.state_check import prove_state
 from tenure.store.records import Head
 from tenure.store.unit import LedgerRecords, Store
 
@@ -77,8 +77,13 @@ def verify_ledger(
     sidecar: Sidecar | None = None,
     pinned: Sequence[str] = (),
     progress: Progress | None = None,
+    replay_state: bool = True,
 ) -> VerifyReport:
-    """Verify the ledger of ``account``; see the module doc. Raises ``LedgerTampered``."""
+    """Verify the ledger of ``account``; see the module doc. Raises ``LedgerTampered``.
+
+    Without ``replay_state``, the state is proven against the signed state root of the
+    checkpoint at the head when there is one, which needs no replay
+    (``state_check.prove_state``)."""
     with store.read() as tx:
         ledger = tx.ledger
         head = ledger.head(account)
@@ -92,7 +97,7 @@ def verify_ledger(
         checkpoints = _check_checkpoints(ledger, account, head, tree, verifiers)
         if sidecar is not None:
             _check_sidecar(sidecar, account, head, tree, verifiers)
-        state_roots = check_state(tx, account, head.size, checkpoints)
+        state_roots = prove_state(tx, account, head.size, checkpoints, replay_state)
         return VerifyReport(account, head.size, root, len(checkpoints), state_roots)
 
 

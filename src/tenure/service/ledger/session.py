@@ -29,6 +29,7 @@ from tenure.ledger.statemap import MapTop, bucket_of, state_key
 from tenure.service import sidecar as sidecars
 from tenure.service.ledger.requests import Outcome, Submission
 from tenure.service.sidecar import Sidecar
+from tenure.service.state_guard import StateGuard
 from tenure.service.units import BatchView, CommandView
 from tenure.store.records import EventRow, IdempotencyRecord
 from tenure.store.unit import Transaction
@@ -182,6 +183,7 @@ class Appender:
         random_bytes: Callable[[int], bytes],
         license_key_hash: Callable[[str, str], str],
         personal: PersonalSealing | None,
+        guard: StateGuard | None = None,
     ) -> None:
         self._origin_of = origin_of
         self._sidecar = sidecar
@@ -189,6 +191,7 @@ class Appender:
         self._random = random_bytes
         self._license_key_hash = license_key_hash
         self._personal = personal
+        self._guard = guard
         self.cache: dict[str, AccountCache] = {}
         self._write_marker: int | None = None
 
@@ -216,6 +219,8 @@ class Appender:
     def open(self, tx: Transaction, account: str) -> AccountBatch:
         """The batch's state of ``account``, its head created if it has none.
         ``StoreBehindCheckpoint`` if the sidecar signed more (or other) events."""
+        if self._guard is not None:
+            self._guard.require(account)
         head = tx.ledger.head(account) or tx.ledger.create_head(account, self._origin_of(account))
         cached = self.cache.get(account)
         if cached is None or cached.frontier.size != head.size:

@@ -29,6 +29,7 @@ from tenure.service.ledger.kinds import Batch, kind_of
 from tenure.service.ledger.requests import AuditRequest, Outcome, Request, SignRequest
 from tenure.service.ledger.session import Appender, PersonalSealing
 from tenure.service.sidecar import Sidecar
+from tenure.service.state_guard import StateGuard
 from tenure.store.failures import is_unavailable, is_unstorable
 from tenure.store.unit import Store, Transaction
 from tenure.store.writing import WriterLink
@@ -76,6 +77,7 @@ class Ledger:
         random_bytes: Callable[[int], bytes] = os.urandom,
         max_batch: int = 512,
         personal: PersonalSealing | None = None,
+        guard: StateGuard | None = None,
     ) -> None:
         self.store = store
         """The store the writer appends to (for transactions beside the writer's)."""
@@ -84,7 +86,7 @@ class Ledger:
         self._checkpoints = Checkpointer(policy or CheckpointPolicy(), signers)
         self._clock = clock or (lambda: datetime.now(UTC))
         self._appender = Appender(
-            self.origin_of, sidecar, self._clock, random_bytes, license_key_hash, personal
+            self.origin_of, sidecar, self._clock, random_bytes, license_key_hash, personal, guard
         )
         self._max_batch = max_batch
         self._queue: queue.Queue[_Item | None] = queue.Queue()
