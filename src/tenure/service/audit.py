@@ -383,8 +383,7 @@ def verify(log: AuditLog, account: str, ledger_size: int) -> AuditReport:
             raise AuditTampered(
                 f"audit entry {seq} of {account} does not follow entry {seq - 1}", seq=seq
             )
-        for column in _SEARCHED:
-            _check_column(record, column, getattr(record, column), _field(body, column), account)
+        _check_searched(record, body, account)
         covered = _cover(covered, body.get("events"), account, seq)
         expected, prev = seq + 1, record.hash
     size, last = _head(log, account)
@@ -423,12 +422,22 @@ def _hashed_body(record: AuditRecord, account: str) -> dict[str, Any]:
     return body
 
 
-def _field(body: dict[str, Any], column: str) -> Any:
-    """The field of the entry that ``column`` copies (``principal``: the id)."""
-    value = body.get(column)
-    if column == "principal":
-        return value.get("id") if isinstance(value, dict) else None
-    return value
+def _check_searched(record: AuditRecord, body: dict[str, Any], account: str) -> None:
+    """``AuditTampered`` naming the row and the first of its ``_SEARCHED`` columns that
+    does not hold the entry's field (``principal``: the principal's id)."""
+    principal = body.get("principal")
+    hashed = (
+        body.get("time"),
+        principal.get("id") if isinstance(principal, dict) else None,
+        body.get("action"),
+        body.get("outcome"),
+        body.get("target"),
+    )
+    # The columns hold text or None: equal to a JSON value only if of the same type.
+    stored = (record.time, record.principal, record.action, record.outcome, record.target)
+    if stored != hashed:
+        for column, kept, said in zip(_SEARCHED, stored, hashed, strict=True):
+            _check_column(record, column, kept, said, account)
 
 
 def _check_column(record: AuditRecord, column: str, stored: Any, hashed: Any, account: str) -> None:

@@ -110,21 +110,41 @@ _RECORD_COLUMNS = (
 )
 
 
-def _record(row: sa.RowMapping, account: str, after: int) -> AuditRecord:
-    """The typed columns of ``row``, the entry after seq ``after`` of ``account``;
-    ``AuditTampered`` naming the row and the first column of the wrong type."""
+def _record(row: Sequence[object], account: str, after: int) -> AuditRecord:
+    """The typed columns of ``row`` (``_RECORD_COLUMNS``), the entry after seq
+    ``after`` of ``account``; ``AuditTampered`` naming the row and the first column
+    of the wrong type."""
+    seq, time, principal, action, outcome, target, entry, digest = row
+    # verify reads every row: check the types without building messages, and take
+    # the slow path that names the column only when one is wrong.
+    if (
+        type(seq) is int
+        and type(time) is str
+        and type(principal) is str
+        and type(action) is str
+        and type(outcome) is str
+        and (target is None or type(target) is str)
+        and type(entry) is bytes
+        and type(digest) is bytes
+    ):
+        return AuditRecord(seq, time, principal, action, outcome, target, entry, digest)
+    return _named_record(row, account, after)
+
+
+def _named_record(row: Sequence[object], account: str, after: int) -> AuditRecord:
+    values = dict(zip((column.name for column in _RECORD_COLUMNS), row, strict=True))
     seq = _typed(
-        columns.integer, row["seq"], "seq", f"the audit entry after {after}", after + 1, account
+        columns.integer, values["seq"], "seq", f"the audit entry after {after}", after + 1, account
     )
     what = f"audit entry {seq}"
 
     def text(column: str) -> str:
-        return _typed(columns.text, row[column], column, what, seq, account)
+        return _typed(columns.text, values[column], column, what, seq, account)
 
     time, principal, action, outcome = map(text, ("time", "principal", "action", "outcome"))
-    target = None if row["target"] is None else text("target")
-    entry = _typed(columns.blob, row["entry"], "entry", what, seq, account)
-    digest = _typed(columns.blob, row["hash"], "hash", what, seq, account)
+    target = None if values["target"] is None else text("target")
+    entry = _typed(columns.blob, values["entry"], "entry", what, seq, account)
+    digest = _typed(columns.blob, values["hash"], "hash", what, seq, account)
     return AuditRecord(seq, time, principal, action, outcome, target, entry, digest)
 
 
@@ -188,7 +208,7 @@ class SqlAuditLog(OnConnection):
         found: list[AuditRecord] = []
         for row in rows:
             try:
-                record = _record(row._mapping, account, found[-1].seq if found else after)
+                record = _record(tuple(row), account, found[-1].seq if found else after)
             except AuditTampered:
                 # Hand over the entries before it, so that the reader checks them first
                 # and names the first bad entry (SQLite also sorts a seq stored as text
