@@ -151,9 +151,16 @@ class Forbidden(TenureError):
 
 
 class AuditTampered(LedgerTampered):
-    """The audit chain is broken; ``seq`` is the first audit entry that is wrong."""
+    """The audit chain is broken; ``seq`` is the first audit entry that is wrong and
+    ``column``, when one column of its row is at fault, names that column."""
 
     code = "audit_tampered"
+
+    def __init__(
+        self, message: str, seq: int | None = None, column: str | None = None, **context: Any
+    ) -> None:
+        super().__init__(message, seq=seq, column=column, **context)
+        self.column = column
 
 
 class StorageUnavailable(TenureError):

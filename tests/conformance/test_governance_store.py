@@ -95,7 +95,7 @@ def test_the_audit_chain_pages_both_ways_with_filters_and_keeps_its_head(store: 
         assert [seq for seq, _, _ in newest] == [1, 0]
         checks = tx.audit.page(ACCOUNT, 0, 5, AuditFilter(action="check"), newest_first=False)
         assert [seq for seq, _, _ in checks] == [2]
-        assert [seq for seq, _, _ in tx.audit.chain(ACCOUNT, 0, 1)] == [1]
+        assert tx.audit.chain(ACCOUNT, 0, 1) == records[1:2]
         assert tx.audit.outcomes(ACCOUNT, "check", T0) == {"allowed": 2}
         assert tx.audit.outcomes(ACCOUNT, "revoke", T2) == {}
         assert tx.audit.page(OTHER, None, 5, everything, newest_first=False) == []

@@ -94,13 +94,19 @@ def test_accounts_have_separate_chains(store: sa.Engine) -> None:
     assert verify(store, "other").size == 2
 
 
+SEARCHED = ("time", "principal", "action", "outcome", "target")
+"""The columns of ``audit_log`` that copy a field of the entry, for searching."""
+
+
 @settings(
     max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(
     batches=st.lists(st.integers(min_value=1, max_value=6), min_size=1, max_size=6),
     victim=st.integers(min_value=0),
-    column=st.sampled_from(["entry", "hash", "delete", "truncate"]),
+    column=st.sampled_from(
+        ["entry", "hash", "delete", "truncate", "time", "principal", "action", "outcome", "target"]
+    ),
 )
 def test_any_change_to_a_stored_entry_is_found_and_named(
     tmp_path_factory: pytest.TempPathFactory, batches: list[int], victim: int, column: str
@@ -124,6 +130,8 @@ def test_any_change_to_a_stored_entry_is_found_and_named(
                 db.execute("UPDATE audit_log SET entry = ? WHERE seq = ?", (changed, seq))
             elif column == "hash":
                 db.execute("UPDATE audit_log SET hash = zeroblob(32) WHERE seq = ?", (seq,))
+            elif column in SEARCHED:
+                db.execute(f"UPDATE audit_log SET {column} = 'x' WHERE seq = ?", (seq,))
             elif column == "delete":
                 db.execute("DELETE FROM audit_log WHERE seq = ?", (seq,))
             else:  # drop the tail from seq on and point the head at what is left
@@ -145,6 +153,8 @@ def test_any_change_to_a_stored_entry_is_found_and_named(
             verify(engine)
         assert caught.value.seq is not None
         assert caught.value.seq <= seq + 1
+        if column in SEARCHED:
+            assert (caught.value.seq, caught.value.column) == (seq, column)
     finally:
         engine.dispose()
 

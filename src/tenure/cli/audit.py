@@ -28,9 +28,11 @@ def verify(
     ] = None,
     output: OutputOption = Output.text,
 ) -> None:
-    """Recheck every entry's hash and link, the chain's head, and that the entries
-    account for every ledger event since auditing began; on tampering, name the
-    first bad entry and exit 1. Works on the store directly (--data-dir / --db)."""
+    """Recheck every entry's hash and link, that every column of its row (account,
+    seq, time, principal, action, outcome, target) holds what the entry says, the
+    chain's head, and that the entries account for every ledger event since auditing
+    began; on tampering, name the first bad entry (and column) and exit 1. Works on
+    the store directly (--data-dir / --db)."""
     reports = []
     try:
         with open_local(data_dir, db, migrate=False) as runtime, runtime.store.read() as tx:
@@ -41,7 +43,7 @@ def verify(
     except AuditTampered as exc:
         emit(
             output,
-            {"ok": False, "seq": exc.seq, "error": exc.message},
+            {"ok": False, "seq": exc.seq, "column": exc.column, "error": exc.message},
             f"TAMPERED (first bad entry {exc.seq}): {exc}",
         )
         raise typer.Exit(1) from exc

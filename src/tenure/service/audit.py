@@ -10,10 +10,13 @@ An entry is canonical JSON (RFC 8785) that names the hash of the entry before it
 (``prev``); its own hash is ``SHA-256("tenure.audit.v1\\n" || entry)``. The
 account's head row holds the size and last hash of the chain, so removing, editing
 or reordering entries, or truncating the chain behind the head, breaks
-verification. Entries that answer a mutation also name the ledger events it
-appended (``events: [first_seq, count]``); ``verify`` checks that those ranges
-cover the ledger without gaps up to its head, so the audit log cannot lose the
-record of a change that the signed ledger proves happened.
+verification. The columns pages are searched on (``time``, ``principal``,
+``action``, ``outcome``, ``target``) are copies of the entry's fields, and
+``verify`` compares each with the hashed entry. Entries that answer a mutation
+also name the ledger events it appended (``events: [first_seq, count]``);
+``verify`` checks that those ranges cover the ledger without gaps up to its head,
+so the audit log cannot lose the record of a change that the signed ledger proves
+happened.
 
 Entries hold no personal data: principals are API key ids, licenses appear by
 serial, customers by id, and an unknown credential or license key only by a short
@@ -207,8 +210,9 @@ _TEXT_LIMITS = (
     ("target", 80),
     ("rationale", 2000),
 )
-"""The entry's text fields and their longest storable values: the first four are
-columns of ``audit_log`` too (``target`` is indexed)."""
+"""The entry's text fields and their longest storable values: ``principal``,
+``action``, ``outcome`` and ``target`` are columns of ``audit_log`` too (``target``
+is indexed)."""
 
 
 def storable(entry: AuditEntry) -> AuditEntry:
@@ -347,48 +351,41 @@ class AuditReport:
         }
 
 
-def _entries(log: AuditLog, account: str) -> Iterator[tuple[int, bytes, bytes]]:
+def _entries(log: AuditLog, account: str) -> Iterator[AuditRecord]:
     after = -1
-    while True:
-        rows = log.chain(account, after, _VERIFY_CHUNK)
+    while rows := log.chain(account, after, _VERIFY_CHUNK):
         yield from rows
-        if len(rows) < _VERIFY_CHUNK:
-            return
-        after = rows[-1][0]
+        after = rows[-1].seq
 
 
 def verify(log: AuditLog, account: str, ledger_size: int) -> AuditReport:
     """Check the whole chain of ``account``; raise ``AuditTampered`` naming the first
-    entry that is wrong.
+    entry that is wrong (and, when one column of its row is at fault, the column).
 
-    Checks that seqs run 0, 1, 2, … without gaps; that each entry is canonical,
-    names its own account and seq and the hash of the entry before it; that each
-    stored hash is the hash of its entry; that the head row names the last entry;
-    and that the event ranges of the entries are contiguous and reach the ledger's
-    ``ledger_size`` (entries start covering the ledger where auditing began).
+    Checks that seqs run 0, 1, 2, … without gaps; that each entry is canonical, that
+    its stored hash is its hash, that it names its own account and seq and the hash
+    of the entry before it; that every other column of its row (time, principal,
+    action, outcome, target: what pages are searched on) holds what the entry says;
+    that the head row names the last entry; and that the event ranges of the entries
+    are contiguous and reach the ledger's ``ledger_size`` (entries start covering the
+    ledger where auditing began).
     """
     expected, prev = 0, GENESIS
     covered: tuple[int, int] | None = None
-    for seq, encoded, digest in _entries(log, account):
+    for record in _entries(log, account):
+        seq = record.seq
         if seq != expected:
             raise AuditTampered(f"audit entry {expected} of {account} is missing", seq=expected)
-        try:
-            body = orjson.loads(encoded)
-            canonical = canonical_json(body) == encoded
-        except (orjson.JSONDecodeError, InvalidInput):
-            body, canonical = None, False
-        if not isinstance(body, dict) or not canonical:
-            raise AuditTampered(f"audit entry {seq} of {account} is not canonical JSON", seq=seq)
-        if body.get("seq") != seq or body.get("account") != account:
-            raise AuditTampered(f"audit entry {seq} of {account} names another place", seq=seq)
+        body = _hashed_body(record, account)
+        _check_column(record, "account", account, body.get("account"), account)
+        _check_column(record, "seq", seq, body.get("seq"), account)
         if body.get("prev") != prev.hex():
             raise AuditTampered(
                 f"audit entry {seq} of {account} does not follow entry {seq - 1}", seq=seq
             )
-        if entry_hash(encoded) != digest:
-            raise AuditTampered(f"audit entry {seq} of {account} was altered", seq=seq)
+        _check_searched(record, body, account)
         covered = _cover(covered, body.get("events"), account, seq)
-        expected, prev = seq + 1, digest
+        expected, prev = seq + 1, record.hash
     size, last = _head(log, account)
     if (size, last) != (expected, prev):
         raise AuditTampered(
@@ -401,6 +398,64 @@ def verify(log: AuditLog, account: str, ledger_size: int) -> AuditReport:
             seq=expected,
         )
     return AuditReport(account, expected, prev.hex(), covered, ledger_size)
+
+
+_SEARCHED = ("time", "principal", "action", "outcome", "target")
+"""The columns of ``audit_log`` that copy a field of the entry for searching
+(``AuditRecord``), besides ``account`` and ``seq``."""
+
+
+def _hashed_body(record: AuditRecord, account: str) -> dict[str, Any]:
+    """The entry of ``record``, parsed; ``AuditTampered`` unless it is canonical JSON
+    of an object whose hash is the stored one."""
+    try:
+        body = orjson.loads(record.entry)
+        canonical = canonical_json(body) == record.entry
+    except (orjson.JSONDecodeError, InvalidInput):
+        body, canonical = None, False
+    if not isinstance(body, dict) or not canonical:
+        raise AuditTampered(
+            f"audit entry {record.seq} of {account} is not canonical JSON", seq=record.seq
+        )
+    if entry_hash(record.entry) != record.hash:
+        raise AuditTampered(f"audit entry {record.seq} of {account} was altered", seq=record.seq)
+    return body
+
+
+def _check_searched(record: AuditRecord, body: dict[str, Any], account: str) -> None:
+    """``AuditTampered`` naming the row and the first of its ``_SEARCHED`` columns that
+    does not hold the entry's field (``principal``: the principal's id)."""
+    principal = body.get("principal")
+    hashed = (
+        body.get("time"),
+        principal.get("id") if isinstance(principal, dict) else None,
+        body.get("action"),
+        body.get("outcome"),
+        body.get("target"),
+    )
+    # The columns hold text or None: equal to a JSON value only if of the same type.
+    stored = (record.time, record.principal, record.action, record.outcome, record.target)
+    if stored != hashed:
+        for column, kept, said in zip(_SEARCHED, stored, hashed, strict=True):
+            _check_column(record, column, kept, said, account)
+
+
+def _check_column(record: AuditRecord, column: str, stored: Any, hashed: Any, account: str) -> None:
+    """``AuditTampered`` naming the row and ``column`` if the column does not hold the
+    value the hashed entry gives it."""
+    if stored != hashed or type(stored) is not type(hashed):
+        raise AuditTampered(
+            f"audit entry {record.seq} of {account}: its {column} column holds "
+            f"{_shown(stored)} but the entry says {_shown(hashed)}",
+            seq=record.seq,
+            column=column,
+        )
+
+
+def _shown(value: Any) -> str:
+    """``value`` for a message: its repr, cut short (a column may hold anything)."""
+    text = repr(value)
+    return text if len(text) <= 40 else text[:39] + "…"
 
 
 def _cover(

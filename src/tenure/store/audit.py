@@ -3,17 +3,22 @@ as the canonical JSON that was hashed, and its head (size and last hash).
 
 ``AuditLog`` is the noun in domain terms (``tx.audit``); ``SqlAuditLog`` holds its
 SQL. Rows are read as hostile: a value of the wrong type is ``AuditTampered``.
+
+A row's columns besides ``entry`` and ``hash`` (``seq``, ``time``, ``principal``,
+``action``, ``outcome``, ``target``) are copies of the entry's fields that pages are
+searched on; ``chain`` returns them beside the entry so that ``audit verify``
+compares every one with the hashed entry. ``account`` is the key the chain is read by.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import sqlalchemy as sa
 
-from tenure.errors import AuditTampered
+from tenure.errors import AuditTampered, LedgerTampered
 from tenure.store import columns, raw
 from tenure.store import tables as t
 from tenure.store.connected import OnConnection
@@ -22,7 +27,7 @@ from tenure.store.connected import OnConnection
 @dataclass(frozen=True)
 class AuditRecord:
     """One chained entry as stored: the columns searched on, its encoded ``entry``
-    and its ``hash``."""
+    and its ``hash`` (every column of its row but ``account``)."""
 
     seq: int
     time: str
@@ -63,9 +68,11 @@ class AuditLog(Protocol):
         first, before) seq ``after``, in that order."""
         ...
 
-    def chain(self, account: str, after: int, limit: int) -> list[tuple[int, bytes, bytes]]:
-        """Up to ``limit`` ``(seq, entry, hash)`` after seq ``after``, in seq order;
-        ``AuditTampered`` for a value of the wrong type."""
+    def chain(self, account: str, after: int, limit: int) -> list[AuditRecord]:
+        """Up to ``limit`` records after seq ``after``, in seq order, with every stored
+        column. A row holding a value of the wrong type ends the list before it, or,
+        first in the list, is ``AuditTampered`` naming its seq and column; an empty
+        list is the chain's end."""
         ...
 
     def accounts(self) -> list[str]:
@@ -80,6 +87,7 @@ class AuditLog(Protocol):
 # ---------------------------------------------------------------- SQL
 
 _l = t.audit_log.c
+_T = TypeVar("_T")
 _HEAD = "SELECT size, hash FROM audit_heads WHERE account = :account"
 _INSERT = (
     "INSERT INTO audit_log (account, seq, time, principal, action, outcome, target, entry, hash) "
@@ -89,6 +97,69 @@ _SET_HEAD = (
     "INSERT INTO audit_heads (account, size, hash) VALUES (:account, :size, :hash) "
     "ON CONFLICT (account) DO UPDATE SET size = excluded.size, hash = excluded.hash"
 )
+
+_RECORD_COLUMNS = (
+    _l.seq,
+    _l.time,
+    _l.principal,
+    _l.action,
+    _l.outcome,
+    _l.target,
+    _l.entry,
+    _l.hash,
+)
+
+
+def _record(row: Sequence[object], account: str, after: int) -> AuditRecord:
+    """The typed columns of ``row`` (``_RECORD_COLUMNS``), the entry after seq
+    ``after`` of ``account``; ``AuditTampered`` naming the row and the first column
+    of the wrong type."""
+    seq, time, principal, action, outcome, target, entry, digest = row
+    # verify reads every row: check the types without building messages, and take
+    # the slow path that names the column only when one is wrong.
+    if (
+        type(seq) is int
+        and type(time) is str
+        and type(principal) is str
+        and type(action) is str
+        and type(outcome) is str
+        and (target is None or type(target) is str)
+        and type(entry) is bytes
+        and type(digest) is bytes
+    ):
+        return AuditRecord(seq, time, principal, action, outcome, target, entry, digest)
+    return _named_record(row, account, after)
+
+
+def _named_record(row: Sequence[object], account: str, after: int) -> AuditRecord:
+    values = dict(zip((column.name for column in _RECORD_COLUMNS), row, strict=True))
+    seq = _typed(
+        columns.integer, values["seq"], "seq", f"the audit entry after {after}", after + 1, account
+    )
+    what = f"audit entry {seq}"
+
+    def text(column: str) -> str:
+        return _typed(columns.text, values[column], column, what, seq, account)
+
+    time, principal, action, outcome = map(text, ("time", "principal", "action", "outcome"))
+    target = None if values["target"] is None else text("target")
+    entry = _typed(columns.blob, values["entry"], "entry", what, seq, account)
+    digest = _typed(columns.blob, values["hash"], "hash", what, seq, account)
+    return AuditRecord(seq, time, principal, action, outcome, target, entry, digest)
+
+
+def _typed(
+    read: Callable[[object, str, int | None, type[LedgerTampered]], _T],
+    value: object,
+    column: str,
+    what: str,
+    seq: int,
+    account: str,
+) -> _T:
+    try:
+        return read(value, f"the {column} of {what} of {account}", seq, AuditTampered)
+    except AuditTampered as exc:
+        raise AuditTampered(exc.message, seq=seq, column=column) from None
 
 
 class SqlAuditLog(OnConnection):
@@ -127,29 +198,25 @@ class SqlAuditLog(OnConnection):
         rows = self._conn.execute(query.order_by(order).limit(limit))
         return [(row.seq, bytes(row.entry), bytes(row.hash)) for row in rows]
 
-    def chain(self, account: str, after: int, limit: int) -> list[tuple[int, bytes, bytes]]:
+    def chain(self, account: str, after: int, limit: int) -> list[AuditRecord]:
         rows = self._conn.execute(
-            sa.select(_l.seq, _l.entry, _l.hash)
+            sa.select(*_RECORD_COLUMNS)
             .where(_l.account == account, _l.seq > after)
             .order_by(_l.seq)
             .limit(limit)
         ).all()
-        found: list[tuple[int, bytes, bytes]] = []
+        found: list[AuditRecord] = []
         for row in rows:
-            what = f"audit entry after {after} of {account}"
             try:
-                seq = columns.integer(row.seq, f"the seq of the {what}", after + 1, AuditTampered)
+                record = _record(tuple(row), account, found[-1].seq if found else after)
             except AuditTampered:
-                # SQLite sorts a seq stored as text after every number: hand over the
-                # entries before it, so that the reader names the first seq missing.
+                # Hand over the entries before it, so that the reader checks them first
+                # and names the first bad entry (SQLite also sorts a seq stored as text
+                # after every number: the reader then names the first seq missing).
                 if found:
                     break
                 raise
-            what = f"audit entry {seq} of {account}"
-            entry = columns.blob(row.entry, what, seq, AuditTampered)
-            digest = columns.blob(row.hash, f"the hash of {what}", seq, AuditTampered)
-            found.append((seq, entry, digest))
-            after = seq
+            found.append(record)
         return found
 
     def accounts(self) -> list[str]:

@@ -56,9 +56,8 @@ class MemoryAuditLog:
             found = [r for r in found if (r.seq < after if newest_first else r.seq > after)]
         return [(r.seq, r.entry, r.hash) for r in found[:limit]]
 
-    def chain(self, account: str, after: int, limit: int) -> list[tuple[int, bytes, bytes]]:
-        found = [r for r in self._records(account) if r.seq > after]
-        return [(r.seq, r.entry, r.hash) for r in found[:limit]]
+    def chain(self, account: str, after: int, limit: int) -> list[AuditRecord]:
+        return [r for r in self._records(account) if r.seq > after][:limit]
 
     def accounts(self) -> list[str]:
         return sorted(account for account, chain in self._chains.items() if chain.head)
