@@ -19,6 +19,7 @@ import rfc8785
 
 from support.cli import tenure
 from support.server import running_server, seed_data_dir
+from tenure.ledger.statemap import MapTop, bucket_hash, bucket_of, row_leaf
 
 
 def _db(data_dir: Path) -> sqlite3.Connection:
@@ -152,3 +153,89 @@ def test_the_signed_state_root_is_recomputed_from_the_export(tmp_path: Path) -> 
     body = note.split("\n\n")[0].split("\n")
     assert body[3].startswith("tenure-state ")
     assert base64.b64decode(body[3].split(" ")[1]) == _root_from_rows(lines)
+
+
+def test_a_row_edited_while_serving_is_never_answered_allowed(tmp_path: Path) -> None:
+    data_dir = _seeded(tmp_path)
+    serial = _revoked_serial(data_dir)
+    question = {"license": serial, "entitlement": "seats"}
+    with running_server(data_dir, tmp_path / "logs") as server:
+        assert _readiness(server.url)["state"]["ok"] is True
+        with server.client(server.owner_key()) as owner:
+            before = owner.post("/v1/check", json=question)
+            assert (before.status_code, before.json()["reason"]) == (200, "revoked")
+            with _db(data_dir) as db:
+                db.execute("UPDATE proj_licenses SET status = 'active' WHERE serial = ?", (serial,))
+            after = owner.post("/v1/check", json=question)
+            assert after.status_code == 503, after.text
+            assert after.json()["type"].endswith("/state_unverified")
+            assert _readiness(server.url)["state"]["ok"] is False
+
+
+def test_a_consistently_forged_map_is_refused_too(tmp_path: Path) -> None:
+    """The attacker rewrites the row, its leaf, its bucket and the head's root, all
+    consistent with each other: the service proves against the map it proved at start
+    and has kept since, not against the database's."""
+    data_dir = _seeded(tmp_path)
+    serial = _revoked_serial(data_dir)
+    question = {"license": serial, "entitlement": "seats"}
+    with (
+        running_server(data_dir, tmp_path / "logs") as server,
+        server.client(server.owner_key()) as owner,
+    ):
+        assert owner.post("/v1/check", json=question).json()["reason"] == "revoked"
+        _forge_consistently(data_dir, serial)
+        # The rows, leaves, buckets and head root agree; only the signature does not.
+        forged = tenure("state", "root", "--data-dir", data_dir, "--output", "json").json()
+        assert forged["stored"] == forged["root"] != forged["checkpoint"]["state"]
+        after = owner.post("/v1/check", json=question)
+        assert after.status_code == 503, after.text
+
+
+def _forge_consistently(data_dir: Path, serial: str) -> None:
+    exported = tenure("state", "export", "--data-dir", data_dir).stdout.splitlines()
+    (item,) = [
+        json.loads(line)
+        for line in exported
+        if json.loads(line)["table"] == "licenses" and json.loads(line)["key"] == [serial]
+    ]
+    row = {**item["row"], "status": "active"}
+    k, leaf = row_leaf("licenses", [serial], row)
+    bucket = bucket_of(k)
+    with _db(data_dir) as db:
+        db.execute("UPDATE proj_licenses SET status = 'active' WHERE serial = ?", (serial,))
+        db.execute("UPDATE state_leaves SET leaf = ? WHERE k = ?", (leaf, k))
+        leaves = db.execute("SELECT k, leaf FROM state_leaves WHERE bucket = ?", (bucket,))
+        count, digest = bucket_hash([(bytes(a), bytes(b)) for a, b in leaves.fetchall()])
+        db.execute(
+            "UPDATE state_buckets SET hash = ?, count = ? WHERE bucket = ?", (digest, count, bucket)
+        )
+        buckets = db.execute("SELECT bucket, count, hash FROM state_buckets").fetchall()
+        root = MapTop({b: (c, bytes(h)) for b, c, h in buckets}).root()
+        db.execute("UPDATE ledger_heads SET state_root = ?", (root,))
+
+
+def test_a_cut_history_is_caught_by_a_checkpoint_kept_outside(tmp_path: Path) -> None:
+    """Delete the newest events, their nodes and checkpoints, the sidecar, and rebuild
+    the projection: the store verifies on its own; a checkpoint kept elsewhere does not."""
+    data_dir = _seeded(tmp_path)
+    kept = tmp_path / "kept.checkpoint"
+    kept.write_text(tenure("ledger", "checkpoint", "--data-dir", data_dir).stdout)
+    with _db(data_dir) as db:
+        (size,) = db.execute("SELECT size FROM ledger_heads").fetchone()
+        cut = size - 7
+        db.execute("DELETE FROM ledger_checkpoints WHERE size > ?", (cut,))
+        db.execute("DELETE FROM ledger_events WHERE seq >= ?", (cut,))
+        db.execute("DELETE FROM ledger_nodes WHERE (idx + 1) * (1 << level) > ?", (cut,))
+        db.execute("UPDATE ledger_heads SET size = ?", (cut,))
+    for sidecar in (data_dir / "tenure.db.checkpoints").glob("*"):
+        sidecar.unlink()
+    rebuilt = tenure("state", "rebuild", "--data-dir", data_dir, "--accept-change")
+    assert rebuilt.code == 0, rebuilt.stderr
+    assert _verify(data_dir)[0] == 0  # what nothing can catch without an outside copy
+    done = tenure(
+        "ledger", "verify", "--data-dir", data_dir, "--since-checkpoint", kept, "--output", "json"
+    )
+    assert done.code == 1
+    assert done.json()["seq"] == cut
+    assert "cut" in done.json()["error"]

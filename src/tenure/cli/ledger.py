@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -30,6 +31,15 @@ def verify(
         list[str] | None,
         typer.Option("--key", help="Trusted verifier key (name+hash+base64); repeatable."),
     ] = None,
+    since_checkpoint: Annotated[
+        Path | None,
+        typer.Option(
+            help="A signed checkpoint kept outside the store (a file): the store must hold "
+            "its events with its root, or its history was cut or rewritten.",
+            exists=True,
+            dir_okay=False,
+        ),
+    ] = None,
     output: OutputOption = Output.text,
 ) -> None:
     """Recompute every leaf hash and the tree from the stored events, check every stored
@@ -42,7 +52,14 @@ def verify(
             with runtime.store.read() as tx:
                 head = tx.ledger.head(account)
             with progress_bar("verifying", head.size if head else 0) as update:
-                report = verify_ledger(runtime.store, account, runtime.sidecar, key or (), update)
+                report = verify_ledger(
+                    runtime.store,
+                    account,
+                    runtime.sidecar,
+                    key or (),
+                    update,
+                    kept=since_checkpoint.read_text() if since_checkpoint else None,
+                )
         except LedgerTampered as exc:
             where = f"first bad seq {exc.seq}" if exc.seq is not None else "seq unknown"
             if isinstance(exc, StateTampered):

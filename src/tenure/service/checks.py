@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import base64
 import hmac
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, NotRequired
@@ -23,7 +24,7 @@ from tenure.crypto.keystore import hash_license_key
 from tenure.domain.answers import Base64, NonNegative, closed
 from tenure.domain.decisions import DecisionAnswer, decide
 from tenure.domain.licensekeys import hash_legacy_key, is_serial, is_tenure_key
-from tenure.domain.state import Row
+from tenure.domain.state import Key, Row
 from tenure.domain.values import Serial
 from tenure.errors import Forbidden, InvalidInput, Unauthenticated
 from tenure.service.state_guard import StateGuard
@@ -91,6 +92,8 @@ class Decided:
 
     answer: CheckAnswer
     serial: str | None
+    read: tuple[tuple[str, Key, Row], ...] = ()
+    """The projection rows the decision read, ``(table, key, row)``."""
 
 
 def _answer(
@@ -106,6 +109,11 @@ def _answer(
         key = (license_row["plan"], license_row["plan_version"])
         plan_row = tx.projection.row(account, "plan_versions", key)
     decision = decide(license_row, plan_row, item.entitlement, now)
+    read: list[tuple[str, Key, Row]] = []
+    if license_row is not None:
+        read.append(("licenses", (license_row["serial"],), license_row))
+    if plan_row is not None:
+        read.append(("plan_versions", (plan_row["plan"], plan_row["version"]), plan_row))
     answer: CheckAnswer = {
         "allowed": decision.allowed,
         "reason": decision.reason,
@@ -117,7 +125,8 @@ def _answer(
     # Echo the serial only to a caller who named it: a key never reveals its serial.
     if license_row is not None and is_serial(item.license):
         answer["serial"] = license_row["serial"]
-    return Decided(answer, None if license_row is None else license_row["serial"])
+    serial = None if license_row is None else license_row["serial"]
+    return Decided(answer, serial, tuple(read))
 
 
 def check(
@@ -135,10 +144,14 @@ def check(
     and for a naive ``now``, and ``StateUnverified`` when ``guard`` found the
     account's state unproven.
     """
-    if guard is not None:
-        guard.require(account)
-    with store.quick_read() as tx:
-        return _answer(tx, account, item, now, _checkpoint_json(tx, account))
+    if guard is None:
+        with store.quick_read() as tx:
+            return _answer(tx, account, item, now, _checkpoint_json(tx, account))
+
+    def one(tx: Transaction) -> list[Decided]:
+        return [_answer(tx, account, item, now, _checkpoint_json(tx, account))]
+
+    return _proven(store, account, guard, one, store.quick_read)[0]
 
 
 def check_many(
@@ -155,10 +168,9 @@ def check_many(
     """
     if len(items) > MAX_BATCH:
         raise InvalidInput(f"a batch holds at most {MAX_BATCH} checks", field="checks")
-    if guard is not None:
-        guard.require(account)
-    answers: list[Decided] = []
-    with store.read() as tx:
+
+    def many(tx: Transaction) -> list[Decided]:
+        answers: list[Decided] = []
         checkpoint = _checkpoint_json(tx, account)
         for index, item in enumerate(items):
             try:
@@ -166,7 +178,43 @@ def check_many(
             except InvalidInput as error:
                 field = f"checks[{index}]" + (f".{error.field}" if error.field else "")
                 raise InvalidInput(error.message, field=field) from error
-    return answers
+        return answers
+
+    if guard is None:
+        with store.read() as tx:
+            return many(tx)
+    return _proven(store, account, guard, many, store.read)
+
+
+PROOF_ATTEMPTS = 4
+"""Reads of a check whose rows do not prove before the account is proven afresh."""
+
+
+def _proven(
+    store: Store,
+    account: str,
+    guard: StateGuard,
+    decide_in: Callable[[Transaction], list[Decided]],
+    transaction: Callable[[], AbstractContextManager[Transaction]],
+) -> list[Decided]:
+    """``decide_in`` a read transaction whose rows ``guard`` proves (docs/state.md):
+    no answer is given from a row that does not hash into the proven state map.
+
+    A read that saw a commit the writer has not yet published is read again once it
+    has; after ``PROOF_ATTEMPTS`` the account is proven afresh (the store was written
+    by another process, or tampered with), and ``StateUnverified`` if it still fails.
+    """
+    for attempt in range(PROOF_ATTEMPTS + 1):
+        guard.require(account)
+        with transaction() as tx:
+            decided = decide_in(tx)
+            if guard.proves(tx, account, [row for d in decided for row in d.read]):
+                return decided
+        if attempt == PROOF_ATTEMPTS - 1:
+            guard.verify(store, account, None)
+        else:
+            guard.wait(0.02)
+    guard.refuse(account, "rows read by a check do not hash into the proven state map")
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from tenure.domain.state import TABLE_ORDER, TABLES, Key, MemoryState
 from tenure.errors import StateTampered, TenureError
@@ -82,9 +83,20 @@ def proven_root(
     return root
 
 
-def check_state(tx: Transaction, account: str, size: int, checkpoints: Sequence[Checkpoint]) -> int:
-    """Prove ``account``'s stored state (see the module doc); return how many signed
-    state roots were checked. ``checkpoints`` are verified ones, in size order."""
+@dataclass(frozen=True)
+class ProvenState:
+    """What proving the state of an account found: how many signed state roots it
+    checked, and the state map above its buckets, proven."""
+
+    state_roots: int
+    top: MapTop
+
+
+def check_state(
+    tx: Transaction, account: str, size: int, checkpoints: Sequence[Checkpoint]
+) -> ProvenState:
+    """Prove ``account``'s stored state (see the module doc). ``checkpoints`` are
+    verified ones, in size order."""
     state, replayed, changed = MemoryState(), _ReplayedMap(), set[tuple[str, Key]]()
     done, proven = 0, 0
     for checkpoint in [*checkpoints, None]:
@@ -103,7 +115,7 @@ def check_state(tx: Transaction, account: str, size: int, checkpoints: Sequence[
             proven += 1
     _compare_rows(tx, account, state)
     _compare_map(tx, account, replayed)
-    return proven
+    return ProvenState(proven, replayed.top)
 
 
 def prove_state(
@@ -112,11 +124,11 @@ def prove_state(
     size: int,
     checkpoints: Sequence[Checkpoint],
     replay: bool = True,
-) -> int:
+) -> ProvenState:
     """``check_state``, or without ``replay``, when the newest checkpoint is of the
     head's size and states a root: every stored row's leaf, the stored leaves, buckets
     and head root against that signed root (no replay). Returns the signed state roots
-    checked."""
+    checked, and the proven map."""
     newest = checkpoints[-1] if checkpoints else None
     if replay or newest is None or newest.size != size or newest.state is None:
         return check_state(tx, account, size, checkpoints)
@@ -140,7 +152,7 @@ def prove_state(
         raise StateTampered(
             f"the stored rows do not hash to the state root signed in checkpoint {newest.size}"
         )
-    return 1
+    return ProvenState(1, replayed.top)
 
 
 def _compare_rows(tx: Transaction, account: str, state: MemoryState) -> None:

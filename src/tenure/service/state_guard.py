@@ -15,13 +15,25 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Iterable
+from typing import NoReturn
 
+from tenure.domain.state import Key, Row
 from tenure.errors import LedgerTampered, NotFound, StateUnverified
+from tenure.ledger.statemap import MapTop, bucket_hash, bucket_of, row_leaf
 from tenure.service.sidecar import Sidecar
-from tenure.service.verify import verify_ledger
-from tenure.store.unit import Store
+from tenure.service.verify import verify_in, verify_ledger
+from tenure.store.unit import Store, Transaction
 
 _log = logging.getLogger("tenure.state")
+
+
+def _unverified(account: str, problem: str) -> StateUnverified:
+    return StateUnverified(
+        f"the stored state of {account} does not prove against the signed ledger "
+        f"({problem}); checks and appends are refused until `tenure state rebuild` "
+        "or a restore"
+    )
 
 
 class StateGuard:
@@ -29,17 +41,22 @@ class StateGuard:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
+        self._published = threading.Condition(self._lock)
         self._problems: dict[str, str] = {}
+        self._tops: dict[str, tuple[int, MapTop]] = {}
+        """Per account, the head size and the state map above the buckets last proven
+        (the ledger writer advances it after each commit)."""
 
     def require(self, account: str) -> None:
         """``StateUnverified`` when ``account``'s state was found unproven."""
         problem = self._problems.get(account)
         if problem is not None:
-            raise StateUnverified(
-                f"the stored state of {account} does not prove against the signed ledger "
-                f"({problem}); checks and appends are refused until `tenure state rebuild` "
-                "or a restore"
-            )
+            raise _unverified(account, problem)
+
+    def refuse(self, account: str, problem: str) -> NoReturn:
+        """Record ``account`` as unproven for ``problem`` and raise ``StateUnverified``."""
+        self.record(account, problem)
+        raise _unverified(account, problem)
 
     def problems(self) -> dict[str, str]:
         with self._lock:
@@ -57,16 +74,79 @@ class StateGuard:
 
     def verify(self, store: Store, account: str, sidecar: Sidecar | None) -> str | None:
         """Prove ``account`` (see the module doc), record and return what failed."""
+        problem = None
         try:
-            verify_ledger(store, account, sidecar, replay_state=False)
+            report = verify_ledger(store, account, sidecar, replay_state=False)
         except NotFound:
-            problem = None
+            pass
         except LedgerTampered as exc:
             problem = exc.message
         else:
-            problem = None
+            self.advance(account, report.size, report.state)
         self.record(account, problem)
         return problem
+
+    # --- the ledger writer ---
+
+    def top_for(self, tx: Transaction, account: str, size: int, sidecar: Sidecar | None) -> MapTop:
+        """The proven state map of ``account`` at head size ``size``: the one kept, or
+        one proven now in ``tx`` (``StateUnverified`` when it does not prove). The
+        caller may change it in place (the writer, in its batch), and must then
+        ``advance`` after its commit or ``forget`` after a failure."""
+        self.require(account)
+        with self._lock:
+            kept = self._tops.get(account)
+        if kept is not None and kept[0] == size:
+            return kept[1]
+        try:
+            report = verify_in(tx, account, sidecar, replay_state=False)
+        except LedgerTampered as exc:
+            self.record(account, exc.message)
+            self.require(account)
+            raise
+        self.advance(account, report.size, report.state)
+        return report.state
+
+    def advance(self, account: str, size: int, top: MapTop) -> None:
+        """Keep ``top`` as the proven map at head size ``size``, unless one of a larger
+        size (or the same) is kept already."""
+        with self._published:
+            kept = self._tops.get(account)
+            if kept is None or kept[0] < size:
+                self._tops[account] = (size, top)
+            self._published.notify_all()
+
+    def forget(self, account: str) -> None:
+        with self._published:
+            self._tops.pop(account, None)
+            self._published.notify_all()
+
+    # --- checks ---
+
+    def proves(self, tx: Transaction, account: str, rows: Iterable[tuple[str, Key, Row]]) -> bool:
+        """Whether every ``(table, key, row)`` read in ``tx`` hashes, through its
+        bucket's stored leaves, into the kept proven map. False also when none is
+        kept, or when ``tx`` saw a commit the map does not have yet: ``wait`` then
+        retry in a new transaction."""
+        wanted = [row_leaf(table, key, row) for table, key, row in rows]
+        if not wanted:
+            return True
+        with self._lock:
+            kept = self._tops.get(account)
+        if kept is None:
+            return False
+        top = kept[1]
+        stored = tx.state_map.bucket_leaves(account, {bucket_of(k) for k, _ in wanted})
+        for bucket, leaves in stored.items():
+            if bucket_hash(leaves) != top.bucket(bucket):
+                return False
+        found = {k: leaf for leaves in stored.values() for k, leaf in leaves}
+        return all(found.get(k) == leaf for k, leaf in wanted)
+
+    def wait(self, timeout: float) -> None:
+        """Wait up to ``timeout`` seconds for the writer's next ``advance``."""
+        with self._published:
+            self._published.wait(timeout)
 
     def verify_all(self, store: Store, sidecar: Sidecar | None) -> dict[str, str]:
         """Prove every account with a ledger; return the unproven ones."""

@@ -18,7 +18,7 @@ the first bad ``seq``:
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import orjson
 
@@ -33,11 +33,12 @@ from tenure.ledger.merkle import (
     verify_consistency,
 )
 from tenure.ledger.note import NoteVerifier
+from tenure.ledger.statemap import MapTop
 from tenure.service import sidecar as sidecars
 from tenure.service.sidecar import Sidecar
 from tenure.service.state_check import prove_state
 from tenure.store.records import Head
-from tenure.store.unit import LedgerRecords, Store
+from tenure.store.unit import LedgerRecords, Store, Transaction
 
 Progress = Callable[[int], None]
 
@@ -50,6 +51,8 @@ class VerifyReport:
     checkpoints: int
     state_roots: int = 0
     """Checkpoints whose ``tenure-state`` line the replayed state proved."""
+    state: MapTop = field(default_factory=MapTop, compare=False)
+    """The state map above its buckets, proven."""
 
 
 class _Levels:
@@ -78,27 +81,48 @@ def verify_ledger(
     pinned: Sequence[str] = (),
     progress: Progress | None = None,
     replay_state: bool = True,
+    kept: str | None = None,
 ) -> VerifyReport:
     """Verify the ledger of ``account``; see the module doc. Raises ``LedgerTampered``.
+
+    ``kept`` is a signed checkpoint kept outside the store (``--since-checkpoint``):
+    the store must hold its events, with its root (and state root).
 
     Without ``replay_state``, the state is proven against the signed state root of the
     checkpoint at the head when there is one, which needs no replay
     (``state_check.prove_state``)."""
     with store.read() as tx:
-        ledger = tx.ledger
-        head = ledger.head(account)
-        if head is None:
-            raise NotFound(f"account {account} has no ledger")
-        tree = _check_leaves(ledger, account, head.size, progress)
-        tree.build_parents()
-        _check_nodes(ledger, account, tree)
-        root = tree_hash(head.size, tree)
-        verifiers = _verifiers(ledger, account, pinned)
-        checkpoints = _check_checkpoints(ledger, account, head, tree, verifiers)
-        if sidecar is not None:
-            _check_sidecar(sidecar, account, head, tree, verifiers)
-        state_roots = prove_state(tx, account, head.size, checkpoints, replay_state)
-        return VerifyReport(account, head.size, root, len(checkpoints), state_roots)
+        return verify_in(tx, account, sidecar, pinned, progress, replay_state, kept)
+
+
+def verify_in(
+    tx: Transaction,
+    account: str,
+    sidecar: Sidecar | None = None,
+    pinned: Sequence[str] = (),
+    progress: Progress | None = None,
+    replay_state: bool = True,
+    kept: str | None = None,
+) -> VerifyReport:
+    """``verify_ledger`` in the caller's transaction."""
+    ledger = tx.ledger
+    head = ledger.head(account)
+    if head is None:
+        raise NotFound(f"account {account} has no ledger")
+    tree = _check_leaves(ledger, account, head.size, progress)
+    tree.build_parents()
+    _check_nodes(ledger, account, tree)
+    root = tree_hash(head.size, tree)
+    verifiers = _verifiers(ledger, account, pinned)
+    checkpoints = _check_checkpoints(ledger, account, head, tree, verifiers)
+    if sidecar is not None:
+        _check_sidecar(sidecar, account, head, tree, verifiers)
+    if kept is not None:
+        outside = _check_kept(kept, head, tree, verifiers)
+        others = [cp for cp in checkpoints if cp.size != outside.size]
+        checkpoints = sorted([*others, outside], key=lambda cp: cp.size)
+    proven = prove_state(tx, account, head.size, checkpoints, replay_state)
+    return VerifyReport(account, head.size, root, len(checkpoints), proven.state_roots, proven.top)
 
 
 def _check_leaves(
@@ -206,6 +230,25 @@ def _open(note: str, verifiers: list[NoteVerifier], what: str) -> Checkpoint:
         return open_checkpoint(note, verifiers)
     except TenureError as exc:
         raise LedgerTampered(f"{what} does not verify: {exc}", seq=None) from exc
+
+
+def _check_kept(note: str, head: Head, tree: _Levels, verifiers: list[NoteVerifier]) -> Checkpoint:
+    """The checkpoint kept outside the store, proven to be of this store's history."""
+    cp = _open(note, verifiers, "the kept checkpoint")
+    if cp.origin != head.origin:
+        raise LedgerTampered(f"the kept checkpoint is of {cp.origin}, not of {head.origin}")
+    if cp.size > head.size:
+        raise LedgerTampered(
+            f"the kept checkpoint was signed over {cp.size} events, the store holds "
+            f"{head.size}: events were cut from the ledger",
+            seq=head.size,
+        )
+    if tree_hash(cp.size, tree) != cp.root:
+        raise LedgerTampered(
+            f"the store's first {cp.size} events are not those of the kept checkpoint: "
+            "the history was rewritten"
+        )
+    return cp
 
 
 def _check_sidecar(

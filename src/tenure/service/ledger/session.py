@@ -68,24 +68,31 @@ class Staging(Protocol):
 
 
 def open_state_map(tx: Transaction, account: str) -> MapTop:
-    """The state map of ``account`` above its buckets, read from the store and proven
-    against the root stored at its head; built from the projection rows first for an
-    account written before 0.3.0 (whose head has no root).
+    """The state map of ``account`` above its buckets, read from the store and checked
+    against the root stored at its head (a writer without a ``StateGuard``); built from
+    the projection rows first for an account written before 0.3.0.
 
     Raises ``StateUnverified`` when the stored buckets do not hash to the stored root.
     """
-    root = tx.state_map.root(account)
-    if root is None:
-        _log.info("building the state map of account %s from its projection rows", account)
-        for table in TABLE_ORDER:
-            tx.state_map.index(account, table, tx.projection.rows(account, table))
-        root = tx.state_map.rebuild(account)
+    root = build_state_map(tx, account)
     top = MapTop(tx.state_map.buckets(account))
     if top.root() != root:
         raise StateUnverified(
             f"the state map buckets of {account} do not hash to the root stored at its head"
         )
     return top
+
+
+def build_state_map(tx: Transaction, account: str) -> bytes:
+    """The root stored at the head of ``account``; for an account written before 0.3.0
+    (none stored), its map is built from its projection rows first."""
+    root = tx.state_map.root(account)
+    if root is None:
+        _log.info("building the state map of account %s from its projection rows", account)
+        for table in TABLE_ORDER:
+            tx.state_map.index(account, table, tx.projection.rows(account, table))
+        root = tx.state_map.rebuild(account)
+    return root
 
 
 def append_drafts(
@@ -215,6 +222,8 @@ class Appender:
         self._write_marker = None
         for account in accounts:
             self.cache.pop(account, None)
+            if self._guard is not None:  # its map changed in place before the failure
+                self._guard.forget(account)
 
     def open(self, tx: Transaction, account: str) -> AccountBatch:
         """The batch's state of ``account``, its head created if it has none.
@@ -241,7 +250,11 @@ class Appender:
             cached.sidecar_checked = True
             cached.top = None
         if cached.top is None:
-            cached.top = open_state_map(tx, account)
+            if self._guard is None:
+                cached.top = open_state_map(tx, account)
+            else:
+                build_state_map(tx, account)
+                cached.top = self._guard.top_for(tx, account, head.size, self._sidecar)
         return AccountBatch(
             tx,
             head.origin,
@@ -347,6 +360,8 @@ class Appender:
             cached.frontier = state.frontier
             cached.last_time = state.last_time
             cached.signed_size = state.signed_size
+            if self._guard is not None:
+                self._guard.advance(account, state.frontier.size, state.top)
             if state.checkpoint is not None:
                 cached.signed_at = time.monotonic()
                 if self._sidecar is not None:
