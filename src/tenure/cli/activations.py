@@ -12,7 +12,14 @@ from urllib.parse import quote
 
 import typer
 
-from tenure.cli.client import ApiKeyOption, Remote, UrlOption, emit_answer, emit_listing, unwrapped
+from tenure.cli.client import (
+    Endpoint,
+    Remote,
+    emit_answer,
+    emit_listing,
+    endpoint_options,
+    unwrapped,
+)
 from tenure.cli.common import Output, OutputOption
 from tenure.cli.tokens import LicenseKeyOption, show_value
 
@@ -29,10 +36,6 @@ Serial = Annotated[str, typer.Argument(metavar="SERIAL", help="License serial (T
 ActivationId = Annotated[
     str, typer.Argument(metavar="ID", help="Activation id (act_…).", show_default=False)
 ]
-
-
-def _remote(url: str | None, api_key: str | None, license_key: str | None) -> Remote:
-    return Remote(url, api_key, license_key=license_key)
 
 
 def _lines(activation: dict[str, Any]) -> list[str]:
@@ -54,15 +57,15 @@ def _path(activation: str) -> str:
 
 
 @app.command("create")
+@endpoint_options
 def create(
+    endpoint: Endpoint,
     serial: Serial,
     fingerprint: Annotated[
         str,
         typer.Option("--fingerprint", metavar="FP", help="The device's fingerprint (1-256 chars)."),
     ],
     license_key: LicenseKeyOption = None,
-    url: UrlOption = None,
-    api_key: ApiKeyOption = None,
     output: OutputOption = Output.text,
 ) -> None:
     """Activate a device on license SERIAL; print its id, mode, status and lease.
@@ -74,17 +77,19 @@ def create(
     A suspended, revoked or expired license fails with 409 license_inactive.
     """
     path = f"/v1/licenses/{quote(serial, safe='')}/activations"
-    status, activation = _remote(url, api_key, license_key).post(path, {"fingerprint": fingerprint})
+    status, activation = endpoint.remote(license_key=license_key).post(
+        path, {"fingerprint": fingerprint}
+    )
     verb = "activated" if status == 201 else "already active"
     _print(activation, output, f"{verb}: {activation.get('id')}")
 
 
 @app.command("list")
+@endpoint_options
 def list_command(
+    endpoint: Endpoint,
     serial: Serial,
     license_key: LicenseKeyOption = None,
-    url: UrlOption = None,
-    api_key: ApiKeyOption = None,
     output: OutputOption = Output.text,
 ) -> None:
     """List the activations of license SERIAL, deactivated ones too.
@@ -97,7 +102,7 @@ def list_command(
         return f"{len(activations)} activation(s), {active} holding a seat"
 
     emit_listing(
-        _remote(url, api_key, license_key).get(
+        endpoint.remote(license_key=license_key).get(
             f"/v1/licenses/{quote(serial, safe='')}/activations"
         ),
         "activations",
@@ -117,17 +122,16 @@ def _activation_change(
     """Register ``tenure activation NAME ID``: one call on the activation's path."""
 
     def command(
+        endpoint: Endpoint,
         activation: ActivationId,
         license_key: LicenseKeyOption = None,
-        url: UrlOption = None,
-        api_key: ApiKeyOption = None,
         output: OutputOption = Output.text,
     ) -> None:
-        answer = call(_remote(url, api_key, license_key), _path(activation))
+        answer = call(endpoint.remote(license_key=license_key), _path(activation))
         _print(answer, output, f"{verb}: {answer.get('id')}")
 
     command.__doc__ = doc
-    app.command(name)(command)
+    app.command(name)(endpoint_options(command))
 
 
 _activation_change(

@@ -14,11 +14,12 @@ from rich.table import Table
 from tenure.cli.approvals import print_approval_requested
 from tenure.cli.client import (
     ApiError,
-    ApiKeyOption,
+    Endpoint,
     Remote,
     UrlOption,
     emit_answer,
     emit_json,
+    endpoint_options,
     print_table,
 )
 from tenure.cli.common import Output, OutputOption, emit, out
@@ -91,11 +92,11 @@ def _key_lines(key: dict[str, Any]) -> list[str]:
 
 
 @app.command("create")
+@endpoint_options
 def create(
+    endpoint: Endpoint,
     role: RoleOption,
     name: NameOption,
-    url: UrlOption = None,
-    api_key: ApiKeyOption = None,
     output: OutputOption = Output.text,
 ) -> None:
     """Create an API key and print it once, with its id and role.
@@ -104,7 +105,7 @@ def create(
 
     An owner key may create keys of every role; an admin key every role but owner.
     """
-    _, created = Remote(url, api_key).post("/v1/apikeys", {"role": role, "name": name})
+    _, created = endpoint.remote().post("/v1/apikeys", {"role": role, "name": name})
     emit_answer(
         created,
         output,
@@ -118,17 +119,14 @@ def create(
 
 
 @app.command("list")
-def list_command(
-    url: UrlOption = None,
-    api_key: ApiKeyOption = None,
-    output: OutputOption = Output.text,
-) -> None:
+@endpoint_options
+def list_command(endpoint: Endpoint, output: OutputOption = Output.text) -> None:
     """List the account's API keys, revoked ones too, oldest first (never the keys).
 
     "created by" is the key that created each one ("-": the bootstrap or first owner
     key, or a key older than key lineage). Needs an owner or admin key.
     """
-    answer = Remote(url, api_key).get("/v1/apikeys")
+    answer = endpoint.remote().get("/v1/apikeys")
     if output is Output.json:
         emit_json(answer)
         return
@@ -173,15 +171,15 @@ ForceOption = Annotated[
 
 
 @app.command("revoke")
+@endpoint_options
 def revoke(
+    endpoint: Endpoint,
     key_id: KeyId,
     data_dir: DataDir = None,
     db: DbUrl = None,
     account: Account = "default",
     reason: ReasonOption = None,
     force: ForceOption = False,
-    url: UrlOption = None,
-    api_key: ApiKeyOption = None,
     output: OutputOption = Output.text,
 ) -> None:
     """Revoke an API key: from then on it gets 401. Revoking it again changes nothing.
@@ -205,7 +203,7 @@ def revoke(
             "--reason and --force are for revoking on the storage (--data-dir or --db)",
             field="reason",
         )
-    response = Remote(url, api_key).request("DELETE", f"/v1/apikeys/{quote(key_id, safe='')}")
+    response = endpoint.remote().request("DELETE", f"/v1/apikeys/{quote(key_id, safe='')}")
     revoked = response.json()
     if response.status_code == 202:
         print_approval_requested(revoked, output)

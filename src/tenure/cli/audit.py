@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 import typer
 
-from tenure.cli.client import ApiKeyOption, Remote, UrlOption, emit_listing
+from tenure.cli.client import Endpoint, emit_listing, endpoint_options
 from tenure.cli.common import Output, OutputOption, emit, err
 from tenure.cli.local import DataDir, DbUrl, open_local
 from tenure.errors import AuditTampered
@@ -72,7 +72,9 @@ def _text(value: Any) -> str:
 
 
 @app.command("list")
+@endpoint_options
 def list_command(
+    endpoint: Endpoint,
     action: Annotated[
         str | None,
         typer.Option(
@@ -107,12 +109,10 @@ def list_command(
         int | None,
         typer.Option("--cursor", help="Continue after a previous page.", show_default=False),
     ] = None,
-    url: UrlOption = None,
-    api_key: ApiKeyOption = None,
     output: OutputOption = Output.text,
 ) -> None:
     """Page the account's audit log (auditor or owner key)."""
-    page = Remote(url, api_key).get(
+    page = endpoint.remote().get(
         "/v1/audit",
         {
             "action": action,

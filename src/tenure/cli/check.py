@@ -6,14 +6,16 @@ from typing import Annotated, Any
 
 import typer
 
-from tenure.cli.client import ApiKeyOption, Remote, UrlOption, emit_json
+from tenure.cli.client import Endpoint, emit_json, endpoint_options
 from tenure.cli.common import Output, OutputOption, out, value_text
 
 EXIT_ALLOWED = 0
 EXIT_DENIED = 2
 
 
+@endpoint_options
 def check(
+    endpoint: Endpoint,
     license: Annotated[
         str, typer.Argument(metavar="LICENSE", help="License serial (TNR-…) or key (TNRK-…).")
     ],
@@ -37,15 +39,13 @@ def check(
             "instead of an API key; LICENSE must then be the key.",
         ),
     ] = False,
-    url: UrlOption = None,
-    api_key: ApiKeyOption = None,
     output: OutputOption = Output.text,
 ) -> None:
     """Ask whether LICENSE may use ENTITLEMENT now; print ALLOWED or DENIED.
 
     Exit status: 0 when allowed, 2 when denied (scripts can branch on it), 1 on an error.
     """
-    remote = Remote(url, api_key, license_key=license if license_auth else None)
+    remote = endpoint.remote(license_key=license if license_auth else None)
     body: dict[str, Any] = {"license": license, "entitlement": entitlement}
     if fingerprint is not None:
         body["fingerprint"] = fingerprint

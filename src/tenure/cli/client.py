@@ -13,11 +13,14 @@ non-zero. Only httpx is imported here: no web-server stack.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json as jsonlib
 import os
 import ssl
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -234,6 +237,47 @@ class Remote:
 
     def delete(self, path: str) -> Any:
         return _json(self.request("DELETE", path))
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """The service a command talks to and the API key it uses: ``--url`` and
+    ``--api-key`` as given (``None`` for one not given)."""
+
+    url: str | None = None
+    api_key: str | None = None
+
+    def remote(self, *, license_key: str | None = None) -> Remote:
+        """A client for the service; raises ``NoApiKey`` as ``Remote`` does."""
+        return Remote(self.url, self.api_key, license_key=license_key)
+
+
+def endpoint_options(command: Callable[..., None]) -> Callable[..., None]:
+    """``command`` (whose first parameter is ``endpoint: Endpoint`` and which has an
+    ``output`` parameter) as Typer should see it: with ``--url`` and ``--api-key``
+    just before ``--output``, called with the ``Endpoint`` they name. Raises
+    ``TypeError`` for a command of another shape."""
+    signature = inspect.signature(command, eval_str=True)
+    first, *own = signature.parameters.values()
+    names = [parameter.name for parameter in own]
+    if first.name != "endpoint" or "output" not in names:
+        raise TypeError(f"{command.__name__} must take endpoint first, and output")
+    at = names.index("output")
+    options = [
+        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=kind)
+        for name, kind in (("url", UrlOption), ("api_key", ApiKeyOption))
+    ]
+    own = [parameter.replace(kind=inspect.Parameter.KEYWORD_ONLY) for parameter in own]
+
+    @functools.wraps(command)
+    def with_endpoint(*, url: str | None, api_key: str | None, **given: Any) -> None:
+        command(Endpoint(url, api_key), **given)
+
+    # Typer reads the parameters from the signature, so this one is what it declares.
+    with_endpoint.__signature__ = signature.replace(  # type: ignore[attr-defined]
+        parameters=[*own[:at], *options, *own[at:]]
+    )
+    return with_endpoint
 
 
 def _json(response: httpx.Response) -> Any:

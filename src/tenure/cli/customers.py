@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from tenure.cli.client import ApiKeyOption, IdempotencyKeyOption, Remote, UrlOption, emit_answer
+from tenure.cli.client import Endpoint, IdempotencyKeyOption, emit_answer, endpoint_options
 from tenure.cli.common import Output, OutputOption, emit
 from tenure.cli.local import Account, DataDir, DbUrl, open_local
 from tenure.service.apikeys import Principal
@@ -35,7 +35,9 @@ def _customer_lines(customer: dict[str, Any], headline: str) -> list[str]:
 
 
 @app.command("create")
+@endpoint_options
 def create(
+    endpoint: Endpoint,
     name: Annotated[str, typer.Option("--name", help="Customer name.", show_default=False)],
     email: Annotated[str, typer.Option("--email", help="Contact e-mail.", show_default=False)],
     external_id: Annotated[
@@ -48,15 +50,13 @@ def create(
         ),
     ] = None,
     idempotency_key: IdempotencyKeyOption = None,
-    url: UrlOption = None,
-    api_key: ApiKeyOption = None,
     output: OutputOption = Output.text,
 ) -> None:
     """Create a customer and print its id (an existing one for the same external id)."""
     body: dict[str, Any] = {"name": name, "email": email}
     if external_id is not None:
         body["external_id"] = external_id
-    status, customer = Remote(url, api_key).post(
+    status, customer = endpoint.remote().post(
         "/v1/customers", body, idempotency_key=idempotency_key
     )
     verb = "created" if status == 201 else "existing"
@@ -64,14 +64,14 @@ def create(
 
 
 @app.command("show")
+@endpoint_options
 def show(
+    endpoint: Endpoint,
     customer_id: Annotated[str, typer.Argument(metavar="ID", help="Customer id (cus_…).")],
-    url: UrlOption = None,
-    api_key: ApiKeyOption = None,
     output: OutputOption = Output.text,
 ) -> None:
     """Show one customer."""
-    customer = Remote(url, api_key).get(f"/v1/customers/{customer_id}")
+    customer = endpoint.remote().get(f"/v1/customers/{customer_id}")
     _print_customer(customer, f"customer {customer['id']}", output)
 
 

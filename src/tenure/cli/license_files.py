@@ -17,7 +17,7 @@ from urllib.parse import quote
 
 import typer
 
-from tenure.cli.client import ApiKeyOption, Remote, UrlOption, emit_answer
+from tenure.cli.client import Endpoint, emit_answer, endpoint_options
 from tenure.cli.common import Output, OutputOption
 from tenure.cli.tokens import (
     FormatOption,
@@ -54,7 +54,9 @@ Fingerprint = Annotated[
 
 
 @app.command("issue")
+@endpoint_options
 def issue(
+    endpoint: Endpoint,
     serial: Annotated[str, typer.Argument(metavar="SERIAL", help="License serial (TNR-…).")],
     fingerprint: Fingerprint,
     expires: Annotated[
@@ -85,8 +87,6 @@ def issue(
             dir_okay=False,
         ),
     ] = None,
-    url: UrlOption = None,
-    api_key: ApiKeyOption = None,
     output: FormatOption = Output.text,
 ) -> None:
     """Issue a license file that binds license SERIAL to one device.
@@ -99,7 +99,7 @@ def issue(
     if expires is not None:
         body["expires"] = expires
     path = f"/v1/licenses/{quote(serial, safe='')}/license-file"
-    _, answer = Remote(url, api_key).post(path, body)
+    _, answer = endpoint.remote().post(path, body)
     deliver(
         str(answer.get("license_file", "")),
         answer,
@@ -129,7 +129,9 @@ def _claimed_serial(text: str) -> str | None:
 
 
 @app.command("verify")
+@endpoint_options
 def verify(
+    endpoint: Endpoint,
     file: Annotated[
         str,
         typer.Argument(
@@ -158,8 +160,6 @@ def verify(
             show_default=False,
         ),
     ] = None,
-    url: UrlOption = None,
-    api_key: ApiKeyOption = None,
     output: OutputOption = Output.text,
 ) -> None:
     """Verify a license file OFFLINE; print its serial, product, entitlements and expiry.
@@ -182,7 +182,7 @@ def verify(
 
     invalid_license_file: bad armor, or a missing or wrong license key.
     """
-    trusted = trusted_keys(jwks_source, ledger_key, keyset, url, api_key)
+    trusted = trusted_keys(jwks_source, ledger_key, keyset, endpoint)
     text = read_file_argument(file, "file")
     expected = serial if serial is not None else _claimed_serial(text)
     try:

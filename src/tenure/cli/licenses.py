@@ -8,12 +8,11 @@ import typer
 
 from tenure.cli.approvals import print_approval_requested
 from tenure.cli.client import (
-    ApiKeyOption,
+    Endpoint,
     IdempotencyKeyOption,
-    Remote,
-    UrlOption,
     emit_answer,
     emit_listing,
+    endpoint_options,
     unwrapped,
 )
 from tenure.cli.common import Output, OutputOption, value_text
@@ -85,8 +84,7 @@ def _print_license(view: dict[str, Any], output: Output, headline: str | None = 
 
 
 def _act(
-    url: str | None,
-    api_key: str | None,
+    endpoint: Endpoint,
     serial: str,
     action: str,
     body: dict[str, Any],
@@ -95,7 +93,7 @@ def _act(
     done: str,
 ) -> None:
     clean = {k: v for k, v in body.items() if v is not None or k == "value"}
-    status, view = Remote(url, api_key).post(
+    status, view = endpoint.remote().post(
         f"/v1/licenses/{serial}/{action}", clean, idempotency_key=idempotency_key
     )
     if status == 202:  # a mass revocation: the two-person rule
@@ -108,7 +106,9 @@ def _act(
 
 
 @app.command("issue")
+@endpoint_options
 def issue(
+    endpoint: Endpoint,
     product: Annotated[str, typer.Option("--product", help="Product code.", show_default=False)],
     plan: Annotated[str, typer.Option("--plan", help="Plan code.", show_default=False)],
     customer: Annotated[
@@ -124,8 +124,6 @@ def issue(
     ],
     plan_version: PlanVersionOption = None,
     idempotency_key: IdempotencyKeyOption = None,
-    url: UrlOption = None,
-    api_key: ApiKeyOption = None,
     output: OutputOption = Output.text,
 ) -> None:
     """Issue a license and print its serial and KEY (the key is shown now: keep it)."""
@@ -137,7 +135,7 @@ def issue(
     }
     if plan_version is not None:
         body["plan_version"] = plan_version
-    status, view = Remote(url, api_key).post("/v1/licenses", body, idempotency_key=idempotency_key)
+    status, view = endpoint.remote().post("/v1/licenses", body, idempotency_key=idempotency_key)
     verb = "issued" if status == 201 else "already issued for this order"
     emit_answer(
         view,
@@ -152,18 +150,16 @@ def issue(
 
 
 @app.command("show")
-def show(
-    serial: Serial,
-    url: UrlOption = None,
-    api_key: ApiKeyOption = None,
-    output: OutputOption = Output.text,
-) -> None:
+@endpoint_options
+def show(endpoint: Endpoint, serial: Serial, output: OutputOption = Output.text) -> None:
     """Show one license (never its key)."""
-    _print_license(Remote(url, api_key).get(f"/v1/licenses/{serial}"), output)
+    _print_license(endpoint.remote().get(f"/v1/licenses/{serial}"), output)
 
 
 @app.command("list")
+@endpoint_options
 def list_command(
+    endpoint: Endpoint,
     customer: Annotated[
         str | None, typer.Option("--customer", help="Only this customer's.", show_default=False)
     ] = None,
@@ -184,12 +180,10 @@ def list_command(
     all_pages: Annotated[
         bool, typer.Option("--all", help="Follow the cursor through every page.")
     ] = False,
-    url: UrlOption = None,
-    api_key: ApiKeyOption = None,
     output: OutputOption = Output.text,
 ) -> None:
     """List licenses by serial, filtered; one page unless --all."""
-    remote = Remote(url, api_key)
+    remote = endpoint.remote()
     licenses: list[dict[str, Any]] = []
     next_cursor = cursor
     while True:
@@ -230,12 +224,8 @@ def list_command(
 
 
 @app.command("history")
-def history(
-    serial: Serial,
-    url: UrlOption = None,
-    api_key: ApiKeyOption = None,
-    output: OutputOption = Output.text,
-) -> None:
+@endpoint_options
+def history(endpoint: Endpoint, serial: Serial, output: OutputOption = Output.text) -> None:
     """The license's ledger events, in order."""
 
     def row(item: dict[str, Any]) -> tuple[str, ...]:
@@ -250,7 +240,7 @@ def history(
         )
 
     emit_listing(
-        Remote(url, api_key).get(f"/v1/licenses/{serial}/history"),
+        endpoint.remote().get(f"/v1/licenses/{serial}/history"),
         "events",
         output is Output.json,
         ["seq", *unwrapped("type"), "time", "actor", "reason"],
@@ -262,7 +252,9 @@ def history(
 
 
 @app.command("renew")
+@endpoint_options
 def renew(
+    endpoint: Endpoint,
     serial: Serial,
     duration: Annotated[
         str | None,
@@ -272,33 +264,30 @@ def renew(
     ] = None,
     reason: ReasonOption = None,
     idempotency_key: IdempotencyKeyOption = None,
-    url: UrlOption = None,
-    api_key: ApiKeyOption = None,
     output: OutputOption = Output.text,
 ) -> None:
     """Extend the license's expiry."""
     body = {"duration": duration, "reason": reason}
-    _act(url, api_key, serial, "renew", body, idempotency_key, output, "renewed")
+    _act(endpoint, serial, "renew", body, idempotency_key, output, "renewed")
 
 
 def _status_change(action: str, done: str, doc: str, *, reason_required: bool) -> None:
     """Register ``tenure license ACTION``: a status change that takes only a reason."""
 
     def command(
+        endpoint: Endpoint,
         serial: Serial,
         reason: ReasonOption = None,
         idempotency_key: IdempotencyKeyOption = None,
-        url: UrlOption = None,
-        api_key: ApiKeyOption = None,
         output: OutputOption = Output.text,
     ) -> None:
         body = {"reason": _require_reason(reason, action) if reason_required else reason}
-        _act(url, api_key, serial, action, body, idempotency_key, output, done)
+        _act(endpoint, serial, action, body, idempotency_key, output, done)
 
     if reason_required:  # the same option, its help saying it is required
         command.__annotations__["reason"] = RequiredReasonOption
     command.__doc__ = doc
-    app.command(action)(command)
+    app.command(action)(endpoint_options(command))
 
 
 _status_change(
@@ -317,23 +306,25 @@ _status_change(
 
 
 @app.command("change-plan")
+@endpoint_options
 def change_plan(
+    endpoint: Endpoint,
     serial: Serial,
     plan: Annotated[str, typer.Option("--plan", help="The new plan code.", show_default=False)],
     plan_version: PlanVersionOption = None,
     reason: ReasonOption = None,
     idempotency_key: IdempotencyKeyOption = None,
-    url: UrlOption = None,
-    api_key: ApiKeyOption = None,
     output: OutputOption = Output.text,
 ) -> None:
     """Move the license to another plan (or another version of its plan)."""
     body = {"plan": plan, "plan_version": plan_version, "reason": reason}
-    _act(url, api_key, serial, "change-plan", body, idempotency_key, output, "plan changed")
+    _act(endpoint, serial, "change-plan", body, idempotency_key, output, "plan changed")
 
 
 @app.command("override")
+@endpoint_options
 def override(
+    endpoint: Endpoint,
     serial: Serial,
     entitlement: Annotated[
         str,
@@ -354,8 +345,6 @@ def override(
     ],
     reason: RequiredReasonOption = None,
     idempotency_key: IdempotencyKeyOption = None,
-    url: UrlOption = None,
-    api_key: ApiKeyOption = None,
     output: OutputOption = Output.text,
 ) -> None:
     """Override one entitlement of this license (--reason required)."""
@@ -364,21 +353,21 @@ def override(
         "value": parse_value(value),
         "reason": _require_reason(reason, "override an entitlement of"),
     }
-    _act(url, api_key, serial, "override", body, idempotency_key, output, "overridden")
+    _act(endpoint, serial, "override", body, idempotency_key, output, "overridden")
 
 
 @app.command("transfer")
+@endpoint_options
 def transfer(
+    endpoint: Endpoint,
     serial: Serial,
     customer: Annotated[
         str, typer.Option("--customer", help="The new customer id (cus_…).", show_default=False)
     ],
     reason: ReasonOption = None,
     idempotency_key: IdempotencyKeyOption = None,
-    url: UrlOption = None,
-    api_key: ApiKeyOption = None,
     output: OutputOption = Output.text,
 ) -> None:
     """Transfer the license to another customer."""
     body = {"customer": customer, "reason": reason}
-    _act(url, api_key, serial, "transfer", body, idempotency_key, output, "transferred")
+    _act(endpoint, serial, "transfer", body, idempotency_key, output, "transferred")

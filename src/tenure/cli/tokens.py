@@ -29,11 +29,11 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from tenure.cli.client import (
     TIMEOUT,
-    ApiKeyOption,
+    Endpoint,
     Remote,
-    UrlOption,
     emit_answer,
     emit_json,
+    endpoint_options,
     error_of,
     service_trust,
     unreachable,
@@ -275,7 +275,9 @@ def _print_minted(
 
 
 @app.command("issue")
+@endpoint_options
 def issue(
+    endpoint: Endpoint,
     license: Annotated[
         str, typer.Option("--license", metavar="SERIAL", help="License serial (TNR-…).")
     ],
@@ -289,8 +291,6 @@ def issue(
     ],
     out_file: OutFileOption = None,
     license_key: LicenseKeyOption = None,
-    url: UrlOption = None,
-    api_key: ApiKeyOption = None,
     output: FormatOption = Output.text,
 ) -> None:
     """Mint an offline token for an activated device; print it (or write it with -o).
@@ -301,18 +301,18 @@ def issue(
 
     Auth: an API key (owner, admin, issuer, support or agent) or --license-key.
     """
-    remote = Remote(url, api_key, license_key=license_key)
+    remote = endpoint.remote(license_key=license_key)
     _, answer = remote.post("/v1/tokens", {"license": license, "fingerprint": fingerprint})
     _print_minted(answer, out_file, output, remote.url)
 
 
 @app.command("refresh")
+@endpoint_options
 def refresh(
+    endpoint: Endpoint,
     token: TokenArgument,
     out_file: OutFileOption = None,
     license_key: LicenseKeyOption = None,
-    url: UrlOption = None,
-    api_key: ApiKeyOption = None,
     output: FormatOption = Output.text,
 ) -> None:
     """Mint the next token for the same activation; print it (or write it with -o).
@@ -324,21 +324,21 @@ def refresh(
     Auth: an API key (owner, admin, issuer, support or agent) or --license-key.
     """
     text = read_text_argument(token, "token").strip()
-    remote = Remote(url, api_key, license_key=license_key)
+    remote = endpoint.remote(license_key=license_key)
     _, answer = remote.post("/v1/tokens/refresh", {"token": text})
     _print_minted(answer, out_file, output, remote.url)
 
 
 @app.command("revoke")
+@endpoint_options
 def revoke(
+    endpoint: Endpoint,
     serial: Annotated[str, typer.Argument(metavar="SERIAL", help="License serial (TNR-…).")],
     jti: Annotated[str, typer.Argument(metavar="JTI", help="The token's id (tok_…).")],
     reason: Annotated[
         str,
         typer.Option("--reason", help="Why (required; recorded in the ledger event)."),
     ],
-    url: UrlOption = None,
-    api_key: ApiKeyOption = None,
     output: OutputOption = Output.text,
 ) -> None:
     """Put token JTI of license SERIAL on the signed revocation list.
@@ -348,7 +348,7 @@ def revoke(
     Needs an owner, admin or issuer key.
     """
     path = f"/v1/licenses/{quote(serial, safe='')}/tokens/{quote(jti, safe='')}/revoke"
-    _, answer = Remote(url, api_key).post(path, {"reason": reason})
+    _, answer = endpoint.remote().post(path, {"reason": reason})
     emit_answer(
         answer,
         output,
@@ -357,7 +357,9 @@ def revoke(
 
 
 @app.command("verify")
+@endpoint_options
 def verify(
+    endpoint: Endpoint,
     token: TokenArgument,
     jwks_source: OptionalJwksOption = None,
     ledger_key: LedgerKeyOption = None,
@@ -392,8 +394,6 @@ def verify(
             "--serial", metavar="S", help="Expected sub (the license serial).", show_default=False
         ),
     ] = None,
-    url: UrlOption = None,
-    api_key: ApiKeyOption = None,
     output: OutputOption = Output.text,
 ) -> None:
     """Verify a token OFFLINE and print its claims.
@@ -416,7 +416,7 @@ def verify(
     """
     if fingerprint is not None and serial is None:
         raise InvalidInput("--fingerprint needs --serial (the hash binds both)", field="serial")
-    trusted = trusted_keys(jwks_source, ledger_key, keyset, url, api_key)
+    trusted = trusted_keys(jwks_source, ledger_key, keyset, endpoint)
     text = read_text_argument(token, "token").strip()
     try:
         claims = trusted.verify(
@@ -460,8 +460,7 @@ def trusted_keys(
     jwks_source: str | None,
     ledger_key: str | None,
     keyset: str | None,
-    url: str | None,
-    api_key: str | None,
+    endpoint: Endpoint,
 ) -> TrustedKeys:
     """The keys an offline verifier trusts: ``--jwks``, or those of the key set note
     ``--ledger-key`` signed (``--keyset`` file, else fetched once from the service).
@@ -476,5 +475,5 @@ def trusted_keys(
             )
         source = str(jwks_source)
         return TrustedKeys(load_jwks(source), source.encode())
-    remote = None if keyset is not None else Remote(url, api_key)
+    remote = None if keyset is not None else endpoint.remote()
     return vouched_keys(ledger_key, keyset, remote)
