@@ -27,7 +27,7 @@ def create(
             metavar="ID", help="Lower-case letters, digits and dashes (appears in URLs)."
         ),
     ],
-    name: Annotated[str, typer.Option("--name", help="A name for people.", show_default=False)],
+    name: Annotated[str, typer.Option("--name", help="A name for people.")],
     output: OutputOption = Output.text,
 ) -> None:
     """Create an account and print its first owner key, once: it is stored only as a

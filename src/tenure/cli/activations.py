@@ -33,9 +33,7 @@ app = typer.Typer(
 )
 
 Serial = Annotated[str, typer.Argument(metavar="SERIAL", help="License serial (TNR-…).")]
-ActivationId = Annotated[
-    str, typer.Argument(metavar="ID", help="Activation id (act_…).", show_default=False)
-]
+ActivationId = Annotated[str, typer.Argument(metavar="ID", help="Activation id (act_…).")]
 
 
 def _lines(activation: dict[str, Any]) -> list[str]:

@@ -67,14 +67,10 @@ RoleOption = Annotated[
         "--role",
         callback=_check_role,
         help=f"Role of the new key: one of {', '.join(ROLES)} (owner only with an owner key).",
-        show_default=False,
     ),
 ]
 NameOption = Annotated[
-    str,
-    typer.Option(
-        "--name", help="A name for people, e.g. 'ci pipeline' (1-200 chars).", show_default=False
-    ),
+    str, typer.Option("--name", help="A name for people, e.g. 'ci pipeline' (1-200 chars).")
 ]
 KeyId = Annotated[str, typer.Argument(metavar="KEY_ID", help="API key id (key_…).")]
 
@@ -155,9 +151,7 @@ def list_command(endpoint: Endpoint, output: OutputOption = Output.text) -> None
 ReasonOption = Annotated[
     str | None,
     typer.Option(
-        "--reason",
-        help="With --data-dir/--db (required there): why, recorded in the audit log.",
-        show_default=False,
+        "--reason", help="With --data-dir/--db (required there): why, recorded in the audit log."
     ),
 ]
 ForceOption = Annotated[

@@ -18,10 +18,7 @@ app = typer.Typer(
 
 ApprovalArg = Annotated[str, typer.Argument(metavar="APPROVAL", help="Approval id (apr_…).")]
 ReasonOption = Annotated[
-    str | None,
-    typer.Option(
-        "--reason", help="Why (required; recorded in the ledger event).", show_default=False
-    ),
+    str | None, typer.Option("--reason", help="Why (required; recorded in the ledger event).")
 ]
 
 
@@ -49,9 +46,7 @@ def list_approvals(
     status: Annotated[
         str | None,
         typer.Option(
-            "--status",
-            help="Only pending, approved, rejected, expired, executed or failed ones.",
-            show_default=False,
+            "--status", help="Only pending, approved, rejected, expired, executed or failed ones."
         ),
     ] = None,
     output: OutputOption = Output.text,

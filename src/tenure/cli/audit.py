@@ -80,24 +80,16 @@ def list_command(
         typer.Option(
             "--action",
             help="Only this action (check, issue_license, suspend_license, create_api_key, …).",
-            show_default=False,
         ),
     ] = None,
     outcome: Annotated[
-        str | None,
-        typer.Option("--outcome", help="Only allowed or denied.", show_default=False),
+        str | None, typer.Option("--outcome", help="Only allowed or denied.")
     ] = None,
     principal: Annotated[
-        str | None,
-        typer.Option(
-            "--principal", help="Only this API key id or license:<serial>.", show_default=False
-        ),
+        str | None, typer.Option("--principal", help="Only this API key id or license:<serial>.")
     ] = None,
     target: Annotated[
-        str | None,
-        typer.Option(
-            "--target", help="Only about this serial, customer or key id.", show_default=False
-        ),
+        str | None, typer.Option("--target", help="Only about this serial, customer or key id.")
     ] = None,
     newest: Annotated[
         bool, typer.Option("--newest", help="Newest entries first (default: oldest first).")
@@ -106,8 +98,7 @@ def list_command(
         int, typer.Option("--limit", help="Page size.", min=1, max=audit.MAX_PAGE)
     ] = 50,
     cursor: Annotated[
-        int | None,
-        typer.Option("--cursor", help="Continue after a previous page.", show_default=False),
+        int | None, typer.Option("--cursor", help="Continue after a previous page.")
     ] = None,
     output: OutputOption = Output.text,
 ) -> None:

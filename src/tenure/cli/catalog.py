@@ -55,10 +55,7 @@ def diff_table(diff: dict[str, Any]) -> Table:
 @endpoint_options
 def apply(
     endpoint: Endpoint,
-    file: Annotated[
-        Path,
-        typer.Option("--file", "-f", help="Catalog YAML file.", show_default=False),
-    ],
+    file: Annotated[Path, typer.Option("--file", "-f", help="Catalog YAML file.")],
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Show the diff without appending anything.")
     ] = False,

@@ -27,9 +27,7 @@ def check(
     ],
     fingerprint: Annotated[
         str | None,
-        typer.Option(
-            "--fingerprint", help="Machine fingerprint, if the plan uses them.", show_default=False
-        ),
+        typer.Option("--fingerprint", help="Machine fingerprint, if the plan uses them."),
     ] = None,
     license_auth: Annotated[
         bool,

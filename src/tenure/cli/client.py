@@ -38,12 +38,7 @@ DEFAULT_URL = "http://127.0.0.1:8080"
 TIMEOUT = 10.0
 
 UrlOption = Annotated[
-    str | None,
-    typer.Option(
-        "--url",
-        help=f"Service URL (env TENURE_URL; default {DEFAULT_URL}).",
-        show_default=False,
-    ),
+    str | None, typer.Option("--url", help=f"Service URL (env TENURE_URL; default {DEFAULT_URL}).")
 ]
 ApiKeyOption = Annotated[
     str | None,
@@ -51,7 +46,6 @@ ApiKeyOption = Annotated[
         "--api-key",
         help="API key (env TENURE_API_KEY; default: <TENURE_DATA_DIR or ./var>/"
         "bootstrap-owner.key if it exists).",
-        show_default=False,
     ),
 ]
 IdempotencyKeyOption = Annotated[
@@ -59,7 +53,6 @@ IdempotencyKeyOption = Annotated[
     typer.Option(
         "--idempotency-key",
         help="Idempotency-Key header: a retry with the same key and body appends nothing.",
-        show_default=False,
     ),
 ]
 

@@ -38,15 +38,14 @@ def _customer_lines(customer: dict[str, Any], headline: str) -> list[str]:
 @endpoint_options
 def create(
     endpoint: Endpoint,
-    name: Annotated[str, typer.Option("--name", help="Customer name.", show_default=False)],
-    email: Annotated[str, typer.Option("--email", help="Contact e-mail.", show_default=False)],
+    name: Annotated[str, typer.Option("--name", help="Customer name.")],
+    email: Annotated[str, typer.Option("--email", help="Contact e-mail.")],
     external_id: Annotated[
         str | None,
         typer.Option(
             "--external-id",
             help="Your id for the customer (e.g. CRM); the same id and details find the "
             "existing customer.",
-            show_default=False,
         ),
     ] = None,
     idempotency_key: IdempotencyKeyOption = None,
@@ -78,9 +77,7 @@ def show(
 @app.command("erase")
 def erase(
     customer_id: Annotated[str, typer.Argument(metavar="ID", help="Customer id (cus_…).")],
-    reason: Annotated[
-        str, typer.Option("--reason", help="Why (recorded in the event).", show_default=False)
-    ],
+    reason: Annotated[str, typer.Option("--reason", help="Why (recorded in the event).")],
     data_dir: DataDir = None,
     db: DbUrl = None,
     account: Account = "default",

@@ -32,7 +32,6 @@ SiteOption = Annotated[
     typer.Option(
         "--site",
         help="Site URL (file:///path or s3://bucket/prefix); repeatable. Default: TENURE_SITES.",
-        show_default=False,
     ),
 ]
 KeyOption = Annotated[
@@ -44,7 +43,6 @@ KeyOption = Annotated[
         help="Trusted ledger verifier key (name+hash+base64), as `tenure ledger key` "
         "prints it; repeatable (in the variable: separated by white space). "
         "Default: the key in the data dir's key store.",
-        show_default=False,
     ),
 ]
 
@@ -188,7 +186,6 @@ def restore(
             "--at-time",
             help="Restore the events up to this moment (RFC 3339 UTC, e.g. "
             "2026-11-29T02:00:00Z; for investigation).",
-            show_default=False,
         ),
     ] = None,
     replace: Annotated[

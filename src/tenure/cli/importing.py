@@ -14,12 +14,7 @@ from tenure.errors import InvalidInput
 from tenure.service.legacy_import import Format, ImportReport, import_rows, parse_rows
 
 FormatOption = Annotated[
-    str | None,
-    typer.Option(
-        "--format",
-        help="csv or json (default: from the file's extension).",
-        show_default=False,
-    ),
+    str | None, typer.Option("--format", help="csv or json (default: from the file's extension).")
 ]
 SystemOption = Annotated[
     str,
@@ -51,9 +46,7 @@ def _summary(report: ImportReport) -> str:
 
 
 def import_licenses(
-    file: Annotated[
-        Path, typer.Argument(metavar="FILE", help="The CSV or JSON file.", show_default=False)
-    ],
+    file: Annotated[Path, typer.Argument(metavar="FILE", help="The CSV or JSON file.")],
     fmt: FormatOption = None,
     system: SystemOption = "legacy",
     data_dir: DataDir = None,

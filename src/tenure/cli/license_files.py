@@ -66,7 +66,6 @@ def issue(
             metavar="DURATION",
             help="The file's lifetime, ISO 8601 (e.g. P365D); default: the rest of the "
             "license's term (a year for a perpetual license).",
-            show_default=False,
         ),
     ] = None,
     encrypt: Annotated[
@@ -83,7 +82,6 @@ def issue(
             "-o",
             metavar="FILE",
             help="Write the license file to FILE (default: standard output).",
-            show_default=False,
             dir_okay=False,
         ),
     ] = None,
@@ -133,10 +131,7 @@ def _claimed_serial(text: str) -> str | None:
 def verify(
     endpoint: Endpoint,
     file: Annotated[
-        str,
-        typer.Argument(
-            metavar="FILE", help="The license file (- for standard input).", show_default=False
-        ),
+        str, typer.Argument(metavar="FILE", help="The license file (- for standard input).")
     ],
     fingerprint: Fingerprint,
     jwks_source: OptionalJwksOption = None,
@@ -145,10 +140,7 @@ def verify(
     license_key: Annotated[
         str | None,
         typer.Option(
-            "--license-key",
-            metavar="K",
-            help="The license key: needed to open an encrypted file.",
-            show_default=False,
+            "--license-key", metavar="K", help="The license key: needed to open an encrypted file."
         ),
     ] = None,
     serial: Annotated[
@@ -157,7 +149,6 @@ def verify(
             "--serial",
             metavar="S",
             help="Expected license serial (default: the one the file names).",
-            show_default=False,
         ),
     ] = None,
     output: OutputOption = Output.text,

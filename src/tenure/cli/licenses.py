@@ -24,20 +24,13 @@ PAGE_MAX = 200
 
 Serial = Annotated[str, typer.Argument(metavar="SERIAL", help="License serial (TNR-…).")]
 ReasonOption = Annotated[
-    str | None,
-    typer.Option("--reason", help="Why (recorded in the ledger event).", show_default=False),
+    str | None, typer.Option("--reason", help="Why (recorded in the ledger event).")
 ]
 RequiredReasonOption = Annotated[
-    str | None,
-    typer.Option(
-        "--reason", help="Why (required; recorded in the ledger event).", show_default=False
-    ),
+    str | None, typer.Option("--reason", help="Why (required; recorded in the ledger event).")
 ]
 PlanVersionOption = Annotated[
-    int | None,
-    typer.Option(
-        "--plan-version", help="Plan version (default: the latest).", min=1, show_default=False
-    ),
+    int | None, typer.Option("--plan-version", help="Plan version (default: the latest).", min=1)
 ]
 
 
@@ -109,17 +102,13 @@ def _act(
 @endpoint_options
 def issue(
     endpoint: Endpoint,
-    product: Annotated[str, typer.Option("--product", help="Product code.", show_default=False)],
-    plan: Annotated[str, typer.Option("--plan", help="Plan code.", show_default=False)],
-    customer: Annotated[
-        str, typer.Option("--customer", help="Customer id (cus_…).", show_default=False)
-    ],
+    product: Annotated[str, typer.Option("--product", help="Product code.")],
+    plan: Annotated[str, typer.Option("--plan", help="Plan code.")],
+    customer: Annotated[str, typer.Option("--customer", help="Customer id (cus_…).")],
     order_ref: Annotated[
         str,
         typer.Option(
-            "--order-ref",
-            help="Your order reference; the same order again gives the same license.",
-            show_default=False,
+            "--order-ref", help="Your order reference; the same order again gives the same license."
         ),
     ],
     plan_version: PlanVersionOption = None,
@@ -161,21 +150,15 @@ def show(endpoint: Endpoint, serial: Serial, output: OutputOption = Output.text)
 def list_command(
     endpoint: Endpoint,
     customer: Annotated[
-        str | None, typer.Option("--customer", help="Only this customer's.", show_default=False)
+        str | None, typer.Option("--customer", help="Only this customer's.")
     ] = None,
     status: Annotated[
-        str | None,
-        typer.Option(
-            "--status", help="Only with this status (active, suspended, …).", show_default=False
-        ),
+        str | None, typer.Option("--status", help="Only with this status (active, suspended, …).")
     ] = None,
-    product: Annotated[
-        str | None, typer.Option("--product", help="Only of this product.", show_default=False)
-    ] = None,
+    product: Annotated[str | None, typer.Option("--product", help="Only of this product.")] = None,
     limit: Annotated[int, typer.Option("--limit", help="Page size.", min=1, max=PAGE_MAX)] = 50,
     cursor: Annotated[
-        str | None,
-        typer.Option("--cursor", help="Continue after a previous page.", show_default=False),
+        str | None, typer.Option("--cursor", help="Continue after a previous page.")
     ] = None,
     all_pages: Annotated[
         bool, typer.Option("--all", help="Follow the cursor through every page.")
@@ -257,10 +240,7 @@ def renew(
     endpoint: Endpoint,
     serial: Serial,
     duration: Annotated[
-        str | None,
-        typer.Option(
-            "--duration", help="Extend by this much (default: the plan's).", show_default=False
-        ),
+        str | None, typer.Option("--duration", help="Extend by this much (default: the plan's).")
     ] = None,
     reason: ReasonOption = None,
     idempotency_key: IdempotencyKeyOption = None,
@@ -310,7 +290,7 @@ _status_change(
 def change_plan(
     endpoint: Endpoint,
     serial: Serial,
-    plan: Annotated[str, typer.Option("--plan", help="The new plan code.", show_default=False)],
+    plan: Annotated[str, typer.Option("--plan", help="The new plan code.")],
     plan_version: PlanVersionOption = None,
     reason: ReasonOption = None,
     idempotency_key: IdempotencyKeyOption = None,
@@ -327,12 +307,7 @@ def override(
     endpoint: Endpoint,
     serial: Serial,
     entitlement: Annotated[
-        str,
-        typer.Option(
-            "--entitlement",
-            help="Entitlement key, e.g. seats or feature:scripting.",
-            show_default=False,
-        ),
+        str, typer.Option("--entitlement", help="Entitlement key, e.g. seats or feature:scripting.")
     ],
     value: Annotated[
         str,
@@ -340,7 +315,6 @@ def override(
             "--value",
             help="true/false (feature:, module:), an integer (seats, quota:), or null to "
             "remove the override.",
-            show_default=False,
         ),
     ],
     reason: RequiredReasonOption = None,
@@ -361,9 +335,7 @@ def override(
 def transfer(
     endpoint: Endpoint,
     serial: Serial,
-    customer: Annotated[
-        str, typer.Option("--customer", help="The new customer id (cus_…).", show_default=False)
-    ],
+    customer: Annotated[str, typer.Option("--customer", help="The new customer id (cus_…).")],
     reason: ReasonOption = None,
     idempotency_key: IdempotencyKeyOption = None,
     output: OutputOption = Output.text,

@@ -20,7 +20,6 @@ DataDir = Annotated[
         "--data-dir",
         help="Directory holding tenure.db, master.key and keys/ "
         "(env TENURE_DATA_DIR; default ./var).",
-        show_default=False,
     ),
 ]
 DbUrl = Annotated[
@@ -29,7 +28,6 @@ DbUrl = Annotated[
         "--db",
         help="Database URL (sqlite:///path); overrides the data dir's tenure.db "
         "(env TENURE_DATABASE_URL).",
-        show_default=False,
     ),
 ]
 Account = Annotated[str, typer.Option("--account", help="Account (tenant) to work on.")]

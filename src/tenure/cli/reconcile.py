@@ -42,10 +42,7 @@ def reconcile(endpoint: Endpoint, output: OutputOption = Output.text) -> None:
 @endpoint_options
 def list_drift(
     endpoint: Endpoint,
-    kind: Annotated[
-        str | None,
-        typer.Option("--kind", help="Only findings of this kind.", show_default=False),
-    ] = None,
+    kind: Annotated[str | None, typer.Option("--kind", help="Only findings of this kind.")] = None,
     limit: Annotated[int, typer.Option("--limit", min=1, max=10_000, help="At most.")] = 100,
     output: OutputOption = Output.text,
 ) -> None:

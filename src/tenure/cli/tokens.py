@@ -64,7 +64,6 @@ LicenseKeyOption = Annotated[
         "--license-key",
         help="Authenticate as the application with this license key "
         "(Authorization: License KEY) instead of an API key; acts on that license only.",
-        show_default=False,
     ),
 ]
 _JWKS = typer.Option(
@@ -72,7 +71,6 @@ _JWKS = typer.Option(
     metavar="FILE_OR_URL",
     help="The account's key set: a JSON file, or an http(s) URL fetched once, e.g. "
     "<service>/.well-known/jwks.json?account=default.",
-    show_default=False,
 )
 JwksOption = Annotated[str, _JWKS]
 OptionalJwksOption = Annotated[str | None, _JWKS]
@@ -83,7 +81,6 @@ LedgerKeyOption = Annotated[
         metavar="KEY",
         help="The account's ledger verifier key ('tenure ledger key'): trust only the "
         "token keys that a key set note signed by it vouches for (instead of --jwks).",
-        show_default=False,
     ),
 ]
 KeysetOption = Annotated[
@@ -95,7 +92,6 @@ KeysetOption = Annotated[
         "token or file was made (a note vouches for the key that signs only until its "
         "time plus the token lifetime); without it, the note is fetched once from the "
         "service (--url, --api-key).",
-        show_default=False,
     ),
 ]
 OutFileOption = Annotated[
@@ -105,7 +101,6 @@ OutFileOption = Annotated[
         "-o",
         metavar="FILE",
         help="Write the token to FILE instead of printing it.",
-        show_default=False,
         dir_okay=False,
     ),
 ]
@@ -117,7 +112,6 @@ TokenArgument = Annotated[
     typer.Argument(
         metavar="TOKEN_OR_FILE",
         help="The token itself, a file holding it, or - for standard input.",
-        show_default=False,
     ),
 ]
 
@@ -367,17 +361,11 @@ def verify(
     issuer: Annotated[
         str | None,
         typer.Option(
-            "--issuer",
-            metavar="I",
-            help="Expected iss, e.g. tenure.localhost/ledger/default.",
-            show_default=False,
+            "--issuer", metavar="I", help="Expected iss, e.g. tenure.localhost/ledger/default."
         ),
     ] = None,
     audience: Annotated[
-        str | None,
-        typer.Option(
-            "--audience", metavar="A", help="Expected aud (the product code).", show_default=False
-        ),
+        str | None, typer.Option("--audience", metavar="A", help="Expected aud (the product code).")
     ] = None,
     fingerprint: Annotated[
         str | None,
@@ -385,14 +373,10 @@ def verify(
             "--fingerprint",
             metavar="FP",
             help="Check that the token is bound to this device (needs --serial).",
-            show_default=False,
         ),
     ] = None,
     serial: Annotated[
-        str | None,
-        typer.Option(
-            "--serial", metavar="S", help="Expected sub (the license serial).", show_default=False
-        ),
+        str | None, typer.Option("--serial", metavar="S", help="Expected sub (the license serial).")
     ] = None,
     output: OutputOption = Output.text,
 ) -> None:

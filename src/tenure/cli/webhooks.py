@@ -44,7 +44,6 @@ def add(
         typer.Option(
             "--event",
             help="Event types: *, a prefix such as license.*, or a type (repeatable; default *).",
-            show_default=False,
         ),
     ] = None,
     description: Annotated[str, typer.Option("--description", help="A note for people.")] = "",
@@ -128,14 +127,10 @@ def deliveries(
     endpoint: Endpoint,
     webhook: WebhookArg,
     status: Annotated[
-        str | None,
-        typer.Option(
-            "--status", help="Only pending, delivered or failed ones.", show_default=False
-        ),
+        str | None, typer.Option("--status", help="Only pending, delivered or failed ones.")
     ] = None,
     retry: Annotated[
-        str | None,
-        typer.Option("--retry", help="Send this delivery (msg_…) again now.", show_default=False),
+        str | None, typer.Option("--retry", help="Send this delivery (msg_…) again now.")
     ] = None,
     limit: LimitOption = 100,
     output: OutputOption = Output.text,
