@@ -20,7 +20,6 @@ app = typer.Typer(
 @app.command("create")
 @endpoint_options
 def create(
-    endpoint: Endpoint,
     account_id: Annotated[
         str,
         typer.Argument(
@@ -28,6 +27,7 @@ def create(
         ),
     ],
     name: Annotated[str, typer.Option("--name", help="A name for people.")],
+    endpoint: Endpoint = Endpoint(),
     output: OutputOption = Output.text,
 ) -> None:
     """Create an account and print its first owner key, once: it is stored only as a
@@ -54,7 +54,7 @@ def _table(accounts: list[dict[str, Any]]) -> None:
 
 @app.command("list")
 @endpoint_options
-def list_command(endpoint: Endpoint, output: OutputOption = Output.text) -> None:
+def list_command(endpoint: Endpoint = Endpoint(), output: OutputOption = Output.text) -> None:
     """List the accounts this owner key may see."""
     answer = endpoint.remote().get("/v1/accounts")
     if output is Output.json:
@@ -66,8 +66,8 @@ def list_command(endpoint: Endpoint, output: OutputOption = Output.text) -> None
 @app.command("show")
 @endpoint_options
 def show(
-    endpoint: Endpoint,
     account_id: Annotated[str, typer.Argument(metavar="ID", help="Account id.")],
+    endpoint: Endpoint = Endpoint(),
     output: OutputOption = Output.text,
 ) -> None:
     """Show one account (404 for one this owner key may not see)."""

@@ -57,13 +57,13 @@ def _path(activation: str) -> str:
 @app.command("create")
 @endpoint_options
 def create(
-    endpoint: Endpoint,
     serial: Serial,
     fingerprint: Annotated[
         str,
         typer.Option("--fingerprint", metavar="FP", help="The device's fingerprint (1-256 chars)."),
     ],
     license_key: LicenseKeyOption = None,
+    endpoint: Endpoint = Endpoint(),
     output: OutputOption = Output.text,
 ) -> None:
     """Activate a device on license SERIAL; print its id, mode, status and lease.
@@ -85,9 +85,9 @@ def create(
 @app.command("list")
 @endpoint_options
 def list_command(
-    endpoint: Endpoint,
     serial: Serial,
     license_key: LicenseKeyOption = None,
+    endpoint: Endpoint = Endpoint(),
     output: OutputOption = Output.text,
 ) -> None:
     """List the activations of license SERIAL, deactivated ones too.
@@ -120,9 +120,9 @@ def _activation_change(
     """Register ``tenure activation NAME ID``: one call on the activation's path."""
 
     def command(
-        endpoint: Endpoint,
         activation: ActivationId,
         license_key: LicenseKeyOption = None,
+        endpoint: Endpoint = Endpoint(),
         output: OutputOption = Output.text,
     ) -> None:
         answer = call(endpoint.remote(license_key=license_key), _path(activation))

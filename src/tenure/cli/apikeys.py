@@ -23,7 +23,7 @@ from tenure.cli.client import (
     print_table,
 )
 from tenure.cli.common import Output, OutputOption, emit, out
-from tenure.cli.local import Account, DataDir, DbUrl, local_runtime, settings
+from tenure.cli.local import Account, DataDir, Storage, local_runtime, settings, storage_options
 from tenure.config import Settings
 from tenure.errors import Conflict, InvalidInput, NotFound, Unauthenticated
 from tenure.service.apikeys import BOOTSTRAP_FILE, ROLES, key_id_of
@@ -90,9 +90,9 @@ def _key_lines(key: dict[str, Any]) -> list[str]:
 @app.command("create")
 @endpoint_options
 def create(
-    endpoint: Endpoint,
     role: RoleOption,
     name: NameOption,
+    endpoint: Endpoint = Endpoint(),
     output: OutputOption = Output.text,
 ) -> None:
     """Create an API key and print it once, with its id and role.
@@ -116,7 +116,7 @@ def create(
 
 @app.command("list")
 @endpoint_options
-def list_command(endpoint: Endpoint, output: OutputOption = Output.text) -> None:
+def list_command(endpoint: Endpoint = Endpoint(), output: OutputOption = Output.text) -> None:
     """List the account's API keys, revoked ones too, oldest first (never the keys).
 
     "created by" is the key that created each one ("-": the bootstrap or first owner
@@ -166,14 +166,14 @@ ForceOption = Annotated[
 
 @app.command("revoke")
 @endpoint_options
+@storage_options
 def revoke(
-    endpoint: Endpoint,
     key_id: KeyId,
-    data_dir: DataDir = None,
-    db: DbUrl = None,
+    storage: Storage = Storage(),
     account: Account = "default",
     reason: ReasonOption = None,
     force: ForceOption = False,
+    endpoint: Endpoint = Endpoint(),
     output: OutputOption = Output.text,
 ) -> None:
     """Revoke an API key: from then on it gets 401. Revoking it again changes nothing.
@@ -189,8 +189,8 @@ def revoke(
     rule cannot revoke a stolen key. The audit log names the storage operator
     (storage:<user>). The last active owner key only with --force.
     """
-    if data_dir is not None or db is not None:
-        _revoke_on_storage(key_id, settings(data_dir, db), account, reason, force, output)
+    if storage.named:
+        _revoke_on_storage(key_id, storage.settings(), account, reason, force, output)
         return
     if reason is not None or force:
         raise InvalidInput(

@@ -42,13 +42,13 @@ def _lines(view: dict[str, Any]) -> list[str]:
 @app.command("list")
 @endpoint_options
 def list_approvals(
-    endpoint: Endpoint,
     status: Annotated[
         str | None,
         typer.Option(
             "--status", help="Only pending, approved, rejected, expired, executed or failed ones."
         ),
     ] = None,
+    endpoint: Endpoint = Endpoint(),
     output: OutputOption = Output.text,
 ) -> None:
     """List approval requests (newest expiry first)."""
@@ -71,7 +71,9 @@ def list_approvals(
 
 @app.command("show")
 @endpoint_options
-def show(endpoint: Endpoint, approval: ApprovalArg, output: OutputOption = Output.text) -> None:
+def show(
+    approval: ApprovalArg, endpoint: Endpoint = Endpoint(), output: OutputOption = Output.text
+) -> None:
     """Show one approval request and its history (who did what, and why)."""
     view = endpoint.remote().get(f"/v1/approvals/{approval}")
     emit_answer(view, output, lambda: _lines(view))
@@ -101,9 +103,9 @@ def _decision(verdict: str, doc: str) -> None:
     """Register ``tenure approval VERDICT``: a decision that takes only a reason."""
 
     def command(
-        endpoint: Endpoint,
         approval: ApprovalArg,
         reason: ReasonOption = None,
+        endpoint: Endpoint = Endpoint(),
         output: OutputOption = Output.text,
     ) -> None:
         _decide(endpoint, approval, verdict, reason, output)

@@ -8,7 +8,7 @@ import typer
 
 from tenure.cli.client import Endpoint, emit_listing, endpoint_options
 from tenure.cli.common import Output, OutputOption, emit, err
-from tenure.cli.local import DataDir, DbUrl, open_local
+from tenure.cli.local import Storage, storage_options
 from tenure.errors import AuditTampered
 from tenure.service import audit
 
@@ -19,9 +19,9 @@ app = typer.Typer(
 
 
 @app.command("verify")
+@storage_options
 def verify(
-    data_dir: DataDir = None,
-    db: DbUrl = None,
+    storage: Storage = Storage(),
     account: Annotated[
         str | None,
         typer.Option("--account", help="Only this account (default: every audited account)."),
@@ -33,7 +33,7 @@ def verify(
     first bad entry and exit 1. Works on the store directly (--data-dir / --db)."""
     reports = []
     try:
-        with open_local(data_dir, db, migrate=False) as runtime, runtime.store.read() as tx:
+        with storage.open(migrate=False) as runtime, runtime.store.read() as tx:
             accounts = [account] if account else audit.audited_accounts(tx.audit)
             for name in accounts:
                 head = tx.ledger.head(name)
@@ -74,7 +74,6 @@ def _text(value: Any) -> str:
 @app.command("list")
 @endpoint_options
 def list_command(
-    endpoint: Endpoint,
     action: Annotated[
         str | None,
         typer.Option(
@@ -100,6 +99,7 @@ def list_command(
     cursor: Annotated[
         int | None, typer.Option("--cursor", help="Continue after a previous page.")
     ] = None,
+    endpoint: Endpoint = Endpoint(),
     output: OutputOption = Output.text,
 ) -> None:
     """Page the account's audit log (auditor or owner key)."""

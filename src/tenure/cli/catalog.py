@@ -54,11 +54,11 @@ def diff_table(diff: dict[str, Any]) -> Table:
 @app.command("apply")
 @endpoint_options
 def apply(
-    endpoint: Endpoint,
     file: Annotated[Path, typer.Option("--file", "-f", help="Catalog YAML file.")],
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Show the diff without appending anything.")
     ] = False,
+    endpoint: Endpoint = Endpoint(),
     output: OutputOption = Output.text,
 ) -> None:
     """Send the catalog to the service and print the diff (owner or admin).

@@ -15,7 +15,6 @@ EXIT_DENIED = 2
 
 @endpoint_options
 def check(
-    endpoint: Endpoint,
     license: Annotated[
         str, typer.Argument(metavar="LICENSE", help="License serial (TNR-…) or key (TNRK-…).")
     ],
@@ -37,6 +36,7 @@ def check(
             "instead of an API key; LICENSE must then be the key.",
         ),
     ] = False,
+    endpoint: Endpoint = Endpoint(),
     output: OutputOption = Output.text,
 ) -> None:
     """Ask whether LICENSE may use ENTITLEMENT now; print ALLOWED or DENIED.

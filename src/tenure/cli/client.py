@@ -13,8 +13,6 @@ non-zero. Only httpx is imported here: no web-server stack.
 
 from __future__ import annotations
 
-import functools
-import inspect
 import json as jsonlib
 import os
 import ssl
@@ -30,7 +28,7 @@ from rich.console import Console
 from rich.table import Column, Table
 
 from tenure import __version__
-from tenure.cli.common import Output, out
+from tenure.cli.common import Output, gather_options, out
 from tenure.errors import TenureError
 from tenure.service.apikeys import BOOTSTRAP_FILE
 
@@ -246,31 +244,10 @@ class Endpoint:
 
 
 def endpoint_options(command: Callable[..., None]) -> Callable[..., None]:
-    """``command`` (whose first parameter is ``endpoint: Endpoint`` and which has an
-    ``output`` parameter) as Typer should see it: with ``--url`` and ``--api-key``
-    just before ``--output``, called with the ``Endpoint`` they name. Raises
-    ``TypeError`` for a command of another shape."""
-    signature = inspect.signature(command, eval_str=True)
-    first, *own = signature.parameters.values()
-    names = [parameter.name for parameter in own]
-    if first.name != "endpoint" or "output" not in names:
-        raise TypeError(f"{command.__name__} must take endpoint first, and output")
-    at = names.index("output")
-    options = [
-        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=kind)
-        for name, kind in (("url", UrlOption), ("api_key", ApiKeyOption))
-    ]
-    own = [parameter.replace(kind=inspect.Parameter.KEYWORD_ONLY) for parameter in own]
-
-    @functools.wraps(command)
-    def with_endpoint(*, url: str | None, api_key: str | None, **given: Any) -> None:
-        command(Endpoint(url, api_key), **given)
-
-    # Typer reads the parameters from the signature, so this one is what it declares.
-    with_endpoint.__signature__ = signature.replace(  # type: ignore[attr-defined]
-        parameters=[*own[:at], *options, *own[at:]]
-    )
-    return with_endpoint
+    """``command`` with its ``endpoint: Endpoint`` parameter given on the command line
+    as ``--url`` and ``--api-key`` (``gather_options``)."""
+    options = {"url": UrlOption, "api_key": ApiKeyOption}
+    return gather_options(command, "endpoint", options, Endpoint)
 
 
 def _json(response: httpx.Response) -> Any:

@@ -9,7 +9,7 @@ import typer
 
 from tenure.cli.client import Endpoint, IdempotencyKeyOption, emit_answer, endpoint_options
 from tenure.cli.common import Output, OutputOption, emit
-from tenure.cli.local import Account, DataDir, DbUrl, open_local
+from tenure.cli.local import Account, Storage, storage_options
 from tenure.service.apikeys import Principal
 from tenure.service.handlers import licensing as cases
 
@@ -37,7 +37,6 @@ def _customer_lines(customer: dict[str, Any], headline: str) -> list[str]:
 @app.command("create")
 @endpoint_options
 def create(
-    endpoint: Endpoint,
     name: Annotated[str, typer.Option("--name", help="Customer name.")],
     email: Annotated[str, typer.Option("--email", help="Contact e-mail.")],
     external_id: Annotated[
@@ -49,6 +48,7 @@ def create(
         ),
     ] = None,
     idempotency_key: IdempotencyKeyOption = None,
+    endpoint: Endpoint = Endpoint(),
     output: OutputOption = Output.text,
 ) -> None:
     """Create a customer and print its id (an existing one for the same external id)."""
@@ -65,8 +65,8 @@ def create(
 @app.command("show")
 @endpoint_options
 def show(
-    endpoint: Endpoint,
     customer_id: Annotated[str, typer.Argument(metavar="ID", help="Customer id (cus_…).")],
+    endpoint: Endpoint = Endpoint(),
     output: OutputOption = Output.text,
 ) -> None:
     """Show one customer."""
@@ -75,11 +75,11 @@ def show(
 
 
 @app.command("erase")
+@storage_options
 def erase(
     customer_id: Annotated[str, typer.Argument(metavar="ID", help="Customer id (cus_…).")],
     reason: Annotated[str, typer.Option("--reason", help="Why (recorded in the event).")],
-    data_dir: DataDir = None,
-    db: DbUrl = None,
+    storage: Storage = Storage(),
     account: Account = "default",
     output: OutputOption = Output.text,
 ) -> None:
@@ -87,7 +87,7 @@ def erase(
     the ledger, then destroy the customer's data key. Licenses keep working; the
     ledger still verifies. Works on the storage (stop nothing: the writer serializes)."""
     operator = Principal(f"cli:{getpass.getuser()}", account, "admin", "local")
-    with open_local(data_dir, db) as runtime:
+    with storage.open() as runtime:
         assert runtime.personal is not None  # Runtime.open always sets it
         with runtime.ledger() as ledger:
             result = cases.erase_customer(

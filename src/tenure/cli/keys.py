@@ -22,7 +22,7 @@ app = typer.Typer(
 
 @app.command("list")
 @endpoint_options
-def list_command(endpoint: Endpoint, output: OutputOption = Output.text) -> None:
+def list_command(endpoint: Endpoint = Endpoint(), output: OutputOption = Output.text) -> None:
     """List the account's signing keys, newest first (public parts only).
 
     The signing key is the one not retired; a retired one stays published until 'published until'.
@@ -49,7 +49,7 @@ def list_command(endpoint: Endpoint, output: OutputOption = Output.text) -> None
 
 @app.command("rotate")
 @endpoint_options
-def rotate(endpoint: Endpoint, output: OutputOption = Output.text) -> None:
+def rotate(endpoint: Endpoint = Endpoint(), output: OutputOption = Output.text) -> None:
     """Make a new signing key; print its kid.
 
     New tokens, revocation lists and license files are signed with it at once.

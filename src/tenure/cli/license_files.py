@@ -56,7 +56,6 @@ Fingerprint = Annotated[
 @app.command("issue")
 @endpoint_options
 def issue(
-    endpoint: Endpoint,
     serial: Annotated[str, typer.Argument(metavar="SERIAL", help="License serial (TNR-…).")],
     fingerprint: Fingerprint,
     expires: Annotated[
@@ -85,6 +84,7 @@ def issue(
             dir_okay=False,
         ),
     ] = None,
+    endpoint: Endpoint = Endpoint(),
     output: FormatOption = Output.text,
 ) -> None:
     """Issue a license file that binds license SERIAL to one device.
@@ -129,7 +129,6 @@ def _claimed_serial(text: str) -> str | None:
 @app.command("verify")
 @endpoint_options
 def verify(
-    endpoint: Endpoint,
     file: Annotated[
         str, typer.Argument(metavar="FILE", help="The license file (- for standard input).")
     ],
@@ -151,6 +150,7 @@ def verify(
             help="Expected license serial (default: the one the file names).",
         ),
     ] = None,
+    endpoint: Endpoint = Endpoint(),
     output: OutputOption = Output.text,
 ) -> None:
     """Verify a license file OFFLINE; print its serial, product, entitlements and expiry.

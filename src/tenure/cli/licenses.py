@@ -101,7 +101,6 @@ def _act(
 @app.command("issue")
 @endpoint_options
 def issue(
-    endpoint: Endpoint,
     product: Annotated[str, typer.Option("--product", help="Product code.")],
     plan: Annotated[str, typer.Option("--plan", help="Plan code.")],
     customer: Annotated[str, typer.Option("--customer", help="Customer id (cus_…).")],
@@ -113,6 +112,7 @@ def issue(
     ],
     plan_version: PlanVersionOption = None,
     idempotency_key: IdempotencyKeyOption = None,
+    endpoint: Endpoint = Endpoint(),
     output: OutputOption = Output.text,
 ) -> None:
     """Issue a license and print its serial and KEY (the key is shown now: keep it)."""
@@ -140,7 +140,9 @@ def issue(
 
 @app.command("show")
 @endpoint_options
-def show(endpoint: Endpoint, serial: Serial, output: OutputOption = Output.text) -> None:
+def show(
+    serial: Serial, endpoint: Endpoint = Endpoint(), output: OutputOption = Output.text
+) -> None:
     """Show one license (never its key)."""
     _print_license(endpoint.remote().get(f"/v1/licenses/{serial}"), output)
 
@@ -148,7 +150,6 @@ def show(endpoint: Endpoint, serial: Serial, output: OutputOption = Output.text)
 @app.command("list")
 @endpoint_options
 def list_command(
-    endpoint: Endpoint,
     customer: Annotated[
         str | None, typer.Option("--customer", help="Only this customer's.")
     ] = None,
@@ -163,6 +164,7 @@ def list_command(
     all_pages: Annotated[
         bool, typer.Option("--all", help="Follow the cursor through every page.")
     ] = False,
+    endpoint: Endpoint = Endpoint(),
     output: OutputOption = Output.text,
 ) -> None:
     """List licenses by serial, filtered; one page unless --all."""
@@ -208,7 +210,9 @@ def list_command(
 
 @app.command("history")
 @endpoint_options
-def history(endpoint: Endpoint, serial: Serial, output: OutputOption = Output.text) -> None:
+def history(
+    serial: Serial, endpoint: Endpoint = Endpoint(), output: OutputOption = Output.text
+) -> None:
     """The license's ledger events, in order."""
 
     def row(item: dict[str, Any]) -> tuple[str, ...]:
@@ -237,13 +241,13 @@ def history(endpoint: Endpoint, serial: Serial, output: OutputOption = Output.te
 @app.command("renew")
 @endpoint_options
 def renew(
-    endpoint: Endpoint,
     serial: Serial,
     duration: Annotated[
         str | None, typer.Option("--duration", help="Extend by this much (default: the plan's).")
     ] = None,
     reason: ReasonOption = None,
     idempotency_key: IdempotencyKeyOption = None,
+    endpoint: Endpoint = Endpoint(),
     output: OutputOption = Output.text,
 ) -> None:
     """Extend the license's expiry."""
@@ -255,10 +259,10 @@ def _status_change(action: str, done: str, doc: str, *, reason_required: bool) -
     """Register ``tenure license ACTION``: a status change that takes only a reason."""
 
     def command(
-        endpoint: Endpoint,
         serial: Serial,
         reason: ReasonOption = None,
         idempotency_key: IdempotencyKeyOption = None,
+        endpoint: Endpoint = Endpoint(),
         output: OutputOption = Output.text,
     ) -> None:
         body = {"reason": _require_reason(reason, action) if reason_required else reason}
@@ -288,12 +292,12 @@ _status_change(
 @app.command("change-plan")
 @endpoint_options
 def change_plan(
-    endpoint: Endpoint,
     serial: Serial,
     plan: Annotated[str, typer.Option("--plan", help="The new plan code.")],
     plan_version: PlanVersionOption = None,
     reason: ReasonOption = None,
     idempotency_key: IdempotencyKeyOption = None,
+    endpoint: Endpoint = Endpoint(),
     output: OutputOption = Output.text,
 ) -> None:
     """Move the license to another plan (or another version of its plan)."""
@@ -304,7 +308,6 @@ def change_plan(
 @app.command("override")
 @endpoint_options
 def override(
-    endpoint: Endpoint,
     serial: Serial,
     entitlement: Annotated[
         str, typer.Option("--entitlement", help="Entitlement key, e.g. seats or feature:scripting.")
@@ -319,6 +322,7 @@ def override(
     ],
     reason: RequiredReasonOption = None,
     idempotency_key: IdempotencyKeyOption = None,
+    endpoint: Endpoint = Endpoint(),
     output: OutputOption = Output.text,
 ) -> None:
     """Override one entitlement of this license (--reason required)."""
@@ -333,11 +337,11 @@ def override(
 @app.command("transfer")
 @endpoint_options
 def transfer(
-    endpoint: Endpoint,
     serial: Serial,
     customer: Annotated[str, typer.Option("--customer", help="The new customer id (cus_…).")],
     reason: ReasonOption = None,
     idempotency_key: IdempotencyKeyOption = None,
+    endpoint: Endpoint = Endpoint(),
     output: OutputOption = Output.text,
 ) -> None:
     """Transfer the license to another customer."""

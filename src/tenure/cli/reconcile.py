@@ -24,7 +24,7 @@ def _counts_table(by_kind: dict[str, int]) -> Table:
 
 
 @endpoint_options
-def reconcile(endpoint: Endpoint, output: OutputOption = Output.text) -> None:
+def reconcile(endpoint: Endpoint = Endpoint(), output: OutputOption = Output.text) -> None:
     """Run a reconciliation pass on the service now and print its findings by kind."""
     _, summary = endpoint.remote().post("/v1/drift/reconcile")
     if output is Output.json:
@@ -41,9 +41,9 @@ def reconcile(endpoint: Endpoint, output: OutputOption = Output.text) -> None:
 @drift_app.command("list")
 @endpoint_options
 def list_drift(
-    endpoint: Endpoint,
     kind: Annotated[str | None, typer.Option("--kind", help="Only findings of this kind.")] = None,
     limit: Annotated[int, typer.Option("--limit", min=1, max=10_000, help="At most.")] = 100,
+    endpoint: Endpoint = Endpoint(),
     output: OutputOption = Output.text,
 ) -> None:
     """List open drift findings (by kind, deployment, subject)."""

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from tenure.cli.common import Output, OutputOption, emit, progress_bar
-from tenure.cli.local import Account, DataDir, DbUrl, open_local
+from tenure.cli.local import Account, Storage, storage_options
 from tenure.service.replay import digest_of, rebuild
 
 app = typer.Typer(
@@ -16,14 +16,14 @@ app = typer.Typer(
 
 
 @app.command("digest")
+@storage_options
 def digest(
-    data_dir: DataDir = None,
-    db: DbUrl = None,
+    storage: Storage = Storage(),
     account: Account = "default",
     output: OutputOption = Output.text,
 ) -> None:
     """Print the state digest and the ledger size it corresponds to."""
-    with open_local(data_dir, db, migrate=False) as runtime:
+    with storage.open(migrate=False) as runtime:
         report = digest_of(runtime.store, account)
     emit(
         output,
@@ -33,9 +33,9 @@ def digest(
 
 
 @app.command("rebuild")
+@storage_options
 def rebuild_command(
-    data_dir: DataDir = None,
-    db: DbUrl = None,
+    storage: Storage = Storage(),
     account: Account = "default",
     accept_change: Annotated[
         bool,
@@ -44,7 +44,7 @@ def rebuild_command(
     output: OutputOption = Output.text,
 ) -> None:
     """Drop the projection, replay the whole ledger, and fail loudly if the digest changes."""
-    with open_local(data_dir, db, migrate=False) as runtime:
+    with storage.open(migrate=False) as runtime:
         size = digest_of(runtime.store, account).size
         with progress_bar("replaying", size) as update:
             report = rebuild(runtime.store, account, progress=update, accept_change=accept_change)

@@ -271,7 +271,6 @@ def _print_minted(
 @app.command("issue")
 @endpoint_options
 def issue(
-    endpoint: Endpoint,
     license: Annotated[
         str, typer.Option("--license", metavar="SERIAL", help="License serial (TNR-…).")
     ],
@@ -285,6 +284,7 @@ def issue(
     ],
     out_file: OutFileOption = None,
     license_key: LicenseKeyOption = None,
+    endpoint: Endpoint = Endpoint(),
     output: FormatOption = Output.text,
 ) -> None:
     """Mint an offline token for an activated device; print it (or write it with -o).
@@ -303,10 +303,10 @@ def issue(
 @app.command("refresh")
 @endpoint_options
 def refresh(
-    endpoint: Endpoint,
     token: TokenArgument,
     out_file: OutFileOption = None,
     license_key: LicenseKeyOption = None,
+    endpoint: Endpoint = Endpoint(),
     output: FormatOption = Output.text,
 ) -> None:
     """Mint the next token for the same activation; print it (or write it with -o).
@@ -326,13 +326,13 @@ def refresh(
 @app.command("revoke")
 @endpoint_options
 def revoke(
-    endpoint: Endpoint,
     serial: Annotated[str, typer.Argument(metavar="SERIAL", help="License serial (TNR-…).")],
     jti: Annotated[str, typer.Argument(metavar="JTI", help="The token's id (tok_…).")],
     reason: Annotated[
         str,
         typer.Option("--reason", help="Why (required; recorded in the ledger event)."),
     ],
+    endpoint: Endpoint = Endpoint(),
     output: OutputOption = Output.text,
 ) -> None:
     """Put token JTI of license SERIAL on the signed revocation list.
@@ -353,7 +353,6 @@ def revoke(
 @app.command("verify")
 @endpoint_options
 def verify(
-    endpoint: Endpoint,
     token: TokenArgument,
     jwks_source: OptionalJwksOption = None,
     ledger_key: LedgerKeyOption = None,
@@ -378,6 +377,7 @@ def verify(
     serial: Annotated[
         str | None, typer.Option("--serial", metavar="S", help="Expected sub (the license serial).")
     ] = None,
+    endpoint: Endpoint = Endpoint(),
     output: OutputOption = Output.text,
 ) -> None:
     """Verify a token OFFLINE and print its claims.

@@ -69,7 +69,7 @@ def add(
 
 @app.command("list")
 @endpoint_options
-def list_webhooks(endpoint: Endpoint, output: OutputOption = Output.text) -> None:
+def list_webhooks(endpoint: Endpoint = Endpoint(), output: OutputOption = Output.text) -> None:
     """List the account's webhook subscriptions (never their secrets)."""
     emit_listing(
         endpoint.remote().get("/v1/webhooks"),
@@ -88,7 +88,9 @@ def list_webhooks(endpoint: Endpoint, output: OutputOption = Output.text) -> Non
 
 @app.command("remove")
 @endpoint_options
-def remove(endpoint: Endpoint, webhook: WebhookArg, output: OutputOption = Output.text) -> None:
+def remove(
+    webhook: WebhookArg, endpoint: Endpoint = Endpoint(), output: OutputOption = Output.text
+) -> None:
     """Remove a subscription and its deliveries."""
     answer = endpoint.remote().delete(f"/v1/webhooks/{webhook}")
     emit_answer(answer, output, lambda: [f"{webhook} removed"])
@@ -98,8 +100,8 @@ def _set_enabled(name: str, enabled: bool, doc: str) -> None:
     """Register ``tenure webhook NAME``: turn a subscription's deliveries on or off."""
 
     def command(
-        endpoint: Endpoint,
         webhook: WebhookArg,
+        endpoint: Endpoint = Endpoint(),
         output: OutputOption = Output.text,
     ) -> None:
         answer = (
@@ -124,7 +126,6 @@ _set_enabled("disable", False, "Pause a subscription: no new events, pending del
 @app.command("deliveries")
 @endpoint_options
 def deliveries(
-    endpoint: Endpoint,
     webhook: WebhookArg,
     status: Annotated[
         str | None, typer.Option("--status", help="Only pending, delivered or failed ones.")
@@ -133,6 +134,7 @@ def deliveries(
         str | None, typer.Option("--retry", help="Send this delivery (msg_…) again now.")
     ] = None,
     limit: LimitOption = 100,
+    endpoint: Endpoint = Endpoint(),
     output: OutputOption = Output.text,
 ) -> None:
     """List a subscription's deliveries with their attempts (or retry one)."""
@@ -173,8 +175,8 @@ def _feed(
     key = path.rsplit("/", 1)[1]
 
     def listing(
-        endpoint: Endpoint,
         limit: LimitOption = 50,
+        endpoint: Endpoint = Endpoint(),
         output: OutputOption = Output.text,
     ) -> None:
         found = endpoint.remote().get(path, params={"limit": limit})
