@@ -11,7 +11,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from tenure.cli.client import Endpoint, endpoint_options
+from tenure.cli.client import Endpoint, endpoint_options, license_endpoint_options
 from tenure.cli.common import Output, OutputOption, gather_options
 from tenure.cli.local import Storage, storage_options
 
@@ -74,6 +74,27 @@ def test_help_lists_the_options_where_the_parameters_stand() -> None:
     ]
     assert options == list(wanted)
     assert "Show a thing." in done.output
+
+
+def test_a_license_key_joins_the_endpoint_before_url_and_api_key() -> None:
+    app = typer.Typer()
+    got: list[Endpoint] = []
+
+    @app.command("mint")
+    @license_endpoint_options
+    def mint(endpoint: Endpoint = Endpoint(), output: OutputOption = Output.text) -> None:
+        """Mint."""
+        got.append(endpoint)
+
+    @app.command("other")
+    def other() -> None:
+        """Keeps ``mint`` a subcommand."""
+
+    done = CliRunner().invoke(app, ["mint", "--license-key", "TNRK-1", "--url", "http://x"])
+    assert done.exit_code == 0, done.output
+    assert got == [Endpoint("http://x", None, "TNRK-1")]
+    shown = CliRunner().invoke(app, ["mint", "--help"], env={"COLUMNS": "200"}).output
+    assert shown.index("--license-key") < shown.index("--url") < shown.index("--api-key")
 
 
 def test_a_command_without_the_parameter_is_refused() -> None:

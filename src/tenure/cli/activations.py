@@ -17,11 +17,11 @@ from tenure.cli.client import (
     Remote,
     emit_answer,
     emit_listing,
-    endpoint_options,
+    license_endpoint_options,
     unwrapped,
 )
 from tenure.cli.common import Output, OutputOption
-from tenure.cli.tokens import LicenseKeyOption, show_value
+from tenure.cli.tokens import show_value
 
 app = typer.Typer(
     help="Activations: bind devices to a license's seats, renew leases, free seats.\n\n"
@@ -55,14 +55,13 @@ def _path(activation: str) -> str:
 
 
 @app.command("create")
-@endpoint_options
+@license_endpoint_options
 def create(
     serial: Serial,
     fingerprint: Annotated[
         str,
         typer.Option("--fingerprint", metavar="FP", help="The device's fingerprint (1-256 chars)."),
     ],
-    license_key: LicenseKeyOption = None,
     endpoint: Endpoint = Endpoint(),
     output: OutputOption = Output.text,
 ) -> None:
@@ -75,18 +74,15 @@ def create(
     A suspended, revoked or expired license fails with 409 license_inactive.
     """
     path = f"/v1/licenses/{quote(serial, safe='')}/activations"
-    status, activation = endpoint.remote(license_key=license_key).post(
-        path, {"fingerprint": fingerprint}
-    )
+    status, activation = endpoint.remote().post(path, {"fingerprint": fingerprint})
     verb = "activated" if status == 201 else "already active"
     _print(activation, output, f"{verb}: {activation.get('id')}")
 
 
 @app.command("list")
-@endpoint_options
+@license_endpoint_options
 def list_command(
     serial: Serial,
-    license_key: LicenseKeyOption = None,
     endpoint: Endpoint = Endpoint(),
     output: OutputOption = Output.text,
 ) -> None:
@@ -100,9 +96,7 @@ def list_command(
         return f"{len(activations)} activation(s), {active} holding a seat"
 
     emit_listing(
-        endpoint.remote(license_key=license_key).get(
-            f"/v1/licenses/{quote(serial, safe='')}/activations"
-        ),
+        endpoint.remote().get(f"/v1/licenses/{quote(serial, safe='')}/activations"),
         "activations",
         output is Output.json,
         unwrapped("id", "mode", "status", "lease until", "fingerprint hash"),
@@ -121,15 +115,14 @@ def _activation_change(
 
     def command(
         activation: ActivationId,
-        license_key: LicenseKeyOption = None,
         endpoint: Endpoint = Endpoint(),
         output: OutputOption = Output.text,
     ) -> None:
-        answer = call(endpoint.remote(license_key=license_key), _path(activation))
+        answer = call(endpoint.remote(), _path(activation))
         _print(answer, output, f"{verb}: {answer.get('id')}")
 
     command.__doc__ = doc
-    app.command(name)(endpoint_options(command))
+    app.command(name)(license_endpoint_options(command))
 
 
 _activation_change(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Annotated, Any
 
 import typer
@@ -43,7 +44,7 @@ def check(
 
     Exit status: 0 when allowed, 2 when denied (scripts can branch on it), 1 on an error.
     """
-    remote = endpoint.remote(license_key=license if license_auth else None)
+    remote = (replace(endpoint, license_key=license) if license_auth else endpoint).remote()
     body: dict[str, Any] = {"license": license, "entitlement": entitlement}
     if fingerprint is not None:
         body["fingerprint"] = fingerprint

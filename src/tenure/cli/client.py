@@ -46,6 +46,14 @@ ApiKeyOption = Annotated[
         "bootstrap-owner.key if it exists).",
     ),
 ]
+LicenseKeyOption = Annotated[
+    str | None,
+    typer.Option(
+        "--license-key",
+        help="Authenticate as the application with this license key "
+        "(Authorization: License KEY) instead of an API key; acts on that license only.",
+    ),
+]
 IdempotencyKeyOption = Annotated[
     str | None,
     typer.Option(
@@ -232,21 +240,30 @@ class Remote:
 
 @dataclass(frozen=True)
 class Endpoint:
-    """The service a command talks to and the API key it uses: ``--url`` and
-    ``--api-key`` as given (``None`` for one not given)."""
+    """The service a command talks to and its credential: ``--url``, ``--api-key`` and
+    (for the commands an application may run) ``--license-key`` as given (``None`` for
+    one not given)."""
 
     url: str | None = None
     api_key: str | None = None
+    license_key: str | None = None
 
-    def remote(self, *, license_key: str | None = None) -> Remote:
+    def remote(self) -> Remote:
         """A client for the service; raises ``NoApiKey`` as ``Remote`` does."""
-        return Remote(self.url, self.api_key, license_key=license_key)
+        return Remote(self.url, self.api_key, license_key=self.license_key)
 
 
 def endpoint_options(command: Callable[..., None]) -> Callable[..., None]:
     """``command`` with its ``endpoint: Endpoint`` parameter given on the command line
     as ``--url`` and ``--api-key`` (``gather_options``)."""
     options = {"url": UrlOption, "api_key": ApiKeyOption}
+    return gather_options(command, "endpoint", options, Endpoint)
+
+
+def license_endpoint_options(command: Callable[..., None]) -> Callable[..., None]:
+    """``endpoint_options`` with ``--license-key`` before the two: the application may
+    run the command with its license key instead of an API key."""
+    options = {"license_key": LicenseKeyOption, "url": UrlOption, "api_key": ApiKeyOption}
     return gather_options(command, "endpoint", options, Endpoint)
 
 

@@ -35,6 +35,7 @@ from tenure.cli.client import (
     emit_json,
     endpoint_options,
     error_of,
+    license_endpoint_options,
     service_trust,
     unreachable,
 )
@@ -58,14 +59,6 @@ app = typer.Typer(
 
 # ---------------------------------------------------------------- shared options
 
-LicenseKeyOption = Annotated[
-    str | None,
-    typer.Option(
-        "--license-key",
-        help="Authenticate as the application with this license key "
-        "(Authorization: License KEY) instead of an API key; acts on that license only.",
-    ),
-]
 _JWKS = typer.Option(
     "--jwks",
     metavar="FILE_OR_URL",
@@ -269,7 +262,7 @@ def _print_minted(
 
 
 @app.command("issue")
-@endpoint_options
+@license_endpoint_options
 def issue(
     license: Annotated[
         str, typer.Option("--license", metavar="SERIAL", help="License serial (TNR-…).")
@@ -283,7 +276,6 @@ def issue(
         ),
     ],
     out_file: OutFileOption = None,
-    license_key: LicenseKeyOption = None,
     endpoint: Endpoint = Endpoint(),
     output: FormatOption = Output.text,
 ) -> None:
@@ -295,17 +287,16 @@ def issue(
 
     Auth: an API key (owner, admin, issuer, support or agent) or --license-key.
     """
-    remote = endpoint.remote(license_key=license_key)
+    remote = endpoint.remote()
     _, answer = remote.post("/v1/tokens", {"license": license, "fingerprint": fingerprint})
     _print_minted(answer, out_file, output, remote.url)
 
 
 @app.command("refresh")
-@endpoint_options
+@license_endpoint_options
 def refresh(
     token: TokenArgument,
     out_file: OutFileOption = None,
-    license_key: LicenseKeyOption = None,
     endpoint: Endpoint = Endpoint(),
     output: FormatOption = Output.text,
 ) -> None:
@@ -318,7 +309,7 @@ def refresh(
     Auth: an API key (owner, admin, issuer, support or agent) or --license-key.
     """
     text = read_text_argument(token, "token").strip()
-    remote = endpoint.remote(license_key=license_key)
+    remote = endpoint.remote()
     _, answer = remote.post("/v1/tokens/refresh", {"token": text})
     _print_minted(answer, out_file, output, remote.url)
 
