@@ -17,6 +17,7 @@ from tenure.api.approval_routes import request_approval
 from tenure.api.auth import require
 from tenure.api.bodies import documented, parse_body
 from tenure.api.problems import problem_responses
+from tenure.api.runtime import runtime_of
 from tenure.api.schemas import NEEDS_APPROVAL
 from tenure.domain.commands import RecordRestore
 from tenure.durability import drill, live
@@ -24,7 +25,6 @@ from tenure.durability.shipping import Shipper
 from tenure.errors import InvalidInput, NotFound
 from tenure.service.apikeys import Principal
 from tenure.service.approvals import Execution
-from tenure.service.context import ServiceContext
 from tenure.service.ledger import SignRequest
 
 router = APIRouter(prefix="/v1", tags=["durability"], responses=problem_responses(401, 403))
@@ -73,7 +73,7 @@ async def execute_restore(
     the live ledger (approval events included), wait until the site holds it (a
     restore must extend the live ledger), then restore from the site
     (``tenure.durability.live``) → the report and the ``ledger.restored`` command."""
-    runtime: ServiceContext = request.app.state.runtime
+    runtime = runtime_of(request)
     account, url = caller.account, payload["site"]
     await asyncio.wrap_future(request.app.state.ledger.submit(SignRequest(account)))
     await run_in_threadpool(live.wait_for_site, runtime, account, url)
@@ -102,7 +102,7 @@ async def restore_live(request: Request, caller: Restorer) -> JSONResponse:
     ``approval.executed``. The approval fails with ``restore_refused`` when the site
     cannot prove a restore or the store has events the site lacks."""
     body = await parse_body(request, RestoreIn)
-    runtime: ServiceContext = request.app.state.runtime
+    runtime = runtime_of(request)
     urls = runtime.settings.site_urls()
     url = body.site or (urls[0] if urls else None)
     if url is None or url not in urls:

@@ -11,7 +11,7 @@ account's signing keys. The use cases are ``tenure.service.handlers.tokens``.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
@@ -67,16 +67,21 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-@router.post(
-    "/v1/tokens",
-    status_code=201,
-    response_model=None,
-    responses={
-        **answers(MintedToken, "A token for the device", 201),
-        **problem_responses(400, 401, 403, 404, 409, 503),
-    },
-    openapi_extra={**documented(TokenIn), **API_KEY_OR_LICENSE},
-)
+def _mint_route(body: type[BaseModel], minted: str) -> dict[str, Any]:
+    """The route arguments of a mint: its body, 201 with the token (``minted`` says
+    which), an API key or the license as credential."""
+    return {
+        "status_code": 201,
+        "response_model": None,
+        "responses": {
+            **answers(MintedToken, minted, 201),
+            **problem_responses(400, 401, 403, 404, 409, 503),
+        },
+        "openapi_extra": {**documented(body), **API_KEY_OR_LICENSE},
+    }
+
+
+@router.post("/v1/tokens", **_mint_route(TokenIn, "A token for the device"))
 async def mint_token(request: Request, caller: Minter) -> JSONResponse:
     """Mint ``{"license", "fingerprint"}`` → 201 ``{"token", "expires_at", "jti",
     "account", "jwks_url"}``. A floating lease is renewed to outlast the token, so
@@ -92,16 +97,7 @@ async def mint_token(request: Request, caller: Minter) -> JSONResponse:
     return JSONResponse(minted, status_code=201)
 
 
-@router.post(
-    "/v1/tokens/refresh",
-    status_code=201,
-    response_model=None,
-    responses={
-        **answers(MintedToken, "The next token for the same device", 201),
-        **problem_responses(400, 401, 403, 404, 409, 503),
-    },
-    openapi_extra={**documented(RefreshIn), **API_KEY_OR_LICENSE},
-)
+@router.post("/v1/tokens/refresh", **_mint_route(RefreshIn, "The next token for the same device"))
 async def refresh_token(request: Request, caller: Minter) -> JSONResponse:
     """``{"token"}`` (expired or not, signed by this account) → the next token for the
     same activation, renewing its lease as a heartbeat does. 400 ``token_rejected``
