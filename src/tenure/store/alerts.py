@@ -1,7 +1,5 @@
 """Anomaly alerts (docs/webhooks.md, "Anomaly alerts"): raised alerts, and the event
 times the detector counts (ledger events of a type, license expiries).
-
-``Alerts`` is the noun in domain terms (``tx.alerts``); ``SqlAlerts`` holds its SQL.
 """
 
 from __future__ import annotations

@@ -1,7 +1,5 @@
 """Lifecycle notices (docs/webhooks.md): each notice recorded once, and the licenses
 the notice job looks at.
-
-``Notices`` is the noun in domain terms (``tx.notices``); ``SqlNotices`` holds its SQL.
 """
 
 from __future__ import annotations
