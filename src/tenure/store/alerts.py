@@ -63,7 +63,6 @@ class Alerts(Protocol):
 # ---------------------------------------------------------------- SQL
 
 _a = t.alerts.c
-_ALERT = [c for c in t.alerts.c if c.name != "account"]
 
 
 class SqlAlerts(OnConnection):
@@ -87,13 +86,7 @@ class SqlAlerts(OnConnection):
         )
 
     def recent(self, account: str, limit: int) -> list[StoredAlert]:
-        query = (
-            sa.select(*_ALERT)
-            .where(_a.account == account)
-            .order_by(_a.created_at.desc(), _a.id)
-            .limit(limit)
-        )
-        return [StoredAlert(*row) for row in self._conn.execute(query)]
+        return [StoredAlert(*row) for row in self._newest(t.alerts, account, limit)]
 
     def open_counts(self, account: str) -> dict[str, int]:
         query = (
