@@ -13,12 +13,11 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
-from tenure.api.approval_routes import request_approval
+from tenure.api.approval_routes import gated_route, request_approval
 from tenure.api.auth import require
-from tenure.api.bodies import documented, parse_body
+from tenure.api.bodies import parse_body
 from tenure.api.problems import problem_responses
 from tenure.api.runtime import runtime_of
-from tenure.api.schemas import NEEDS_APPROVAL
 from tenure.domain.commands import RecordRestore
 from tenure.durability import drill, live
 from tenure.durability.shipping import Shipper
@@ -84,13 +83,7 @@ async def execute_restore(
     return Execution(report.to_json(), also)
 
 
-@router.post(
-    "/restores",
-    status_code=202,
-    response_model=None,
-    openapi_extra=documented(RestoreIn),
-    responses={**NEEDS_APPROVAL, **problem_responses(400, 409, 503)},
-)
+@router.post("/restores", **gated_route(400, 409, 503, body=RestoreIn))
 async def restore_live(request: Request, caller: Restorer) -> JSONResponse:
     """Ask to restore the caller's account, while the service runs, from a configured
     site (never from a URL the request names that is not one) → 202

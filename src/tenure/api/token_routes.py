@@ -18,11 +18,12 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
+from tenure.api.approval_routes import gated_route
 from tenure.api.auditing import recorder_of, writer_of
 from tenure.api.auth import API_KEY_OR_LICENSE, CheckCaller, key_or_license, require
 from tenure.api.bodies import documented, parse_body
 from tenure.api.problems import problem_responses
-from tenure.api.schemas import NEEDS_APPROVAL, answers
+from tenure.api.schemas import answers
 from tenure.crypto import jws
 from tenure.domain.values import Serial, TokenId
 from tenure.service.apikeys import Principal
@@ -213,12 +214,7 @@ def list_keys(request: Request, caller: KeyManager) -> KeyList:
     return {"keys": request.app.state.runtime.keyring().listing(caller.account)}
 
 
-@router.post(
-    "/v1/keys/rotate",
-    status_code=202,
-    response_model=None,
-    responses={**NEEDS_APPROVAL, **problem_responses(401, 403, 503)},
-)
+@router.post("/v1/keys/rotate", **gated_route(401, 403, 503))
 async def rotate_keys(request: Request, caller: KeyManager) -> JSONResponse:
     """Ask to make a new signing key → 202 ``{"approval": {...}}``: rotation needs a
     second principal's approval (``POST /v1/approvals/{id}/approve``, see
