@@ -15,6 +15,7 @@ from tenure.api.auditing import writer_of
 from tenure.api.auth import require
 from tenure.api.bodies import documented, parse_body
 from tenure.api.problems import problem_responses
+from tenure.api.runtime import runtime_of
 from tenure.service import accounts
 from tenure.service.apikeys import Principal
 from tenure.service.handlers import accounts as handlers
@@ -34,11 +35,6 @@ class AccountIn(BaseModel):
     name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 
 
-def _operator(request: Request) -> str:
-    operator: str = request.app.state.runtime.settings.default_account
-    return operator
-
-
 @router.post(
     "/accounts",
     status_code=201,
@@ -52,8 +48,9 @@ async def create_account(request: Request, caller: Owner) -> CreatedAccount:
     is shown here once; its ledger starts with a signed empty checkpoint. 409 if the
     id is taken."""
     body = await parse_body(request, AccountIn, MAX_BODY_BYTES)
+    operator = runtime_of(request).settings.default_account
     return await run_in_threadpool(
-        handlers.create_account, writer_of(request), caller, _operator(request), body.id, body.name
+        handlers.create_account, writer_of(request), caller, operator, body.id, body.name
     )
 
 
@@ -61,11 +58,12 @@ async def create_account(request: Request, caller: Owner) -> CreatedAccount:
 def list_accounts(request: Request, caller: Owner) -> AccountList:
     """``{"accounts": [{"id", "name", "created_at"}]}``: all of them for the operator
     account's owners, the caller's own for any other owner."""
-    return handlers.list_accounts(request.app.state.runtime.store, caller, _operator(request))
+    runtime = runtime_of(request)
+    return handlers.list_accounts(runtime.store, caller, runtime.settings.default_account)
 
 
 @router.get("/accounts/{account_id}", response_model=AccountView, responses=problem_responses(404))
 def get_account(request: Request, caller: Owner, account_id: str) -> AccountView:
     """One account; 404 for an account the caller may not see."""
-    store = request.app.state.runtime.store
-    return handlers.get_account(store, caller, _operator(request), account_id)
+    runtime = runtime_of(request)
+    return handlers.get_account(runtime.store, caller, runtime.settings.default_account, account_id)

@@ -20,6 +20,7 @@ from tenure.api.auditing import writer_of
 from tenure.api.auth import API_KEY_OR_LICENSE, CheckCaller, key_or_license
 from tenure.api.bodies import documented, parse_body
 from tenure.api.problems import problem_responses
+from tenure.api.runtime import runtime_of
 from tenure.api.schemas import answers
 from tenure.domain.activations import Activation, ActivationList
 from tenure.service.handlers import activations as cases
@@ -36,11 +37,6 @@ class ActivationIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     fingerprint: Annotated[str, Field(min_length=1, max_length=256)]
-
-
-def _lease_seconds(request: Request) -> int:
-    seconds: int = request.app.state.runtime.settings.lease_seconds
-    return seconds
 
 
 @router.post(
@@ -63,7 +59,7 @@ async def activate_device(request: Request, caller: Manager, serial: str) -> JSO
     body = await parse_body(request, ActivationIn, MAX_BODY_BYTES)
     activation, created = await run_in_threadpool(
         cases.activate_device, writer_of(request), caller.principal, serial, body.fingerprint,
-        _lease_seconds(request),
+        runtime_of(request).settings.lease_seconds,
     )  # fmt: skip
     return JSONResponse(activation, status_code=201 if created else 200)
 
@@ -78,9 +74,10 @@ async def renew_lease(request: Request, caller: Manager, activation: str) -> Act
     """Renew a floating lease (node-locked activations answer unchanged) → the
     activation. 409 when it was deactivated, when its lease ended and its seat was
     taken meanwhile (``seat_limit``), or when the license is no longer usable."""
+    runtime = runtime_of(request)
     return await run_in_threadpool(
-        cases.renew_lease, writer_of(request), request.app.state.runtime.store,
-        caller.principal, caller.holder_serial, activation, _lease_seconds(request),
+        cases.renew_lease, writer_of(request), runtime.store, caller.principal,
+        caller.holder_serial, activation, runtime.settings.lease_seconds,
     )  # fmt: skip
 
 

@@ -23,6 +23,7 @@ from tenure.api.auditing import route_action, writer_of
 from tenure.api.auth import require
 from tenure.api.bodies import documented, parse_body
 from tenure.api.problems import problem_responses
+from tenure.api.schemas import NEEDS_APPROVAL
 from tenure.domain.timefmt import format_time
 from tenure.errors import TenureError
 from tenure.service import approvals as service
@@ -59,6 +60,20 @@ def _now() -> str:
 
 def _accepted(pending: ApprovalPending) -> JSONResponse:
     return JSONResponse(pending.to_json(), status_code=202)
+
+
+def gated_route(*problems: int, body: type[BaseModel] | None = None) -> dict[str, Any]:
+    """The route arguments of a request the two-person rule always gates: 202 with
+    the approval request it made (``NEEDS_APPROVAL``), the ``problems`` it may answer,
+    and its ``body``, if it takes one."""
+    route: dict[str, Any] = {
+        "status_code": 202,
+        "response_model": None,
+        "responses": {**NEEDS_APPROVAL, **problem_responses(*problems)},
+    }
+    if body is not None:
+        route["openapi_extra"] = documented(body)
+    return route
 
 
 async def request_approval(

@@ -11,9 +11,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from tenure.api import problems
+from tenure.api.approval_routes import gated_route
 from tenure.api.auditing import note_problem, writer_of
 from tenure.api.auth import require
-from tenure.api.bodies import documented, parse_body
+from tenure.api.bodies import parse_body
 from tenure.api.problems import problem_responses
 from tenure.api.schemas import NEEDS_APPROVAL, answers
 from tenure.domain.catalog import CatalogDiff, CatalogDiffJson
@@ -151,13 +152,7 @@ class RetireIn(BaseModel):
     reason: Annotated[str, Field(min_length=1, max_length=500)]
 
 
-@router.post(
-    "/plans/{plan}/retire",
-    status_code=202,
-    response_model=None,
-    openapi_extra=documented(RetireIn),
-    responses={**NEEDS_APPROVAL, **problem_responses(400, 404, 503)},
-)
+@router.post("/plans/{plan}/retire", **gated_route(400, 404, 503, body=RetireIn))
 async def retire_plan(
     request: Request,
     caller: Annotated[Principal, Depends(require("catalog.apply"))],

@@ -17,11 +17,11 @@ from starlette.concurrency import run_in_threadpool
 from tenure.api.auth import require
 from tenure.api.bodies import documented, parse_body
 from tenure.api.problems import problem_responses
+from tenure.api.runtime import runtime_of
 from tenure.ops import deployments, handlers, reconcile
 from tenure.ops.deployments import Report
 from tenure.ops.views import Deployment, DeploymentList, DeploymentSummary, DriftList, DriftPass
 from tenure.service.apikeys import Principal
-from tenure.service.context import ServiceContext
 
 router = APIRouter(prefix="/v1", tags=["deployments"], responses=problem_responses(401, 403))
 Reporter = Annotated[Principal, Depends(require("deployment.report"))]
@@ -32,11 +32,6 @@ DeploymentPath = Annotated[
     str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$", description="Deployment id")
 ]
 MAX_REPORT_BYTES = 4 * 1024 * 1024
-
-
-def _runtime(request: Request) -> ServiceContext:
-    runtime: ServiceContext = request.app.state.runtime
-    return runtime
 
 
 @router.post(
@@ -53,14 +48,14 @@ async def post_report(
     "activations": [...]}`` as the deployment's latest report → 201 its summary.
     Reports are operational data, not ledger events."""
     body = await parse_body(request, Report, MAX_REPORT_BYTES)
-    store = _runtime(request).store
+    store = runtime_of(request).store
     return await run_in_threadpool(handlers.report_deployment, store, caller, deployment, body)
 
 
 @router.get("/deployments", response_model=DeploymentList)
 def list_deployments(request: Request, caller: DeploymentReader) -> DeploymentList:
     """Each deployment's latest report summary, by id."""
-    found = deployments.list_deployments(_runtime(request).store, caller.account)
+    found = deployments.list_deployments(runtime_of(request).store, caller.account)
     return DeploymentList(deployments=found)
 
 
@@ -74,7 +69,7 @@ def get_deployment(
 ) -> Deployment:
     """One deployment's latest report, its activations included; 404 if it never
     reported."""
-    return deployments.get_deployment(_runtime(request).store, caller.account, deployment)
+    return deployments.get_deployment(runtime_of(request).store, caller.account, deployment)
 
 
 @router.get("/drift", response_model=DriftList, responses=problem_responses(400))
@@ -86,14 +81,14 @@ def list_drift(
 ) -> DriftList:
     """``{"summary": {kind: count}, "findings": [...], "last_pass"}``: open findings
     (only ``kind``'s when given; 400 for an unknown kind), at most ``limit``."""
-    return reconcile.drift_list(_runtime(request).store, caller.account, kind, limit)
+    return reconcile.drift_list(runtime_of(request).store, caller.account, kind, limit)
 
 
 @router.post("/drift/reconcile", response_model=DriftPass, responses=problem_responses(503))
 async def reconcile_now(request: Request, caller: Reconciler) -> DriftPass:
     """Run a reconciliation pass now → its summary (``by_kind`` counts, reports,
     activations, findings, corrections, duration)."""
-    runtime = _runtime(request)
+    runtime = runtime_of(request)
     ledger = request.app.state.ledger
     return await run_in_threadpool(
         handlers.reconcile_now, runtime.store, ledger, caller, runtime.settings

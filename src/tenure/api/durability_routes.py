@@ -13,18 +13,17 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
-from tenure.api.approval_routes import request_approval
+from tenure.api.approval_routes import gated_route, request_approval
 from tenure.api.auth import require
-from tenure.api.bodies import documented, parse_body
+from tenure.api.bodies import parse_body
 from tenure.api.problems import problem_responses
-from tenure.api.schemas import NEEDS_APPROVAL
+from tenure.api.runtime import runtime_of
 from tenure.domain.commands import RecordRestore
 from tenure.durability import drill, live
 from tenure.durability.shipping import Shipper
 from tenure.errors import InvalidInput, NotFound
 from tenure.service.apikeys import Principal
 from tenure.service.approvals import Execution
-from tenure.service.context import ServiceContext
 from tenure.service.ledger import SignRequest
 
 router = APIRouter(prefix="/v1", tags=["durability"], responses=problem_responses(401, 403))
@@ -73,7 +72,7 @@ async def execute_restore(
     the live ledger (approval events included), wait until the site holds it (a
     restore must extend the live ledger), then restore from the site
     (``tenure.durability.live``) → the report and the ``ledger.restored`` command."""
-    runtime: ServiceContext = request.app.state.runtime
+    runtime = runtime_of(request)
     account, url = caller.account, payload["site"]
     await asyncio.wrap_future(request.app.state.ledger.submit(SignRequest(account)))
     await run_in_threadpool(live.wait_for_site, runtime, account, url)
@@ -84,13 +83,7 @@ async def execute_restore(
     return Execution(report.to_json(), also)
 
 
-@router.post(
-    "/restores",
-    status_code=202,
-    response_model=None,
-    openapi_extra=documented(RestoreIn),
-    responses={**NEEDS_APPROVAL, **problem_responses(400, 409, 503)},
-)
+@router.post("/restores", **gated_route(400, 409, 503, body=RestoreIn))
 async def restore_live(request: Request, caller: Restorer) -> JSONResponse:
     """Ask to restore the caller's account, while the service runs, from a configured
     site (never from a URL the request names that is not one) → 202
@@ -102,7 +95,7 @@ async def restore_live(request: Request, caller: Restorer) -> JSONResponse:
     ``approval.executed``. The approval fails with ``restore_refused`` when the site
     cannot prove a restore or the store has events the site lacks."""
     body = await parse_body(request, RestoreIn)
-    runtime: ServiceContext = request.app.state.runtime
+    runtime = runtime_of(request)
     urls = runtime.settings.site_urls()
     url = body.site or (urls[0] if urls else None)
     if url is None or url not in urls:

@@ -6,7 +6,7 @@ Formats here are read by other programs (verifiers, SDKs): keep them exact.
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated, Any
+from typing import Annotated
 
 import orjson
 from fastapi import APIRouter, Depends, Query, Request
@@ -14,6 +14,7 @@ from fastapi.responses import PlainTextResponse, Response
 
 from tenure.api.auth import require
 from tenure.api.problems import problem_responses
+from tenure.api.runtime import runtime_of
 from tenure.api.schemas import answers
 from tenure.service import queries
 from tenure.service.apikeys import Principal
@@ -25,10 +26,6 @@ Signer = Annotated[Principal, Depends(require("ledger.sign"))]
 NonNegative = Annotated[int, Query(ge=0, le=2**53 - 1)]
 
 
-def _store(request: Request) -> Any:
-    return request.app.state.runtime.store
-
-
 @router.get(
     "/checkpoint",
     response_class=PlainTextResponse,
@@ -36,7 +33,7 @@ def _store(request: Request) -> Any:
 )
 def get_checkpoint(request: Request, caller: Reader, size: NonNegative | None = None) -> str:
     """The latest signed checkpoint (C2SP tlog-checkpoint), or the one of ``size``."""
-    return queries.checkpoint_note(_store(request), caller.account, size)
+    return queries.checkpoint_note(runtime_of(request).store, caller.account, size)
 
 
 @router.post(
@@ -48,7 +45,7 @@ async def sign_checkpoint(request: Request, caller: Signer) -> str:
     """Sign a checkpoint of the current tree now (owner or admin)."""
     ledger = request.app.state.ledger
     await asyncio.wrap_future(ledger.submit(SignRequest(caller.account)))
-    return queries.checkpoint_note(_store(request), caller.account)
+    return queries.checkpoint_note(runtime_of(request).store, caller.account)
 
 
 @router.get(
@@ -58,7 +55,8 @@ async def sign_checkpoint(request: Request, caller: Signer) -> str:
 )
 def get_key(request: Request, caller: Reader) -> str:
     """The verifier key line(s) of this account's ledger (``name+hash+base64``)."""
-    return "".join(line + "\n" for line in queries.verifier_keys(_store(request), caller.account))
+    keys = queries.verifier_keys(runtime_of(request).store, caller.account)
+    return "".join(line + "\n" for line in keys)
 
 
 @router.get(
@@ -76,7 +74,7 @@ def get_events(
     limit: Annotated[int, Query(ge=1, le=queries.MAX_EVENTS_PAGE)] = 100,
 ) -> Response:
     """Events from ``start``: ``{"events": [{"seq", "leaf_b64", "event"}]}``."""
-    page = queries.events_page(_store(request), caller.account, start, limit)
+    page = queries.events_page(runtime_of(request).store, caller.account, start, limit)
     return Response(orjson.dumps(page.to_json()), media_type="application/json")
 
 
@@ -89,7 +87,7 @@ def get_inclusion(
     request: Request, caller: Reader, seq: NonNegative, size: NonNegative
 ) -> queries.InclusionProof:
     """RFC 9162 inclusion proof of event ``seq`` in the tree of ``size`` events."""
-    return queries.inclusion(_store(request), caller.account, seq, size)
+    return queries.inclusion(runtime_of(request).store, caller.account, seq, size)
 
 
 @router.get(
@@ -104,4 +102,4 @@ def get_consistency(
     to: NonNegative,
 ) -> queries.ConsistencyProof:
     """RFC 9162 consistency proof from tree size ``from`` to ``to``."""
-    return queries.consistency(_store(request), caller.account, from_, to)
+    return queries.consistency(runtime_of(request).store, caller.account, from_, to)

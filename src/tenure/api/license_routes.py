@@ -29,6 +29,7 @@ from tenure.api.auditing import writer_of
 from tenure.api.auth import require
 from tenure.api.bodies import documented, parse_body
 from tenure.api.problems import problem_responses
+from tenure.api.runtime import runtime_of
 from tenure.api.schemas import NEEDS_APPROVAL, answers
 from tenure.domain.commands import IssueLicense
 from tenure.domain.values import Code, CustomerId, EntitlementKey, Text
@@ -54,6 +55,8 @@ def _may(action: str) -> Any:
     return Depends(require(action))
 
 
+LicenseReader = Annotated[Principal, _may("license.read")]
+LicenseChanger = Annotated[Principal, _may("license.change")]
 MAX_BODY_BYTES = 64 * 1024
 
 
@@ -134,10 +137,6 @@ def _idempotency_key(request: Request) -> str | None:
     return request.headers.get("idempotency-key")
 
 
-def _store(request: Request) -> Any:
-    return request.app.state.runtime.store
-
-
 # ---------------------------------------------------------------- customers and products
 
 
@@ -210,7 +209,7 @@ def list_products(
     request: Request, caller: Annotated[Principal, _may("product.read")]
 ) -> ProductList:
     """Products with their features and the latest version of each of their plans."""
-    return cases.list_products(_store(request), caller)
+    return cases.list_products(runtime_of(request).store, caller)
 
 
 # ---------------------------------------------------------------- licenses: reads
@@ -223,7 +222,7 @@ def list_products(
 )
 def list_licenses(
     request: Request,
-    caller: Annotated[Principal, _may("license.read")],
+    caller: LicenseReader,
     customer: Annotated[str | None, Query(max_length=64)] = None,
     status: Annotated[str | None, Query(max_length=16)] = None,
     product: Annotated[str | None, Query(max_length=64)] = None,
@@ -235,7 +234,7 @@ def list_licenses(
     Pass ``next_cursor`` back as ``cursor`` for the next page; it is null on the last.
     """
     return cases.list_licenses(
-        _store(request),
+        runtime_of(request).store,
         caller,
         customer=customer or None,
         status=status or None,
@@ -250,11 +249,9 @@ def list_licenses(
     response_model=None,
     responses={**answers(License, "The license"), **problem_responses(404)},
 )
-def get_license(
-    request: Request, caller: Annotated[Principal, _may("license.read")], serial: str
-) -> License:
+def get_license(request: Request, caller: LicenseReader, serial: str) -> License:
     """One license (never its key); 404 if unknown."""
-    return cases.get_license(_store(request), caller, serial)
+    return cases.get_license(runtime_of(request).store, caller, serial)
 
 
 @router.get(
@@ -262,11 +259,9 @@ def get_license(
     response_model=None,
     responses={**answers(LicenseHistory, "The license's events"), **problem_responses(404)},
 )
-def get_license_history(
-    request: Request, caller: Annotated[Principal, _may("license.read")], serial: str
-) -> LicenseHistory:
+def get_license_history(request: Request, caller: LicenseReader, serial: str) -> LicenseHistory:
     """The license's ledger events in order: ``{"events": [{"seq", "event"}]}``."""
-    return cases.license_history(_store(request), caller, serial)
+    return cases.license_history(runtime_of(request).store, caller, serial)
 
 
 @router.get(
@@ -279,13 +274,13 @@ def get_license_history(
 )
 def get_license_by_legacy_id(
     request: Request,
-    caller: Annotated[Principal, _may("license.read")],
+    caller: LicenseReader,
     system: str,
     legacy_id: str,
 ) -> License:
     """The license that ``legacy_id`` of ``system`` was imported as (docs/import.md);
     404 if none was."""
-    return cases.license_by_legacy_id(_store(request), caller, system, legacy_id)
+    return cases.license_by_legacy_id(runtime_of(request).store, caller, system, legacy_id)
 
 
 # ---------------------------------------------------------------- licenses: writes
@@ -340,15 +335,13 @@ async def _change(request: Request, use_case: Callable[..., License], *args: Any
     and ``args`` (the caller, the serial, the body's values), then the request's
     ``Idempotency-Key``."""
     changed: License = await run_in_threadpool(
-        use_case, writer_of(request), _store(request), *args, _idempotency_key(request)
+        use_case, writer_of(request), runtime_of(request).store, *args, _idempotency_key(request)
     )
     return changed
 
 
 @router.post("/licenses/{serial}/renew", **_change_route(RenewIn))
-async def renew_license(
-    request: Request, caller: Annotated[Principal, _may("license.change")], serial: str
-) -> License:
+async def renew_license(request: Request, caller: LicenseChanger, serial: str) -> License:
     """Extend the expiry by ``duration`` (default: the plan's) → the updated license."""
     body = await parse_body(request, RenewIn, MAX_BODY_BYTES)
     return await _change(request, cases.renew_license, caller, serial, body.duration, body.reason)
@@ -373,9 +366,7 @@ async def reinstate_license(
 
 
 @router.post("/licenses/{serial}/revoke", **_change_route(RequiredReasonIn, gated=True))
-async def revoke_license(
-    request: Request, caller: Annotated[Principal, _may("license.change")], serial: str
-) -> Any:
+async def revoke_license(request: Request, caller: LicenseChanger, serial: str) -> Any:
     """Revoke ``{"reason"}`` (required; terminal) → the updated license; or, when it
     would cross ``TENURE_APPROVAL_REVOKE_THRESHOLD`` revocations within
     ``TENURE_APPROVAL_REVOKE_WINDOW_MINUTES``, 202 ``{"approval": {...}}``: a mass
@@ -392,9 +383,7 @@ async def revoke_license(
 
 
 @router.post("/licenses/{serial}/change-plan", **_change_route(ChangePlanIn))
-async def change_plan(
-    request: Request, caller: Annotated[Principal, _may("license.change")], serial: str
-) -> License:
+async def change_plan(request: Request, caller: LicenseChanger, serial: str) -> License:
     """Move to ``{"plan", "plan_version"?}`` (default: its latest) → the updated license."""
     body = await parse_body(request, ChangePlanIn, MAX_BODY_BYTES)
     return await _change(
@@ -403,9 +392,7 @@ async def change_plan(
 
 
 @router.post("/licenses/{serial}/override", **_change_route(OverrideIn))
-async def override_entitlement(
-    request: Request, caller: Annotated[Principal, _may("license.change")], serial: str
-) -> License:
+async def override_entitlement(request: Request, caller: LicenseChanger, serial: str) -> License:
     """Set ``{"entitlement", "value", "reason"}`` (null value removes) → the updated license."""
     body = await parse_body(request, OverrideIn, MAX_BODY_BYTES)
     return await _change(
@@ -415,9 +402,7 @@ async def override_entitlement(
 
 
 @router.post("/licenses/{serial}/transfer", **_change_route(TransferIn))
-async def transfer_license(
-    request: Request, caller: Annotated[Principal, _may("license.change")], serial: str
-) -> License:
+async def transfer_license(request: Request, caller: LicenseChanger, serial: str) -> License:
     """Transfer to ``{"customer"}`` → the updated license; 404 for an unknown customer."""
     body = await parse_body(request, TransferIn, MAX_BODY_BYTES)
     return await _change(

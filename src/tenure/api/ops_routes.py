@@ -14,6 +14,7 @@ from starlette.concurrency import run_in_threadpool
 
 from tenure.api.auth import require
 from tenure.api.problems import problem_responses
+from tenure.api.runtime import runtime_of
 from tenure.api.schemas import Health, answers
 from tenure.errors import Unauthenticated
 from tenure.observability import metrics
@@ -63,7 +64,7 @@ async def metrics_text(request: Request) -> Response:
     """Prometheus metrics (docs/observability.md): process metrics of every worker and
     the state metrics read from the store. Open unless ``metrics_token`` is set; then
     ``Authorization: Bearer <metrics_token>``."""
-    runtime: ServiceContext = request.app.state.runtime
+    runtime = runtime_of(request)
     _require_metrics_token(request, runtime)
     sample_shipper(request.app.state.shipper)
     body = await run_in_threadpool(_scrape, runtime)
@@ -89,6 +90,6 @@ def _scrape(runtime: ServiceContext) -> bytes:
 def get_slo(request: Request, caller: OpsReader) -> SloReport:
     """The caller's account's check SLOs over the window (``slo_window_days``) and the
     error budget left of each (docs/observability.md, "SLOs")."""
-    runtime: ServiceContext = request.app.state.runtime
+    runtime = runtime_of(request)
     objectives = slo.Objectives.from_settings(runtime.settings)
     return slo.slo_report(runtime.store, caller.account, datetime.now(UTC), objectives)

@@ -11,18 +11,19 @@ account's signing keys. The use cases are ``tenure.service.handlers.tokens``.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
+from tenure.api.approval_routes import gated_route
 from tenure.api.auditing import recorder_of, writer_of
 from tenure.api.auth import API_KEY_OR_LICENSE, CheckCaller, key_or_license, require
 from tenure.api.bodies import documented, parse_body
 from tenure.api.problems import problem_responses
-from tenure.api.schemas import NEEDS_APPROVAL, answers
+from tenure.api.schemas import answers
 from tenure.crypto import jws
 from tenure.domain.values import Serial, TokenId
 from tenure.service.apikeys import Principal
@@ -67,16 +68,21 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-@router.post(
-    "/v1/tokens",
-    status_code=201,
-    response_model=None,
-    responses={
-        **answers(MintedToken, "A token for the device", 201),
-        **problem_responses(400, 401, 403, 404, 409, 503),
-    },
-    openapi_extra={**documented(TokenIn), **API_KEY_OR_LICENSE},
-)
+def _mint_route(body: type[BaseModel], minted: str) -> dict[str, Any]:
+    """The route arguments of a mint: its body, 201 with the token (``minted`` says
+    which), an API key or the license as credential."""
+    return {
+        "status_code": 201,
+        "response_model": None,
+        "responses": {
+            **answers(MintedToken, minted, 201),
+            **problem_responses(400, 401, 403, 404, 409, 503),
+        },
+        "openapi_extra": {**documented(body), **API_KEY_OR_LICENSE},
+    }
+
+
+@router.post("/v1/tokens", **_mint_route(TokenIn, "A token for the device"))
 async def mint_token(request: Request, caller: Minter) -> JSONResponse:
     """Mint ``{"license", "fingerprint"}`` → 201 ``{"token", "expires_at", "jti",
     "account", "jwks_url"}``. A floating lease is renewed to outlast the token, so
@@ -92,16 +98,7 @@ async def mint_token(request: Request, caller: Minter) -> JSONResponse:
     return JSONResponse(minted, status_code=201)
 
 
-@router.post(
-    "/v1/tokens/refresh",
-    status_code=201,
-    response_model=None,
-    responses={
-        **answers(MintedToken, "The next token for the same device", 201),
-        **problem_responses(400, 401, 403, 404, 409, 503),
-    },
-    openapi_extra={**documented(RefreshIn), **API_KEY_OR_LICENSE},
-)
+@router.post("/v1/tokens/refresh", **_mint_route(RefreshIn, "The next token for the same device"))
 async def refresh_token(request: Request, caller: Minter) -> JSONResponse:
     """``{"token"}`` (expired or not, signed by this account) → the next token for the
     same activation, renewing its lease as a heartbeat does. 400 ``token_rejected``
@@ -217,12 +214,7 @@ def list_keys(request: Request, caller: KeyManager) -> KeyList:
     return {"keys": request.app.state.runtime.keyring().listing(caller.account)}
 
 
-@router.post(
-    "/v1/keys/rotate",
-    status_code=202,
-    response_model=None,
-    responses={**NEEDS_APPROVAL, **problem_responses(401, 403, 503)},
-)
+@router.post("/v1/keys/rotate", **gated_route(401, 403, 503))
 async def rotate_keys(request: Request, caller: KeyManager) -> JSONResponse:
     """Ask to make a new signing key → 202 ``{"approval": {...}}``: rotation needs a
     second principal's approval (``POST /v1/approvals/{id}/approve``, see

@@ -23,6 +23,7 @@ from tenure.api.auditing import execute_audited
 from tenure.api.auth import require
 from tenure.api.bodies import documented, parse_body
 from tenure.api.problems import problem_responses
+from tenure.api.runtime import runtime_of
 from tenure.ops import alerts, handlers, notices, webhooks
 from tenure.ops.views import (
     AlertList,
@@ -35,7 +36,6 @@ from tenure.ops.views import (
     WebhookView,
 )
 from tenure.service.apikeys import Principal
-from tenure.service.context import ServiceContext
 
 router = APIRouter(prefix="/v1", tags=["webhooks"], responses=problem_responses(401, 403))
 Manager = Annotated[Principal, Depends(require("webhook.manage"))]
@@ -65,16 +65,11 @@ class WebhookPatch(BaseModel):
     enabled: bool
 
 
-def _runtime(request: Request) -> ServiceContext:
-    runtime: ServiceContext = request.app.state.runtime
-    return runtime
-
-
 def _box(request: Request) -> webhooks.SecretBox:
     box = getattr(request.app.state, "webhook_box", None)
     if box is None:
         box = request.app.state.webhook_box = webhooks.SecretBox.from_settings(
-            _runtime(request).settings
+            runtime_of(request).settings
         )
     return box
 
@@ -106,20 +101,20 @@ async def create_webhook(request: Request, caller: Manager) -> CreatedWebhook:
         body.events,
         body.description,
         box,
-        _runtime(request).settings,
+        runtime_of(request).settings,
     )
 
 
 @router.get("/webhooks", response_model=WebhookList)
 def list_webhooks(request: Request, caller: Reader) -> WebhookList:
     """The account's subscriptions, never their secrets."""
-    return WebhookList(webhooks=webhooks.list_webhooks(_runtime(request).store, caller.account))
+    return WebhookList(webhooks=webhooks.list_webhooks(runtime_of(request).store, caller.account))
 
 
 @router.get("/webhooks/{webhook}", response_model=WebhookView, responses=problem_responses(404))
 def get_webhook(request: Request, caller: Reader, webhook: str) -> WebhookView:
     """One subscription (without its secret); 404 if the account has none of that id."""
-    return webhooks.get_webhook(_runtime(request).store, caller.account, webhook)
+    return webhooks.get_webhook(runtime_of(request).store, caller.account, webhook)
 
 
 @router.patch(
@@ -160,7 +155,7 @@ def list_deliveries(
     """The deliveries, newest first, each with ``status`` (pending, delivered,
     failed), ``attempts``, ``last_status_code``, ``last_error``, ``next_attempt_at``,
     ``history`` (every attempt) and the ``payload`` sent."""
-    store = _runtime(request).store
+    store = runtime_of(request).store
     found = webhooks.list_deliveries(store, caller.account, webhook, status, limit)
     return DeliveryList(deliveries=found)
 
@@ -186,11 +181,11 @@ async def retry_delivery(
 def list_notices(request: Request, caller: NoticeReader, limit: Limit = 50) -> NoticeList:
     """Lifecycle notices (``license.expiring_soon``, ``license.grace_started``),
     newest first."""
-    found = notices.list_notices(_runtime(request).store, caller.account, limit)
+    found = notices.list_notices(runtime_of(request).store, caller.account, limit)
     return NoticeList(notices=found)
 
 
 @router.get("/alerts", response_model=AlertList, tags=["alerts"], responses=problem_responses(400))
 def list_alerts(request: Request, caller: AlertReader, limit: Limit = 50) -> AlertList:
     """Anomaly alerts, newest first; ``cleared_at`` is None while one is open."""
-    return AlertList(alerts=alerts.list_alerts(_runtime(request).store, caller.account, limit))
+    return AlertList(alerts=alerts.list_alerts(runtime_of(request).store, caller.account, limit))

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from tenure.cli.client import ApiKeyOption, Remote, UrlOption, emit_answer, emit_json, print_table
+from tenure.cli.client import Endpoint, emit_answer, emit_json, endpoint_options, print_table
 from tenure.cli.common import Output, OutputOption
 
 app = typer.Typer(
@@ -18,6 +18,7 @@ app = typer.Typer(
 
 
 @app.command("create")
+@endpoint_options
 def create(
     account_id: Annotated[
         str,
@@ -25,14 +26,13 @@ def create(
             metavar="ID", help="Lower-case letters, digits and dashes (appears in URLs)."
         ),
     ],
-    name: Annotated[str, typer.Option("--name", help="A name for people.", show_default=False)],
-    url: UrlOption = None,
-    api_key: ApiKeyOption = None,
+    name: Annotated[str, typer.Option("--name", help="A name for people.")],
+    endpoint: Endpoint = Endpoint(),
     output: OutputOption = Output.text,
 ) -> None:
     """Create an account and print its first owner key, once: it is stored only as a
     hash. The account's ledger starts with a signed empty checkpoint."""
-    _, created = Remote(url, api_key).post("/v1/accounts", {"id": account_id, "name": name})
+    _, created = endpoint.remote().post("/v1/accounts", {"id": account_id, "name": name})
     emit_answer(
         created,
         output,
@@ -53,13 +53,10 @@ def _table(accounts: list[dict[str, Any]]) -> None:
 
 
 @app.command("list")
-def list_command(
-    url: UrlOption = None,
-    api_key: ApiKeyOption = None,
-    output: OutputOption = Output.text,
-) -> None:
+@endpoint_options
+def list_command(endpoint: Endpoint = Endpoint(), output: OutputOption = Output.text) -> None:
     """List the accounts this owner key may see."""
-    answer = Remote(url, api_key).get("/v1/accounts")
+    answer = endpoint.remote().get("/v1/accounts")
     if output is Output.json:
         emit_json(answer)
         return
@@ -67,14 +64,14 @@ def list_command(
 
 
 @app.command("show")
+@endpoint_options
 def show(
     account_id: Annotated[str, typer.Argument(metavar="ID", help="Account id.")],
-    url: UrlOption = None,
-    api_key: ApiKeyOption = None,
+    endpoint: Endpoint = Endpoint(),
     output: OutputOption = Output.text,
 ) -> None:
     """Show one account (404 for one this owner key may not see)."""
-    answer = Remote(url, api_key).get(f"/v1/accounts/{account_id}")
+    answer = endpoint.remote().get(f"/v1/accounts/{account_id}")
     if output is Output.json:
         emit_json(answer)
         return

@@ -12,9 +12,16 @@ from urllib.parse import quote
 
 import typer
 
-from tenure.cli.client import ApiKeyOption, Remote, UrlOption, emit_answer, emit_listing, unwrapped
+from tenure.cli.client import (
+    Endpoint,
+    Remote,
+    emit_answer,
+    emit_listing,
+    license_endpoint_options,
+    unwrapped,
+)
 from tenure.cli.common import Output, OutputOption
-from tenure.cli.tokens import LicenseKeyOption, show_value
+from tenure.cli.tokens import show_value
 
 app = typer.Typer(
     help="Activations: bind devices to a license's seats, renew leases, free seats.\n\n"
@@ -26,13 +33,7 @@ app = typer.Typer(
 )
 
 Serial = Annotated[str, typer.Argument(metavar="SERIAL", help="License serial (TNR-…).")]
-ActivationId = Annotated[
-    str, typer.Argument(metavar="ID", help="Activation id (act_…).", show_default=False)
-]
-
-
-def _remote(url: str | None, api_key: str | None, license_key: str | None) -> Remote:
-    return Remote(url, api_key, license_key=license_key)
+ActivationId = Annotated[str, typer.Argument(metavar="ID", help="Activation id (act_…).")]
 
 
 def _lines(activation: dict[str, Any]) -> list[str]:
@@ -54,15 +55,14 @@ def _path(activation: str) -> str:
 
 
 @app.command("create")
+@license_endpoint_options
 def create(
     serial: Serial,
     fingerprint: Annotated[
         str,
         typer.Option("--fingerprint", metavar="FP", help="The device's fingerprint (1-256 chars)."),
     ],
-    license_key: LicenseKeyOption = None,
-    url: UrlOption = None,
-    api_key: ApiKeyOption = None,
+    endpoint: Endpoint = Endpoint(),
     output: OutputOption = Output.text,
 ) -> None:
     """Activate a device on license SERIAL; print its id, mode, status and lease.
@@ -74,17 +74,16 @@ def create(
     A suspended, revoked or expired license fails with 409 license_inactive.
     """
     path = f"/v1/licenses/{quote(serial, safe='')}/activations"
-    status, activation = _remote(url, api_key, license_key).post(path, {"fingerprint": fingerprint})
+    status, activation = endpoint.remote().post(path, {"fingerprint": fingerprint})
     verb = "activated" if status == 201 else "already active"
     _print(activation, output, f"{verb}: {activation.get('id')}")
 
 
 @app.command("list")
+@license_endpoint_options
 def list_command(
     serial: Serial,
-    license_key: LicenseKeyOption = None,
-    url: UrlOption = None,
-    api_key: ApiKeyOption = None,
+    endpoint: Endpoint = Endpoint(),
     output: OutputOption = Output.text,
 ) -> None:
     """List the activations of license SERIAL, deactivated ones too.
@@ -97,9 +96,7 @@ def list_command(
         return f"{len(activations)} activation(s), {active} holding a seat"
 
     emit_listing(
-        _remote(url, api_key, license_key).get(
-            f"/v1/licenses/{quote(serial, safe='')}/activations"
-        ),
+        endpoint.remote().get(f"/v1/licenses/{quote(serial, safe='')}/activations"),
         "activations",
         output is Output.json,
         unwrapped("id", "mode", "status", "lease until", "fingerprint hash"),
@@ -118,16 +115,14 @@ def _activation_change(
 
     def command(
         activation: ActivationId,
-        license_key: LicenseKeyOption = None,
-        url: UrlOption = None,
-        api_key: ApiKeyOption = None,
+        endpoint: Endpoint = Endpoint(),
         output: OutputOption = Output.text,
     ) -> None:
-        answer = call(_remote(url, api_key, license_key), _path(activation))
+        answer = call(endpoint.remote(), _path(activation))
         _print(answer, output, f"{verb}: {answer.get('id')}")
 
     command.__doc__ = doc
-    app.command(name)(command)
+    app.command(name)(license_endpoint_options(command))
 
 
 _activation_change(

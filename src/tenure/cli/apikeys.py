@@ -14,15 +14,16 @@ from rich.table import Table
 from tenure.cli.approvals import print_approval_requested
 from tenure.cli.client import (
     ApiError,
-    ApiKeyOption,
+    Endpoint,
     Remote,
     UrlOption,
     emit_answer,
     emit_json,
+    endpoint_options,
     print_table,
 )
 from tenure.cli.common import Output, OutputOption, emit, out
-from tenure.cli.local import Account, DataDir, DbUrl, local_runtime, settings
+from tenure.cli.local import Account, DataDir, Storage, local_runtime, settings, storage_options
 from tenure.config import Settings
 from tenure.errors import Conflict, InvalidInput, NotFound, Unauthenticated
 from tenure.service.apikeys import BOOTSTRAP_FILE, ROLES, key_id_of
@@ -66,14 +67,10 @@ RoleOption = Annotated[
         "--role",
         callback=_check_role,
         help=f"Role of the new key: one of {', '.join(ROLES)} (owner only with an owner key).",
-        show_default=False,
     ),
 ]
 NameOption = Annotated[
-    str,
-    typer.Option(
-        "--name", help="A name for people, e.g. 'ci pipeline' (1-200 chars).", show_default=False
-    ),
+    str, typer.Option("--name", help="A name for people, e.g. 'ci pipeline' (1-200 chars).")
 ]
 KeyId = Annotated[str, typer.Argument(metavar="KEY_ID", help="API key id (key_…).")]
 
@@ -91,11 +88,11 @@ def _key_lines(key: dict[str, Any]) -> list[str]:
 
 
 @app.command("create")
+@endpoint_options
 def create(
     role: RoleOption,
     name: NameOption,
-    url: UrlOption = None,
-    api_key: ApiKeyOption = None,
+    endpoint: Endpoint = Endpoint(),
     output: OutputOption = Output.text,
 ) -> None:
     """Create an API key and print it once, with its id and role.
@@ -104,7 +101,7 @@ def create(
 
     An owner key may create keys of every role; an admin key every role but owner.
     """
-    _, created = Remote(url, api_key).post("/v1/apikeys", {"role": role, "name": name})
+    _, created = endpoint.remote().post("/v1/apikeys", {"role": role, "name": name})
     emit_answer(
         created,
         output,
@@ -118,17 +115,14 @@ def create(
 
 
 @app.command("list")
-def list_command(
-    url: UrlOption = None,
-    api_key: ApiKeyOption = None,
-    output: OutputOption = Output.text,
-) -> None:
+@endpoint_options
+def list_command(endpoint: Endpoint = Endpoint(), output: OutputOption = Output.text) -> None:
     """List the account's API keys, revoked ones too, oldest first (never the keys).
 
     "created by" is the key that created each one ("-": the bootstrap or first owner
     key, or a key older than key lineage). Needs an owner or admin key.
     """
-    answer = Remote(url, api_key).get("/v1/apikeys")
+    answer = endpoint.remote().get("/v1/apikeys")
     if output is Output.json:
         emit_json(answer)
         return
@@ -157,9 +151,7 @@ def list_command(
 ReasonOption = Annotated[
     str | None,
     typer.Option(
-        "--reason",
-        help="With --data-dir/--db (required there): why, recorded in the audit log.",
-        show_default=False,
+        "--reason", help="With --data-dir/--db (required there): why, recorded in the audit log."
     ),
 ]
 ForceOption = Annotated[
@@ -173,15 +165,15 @@ ForceOption = Annotated[
 
 
 @app.command("revoke")
+@endpoint_options
+@storage_options
 def revoke(
     key_id: KeyId,
-    data_dir: DataDir = None,
-    db: DbUrl = None,
+    storage: Storage = Storage(),
     account: Account = "default",
     reason: ReasonOption = None,
     force: ForceOption = False,
-    url: UrlOption = None,
-    api_key: ApiKeyOption = None,
+    endpoint: Endpoint = Endpoint(),
     output: OutputOption = Output.text,
 ) -> None:
     """Revoke an API key: from then on it gets 401. Revoking it again changes nothing.
@@ -197,15 +189,15 @@ def revoke(
     rule cannot revoke a stolen key. The audit log names the storage operator
     (storage:<user>). The last active owner key only with --force.
     """
-    if data_dir is not None or db is not None:
-        _revoke_on_storage(key_id, settings(data_dir, db), account, reason, force, output)
+    if storage.named:
+        _revoke_on_storage(key_id, storage.settings(), account, reason, force, output)
         return
     if reason is not None or force:
         raise InvalidInput(
             "--reason and --force are for revoking on the storage (--data-dir or --db)",
             field="reason",
         )
-    response = Remote(url, api_key).request("DELETE", f"/v1/apikeys/{quote(key_id, safe='')}")
+    response = endpoint.remote().request("DELETE", f"/v1/apikeys/{quote(key_id, safe='')}")
     revoked = response.json()
     if response.status_code == 202:
         print_approval_requested(revoked, output)

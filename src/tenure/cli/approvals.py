@@ -7,7 +7,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from tenure.cli.client import ApiKeyOption, Remote, UrlOption, emit_answer, emit_json, print_table
+from tenure.cli.client import Endpoint, emit_answer, emit_json, endpoint_options, print_table
 from tenure.cli.common import Output, OutputOption, out
 from tenure.errors import InvalidInput
 
@@ -18,10 +18,7 @@ app = typer.Typer(
 
 ApprovalArg = Annotated[str, typer.Argument(metavar="APPROVAL", help="Approval id (apr_…).")]
 ReasonOption = Annotated[
-    str | None,
-    typer.Option(
-        "--reason", help="Why (required; recorded in the ledger event).", show_default=False
-    ),
+    str | None, typer.Option("--reason", help="Why (required; recorded in the ledger event).")
 ]
 
 
@@ -43,21 +40,19 @@ def _lines(view: dict[str, Any]) -> list[str]:
 
 
 @app.command("list")
+@endpoint_options
 def list_approvals(
     status: Annotated[
         str | None,
         typer.Option(
-            "--status",
-            help="Only pending, approved, rejected, expired, executed or failed ones.",
-            show_default=False,
+            "--status", help="Only pending, approved, rejected, expired, executed or failed ones."
         ),
     ] = None,
-    url: UrlOption = None,
-    api_key: ApiKeyOption = None,
+    endpoint: Endpoint = Endpoint(),
     output: OutputOption = Output.text,
 ) -> None:
     """List approval requests (newest expiry first)."""
-    listing = Remote(url, api_key).get("/v1/approvals", params={"status": status})
+    listing = endpoint.remote().get("/v1/approvals", params={"status": status})
     if output is Output.json:
         emit_json(listing)
         return
@@ -75,20 +70,17 @@ def list_approvals(
 
 
 @app.command("show")
+@endpoint_options
 def show(
-    approval: ApprovalArg,
-    url: UrlOption = None,
-    api_key: ApiKeyOption = None,
-    output: OutputOption = Output.text,
+    approval: ApprovalArg, endpoint: Endpoint = Endpoint(), output: OutputOption = Output.text
 ) -> None:
     """Show one approval request and its history (who did what, and why)."""
-    view = Remote(url, api_key).get(f"/v1/approvals/{approval}")
+    view = endpoint.remote().get(f"/v1/approvals/{approval}")
     emit_answer(view, output, lambda: _lines(view))
 
 
 def _decide(
-    url: str | None,
-    api_key: str | None,
+    endpoint: Endpoint,
     approval: str,
     verdict: str,
     reason: str | None,
@@ -96,7 +88,7 @@ def _decide(
 ) -> None:
     if reason is None or not reason.strip():
         raise InvalidInput(f"--reason is required to {verdict} a request", field="reason")
-    _, answer = Remote(url, api_key).post(f"/v1/approvals/{approval}/{verdict}", {"reason": reason})
+    _, answer = endpoint.remote().post(f"/v1/approvals/{approval}/{verdict}", {"reason": reason})
     if output is Output.json:
         emit_json(answer)
         return
@@ -113,14 +105,13 @@ def _decision(verdict: str, doc: str) -> None:
     def command(
         approval: ApprovalArg,
         reason: ReasonOption = None,
-        url: UrlOption = None,
-        api_key: ApiKeyOption = None,
+        endpoint: Endpoint = Endpoint(),
         output: OutputOption = Output.text,
     ) -> None:
-        _decide(url, api_key, approval, verdict, reason, output)
+        _decide(endpoint, approval, verdict, reason, output)
 
     command.__doc__ = doc
-    app.command(verdict)(command)
+    app.command(verdict)(endpoint_options(command))
 
 
 _decision("approve", "Approve a request made by another principal; the action runs once, now.")

@@ -6,9 +6,9 @@ from typing import Annotated, Any
 
 import typer
 
-from tenure.cli.client import ApiKeyOption, Remote, UrlOption, emit_listing
+from tenure.cli.client import Endpoint, emit_listing, endpoint_options
 from tenure.cli.common import Output, OutputOption, emit, err
-from tenure.cli.local import DataDir, DbUrl, open_local
+from tenure.cli.local import Storage, storage_options
 from tenure.errors import AuditTampered
 from tenure.service import audit
 
@@ -19,9 +19,9 @@ app = typer.Typer(
 
 
 @app.command("verify")
+@storage_options
 def verify(
-    data_dir: DataDir = None,
-    db: DbUrl = None,
+    storage: Storage = Storage(),
     account: Annotated[
         str | None,
         typer.Option("--account", help="Only this account (default: every audited account)."),
@@ -35,7 +35,7 @@ def verify(
     the store directly (--data-dir / --db)."""
     reports = []
     try:
-        with open_local(data_dir, db, migrate=False) as runtime, runtime.store.read() as tx:
+        with storage.open(migrate=False) as runtime, runtime.store.read() as tx:
             accounts = [account] if account else audit.audited_accounts(tx.audit)
             for name in accounts:
                 head = tx.ledger.head(name)
@@ -74,30 +74,23 @@ def _text(value: Any) -> str:
 
 
 @app.command("list")
+@endpoint_options
 def list_command(
     action: Annotated[
         str | None,
         typer.Option(
             "--action",
             help="Only this action (check, issue_license, suspend_license, create_api_key, …).",
-            show_default=False,
         ),
     ] = None,
     outcome: Annotated[
-        str | None,
-        typer.Option("--outcome", help="Only allowed or denied.", show_default=False),
+        str | None, typer.Option("--outcome", help="Only allowed or denied.")
     ] = None,
     principal: Annotated[
-        str | None,
-        typer.Option(
-            "--principal", help="Only this API key id or license:<serial>.", show_default=False
-        ),
+        str | None, typer.Option("--principal", help="Only this API key id or license:<serial>.")
     ] = None,
     target: Annotated[
-        str | None,
-        typer.Option(
-            "--target", help="Only about this serial, customer or key id.", show_default=False
-        ),
+        str | None, typer.Option("--target", help="Only about this serial, customer or key id.")
     ] = None,
     newest: Annotated[
         bool, typer.Option("--newest", help="Newest entries first (default: oldest first).")
@@ -106,15 +99,13 @@ def list_command(
         int, typer.Option("--limit", help="Page size.", min=1, max=audit.MAX_PAGE)
     ] = 50,
     cursor: Annotated[
-        int | None,
-        typer.Option("--cursor", help="Continue after a previous page.", show_default=False),
+        int | None, typer.Option("--cursor", help="Continue after a previous page.")
     ] = None,
-    url: UrlOption = None,
-    api_key: ApiKeyOption = None,
+    endpoint: Endpoint = Endpoint(),
     output: OutputOption = Output.text,
 ) -> None:
     """Page the account's audit log (auditor or owner key)."""
-    page = Remote(url, api_key).get(
+    page = endpoint.remote().get(
         "/v1/audit",
         {
             "action": action,

@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from tenure.cli.approvals import print_approval_requested
-from tenure.cli.client import ApiKeyOption, Remote, UrlOption, emit_json, print_table
+from tenure.cli.client import Endpoint, emit_json, endpoint_options, print_table
 from tenure.cli.common import Output, OutputOption, out, value_text
 from tenure.errors import InvalidInput
 
@@ -52,16 +52,13 @@ def diff_table(diff: dict[str, Any]) -> Table:
 
 
 @app.command("apply")
+@endpoint_options
 def apply(
-    file: Annotated[
-        Path,
-        typer.Option("--file", "-f", help="Catalog YAML file.", show_default=False),
-    ],
+    file: Annotated[Path, typer.Option("--file", "-f", help="Catalog YAML file.")],
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Show the diff without appending anything.")
     ] = False,
-    url: UrlOption = None,
-    api_key: ApiKeyOption = None,
+    endpoint: Endpoint = Endpoint(),
     output: OutputOption = Output.text,
 ) -> None:
     """Send the catalog to the service and print the diff (owner or admin).
@@ -74,7 +71,7 @@ def apply(
         body = file.read_bytes()
     except OSError as exc:
         raise InvalidInput(f"cannot read {file}: {exc.strerror or exc}", field="file") from None
-    remote = Remote(url, api_key)
+    remote = endpoint.remote()
     response = remote.request(
         "POST",
         "/v1/catalog",

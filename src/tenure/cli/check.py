@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Annotated, Any
 
 import typer
 
-from tenure.cli.client import ApiKeyOption, Remote, UrlOption, emit_json
+from tenure.cli.client import Endpoint, emit_json, endpoint_options
 from tenure.cli.common import Output, OutputOption, out, value_text
 
 EXIT_ALLOWED = 0
 EXIT_DENIED = 2
 
 
+@endpoint_options
 def check(
     license: Annotated[
         str, typer.Argument(metavar="LICENSE", help="License serial (TNR-…) or key (TNRK-…).")
@@ -25,9 +27,7 @@ def check(
     ],
     fingerprint: Annotated[
         str | None,
-        typer.Option(
-            "--fingerprint", help="Machine fingerprint, if the plan uses them.", show_default=False
-        ),
+        typer.Option("--fingerprint", help="Machine fingerprint, if the plan uses them."),
     ] = None,
     license_auth: Annotated[
         bool,
@@ -37,15 +37,14 @@ def check(
             "instead of an API key; LICENSE must then be the key.",
         ),
     ] = False,
-    url: UrlOption = None,
-    api_key: ApiKeyOption = None,
+    endpoint: Endpoint = Endpoint(),
     output: OutputOption = Output.text,
 ) -> None:
     """Ask whether LICENSE may use ENTITLEMENT now; print ALLOWED or DENIED.
 
     Exit status: 0 when allowed, 2 when denied (scripts can branch on it), 1 on an error.
     """
-    remote = Remote(url, api_key, license_key=license if license_auth else None)
+    remote = (replace(endpoint, license_key=license) if license_auth else endpoint).remote()
     body: dict[str, Any] = {"license": license, "entitlement": entitlement}
     if fingerprint is not None:
         body["fingerprint"] = fingerprint

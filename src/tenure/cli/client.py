@@ -18,6 +18,7 @@ import os
 import ssl
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -27,7 +28,7 @@ from rich.console import Console
 from rich.table import Column, Table
 
 from tenure import __version__
-from tenure.cli.common import Output, out
+from tenure.cli.common import Output, gather_options, out
 from tenure.errors import TenureError
 from tenure.service.apikeys import BOOTSTRAP_FILE
 
@@ -35,12 +36,7 @@ DEFAULT_URL = "http://127.0.0.1:8080"
 TIMEOUT = 10.0
 
 UrlOption = Annotated[
-    str | None,
-    typer.Option(
-        "--url",
-        help=f"Service URL (env TENURE_URL; default {DEFAULT_URL}).",
-        show_default=False,
-    ),
+    str | None, typer.Option("--url", help=f"Service URL (env TENURE_URL; default {DEFAULT_URL}).")
 ]
 ApiKeyOption = Annotated[
     str | None,
@@ -48,7 +44,14 @@ ApiKeyOption = Annotated[
         "--api-key",
         help="API key (env TENURE_API_KEY; default: <TENURE_DATA_DIR or ./var>/"
         "bootstrap-owner.key if it exists).",
-        show_default=False,
+    ),
+]
+LicenseKeyOption = Annotated[
+    str | None,
+    typer.Option(
+        "--license-key",
+        help="Authenticate as the application with this license key "
+        "(Authorization: License KEY) instead of an API key; acts on that license only.",
     ),
 ]
 IdempotencyKeyOption = Annotated[
@@ -56,7 +59,6 @@ IdempotencyKeyOption = Annotated[
     typer.Option(
         "--idempotency-key",
         help="Idempotency-Key header: a retry with the same key and body appends nothing.",
-        show_default=False,
     ),
 ]
 
@@ -234,6 +236,35 @@ class Remote:
 
     def delete(self, path: str) -> Any:
         return _json(self.request("DELETE", path))
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """The service a command talks to and its credential: ``--url``, ``--api-key`` and
+    (for the commands an application may run) ``--license-key`` as given (``None`` for
+    one not given)."""
+
+    url: str | None = None
+    api_key: str | None = None
+    license_key: str | None = None
+
+    def remote(self) -> Remote:
+        """A client for the service; raises ``NoApiKey`` as ``Remote`` does."""
+        return Remote(self.url, self.api_key, license_key=self.license_key)
+
+
+def endpoint_options(command: Callable[..., None]) -> Callable[..., None]:
+    """``command`` with its ``endpoint: Endpoint`` parameter given on the command line
+    as ``--url`` and ``--api-key`` (``gather_options``)."""
+    options = {"url": UrlOption, "api_key": ApiKeyOption}
+    return gather_options(command, "endpoint", options, Endpoint)
+
+
+def license_endpoint_options(command: Callable[..., None]) -> Callable[..., None]:
+    """``endpoint_options`` with ``--license-key`` before the two: the application may
+    run the command with its license key instead of an API key."""
+    options = {"license_key": LicenseKeyOption, "url": UrlOption, "api_key": ApiKeyOption}
+    return gather_options(command, "endpoint", options, Endpoint)
 
 
 def _json(response: httpx.Response) -> Any:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import base64
+import functools
+import inspect
 import json
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from enum import StrEnum
 from typing import Annotated, Any
@@ -24,6 +26,41 @@ OutputOption = Annotated[Output, typer.Option("--output", "-o", help="Output for
 
 err = Console(stderr=True, soft_wrap=True)
 out = Console(soft_wrap=True)
+
+
+def gather_options(
+    command: Callable[..., None],
+    parameter: str,
+    options: Mapping[str, Any],
+    value: Callable[..., Any],
+) -> Callable[..., None]:
+    """``command`` as Typer should see it: its ``parameter`` replaced, where it stands
+    (so ``--help`` lists them there), by the ``options`` (parameter name → its
+    ``Annotated`` type, each defaulting to None), and called with
+    ``value(**their values)`` as ``parameter``. Raises ``TypeError`` if ``command`` has
+    no such parameter."""
+    signature = inspect.signature(command, eval_str=True)
+    names = list(signature.parameters)
+    if parameter not in names:
+        raise TypeError(f"{command.__name__} takes no {parameter}")
+    at = names.index(parameter)
+    kind = signature.parameters[parameter].kind
+    gathered = [
+        inspect.Parameter(name, kind, default=None, annotation=option)
+        for name, option in options.items()
+    ]
+    own = list(signature.parameters.values())
+
+    @functools.wraps(command)
+    def with_options(*args: Any, **given: Any) -> None:
+        values = {name: given.pop(name) for name in options}
+        command(*args, **given, **{parameter: value(**values)})
+
+    # Typer reads the parameters from the signature, so this one is what it declares.
+    with_options.__signature__ = signature.replace(  # type: ignore[attr-defined]
+        parameters=[*own[:at], *gathered, *own[at + 1 :]]
+    )
+    return with_options
 
 
 def value_text(value: Any) -> str:

@@ -7,9 +7,9 @@ from typing import Annotated, Any
 
 import typer
 
-from tenure.cli.client import ApiKeyOption, IdempotencyKeyOption, Remote, UrlOption, emit_answer
+from tenure.cli.client import Endpoint, IdempotencyKeyOption, emit_answer, endpoint_options
 from tenure.cli.common import Output, OutputOption, emit
-from tenure.cli.local import Account, DataDir, DbUrl, open_local
+from tenure.cli.local import Account, Storage, storage_options
 from tenure.service.apikeys import Principal
 from tenure.service.handlers import licensing as cases
 
@@ -35,28 +35,27 @@ def _customer_lines(customer: dict[str, Any], headline: str) -> list[str]:
 
 
 @app.command("create")
+@endpoint_options
 def create(
-    name: Annotated[str, typer.Option("--name", help="Customer name.", show_default=False)],
-    email: Annotated[str, typer.Option("--email", help="Contact e-mail.", show_default=False)],
+    name: Annotated[str, typer.Option("--name", help="Customer name.")],
+    email: Annotated[str, typer.Option("--email", help="Contact e-mail.")],
     external_id: Annotated[
         str | None,
         typer.Option(
             "--external-id",
             help="Your id for the customer (e.g. CRM); the same id and details find the "
             "existing customer.",
-            show_default=False,
         ),
     ] = None,
     idempotency_key: IdempotencyKeyOption = None,
-    url: UrlOption = None,
-    api_key: ApiKeyOption = None,
+    endpoint: Endpoint = Endpoint(),
     output: OutputOption = Output.text,
 ) -> None:
     """Create a customer and print its id (an existing one for the same external id)."""
     body: dict[str, Any] = {"name": name, "email": email}
     if external_id is not None:
         body["external_id"] = external_id
-    status, customer = Remote(url, api_key).post(
+    status, customer = endpoint.remote().post(
         "/v1/customers", body, idempotency_key=idempotency_key
     )
     verb = "created" if status == 201 else "existing"
@@ -64,25 +63,23 @@ def create(
 
 
 @app.command("show")
+@endpoint_options
 def show(
     customer_id: Annotated[str, typer.Argument(metavar="ID", help="Customer id (cus_…).")],
-    url: UrlOption = None,
-    api_key: ApiKeyOption = None,
+    endpoint: Endpoint = Endpoint(),
     output: OutputOption = Output.text,
 ) -> None:
     """Show one customer."""
-    customer = Remote(url, api_key).get(f"/v1/customers/{customer_id}")
+    customer = endpoint.remote().get(f"/v1/customers/{customer_id}")
     _print_customer(customer, f"customer {customer['id']}", output)
 
 
 @app.command("erase")
+@storage_options
 def erase(
     customer_id: Annotated[str, typer.Argument(metavar="ID", help="Customer id (cus_…).")],
-    reason: Annotated[
-        str, typer.Option("--reason", help="Why (recorded in the event).", show_default=False)
-    ],
-    data_dir: DataDir = None,
-    db: DbUrl = None,
+    reason: Annotated[str, typer.Option("--reason", help="Why (recorded in the event).")],
+    storage: Storage = Storage(),
     account: Account = "default",
     output: OutputOption = Output.text,
 ) -> None:
@@ -90,7 +87,7 @@ def erase(
     the ledger, then destroy the customer's data key. Licenses keep working; the
     ledger still verifies. Works on the storage (stop nothing: the writer serializes)."""
     operator = Principal(f"cli:{getpass.getuser()}", account, "admin", "local")
-    with open_local(data_dir, db) as runtime:
+    with storage.open() as runtime:
         assert runtime.personal is not None  # Runtime.open always sets it
         with runtime.ledger() as ledger:
             result = cases.erase_customer(

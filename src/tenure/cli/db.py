@@ -10,7 +10,7 @@ import typer
 
 from tenure import __version__
 from tenure.cli.common import Output, OutputOption, emit
-from tenure.cli.local import DataDir, DbUrl, local_runtime, settings
+from tenure.cli.local import Storage, local_runtime, storage_options
 from tenure.config import Settings
 from tenure.durability import upgrades
 from tenure.durability.sites import open_sites
@@ -41,10 +41,11 @@ def _snapshot_sites(s: Settings) -> list[str]:
 
 
 @app.command("status")
-def status(data_dir: DataDir = None, db: DbUrl = None, output: OutputOption = Output.text) -> None:
+@storage_options
+def status(storage: Storage = Storage(), output: OutputOption = Output.text) -> None:
     """Print the database's schema revision, this release's head, and whether an
     upgrade is pending."""
-    s = settings(data_dir, db)
+    s = storage.settings()
     found = _status(s)
     current = found.current or "none"
     verdict = (
@@ -68,10 +69,11 @@ def status(data_dir: DataDir = None, db: DbUrl = None, output: OutputOption = Ou
 
 
 @app.command("upgrade")
-def upgrade(data_dir: DataDir = None, db: DbUrl = None, output: OutputOption = Output.text) -> None:
+@storage_options
+def upgrade(storage: Storage = Storage(), output: OutputOption = Output.text) -> None:
     """Snapshot every account (to every site; without sites, to <data-dir>/pre-upgrade/),
     then apply the pending migrations. Fails before migrating if a snapshot fails."""
-    s = settings(data_dir, db)
+    s = storage.settings()
     before = _status(s)
     if not before.upgrade_pending:
         emit(
@@ -114,15 +116,15 @@ def upgrade(data_dir: DataDir = None, db: DbUrl = None, output: OutputOption = O
 
 
 @app.command("downgrade")
+@storage_options
 def downgrade(
     revision: Annotated[str, typer.Argument(help="Schema revision to go back to (or base).")],
-    data_dir: DataDir = None,
-    db: DbUrl = None,
+    storage: Storage = Storage(),
     output: OutputOption = Output.text,
 ) -> None:
     """Undo migrations down to REVISION, only if each declares itself reversible;
     otherwise refuse, naming the first that does not (restore a snapshot instead)."""
-    s = settings(data_dir, db)
+    s = storage.settings()
     path = sqlite_file(s.database())
     if path is not None and not Path(path).exists():
         raise upgrades.DowngradeRefused(f"no Tenure database at {path}: nothing to downgrade")

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from tenure.cli.common import Output, OutputOption, emit, progress_bar
-from tenure.cli.local import Account, DataDir, DbUrl, open_local
+from tenure.cli.local import Account, Storage, storage_options
 from tenure.errors import Conflict
 from tenure.service.demo import demo_license_keys, seed_demo
 from tenure.service.replay import digest_of
@@ -17,20 +17,20 @@ app = typer.Typer(help="Demo data.", no_args_is_help=True)
 
 
 @app.command("seed")
+@storage_options
 def seed(
     events: Annotated[
         int, typer.Option("--events", min=1, help="Number of events to append.")
     ] = 1000,
     seed_value: Annotated[int, typer.Option("--seed", help="Same seed, same events.")] = 1,
-    data_dir: DataDir = None,
-    db: DbUrl = None,
+    storage: Storage = Storage(),
     account: Account = "default",
     output: OutputOption = Output.text,
 ) -> None:
     """Fill an empty account with a realistic, deterministic workload (catalog, customers,
     licenses and their lifecycle) through the normal command path. Demo license keys are
     derived from the seed: never seed a production account."""
-    with open_local(data_dir, db) as runtime:
+    with storage.open() as runtime:
         with runtime.store.read() as tx:
             head = tx.ledger.head(account)
         if head is not None and head.size:

@@ -11,7 +11,7 @@ import typer
 
 from tenure.app.runtime import Runtime, key_stores
 from tenure.cli.common import Output, OutputOption, emit, progress_bar, root_text
-from tenure.cli.local import Account, DataDir, DbUrl, local_runtime, settings
+from tenure.cli.local import Account, DataDir, Storage, local_runtime, settings, storage_options
 from tenure.config import Settings
 from tenure.crypto.keystore import load_master_key
 from tenure.domain.commands import RecordRestore, StartEpoch
@@ -32,7 +32,6 @@ SiteOption = Annotated[
     typer.Option(
         "--site",
         help="Site URL (file:///path or s3://bucket/prefix); repeatable. Default: TENURE_SITES.",
-        show_default=False,
     ),
 ]
 KeyOption = Annotated[
@@ -44,7 +43,6 @@ KeyOption = Annotated[
         help="Trusted ledger verifier key (name+hash+base64), as `tenure ledger key` "
         "prints it; repeatable (in the variable: separated by white space). "
         "Default: the key in the data dir's key store.",
-        show_default=False,
     ),
 ]
 
@@ -85,15 +83,15 @@ def _verifiers(
     return [store.ledger_signer(o).verifier for o in origins if store.has_ledger_key(o)]
 
 
+@storage_options
 def ship(
-    data_dir: DataDir = None,
-    db: DbUrl = None,
+    storage: Storage = Storage(),
     site: SiteOption = None,
     output: OutputOption = Output.text,
 ) -> None:
     """Ship every account's events that a site lacks, once (the service does this
     continuously when TENURE_SITES is set)."""
-    s = settings(data_dir, db)
+    s = storage.settings()
     with local_runtime(s, migrate=False) as runtime:
         report = Shipper(runtime.store, _sites(s, site), signer=runtime.ledger_signer).ship_once()
     lines = [f"{url}: {n} events shipped" for url, n in report.shipped.items()]
@@ -101,16 +99,16 @@ def ship(
 
 
 @snapshot_app.command("create")
+@storage_options
 def create(
-    data_dir: DataDir = None,
-    db: DbUrl = None,
+    storage: Storage = Storage(),
     account: Account = "default",
     site: SiteOption = None,
     output: OutputOption = Output.text,
 ) -> None:
     """Snapshot the account's projection at its current ledger size, sign it and write
     it to every site."""
-    s = settings(data_dir, db)
+    s = storage.settings()
     sites = _sites(s, site)
     with local_runtime(s, migrate=False) as runtime:
         origin, signer = runtime.ledger_signer(account)
@@ -188,7 +186,6 @@ def restore(
             "--at-time",
             help="Restore the events up to this moment (RFC 3339 UTC, e.g. "
             "2026-11-29T02:00:00Z; for investigation).",
-            show_default=False,
         ),
     ] = None,
     replace: Annotated[
@@ -299,13 +296,13 @@ def _record(
         ledger.execute(SignRequest(account))
 
 
+@storage_options
 def drill(
     site: Annotated[
         str | None,
         typer.Option("--site", help="Site to drill (default: the first of TENURE_SITES)."),
     ] = None,
-    data_dir: DataDir = None,
-    db: DbUrl = None,
+    storage: Storage = Storage(),
     account: Account = "default",
     key: KeyOption = None,
     output: OutputOption = Output.text,
@@ -313,7 +310,7 @@ def drill(
     """Restore the latest state from a site into a scratch database, compare its root
     and digest with the live store, and report RTO, RPO and pass/fail (kept for
     GET /v1/drills/latest, and in the audit log); exit 1 if it fails."""
-    s = settings(data_dir, db)
+    s = storage.settings()
     where = open_site(site) if site else _sites(s, None)[0]
     verifiers = _verifiers(s, account, key, where)
     with local_runtime(s, migrate=False) as runtime:

@@ -9,17 +9,12 @@ from typing import Annotated
 import typer
 
 from tenure.cli.common import Output, OutputOption, emit, progress_bar
-from tenure.cli.local import Account, DataDir, DbUrl, open_local
+from tenure.cli.local import Account, Storage, storage_options
 from tenure.errors import InvalidInput
 from tenure.service.legacy_import import Format, ImportReport, import_rows, parse_rows
 
 FormatOption = Annotated[
-    str | None,
-    typer.Option(
-        "--format",
-        help="csv or json (default: from the file's extension).",
-        show_default=False,
-    ),
+    str | None, typer.Option("--format", help="csv or json (default: from the file's extension).")
 ]
 SystemOption = Annotated[
     str,
@@ -50,14 +45,12 @@ def _summary(report: ImportReport) -> str:
     return "\n".join(lines)
 
 
+@storage_options
 def import_licenses(
-    file: Annotated[
-        Path, typer.Argument(metavar="FILE", help="The CSV or JSON file.", show_default=False)
-    ],
+    file: Annotated[Path, typer.Argument(metavar="FILE", help="The CSV or JSON file.")],
     fmt: FormatOption = None,
     system: SystemOption = "legacy",
-    data_dir: DataDir = None,
-    db: DbUrl = None,
+    storage: Storage = Storage(),
     account: Account = "default",
     output: OutputOption = Output.text,
 ) -> None:
@@ -75,7 +68,7 @@ def import_licenses(
         raise InvalidInput(f"cannot read {file}: {exc.strerror or exc}", field="file") from None
     parsed = parse_rows(chosen, data)
     with (
-        open_local(data_dir, db) as runtime,
+        storage.open() as runtime,
         runtime.ledger() as ledger,
         progress_bar("importing", len(parsed)) as update,
     ):

@@ -7,7 +7,7 @@ from typing import Any
 import typer
 
 from tenure.cli.approvals import print_approval_requested
-from tenure.cli.client import ApiKeyOption, Remote, UrlOption, emit_answer, emit_listing, unwrapped
+from tenure.cli.client import Endpoint, emit_answer, emit_listing, endpoint_options, unwrapped
 from tenure.cli.common import Output, OutputOption
 from tenure.cli.tokens import show_value
 
@@ -21,11 +21,8 @@ app = typer.Typer(
 
 
 @app.command("list")
-def list_command(
-    url: UrlOption = None,
-    api_key: ApiKeyOption = None,
-    output: OutputOption = Output.text,
-) -> None:
+@endpoint_options
+def list_command(endpoint: Endpoint = Endpoint(), output: OutputOption = Output.text) -> None:
     """List the account's signing keys, newest first (public parts only).
 
     The signing key is the one not retired; a retired one stays published until 'published until'.
@@ -38,7 +35,7 @@ def list_command(
         return f"{len(keys)} key(s); signing key: {show_value(current[0] if current else None)}"
 
     emit_listing(
-        Remote(url, api_key).get("/v1/keys"),
+        endpoint.remote().get("/v1/keys"),
         "keys",
         output is Output.json,
         unwrapped("kid", "created", "retired", "published until"),
@@ -51,11 +48,8 @@ def list_command(
 
 
 @app.command("rotate")
-def rotate(
-    url: UrlOption = None,
-    api_key: ApiKeyOption = None,
-    output: OutputOption = Output.text,
-) -> None:
+@endpoint_options
+def rotate(endpoint: Endpoint = Endpoint(), output: OutputOption = Output.text) -> None:
     """Make a new signing key; print its kid.
 
     New tokens, revocation lists and license files are signed with it at once.
@@ -65,7 +59,7 @@ def rotate(
     Needs an owner or admin key, and a second principal's approval (two-person rule):
     this asks for it; `tenure approval approve <id>` by another key rotates.
     """
-    status, rotated = Remote(url, api_key).post("/v1/keys/rotate")
+    status, rotated = endpoint.remote().post("/v1/keys/rotate")
     if status == 202:
         print_approval_requested(rotated, output)
         return

@@ -10,7 +10,7 @@ import typer
 
 from tenure.app.runtime import Runtime
 from tenure.cli.common import Output, OutputOption, emit, progress_bar, root_text
-from tenure.cli.local import Account, DataDir, DbUrl, open_local
+from tenure.cli.local import Account, Storage, storage_options
 from tenure.errors import LedgerTampered, StateTampered
 from tenure.service import queries
 from tenure.service.ledger import SignRequest
@@ -23,9 +23,9 @@ app.add_typer(proof_app, name="proof")
 
 
 @app.command("verify")
+@storage_options
 def verify(
-    data_dir: DataDir = None,
-    db: DbUrl = None,
+    storage: Storage = Storage(),
     account: Account = "default",
     key: Annotated[
         list[str] | None,
@@ -46,7 +46,7 @@ def verify(
     checkpoint's signature and consistency, and replay the ledger to prove the stored
     projection and state map and every signed state root; on tampering, name the first
     bad seq or row and exit 1."""
-    with open_local(data_dir, db, migrate=False) as runtime:
+    with storage.open(migrate=False) as runtime:
         try:
             # The head alone sizes the progress bar, read like every other row: as hostile.
             with runtime.store.read() as tx:
@@ -93,9 +93,9 @@ def _row_of(error: LedgerTampered) -> dict[str, object]:
 
 
 @app.command("checkpoint")
+@storage_options
 def checkpoint(
-    data_dir: DataDir = None,
-    db: DbUrl = None,
+    storage: Storage = Storage(),
     account: Account = "default",
     sign: Annotated[
         bool, typer.Option("--sign", help="Sign a checkpoint of the current tree first.")
@@ -105,7 +105,7 @@ def checkpoint(
     ] = None,
 ) -> None:
     """Print the latest signed checkpoint (C2SP signed note)."""
-    with open_local(data_dir, db) as runtime:
+    with storage.open() as runtime:
         if sign:
             with runtime.ledger() as ledger:
                 ledger.execute(SignRequest(account))
@@ -114,9 +114,9 @@ def checkpoint(
 
 
 @app.command("key")
+@storage_options
 def key(
-    data_dir: DataDir = None,
-    db: DbUrl = None,
+    storage: Storage = Storage(),
     account: Account = "default",
     output: OutputOption = Output.text,
 ) -> None:
@@ -125,7 +125,7 @@ def key(
     The same lines as GET /v1/ledger/key: what auditors pin, and what an application
     ships as LicenseClient(..., ledger_key=...). Fails while the ledger has no key yet.
     """
-    with open_local(data_dir, db, migrate=False) as runtime:
+    with storage.open(migrate=False) as runtime:
         keys = queries.verifier_keys(runtime.store, account)
     if output is Output.json:
         emit(output, {"keys": keys}, "")
@@ -134,47 +134,47 @@ def key(
 
 
 @proof_app.command("inclusion")
+@storage_options
 def inclusion(
     seq: Annotated[int, typer.Argument(help="Event seq to prove.")],
     size: Annotated[
         int | None, typer.Option(help="Tree size (default: the latest checkpoint).")
     ] = None,
-    data_dir: DataDir = None,
-    db: DbUrl = None,
+    storage: Storage = Storage(),
     account: Account = "default",
     output: OutputOption = Output.json,
 ) -> None:
     """Inclusion proof of event SEQ (same JSON as GET /v1/ledger/proof/inclusion)."""
-    with open_local(data_dir, db, migrate=False) as runtime:
+    with storage.open(migrate=False) as runtime:
         tree = size if size is not None else _latest_size(runtime, account)
         result = queries.inclusion(runtime.store, account, seq, tree)
     emit(output, result, "\n".join(result["proof"]))
 
 
 @proof_app.command("consistency")
+@storage_options
 def consistency(
     old: Annotated[int, typer.Argument(help="Older tree size.")],
     new: Annotated[int, typer.Argument(help="Newer tree size.")],
-    data_dir: DataDir = None,
-    db: DbUrl = None,
+    storage: Storage = Storage(),
     account: Account = "default",
     output: OutputOption = Output.json,
 ) -> None:
     """Consistency proof between two tree sizes (same JSON as the API)."""
-    with open_local(data_dir, db, migrate=False) as runtime:
+    with storage.open(migrate=False) as runtime:
         result = queries.consistency(runtime.store, account, old, new)
     emit(output, result, "\n".join(result["proof"]))
 
 
 @app.command("export")
+@storage_options
 def export(
-    data_dir: DataDir = None,
-    db: DbUrl = None,
+    storage: Storage = Storage(),
     account: Account = "default",
     start: Annotated[int, typer.Option(min=0, help="First seq.")] = 0,
 ) -> None:
     """Write the ledger's leaves, one canonical JSON event per line, to stdout."""
-    with open_local(data_dir, db, migrate=False) as runtime, runtime.store.read() as tx:
+    with storage.open(migrate=False) as runtime, runtime.store.read() as tx:
         for _, leaf in tx.ledger.leaves(account, start):
             sys.stdout.buffer.write(leaf + b"\n")
 

@@ -17,7 +17,7 @@ from urllib.parse import quote
 
 import typer
 
-from tenure.cli.client import ApiKeyOption, Remote, UrlOption, emit_answer
+from tenure.cli.client import Endpoint, emit_answer, endpoint_options
 from tenure.cli.common import Output, OutputOption
 from tenure.cli.tokens import (
     FormatOption,
@@ -54,6 +54,7 @@ Fingerprint = Annotated[
 
 
 @app.command("issue")
+@endpoint_options
 def issue(
     serial: Annotated[str, typer.Argument(metavar="SERIAL", help="License serial (TNR-…).")],
     fingerprint: Fingerprint,
@@ -64,7 +65,6 @@ def issue(
             metavar="DURATION",
             help="The file's lifetime, ISO 8601 (e.g. P365D); default: the rest of the "
             "license's term (a year for a perpetual license).",
-            show_default=False,
         ),
     ] = None,
     encrypt: Annotated[
@@ -81,12 +81,10 @@ def issue(
             "-o",
             metavar="FILE",
             help="Write the license file to FILE (default: standard output).",
-            show_default=False,
             dir_okay=False,
         ),
     ] = None,
-    url: UrlOption = None,
-    api_key: ApiKeyOption = None,
+    endpoint: Endpoint = Endpoint(),
     output: FormatOption = Output.text,
 ) -> None:
     """Issue a license file that binds license SERIAL to one device.
@@ -99,7 +97,7 @@ def issue(
     if expires is not None:
         body["expires"] = expires
     path = f"/v1/licenses/{quote(serial, safe='')}/license-file"
-    _, answer = Remote(url, api_key).post(path, body)
+    _, answer = endpoint.remote().post(path, body)
     deliver(
         str(answer.get("license_file", "")),
         answer,
@@ -129,12 +127,10 @@ def _claimed_serial(text: str) -> str | None:
 
 
 @app.command("verify")
+@endpoint_options
 def verify(
     file: Annotated[
-        str,
-        typer.Argument(
-            metavar="FILE", help="The license file (- for standard input).", show_default=False
-        ),
+        str, typer.Argument(metavar="FILE", help="The license file (- for standard input).")
     ],
     fingerprint: Fingerprint,
     jwks_source: OptionalJwksOption = None,
@@ -143,10 +139,7 @@ def verify(
     license_key: Annotated[
         str | None,
         typer.Option(
-            "--license-key",
-            metavar="K",
-            help="The license key: needed to open an encrypted file.",
-            show_default=False,
+            "--license-key", metavar="K", help="The license key: needed to open an encrypted file."
         ),
     ] = None,
     serial: Annotated[
@@ -155,11 +148,9 @@ def verify(
             "--serial",
             metavar="S",
             help="Expected license serial (default: the one the file names).",
-            show_default=False,
         ),
     ] = None,
-    url: UrlOption = None,
-    api_key: ApiKeyOption = None,
+    endpoint: Endpoint = Endpoint(),
     output: OutputOption = Output.text,
 ) -> None:
     """Verify a license file OFFLINE; print its serial, product, entitlements and expiry.
@@ -182,7 +173,7 @@ def verify(
 
     invalid_license_file: bad armor, or a missing or wrong license key.
     """
-    trusted = trusted_keys(jwks_source, ledger_key, keyset, url, api_key)
+    trusted = trusted_keys(jwks_source, ledger_key, keyset, endpoint)
     text = read_file_argument(file, "file")
     expected = serial if serial is not None else _claimed_serial(text)
     try:

@@ -8,12 +8,11 @@ import typer
 
 from tenure.cli.approvals import print_approval_requested
 from tenure.cli.client import (
-    ApiKeyOption,
+    Endpoint,
     IdempotencyKeyOption,
-    Remote,
-    UrlOption,
     emit_answer,
     emit_listing,
+    endpoint_options,
     unwrapped,
 )
 from tenure.cli.common import Output, OutputOption, value_text
@@ -25,20 +24,13 @@ PAGE_MAX = 200
 
 Serial = Annotated[str, typer.Argument(metavar="SERIAL", help="License serial (TNR-…).")]
 ReasonOption = Annotated[
-    str | None,
-    typer.Option("--reason", help="Why (recorded in the ledger event).", show_default=False),
+    str | None, typer.Option("--reason", help="Why (recorded in the ledger event).")
 ]
 RequiredReasonOption = Annotated[
-    str | None,
-    typer.Option(
-        "--reason", help="Why (required; recorded in the ledger event).", show_default=False
-    ),
+    str | None, typer.Option("--reason", help="Why (required; recorded in the ledger event).")
 ]
 PlanVersionOption = Annotated[
-    int | None,
-    typer.Option(
-        "--plan-version", help="Plan version (default: the latest).", min=1, show_default=False
-    ),
+    int | None, typer.Option("--plan-version", help="Plan version (default: the latest).", min=1)
 ]
 
 
@@ -85,8 +77,7 @@ def _print_license(view: dict[str, Any], output: Output, headline: str | None = 
 
 
 def _act(
-    url: str | None,
-    api_key: str | None,
+    endpoint: Endpoint,
     serial: str,
     action: str,
     body: dict[str, Any],
@@ -95,7 +86,7 @@ def _act(
     done: str,
 ) -> None:
     clean = {k: v for k, v in body.items() if v is not None or k == "value"}
-    status, view = Remote(url, api_key).post(
+    status, view = endpoint.remote().post(
         f"/v1/licenses/{serial}/{action}", clean, idempotency_key=idempotency_key
     )
     if status == 202:  # a mass revocation: the two-person rule
@@ -108,24 +99,20 @@ def _act(
 
 
 @app.command("issue")
+@endpoint_options
 def issue(
-    product: Annotated[str, typer.Option("--product", help="Product code.", show_default=False)],
-    plan: Annotated[str, typer.Option("--plan", help="Plan code.", show_default=False)],
-    customer: Annotated[
-        str, typer.Option("--customer", help="Customer id (cus_…).", show_default=False)
-    ],
+    product: Annotated[str, typer.Option("--product", help="Product code.")],
+    plan: Annotated[str, typer.Option("--plan", help="Plan code.")],
+    customer: Annotated[str, typer.Option("--customer", help="Customer id (cus_…).")],
     order_ref: Annotated[
         str,
         typer.Option(
-            "--order-ref",
-            help="Your order reference; the same order again gives the same license.",
-            show_default=False,
+            "--order-ref", help="Your order reference; the same order again gives the same license."
         ),
     ],
     plan_version: PlanVersionOption = None,
     idempotency_key: IdempotencyKeyOption = None,
-    url: UrlOption = None,
-    api_key: ApiKeyOption = None,
+    endpoint: Endpoint = Endpoint(),
     output: OutputOption = Output.text,
 ) -> None:
     """Issue a license and print its serial and KEY (the key is shown now: keep it)."""
@@ -137,7 +124,7 @@ def issue(
     }
     if plan_version is not None:
         body["plan_version"] = plan_version
-    status, view = Remote(url, api_key).post("/v1/licenses", body, idempotency_key=idempotency_key)
+    status, view = endpoint.remote().post("/v1/licenses", body, idempotency_key=idempotency_key)
     verb = "issued" if status == 201 else "already issued for this order"
     emit_answer(
         view,
@@ -152,44 +139,36 @@ def issue(
 
 
 @app.command("show")
+@endpoint_options
 def show(
-    serial: Serial,
-    url: UrlOption = None,
-    api_key: ApiKeyOption = None,
-    output: OutputOption = Output.text,
+    serial: Serial, endpoint: Endpoint = Endpoint(), output: OutputOption = Output.text
 ) -> None:
     """Show one license (never its key)."""
-    _print_license(Remote(url, api_key).get(f"/v1/licenses/{serial}"), output)
+    _print_license(endpoint.remote().get(f"/v1/licenses/{serial}"), output)
 
 
 @app.command("list")
+@endpoint_options
 def list_command(
     customer: Annotated[
-        str | None, typer.Option("--customer", help="Only this customer's.", show_default=False)
+        str | None, typer.Option("--customer", help="Only this customer's.")
     ] = None,
     status: Annotated[
-        str | None,
-        typer.Option(
-            "--status", help="Only with this status (active, suspended, …).", show_default=False
-        ),
+        str | None, typer.Option("--status", help="Only with this status (active, suspended, …).")
     ] = None,
-    product: Annotated[
-        str | None, typer.Option("--product", help="Only of this product.", show_default=False)
-    ] = None,
+    product: Annotated[str | None, typer.Option("--product", help="Only of this product.")] = None,
     limit: Annotated[int, typer.Option("--limit", help="Page size.", min=1, max=PAGE_MAX)] = 50,
     cursor: Annotated[
-        str | None,
-        typer.Option("--cursor", help="Continue after a previous page.", show_default=False),
+        str | None, typer.Option("--cursor", help="Continue after a previous page.")
     ] = None,
     all_pages: Annotated[
         bool, typer.Option("--all", help="Follow the cursor through every page.")
     ] = False,
-    url: UrlOption = None,
-    api_key: ApiKeyOption = None,
+    endpoint: Endpoint = Endpoint(),
     output: OutputOption = Output.text,
 ) -> None:
     """List licenses by serial, filtered; one page unless --all."""
-    remote = Remote(url, api_key)
+    remote = endpoint.remote()
     licenses: list[dict[str, Any]] = []
     next_cursor = cursor
     while True:
@@ -230,11 +209,9 @@ def list_command(
 
 
 @app.command("history")
+@endpoint_options
 def history(
-    serial: Serial,
-    url: UrlOption = None,
-    api_key: ApiKeyOption = None,
-    output: OutputOption = Output.text,
+    serial: Serial, endpoint: Endpoint = Endpoint(), output: OutputOption = Output.text
 ) -> None:
     """The license's ledger events, in order."""
 
@@ -250,7 +227,7 @@ def history(
         )
 
     emit_listing(
-        Remote(url, api_key).get(f"/v1/licenses/{serial}/history"),
+        endpoint.remote().get(f"/v1/licenses/{serial}/history"),
         "events",
         output is Output.json,
         ["seq", *unwrapped("type"), "time", "actor", "reason"],
@@ -262,23 +239,20 @@ def history(
 
 
 @app.command("renew")
+@endpoint_options
 def renew(
     serial: Serial,
     duration: Annotated[
-        str | None,
-        typer.Option(
-            "--duration", help="Extend by this much (default: the plan's).", show_default=False
-        ),
+        str | None, typer.Option("--duration", help="Extend by this much (default: the plan's).")
     ] = None,
     reason: ReasonOption = None,
     idempotency_key: IdempotencyKeyOption = None,
-    url: UrlOption = None,
-    api_key: ApiKeyOption = None,
+    endpoint: Endpoint = Endpoint(),
     output: OutputOption = Output.text,
 ) -> None:
     """Extend the license's expiry."""
     body = {"duration": duration, "reason": reason}
-    _act(url, api_key, serial, "renew", body, idempotency_key, output, "renewed")
+    _act(endpoint, serial, "renew", body, idempotency_key, output, "renewed")
 
 
 def _status_change(action: str, done: str, doc: str, *, reason_required: bool) -> None:
@@ -288,17 +262,16 @@ def _status_change(action: str, done: str, doc: str, *, reason_required: bool) -
         serial: Serial,
         reason: ReasonOption = None,
         idempotency_key: IdempotencyKeyOption = None,
-        url: UrlOption = None,
-        api_key: ApiKeyOption = None,
+        endpoint: Endpoint = Endpoint(),
         output: OutputOption = Output.text,
     ) -> None:
         body = {"reason": _require_reason(reason, action) if reason_required else reason}
-        _act(url, api_key, serial, action, body, idempotency_key, output, done)
+        _act(endpoint, serial, action, body, idempotency_key, output, done)
 
     if reason_required:  # the same option, its help saying it is required
         command.__annotations__["reason"] = RequiredReasonOption
     command.__doc__ = doc
-    app.command(action)(command)
+    app.command(action)(endpoint_options(command))
 
 
 _status_change(
@@ -317,31 +290,27 @@ _status_change(
 
 
 @app.command("change-plan")
+@endpoint_options
 def change_plan(
     serial: Serial,
-    plan: Annotated[str, typer.Option("--plan", help="The new plan code.", show_default=False)],
+    plan: Annotated[str, typer.Option("--plan", help="The new plan code.")],
     plan_version: PlanVersionOption = None,
     reason: ReasonOption = None,
     idempotency_key: IdempotencyKeyOption = None,
-    url: UrlOption = None,
-    api_key: ApiKeyOption = None,
+    endpoint: Endpoint = Endpoint(),
     output: OutputOption = Output.text,
 ) -> None:
     """Move the license to another plan (or another version of its plan)."""
     body = {"plan": plan, "plan_version": plan_version, "reason": reason}
-    _act(url, api_key, serial, "change-plan", body, idempotency_key, output, "plan changed")
+    _act(endpoint, serial, "change-plan", body, idempotency_key, output, "plan changed")
 
 
 @app.command("override")
+@endpoint_options
 def override(
     serial: Serial,
     entitlement: Annotated[
-        str,
-        typer.Option(
-            "--entitlement",
-            help="Entitlement key, e.g. seats or feature:scripting.",
-            show_default=False,
-        ),
+        str, typer.Option("--entitlement", help="Entitlement key, e.g. seats or feature:scripting.")
     ],
     value: Annotated[
         str,
@@ -349,13 +318,11 @@ def override(
             "--value",
             help="true/false (feature:, module:), an integer (seats, quota:), or null to "
             "remove the override.",
-            show_default=False,
         ),
     ],
     reason: RequiredReasonOption = None,
     idempotency_key: IdempotencyKeyOption = None,
-    url: UrlOption = None,
-    api_key: ApiKeyOption = None,
+    endpoint: Endpoint = Endpoint(),
     output: OutputOption = Output.text,
 ) -> None:
     """Override one entitlement of this license (--reason required)."""
@@ -364,21 +331,19 @@ def override(
         "value": parse_value(value),
         "reason": _require_reason(reason, "override an entitlement of"),
     }
-    _act(url, api_key, serial, "override", body, idempotency_key, output, "overridden")
+    _act(endpoint, serial, "override", body, idempotency_key, output, "overridden")
 
 
 @app.command("transfer")
+@endpoint_options
 def transfer(
     serial: Serial,
-    customer: Annotated[
-        str, typer.Option("--customer", help="The new customer id (cus_…).", show_default=False)
-    ],
+    customer: Annotated[str, typer.Option("--customer", help="The new customer id (cus_…).")],
     reason: ReasonOption = None,
     idempotency_key: IdempotencyKeyOption = None,
-    url: UrlOption = None,
-    api_key: ApiKeyOption = None,
+    endpoint: Endpoint = Endpoint(),
     output: OutputOption = Output.text,
 ) -> None:
     """Transfer the license to another customer."""
     body = {"customer": customer, "reason": reason}
-    _act(url, api_key, serial, "transfer", body, idempotency_key, output, "transferred")
+    _act(endpoint, serial, "transfer", body, idempotency_key, output, "transferred")

@@ -1,17 +1,19 @@
 """What the commands that work on the local storage share: the options naming it
-(``--data-dir``, ``--db``, ``--account``), the settings they make, and the runtime over
-it, opened for one command and closed when it is done."""
+(``--data-dir``, ``--db``, gathered as one ``Storage``; ``--account``), the settings they
+make, and the runtime over it, opened for one command and closed when it is done."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from tenure.app.runtime import Runtime
+from tenure.cli.common import gather_options
 from tenure.config import Settings
 
 DataDir = Annotated[
@@ -20,7 +22,6 @@ DataDir = Annotated[
         "--data-dir",
         help="Directory holding tenure.db, master.key and keys/ "
         "(env TENURE_DATA_DIR; default ./var).",
-        show_default=False,
     ),
 ]
 DbUrl = Annotated[
@@ -29,7 +30,6 @@ DbUrl = Annotated[
         "--db",
         help="Database URL (sqlite:///path); overrides the data dir's tenure.db "
         "(env TENURE_DATABASE_URL).",
-        show_default=False,
     ),
 ]
 Account = Annotated[str, typer.Option("--account", help="Account (tenant) to work on.")]
@@ -57,9 +57,29 @@ def local_runtime(s: Settings, *, migrate: bool = True) -> Iterator[Runtime]:
         runtime.close()
 
 
-def open_local(
-    data_dir: Path | None, db: str | None, *, migrate: bool = True
-) -> AbstractContextManager[Runtime]:
-    """``local_runtime`` over the store that ``--data-dir``/``--db`` (or the environment)
-    name."""
-    return local_runtime(settings(data_dir, db), migrate=migrate)
+@dataclass(frozen=True)
+class Storage:
+    """The storage a command works on: ``--data-dir`` and ``--db`` as given (``None``
+    for one not given: the environment's, else ./var)."""
+
+    data_dir: Path | None = None
+    db: str | None = None
+
+    @property
+    def named(self) -> bool:
+        """Whether ``--data-dir`` or ``--db`` was given."""
+        return self.data_dir is not None or self.db is not None
+
+    def settings(self) -> Settings:
+        """``settings`` with these options."""
+        return settings(self.data_dir, self.db)
+
+    def open(self, *, migrate: bool = True) -> AbstractContextManager[Runtime]:
+        """``local_runtime`` over this storage."""
+        return local_runtime(self.settings(), migrate=migrate)
+
+
+def storage_options(command: Callable[..., None]) -> Callable[..., None]:
+    """``command`` with its ``storage: Storage`` parameter given on the command line as
+    ``--data-dir`` and ``--db`` (``gather_options``)."""
+    return gather_options(command, "storage", {"data_dir": DataDir, "db": DbUrl}, Storage)

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from tenure.cli.client import ApiKeyOption, Remote, UrlOption, emit_json, emit_listing, print_table
+from tenure.cli.client import Endpoint, emit_json, emit_listing, endpoint_options, print_table
 from tenure.cli.common import Output, OutputOption, out
 
 drift_app = typer.Typer(
@@ -23,13 +23,10 @@ def _counts_table(by_kind: dict[str, int]) -> Table:
     return table
 
 
-def reconcile(
-    url: UrlOption = None,
-    api_key: ApiKeyOption = None,
-    output: OutputOption = Output.text,
-) -> None:
+@endpoint_options
+def reconcile(endpoint: Endpoint = Endpoint(), output: OutputOption = Output.text) -> None:
     """Run a reconciliation pass on the service now and print its findings by kind."""
-    _, summary = Remote(url, api_key).post("/v1/drift/reconcile")
+    _, summary = endpoint.remote().post("/v1/drift/reconcile")
     if output is Output.json:
         emit_json(summary)
         return
@@ -42,19 +39,16 @@ def reconcile(
 
 
 @drift_app.command("list")
+@endpoint_options
 def list_drift(
-    kind: Annotated[
-        str | None,
-        typer.Option("--kind", help="Only findings of this kind.", show_default=False),
-    ] = None,
+    kind: Annotated[str | None, typer.Option("--kind", help="Only findings of this kind.")] = None,
     limit: Annotated[int, typer.Option("--limit", min=1, max=10_000, help="At most.")] = 100,
-    url: UrlOption = None,
-    api_key: ApiKeyOption = None,
+    endpoint: Endpoint = Endpoint(),
     output: OutputOption = Output.text,
 ) -> None:
     """List open drift findings (by kind, deployment, subject)."""
     emit_listing(
-        Remote(url, api_key).get("/v1/drift", params={"kind": kind, "limit": limit}),
+        endpoint.remote().get("/v1/drift", params={"kind": kind, "limit": limit}),
         "findings",
         output is Output.json,
         ("kind", "deployment", "subject", "detail", "first seen"),

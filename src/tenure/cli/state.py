@@ -10,7 +10,7 @@ import typer
 
 from tenure.canonical import canonical_json
 from tenure.cli.common import Output, OutputOption, emit, progress_bar
-from tenure.cli.local import Account, DataDir, DbUrl, open_local
+from tenure.cli.local import Account, Storage, storage_options
 from tenure.service.replay import digest_of, rebuild
 from tenure.service.state import export_state, state_root
 
@@ -22,14 +22,14 @@ app = typer.Typer(
 
 
 @app.command("digest")
+@storage_options
 def digest(
-    data_dir: DataDir = None,
-    db: DbUrl = None,
+    storage: Storage = Storage(),
     account: Account = "default",
     output: OutputOption = Output.text,
 ) -> None:
     """Print the state digest and the ledger size it corresponds to."""
-    with open_local(data_dir, db, migrate=False) as runtime:
+    with storage.open(migrate=False) as runtime:
         report = digest_of(runtime.store, account)
     emit(
         output,
@@ -39,9 +39,9 @@ def digest(
 
 
 @app.command("rebuild")
+@storage_options
 def rebuild_command(
-    data_dir: DataDir = None,
-    db: DbUrl = None,
+    storage: Storage = Storage(),
     account: Account = "default",
     accept_change: Annotated[
         bool,
@@ -50,7 +50,7 @@ def rebuild_command(
     output: OutputOption = Output.text,
 ) -> None:
     """Drop the projection, replay the whole ledger, and fail loudly if the digest changes."""
-    with open_local(data_dir, db, migrate=False) as runtime:
+    with storage.open(migrate=False) as runtime:
         size = digest_of(runtime.store, account).size
         with progress_bar("replaying", size) as update:
             report = rebuild(runtime.store, account, progress=update, accept_change=accept_change)
@@ -63,28 +63,28 @@ def rebuild_command(
 
 
 @app.command("export")
+@storage_options
 def export_command(
-    data_dir: DataDir = None,
-    db: DbUrl = None,
+    storage: Storage = Storage(),
     account: Account = "default",
 ) -> None:
     """Print every projection row as one JSON object a line, {"table", "key", "row"}:
     what the state map's root is computed from (docs/state.md)."""
-    with open_local(data_dir, db, migrate=False) as runtime:
+    with storage.open(migrate=False) as runtime:
         for item in export_state(runtime.store, account):
             sys.stdout.write(canonical_json(item).decode() + "\n")
 
 
 @app.command("root")
+@storage_options
 def root_command(
-    data_dir: DataDir = None,
-    db: DbUrl = None,
+    storage: Storage = Storage(),
     account: Account = "default",
     output: OutputOption = Output.text,
 ) -> None:
     """Print the state map's root recomputed from the rows, and whether the root stored
     at the head and the latest checkpoint's tenure-state line agree (exit 1 if not)."""
-    with open_local(data_dir, db, migrate=False) as runtime:
+    with storage.open(migrate=False) as runtime:
         report = state_root(runtime.store, account)
 
     def b64(value: bytes | None) -> str | None:

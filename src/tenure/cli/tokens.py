@@ -29,12 +29,13 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from tenure.cli.client import (
     TIMEOUT,
-    ApiKeyOption,
+    Endpoint,
     Remote,
-    UrlOption,
     emit_answer,
     emit_json,
+    endpoint_options,
     error_of,
+    license_endpoint_options,
     service_trust,
     unreachable,
 )
@@ -58,21 +59,11 @@ app = typer.Typer(
 
 # ---------------------------------------------------------------- shared options
 
-LicenseKeyOption = Annotated[
-    str | None,
-    typer.Option(
-        "--license-key",
-        help="Authenticate as the application with this license key "
-        "(Authorization: License KEY) instead of an API key; acts on that license only.",
-        show_default=False,
-    ),
-]
 _JWKS = typer.Option(
     "--jwks",
     metavar="FILE_OR_URL",
     help="The account's key set: a JSON file, or an http(s) URL fetched once, e.g. "
     "<service>/.well-known/jwks.json?account=default.",
-    show_default=False,
 )
 JwksOption = Annotated[str, _JWKS]
 OptionalJwksOption = Annotated[str | None, _JWKS]
@@ -83,7 +74,6 @@ LedgerKeyOption = Annotated[
         metavar="KEY",
         help="The account's ledger verifier key ('tenure ledger key'): trust only the "
         "token keys that a key set note signed by it vouches for (instead of --jwks).",
-        show_default=False,
     ),
 ]
 KeysetOption = Annotated[
@@ -95,7 +85,6 @@ KeysetOption = Annotated[
         "token or file was made (a note vouches for the key that signs only until its "
         "time plus the token lifetime); without it, the note is fetched once from the "
         "service (--url, --api-key).",
-        show_default=False,
     ),
 ]
 OutFileOption = Annotated[
@@ -105,7 +94,6 @@ OutFileOption = Annotated[
         "-o",
         metavar="FILE",
         help="Write the token to FILE instead of printing it.",
-        show_default=False,
         dir_okay=False,
     ),
 ]
@@ -117,7 +105,6 @@ TokenArgument = Annotated[
     typer.Argument(
         metavar="TOKEN_OR_FILE",
         help="The token itself, a file holding it, or - for standard input.",
-        show_default=False,
     ),
 ]
 
@@ -275,6 +262,7 @@ def _print_minted(
 
 
 @app.command("issue")
+@license_endpoint_options
 def issue(
     license: Annotated[
         str, typer.Option("--license", metavar="SERIAL", help="License serial (TNR-…).")
@@ -288,9 +276,7 @@ def issue(
         ),
     ],
     out_file: OutFileOption = None,
-    license_key: LicenseKeyOption = None,
-    url: UrlOption = None,
-    api_key: ApiKeyOption = None,
+    endpoint: Endpoint = Endpoint(),
     output: FormatOption = Output.text,
 ) -> None:
     """Mint an offline token for an activated device; print it (or write it with -o).
@@ -301,18 +287,17 @@ def issue(
 
     Auth: an API key (owner, admin, issuer, support or agent) or --license-key.
     """
-    remote = Remote(url, api_key, license_key=license_key)
+    remote = endpoint.remote()
     _, answer = remote.post("/v1/tokens", {"license": license, "fingerprint": fingerprint})
     _print_minted(answer, out_file, output, remote.url)
 
 
 @app.command("refresh")
+@license_endpoint_options
 def refresh(
     token: TokenArgument,
     out_file: OutFileOption = None,
-    license_key: LicenseKeyOption = None,
-    url: UrlOption = None,
-    api_key: ApiKeyOption = None,
+    endpoint: Endpoint = Endpoint(),
     output: FormatOption = Output.text,
 ) -> None:
     """Mint the next token for the same activation; print it (or write it with -o).
@@ -324,12 +309,13 @@ def refresh(
     Auth: an API key (owner, admin, issuer, support or agent) or --license-key.
     """
     text = read_text_argument(token, "token").strip()
-    remote = Remote(url, api_key, license_key=license_key)
+    remote = endpoint.remote()
     _, answer = remote.post("/v1/tokens/refresh", {"token": text})
     _print_minted(answer, out_file, output, remote.url)
 
 
 @app.command("revoke")
+@endpoint_options
 def revoke(
     serial: Annotated[str, typer.Argument(metavar="SERIAL", help="License serial (TNR-…).")],
     jti: Annotated[str, typer.Argument(metavar="JTI", help="The token's id (tok_…).")],
@@ -337,8 +323,7 @@ def revoke(
         str,
         typer.Option("--reason", help="Why (required; recorded in the ledger event)."),
     ],
-    url: UrlOption = None,
-    api_key: ApiKeyOption = None,
+    endpoint: Endpoint = Endpoint(),
     output: OutputOption = Output.text,
 ) -> None:
     """Put token JTI of license SERIAL on the signed revocation list.
@@ -348,7 +333,7 @@ def revoke(
     Needs an owner, admin or issuer key.
     """
     path = f"/v1/licenses/{quote(serial, safe='')}/tokens/{quote(jti, safe='')}/revoke"
-    _, answer = Remote(url, api_key).post(path, {"reason": reason})
+    _, answer = endpoint.remote().post(path, {"reason": reason})
     emit_answer(
         answer,
         output,
@@ -357,6 +342,7 @@ def revoke(
 
 
 @app.command("verify")
+@endpoint_options
 def verify(
     token: TokenArgument,
     jwks_source: OptionalJwksOption = None,
@@ -365,17 +351,11 @@ def verify(
     issuer: Annotated[
         str | None,
         typer.Option(
-            "--issuer",
-            metavar="I",
-            help="Expected iss, e.g. tenure.localhost/ledger/default.",
-            show_default=False,
+            "--issuer", metavar="I", help="Expected iss, e.g. tenure.localhost/ledger/default."
         ),
     ] = None,
     audience: Annotated[
-        str | None,
-        typer.Option(
-            "--audience", metavar="A", help="Expected aud (the product code).", show_default=False
-        ),
+        str | None, typer.Option("--audience", metavar="A", help="Expected aud (the product code).")
     ] = None,
     fingerprint: Annotated[
         str | None,
@@ -383,17 +363,12 @@ def verify(
             "--fingerprint",
             metavar="FP",
             help="Check that the token is bound to this device (needs --serial).",
-            show_default=False,
         ),
     ] = None,
     serial: Annotated[
-        str | None,
-        typer.Option(
-            "--serial", metavar="S", help="Expected sub (the license serial).", show_default=False
-        ),
+        str | None, typer.Option("--serial", metavar="S", help="Expected sub (the license serial).")
     ] = None,
-    url: UrlOption = None,
-    api_key: ApiKeyOption = None,
+    endpoint: Endpoint = Endpoint(),
     output: OutputOption = Output.text,
 ) -> None:
     """Verify a token OFFLINE and print its claims.
@@ -416,7 +391,7 @@ def verify(
     """
     if fingerprint is not None and serial is None:
         raise InvalidInput("--fingerprint needs --serial (the hash binds both)", field="serial")
-    trusted = trusted_keys(jwks_source, ledger_key, keyset, url, api_key)
+    trusted = trusted_keys(jwks_source, ledger_key, keyset, endpoint)
     text = read_text_argument(token, "token").strip()
     try:
         claims = trusted.verify(
@@ -460,8 +435,7 @@ def trusted_keys(
     jwks_source: str | None,
     ledger_key: str | None,
     keyset: str | None,
-    url: str | None,
-    api_key: str | None,
+    endpoint: Endpoint,
 ) -> TrustedKeys:
     """The keys an offline verifier trusts: ``--jwks``, or those of the key set note
     ``--ledger-key`` signed (``--keyset`` file, else fetched once from the service).
@@ -476,5 +450,5 @@ def trusted_keys(
             )
         source = str(jwks_source)
         return TrustedKeys(load_jwks(source), source.encode())
-    remote = None if keyset is not None else Remote(url, api_key)
+    remote = None if keyset is not None else endpoint.remote()
     return vouched_keys(ledger_key, keyset, remote)

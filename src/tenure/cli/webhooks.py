@@ -8,7 +8,15 @@ from typing import Annotated, Any
 
 import typer
 
-from tenure.cli.client import ApiKeyOption, Remote, UrlOption, emit_answer, emit_listing
+from tenure.cli.client import (
+    ApiKeyOption,
+    Endpoint,
+    Remote,
+    UrlOption,
+    emit_answer,
+    emit_listing,
+    endpoint_options,
+)
 from tenure.cli.common import Output, OutputOption
 
 app = typer.Typer(
@@ -36,7 +44,6 @@ def add(
         typer.Option(
             "--event",
             help="Event types: *, a prefix such as license.*, or a type (repeatable; default *).",
-            show_default=False,
         ),
     ] = None,
     description: Annotated[str, typer.Option("--description", help="A note for people.")] = "",
@@ -61,12 +68,11 @@ def add(
 
 
 @app.command("list")
-def list_webhooks(
-    url: UrlOption = None, api_key: ApiKeyOption = None, output: OutputOption = Output.text
-) -> None:
+@endpoint_options
+def list_webhooks(endpoint: Endpoint = Endpoint(), output: OutputOption = Output.text) -> None:
     """List the account's webhook subscriptions (never their secrets)."""
     emit_listing(
-        Remote(url, api_key).get("/v1/webhooks"),
+        endpoint.remote().get("/v1/webhooks"),
         "webhooks",
         output is Output.json,
         ("webhook", "url", "events", "enabled", "created at"),
@@ -81,14 +87,12 @@ def list_webhooks(
 
 
 @app.command("remove")
+@endpoint_options
 def remove(
-    webhook: WebhookArg,
-    url: UrlOption = None,
-    api_key: ApiKeyOption = None,
-    output: OutputOption = Output.text,
+    webhook: WebhookArg, endpoint: Endpoint = Endpoint(), output: OutputOption = Output.text
 ) -> None:
     """Remove a subscription and its deliveries."""
-    answer = Remote(url, api_key).delete(f"/v1/webhooks/{webhook}")
+    answer = endpoint.remote().delete(f"/v1/webhooks/{webhook}")
     emit_answer(answer, output, lambda: [f"{webhook} removed"])
 
 
@@ -97,12 +101,11 @@ def _set_enabled(name: str, enabled: bool, doc: str) -> None:
 
     def command(
         webhook: WebhookArg,
-        url: UrlOption = None,
-        api_key: ApiKeyOption = None,
+        endpoint: Endpoint = Endpoint(),
         output: OutputOption = Output.text,
     ) -> None:
         answer = (
-            Remote(url, api_key)
+            endpoint.remote()
             .request("PATCH", f"/v1/webhooks/{webhook}", json={"enabled": enabled})
             .json()
         )
@@ -113,7 +116,7 @@ def _set_enabled(name: str, enabled: bool, doc: str) -> None:
         )
 
     command.__doc__ = doc
-    app.command(name)(command)
+    app.command(name)(endpoint_options(command))
 
 
 _set_enabled("enable", True, "Resume a disabled subscription (its waiting deliveries are sent).")
@@ -121,25 +124,21 @@ _set_enabled("disable", False, "Pause a subscription: no new events, pending del
 
 
 @app.command("deliveries")
+@endpoint_options
 def deliveries(
     webhook: WebhookArg,
     status: Annotated[
-        str | None,
-        typer.Option(
-            "--status", help="Only pending, delivered or failed ones.", show_default=False
-        ),
+        str | None, typer.Option("--status", help="Only pending, delivered or failed ones.")
     ] = None,
     retry: Annotated[
-        str | None,
-        typer.Option("--retry", help="Send this delivery (msg_…) again now.", show_default=False),
+        str | None, typer.Option("--retry", help="Send this delivery (msg_…) again now.")
     ] = None,
     limit: LimitOption = 100,
-    url: UrlOption = None,
-    api_key: ApiKeyOption = None,
+    endpoint: Endpoint = Endpoint(),
     output: OutputOption = Output.text,
 ) -> None:
     """List a subscription's deliveries with their attempts (or retry one)."""
-    remote = Remote(url, api_key)
+    remote = endpoint.remote()
     if retry is not None:
         _, answer = remote.post(f"/v1/webhooks/{webhook}/deliveries/{retry}/retry")
         emit_answer(answer, output, lambda: [f"{retry} is {answer['status']} again"])
@@ -177,14 +176,13 @@ def _feed(
 
     def listing(
         limit: LimitOption = 50,
-        url: UrlOption = None,
-        api_key: ApiKeyOption = None,
+        endpoint: Endpoint = Endpoint(),
         output: OutputOption = Output.text,
     ) -> None:
-        found = Remote(url, api_key).get(path, params={"limit": limit})
+        found = endpoint.remote().get(path, params={"limit": limit})
         emit_listing(found, key, output is Output.json, columns, row)
 
-    group.command("list", help=help)(listing)
+    group.command("list", help=help)(endpoint_options(listing))
 
 
 _feed(

@@ -1,7 +1,5 @@
 """The accounts of the install (``tenure.service.accounts``): tenants that never
 see each other.
-
-``Accounts`` is the noun in domain terms (``tx.accounts``); ``SqlAccounts`` holds its SQL.
 """
 
 from __future__ import annotations

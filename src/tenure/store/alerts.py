@@ -1,7 +1,5 @@
 """Anomaly alerts (docs/webhooks.md, "Anomaly alerts"): raised alerts, and the event
 times the detector counts (ledger events of a type, license expiries).
-
-``Alerts`` is the noun in domain terms (``tx.alerts``); ``SqlAlerts`` holds its SQL.
 """
 
 from __future__ import annotations
@@ -65,7 +63,6 @@ class Alerts(Protocol):
 # ---------------------------------------------------------------- SQL
 
 _a = t.alerts.c
-_ALERT = [c for c in t.alerts.c if c.name != "account"]
 
 
 class SqlAlerts(OnConnection):
@@ -89,13 +86,7 @@ class SqlAlerts(OnConnection):
         )
 
     def recent(self, account: str, limit: int) -> list[StoredAlert]:
-        query = (
-            sa.select(*_ALERT)
-            .where(_a.account == account)
-            .order_by(_a.created_at.desc(), _a.id)
-            .limit(limit)
-        )
-        return [StoredAlert(*row) for row in self._conn.execute(query)]
+        return [StoredAlert(*row) for row in self._newest(t.alerts, account, limit)]
 
     def open_counts(self, account: str) -> dict[str, int]:
         query = (

@@ -1,7 +1,5 @@
 """API keys (``tenure.service.apikeys``): stored by the SHA-256 of the key, never
 the key; each names the key that created it (key lineage, ``tenure.domain.lineage``).
-
-``ApiKeys`` is the noun in domain terms (``tx.apikeys``); ``SqlApiKeys`` holds its SQL.
 """
 
 from __future__ import annotations

@@ -1,8 +1,7 @@
 """The audit chain of each account (``tenure.service.audit``): its entries, stored
 as the canonical JSON that was hashed, and its head (size and last hash).
 
-``AuditLog`` is the noun in domain terms (``tx.audit``); ``SqlAuditLog`` holds its
-SQL. Rows are read as hostile: a value of the wrong type is ``AuditTampered``.
+Rows are read as hostile: a value of the wrong type is ``AuditTampered``.
 
 A row's columns besides ``entry`` and ``hash`` (``seq``, ``time``, ``principal``,
 ``action``, ``outcome``, ``target``) are copies of the entry's fields that pages are

@@ -2,8 +2,7 @@
 ``ops_minutes`` rows that flushes *add* into, so that several processes (or a
 restarted one) sum into the same minute.
 
-``Counters`` is the noun in domain terms (``tx.counters``); ``SqlCounters`` holds its
-SQL. Minutes are keys such as ``2026-11-29T08:01Z`` (``tenure.ops.counters``).
+Minutes are keys such as ``2026-11-29T08:01Z`` (``tenure.ops.counters``).
 """
 
 from __future__ import annotations

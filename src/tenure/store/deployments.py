@@ -1,8 +1,5 @@
 """Deployment reports and activation sightings (docs/drift.md): the latest report of
 each deployment, and when a report last named each activation.
-
-``Deployments`` is the noun in domain terms (``tx.deployments``); ``SqlDeployments``
-holds its SQL.
 """
 
 from __future__ import annotations

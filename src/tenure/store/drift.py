@@ -1,7 +1,4 @@
-"""Drift (docs/drift.md): the reconciler's open findings and its recorded passes.
-
-``Drift`` is the noun in domain terms (``tx.drift``); ``SqlDrift`` holds its SQL.
-"""
+"""Drift (docs/drift.md): the reconciler's open findings and its recorded passes."""
 
 from __future__ import annotations
 

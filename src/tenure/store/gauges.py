@@ -1,8 +1,6 @@
 """What the scrape-time state gauges and readiness read that no other noun answers
 (docs/observability.md): the latest restore drill, the approvals waiting, and the
 schema revision of the database.
-
-``Gauges`` is the noun in domain terms (``tx.gauges``); ``SqlGauges`` holds its SQL.
 """
 
 from __future__ import annotations

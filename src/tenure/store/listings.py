@@ -1,9 +1,6 @@
 """Projection rows found by something other than their key: a license's
 activations, the licenses on a plan, the count of licenses by status, a page of
 customer ids, and the erased customers of every account.
-
-``Listings`` is the noun in domain terms (``tx.listings``); ``SqlListings`` holds its
-SQL.
 """
 
 from __future__ import annotations

@@ -1,7 +1,5 @@
 """Lifecycle notices (docs/webhooks.md): each notice recorded once, and the licenses
 the notice job looks at.
-
-``Notices`` is the noun in domain terms (``tx.notices``); ``SqlNotices`` holds its SQL.
 """
 
 from __future__ import annotations
@@ -48,8 +46,6 @@ class Notices(Protocol):
 
 # ---------------------------------------------------------------- SQL
 
-_n = t.notices.c
-_NOTICE = [c for c in t.notices.c if c.name != "account"]
 _INSERT = sa.text(
     "INSERT INTO notices (account, id, kind, serial, customer, expires_at, lead, created_at) "
     "VALUES (:account, :id, :kind, :serial, :customer, :expires_at, :lead, :created_at) "
@@ -64,13 +60,7 @@ class SqlNotices(OnConnection):
         return bool(self._conn.execute(_INSERT, {"account": account, **asdict(notice)}).rowcount)
 
     def recent(self, account: str, limit: int) -> list[StoredNotice]:
-        query = (
-            sa.select(*_NOTICE)
-            .where(_n.account == account)
-            .order_by(_n.created_at.desc(), _n.id)
-            .limit(limit)
-        )
-        return [StoredNotice(*row) for row in self._conn.execute(query)]
+        return [StoredNotice(*row) for row in self._newest(t.notices, account, limit)]
 
     def expiring(self, account: str, since: str, until: str) -> list[Row]:
         lic = t.projection["licenses"].c

@@ -1,9 +1,6 @@
 """What revokes: the ledger events of the revocation list (``tenure.service.tokens``)
 and the count of license revocations the approval threshold looks at
 (``tenure.service.approvals``), found by event type.
-
-``Revocations`` is the noun in domain terms (``tx.revocations``); ``SqlRevocations``
-holds its SQL.
 """
 
 from __future__ import annotations

@@ -1,8 +1,5 @@
 """The token signing keys of each account (``tenure.service.keyring``): public keys
 and their lifecycle; the private keys live in the key store, never here.
-
-``SigningKeys`` is the noun in domain terms (``tx.signing_keys``); ``SqlSigningKeys``
-holds its SQL.
 """
 
 from __future__ import annotations

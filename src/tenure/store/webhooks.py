@@ -1,8 +1,7 @@
 """Webhook rows (docs/webhooks.md): subscriptions, the fan-out cursor of each account,
 and deliveries with their lease, attempts and history.
 
-``Webhooks`` is the noun in domain terms (``tx.webhooks``); ``SqlWebhooks`` holds its
-SQL. What the rows mean (patterns, sealed secrets, payload bodies, the retry
+What the rows mean (patterns, sealed secrets, payload bodies, the retry
 schedule) is ``tenure.ops.webhooks``'s business; this module only stores them.
 """
 
