@@ -26,6 +26,7 @@ from typing import Any
 
 import httpx
 import pytest
+import rfc8785
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from support.required import missing_tool
@@ -252,3 +253,43 @@ def test_go_reference_verifier_rejects_tampered_input(
     assert done.stderr.startswith("FAIL: "), done.stderr
     assert reason in done.stderr
     assert done.stdout == ""
+
+
+def _root_of_path(k: bytes, leaf: bytes, siblings: list[bytes]) -> bytes:
+    """docs/state.md, "Proofs", from the text: fold the siblings from the last to 0."""
+    h = leaf
+    for depth in range(len(siblings) - 1, -1, -1):
+        bit = (k[depth // 8] >> (7 - depth % 8)) & 1
+        pair = siblings[depth] + h if bit else h + siblings[depth]
+        h = hashlib.sha256(b"\x01" + pair).digest()
+    return h
+
+
+def test_go_reference_verifier_checks_the_signature_of_a_proof_carrying_check(
+    go_verifier: GoVerifier, api: httpx.Client, older_sizes: list[int], tmp_path: Path
+) -> None:
+    listed = api.get("/v1/licenses", params={"status": "active", "limit": 1})
+    serial = listed.json()["licenses"][0]["serial"]
+    answer = api.post(
+        "/v1/check", json={"license": serial, "entitlement": "seats", "proof": True}
+    ).json()
+    note = answer["proof"]["checkpoint"]
+    body = note.split("\n\n")[0].split("\n")
+    state = base64.b64decode(body[3].removeprefix("tenure-state "))
+    # Each row the decision read hashes to the signed state root (docs/state.md).
+    tables = set()
+    for item in answer["proof"]["rows"]:
+        k = hashlib.sha256(rfc8785.dumps([item["table"], item["key"]])).digest()
+        value = hashlib.sha256(rfc8785.dumps(item["row"])).digest()
+        leaf = hashlib.sha256(b"\x00" + k + value).digest()
+        siblings = [base64.b64decode(s) for s in item["siblings"]]
+        assert _root_of_path(k, leaf, siblings) == state, item["table"]
+        tables.add(item["table"])
+    assert tables == {"licenses", "plan_versions"}
+    # Go's sumdb/note verifies the signature over the four lines, state line included.
+    bundle = fetch_bundle(api, 137, older_sizes[-1])
+    assert int(body[1]) == int(bundle["checkpoint"].split("\n")[1])
+    bundle["checkpoint"] = note
+    done = go_verifier.run(bundle, tmp_path)
+    assert done.returncode == 0, f"{done.stdout}\n{done.stderr}"
+    assert f" state {body[3].split()[1]};" in done.stdout

@@ -33,13 +33,14 @@ from tenure.ops import counters
 from tenure.service import checks
 from tenure.service.audit import AuditEntry, short_hash
 from tenure.service.checks import MAX_BATCH, CheckAnswer, CheckItem, CheckResults, Decided
+from tenure.service.ledger import SignRequest
 
 router = APIRouter(prefix="/v1", tags=["check"], responses=problem_responses(400, 401, 403, 503))
 
 Short = Annotated[str, Field(min_length=1, max_length=200)]
 
 
-class CheckBody(BaseModel):
+class QuestionBody(BaseModel):
     """One question: may ``license`` (serial or key) use ``entitlement`` now?"""
 
     model_config = ConfigDict(extra="forbid")
@@ -52,12 +53,21 @@ class CheckBody(BaseModel):
         return CheckItem(self.license, self.entitlement, self.fingerprint)
 
 
+class CheckBody(QuestionBody):
+    """One question, and whether to prove the answer (docs/state.md, "Proofs")."""
+
+    proof: Annotated[
+        bool,
+        Field(description="add the rows read and their proof under a signed state root"),
+    ] = False
+
+
 class BatchBody(BaseModel):
     """Up to ``MAX_BATCH`` questions, answered in order."""
 
     model_config = ConfigDict(extra="forbid")
 
-    checks: Annotated[list[CheckBody], Field(max_length=MAX_BATCH)]
+    checks: Annotated[list[QuestionBody], Field(max_length=MAX_BATCH)]
 
 
 Checker = Annotated[CheckCaller, Depends(key_or_license("check"))]
@@ -77,7 +87,7 @@ _BATCH_SCHEMA = {
                         "checks": {
                             "type": "array",
                             "maxItems": MAX_BATCH,
-                            "items": CheckBody.model_json_schema(),
+                            "items": QuestionBody.model_json_schema(),
                         }
                     },
                 }
@@ -107,9 +117,21 @@ async def post_check(request: Request, caller: Checker) -> Response:
     runtime = request.app.state.runtime
     item = body.item()
     with tracing.span("check.decide"):
-        decided = checks.check(
-            runtime.store, caller.account, item, datetime.now(UTC), runtime.state_guard
-        )
+        if body.proof:
+            ledger = request.app.state.ledger
+            decided = await run_in_threadpool(
+                checks.check_with_proof,
+                runtime.store,
+                caller.account,
+                item,
+                datetime.now(UTC),
+                runtime.state_guard,
+                lambda: ledger.execute(SignRequest(caller.account)),
+            )
+        else:
+            decided = checks.check(
+                runtime.store, caller.account, item, datetime.now(UTC), runtime.state_guard
+            )
     _observe(caller.account, [decided])
     await _audit(request, caller, [item], [decided])
     return _json(decided.answer)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -30,7 +31,8 @@ from tenure.sdk.decisions import (
     decide,
     open_window,
 )
-from tenure.sdk.errors import ActivationFailed, RefreshFailed, SdkError, SyncFailed
+from tenure.sdk.errors import ActivationFailed, CheckFailed, RefreshFailed, SdkError, SyncFailed
+from tenure.sdk.proofs import ProofRejected, ProvenCheck, verify_check
 from tenure.sdk.refresher import Backoff, Refresher
 from tenure.sdk.reporting import DeploymentReporting, report_body, send_report
 from tenure.sdk.service import Service
@@ -126,6 +128,19 @@ class LicenseClient:
         if window.floor <= now < window.until:
             return window.decisions.get(entitlement, window.missing)
         return self._check_slowly(entitlement, now)
+
+    def check_proven(self, entitlement: str) -> ProvenCheck:
+        """Ask the service, online, whether this license may use ``entitlement`` now,
+        and trust the answer only if it is proven (``tenure.sdk.proofs``): signed by
+        the ledger key, every row it read under the signed state root, and the same
+        decision re-run here over those rows. Unlike ``check`` this waits on the
+        network; it needs ``ledger_key``. Raises ``CheckFailed`` (the service refused or
+        could not be reached) or ``ProofRejected``."""
+        if not self._anchor.pinned:
+            raise ProofRejected("a proven check needs the ledger_key trust anchor", "unsigned")
+        answer = self._service.check(self.serial, entitlement, CheckFailed)
+        now = datetime.fromtimestamp(self._clock(), UTC)
+        return verify_check(answer, self._anchor.verifiers, entitlement, now)
 
     def _check_slowly(self, entitlement: str, now: float) -> Decision:
         with self._lock:

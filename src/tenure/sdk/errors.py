@@ -44,6 +44,12 @@ class RefreshFailed(SdkError):
     code = "refresh_failed"
 
 
+class CheckFailed(SdkError):
+    """An online check (``check_proven``) got no answer to verify."""
+
+    code = "check_failed"
+
+
 class SyncFailed(SdkError):
     """The revocation list could not be fetched or did not verify."""
 

@@ -35,6 +35,11 @@ class Service:
         body = {"license": serial, "fingerprint": fingerprint}
         return self._json("POST", "/v1/tokens", failure, body=body)
 
+    def check(self, serial: str, entitlement: str, failure: type[SdkError]) -> dict[str, Any]:
+        """``POST /v1/check`` with ``"proof": true`` (docs/state.md, "Proofs")."""
+        body = {"license": serial, "entitlement": entitlement, "proof": True}
+        return self._json("POST", "/v1/check", failure, body=body)
+
     def refresh(self, token: str, failure: type[SdkError]) -> dict[str, Any]:
         return self._json("POST", "/v1/tokens/refresh", failure, body={"token": token})
 

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, NotRequired
+from typing import Annotated, Any, NotRequired, cast
 
 from pydantic import Field
 from typing_extensions import TypedDict
@@ -63,12 +63,34 @@ class CheckpointRef(TypedDict):
 
 
 @closed
+class ProvenRow(TypedDict):
+    """A row the decision read, with its path to the checkpoint's state root."""
+
+    table: str
+    key: list[str | int]
+    row: dict[str, Any]
+    siblings: Annotated[
+        list[Base64], Field(description="siblings[i]: the other child at depth i+1 (state.md)")
+    ]
+
+
+@closed
+class StateProof(TypedDict):
+    """Every row the decision read, proven under the ``tenure-state`` root of a signed
+    checkpoint of exactly the state it read (docs/state.md, "Proofs")."""
+
+    checkpoint: Annotated[str, Field(description="the signed checkpoint (C2SP signed note)")]
+    rows: list[ProvenRow]
+
+
+@closed
 class CheckAnswer(DecisionAnswer):
     """A decision (``Decision.to_json``) with the latest signed checkpoint (null before
     the first), and ``serial`` only when the license was named by its serial."""
 
     checkpoint: Annotated[CheckpointRef | None, Field(description="the latest signed checkpoint")]
     serial: NotRequired[Annotated[Serial, Field(description="only when asked by serial")]]
+    proof: NotRequired[Annotated[StateProof, Field(description='only with "proof": true')]]
 
 
 @closed
@@ -184,6 +206,35 @@ def check_many(
         with store.read() as tx:
             return many(tx)
     return _proven(store, account, guard, many, store.read)
+
+
+def check_with_proof(
+    store: Store,
+    account: str,
+    item: CheckItem,
+    now: datetime,
+    guard: StateGuard,
+    sign: Callable[[], object],
+) -> Decided:
+    """``check``, decided on a state whose checkpoint is signed, with ``"proof"``: every
+    row the decision read and its path to that checkpoint's state root.
+
+    When the head has no signed checkpoint yet (or the writer has not published its
+    map), ``sign()`` asks the ledger writer for one and the check is read again.
+    Raises ``StateUnverified`` when no proof can be made."""
+    for _ in range(PROOF_ATTEMPTS):
+        guard.require(account)
+        with store.read() as tx:
+            head = tx.ledger.head(account)
+            stored = tx.ledger.checkpoint(account)
+            if head is not None and stored is not None and stored.size == head.size:
+                decided = _answer(tx, account, item, now, _checkpoint_json(tx, account))
+                proof = guard.proof(tx, account, head.size, stored.note, decided.read)
+                if proof is not None:
+                    decided.answer["proof"] = cast(StateProof, proof)
+                    return decided
+        sign()
+    guard.refuse(account, "no proof of the rows a check read could be made")
 
 
 PROOF_ATTEMPTS = 4

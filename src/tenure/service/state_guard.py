@@ -13,19 +13,25 @@ restore).
 
 from __future__ import annotations
 
+import base64
 import logging
 import threading
 from collections.abc import Iterable
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from tenure.domain.state import Key, Row
 from tenure.errors import LedgerTampered, NotFound, StateUnverified
-from tenure.ledger.statemap import MapTop, bucket_hash, bucket_of, row_leaf
+from tenure.ledger.checkpoint import parse_checkpoint
+from tenure.ledger.note import parse_note
+from tenure.ledger.statemap import MapTop, bucket_hash, bucket_of, prove, root_from_path, row_leaf
 from tenure.service.sidecar import Sidecar
 from tenure.service.verify import verify_in, verify_ledger
 from tenure.store.unit import Store, Transaction
 
 _log = logging.getLogger("tenure.state")
+
+ReadRow = tuple[str, Key, Row]
+"""``(table, key, row)``: a projection row a decision read."""
 
 
 def _unverified(account: str, problem: str) -> StateUnverified:
@@ -123,7 +129,7 @@ class StateGuard:
 
     # --- checks ---
 
-    def proves(self, tx: Transaction, account: str, rows: Iterable[tuple[str, Key, Row]]) -> bool:
+    def proves(self, tx: Transaction, account: str, rows: Iterable[ReadRow]) -> bool:
         """Whether every ``(table, key, row)`` read in ``tx`` hashes, through its
         bucket's stored leaves, into the kept proven map. False also when none is
         kept, or when ``tx`` saw a commit the map does not have yet: ``wait`` then
@@ -142,6 +148,31 @@ class StateGuard:
                 return False
         found = {k: leaf for leaves in stored.values() for k, leaf in leaves}
         return all(found.get(k) == leaf for k, leaf in wanted)
+
+    def proof(
+        self, tx: Transaction, account: str, size: int, note: str, rows: Iterable[ReadRow]
+    ) -> dict[str, Any] | None:
+        """The proof of ``rows`` (read in ``tx``) under the state root of ``note``, the
+        signed checkpoint of the head of size ``size`` (docs/state.md, "Proofs"); None
+        when the kept map is not of that size yet (or changed while proving): sign the
+        head or wait, then ask again in a new transaction."""
+        with self._lock:
+            kept = self._tops.get(account)
+        if kept is None or kept[0] != size:
+            return None
+        top = kept[1]
+        state = parse_checkpoint(parse_note(note)[0]).state
+        rows = list(rows)
+        wanted = [row_leaf(table, key, row) for table, key, row in rows]
+        stored = tx.state_map.bucket_leaves(account, {bucket_of(k) for k, _ in wanted})
+        proven = []
+        for (table, key, row), (k, leaf) in zip(rows, wanted, strict=True):
+            siblings = prove(top, stored[bucket_of(k)], k)
+            if state is None or root_from_path(k, leaf, siblings) != state:
+                return None
+            encoded = [base64.b64encode(sibling).decode() for sibling in siblings]
+            proven.append({"table": table, "key": list(key), "row": row, "siblings": encoded})
+        return {"checkpoint": note, "rows": proven}
 
     def wait(self, timeout: float) -> None:
         """Wait up to ``timeout`` seconds for the writer's next ``advance``."""

@@ -1,0 +1,95 @@
+"""Proof-carrying checks, verified as an application would (docs/state.md, "Proofs").
+
+``verify_check`` takes the answer of ``POST /v1/check`` with ``"proof": true`` and
+trusts it only when the checkpoint is signed by the ledger key, every row the
+decision read hashes to that checkpoint's ``tenure-state`` root along its path, and
+the pure decision (``tenure.domain.decisions.decide``, the server's own function)
+gives the same answer over exactly those rows.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from tenure.domain.decisions import decide
+from tenure.domain.state import Row
+from tenure.errors import TenureError
+from tenure.ledger.checkpoint import Checkpoint, open_checkpoint
+from tenure.ledger.note import NoteVerifier
+from tenure.ledger.statemap import root_from_path, row_leaf
+
+
+class ProofRejected(TenureError):
+    """A proof-carrying answer that does not prove what it says; ``reason`` names the
+    rule: ``no_proof``, ``unsigned``, ``no_state_root``, ``other_checkpoint``,
+    ``malformed``, ``row_not_proven`` or ``decision_differs``."""
+
+    code = "proof_rejected"
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message, reason=reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class ProvenCheck:
+    """A check whose answer was proven: the decision, the signed checkpoint it was
+    taken at, and the rows it read, by table."""
+
+    allowed: bool
+    reason: str
+    value: Any
+    checkpoint: Checkpoint
+    rows: dict[str, Row]
+
+
+def verify_check(
+    answer: Mapping[str, Any],
+    verifiers: Sequence[NoteVerifier],
+    entitlement: str,
+    now: datetime | None = None,
+) -> ProvenCheck:
+    """Verify a proof-carrying check ``answer`` for ``entitlement`` against the ledger
+    key(s) ``verifiers``; the decision is re-run at ``now`` (default: the clock).
+    Raises ``ProofRejected``."""
+    proof = answer.get("proof")
+    if not isinstance(proof, Mapping):
+        raise ProofRejected("the answer carries no proof", "no_proof")
+    try:
+        checkpoint = open_checkpoint(str(proof["checkpoint"]), verifiers)
+    except (TenureError, KeyError) as exc:
+        raise ProofRejected(f"the proof's checkpoint does not verify: {exc}", "unsigned") from exc
+    if checkpoint.state is None:
+        raise ProofRejected("the proof's checkpoint states no state root", "no_state_root")
+    named = answer.get("checkpoint") or {}
+    if (named.get("size"), named.get("root")) != (checkpoint.size, checkpoint.root_b64):
+        raise ProofRejected(
+            "the answer names another checkpoint than its proof", "other_checkpoint"
+        )
+    rows: dict[str, Row] = {}
+    try:
+        for item in proof["rows"]:
+            k, leaf = row_leaf(item["table"], item["key"], item["row"])
+            siblings = [base64.b64decode(s, validate=True) for s in item["siblings"]]
+            if root_from_path(k, leaf, siblings) != checkpoint.state:
+                raise ProofRejected(
+                    f"row {item['table']} {item['key']} does not hash to the signed state root",
+                    "row_not_proven",
+                )
+            rows[item["table"]] = dict(item["row"])
+    except (KeyError, TypeError, ValueError, binascii.Error) as exc:
+        raise ProofRejected(f"the proof is malformed: {exc}", "malformed") from exc
+    decision = decide(
+        rows.get("licenses"), rows.get("plan_versions"), entitlement, now or datetime.now(UTC)
+    )
+    expected = (decision.allowed, decision.reason, decision.value)
+    if expected != (answer.get("allowed"), answer.get("reason"), answer.get("value")):
+        raise ProofRejected(
+            f"the proven rows decide {expected}, not the answer given", "decision_differs"
+        )
+    return ProvenCheck(decision.allowed, decision.reason, decision.value, checkpoint, rows)
