@@ -239,3 +239,52 @@ def test_a_cut_history_is_caught_by_a_checkpoint_kept_outside(tmp_path: Path) ->
     assert done.code == 1
     assert done.json()["seq"] == cut
     assert "cut" in done.json()["error"]
+
+
+def test_no_snapshot_of_an_edited_row_and_a_restore_from_before_the_edit(tmp_path: Path) -> None:
+    data_dir = _seeded(tmp_path)
+    site = (tmp_path / "site").as_uri()
+    assert tenure("ship", "--data-dir", data_dir, "--site", site).code == 0
+    before = tenure("snapshot", "create", "--data-dir", data_dir, "--site", site)
+    assert before.code == 0, before.stderr
+    serial = _revoked_serial(data_dir)
+    with _db(data_dir) as db:
+        db.execute("UPDATE proj_licenses SET status = 'active' WHERE serial = ?", (serial,))
+
+    refused = tenure("snapshot", "create", "--data-dir", data_dir, "--site", site)
+    assert refused.code != 0
+    assert serial in refused.stderr + refused.stdout
+
+    restored = tmp_path / "restored.db"
+    done = tenure(
+        "restore", "--site", site, "--into", f"sqlite:///{restored}", "--data-dir", data_dir
+    )
+    assert done.code == 0, done.stderr
+    with sqlite3.connect(restored) as db:
+        status = db.execute("SELECT status FROM proj_licenses WHERE serial = ?", (serial,))
+        assert status.fetchone() == ("revoked",)
+    verified = tenure("ledger", "verify", "--data-dir", data_dir, "--db", f"sqlite:///{restored}")
+    assert verified.code == 0, verified.stdout
+
+
+def test_a_cut_history_is_caught_by_a_site_at_start(tmp_path: Path) -> None:
+    data_dir = _seeded(tmp_path)
+    site = (tmp_path / "site").as_uri()
+    assert tenure("ship", "--data-dir", data_dir, "--site", site).code == 0
+    with _db(data_dir) as db:
+        (size,) = db.execute("SELECT size FROM ledger_heads").fetchone()
+        cut = size - 5
+        db.execute("DELETE FROM ledger_checkpoints WHERE size > ?", (cut,))
+        db.execute("DELETE FROM ledger_events WHERE seq >= ?", (cut,))
+        db.execute("DELETE FROM ledger_nodes WHERE (idx + 1) * (1 << level) > ?", (cut,))
+        db.execute("UPDATE ledger_heads SET size = ?", (cut,))
+    for sidecar in (data_dir / "tenure.db.checkpoints").glob("*"):
+        sidecar.unlink()
+    assert tenure("state", "rebuild", "--data-dir", data_dir, "--accept-change").code == 0
+    with running_server(data_dir, tmp_path / "logs", TENURE_SITES=site) as server:
+        state = _readiness(server.url)["state"]
+        assert state["ok"] is False
+        assert f"only {cut}" in state["detail"] or f"holds {cut}" in state["detail"]
+        with server.client(server.owner_key()) as owner:
+            answer = owner.post("/v1/check", json={"license": "TNR-X", "entitlement": "seats"})
+            assert answer.status_code == 503, answer.text

@@ -160,6 +160,10 @@ class Runtime(ServiceContext):
                         f"{account}: {site.url} holds a checkpoint of {signed.size} events, "
                         f"this store {local}: restore before appending"
                     )
+                else:
+                    # Every proof of the account from now on checks that the store's
+                    # history is the one the site signed (a rewritten one is refused).
+                    self.state_guard.keep_outside(account, note.decode())
         return found
 
     def state_checks(self) -> Worker:

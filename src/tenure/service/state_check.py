@@ -26,8 +26,9 @@ from tenure.service.replay import replay
 from tenure.store.unit import Transaction
 
 
-class _ReplayedMap:
-    """The state map of a replayed projection, kept up to date bucket by bucket."""
+class _RowMap:
+    """The state map of projection rows held in memory (replayed, or read), kept up to
+    date bucket by bucket."""
 
     def __init__(self) -> None:
         self.top = MapTop()
@@ -77,6 +78,7 @@ def proven_root(
             raise StateTampered(f"stored checkpoint {size} does not verify: {exc}") from exc
     if signed is not None and signed.state is not None:
         if signed.state != root:
+            _compare_map(tx, account, _map_of(state))  # names the row whose leaf differs
             raise StateTampered(f"the rows do not hash to the state root signed at size {size}")
         return root
     check_state(tx, account, size, [])
@@ -97,7 +99,7 @@ def check_state(
 ) -> ProvenState:
     """Prove ``account``'s stored state (see the module doc). ``checkpoints`` are
     verified ones, in size order."""
-    state, replayed, changed = MemoryState(), _ReplayedMap(), set[tuple[str, Key]]()
+    state, replayed, changed = MemoryState(), _RowMap(), set[tuple[str, Key]]()
     done, proven = 0, 0
     for checkpoint in [*checkpoints, None]:
         stop = size if checkpoint is None else checkpoint.size
@@ -135,24 +137,24 @@ def prove_state(
     stored_root = tx.state_map.root(account)
     if stored_root is None:
         return check_state(tx, account, size, checkpoints)
-    leaves: dict[bytes, bytes] = {}
-    keys: dict[bytes, tuple[str, Key]] = {}
+    stored = MemoryState()
     for table in TABLE_ORDER:
         key_of = TABLES[table].key_of
-        for row in tx.projection.rows(account, table):
-            k, leaf = row_leaf(table, key_of(row), row)
-            leaves[k], keys[k] = leaf, (table, key_of(row))
-    replayed = _ReplayedMap()
-    for k, leaf in leaves.items():
-        replayed.buckets.setdefault(bucket_of(k), {})[k] = leaf
-    replayed.keys = keys
-    replayed.top.update({b: bucket_hash(list(v.items())) for b, v in replayed.buckets.items()})
+        stored.tables[table] = {key_of(row): row for row in tx.projection.rows(account, table)}
+    replayed = _map_of(stored)
     _compare_map(tx, account, replayed)
     if replayed.top.root() != newest.state:
         raise StateTampered(
             f"the stored rows do not hash to the state root signed in checkpoint {newest.size}"
         )
     return ProvenState(1, replayed.top)
+
+
+def _map_of(state: MemoryState) -> _RowMap:
+    """The state map of the rows of ``state``."""
+    built = _RowMap()
+    built.take(state, {(table, key) for table, rows in state.tables.items() for key in rows})
+    return built
 
 
 def _compare_rows(tx: Transaction, account: str, state: MemoryState) -> None:
@@ -173,7 +175,7 @@ def _compare_rows(tx: Transaction, account: str, state: MemoryState) -> None:
                 )
 
 
-def _compare_map(tx: Transaction, account: str, replayed: _ReplayedMap) -> None:
+def _compare_map(tx: Transaction, account: str, replayed: _RowMap) -> None:
     root = tx.state_map.root(account)
     if root is None:  # written before 0.3.0: the writer builds the map when it opens it
         return

@@ -49,6 +49,8 @@ class StateGuard:
         self._lock = threading.Lock()
         self._published = threading.Condition(self._lock)
         self._problems: dict[str, str] = {}
+        self._outside: dict[str, str] = {}
+        """Per account, a signed checkpoint kept outside the store (a site's)."""
         self._tops: dict[str, tuple[int, MapTop]] = {}
         """Per account, the head size and the state map above the buckets last proven
         (the ledger writer advances it after each commit)."""
@@ -78,11 +80,19 @@ class StateGuard:
                     _log.error("the state of %s is not proven: %s", account, problem)
                 self._problems[account] = problem
 
+    def keep_outside(self, account: str, note: str) -> None:
+        """Prove ``account`` from now on also against ``note``, a signed checkpoint kept
+        outside the store (a site's): a store whose history is not the one it signed —
+        rewritten, or cut below it — does not prove."""
+        with self._lock:
+            self._outside[account] = note
+
     def verify(self, store: Store, account: str, sidecar: Sidecar | None) -> str | None:
         """Prove ``account`` (see the module doc), record and return what failed."""
         problem = None
+        kept = self._outside.get(account)
         try:
-            report = verify_ledger(store, account, sidecar, replay_state=False)
+            report = verify_ledger(store, account, sidecar, replay_state=False, kept=kept)
         except NotFound:
             pass
         except LedgerTampered as exc:
