@@ -211,6 +211,10 @@ def test_owner_suspends_a_license_and_sees_the_event_verified_in_the_browser(
         "el => el.dataset.signatureStatus !== undefined", arg=signature.element_handle()
     )
     assert signature.get_attribute("data-signature-status") == "verified"  # Chromium has Ed25519
+    # The rows the effective entitlements come from, proven under the signed state root.
+    state = page.locator("[data-state-status]")
+    page.wait_for_function("el => el.dataset.stateStatus !== 'pending'", arg=state.element_handle())
+    assert state.get_attribute("data-state-status") == "verified", state.inner_text()
     _screenshot(page, tmp_path, "license-detail", full_page=True)
 
 

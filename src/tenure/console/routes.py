@@ -214,6 +214,7 @@ def license_page(request: Request, serial: str, done: str = "", approval: str = 
     with web.as_page(request):
         detail = views.license_detail(runtime, account, serial, now)
         history = views.license_history_with_proofs(runtime, account, serial)
+        state = views.license_state_proof(runtime, request.app.state.ledger, account, serial)
     status = detail["license"]["status"]
     actions = {
         "suspend": session.may("license.suspend") and status in ("active", "in_grace", "expired"),
@@ -228,6 +229,7 @@ def license_page(request: Request, serial: str, done: str = "", approval: str = 
         approval=approval[:80],
         actions=actions,
         history=history,
+        state=state,
         **detail,
     )
 

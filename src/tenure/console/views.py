@@ -18,11 +18,13 @@ from tenure.domain.projector import effective_entitlements
 from tenure.domain.timefmt import format_time
 from tenure.durability import drill
 from tenure.durability.shipping import Shipper
+from tenure.errors import TenureError
 from tenure.ledger.merkle import inclusion_proof
 from tenure.ops.slo import Objectives, slo_report
-from tenure.service import audit, licensing
+from tenure.service import audit, checks, licensing
 from tenure.service.activations import license_activations
 from tenure.service.context import ServiceContext
+from tenure.service.ledger import Ledger, SignRequest
 from tenure.store.unit import Store
 
 DECISION_WINDOW = timedelta(hours=24)
@@ -254,6 +256,25 @@ def audit_entries(store: Store, account: str, limit: int = 100) -> list[audit.Au
     with store.read() as tx:
         entries, _ = audit.page(tx.audit, account, limit=limit, newest_first=True)
     return entries
+
+
+def license_state_proof(
+    runtime: ServiceContext, ledger: Ledger, account: str, serial: str
+) -> dict[str, Any]:
+    """``{"proof", "error"}``: the proof, under a signed state root, of the rows the
+    license's effective entitlements come from (docs/state.md), for the browser to
+    verify; or why there is none."""
+    try:
+        proof = checks.prove_license(
+            runtime.store,
+            account,
+            serial,
+            runtime.state_guard,
+            lambda: ledger.execute(SignRequest(account)),
+        )
+    except TenureError as exc:
+        return {"proof": None, "error": exc.message}
+    return {"proof": proof, "error": None}
 
 
 def latest_checkpoint_note(store: Store, account: str) -> str | None:

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Any, NotRequired, cast
+from typing import Annotated, Any, NotRequired, TypeVar, cast
 
 from pydantic import Field
 from typing_extensions import TypedDict
@@ -27,7 +27,7 @@ from tenure.domain.licensekeys import hash_legacy_key, is_serial, is_tenure_key
 from tenure.domain.state import Key, Row
 from tenure.domain.values import Serial
 from tenure.errors import Forbidden, InvalidInput, Unauthenticated
-from tenure.service.state_guard import StateGuard
+from tenure.service.state_guard import ReadRow, StateGuard
 from tenure.store.unit import Store, Transaction
 
 MAX_BATCH = 1000
@@ -222,17 +222,61 @@ def check_with_proof(
     When the head has no signed checkpoint yet (or the writer has not published its
     map), ``sign()`` asks the ledger writer for one and the check is read again.
     Raises ``StateUnverified`` when no proof can be made."""
+
+    def decide_in(tx: Transaction) -> tuple[Decided, Sequence[ReadRow]]:
+        decided = _answer(tx, account, item, now, _checkpoint_json(tx, account))
+        return decided, decided.read
+
+    decided, proof = _with_proof(store, account, guard, sign, decide_in)
+    decided.answer["proof"] = proof
+    return decided
+
+
+def prove_license(
+    store: Store, account: str, serial: str, guard: StateGuard, sign: Callable[[], object]
+) -> StateProof | None:
+    """The proof of the license ``serial`` and its plan version (the rows its
+    effective entitlements come from) under a signed state root; None if unknown."""
+
+    def read(tx: Transaction) -> tuple[bool, Sequence[ReadRow]]:
+        license_row = tx.projection.row(account, "licenses", (serial,))
+        if license_row is None:
+            return False, ()
+        rows: list[ReadRow] = [("licenses", (serial,), license_row)]
+        key = (license_row["plan"], license_row["plan_version"])
+        plan_row = tx.projection.row(account, "plan_versions", key)
+        if plan_row is not None:
+            rows.append(("plan_versions", key, plan_row))
+        return True, rows
+
+    found, proof = _with_proof(store, account, guard, sign, read)
+    return proof if found else None
+
+
+_T = TypeVar("_T")
+
+
+def _with_proof(
+    store: Store,
+    account: str,
+    guard: StateGuard,
+    sign: Callable[[], object],
+    read: Callable[[Transaction], tuple[_T, Sequence[ReadRow]]],
+) -> tuple[_T, StateProof]:
+    """``read`` a state whose head has a signed checkpoint, and the proof of the rows
+    it read. When the head has none yet (or the writer has not published its map),
+    ``sign()`` asks the ledger writer for one and it is read again. Raises
+    ``StateUnverified`` when no proof can be made."""
     for _ in range(PROOF_ATTEMPTS):
         guard.require(account)
         with store.read() as tx:
             head = tx.ledger.head(account)
             stored = tx.ledger.checkpoint(account)
             if head is not None and stored is not None and stored.size == head.size:
-                decided = _answer(tx, account, item, now, _checkpoint_json(tx, account))
-                proof = guard.proof(tx, account, head.size, stored.note, decided.read)
+                result, rows = read(tx)
+                proof = guard.proof(tx, account, head.size, stored.note, rows)
                 if proof is not None:
-                    decided.answer["proof"] = cast(StateProof, proof)
-                    return decided
+                    return result, cast(StateProof, proof)
         sign()
     guard.refuse(account, "no proof of the rows a check read could be made")
 

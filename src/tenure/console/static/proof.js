@@ -1,8 +1,9 @@
 // Verifies, in the browser, that each ledger event shown is included in the tree of
 // the latest signed checkpoint (RFC 6962 hashing, RFC 9162 §2.1.3.2 verification),
 // and, where WebCrypto supports Ed25519, that the checkpoint's C2SP signed-note
-// signature verifies under the ledger's published verifier key. Nothing here trusts
-// the server's word: it recomputes from the leaf bytes, the proof and the note.
+// signature verifies under the ledger's published verifier key; and that the rows the
+// effective entitlements come from are in the signed state map (docs/state.md).
+// Nothing here trusts the server's word: it recomputes from the bytes, proofs and notes.
 "use strict";
 
 (function () {
@@ -128,46 +129,109 @@
     element.textContent = text;
   }
 
+  // "verified", "failed" (with why), or "unsupported" (no Ed25519 in WebCrypto).
+  async function checkSignature(note, keys) {
+    for (const key of keys.map(parseVerifierKey)) {
+      const signature = note.signatures.find(
+        (s) => s.name === key.name && hex(s.blob.slice(0, 4)) === key.hash
+      );
+      if (!signature || key.type !== 1) {
+        continue;
+      }
+      let publicKey;
+      try {
+        publicKey = await crypto.subtle.importKey("raw", key.raw, { name: "Ed25519" }, false, [
+          "verify",
+        ]);
+      } catch (unsupported) {
+        return { state: "unsupported", text: "Ed25519 not supported by this browser" };
+      }
+      const good = await crypto.subtle.verify(
+        { name: "Ed25519" },
+        publicKey,
+        signature.blob.slice(4),
+        encoder.encode(note.body)
+      );
+      return good
+        ? { state: "verified", text: "signature verified" }
+        : { state: "failed", text: "signature failed" };
+    }
+    return { state: "failed", text: "no signature by a published key" };
+  }
+
   async function verifySignature(note, keys) {
     const element = document.querySelector("[data-signature-status]");
     if (!element) {
       return;
     }
-    const mark = (cls, text, state) => {
-      element.className = "badge " + cls;
+    let found;
+    try {
+      found = await checkSignature(note, keys);
+    } catch (error) {
+      found = { state: "failed", text: "signature failed: " + error.message };
+    }
+    const cls = { verified: "badge-ok", failed: "badge-bad" }[found.state] || "badge-muted";
+    element.className = "badge " + cls;
+    element.textContent = found.text.startsWith("signature") ? found.text : "signature: " + found.text;
+    element.dataset.signatureStatus = found.state;
+  }
+
+  // RFC 8785 (JCS) for the values Tenure stores (no floats): sorted keys (UTF-16 code
+  // units, as Array.prototype.sort compares them), JSON.stringify's strings and numbers.
+  function canonical(value) {
+    if (Array.isArray(value)) {
+      return "[" + value.map(canonical).join(",") + "]";
+    }
+    if (value !== null && typeof value === "object") {
+      const keys = Object.keys(value).sort();
+      return "{" + keys.map((k) => JSON.stringify(k) + ":" + canonical(value[k])).join(",") + "}";
+    }
+    return JSON.stringify(value);
+  }
+
+  const bitOf = (k, depth) => (k[depth >> 3] >> (7 - (depth & 7))) & 1;
+
+  // docs/state.md, "Proofs": each row's leaf, folded with its siblings, must be the
+  // signed checkpoint's tenure-state root, and the signature must verify.
+  async function verifyState(keys) {
+    const element = document.querySelector("[data-state-status]");
+    if (!element || !data.state) {
+      return;
+    }
+    const mark = (state, text) => {
+      element.className = "badge " + ({ verified: "badge-ok", failed: "badge-bad" }[state] || "badge-muted");
+      element.dataset.stateStatus = state;
       element.textContent = text;
-      element.dataset.signatureStatus = state;
     };
     try {
-      for (const key of keys.map(parseVerifierKey)) {
-        const signature = note.signatures.find(
-          (s) => s.name === key.name && hex(s.blob.slice(0, 4)) === key.hash
-        );
-        if (!signature || key.type !== 1) {
-          continue;
-        }
-        let publicKey;
-        try {
-          publicKey = await crypto.subtle.importKey("raw", key.raw, { name: "Ed25519" }, false, [
-            "verify",
-          ]);
-        } catch (unsupported) {
-          mark("badge-muted", "signature: Ed25519 not supported by this browser", "unsupported");
-          return;
-        }
-        const good = await crypto.subtle.verify(
-          { name: "Ed25519" },
-          publicKey,
-          signature.blob.slice(4),
-          encoder.encode(note.body)
-        );
-        mark(good ? "badge-ok" : "badge-bad", good ? "signature verified" : "signature failed",
-          good ? "verified" : "failed");
+      const note = parseNote(data.state.checkpoint);
+      const line = note.body.split("\n")[3] || "";
+      if (!line.startsWith("tenure-state ")) {
+        mark("failed", "state: the checkpoint states no state root");
         return;
       }
-      mark("badge-bad", "signature: no signature by a published key", "failed");
+      const root = fromBase64(line.slice("tenure-state ".length));
+      for (const row of data.state.rows) {
+        const k = await sha256(encoder.encode(canonical([row.table, row.key])));
+        const value = await sha256(encoder.encode(canonical(row.row)));
+        let h = await sha256(concat(Uint8Array.of(0), k, value));
+        for (let depth = row.siblings.length - 1; depth >= 0; depth -= 1) {
+          const other = fromBase64(row.siblings[depth]);
+          h = bitOf(k, depth) ? await nodeHash(other, h) : await nodeHash(h, other);
+        }
+        if (!equal(h, root)) {
+          mark("failed", "state: " + row.table + " row not proven");
+          return;
+        }
+      }
+      const signed = await checkSignature(note, keys);
+      if (signed.state === "verified") {
+        mark("verified", "state verified (checkpoint " + note.size + ")");
+      } else {
+        mark(signed.state, "state: rows proven; " + signed.text);
+      }
     } catch (error) {
-      mark("badge-bad", "signature failed: " + error.message, "failed");
+      mark("failed", "state: " + error.message);
     }
   }
 
@@ -194,6 +258,7 @@
   }
 
   async function main() {
+    await verifyState(data.verifier_keys);
     if (!data.checkpoint.note) {
       return;
     }
