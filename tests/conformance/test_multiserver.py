@@ -30,7 +30,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from support.api import CATALOG
+from support.api import CATALOG, apply_example_catalog
 from support.cli import subprocess_env, tenure_executable
 from support.postgres import pg_url
 from support.server import BOOTSTRAP_FILE, HOST, free_port
@@ -392,3 +392,35 @@ def test_three_servers_on_one_database_keep_one_ledger_and_every_limit(
     rebuilt = _tenure("state", "rebuild", *where)
     assert verified["size"] == digest["size"]
     assert rebuilt["after"] == rebuilt["before"] == digest["digest"]
+
+
+def _check_on(base: str, key: str, serial: str) -> httpx.Response:
+    with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {key}"}) as client:
+        return client.post("/v1/check", json={"license": serial, "entitlement": "seats"})
+
+
+def test_checks_on_one_server_prove_and_follow_the_writes_of_another(
+    three_servers: tuple[str, str, list[str]],
+) -> None:
+    """Server B proves the rows server A changed (its state map follows A's signed
+    checkpoints) and honours A's revocation without a restart."""
+    _, key, (a, b, _) = three_servers
+    with httpx.Client(base_url=a, headers={"Authorization": f"Bearer {key}"}) as owner:
+        apply_example_catalog(owner)
+        customer = owner.post("/v1/customers", json={"name": "Ada", "email": "a@example.com"})
+        body = {"product": "studio", "plan": "studio-pro", "customer": customer.json()["id"]}
+        issued = owner.post("/v1/licenses", json={**body, "order_ref": "multi-1"})
+        assert issued.status_code == 201, issued.text
+        serial = issued.json()["serial"]
+        first = _check_on(b, key, serial)
+        assert (first.status_code, first.json()["reason"]) == (200, "ok"), first.text
+        revoked = owner.post(f"/v1/licenses/{serial}/revoke", json={"reason": "chargeback"})
+        assert revoked.status_code == 200, revoked.text
+    started = time.monotonic()
+    while True:
+        answer = _check_on(b, key, serial)
+        assert answer.status_code == 200, answer.text
+        if answer.json()["reason"] == "revoked":
+            break
+        assert time.monotonic() - started < 5, "server B still allows a revoked license"
+        time.sleep(0.05)

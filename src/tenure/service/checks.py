@@ -295,9 +295,11 @@ def _proven(
     """``decide_in`` a read transaction whose rows ``guard`` proves (docs/state.md):
     no answer is given from a row that does not hash into the proven state map.
 
-    A read that saw a commit the writer has not yet published is read again once it
-    has; after ``PROOF_ATTEMPTS`` the account is proven afresh (the store was written
-    by another process, or tampered with), and ``StateUnverified`` if it still fails.
+    A read that saw a commit this process's writer has not yet published is read again
+    once it has; one that saw another writer's signed head takes that head's map
+    (``StateGuard.follow``); after ``PROOF_ATTEMPTS`` the account is proven afresh (an
+    unsigned write of another process, or tampering), and ``StateUnverified`` if it
+    still fails.
     """
     for attempt in range(PROOF_ATTEMPTS + 1):
         guard.require(account)
@@ -307,8 +309,8 @@ def _proven(
                 return decided
         if attempt == PROOF_ATTEMPTS - 1:
             guard.verify(store, account, None)
-        else:
-            guard.wait(0.02)
+        elif not guard.follow(store, account):  # another writer's signed head, else
+            guard.wait(0.02)  # this process's writer publishing its commit
     guard.refuse(account, "rows read by a check do not hash into the proven state map")
 
 

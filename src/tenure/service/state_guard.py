@@ -20,9 +20,9 @@ from collections.abc import Iterable
 from typing import Any, NoReturn
 
 from tenure.domain.state import Key, Row
-from tenure.errors import LedgerTampered, NotFound, StateUnverified
-from tenure.ledger.checkpoint import parse_checkpoint
-from tenure.ledger.note import parse_note
+from tenure.errors import LedgerTampered, NotFound, StateUnverified, TenureError
+from tenure.ledger.checkpoint import open_checkpoint, parse_checkpoint
+from tenure.ledger.note import NoteVerifier, parse_note
 from tenure.ledger.statemap import MapTop, bucket_hash, bucket_of, prove, root_from_path, row_leaf
 from tenure.service.sidecar import Sidecar
 from tenure.service.verify import verify_in, verify_ledger
@@ -101,6 +101,27 @@ class StateGuard:
             self.advance(account, report.size, report.state)
         self.record(account, problem)
         return problem
+
+    def follow(self, store: Store, account: str) -> bool:
+        """Take the map of another writer's head (a second server, a local command)
+        without a replay: when the head has a signed checkpoint whose state root the
+        stored buckets hash to, those buckets are the signed ones. False when the head
+        is not signed yet or they do not hash to it."""
+        with store.read() as tx:
+            head = tx.ledger.head(account)
+            stored = tx.ledger.checkpoint(account)
+            if head is None or stored is None or stored.size != head.size:
+                return False
+            verifiers = [NoteVerifier.from_key_string(k) for k in tx.ledger.verifier_keys(account)]
+            try:
+                signed = open_checkpoint(stored.note, verifiers)
+            except TenureError:
+                return False
+            top = MapTop(tx.state_map.buckets(account))
+        if signed.state is None or top.root() != signed.state:
+            return False
+        self.advance(account, head.size, top)
+        return True
 
     # --- the ledger writer ---
 
