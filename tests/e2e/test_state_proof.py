@@ -16,9 +16,12 @@ from pathlib import Path
 
 import httpx
 import rfc8785
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from support.cli import tenure
 from support.server import running_server, seed_data_dir
+from tenure.ledger.checkpoint import Checkpoint, parse_checkpoint, sign_checkpoint
+from tenure.ledger.note import NoteSigner, parse_note
 from tenure.ledger.statemap import MapTop, bucket_hash, bucket_of, row_leaf
 
 
@@ -287,4 +290,38 @@ def test_a_cut_history_is_caught_by_a_site_at_start(tmp_path: Path) -> None:
         assert f"only {cut}" in state["detail"] or f"holds {cut}" in state["detail"]
         with server.client(server.owner_key()) as owner:
             answer = owner.post("/v1/check", json={"license": "TNR-X", "entitlement": "seats"})
+            assert answer.status_code == 503, answer.text
+
+
+def test_a_key_written_into_the_database_signs_nothing_the_service_trusts(
+    tmp_path: Path,
+) -> None:
+    """The attacker forges the map consistently, signs a checkpoint of it with a key of
+    their own under the ledger's name, and writes that key into the database: the
+    command line run on the database alone is fooled (it trusts the stored keys, as
+    docs/state.md says), the service — which trusts only its key store — is not."""
+    data_dir = _seeded(tmp_path)
+    serial = _revoked_serial(data_dir)
+    _forge_consistently(data_dir, serial)
+    with _db(data_dir) as db:
+        size, note = db.execute(
+            "SELECT size, note FROM ledger_checkpoints ORDER BY size DESC LIMIT 1"
+        ).fetchone()
+        (forged_root,) = db.execute("SELECT state_root FROM ledger_heads").fetchone()
+        signed = parse_checkpoint(parse_note(note)[0])
+        mallory = NoteSigner(signed.origin, Ed25519PrivateKey.generate())
+        forged = sign_checkpoint(
+            Checkpoint(signed.origin, size, signed.root, bytes(forged_root)), [mallory]
+        )
+        db.execute("UPDATE ledger_checkpoints SET note = ? WHERE size = ?", (forged, size))
+        db.execute(
+            "INSERT INTO ledger_keys (account, key_id, verifier, created_at) VALUES (?, ?, ?, ?)",
+            ("default", mallory.verifier.key_id.hex(), mallory.verifier.key_string(), "x"),
+        )
+    for sidecar in (data_dir / "tenure.db.checkpoints").glob("*"):
+        sidecar.unlink()
+    with running_server(data_dir, tmp_path / "logs") as server:
+        assert _readiness(server.url)["state"]["ok"] is False
+        with server.client(server.owner_key()) as owner:
+            answer = owner.post("/v1/check", json={"license": serial, "entitlement": "seats"})
             assert answer.status_code == 503, answer.text

@@ -26,11 +26,13 @@ from tenure.durability.sites import SiteUnavailable, open_site, open_sites
 from tenure.durability.upgrades import require_current_schema
 from tenure.errors import ConfigurationError, TenureError
 from tenure.ledger.checkpoint import open_checkpoint
+from tenure.ledger.note import NoteVerifier
 from tenure.ops.jobs import account_job
 from tenure.service.context import ServiceContext
 from tenure.service.ledger import AuditRequest, Ledger
 from tenure.service.personal import PersonalData, reapply_erasures
 from tenure.service.sidecar import Sidecar
+from tenure.service.state_guard import StateGuard
 from tenure.store.databases import open_store, sqlite_file
 from tenure.store.unit import SqlStore
 from tenure.workers import Worker
@@ -52,6 +54,14 @@ def key_stores(settings: Settings, master: bytes) -> tuple[LedgerKeyStore, Token
         return store, store
     directory = settings.data_dir / "keys"
     return FileKeyStore(directory, master), TokenKeys(directory, master)
+
+
+def _own_key(keystore: LedgerKeyStore, verifier: NoteVerifier) -> bool:
+    """Whether ``verifier`` is the key store's own key of that name: a verifier key
+    written into the database by anyone else is not trusted by the service."""
+    if not keystore.has_ledger_key(verifier.name):
+        return False
+    return keystore.ledger_signer(verifier.name).verifier.key_string() == verifier.key_string()
 
 
 def _personal_data(settings: Settings, store: SqlStore, master: bytes) -> PersonalData:
@@ -99,6 +109,7 @@ class Runtime(ServiceContext):
             LicenseKeys(derive_key(master, "license-keys")),
             Sidecar.beside(path) if path else Sidecar(settings.data_dir / "checkpoints"),
             _personal_data(settings, store, master),
+            StateGuard(confirm=lambda verifier: _own_key(keystore, verifier)),
         )
 
     def shipper(self) -> Shipper:

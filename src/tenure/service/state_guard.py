@@ -22,10 +22,10 @@ from typing import Any, NoReturn
 from tenure.domain.state import Key, Row
 from tenure.errors import LedgerTampered, NotFound, StateUnverified, TenureError
 from tenure.ledger.checkpoint import open_checkpoint, parse_checkpoint
-from tenure.ledger.note import NoteVerifier, parse_note
+from tenure.ledger.note import parse_note
 from tenure.ledger.statemap import MapTop, bucket_hash, bucket_of, prove, root_from_path, row_leaf
 from tenure.service.sidecar import Sidecar
-from tenure.service.verify import verify_in, verify_ledger
+from tenure.service.verify import Confirm, trusted_verifiers, verify_in, verify_ledger
 from tenure.store.unit import Store, Transaction
 
 _log = logging.getLogger("tenure.state")
@@ -45,7 +45,10 @@ def _unverified(account: str, problem: str) -> StateUnverified:
 class StateGuard:
     """The accounts found unproven, with why; thread-safe."""
 
-    def __init__(self) -> None:
+    def __init__(self, confirm: Confirm | None = None) -> None:
+        self.confirm = confirm
+        """Which verifier keys stored in the database to trust: the service's key store
+        confirms its own (``Runtime.open``); None trusts them all (tests)."""
         self._lock = threading.Lock()
         self._published = threading.Condition(self._lock)
         self._problems: dict[str, str] = {}
@@ -92,7 +95,9 @@ class StateGuard:
         problem = None
         kept = self._outside.get(account)
         try:
-            report = verify_ledger(store, account, sidecar, replay_state=False, kept=kept)
+            report = verify_ledger(
+                store, account, sidecar, replay_state=False, kept=kept, confirm=self.confirm
+            )
         except NotFound:
             pass
         except LedgerTampered as exc:
@@ -112,8 +117,8 @@ class StateGuard:
             stored = tx.ledger.checkpoint(account)
             if head is None or stored is None or stored.size != head.size:
                 return False
-            verifiers = [NoteVerifier.from_key_string(k) for k in tx.ledger.verifier_keys(account)]
             try:
+                verifiers = trusted_verifiers(tx.ledger, account, confirm=self.confirm)
                 signed = open_checkpoint(stored.note, verifiers)
             except TenureError:
                 return False
@@ -136,7 +141,7 @@ class StateGuard:
         if kept is not None and kept[0] == size:
             return kept[1]
         try:
-            report = verify_in(tx, account, sidecar, replay_state=False)
+            report = verify_in(tx, account, sidecar, replay_state=False, confirm=self.confirm)
         except LedgerTampered as exc:
             self.record(account, exc.message)
             self.require(account)

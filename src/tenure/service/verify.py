@@ -41,6 +41,8 @@ from tenure.store.records import Head
 from tenure.store.unit import LedgerRecords, Store, Transaction
 
 Progress = Callable[[int], None]
+Confirm = Callable[[NoteVerifier], bool]
+"""Whether a verifier key stored in the database is one to trust."""
 
 
 @dataclass(frozen=True)
@@ -82,8 +84,13 @@ def verify_ledger(
     progress: Progress | None = None,
     replay_state: bool = True,
     kept: str | None = None,
+    confirm: Confirm | None = None,
 ) -> VerifyReport:
     """Verify the ledger of ``account``; see the module doc. Raises ``LedgerTampered``.
+
+    ``confirm`` says which of the verifier keys stored in the database to trust (the
+    service's key store confirms its own); without it every stored key is trusted,
+    as a command run by the operator on their own database does.
 
     ``kept`` is a signed checkpoint kept outside the store (``--since-checkpoint``):
     the store must hold its events, with its root (and state root).
@@ -92,7 +99,7 @@ def verify_ledger(
     checkpoint at the head when there is one, which needs no replay
     (``state_check.prove_state``)."""
     with store.read() as tx:
-        return verify_in(tx, account, sidecar, pinned, progress, replay_state, kept)
+        return verify_in(tx, account, sidecar, pinned, progress, replay_state, kept, confirm)
 
 
 def verify_in(
@@ -103,6 +110,7 @@ def verify_in(
     progress: Progress | None = None,
     replay_state: bool = True,
     kept: str | None = None,
+    confirm: Confirm | None = None,
 ) -> VerifyReport:
     """``verify_ledger`` in the caller's transaction."""
     ledger = tx.ledger
@@ -113,7 +121,7 @@ def verify_in(
     tree.build_parents()
     _check_nodes(ledger, account, tree)
     root = tree_hash(head.size, tree)
-    verifiers = _verifiers(ledger, account, pinned)
+    verifiers = trusted_verifiers(ledger, account, pinned, confirm)
     checkpoints = _check_checkpoints(ledger, account, head, tree, verifiers)
     if sidecar is not None:
         _check_sidecar(sidecar, account, head, tree, verifiers)
@@ -181,11 +189,17 @@ def _check_nodes(ledger: LedgerRecords, account: str, tree: _Levels) -> None:
         raise LedgerTampered(f"stored Merkle nodes at level {extra} cannot exist", seq=None)
 
 
-def _verifiers(ledger: LedgerRecords, account: str, pinned: Sequence[str]) -> list[NoteVerifier]:
+def trusted_verifiers(
+    ledger: LedgerRecords, account: str, pinned: Sequence[str] = (), confirm: Confirm | None = None
+) -> list[NoteVerifier]:
+    """``pinned`` keys, and the keys stored for ``account`` that ``confirm`` confirms
+    (all of them without it)."""
     try:
-        return [NoteVerifier.from_key_string(k) for k in [*pinned, *ledger.verifier_keys(account)]]
+        stored = [NoteVerifier.from_key_string(k) for k in ledger.verifier_keys(account)]
+        chosen = [NoteVerifier.from_key_string(k) for k in pinned]
     except MalformedNote as exc:
         raise LedgerTampered(f"a stored verifier key is malformed: {exc}") from exc
+    return chosen + [v for v in stored if confirm is None or confirm(v)]
 
 
 def _check_checkpoints(
