@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import copy
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +16,9 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from support.server import Server, seeded_server
+from tenure.domain.decisions import decide
 from tenure.ledger.note import NoteSigner, NoteVerifier
-from tenure.sdk import LicenseClient, ProofRejected, verify_check
+from tenure.sdk import LicenseClient, ProofRejected, verify_check, verify_rows
 
 
 @pytest.fixture(scope="module")
@@ -158,3 +160,27 @@ def test_the_sdk_checks_online_and_proves_the_answer(
         pytest.raises(ProofRejected),
     ):  # fmt: skip
         unanchored.check_proven("seats")
+
+
+def test_a_batch_carries_one_proof_of_every_row_it_read(
+    owner: httpx.Client, ledger_key: str
+) -> None:
+    serials = [_serial(owner, "active"), _serial(owner, "revoked")]
+    questions = [{"license": s, "entitlement": e} for s in serials for e in ("seats", "feature:nope")]
+    batch = owner.post("/v1/check/batch", json={"checks": questions, "proof": True})
+    assert batch.status_code == 200, batch.text
+    answer = batch.json()
+    checkpoint, rows = verify_rows(answer["proof"], _verifiers(ledger_key))
+    licenses = {key[0]: row for table, key, row in rows if table == "licenses"}
+    plans = {tuple(key): row for table, key, row in rows if table == "plan_versions"}
+    assert set(licenses) == set(serials)
+    assert len(rows) == len(licenses) + len(plans)  # each row once
+    now = datetime.now(UTC)
+    for question, result in zip(questions, answer["results"], strict=True):
+        assert result["checkpoint"]["size"] == checkpoint.size
+        row = licenses[question["license"]]
+        plan = plans.get((row["plan"], row["plan_version"]))
+        decided = decide(row, plan, question["entitlement"], now)
+        assert (decided.allowed, decided.reason) == (result["allowed"], result["reason"])
+    plain = owner.post("/v1/check/batch", json={"checks": questions})
+    assert "proof" not in plain.json()

@@ -68,6 +68,10 @@ class BatchBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     checks: Annotated[list[QuestionBody], Field(max_length=MAX_BATCH)]
+    proof: Annotated[
+        bool,
+        Field(description="add every row read and its proof under one signed state root"),
+    ] = False
 
 
 Checker = Annotated[CheckCaller, Depends(key_or_license("check"))]
@@ -88,7 +92,8 @@ _BATCH_SCHEMA = {
                             "type": "array",
                             "maxItems": MAX_BATCH,
                             "items": QuestionBody.model_json_schema(),
-                        }
+                        },
+                        "proof": {"type": "boolean", "default": False},
                     },
                 }
             }
@@ -147,25 +152,38 @@ async def post_check_batch(request: Request, caller: Checker) -> Response:
     """Decide up to 1000 ``{"checks": [...]}`` against one snapshot of the state.
 
     Answers ``{"results": [...]}`` in the order asked, each as ``POST /v1/check``
-    answers. One bad item fails the whole batch with 400 naming ``checks[i].field``.
+    answers; with ``"proof": true`` also ``"proof"``: every row the decisions read,
+    proven under one signed state root. One bad item fails the whole batch with 400
+    naming ``checks[i].field``.
     """
     body = await parse_body(request, BatchBody)
     for index, item in enumerate(body.checks):
         caller.require_may_check(item.license, f"checks[{index}].license")
     runtime = request.app.state.runtime
     items = [item.item() for item in body.checks]
+    now = datetime.now(UTC)
     with tracing.span("check.decide", {"tenure.checks": len(items)}):
-        decided = await run_in_threadpool(
-            checks.check_many,
-            runtime.store,
-            caller.account,
-            items,
-            datetime.now(UTC),
-            runtime.state_guard,
-        )
+        if body.proof:
+            ledger = request.app.state.ledger
+            decided, proof = await run_in_threadpool(
+                checks.check_many_with_proof,
+                runtime.store,
+                caller.account,
+                items,
+                now,
+                runtime.state_guard,
+                lambda: ledger.execute(SignRequest(caller.account)),
+            )
+        else:
+            decided = await run_in_threadpool(
+                checks.check_many, runtime.store, caller.account, items, now, runtime.state_guard
+            )
     _observe(caller.account, decided)
     await _audit(request, caller, items, decided)
-    return _json(CheckResults(results=[d.answer for d in decided]))
+    results = CheckResults(results=[d.answer for d in decided])
+    if body.proof:
+        results["proof"] = proof
+    return _json(results)
 
 
 def _observe(account: str, decided: list[Decided]) -> None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 from tenure.sdk.client import LicenseClient
 from tenure.sdk.decisions import Decision, Reason
 from tenure.sdk.errors import ActivationFailed, CheckFailed, RefreshFailed, SdkError, SyncFailed
-from tenure.sdk.proofs import ProofRejected, ProvenCheck, verify_check
+from tenure.sdk.proofs import ProofRejected, ProvenCheck, verify_check, verify_rows
 from tenure.sdk.reporting import DeploymentReporting
 from tenure.sdk.tokens import REVOCATIONS_TYP, TOKEN_TYP, fingerprint_hash
 
@@ -37,4 +37,5 @@ __all__ = [
     "SyncFailed",
     "fingerprint_hash",
     "verify_check",
+    "verify_rows",
 ]

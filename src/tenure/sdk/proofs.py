@@ -48,16 +48,13 @@ class ProvenCheck:
     rows: dict[str, Row]
 
 
-def verify_check(
-    answer: Mapping[str, Any],
-    verifiers: Sequence[NoteVerifier],
-    entitlement: str,
-    now: datetime | None = None,
-) -> ProvenCheck:
-    """Verify a proof-carrying check ``answer`` for ``entitlement`` against the ledger
-    key(s) ``verifiers``; the decision is re-run at ``now`` (default: the clock).
-    Raises ``ProofRejected``."""
-    proof = answer.get("proof")
+def verify_rows(
+    proof: object, verifiers: Sequence[NoteVerifier]
+) -> tuple[Checkpoint, list[tuple[str, list[Any], Row]]]:
+    """Verify a ``"proof"`` (of ``/v1/check`` or ``/v1/check/batch``): its checkpoint
+    signed by one of ``verifiers`` with a state root, and every row under that root.
+    Returns the checkpoint and the proven ``(table, key, row)``. Raises
+    ``ProofRejected``."""
     if not isinstance(proof, Mapping):
         raise ProofRejected("the answer carries no proof", "no_proof")
     try:
@@ -66,12 +63,7 @@ def verify_check(
         raise ProofRejected(f"the proof's checkpoint does not verify: {exc}", "unsigned") from exc
     if checkpoint.state is None:
         raise ProofRejected("the proof's checkpoint states no state root", "no_state_root")
-    named = answer.get("checkpoint") or {}
-    if (named.get("size"), named.get("root")) != (checkpoint.size, checkpoint.root_b64):
-        raise ProofRejected(
-            "the answer names another checkpoint than its proof", "other_checkpoint"
-        )
-    rows: dict[str, Row] = {}
+    proven = []
     try:
         for item in proof["rows"]:
             k, leaf = row_leaf(item["table"], item["key"], item["row"])
@@ -81,9 +73,26 @@ def verify_check(
                     f"row {item['table']} {item['key']} does not hash to the signed state root",
                     "row_not_proven",
                 )
-            rows[item["table"]] = dict(item["row"])
+            proven.append((str(item["table"]), list(item["key"]), dict(item["row"])))
     except (KeyError, TypeError, ValueError, binascii.Error) as exc:
         raise ProofRejected(f"the proof is malformed: {exc}", "malformed") from exc
+    return checkpoint, proven
+
+
+def verify_check(
+    answer: Mapping[str, Any],
+    verifiers: Sequence[NoteVerifier],
+    entitlement: str,
+    now: datetime | None = None,
+) -> ProvenCheck:
+    """Verify a proof-carrying check ``answer`` for ``entitlement`` against the ledger
+    key(s) ``verifiers``; the decision is re-run at ``now`` (default: the clock).
+    Raises ``ProofRejected``."""
+    checkpoint, proven = verify_rows(answer.get("proof"), verifiers)
+    named = answer.get("checkpoint") or {}
+    if (named.get("size"), named.get("root")) != (checkpoint.size, checkpoint.root_b64):
+        raise ProofRejected("the answer names another checkpoint", "other_checkpoint")
+    rows = {table: row for table, _, row in proven}
     decision = decide(
         rows.get("licenses"), rows.get("plan_versions"), entitlement, now or datetime.now(UTC)
     )

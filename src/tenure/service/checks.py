@@ -95,9 +95,11 @@ class CheckAnswer(DecisionAnswer):
 
 @closed
 class CheckResults(TypedDict):
-    """The answers of a batch, in the order asked."""
+    """The answers of a batch, in the order asked (and with ``"proof": true`` the proof
+    of every row they read, under one signed state root)."""
 
     results: list[CheckAnswer]
+    proof: NotRequired[Annotated[StateProof, Field(description='only with "proof": true')]]
 
 
 def _checkpoint_json(tx: Transaction, account: str) -> CheckpointRef | None:
@@ -190,7 +192,38 @@ def check_many(
     """
     if len(items) > MAX_BATCH:
         raise InvalidInput(f"a batch holds at most {MAX_BATCH} checks", field="checks")
+    many = _deciding_many(account, items, now)
+    if guard is None:
+        with store.read() as tx:
+            return many(tx)
+    return _proven(store, account, guard, many, store.read)
 
+
+def check_many_with_proof(
+    store: Store,
+    account: str,
+    items: Sequence[CheckItem],
+    now: datetime,
+    guard: StateGuard,
+    sign: Callable[[], object],
+) -> tuple[list[Decided], StateProof]:
+    """``check_many`` decided on a state whose checkpoint is signed, with the proof of
+    every row the decisions read (each once), as ``check_with_proof``."""
+    if len(items) > MAX_BATCH:
+        raise InvalidInput(f"a batch holds at most {MAX_BATCH} checks", field="checks")
+    many = _deciding_many(account, items, now)
+
+    def decide_in(tx: Transaction) -> tuple[list[Decided], Sequence[ReadRow]]:
+        decided = many(tx)
+        read = {(table, key): (table, key, row) for d in decided for table, key, row in d.read}
+        return decided, list(read.values())
+
+    return _with_proof(store, account, guard, sign, decide_in)
+
+
+def _deciding_many(
+    account: str, items: Sequence[CheckItem], now: datetime
+) -> Callable[[Transaction], list[Decided]]:
     def many(tx: Transaction) -> list[Decided]:
         answers: list[Decided] = []
         checkpoint = _checkpoint_json(tx, account)
@@ -202,10 +235,7 @@ def check_many(
                 raise InvalidInput(error.message, field=field) from error
         return answers
 
-    if guard is None:
-        with store.read() as tx:
-            return many(tx)
-    return _proven(store, account, guard, many, store.read)
+    return many
 
 
 def check_with_proof(
