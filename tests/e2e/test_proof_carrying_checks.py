@@ -166,7 +166,8 @@ def test_a_batch_carries_one_proof_of_every_row_it_read(
     owner: httpx.Client, ledger_key: str
 ) -> None:
     serials = [_serial(owner, "active"), _serial(owner, "revoked")]
-    questions = [{"license": s, "entitlement": e} for s in serials for e in ("seats", "feature:nope")]
+    entitlements = ("seats", "feature:nope")
+    questions = [{"license": s, "entitlement": e} for s in serials for e in entitlements]
     batch = owner.post("/v1/check/batch", json={"checks": questions, "proof": True})
     assert batch.status_code == 200, batch.text
     answer = batch.json()
