@@ -14,6 +14,7 @@ in the same run, as a ratio.
     python -m bench --only personal --quick             # sealed vs plaintext personal data
     python -m bench --only reconcile --quick            # drift pass over 10,000 activations
     python -m bench --only observability --quick        # checks with metrics + tracing on/off (wrk)
+    python -m bench --only state --quick                # state map: appends, checks, proofs, verify
     python -m bench --markdown results.md                # also write the results table
 """
 
@@ -42,6 +43,7 @@ from bench import (
     personal,
     reconcile,
     replay,
+    state,
     verify,
 )
 from bench.builder import BuiltStore, build_store, check_against_seed_demo
@@ -61,6 +63,7 @@ NAMES = (
     "personal",
     "reconcile",
     "observability",
+    "state",
 )
 
 
@@ -103,6 +106,12 @@ def parse_all(argv: list[str]) -> tuple[Options, Path | None, list[int]]:
         help="comma-separated store sizes for the durability restore benchmark "
         "(default 100000; --quick: 20000)",
     )
+    parser.add_argument(
+        "--state-rows",
+        type=lambda s: int(s.replace("_", "")),
+        default=None,
+        help="projection rows of the state benchmark's store (default 1000000; --quick: 20000)",
+    )
     parser.add_argument("--markdown", type=Path, help="write the results table to this file")
     parser.add_argument("--tmp-dir", type=Path, help="where the SQLite files go (default: $TMPDIR)")
     parser.add_argument(
@@ -118,7 +127,7 @@ def parse_all(argv: list[str]) -> tuple[Options, Path | None, list[int]]:
     )
     if not restore_sizes or min(restore_sizes) < 100:
         parser.error("--events-restore needs sizes of at least 100 events")
-    opts = Options(args.quick, sizes, args.only, args.tmp_dir, args.profile)
+    opts = Options(args.quick, sizes, args.only, args.tmp_dir, args.profile, args.state_rows)
     return opts, args.markdown, restore_sizes
 
 
@@ -231,6 +240,12 @@ def main(argv: list[str]) -> int:
                 print("  SKIPPED: wrk is not installed (apt-get install wrk)")
             else:
                 results += observability.run(opts)
+        if "state" in wanted:
+            print(
+                "\n[14] State map (issue 17): appends with the map vs without, checks proving"
+                " their rows vs unguarded, full state verification, proof verification (SDK)"
+            )
+            results += state.run(opts)
     print(
         f"\ntotal {total.elapsed():.0f} s; load average at end: "
         + "{:.2f} {:.2f} {:.2f}".format(*os.getloadavg())

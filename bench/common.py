@@ -50,6 +50,8 @@ class Options:
     only: str | None
     tmp_root: Path | None
     profile: bool
+    state_rows: int | None = None
+    """Projection rows of the ``--only state`` store (default 1,000,000; --quick: 20,000)."""
 
 
 def machine_info() -> list[str]:
