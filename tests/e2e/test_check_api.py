@@ -19,7 +19,7 @@ import pytest
 
 from support.server import SEED, Server, seeded_server
 from tenure.crypto.keystore import hash_license_key
-from tenure.domain.projector import effective_entitlements
+from tenure.domain.decisions import effective_entitlements
 from tenure.ledger.checkpoint import open_checkpoint
 from tenure.ledger.note import NoteVerifier
 from tenure.service.apikeys import create_api_key

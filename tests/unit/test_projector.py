@@ -35,8 +35,9 @@ from tenure.domain.commands import (
     customer_id,
     license_serial,
 )
+from tenure.domain.decisions import effective_entitlements
 from tenure.domain.events import CURRENT_SCHEMA, REASON_REQUIRED, event_from_json
-from tenure.domain.projector import apply, effective_entitlements
+from tenure.domain.projector import apply
 from tenure.domain.state import MemoryState
 from tenure.domain.timefmt import format_time
 from tenure.errors import Conflict, InvalidInput, NotFound, TenureError

@@ -13,8 +13,7 @@ from typing import Any
 
 import orjson
 
-from tenure.domain.decisions import license_status
-from tenure.domain.projector import effective_entitlements
+from tenure.domain.decisions import effective_entitlements, license_status
 from tenure.domain.timefmt import format_time
 from tenure.durability import drill
 from tenure.durability.shipping import Shipper

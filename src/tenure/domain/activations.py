@@ -22,8 +22,7 @@ from typing_extensions import TypedDict
 from tenure.canonical import canonical_json
 from tenure.domain.answers import closed
 from tenure.domain.commands import Command, Context, Decision, Draft, require_row
-from tenure.domain.decisions import license_status
-from tenure.domain.projector import effective_entitlements
+from tenure.domain.decisions import effective_entitlements, license_status
 from tenure.domain.state import Row, StateView
 from tenure.domain.timefmt import format_time, parse_duration, parse_time
 from tenure.domain.values import ActivationId, Hex64, Serial, Time

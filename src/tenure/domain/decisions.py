@@ -2,6 +2,8 @@
 
 Pure: the caller passes the projection rows and ``now``; nothing here reads a clock
 or performs I/O, so the same rows and instant always give the same ``Decision``.
+Standard library only: the SDK re-runs ``decide`` over proven rows
+(``tenure.sdk.proofs``) without loading the server's dependencies.
 
 Reason codes
 ------------
@@ -40,16 +42,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
 
-from typing_extensions import TypedDict
-
-from tenure.domain.answers import closed
-from tenure.domain.projector import effective_entitlements
 from tenure.domain.state import Row
 from tenure.domain.timefmt import format_time, parse_duration, parse_time
-from tenure.domain.values import ENTITLEMENT_KEY_PATTERN, EntitlementValue, Time
 from tenure.errors import InvalidInput
+
+ENTITLEMENT_KEY_PATTERN = r"^(seats|(feature|module|quota):[a-z0-9][a-z0-9._-]{0,63})$"
 
 StatusName = Literal["active", "suspended", "revoked", "expired", "in_grace"]
 Reason = Literal[
@@ -90,17 +89,6 @@ class Status:
 CheckStatus = Literal["active", "in_grace", "expired", "suspended", "revoked", "unknown"]
 
 
-@closed
-class DecisionAnswer(TypedDict):
-    """A decision as the API answers it (``Decision.to_json``)."""
-
-    allowed: bool
-    reason: Reason
-    value: EntitlementValue | None
-    status: CheckStatus
-    expires_at: Time | None
-
-
 @dataclass(frozen=True, slots=True)
 class Decision:
     """The answer to "may this license use this entitlement now?"."""
@@ -111,7 +99,7 @@ class Decision:
     status: CheckStatus
     expires_at: str | None
 
-    def to_json(self) -> DecisionAnswer:
+    def to_json(self) -> dict[str, Any]:
         """``{"allowed", "reason", "value", "status", "expires_at"}`` for the API."""
         return {
             "allowed": self.allowed,
@@ -120,6 +108,11 @@ class Decision:
             "status": self.status,
             "expires_at": self.expires_at,
         }
+
+
+def effective_entitlements(plan_version: Row, license_row: Row) -> dict[str, bool | int]:
+    """Entitlements a license grants: its plan version's, then its overrides on top."""
+    return {**plan_version["entitlements"], **license_row["overrides"]}
 
 
 def license_status(license_row: Row, plan_version_row: Row | None, now: datetime) -> Status:

@@ -374,8 +374,3 @@ _HANDLERS: dict[str, Handler] = {
     "approval.expired": _approval_step("pending", "expired"),
     "approval.executed": _approval_step("approved", "executed"),
 }
-
-
-def effective_entitlements(plan_version: Row, license_row: Row) -> dict[str, bool | int]:
-    """Entitlements a license grants: its plan version's, then its overrides on top."""
-    return {**plan_version["entitlements"], **license_row["overrides"]}

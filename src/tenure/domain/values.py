@@ -8,6 +8,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, StringConstraints
 
+from tenure.domain.decisions import ENTITLEMENT_KEY_PATTERN
 from tenure.domain.timefmt import is_time
 
 Code = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$")]
@@ -27,7 +28,6 @@ Time = Annotated[
     StringConstraints(pattern=r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$"),
     AfterValidator(_real_time),
 ]
-ENTITLEMENT_KEY_PATTERN = r"^(seats|(feature|module|quota):[a-z0-9][a-z0-9._-]{0,63})$"
 EntitlementKey = Annotated[str, StringConstraints(pattern=ENTITLEMENT_KEY_PATTERN)]
 EntitlementValue = bool | int
 Text = Annotated[str, StringConstraints(min_length=1, max_length=500)]

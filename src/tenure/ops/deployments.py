@@ -16,9 +16,9 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from tenure.domain.activations import activation_id
+from tenure.domain.decisions import ENTITLEMENT_KEY_PATTERN
 from tenure.domain.timefmt import format_time
 from tenure.domain.values import (
-    ENTITLEMENT_KEY_PATTERN,
     ActivationId,
     Code,
     Hex64,

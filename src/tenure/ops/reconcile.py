@@ -26,9 +26,8 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 
 from tenure.domain.activations import DeactivateDevice, RevokeToken, holds_seat
 from tenure.domain.commands import Command
-from tenure.domain.decisions import license_status
+from tenure.domain.decisions import effective_entitlements, license_status
 from tenure.domain.events import Actor
-from tenure.domain.projector import effective_entitlements
 from tenure.domain.state import Row
 from tenure.domain.timefmt import format_time, parse_time
 from tenure.errors import InvalidInput, TenureError

@@ -22,10 +22,10 @@ from typing_extensions import TypedDict
 
 from tenure.crypto.keystore import hash_license_key
 from tenure.domain.answers import Base64, NonNegative, closed
-from tenure.domain.decisions import DecisionAnswer, decide
+from tenure.domain.decisions import CheckStatus, Reason, decide
 from tenure.domain.licensekeys import hash_legacy_key, is_serial, is_tenure_key
 from tenure.domain.state import Key, Row
-from tenure.domain.values import Serial
+from tenure.domain.values import EntitlementValue, Serial, Time
 from tenure.errors import Forbidden, InvalidInput, Unauthenticated
 from tenure.service.state_guard import ReadRow, StateGuard
 from tenure.store.unit import Store, Transaction
@@ -57,6 +57,17 @@ def find_license(tx: Transaction, account: str, license: str) -> Row | None:
 
 
 @closed
+class DecisionAnswer(TypedDict):
+    """A decision as the API answers it."""
+
+    allowed: bool
+    reason: Reason
+    value: EntitlementValue | None
+    status: CheckStatus
+    expires_at: Time | None
+
+
+@closed
 class CheckpointRef(TypedDict):
     size: NonNegative
     root: Base64
@@ -85,7 +96,7 @@ class StateProof(TypedDict):
 
 @closed
 class CheckAnswer(DecisionAnswer):
-    """A decision (``Decision.to_json``) with the latest signed checkpoint (null before
+    """A decision with the latest signed checkpoint (null before
     the first), and ``serial`` only when the license was named by its serial."""
 
     checkpoint: Annotated[CheckpointRef | None, Field(description="the latest signed checkpoint")]
@@ -159,7 +170,7 @@ def check(
     """Decide whether ``item.license`` (serial or key) of ``account`` grants
     ``item.entitlement`` at ``now``.
 
-    The answer is ``decide(...).to_json()`` plus ``"checkpoint": {"size", "root"}``
+    The answer is the ``decide(...)`` decision plus ``"checkpoint": {"size", "root"}``
     (the latest signed checkpoint of the account, read in the same transaction; None
     if none was signed yet) and ``"serial"`` when the caller named the license by a
     serial that exists. An unknown license is the answer ``unknown_license``.

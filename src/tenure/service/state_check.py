@@ -14,6 +14,7 @@ In order, stopping at the first difference with ``StateTampered``:
 from __future__ import annotations
 
 import base64
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -24,6 +25,8 @@ from tenure.ledger.note import NoteVerifier
 from tenure.ledger.statemap import ZERO, MapTop, bucket_hash, bucket_of, map_root, row_leaf
 from tenure.service.replay import replay
 from tenure.store.unit import Transaction
+
+_log = logging.getLogger("tenure.state")
 
 
 class _RowMap:
@@ -50,6 +53,18 @@ class _RowMap:
             touched.add(bucket_of(k))
         self.top.update({b: bucket_hash(list(self.buckets[b].items())) for b in touched})
         changed.clear()
+
+
+def build_state_map(tx: Transaction, account: str) -> bytes:
+    """The root stored at the head of ``account``; for an account written before 0.3.0
+    (none stored), its map is built from its projection rows first."""
+    root = tx.state_map.root(account)
+    if root is None:
+        _log.info("building the state map of account %s from its projection rows", account)
+        for table in TABLE_ORDER:
+            tx.state_map.index(account, table, tx.projection.rows(account, table))
+        root = tx.state_map.rebuild(account)
+    return root
 
 
 def memory_root(state: MemoryState) -> bytes:

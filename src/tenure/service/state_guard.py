@@ -25,10 +25,14 @@ from tenure.ledger.checkpoint import open_checkpoint, parse_checkpoint
 from tenure.ledger.note import parse_note
 from tenure.ledger.statemap import MapTop, bucket_hash, bucket_of, prove, root_from_path, row_leaf
 from tenure.service.sidecar import Sidecar
+from tenure.service.state_check import build_state_map
 from tenure.service.verify import Confirm, trusted_verifiers, verify_in, verify_ledger
 from tenure.store.unit import Store, Transaction
 
 _log = logging.getLogger("tenure.state")
+
+LEAF_CACHE_BUCKETS = 20_000
+"""Buckets of proven leaves kept per account (about 15 leaves each at a million rows)."""
 
 ReadRow = tuple[str, Key, Row]
 """``(table, key, row)``: a projection row a decision read."""
@@ -55,6 +59,11 @@ class StateGuard:
         self._outside: dict[str, str] = {}
         """Per account, a signed checkpoint kept outside the store (a site's)."""
         self._tops: dict[str, tuple[int, MapTop]] = {}
+        self._leaves: dict[str, dict[int, dict[bytes, bytes]]] = {}
+        """Per account and bucket, the leaves proven against the kept map's bucket hash:
+        a check whose rows hash to them reads no leaf from the database."""
+        self._generation: dict[str, int] = {}
+        """Per account, moved whenever the kept map may change (``changing``)."""
         """Per account, the head size and the state map above the buckets last proven
         (the ledger writer advances it after each commit)."""
 
@@ -155,13 +164,34 @@ class StateGuard:
         with self._published:
             kept = self._tops.get(account)
             if kept is None or kept[0] < size:
+                if kept is None or kept[1] is not top:
+                    self._drop_leaves(account, None)
                 self._tops[account] = (size, top)
             self._published.notify_all()
+
+    def changing(self, account: str, buckets: Iterable[int]) -> None:
+        """The writer is about to change ``buckets`` of the kept map (in place, before
+        its commit): forget the leaves proven in them."""
+        with self._lock:
+            self._drop_leaves(account, buckets)
 
     def forget(self, account: str) -> None:
         with self._published:
             self._tops.pop(account, None)
+            self._drop_leaves(account, None)
             self._published.notify_all()
+
+    def _drop_leaves(self, account: str, buckets: Iterable[int] | None) -> None:
+        """(Under the lock.) Forget proven leaves of ``buckets`` (all when None)."""
+        self._generation[account] = self._generation.get(account, 0) + 1
+        kept = self._leaves.get(account)
+        if kept is None:
+            return
+        if buckets is None:
+            del self._leaves[account]
+            return
+        for bucket in buckets:
+            kept.pop(bucket, None)
 
     # --- checks ---
 
@@ -171,19 +201,30 @@ class StateGuard:
         kept, or when ``tx`` saw a commit the map does not have yet: ``wait`` then
         retry in a new transaction."""
         wanted = [row_leaf(table, key, row) for table, key, row in rows]
-        if not wanted:
+        proven = self._leaves.get(account, {})
+        unproven = [(k, leaf) for k, leaf in wanted if proven.get(bucket_of(k), {}).get(k) != leaf]
+        if not unproven:
             return True
         with self._lock:
             kept = self._tops.get(account)
+            generation = self._generation.get(account, 0)
         if kept is None:
             return False
         top = kept[1]
-        stored = tx.state_map.bucket_leaves(account, {bucket_of(k) for k, _ in wanted})
+        stored = tx.state_map.bucket_leaves(account, {bucket_of(k) for k, _ in unproven})
         for bucket, leaves in stored.items():
             if bucket_hash(leaves) != top.bucket(bucket):
                 return False
         found = {k: leaf for leaves in stored.values() for k, leaf in leaves}
-        return all(found.get(k) == leaf for k, leaf in wanted)
+        if not all(found.get(k) == leaf for k, leaf in unproven):
+            return False
+        with self._lock:  # unless the map changed meanwhile: then they may be stale
+            if self._generation.get(account, 0) == generation:
+                cached = self._leaves.setdefault(account, {})
+                if len(cached) > LEAF_CACHE_BUCKETS:
+                    cached.clear()
+                cached.update((bucket, dict(leaves)) for bucket, leaves in stored.items())
+        return True
 
     def proof(
         self, tx: Transaction, account: str, size: int, note: str, rows: Iterable[ReadRow]
@@ -219,6 +260,10 @@ class StateGuard:
         """Prove every account with a ledger; return the unproven ones."""
         with store.read() as tx:
             accounts = tx.ledger.accounts()
+            unbuilt = [account for account in accounts if tx.state_map.root(account) is None]
+        for account in unbuilt:  # written before 0.3.0: its map is built from its rows,
+            with store.write() as tx:  # which the proof then compares with a replay
+                build_state_map(tx, account)
         for account in accounts:
             self.verify(store, account, sidecar)
         return self.problems()

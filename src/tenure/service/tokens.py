@@ -27,8 +27,7 @@ from tenure.domain.activations import (
     holds_seat,
 )
 from tenure.domain.answers import closed
-from tenure.domain.decisions import Status, license_status
-from tenure.domain.projector import effective_entitlements
+from tenure.domain.decisions import Status, effective_entitlements, license_status
 from tenure.domain.state import Row
 from tenure.domain.timefmt import format_time, parse_duration, parse_time
 from tenure.domain.values import ActivationId, Serial, Time, TokenId

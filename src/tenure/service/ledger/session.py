@@ -10,7 +10,6 @@ The ``Appender`` keeps, between batches, what it knows about each account
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,7 +20,7 @@ from tenure.canonical import canonical_json
 from tenure.domain.commands import Context, Draft
 from tenure.domain.events import CURRENT_SCHEMA, Event, event_from_json
 from tenure.domain.projector import apply
-from tenure.domain.state import TABLE_ORDER, Change, Key, Row
+from tenure.domain.state import Change, Key, Row
 from tenure.domain.timefmt import format_time, parse_time
 from tenure.errors import IdempotencyKeyReused, StateUnverified, StoreBehindCheckpoint
 from tenure.ledger.merkle import Frontier, leaf_hash, tree_hash
@@ -29,13 +28,12 @@ from tenure.ledger.statemap import MapTop, bucket_of, state_key
 from tenure.service import sidecar as sidecars
 from tenure.service.ledger.requests import Outcome, Submission
 from tenure.service.sidecar import Sidecar
+from tenure.service.state_check import build_state_map
 from tenure.service.state_guard import StateGuard
 from tenure.service.units import BatchView, CommandView
 from tenure.store.records import EventRow, IdempotencyRecord
 from tenure.store.unit import Transaction
 from tenure.store.writing import WriterTransaction
-
-_log = logging.getLogger("tenure.ledger")
 
 ROW_CACHE_LIMIT = 200_000
 """Projection rows the writer keeps in memory per account between batches."""
@@ -81,18 +79,6 @@ def open_state_map(tx: Transaction, account: str) -> MapTop:
             f"the state map buckets of {account} do not hash to the root stored at its head"
         )
     return top
-
-
-def build_state_map(tx: Transaction, account: str) -> bytes:
-    """The root stored at the head of ``account``; for an account written before 0.3.0
-    (none stored), its map is built from its projection rows first."""
-    root = tx.state_map.root(account)
-    if root is None:
-        _log.info("building the state map of account %s from its projection rows", account)
-        for table in TABLE_ORDER:
-            tx.state_map.index(account, table, tx.projection.rows(account, table))
-        root = tx.state_map.rebuild(account)
-    return root
 
 
 def append_drafts(
@@ -333,8 +319,7 @@ class Appender:
             )
         return Outcome(decision.result, tuple(events))
 
-    @staticmethod
-    def flush(account: str, state: AccountBatch, stamp: str) -> None:
+    def flush(self, account: str, state: AccountBatch, stamp: str) -> None:
         """Write what the batch appended to ``account``: events, nodes, the moved
         head, projection rows, and idempotency records created at ``stamp``."""
         ledger = state.tx.ledger
@@ -345,6 +330,8 @@ class Appender:
         written = state.view.flush()
         if written:
             buckets = {bucket_of(state_key(table, key)) for table, key in written}
+            if self._guard is not None:
+                self._guard.changing(account, buckets)
             # The cached top changes before the commit: a batch that fails forgets it.
             state.top.update(state.tx.state_map.settle(account, buckets))
             state.tx.state_map.set_root(account, state.top.root())
