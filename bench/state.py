@@ -237,8 +237,8 @@ def checks_with_and_without(
         f"rounds of {per_round:,} random licenses ({allowed / (2 * count):.0%} allowed)"
     )
     result.notes.append(
-        'over HTTP: not measured; proof-carrying checks ("proof": true) do not exist yet, '
-        "and every HTTP check already runs with the service's guard"
+        "over HTTP: not measured here; every HTTP check runs with the service's guard "
+        '(benchmark 5), and "proof": true adds a signed head and the proof'
     )
     _print(result)
     return result

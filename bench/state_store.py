@@ -202,7 +202,7 @@ def proof_verification(signed: SignedStore, map_size: int, proofs_wanted: int) -
     )
     result.notes.append(
         "not included: the checkpoint's Ed25519 signature (once per checkpoint, not per "
-        "row) and the SDK's JSON/base64 decoding; the SDK does not verify proofs yet"
+        "row) and the SDK's JSON/base64 decoding (tenure.sdk.verify_rows does both)"
     )
     _print(result)
     return result

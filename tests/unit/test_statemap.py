@@ -60,6 +60,7 @@ def top_of(leaves: dict[bytes, bytes]) -> tuple[MapTop, dict[int, list[tuple[byt
     return MapTop({b: bucket_hash(v) for b, v in buckets.items()}), buckets
 
 
+@settings(deadline=None)
 @given(maps)
 def test_the_root_is_the_reference_rule(leaves: dict[bytes, bytes]) -> None:
     expected = reference_root(leaves)
@@ -68,6 +69,7 @@ def test_the_root_is_the_reference_rule(leaves: dict[bytes, bytes]) -> None:
     assert (map_root([]), MapTop().root()) == (ZERO, ZERO)
 
 
+@settings(deadline=None)
 @given(maps)
 def test_every_leaf_proves_and_a_changed_proof_does_not(leaves: dict[bytes, bytes]) -> None:
     top, buckets = top_of(leaves)
@@ -82,7 +84,7 @@ def test_every_leaf_proves_and_a_changed_proof_does_not(leaves: dict[bytes, byte
             assert root_from_path(k, leaf, siblings[:-1] + bent) != root
 
 
-@settings(max_examples=60)
+@settings(max_examples=60, deadline=None)
 @given(maps, st.lists(st.tuples(keys, st.binary(min_size=32, max_size=32) | st.none())))
 def test_incremental_updates_equal_a_fresh_build(
     leaves: dict[bytes, bytes], changes: list[tuple[bytes, bytes | None]]

@@ -33,6 +33,7 @@ Leaf = tuple[bytes, bytes]
 """``(k, L)``: a leaf's key and its leaf hash."""
 Bucket = tuple[int, bytes]
 """``(count, hash)``: how many leaves a bucket holds and its subtree hash."""
+_EMPTY: Bucket = (0, ZERO)
 
 
 def _jcs(value: Any) -> bytes:
@@ -152,41 +153,35 @@ class MapTop:
         # levels[d][prefix] = (count, hash) for non-empty nodes; d == BUCKET_BITS: buckets.
         self.levels: list[dict[int, Bucket]] = [{} for _ in range(BUCKET_BITS + 1)]
         if buckets:
-            self.levels[BUCKET_BITS] = {b: v for b, v in buckets.items() if v[0]}
-            for depth in range(BUCKET_BITS - 1, -1, -1):
-                below = self.levels[depth + 1]
-                for prefix in {child >> 1 for child in below}:
-                    self._set(depth, prefix)
+            self.update(buckets)
 
     def _node(self, depth: int, prefix: int) -> Bucket:
-        return self.levels[depth].get(prefix, (0, ZERO))
-
-    def _set(self, depth: int, prefix: int) -> None:
-        left = self._node(depth + 1, prefix << 1)
-        right = self._node(depth + 1, (prefix << 1) | 1)
-        count = left[0] + right[0]
-        if count == 0:
-            self.levels[depth].pop(prefix, None)
-            return
-        if count == 1:
-            node = (1, left[1] if left[0] else right[1])
-        else:
-            node = (count, inner(left[1], right[1]))
-        self.levels[depth][prefix] = node
+        return self.levels[depth].get(prefix, _EMPTY)
 
     def update(self, changed: Mapping[int, Bucket]) -> None:
-        """Take the new ``(count, hash)`` of each changed bucket."""
-        prefixes = set()
+        """Take the new ``(count, hash)`` of each changed bucket, and recompute the
+        nodes above them, level by level (a node holding one leaf is that leaf)."""
+        bottom = self.levels[BUCKET_BITS]
         for bucket, value in changed.items():
             if value[0]:
-                self.levels[BUCKET_BITS][bucket] = value
+                bottom[bucket] = value
             else:
-                self.levels[BUCKET_BITS].pop(bucket, None)
-            prefixes.add(bucket)
+                bottom.pop(bucket, None)
+        prefixes = set(changed)
+        sha256 = hashlib.sha256
         for depth in range(BUCKET_BITS - 1, -1, -1):
+            below, here = self.levels[depth + 1], self.levels[depth]
             prefixes = {prefix >> 1 for prefix in prefixes}
             for prefix in prefixes:
-                self._set(depth, prefix)
+                left = below.get(prefix << 1, _EMPTY)
+                right = below.get((prefix << 1) | 1, _EMPTY)
+                count = left[0] + right[0]
+                if count == 0:
+                    here.pop(prefix, None)
+                elif count == 1:
+                    here[prefix] = (1, left[1] if left[0] else right[1])
+                else:
+                    here[prefix] = (count, sha256(b"\x01" + left[1] + right[1]).digest())
 
     def root(self) -> bytes:
         return self._node(0, 0)[1]
