@@ -47,7 +47,8 @@ def _unverified(account: str, problem: str) -> StateUnverified:
 
 
 class StateGuard:
-    """The accounts found unproven, with why; thread-safe."""
+    """What this process has proven of each account's state — the map it keeps, the
+    leaves proven under it — and the accounts it found unproven, with why. Thread-safe."""
 
     def __init__(self, confirm: Confirm | None = None) -> None:
         self.confirm = confirm
@@ -59,13 +60,13 @@ class StateGuard:
         self._outside: dict[str, str] = {}
         """Per account, a signed checkpoint kept outside the store (a site's)."""
         self._tops: dict[str, tuple[int, MapTop]] = {}
+        """Per account, the head size and the state map above the buckets last proven
+        (the ledger writer advances it after each commit)."""
         self._leaves: dict[str, dict[int, dict[bytes, bytes]]] = {}
         """Per account and bucket, the leaves proven against the kept map's bucket hash:
         a check whose rows hash to them reads no leaf from the database."""
         self._generation: dict[str, int] = {}
         """Per account, moved whenever the kept map may change (``changing``)."""
-        """Per account, the head size and the state map above the buckets last proven
-        (the ledger writer advances it after each commit)."""
 
     def require(self, account: str) -> None:
         """``StateUnverified`` when ``account``'s state was found unproven."""
