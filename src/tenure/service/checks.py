@@ -24,7 +24,7 @@ from tenure.crypto.keystore import hash_license_key
 from tenure.domain.answers import Base64, NonNegative, closed
 from tenure.domain.decisions import CheckStatus, Reason, decide
 from tenure.domain.licensekeys import hash_legacy_key, is_serial, is_tenure_key
-from tenure.domain.state import Key, Row
+from tenure.domain.state import Row
 from tenure.domain.values import EntitlementValue, Serial, Time
 from tenure.errors import Forbidden, InvalidInput, Unauthenticated
 from tenure.service.state_guard import ReadRow, StateGuard
@@ -127,7 +127,7 @@ class Decided:
 
     answer: CheckAnswer
     serial: str | None
-    read: tuple[tuple[str, Key, Row], ...] = ()
+    read: tuple[ReadRow, ...] = ()
     """The projection rows the decision read, ``(table, key, row)``."""
 
 
@@ -144,7 +144,7 @@ def _answer(
         key = (license_row["plan"], license_row["plan_version"])
         plan_row = tx.projection.row(account, "plan_versions", key)
     decision = decide(license_row, plan_row, item.entitlement, now)
-    read: list[tuple[str, Key, Row]] = []
+    read: list[ReadRow] = []
     if license_row is not None:
         read.append(("licenses", (license_row["serial"],), license_row))
     if plan_row is not None:
