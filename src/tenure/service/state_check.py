@@ -1,7 +1,8 @@
-"""The state half of ``ledger verify``: replay the ledger into a scratch projection
-and prove the stored state against it and against the signed state roots.
+"""Proving an account's stored state (docs/state.md): its projection rows, state-map
+leaves, buckets and head root, against the signed state roots.
 
-In order, stopping at the first difference with ``StateTampered``:
+``check_state`` replays the ledger into a scratch projection and, stopping at the
+first difference with ``StateTampered``:
 
 1. at every verified checkpoint that carries a ``tenure-state`` line, the state map
    of the replayed projection after exactly its ``size`` events has that root;
@@ -9,6 +10,11 @@ In order, stopping at the first difference with ``StateTampered``:
    named by table and key; a missing or extra row too);
 3. every stored state-map leaf, bucket and the root at the head equal the ones
    recomputed from the replayed rows.
+
+``prove_state`` skips the replay when the newest checkpoint is of the head's size and
+states a root: the stored rows' map must then equal the stored one and hash to it.
+``proven_root`` proves the rows a snapshot is taken of; ``build_state_map`` builds the
+map of an account written before 0.3.0.
 """
 
 from __future__ import annotations
