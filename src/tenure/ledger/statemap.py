@@ -140,6 +140,14 @@ def root_from_path(k: bytes, leaf: bytes, siblings: Sequence[bytes]) -> bytes:
     return h
 
 
+def bucket_hashes(leaves: Iterable[Leaf]) -> dict[int, Bucket]:
+    """``(count, hash)`` of every bucket ``leaves`` fall in (any order)."""
+    by_bucket: dict[int, list[Leaf]] = {}
+    for k, leaf in leaves:
+        by_bucket.setdefault(bucket_of(k), []).append((k, leaf))
+    return {bucket: bucket_hash(held) for bucket, held in by_bucket.items()}
+
+
 def bucket_hash(leaves: Sequence[Leaf]) -> Bucket:
     """``(count, hash)`` of a bucket from its leaves (any order)."""
     return len(leaves), subtree_hash(sorted(leaves), BUCKET_BITS)

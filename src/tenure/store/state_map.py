@@ -18,7 +18,15 @@ from typing import Any, Protocol
 import sqlalchemy as sa
 
 from tenure.domain.state import TABLES, Key, Row
-from tenure.ledger.statemap import Bucket, Leaf, MapTop, bucket_hash, bucket_of, row_leaf
+from tenure.ledger.statemap import (
+    Bucket,
+    Leaf,
+    MapTop,
+    bucket_hash,
+    bucket_hashes,
+    bucket_of,
+    row_leaf,
+)
 from tenure.store import raw
 from tenure.store.connected import OnConnection
 
@@ -183,12 +191,10 @@ class SqlStateMap(OnConnection):
         if buckets is not None:
             self.settle(account, buckets)
         else:
-            by_bucket: dict[int, list[Leaf]] = {}
-            for k, leaf in self.leaves(account):
-                by_bucket.setdefault(bucket_of(k), []).append((k, leaf))
+            settled = bucket_hashes(self.leaves(account))
             delete = "DELETE FROM state_buckets WHERE account = :account"
             raw.execute(self._conn, delete, {"account": account})
-            self._store(account, {b: bucket_hash(leaves) for b, leaves in by_bucket.items()})
+            self._store(account, settled)
         root = MapTop(self.buckets(account)).root()
         self.set_root(account, root)
         return root

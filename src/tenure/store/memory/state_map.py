@@ -7,7 +7,7 @@ from collections.abc import Collection, Iterable, Iterator, Sequence
 from typing import Any
 
 from tenure.domain.state import Row
-from tenure.ledger.statemap import Bucket, Leaf, MapTop, bucket_hash, bucket_of
+from tenure.ledger.statemap import Bucket, Leaf, MapTop, bucket_hash, bucket_hashes, bucket_of
 from tenure.store.state_map import leaf_changes
 
 
@@ -70,10 +70,7 @@ class MemoryStateMap:
         if buckets is not None:
             self.settle(account, buckets)
         else:
-            by_bucket: dict[int, list[Leaf]] = {}
-            for k, leaf in self.leaves(account):
-                by_bucket.setdefault(bucket_of(k), []).append((k, leaf))
-            self._buckets[account] = {b: bucket_hash(v) for b, v in by_bucket.items()}
+            self._buckets[account] = bucket_hashes(self.leaves(account))
         root = MapTop(self.buckets(account)).root()
         self.set_root(account, root)
         return root
