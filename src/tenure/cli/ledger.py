@@ -56,8 +56,8 @@ def verify(
                     runtime.store,
                     account,
                     runtime.sidecar,
-                    key or (),
-                    update,
+                    pinned=key or (),
+                    progress=update,
                     kept=since_checkpoint.read_text() if since_checkpoint else None,
                 )
         except LedgerTampered as exc:

@@ -15,8 +15,7 @@ from tenure.service.replay import digest_of, rebuild
 from tenure.service.state import export_state, state_root
 
 app = typer.Typer(
-    help="The projection: its state digest and state map (export, root), and rebuilding it "
-    "by replay.",
+    help="The projection: state digest, state map (export, root), rebuild by replay.",
     no_args_is_help=True,
 )
 

@@ -19,8 +19,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TypedDict
 
 import orjson
+from typing_extensions import Unpack
 
 from tenure.domain.events import event_from_json
 from tenure.errors import InvalidProof, LedgerTampered, MalformedNote, NotFound, TenureError
@@ -76,17 +78,23 @@ class _Levels:
             level = parents
 
 
+class VerifyOptions(TypedDict, total=False):
+    """How ``verify_ledger`` verifies, beyond the store and the sidecar."""
+
+    pinned: Sequence[str]
+    progress: Progress | None
+    replay_state: bool
+    kept: str | None
+    confirm: Confirm | None
+
+
 def verify_ledger(
-    store: Store,
-    account: str,
-    sidecar: Sidecar | None = None,
-    pinned: Sequence[str] = (),
-    progress: Progress | None = None,
-    replay_state: bool = True,
-    kept: str | None = None,
-    confirm: Confirm | None = None,
+    store: Store, account: str, sidecar: Sidecar | None = None, **options: Unpack[VerifyOptions]
 ) -> VerifyReport:
     """Verify the ledger of ``account``; see the module doc. Raises ``LedgerTampered``.
+
+    ``pinned`` verifier keys are trusted beside the stored ones; ``progress`` is called
+    with the events read so far.
 
     ``confirm`` says which of the verifier keys stored in the database to trust (the
     service's key store confirms its own); without it every stored key is trusted,
@@ -99,7 +107,7 @@ def verify_ledger(
     checkpoint at the head when there is one, which needs no replay
     (``state_check.prove_state``)."""
     with store.read() as tx:
-        return verify_in(tx, account, sidecar, pinned, progress, replay_state, kept, confirm)
+        return verify_in(tx, account, sidecar, **options)
 
 
 def verify_in(

@@ -164,29 +164,20 @@ class AccountCache:
     """The state map above its buckets, proven against the root at the head when read."""
 
 
+@dataclass(eq=False)
 class Appender:
     """Opens accounts in a batch, runs submissions against them and flushes them;
     keeps each account's ``AccountCache`` between batches."""
 
-    def __init__(
-        self,
-        origin_of: Callable[[str], str],
-        sidecar: Sidecar | None,
-        clock: Callable[[], datetime],
-        random_bytes: Callable[[int], bytes],
-        license_key_hash: Callable[[str, str], str],
-        personal: PersonalSealing | None,
-        guard: StateGuard | None = None,
-    ) -> None:
-        self._origin_of = origin_of
-        self._sidecar = sidecar
-        self._clock = clock
-        self._random = random_bytes
-        self._license_key_hash = license_key_hash
-        self._personal = personal
-        self._guard = guard
-        self.cache: dict[str, AccountCache] = {}
-        self._write_marker: int | None = None
+    origin_of: Callable[[str], str]
+    sidecar: Sidecar | None
+    clock: Callable[[], datetime]
+    random_bytes: Callable[[int], bytes]
+    license_key_hash: Callable[[str, str], str]
+    personal: PersonalSealing | None
+    guard: StateGuard | None = None
+    cache: dict[str, AccountCache] = field(default_factory=dict)
+    _write_marker: int | None = field(default=None, init=False)
 
     def forget_if_written_elsewhere(self, tx: WriterTransaction) -> None:
         """Forget the kept rows if somebody else wrote since the last batch."""
@@ -208,15 +199,15 @@ class Appender:
         self._write_marker = None
         for account in accounts:
             self.cache.pop(account, None)
-            if self._guard is not None:  # its map changed in place before the failure
-                self._guard.forget(account)
+            if self.guard is not None:  # its map changed in place before the failure
+                self.guard.forget(account)
 
     def open(self, tx: Transaction, account: str) -> AccountBatch:
         """The batch's state of ``account``, its head created if it has none.
         ``StoreBehindCheckpoint`` if the sidecar signed more (or other) events."""
-        if self._guard is not None:
-            self._guard.require(account)
-        head = tx.ledger.head(account) or tx.ledger.create_head(account, self._origin_of(account))
+        if self.guard is not None:
+            self.guard.require(account)
+        head = tx.ledger.head(account) or tx.ledger.create_head(account, self.origin_of(account))
         cached = self.cache.get(account)
         if cached is None or cached.frontier.size != head.size:
             frontier = tx.ledger.frontier(account, head.size)
@@ -236,11 +227,11 @@ class Appender:
             cached.sidecar_checked = True
             cached.top = None
         if cached.top is None:
-            if self._guard is None:
+            if self.guard is None:
                 cached.top = open_state_map(tx, account)
             else:
                 build_state_map(tx, account)
-                cached.top = self._guard.top_for(tx, account, head.size, self._sidecar)
+                cached.top = self.guard.top_for(tx, account, head.size, self.sidecar)
         return AccountBatch(
             tx,
             head.origin,
@@ -255,7 +246,7 @@ class Appender:
     def _check_sidecar(
         self, tx: Transaction, account: str, origin: str, frontier: Frontier
     ) -> None:
-        signed = self._sidecar.read(account) if self._sidecar else None
+        signed = self.sidecar.read(account) if self.sidecar else None
         if signed is None:
             return
 
@@ -290,22 +281,22 @@ class Appender:
                         f"idempotency key {key!r} was used for a different request"
                     )
                 return Outcome(record.result, replayed=True)
-        now = sub.at or self._clock()
+        now = sub.at or self.clock()
         if state.last_time is not None and now < state.last_time:
             now = state.last_time  # event times never run backwards within a ledger
         ctx = Context(
             sub.account,
             now,
-            lambda: self._random(20),
-            lambda serial: self._license_key_hash(sub.account, serial),
-            **({"open_sealed": self._personal.opener(sub.account)} if self._personal else {}),
+            lambda: self.random_bytes(20),
+            lambda serial: self.license_key_hash(sub.account, serial),
+            **({"open_sealed": self.personal.opener(sub.account)} if self.personal else {}),
         )
         view = CommandView(state.view)
         decision = sub.command.decide(view, ctx)
         frontier = state.frontier.copy()
-        seal = self._personal.seal if self._personal else None
+        seal = self.personal.seal if self.personal else None
         events, rows, nodes = append_drafts(
-            view, frontier, sub, decision.drafts, format_time(now), self._random, seal
+            view, frontier, sub, decision.drafts, format_time(now), self.random_bytes, seal
         )
         view.commit()
         state.frontier = frontier
@@ -330,8 +321,8 @@ class Appender:
         written = state.view.flush()
         if written:
             buckets = {bucket_of(state_key(table, key)) for table, key in written}
-            if self._guard is not None:
-                self._guard.changing(account, buckets)
+            if self.guard is not None:
+                self.guard.changing(account, buckets)
             # The cached top changes before the commit: a batch that fails forgets it.
             state.top.update(state.tx.state_map.settle(account, buckets))
             state.tx.state_map.set_root(account, state.top.root())
@@ -347,11 +338,11 @@ class Appender:
             cached.frontier = state.frontier
             cached.last_time = state.last_time
             cached.signed_size = state.signed_size
-            if self._guard is not None:
-                self._guard.advance(account, state.frontier.size, state.top)
+            if self.guard is not None:
+                self.guard.advance(account, state.frontier.size, state.top)
             if state.checkpoint is not None:
                 cached.signed_at = time.monotonic()
-                if self._sidecar is not None:
+                if self.sidecar is not None:
                     # Written only after the commit: a sidecar ahead of the store
                     # would make the store refuse to sign.
-                    self._sidecar.write(account, state.checkpoint)
+                    self.sidecar.write(account, state.checkpoint)
