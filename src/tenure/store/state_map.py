@@ -26,6 +26,7 @@ from tenure.ledger.statemap import (
     bucket_hashes,
     bucket_of,
     row_leaf,
+    state_key,
 )
 from tenure.store import raw
 from tenure.store.connected import OnConnection
@@ -81,7 +82,7 @@ def leaf_changes(
         written.append((bucket_of(k), k, leaf))
     removed = []
     for key in deletes:
-        k = row_leaf(table, key, {})[0]
+        k = state_key(table, key)
         removed.append((bucket_of(k), k))
     return written, removed
 
