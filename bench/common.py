@@ -16,6 +16,8 @@ from pathlib import Path
 
 import sqlalchemy
 
+from tenure.store.databases import postgres_url
+
 
 @dataclass
 class Result:
@@ -116,15 +118,4 @@ def fmt_rate(value: float) -> str:
 def pg_url(admin: str, database: str) -> str:
     """The SQLAlchemy URL of ``database`` on the PostgreSQL server that the libpq
     conninfo ``admin`` names (its user, password, host and port)."""
-    from psycopg.conninfo import conninfo_to_dict
-
-    info = conninfo_to_dict(admin)
-    url = sqlalchemy.engine.URL.create(
-        "postgresql+psycopg",
-        username=str(info.get("user", "postgres")),
-        password=str(info["password"]) if "password" in info else None,
-        host=str(info.get("host", "127.0.0.1")),
-        port=int(info.get("port") or 5432),
-        database=database,
-    )
-    return url.render_as_string(hide_password=False)
+    return postgres_url(admin, database)

@@ -15,10 +15,9 @@ from contextlib import contextmanager
 from typing import Any
 
 import psycopg
-import sqlalchemy as sa
-from psycopg.conninfo import conninfo_to_dict
 
 from support.required import missing_tool
+from tenure.store.databases import postgres_url
 
 BACKENDS = ["sqlite", "postgresql"]
 PG_ADMIN = os.environ.get("TENURE_TEST_PG", "host=127.0.0.1 port=5432 user=postgres dbname=test")
@@ -34,16 +33,7 @@ def _admin() -> psycopg.Connection[Any]:
 
 def pg_url(database: str) -> str:
     """The SQLAlchemy URL of ``database`` on the server of ``TENURE_TEST_PG``."""
-    info = conninfo_to_dict(PG_ADMIN)
-    url = sa.engine.URL.create(
-        "postgresql+psycopg",
-        username=str(info.get("user", "postgres")),
-        password=str(info["password"]) if "password" in info else None,
-        host=str(info.get("host", "127.0.0.1")),
-        port=int(info.get("port") or 5432),
-        database=database,
-    )
-    return url.render_as_string(hide_password=False)
+    return postgres_url(PG_ADMIN, database)
 
 
 @contextmanager

@@ -28,7 +28,17 @@ from tenure.domain.state import TABLE_ORDER, TABLES, Key, MemoryState
 from tenure.errors import StateTampered, TenureError
 from tenure.ledger.checkpoint import Checkpoint, open_checkpoint
 from tenure.ledger.note import NoteVerifier
-from tenure.ledger.statemap import ZERO, MapTop, bucket_hash, bucket_of, map_root, row_leaf
+from tenure.ledger.statemap import (
+    ZERO,
+    MapTop,
+    bucket_hash,
+    bucket_of,
+    map_leaf,
+    map_root,
+    row_leaf,
+    state_key,
+    value_hash,
+)
 from tenure.service.replay import replay
 from tenure.store.unit import Transaction
 
@@ -48,13 +58,13 @@ class _RowMap:
         touched = set()
         for table, key in changed:
             row = state.tables[table].get(key)
-            k, leaf = row_leaf(table, key, row or {})
+            k = state_key(table, key)
             bucket = self.buckets.setdefault(bucket_of(k), {})
             if row is None:
                 bucket.pop(k, None)
                 self.keys.pop(k, None)
             else:
-                bucket[k] = leaf
+                bucket[k] = map_leaf(k, value_hash(row))
                 self.keys[k] = (table, key)
             touched.add(bucket_of(k))
         self.top.update({b: bucket_hash(list(self.buckets[b].items())) for b in touched})

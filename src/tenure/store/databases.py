@@ -103,6 +103,23 @@ def sqlite_file(url: str) -> Path | None:
     return None
 
 
+def postgres_url(conninfo: str, database: str) -> str:
+    """The SQLAlchemy URL of ``database`` on the PostgreSQL server the libpq
+    ``conninfo`` names (its user, password, host and port)."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    info = conninfo_to_dict(conninfo)
+    url = sa.engine.URL.create(
+        "postgresql+psycopg",
+        username=str(info.get("user", "postgres")),
+        password=str(info["password"]) if "password" in info else None,
+        host=str(info.get("host", "127.0.0.1")),
+        port=int(info.get("port") or 5432),
+        database=database,
+    )
+    return url.render_as_string(hide_password=False)
+
+
 def sqlite_url(path: Path) -> str:
     """The URL of the SQLite database file ``path``."""
     return f"sqlite:///{path.as_posix()}"
