@@ -168,17 +168,29 @@ def prove_state(
     stored_root = tx.state_map.root(account)
     if stored_root is None:
         return check_state(tx, account, size, checkpoints)
-    stored = MemoryState()
-    for table in TABLE_ORDER:
-        key_of = TABLES[table].key_of
-        stored.tables[table] = {key_of(row): row for row in tx.projection.rows(account, table)}
-    replayed = _map_of(stored)
+    replayed = _stored_map(tx, account)
     _compare_map(tx, account, replayed)
     if replayed.top.root() != newest.state:
         raise StateTampered(
             f"the stored rows do not hash to the state root signed in checkpoint {newest.size}"
         )
     return ProvenState(1, replayed.top)
+
+
+def _stored_map(tx: Transaction, account: str) -> _RowMap:
+    """The state map of the stored rows of ``account``, each row hashed as it is read
+    (no key order, no scratch projection)."""
+    built = _RowMap()
+    buckets, keys = built.buckets, built.keys
+    for table in TABLE_ORDER:
+        columns = TABLES[table].key
+        for row in tx.projection.rows(account, table, ordered=False):
+            key = tuple(row[column] for column in columns)
+            k = state_key(table, key)
+            buckets.setdefault(bucket_of(k), {})[k] = map_leaf(k, value_hash(row))
+            keys[k] = (table, key)
+    built.top.update({b: bucket_hash(list(leaves.items())) for b, leaves in buckets.items()})
+    return built
 
 
 def _map_of(state: MemoryState) -> _RowMap:
@@ -210,6 +222,30 @@ def _compare_map(tx: Transaction, account: str, replayed: _RowMap) -> None:
     root = tx.state_map.root(account)
     if root is None:  # written before 0.3.0: the writer builds the map when it opens it
         return
+    if not _leaves_match(tx, account, replayed):
+        _name_leaf(tx, account, replayed)
+    buckets = tx.state_map.buckets(account)
+    for bucket in sorted(buckets.keys() | replayed.top.levels[-1].keys()):
+        if buckets.get(bucket, (0, ZERO)) != replayed.top.bucket(bucket):
+            raise StateTampered(f"state-map bucket {bucket} does not hash its leaves")
+    if root != replayed.top.root():
+        raise StateTampered("the state root stored at the head is not the replayed state's")
+
+
+def _leaves_match(tx: Transaction, account: str, replayed: _RowMap) -> bool:
+    """Whether the stored leaves are exactly the replayed ones (one pass, no sort)."""
+    buckets, count = replayed.buckets, 0
+    for k, leaf in tx.state_map.leaves(account):
+        held = buckets.get(bucket_of(k))
+        if held is None or held.get(k) != leaf:
+            return False
+        count += 1
+    return count == sum(len(held) for held in buckets.values())
+
+
+def _name_leaf(tx: Transaction, account: str, replayed: _RowMap) -> None:
+    """Raise ``StateTampered`` naming the first (by k) stored leaf that differs from
+    the replayed one."""
     expected = {k: leaf for bucket in replayed.buckets.values() for k, leaf in bucket.items()}
     stored = dict(tx.state_map.leaves(account))
     for k in sorted(stored.keys() | expected.keys()):
@@ -222,9 +258,3 @@ def _compare_map(tx: Transaction, account: str, replayed: _RowMap) -> None:
                 table=table,
                 key=None if key is None else list(key),
             )
-    buckets = tx.state_map.buckets(account)
-    for bucket in sorted(buckets.keys() | replayed.top.levels[-1].keys()):
-        if buckets.get(bucket, (0, ZERO)) != replayed.top.bucket(bucket):
-            raise StateTampered(f"state-map bucket {bucket} does not hash its leaves")
-    if root != replayed.top.root():
-        raise StateTampered("the state root stored at the head is not the replayed state's")

@@ -131,11 +131,15 @@ def delete_projection(conn: sa.Connection, account: str) -> None:
     state_map.clear_map(conn, account)
 
 
-def projection_rows(conn: sa.Connection, account: str, table: str) -> list[Row]:
-    """All rows of ``table`` in ascending key order (sorted here, not by SQL collation)."""
+def projection_rows(
+    conn: sa.Connection, account: str, table: str, ordered: bool = True
+) -> list[Row]:
+    """All rows of ``table``, in ascending key order (sorted here, not by SQL collation)
+    when ``ordered``."""
     spec = TABLES[table]
     sql = t.projection[table]
     query = sa.select(*(sql.c[col] for col in spec.columns)).where(sql.c.account == account)
     rows = [row_from_sql(table, r) for r in conn.execute(query)]
-    rows.sort(key=spec.key_of)
+    if ordered:
+        rows.sort(key=spec.key_of)
     return rows

@@ -134,8 +134,8 @@ class Projection(Protocol):
 
     def row(self, account: str, table: str, key: Key) -> Row | None: ...
 
-    def rows(self, account: str, table: str) -> list[Row]:
-        """Every row of ``table``, in key order."""
+    def rows(self, account: str, table: str, ordered: bool = True) -> list[Row]:
+        """Every row of ``table``, in key order unless not ``ordered``."""
         ...
 
     def write(
@@ -336,8 +336,8 @@ class SqlProjection(OnConnection):
     def row(self, account: str, table: str, key: Key) -> Row | None:
         return projection_rows.read_row(self._conn, account, table, key)
 
-    def rows(self, account: str, table: str) -> list[Row]:
-        return projection_rows.projection_rows(self._conn, account, table)
+    def rows(self, account: str, table: str, ordered: bool = True) -> list[Row]:
+        return projection_rows.projection_rows(self._conn, account, table, ordered)
 
     def write(
         self, account: str, table: str, upserts: Sequence[Row], deletes: Sequence[Key]

@@ -151,7 +151,7 @@ class MemoryProjection:
         stored = self._tables.get((account, table), {}).get(tuple(key))
         return None if stored is None else dict(orjson.loads(stored))
 
-    def rows(self, account: str, table: str) -> list[Row]:
+    def rows(self, account: str, table: str, ordered: bool = True) -> list[Row]:
         stored = self._tables.get((account, table), {})
         return [dict(orjson.loads(stored[key])) for key in sorted(stored)]
 
