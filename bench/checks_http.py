@@ -405,6 +405,19 @@ def wrk(srv: Server, script: Path, seconds: float) -> Closed:
     )
 
 
+def alternate(sides: list[tuple[Server, Path, list[Closed]]], rounds: int, seconds: float) -> None:
+    """``rounds`` closed-loop runs of each side (server, wrk script, runs so far), the
+    order reversed every other round so that drift hits the sides alike."""
+    for round_no in range(rounds):
+        for srv, script, runs in sides if round_no % 2 == 0 else reversed(sides):
+            runs.append(wrk(srv, script, seconds))
+
+
+def closed_rate(runs: list[Closed]) -> float:
+    """Requests per second over all of ``runs``."""
+    return sum(r.requests for r in runs) / sum(r.seconds for r in runs)
+
+
 @dataclass
 class Open:
     """One open-loop run of bench/loadgen."""
@@ -714,12 +727,12 @@ def _audit(env: dict[str, str], workdir: Path, work: Workload, script: Path, siz
         preflight(unbatched, work.bodies, headers, check=True)
         wrk(batched, script, size.warmup)
         wrk(unbatched, script, size.warmup)
-        for round_no in range(size.audit_rounds):
-            order = [(batched, batched_runs), (unbatched, unbatched_runs)]
-            for srv, runs in order if round_no % 2 == 0 else reversed(order):
-                runs.append(wrk(srv, script, size.seconds))
-    b_rate = sum(r.requests for r in batched_runs) / sum(r.seconds for r in batched_runs)
-    u_rate = sum(r.requests for r in unbatched_runs) / sum(r.seconds for r in unbatched_runs)
+        alternate(
+            [(batched, script, batched_runs), (unbatched, script, unbatched_runs)],
+            size.audit_rounds,
+            size.seconds,
+        )
+    b_rate, u_rate = closed_rate(batched_runs), closed_rate(unbatched_runs)
     errors = sum(r.errors for r in batched_runs + unbatched_runs)
     result = Result(
         "check uvicorn x1, TENURE_AUDIT_BATCH_MAX=1",

@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from support.cli import tenure
 from support.server import running_server, seed_data_dir
+from support.sqlite import cut_history
 from tenure.ledger.checkpoint import Checkpoint, parse_checkpoint, sign_checkpoint
 from tenure.ledger.note import NoteSigner, parse_note
 from tenure.ledger.statemap import MapTop, bucket_hash, bucket_of, row_leaf
@@ -218,28 +219,13 @@ def _forge_consistently(data_dir: Path, serial: str) -> None:
         db.execute("UPDATE ledger_heads SET state_root = ?", (root,))
 
 
-def _cut_history(data_dir: Path, events: int) -> int:
-    """Delete the newest ``events`` events, their nodes and checkpoints, and the sidecar,
-    as someone with the database would to rewrite history; return the new size."""
-    with _db(data_dir) as db:
-        (size,) = db.execute("SELECT size FROM ledger_heads").fetchone()
-        cut = int(size) - events
-        db.execute("DELETE FROM ledger_checkpoints WHERE size > ?", (cut,))
-        db.execute("DELETE FROM ledger_events WHERE seq >= ?", (cut,))
-        db.execute("DELETE FROM ledger_nodes WHERE (idx + 1) * (1 << level) > ?", (cut,))
-        db.execute("UPDATE ledger_heads SET size = ?", (cut,))
-    for sidecar in (data_dir / "tenure.db.checkpoints").glob("*"):
-        sidecar.unlink()
-    return cut
-
-
 def test_a_cut_history_is_caught_by_a_checkpoint_kept_outside(tmp_path: Path) -> None:
     """Delete the newest events, their nodes and checkpoints, the sidecar, and rebuild
     the projection: the store verifies on its own; a checkpoint kept elsewhere does not."""
     data_dir = _seeded(tmp_path)
     kept = tmp_path / "kept.checkpoint"
     kept.write_text(tenure("ledger", "checkpoint", "--data-dir", data_dir).stdout)
-    cut = _cut_history(data_dir, 7)
+    cut = cut_history(data_dir, 7)
     rebuilt = tenure("state", "rebuild", "--data-dir", data_dir, "--accept-change")
     assert rebuilt.code == 0, rebuilt.stderr
     assert _verify(data_dir)[0] == 0  # what nothing can catch without an outside copy
@@ -281,7 +267,7 @@ def test_a_cut_history_is_caught_by_a_site_at_start(tmp_path: Path) -> None:
     data_dir = _seeded(tmp_path)
     site = (tmp_path / "site").as_uri()
     assert tenure("ship", "--data-dir", data_dir, "--site", site).code == 0
-    cut = _cut_history(data_dir, 5)
+    cut = cut_history(data_dir, 5)
     assert tenure("state", "rebuild", "--data-dir", data_dir, "--accept-change").code == 0
     with running_server(data_dir, tmp_path / "logs", TENURE_SITES=site) as server:
         state = _readiness(server.url)["state"]

@@ -48,3 +48,22 @@ def replace_database(data_dir: Path, copy: Path) -> None:
     for suffix in ("-wal", "-shm"):
         target.with_name(target.name + suffix).unlink(missing_ok=True)
     backup_sqlite(copy, target)
+
+
+def cut_history(data_dir: Path, events: int) -> int:
+    """Delete the newest ``events`` events of a one-account store, their nodes and
+    checkpoints, and the sidecar, as someone with the database would to rewrite
+    history; return the new size. (``tenure state rebuild`` then rebuilds the rows.)"""
+    db = raw_sqlite(data_dir)
+    try:
+        (size,) = db.execute("SELECT size FROM ledger_heads").fetchone()
+        cut = int(size) - events
+        db.execute("DELETE FROM ledger_checkpoints WHERE size > ?", (cut,))
+        db.execute("DELETE FROM ledger_events WHERE seq >= ?", (cut,))
+        db.execute("DELETE FROM ledger_nodes WHERE (idx + 1) * (1 << level) > ?", (cut,))
+        db.execute("UPDATE ledger_heads SET size = ?", (cut,))
+    finally:
+        db.close()
+    for sidecar in (data_dir / "tenure.db.checkpoints").glob("*"):
+        sidecar.unlink()
+    return cut

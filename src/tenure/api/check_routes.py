@@ -28,6 +28,7 @@ from tenure.api.auth import API_KEY_OR_LICENSE, CheckCaller, key_or_license
 from tenure.api.bodies import documented, parse_body
 from tenure.api.problems import problem_responses
 from tenure.api.schemas import answers
+from tenure.errors import InvalidInput
 from tenure.observability import metrics, tracing
 from tenure.ops import counters
 from tenure.service import checks
@@ -38,6 +39,12 @@ from tenure.service.ledger import SignRequest
 router = APIRouter(prefix="/v1", tags=["check"], responses=problem_responses(400, 401, 403, 503))
 
 Short = Annotated[str, Field(min_length=1, max_length=200)]
+
+
+KNOWN_SIZE = (
+    "with proof: the size of a checkpoint you verified before; the proof then carries "
+    "the consistency proof from it (docs/state.md)"
+)
 
 
 class QuestionBody(BaseModel):
@@ -60,6 +67,7 @@ class CheckBody(QuestionBody):
         bool,
         Field(description="add the rows read and their proof under a signed state root"),
     ] = False
+    known_size: Annotated[int | None, Field(ge=0, description=KNOWN_SIZE)] = None
 
 
 class BatchBody(BaseModel):
@@ -72,6 +80,13 @@ class BatchBody(BaseModel):
         bool,
         Field(description="add every row read and its proof under one signed state root"),
     ] = False
+    known_size: Annotated[int | None, Field(ge=0, description=KNOWN_SIZE)] = None
+
+
+def _known_size(body: CheckBody | BatchBody) -> int | None:
+    if body.known_size is not None and not body.proof:
+        raise InvalidInput('known_size needs "proof": true', field="known_size")
+    return body.known_size
 
 
 Checker = Annotated[CheckCaller, Depends(key_or_license("check"))]
@@ -94,6 +109,10 @@ _BATCH_SCHEMA = {
                             "items": QuestionBody.model_json_schema(),
                         },
                         "proof": {"type": "boolean", "default": False},
+                        "known_size": {
+                            "anyOf": [{"type": "integer", "minimum": 0}, {"type": "null"}],
+                            "description": KNOWN_SIZE,
+                        },
                     },
                 }
             }
@@ -119,6 +138,7 @@ async def post_check(request: Request, caller: Checker) -> Response:
     """
     body = await parse_body(request, CheckBody)
     caller.require_may_check(body.license, "license")
+    known_size = _known_size(body)
     runtime = request.app.state.runtime
     item = body.item()
     with tracing.span("check.decide"):
@@ -132,6 +152,7 @@ async def post_check(request: Request, caller: Checker) -> Response:
                 datetime.now(UTC),
                 runtime.state_guard,
                 lambda: ledger.execute(SignRequest(caller.account)),
+                known_size,
             )
         else:
             decided = checks.check(
@@ -159,6 +180,7 @@ async def post_check_batch(request: Request, caller: Checker) -> Response:
     body = await parse_body(request, BatchBody)
     for index, item in enumerate(body.checks):
         caller.require_may_check(item.license, f"checks[{index}].license")
+    known_size = _known_size(body)
     runtime = request.app.state.runtime
     items = [item.item() for item in body.checks]
     now = datetime.now(UTC)
@@ -173,6 +195,7 @@ async def post_check_batch(request: Request, caller: Checker) -> Response:
                 now,
                 runtime.state_guard,
                 lambda: ledger.execute(SignRequest(caller.account)),
+                known_size,
             )
         else:
             decided = await run_in_threadpool(

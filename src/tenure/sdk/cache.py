@@ -1,6 +1,6 @@
 """The SDK's on-disk cache: token, key set and state, each replaced atomically.
 
-``cache_dir`` holds three files:
+``cache_dir`` holds these files:
 
 - ``token.jws`` — the current offline token (compact JWS text);
 - ``keyset.note`` — with a ledger key: the key set note, signed by that key, that
@@ -8,7 +8,9 @@
   verified it;
 - ``state.json`` — ``{"account", "until", "last_seen", "revoked"}``: the account the
   token belongs to, the revocation cursor, the latest time the clock showed, and what
-  revoked the token (``null`` while nothing did).
+  revoked the token (``null`` while nothing did);
+- ``checkpoint.note`` — with a ledger key: the newest signed checkpoint a proven
+  check verified; the next proven check must prove its ledger extends it.
 
 Nothing read here is trusted: the client verifies the key set note against its
 ledger key, and the token against the keys it trusts, before using it. A missing or
@@ -33,7 +35,16 @@ from tenure.sdk.tokens import verify_token
 
 TOKEN_FILE = "token.jws"  # noqa: S105 - a file name, not a secret
 STATE_FILE = "state.json"
-__all__ = ["JWKS_FILE", "KEYSET_FILE", "STATE_FILE", "TOKEN_FILE", "Cache", "CacheState"]
+CHECKPOINT_FILE = "checkpoint.note"
+__all__ = [
+    "CHECKPOINT_FILE",
+    "JWKS_FILE",
+    "KEYSET_FILE",
+    "STATE_FILE",
+    "TOKEN_FILE",
+    "Cache",
+    "CacheState",
+]
 PRIVATE = 0o600
 
 
@@ -66,6 +77,18 @@ class Cache:
     def keys(self, file_name: str) -> bytes | None:
         """The cached key document: ``keyset.note`` or ``jwks.json``."""
         return self._read(file_name)
+
+    def checkpoint(self) -> str | None:
+        """The cached checkpoint note, unverified."""
+        raw = self._read(CHECKPOINT_FILE)
+        try:
+            return None if raw is None else raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+
+    def save_checkpoint(self, note: str) -> None:
+        with self._writing:
+            write_atomic(self.directory / CHECKPOINT_FILE, note.encode("utf-8"), PRIVATE)
 
     def state(self) -> CacheState:
         raw = self._read(STATE_FILE)

@@ -8,6 +8,7 @@ the background thread and the application never interleave two of them.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable
@@ -19,7 +20,8 @@ from typing import Any
 import httpx
 
 from tenure.crypto.trust import TrustAnchor, TrustedKeys
-from tenure.errors import InvalidInput, TokenRejected
+from tenure.errors import InvalidInput, TenureError, TokenRejected
+from tenure.ledger.checkpoint import Checkpoint, open_checkpoint
 from tenure.sdk.cache import Cache, CacheState, restore
 from tenure.sdk.decisions import (
     CLOSED,
@@ -98,6 +100,7 @@ class LicenseClient:
         self._cache = Cache(Path(cache_dir))
         self._lock = threading.RLock()
         self._contact = threading.Lock()
+        self._proving = threading.Lock()  # one proven check at a time moves checkpoint.note
         self._backoff = Backoff(retry_after, RETRY_CEILING)
         self._refresher = Refresher(self._background_step, f"tenure-sdk-{serial}")
         self._next_sync = 0.0
@@ -133,14 +136,35 @@ class LicenseClient:
         """Ask the service, online, whether this license may use ``entitlement`` now,
         and trust the answer only if it is proven (``tenure.sdk.proofs``): signed by
         the ledger key, every row it read under the signed state root, and the same
-        decision re-run here over those rows. Unlike ``check`` this waits on the
-        network; it needs ``ledger_key``. Raises ``CheckFailed`` (the service refused or
-        could not be reached) or ``ProofRejected``."""
+        decision re-run here over those rows. The newest checkpoint verified is kept
+        in the cache (``checkpoint.note``), and every later answer must prove its ledger
+        extends it: a history cut or rewritten since raises ``ProofRejected`` with
+        reason ``inconsistent_history``. Unlike ``check`` this waits on the network; it
+        needs ``ledger_key``. Raises ``CheckFailed`` (the service refused or could not
+        be reached) or ``ProofRejected``."""
         if not self._anchor.pinned:
             raise ProofRejected("a proven check needs the ledger_key trust anchor", "unsigned")
-        answer = self._service.check(self.serial, entitlement, CheckFailed)
-        now = datetime.fromtimestamp(self._clock(), UTC)
-        return verify_check(answer, self._anchor.verifiers, entitlement, now)
+        with self._proving:
+            known = self._known_checkpoint()
+            size = None if known is None else known.size
+            answer = self._service.check(self.serial, entitlement, CheckFailed, size)
+            now = datetime.fromtimestamp(self._clock(), UTC)
+            proven = verify_check(answer, self._anchor.verifiers, entitlement, now, known)
+            if known is None or proven.checkpoint.size > known.size:
+                with contextlib.suppress(OSError):  # the next check proves from the older one
+                    self._cache.save_checkpoint(answer["proof"]["checkpoint"])
+            return proven
+
+    def _known_checkpoint(self) -> Checkpoint | None:
+        """The cached checkpoint, if it verifies with the ledger key (anything else in
+        the file is ignored: a client with no cached checkpoint proves from scratch)."""
+        note = self._cache.checkpoint()
+        if note is None:
+            return None
+        try:
+            return open_checkpoint(note, self._anchor.verifiers)
+        except TenureError:
+            return None
 
     def _check_slowly(self, entitlement: str, now: float) -> Decision:
         with self._lock:

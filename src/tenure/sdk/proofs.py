@@ -18,8 +18,9 @@ from typing import Any
 
 from tenure.domain.decisions import decide
 from tenure.domain.state import Row
-from tenure.errors import TenureError
+from tenure.errors import InvalidProof, TenureError
 from tenure.ledger.checkpoint import Checkpoint, open_checkpoint
+from tenure.ledger.merkle import verify_consistency
 from tenure.ledger.note import NoteVerifier
 from tenure.ledger.statemap import root_from_path, row_leaf
 
@@ -27,7 +28,8 @@ from tenure.ledger.statemap import root_from_path, row_leaf
 class ProofRejected(TenureError):
     """A proof-carrying answer that does not prove what it says; ``reason`` names the
     rule: ``no_proof``, ``unsigned``, ``no_state_root``, ``other_checkpoint``,
-    ``malformed``, ``row_not_proven`` or ``decision_differs``."""
+    ``malformed``, ``row_not_proven``, ``decision_differs`` or ``inconsistent_history``
+    (the ledger does not extend a checkpoint verified before)."""
 
     code = "proof_rejected"
 
@@ -79,16 +81,51 @@ def verify_rows(
     return checkpoint, proven
 
 
+def verify_history(proof: Mapping[str, Any], checkpoint: Checkpoint, known: Checkpoint) -> None:
+    """Check that the ledger of ``checkpoint`` (the proof's, verified) and the one of
+    ``known`` (a checkpoint verified before) are one history: the proof's
+    ``"consistency"`` (asked for with ``known_size``) proves the smaller tree a prefix of
+    the larger. A ledger shorter than ``known`` cannot prove it: its history was cut or
+    rolled back. Raises ``ProofRejected`` (``inconsistent_history``)."""
+    if known.origin != checkpoint.origin:
+        raise ProofRejected("the proof's checkpoint is of another ledger", "other_checkpoint")
+    older, newer = sorted((known, checkpoint), key=lambda c: c.size)
+    consistency = proof.get("consistency")
+    if not isinstance(consistency, Mapping):
+        raise ProofRejected(
+            f"the ledger does not prove it extends the checkpoint of size {known.size} "
+            f"verified before (it answered at size {checkpoint.size})",
+            "inconsistent_history",
+        )
+    try:
+        if (consistency["from"], consistency["to"]) != (older.size, newer.size):
+            raise ProofRejected("the consistency proof is of other sizes", "malformed")
+        hashes = [base64.b64decode(h, validate=True) for h in consistency["proof"]]
+        verify_consistency(older.size, newer.size, older.root, newer.root, hashes)
+    except (KeyError, TypeError, ValueError, binascii.Error) as exc:
+        raise ProofRejected(f"the consistency proof is malformed: {exc}", "malformed") from exc
+    except InvalidProof as exc:
+        raise ProofRejected(
+            f"the ledger is not an extension of the checkpoint of size {known.size} "
+            f"verified before: {exc}",
+            "inconsistent_history",
+        ) from exc
+
+
 def verify_check(
     answer: Mapping[str, Any],
     verifiers: Sequence[NoteVerifier],
     entitlement: str,
     now: datetime | None = None,
+    known: Checkpoint | None = None,
 ) -> ProvenCheck:
     """Verify a proof-carrying check ``answer`` for ``entitlement`` against the ledger
-    key(s) ``verifiers``; the decision is re-run at ``now`` (default: the clock).
-    Raises ``ProofRejected``."""
+    key(s) ``verifiers``; the decision is re-run at ``now`` (default: the clock). With
+    ``known``, a checkpoint verified before, the answer must also prove its ledger
+    extends it (``verify_history``). Raises ``ProofRejected``."""
     checkpoint, proven = verify_rows(answer.get("proof"), verifiers)
+    if known is not None:
+        verify_history(answer["proof"], checkpoint, known)
     named = answer.get("checkpoint") or {}
     if (named.get("size"), named.get("root")) != (checkpoint.size, checkpoint.root_b64):
         raise ProofRejected("the answer names another checkpoint", "other_checkpoint")

@@ -35,9 +35,14 @@ class Service:
         body = {"license": serial, "fingerprint": fingerprint}
         return self._json("POST", "/v1/tokens", failure, body=body)
 
-    def check(self, serial: str, entitlement: str, failure: type[SdkError]) -> dict[str, Any]:
-        """``POST /v1/check`` with ``"proof": true`` (docs/state.md, "Proofs")."""
-        body = {"license": serial, "entitlement": entitlement, "proof": True}
+    def check(
+        self, serial: str, entitlement: str, failure: type[SdkError], known_size: int | None
+    ) -> dict[str, Any]:
+        """``POST /v1/check`` with ``"proof": true`` (docs/state.md, "Proofs"), and the
+        size of the checkpoint verified before, if any."""
+        body: dict[str, Any] = {"license": serial, "entitlement": entitlement, "proof": True}
+        if known_size is not None:
+            body["known_size"] = known_size
         return self._json("POST", "/v1/check", failure, body=body)
 
     def refresh(self, token: str, failure: type[SdkError]) -> dict[str, Any]:

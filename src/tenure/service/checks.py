@@ -27,6 +27,8 @@ from tenure.domain.licensekeys import hash_legacy_key, is_serial, is_tenure_key
 from tenure.domain.state import Row
 from tenure.domain.values import EntitlementValue, Serial, Time
 from tenure.errors import Forbidden, InvalidInput, Unauthenticated
+from tenure.ledger.merkle import consistency_proof
+from tenure.service.queries import ConsistencyProof
 from tenure.service.state_guard import ReadRow, StateGuard
 from tenure.store.unit import Store, Transaction
 
@@ -92,6 +94,15 @@ class StateProof(TypedDict):
 
     checkpoint: Annotated[str, Field(description="the signed checkpoint (C2SP signed note)")]
     rows: list[ProvenRow]
+    consistency: NotRequired[
+        Annotated[
+            ConsistencyProof,
+            Field(
+                description="with known_size: the RFC 9162 consistency proof from that "
+                "size to the checkpoint's (absent when known_size is beyond it)"
+            ),
+        ]
+    ]
 
 
 @closed
@@ -217,6 +228,7 @@ def check_many_with_proof(
     now: datetime,
     guard: StateGuard,
     sign: Callable[[], object],
+    known_size: int | None = None,
 ) -> tuple[list[Decided], StateProof]:
     """``check_many`` decided on a state whose checkpoint is signed, with the proof of
     every row the decisions read (each once), as ``check_with_proof``."""
@@ -229,7 +241,7 @@ def check_many_with_proof(
         read = {(table, key): (table, key, row) for d in decided for table, key, row in d.read}
         return decided, list(read.values())
 
-    return _with_proof(store, account, guard, sign, decide_in)
+    return _with_proof(store, account, guard, sign, decide_in, known_size)
 
 
 def _deciding_many(
@@ -256,19 +268,22 @@ def check_with_proof(
     now: datetime,
     guard: StateGuard,
     sign: Callable[[], object],
+    known_size: int | None = None,
 ) -> Decided:
     """``check``, decided on a state whose checkpoint is signed, with ``"proof"``: every
     row the decision read and its path to that checkpoint's state root.
 
     When the head has no signed checkpoint yet (or the writer has not published its
     map), ``sign()`` asks the ledger writer for one and the check is read again.
+    With ``known_size`` (the size of a checkpoint the client verified before) the
+    proof also carries the consistency proof from that size to its checkpoint's.
     Raises ``StateUnverified`` when no proof can be made."""
 
     def decide_in(tx: Transaction) -> tuple[Decided, Sequence[ReadRow]]:
         decided = _answer(tx, account, item, now, _checkpoint_json(tx, account))
         return decided, decided.read
 
-    decided, proof = _with_proof(store, account, guard, sign, decide_in)
+    decided, proof = _with_proof(store, account, guard, sign, decide_in, known_size)
     decided.answer["proof"] = proof
     return decided
 
@@ -303,6 +318,7 @@ def _with_proof(
     guard: StateGuard,
     sign: Callable[[], object],
     read: Callable[[Transaction], tuple[_T, Sequence[ReadRow]]],
+    known_size: int | None = None,
 ) -> tuple[_T, StateProof]:
     """``read`` a state whose head has a signed checkpoint, and the proof of the rows
     it read. When the head has none yet (or the writer has not published its map),
@@ -310,16 +326,25 @@ def _with_proof(
     ``StateUnverified`` when no proof can be made."""
     for _ in range(PROOF_ATTEMPTS):
         guard.require(account)
-        with store.read() as tx:
+        with store.quick_read() as tx:
             head = tx.ledger.head(account)
             stored = tx.ledger.checkpoint(account)
             if head is not None and stored is not None and stored.size == head.size:
                 result, rows = read(tx)
                 proof = guard.proof(tx, account, head.size, stored.note, rows)
                 if proof is not None:
+                    if known_size is not None and known_size <= head.size:
+                        hashes = consistency_proof(known_size, head.size, tx.ledger.nodes(account))
+                        proof["consistency"] = ConsistencyProof(
+                            {"from": known_size, "to": head.size, "proof": _b64_all(hashes)}
+                        )
                     return result, cast(StateProof, proof)
         sign()
     guard.refuse(account, "no proof of the rows a check read could be made")
+
+
+def _b64_all(hashes: Sequence[bytes]) -> list[str]:
+    return [base64.b64encode(h).decode() for h in hashes]
 
 
 PROOF_ATTEMPTS = 4

@@ -14,6 +14,7 @@ restore).
 from __future__ import annotations
 
 import base64
+import functools
 import logging
 import threading
 from collections.abc import Iterable
@@ -33,6 +34,8 @@ _log = logging.getLogger("tenure.state")
 
 LEAF_CACHE_BUCKETS = 20_000
 """Buckets of proven leaves kept per account (about 15 leaves each at a million rows)."""
+PATH_CACHE_ROWS = 20_000
+"""Rows whose path under the newest signed root is kept per account, for proofs."""
 
 ReadRow = tuple[str, Key, Row]
 """``(table, key, row)``: a projection row a decision read."""
@@ -66,6 +69,8 @@ class StateGuard:
         """Per account and bucket, the leaves proven against the kept map's bucket hash:
         a check whose rows hash to them reads no leaf from the database."""
         self._generation: dict[str, int] = {}
+        # Paths proven under one signed root, per (account, size, root): k -> (L, path).
+        self._paths: dict[tuple[str, int, bytes], dict[bytes, tuple[bytes, list[str]]]] = {}
         """Per account, moved whenever the kept map may change (``changing``)."""
 
     def require(self, account: str) -> None:
@@ -239,18 +244,46 @@ class StateGuard:
         if kept is None or kept[0] != size:
             return None
         top = kept[1]
-        state = parse_checkpoint(parse_note(note)[0]).state
+        state = _state_root(note)
+        if state is None:
+            return None
         rows = list(rows)
         wanted = [row_leaf(table, key, row) for table, key, row in rows]
-        stored = tx.state_map.bucket_leaves(account, {bucket_of(k) for k, _ in wanted})
-        proven = []
+        with self._lock:
+            paths = self._paths.get((account, size, state), {})
+        missing = {bucket_of(k) for k, leaf in wanted if paths.get(k, (None,))[0] != leaf}
+        stored = tx.state_map.bucket_leaves(account, missing) if missing else {}
+        proven, found = [], {}
         for (table, key, row), (k, leaf) in zip(rows, wanted, strict=True):
-            siblings = prove(top, stored[bucket_of(k)], k)
-            if state is None or root_from_path(k, leaf, siblings) != state:
-                return None
-            encoded = [base64.b64encode(sibling).decode() for sibling in siblings]
+            known = paths.get(k)
+            if known is not None and known[0] == leaf:
+                encoded = known[1]
+            else:
+                siblings = prove(top, stored[bucket_of(k)], k)
+                if root_from_path(k, leaf, siblings) != state:
+                    return None
+                encoded = [base64.b64encode(sibling).decode() for sibling in siblings]
+                found[k] = (leaf, encoded)
             proven.append({"table": table, "key": list(key), "row": row, "siblings": encoded})
+        if found:
+            self._keep_paths(account, size, state, found)
         return {"checkpoint": note, "rows": proven}
+
+    def _keep_paths(
+        self, account: str, size: int, state: bytes, found: dict[bytes, tuple[bytes, list[str]]]
+    ) -> None:
+        """Keep the paths proven under the signed root of size ``size``: a later proof at
+        that size of a row with the same leaf reuses its path. Paths of other sizes go."""
+        with self._lock:
+            kept = self._paths.get((account, size, state))
+            if kept is None:
+                self._paths = {
+                    held: paths for held, paths in self._paths.items() if held[0] != account
+                }
+                kept = self._paths[(account, size, state)] = {}
+            if len(kept) > PATH_CACHE_ROWS:
+                kept.clear()
+            kept.update(found)
 
     def wait(self, timeout: float) -> None:
         """Wait up to ``timeout`` seconds for the writer's next ``advance``."""
@@ -268,3 +301,10 @@ class StateGuard:
         for account in accounts:
             self.verify(store, account, sidecar)
         return self.problems()
+
+
+@functools.lru_cache(maxsize=16)
+def _state_root(note: str) -> bytes | None:
+    """The ``tenure-state`` root of a stored checkpoint note (the newest few kept: most
+    proofs in a row quote the same one)."""
+    return parse_checkpoint(parse_note(note)[0]).state
