@@ -42,6 +42,20 @@ def canonical_json(value: Any) -> bytes:
         raise InvalidInput(f"value cannot be canonicalized: {exc}") from exc
 
 
+def hashed_json(value: Any) -> bytes:
+    """``JCS(value)`` for hashing only. orjson with sorted keys writes the same bytes
+    as ``canonical_json`` for Tenure's values whenever its output is ASCII, and skips
+    the validation: a value that left the domain (a row someone wrote into the
+    database) may encode where ``canonical_json`` would refuse it, but only hashes to
+    something no genuine value does. Never use it for bytes that are signed or
+    stored."""
+    try:
+        encoded = orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+    except TypeError:
+        return canonical_json(value)
+    return encoded if encoded.isascii() else canonical_json(value)
+
+
 Where = tuple[Any, str | int] | None
 """Where a member sits: ``(parent, key or index)``, or None for the whole value.
 Kept as a chain of pairs and spelled out only for an error message."""

@@ -11,7 +11,7 @@ import rfc8785
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tenure.canonical import MAX_SAFE_INTEGER, canonical_json, parse_json
+from tenure.canonical import MAX_SAFE_INTEGER, canonical_json, hashed_json, parse_json
 from tenure.errors import InvalidInput
 from tenure.ledger.statemap import value_hash
 
@@ -173,3 +173,11 @@ def test_the_state_map_hashes_rows_as_rfc8785_encodes_them(row: dict[str, Any]) 
     """The state map's fast encoder (orjson) agrees with the reference on every value
     of the domain, non-BMP keys included (docs/state.md: SHA-256(JCS(row)))."""
     assert value_hash(row) == hashlib.sha256(rfc8785.dumps(row)).digest()
+
+
+@settings(max_examples=150, deadline=None)
+@given(value=JSON)
+def test_the_hashing_encoder_equals_the_rfc8785_reference_on_the_domain(value: Any) -> None:
+    """``hashed_json`` (the state digest's and state map's encoder, orjson without the
+    domain walk) writes exactly JCS for every value of Tenure's domain."""
+    assert hashed_json(value) == rfc8785.dumps(value)

@@ -12,7 +12,7 @@ import hashlib
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from tenure.canonical import canonical_json
+from tenure.canonical import hashed_json
 
 
 def state_digest(tables: Iterable[tuple[str, Iterable[Mapping[str, Any]]]]) -> str:
@@ -20,6 +20,6 @@ def state_digest(tables: Iterable[tuple[str, Iterable[Mapping[str, Any]]]]) -> s
     hasher = hashlib.sha256()
     for name, rows in tables:
         for row in rows:
-            hasher.update(canonical_json([name, row]))
+            hasher.update(hashed_json([name, row]))
             hasher.update(b"\n")
     return hasher.hexdigest()

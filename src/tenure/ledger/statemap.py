@@ -19,9 +19,7 @@ import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-import orjson
-
-from tenure.canonical import canonical_json
+from tenure.canonical import hashed_json
 from tenure.errors import InvalidInput
 
 HASH_SIZE = 32
@@ -36,21 +34,9 @@ Bucket = tuple[int, bytes]
 _EMPTY: Bucket = (0, ZERO)
 
 
-def _jcs(value: Any) -> bytes:
-    """``JCS(value)``. orjson with sorted keys writes the same bytes for Tenure's values
-    whenever its output is ASCII (``tenure.canonical``), and skips the validation: a
-    hashed value that left the domain (a row someone wrote into the database) only
-    hashes to something no genuine row does."""
-    try:
-        encoded = orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
-    except TypeError:
-        return canonical_json(value)
-    return encoded if encoded.isascii() else canonical_json(value)
-
-
 def state_key(table: str, key: Sequence[Any]) -> bytes:
     """``k`` of the row of ``table`` whose key columns hold ``key``."""
-    return hashlib.sha256(_jcs([table, list(key)])).digest()
+    return hashlib.sha256(hashed_json([table, list(key)])).digest()
 
 
 def value_hash(row: Mapping[str, Any]) -> bytes:
@@ -58,7 +44,7 @@ def value_hash(row: Mapping[str, Any]) -> bytes:
     the domain (only a row written by someone else can hold one) gets a hash no
     genuine row has."""
     try:
-        return hashlib.sha256(_jcs(row)).digest()
+        return hashlib.sha256(hashed_json(row)).digest()
     except InvalidInput:
         return hashlib.sha256(b"\xffnot a Tenure value").digest()
 
