@@ -28,7 +28,7 @@ from typing import Any
 
 from tenure.crypto.files import ProcessLock
 from tenure.domain.timefmt import format_time
-from tenure.durability import epochs, keyrows, segments, snapshots
+from tenure.durability import audit_shipping, epochs, keyrows, segments, snapshots
 from tenure.durability.segments import SegmentName
 from tenure.durability.sites import Site
 from tenure.ledger.note import NoteSigner
@@ -58,6 +58,8 @@ class _AccountNow:
     keyrows: bytes | None
     where: str
     """The account's namespace at the sites (its current epoch's)."""
+    audit: tuple[int, bytes] | None = None
+    """The account's audit head, read with its ledger head (``audit_shipping``)."""
 
 
 @dataclass
@@ -90,6 +92,7 @@ class Shipper:
         self._lock = ProcessLock(lock) if lock else None
         self._ends: dict[tuple[str, str], int] = {}
         self._checkpoints: dict[tuple[str, str], int] = {}
+        self._audit = audit_shipping.AuditShipper(store)
         # A site down for a while: each pass tries again, loudly; once stopped, a last
         # pass, so that a clean shutdown leaves nothing behind.
         self._worker = Worker(
@@ -179,7 +182,8 @@ class Shipper:
         head = tx.ledger.head(account)
         where = epochs.namespace(account, epochs.epoch_of(head.origin) if head else 1)
         size = head.size if head else 0
-        return _AccountNow(size, tx.ledger.checkpoint(account), rows, where)
+        audit = audit_shipping.read_head(tx, account)
+        return _AccountNow(size, tx.ledger.checkpoint(account), rows, where, audit)
 
     def _ship_account(
         self,
@@ -192,6 +196,7 @@ class Shipper:
         if key not in self._ends:
             self._ends[key] = site_end(site, state.where)
         start = self._ends[key]
+        self._ship_audit(site, account, state)
         while self._ends[key] < state.size:
             first = self._ends[key]
             end = min(state.size, first + SEGMENT_MAX)
@@ -203,6 +208,12 @@ class Shipper:
         if state.keyrows is not None:
             self._ship_keyrows(site, account, state.keyrows)
         return self._ends[key] - start
+
+    def _ship_audit(self, site: Site, account: str, state: _AccountNow) -> None:
+        """The audit chain before the ledger segments: see ``audit_shipping``."""
+        signer = self._signer
+        if signer is not None:
+            self._audit.ship(site, account, state.where, state.audit, lambda: signer(account)[1])
 
     def _segment(self, account: str, first: int, end: int) -> bytes:
         with self._store.read() as tx:

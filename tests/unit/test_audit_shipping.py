@@ -1,0 +1,208 @@
+"""Audit shipping over the memory store: the shipper sends each account's audit chain
+with its ledger and signs the head; what a restore reads back is proven against that
+head and cut to the restored ledger, and every way a site can lie is refused."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from support.leaves import append_placeholders
+from tenure.durability import audit_shipping
+from tenure.durability.audit_shipping import AuditUnproven, ShippedAudit, parse_name
+from tenure.durability.shipping import Shipper
+from tenure.durability.sites import Site, open_site
+from tenure.ledger.note import NoteSigner
+from tenure.service import audit
+from tenure.service.audit import AuditEntry
+from tenure.store.memory import MemoryStore
+from tenure.store.unit import Store
+
+ACCOUNT = "acme"
+ORIGIN = "test.example/acme"
+T0 = "2026-06-01T12:00:00.000000Z"
+LEDGER = NoteSigner(ORIGIN, Ed25519PrivateKey.from_private_bytes(bytes([7]) * 32))
+OTHER = NoteSigner(ORIGIN, Ed25519PrivateKey.from_private_bytes(bytes([8]) * 32))
+
+
+def _signer(account: str) -> tuple[str, NoteSigner]:
+    return ORIGIN, LEDGER
+
+
+def _mutation(store: Store, count: int) -> None:
+    """A request that appends ``count`` events, audited in the same transaction."""
+    with store.write() as tx:
+        first = append_placeholders(tx, ACCOUNT, ORIGIN, count)
+        entry = AuditEntry(
+            ACCOUNT,
+            "key_owner",
+            "owner",
+            "api_key",
+            "issue_license",
+            "allowed",
+            "ok",
+            events=(first, count),
+        )
+        audit.append(tx.audit, [entry], T0)
+
+
+def _check(store: Store, outcome: audit.Outcome = "allowed") -> None:
+    """A decision: audited, no event."""
+    entry = AuditEntry(ACCOUNT, "license:TNR-1", "license", "license", "check", outcome, "ok")
+    with store.write() as tx:
+        audit.append(tx.audit, [entry], T0)
+
+
+def _busy_store() -> MemoryStore:
+    store = MemoryStore()
+    _mutation(store, 2)
+    _check(store)
+    _mutation(store, 1)
+    _check(store, "denied")
+    _check(store)
+    return store
+
+
+def _shipped(tmp_path: Path) -> tuple[MemoryStore, Site, Shipper]:
+    """A busy store, a site, and its shipper after a first pass."""
+    store, site = _busy_store(), open_site(tmp_path.as_uri())
+    shipper = Shipper(store, [site], signer=_signer)
+    shipper.ship_once()
+    return store, site, shipper
+
+
+def _ranges(site: Site) -> list[tuple[int, int]]:
+    return sorted((n.first, n.end) for p in _segments(site) if (n := parse_name(p)))
+
+
+def _ledger_size(store: Store) -> int:
+    with store.read() as tx:
+        head = tx.ledger.head(ACCOUNT)
+    return head.size if head else 0
+
+
+def _stored(store: Store) -> list[audit.AuditRecord]:
+    with store.read() as tx:
+        return tx.audit.chain(ACCOUNT, -1, 10_000)
+
+
+def _proven(site: Site, size: int, whole: bool = True) -> ShippedAudit:
+    return audit_shipping.prove(site, ACCOUNT, ACCOUNT, [LEDGER.verifier], size, whole=whole)
+
+
+def _segments(site: Site) -> list[str]:
+    return [p for p in site.list(f"{ACCOUNT}/audit/") if parse_name(p)]
+
+
+def _rewrite(site: Site, path: str, old: bytes, new: bytes) -> None:
+    """Edit a segment at the site and give it a valid checksum again (a forger's
+    edit, not bit rot)."""
+    data = site.get(path) or b""
+    assert old in data
+    body = data[: data.rindex(b"end ")].replace(old, new, 1)
+    site.put(path, body + b"end " + hashlib.sha256(body).hexdigest().encode() + b"\n")
+
+
+def test_a_shipped_chain_is_proven_and_continues_where_it_is_restored(tmp_path: Path) -> None:
+    store, site, _ = _shipped(tmp_path)
+
+    shipped = _proven(site, _ledger_size(store))
+    assert shipped.problem is None
+    assert (shipped.source, shipped.size, shipped.signed_size) == ("site", 5, 5)
+    assert list(shipped.records) == _stored(store)
+
+    restored = MemoryStore()
+    with restored.write() as tx:
+        audit_shipping.write(tx, ACCOUNT, shipped)
+    _check(restored)
+    with restored.read() as tx:
+        report = audit.verify(tx.audit, ACCOUNT, 3)
+        assert tx.audit.chain(ACCOUNT, 3, 1)[0].entry == _stored(store)[4].entry
+        newest = tx.audit.chain(ACCOUNT, 4, 1)[0]
+    assert report.size == 6
+    assert f'"prev":"{_stored(store)[4].hash.hex()}"'.encode() in newest.entry
+
+
+def test_each_pass_ships_only_the_new_entries_and_signs_the_new_head(tmp_path: Path) -> None:
+    store, site, shipper = _shipped(tmp_path)
+    _check(store)
+    _mutation(store, 2)
+    shipper.ship_once()
+    assert _ranges(site) == [(0, 5), (5, 7)]
+    note = site.get(f"{ACCOUNT}/audit/head") or b""
+    assert audit_shipping.open_head(note, ACCOUNT, [LEDGER.verifier]) == (7, _stored(store)[6].hash)
+    # A new shipper (a restarted service) trusts the signed head and goes on from it.
+    _check(store)
+    Shipper(store, [site], signer=_signer).ship_once()
+    assert _ranges(site) == [(0, 5), (5, 7), (7, 8)]
+    assert _proven(site, 5).size == 8
+
+
+def test_an_edited_entry_is_refused_even_with_a_fixed_checksum(tmp_path: Path) -> None:
+    _, site, _ = _shipped(tmp_path)
+    _rewrite(site, _segments(site)[0], b'"outcome":"denied"', b'"outcome":"allowed"')
+
+    shipped = _proven(site, 3)
+    assert shipped.problem is not None
+    assert "truncated or altered" in shipped.problem
+    with MemoryStore().write() as tx, pytest.raises(AuditUnproven, match="--without-audit"):
+        audit_shipping.write(tx, ACCOUNT, shipped)
+
+
+def test_a_missing_segment_is_refused(tmp_path: Path) -> None:
+    store, site, shipper = _shipped(tmp_path)
+    _check(store)
+    shipper.ship_once()
+    site.delete(sorted(_segments(site))[-1])
+    assert "truncated or altered" in (_proven(site, 3).problem or "")
+
+
+def test_a_head_signed_by_another_key_is_refused(tmp_path: Path) -> None:
+    store = _busy_store()
+    site = open_site(tmp_path.as_uri())
+    Shipper(store, [site], signer=lambda _: (ORIGIN, OTHER)).ship_once()
+    assert "not signed by the ledger key" in (_proven(site, 3).problem or "")
+
+
+def test_an_older_head_put_back_is_caught_by_the_ledger_it_does_not_account_for(
+    tmp_path: Path,
+) -> None:
+    store, site, shipper = _shipped(tmp_path)
+    old_head = site.get(f"{ACCOUNT}/audit/head") or b""
+    _mutation(store, 4)
+    shipper.ship_once()
+    site.put(f"{ACCOUNT}/audit/head", old_head)
+    assert "have no audit entry" in (_proven(site, 7).problem or "")
+    # Restoring to a moment, the ledger is cut too: coverage is not asked for.
+    assert _proven(site, 3, whole=False).size == 5
+
+
+def test_entries_naming_events_the_restore_does_not_hold_are_cut(tmp_path: Path) -> None:
+    _, site, _ = _shipped(tmp_path)
+    # The site's ledger segments stop at event 2: the entry naming event 2 and every
+    # entry after it are not taken.
+    shipped = _proven(site, 2)
+    assert shipped.problem is None
+    assert [r.action for r in shipped.records] == ["issue_license", "check"]
+
+
+def test_a_chain_cut_at_restore_is_shipped_again_beside_the_old_one(tmp_path: Path) -> None:
+    _, site, _ = _shipped(tmp_path)
+    # A restore that held events 0 and 1 only took entries 0 and 1; the restored
+    # service then went on: its entry 2 is not the site's entry 2.
+    cut = _proven(site, 2)
+    restored = MemoryStore()
+    with restored.write() as tx:
+        append_placeholders(tx, ACCOUNT, ORIGIN, 2)
+        audit_shipping.write(tx, ACCOUNT, cut)
+    _check(restored, "denied")
+    _mutation(restored, 1)
+    Shipper(restored, [site], signer=_signer).ship_once()
+
+    shipped = _proven(site, 3)
+    assert shipped.problem is None
+    assert list(shipped.records) == _stored(restored)
+    assert len(_segments(site)) == 2  # the old chain's segment stays, for forensics
