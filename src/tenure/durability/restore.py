@@ -11,9 +11,12 @@ The plan, in order:
 4. Every leaf is hashed into the Merkle tree. The tree at N must have the
    snapshot's root and the tree at S must have R, so the restored events are the
    signed ledger.
-5. The events from N to T are replayed onto the snapshot's projection.
-6. Events, Merkle nodes, head, projection, checkpoint and the snapshot's service
-   rows are written into the target database in one transaction. Only then is the
+5. The events from N to T are replayed onto the snapshot's projection, and the
+   site's audit chain is proven against its signed audit head and cut to T
+   (``tenure.durability.audit_shipping``).
+6. Events, Merkle nodes, head, projection, checkpoint, the snapshot's service
+   rows and the audit chain are written into the target database in one
+   transaction (a chain that could not be proven refuses it). Only then is the
    result read back and compared: the state digest must equal the replayed one and
    the stored root the proven one.
 

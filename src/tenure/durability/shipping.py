@@ -3,7 +3,10 @@
 Each pass (every ``interval`` seconds: the recovery point objective) sends, per
 account and per site, the events the site does not hold yet, in segments of at
 most ``SEGMENT_MAX`` events, then the account's latest signed checkpoint as
-``<account>/checkpoint``, written after the segments it covers. Segments are
+``<account>/checkpoint``, written after the segments it covers. Before the events
+it ships the account's new audit entries and their signed head
+(``tenure.durability.audit_shipping``), read in the same transaction as the ledger
+head, so that a site's audit chain accounts for every event it holds. Segments are
 derived from committed events only, so a pass interrupted by a crash is simply
 done again; a range shipped twice holds the same leaves.
 
