@@ -68,9 +68,16 @@ def audit_rows(database: Path) -> list[tuple[int, bytes, bytes]]:
 
 
 def site_audit_size(site: Site) -> int:
-    """The size the site's audit head names (read, not verified: for waiting only)."""
-    note = site.get(f"{ACCOUNT}/audit/head")
-    return int(note.decode().split("\n")[2]) if note else 0
+    """The size of the site's largest audit head (not verified: for waiting only)."""
+    prefix = f"{ACCOUNT}/audit/head-"
+    return max(
+        (
+            int(p.removeprefix(prefix))
+            for p in site.list(f"{ACCOUNT}/audit/")
+            if p.startswith(prefix)
+        ),
+        default=0,
+    )
 
 
 def audit_segments(site_dir: Path) -> list[Path]:

@@ -78,6 +78,16 @@ def _ranges(site: Site) -> list[tuple[int, int]]:
     return sorted((n.first, n.end) for p in _segments(site) if (n := parse_name(p)))
 
 
+def _heads(site: Site) -> list[int]:
+    """The sizes of the audit heads at the site."""
+    prefix = f"{ACCOUNT}/audit/head-"
+    return sorted(
+        int(p.removeprefix(prefix))
+        for p in site.list(prefix.rsplit("/", 1)[0])
+        if p.startswith(prefix)
+    )
+
+
 def _ledger_size(store: Store) -> int:
     with store.read() as tx:
         head = tx.ledger.head(ACCOUNT)
@@ -132,8 +142,9 @@ def test_each_pass_ships_only_the_new_entries_and_signs_the_new_head(tmp_path: P
     _mutation(store, 2)
     shipper.ship_once()
     assert _ranges(site) == [(0, 5), (5, 7)]
-    note = site.get(f"{ACCOUNT}/audit/head") or b""
-    assert audit_shipping.open_head(note, ACCOUNT, [LEDGER.verifier]) == (7, _stored(store)[6].hash)
+    assert _heads(site) == [7]  # the head of 5 was deleted once that of 7 was written
+    head = audit_shipping.site_head(site, ACCOUNT, ACCOUNT, [LEDGER.verifier])
+    assert head == (7, _stored(store)[6].hash)
     # A new shipper (a restarted service) trusts the signed head and goes on from it.
     _check(store)
     Shipper(store, [site], signer=_signer).ship_once()
@@ -171,13 +182,32 @@ def test_an_older_head_put_back_is_caught_by_the_ledger_it_does_not_account_for(
     tmp_path: Path,
 ) -> None:
     store, site, shipper = _shipped(tmp_path)
-    old_head = site.get(f"{ACCOUNT}/audit/head") or b""
+    old_head = site.get(audit_shipping.head_path(ACCOUNT, 5)) or b""
     _mutation(store, 4)
     shipper.ship_once()
-    site.put(f"{ACCOUNT}/audit/head", old_head)
+    site.delete(audit_shipping.head_path(ACCOUNT, 6))
+    site.put(audit_shipping.head_path(ACCOUNT, 5), old_head)
     assert "have no audit entry" in (_proven(site, 7).problem or "")
     # Restoring to a moment, the ledger is cut too: coverage is not asked for.
     assert _proven(site, 3, whole=False).size == 5
+
+
+def test_a_second_shipper_at_once_cannot_put_an_older_head_over_a_newer_one(
+    tmp_path: Path,
+) -> None:
+    store, site, late = _shipped(tmp_path)  # ``late`` read the store at 5 entries
+    _check(store)
+    Shipper(store, [site], signer=_signer).ship_once()  # ``tenure ship``: 6 entries
+    late._audit.ship(site, ACCOUNT, ACCOUNT, (5, _stored(store)[4].hash), lambda: LEDGER)
+    assert _heads(site) == [6]
+    site.put(audit_shipping.head_path(ACCOUNT, 5), b"a late write of the head of 5")
+    assert _proven(site, 3).size == 6
+
+
+def test_a_forged_head_larger_than_the_signed_one_is_refused(tmp_path: Path) -> None:
+    _, site, _ = _shipped(tmp_path)
+    site.put(audit_shipping.head_path(ACCOUNT, 9), b"tenure-audit v1\nacme\n9\n" + b"0" * 64)
+    assert "not signed by the ledger key" in (_proven(site, 3).problem or "")
 
 
 def test_entries_naming_events_the_restore_does_not_hold_are_cut(tmp_path: Path) -> None:
@@ -205,4 +235,7 @@ def test_a_chain_cut_at_restore_is_shipped_again_beside_the_old_one(tmp_path: Pa
     shipped = _proven(site, 3)
     assert shipped.problem is None
     assert list(shipped.records) == _stored(restored)
-    assert len(_segments(site)) == 2  # the old chain's segment stays, for forensics
+    # The old chain's segment and head stay, for forensics; the site's head is ours.
+    assert len(_segments(site)) == 2
+    assert len(site.list(f"{ACCOUNT}/audit/superseded/")) == 1
+    assert _heads(site) == [4]

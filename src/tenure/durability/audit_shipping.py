@@ -10,8 +10,14 @@ as audit segments, then a head note signed by the ledger key:
   line. ``hash`` is the hex hash of its last entry, so segments of two chains that
   diverged (a restore cut the chain short, then the service went on) never share a
   name.
-- ``<ns>/audit/head``: a note ``tenure-audit v1 / <account> / <size> / <hash>``
-  signed by the ledger key, written after the segments it covers.
+- ``<ns>/audit/head-<size, 20 digits>``: a note ``tenure-audit v1 / <account> /
+  <size> / <hash>`` signed by the ledger key, written after the segments it covers.
+  Heads are never overwritten, so two shippers at once (``tenure ship`` while the
+  service ships) cannot put an older head over a newer one: the site's head is the
+  largest. Each shipper deletes the head it wrote before, once a larger one is
+  written, so that a site holds few. A shipper whose chain is not the one the
+  site's head names (a restore cut the chain short, then the service went on)
+  moves the site's heads to ``<ns>/audit/superseded/`` and ships its whole chain.
 
 ``<ns>`` is the account's namespace of its current epoch (``tenure.durability.epochs``).
 Each pass reads the ledger head and the audit head in one transaction and ships the
@@ -31,6 +37,7 @@ older head left at the site (a rollback) would not.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -54,6 +61,7 @@ FORMAT = "tenure-audit v1"
 MAGIC = b"tenure-audit-segment v1\n"
 SEGMENT_MAX = 10_000
 _NAME = re.compile(r"(?:.*/)?audit/(\d{20})-(\d{20})-([0-9a-f]{64})\.seg")
+_HEAD = re.compile(r"(?:.*/)?audit/head-(\d{20})")
 _WRITE_CHUNK = 2000
 
 
@@ -84,6 +92,10 @@ def parse_name(path: str) -> AuditName | None:
     return AuditName(first, end, bytes.fromhex(match.group(3))) if end > first else None
 
 
+def head_path(where: str, size: int) -> str:
+    return f"{where}/audit/head-{size:020d}"
+
+
 def head_text(account: str, size: int, last: bytes) -> str:
     """The text of the signed head note."""
     return f"{FORMAT}\n{account}\n{size}\n{last.hex()}\n"
@@ -105,6 +117,24 @@ def open_head(note: bytes, account: str, verifiers: list[NoteVerifier]) -> tuple
     ):
         raise AuditUnproven(f"the audit head of {account} is not a {FORMAT} note")
     return int(lines[2]), bytes.fromhex(lines[3])
+
+
+def site_head(
+    site: Site, account: str, where: str, verifiers: list[NoteVerifier]
+) -> tuple[int, bytes] | None:
+    """The size and last hash of the site's audit head: the largest, which must be a
+    note the ledger key signed naming its own size (``AuditUnproven`` otherwise);
+    None when the site has no audit head."""
+    sizes = [int(m.group(1)) for p in site.list(f"{where}/audit/") if (m := _HEAD.fullmatch(p))]
+    if not sizes:
+        return None
+    note = site.get(head_path(where, max(sizes)))
+    if note is None:
+        raise AuditUnproven(f"the audit head of {account} vanished from the site")
+    size, last = open_head(note, account, verifiers)
+    if size != max(sizes):
+        raise AuditUnproven(f"the audit head of {account} is misnamed")
+    return size, last
 
 
 # ---------------------------------------------------------------- shipping
@@ -144,29 +174,34 @@ class AuditShipper:
             data, last_hash = self._segment(account, first, end)
             site.put(AuditName(first, end, last_hash).path(where), data)
             self._ends[key] = end
-        if self._heads.get(key) != size:
+        before = self._heads.get(key)
+        if before != size:
             note = sign_note(head_text(account, size, last), [signer()])
-            site.put(f"{where}/audit/head", note.encode())
+            site.put(head_path(where, size), note.encode())
             self._heads[key] = size
+            if before is not None and before < size:
+                site.delete(head_path(where, before))
         return size - start
 
     def _site_end(self, site: Site, account: str, where: str, verifier: NoteVerifier) -> int:
         """Where this store's chain continues at the site: the size of the site's
-        signed head if this store's chain has the same hash there; else 0, and the
-        whole chain is shipped again (under other names than a chain it diverged
-        from, which stays for forensics)."""
-        note = site.get(f"{where}/audit/head")
-        if note is None:
-            return 0
+        signed head if this store's chain has the same hash there. Else 0: the whole
+        chain is shipped again (under other names than a chain it diverged from),
+        and the site's heads are moved aside, since the largest head is the site's."""
         try:
-            size, last = open_head(note, account, [verifier])
+            head = site_head(site, account, where, [verifier])
         except AuditUnproven:
+            head = (-1, b"")
+        if head is None:
             return 0
-        if size == 0:
-            return 0
+        size, last = head
         with self._store.read() as tx:
-            rows = tx.audit.chain(account, size - 2, 1)
-        return size if rows and (rows[0].seq, rows[0].hash) == (size - 1, last) else 0
+            rows = tx.audit.chain(account, size - 2, 1) if size > 0 else []
+        if rows and (rows[0].seq, rows[0].hash) == (size - 1, last):
+            self._heads[site.url, where] = size
+            return size
+        _supersede(site, where)
+        return 0
 
     def _segment(self, account: str, first: int, end: int) -> tuple[bytes, bytes]:
         """The segment of entries ``first .. end - 1`` and its last hash; the last
@@ -181,6 +216,20 @@ class AuditShipper:
         data = segments.encode(account, first, [r.entry for r in records], MAGIC)
         self._encoded[account] = (first, end, data, records[-1].hash)
         return data, records[-1].hash
+
+
+def _supersede(site: Site, where: str) -> None:
+    """Move every audit head at the site to ``<ns>/audit/superseded/`` (named by size
+    and the note's hash): they name a chain this store does not continue, such as
+    the chain a restore cut short. They and their segments stay for forensics."""
+    for path in site.list(f"{where}/audit/"):
+        match = _HEAD.fullmatch(path)
+        note = site.get(path) if match else None
+        if match is None or note is None:
+            continue
+        digest = hashlib.sha256(note).hexdigest()
+        site.put(f"{where}/audit/superseded/head-{match.group(1)}-{digest}", note)
+        site.delete(path)
 
 
 def read_head(tx: Transaction, account: str) -> tuple[int, bytes] | None:
@@ -226,11 +275,11 @@ def prove(
     of ``ledger_size`` events (see the module doc). A chain that cannot be proven is
     returned with its ``problem``, for ``write`` to refuse; a site that is down
     raises ``SiteUnavailable``."""
-    note = site.get(f"{where}/audit/head")
-    if note is None:
-        return ShippedAudit()
     try:
-        size, last = open_head(note, account, verifiers)
+        head = site_head(site, account, where, verifiers)
+        if head is None:
+            return ShippedAudit()
+        size, last = head
         entries = _walk(site, account, where, size, last)
         records = _records(_cut(entries, ledger_size, at_time), account)
         _verify(records, account, ledger_size if whole else None)
