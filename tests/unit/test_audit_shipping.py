@@ -171,6 +171,16 @@ def test_a_missing_segment_is_refused(tmp_path: Path) -> None:
     assert "truncated or altered" in (_proven(site, 3).problem or "")
 
 
+def test_segments_without_a_head_are_refused_and_a_site_without_either_has_none(
+    tmp_path: Path,
+) -> None:
+    _, site, _ = _shipped(tmp_path)
+    site.delete(audit_shipping.head_path(ACCOUNT, 5))
+    assert "no audit head" in (_proven(site, 3).problem or "")
+    empty = open_site((tmp_path / "empty").as_uri())
+    assert _proven(empty, 3) == ShippedAudit(source="none")
+
+
 def test_a_head_signed_by_another_key_is_refused(tmp_path: Path) -> None:
     store = _busy_store()
     site = open_site(tmp_path.as_uri())

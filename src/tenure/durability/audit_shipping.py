@@ -120,12 +120,19 @@ def open_head(note: bytes, account: str, verifiers: list[NoteVerifier]) -> tuple
 
 
 def site_head(
-    site: Site, account: str, where: str, verifiers: list[NoteVerifier]
+    site: Site,
+    account: str,
+    where: str,
+    verifiers: list[NoteVerifier],
+    paths: list[str] | None = None,
 ) -> tuple[int, bytes] | None:
     """The size and last hash of the site's audit head: the largest, which must be a
     note the ledger key signed naming its own size (``AuditUnproven`` otherwise);
-    None when the site has no audit head."""
-    sizes = [int(m.group(1)) for p in site.list(f"{where}/audit/") if (m := _HEAD.fullmatch(p))]
+    None when the site has no audit head. ``paths``: the site's listing of
+    ``<ns>/audit/``, if the caller has it."""
+    if paths is None:
+        paths = site.list(f"{where}/audit/")
+    sizes = [int(m.group(1)) for p in paths if (m := _HEAD.fullmatch(p))]
     if not sizes:
         return None
     note = site.get(head_path(where, max(sizes)))
@@ -187,11 +194,14 @@ class AuditShipper:
         """Where this store's chain continues at the site: the size of the site's
         signed head if this store's chain has the same hash there. Else 0: the whole
         chain is shipped again (under other names than a chain it diverged from),
-        and the site's heads are moved aside, since the largest head is the site's."""
+        and, when the site's signed head names another chain, the site's heads are
+        moved aside, since the largest head is the site's."""
         try:
             head = site_head(site, account, where, [verifier])
         except AuditUnproven:
-            head = (-1, b"")
+            # A forged head, or one another shipper of this store replaced between
+            # the listing and the read: ship everything, move nothing aside.
+            return 0
         if head is None:
             return 0
         size, last = head
@@ -275,12 +285,15 @@ def prove(
     of ``ledger_size`` events (see the module doc). A chain that cannot be proven is
     returned with its ``problem``, for ``write`` to refuse; a site that is down
     raises ``SiteUnavailable``."""
+    paths = site.list(f"{where}/audit/")
     try:
-        head = site_head(site, account, where, verifiers)
+        head = site_head(site, account, where, verifiers, paths)
+        if head is None and any(parse_name(path) for path in paths):
+            raise AuditUnproven(f"the site holds audit segments of {account} but no audit head")
         if head is None:
             return ShippedAudit()
         size, last = head
-        entries = _walk(site, account, where, size, last)
+        entries = _walk(site, account, where, paths, size, last)
         records = _records(_cut(entries, ledger_size, at_time), account)
         _verify(records, account, ledger_size if whole else None)
     except AuditUnproven as exc:
@@ -303,11 +316,14 @@ def write(tx: Transaction, account: str, shipped: ShippedAudit) -> None:
         tx.audit.append(account, chunk, chunk[-1].seq + 1, chunk[-1].hash)
 
 
-def _walk(site: Site, account: str, where: str, size: int, last: bytes) -> list[bytes]:
-    """The entries ``0 .. size - 1`` whose last hash is ``last``: segments found from
-    the end back, each by its end and last hash, each linked to the one before."""
+def _walk(
+    site: Site, account: str, where: str, paths: list[str], size: int, last: bytes
+) -> list[bytes]:
+    """The entries ``0 .. size - 1`` whose last hash is ``last``: segments (among
+    ``paths``) found from the end back, each by its end and last hash, each linked
+    to the one before."""
     found: dict[tuple[int, bytes], list[AuditName]] = {}
-    for path in site.list(f"{where}/audit/"):
+    for path in paths:
         name = parse_name(path)
         if name is not None:
             found.setdefault((name.end, name.last), []).append(name)
