@@ -10,6 +10,15 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from support.audit_chains import (
+    ACCOUNT,
+    LEDGER,
+    ORIGIN,
+    check,
+    ledger_signer,
+    make_busy,
+    mutation,
+)
 from support.leaves import append_placeholders
 from tenure.durability import audit_shipping
 from tenure.durability.audit_shipping import AuditUnproven, ShippedAudit, parse_name
@@ -17,59 +26,22 @@ from tenure.durability.shipping import Shipper
 from tenure.durability.sites import Site, open_site
 from tenure.ledger.note import NoteSigner
 from tenure.service import audit
-from tenure.service.audit import AuditEntry
 from tenure.store.memory import MemoryStore
 from tenure.store.unit import Store
 
-ACCOUNT = "acme"
-ORIGIN = "test.example/acme"
-T0 = "2026-06-01T12:00:00.000000Z"
-LEDGER = NoteSigner(ORIGIN, Ed25519PrivateKey.from_private_bytes(bytes([7]) * 32))
 OTHER = NoteSigner(ORIGIN, Ed25519PrivateKey.from_private_bytes(bytes([8]) * 32))
-
-
-def _signer(account: str) -> tuple[str, NoteSigner]:
-    return ORIGIN, LEDGER
-
-
-def _mutation(store: Store, count: int) -> None:
-    """A request that appends ``count`` events, audited in the same transaction."""
-    with store.write() as tx:
-        first = append_placeholders(tx, ACCOUNT, ORIGIN, count)
-        entry = AuditEntry(
-            ACCOUNT,
-            "key_owner",
-            "owner",
-            "api_key",
-            "issue_license",
-            "allowed",
-            "ok",
-            events=(first, count),
-        )
-        audit.append(tx.audit, [entry], T0)
-
-
-def _check(store: Store, outcome: audit.Outcome = "allowed") -> None:
-    """A decision: audited, no event."""
-    entry = AuditEntry(ACCOUNT, "license:TNR-1", "license", "license", "check", outcome, "ok")
-    with store.write() as tx:
-        audit.append(tx.audit, [entry], T0)
 
 
 def _busy_store() -> MemoryStore:
     store = MemoryStore()
-    _mutation(store, 2)
-    _check(store)
-    _mutation(store, 1)
-    _check(store, "denied")
-    _check(store)
+    make_busy(store)
     return store
 
 
 def _shipped(tmp_path: Path) -> tuple[MemoryStore, Site, Shipper]:
     """A busy store, a site, and its shipper after a first pass."""
     store, site = _busy_store(), open_site(tmp_path.as_uri())
-    shipper = Shipper(store, [site], signer=_signer)
+    shipper = Shipper(store, [site], signer=ledger_signer)
     shipper.ship_once()
     return store, site, shipper
 
@@ -127,7 +99,7 @@ def test_a_shipped_chain_is_proven_and_continues_where_it_is_restored(tmp_path: 
     restored = MemoryStore()
     with restored.write() as tx:
         audit_shipping.write(tx, ACCOUNT, shipped)
-    _check(restored)
+    check(restored)
     with restored.read() as tx:
         report = audit.verify(tx.audit, ACCOUNT, 3)
         assert tx.audit.chain(ACCOUNT, 3, 1)[0].entry == _stored(store)[4].entry
@@ -138,16 +110,16 @@ def test_a_shipped_chain_is_proven_and_continues_where_it_is_restored(tmp_path: 
 
 def test_each_pass_ships_only_the_new_entries_and_signs_the_new_head(tmp_path: Path) -> None:
     store, site, shipper = _shipped(tmp_path)
-    _check(store)
-    _mutation(store, 2)
+    check(store)
+    mutation(store, 2)
     shipper.ship_once()
     assert _ranges(site) == [(0, 5), (5, 7)]
     assert _heads(site) == [7]  # the head of 5 was deleted once that of 7 was written
     head = audit_shipping.site_head(site, ACCOUNT, ACCOUNT, [LEDGER.verifier])
     assert head == (7, _stored(store)[6].hash)
     # A new shipper (a restarted service) trusts the signed head and goes on from it.
-    _check(store)
-    Shipper(store, [site], signer=_signer).ship_once()
+    check(store)
+    Shipper(store, [site], signer=ledger_signer).ship_once()
     assert _ranges(site) == [(0, 5), (5, 7), (7, 8)]
     assert _proven(site, 5).size == 8
 
@@ -165,7 +137,7 @@ def test_an_edited_entry_is_refused_even_with_a_fixed_checksum(tmp_path: Path) -
 
 def test_a_missing_segment_is_refused(tmp_path: Path) -> None:
     store, site, shipper = _shipped(tmp_path)
-    _check(store)
+    check(store)
     shipper.ship_once()
     site.delete(sorted(_segments(site))[-1])
     assert "truncated or altered" in (_proven(site, 3).problem or "")
@@ -193,7 +165,7 @@ def test_an_older_head_put_back_is_caught_by_the_ledger_it_does_not_account_for(
 ) -> None:
     store, site, shipper = _shipped(tmp_path)
     old_head = site.get(audit_shipping.head_path(ACCOUNT, 5)) or b""
-    _mutation(store, 4)
+    mutation(store, 4)
     shipper.ship_once()
     site.delete(audit_shipping.head_path(ACCOUNT, 6))
     site.put(audit_shipping.head_path(ACCOUNT, 5), old_head)
@@ -206,8 +178,8 @@ def test_a_second_shipper_at_once_cannot_put_an_older_head_over_a_newer_one(
     tmp_path: Path,
 ) -> None:
     store, site, late = _shipped(tmp_path)  # ``late`` read the store at 5 entries
-    _check(store)
-    Shipper(store, [site], signer=_signer).ship_once()  # ``tenure ship``: 6 entries
+    check(store)
+    Shipper(store, [site], signer=ledger_signer).ship_once()  # ``tenure ship``: 6 entries
     late._audit.ship(site, ACCOUNT, ACCOUNT, (5, _stored(store)[4].hash), lambda: LEDGER)
     assert _heads(site) == [6]
     site.put(audit_shipping.head_path(ACCOUNT, 5), b"a late write of the head of 5")
@@ -238,9 +210,9 @@ def test_a_chain_cut_at_restore_is_shipped_again_beside_the_old_one(tmp_path: Pa
     with restored.write() as tx:
         append_placeholders(tx, ACCOUNT, ORIGIN, 2)
         audit_shipping.write(tx, ACCOUNT, cut)
-    _check(restored, "denied")
-    _mutation(restored, 1)
-    Shipper(restored, [site], signer=_signer).ship_once()
+    check(restored, "denied")
+    mutation(restored, 1)
+    Shipper(restored, [site], signer=ledger_signer).ship_once()
 
     shipped = _proven(site, 3)
     assert shipped.problem is None
