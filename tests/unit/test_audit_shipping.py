@@ -5,6 +5,7 @@ head and cut to the restored ledger, and every way a site can lie is refused."""
 from __future__ import annotations
 
 import hashlib
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -221,3 +222,17 @@ def test_a_chain_cut_at_restore_is_shipped_again_beside_the_old_one(tmp_path: Pa
     assert len(_segments(site)) == 2
     assert len(site.list(f"{ACCOUNT}/audit/superseded/")) == 1
     assert _heads(site) == [4]
+
+
+def test_restoring_to_a_moment_keeps_the_entries_written_until_then(tmp_path: Path) -> None:
+    store, site, shipper = _shipped(tmp_path)
+    later = audit.AuditEntry(ACCOUNT, "key_owner", "owner", "api_key", "check", "allowed", "ok")
+    with store.write() as tx:
+        audit.append(tx.audit, [later], "2026-06-02T12:00:00.000000Z")
+    shipper.ship_once()
+    moment = datetime(2026, 6, 1, 18, tzinfo=UTC)
+    at_moment = audit_shipping.prove(
+        site, ACCOUNT, ACCOUNT, [LEDGER.verifier], 3, at_time=moment, whole=False
+    )
+    assert (at_moment.problem, at_moment.size) == (None, 5)
+    assert _proven(site, 3).size == 6
