@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from support.audit_chains import (
     ACCOUNT,
@@ -236,3 +238,33 @@ def test_restoring_to_a_moment_keeps_the_entries_written_until_then(tmp_path: Pa
     )
     assert (at_moment.problem, at_moment.size) == (None, 5)
     assert _proven(site, 3).size == 6
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(data=st.data())
+def test_any_damage_to_a_segment_is_refused_never_raised(
+    tmp_path: Path, data: st.DataObject
+) -> None:
+    site = _damage_site(tmp_path)
+    [path] = _segments(site)
+    original = site.get(path) or b""
+    at = data.draw(st.integers(0, len(original) - 1), label="at")
+    cut = data.draw(st.integers(0, 8), label="cut")
+    inserted = data.draw(st.binary(max_size=8), label="inserted")
+    damaged = original[:at] + inserted + original[at + cut :]
+    site.put(path, damaged)
+    try:
+        shipped = _proven(site, 3)
+    finally:
+        site.put(path, original)
+    assert shipped.problem is not None or damaged == original
+
+
+def _damage_site(tmp_path: Path) -> Site:
+    """One site per test (not per example): the busy store's chain, shipped once."""
+    root = tmp_path / "site"
+    if not root.exists():
+        Shipper(_busy_store(), [open_site(root.as_uri())], signer=ledger_signer).ship_once()
+    return open_site(root.as_uri())

@@ -60,8 +60,8 @@ from tenure.store.unit import Store, Transaction
 FORMAT = "tenure-audit v1"
 MAGIC = b"tenure-audit-segment v1\n"
 SEGMENT_MAX = 10_000
-_NAME = re.compile(r"(?:.*/)?audit/(\d{20})-(\d{20})-([0-9a-f]{64})\.seg")
-_HEAD = re.compile(r"(?:.*/)?audit/head-(\d{20})")
+_NAME = re.compile(r"(?:.*/)?audit/([0-9]{20})-([0-9]{20})-([0-9a-f]{64})\.seg")
+_HEAD = re.compile(r"(?:.*/)?audit/head-([0-9]{20})")
 _WRITE_CHUNK = 2000
 
 
@@ -112,7 +112,7 @@ def open_head(note: bytes, account: str, verifiers: list[NoteVerifier]) -> tuple
     if (
         len(lines) != 5
         or lines[:2] != [FORMAT, account]
-        or not lines[2].isdigit()
+        or not re.fullmatch(r"[0-9]{1,20}", lines[2])
         or not re.fullmatch(r"[0-9a-f]{64}", lines[3])
     ):
         raise AuditUnproven(f"the audit head of {account} is not a {FORMAT} note")
