@@ -5,6 +5,7 @@ head and cut to the restored ledger, and every way a site can lie is refused."""
 from __future__ import annotations
 
 import hashlib
+import logging
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -25,7 +26,7 @@ from support.audit_chains import (
 from support.leaves import append_placeholders
 from tenure.durability import audit_shipping
 from tenure.durability.audit_shipping import AuditUnproven, ShippedAudit, parse_name
-from tenure.durability.shipping import Shipper
+from tenure.durability.shipping import Shipper, site_end
 from tenure.durability.sites import Site, open_site
 from tenure.ledger.note import NoteSigner
 from tenure.service import audit
@@ -268,3 +269,17 @@ def _damage_site(tmp_path: Path) -> Site:
     if not root.exists():
         Shipper(_busy_store(), [open_site(root.as_uri())], signer=ledger_signer).ship_once()
     return open_site(root.as_uri())
+
+
+def test_a_damaged_audit_table_is_logged_and_does_not_hold_the_ledger_back(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    store, site, shipper = _shipped(tmp_path)
+    mutation(store, 2)
+    with store.write() as tx:  # a head naming entries the table does not hold
+        tx.audit.append(ACCOUNT, [], 9, bytes(32))
+    with caplog.at_level(logging.ERROR, logger="tenure.shipping"):
+        shipper.ship_once()
+    assert site_end(site, ACCOUNT) == 5
+    assert "audit chain of acme not shipped" in caplog.text
+    assert _heads(site) == [5]

@@ -34,6 +34,7 @@ from tenure.domain.timefmt import format_time
 from tenure.durability import audit_shipping, epochs, keyrows, segments, snapshots
 from tenure.durability.segments import SegmentName
 from tenure.durability.sites import Site
+from tenure.errors import AuditTampered
 from tenure.ledger.note import NoteSigner
 from tenure.store.records import StoredCheckpoint
 from tenure.store.unit import Store, Transaction
@@ -213,10 +214,16 @@ class Shipper:
         return self._ends[key] - start
 
     def _ship_audit(self, site: Site, account: str, state: _AccountNow) -> None:
-        """The audit chain before the ledger segments: see ``audit_shipping``."""
+        """The audit chain before the ledger segments: see ``audit_shipping``. A
+        damaged audit table is logged at every pass and does not hold the ledger's
+        shipping back (``tenure audit verify`` names the damage)."""
         signer = self._signer
-        if signer is not None:
+        if signer is None:
+            return
+        try:
             self._audit.ship(site, account, state.where, state.audit, lambda: signer(account)[1])
+        except AuditTampered as exc:
+            _log.error("audit chain of %s not shipped to %s: %s", account, site.url, exc)
 
     def _segment(self, account: str, first: int, end: int) -> bytes:
         with self._store.read() as tx:
