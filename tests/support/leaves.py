@@ -10,6 +10,7 @@ from tenure.domain.events import event_from_json
 from tenure.ledger.merkle import Frontier, leaf_hash
 from tenure.store import ledger_records, records
 from tenure.store.engine import write_transaction
+from tenure.store.unit import Transaction
 
 
 def read_leaves(lines: str) -> list[bytes]:
@@ -39,3 +40,29 @@ def import_leaves(engine: sa.Engine, leaves: list[bytes], account: str = ACCOUNT
         ledger_records.insert_nodes(conn, account, nodes)
         ledger_records.set_head_size(conn, account, 0, frontier.size)
     return frontier.root()
+
+
+def append_placeholders(tx: Transaction, account: str, origin: str, count: int) -> int:
+    """Append ``count`` placeholder events (leaves ``{"account","seq"}``, not domain
+    events: for shipping, which does not replay) to ``account``'s ledger in ``tx``,
+    creating it under ``origin`` if need be. Returns the first one's seq."""
+    head = tx.ledger.head(account) or tx.ledger.create_head(account, origin)
+    frontier = tx.ledger.frontier(account, head.size) if head.size else Frontier()
+    events = [
+        records.EventRow(
+            seq,
+            f"evt-{seq}",
+            "test.event",
+            None,
+            "2026-06-01T12:00:00.000000Z",
+            None,
+            f'{{"account":"{account}","seq":{seq}}}'.encode(),
+        )
+        for seq in range(head.size, head.size + count)
+    ]
+    tx.ledger.append_events(account, events)
+    tx.ledger.append_nodes(
+        account, [node for e in events for node in frontier.append(leaf_hash(e.leaf))]
+    )
+    tx.ledger.move_head(account, head.size, head.size + count)
+    return head.size

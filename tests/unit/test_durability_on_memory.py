@@ -5,13 +5,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from support.leaves import append_placeholders
 from tenure.durability import drill, segments
 from tenure.durability.shipping import Shipper, site_end
 from tenure.durability.sites import open_site
-from tenure.ledger.merkle import Frontier, leaf_hash
 from tenure.store.drills import DrillReport
 from tenure.store.memory import MemoryStore
-from tenure.store.records import EventRow
 from tenure.store.unit import Store
 
 ACCOUNT = "acme"
@@ -25,17 +24,7 @@ def _leaf(seq: int) -> bytes:
 def _append(store: Store, count: int) -> None:
     """``count`` more events in the account's ledger (created if need be)."""
     with store.write() as tx:
-        head = tx.ledger.head(ACCOUNT) or tx.ledger.create_head(ACCOUNT, "test.example/acme")
-        frontier = tx.ledger.frontier(ACCOUNT, head.size) if head.size else Frontier()
-        events = [
-            EventRow(seq, f"evt-{seq}", "test.event", None, T0, None, _leaf(seq))
-            for seq in range(head.size, head.size + count)
-        ]
-        tx.ledger.append_events(ACCOUNT, events)
-        tx.ledger.append_nodes(
-            ACCOUNT, [node for e in events for node in frontier.append(leaf_hash(e.leaf))]
-        )
-        tx.ledger.move_head(ACCOUNT, head.size, head.size + count)
+        append_placeholders(tx, ACCOUNT, "test.example/acme", count)
 
 
 def test_the_shipper_ships_every_new_event_of_a_store_to_a_site(tmp_path: Path) -> None:

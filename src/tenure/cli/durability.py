@@ -206,6 +206,14 @@ def restore(
             "old log's final checkpoint.",
         ),
     ] = False,
+    without_audit: Annotated[
+        bool,
+        typer.Option(
+            "--without-audit",
+            help="Restore without the site's audit chain (when it cannot be proven and no "
+            "other site has it): the restored service starts a new chain.",
+        ),
+    ] = False,
     key: KeyOption = None,
     reason: Annotated[
         str | None,
@@ -215,7 +223,8 @@ def restore(
 ) -> None:
     """Restore the account from a site into an empty database and prove it: every
     segment checked, the tree equal to the site's signed checkpoint (and to the
-    snapshot used), the state digest read back equal to the replayed one. A full
+    snapshot used), the state digest read back equal to the replayed one, the audit
+    chain equal to the site's signed audit head (refused if it is not). A full
     restore then appends a ledger.restored event naming the site and the proof
     (ledger.epoch_started with --new-epoch); --at-seq and --at-time restores (for
     investigation) append nothing."""
@@ -235,6 +244,7 @@ def restore(
             at_time=_moment(at_time) if at_time else None,
             replace=replace,
             new_epoch=new_epoch,
+            without_audit=without_audit,
         )
     if at_seq is None and at_time is None:
         command = _record_command(source, report)
@@ -260,10 +270,20 @@ def _restore_text(report: restoring.RestoreReport, into: str) -> str:
         "  API keys and public token keys: "
         + sources.get(report.key_rows, f"from the {report.key_rows}"),
     ]
+    lines.append("  audit chain: " + _audit_text(report))
     if report.replaced is not None:
         lines.append(f"  replaced a ledger of {report.replaced} events")
     lines.extend(f"  skipped {skipped}" for skipped in report.skipped_snapshots)
     return "\n".join(lines)
+
+
+def _audit_text(report: restoring.RestoreReport) -> str:
+    return {
+        "site": f"{report.audit_entries} entries from the site, proven by its signed head",
+        "none": "NOT restored (none at the site): a new chain starts",
+        "skipped": "NOT restored (--without-audit): a new chain starts",
+        "kept": "kept that of the target",
+    }.get(report.audit, report.audit)
 
 
 def _record_command(source: Site, report: restoring.RestoreReport) -> RecordRestore | StartEpoch:

@@ -11,9 +11,12 @@ The plan, in order:
 4. Every leaf is hashed into the Merkle tree. The tree at N must have the
    snapshot's root and the tree at S must have R, so the restored events are the
    signed ledger.
-5. The events from N to T are replayed onto the snapshot's projection.
-6. Events, Merkle nodes, head, projection, checkpoint and the snapshot's service
-   rows are written into the target database in one transaction. Only then is the
+5. The events from N to T are replayed onto the snapshot's projection, and the
+   site's audit chain is proven against its signed audit head and cut to T
+   (``tenure.durability.audit_shipping``).
+6. Events, Merkle nodes, head, projection, checkpoint, the snapshot's service
+   rows and the audit chain are written into the target database in one
+   transaction (a chain that could not be proven refuses it). Only then is the
    result read back and compared: the state digest must equal the replayed one and
    the stored root the proven one.
 
@@ -36,7 +39,7 @@ from tenure.domain.events import EVENT_TYPES
 from tenure.domain.fields import field_values
 from tenure.domain.state import TABLE_ORDER, MemoryState
 from tenure.domain.timefmt import format_time, parse_time
-from tenure.durability import epochs, keyrows, segments, snapshots
+from tenure.durability import audit_shipping, epochs, keyrows, segments, snapshots
 from tenure.durability.segments import BadSegment
 from tenure.durability.sites import Site
 from tenure.durability.snapshots import BadSnapshot, Snapshot
@@ -82,6 +85,11 @@ class RestoreReport:
     """The epoch of the site's ledger the restore read (see ``epochs``)."""
     signed_note: str = ""
     """The site's signed checkpoint the restore verified (a new epoch quotes it)."""
+    audit: str = "none"
+    """Where the audit chain came from: ``site`` (proven, see ``audit_shipping``),
+    ``none`` (the site has none), ``skipped`` (``without_audit``) or ``kept``."""
+    audit_entries: int = 0
+    """How many audit entries the restore wrote."""
 
     def to_json(self) -> dict[str, object]:
         """Its fields but the signed note, for the CLI and the API."""
@@ -110,6 +118,7 @@ class Proven:
     key_rows: str
     lost: int
     started: float
+    audit: audit_shipping.ShippedAudit = audit_shipping.NOT_SHIPPED
 
     @property
     def size(self) -> int:
@@ -131,13 +140,17 @@ def restore(
     at_time: datetime | None = None,
     replace: bool = False,
     new_epoch: bool = False,
+    without_audit: bool = False,
 ) -> RestoreReport:
     """Restore ``account`` from ``site`` into ``target``: everything the site holds,
     the first ``at_seq`` events, or the events up to and including ``at_time``.
     Raises ``RestoreRefused``, ``LedgerTampered`` or ``DigestMismatch``, never
     leaving a partial restore behind. See ``apply`` for ``replace`` and ``prove``
-    for ``new_epoch``."""
+    for ``new_epoch``. The site's audit chain comes back too, proven, unless
+    ``without_audit`` (``AuditUnproven`` if it cannot be proven)."""
     proven = prove(site, account, verifiers, at_seq, progress, at_time, new_epoch)
+    if without_audit:
+        proven.audit = audit_shipping.ShippedAudit(source="skipped")
     with target.write() as tx:
         replaced = apply(tx, proven, verifiers, replace)
     return check(target, proven, replaced)
@@ -213,6 +226,7 @@ def prove(
             f"replaying {size} events of {account} does not give the state root signed in "
             f"{site.url}'s checkpoint {size}"
         )
+    shipped_audit = audit_shipping.prove(site, account, where, verifiers, size, at_time, whole)
     return Proven(
         account,
         epoch,
@@ -228,6 +242,7 @@ def prove(
         key_rows,
         signed.size - size if new_epoch else 0,
         started,
+        shipped_audit,
     )
 
 
@@ -279,6 +294,7 @@ def apply(
         tx.ledger.add_checkpoint(account, stored)
     if head is None:
         tx.service_rows.insert(account, proven.service)
+        audit_shipping.write(tx, account, proven.audit)
     return replaced
 
 
@@ -337,6 +353,8 @@ def check(target: Store, proven: Proven, replaced: int | None = None) -> Restore
         proven.lost,
         proven.epoch,
         proven.note,
+        "kept" if replaced is not None else proven.audit.source,
+        0 if replaced is not None else proven.audit.size,
     )
 
 

@@ -59,11 +59,12 @@ def parse_name(path: str) -> SegmentName | None:
     return SegmentName(first, end) if end > first else None
 
 
-def encode(account: str, first: int, leaves: list[bytes]) -> bytes:
-    """The segment of ``leaves`` (events ``first`` …) of ``account``."""
+def encode(account: str, first: int, leaves: list[bytes], magic: bytes = MAGIC) -> bytes:
+    """The segment of ``leaves`` (events ``first`` …) of ``account``; an audit
+    segment (``tenure.durability.audit_shipping``) has its own ``magic`` line."""
     body = b"".join(
         [
-            MAGIC,
+            magic,
             f"account {account}\nfirst {first}\ncount {len(leaves)}\n".encode(),
             *(leaf + b"\n" for leaf in leaves),
         ]
@@ -71,16 +72,16 @@ def encode(account: str, first: int, leaves: list[bytes]) -> bytes:
     return body + b"end " + hashlib.sha256(body).hexdigest().encode() + b"\n"
 
 
-def decode(data: bytes, account: str, name: SegmentName) -> list[bytes]:
+def decode(data: bytes, account: str, name: SegmentName, magic: bytes = MAGIC) -> list[bytes]:
     """The leaves of a segment read back from a site; ``BadSegment`` unless every
-    check holds (magic, checksum, header, count, each event's seq and account)."""
+    check holds (``magic``, checksum, header, count, each line's seq and account)."""
     tail = data.rfind(b"\nend ")
-    if not data.startswith(MAGIC) or tail < 0 or not data.endswith(b"\n"):
+    if not data.startswith(magic) or tail < 0 or not data.endswith(b"\n"):
         raise BadSegment(f"segment {name.first}-{name.end} of {account} is truncated")
     body, trailer = data[: tail + 1], data[tail + 1 : -1]
     if trailer != b"end " + hashlib.sha256(body).hexdigest().encode():
         raise BadSegment(f"segment {name.first}-{name.end} of {account} fails its checksum")
-    lines = body[len(MAGIC) : -1].split(b"\n")
+    lines = body[len(magic) : -1].split(b"\n")
     header = [line.decode("utf-8", "replace") for line in lines[:3]]
     expected = [f"account {account}", f"first {name.first}", f"count {name.end - name.first}"]
     if header != expected or len(lines) - 3 != name.end - name.first:

@@ -3,7 +3,10 @@
 Each pass (every ``interval`` seconds: the recovery point objective) sends, per
 account and per site, the events the site does not hold yet, in segments of at
 most ``SEGMENT_MAX`` events, then the account's latest signed checkpoint as
-``<account>/checkpoint``, written after the segments it covers. Segments are
+``<account>/checkpoint``, written after the segments it covers. Before the events
+it ships the account's new audit entries and their signed head
+(``tenure.durability.audit_shipping``), read in the same transaction as the ledger
+head, so that a site's audit chain accounts for every event it holds. Segments are
 derived from committed events only, so a pass interrupted by a crash is simply
 done again; a range shipped twice holds the same leaves.
 
@@ -28,9 +31,10 @@ from typing import Any
 
 from tenure.crypto.files import ProcessLock
 from tenure.domain.timefmt import format_time
-from tenure.durability import epochs, keyrows, segments, snapshots
+from tenure.durability import audit_shipping, epochs, keyrows, segments, snapshots
 from tenure.durability.segments import SegmentName
 from tenure.durability.sites import Site
+from tenure.errors import AuditTampered
 from tenure.ledger.note import NoteSigner
 from tenure.store.records import StoredCheckpoint
 from tenure.store.unit import Store, Transaction
@@ -58,6 +62,8 @@ class _AccountNow:
     keyrows: bytes | None
     where: str
     """The account's namespace at the sites (its current epoch's)."""
+    audit: tuple[int, bytes] | None = None
+    """The account's audit head, read with its ledger head (``audit_shipping``)."""
 
 
 @dataclass
@@ -90,6 +96,7 @@ class Shipper:
         self._lock = ProcessLock(lock) if lock else None
         self._ends: dict[tuple[str, str], int] = {}
         self._checkpoints: dict[tuple[str, str], int] = {}
+        self._audit = audit_shipping.AuditShipper(store)
         # A site down for a while: each pass tries again, loudly; once stopped, a last
         # pass, so that a clean shutdown leaves nothing behind.
         self._worker = Worker(
@@ -179,7 +186,8 @@ class Shipper:
         head = tx.ledger.head(account)
         where = epochs.namespace(account, epochs.epoch_of(head.origin) if head else 1)
         size = head.size if head else 0
-        return _AccountNow(size, tx.ledger.checkpoint(account), rows, where)
+        audit = audit_shipping.read_head(tx, account)
+        return _AccountNow(size, tx.ledger.checkpoint(account), rows, where, audit)
 
     def _ship_account(
         self,
@@ -192,6 +200,7 @@ class Shipper:
         if key not in self._ends:
             self._ends[key] = site_end(site, state.where)
         start = self._ends[key]
+        self._ship_audit(site, account, state)
         while self._ends[key] < state.size:
             first = self._ends[key]
             end = min(state.size, first + SEGMENT_MAX)
@@ -203,6 +212,18 @@ class Shipper:
         if state.keyrows is not None:
             self._ship_keyrows(site, account, state.keyrows)
         return self._ends[key] - start
+
+    def _ship_audit(self, site: Site, account: str, state: _AccountNow) -> None:
+        """The audit chain before the ledger segments: see ``audit_shipping``. A
+        damaged audit table is logged at every pass and does not hold the ledger's
+        shipping back (``tenure audit verify`` names the damage)."""
+        signer = self._signer
+        if signer is None:
+            return
+        try:
+            self._audit.ship(site, account, state.where, state.audit, lambda: signer(account)[1])
+        except AuditTampered as exc:
+            _log.error("audit chain of %s not shipped to %s: %s", account, site.url, exc)
 
     def _segment(self, account: str, first: int, end: int) -> bytes:
         with self._store.read() as tx:

@@ -422,17 +422,23 @@ def _hashed_body(record: AuditRecord, account: str) -> dict[str, Any]:
     return body
 
 
-def _check_searched(record: AuditRecord, body: dict[str, Any], account: str) -> None:
-    """``AuditTampered`` naming the row and the first of its ``_SEARCHED`` columns that
-    does not hold the entry's field (``principal``: the principal's id)."""
+def searched_fields(body: dict[str, Any]) -> tuple[Any, Any, Any, Any, Any]:
+    """What an entry gives the ``_SEARCHED`` columns of its row (``principal``: the
+    principal's id), as found: None for a field it lacks, any JSON value otherwise."""
     principal = body.get("principal")
-    hashed = (
+    return (
         body.get("time"),
         principal.get("id") if isinstance(principal, dict) else None,
         body.get("action"),
         body.get("outcome"),
         body.get("target"),
     )
+
+
+def _check_searched(record: AuditRecord, body: dict[str, Any], account: str) -> None:
+    """``AuditTampered`` naming the row and the first of its ``_SEARCHED`` columns that
+    does not hold the entry's field (``principal``: the principal's id)."""
+    hashed = searched_fields(body)
     # The columns hold text or None: equal to a JSON value only if of the same type.
     stored = (record.time, record.principal, record.action, record.outcome, record.target)
     if stored != hashed:
