@@ -201,6 +201,13 @@ def test_serve_upgrades_on_start_logging_it_after_the_same_snapshot_as_db_upgrad
         golden.made["digest"],
     )
 
+    old = copy_of(golden, tmp_path / "old")
+    before = files(old)
+    into_old = f"sqlite:///{(old / 'tenure.db').as_posix()}"
+    refused = tenure("restore", "--site", site, "--into", into_old, "--data-dir", data_dir)
+    assert (refused.code, one_line(refused)) == (1, behind_line(golden)), refused
+    assert files(old) == before
+
 
 def test_serve_not_upgrading_on_start_refuses_in_the_same_line(
     golden: Golden, tmp_path: Path

@@ -18,6 +18,7 @@ from tenure.durability.sites import Site
 from tenure.errors import TenureError
 from tenure.ledger.note import NoteSigner
 from tenure.store.databases import (
+    OpenStore,
     copy_sqlite,
     downgrade_schema,
     migration_scripts,
@@ -146,6 +147,17 @@ def require_current_schema(url: str) -> None:
     status = schema_status(url)
     if status.upgrade_pending:
         raise schema_behind(status)
+
+
+def open_target(url: str) -> OpenStore:
+    """The database at ``url`` as a store that a command fills (a restore's or a
+    migration's target), its schema created if it has none. An older schema raises
+    ``SchemaBehind`` and a newer release's ``SchemaAhead`` (each one line), before
+    anything is written: only ``tenure db upgrade`` upgrades, after its snapshot."""
+    status = schema_status(url)
+    if status.upgrade_pending and status.current is not None:
+        raise schema_behind(status)
+    return open_store(url, upgrade=True)
 
 
 def pre_upgrade_sites(site_urls: list[str], data_dir: Path) -> list[str]:
