@@ -16,7 +16,8 @@ from tenure.durability import upgrades
 from tenure.store.databases import sqlite_file
 
 app = typer.Typer(
-    help="The database schema: its revision, upgrades (after a snapshot), refused downgrades.",
+    help="The database schema: its revision, upgrades (after a snapshot), refused downgrades. "
+    "Other commands refuse a database whose schema is not this release's head.",
     no_args_is_help=True,
 )
 
