@@ -26,10 +26,14 @@ import httpx
 import pytest
 
 from support.cli import CliResult, subprocess_env, tenure
+from support.postgres import pg_url
 from support.releases import OldRelease, build_release, golden_store, release_id, releases
 from support.server import start_server
 from support.sqlite import raw_sqlite
 from tenure.durability.upgrades import PRE_UPGRADE_DIR, schema_head, status_of
+from tenure.store.databases import schema_revision
+from tenure.store.engine import create_engine
+from tenure.store.migrations import upgrade
 
 # Commands that open the store: read, repair, sign, append, ship.
 COMMANDS = [
@@ -98,9 +102,9 @@ def behind_line(golden: Golden) -> str:
     return f"error: database schema {schema} is behind {schema_head()}: run tenure db upgrade"
 
 
-def serve(data_dir: Path, **env: str) -> subprocess.CompletedProcess[str]:
+def serve(data_dir: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
     """``tenure serve`` on ``data_dir`` that is expected to refuse to start."""
-    command = [sys.executable, "-m", "tenure", "serve", "--data-dir", str(data_dir)]
+    command = [sys.executable, "-m", "tenure", "serve", "--data-dir", str(data_dir), *args]
     return subprocess.run(
         [*command, "--host", "127.0.0.1", "--port", "0"],
         capture_output=True,
@@ -239,3 +243,25 @@ def test_a_schema_newer_than_this_release_is_refused_in_one_line(tmp_path: Path)
         started = serve(data_dir, **env)
         assert (started.returncode, one_line(started)) == (1, ahead), started
     assert files(data_dir) == before
+
+
+def test_on_postgresql_an_older_schema_is_refused_in_the_same_line(
+    pg_database: str, tmp_path: Path
+) -> None:
+    behind = [r for r in releases() if r["database_schema"] < schema_head()][-1]
+    url = pg_url(pg_database)
+    engine = create_engine(url)
+    try:
+        upgrade(engine, behind["database_schema"])
+    finally:
+        engine.dispose()
+    line = (
+        f"error: database schema {behind['database_schema']} is behind {schema_head()}: "
+        "run tenure db upgrade"
+    )
+    for command in COMMANDS[:2] + COMMANDS[-2:]:
+        refused = tenure(*command, "--data-dir", tmp_path / "data", "--db", url)
+        assert (refused.code, one_line(refused)) == (1, line), refused
+    started = serve(tmp_path / "data", "--db", url, TENURE_UPGRADE_ON_START="false")
+    assert (started.returncode, one_line(started)) == (1, line), started
+    assert schema_revision(url) == behind["database_schema"]
