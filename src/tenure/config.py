@@ -96,8 +96,9 @@ class Settings(BaseSettings):
     )
     upgrade_on_start: bool = Field(
         True,
-        description="apply pending schema migrations when the service opens its database; "
-        "false: refuse to start on an older schema until `tenure db upgrade`",
+        description="upgrade an older schema when the service starts, after the snapshot "
+        "`tenure db upgrade` takes (both logged); false: refuse to start on an older schema "
+        "until `tenure db upgrade`. Other commands never upgrade: they refuse an older schema",
     )
     # Transport and limits (docs/hardening.md).
     tls_cert: Path | None = Field(None, description="PEM server certificate: serve HTTPS")

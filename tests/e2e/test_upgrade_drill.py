@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import sysconfig
 import time
 from collections.abc import Iterator
 from contextlib import closing
@@ -30,7 +29,7 @@ import pytest
 import tenure
 from support.api import apply_example_catalog
 from support.cli import subprocess_env
-from support.releases import ROOT, release_id, releases
+from support.releases import OldRelease, build_release, release_id, releases, run
 from support.server import Server, start_server
 from support.shop import ACCOUNT
 from support.sqlite import raw_sqlite
@@ -49,28 +48,6 @@ LICENSES = 20
 ENTITLEMENTS = ["feature:export-pdf", "feature:gpu-nodes", "seats", "feature:teleportation"]
 
 
-@dataclass(frozen=True)
-class OldRelease:
-    version: str
-    commit: str
-    database_schema: str
-    python: Path
-
-
-def run(*command: str | Path, timeout: float = 180, **env: str) -> str:
-    done = subprocess.run(
-        [str(part) for part in command],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-        stdin=subprocess.DEVNULL,
-        env=subprocess_env(**env),
-    )
-    assert done.returncode == 0, f"{command}: {done.returncode}\n{done.stdout}\n{done.stderr}"
-    return done.stdout
-
-
 @pytest.fixture(scope="session", params=releases(), ids=release_id)
 def old_release(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
@@ -79,28 +56,6 @@ def old_release(
     session)."""
     release: dict[str, Any] = request.param
     return build_release(release, tmp_path_factory.mktemp(f"release-{release['version']}"))
-
-
-def build_release(release: dict[str, Any], base: Path) -> OldRelease:
-    """``release`` installed from a worktree of its commit into a venv under ``base``
-    (the worktree is removed again); fails unless that venv imports that version."""
-    worktree, venv = base / "src", base / "venv"
-    run("git", "-C", ROOT, "worktree", "add", "--detach", worktree, release["commit"])
-    try:
-        run(sys.executable, "-m", "venv", "--without-pip", venv)
-        python = venv / "bin" / "python"
-        purelib = "import sysconfig; print(sysconfig.get_paths()['purelib'])"
-        site = Path(run(python, "-c", purelib).strip())
-        (site / "zz_tenure_drill_deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
-        run(sys.executable, "-m", "pip", "--python", python, "install", "--quiet", "--no-deps",
-            worktree)  # fmt: skip
-    finally:
-        run("git", "-C", ROOT, "worktree", "remove", "--force", worktree)
-    where = run(python, "-c", "import tenure; print(tenure.__version__, tenure.__file__)")
-    version, location = where.split()
-    assert version == release["version"]
-    assert Path(location).is_relative_to(venv), location
-    return OldRelease(release["version"], release["commit"], release["database_schema"], python)
 
 
 @dataclass
@@ -240,7 +195,11 @@ def test_an_upgrade_from_each_release_keeps_licenses_decisions_and_tokens(
             env=subprocess_env(TENURE_UPGRADE_ON_START="false"),
         )
         assert refused.returncode == 1
-        assert "run `tenure db upgrade`" in refused.stderr.strip().splitlines()[-1]
+        line = refused.stderr.strip().splitlines()[-1]
+        assert line == (
+            f"error: database schema {old_release.database_schema} is behind "
+            f"{schema_head()}: run tenure db upgrade"
+        )
 
     new = start_server(data_dir, logs, python=here)  # migrates on start
     running.append(new)

@@ -3,7 +3,11 @@
 
 from __future__ import annotations
 
+import logging
+import tempfile
 from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
 
 from tenure.config import Settings
 from tenure.crypto.datakeys import DataKeyStore
@@ -17,13 +21,12 @@ from tenure.crypto.keystore import (
     derive_key,
     load_master_key,
 )
-from tenure.durability import epochs
+from tenure.durability import epochs, upgrades
 from tenure.durability.drill import drill_entry, run_drill
 from tenure.durability.migration import read_state
 from tenure.durability.mirror import Mirror
 from tenure.durability.shipping import Shipper, SnapshotPolicy
 from tenure.durability.sites import SiteUnavailable, open_site, open_sites
-from tenure.durability.upgrades import require_current_schema
 from tenure.errors import ConfigurationError, TenureError
 from tenure.ledger.checkpoint import open_checkpoint
 from tenure.ledger.note import NoteVerifier
@@ -36,6 +39,36 @@ from tenure.service.state_guard import StateGuard
 from tenure.store.databases import open_store, sqlite_file
 from tenure.store.unit import SqlStore
 from tenure.workers import Worker
+
+_log = logging.getLogger("tenure.schema")
+
+
+class SchemaUse(Enum):
+    """What ``Runtime.open`` does with the schema of the database it opens. Each but
+    ``AS_IS`` refuses a schema newer than this release's (``SchemaAhead``)."""
+
+    SERVE = "serve"
+    """The service: with ``upgrade_on_start``, give a new database its schema and
+    upgrade an older one (after the pre-upgrade snapshot, logged); without it, refuse
+    both (``SchemaBehind``)."""
+    CREATE = "create"
+    """A command that writes: give a new database its schema; refuse an older schema
+    (``SchemaBehind``: one line, run ``tenure db upgrade``)."""
+    EXISTING = "existing"
+    """A command that reads or repairs: refuse a missing database or one without a
+    schema (``ConfigurationError``) and an older schema (``SchemaBehind``)."""
+    AS_IS = "as_is"
+    """The snapshot ``upgrade_schema`` takes: the schema as it is, whatever it is."""
+
+
+@dataclass(frozen=True)
+class SchemaUpgrade:
+    """What ``upgrade_schema`` did."""
+
+    before: upgrades.SchemaStatus
+    snapshots: list[upgrades.SnapshotTaken]
+    sites: list[str]
+    """Where the snapshots went (none for a database that had no schema)."""
 
 
 def key_stores(settings: Settings, master: bytes) -> tuple[LedgerKeyStore, TokenKeyStore]:
@@ -80,22 +113,25 @@ class Runtime(ServiceContext):
     durability and operations workers over it."""
 
     @classmethod
-    def open(cls, settings: Settings, migrate: bool = True) -> Runtime:
-        """Open the database and the keys. With ``migrate``, bring the schema to this
-        release's head, or, when ``upgrade_on_start`` is off, raise ``SchemaBehind``
-        (one line: run ``tenure db upgrade``) if it is older."""
+    def open(
+        cls, settings: Settings, migrate: bool = True, *, schema: SchemaUse | None = None
+    ) -> Runtime:
+        """Open the database and the keys, doing with its schema what ``schema`` says
+        (default: ``SERVE`` with ``migrate``, else ``EXISTING``). A schema this release
+        will not use raises before anything is written: ``SchemaBehind`` (one line
+        naming both revisions: run ``tenure db upgrade``) or ``SchemaAhead``."""
+        use = schema or (SchemaUse.SERVE if migrate else SchemaUse.EXISTING)
         url = settings.database()
         path = sqlite_file(url)
-        if not migrate and path is not None and not path.exists():
+        existing = use in (SchemaUse.EXISTING, SchemaUse.AS_IS)
+        if existing and path is not None and not path.exists():
             raise ConfigurationError(f"no Tenure database at {path}; check --data-dir or --db")
         make_private_dir(settings.data_dir)
-        store = open_store(url, upgrade=migrate and settings.upgrade_on_start)
+        if use is not SchemaUse.AS_IS:
+            _bring_schema(settings, use)
+        store = open_store(url)
         secret = settings.master_key.get_secret_value() if settings.master_key else None
         try:
-            if migrate and not settings.upgrade_on_start:
-                require_current_schema(url)
-            elif not migrate and store.schema_revision() is None:
-                raise ConfigurationError(f"{url} is not a Tenure database (no schema revision)")
             master = load_master_key(settings.data_dir, secret)
             keystore, token_keys = key_stores(settings, master)
         except TenureError:
@@ -202,3 +238,79 @@ class Runtime(ServiceContext):
             ledger.execute(AuditRequest((entry,)))
 
         return account_job("tenure-drill", self.store, drill, interval, s.data_dir)
+
+
+def _bring_schema(settings: Settings, use: SchemaUse) -> None:
+    """Check the schema of the database ``settings`` name as ``use`` says, and create
+    or upgrade it where ``use`` says so (see ``SchemaUse``)."""
+    url = settings.database()
+    status = upgrades.schema_status(url)
+    if not status.upgrade_pending:
+        return
+    new = status.current is None
+    upgrading = use is SchemaUse.SERVE and settings.upgrade_on_start
+    if new and use is SchemaUse.EXISTING:
+        raise ConfigurationError(f"{url} is not a Tenure database (no schema revision)")
+    if new and (upgrading or use is SchemaUse.CREATE):
+        upgrades.apply_upgrade(url)  # a new database: nothing to snapshot
+    elif upgrading:
+        _upgrade_on_start(settings, status)
+    else:
+        raise upgrades.schema_behind(status)
+
+
+def _upgrade_on_start(settings: Settings, status: upgrades.SchemaStatus) -> None:
+    """``upgrade_schema``, told in the service's log: before (it may take a while),
+    each snapshot, and the upgrade."""
+    sites = upgrades.pre_upgrade_sites(settings.site_urls(), settings.data_dir)
+    _log.info(
+        "database schema %s is behind %s: snapshotting every account to %s before upgrading",
+        status.current,
+        status.head,
+        ", ".join(sites),
+    )
+    done = upgrade_schema(settings)
+    for taken in done.snapshots:
+        _log.info(
+            "pre-upgrade snapshot of %s at %d events: %s (to %s)",
+            taken.account,
+            taken.size,
+            taken.path,
+            ", ".join(done.sites),
+            extra={"account": taken.account, "size": taken.size, "path": taken.path},
+        )
+    _log.warning(
+        "upgraded database schema %s -> %s on start (applied %s); "
+        "the state from before is in the pre-upgrade snapshot at %s",
+        done.before.current,
+        done.before.head,
+        ", ".join(done.before.pending),
+        ", ".join(done.sites),
+        extra={"schema_from": done.before.current, "schema_to": done.before.head},
+    )
+
+
+def upgrade_schema(settings: Settings) -> SchemaUpgrade:
+    """Bring the database ``settings`` name to this release's head, as ``tenure db
+    upgrade`` and the service on start do. A database with a schema may hold events:
+    first every account's events and a signed snapshot go to every site (without
+    sites, to ``<data-dir>/pre-upgrade/``), then the migrations run. Raises what the
+    snapshot raises, before migrating anything; ``SchemaAhead`` for a newer schema."""
+    url = settings.database()
+    before = upgrades.schema_status(url)
+    if not before.upgrade_pending:
+        return SchemaUpgrade(before, [], [])
+    sites: list[str] = []
+    taken: list[upgrades.SnapshotTaken] = []
+    if before.current is not None:
+        sites = upgrades.pre_upgrade_sites(settings.site_urls(), settings.data_dir)
+        old = Runtime.open(settings, schema=SchemaUse.AS_IS)
+        try:
+            with tempfile.TemporaryDirectory(dir=settings.data_dir, prefix=".upgrade-") as scratch:
+                taken = upgrades.snapshot_before_upgrade(
+                    url, old.ledger_signer, open_sites(sites), Path(scratch)
+                )
+        finally:
+            old.close()
+    upgrades.apply_upgrade(url)
+    return SchemaUpgrade(before, taken, sites)

@@ -2,24 +2,22 @@
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from tenure import __version__
+from tenure.app.runtime import upgrade_schema
 from tenure.cli.common import Output, OutputOption, emit
-from tenure.cli.local import Storage, local_runtime, storage_options
+from tenure.cli.local import Storage, storage_options
 from tenure.config import Settings
 from tenure.durability import upgrades
-from tenure.durability.sites import open_sites
 from tenure.store.databases import sqlite_file
 
-PRE_UPGRADE_DIR = "pre-upgrade"
-
 app = typer.Typer(
-    help="The database schema: its revision, upgrades (after a snapshot), refused downgrades.",
+    help="The database schema: its revision, upgrades (after a snapshot), refused downgrades. "
+    "Other commands refuse a database whose schema is not this release's head.",
     no_args_is_help=True,
 )
 
@@ -30,14 +28,6 @@ def _status(s: Settings) -> upgrades.SchemaStatus:
     if path is not None and not path.exists():
         return upgrades.status_of(None)
     return upgrades.schema_status(s.database())
-
-
-def _snapshot_sites(s: Settings) -> list[str]:
-    """The configured sites, else a local directory beside the database."""
-    urls = s.site_urls()
-    if urls:
-        return urls
-    return [(s.data_dir / PRE_UPGRADE_DIR).resolve().as_uri()]
 
 
 @app.command("status")
@@ -82,18 +72,8 @@ def upgrade(storage: Storage = Storage(), output: OutputOption = Output.text) ->
             f"schema {before.head} is this release's head: nothing to upgrade",
         )
         return
-    urls: list[str] = []
-    taken: list[upgrades.SnapshotTaken] = []
-    if before.current is not None:  # a database with a schema may hold events
-        urls = _snapshot_sites(s)
-        with (
-            local_runtime(s, migrate=False) as runtime,
-            tempfile.TemporaryDirectory(dir=s.data_dir, prefix=".upgrade-") as scratch,
-        ):
-            taken = upgrades.snapshot_before_upgrade(
-                s.database(), runtime.ledger_signer, open_sites(urls), Path(scratch)
-            )
-    upgrades.apply_upgrade(s.database())
+    done = upgrade_schema(s)
+    taken, urls = done.snapshots, done.sites
     lines = [
         f"snapshot of {t.account} at {t.size} events: {t.path} (to {', '.join(urls)})"
         for t in taken

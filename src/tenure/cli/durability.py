@@ -21,11 +21,11 @@ from tenure.durability import restore as restoring
 from tenure.durability.drill import DrillReport, drill_entry, run_drill
 from tenure.durability.shipping import Shipper
 from tenure.durability.sites import Site, open_site, open_sites
+from tenure.durability.upgrades import open_target
 from tenure.errors import ConfigurationError, InvalidInput
 from tenure.ledger.note import NoteVerifier
 from tenure.service import audit
 from tenure.service.ledger import SignRequest, Submission
-from tenure.store.databases import open_store
 
 SiteOption = Annotated[
     list[str] | None,
@@ -233,7 +233,7 @@ def restore(
     s = settings(data_dir, None)
     source = open_site(site)
     verifiers = _verifiers(s, account, key, source)
-    with open_store(into, upgrade=True) as target, progress_bar("restoring", None) as update:
+    with open_target(into) as target, progress_bar("restoring", None) as update:
         report = restoring.restore(
             source,
             account,

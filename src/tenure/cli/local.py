@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
-from tenure.app.runtime import Runtime
+from tenure.app.runtime import Runtime, SchemaUse
 from tenure.cli.common import gather_options
 from tenure.config import Settings
 
@@ -48,9 +48,11 @@ def settings(data_dir: Path | None, db: str | None, **extra: Any) -> Settings:
 @contextmanager
 def local_runtime(s: Settings, *, migrate: bool = True) -> Iterator[Runtime]:
     """The runtime over the store ``s`` names, closed when the block ends, also when it
-    fails. ``migrate=False`` for commands that only read or repair: they fail on a
-    missing database instead of creating one, and leave the schema as it is."""
-    runtime = Runtime.open(s, migrate=migrate)
+    fails. A command never upgrades a schema: on an older one (or a newer release's)
+    it fails with one line before it reads or writes anything (run ``tenure db
+    upgrade``). With ``migrate`` it gives a new database its schema; ``migrate=False``
+    for commands that only read or repair: they fail on a missing database instead."""
+    runtime = Runtime.open(s, schema=SchemaUse.CREATE if migrate else SchemaUse.EXISTING)
     try:
         yield runtime
     finally:

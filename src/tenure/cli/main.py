@@ -80,7 +80,9 @@ def serve(
 ) -> None:
     """Run the service; on first start, print the bootstrap owner API key once.
 
-    The key is also written to <data-dir>/bootstrap-owner.key (mode 0600). With
+    The key is also written to <data-dir>/bootstrap-owner.key (mode 0600). A database
+    at an older schema is upgraded on start after the snapshot `tenure db upgrade`
+    takes, both logged (TENURE_UPGRADE_ON_START=false: refuse to start instead). With
     --tls-cert the service speaks HTTPS only (and sends Strict-Transport-Security);
     rate and body limits are TENURE_RATE_* and TENURE_MAX_BODY_BYTES (docs/hardening.md).
     """

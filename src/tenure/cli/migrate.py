@@ -18,7 +18,7 @@ from tenure.crypto.files import make_private_dir
 from tenure.durability import migration
 from tenure.durability.migration import MigrationRefused, MigrationState, Proof
 from tenure.durability.mirror import mirror_lock
-from tenure.durability.upgrades import require_current_schema
+from tenure.durability.upgrades import open_target, require_current_schema
 from tenure.errors import InvalidInput
 from tenure.store.databases import open_store, sqlite_file
 from tenure.store.unit import Store
@@ -271,7 +271,7 @@ def _stores(source: str, target: str, upgrade_last: bool = False) -> Iterator[tu
     with ExitStack() as opened:
         yield (
             opened.enter_context(open_store(source)),
-            opened.enter_context(open_store(target, upgrade=upgrade_last)),
+            opened.enter_context(open_target(target) if upgrade_last else open_store(target)),
         )
 
 

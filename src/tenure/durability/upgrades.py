@@ -11,12 +11,14 @@ from pathlib import Path
 from alembic.script import Script, ScriptDirectory
 from alembic.util import CommandError
 
+from tenure import __version__
 from tenure.durability import snapshots
 from tenure.durability.shipping import Shipper
 from tenure.durability.sites import Site
 from tenure.errors import TenureError
 from tenure.ledger.note import NoteSigner
 from tenure.store.databases import (
+    OpenStore,
     copy_sqlite,
     downgrade_schema,
     migration_scripts,
@@ -29,12 +31,22 @@ from tenure.store.databases import (
 from tenure.store.unit import Store
 
 BASE = "base"
+PRE_UPGRADE_DIR = "pre-upgrade"
+"""Where, under the data dir, the pre-upgrade snapshot goes when no site is configured."""
 
 
 class SchemaBehind(TenureError):
-    """The database's schema is older than this release's and upgrading on start is off."""
+    """The database's schema is older than this release's head and this command does not
+    upgrade it (``tenure db upgrade`` does; so does the service, upgrading on start)."""
 
     code = "schema_behind"
+
+
+class SchemaAhead(TenureError):
+    """The database's schema revision is not one of this release's: a newer release
+    upgraded it, and this one cannot read it."""
+
+    code = "schema_ahead"
 
 
 class UnknownRevision(TenureError):
@@ -87,15 +99,27 @@ def _script(scripts: ScriptDirectory, revision: str) -> Script:
     return script
 
 
+def _database_script(scripts: ScriptDirectory, current: str) -> Script:
+    """The migration that left a database at revision ``current``; ``SchemaAhead``
+    when this release has none of that name (a newer release upgraded it)."""
+    try:
+        return _script(scripts, current)
+    except UnknownRevision:
+        raise SchemaAhead(
+            f"database schema {current} is ahead of {schema_head()}, the newest this release "
+            f"(tenure {__version__}) knows: run the newer release that upgraded it"
+        ) from None
+
+
 def status_of(current: str | None) -> SchemaStatus:
     """Where a database at revision ``current`` (None: no schema) stands.
 
-    Raises ``UnknownRevision`` when ``current`` is not one of this release's
-    migrations (the database was upgraded by a newer release)."""
+    Raises ``SchemaAhead`` when ``current`` is not one of this release's migrations
+    (the database was upgraded by a newer release)."""
     scripts = migration_scripts()
     head = schema_head()
     if current is not None:
-        _script(scripts, current)
+        _database_script(scripts, current)
     applied = scripts.iterate_revisions(head, current or BASE)
     pending = tuple(reversed([s.revision for s in applied]))
     return SchemaStatus(current, head, pending)
@@ -106,16 +130,42 @@ def schema_status(url: str) -> SchemaStatus:
     return status_of(schema_revision(url))
 
 
+def schema_behind(status: SchemaStatus) -> SchemaBehind:
+    """The one line a command that will not upgrade says about a database at ``status``
+    (``database schema 0004 is behind 0012: run tenure db upgrade``)."""
+    if status.current is None:
+        found = f"database has no schema, this release's is {status.head}"
+    else:
+        found = f"database schema {status.current} is behind {status.head}"
+    return SchemaBehind(f"{found}: run tenure db upgrade")
+
+
 def require_current_schema(url: str) -> None:
-    """Raise ``SchemaBehind`` (one line, naming the command to run) unless the
-    schema of the database at ``url`` is this release's head."""
+    """Raise ``SchemaBehind`` (one line, naming both revisions and the command to run)
+    unless the schema of the database at ``url`` is this release's head, and
+    ``SchemaAhead`` when it is a newer release's."""
     status = schema_status(url)
     if status.upgrade_pending:
-        found = status.current or "no schema"
-        raise SchemaBehind(
-            f"database schema is behind ({found}, this release needs {status.head}) and "
-            "TENURE_UPGRADE_ON_START is false: run `tenure db upgrade`"
-        )
+        raise schema_behind(status)
+
+
+def open_target(url: str) -> OpenStore:
+    """The database at ``url`` as a store that a command fills (a restore's or a
+    migration's target), its schema created if it has none. An older schema raises
+    ``SchemaBehind`` and a newer release's ``SchemaAhead`` (each one line), before
+    anything is written: only ``tenure db upgrade`` upgrades, after its snapshot."""
+    status = schema_status(url)
+    if status.upgrade_pending and status.current is not None:
+        raise schema_behind(status)
+    return open_store(url, upgrade=True)
+
+
+def pre_upgrade_sites(site_urls: list[str], data_dir: Path) -> list[str]:
+    """Where the snapshot before an upgrade goes: the configured sites, else the
+    directory ``<data_dir>/pre-upgrade/``."""
+    if site_urls:
+        return site_urls
+    return [(data_dir / PRE_UPGRADE_DIR).resolve().as_uri()]
 
 
 def snapshot_accounts(
@@ -182,7 +232,7 @@ def downgrade_steps(current: str | None, target: str) -> list[Script]:
         _script(scripts, target)
     if current is None:
         raise DowngradeRefused("the database has no schema: nothing to downgrade")
-    _script(scripts, current)
+    _database_script(scripts, current)
     if target != BASE and target not in {
         s.revision for s in scripts.iterate_revisions(current, BASE)
     }:
