@@ -119,8 +119,9 @@ def migrate(
     proofs = []
     with source.read() as src, target.write() as dst:
         dst.bulk.prepare_large_write()
-        for account in accounts:
+        for account in accounts:  # every refusal before any copy
             _make_room(src, dst, account, replace)
+        for account in accounts:
             _sync(src, dst, account, progress)
             proofs.append(_proof(src, dst, account))
             if proven is not None:
@@ -259,11 +260,15 @@ def undo_on_failure(url: str) -> Iterator[None]:
     path = sqlite_file(url)
     new_file = path is not None and not path.exists()
     had_schema = not new_file and schema_revision(url) is not None
+    new_dir = None
+    if path is not None and new_file:
+        missing = [d for d in path.absolute().parents if not d.exists()]
+        new_dir = missing[-1] if missing else None
     try:
         yield
     except BaseException:
         if path is not None and new_file:
-            remove_sqlite(path)
+            remove_sqlite(path.absolute(), new_dir)
         elif not had_schema:
             drop_schema(url)
         raise

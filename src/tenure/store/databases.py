@@ -173,8 +173,19 @@ def drop_schema(url: str) -> None:
             table_copy.drop_schema(connection)
 
 
-def remove_sqlite(path: Path) -> None:
+def remove_sqlite(path: Path, created_dir: Path | None = None) -> None:
     """Delete the SQLite database ``path`` with its journal files (``-wal``, ``-shm``,
-    ``-journal``); no error for those that do not exist."""
-    for suffix in ("", "-wal", "-shm", "-journal"):
+    ``-journal``) and its writer lock; no error for those that do not exist. With
+    ``created_dir`` (an ancestor of ``path``), remove the directories from ``path``'s
+    up to it too, those that are then empty."""
+    for suffix in ("", "-wal", "-shm", "-journal", "-writer.lock"):
         path.with_name(path.name + suffix).unlink(missing_ok=True)
+    if created_dir is None:
+        return
+    for folder in [path.parent, *path.parent.parents]:
+        try:
+            folder.rmdir()
+        except OSError:
+            return
+        if folder == created_dir:
+            return
