@@ -106,6 +106,16 @@ def test_sqlite_to_postgresql_and_back_proves_digest_and_root_at_each_step(
     assert size_on_pg[0] == rolled.json()["accounts"][0]["size"]
     assert Settings(data_dir=data_dir).database() == sqlite_url
 
+    # Starting again over the same target replaces it: the source's ledger extends it.
+    _write(data_dir, 1, "after-rollback")
+    again = ("migrate", "start", "--from", sqlite_url, "--to", pg, "--data-dir", data_dir)
+    refused = tenure(*again)
+    assert refused.code == 1
+    assert "--replace" in refused.stderr
+    restarted = tenure(*again, "--replace")
+    assert restarted.code == 0, restarted
+    assert _state(pg) == _state(sqlite_url)
+
 
 def test_cutover_then_finish_leaves_the_target_in_use(
     tmp_path: Path,

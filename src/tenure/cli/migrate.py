@@ -36,6 +36,15 @@ AccountFilter = Annotated[
     typer.Option("--account", help="Migrate this account only (default: every account)."),
 ]
 
+ReplaceOption = Annotated[
+    bool,
+    typer.Option(
+        "--replace",
+        help="Write over the accounts' rows in --to, whose ledgers the source's must "
+        "extend (same root at their size and at their latest signed checkpoint).",
+    ),
+]
+
 app = typer.Typer(
     help="Move accounts between databases (SQLite ⇄ PostgreSQL), proven by state digest "
     "and Merkle root; or run a dual-write migration: start, status, cutover, rollback, finish.",
@@ -49,14 +58,7 @@ def copy(
     source: Annotated[str | None, typer.Option("--from", help="Source database URL.")] = None,
     target: Annotated[str | None, typer.Option("--to", help="Target database URL.")] = None,
     account: AccountFilter = None,
-    replace: Annotated[
-        bool,
-        typer.Option(
-            "--replace",
-            help="Write over the accounts' rows in --to, whose ledgers the source's must "
-            "extend (same root at their size and at their latest signed checkpoint).",
-        ),
-    ] = False,
+    replace: ReplaceOption = False,
     output: OutputOption = Output.text,
 ) -> None:
     """Copy each account from --from to --to and prove it: the ledger's leaves in
@@ -81,6 +83,7 @@ def start(
     source: From,
     target: To,
     data_dir: DataDir = None,
+    replace: ReplaceOption = False,
     output: OutputOption = Output.text,
 ) -> None:
     """Copy every account (as `tenure migrate` does), then record the migration in
@@ -95,7 +98,7 @@ def start(
     found = migration.read_state(where)
     if found is not None and found.phase in ("dual-write", "cutover"):
         raise MigrationRefused(f"a migration is already in phase {found.phase}")
-    proofs = _copy(source, target, None)
+    proofs = _copy(source, target, None, replace=replace)
     migration.write_state(where, MigrationState(source, target, "dual-write"))
     headline = f"dual-write started: the source stays in use ({where / MIGRATION_FILE})"
     _emit_proofs(output, proofs, headline, _next_step("dual-write", where, target), tables=True)
@@ -129,7 +132,7 @@ def _next_step(phase: str, data_dir: Path, target: str) -> str:
         f"source; to stay, stop it and run `tenure migrate finish {then}, to go back "
         f"`tenure migrate rollback {then}",
         "rolled-back": f"start {serve} again: it uses the source, with no mirror; to "
-        f"migrate again, empty the target and run `tenure migrate start`",
+        f"migrate again, run `tenure migrate start --replace` (over the same target)",
         "done": f"set TENURE_DATABASE_URL={target} for the servers of this data dir, "
         f"remove {data_dir / MIGRATION_FILE}, and start {serve} again",
     }
@@ -353,7 +356,10 @@ def _table_report(proofs: list[Proof]) -> list[dict[str, object]]:
 
 def _table_lines(report: list[dict[str, object]]) -> list[str]:
     width = max(len(str(r["table"])) for r in report)
-    lines = [f"{'table':<{width}}  {'how':<10}  {'rows':>9}"]
+    lines = [
+        "rows of every table on the target (how each is carried: docs/migration.md)",
+        f"{'table':<{width}}  {'how':<10}  {'rows':>9}",
+    ]
     lines += [f"{r['table']!s:<{width}}  {r['how']!s:<10}  {r['rows']!s:>9}" for r in report]
     skipped = [r for r in report if r["how"] == How.NOT_COPIED]
     lines += [f"not copied: {r['table']}: {r['why']}" for r in skipped]
