@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 
 from support.cli import CliResult, tenure
@@ -16,10 +17,13 @@ from support.shop import ACCOUNT, ACTOR, Shop
 from tenure.app.runtime import Runtime
 from tenure.config import Settings
 from tenure.domain.commands import CreateCustomer
+from tenure.durability import migration
+from tenure.errors import DigestMismatch
 from tenure.service import apikeys
 from tenure.service.ledger import Submission
 from tenure.service.replay import digest_of
 from tenure.store import tables as t
+from tenure.store.databases import open_store
 from tenure.store.engine import create_engine, read_transaction, transaction_on
 from tenure.store.unit import SqlStore
 
@@ -179,3 +183,21 @@ def test_a_target_holding_other_rows_of_the_account_is_refused_unless_replace(
     replaced = tenure("migrate", "--from", source, "--to", target, "--replace")
     assert replaced.code == 0, replaced
     assert _state(target) == _state(source)
+
+
+def test_the_proof_finds_a_copied_row_that_differs_on_the_target(tmp_path: Path) -> None:
+    source = _write(tmp_path / "data", 2, "first")
+    target = _url(tmp_path / "target.db")
+    assert tenure("migrate", "--from", source, "--to", target).code == 0
+    engine = create_engine(target)
+    try:
+        with engine.connect() as conn, transaction_on(conn):
+            a = t.audit_log.c
+            where = sa.and_(a.account == ACCOUNT, a.seq == 0)
+            conn.execute(sa.update(t.audit_log).where(where).values(principal="someone else"))
+    finally:
+        engine.dispose()
+    with open_store(source) as ours, open_store(target) as theirs:
+        with pytest.raises(DigestMismatch, match="rows of table audit_log differ"):
+            migration.prove_equal(ours, theirs, ACCOUNT)
+        assert migration.prove_equal(ours, theirs, OTHER).rows["audit_log"] >= 1

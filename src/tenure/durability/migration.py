@@ -45,6 +45,7 @@ from tenure.store.databases import (
     row_counts,
     schema_revision,
     sqlite_file,
+    table_digests,
 )
 from tenure.store.unit import Store, Transaction
 
@@ -232,6 +233,12 @@ def _proof(src: Transaction, dst: Transaction, account: str) -> Proof:
     if _root(dst, account, size) != root:
         raise LedgerTampered(f"{account}: the target's Merkle root is not the source's")
     state = _state_root(src, dst, account)
+    return Proof(account, size, digest, root.hex(), state.hex(), _same_rows(src, dst, account))
+
+
+def _same_rows(src: Transaction, dst: Transaction, account: str) -> dict[str, int]:
+    """The rows of ``account`` per table, the same number on both sides in every
+    table and the same rows in every copied one, else ``DigestMismatch``."""
     rows = row_counts(dst, account)
     for name, count in row_counts(src, account).items():
         if rows[name] != count:
@@ -239,7 +246,11 @@ def _proof(src: Transaction, dst: Transaction, account: str) -> Proof:
                 f"{account}: table {name} holds {rows[name]} rows on the target, "
                 f"{count} on the source"
             )
-    return Proof(account, size, digest, root.hex(), state.hex(), rows)
+    carried = table_digests(dst, account)
+    for name, rows_digest in table_digests(src, account).items():
+        if carried[name] != rows_digest:
+            raise DigestMismatch(f"{account}: the rows of table {name} differ on the target")
+    return rows
 
 
 def _state_root(src: Transaction, dst: Transaction, account: str) -> bytes:

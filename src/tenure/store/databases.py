@@ -158,6 +158,13 @@ def row_counts(tx: Transaction, account: str) -> dict[str, int]:
     return table_copy.row_counts(conn, account)
 
 
+def table_digests(tx: Transaction, account: str) -> dict[str, str]:
+    """A digest of the rows of ``account`` in every copied table
+    (``table_copy.table_digests``)."""
+    (conn,) = _connections(tx)
+    return table_copy.table_digests(conn, account)
+
+
 def delete_account(tx: Transaction, account: str) -> None:
     """Delete every row of ``account`` in every table of the schema."""
     (conn,) = _connections(tx)

@@ -22,6 +22,7 @@ cannot be forgotten by the migration. Every table has an ``account`` column exce
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -138,6 +139,27 @@ def row_counts(conn: sa.Connection, account: str) -> dict[str, int]:
         query = sa.select(sa.func.count()).select_from(table).where(owned_by(table, account))
         counts[plan.table] = int(conn.scalar(query) or 0)
     return counts
+
+
+def table_digests(conn: sa.Connection, account: str) -> dict[str, str]:
+    """For every copied table (``COPIED``), a digest of the rows of ``account``: the
+    sum modulo 2**256 of the SHA-256 of each row's values (``plain_row``, in column
+    order, as Python's ``repr``). It does not depend on row order, which the two
+    backends' collations make differ, and reads rows in chunks. It tells apart any
+    two sets of rows a copy could produce; it is not meant to resist rows chosen to
+    collide."""
+    digests = {}
+    for plan in TABLE_PLAN:
+        if plan.how not in COPIED:
+            continue
+        table = t.metadata.tables[plan.table]
+        query = sa.select(table).where(owned_by(table, account))
+        total = 0
+        for row in conn.execute(query.execution_options(yield_per=CHUNK)):
+            value = repr(tuple(plain_row(row).values())).encode()
+            total += int.from_bytes(hashlib.sha256(value).digest(), "big")
+        digests[plan.table] = f"{total % 2**256:064x}"
+    return digests
 
 
 def delete_account(conn: sa.Connection, account: str) -> None:
