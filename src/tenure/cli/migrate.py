@@ -30,7 +30,9 @@ STOPPED = (
 )
 
 From = Annotated[str, typer.Option("--from", help="Source database URL (read, not changed).")]
-To = Annotated[str, typer.Option("--to", help="Target database URL (must hold none of them).")]
+To = Annotated[
+    str, typer.Option("--to", help="Target database URL (no row of the accounts, or --replace).")
+]
 AccountFilter = Annotated[
     str | None,
     typer.Option("--account", help="Migrate this account only (default: every account)."),
@@ -46,8 +48,9 @@ ReplaceOption = Annotated[
 ]
 
 app = typer.Typer(
-    help="Move accounts between databases (SQLite ⇄ PostgreSQL), proven by state digest "
-    "and Merkle root; or run a dual-write migration: start, status, cutover, rollback, finish.",
+    help="Move accounts between databases (SQLite ⇄ PostgreSQL), every table of them "
+    "(docs/migration.md), proven by state digest, Merkle root, state root and rows per "
+    "table; or run a dual-write migration: start, status, cutover, rollback, finish.",
     invoke_without_command=True,
 )
 
