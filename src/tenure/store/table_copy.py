@@ -23,7 +23,8 @@ cannot be forgotten by the migration. Every table has an ``account`` column exce
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping
+import itertools
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -155,8 +156,8 @@ def table_digests(conn: sa.Connection, account: str) -> dict[str, str]:
         table = t.metadata.tables[plan.table]
         query = sa.select(table).where(owned_by(table, account))
         total = 0
-        for row in conn.execute(query.execution_options(yield_per=CHUNK)):
-            value = repr(tuple(plain_row(row).values())).encode()
+        for row in _streamed(conn, query):
+            value = repr(tuple(row.values())).encode()
             total += int.from_bytes(hashlib.sha256(value).digest(), "big")
         digests[plan.table] = f"{total % 2**256:064x}"
     return digests
@@ -213,9 +214,17 @@ def _sync_keyed(src: sa.Connection, dst: sa.Connection, table: sa.Table, account
 
 
 def _insert(dst: sa.Connection, table: sa.Table, rows: Iterable[dict[str, Any]]) -> None:
-    batch = list(rows)
-    for start in range(0, len(batch), CHUNK):
-        dst.execute(sa.insert(table), batch[start : start + CHUNK])
+    """Insert ``rows`` in batches of ``CHUNK`` as they come (memory is bounded by one
+    batch, not by the table)."""
+    pending = iter(rows)
+    while batch := list(itertools.islice(pending, CHUNK)):
+        dst.execute(sa.insert(table), batch)
+
+
+def _streamed(src: sa.Connection, query: sa.Select[Any]) -> Iterator[dict[str, Any]]:
+    """The rows of ``query``, fetched ``CHUNK`` at a time (a server-side cursor on
+    PostgreSQL)."""
+    return (plain_row(r) for r in src.execute(query.execution_options(yield_per=CHUNK)))
 
 
 def _sync_appended(
@@ -225,21 +234,17 @@ def _sync_appended(
     query = sa.select(table).where(table.c.account == account)
     if last is not None:
         query = query.where(table.c[column] > last)
-    _insert(dst, table, (plain_row(r) for r in src.execute(query.order_by(table.c[column]))))
+    _insert(dst, table, _streamed(src, query.order_by(table.c[column])))
 
 
 def _sync_inserted(src: sa.Connection, dst: sa.Connection, table: sa.Table, account: str) -> None:
     keys = [table.c[c.name] for c in table.primary_key]
     have = {tuple(r) for r in dst.execute(sa.select(*keys).where(table.c.account == account))}
     if not have:  # a first copy: every row, without comparing keys
-        _insert(
-            dst,
-            table,
-            (plain_row(r) for r in src.execute(sa.select(table).where(table.c.account == account))),
-        )
+        _insert(dst, table, _streamed(src, sa.select(table).where(table.c.account == account)))
         return
     want = {tuple(r) for r in src.execute(sa.select(*keys).where(table.c.account == account))}
     missing = sorted(want - have)
     for start in range(0, len(missing), 500):
         match = sa.tuple_(*keys).in_(missing[start : start + 500])
-        _insert(dst, table, (plain_row(r) for r in src.execute(sa.select(table).where(match))))
+        _insert(dst, table, _streamed(src, sa.select(table).where(match)))
