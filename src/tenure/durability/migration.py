@@ -167,14 +167,14 @@ def _check_extends(src: Transaction, dst: Transaction, account: str, size: int) 
             f"{ours.size if ours else 0}: replacing it would lose events"
         )
     newest = dst.ledger.checkpoint(account)
-    for at in (size, newest.size if newest else None):
-        if at is not None and (
-            at > ours.size or _root(dst, account, at) != _root(src, account, at)
-        ):
-            raise MigrationRefused(
-                f"the target's ledger of {account} is not a prefix of the source's: they "
-                "have forked, nothing was replaced"
-            )
+    forked = _root(dst, account, size) != _root(src, account, size)
+    if newest is not None:
+        forked |= newest.size > ours.size or _root(src, account, newest.size) != newest.root
+    if forked:
+        raise MigrationRefused(
+            f"the target's ledger of {account} is not a prefix of the source's (or of its "
+            "signed checkpoint): they have forked, nothing was replaced"
+        )
 
 
 def sync_account(
