@@ -1,7 +1,7 @@
 """The durability store nouns (``tenure.store.service_rows``, ``bulk``, ``drills``)
 behave alike on every store: in memory, on SQLite and on PostgreSQL, through the
 Protocols durability uses; and the backend migration's table copy
-(``databases.copy_service_rows``) between SQLite and PostgreSQL."""
+(``databases.copy_tables``, every copied table) between SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 from support.postgres import BACKENDS, pg_url
 from tenure.errors import LedgerTampered
 from tenure.ledger.merkle import EMPTY_ROOT, Frontier, leaf_hash, root_of
-from tenure.store.databases import copy_service_rows, open_store, sqlite_url
+from tenure.store.databases import copy_tables, open_store, sqlite_url
 from tenure.store.drills import DrillReport
 from tenure.store.memory import MemoryStore
 from tenure.store.records import EventRow
@@ -151,7 +151,7 @@ def test_the_latest_drill_is_the_newest_of_the_account(store: Store) -> None:
 
 
 @pytest.mark.parametrize(("source_kind", "target_kind"), [tuple(BACKENDS), tuple(BACKENDS[::-1])])
-def test_service_rows_copy_between_backends_and_follow_changes(
+def test_the_table_copy_works_between_backends_and_follows_changes(
     source_kind: str, target_kind: str, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
     source_url = _url(source_kind, request, tmp_path / "source.db")
@@ -163,11 +163,11 @@ def test_service_rows_copy_between_backends_and_follow_changes(
         with source.write() as tx:
             tx.service_rows.insert(ACCOUNT, {"api_keys": [_api_key("a"), _api_key("b")]})
         with source.read() as src, target.write() as dst:
-            copy_service_rows(src, dst, ACCOUNT)
+            copy_tables(src, dst, ACCOUNT)
         with source.write() as tx:  # a key made at the source since
             tx.service_rows.insert(ACCOUNT, {"api_keys": [_api_key("c")]})
         with source.read() as src, target.write() as dst:
-            copy_service_rows(src, dst, ACCOUNT)
+            copy_tables(src, dst, ACCOUNT)
         with target.read() as tx:
             copied = tx.service_rows.read(ACCOUNT, ("api_keys",))["api_keys"]
         assert copied == [_api_key("a"), _api_key("b"), _api_key("c")]
@@ -176,4 +176,4 @@ def test_service_rows_copy_between_backends_and_follow_changes(
 def test_the_table_copy_refuses_a_store_that_is_not_sql() -> None:
     memory = MemoryStore()
     with memory.read() as src, memory.read() as dst, pytest.raises(TypeError):
-        copy_service_rows(src, dst, ACCOUNT)
+        copy_tables(src, dst, ACCOUNT)

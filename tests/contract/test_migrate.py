@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import base64
 import time
+from datetime import UTC, datetime
 from pathlib import Path
+
+import sqlalchemy as sa
 
 from support.cli import tenure
 from support.postgres import pg_url
@@ -17,8 +20,10 @@ from tenure.app.runtime import Runtime
 from tenure.config import Settings
 from tenure.domain.commands import CreateCustomer
 from tenure.ledger.merkle import tree_hash
+from tenure.ops import webhooks
 from tenure.service.replay import digest_of
 from tenure.store import ledger_records
+from tenure.store import tables as t
 from tenure.store.engine import create_engine, read_transaction
 from tenure.store.unit import SqlStore
 
@@ -58,6 +63,26 @@ def _write(data_dir: Path, customers: int, tag: str, mirror: bool = False) -> st
         runtime.close()
 
 
+def _add_webhook(data_dir: Path) -> None:
+    runtime = Runtime.open(Settings(data_dir=data_dir))
+    try:
+        box = webhooks.SecretBox.from_settings(runtime.settings)
+        with runtime.store.shared_write() as tx:
+            now = datetime.now(UTC)
+            webhooks.create_webhook(tx, ACCOUNT, "https://example.test/h", ["*"], "", box, now)
+    finally:
+        runtime.close()
+
+
+def _webhooks(url: str) -> int:
+    engine = create_engine(url)
+    try:
+        with read_transaction(engine) as conn:
+            return int(conn.scalar(sa.select(sa.func.count()).select_from(t.webhooks)) or 0)
+    finally:
+        engine.dispose()
+
+
 def _wait_for_mirror(mirror: object) -> None:
     passes = getattr(mirror, "passes", 0)
     deadline = time.monotonic() + 10
@@ -88,12 +113,17 @@ def test_sqlite_to_postgresql_and_back_proves_digest_and_root_at_each_step(
     assert status.json()["phase"] == "dual-write"
     assert status.json()["accounts"][0]["lag"] == 0
 
-    # Writes the mirror has not seen are synced by the cutover itself.
+    # Writes the mirror has not seen are synced by the cutover itself, rows of the
+    # operations tables (a webhook) too.
     _write(data_dir, 3, "unmirrored")
+    _add_webhook(data_dir)
     assert _state(pg) != _state(sqlite_url)
+    assert _webhooks(pg) == 0
     cut = tenure("migrate", "cutover", "--data-dir", data_dir, "-o", "json")
     assert cut.code == 0, cut
     assert _state(pg) == _state(sqlite_url)
+    assert _webhooks(pg) == 1
+    assert cut.json()["accounts"][0]["rows"]["webhooks"] == 1
     assert Settings(data_dir=data_dir).database() == pg
 
     # After cutover the target is in use, mirrored back to the source.
@@ -105,6 +135,16 @@ def test_sqlite_to_postgresql_and_back_proves_digest_and_root_at_each_step(
     assert _state(sqlite_url) == size_on_pg
     assert size_on_pg[0] == rolled.json()["accounts"][0]["size"]
     assert Settings(data_dir=data_dir).database() == sqlite_url
+
+    # Starting again over the same target replaces it: the source's ledger extends it.
+    _write(data_dir, 1, "after-rollback")
+    again = ("migrate", "start", "--from", sqlite_url, "--to", pg, "--data-dir", data_dir)
+    refused = tenure(*again)
+    assert refused.code == 1
+    assert "--replace" in refused.stderr
+    restarted = tenure(*again, "--replace")
+    assert restarted.code == 0, restarted
+    assert _state(pg) == _state(sqlite_url)
 
 
 def test_cutover_then_finish_leaves_the_target_in_use(

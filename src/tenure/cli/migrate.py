@@ -4,14 +4,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from tenure.cli.common import Output, OutputOption, emit, progress_bar, root_text
+from tenure.cli.common import Output, OutputOption, emit, err, progress_bar, root_text
 from tenure.cli.local import DataDir, settings
 from tenure.config import MIGRATION_FILE
 from tenure.crypto.files import make_private_dir
@@ -21,6 +21,7 @@ from tenure.durability.mirror import mirror_lock
 from tenure.durability.upgrades import open_target, require_current_schema
 from tenure.errors import InvalidInput
 from tenure.store.databases import open_store, sqlite_file
+from tenure.store.table_copy import NOT_IN_DATABASE, TABLE_PLAN, How
 from tenure.store.unit import Store
 
 STOPPED = (
@@ -29,15 +30,27 @@ STOPPED = (
 )
 
 From = Annotated[str, typer.Option("--from", help="Source database URL (read, not changed).")]
-To = Annotated[str, typer.Option("--to", help="Target database URL (must hold none of them).")]
+To = Annotated[
+    str, typer.Option("--to", help="Target database URL (no row of the accounts, or --replace).")
+]
 AccountFilter = Annotated[
     str | None,
     typer.Option("--account", help="Migrate this account only (default: every account)."),
 ]
 
+ReplaceOption = Annotated[
+    bool,
+    typer.Option(
+        "--replace",
+        help="Write over the accounts' rows in --to, whose ledgers the source's must "
+        "extend (same root at their size and at their latest signed checkpoint).",
+    ),
+]
+
 app = typer.Typer(
-    help="Move accounts between databases (SQLite ⇄ PostgreSQL), proven by state digest "
-    "and Merkle root; or run a dual-write migration: start, status, cutover, rollback, finish.",
+    help="Move accounts between databases (SQLite ⇄ PostgreSQL), every table of them "
+    "(docs/migration.md), proven by state digest, Merkle root, state root and rows per "
+    "table; or run a dual-write migration: start, status, cutover, rollback, finish.",
     invoke_without_command=True,
 )
 
@@ -48,19 +61,24 @@ def copy(
     source: Annotated[str | None, typer.Option("--from", help="Source database URL.")] = None,
     target: Annotated[str | None, typer.Option("--to", help="Target database URL.")] = None,
     account: AccountFilter = None,
+    replace: ReplaceOption = False,
     output: OutputOption = Output.text,
 ) -> None:
-    """Copy each account's ledger from --from to --to (leaves in order, the projection
-    rebuilt by replay, API keys, idempotency records, signing keys, checkpoints and
-    audit log copied) and prove that the target's state digest and Merkle root equal
-    the source's. Refuses a target that already holds any of the accounts. The source
-    is only read; stop writers to it first, or use `tenure migrate start`."""
+    """Copy each account from --from to --to and prove it: the ledger's leaves in
+    order, the projection and state map rebuilt by replay, every other table copied
+    (webhooks, deployments, drift, audit log, API keys, ...; docs/migration.md lists
+    each table), with the same state digest, Merkle root, state root and rows per
+    table on both sides. Prints each account as it is proven, then the rows per
+    table. Refuses a target that holds any row of the accounts, unless --replace. All
+    accounts commit together or not at all; a failed migration removes the file or
+    schema it created. The source is only read; stop writers to it first, or use
+    `tenure migrate start`."""
     if ctx.invoked_subcommand is not None:
         return
     if source is None or target is None:
         raise InvalidInput("tenure migrate needs --from URL and --to URL (or a subcommand)")
-    proofs = _copy(source, target, account)
-    _emit_proofs(output, proofs, f"migrated to {target}")
+    proofs = _copy(source, target, account, replace=replace)
+    _emit_proofs(output, proofs, f"migrated to {target}", tables=True)
 
 
 @app.command("start")
@@ -68,6 +86,7 @@ def start(
     source: From,
     target: To,
     data_dir: DataDir = None,
+    replace: ReplaceOption = False,
     output: OutputOption = Output.text,
 ) -> None:
     """Copy every account (as `tenure migrate` does), then record the migration in
@@ -82,10 +101,10 @@ def start(
     found = migration.read_state(where)
     if found is not None and found.phase in ("dual-write", "cutover"):
         raise MigrationRefused(f"a migration is already in phase {found.phase}")
-    proofs = _copy(source, target, None)
+    proofs = _copy(source, target, None, replace=replace)
     migration.write_state(where, MigrationState(source, target, "dual-write"))
     headline = f"dual-write started: the source stays in use ({where / MIGRATION_FILE})"
-    _emit_proofs(output, proofs, headline, _next_step("dual-write", where, target))
+    _emit_proofs(output, proofs, headline, _next_step("dual-write", where, target), tables=True)
 
 
 def _data_dir_of(data_dir: Path | None, source: str) -> Path:
@@ -116,7 +135,7 @@ def _next_step(phase: str, data_dir: Path, target: str) -> str:
         f"source; to stay, stop it and run `tenure migrate finish {then}, to go back "
         f"`tenure migrate rollback {then}",
         "rolled-back": f"start {serve} again: it uses the source, with no mirror; to "
-        f"migrate again, empty the target and run `tenure migrate start`",
+        f"migrate again, run `tenure migrate start --replace` (over the same target)",
         "done": f"set TENURE_DATABASE_URL={target} for the servers of this data dir, "
         f"remove {data_dir / MIGRATION_FILE}, and start {serve} again",
     }
@@ -208,20 +227,41 @@ def finish(data_dir: DataDir = None, output: OutputOption = Output.text) -> None
 # ---------------------------------------------------------------- helpers
 
 
-def _copy(source_url: str, target_url: str, account: str | None) -> list[Proof]:
+def _copy(
+    source_url: str, target_url: str, account: str | None, replace: bool = False
+) -> list[Proof]:
     if source_url == target_url:
         raise InvalidInput("--from and --to name the same database")
     require_current_schema(source_url)
-    with _stores(source_url, target_url, upgrade_last=True) as (source, target):
+    with (
+        migration.undo_on_failure(target_url),
+        _stores(source_url, target_url, upgrade_last=True) as (source, target),
+        progress_bar("migrating", None) as update,
+    ):
         accounts = [account] if account else migration.source_accounts(source)
-        migration.refuse_nonempty(target, accounts)
-        proofs = []
-        for name in accounts:
-            with progress_bar(f"migrating {name}", None) as update:
-                proofs.append(
-                    migration.copy_account(source, target, name, lambda done, _total: update(done))
-                )
-        return proofs
+        return migration.migrate(
+            source,
+            target,
+            accounts,
+            replace=replace,
+            progress=lambda done, _total: update(done),
+            proven=_announce(len(accounts)),
+        )
+
+
+def _announce(total: int) -> Callable[[Proof], None]:
+    """A line on stderr as each account is proven (before the commit)."""
+    done = 0
+
+    def proven(proof: Proof) -> None:
+        nonlocal done
+        done += 1
+        err.print(
+            f"{proof.account}: {proof.size} events copied and proven ({done} of {total})",
+            highlight=False,
+        )
+
+    return proven
 
 
 def _switch(data_dir: Path | None, output: Output, phase: str, to: str, reverse: bool) -> None:
@@ -276,15 +316,55 @@ def _stores(source: str, target: str, upgrade_last: bool = False) -> Iterator[tu
 
 
 def _emit_proofs(
-    output: Output, proofs: list[Proof], headline: str, next_step: str | None = None
+    output: Output,
+    proofs: list[Proof],
+    headline: str,
+    next_step: str | None = None,
+    tables: bool = False,
 ) -> None:
     lines = [headline]
     lines += [
-        f"{p.account}: {p.size} events, digest {p.digest}, root {root_text(p.root)}" for p in proofs
+        f"{p.account}: {p.size} events, digest {p.digest}, root {root_text(p.root)}, "
+        f"state root {root_text(p.state_root)}"
+        for p in proofs
     ]
-    accounts = [{**p.to_json(), "root": root_text(p.root)} for p in proofs]
+    accounts = [
+        {**p.to_json(), "root": root_text(p.root), "state_root": root_text(p.state_root)}
+        for p in proofs
+    ]
     data: dict[str, object] = {"accounts": accounts}
+    if tables:
+        report = _table_report(proofs)
+        data["tables"] = report
+        lines += _table_lines(report)
     if next_step is not None:
         data["next"] = next_step
         lines.append(f"next: {next_step}")
     emit(output, data, "\n".join(lines))
+
+
+def _table_report(proofs: list[Proof]) -> list[dict[str, object]]:
+    """Every table of the schema: how it was carried, its rows on the target (all
+    accounts migrated) and why."""
+    return [
+        {
+            "table": plan.table,
+            "how": str(plan.how),
+            "rows": sum(p.rows.get(plan.table, 0) for p in proofs),
+            "why": plan.why,
+        }
+        for plan in TABLE_PLAN
+    ]
+
+
+def _table_lines(report: list[dict[str, object]]) -> list[str]:
+    width = max(len(str(r["table"])) for r in report)
+    lines = [
+        "rows of every table on the target (how each is carried: docs/migration.md)",
+        f"{'table':<{width}}  {'how':<10}  {'rows':>9}",
+    ]
+    lines += [f"{r['table']!s:<{width}}  {r['how']!s:<10}  {r['rows']!s:>9}" for r in report]
+    skipped = [r for r in report if r["how"] == How.NOT_COPIED]
+    lines += [f"not copied: {r['table']}: {r['why']}" for r in skipped]
+    lines += [f"not in the database, not copied: {what}: {why}" for what, why in NOT_IN_DATABASE]
+    return lines

@@ -58,14 +58,20 @@ class StateRoot:
 def state_root(store: Store, account: str) -> StateRoot:
     """Recompute the root of ``account``'s map from its rows (one snapshot)."""
     with store.read() as tx:
-        head = tx.ledger.head(account)
-        if head is None:
-            raise NotFound(f"account {account} has no ledger")
-        leaves = [
-            row_leaf(item["table"], item["key"], item["row"]) for item in exported_rows(tx, account)
-        ]
-        stored = tx.state_map.root(account)
-        checkpoint = tx.ledger.checkpoint(account)
+        return state_root_in(tx, account)
+
+
+def state_root_in(tx: Transaction, account: str) -> StateRoot:
+    """``state_root`` in the caller's transaction; ``NotFound`` when ``account`` has
+    no ledger."""
+    head = tx.ledger.head(account)
+    if head is None:
+        raise NotFound(f"account {account} has no ledger")
+    leaves = [
+        row_leaf(item["table"], item["key"], item["row"]) for item in exported_rows(tx, account)
+    ]
+    stored = tx.state_map.root(account)
+    checkpoint = tx.ledger.checkpoint(account)
     signed = None
     if checkpoint is not None:
         signed = parse_checkpoint(parse_note(checkpoint.note)[0]).state

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 
-from tenure.store import migrations, service_rows
+from tenure.store import migrations, table_copy
 from tenure.store.engine import create_engine
 from tenure.store.unit import SqlStore, SqlTransaction, Transaction
 
@@ -138,10 +138,61 @@ def copy_sqlite(path: Path, copy: Path) -> None:
         target.close()
 
 
-def copy_service_rows(source: Transaction, target: Transaction, account: str) -> None:
-    """Make ``target``'s service rows of ``account`` ``source``'s (the table copy of a
-    backend migration: ``service_rows.copy_service_rows``). Both must be SQL stores'
-    transactions (``TypeError`` otherwise)."""
-    if not isinstance(source, SqlTransaction) or not isinstance(target, SqlTransaction):
-        raise TypeError("service rows are copied between SQL stores")
-    service_rows.copy_service_rows(source.connection, target.connection, account)
+def _connections(*txs: Transaction) -> list[sa.Connection]:
+    if not all(isinstance(tx, SqlTransaction) for tx in txs):
+        raise TypeError("a backend migration runs between SQL stores")
+    return [tx.connection for tx in txs if isinstance(tx, SqlTransaction)]
+
+
+def copy_tables(source: Transaction, target: Transaction, account: str) -> None:
+    """Make ``target``'s rows of ``account`` in every copied table ``source``'s (the
+    table copy of a backend migration: ``table_copy.copy_tables``). Both must be SQL
+    stores' transactions (``TypeError`` otherwise)."""
+    src, dst = _connections(source, target)
+    table_copy.copy_tables(src, dst, account)
+
+
+def row_counts(tx: Transaction, account: str) -> dict[str, int]:
+    """The rows of ``account`` in every table of the schema (``table_copy.TABLE_PLAN``)."""
+    (conn,) = _connections(tx)
+    return table_copy.row_counts(conn, account)
+
+
+def table_digests(tx: Transaction, account: str) -> dict[str, str]:
+    """A digest of the rows of ``account`` in every copied table
+    (``table_copy.table_digests``)."""
+    (conn,) = _connections(tx)
+    return table_copy.table_digests(conn, account)
+
+
+def delete_account(tx: Transaction, account: str) -> None:
+    """Delete every row of ``account`` in every table of the schema."""
+    (conn,) = _connections(tx)
+    table_copy.delete_account(conn, account)
+
+
+def drop_schema(url: str) -> None:
+    """Drop every Tenure table, and Alembic's version table, of the database at
+    ``url`` (what creating the schema there made), in one transaction."""
+    with _engine(url) as engine, engine.connect() as connection:
+        connection.execution_options(tenure_write=True)
+        with connection.begin():
+            table_copy.drop_schema(connection)
+
+
+def remove_sqlite(path: Path, created_dir: Path | None = None) -> None:
+    """Delete the SQLite database ``path`` with its journal files (``-wal``, ``-shm``,
+    ``-journal``) and its writer lock; no error for those that do not exist. With
+    ``created_dir`` (an ancestor of ``path``), remove the directories from ``path``'s
+    up to it too, those that are then empty."""
+    for suffix in ("", "-wal", "-shm", "-journal", "-writer.lock"):
+        path.with_name(path.name + suffix).unlink(missing_ok=True)
+    if created_dir is None:
+        return
+    for folder in [path.parent, *path.parent.parents]:
+        try:
+            folder.rmdir()
+        except OSError:
+            return
+        if folder == created_dir:
+            return
