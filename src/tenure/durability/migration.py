@@ -3,8 +3,9 @@
 ``copy_account`` streams the source's leaves in seq order, in chunks, into the
 target: event rows as they are, Merkle nodes made by a ``Frontier`` as it goes, the
 projection replayed from the leaves (never copied), then the service rows the events
-do not carry. It refuses a target that already holds a ledger of the account, and
-proves the result by reading it back: the target's stored state digest must equal
+do not carry (among them the customers' wrapped data keys, less those of customers
+the ledger erased). It refuses a target that already holds a ledger of the account,
+and proves the result by reading it back: the target's stored state digest must equal
 the source's, and the target's Merkle root the source's at the same size.
 
 ``sync_account`` is the incremental form the dual-write mirror and the cutover use:
@@ -31,6 +32,7 @@ from tenure.domain.state import TABLE_ORDER, TABLES, Key, MemoryState, Row
 from tenure.errors import Conflict, DigestMismatch, LedgerTampered
 from tenure.ledger.merkle import Frontier, leaf_hash, root_of
 from tenure.ledger.statemap import bucket_of, state_key
+from tenure.service.personal import drop_erased_keys
 from tenure.service.replay import replay, stored_digest
 from tenure.store.databases import copy_service_rows
 from tenure.store.unit import Store, Transaction
@@ -130,6 +132,9 @@ def sync_account(
             if _root(dst, account, head.size) != _root(src, account, head.size):
                 raise LedgerTampered(f"the copied tree of {account} lost the source's root")
         copy_service_rows(src, dst, account)
+        # A key the source still holds for a customer its ledger erased (keys restored
+        # from an older backup) does not travel: crypto-shredding holds on the target.
+        drop_erased_keys(dst, account)
         return Sides(account, head.size, head.size)
 
 

@@ -24,7 +24,16 @@ CHUNK = 10_000
 
 # What a backend migration copies, by how each table changes. Compared by primary
 # key on each sync (small, or rows that change):
-_KEYED = ("accounts", "api_keys", "signing_keys", "ledger_keys", "audit_heads", "drills")
+# (``data_keys``: a key erased on the source is deleted on the target too.)
+_KEYED = (
+    "accounts",
+    "api_keys",
+    "signing_keys",
+    "ledger_keys",
+    "audit_heads",
+    "drills",
+    "data_keys",
+)
 # Append-only: only the rows past the target's largest ``column``:
 _APPENDED = {"ledger_checkpoints": "size", "audit_log": "seq"}
 # Immutable: the rows whose key the target lacks:
@@ -84,7 +93,7 @@ class SqlServiceRows(OnConnection):
 def copy_service_rows(source: sa.Connection, target: sa.Connection, account: str) -> None:
     """Make ``target``'s service rows of ``account`` (API keys, idempotency records,
     token signing keys, the account row, checkpoints, verifier keys, audit log,
-    drills) ``source``'s."""
+    drills, customers' wrapped data keys) ``source``'s."""
     for name in _KEYED:
         _sync_keyed(source, target, t.metadata.tables[name], account)
     for name, column in _APPENDED.items():

@@ -109,6 +109,7 @@ def get_customer(
 
 def erase_customer(
     submit: Submit,
+    store: Store,
     personal: PersonalData,
     caller: Principal,
     customer: str,
@@ -119,7 +120,7 @@ def erase_customer(
     (crypto-shredding; a crash in between is repaired at the next start by
     ``tenure.service.personal.reapply_erasures``). ``NotFound`` if unknown."""
     outcome = _submit(submit, caller, EraseCustomer(customer), reason, idempotency_key)
-    destroyed = personal.datakeys.destroy(caller.account, customer)
+    destroyed = personal.destroy(store, caller.account, customer)
     return erasure(outcome.result, destroyed)
 
 
