@@ -101,6 +101,7 @@ class Runtime(ServiceContext):
                 raise ConfigurationError(f"{url} is not a Tenure database (no schema revision)")
             master = load_master_key(settings.data_dir, secret)
             keystore, token_keys = key_stores(settings, master)
+            personal = _personal_data(settings, store, master)
         except TenureError:
             store.close()
             raise
@@ -111,7 +112,7 @@ class Runtime(ServiceContext):
             token_keys,
             LicenseKeys(derive_key(master, "license-keys")),
             Sidecar.beside(path) if path else Sidecar(settings.data_dir / "checkpoints"),
-            _personal_data(settings, store, master),
+            personal,
             StateGuard(confirm=lambda verifier: _own_key(keystore, verifier)),
         )
 
