@@ -190,6 +190,22 @@ def observe(server: Server, keys: dict[str, str]) -> tuple[dict[str, Any], dict[
     return licenses, decisions
 
 
+def read_customers(server: Server, licenses: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
+    """(name, email) of every customer the licenses name, as ``GET`` shows it."""
+    shown = {}
+    with server.client(server.owner_key()) as owner:
+        for customer in sorted({body["customer"] for body in licenses.values()}):
+            got = owner.get(f"/v1/customers/{customer}")
+            assert got.status_code == 200, got.text
+            shown[customer] = (got.json()["name"], got.json()["email"])
+    return shown
+
+
+def key_files(data_dir: Path) -> list[Path]:
+    """The data key files a release that kept them on disk (0.2.0) wrote."""
+    return sorted((data_dir / "datakeys").rglob("*.key"))
+
+
 def cli(python: Path, *args: str, **env: str) -> Any:
     return json.loads(run(python, "-m", "tenure", *args, "--output", "json", **env))
 
@@ -220,6 +236,12 @@ def test_an_upgrade_from_each_release_keeps_licenses_decisions_and_tokens(
     tokens = mint_tokens(old, keys)
     licenses, decisions = observe(old, keys)
     assert {d["reason"] for d in decisions.values()} >= {"ok", "not_entitled", "suspended"}
+    people = read_customers(old, licenses)
+    assert len(people) == 5
+    assert all(name and email for name, email in people.values()), people
+    sealed_on_disk = key_files(data_dir)
+    # Schemas 0007 to 0012 (0.2.0) kept the data keys in files; 0013 in the database.
+    assert bool(sealed_on_disk) == ("0007" <= old_release.database_schema < "0013")
     old.stop()
     old_digest = cli(old_release.python, "state", "digest", "--data-dir", str(data_dir))
     old_checkpoints = signed_checkpoints(data_dir)
@@ -247,6 +269,11 @@ def test_an_upgrade_from_each_release_keeps_licenses_decisions_and_tokens(
     ready = httpx.get(f"{new.url}/readyz").json()
     assert (ready["schema"], ready["version"]) == (schema_head(), tenure.__version__)
     assert observe(new, keys) == (licenses, decisions)
+    # Customers read the same; the data keys a release kept in files are now in the
+    # database (docs/personal-data.md), and the files are gone.
+    assert read_customers(new, licenses) == people
+    if sealed_on_disk:
+        assert key_files(data_dir) == []
     jwks = jws.keys_from_jwks(httpx.get(f"{new.url}/.well-known/jwks.json").json())
     for token in tokens:
         claims = jws.verify(token, jwks, typ=TYP, now=time.time(), issuer=ISSUER)
