@@ -10,6 +10,7 @@ database backup taken then holds) and puts it back after the erasure."""
 from __future__ import annotations
 
 import base64
+import time
 from pathlib import Path
 
 import pytest
@@ -66,12 +67,17 @@ def shown(runtime: Runtime, customer: str) -> tuple[str | None, bool]:
     return found["name"], found["erased"]
 
 
-def test_migrate_carries_the_keys_but_not_an_erased_customers_restored_key(
-    tmp_path: Path, runtimes: Runtimes, pg_database: str
-) -> None:
+@pytest.fixture
+def ends(tmp_path: Path, pg_database: str) -> tuple[Path, str, str]:
+    """A migration's data dir, its SQLite source and its PostgreSQL target."""
     data_dir = tmp_path / "data"
-    source = f"sqlite:///{(data_dir / 'tenure.db').as_posix()}"
-    target = pg_url(pg_database)
+    return data_dir, f"sqlite:///{(data_dir / 'tenure.db').as_posix()}", pg_url(pg_database)
+
+
+def test_migrate_carries_the_keys_but_not_an_erased_customers_restored_key(
+    ends: tuple[Path, str, str], runtimes: Runtimes
+) -> None:
+    data_dir, source, target = ends
     runtime = runtimes.open(data_dir)
     kept, gone = customers(runtime, "kept", "gone")
     old = erase(runtime, gone)
@@ -85,6 +91,39 @@ def test_migrate_carries_the_keys_but_not_an_erased_customers_restored_key(
     runtime = runtimes.open(data_dir, database_url=target)
     assert shown(runtime, kept) == ("Customer kept", False)
     assert shown(runtime, gone) == (None, True)
+
+
+def test_dual_write_mirrors_new_keys_and_erasures_to_the_target(
+    ends: tuple[Path, str, str], runtimes: Runtimes
+) -> None:
+    data_dir, source, target = ends
+    (ada,) = customers(runtimes.open(data_dir), "ada")
+    runtimes.close_all()
+    started = tenure("migrate", "start", "--from", source, "--to", target, "--data-dir", data_dir)
+    assert started.code == 0, str(started)
+    assert keys_at(target) == [ada]
+
+    runtime = runtimes.open(data_dir)  # dual-write: still on the source
+    mirror = runtime.mirror()
+    assert mirror is not None
+    assert mirror.start()
+    try:
+        with runtime.ledger() as ledger:
+            bob = Shop(ledger).customer("bob")
+        erase(runtime, ada)
+        deadline = time.monotonic() + 10
+        while keys_at(target) != [bob]:
+            assert time.monotonic() < deadline, (keys_at(target), mirror.error)
+            time.sleep(0.05)
+    finally:
+        mirror.stop()
+    runtimes.close_all()
+    cut = tenure("migrate", "cutover", "--data-dir", data_dir)
+    assert cut.code == 0, str(cut)
+    runtime = runtimes.open(data_dir)
+    assert runtime.settings.database() == target
+    assert shown(runtime, bob) == ("Customer bob", False)
+    assert shown(runtime, ada) == (None, True)
 
 
 def test_a_start_replays_the_erasure_onto_a_key_restored_from_an_older_backup(

@@ -24,20 +24,13 @@ CHUNK = 10_000
 
 # What a backend migration copies, by how each table changes. Compared by primary
 # key on each sync (small, or rows that change):
-# (``data_keys``: a key erased on the source is deleted on the target too.)
-_KEYED = (
-    "accounts",
-    "api_keys",
-    "signing_keys",
-    "ledger_keys",
-    "audit_heads",
-    "drills",
-    "data_keys",
-)
+_KEYED = ("accounts", "api_keys", "signing_keys", "ledger_keys", "audit_heads", "drills")
 # Append-only: only the rows past the target's largest ``column``:
 _APPENDED = {"ledger_checkpoints": "size", "audit_log": "seq"}
-# Immutable: the rows whose key the target lacks:
-_INSERTED = ("idempotency_keys",)
+# Immutable: the rows whose key the target lacks. A customer's data key is never
+# changed, only deleted by its erasure, which the migration applies to the target
+# from the target's own ledger (``tenure.durability.migration.sync_account``):
+_INSERTED = ("idempotency_keys", "data_keys")
 
 
 class ServiceRows(Protocol):
