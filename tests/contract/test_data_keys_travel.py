@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import time
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,7 @@ import pytest
 from support.cli import tenure
 from support.postgres import pg_url
 from support.shop import ACCOUNT, Runtimes, Shop
+from support.sqlite import raw_sqlite
 from tenure.app.runtime import Runtime
 from tenure.errors import ConfigurationError
 from tenure.service.apikeys import Principal
@@ -197,3 +199,21 @@ def test_a_key_file_of_another_customer_stops_the_import_and_nothing_changes(
     assert keys_at(url) == []
     assert ada_file.exists()
     assert bob_file.exists()
+
+
+def test_a_key_row_moved_to_another_customer_or_altered_opens_nothing(
+    data_dir: Path, runtimes: Runtimes
+) -> None:
+    runtime = runtimes.open(data_dir)
+    ada, bob = customers(runtime, "ada", "bob")
+    with runtime.store.write() as tx:  # someone who can write to the database
+        ada_key = tx.data_keys.get(ACCOUNT, ada)
+        assert ada_key is not None
+        assert tx.data_keys.delete(ACCOUNT, bob)
+        assert tx.data_keys.add(ACCOUNT, StoredDataKey(bob, ada_key.wrapped, ada_key.created_at))
+    with pytest.raises(ConfigurationError, match=f"{bob} in the database does not unwrap"):
+        shown(runtime, bob)
+    with closing(raw_sqlite(data_dir)) as db, db:  # SQLite keeps text in a BLOB column
+        db.execute("UPDATE data_keys SET wrapped = 'tdk1' WHERE customer = ?", (ada,))
+    with pytest.raises(ConfigurationError, match=f"{ada} in the database is not a wrapped"):
+        shown(runtime, ada)
