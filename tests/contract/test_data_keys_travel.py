@@ -21,6 +21,8 @@ from support.postgres import pg_url
 from support.shop import ACCOUNT, Runtimes, Shop
 from support.sqlite import raw_sqlite
 from tenure.app.runtime import Runtime
+from tenure.crypto.datakeys import DataKeyWrap
+from tenure.crypto.keystore import load_master_key
 from tenure.errors import ConfigurationError
 from tenure.service.apikeys import Principal
 from tenure.service.handlers import licensing as cases
@@ -183,13 +185,18 @@ def test_key_files_of_0_2_0_are_imported_on_open_and_deleted(
     assert shown(runtime, gone) == (None, True)
 
 
+def stored_customers(runtimes: Runtimes, data_dir: Path, *names: str) -> tuple[str, list[str]]:
+    """``customers`` on a runtime closed again: the database URL and the ids."""
+    runtime = runtimes.open(data_dir)
+    made = customers(runtime, *names)
+    runtimes.close_all()
+    return runtime.settings.database(), made
+
+
 def test_a_key_file_of_another_customer_stops_the_import_and_nothing_changes(
     data_dir: Path, runtimes: Runtimes
 ) -> None:
-    runtime = runtimes.open(data_dir)
-    ada, bob = customers(runtime, "ada", "bob")
-    url = runtime.settings.database()
-    runtimes.close_all()
+    url, (ada, bob) = stored_customers(runtimes, data_dir, "ada", "bob")
     ada_file = as_key_file(data_dir, url, ada)
     bob_file = as_key_file(data_dir, url, bob)
     bob_file.write_bytes(ada_file.read_bytes())  # a file moved from another customer
@@ -217,3 +224,27 @@ def test_a_key_row_moved_to_another_customer_or_altered_opens_nothing(
         db.execute("UPDATE data_keys SET wrapped = 'tdk1' WHERE customer = ?", (ada,))
     with pytest.raises(ConfigurationError, match=f"{ada} in the database is not a wrapped"):
         shown(runtime, ada)
+
+
+def test_a_key_file_already_imported_is_deleted_and_one_with_another_key_stops_the_start(
+    data_dir: Path, runtimes: Runtimes
+) -> None:
+    url, (ada, bob) = stored_customers(runtimes, data_dir, "ada", "bob")
+    with open_store(url) as store, store.read() as tx:
+        held = {c: tx.data_keys.get(ACCOUNT, c) for c in (ada, bob)}
+    files = {c: as_key_file(data_dir, url, c) for c in (ada, bob)}
+    ada_key = held[ada]
+    assert ada_key is not None
+    put_back(url, ada_key)  # a crash after the import's commit, before the deletion
+    wrap = DataKeyWrap(load_master_key(data_dir))
+    _, other = wrap.new_key(ACCOUNT, bob)
+    put_back(url, StoredDataKey(bob, other, ada_key.created_at))  # not the file's key
+
+    with pytest.raises(ConfigurationError, match=f"{bob}.key holds another key"):
+        runtimes.open(data_dir)
+    assert files[ada].exists()
+    files[bob].unlink()  # what the operator does once the database's key is the right one
+    runtime = runtimes.open(data_dir)
+    assert not files[ada].exists()
+    assert keys_at(url) == sorted([ada, bob])
+    assert shown(runtime, ada) == ("Customer ada", False)

@@ -184,9 +184,13 @@ def drop_erased_keys(tx: Transaction, account: str | None = None) -> list[tuple[
     """Delete in ``tx`` every data key of a customer the projection in ``tx`` says is
     erased (of ``account``, or of every account); returns the (account, customer)
     pairs whose key it deleted."""
-    pairs = tx.listings.erased_customers()
-    mine = [(a, c) for a, c in pairs if account is None or a == account]
-    return [(a, c) for a, c in mine if tx.data_keys.delete(a, c)]
+    erased: dict[str, set[str]] = {}
+    for owner, customer in tx.listings.erased_customers():
+        if account is None or owner == account:
+            erased.setdefault(owner, set()).add(customer)
+    # Only the keys that are there: every start runs this, and erasures accumulate.
+    present = [(a, c) for a in sorted(erased) for c in tx.data_keys.customers(a) if c in erased[a]]
+    return [(a, c) for a, c in present if tx.data_keys.delete(a, c)]
 
 
 def reapply_erasures(store: Store) -> list[tuple[str, str]]:
@@ -225,10 +229,11 @@ def import_key_files(store: Store, wrap: DataKeyWrap, directory: Path) -> list[t
                 imported.append((account, customer))
                 continue
             held = tx.data_keys.get(account, customer)
-            if held is None or wrap.unwrap(account, customer, held.wrapped, where) != key:
+            in_database = f"the data key of {account}/{customer} in the database"
+            if held is None or wrap.unwrap(account, customer, held.wrapped, in_database) != key:
                 raise ConfigurationError(
                     f"{where} holds another key for {customer} than the database does: "
-                    "move the file away to start (docs/personal-data.md)"
+                    "nothing was imported, so that neither is lost (docs/personal-data.md)"
                 )
     for _, _, path in files:
         remove_key_file(path)
