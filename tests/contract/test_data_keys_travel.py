@@ -18,14 +18,16 @@ import pytest
 
 from support.cli import tenure
 from support.postgres import pg_url
-from support.shop import ACCOUNT, Runtimes, Shop
+from support.shop import ACCOUNT, ACTOR, Runtimes, Shop
 from support.sqlite import raw_sqlite
 from tenure.app.runtime import Runtime
 from tenure.crypto.datakeys import DataKeyWrap
 from tenure.crypto.keystore import load_master_key
+from tenure.domain.commands import EraseCustomer
 from tenure.errors import ConfigurationError
 from tenure.service.apikeys import Principal
 from tenure.service.handlers import licensing as cases
+from tenure.service.ledger import Submission
 from tenure.store.data_keys import StoredDataKey
 from tenure.store.databases import open_store
 
@@ -248,3 +250,13 @@ def test_a_key_file_already_imported_is_deleted_and_one_with_another_key_stops_t
     assert not files[ada].exists()
     assert keys_at(url) == sorted([ada, bob])
     assert shown(runtime, ada) == ("Customer ada", False)
+
+
+def test_the_writer_deletes_the_key_in_the_transaction_of_the_erasure(
+    data_dir: Path, runtimes: Runtimes
+) -> None:
+    runtime = runtimes.open(data_dir)
+    ada, bob = customers(runtime, "ada", "bob")
+    with runtime.ledger() as ledger:  # the writer alone: no handler deletes anything after
+        ledger.execute(Submission(ACCOUNT, EraseCustomer(ada), ACTOR, reason="asked"))
+    assert keys_at(runtime.settings.database()) == [bob]

@@ -174,6 +174,11 @@ class PersonalData:
             "erased": erased,
         }
 
+    def has_key(self, store: Store, account: str, customer: str) -> bool:
+        """Whether the customer's data key is stored."""
+        with store.read() as tx:
+            return tx.data_keys.get(account, customer) is not None
+
     def destroy(self, store: Store, account: str, customer: str) -> bool:
         """Delete the customer's data key (crypto-shredding); True if there was one."""
         with store.shared_write() as tx:
@@ -195,9 +200,9 @@ def drop_erased_keys(tx: Transaction, account: str | None = None) -> list[tuple[
 
 def reapply_erasures(store: Store) -> list[tuple[str, str]]:
     """Destroy every data key still present for a customer the ledger says is erased
-    (a database or key table restored from an older backup, a crash between the
-    erasure event and the key's deletion, a key file imported late). Returns the
-    (account, customer) pairs whose key it deleted."""
+    (a database or key table restored from an older backup, an erasure written by
+    0.2.0 whose key file outlived it). Returns the (account, customer) pairs whose
+    key it deleted."""
     with store.shared_write() as tx:
         return drop_erased_keys(tx)
 

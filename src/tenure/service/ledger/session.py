@@ -319,13 +319,17 @@ class Appender:
 
     def flush(self, account: str, state: AccountBatch, stamp: str) -> None:
         """Write what the batch appended to ``account``: events, nodes, the moved
-        head, projection rows, and idempotency records created at ``stamp``."""
+        head, projection rows, and idempotency records created at ``stamp``; delete
+        the data key of every customer the batch erased."""
         ledger = state.tx.ledger
         ledger.append_events(account, state.rows)
         ledger.append_nodes(account, state.nodes)
         if state.frontier.size != state.head_size:
             ledger.move_head(account, state.head_size, state.frontier.size)
         written = state.view.flush()
+        # Crypto-shredding commits with the customer.erased event, or neither does.
+        for customer in [key[0] for table, key in written if table == "customer_erasures"]:
+            state.tx.data_keys.delete(account, str(customer))
         if written:
             buckets = {bucket_of(state_key(table, key)) for table, key in written}
             if self.guard is not None:
