@@ -3,7 +3,9 @@ commit into a virtualenv of its own, serves a fresh data dir through the HTTP AP
 then this code starts on the same data dir (migrating on start, when the release's
 schema is behind) and must serve every license, decision and token unchanged, with a
 ledger that verifies, a state digest that a rebuild reproduces, and the checkpoints the
-release signed kept as they were under the ones this code signs after them.
+release signed kept as they were under the ones this code signs after them. The
+releases that kept customers' data keys in files are also run as two servers on one
+PostgreSQL database, each reading the other's customers once upgraded.
 
 Each release is built once per test session: ``git worktree add`` of its commit,
 ``pip install --no-deps`` of it into a new venv whose dependencies are this venv's
@@ -14,6 +16,7 @@ old ``tenure`` package wins and the libraries are the ones the suite already has
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -30,6 +33,7 @@ import pytest
 import tenure
 from support.api import apply_example_catalog
 from support.cli import subprocess_env
+from support.postgres import pg_url
 from support.releases import ROOT, release_id, releases
 from support.server import Server, start_server
 from support.shop import ACCOUNT
@@ -306,3 +310,55 @@ def test_an_upgrade_from_each_release_keeps_licenses_decisions_and_tokens(
     verified = cli(here, "ledger", "verify", "--data-dir", str(data_dir))
     assert (verified["ok"], verified["checkpoints"]) == (True, len(checkpoints))
     assert verified["state_roots"] == len(new_notes)
+
+
+KEY_FILE_RELEASES = [r for r in releases() if "0007" <= r["database_schema"] < "0013"]
+"""The releases that kept customers' data keys in files of each server's data dir."""
+
+
+@pytest.mark.parametrize("old_release", KEY_FILE_RELEASES, indirect=True, ids=release_id)
+def test_two_servers_of_a_key_file_release_read_each_others_customers_once_upgraded(
+    old_release: OldRelease, tmp_path: Path, running: list[Server], pg_database: str
+) -> None:
+    """The issue as found: two servers of the release on one PostgreSQL database, set
+    up as its README said (the second with a copy of ``master.key`` and ``keys/``),
+    each kept the keys of the customers it created in its own data dir, so each
+    showed the other's customers as erased. Started once on this code, each moves its
+    key files into the database, and both read every customer."""
+    url, logs = pg_url(pg_database), tmp_path / "logs"
+    logs.mkdir()
+    dirs = [tmp_path / "tenure-1", tmp_path / "tenure-2"]
+    made: dict[str, str] = {}
+    olds = []
+    for n, data_dir in enumerate(dirs):
+        if n:
+            data_dir.mkdir(mode=0o700)
+            shutil.copy2(dirs[0] / "master.key", data_dir / "master.key")
+            shutil.copytree(dirs[0] / "keys", data_dir / "keys")
+        olds.append(start_server(data_dir, logs, "--db", url, python=old_release.python))
+        running.append(olds[-1])
+        with olds[-1].client(start_key(dirs)) as owner:
+            body = {"name": f"Person {n}", "email": f"p{n}@example.com"}
+            created = owner.post("/v1/customers", json=body)
+            assert created.status_code == 201, created.text
+            made[created.json()["id"]] = body["name"]
+    first_customer = next(iter(made))
+    with olds[1].client(start_key(dirs)) as owner:  # the issue, reproduced
+        assert owner.get(f"/v1/customers/{first_customer}").json()["erased"] is True
+    for old, data_dir in zip(olds, dirs, strict=True):
+        old.stop()
+        assert key_files(data_dir), "the release keeps its keys in files"
+
+    servers = [start_server(d, logs, "--db", url) for d in dirs]
+    running.extend(servers)
+    for server in servers:
+        with server.client(start_key(dirs)) as owner:
+            for customer, name in made.items():
+                shown = owner.get(f"/v1/customers/{customer}").json()
+                assert (shown["name"], shown["erased"]) == (name, False), server.url
+    assert [key_files(d) for d in dirs] == [[], []]
+
+
+def start_key(dirs: list[Path]) -> str:
+    """The bootstrap owner key the first server wrote."""
+    return (dirs[0] / "bootstrap-owner.key").read_text(encoding="utf-8").strip()
