@@ -2,7 +2,8 @@
 
 1. Customer creation through the real writer (``Runtime.ledger``), one command per
    transaction, with ``TENURE_ENCRYPT_PERSONAL_DATA`` true (a data key created,
-   wrapped and written with fsync per customer, two AES-GCM seals) vs false
+   wrapped and stored as a row of the writer's transaction per customer, two
+   AES-GCM seals) vs false
    (plaintext, as 0.1.0). Interleaved rounds; the limit is the plaintext rate.
 2. License checks (``tenure.service.checks.check`` on the store, by serial) on a
    store written with encryption vs one without. Checks read license, plan and

@@ -91,8 +91,9 @@ class Settings(BaseSettings):
     )
     encrypt_personal_data: bool = Field(
         True,
-        description="seal customers' personal data (name, e-mail) with per-customer keys "
-        "in <data-dir>/datakeys (docs/personal-data.md); false writes plaintext",
+        description="seal customers' personal data (name, e-mail) with per-customer keys, "
+        "kept in the database wrapped by the master key (docs/personal-data.md); "
+        "false writes plaintext",
     )
     upgrade_on_start: bool = Field(
         True,

@@ -106,7 +106,8 @@ def test_demo_seed_still_reproduces_the_0_1_0_golden_ledger(
         new, old = orjson.loads(a), orjson.loads(b)
         if new["type"] == "customer.created":
             data = new["data"]
-            opened = runtime.personal.open_sealed(ACCOUNT, data)
+            with runtime.store.read() as tx:
+                opened = runtime.personal.open_sealed(tx, ACCOUNT, data)
             assert (new["schema"], old["schema"], data["sealed_in"]) == (2, 1, new["id"])
             plain = {k: v for k, v in data.items() if k != "sealed_in"}
             new = {**new, "schema": 1, "data": {**plain, **(opened or {})}}

@@ -117,7 +117,9 @@ def test_the_same_external_id_with_the_same_details_finds_the_customer(shop: Sho
 
 def test_an_erased_customer_loses_its_data_key_and_its_personal_fields(shop: Shop) -> None:
     customer = shop.customer()
-    erased = cases.erase_customer(shop.submit, shop.personal, shop.owner, customer, "gdpr")
+    erased = cases.erase_customer(
+        shop.submit, shop.runtime.store, shop.personal, shop.owner, customer, "gdpr"
+    )
     assert erased == {
         "customer": customer,
         "erased": True,
@@ -343,7 +345,7 @@ def test_the_signed_keyset_of_an_account_names_its_ledger_origin(shop: Shop) -> 
 def test_the_local_operators_erasure_is_recorded_as_local(shop: Shop) -> None:
     customer = shop.customer()
     operator = Principal("cli:ops", ACCOUNT, "admin", "local")
-    cases.erase_customer(shop.submit, shop.personal, operator, customer, "gdpr")
+    cases.erase_customer(shop.submit, shop.runtime.store, shop.personal, operator, customer, "gdpr")
     with shop.runtime.store.read() as tx:
         found, _ = audit.page(tx.audit, ACCOUNT, limit=100)
     erased = [e for e in found if e["action"] == "erase_customer"]

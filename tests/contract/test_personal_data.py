@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import base64
 import json
-import shutil
+import sqlite3
+from contextlib import closing
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from support.cli import tenure
 from support.leaves import import_leaves, read_leaves
 from support.server import running_server
 from support.shop import ACCOUNT, ACTOR, Runtimes
+from support.sqlite import backup_sqlite, db_path
 from tenure.app.runtime import Runtime
 from tenure.crypto.datakeys import open_field, seal_field
 from tenure.domain.commands import (
@@ -35,6 +37,7 @@ from tenure.service.ledger import Submission
 from tenure.service.replay import digest_of, rebuild
 from tenure.service.verify import verify_ledger
 from tenure.store import projection_rows
+from tenure.store.data_keys import StoredDataKey
 from tenure.store.engine import read_transaction
 
 GOLDEN = Path(__file__).parent.parent / "fixtures" / "golden-0.1.0"
@@ -160,34 +163,42 @@ def test_personal_data_reaches_no_store_log_backup_or_export(
     assert leaks({"self-check": f"x{EMAIL.upper()}y".encode()}) != []  # the search works
 
 
+def stored_key(runtime: Runtime, customer: str) -> StoredDataKey | None:
+    """The customer's wrapped data key as the database holds it."""
+    with runtime.store.read() as tx:
+        return tx.data_keys.get(ACCOUNT, customer)
+
+
 def test_erasure_shreds_the_key_keeps_licenses_and_survives_a_restore(
     tmp_path: Path, data_dir: Path, runtimes: Runtimes
 ) -> None:
     site = f"file://{tmp_path / 'site'}"
     runtime = runtimes.open(data_dir)
     customer, serial = catalog_and_customer(runtime)
-    key_file = data_dir / "datakeys" / ACCOUNT / f"{customer}.key"
-    assert key_file.exists()
-    assert key_file.stat().st_mode & 0o777 == 0o600
+    assert stored_key(runtime, customer) is not None
+    assert not (data_dir / "datakeys").exists()  # keys live in the database only
     before = digest_of(runtime.store, ACCOUNT)
     runtimes.close_all()
     for args in (("ship",), ("snapshot", "create")):  # a snapshot taken before the erasure
         assert tenure(*args, "--data-dir", data_dir, "--site", site).code == 0
-    old_keys = tmp_path / "datakeys-backup"
-    shutil.copytree(data_dir / "datakeys", old_keys)
+    old_database = tmp_path / "backup-before-erasure.db"  # it holds the wrapped key
+    backup_sqlite(db_path(data_dir), old_database)
+    with closing(sqlite3.connect(old_database)) as old:
+        query = "SELECT count(*) FROM data_keys WHERE customer = ?"
+        assert old.execute(query, (customer,)).fetchone() == (1,)
 
     erased = tenure("customer", "erase", customer, "--reason", "GDPR art. 17 request",
                     "--data-dir", data_dir, "--output", "json")  # fmt: skip
     assert erased.code == 0, str(erased)
     assert erased.json() == {"customer": customer, "erased": True, "already": False,
                              "key_destroyed": True}  # fmt: skip
-    assert not key_file.exists()
     again = tenure("customer", "erase", customer, "--reason", "twice", "--data-dir", data_dir)
     assert again.code == 0, str(again)
     assert "already erased" in again.stdout
 
     runtime = runtimes.open(data_dir)
     assert runtime.personal is not None
+    assert stored_key(runtime, customer) is None
     shown = runtime.personal.read_customer(runtime.store, ACCOUNT, customer)
     assert (shown["name"], shown["email"], shown["erased"]) == (None, None, True)
     after = digest_of(runtime.store, ACCOUNT)
@@ -206,21 +217,19 @@ def test_erasure_shreds_the_key_keeps_licenses_and_survives_a_restore(
     runtimes.close_all()
     assert tenure("ship", "--data-dir", data_dir, "--site", site).code == 0
 
-    # The key store comes back from an older backup, and the ledger from the site's
-    # snapshot taken before the erasure plus the segments after it.
-    shutil.rmtree(data_dir / "datakeys")
-    shutil.copytree(old_keys, data_dir / "datakeys")
-    assert key_file.exists()
+    # The database comes back from the backup taken before the erasure (with the
+    # wrapped key in it), and its ledger is brought forward from the site, whose
+    # segments after the snapshot carry customer.erased.
     target = tmp_path / "restored"
     target.mkdir()
+    backup_sqlite(old_database, target / "tenure.db")
     into = f"sqlite:///{target / 'tenure.db'}"
-    restored = tenure("restore", "--site", site, "--into", into, "--data-dir", data_dir,
-                      "--output", "json")  # fmt: skip
+    restored = tenure("restore", "--site", site, "--into", into, "--replace",
+                      "--data-dir", data_dir, "--output", "json")  # fmt: skip
     assert restored.code == 0, str(restored)
-    assert restored.json()["snapshot"] is not None
-    assert not key_file.exists(), "the restore re-applied the erasure"
     runtime = runtimes.open(data_dir, database_url=into)
     assert runtime.personal is not None
+    assert stored_key(runtime, customer) is None, "the restore re-applied the erasure"
     shown = runtime.personal.read_customer(runtime.store, ACCOUNT, customer)
     assert (shown["name"], shown["email"], shown["erased"]) == (None, None, True)
 

@@ -82,7 +82,6 @@ def test_a_fresh_server_creates_private_directories_and_files(tmp_path: Path) ->
         for name in ("tenure.db", "tenure.db-wal", "tenure.db-shm", "master.key"):
             assert modes[data / name] == 0o600, name
         assert any(p.parent.name == "keys" for p in modes), sorted(modes)
-        assert any(p.parent.parent.name == "datakeys" for p in modes), sorted(modes)
         assert any(p.suffix == ".checkpoint" for p in modes), sorted(modes)
         assert too_open(data) == {}
         assert too_open(site) == {}

@@ -3,7 +3,9 @@ commit into a virtualenv of its own, serves a fresh data dir through the HTTP AP
 then this code starts on the same data dir (migrating on start, when the release's
 schema is behind) and must serve every license, decision and token unchanged, with a
 ledger that verifies, a state digest that a rebuild reproduces, and the checkpoints the
-release signed kept as they were under the ones this code signs after them.
+release signed kept as they were under the ones this code signs after them. The
+releases that kept customers' data keys in files are also run as two servers on one
+PostgreSQL database, each reading the other's customers once upgraded.
 
 Each release is built once per test session: ``git worktree add`` of its commit,
 ``pip install --no-deps`` of it into a new venv whose dependencies are this venv's
@@ -14,6 +16,7 @@ old ``tenure`` package wins and the libraries are the ones the suite already has
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import time
@@ -29,6 +32,7 @@ import pytest
 import tenure
 from support.api import apply_example_catalog
 from support.cli import subprocess_env
+from support.postgres import pg_url
 from support.releases import OldRelease, build_release, release_id, releases, run
 from support.server import Server, start_server
 from support.shop import ACCOUNT
@@ -145,6 +149,22 @@ def observe(server: Server, keys: dict[str, str]) -> tuple[dict[str, Any], dict[
     return licenses, decisions
 
 
+def read_customers(server: Server, licenses: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
+    """(name, email) of every customer the licenses name, as ``GET`` shows it."""
+    shown = {}
+    with server.client(server.owner_key()) as owner:
+        for customer in sorted({body["customer"] for body in licenses.values()}):
+            got = owner.get(f"/v1/customers/{customer}")
+            assert got.status_code == 200, got.text
+            shown[customer] = (got.json()["name"], got.json()["email"])
+    return shown
+
+
+def key_files(data_dir: Path) -> list[Path]:
+    """The data key files a release that kept them on disk (0.2.0) wrote."""
+    return sorted((data_dir / "datakeys").rglob("*.key"))
+
+
 def cli(python: Path, *args: str, **env: str) -> Any:
     return json.loads(run(python, "-m", "tenure", *args, "--output", "json", **env))
 
@@ -175,6 +195,12 @@ def test_an_upgrade_from_each_release_keeps_licenses_decisions_and_tokens(
     tokens = mint_tokens(old, keys)
     licenses, decisions = observe(old, keys)
     assert {d["reason"] for d in decisions.values()} >= {"ok", "not_entitled", "suspended"}
+    people = read_customers(old, licenses)
+    assert len(people) == 5
+    assert all(name and email for name, email in people.values()), people
+    sealed_on_disk = key_files(data_dir)
+    # Schemas 0007 to 0012 (0.2.0) kept the data keys in files; 0013 in the database.
+    assert bool(sealed_on_disk) == ("0007" <= old_release.database_schema < "0013")
     old.stop()
     old_digest = cli(old_release.python, "state", "digest", "--data-dir", str(data_dir))
     old_checkpoints = signed_checkpoints(data_dir)
@@ -206,6 +232,11 @@ def test_an_upgrade_from_each_release_keeps_licenses_decisions_and_tokens(
     ready = httpx.get(f"{new.url}/readyz").json()
     assert (ready["schema"], ready["version"]) == (schema_head(), tenure.__version__)
     assert observe(new, keys) == (licenses, decisions)
+    # Customers read the same; the data keys a release kept in files are now in the
+    # database (docs/personal-data.md), and the files are gone.
+    assert read_customers(new, licenses) == people
+    if sealed_on_disk:
+        assert key_files(data_dir) == []
     jwks = jws.keys_from_jwks(httpx.get(f"{new.url}/.well-known/jwks.json").json())
     for token in tokens:
         claims = jws.verify(token, jwks, typ=TYP, now=time.time(), issuer=ISSUER)
@@ -238,3 +269,55 @@ def test_an_upgrade_from_each_release_keeps_licenses_decisions_and_tokens(
     verified = cli(here, "ledger", "verify", "--data-dir", str(data_dir))
     assert (verified["ok"], verified["checkpoints"]) == (True, len(checkpoints))
     assert verified["state_roots"] == len(new_notes)
+
+
+KEY_FILE_RELEASES = [r for r in releases() if "0007" <= r["database_schema"] < "0013"]
+"""The releases that kept customers' data keys in files of each server's data dir."""
+
+
+@pytest.mark.parametrize("old_release", KEY_FILE_RELEASES, indirect=True, ids=release_id)
+def test_two_servers_of_a_key_file_release_read_each_others_customers_once_upgraded(
+    old_release: OldRelease, tmp_path: Path, running: list[Server], pg_database: str
+) -> None:
+    """The issue as found: two servers of the release on one PostgreSQL database, set
+    up as its README said (the second with a copy of ``master.key`` and ``keys/``),
+    each kept the keys of the customers it created in its own data dir, so each
+    showed the other's customers as erased. Started once on this code, each moves its
+    key files into the database, and both read every customer."""
+    url, logs = pg_url(pg_database), tmp_path / "logs"
+    logs.mkdir()
+    dirs = [tmp_path / "tenure-1", tmp_path / "tenure-2"]
+    made: dict[str, str] = {}
+    olds = []
+    for n, data_dir in enumerate(dirs):
+        if n:
+            data_dir.mkdir(mode=0o700)
+            shutil.copy2(dirs[0] / "master.key", data_dir / "master.key")
+            shutil.copytree(dirs[0] / "keys", data_dir / "keys")
+        olds.append(start_server(data_dir, logs, "--db", url, python=old_release.python))
+        running.append(olds[-1])
+        with olds[-1].client(start_key(dirs)) as owner:
+            body = {"name": f"Person {n}", "email": f"p{n}@example.com"}
+            created = owner.post("/v1/customers", json=body)
+            assert created.status_code == 201, created.text
+            made[created.json()["id"]] = body["name"]
+    first_customer = next(iter(made))
+    with olds[1].client(start_key(dirs)) as owner:  # the issue, reproduced
+        assert owner.get(f"/v1/customers/{first_customer}").json()["erased"] is True
+    for old, data_dir in zip(olds, dirs, strict=True):
+        old.stop()
+        assert key_files(data_dir), "the release keeps its keys in files"
+
+    servers = [start_server(d, logs, "--db", url) for d in dirs]
+    running.extend(servers)
+    for server in servers:
+        with server.client(start_key(dirs)) as owner:
+            for customer, name in made.items():
+                shown = owner.get(f"/v1/customers/{customer}").json()
+                assert (shown["name"], shown["erased"]) == (name, False), server.url
+    assert [key_files(d) for d in dirs] == [[], []]
+
+
+def start_key(dirs: list[Path]) -> str:
+    """The bootstrap owner key the first server wrote."""
+    return (dirs[0] / "bootstrap-owner.key").read_text(encoding="utf-8").strip()

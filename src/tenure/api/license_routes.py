@@ -198,8 +198,9 @@ async def erase_customer(
     ``customer.erased`` event, then its data key destroyed (crypto-shredding). Its
     licenses keep working; the ledger keeps verifying. 404 for an unknown customer."""
     body = await parse_body(request, RequiredReasonIn)
+    runtime = request.app.state.runtime
     return await run_in_threadpool(
-        cases.erase_customer, writer_of(request), request.app.state.runtime.personal, caller,
+        cases.erase_customer, writer_of(request), runtime.store, runtime.personal, caller,
         customer, body.reason, _idempotency_key(request),
     )  # fmt: skip
 

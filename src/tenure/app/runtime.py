@@ -10,7 +10,7 @@ from enum import Enum
 from pathlib import Path
 
 from tenure.config import Settings
-from tenure.crypto.datakeys import DataKeyStore
+from tenure.crypto.datakeys import DataKeyWrap
 from tenure.crypto.files import make_private_dir
 from tenure.crypto.keystore import (
     FileKeyStore,
@@ -27,13 +27,14 @@ from tenure.durability.migration import read_state
 from tenure.durability.mirror import Mirror
 from tenure.durability.shipping import Shipper, SnapshotPolicy
 from tenure.durability.sites import SiteUnavailable, open_site, open_sites
+from tenure.durability.upgrades import schema_head
 from tenure.errors import ConfigurationError, TenureError
 from tenure.ledger.checkpoint import open_checkpoint
 from tenure.ledger.note import NoteVerifier
 from tenure.ops.jobs import account_job
 from tenure.service.context import ServiceContext
 from tenure.service.ledger import AuditRequest, Ledger
-from tenure.service.personal import PersonalData, reapply_erasures
+from tenure.service.personal import PersonalData, import_key_files, reapply_erasures
 from tenure.service.sidecar import Sidecar
 from tenure.service.state_guard import StateGuard
 from tenure.store.databases import open_store, sqlite_file
@@ -98,13 +99,16 @@ def _own_key(keystore: LedgerKeyStore, verifier: NoteVerifier) -> bool:
 
 
 def _personal_data(settings: Settings, store: SqlStore, master: bytes) -> PersonalData:
-    """The data-key store, with every erasure the ledger records re-applied to it: a
-    key store older than the ledger (restored from a backup) must not bring erased
+    """Personal data sealed under the data keys in ``store``. On a database at the
+    schema head, the key files of 0.2.0 in ``<data-dir>/datakeys`` are moved into it
+    first, then every erasure the ledger records is re-applied: keys older than the
+    ledger (a database or key files restored from a backup) must not bring erased
     personal data back."""
-    datakeys = DataKeyStore(settings.data_dir / "datakeys", master)
-    if store.schema_revision() is not None:
-        reapply_erasures(store, datakeys)
-    return PersonalData(datakeys, settings.encrypt_personal_data)
+    personal = PersonalData(DataKeyWrap(master), settings.encrypt_personal_data)
+    if store.schema_revision() == schema_head():
+        import_key_files(store, personal.wrap, settings.data_dir / "datakeys")
+        reapply_erasures(store)
+    return personal
 
 
 @dataclass
@@ -134,6 +138,7 @@ class Runtime(ServiceContext):
         try:
             master = load_master_key(settings.data_dir, secret)
             keystore, token_keys = key_stores(settings, master)
+            personal = _personal_data(settings, store, master)
         except TenureError:
             store.close()
             raise
@@ -144,7 +149,7 @@ class Runtime(ServiceContext):
             token_keys,
             LicenseKeys(derive_key(master, "license-keys")),
             Sidecar.beside(path) if path else Sidecar(settings.data_dir / "checkpoints"),
-            _personal_data(settings, store, master),
+            personal,
             StateGuard(confirm=lambda verifier: _own_key(keystore, verifier)),
         )
 

@@ -91,7 +91,7 @@ def erase(
         assert runtime.personal is not None  # Runtime.open always sets it
         with runtime.ledger() as ledger:
             result = cases.erase_customer(
-                ledger.execute, runtime.personal, operator, customer_id, reason
+                ledger.execute, runtime.store, runtime.personal, operator, customer_id, reason
             )
     state = "already erased" if result["already"] else "erased"
     key = "key destroyed" if result["key_destroyed"] else "no key was left"

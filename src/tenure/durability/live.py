@@ -56,6 +56,5 @@ def restore_from_site(context: ServiceContext, account: str, url: str) -> restor
         raise
     except TenureError as exc:  # a site that is down or does not prove itself
         raise restoring.RestoreRefused(f"{url}: {exc.message}") from exc
-    if context.personal is not None:  # a restore never brings erased personal data back
-        reapply_erasures(context.store, context.personal.datakeys)
+    reapply_erasures(context.store)  # a restore never brings erased personal data back
     return report

@@ -4,7 +4,8 @@
 source's leaves in seq order, in chunks, into the target: event rows as they are,
 Merkle nodes made by a ``Frontier`` as it goes, the projection and the state map
 rebuilt from the leaves (never copied), then every other table as
-``tenure.store.table_copy.TABLE_PLAN`` says. It refuses a target that holds any row
+``tenure.store.table_copy.TABLE_PLAN`` says (the customers' wrapped data keys less
+those of customers the ledger erased). It refuses a target that holds any row
 of the account (unless ``replace``), and proves each account before committing and
 again by reading it back: the same state digest, Merkle root, state map root and
 rows per table on both sides. ``undo_on_failure`` removes what a failed migration
@@ -35,6 +36,7 @@ from tenure.domain.state import TABLE_ORDER, TABLES, Key, MemoryState, Row
 from tenure.errors import Conflict, DigestMismatch, LedgerTampered, StateTampered
 from tenure.ledger.merkle import Frontier, leaf_hash, root_of
 from tenure.ledger.statemap import bucket_of, state_key
+from tenure.service.personal import drop_erased_keys
 from tenure.service.replay import replay, stored_digest
 from tenure.service.state import state_root_in
 from tenure.store.databases import (
@@ -206,6 +208,9 @@ def _sync(src: Transaction, dst: Transaction, account: str, progress: Progress |
         if _root(dst, account, head.size) != _root(src, account, head.size):
             raise LedgerTampered(f"the copied tree of {account} lost the source's root")
     copy_tables(src, dst, account)
+    # A key the source still holds for a customer its ledger erased (keys restored
+    # from an older backup) does not travel: crypto-shredding holds on the target.
+    drop_erased_keys(dst, account)
     return Sides(account, head.size, head.size)
 
 
@@ -240,19 +245,38 @@ def _proof(src: Transaction, dst: Transaction, account: str) -> Proof:
 def _same_rows(src: Transaction, dst: Transaction, account: str) -> dict[str, int]:
     """The rows of ``account`` per table on the target: the same number as on the
     source in every table but those not copied, and the same rows in every copied
-    one, else ``DigestMismatch``."""
+    one, else ``DigestMismatch``. The data keys are the source's less those of
+    customers the ledger erased (``_same_keys``)."""
     rows = row_counts(dst, account)
     for name, count in row_counts(src, account).items():
-        if rows[name] != count and PLAN_OF[name].how is not How.NOT_COPIED:
+        if name == "data_keys" or PLAN_OF[name].how is How.NOT_COPIED:
+            continue
+        if rows[name] != count:
             raise DigestMismatch(
                 f"{account}: table {name} holds {rows[name]} rows on the target, "
                 f"{count} on the source"
             )
     carried = table_digests(dst, account)
     for name, rows_digest in table_digests(src, account).items():
-        if carried[name] != rows_digest:
+        if name != "data_keys" and carried[name] != rows_digest:
             raise DigestMismatch(f"{account}: the rows of table {name} differ on the target")
+    _same_keys(src, dst, account)
     return rows
+
+
+def _same_keys(src: Transaction, dst: Transaction, account: str) -> None:
+    """The target holds exactly the source's data keys of customers not erased."""
+    erased = {customer for owner, customer in src.listings.erased_customers() if owner == account}
+    wanted = set(src.data_keys.customers(account)) - erased
+    held = set(dst.data_keys.customers(account))
+    if held != wanted:
+        raise DigestMismatch(
+            f"{account}: the target holds the data keys of {len(held)} customers, the "
+            f"source {len(wanted)} (erased customers' keys left out)"
+        )
+    for customer in sorted(held):
+        if dst.data_keys.get(account, customer) != src.data_keys.get(account, customer):
+            raise DigestMismatch(f"{account}: customer {customer}'s data key differs on the target")
 
 
 def _state_root(src: Transaction, dst: Transaction, account: str) -> bytes:

@@ -38,7 +38,8 @@ class ServiceContext:
     license_keys: LicenseKeys
     sidecar: Sidecar | None
     personal: PersonalData | None = None
-    """Data keys of customers' personal data; outside the database (and its backups)."""
+    """Seals and opens customers' personal data with their data keys (wrapped in the
+    database under the master key)."""
     state_guard: StateGuard = field(default_factory=StateGuard)
     """The accounts whose stored state this process found unproven (docs/state.md)."""
 

@@ -91,6 +91,12 @@ TABLE_PLAN: tuple[TablePlan, ...] = (
     TablePlan("ledger_checkpoints", How.APPENDED, "signed checkpoints, as signed", column="size"),
     TablePlan("audit_log", How.APPENDED, "the hash-chained audit entries", column="seq"),
     TablePlan("idempotency_keys", How.INSERTED, "idempotency records (never change)"),
+    TablePlan(
+        "data_keys",
+        How.INSERTED,
+        "customers' data keys, wrapped under the master key as stored (a key never "
+        "changes); those of customers the ledger erased are deleted on the target",
+    ),
     TablePlan("drills", How.KEYED, "restore drill results"),
     TablePlan(
         "webhooks",

@@ -364,3 +364,16 @@ ops_minutes = sa.Table(
     sa.Column("count", sa.BigInteger, nullable=False),
     **WITHOUT_ROWID,
 )
+
+# --- Customers' data keys, wrapped under the master key (migration 0013;
+# tenure.store.data_keys, docs/personal-data.md) ---
+
+data_keys = sa.Table(
+    "data_keys",
+    metadata,
+    sa.Column("account", _string(64), primary_key=True),
+    sa.Column("customer", _string(64), primary_key=True),
+    sa.Column("wrapped", sa.LargeBinary, nullable=False),
+    sa.Column("created_at", _string(32), nullable=False),
+    **WITHOUT_ROWID,
+)

@@ -35,6 +35,7 @@ from tenure.store.audit import AuditLog, SqlAuditLog
 from tenure.store.bulk import BulkLedger, SqlBulkLedger
 from tenure.store.connected import OnConnection
 from tenure.store.counters import Counters, SqlCounters
+from tenure.store.data_keys import DataKeys, SqlDataKeys
 from tenure.store.deployments import Deployments, SqlDeployments
 from tenure.store.drift import Drift, SqlDrift
 from tenure.store.drills import Drills, SqlDrills
@@ -238,6 +239,9 @@ class Transaction(Protocol):
     @property
     def listings(self) -> Listings: ...
 
+    @property
+    def data_keys(self) -> DataKeys: ...
+
     # --- licenses (checks and license pages) ---
 
     @property
@@ -438,6 +442,7 @@ class SqlTransaction:
     signing_keys: noun[SigningKeys] = on_connection(SqlSigningKeys)
     revocations: noun[Revocations] = on_connection(SqlRevocations)
     listings: noun[Listings] = on_connection(SqlListings)
+    data_keys: noun[DataKeys] = on_connection(SqlDataKeys)
 
     # --- licenses (checks and license pages) ---
 

@@ -109,18 +109,20 @@ def get_customer(
 
 def erase_customer(
     submit: Submit,
+    store: Store,
     personal: PersonalData,
     caller: Principal,
     customer: str,
     reason: str,
     idempotency_key: str | None = None,
 ) -> CustomerErasure:
-    """Append ``customer.erased`` with ``reason``, then destroy the customer's data key
-    (crypto-shredding; a crash in between is repaired at the next start by
-    ``tenure.service.personal.reapply_erasures``). ``NotFound`` if unknown."""
+    """Append ``customer.erased`` with ``reason``; the writer deletes the customer's
+    data key in the same transaction (crypto-shredding). A key found afterwards (one
+    restored since an earlier erasure) is deleted too. ``NotFound`` if unknown."""
+    had_key = personal.has_key(store, caller.account, customer)
     outcome = _submit(submit, caller, EraseCustomer(customer), reason, idempotency_key)
-    destroyed = personal.datakeys.destroy(caller.account, customer)
-    return erasure(outcome.result, destroyed)
+    lingering = personal.destroy(store, caller.account, customer)
+    return erasure(outcome.result, (had_key and not outcome.replayed) or lingering)
 
 
 def list_products(store: Store, caller: Principal) -> ProductList:

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from typing import Any, Protocol
 
 from tenure.canonical import canonical_json
@@ -43,10 +44,12 @@ class PersonalSealing(Protocol):
     """What the writer needs of ``tenure.service.personal.PersonalData``."""
 
     def seal(
-        self, account: str, event_id: str, type_name: str, data: dict[str, Any]
+        self, tx: Transaction, account: str, event_id: str, type_name: str, data: dict[str, Any]
     ) -> dict[str, Any]: ...
 
-    def opener(self, account: str) -> Callable[[dict[str, Any]], dict[str, str | None] | None]: ...
+    def opener(
+        self, tx: Transaction, account: str
+    ) -> Callable[[dict[str, Any]], dict[str, str | None] | None]: ...
 
 
 class Sealer(Protocol):
@@ -289,12 +292,16 @@ class Appender:
             now,
             lambda: self.random_bytes(20),
             lambda serial: self.license_key_hash(sub.account, serial),
-            **({"open_sealed": self.personal.opener(sub.account)} if self.personal else {}),
+            **(
+                {"open_sealed": self.personal.opener(state.tx, sub.account)}
+                if self.personal
+                else {}
+            ),
         )
         view = CommandView(state.view)
         decision = sub.command.decide(view, ctx)
         frontier = state.frontier.copy()
-        seal = self.personal.seal if self.personal else None
+        seal = partial(self.personal.seal, state.tx) if self.personal else None
         events, rows, nodes = append_drafts(
             view, frontier, sub, decision.drafts, format_time(now), self.random_bytes, seal
         )
@@ -312,13 +319,17 @@ class Appender:
 
     def flush(self, account: str, state: AccountBatch, stamp: str) -> None:
         """Write what the batch appended to ``account``: events, nodes, the moved
-        head, projection rows, and idempotency records created at ``stamp``."""
+        head, projection rows, and idempotency records created at ``stamp``; delete
+        the data key of every customer the batch erased."""
         ledger = state.tx.ledger
         ledger.append_events(account, state.rows)
         ledger.append_nodes(account, state.nodes)
         if state.frontier.size != state.head_size:
             ledger.move_head(account, state.head_size, state.frontier.size)
         written = state.view.flush()
+        # Crypto-shredding commits with the customer.erased event, or neither does.
+        for customer in [key[0] for table, key in written if table == "customer_erasures"]:
+            state.tx.data_keys.delete(account, str(customer))
         if written:
             buckets = {bucket_of(state_key(table, key)) for table, key in written}
             if self.guard is not None:

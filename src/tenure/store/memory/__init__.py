@@ -21,6 +21,7 @@ from tenure.store.apikeys import ApiKeys
 from tenure.store.audit import AuditLog
 from tenure.store.bulk import BulkLedger
 from tenure.store.counters import Counters
+from tenure.store.data_keys import DataKeys
 from tenure.store.deployments import Deployments
 from tenure.store.drift import Drift
 from tenure.store.drills import Drills
@@ -33,6 +34,7 @@ from tenure.store.memory.apikeys import MemoryApiKeys
 from tenure.store.memory.audit import MemoryAuditLog
 from tenure.store.memory.bulk import MemoryBulkLedger
 from tenure.store.memory.counters import MemoryCounters
+from tenure.store.memory.data_keys import MemoryDataKeys
 from tenure.store.memory.deployments import MemoryDeployments
 from tenure.store.memory.drift import MemoryDrift
 from tenure.store.memory.drills import MemoryDrills
@@ -114,6 +116,8 @@ class MemoryTransaction:
     @noun
     def listings(self) -> Listings:
         return MemoryListings(self._tables, self.projection)
+
+    data_keys: noun[DataKeys] = on_tables(MemoryDataKeys)
 
     # --- licenses (checks and license pages) ---
 
