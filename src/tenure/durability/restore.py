@@ -12,10 +12,12 @@ The plan, in order:
    snapshot's root and the tree at S must have R, so the restored events are the
    signed ledger.
 5. The events from N to T are replayed onto the snapshot's projection.
-6. Events, Merkle nodes, head, projection, checkpoint and the snapshot's service
-   rows are written into the target database in one transaction. Only then is the
-   result read back and compared: the state digest must equal the replayed one and
-   the stored root the proven one.
+6. Events, Merkle nodes, head, projection, checkpoint and the service rows (the
+   snapshot's, then the site's signed row files and the idempotency records
+   shipped with the segments: ``keyrows``, ``idemrows``) are written into the
+   target database in one transaction. Only then is the result read back and
+   compared: the state digest must equal the replayed one and the stored root the
+   proven one.
 
 The target must hold no ledger for the account. Restoring over a live store is a
 decision for an operator (``--force`` is not offered here).
@@ -36,7 +38,7 @@ from tenure.domain.events import EVENT_TYPES
 from tenure.domain.fields import field_values
 from tenure.domain.state import TABLE_ORDER, MemoryState
 from tenure.domain.timefmt import format_time, parse_time
-from tenure.durability import epochs, keyrows, segments, snapshots
+from tenure.durability import epochs, idemrows, keyrows, segments, snapshots
 from tenure.durability.segments import BadSegment
 from tenure.durability.sites import Site
 from tenure.durability.snapshots import BadSnapshot, Snapshot
@@ -82,6 +84,9 @@ class RestoreReport:
     """The epoch of the site's ledger the restore read (see ``epochs``)."""
     signed_note: str = ""
     """The site's signed checkpoint the restore verified (a new epoch quotes it)."""
+    service_rows: str = "none"
+    """Where webhooks, deployments and drift came from: ``site`` (``service.json``),
+    ``none`` or ``kept``."""
 
     def to_json(self) -> dict[str, object]:
         """Its fields but the signed note, for the CLI and the API."""
@@ -110,6 +115,7 @@ class Proven:
     key_rows: str
     lost: int
     started: float
+    service_rows: str = "none"
 
     @property
     def size(self) -> int:
@@ -203,6 +209,17 @@ def prove(
         key_rows = "site"
     if len(leaves) < claimed:
         leaves = _leaves(site, account, where, run, claimed, progress)
+    service_rows = "none"
+    if whole:
+        shipped, unusable = keyrows.load(site, account, verifiers, keyrows.SERVICE)
+        if unusable:
+            skipped.append(unusable)
+        if shipped is not None:
+            service.update(shipped)
+            service_rows = "site"
+    span = (base.size if base else 0, size)
+    records = _shipped_records(site, account, where, run, leaves, span, verifiers, skipped)
+    service["idempotency_keys"] = _merged(service.get("idempotency_keys", []), records, size)
     signed_claim = None if new_epoch else (signed.size, signed.root)
     frontier, nodes = _prove_tree(leaves, size, signed_claim, base)
     state = base.state if base else MemoryState()
@@ -228,6 +245,7 @@ def prove(
         key_rows,
         signed.size - size if new_epoch else 0,
         started,
+        service_rows,
     )
 
 
@@ -316,7 +334,16 @@ def _check_extends(tx: Transaction, proven: Proven, head: Head) -> None:
 
 def check(target: Store, proven: Proven, replaced: int | None = None) -> RestoreReport:
     """Read the written restore back and compare it with what was proven."""
-    digest, root = _read_back(target, proven.account, proven.size)
+    with target.read() as tx:
+        return verify_written(tx, proven, replaced)
+
+
+def verify_written(tx: Transaction, proven: Proven, replaced: int | None = None) -> RestoreReport:
+    """Read ``proven`` back through ``tx`` (also the transaction that wrote it, so
+    that a mismatch rolls everything back) and compare; ``DigestMismatch`` or
+    ``LedgerTampered`` when it differs."""
+    digest = stored_digest(tx, proven.account)
+    root = root_of(proven.size, tx.ledger.nodes(proven.account))
     if digest != proven.state.digest():
         raise DigestMismatch(
             f"restored digest {digest} is not the replayed {proven.state.digest()}"
@@ -337,6 +364,7 @@ def check(target: Store, proven: Proven, replaced: int | None = None) -> Restore
         proven.lost,
         proven.epoch,
         proven.note,
+        "kept" if replaced is not None else proven.service_rows,
     )
 
 
@@ -414,6 +442,52 @@ def _prove_tree(
     return at_size, nodes
 
 
+def _shipped_records(
+    site: Site,
+    account: str,
+    where: str,
+    run: list[segments.SegmentName],
+    leaves: list[bytes],
+    span: tuple[int, int],
+    verifiers: list[NoteVerifier],
+    skipped: list[str],
+) -> list[dict[str, Any]]:
+    """The idempotency records shipped with the segments that hold events of
+    ``span`` (after the snapshot, up to the target); a missing or unproven file is
+    noted in ``skipped`` (once, with how many)."""
+    found: list[dict[str, Any]] = []
+    missing: list[str] = []
+    for name in run:
+        if name.end <= span[0] or name.first >= span[1]:
+            continue
+        keys = {seq: _idempotency_key(leaves[seq]) for seq in range(name.first, name.end)}
+        if not any(keys.values()):
+            continue  # no event of the segment was asked for with a key: no records
+        records, why = idemrows.load(site, where, account, name, keys, verifiers)
+        found.extend(records)
+        if why:
+            missing.append(why)
+    if missing:
+        more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+        skipped.append(f"idempotency records not restored: {missing[0]}{more}")
+    return found
+
+
+def _merged(
+    kept: list[dict[str, Any]], shipped: list[dict[str, Any]], size: int
+) -> list[dict[str, Any]]:
+    """The snapshot's idempotency records and the shipped ones, each key once,
+    without records of events past ``size``."""
+    by_key = {r["key"]: r for r in shipped}
+    by_key.update({r["key"]: r for r in kept})
+    return [r for _, r in sorted(by_key.items()) if r["first_seq"] is None or r["first_seq"] < size]
+
+
+def _idempotency_key(leaf: bytes) -> str | None:
+    key = orjson.loads(leaf).get("idempotency_key")
+    return key if isinstance(key, str) else None
+
+
 def _event_time(leaf: bytes) -> datetime:
     return parse_time(orjson.loads(leaf)["time"])
 
@@ -433,8 +507,3 @@ def _event_row(seq: int, leaf: bytes) -> EventRow:
         event["idempotency_key"],
         leaf,
     )
-
-
-def _read_back(target: Store, account: str, size: int) -> tuple[str, bytes]:
-    with target.read() as tx:
-        return stored_digest(tx, account), root_of(size, tx.ledger.nodes(account))

@@ -32,3 +32,11 @@ class MemoryServiceRows:
             if name == "accounts" and stored:
                 continue
             stored.extend(dict(copy.deepcopy(row)) for row in values)
+
+    def idempotency_of_events(self, account: str, first: int, end: int) -> list[dict[str, Any]]:
+        rows = self._rows.get(("idempotency_keys", account), [])
+        found = [r for r in rows if r["first_seq"] is not None and first <= r["first_seq"] < end]
+        return copy.deepcopy(sorted(found, key=lambda r: str(r["key"])))
+
+    def counts(self, account: str, tables: Sequence[str]) -> dict[str, int]:
+        return {name: len(self._rows.get((name, account), [])) for name in tables}
