@@ -11,57 +11,27 @@ from __future__ import annotations
 
 import json
 import signal
-import subprocess
-import time
 import uuid
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 
-from support.api import apply_example_catalog, client_with, issue_license, people
-from support.cli import subprocess_env, tenure_executable
+from support.api import (
+    apply_example_catalog,
+    client_with,
+    issue_license,
+    ledger_size,
+    people,
+    wait_for,
+)
+from support.cli import tenure_json
 from support.server import Server, free_port, seed_data_dir, start_server
 from tenure.durability.shipping import site_end
 from tenure.durability.sites import Site, open_site
 
 ACME = "acme-co"
 ACCOUNTS = ["acme-co", "default"]
-
-
-def cli(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    """The ``tenure`` CLI on storage directly (no server, no TENURE_* from outside)."""
-    return subprocess.run(
-        [tenure_executable(), *(str(a) for a in args)],
-        env=subprocess_env(),
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-
-
-def cli_json(*args: str | Path) -> Any:
-    done = cli(*args, "--output", "json")
-    assert done.returncode == 0, f"tenure {args}: {done.stdout}\n{done.stderr}"
-    return json.loads(done.stdout)
-
-
-def wait_for(what: str, check: Any, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.1)
-
-
-def ledger_size(client: httpx.Client) -> int:
-    response = client.get("/v1/ledger/events", params={"start": 0, "limit": 1})
-    assert response.status_code == 200, response.text
-    size: int = response.json()["size"]
-    return size
 
 
 def shipped_rows(site: Site, account: str, table: str) -> list[dict[str, Any]]:
@@ -139,13 +109,13 @@ def test_one_restore_brings_back_every_account_and_service_row(tmp_path: Path) -
         server.process.wait(timeout=30)
 
     before = {
-        a: cli_json("state", "root", "--account", a, "--data-dir", data_dir) for a in ACCOUNTS
+        a: tenure_json("state", "root", "--account", a, "--data-dir", data_dir) for a in ACCOUNTS
     }
     database = data_dir / "tenure.db"
     for suffix in ("", "-wal", "-shm"):
         database.with_name(database.name + suffix).unlink(missing_ok=True)
 
-    restored = cli_json(
+    restored = tenure_json(
         "restore", "--site", url, "--into", f"sqlite:///{database}", "--data-dir", data_dir
     )
 
@@ -166,9 +136,9 @@ def test_one_restore_brings_back_every_account_and_service_row(tmp_path: Path) -
     assert rows["idempotency_keys"]["rows"] >= 3
     assert not rows["webhook_deliveries"]["restored"]
     for account in ACCOUNTS:
-        after = cli_json("state", "root", "--account", account, "--data-dir", data_dir)
+        after = tenure_json("state", "root", "--account", account, "--data-dir", data_dir)
         assert (after["root"], after["rows"]) == (before[account]["root"], before[account]["rows"])
-    assert cli_json("ledger", "verify", "--data-dir", data_dir)["ok"] is True
+    assert tenure_json("ledger", "verify", "--data-dir", data_dir)["ok"] is True
 
     server = start_server(data_dir, logs, **env)
     try:
