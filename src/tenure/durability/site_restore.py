@@ -1,11 +1,11 @@
 """Restoring every account a site holds, all or nothing (``tenure restore``).
 
 A site keeps each account under its own name (``<account>/...``). A disaster
-restore brings back every one of them: each account is proven first (``restore.
-prove``: nothing is written while any account fails to prove), then all are
-written and read back in ONE write transaction, so that a refusal or an error
-for any account leaves the target as it was. The closing report counts the rows
-written per table (``inventory``).
+restore brings back every one of them in ONE write transaction: each account is
+proven (``restore.prove``), written and read back in turn, and the transaction
+commits only when every account has been, so that a refusal or an error for any
+account leaves the target as it was. The closing report counts the rows written
+per table (``inventory``).
 """
 
 from __future__ import annotations
@@ -82,27 +82,27 @@ def restore_accounts(
     chosen = accounts or accounts_at(site)
     if not chosen:
         raise RestoreRefused(f"{site.url} holds no ledger of any account")
-    proven = []
-    for account in chosen:
-        if announce:
-            announce(account, "proving")
-        proven.append(
-            prove(
+    reports, rows = [], {}
+    # One account's proof in memory at a time, all of them in one transaction: the
+    # target is new (or refused unless replaced), so holding its write lock while
+    # the next account is fetched and proven keeps nobody waiting.
+    with target.write() as tx:
+        for account in chosen:
+            if announce:
+                announce(account, "proving")
+            trusted = verifiers(account)
+            proven = prove(
                 site,
                 account,
-                verifiers(account),
+                trusted,
                 options.at_seq,
                 progress,
                 options.at_time,
                 options.new_epoch,
             )
-        )
-    reports, rows = [], {}
-    with target.write() as tx:
-        for one in proven:
             if announce:
-                announce(one.account, f"writing {one.size} events")
-            replaced = apply_restore(tx, one, verifiers(one.account), options.replace)
-            reports.append(verify_written(tx, one, replaced))
-            rows[one.account] = tx.service_rows.counts(one.account, inventory.WRITTEN_BY_RESTORE)
+                announce(account, f"writing {proven.size} events")
+            replaced = apply_restore(tx, proven, trusted, options.replace)
+            reports.append(verify_written(tx, proven, replaced))
+            rows[account] = tx.service_rows.counts(account, inventory.WRITTEN_BY_RESTORE)
     return SiteRestore(reports, rows)
