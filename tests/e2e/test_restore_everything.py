@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import signal
+import sqlite3
 import uuid
 from pathlib import Path
 from typing import Any
@@ -27,8 +28,10 @@ from support.api import (
 )
 from support.cli import tenure_json
 from support.server import Server, free_port, seed_data_dir, start_server
+from tenure.config import Settings
 from tenure.durability.shipping import site_end
 from tenure.durability.sites import Site, open_site
+from tenure.ops.webhooks import SecretBox
 
 ACME = "acme-co"
 ACCOUNTS = ["acme-co", "default"]
@@ -49,9 +52,10 @@ def idempotent(client: httpx.Client, path: str, body: dict[str, Any]) -> dict[st
     return {"path": path, "body": body, "key": key, "answer": answer.json()}
 
 
-def fill_default(owner: httpx.Client) -> list[dict[str, Any]]:
+def fill_default(owner: httpx.Client) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Licenses, a check, a webhook, a deployment report, a pending approval and
-    idempotent requests in the default account; the idempotent requests."""
+    idempotent requests in the default account; the idempotent requests and the
+    webhook (with its secret, shown once)."""
     apply_example_catalog(owner)
     serial = issue_license(owner)["serial"]
     checked = owner.post("/v1/check", json={"license": serial, "entitlement": "feature:export-pdf"})
@@ -74,7 +78,7 @@ def fill_default(owner: httpx.Client) -> list[dict[str, Any]]:
     customer = {"name": "Retry Co", "email": "ops@retry.example"}
     made = idempotent(owner, "/v1/customers", customer)
     suspend = idempotent(owner, f"/v1/licenses/{serial}/suspend", {"reason": "unpaid"})
-    return [made, suspend]
+    return [made, suspend], hook.json()
 
 
 def test_one_restore_brings_back_every_account_and_service_row(tmp_path: Path) -> None:
@@ -95,7 +99,8 @@ def test_one_restore_brings_back_every_account_and_service_row(tmp_path: Path) -
             created = owner.post("/v1/accounts", json={"id": ACME, "name": "Acme"})
             assert created.status_code == 201, created.text
             acme_key = created.json()["owner_key"]
-            retries = {"default": fill_default(owner)}
+            default_retries, hook = fill_default(owner)
+            retries = {"default": default_retries}
             with server.client(acme_key) as acme:
                 apply_example_catalog(acme)
                 issue_license(acme)
@@ -139,6 +144,11 @@ def test_one_restore_brings_back_every_account_and_service_row(tmp_path: Path) -
         after = tenure_json("state", "root", "--account", account, "--data-dir", data_dir)
         assert (after["root"], after["rows"]) == (before[account]["root"], before[account]["rows"])
     assert tenure_json("ledger", "verify", "--data-dir", data_dir)["ok"] is True
+    # The webhook's secret came back sealed as stored, and opens with the key store.
+    with sqlite3.connect(database) as db:
+        [(sealed,)] = db.execute("SELECT secret FROM webhooks WHERE id = ?", (hook["id"],))
+    box = SecretBox.from_settings(Settings(data_dir=data_dir))
+    assert box.open("default", hook["id"], sealed) == hook["secret"]
 
     server = start_server(data_dir, logs, **env)
     try:
