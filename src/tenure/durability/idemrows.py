@@ -34,6 +34,7 @@ Record = dict[str, Any]
 
 
 def path_of(where: str, name: SegmentName) -> str:
+    """Where the records of segment ``name`` live under the namespace ``where``."""
     return f"{where}/idempotency/{name.first:020d}-{name.end:020d}.json"
 
 
@@ -43,6 +44,7 @@ def _note_text(account: str, name: SegmentName, body: bytes) -> str:
 
 
 def encode(account: str, name: SegmentName, records: list[Record]) -> bytes:
+    """The file of ``records`` (as ``ServiceRows.idempotency_of_events`` reads them)."""
     data = {"format": FORMAT, "account": account, "first": name.first, "end": name.end}
     return orjson.dumps({**data, "records": records}, option=orjson.OPT_SORT_KEYS)
 

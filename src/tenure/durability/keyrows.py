@@ -44,6 +44,7 @@ class RowFile:
     tables: tuple[str, ...]
 
     def note_text(self, account: str, body: bytes) -> str:
+        """What the ledger key signs for ``body``: the format, account and hash."""
         return f"{self.format}\n{account}\n{hashlib.sha256(body).hexdigest()}\n"
 
 
@@ -71,6 +72,7 @@ def read_rows(tx: Transaction, account: str, file: RowFile = KEYS) -> Rows:
 
 
 def encode(account: str, rows: Rows, file: RowFile = KEYS) -> bytes:
+    """The file's bytes: equal rows give equal bytes."""
     # Sorted keys make equal rows equal bytes, so an unchanged file is not sent again.
     # Not the canonical encoder: drift passes hold a float, which it refuses; the
     # note signs these exact bytes, so no canonical form is needed to verify them.
