@@ -1,6 +1,7 @@
 """``tenure restore`` of a two-account site into each backend (SQLite and
 PostgreSQL): every account comes back with the shipped idempotency records, and
-a restore that fails for one account writes nothing for any."""
+a restore that fails for one account writes nothing for any, and leaves no file
+or schema it created."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from support.cli import seed_args, tenure, tenure_json
+from tenure.store.databases import schema_revision, sqlite_file
 
 
 @pytest.fixture(scope="module")
@@ -53,6 +55,9 @@ def test_a_failure_for_one_account_writes_nothing_into_each_backend(
     segments[0].write_bytes(segments[0].read_bytes().replace(b'"seq":3', b'"seq":4', 1))
     failed = tenure("restore", "--site", broken.as_uri(), "--into", store_url, "--data-dir", data)
     assert failed.code == 1, str(failed)
+    # Nothing the restore made is left: no SQLite file, no PostgreSQL schema.
+    database = sqlite_file(store_url)
+    assert not database.exists() if database else schema_revision(store_url) is None
     # acme (restored first) is not in the target either: a second restore succeeds.
     again = tenure_json("restore", "--site", site.as_uri(), "--into", store_url, "--data-dir", data)
     assert [r["account"] for r in again["accounts"]] == ["acme", "default"]

@@ -226,7 +226,7 @@ def restore(
     and why. A full restore then appends a ledger.restored event per account naming
     the site and the proof (ledger.epoch_started with --new-epoch); --at-seq and
     --at-time restores (for investigation) append nothing. A failed restore removes
-    the SQLite file it created."""
+    the SQLite file, or the PostgreSQL schema, it created."""
     moment = at_seq is not None or at_time is not None
     if moment and (replace or new_epoch):
         raise InvalidInput("--at-seq and --at-time restore into an empty database only")

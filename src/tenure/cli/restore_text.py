@@ -3,6 +3,7 @@ rows restored and what was not restored and why (``durability.inventory``)."""
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -13,7 +14,7 @@ from tenure.cli.common import root_text
 from tenure.durability import inventory
 from tenure.durability.restore import RestoreReport
 from tenure.durability.site_restore import SiteRestore
-from tenure.store.databases import sqlite_file
+from tenure.store.databases import DatabaseError, drop_schema, schema_revision, sqlite_file
 
 _SOURCES = {"none": "NOT restored (none at the site)", "kept": "kept those of the target"}
 
@@ -74,13 +75,14 @@ def account_lines(report: RestoreReport, into: str) -> list[str]:
 
 @contextmanager
 def removed_on_failure(url: str) -> Iterator[None]:
-    """Remove what the block created for the SQLite database ``url`` (its file, its
-    journal and sidecars, directories made for it) if the block fails; another
-    database's failed restore leaves only the schema (its writes are one
-    transaction)."""
+    """Remove what the block created for the database ``url`` if the block fails:
+    for SQLite its file, journal and sidecars and the directories made for it; for
+    another database the schema, if it had none before (the restore's rows are one
+    transaction, so a failure leaves none of them)."""
     path = sqlite_file(url)
     if path is None:
-        yield
+        with _schema_dropped_on_failure(url, schema_revision(url) is None):
+            yield
         return
     path = path.absolute()
     made_dir = _first_missing_dir(path.parent)
@@ -93,6 +95,19 @@ def removed_on_failure(url: str) -> Iterator[None]:
         else:
             for created in set(path.parent.glob(path.name + "*")) - before:
                 _remove(created)
+        raise
+
+
+@contextmanager
+def _schema_dropped_on_failure(url: str, fresh: bool) -> Iterator[None]:
+    try:
+        yield
+    except BaseException:
+        # The restore's own failure is what the operator must read; a database that
+        # cannot be reached now holds no restored rows either.
+        with contextlib.suppress(DatabaseError):
+            if fresh:
+                drop_schema(url)
         raise
 
 

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 
-from tenure.store import migrations, service_rows
+from tenure.store import migrations, service_rows, tables
 from tenure.store.engine import create_engine
 from tenure.store.unit import SqlStore, SqlTransaction, Transaction
 
@@ -75,6 +75,18 @@ def schema_revision(url: str) -> str | None:
     """The schema revision of the database at ``url``; None when it has no schema."""
     with _engine(url) as engine:
         return migrations.current_revision(engine)
+
+
+def drop_schema(url: str) -> None:
+    """Drop this release's tables and Alembic's version table from the database at
+    ``url`` (in one transaction on PostgreSQL, where DDL is transactional): for a
+    schema this process created in an empty database moments ago, such as the target
+    of a restore that failed. What to drop is the caller's decision."""
+    with _engine(url) as engine, engine.connect() as connection:
+        connection.execution_options(tenure_write=True)
+        with connection.begin():
+            tables.metadata.drop_all(connection)
+            connection.execute(sa.text("DROP TABLE IF EXISTS alembic_version"))
 
 
 def upgrade_schema(url: str) -> None:
