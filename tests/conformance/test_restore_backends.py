@@ -9,6 +9,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from support.cli import seed_args, tenure, tenure_json
 from tenure.store.databases import schema_revision, sqlite_file
@@ -61,3 +62,25 @@ def test_a_failure_for_one_account_writes_nothing_into_each_backend(
     # acme (restored first) is not in the target either: a second restore succeeds.
     again = tenure_json("restore", "--site", site.as_uri(), "--into", store_url, "--data-dir", data)
     assert [r["account"] for r in again["accounts"]] == ["acme", "default"]
+
+
+def test_a_failed_restore_leaves_a_database_of_another_application_alone(
+    shipped: tuple[Path, Path], store_url: str, tmp_path: Path
+) -> None:
+    """A database with a table named like one of Tenure's but no schema revision is
+    not Tenure's: the restore fails on it, and drops nothing."""
+    data, site = shipped
+    database = sqlite_file(store_url)
+    if database is not None:
+        database.parent.mkdir(parents=True, exist_ok=True)
+    engine = sa.create_engine(store_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.text("CREATE TABLE accounts (theirs INTEGER)"))
+            conn.execute(sa.text("INSERT INTO accounts VALUES (7)"))
+        failed = tenure("restore", "--site", site.as_uri(), "--into", store_url, "--data-dir", data)
+        assert failed.code == 1, str(failed)
+        with engine.connect() as conn:
+            assert conn.execute(sa.text("SELECT theirs FROM accounts")).scalar() == 7
+    finally:
+        engine.dispose()

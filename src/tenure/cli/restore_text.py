@@ -14,7 +14,7 @@ from tenure.cli.common import root_text
 from tenure.durability import inventory
 from tenure.durability.restore import RestoreReport
 from tenure.durability.site_restore import SiteRestore
-from tenure.store.databases import DatabaseError, drop_schema, schema_revision, sqlite_file
+from tenure.store.databases import DatabaseError, drop_schema, holds_no_schema, sqlite_file
 
 _SOURCES = {"none": "NOT restored (none at the site)", "kept": "kept those of the target"}
 
@@ -77,11 +77,12 @@ def account_lines(report: RestoreReport, into: str) -> list[str]:
 def removed_on_failure(url: str) -> Iterator[None]:
     """Remove what the block created for the database ``url`` if the block fails:
     for SQLite its file, journal and sidecars and the directories made for it; for
-    another database the schema, if it had none before (the restore's rows are one
-    transaction, so a failure leaves none of them)."""
+    another database the schema, if it had neither a schema revision nor any of
+    Tenure's tables before (the restore's rows are one transaction, so a failure
+    leaves none of them)."""
     path = sqlite_file(url)
     if path is None:
-        with _schema_dropped_on_failure(url, schema_revision(url) is None):
+        with _schema_dropped_on_failure(url, holds_no_schema(url)):
             yield
         return
     path = path.absolute()

@@ -77,6 +77,17 @@ def schema_revision(url: str) -> str | None:
         return migrations.current_revision(engine)
 
 
+def holds_no_schema(url: str) -> bool:
+    """Whether the database at ``url`` has no schema revision and none of this
+    release's tables (what ``drop_schema`` would drop is then only what this process
+    makes next)."""
+    with _engine(url) as engine:
+        if migrations.current_revision(engine) is not None:
+            return False
+        found = set(sa.inspect(engine).get_table_names())
+    return not found & {*tables.metadata.tables, "alembic_version"}
+
+
 def drop_schema(url: str) -> None:
     """Drop this release's tables and Alembic's version table from the database at
     ``url`` (in one transaction on PostgreSQL, where DDL is transactional): for a
