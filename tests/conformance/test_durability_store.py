@@ -5,6 +5,7 @@ Protocols durability uses; and the backend migration's table copy
 
 from __future__ import annotations
 
+import base64
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,7 @@ from tenure.ledger.merkle import EMPTY_ROOT, Frontier, leaf_hash, root_of
 from tenure.store.databases import copy_tables, open_store, sqlite_url
 from tenure.store.drills import DrillReport
 from tenure.store.memory import MemoryStore
-from tenure.store.records import EventRow
+from tenure.store.records import EventRow, IdempotencyRecord
 from tenure.store.unit import Store
 
 ACCOUNT = "acme"
@@ -177,3 +178,72 @@ def test_the_table_copy_refuses_a_store_that_is_not_sql() -> None:
     memory = MemoryStore()
     with memory.read() as src, memory.read() as dst, pytest.raises(TypeError):
         copy_tables(src, dst, ACCOUNT)
+
+
+# ---------------------------------------------------------------- shipped service rows
+
+
+def _keyed_events(keys: list[str | None]) -> list[EventRow]:
+    return [
+        EventRow(seq, f"evt-{seq}", "test.event", None, T0, key, f'{{"n":{seq}}}'.encode())
+        for seq, key in enumerate(keys)
+    ]
+
+
+def test_the_idempotency_records_of_a_range_of_events_are_those_whose_first_event_is_in_it(
+    store: Store,
+) -> None:
+    # Events 0-1 answer "k-a", event 2 none, events 3-4 "k-b"; "k-none" appended nothing.
+    keys: list[str | None] = ["k-a", "k-a", None, "k-b", "k-b"]
+    records = [
+        ("k-a", IdempotencyRecord("h" * 64, 0, 2, {"serial": "A"}), T0),
+        ("k-b", IdempotencyRecord("i" * 64, 3, 2, {"serial": "B"}), T1),
+        ("k-none", IdempotencyRecord("j" * 64, None, 0, {}), T1),
+    ]
+    with store.write() as tx:
+        tx.ledger.create_head(ACCOUNT, "test.example/acme")
+        tx.ledger.append_events(ACCOUNT, _keyed_events(keys))
+        tx.ledger.move_head(ACCOUNT, 0, len(keys))
+        tx.idempotency.insert(ACCOUNT, records)
+    with store.read() as tx:
+        assert [r["key"] for r in tx.service_rows.idempotency_of_events(ACCOUNT, 0, 5)] == [
+            "k-a",
+            "k-b",
+        ]
+        assert tx.service_rows.idempotency_of_events(ACCOUNT, 1, 3) == []
+        assert tx.service_rows.idempotency_of_events(OTHER, 0, 5) == []
+        [found] = tx.service_rows.idempotency_of_events(ACCOUNT, 3, 4)
+    assert found == {
+        "account": ACCOUNT,
+        "key": "k-b",
+        "request_hash": "i" * 64,
+        "first_seq": 3,
+        "event_count": 2,
+        "result": '{"serial":"B"}',
+        "created_at": T1,
+    }
+
+
+def test_binary_service_rows_travel_as_base64_and_are_counted_per_account(store: Store) -> None:
+    report = {
+        "account": ACCOUNT,
+        "deployment": "plant-a",
+        "product": "studio",
+        "product_version": "2.1.0",
+        "sdk_version": "0.2.0",
+        "reported_at": T0,
+        "received_at": T0,
+        "reported_by": "key-a",
+        "activation_count": 1,
+        "activations": base64.b64encode(b"\x00\xffbinary").decode(),
+    }
+    with store.write() as tx:
+        tx.service_rows.insert(ACCOUNT, {"deployments": [report], "api_keys": [_api_key("a")]})
+    with store.read() as tx:
+        assert tx.service_rows.read(ACCOUNT, ("deployments",)) == {"deployments": [report]}
+        assert tx.service_rows.counts(ACCOUNT, ("deployments", "api_keys", "webhooks")) == {
+            "deployments": 1,
+            "api_keys": 1,
+            "webhooks": 0,
+        }
+        assert tx.service_rows.counts(OTHER, ("deployments",)) == {"deployments": 0}

@@ -119,7 +119,7 @@ def build(root: Path, events: int, seed: int, snapshot_at: tuple[int, ...]) -> B
     runtime = Runtime.open(Settings(data_dir=data_dir))
     site = open_site(site_url(site_root))
     signer = runtime.keystore.ledger_signer(ORIGIN)
-    shipper = Shipper(runtime.store, [site])
+    shipper = Shipper(runtime.store, [site], signer=runtime.ledger_signer)
     digests: dict[int, str] = {0: MemoryState().digest()}
     try:
         with runtime.ledger() as ledger:

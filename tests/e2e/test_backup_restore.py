@@ -7,59 +7,18 @@ carries the service tables) and the restored store accepts new writes."""
 
 from __future__ import annotations
 
-import json
 import signal
 import sqlite3
-import subprocess
-import time
 from pathlib import Path
-from typing import Any
 
-import httpx
-import pytest
-
-from support.api import apply_example_catalog, issue_license
-from support.cli import subprocess_env, tenure_executable
+from support.api import apply_example_catalog, issue_license, ledger_size, wait_for
+from support.cli import tenure, tenure_json
 from support.server import seed_data_dir, start_server
 from tenure.durability import snapshots
 from tenure.durability.shipping import site_end
 from tenure.durability.sites import Site, open_site
 
 ACCOUNT = "default"
-
-
-def cli(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    """The ``tenure`` CLI on storage directly (no server, no TENURE_* from outside)."""
-    return subprocess.run(
-        [tenure_executable(), *(str(a) for a in args)],
-        env=subprocess_env(),
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-
-
-def cli_json(*args: str | Path) -> Any:
-    done = cli(*args, "--output", "json")
-    assert done.returncode == 0, f"tenure {args}: {done.stdout}\n{done.stderr}"
-    return json.loads(done.stdout)
-
-
-def wait_for(what: str, check: Any, timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.1)
-
-
-def ledger_size(client: httpx.Client) -> int:
-    response = client.get("/v1/ledger/events", params={"start": 0, "limit": 1})
-    assert response.status_code == 200, response.text
-    size: int = response.json()["size"]
-    return size
 
 
 def test_the_database_is_lost_and_restored_from_the_second_site(tmp_path: Path) -> None:
@@ -99,7 +58,7 @@ def test_the_database_is_lost_and_restored_from_the_second_site(tmp_path: Path) 
     assert stopped in (0, -signal.SIGTERM), server.logs()  # uvicorn re-raises SIGTERM
 
     # The clean stop shipped the rest (the writer signs a last checkpoint on close).
-    before = cli_json("state", "digest", "--data-dir", data_dir)
+    before = tenure_json("state", "digest", "--data-dir", data_dir)
     assert before["size"] == size
     assert all(site_end(s, ACCOUNT) == size for s in sites)
 
@@ -109,7 +68,7 @@ def test_the_database_is_lost_and_restored_from_the_second_site(tmp_path: Path) 
         database.with_name(database.name + suffix).unlink(missing_ok=True)
     assert not database.exists()
 
-    restored = cli_json(
+    restored = tenure_json(
         "restore", "--site", url_b, "--into", f"sqlite:///{database}", "--data-dir", data_dir
     )
     assert (restored["size"], restored["digest"]) == (size, before["digest"])
@@ -119,10 +78,10 @@ def test_the_database_is_lost_and_restored_from_the_second_site(tmp_path: Path) 
     assert restored["skipped_snapshots"] == []
 
     # The same state, and one event more: the ledger.restored record of this restore.
-    verified = cli_json("ledger", "verify", "--data-dir", data_dir)
+    verified = tenure_json("ledger", "verify", "--data-dir", data_dir)
     assert verified["ok"] is True
     assert verified["size"] == size + 1
-    assert cli_json("state", "digest", "--data-dir", data_dir) == {**before, "size": size + 1}
+    assert tenure_json("state", "digest", "--data-dir", data_dir) == {**before, "size": size + 1}
 
     server = start_server(data_dir, logs, **env)
     try:
@@ -144,7 +103,7 @@ def test_the_database_is_lost_and_restored_from_the_second_site(tmp_path: Path) 
     finally:
         stopped = server.stop()
     assert stopped in (0, -signal.SIGTERM), server.logs()  # uvicorn re-raises SIGTERM
-    assert cli_json("ledger", "verify", "--data-dir", data_dir)["ok"] is True
+    assert tenure_json("ledger", "verify", "--data-dir", data_dir)["ok"] is True
 
 
 def test_a_restorer_repairs_lost_events_of_the_live_service_over_the_api(
@@ -178,7 +137,7 @@ def test_a_restorer_repairs_lost_events_of_the_live_service_over_the_api(
                     )
             finally:
                 db.close()
-            assert cli("ledger", "verify", "--data-dir", data_dir).returncode != 0
+            assert tenure("ledger", "verify", "--data-dir", data_dir).code != 0
 
             body = {"reason": "event rows 7 and 77 lost"}
             assert owner.post("/v1/restores", json=body).status_code == 403
@@ -200,7 +159,7 @@ def test_a_restorer_repairs_lost_events_of_the_live_service_over_the_api(
             # The request and the approval are events too: the store held two more.
             grown = size + 2
             assert (report["replaced"], report["size"], report["event"]) == (grown,) * 3
-            assert cli_json("ledger", "verify", "--data-dir", data_dir)["ok"] is True
+            assert tenure_json("ledger", "verify", "--data-dir", data_dir)["ok"] is True
             audit = owner.get("/v1/audit", params={"limit": 10, "order": "desc"}).json()
             restores = [(e["action"], e["outcome"], e["code"]) for e in audit["entries"][:7]]
             assert restores == [
@@ -218,4 +177,4 @@ def test_a_restorer_repairs_lost_events_of_the_live_service_over_the_api(
     finally:
         stopped = server.stop()
     assert stopped in (0, -signal.SIGTERM), server.logs()
-    assert cli_json("ledger", "verify", "--data-dir", data_dir)["ok"] is True
+    assert tenure_json("ledger", "verify", "--data-dir", data_dir)["ok"] is True

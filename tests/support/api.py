@@ -3,13 +3,16 @@ example catalog, keys that approve each other's requests, licenses, checkpoints.
 
 from __future__ import annotations
 
+import time
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from support.server import REQUEST_TIMEOUT
 
@@ -125,3 +128,20 @@ def fetch_checkpoints(api: httpx.Client) -> dict[int, Fetched]:
 
     with ThreadPoolExecutor(max_workers=8) as pool:
         return dict(zip(range(size + 2), pool.map(fetch, range(size + 2)), strict=True))
+
+
+def ledger_size(client: httpx.Client) -> int:
+    """The size of the ledger of ``client``'s account (``GET /v1/ledger/events``)."""
+    response = client.get("/v1/ledger/events", params={"start": 0, "limit": 1})
+    assert response.status_code == 200, response.text
+    size: int = response.json()["size"]
+    return size
+
+
+def wait_for(what: str, check: Callable[[], Any], timeout: float = 20.0) -> None:
+    """Poll ``check`` until it is true; fail the test naming ``what`` after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what}")
+        time.sleep(0.1)

@@ -58,6 +58,13 @@ def tenure(*args: str | Path) -> CliResult:
     return tenure_many([args])[0]
 
 
+def tenure_json(*args: str | Path) -> Any:
+    """``tenure ARGS --output json``, which must succeed: its answer."""
+    done = tenure(*args, "--output", "json")
+    assert done.code == 0, str(done)
+    return done.json()
+
+
 def tenure_many(calls: Iterable[Iterable[str | Path]]) -> list[CliResult]:
     """Run several ``tenure`` commands at once (each is a separate process)."""
     started = []

@@ -10,13 +10,14 @@ from typing import Annotated
 import typer
 
 from tenure.app.runtime import Runtime, key_stores
-from tenure.cli.common import Output, OutputOption, emit, progress_bar, root_text
+from tenure.cli.common import Output, OutputOption, emit, err, progress_bar
 from tenure.cli.local import Account, DataDir, Storage, local_runtime, settings, storage_options
+from tenure.cli.restore_text import removed_on_failure, restore_json, restore_text
 from tenure.config import Settings
 from tenure.crypto.keystore import load_master_key
 from tenure.domain.commands import RecordRestore, StartEpoch
 from tenure.domain.events import Actor
-from tenure.durability import epochs, snapshots
+from tenure.durability import epochs, site_restore, snapshots
 from tenure.durability import restore as restoring
 from tenure.durability.drill import DrillReport, drill_entry, run_drill
 from tenure.durability.shipping import Shipper
@@ -175,7 +176,12 @@ def restore(
         str, typer.Option("--into", help="Database URL to restore into (must hold no ledger).")
     ],
     data_dir: DataDir = None,
-    account: Account = "default",
+    account: Annotated[
+        str | None,
+        typer.Option(
+            "--account", help="Restore only this account (default: every account the site holds)."
+        ),
+    ] = None,
     at_seq: Annotated[
         int | None,
         typer.Option("--at-seq", min=0, help="Restore the first N events (for investigation)."),
@@ -221,69 +227,45 @@ def restore(
     ] = None,
     output: OutputOption = Output.text,
 ) -> None:
-    """Restore the account from a site into an empty database and prove it: every
-    segment checked, the tree equal to the site's signed checkpoint (and to the
-    snapshot used), the state digest read back equal to the replayed one, the audit
-    chain equal to the site's signed audit head (refused if it is not). A full
-    restore then appends a ledger.restored event naming the site and the proof
+    """Restore every account the site holds (or --account) into an empty database, all
+    or nothing, and prove it: every segment checked, the tree equal to the site's
+    signed checkpoint (and to the snapshot used), the state digest read back equal to
+    the replayed one, the audit chain equal to the site's signed audit head (refused
+    if it is not; --without-audit restores without it). Ends with the rows restored
+    per table and what is not restored and why. A full restore then appends a
+    ledger.restored event per account naming the site and the proof
     (ledger.epoch_started with --new-epoch); --at-seq and --at-time restores (for
-    investigation) append nothing."""
-    if (at_seq is not None or at_time is not None) and (replace or new_epoch):
+    investigation) append nothing. A failed restore removes the SQLite file, or the
+    PostgreSQL schema, it created."""
+    moment = at_seq is not None or at_time is not None
+    if moment and (replace or new_epoch):
         raise InvalidInput("--at-seq and --at-time restore into an empty database only")
     s = settings(data_dir, None)
     source = open_site(site)
-    verifiers = _verifiers(s, account, key, source)
-    with open_target(into) as target, progress_bar("restoring", None) as update:
-        report = restoring.restore(
-            source,
-            account,
-            target,
-            verifiers,
-            at_seq,
-            progress=lambda _stage, done, _total: update(done),
-            at_time=_moment(at_time) if at_time else None,
-            replace=replace,
-            new_epoch=new_epoch,
-            without_audit=without_audit,
-        )
-    if at_seq is None and at_time is None:
-        command = _record_command(source, report)
-        _record(s, into, account, command, reason or f"restore from {site}")
-    emit(output, {**report.to_json(), "root": root_text(report.root)}, _restore_text(report, into))
-
-
-def _restore_text(report: restoring.RestoreReport, into: str) -> str:
-    sources = {
-        "none": "NOT restored (none at the site)",
-        "kept": "kept those of the target",
-    }
-    lines = [
-        f"restored {report.size} events of {report.account} into {into} in {report.seconds:.1f} s",
-        f"  proven: root {root_text(report.root)} (signed checkpoint at {report.signed_size})"
-        if not report.lost
-        else f"  NEW EPOCH: {report.lost} signed events were lost; the first "
-        f"{report.size} are kept (proven up to the snapshot used)",
-        f"  state digest {report.digest}",
-        f"  from snapshot at {report.snapshot}"
-        if report.snapshot is not None
-        else "  replayed from genesis (no usable snapshot): idempotency records were not restored",
-        "  API keys and public token keys: "
-        + sources.get(report.key_rows, f"from the {report.key_rows}"),
-    ]
-    lines.append("  audit chain: " + _audit_text(report))
-    if report.replaced is not None:
-        lines.append(f"  replaced a ledger of {report.replaced} events")
-    lines.extend(f"  skipped {skipped}" for skipped in report.skipped_snapshots)
-    return "\n".join(lines)
-
-
-def _audit_text(report: restoring.RestoreReport) -> str:
-    return {
-        "site": f"{report.audit_entries} entries from the site, proven by its signed head",
-        "none": "NOT restored (none at the site): a new chain starts",
-        "skipped": "NOT restored (--without-audit): a new chain starts",
-        "kept": "kept that of the target",
-    }.get(report.audit, report.audit)
+    chosen = [account] if account else site_restore.accounts_at(source)
+    if not chosen:
+        raise restoring.RestoreRefused(f"{site} holds no ledger of any account")
+    if moment and len(chosen) > 1:
+        raise InvalidInput("--at-seq and --at-time restore one account: name it with --account")
+    trusted = {name: _verifiers(s, name, key, source) for name in chosen}
+    options = site_restore.Options(
+        at_seq, _moment(at_time) if at_time else None, replace, new_epoch, without_audit
+    )
+    with removed_on_failure(into):
+        with open_target(into) as target, progress_bar("restoring", None) as update:
+            done = site_restore.restore_accounts(
+                source,
+                chosen,
+                target,
+                trusted.__getitem__,
+                options,
+                announce=lambda name, what: err.print(f"{name}: {what}", highlight=False),
+                progress=lambda _stage, count, _total: update(count),
+            )
+        if not moment:
+            commands = [(r.account, _record_command(source, r)) for r in done.reports]
+            _record(s, into, commands, reason or f"restore from {site}")
+    emit(output, restore_json(done), restore_text(done, into))
 
 
 def _record_command(source: Site, report: restoring.RestoreReport) -> RecordRestore | StartEpoch:
@@ -305,15 +287,16 @@ def _record_command(source: Site, report: restoring.RestoreReport) -> RecordRest
 
 
 def _record(
-    s: Settings, into: str, account: str, command: RecordRestore | StartEpoch, reason: str
+    s: Settings, into: str, commands: list[tuple[str, RecordRestore | StartEpoch]], reason: str
 ) -> None:
-    """Append the restore's record through the writer of the restored store (which
-    refuses if the store is behind a checkpoint it once signed), and sign it."""
+    """Append each account's restore record through the writer of the restored store
+    (which refuses if the store is behind a checkpoint it once signed), and sign it."""
     actor = Actor(f"cli:{getpass.getuser()}", "restorer", "local")
     into_settings = s.model_copy(update={"database_url": into})
     with local_runtime(into_settings) as restored, restored.ledger() as ledger:
-        ledger.execute(Submission(account, command, actor, reason=reason))
-        ledger.execute(SignRequest(account))
+        for account, command in commands:
+            ledger.execute(Submission(account, command, actor, reason=reason))
+            ledger.execute(SignRequest(account))
 
 
 @storage_options

@@ -1,65 +1,118 @@
-"""Key rows: the small service tables a restored service needs at once, shipped
+"""Row files: the service tables a restored service needs at once, shipped
 continuously (not only in snapshots) and signed.
 
-The API key hashes, the public token keys and the account row of an account are
-not derived from the ledger. A restore that took them only from the last snapshot
-would lose the keys made since, and with no snapshot at all the service would start
-with no owner key. The shipper therefore writes them, whenever they change, to
-``<account>/keys.json`` with a note ``<account>/keys.json.sig`` signed by the ledger
-key (``tenure-keyrows v1 / account / sha256``). A restore uses them only if the
-note verifies and names the file's hash: anyone able to write to a site could
-otherwise plant an API key hash.
+These rows are not derived from the ledger. A restore that took them only from the
+last snapshot would lose what changed since, and with no snapshot at all the
+service would start with no owner key and no webhooks. The shipper therefore
+writes each file below, whenever its rows change, to ``<account>/<name>`` with a
+note ``<account>/<name>.sig`` signed by the ledger key (``<format> / account /
+sha256``). A restore uses a file only if the note verifies and names the file's
+hash: anyone able to write to a site could otherwise plant an API key hash or a
+webhook URL.
+
+- ``keys.json`` (``KEYS``): API key hashes, public token keys, the account row.
+- ``service.json`` (``SERVICE``): webhooks (their secrets sealed as stored, with a
+  subkey of the master key), the webhook cursor, deployment reports, activation
+  sightings, drift findings and passes, and the customers' data keys (wrapped under
+  the master key as stored; an erased customer's key leaves the file with the next
+  pass, and a restore deletes any key of a customer its ledger erased).
+
+Idempotency records grow with every request, so they are shipped with the
+segments instead (``tenure.durability.idemrows``).
 """
 
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
-from tenure.canonical import canonical_json
 from tenure.durability.sites import Site
 from tenure.errors import TenureError
 from tenure.ledger.note import NoteSigner, NoteVerifier, open_note, sign_note
 from tenure.store.unit import Transaction
 
-FORMAT = "tenure-keyrows v1"
-TABLES = ("api_keys", "signing_keys", "accounts")
+Rows = dict[str, list[dict[str, Any]]]
 
 
-def read_rows(tx: Transaction, account: str) -> dict[str, list[dict[str, Any]]]:
-    """The account's rows of ``TABLES``, in key order, as plain JSON objects."""
-    return tx.service_rows.read(account, TABLES)
+@dataclass(frozen=True)
+class RowFile:
+    """One signed file of service rows at a site."""
+
+    name: str
+    format: str
+    tables: tuple[str, ...]
+
+    def note_text(self, account: str, body: bytes) -> str:
+        """What the ledger key signs for ``body``: the format, account and hash."""
+        return f"{self.format}\n{account}\n{hashlib.sha256(body).hexdigest()}\n"
 
 
-def encode(account: str, rows: dict[str, list[dict[str, Any]]]) -> bytes:
-    return canonical_json({"format": FORMAT, "account": account, "rows": rows})
+KEYS = RowFile("keys.json", "tenure-keyrows v1", ("api_keys", "signing_keys", "accounts"))
+SERVICE = RowFile(
+    "service.json",
+    "tenure-service-rows v1",
+    (
+        "webhooks",
+        "webhook_cursors",
+        "deployments",
+        "activation_sightings",
+        "drift_findings",
+        "drift_passes",
+        "data_keys",
+    ),
+)
+FILES = (KEYS, SERVICE)
+TABLES = KEYS.tables
+"""The key rows (kept for callers that name them)."""
 
 
-def publish(site: Site, account: str, body: bytes, signer: NoteSigner) -> None:
+def read_rows(tx: Transaction, account: str, file: RowFile = KEYS) -> Rows:
+    """The account's rows of the file's tables, in key order, as plain JSON objects."""
+    return tx.service_rows.read(account, file.tables)
+
+
+def encode(account: str, rows: Rows, file: RowFile = KEYS) -> bytes:
+    """The file's bytes: equal rows give equal bytes."""
+    # Sorted keys make equal rows equal bytes, so an unchanged file is not sent again.
+    # Not the canonical encoder: drift passes hold a float, which it refuses; the
+    # note signs these exact bytes, so no canonical form is needed to verify them.
+    return orjson.dumps(
+        {"format": file.format, "account": account, "rows": rows}, option=orjson.OPT_SORT_KEYS
+    )
+
+
+def publish(
+    site: Site, account: str, body: bytes, signer: NoteSigner, file: RowFile = KEYS
+) -> None:
     """Write the rows, then the note that vouches for them."""
-    digest = hashlib.sha256(body).hexdigest()
-    note = sign_note(f"{FORMAT}\n{account}\n{digest}\n", [signer])
-    site.put(f"{account}/keys.json", body)
-    site.put(f"{account}/keys.json.sig", note.encode())
+    note = sign_note(file.note_text(account, body), [signer])
+    site.put(f"{account}/{file.name}", body)
+    site.put(f"{account}/{file.name}.sig", note.encode())
 
 
 def load(
-    site: Site, account: str, verifiers: list[NoteVerifier]
-) -> tuple[dict[str, list[dict[str, Any]]] | None, str | None]:
-    """The site's key rows of ``account`` if they are there and vouched for; else
-    None and why (None and None when the site has none)."""
-    body, note = site.get(f"{account}/keys.json"), site.get(f"{account}/keys.json.sig")
+    site: Site, account: str, verifiers: list[NoteVerifier], file: RowFile = KEYS
+) -> tuple[Rows | None, str | None]:
+    """The site's rows of ``file`` for ``account`` if they are there and vouched
+    for; else None and why (None and None when the site has none)."""
+    path = f"{account}/{file.name}"
+    body, note = site.get(path), site.get(f"{path}.sig")
     if body is None and note is None:
         return None, None
     if body is None or note is None:
-        return None, "the key rows at the site are incomplete"
+        return None, f"the rows of {path} at the site are incomplete"
     try:
         text, _ = open_note(note.decode(), verifiers)
     except (TenureError, UnicodeDecodeError):
-        return None, "the key rows at the site are not signed by the ledger key"
-    if text != f"{FORMAT}\n{account}\n{hashlib.sha256(body).hexdigest()}\n":
-        return None, "the key rows at the site do not match their signed note"
-    data = orjson.loads(body)
-    return data["rows"], None
+        return None, f"{path} at the site is not signed by the ledger key"
+    if text != file.note_text(account, body):
+        return None, f"{path} at the site does not match its signed note"
+    try:
+        data = orjson.loads(body)
+        rows: Rows = {name: list(data["rows"].get(name, [])) for name in file.tables}
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None, f"{path} at the site cannot be read"
+    return rows, None

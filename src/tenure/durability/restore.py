@@ -14,11 +14,12 @@ The plan, in order:
 5. The events from N to T are replayed onto the snapshot's projection, and the
    site's audit chain is proven against its signed audit head and cut to T
    (``tenure.durability.audit_shipping``).
-6. Events, Merkle nodes, head, projection, checkpoint, the snapshot's service
-   rows and the audit chain are written into the target database in one
-   transaction (a chain that could not be proven refuses it). Only then is the
-   result read back and compared: the state digest must equal the replayed one and
-   the stored root the proven one.
+6. Events, Merkle nodes, head, projection, checkpoint, the service rows (the
+   snapshot's, then the site's signed row files and the idempotency records
+   shipped with the segments: ``keyrows``, ``idemrows``) and the audit chain are
+   written into the target database in one transaction (a chain that could not be
+   proven refuses it). Only then is the result read back and compared: the state
+   digest must equal the replayed one and the stored root the proven one.
 
 The target must hold no ledger for the account. Restoring over a live store is a
 decision for an operator (``--force`` is not offered here).
@@ -39,7 +40,7 @@ from tenure.domain.events import EVENT_TYPES
 from tenure.domain.fields import field_values
 from tenure.domain.state import TABLE_ORDER, MemoryState
 from tenure.domain.timefmt import format_time, parse_time
-from tenure.durability import audit_shipping, epochs, keyrows, segments, snapshots
+from tenure.durability import audit_shipping, epochs, idemrows, keyrows, segments, snapshots
 from tenure.durability.segments import BadSegment
 from tenure.durability.sites import Site
 from tenure.durability.snapshots import BadSnapshot, Snapshot
@@ -47,6 +48,7 @@ from tenure.errors import Conflict, DigestMismatch, LedgerTampered
 from tenure.ledger.checkpoint import Checkpoint, open_checkpoint
 from tenure.ledger.merkle import EMPTY_ROOT, Frontier, leaf_hash, root_of
 from tenure.ledger.note import NoteVerifier
+from tenure.service.personal import drop_erased_keys
 from tenure.service.replay import replay, stored_digest
 from tenure.service.state_check import memory_root
 from tenure.store.records import EventRow, Head, StoredCheckpoint
@@ -90,6 +92,9 @@ class RestoreReport:
     ``none`` (the site has none), ``skipped`` (``without_audit``) or ``kept``."""
     audit_entries: int = 0
     """How many audit entries the restore wrote."""
+    service_rows: str = "none"
+    """Where webhooks, deployments and drift came from: ``site`` (``service.json``),
+    ``none`` or ``kept``."""
 
     def to_json(self) -> dict[str, object]:
         """Its fields but the signed note, for the CLI and the API."""
@@ -118,6 +123,7 @@ class Proven:
     key_rows: str
     lost: int
     started: float
+    service_rows: str = "none"
     audit: audit_shipping.ShippedAudit = audit_shipping.NOT_SHIPPED
 
     @property
@@ -216,6 +222,17 @@ def prove(
         key_rows = "site"
     if len(leaves) < claimed:
         leaves = _leaves(site, account, where, run, claimed, progress)
+    service_rows = "none"
+    if whole:
+        shipped, unusable = keyrows.load(site, account, verifiers, keyrows.SERVICE)
+        if unusable:
+            skipped.append(unusable)
+        if shipped is not None:
+            service.update(shipped)
+            service_rows = "site"
+    span = (base.size if base else 0, size)
+    records = _shipped_records(site, account, where, run, leaves, span, verifiers, skipped)
+    service["idempotency_keys"] = _merged(service.get("idempotency_keys", []), records, size)
     signed_claim = None if new_epoch else (signed.size, signed.root)
     frontier, nodes = _prove_tree(leaves, size, signed_claim, base)
     state = base.state if base else MemoryState()
@@ -242,6 +259,7 @@ def prove(
         key_rows,
         signed.size - size if new_epoch else 0,
         started,
+        service_rows,
         shipped_audit,
     )
 
@@ -294,6 +312,9 @@ def apply(
         tx.ledger.add_checkpoint(account, stored)
     if head is None:
         tx.service_rows.insert(account, proven.service)
+        # A data key shipped before its customer's erasure must not outlive the
+        # erasure the restored ledger holds (crypto-shredding, docs/personal-data.md).
+        drop_erased_keys(tx, account)
         audit_shipping.write(tx, account, proven.audit)
     return replaced
 
@@ -332,7 +353,16 @@ def _check_extends(tx: Transaction, proven: Proven, head: Head) -> None:
 
 def check(target: Store, proven: Proven, replaced: int | None = None) -> RestoreReport:
     """Read the written restore back and compare it with what was proven."""
-    digest, root = _read_back(target, proven.account, proven.size)
+    with target.read() as tx:
+        return verify_written(tx, proven, replaced)
+
+
+def verify_written(tx: Transaction, proven: Proven, replaced: int | None = None) -> RestoreReport:
+    """Read ``proven`` back through ``tx`` (also the transaction that wrote it, so
+    that a mismatch rolls everything back) and compare; ``DigestMismatch`` or
+    ``LedgerTampered`` when it differs."""
+    digest = stored_digest(tx, proven.account)
+    root = root_of(proven.size, tx.ledger.nodes(proven.account))
     if digest != proven.state.digest():
         raise DigestMismatch(
             f"restored digest {digest} is not the replayed {proven.state.digest()}"
@@ -355,6 +385,7 @@ def check(target: Store, proven: Proven, replaced: int | None = None) -> Restore
         proven.note,
         "kept" if replaced is not None else proven.audit.source,
         0 if replaced is not None else proven.audit.size,
+        "kept" if replaced is not None else proven.service_rows,
     )
 
 
@@ -432,6 +463,52 @@ def _prove_tree(
     return at_size, nodes
 
 
+def _shipped_records(
+    site: Site,
+    account: str,
+    where: str,
+    run: list[segments.SegmentName],
+    leaves: list[bytes],
+    span: tuple[int, int],
+    verifiers: list[NoteVerifier],
+    skipped: list[str],
+) -> list[dict[str, Any]]:
+    """The idempotency records shipped with the segments that hold events of
+    ``span`` (after the snapshot, up to the target); a missing or unproven file is
+    noted in ``skipped`` (once, with how many)."""
+    found: list[dict[str, Any]] = []
+    missing: list[str] = []
+    for name in run:
+        if name.end <= span[0] or name.first >= span[1]:
+            continue
+        keys = {seq: _idempotency_key(leaves[seq]) for seq in range(name.first, name.end)}
+        if not any(keys.values()):
+            continue  # no event of the segment was asked for with a key: no records
+        records, why = idemrows.load(site, where, account, name, keys, verifiers)
+        found.extend(records)
+        if why:
+            missing.append(why)
+    if missing:
+        more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+        skipped.append(f"idempotency records not restored: {missing[0]}{more}")
+    return found
+
+
+def _merged(
+    kept: list[dict[str, Any]], shipped: list[dict[str, Any]], size: int
+) -> list[dict[str, Any]]:
+    """The snapshot's idempotency records and the shipped ones, each key once,
+    without records of events past ``size``."""
+    by_key = {r["key"]: r for r in shipped}
+    by_key.update({r["key"]: r for r in kept})
+    return [r for _, r in sorted(by_key.items()) if r["first_seq"] is None or r["first_seq"] < size]
+
+
+def _idempotency_key(leaf: bytes) -> str | None:
+    key = orjson.loads(leaf).get("idempotency_key")
+    return key if isinstance(key, str) else None
+
+
 def _event_time(leaf: bytes) -> datetime:
     return parse_time(orjson.loads(leaf)["time"])
 
@@ -451,8 +528,3 @@ def _event_row(seq: int, leaf: bytes) -> EventRow:
         event["idempotency_key"],
         leaf,
     )
-
-
-def _read_back(target: Store, account: str, size: int) -> tuple[str, bytes]:
-    with target.read() as tx:
-        return stored_digest(tx, account), root_of(size, tx.ledger.nodes(account))

@@ -8,7 +8,10 @@ it ships the account's new audit entries and their signed head
 (``tenure.durability.audit_shipping``), read in the same transaction as the ledger
 head, so that a site's audit chain accounts for every event it holds. Segments are
 derived from committed events only, so a pass interrupted by a crash is simply
-done again; a range shipped twice holds the same leaves.
+done again; a range shipped twice holds the same leaves. With each segment go the
+idempotency records of its events (``idemrows``, written first), and with each
+pass the signed row files (``keyrows``: API keys, webhooks, deployments, ...)
+whose rows changed.
 
 With several server processes on one store only one of them ships: the one that
 holds the shipper lock (an ``flock`` beside the database).
@@ -31,7 +34,7 @@ from typing import Any
 
 from tenure.crypto.files import ProcessLock
 from tenure.domain.timefmt import format_time
-from tenure.durability import audit_shipping, epochs, keyrows, segments, snapshots
+from tenure.durability import audit_shipping, epochs, idemrows, keyrows, segments, snapshots
 from tenure.durability.segments import SegmentName
 from tenure.durability.sites import Site
 from tenure.errors import AuditTampered
@@ -59,7 +62,7 @@ class _AccountNow:
 
     size: int
     checkpoint: StoredCheckpoint | None
-    keyrows: bytes | None
+    rowfiles: dict[keyrows.RowFile, bytes]
     where: str
     """The account's namespace at the sites (its current epoch's)."""
     audit: tuple[int, bytes] | None = None
@@ -90,7 +93,7 @@ class Shipper:
         self._store = store
         self._snapshots = snapshots
         self._signer = signer or (snapshots.signer if snapshots else None)
-        self._keyrows: dict[tuple[str, str], str] = {}
+        self._rowfiles: dict[tuple[str, str, str], str] = {}
         self._snapshotted: dict[str, tuple[int, float]] = {}
         self._sites = sites
         self._lock = ProcessLock(lock) if lock else None
@@ -166,7 +169,7 @@ class Shipper:
         report = ShipReport()
         with self._store.read() as tx:
             now = {account: self._read_account(tx, account) for account in tx.ledger.accounts()}
-        encoded: dict[tuple[str, int, int], bytes] = {}
+        encoded: dict[tuple[str, int, int], tuple[bytes, bytes | None]] = {}
         for site in self._sites:
             shipped = behind = 0
             for account, state in now.items():
@@ -182,19 +185,22 @@ class Shipper:
         return report
 
     def _read_account(self, tx: Transaction, account: str) -> _AccountNow:
-        rows = keyrows.encode(account, keyrows.read_rows(tx, account)) if self._signer else None
+        files = {
+            file: keyrows.encode(account, keyrows.read_rows(tx, account, file), file)
+            for file in (keyrows.FILES if self._signer else ())
+        }
         head = tx.ledger.head(account)
         where = epochs.namespace(account, epochs.epoch_of(head.origin) if head else 1)
         size = head.size if head else 0
         audit = audit_shipping.read_head(tx, account)
-        return _AccountNow(size, tx.ledger.checkpoint(account), rows, where, audit)
+        return _AccountNow(size, tx.ledger.checkpoint(account), files, where, audit)
 
     def _ship_account(
         self,
         site: Site,
         account: str,
         state: _AccountNow,
-        encoded: dict[tuple[str, int, int], bytes],
+        encoded: dict[tuple[str, int, int], tuple[bytes, bytes | None]],
     ) -> int:
         key = (site.url, state.where)
         if key not in self._ends:
@@ -206,11 +212,17 @@ class Shipper:
             end = min(state.size, first + SEGMENT_MAX)
             if (account, first, end) not in encoded:
                 encoded[account, first, end] = self._segment(account, first, end)
-            site.put(SegmentName(first, end).path(state.where), encoded[account, first, end])
+            segment, records = encoded[account, first, end]
+            name = SegmentName(first, end)
+            if records is not None and self._signer is not None:
+                # Before the segment: a site holding a segment holds its records.
+                signer = self._signer(account)[1]
+                idemrows.publish(site, state.where, account, name, records, signer)
+            site.put(name.path(state.where), segment)
             self._ends[key] = end
         self._ship_checkpoint(site, state.where, state.checkpoint)
-        if state.keyrows is not None:
-            self._ship_keyrows(site, account, state.keyrows)
+        for file, body in state.rowfiles.items():
+            self._ship_rowfile(site, account, file, body)
         return self._ends[key] - start
 
     def _ship_audit(self, site: Site, account: str, state: _AccountNow) -> None:
@@ -225,20 +237,25 @@ class Shipper:
         except AuditTampered as exc:
             _log.error("audit chain of %s not shipped to %s: %s", account, site.url, exc)
 
-    def _segment(self, account: str, first: int, end: int) -> bytes:
+    def _segment(self, account: str, first: int, end: int) -> tuple[bytes, bytes | None]:
+        """The segment of events ``first`` .. ``end - 1`` and, when there is a
+        signer, the idempotency records of those events."""
         with self._store.read() as tx:
             leaves = [leaf for _, leaf in tx.ledger.leaves(account, first, end)]
+            found = tx.service_rows.idempotency_of_events(account, first, end)
         if len(leaves) != end - first:
             raise RuntimeError(f"events {first}..{end - 1} of {account} are not all stored")
-        return segments.encode(account, first, leaves)
+        records = idemrows.encode(account, SegmentName(first, end), found)
+        return segments.encode(account, first, leaves), records if self._signer else None
 
-    def _ship_keyrows(self, site: Site, account: str, body: bytes) -> None:
+    def _ship_rowfile(self, site: Site, account: str, file: keyrows.RowFile, body: bytes) -> None:
         digest = hashlib.sha256(body).hexdigest()
-        if self._keyrows.get((site.url, account)) == digest or self._signer is None:
+        key = (site.url, account, file.name)
+        if self._rowfiles.get(key) == digest or self._signer is None:
             return
         _, signer = self._signer(account)
-        keyrows.publish(site, account, body, signer)
-        self._keyrows[site.url, account] = digest
+        keyrows.publish(site, account, body, signer, file)
+        self._rowfiles[key] = digest
 
     def _ship_checkpoint(self, site: Site, where: str, stored: StoredCheckpoint | None) -> None:
         key = (site.url, where)

@@ -82,6 +82,16 @@ class Site:
         except Exception as exc:
             raise SiteUnavailable(f"cannot list {prefix} at {self.url}: {exc}") from exc
 
+    def children(self) -> tuple[str, ...]:
+        """The names at the top of the site (one per account), sorted."""
+        try:
+            found = obstore.list_with_delimiter(self.store, None)
+        except FileNotFoundError:
+            return ()
+        except Exception as exc:
+            raise SiteUnavailable(f"cannot list {self.url}: {exc}") from exc
+        return tuple(sorted(str(name).strip("/") for name in found["common_prefixes"]))
+
     def delete(self, path: str) -> None:
         try:
             obstore.delete(self.store, path)

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 
-from tenure.store import migrations, table_copy
+from tenure.store import migrations, table_copy, tables
 from tenure.store.engine import create_engine
 from tenure.store.unit import SqlStore, SqlTransaction, Transaction
 
@@ -75,6 +75,17 @@ def schema_revision(url: str) -> str | None:
     """The schema revision of the database at ``url``; None when it has no schema."""
     with _engine(url) as engine:
         return migrations.current_revision(engine)
+
+
+def holds_no_schema(url: str) -> bool:
+    """Whether the database at ``url`` has no schema revision and none of this
+    release's tables (what ``drop_schema`` would drop is then only what this process
+    makes next)."""
+    with _engine(url) as engine:
+        if migrations.current_revision(engine) is not None:
+            return False
+        found = set(sa.inspect(engine).get_table_names())
+    return not found & {*tables.metadata.tables, "alembic_version"}
 
 
 def upgrade_schema(url: str) -> None:
@@ -173,7 +184,9 @@ def delete_account(tx: Transaction, account: str) -> None:
 
 def drop_schema(url: str) -> None:
     """Drop every Tenure table, and Alembic's version table, of the database at
-    ``url`` (what creating the schema there made), in one transaction."""
+    ``url`` (in one transaction on PostgreSQL, where DDL is transactional): for a
+    schema this process created in an empty database moments ago, such as the target
+    of a restore or migration that failed. What to drop is the caller's decision."""
     with _engine(url) as engine, engine.connect() as connection:
         connection.execution_options(tenure_write=True)
         with connection.begin():

@@ -1,6 +1,7 @@
 """Service rows: the rows of an account that the ledger does not derive (idempotency
-records, API key hashes, public token keys, the account row, ...), read and written
-whole, as plain JSON-ready objects, for snapshots, shipped key rows and restores.
+records, API key hashes, public token keys, the account row, webhooks, deployments,
+...), read and written whole, as plain JSON-ready objects (binary columns as
+base64 text), for snapshots, shipped row files and restores.
 
 ``ServiceRows`` is the noun (``tx.service_rows``); ``SqlServiceRows`` holds its SQL.
 The table copy of a backend migration is ``tenure.store.table_copy``.
@@ -8,6 +9,7 @@ The table copy of a backend migration is ``tenure.store.table_copy``.
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
@@ -34,6 +36,35 @@ class ServiceRows(Protocol):
         exists already."""
         ...
 
+    def idempotency_of_events(self, account: str, first: int, end: int) -> list[dict[str, Any]]:
+        """The account's idempotency records whose first event is one of ``first`` ..
+        ``end - 1``, in key order, as ``read`` returns rows."""
+        ...
+
+    def counts(self, account: str, tables: Sequence[str]) -> dict[str, int]:
+        """How many rows of the account each of ``tables`` holds."""
+        ...
+
+
+def _binary(table: sa.Table) -> list[str]:
+    return [c.name for c in table.columns if isinstance(c.type, sa.LargeBinary)]
+
+
+def _json_ready(table: sa.Table, row: sa.Row[Any]) -> dict[str, Any]:
+    plain = plain_row(row)
+    for name in _binary(table):
+        if plain[name] is not None:
+            plain[name] = base64.b64encode(plain[name]).decode()
+    return plain
+
+
+def _from_json(table: sa.Table, row: Mapping[str, Any]) -> dict[str, Any]:
+    stored = dict(row)
+    for name in _binary(table):
+        if isinstance(stored.get(name), str):
+            stored[name] = base64.b64decode(stored[name])
+    return stored
+
 
 class SqlServiceRows(OnConnection):
     """``ServiceRows`` in SQL."""
@@ -43,7 +74,7 @@ class SqlServiceRows(OnConnection):
         for name in tables:
             table = t.metadata.tables[name]
             query = sa.select(table).where(owned_by(table, account)).order_by(*table.primary_key)
-            found[name] = [plain_row(row) for row in self._conn.execute(query)]
+            found[name] = [_json_ready(table, row) for row in self._conn.execute(query)]
         return found
 
     def insert(self, account: str, rows: Mapping[str, Sequence[Mapping[str, Any]]]) -> None:
@@ -55,4 +86,29 @@ class SqlServiceRows(OnConnection):
                 exists = self._conn.scalar(sa.select(table.c.id).where(table.c.id == account))
                 if exists is not None:
                     continue
-            self._conn.execute(sa.insert(table), list(values))
+            self._conn.execute(sa.insert(table), [_from_json(table, row) for row in values])
+
+    def idempotency_of_events(self, account: str, first: int, end: int) -> list[dict[str, Any]]:
+        # Through the events' own keys (a range of the events' primary key), so that
+        # no scan of every record of the account is needed.
+        events, records = t.ledger_events, t.idempotency_keys
+        keys = (
+            sa.select(events.c.idempotency_key)
+            .where(events.c.account == account, events.c.seq >= first, events.c.seq < end)
+            .where(events.c.idempotency_key.is_not(None))
+        )
+        query = (
+            sa.select(records)
+            .where(records.c.account == account, records.c.key.in_(keys))
+            .where(records.c.first_seq >= first, records.c.first_seq < end)
+            .order_by(records.c.key)
+        )
+        return [plain_row(row) for row in self._conn.execute(query)]
+
+    def counts(self, account: str, tables: Sequence[str]) -> dict[str, int]:
+        found: dict[str, int] = {}
+        for name in tables:
+            table = t.metadata.tables[name]
+            query = sa.select(sa.func.count()).select_from(table).where(owned_by(table, account))
+            found[name] = self._conn.scalar(query) or 0
+        return found

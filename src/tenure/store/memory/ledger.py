@@ -195,10 +195,12 @@ class MemoryIdempotency:
         self._records: dict[tuple[str, str], IdempotencyRecord] = tables.setdefault(
             "idempotency", {}
         )
+        self._created: dict[tuple[str, str], str] = tables.setdefault("idempotency_created", {})
 
     def read(self, account: str, key: str) -> IdempotencyRecord | None:
         return self._records.get((account, key))
 
     def insert(self, account: str, records: Sequence[tuple[str, IdempotencyRecord, str]]) -> None:
-        for key, record, _created_at in records:
+        for key, record, created_at in records:
             self._records.setdefault((account, key), record)
+            self._created.setdefault((account, key), created_at)
