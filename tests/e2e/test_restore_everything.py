@@ -37,9 +37,11 @@ ACME = "acme-co"
 ACCOUNTS = ["acme-co", "default"]
 
 
-def shipped_rows(site: Site, account: str, table: str) -> list[dict[str, Any]]:
-    """The rows of ``table`` in the account's ``service.json`` at the site."""
-    body = site.get(f"{account}/service.json")
+def shipped_rows(
+    site: Site, account: str, table: str, file: str = "service.json"
+) -> list[dict[str, Any]]:
+    """The rows of ``table`` in the account's ``file`` at the site."""
+    body = site.get(f"{account}/{file}")
     rows: list[dict[str, Any]] = json.loads(body)["rows"][table] if body else []
     return rows
 
@@ -154,9 +156,11 @@ def test_one_restore_brings_back_every_account_and_service_row(tmp_path: Path) -
     box = SecretBox.from_settings(Settings(data_dir=data_dir))
     assert box.open("default", hook["id"], sealed) == hook["secret"]
 
-    # The data keys came back from service.json, less the erased customer's: the
+    # The data keys came back from datakeys.json, less the erased customer's: the
     # customers read as before (crypto-shredding holds).
-    shipped = {row["customer"] for row in shipped_rows(site, "default", "data_keys")}
+    shipped = {
+        row["customer"] for row in shipped_rows(site, "default", "data_keys", "datakeys.json")
+    }
     assert hook["erased_customer"] not in shipped
     server = start_server(data_dir, logs, **env)
     try:
@@ -188,7 +192,7 @@ def wait_for_the_site(site: Site, sizes: dict[str, int]) -> None:
         lambda: (
             shipped_rows(site, "default", "webhooks")
             and shipped_rows(site, "default", "deployments")
-            and shipped_rows(site, "default", "data_keys")
+            and shipped_rows(site, "default", "data_keys", "datakeys.json")
         ),
     )
 

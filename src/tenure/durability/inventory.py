@@ -45,8 +45,9 @@ RESTORED: dict[str, str] = {
     "drift_findings": _SERVICE,
     "drift_passes": _SERVICE,
     "data_keys": (
-        _SERVICE + "; wrapped under the master key as stored, less the keys of customers "
-        "the restored ledger erased (deleted in the restore's transaction)"
+        "datakeys.json at the site, signed by the ledger key; wrapped under the master "
+        "key as stored, less the keys of customers the restored ledger erased (deleted "
+        "in the restore's transaction)"
     ),
     "audit_log": _AUDIT,
     "audit_heads": _AUDIT,

@@ -13,9 +13,12 @@ webhook URL.
 - ``keys.json`` (``KEYS``): API key hashes, public token keys, the account row.
 - ``service.json`` (``SERVICE``): webhooks (their secrets sealed as stored, with a
   subkey of the master key), the webhook cursor, deployment reports, activation
-  sightings, drift findings and passes, and the customers' data keys (wrapped under
-  the master key as stored; an erased customer's key leaves the file with the next
-  pass, and a restore deletes any key of a customer its ledger erased).
+  sightings, drift findings and passes.
+- ``datakeys.json`` (``DATA_KEYS``): the customers' data keys, wrapped under the
+  master key as stored. A file of its own: it changes only when a customer with
+  personal data is created or erased (``service.json`` changes with every webhook
+  cursor move). An erased customer's key leaves the file with the next pass, and a
+  restore deletes any key of a customer its ledger erased.
 
 Idempotency records grow with every request, so they are shipped with the
 segments instead (``tenure.durability.idemrows``).
@@ -61,10 +64,10 @@ SERVICE = RowFile(
         "activation_sightings",
         "drift_findings",
         "drift_passes",
-        "data_keys",
     ),
 )
-FILES = (KEYS, SERVICE)
+DATA_KEYS = RowFile("datakeys.json", "tenure-datakeys v1", ("data_keys",))
+FILES = (KEYS, SERVICE, DATA_KEYS)
 TABLES = KEYS.tables
 """The key rows (kept for callers that name them)."""
 

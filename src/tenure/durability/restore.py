@@ -224,12 +224,13 @@ def prove(
         leaves = _leaves(site, account, where, run, claimed, progress)
     service_rows = "none"
     if whole:
-        shipped, unusable = keyrows.load(site, account, verifiers, keyrows.SERVICE)
-        if unusable:
-            skipped.append(unusable)
-        if shipped is not None:
-            service.update(shipped)
-            service_rows = "site"
+        for file in (keyrows.SERVICE, keyrows.DATA_KEYS):
+            shipped, unusable = keyrows.load(site, account, verifiers, file)
+            if unusable:
+                skipped.append(unusable)
+            if shipped is not None:
+                service.update(shipped)
+                service_rows = "site" if file is keyrows.SERVICE else service_rows
     span = (base.size if base else 0, size)
     records = _shipped_records(site, account, where, run, leaves, span, verifiers, skipped)
     service["idempotency_keys"] = _merged(service.get("idempotency_keys", []), records, size)
