@@ -47,13 +47,15 @@ class RowFile:
     name: str
     format: str
     tables: tuple[str, ...]
+    since: str = "0003"
+    """The schema revision that made all of ``tables``."""
 
     def note_text(self, account: str, body: bytes) -> str:
         """What the ledger key signs for ``body``: the format, account and hash."""
         return f"{self.format}\n{account}\n{hashlib.sha256(body).hexdigest()}\n"
 
 
-KEYS = RowFile("keys.json", "tenure-keyrows v1", ("api_keys", "signing_keys", "accounts"))
+KEYS = RowFile("keys.json", "tenure-keyrows v1", ("api_keys", "signing_keys", "accounts"), "0003")
 SERVICE = RowFile(
     "service.json",
     "tenure-service-rows v1",
@@ -65,9 +67,18 @@ SERVICE = RowFile(
         "drift_findings",
         "drift_passes",
     ),
+    "0009",
 )
-DATA_KEYS = RowFile("datakeys.json", "tenure-datakeys v1", ("data_keys",))
+DATA_KEYS = RowFile("datakeys.json", "tenure-datakeys v1", ("data_keys",), "0013")
 FILES = (KEYS, SERVICE, DATA_KEYS)
+
+
+def files_at(revision: str | None) -> tuple[RowFile, ...]:
+    """The row files whose tables a schema at ``revision`` holds (every file when
+    None): a pre-upgrade snapshot ships from a database read before its upgrade."""
+    return tuple(f for f in FILES if revision is None or f.since <= revision)
+
+
 TABLES = KEYS.tables
 """The key rows (kept for callers that name them)."""
 

@@ -89,8 +89,10 @@ class Shipper:
         lock: Path | None = None,
         snapshots: SnapshotPolicy | None = None,
         signer: Signer | None = None,
+        files: tuple[keyrows.RowFile, ...] = keyrows.FILES,
     ) -> None:
         self._store = store
+        self._files = files
         self._snapshots = snapshots
         self._signer = signer or (snapshots.signer if snapshots else None)
         self._rowfiles: dict[tuple[str, str, str], str] = {}
@@ -187,7 +189,7 @@ class Shipper:
     def _read_account(self, tx: Transaction, account: str) -> _AccountNow:
         files = {
             file: keyrows.encode(account, keyrows.read_rows(tx, account, file), file)
-            for file in (keyrows.FILES if self._signer else ())
+            for file in (self._files if self._signer else ())
         }
         head = tx.ledger.head(account)
         where = epochs.namespace(account, epochs.epoch_of(head.origin) if head else 1)

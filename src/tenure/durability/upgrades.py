@@ -12,7 +12,7 @@ from alembic.script import Script, ScriptDirectory
 from alembic.util import CommandError
 
 from tenure import __version__
-from tenure.durability import snapshots
+from tenure.durability import keyrows, snapshots
 from tenure.durability.shipping import Shipper
 from tenure.durability.sites import Site
 from tenure.errors import TenureError
@@ -172,13 +172,17 @@ def snapshot_accounts(
     store: Store,
     ledger_signer: Callable[[str], tuple[str, NoteSigner]],
     sites: Iterable[Site],
+    revision: str | None = None,
 ) -> list[SnapshotTaken]:
     """Ship every account's events to every site, then take and publish a signed
     snapshot of each there, so that ``tenure restore`` from any of the sites brings
-    back the state before an upgrade. Raises what shipping, ``take`` and ``publish``
-    raise: an upgrade must not start without its snapshot."""
+    back the state before an upgrade. ``revision``: the schema of a database read
+    before its upgrade (the row files of tables it lacks are not shipped). Raises what
+    shipping, ``take`` and ``publish`` raise: an upgrade must not start without its
+    snapshot."""
     targets = list(sites)
-    Shipper(store, targets, signer=ledger_signer).ship_once()
+    files = keyrows.files_at(revision)
+    Shipper(store, targets, signer=ledger_signer, files=files).ship_once()
     with store.read() as tx:
         accounts = tx.ledger.accounts()
     taken = []
@@ -205,8 +209,9 @@ def snapshot_before_upgrade(
     Other databases are read in place. The live database is not written."""
     path = sqlite_file(url)
     if path is None:
+        revision = schema_revision(url)
         with open_store(url) as store:
-            return snapshot_accounts(store, ledger_signer, sites)
+            return snapshot_accounts(store, ledger_signer, sites, revision)
     copy = scratch / "pre-upgrade.db"
     copy_sqlite(path, copy)
     with open_store(sqlite_url(copy), upgrade=True) as store:

@@ -64,7 +64,8 @@ class StateMap(Protocol):
 
     def root(self, account: str) -> bytes | None:
         """The root stored at the head; None when the account's map was never built
-        (an account written before 0.3.0) or it has no head."""
+        (an account written before 0.3.0), it has no head, or the schema predates the
+        state map (a database read before its upgrade)."""
         ...
 
     def set_root(self, account: str, root: bytes) -> None: ...
@@ -115,6 +116,13 @@ def clear_map(conn: sa.Connection, account: str) -> None:
     """Delete every leaf and bucket of ``account``."""
     for table in ("state_leaves", "state_buckets"):
         raw.execute(conn, f"DELETE FROM {table} WHERE account = :account", {"account": account})  # noqa: S608
+
+
+def _has_state_root(conn: sa.Connection) -> bool:
+    """Whether the schema has the state map (``ledger_heads.state_root``, from 0012 on):
+    a pre-upgrade snapshot reads a database at an older schema in place."""
+    columns = sa.inspect(conn).get_columns("ledger_heads")
+    return any(column["name"] == "state_root" for column in columns)
 
 
 class SqlStateMap(OnConnection):
@@ -201,6 +209,8 @@ class SqlStateMap(OnConnection):
         return root
 
     def root(self, account: str) -> bytes | None:
+        if not _has_state_root(self._conn):
+            return None  # a schema before 0012 (read before its upgrade): no map yet
         found = raw.execute(
             self._conn,
             "SELECT state_root FROM ledger_heads WHERE account = :account",
