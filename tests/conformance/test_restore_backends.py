@@ -26,10 +26,19 @@ def shipped(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return data, site
 
 
-def test_every_account_is_restored_into_each_backend(
-    shipped: tuple[Path, Path], store_url: str
-) -> None:
+def _own(shipped: tuple[Path, Path], tmp_path: Path) -> tuple[Path, Path]:
+    """A copy of the shipped data dir for one test: a restore into PostgreSQL records
+    its checkpoints in the data dir's sidecar, which the next test's target lacks."""
     data, site = shipped
+    copy = tmp_path / "own-data"
+    shutil.copytree(data, copy)
+    return copy, site
+
+
+def test_every_account_is_restored_into_each_backend(
+    shipped: tuple[Path, Path], store_url: str, tmp_path: Path
+) -> None:
+    data, site = _own(shipped, tmp_path)
     report = tenure_json(
         "restore", "--site", site.as_uri(), "--into", store_url, "--data-dir", data
     )
@@ -49,7 +58,7 @@ def test_every_account_is_restored_into_each_backend(
 def test_a_failure_for_one_account_writes_nothing_into_each_backend(
     shipped: tuple[Path, Path], store_url: str, tmp_path: Path
 ) -> None:
-    data, site = shipped
+    data, site = _own(shipped, tmp_path)
     broken = tmp_path / "site"
     shutil.copytree(site, broken)
     segments = sorted((broken / "default" / "segments").iterdir())
@@ -69,7 +78,7 @@ def test_a_failed_restore_leaves_a_database_of_another_application_alone(
 ) -> None:
     """A database with a table named like one of Tenure's but no schema revision is
     not Tenure's: the restore fails on it, and drops nothing."""
-    data, site = shipped
+    data, site = _own(shipped, tmp_path)
     database = sqlite_file(store_url)
     if database is not None:
         database.parent.mkdir(parents=True, exist_ok=True)
