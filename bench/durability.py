@@ -69,6 +69,9 @@ from tenure.store.unit import SqlStore
 
 GOAL_EVENTS = 1_000_000
 GOAL_SECONDS = 30.0
+"""Issue 18: 1 M events restored from genesis in 30 s ..."""
+SNAPSHOT_GOAL_SECONDS = 15.0
+"""... and from a snapshot plus a 10 % tail in 15 s."""
 SNAPSHOT_AT = 0.9
 RATE = 200
 STAGES = (
@@ -276,12 +279,13 @@ def _restore_result(events: int, label: str, run: dict[str, Any]) -> Result:
     limit = run["limit"]
     raw = limit["read"] + limit["hash"] + limit["insert"]
     seconds = run["seconds"]
+    goal_seconds = GOAL_SECONDS if label == "genesis" else SNAPSHOT_GOAL_SECONDS
     projected = seconds * GOAL_EVENTS / events
-    met = seconds <= GOAL_SECONDS if events >= GOAL_EVENTS else None
+    met = seconds <= goal_seconds if events >= GOAL_EVENTS else None
     goal = (
-        f"goal 1 M in <= {GOAL_SECONDS:.0f} s"
+        f"goal 1 M in <= {goal_seconds:.0f} s"
         if events >= GOAL_EVENTS
-        else f"1 M goal <= {GOAL_SECONDS:.0f} s; linear projection {projected:.0f} s"
+        else f"1 M goal <= {goal_seconds:.0f} s; linear projection {projected:.0f} s"
     )
     how = "from genesis" if label == "genesis" else f"from snapshot at {run['snapshot']:,} + tail"
     result = Result(

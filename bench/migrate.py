@@ -36,6 +36,8 @@ from tenure.store.unit import SqlStore
 PG_ADMIN = os.environ.get("TENURE_TEST_PG", "host=127.0.0.1 port=5432 user=postgres dbname=test")
 FULL_EVENTS = 1_000_000
 QUICK_EVENTS = 20_000
+GOAL_SECONDS = 60.0
+"""Issue 18: 1 M events migrated SQLite → PostgreSQL in 60 s."""
 
 
 def size(opts: Options) -> int:
@@ -130,6 +132,7 @@ def run(opts: Options, store: BuiltStore) -> list[Result]:
         f"(digest {proof.digest[:16]}, root {proof.root[:16]}); raw COPY of the same "
         f"{rows:,} rows: {raw_seconds:.1f} s ({raw_rate:,.0f} ev/s)"
     )
+    full = proof.size >= FULL_EVENTS
     result = Result(
         f"migrate SQLite → PostgreSQL, {proof.size:,} events",
         rate,
@@ -137,8 +140,11 @@ def run(opts: Options, store: BuiltStore) -> list[Result]:
         raw_rate,
         "raw psycopg COPY of the event rows",
         "ev/s",
-        "report",
-        None,
+        f"goal 1 M in <= {GOAL_SECONDS:.0f} s"
+        if full
+        else f"1 M goal <= {GOAL_SECONDS:.0f} s; linear projection "
+        f"{seconds * FULL_EVENTS / proof.size:.0f} s",
+        seconds <= GOAL_SECONDS if full else None,
     )
     print("  " + result.line())
     return [result]

@@ -49,10 +49,10 @@ class StateRoot:
     @property
     def consistent(self) -> bool:
         """The rows hash to the stored root, and to the signed one when it is of the
-        head's size."""
+        head's size (a checkpoint signed before 0.3.0 states no root: no claim)."""
         if self.stored != self.computed:
             return False
-        return self.signed_size != self.size or self.signed == self.computed
+        return self.signed is None or self.signed_size != self.size or self.signed == self.computed
 
 
 def state_root(store: Store, account: str) -> StateRoot:
