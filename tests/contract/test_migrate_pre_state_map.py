@@ -33,7 +33,8 @@ def _as_before_the_state_map(data_dir: Path) -> int:
         ).fetchone()
         (head,) = db.execute("SELECT size FROM ledger_heads WHERE account = 'default'").fetchone()
         signed = parse_checkpoint(parse_note(note)[0])
-        assert signed.state is not None and size == head
+        assert signed.state is not None
+        assert size == head
         bare = sign_checkpoint(Checkpoint(origin, size, signed.root), [signer])
         db.execute("UPDATE ledger_checkpoints SET note = ? WHERE size = ?", (bare, size))
         db.execute("UPDATE ledger_heads SET state_root = NULL")
