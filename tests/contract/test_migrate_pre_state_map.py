@@ -1,7 +1,8 @@
 """``tenure migrate`` of a store whose newest checkpoint, at its head, was signed
-before the state map (0.2.0 and earlier: no ``tenure-state`` line), and whose head
-stores no map root: such a checkpoint makes no claim about the state, so the
-migration proves the target's map against the source's rows alone."""
+before the state map (0.2.0 and earlier: no ``tenure-state`` line), and which holds
+no state map (never opened by a writer since the upgrade): such a checkpoint makes
+no claim about the state, so the migration proves the target's map against the
+source's rows alone."""
 
 from __future__ import annotations
 
@@ -18,8 +19,9 @@ from tenure.ledger.note import parse_note
 
 
 def _as_before_the_state_map(data_dir: Path) -> int:
-    """Sign the head's checkpoint again without a state line, clear the stored map
-    root, and drop the sidecar (which holds the note with the line); the head size."""
+    """Sign the head's checkpoint again without a state line, clear the state map
+    (leaves, buckets and root: the upgrade to 0012 made empty tables) and drop the
+    sidecar (which holds the note with the line); return the head size."""
     runtime = Runtime.open(Settings(data_dir=data_dir))
     try:
         origin, signer = runtime.ledger_signer("default")
@@ -38,6 +40,8 @@ def _as_before_the_state_map(data_dir: Path) -> int:
         bare = sign_checkpoint(Checkpoint(origin, size, signed.root), [signer])
         db.execute("UPDATE ledger_checkpoints SET note = ? WHERE size = ?", (bare, size))
         db.execute("UPDATE ledger_heads SET state_root = NULL")
+        db.execute("DELETE FROM state_leaves")  # no writer has opened it since 0.2.0
+        db.execute("DELETE FROM state_buckets")
     finally:
         db.close()
     for sidecar in (data_dir / "tenure.db.checkpoints").glob("*"):
