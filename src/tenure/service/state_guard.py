@@ -69,9 +69,10 @@ class StateGuard:
         """Per account and bucket, the leaves proven against the kept map's bucket hash:
         a check whose rows hash to them reads no leaf from the database."""
         self._generation: dict[str, int] = {}
-        # Paths proven under one signed root, per (account, size, root): k -> (L, path).
-        self._paths: dict[tuple[str, int, bytes], dict[bytes, tuple[bytes, list[str]]]] = {}
         """Per account, moved whenever the kept map may change (``changing``)."""
+        self._paths: dict[tuple[str, int, bytes], dict[bytes, tuple[bytes, list[str]]]] = {}
+        """Per (account, size, signed state root), the paths proven under that root:
+        ``k`` → (leaf hash, base64 siblings); only the newest root of each account."""
 
     def require(self, account: str) -> None:
         """``StateUnverified`` when ``account``'s state was found unproven."""
