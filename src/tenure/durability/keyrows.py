@@ -47,15 +47,15 @@ class RowFile:
     name: str
     format: str
     tables: tuple[str, ...]
-    since: str = "0003"
-    """The schema revision that made all of ``tables``."""
+    since: str = "0011"
+    """The newest schema revision that made or changed one of ``tables``."""
 
     def note_text(self, account: str, body: bytes) -> str:
         """What the ledger key signs for ``body``: the format, account and hash."""
         return f"{self.format}\n{account}\n{hashlib.sha256(body).hexdigest()}\n"
 
 
-KEYS = RowFile("keys.json", "tenure-keyrows v1", ("api_keys", "signing_keys", "accounts"), "0003")
+KEYS = RowFile("keys.json", "tenure-keyrows v1", ("api_keys", "signing_keys", "accounts"), "0011")
 SERVICE = RowFile(
     "service.json",
     "tenure-service-rows v1",
