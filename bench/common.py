@@ -44,6 +44,12 @@ class Result:
             f"{self.limit:,.0f} {self.limit_unit} | ratio {self.ratio:.2f} ({self.goal}){verdict}"
         )
 
+    def show(self) -> None:
+        """Print ``line()`` and the notes under it."""
+        print(self.line())
+        for note in self.notes:
+            print(f"    {note}")
+
 
 @dataclass
 class Options:

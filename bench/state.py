@@ -187,7 +187,7 @@ def _append_result(on: AppendSide, off: AppendSide, threads: int) -> Result:
             f"{name}: {side.events:,} events in {side.seconds:.2f} s, {side.transactions:,} "
             f"transactions, average batch {side.events / max(1, side.transactions):.2f}"
         )
-    _print(result)
+    result.show()
     return result
 
 
@@ -243,7 +243,7 @@ def checks_with_and_without(
         "over HTTP every check runs with the service's guard (benchmark 5); "
         '"proof": true over HTTP is e. below'
     )
-    _print(result)
+    result.show()
     return result
 
 
@@ -283,9 +283,3 @@ def run(opts: Options) -> list[Result]:
     else:
         results.append(state_http.proof_over_http(opts))
     return results
-
-
-def _print(result: Result) -> None:
-    print(result.line())
-    for note in result.notes:
-        print(f"    {note}")

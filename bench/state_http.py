@@ -75,7 +75,5 @@ def proof_over_http(opts: Options) -> Result:
         f"without {without[-1].p99_ms:.1f} ms; each proven answer carries the checkpoint "
         "note and the license and plan-version rows with their paths"
     )
-    print(result.line())
-    for note in result.notes:
-        print("    " + note)
+    result.show()
     return result

@@ -106,7 +106,7 @@ def full_verification(signed: SignedStore) -> tuple[list[Result], ProvenState]:
             f"{seconds:.2f} s for {signed.rows:,} rows"
             + (f"; replays {size:,} events ({size / seconds:,.0f} ev/s)" if replay else "")
         )
-        _print(result)
+        result.show()
         results.append(result)
     assert proven is not None
     return results, proven
@@ -204,11 +204,5 @@ def proof_verification(signed: SignedStore, map_size: int, proofs_wanted: int) -
         "not included: the checkpoint's Ed25519 signature (once per checkpoint, not per "
         "row) and the SDK's JSON/base64 decoding (tenure.sdk.verify_rows does both)"
     )
-    _print(result)
+    result.show()
     return result
-
-
-def _print(result: Result) -> None:
-    print(result.line())
-    for note in result.notes:
-        print(f"    {note}")

@@ -27,6 +27,7 @@ segments instead (``tenure.durability.idemrows``).
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,15 +48,13 @@ class RowFile:
     name: str
     format: str
     tables: tuple[str, ...]
-    since: str = "0011"
-    """The newest schema revision that made or changed one of ``tables``."""
 
     def note_text(self, account: str, body: bytes) -> str:
         """What the ledger key signs for ``body``: the format, account and hash."""
         return f"{self.format}\n{account}\n{hashlib.sha256(body).hexdigest()}\n"
 
 
-KEYS = RowFile("keys.json", "tenure-keyrows v1", ("api_keys", "signing_keys", "accounts"), "0011")
+KEYS = RowFile("keys.json", "tenure-keyrows v1", ("api_keys", "signing_keys", "accounts"))
 SERVICE = RowFile(
     "service.json",
     "tenure-service-rows v1",
@@ -67,16 +66,16 @@ SERVICE = RowFile(
         "drift_findings",
         "drift_passes",
     ),
-    "0009",
 )
-DATA_KEYS = RowFile("datakeys.json", "tenure-datakeys v1", ("data_keys",), "0013")
+DATA_KEYS = RowFile("datakeys.json", "tenure-datakeys v1", ("data_keys",))
 FILES = (KEYS, SERVICE, DATA_KEYS)
 
 
-def files_at(revision: str | None) -> tuple[RowFile, ...]:
-    """The row files whose tables a schema at ``revision`` holds (every file when
-    None): a pre-upgrade snapshot ships from a database read before its upgrade."""
-    return tuple(f for f in FILES if revision is None or f.since <= revision)
+def files_of(tables: Collection[str] | None) -> tuple[RowFile, ...]:
+    """The row files all of whose tables are among ``tables`` (every file when None):
+    a pre-upgrade snapshot ships from a database read before its upgrade, whose
+    schema may lack some (``store.databases.readable_tables``)."""
+    return tuple(f for f in FILES if tables is None or set(f.tables) <= set(tables))
 
 
 TABLES = KEYS.tables

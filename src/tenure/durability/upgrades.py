@@ -4,7 +4,7 @@ they would undo declares itself reversible (``REVERSIBLE = True`` at module leve
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +23,7 @@ from tenure.store.databases import (
     downgrade_schema,
     migration_scripts,
     open_store,
+    readable_tables,
     schema_revision,
     sqlite_file,
     sqlite_url,
@@ -172,16 +173,17 @@ def snapshot_accounts(
     store: Store,
     ledger_signer: Callable[[str], tuple[str, NoteSigner]],
     sites: Iterable[Site],
-    revision: str | None = None,
+    readable: Collection[str] | None = None,
 ) -> list[SnapshotTaken]:
     """Ship every account's events to every site, then take and publish a signed
     snapshot of each there, so that ``tenure restore`` from any of the sites brings
-    back the state before an upgrade. ``revision``: the schema of a database read
-    before its upgrade (the row files of tables it lacks are not shipped). Raises what
+    back the state before an upgrade. ``readable``: the tables a database read before
+    its upgrade holds as this release reads them (the row files of others are not
+    shipped). Raises what
     shipping, ``take`` and ``publish`` raise: an upgrade must not start without its
     snapshot."""
     targets = list(sites)
-    files = keyrows.files_at(revision)
+    files = keyrows.files_of(readable)
     Shipper(store, targets, signer=ledger_signer, files=files).ship_once()
     with store.read() as tx:
         accounts = tx.ledger.accounts()
@@ -209,9 +211,9 @@ def snapshot_before_upgrade(
     Other databases are read in place. The live database is not written."""
     path = sqlite_file(url)
     if path is None:
-        revision = schema_revision(url)
+        readable = readable_tables(url)
         with open_store(url) as store:
-            return snapshot_accounts(store, ledger_signer, sites, revision)
+            return snapshot_accounts(store, ledger_signer, sites, readable)
     copy = scratch / "pre-upgrade.db"
     copy_sqlite(path, copy)
     with open_store(sqlite_url(copy), upgrade=True) as store:

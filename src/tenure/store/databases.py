@@ -77,6 +77,21 @@ def schema_revision(url: str) -> str | None:
         return migrations.current_revision(engine)
 
 
+def readable_tables(url: str) -> set[str]:
+    """The tables of this release's schema that the database at ``url`` holds with
+    every column this release reads (one at an older schema lacks some)."""
+    with _engine(url) as engine:
+        inspector = sa.inspect(engine)
+        present = set(inspector.get_table_names())
+        return {
+            name
+            for name, table in tables.metadata.tables.items()
+            if name in present
+            and {column["name"] for column in inspector.get_columns(name)}
+            >= set(table.columns.keys())
+        }
+
+
 def holds_no_schema(url: str) -> bool:
     """Whether the database at ``url`` has no schema revision and none of this
     release's tables (what ``drop_schema`` would drop is then only what this process

@@ -12,6 +12,7 @@ its SQL.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from typing import Any, Protocol
 
@@ -118,11 +119,21 @@ def clear_map(conn: sa.Connection, account: str) -> None:
         raw.execute(conn, f"DELETE FROM {table} WHERE account = :account", {"account": account})  # noqa: S608
 
 
+_MAPPED: weakref.WeakSet[sa.Engine] = weakref.WeakSet()
+"""Engines whose database was found to have the state map (a column never goes away
+while an engine lives, so it is looked up once per engine)."""
+
+
 def _has_state_root(conn: sa.Connection) -> bool:
     """Whether the schema has the state map (``ledger_heads.state_root``, from 0012 on):
     a pre-upgrade snapshot reads a database at an older schema in place."""
+    if conn.engine in _MAPPED:
+        return True
     columns = sa.inspect(conn).get_columns("ledger_heads")
-    return any(column["name"] == "state_root" for column in columns)
+    if not any(column["name"] == "state_root" for column in columns):
+        return False
+    _MAPPED.add(conn.engine)
+    return True
 
 
 class SqlStateMap(OnConnection):
