@@ -213,9 +213,7 @@ def prove(
     claimed = size if new_epoch else max(signed.size, size)
     base, skipped = _newest_good_snapshot(site, account, where, size, verifiers)
     service = dict(base.service) if base else {}
-    shipped_keys, unusable = keyrows.load(site, account, verifiers)
-    if unusable:
-        skipped.append(f"{account}/keys.json: {unusable}")
+    shipped_keys = _site_rows(site, account, verifiers, keyrows.KEYS, skipped)
     key_rows = "snapshot" if base else "none"
     if shipped_keys is not None and whole:
         service.update(shipped_keys)  # newer than any snapshot's
@@ -224,13 +222,12 @@ def prove(
         leaves = _leaves(site, account, where, run, claimed, progress)
     service_rows = "none"
     if whole:
-        for file in (keyrows.SERVICE, keyrows.DATA_KEYS):
-            shipped, unusable = keyrows.load(site, account, verifiers, file)
-            if unusable:
-                skipped.append(unusable)
-            if shipped is not None:
-                service.update(shipped)
-                service_rows = "site" if file is keyrows.SERVICE else service_rows
+        shipped_service = _site_rows(site, account, verifiers, keyrows.SERVICE, skipped)
+        shipped_data_keys = _site_rows(site, account, verifiers, keyrows.DATA_KEYS, skipped)
+        service.update(shipped_data_keys or {})
+        if shipped_service is not None:
+            service.update(shipped_service)
+            service_rows = "site"
     span = (base.size if base else 0, size)
     records = _shipped_records(site, account, where, run, leaves, span, verifiers, skipped)
     service["idempotency_keys"] = _merged(service.get("idempotency_keys", []), records, size)
@@ -263,6 +260,21 @@ def prove(
         service_rows,
         shipped_audit,
     )
+
+
+def _site_rows(
+    site: Site,
+    account: str,
+    verifiers: list[NoteVerifier],
+    file: keyrows.RowFile,
+    skipped: list[str],
+) -> keyrows.Rows | None:
+    """The site's rows of ``file`` if its signed note vouches for them; why not, when
+    the site has an unusable one, goes to ``skipped``."""
+    shipped, unusable = keyrows.load(site, account, verifiers, file)
+    if unusable:
+        skipped.append(unusable)
+    return shipped
 
 
 def apply(
