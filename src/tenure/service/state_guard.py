@@ -246,7 +246,10 @@ class StateGuard:
             return None
         top = kept[1]
         state = _state_root(note)
-        if state is None:
+        if state is None or state != top.root():
+            # The stored note is hostile: its state line must be the proven map's root,
+            # whatever rows the proof holds (one forged row alone could match a forged
+            # line along its honest path).
             return None
         rows = list(rows)
         wanted = [row_leaf(table, key, row) for table, key, row in rows]
