@@ -76,12 +76,12 @@ SNAPSHOT_AT = 0.9
 RATE = 200
 STAGES = (
     ("_newest_good_snapshot", "snapshot"),
-    ("_leaves", "fetch"),
-    ("_prove_tree", "hash/prove"),
-    ("replay", "replay"),
-    ("apply", "write"),
-    ("_read_back", "read-back"),
+    ("_Walk.segment", "fetched segments: hash, parse, replay, write events"),
+    ("apply", "projection and the rest"),
+    ("verify_written", "read-back"),
 )
+"""What the restore's time is split into: (function of ``tenure.durability.restore``,
+or ``Class.method``, label). Fetching a segment is the time between two segments."""
 
 
 # ------------------------------------------------------------------ 7a: restore
@@ -123,12 +123,17 @@ def snapshot_at(store: BuiltStore, size: int) -> snapshots.Snapshot:
 @contextmanager
 def _stage_timers(times: dict[str, float]) -> Iterator[None]:
     """Wrap the restore module's steps (those that exist) with timers."""
-    saved: dict[str, Any] = {}
-    for attr, label in STAGES:
-        original = getattr(restoring, attr, None)
+    saved: list[tuple[Any, str, Any]] = []
+    for name, label in STAGES:
+        owner: Any = restoring
+        attr = name
+        if "." in name:
+            cls, attr = name.split(".")
+            owner = getattr(restoring, cls, None)
+        original = getattr(owner, attr, None)
         if original is None:
             continue
-        saved[attr] = original
+        saved.append((owner, attr, original))
 
         def timed(*args: Any, _f: Any = original, _l: str = label, **kwargs: Any) -> Any:
             start = time.perf_counter()
@@ -137,12 +142,12 @@ def _stage_timers(times: dict[str, float]) -> Iterator[None]:
             finally:
                 times[_l] = times.get(_l, 0.0) + time.perf_counter() - start
 
-        setattr(restoring, attr, timed)
+        setattr(owner, attr, timed)
     try:
         yield
     finally:
-        for attr, original in saved.items():
-            setattr(restoring, attr, original)
+        for owner, attr, original in saved:
+            setattr(owner, attr, original)
 
 
 def _raw_limit(site_dir: Path, db: Path) -> dict[str, float]:

@@ -37,7 +37,7 @@ from tenure.errors import Conflict, DigestMismatch, LedgerTampered, StateTampere
 from tenure.ledger.merkle import Frontier, leaf_hash, root_of
 from tenure.ledger.statemap import bucket_of, state_key
 from tenure.service.personal import drop_erased_keys
-from tenure.service.replay import replay, stored_digest
+from tenure.service.replay import cyclic_gc_paused, replay, stored_digest
 from tenure.service.state import state_root_in
 from tenure.store.databases import (
     copy_tables,
@@ -121,7 +121,7 @@ def migrate(
     ``DigestMismatch`` or ``LedgerTampered`` (``StateTampered``); a refused or failed
     migration commits nothing."""
     proofs = []
-    with source.read() as src, target.write() as dst:
+    with cyclic_gc_paused(), source.read() as src, target.write() as dst:
         dst.bulk.prepare_large_write()
         for account in accounts:  # every refusal before any copy
             _make_room(src, dst, account, replace)

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import bisect
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -44,12 +44,12 @@ from tenure.durability import audit_shipping, epochs, idemrows, keyrows, segment
 from tenure.durability.segments import BadSegment
 from tenure.durability.sites import Site
 from tenure.durability.snapshots import BadSnapshot, Snapshot
-from tenure.errors import Conflict, DigestMismatch, LedgerTampered
+from tenure.errors import Conflict, DigestMismatch, LedgerTampered, MalformedEvent
 from tenure.ledger.checkpoint import Checkpoint, open_checkpoint
-from tenure.ledger.merkle import EMPTY_ROOT, Frontier, leaf_hash, root_of
+from tenure.ledger.merkle import Frontier, leaf_hash, root_of
 from tenure.ledger.note import NoteVerifier
 from tenure.service.personal import drop_erased_keys
-from tenure.service.replay import replay, stored_digest
+from tenure.service.replay import cyclic_gc_paused, replay_events, stored_digest
 from tenure.service.state_check import memory_root
 from tenure.store.records import EventRow, Head, StoredCheckpoint
 from tenure.store.unit import Store, Transaction
@@ -113,8 +113,11 @@ class Proven:
     epoch: int
     signed: Checkpoint
     note: str
-    leaves: list[bytes]
+    size: int
+    rows: list[EventRow]
+    """The event rows to write (empty when they were written as they were proven)."""
     nodes: list[tuple[int, int, bytes]]
+    """The Merkle nodes to write (empty when written as they were proven)."""
     root: bytes
     state: MemoryState
     service: dict[str, list[dict[str, Any]]]
@@ -125,10 +128,8 @@ class Proven:
     started: float
     service_rows: str = "none"
     audit: audit_shipping.ShippedAudit = audit_shipping.NOT_SHIPPED
-
-    @property
-    def size(self) -> int:
-        return len(self.leaves)
+    streamed: bool = False
+    """The events and Merkle nodes are already in the target transaction."""
 
     def root_at(self, size: int) -> bytes:
         """The root of the restored tree at ``size`` (at most ``self.size``)."""
@@ -154,12 +155,33 @@ def restore(
     leaving a partial restore behind. See ``apply`` for ``replace`` and ``prove``
     for ``new_epoch``. The site's audit chain comes back too, proven, unless
     ``without_audit`` (``AuditUnproven`` if it cannot be proven)."""
-    proven = prove(site, account, verifiers, at_seq, progress, at_time, new_epoch)
+    with cyclic_gc_paused():
+        with target.read() as tx:
+            live = tx.ledger.head(account) is not None
+        if live:
+            # Over a live ledger (``replace``) everything is proven first, outside
+            # the write lock that its service needs.
+            proven = prove(site, account, verifiers, at_seq, progress, at_time, new_epoch)
+            with target.write() as tx:
+                replaced = _apply(tx, proven, verifiers, replace, without_audit)
+        else:
+            # Into an empty store the events are written as they are proven.
+            with target.write() as tx:
+                proven = prove(site, account, verifiers, at_seq, progress, at_time, new_epoch, tx)
+                replaced = _apply(tx, proven, verifiers, replace, without_audit)
+        return check(target, proven, replaced)
+
+
+def _apply(
+    tx: Transaction,
+    proven: Proven,
+    verifiers: list[NoteVerifier],
+    replace: bool,
+    without_audit: bool,
+) -> int | None:
     if without_audit:
         proven.audit = audit_shipping.ShippedAudit(source="skipped")
-    with target.write() as tx:
-        replaced = apply(tx, proven, verifiers, replace)
-    return check(target, proven, replaced)
+    return apply(tx, proven, verifiers, replace)
 
 
 def prove(
@@ -170,8 +192,17 @@ def prove(
     progress: Progress | None = None,
     at_time: datetime | None = None,
     new_epoch: bool = False,
+    into: Transaction | None = None,
 ) -> Proven:
     """Fetch and prove what a restore will write (steps 1 to 5 of the module doc).
+
+    The site's segments are read one at a time and each leaf is parsed once: hashed
+    into the tree, made into its event row, replayed, its idempotency key looked up.
+    With ``into``, a write transaction whose target holds no ledger of ``account``,
+    the head, events and Merkle nodes are written into it segment by segment, so a
+    restore's memory does not grow with the ledger; the caller's transaction must
+    then roll back if anything fails, this proof included. Without it they are kept
+    in the ``Proven`` for ``apply``.
 
     With ``new_epoch`` the site must lack events its signed checkpoint covers (else
     there is nothing to give up): the events it holds without a gap are kept, each
@@ -198,12 +229,14 @@ def prove(
             )
         at_seq = available
     size = available if at_seq is None else at_seq
-    leaves: list[bytes] = []
+    fetched: list[bytes] | None = None
     if at_time is not None:
         # Event times never run backwards within a ledger: the last event at or
         # before the moment ends the prefix.
-        leaves = _leaves(site, account, where, run, available, progress)
-        size = bisect.bisect_right(leaves, at_time, key=_event_time)
+        fetched = [
+            leaf for _, part in _fetch(site, account, where, run, available) for leaf in part
+        ]
+        size = bisect.bisect_right(fetched, at_time, key=_event_time)
     if not new_epoch and available < max(signed.size, size):
         raise RestoreRefused(
             f"{site.url} holds {available} events of {account}, but the restore needs "
@@ -218,8 +251,6 @@ def prove(
     if shipped_keys is not None and whole:
         service.update(shipped_keys)  # newer than any snapshot's
         key_rows = "site"
-    if len(leaves) < claimed:
-        leaves = _leaves(site, account, where, run, claimed, progress)
     service_rows = "none"
     if whole:
         shipped_service = _site_rows(site, account, verifiers, keyrows.SERVICE, skipped)
@@ -228,15 +259,41 @@ def prove(
         if shipped_service is not None:
             service.update(shipped_service)
             service_rows = "site"
-    span = (base.size if base else 0, size)
-    records = _shipped_records(site, account, where, run, leaves, span, verifiers, skipped)
+    lost = signed.size - size if new_epoch else 0
+    if into is not None:
+        if into.ledger.head(account) is not None:
+            raise RestoreRefused(f"the target already holds a ledger of {account}")
+        into.bulk.prepare_large_write()
+        into.ledger.create_head(
+            account, epochs.next_origin(signed.origin) if lost else signed.origin
+        )
+    walk = _Walk(
+        account,
+        size,
+        None if new_epoch else (signed.size, signed.root),
+        base,
+        into,
+    )
+    segment_leaves = (
+        _fetch(site, account, where, run, claimed, progress)
+        if fetched is None
+        else ((name, fetched[name.first : name.end]) for name in run if name.first < claimed)
+    )
+    records: list[dict[str, Any]] = []
+    missing: list[str] = []
+    for name, leaves in segment_leaves:
+        keys = walk.segment(name, leaves)
+        if keys is not None and any(keys.values()):
+            found, why = idemrows.load(site, where, account, name, keys, verifiers)
+            records.extend(found)
+            if why:
+                missing.append(why)
+    if missing:
+        more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+        skipped.append(f"idempotency records not restored: {missing[0]}{more}")
     service["idempotency_keys"] = _merged(service.get("idempotency_keys", []), records, size)
-    signed_claim = None if new_epoch else (signed.size, signed.root)
-    frontier, nodes = _prove_tree(leaves, size, signed_claim, base)
-    state = base.state if base else MemoryState()
-    start = base.size if base else 0
-    replay(((seq, leaves[seq]) for seq in range(start, size)), state, start=start)
-    if size == signed.size and signed.state is not None and memory_root(state) != signed.state:
+    frontier = walk.finish()
+    if size == signed.size and signed.state is not None and memory_root(walk.state) != signed.state:
         raise RestoreRefused(
             f"replaying {size} events of {account} does not give the state root signed in "
             f"{site.url}'s checkpoint {size}"
@@ -247,18 +304,20 @@ def prove(
         epoch,
         signed,
         note.decode(),
-        leaves[:size],
-        nodes,
+        size,
+        walk.rows,
+        walk.nodes,
         frontier.root(),
-        state,
+        walk.state,
         service,
         base.size if base else None,
         skipped,
         key_rows,
-        signed.size - size if new_epoch else 0,
+        lost,
         started,
         service_rows,
         shipped_audit,
+        streamed=into is not None,
     )
 
 
@@ -289,8 +348,10 @@ def apply(
     of the live store's latest signed checkpoint. The target keeps its own service
     rows (API keys, idempotency records). Returns the replaced ledger's size."""
     account = proven.account
-    tx.bulk.prepare_large_write()
-    head = tx.ledger.head(account)
+    head = None
+    if not proven.streamed:
+        tx.bulk.prepare_large_write()
+        head = tx.ledger.head(account)
     replaced = None
     if head is not None:
         if not replace:
@@ -298,17 +359,15 @@ def apply(
         _check_extends(tx, proven, head)
         replaced = head.size
         tx.bulk.delete(account)
-    origin = proven.signed.origin
-    if proven.lost:
-        origin = epochs.next_origin(origin)
-    elif head is not None:
-        origin = head.origin
-    tx.ledger.create_head(account, origin)
-    tx.ledger.append_events(
-        account, [_event_row(seq, leaf) for seq, leaf in enumerate(proven.leaves)]
-    )
-    tx.ledger.append_nodes(account, proven.nodes)
-    if proven.leaves:
+    if not proven.streamed:
+        origin = proven.signed.origin
+        if proven.lost:
+            origin = epochs.next_origin(origin)
+        elif head is not None:
+            origin = head.origin
+        tx.ledger.create_head(account, origin)
+        tx.bulk.append(account, proven.rows, proven.nodes)
+    if proven.size:
         tx.ledger.move_head(account, 0, proven.size)
     for name in TABLE_ORDER:
         tx.bulk.insert_rows(account, name, proven.state.rows(name))
@@ -426,15 +485,17 @@ def _newest_good_snapshot(
     return None, skipped
 
 
-def _leaves(
+def _fetch(
     site: Site,
     account: str,
     where: str,
     run: list[segments.SegmentName],
     need: int,
-    progress: Progress | None,
-) -> list[bytes]:
-    leaves: list[bytes] = []
+    progress: Progress | None = None,
+) -> Iterator[tuple[segments.SegmentName, list[bytes]]]:
+    """Each segment of ``run`` that holds events before ``need``, read and checked,
+    with its leaves."""
+    done = 0
     for name in run:
         if name.first >= need:
             break
@@ -442,69 +503,103 @@ def _leaves(
         if data is None:
             raise RestoreRefused(f"segment {name.first}-{name.end} of {account} vanished")
         try:
-            leaves.extend(segments.decode(data, account, name))
+            leaves = segments.decode(data, account, name)
         except BadSegment as exc:
             raise RestoreRefused(f"{exc.message}: restore from another site") from exc
+        done += len(leaves)
         if progress:
-            progress("fetch", len(leaves), need)
-    return leaves
+            progress("fetch", done, need)
+        yield name, leaves
 
 
-def _prove_tree(
-    leaves: list[bytes], size: int, signed: tuple[int, bytes] | None, base: Snapshot | None
-) -> tuple[Frontier, list[tuple[int, int, bytes]]]:
-    """Hash the leaves into the tree; check the snapshot's and the signed root on the
-    way; return the frontier at ``size`` and the nodes of its tree."""
-    signed_size, signed_root = signed if signed else (0, EMPTY_ROOT)
-    frontier = Frontier()
-    nodes: list[tuple[int, int, bytes]] = []
-    at_size: Frontier | None = frontier.copy() if size == 0 else None
-    for seq in range(max(size, signed_size)):
-        made = frontier.append(leaf_hash(leaves[seq]))
-        if seq < size:
-            nodes.extend(made)
-        done = seq + 1
-        if base is not None and done == base.size and frontier.root() != base.root:
-            raise LedgerTampered(f"the site's events disagree with snapshot {base.size}", seq=seq)
-        if signed and done == signed_size and frontier.root() != signed_root:
-            raise LedgerTampered(
-                f"the site's events disagree with its signed checkpoint {signed_size}", seq=seq
+class _Walk:
+    """One pass over the proven ledger, a segment at a time (``prove``).
+
+    Every leaf up to the claimed size is hashed into the tree, whose root must equal
+    the snapshot's at its size and the signed checkpoint's at its size. Each leaf of
+    the restored prefix is parsed once: its event row and Merkle nodes are written
+    into ``into`` (or kept in ``rows`` and ``nodes``), and from the snapshot on it is
+    replayed onto ``state``."""
+
+    def __init__(
+        self,
+        account: str,
+        size: int,
+        signed: tuple[int, bytes] | None,
+        base: Snapshot | None,
+        into: Transaction | None,
+    ) -> None:
+        self.account = account
+        self.size = size
+        self.signed = signed
+        self.base = base
+        self.into = into
+        self.start = base.size if base else 0
+        self.state = base.state if base else MemoryState()
+        self.frontier = Frontier()
+        self.at_size: Frontier | None = self.frontier.copy() if size == 0 else None
+        self.rows: list[EventRow] = []
+        self.nodes: list[tuple[int, int, bytes]] = []
+
+    def segment(
+        self, name: segments.SegmentName, leaves: list[bytes]
+    ) -> dict[int, str | None] | None:
+        """Take one segment's leaves (from ``name.first``, no gap). Returns the
+        idempotency key of each of its events when the segment holds events after
+        the snapshot that are restored (their shipped records are wanted), else None."""
+        size, start, frontier = self.size, self.start, self.frontier
+        signed_size, signed_root = self.signed if self.signed else (-1, b"")
+        base_size = self.base.size if self.base else -1
+        wanted = name.end > start and name.first < size
+        keys: dict[int, str | None] = {}
+        rows: list[EventRow] = []
+        nodes: list[tuple[int, int, bytes]] = []
+        replayed: list[tuple[int, dict[str, Any]]] = []
+        loads = orjson.loads
+        claimed = max(size, signed_size)
+        for seq, leaf in enumerate(leaves, name.first):
+            if seq < claimed:
+                made = frontier.append(leaf_hash(leaf))
+                done = seq + 1
+                if done == base_size and frontier.root() != self.base.root:  # type: ignore[union-attr]
+                    raise LedgerTampered(
+                        f"the site's events disagree with snapshot {base_size}", seq=seq
+                    )
+                if done == signed_size and frontier.root() != signed_root:
+                    raise LedgerTampered(
+                        f"the site's events disagree with its signed checkpoint {signed_size}",
+                        seq=seq,
+                    )
+                if done == size:
+                    self.at_size = frontier.copy()
+            if seq < size:
+                nodes.extend(made)
+                event = loads(leaf)
+                rows.append(_event_row(seq, event, leaf))
+                if seq >= start:
+                    replayed.append((seq, event))
+                if wanted:
+                    keys[seq] = _key_of(event)
+            elif wanted:
+                keys[seq] = _key_of(loads(leaf))
+        if self.into is not None:
+            self.into.bulk.append(self.account, rows, nodes)
+        else:
+            self.rows.extend(rows)
+            self.nodes.extend(nodes)
+        if replayed:
+            replay_events(replayed, self.state, start=replayed[0][0])
+        return keys if wanted else None
+
+    def finish(self) -> Frontier:
+        """The tree at the restored size, once every leaf up to the claim was taken."""
+        claimed = max(self.size, self.signed[0] if self.signed else 0)
+        if self.frontier.size < claimed or self.at_size is None:
+            raise RestoreRefused(
+                f"the site's segments of {self.account} end at {self.frontier.size}, "
+                f"before {claimed}"
             )
-        if done == size:
-            at_size = frontier.copy()
-    assert at_size is not None
-    return at_size, nodes
-
-
-def _shipped_records(
-    site: Site,
-    account: str,
-    where: str,
-    run: list[segments.SegmentName],
-    leaves: list[bytes],
-    span: tuple[int, int],
-    verifiers: list[NoteVerifier],
-    skipped: list[str],
-) -> list[dict[str, Any]]:
-    """The idempotency records shipped with the segments that hold events of
-    ``span`` (after the snapshot, up to the target); a missing or unproven file is
-    noted in ``skipped`` (once, with how many)."""
-    found: list[dict[str, Any]] = []
-    missing: list[str] = []
-    for name in run:
-        if name.end <= span[0] or name.first >= span[1]:
-            continue
-        keys = {seq: _idempotency_key(leaves[seq]) for seq in range(name.first, name.end)}
-        if not any(keys.values()):
-            continue  # no event of the segment was asked for with a key: no records
-        records, why = idemrows.load(site, where, account, name, keys, verifiers)
-        found.extend(records)
-        if why:
-            missing.append(why)
-    if missing:
-        more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
-        skipped.append(f"idempotency records not restored: {missing[0]}{more}")
-    return found
+        return self.at_size
 
 
 def _merged(
@@ -517,8 +612,8 @@ def _merged(
     return [r for _, r in sorted(by_key.items()) if r["first_seq"] is None or r["first_seq"] < size]
 
 
-def _idempotency_key(leaf: bytes) -> str | None:
-    key = orjson.loads(leaf).get("idempotency_key")
+def _key_of(event: dict[str, Any]) -> str | None:
+    key = event.get("idempotency_key")
     return key if isinstance(key, str) else None
 
 
@@ -526,18 +621,24 @@ def _event_time(leaf: bytes) -> datetime:
     return parse_time(orjson.loads(leaf)["time"])
 
 
-def _event_row(seq: int, leaf: bytes) -> EventRow:
+def _event_row(seq: int, event: dict[str, Any], leaf: bytes) -> EventRow:
     """The stored row of a leaf. The leaves were proven to be the signed ledger (the
     root matched), so they are parsed, not validated again event by event."""
-    event = orjson.loads(leaf)
-    known = EVENT_TYPES.get(event["type"])
-    subject = event["data"].get(known.subject) if known else None
-    return EventRow(
-        seq,
-        event["id"],
-        event["type"],
-        subject if isinstance(subject, str) else None,
-        event["time"],
-        event["idempotency_key"],
-        leaf,
-    )
+    try:
+        kind = event["type"]
+        field = _SUBJECTS.get(kind)
+        subject = event["data"].get(field) if field else None
+        return EventRow(
+            seq,
+            event["id"],
+            kind,
+            subject if isinstance(subject, str) else None,
+            event["time"],
+            event["idempotency_key"],
+            leaf,
+        )
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise MalformedEvent(f"event {seq} lacks envelope field {exc}") from exc
+
+
+_SUBJECTS = {kind: known.subject for kind, known in EVENT_TYPES.items()}

@@ -19,6 +19,7 @@ from tenure.durability.restore import Progress, RestoreRefused, RestoreReport, p
 from tenure.durability.restore import apply as apply_restore
 from tenure.durability.sites import Site
 from tenure.ledger.note import NoteVerifier
+from tenure.service.replay import cyclic_gc_paused
 from tenure.store.unit import Store
 
 Verifiers = Callable[[str], list[NoteVerifier]]
@@ -88,11 +89,13 @@ def restore_accounts(
     # One account's proof in memory at a time, all of them in one transaction: the
     # target is new (or refused unless replaced), so holding its write lock while
     # the next account is fetched and proven keeps nobody waiting.
-    with target.write() as tx:
+    with cyclic_gc_paused(), target.write() as tx:
         for account in chosen:
             if announce:
                 announce(account, "proving")
             trusted = verifiers(account)
+            # Into an account the target lacks, the events go in as they are proven.
+            empty = tx.ledger.head(account) is None
             proven = prove(
                 site,
                 account,
@@ -101,6 +104,7 @@ def restore_accounts(
                 progress,
                 options.at_time,
                 options.new_epoch,
+                tx if empty else None,
             )
             if options.without_audit:
                 proven.audit = audit_shipping.ShippedAudit(source="skipped")

@@ -12,6 +12,7 @@ import gc
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import orjson
 
@@ -34,16 +35,31 @@ def replay(
 ) -> MemoryState:
     """Apply leaves (``(seq, leaf)`` from ``start``, gap-free) to ``state``; add the
     ``(table, key)`` of every row they wrote or deleted to ``changed`` if given."""
-    with _cyclic_gc_paused():
+    loads = orjson.loads
+    events = ((seq, loads(leaf)) for seq, leaf in leaves)
+    return replay_events(events, state, start, progress, changed)
+
+
+def replay_events(
+    events: Iterable[tuple[int, Any]],
+    state: MemoryState | None = None,
+    start: int = 0,
+    progress: Progress | None = None,
+    changed: set[tuple[str, Key]] | None = None,
+) -> MemoryState:
+    """``replay`` of leaves already parsed (``(seq, event object)``), for a caller
+    that reads the events for something else too (a restore makes their rows)."""
+    with cyclic_gc_paused():
         state = state if state is not None else MemoryState()
-        return _replay(leaves, state, start, progress, changed)
+        return _replay(events, state, start, progress, changed)
 
 
 @contextmanager
-def _cyclic_gc_paused() -> Iterator[None]:
-    """Replay creates hundreds of thousands of acyclic row dicts; the cyclic
-    collector would rescan all of them again and again (it halved replay speed at
-    100k events). Reference counting still frees everything."""
+def cyclic_gc_paused() -> Iterator[None]:
+    """Replay (and a restore or migration around it) creates hundreds of thousands
+    of acyclic row dicts; the cyclic collector would rescan all of them again and
+    again (it halved replay speed at 100k events). Reference counting still frees
+    everything."""
     enabled = gc.isenabled()
     gc.disable()
     try:
@@ -54,23 +70,21 @@ def _cyclic_gc_paused() -> Iterator[None]:
 
 
 def _replay(
-    leaves: Iterable[tuple[int, bytes]],
+    events: Iterable[tuple[int, Any]],
     state: MemoryState,
     start: int,
     progress: Progress | None,
     changed: set[tuple[str, Key]] | None,
 ) -> MemoryState:
     expected = start
-    loads = orjson.loads
     tables = state.tables  # changes are applied inline: this loop bounds rebuild and restore
-    for seq, leaf in leaves:
+    for seq, obj in events:
         if seq != expected:
             raise LedgerTampered(f"event {expected} is missing", seq=expected)
         # Replay trusts the ledger's own leaves (``ledger verify`` checks them in
         # full) and skips building an Event per leaf; a leaf without the envelope
         # fields replay needs still fails with MalformedEvent.
         try:
-            obj = loads(leaf)
             changes = apply_data(state, obj["type"], obj["schema"], obj["data"], seq)
         except (KeyError, TypeError) as exc:
             raise MalformedEvent(f"event {seq} lacks envelope field {exc}") from exc

@@ -8,14 +8,14 @@ for events and nodes, a large SQLite page cache for a big write).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from typing import Any, Protocol
 
 import sqlalchemy as sa
 
 from tenure.domain.state import Row
 from tenure.errors import LedgerTampered
-from tenure.store import ledger_records, projection_rows, raw
+from tenure.store import projection_rows, raw
 from tenure.store import tables as t
 from tenure.store.connected import OnConnection
 from tenure.store.records import EventRow
@@ -36,9 +36,10 @@ class BulkLedger(Protocol):
         ...
 
     def append(
-        self, account: str, events: Sequence[EventRow], nodes: Sequence[tuple[int, int, bytes]]
+        self, account: str, events: Iterable[EventRow], nodes: Iterable[tuple[int, int, bytes]]
     ) -> None:
-        """Store events and Merkle nodes (``(level, index, hash)``) the ledger lacks."""
+        """Store events and Merkle nodes (``(level, index, hash)``) the ledger lacks
+        (each iterated once)."""
         ...
 
     def insert_rows(self, account: str, table: str, rows: Iterable[Row]) -> None:
@@ -57,6 +58,8 @@ _EVENTS = (
 )
 _EVENT_COLUMNS = "account, seq, id, type, subject, time, idempotency_key, leaf"
 _NODE_COLUMNS = "account, level, idx, hash"
+_INSERT_EVENTS = f"INSERT INTO ledger_events ({_EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"  # noqa: S608
+_INSERT_NODES = f"INSERT INTO ledger_nodes ({_NODE_COLUMNS}) VALUES (?, ?, ?, ?)"  # noqa: S608
 
 
 class SqlBulkLedger(OnConnection):
@@ -79,7 +82,7 @@ class SqlBulkLedger(OnConnection):
             at = rows[-1][0] + 1
 
     def append(
-        self, account: str, events: Sequence[EventRow], nodes: Sequence[tuple[int, int, bytes]]
+        self, account: str, events: Iterable[EventRow], nodes: Iterable[tuple[int, int, bytes]]
     ) -> None:
         if self._conn.dialect.name == "postgresql":
             rows = (
@@ -89,8 +92,12 @@ class SqlBulkLedger(OnConnection):
             self._copy("ledger_events", _EVENT_COLUMNS, rows)
             self._copy("ledger_nodes", _NODE_COLUMNS, ((account, *n) for n in nodes))
         else:
-            ledger_records.insert_events(self._conn, account, events)
-            ledger_records.insert_nodes(self._conn, account, nodes)
+            # Positional tuples straight to sqlite3: a dict per row cost more than
+            # SQLite's own insert.
+            driver = self._conn.connection.driver_connection
+            assert driver is not None
+            driver.executemany(_INSERT_EVENTS, ((account, *r) for r in events))
+            driver.executemany(_INSERT_NODES, ((account, *n) for n in nodes))
 
     def _copy(self, table: str, columns: str, rows: Iterable[tuple[Any, ...]]) -> None:
         """PostgreSQL ``COPY`` on the transaction's own connection: an executemany

@@ -4,7 +4,7 @@ checkpoint, an event row, an idempotency record. Plain data, no SQL."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 
 @dataclass(frozen=True)
@@ -24,9 +24,9 @@ class StoredCheckpoint:
     signed_at: str
 
 
-@dataclass(frozen=True)
-class EventRow:
-    """A stored event as it goes into ``ledger_events``."""
+class EventRow(NamedTuple):
+    """A stored event as it goes into ``ledger_events``, in its column order (a
+    tuple: a restore or migration makes millions of them)."""
 
     seq: int
     id: str

@@ -3,7 +3,7 @@ ledger and projection."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from tenure.domain.state import Row
@@ -38,10 +38,10 @@ class MemoryBulkLedger:
             yield chunk
 
     def append(
-        self, account: str, events: Sequence[EventRow], nodes: Sequence[tuple[int, int, bytes]]
+        self, account: str, events: Iterable[EventRow], nodes: Iterable[tuple[int, int, bytes]]
     ) -> None:
-        self._ledger.append_events(account, events)
-        self._ledger.append_nodes(account, nodes)
+        self._ledger.append_events(account, list(events))
+        self._ledger.append_nodes(account, list(nodes))
 
     def insert_rows(self, account: str, table: str, rows: Iterable[Row]) -> None:
         self._projection.write(account, table, list(rows), [])
