@@ -22,10 +22,12 @@ import orjson
 from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
+from starlette.routing import Route
 
 from tenure.api.auditing import mark_audited
 from tenure.api.auth import API_KEY_OR_LICENSE, CheckCaller, key_or_license
 from tenure.api.bodies import documented, parse_body
+from tenure.api.parameters import check_parameters
 from tenure.api.problems import problem_responses
 from tenure.api.schemas import answers
 from tenure.errors import InvalidInput
@@ -136,6 +138,28 @@ async def post_check(request: Request, caller: Checker) -> Response:
     ``unknown_license``. 400 naming the field for a malformed body or entitlement key,
     401 without credentials, 403 when a License credential asks about another license.
     """
+    return await _decide_one(request, caller)
+
+
+_check_caller = key_or_license("check")
+
+
+async def _plain_post_check(request: Request) -> Response:
+    """``post_check`` as a plain Starlette endpoint: what FastAPI's dependency
+    machinery does for it (the parameter check, the credential) done here, in the
+    same order."""
+    check_parameters(request)
+    return await _decide_one(request, await _check_caller(request))
+
+
+PLAIN_ROUTES = [Route("/v1/check", _plain_post_check, methods=["POST"], name="post_check")]
+"""Routes served ahead of FastAPI's (``create_app`` puts them first). A check is the
+call every protected application makes, and FastAPI's request handling (dependency
+resolution, its request and response wrappers) cost more than the decision; the
+FastAPI route stays for the OpenAPI document and is never reached."""
+
+
+async def _decide_one(request: Request, caller: CheckCaller) -> Response:
     body = await parse_body(request, CheckBody)
     caller.require_may_check(body.license, "license")
     known_size = _known_size(body)

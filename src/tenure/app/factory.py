@@ -145,6 +145,7 @@ def create_app(
         ops_routes,
     ):
         app.include_router(routes.router)
+    app.router.routes[:0] = check_routes.PLAIN_ROUTES
     # Outermost: its latency and access line include every other middleware.
     app.add_middleware(ObservabilityMiddleware, slow_ms=settings.slo_latency_ms)
     if settings.proxy_networks():
