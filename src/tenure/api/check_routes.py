@@ -22,7 +22,8 @@ import orjson
 from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
-from starlette.routing import Route
+from starlette.routing import Match, Route
+from starlette.types import Scope
 
 from tenure.api.auditing import mark_audited
 from tenure.api.auth import API_KEY_OR_LICENSE, CheckCaller, key_or_license
@@ -152,7 +153,18 @@ async def _plain_post_check(request: Request) -> Response:
     return await _decide_one(request, await _check_caller(request))
 
 
-PLAIN_ROUTES = [Route("/v1/check", _plain_post_check, methods=["POST"], name="post_check")]
+class _PlainRoute(Route):
+    """A Starlette route that names itself in the scope, as FastAPI's routes do: the
+    audit action, the metrics' route label and the trace span read it there."""
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        match, child = super().matches(scope)
+        if match != Match.NONE:
+            child["route"] = self
+        return match, child
+
+
+PLAIN_ROUTES = [_PlainRoute("/v1/check", _plain_post_check, methods=["POST"], name="post_check")]
 """Routes served ahead of FastAPI's (``create_app`` puts them first). A check is the
 call every protected application makes, and FastAPI's request handling (dependency
 resolution, its request and response wrappers) cost more than the decision; the
