@@ -181,7 +181,7 @@ def main(argv: list[str]) -> int:
                 results.append(verify.run(opts, store(size)))
         if "checks" in wanted:
             print(
-                "\n[5] POST /v1/check over HTTP vs a bare FastAPI endpoint, same server and"
+                "\n[5] POST /v1/check over HTTP vs a bare Starlette endpoint, same server and"
                 " workers (uvicorn, granian; 1 and 2 workers)"
             )
             missing = checks_http.missing_tools()

@@ -12,7 +12,7 @@ compares every one with the hashed entry. ``account`` is the key the chain is re
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
 import sqlalchemy as sa
@@ -174,7 +174,21 @@ class SqlAuditLog(OnConnection):
         return size, columns.blob(row[1], f"the hash of {what}", None, AuditTampered)
 
     def append(self, account: str, records: Sequence[AuditRecord], size: int, last: bytes) -> None:
-        rows = [{"account": account, **asdict(record)} for record in records]
+        # Plain dicts: dataclasses.asdict deep-copies every field of every entry.
+        rows = [
+            {
+                "account": account,
+                "seq": r.seq,
+                "time": r.time,
+                "principal": r.principal,
+                "action": r.action,
+                "outcome": r.outcome,
+                "target": r.target,
+                "entry": r.entry,
+                "hash": r.hash,
+            }
+            for r in records
+        ]
         raw.executemany(self._conn, _INSERT, rows)
         params = {"account": account, "size": size, "hash": last}
         raw.execute(self._conn, _SET_HEAD, params).close()
