@@ -233,9 +233,8 @@ def prove(
     if at_time is not None:
         # Event times never run backwards within a ledger: the last event at or
         # before the moment ends the prefix.
-        fetched = [
-            leaf for _, part in _fetch(site, account, where, run, available) for leaf in part
-        ]
+        parts = _fetch(site, account, where, run, available, progress)
+        fetched = [leaf for _, part in parts for leaf in part]
         size = bisect.bisect_right(fetched, at_time, key=_event_time)
     if not new_epoch and available < max(signed.size, size):
         raise RestoreRefused(
