@@ -642,7 +642,8 @@ def _print_row(row: Row, header: bool) -> None:
     if header:
         print(
             f"  {'server':<8} {'workers':>7} {'bare req/s':>11} {'check req/s':>12} "
-            f"{'ratio':>6} {f'>={RATIO_GOAL:.2f}':>7} {'half rate':>10} {'p50 ms':>7} {'p99 ms':>7} "
+            f"{'ratio':>6} {f'>={RATIO_GOAL:.2f}':>7} {'half rate':>10} "
+            f"{'p50 ms':>7} {'p99 ms':>7} "
             f"{'<=5 ms':>7} {'bare p50/p99 ms':>16} {'errors':>7}"
         )
     ratio_met = "met" if row.ratio >= RATIO_GOAL and not row.errors else "missed"
