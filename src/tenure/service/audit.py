@@ -242,6 +242,22 @@ def _storable_json(value: Any) -> Any:
     return value
 
 
+def encoded_body(entry: AuditEntry, seq: int, time: str, prev: bytes) -> bytes:
+    """``canonical_json(entry.body(seq, time, prev))``, cheaper: every decision is
+    chained through here. The body's members are typed (texts, integers of the chain,
+    fixed ASCII keys), so only ``detail``, the one free-form member, goes through the
+    value-domain check; orjson with sorted keys then writes the canonical bytes
+    whenever they are ASCII, and anything else takes the reference path."""
+    body = entry.body(seq, time, prev)
+    if body["detail"]:
+        canonical_json(body["detail"])  # InvalidInput for a value outside the domain
+    try:
+        encoded = orjson.dumps(body, option=orjson.OPT_SORT_KEYS)
+    except TypeError:  # a lone surrogate: canonical_json names the member at fault
+        return canonical_json(body)
+    return encoded if encoded.isascii() else canonical_json(body)
+
+
 def entry_hash(encoded: bytes) -> bytes:
     return hashlib.sha256(DOMAIN + encoded).digest()
 
@@ -265,7 +281,7 @@ def append(log: AuditLog, entries: Sequence[AuditEntry], time: str) -> None:
         size, prev = _head(log, account)
         records = []
         for entry in map(storable, group):
-            encoded = canonical_json(entry.body(size, time, prev))
+            encoded = encoded_body(entry, size, time, prev)
             digest = entry_hash(encoded)
             records.append(
                 AuditRecord(
