@@ -166,9 +166,10 @@ class _PlainRoute(Route):
 
 PLAIN_ROUTES = [_PlainRoute("/v1/check", _plain_post_check, methods=["POST"], name="post_check")]
 """Routes served ahead of FastAPI's (``create_app`` puts them first). A check is the
-call every protected application makes, and FastAPI's request handling (dependency
-resolution, its request and response wrappers) cost more than the decision; the
-FastAPI route stays for the OpenAPI document and is never reached."""
+call every protected application makes: matched first, it skips FastAPI's scan of the
+included routers, its dependency resolution and its request and response wrappers
+(docs/benchmarks.md, "Checks at framework speed"). The FastAPI route stays for the
+OpenAPI document and is never reached."""
 
 
 async def _decide_one(request: Request, caller: CheckCaller) -> Response:
