@@ -548,7 +548,7 @@ class _Walk:
         the snapshot that are restored (their shipped records are wanted), else None."""
         size, start, frontier = self.size, self.start, self.frontier
         signed_size, signed_root = self.signed if self.signed else (-1, b"")
-        base_size = self.base.size if self.base else -1
+        base_size, base_root = (self.base.size, self.base.root) if self.base else (-1, b"")
         wanted = name.end > start and name.first < size
         keys: dict[int, str | None] = {}
         rows: list[EventRow] = []
@@ -560,7 +560,7 @@ class _Walk:
             if seq < claimed:
                 made = frontier.append(leaf_hash(leaf))
                 done = seq + 1
-                if done == base_size and frontier.root() != self.base.root:  # type: ignore[union-attr]
+                if done == base_size and frontier.root() != base_root:
                     raise LedgerTampered(
                         f"the site's events disagree with snapshot {base_size}", seq=seq
                     )
