@@ -50,6 +50,13 @@ class Settings(BaseSettings):
         description="decisions' audit entries chained per write; 1 writes each decision "
         "in a transaction of its own (no batching, for comparison)",
     )
+    check_cache_rows: int = Field(
+        10_000,
+        ge=0,
+        description="licenses and credentials each server process keeps proven in "
+        "memory for checks, while no row they read changes (0: read every check from "
+        "the store)",
+    )
     default_account: str = "default"
     sites: str = Field(
         "",

@@ -38,8 +38,8 @@ def test_current_revision_is_the_latest_and_upgrading_again_is_a_no_op(tmp_path:
     try:
         assert current_revision(engine) is None
         upgrade(engine)
-        assert current_revision(engine) == "0013"
+        assert current_revision(engine) == "0014"
         upgrade(engine)
-        assert current_revision(engine) == "0013"
+        assert current_revision(engine) == "0014"
     finally:
         engine.dispose()

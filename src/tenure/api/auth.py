@@ -14,6 +14,7 @@ from tenure.errors import Forbidden, Unauthenticated
 from tenure.service.apikeys import Principal, authenticate
 from tenure.service.checks import LicenseHolder, authenticate_license, require_own_license
 from tenure.service.policy import POLICY, authorize
+from tenure.service.read_model import CheckReadModel
 
 SECURITY_SCHEMES: dict[str, Any] = {
     "apiKey": {
@@ -42,6 +43,10 @@ def principal(request: Request) -> Principal:
     if scheme.lower() != "bearer" or not key.strip():
         raise Unauthenticated("send Authorization: Bearer <api key>")
     caller = authenticate(request.app.state.runtime.store, key.strip())
+    return _accept(request, caller)
+
+
+def _accept(request: Request, caller: Principal) -> Principal:
     set_principal(request, caller)
     _require_agent_certificate(request, caller)
     return caller
@@ -106,21 +111,48 @@ def key_or_license(action: str) -> Callable[[Request], Awaitable[CheckCaller]]:
     ``tenure.api.check_routes``)."""
 
     async def dependency(request: Request) -> CheckCaller:
-        scheme, _, credential = request.headers.get("authorization", "").partition(" ")
-        credential = credential.strip()
-        if scheme.lower() == "license" and credential:
-            holder = authenticate_license(request.app.state.runtime.store, credential)
-            who = Principal(f"license:{holder.serial}", holder.account, "license", "license")
-            set_principal(request, who)
-            return CheckCaller(who, holder)
-        if scheme.lower() == "bearer" and credential:
-            caller = principal(request)
-            authorize(caller, action)
-            return CheckCaller(caller)
-        raise Unauthenticated("send Authorization: Bearer <api key> or License <license key>")
+        return check_caller(request, action)
 
     dependency.__name__ = f"key_or_license_{action.replace('.', '_')}"
     return dependency
+
+
+def check_caller(request: Request, action: str) -> CheckCaller:
+    """What ``key_or_license(action)`` resolves to."""
+    scheme, _, credential = request.headers.get("authorization", "").partition(" ")
+    credential = credential.strip()
+    if scheme.lower() == "license" and credential:
+        holder = authenticate_license(request.app.state.runtime.store, credential)
+        return _holding(request, holder)
+    if scheme.lower() == "bearer" and credential:
+        caller = principal(request)
+        authorize(caller, action)
+        return CheckCaller(caller)
+    raise Unauthenticated("send Authorization: Bearer <api key> or License <license key>")
+
+
+def cached_check_caller(
+    request: Request, action: str, model: CheckReadModel
+) -> tuple[CheckCaller, int]:
+    """``check_caller``, the credential looked up in ``model`` first, and the read
+    generation of the caller's account, read before any row this request reads."""
+    scheme, _, credential = request.headers.get("authorization", "").partition(" ")
+    credential = credential.strip()
+    if scheme.lower() == "license" and credential:
+        holder, generation = model.holder(credential)
+        return _holding(request, holder), generation
+    if scheme.lower() == "bearer" and credential:
+        found, generation = model.principal(credential)
+        caller = _accept(request, found)
+        authorize(caller, action)
+        return CheckCaller(caller), generation
+    raise Unauthenticated("send Authorization: Bearer <api key> or License <license key>")
+
+
+def _holding(request: Request, holder: LicenseHolder) -> CheckCaller:
+    who = Principal(f"license:{holder.serial}", holder.account, "license", "license")
+    set_principal(request, who)
+    return CheckCaller(who, holder)
 
 
 def require(action: str) -> Callable[[Principal], Principal]:

@@ -15,18 +15,29 @@ the reads. Batches, up to 1,000 decisions, still go to the thread pool.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any, cast
 
 import orjson
 from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
-from starlette.routing import Match, Route
-from starlette.types import Scope
+from starlette.middleware import Middleware
+from starlette.middleware.errors import ServerErrorMiddleware
+from starlette.middleware.exceptions import ExceptionMiddleware
+from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tenure.api.auditing import mark_audited
-from tenure.api.auth import API_KEY_OR_LICENSE, CheckCaller, key_or_license
+from tenure.api.auth import (
+    API_KEY_OR_LICENSE,
+    CheckCaller,
+    cached_check_caller,
+    check_caller,
+    key_or_license,
+)
 from tenure.api.bodies import documented, parse_body
 from tenure.api.parameters import check_parameters
 from tenure.api.problems import problem_responses
@@ -38,6 +49,7 @@ from tenure.service import checks
 from tenure.service.audit import AuditEntry, short_hash
 from tenure.service.checks import MAX_BATCH, CheckAnswer, CheckItem, CheckResults, Decided
 from tenure.service.ledger import SignRequest
+from tenure.service.read_model import CheckReadModel
 
 router = APIRouter(prefix="/v1", tags=["check"], responses=problem_responses(400, 401, 403, 503))
 
@@ -86,7 +98,69 @@ class BatchBody(BaseModel):
     known_size: Annotated[int | None, Field(ge=0, description=KNOWN_SIZE)] = None
 
 
-def _known_size(body: CheckBody | BatchBody) -> int | None:
+@dataclass(frozen=True, slots=True)
+class Question:
+    """A ``CheckBody`` read without pydantic (``quick_question``)."""
+
+    license: str
+    entitlement: str
+    fingerprint: str | None = None
+    proof: bool = False
+    known_size: int | None = None
+
+    def item(self) -> CheckItem:
+        return CheckItem(self.license, self.entitlement, self.fingerprint)
+
+
+_CHECK_FIELDS = frozenset(CheckBody.model_fields)
+QUICK_BODY_BYTES = 4096
+"""Bodies up to this size may be read by ``quick_question``; longer ones never are."""
+
+
+def _plain(value: object) -> bool:
+    """A string pydantic takes as is for a ``Short`` field and every backend stores:
+    1 to 200 printable ASCII characters."""
+    return type(value) is str and 0 < len(value) <= 200 and value.isascii() and value.isprintable()
+
+
+def quick_question(raw: bytes) -> Question | None:
+    """The question of a body that is plainly valid — a JSON object of known fields
+    only, strings of 1 to 200 printable ASCII characters, ``proof`` a boolean,
+    ``known_size`` a non-negative integer — read without pydantic; None for anything
+    else, which ``parse_body`` then validates and, if it must, refuses naming the
+    field. A property test holds it to ``CheckBody``."""
+    if len(raw) > QUICK_BODY_BYTES:
+        return None
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+    if type(data) is not dict or not data.keys() <= _CHECK_FIELDS:
+        return None
+    license, entitlement = data.get("license"), data.get("entitlement")
+    fingerprint, known_size = data.get("fingerprint"), data.get("known_size")
+    proof = data.get("proof", False)
+    if (
+        not _plain(license)
+        or not _plain(entitlement)
+        or not (fingerprint is None or _plain(fingerprint))
+        or type(proof) is not bool
+        or not (known_size is None or (type(known_size) is int and known_size >= 0))
+    ):
+        return None
+    return Question(cast(str, license), cast(str, entitlement), fingerprint, proof, known_size)
+
+
+async def _check_body(request: Request) -> CheckBody | Question:
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) <= QUICK_BODY_BYTES:
+        quick = quick_question(await request.body())
+        if quick is not None:
+            return quick
+    return await parse_body(request, CheckBody)  # reads the body kept by request.body()
+
+
+def _known_size(body: CheckBody | BatchBody | Question) -> int | None:
     if body.known_size is not None and not body.proof:
         raise InvalidInput('known_size needs "proof": true', field="known_size")
     return body.known_size
@@ -142,38 +216,72 @@ async def post_check(request: Request, caller: Checker) -> Response:
     return await _decide_one(request, caller)
 
 
-_check_caller = key_or_license("check")
-
-
 async def _plain_post_check(request: Request) -> Response:
     """``post_check`` as a plain Starlette endpoint: what FastAPI's dependency
     machinery does for it (the parameter check, the credential) done here, in the
-    same order."""
+    same order; the credential and the rows from the read model when it is on."""
     check_parameters(request)
-    return await _decide_one(request, await _check_caller(request))
+    model: CheckReadModel = request.app.state.read_model
+    if not model.enabled:
+        return await _decide_one(request, check_caller(request, "check"))
+    caller, generation = cached_check_caller(request, "check", model)
+    return await _decide_one(request, caller, Cached(model, generation))
 
 
-class _PlainRoute(Route):
-    """A Starlette route that names itself in the scope, as FastAPI's routes do: the
-    audit action, the metrics' route label and the trace span read it there."""
+@dataclass(frozen=True, slots=True)
+class Cached:
+    """The read model a check decides in, and the read generation of the caller's
+    account it read first (``tenure.service.read_model``)."""
 
-    def matches(self, scope: Scope) -> tuple[Match, Scope]:
-        match, child = super().matches(scope)
-        if match != Match.NONE:
-            child["route"] = self
-        return match, child
+    model: CheckReadModel
+    generation: int
 
 
-PLAIN_ROUTES = [_PlainRoute("/v1/check", _plain_post_check, methods=["POST"], name="post_check")]
-"""Routes served ahead of FastAPI's (``create_app`` puts them first). A check is the
-call every protected application makes: matched first, it skips FastAPI's scan of the
-included routers, its dependency resolution and its request and response wrappers
-(docs/benchmarks.md, "Checks at framework speed"). The FastAPI route stays for the
-OpenAPI document and is never reached."""
+PLAIN_CHECK = Route("/v1/check", _plain_post_check, methods=["POST"], name="post_check")
+"""``POST /v1/check`` as the app dispatches it (``direct_check``); the FastAPI route
+above stays for the OpenAPI document and for requests the dispatcher leaves to the
+router."""
 
 
-async def _decide_one(request: Request, caller: CheckCaller) -> Response:
-    body = await parse_body(request, CheckBody)
+def direct_check(
+    middleware: Sequence[Middleware], exception_handlers: Mapping[Any, Callable[..., Any]]
+) -> ASGIApp:
+    """``POST /v1/check`` through the app's own middleware (``middleware``, outermost
+    first) and exception handlers, as Starlette would stack them, but without the
+    router's scan of every route, FastAPI's wrappers and its dependency machinery: a
+    check is the call every protected application makes (docs/benchmarks.md, "Checks
+    at framework speed"). The scope names the route, as the router would: the audit
+    action, the metrics' route label and the trace span read it there."""
+
+    async def endpoint(scope: Scope, receive: Receive, send: Send) -> None:
+        scope["route"] = PLAIN_CHECK
+        scope["endpoint"] = _plain_post_check
+        scope["path_params"] = {}
+        response = await _plain_post_check(Request(scope, receive, send))
+        await response(scope, receive, send)
+
+    error_handler = None
+    handlers = {}
+    for key, handler in exception_handlers.items():
+        if key in (500, Exception):
+            error_handler = handler
+        else:
+            handlers[key] = handler
+    stack = [
+        Middleware(ServerErrorMiddleware, handler=error_handler),
+        *middleware,
+        Middleware(ExceptionMiddleware, handlers=handlers),
+    ]
+    app: ASGIApp = endpoint
+    for cls, args, kwargs in reversed(stack):
+        app = cls(app, *args, **kwargs)
+    return app
+
+
+async def _decide_one(
+    request: Request, caller: CheckCaller, cached: Cached | None = None
+) -> Response:
+    body = await _check_body(request)
     caller.require_may_check(body.license, "license")
     known_size = _known_size(body)
     runtime = request.app.state.runtime
@@ -190,6 +298,10 @@ async def _decide_one(request: Request, caller: CheckCaller) -> Response:
                 runtime.state_guard,
                 lambda: ledger.execute(SignRequest(caller.account)),
                 known_size,
+            )
+        elif cached is not None:
+            decided = cached.model.check(
+                caller.account, item, datetime.now(UTC), runtime.state_guard, cached.generation
             )
         else:
             decided = checks.check(

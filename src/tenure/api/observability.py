@@ -93,8 +93,8 @@ class ObservabilityMiddleware:
         method = scope["method"]
         if metrics.process_metrics_enabled():
             label = method if method in _METHODS else _OTHER_METHOD
-            metrics.HTTP_REQUESTS.labels(route, label, str(status)).inc()
-            metrics.HTTP_SECONDS.labels(route, label).observe(elapsed)
+            metrics.labelled(metrics.HTTP_REQUESTS, route, label, str(status)).inc()
+            metrics.labelled(metrics.HTTP_SECONDS, route, label).observe(elapsed)
             if status == 401:
                 metrics.AUTH_FAILURES.inc()
         if status == 401:

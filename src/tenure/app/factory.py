@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 from collections.abc import AsyncIterator
@@ -10,6 +11,7 @@ from typing import Any
 
 from fastapi import Depends, FastAPI, Request
 from opentelemetry.sdk.trace import TracerProvider
+from starlette.types import ASGIApp, Receive, Scope, Send
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from tenure import __version__
@@ -48,6 +50,7 @@ from tenure.service import queries
 from tenure.service.accounts import ensure_account
 from tenure.service.approvals import Executors
 from tenure.service.ledger import SignRequest
+from tenure.service.read_model import CheckReadModel
 
 _log = logging.getLogger("tenure.app")
 
@@ -56,10 +59,13 @@ def create_app(
     settings: Settings,
     runtime: Runtime | None = None,
     tracer_provider: TracerProvider | None = None,
+    serving: bool = False,
 ) -> FastAPI:
     """Build the Tenure HTTP app. Opens (and migrates) the store on startup.
 
-    ``tracer_provider`` replaces the one the settings describe (tests)."""
+    ``tracer_provider`` replaces the one the settings describe (tests); ``serving``
+    says the app is the whole of a server process (``tenure serve``, a worker), which
+    freezes the heap startup built (``gc.freeze``)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -81,6 +87,7 @@ def create_app(
         state_checks = rt.state_checks()
         state_checks.start()
         app.state.audit = AuditBatcher(ledger, settings.audit_batch_max)
+        app.state.read_model = CheckReadModel(rt.store, settings.check_cache_rows)
         if queries.latest_checkpoint(rt.store, settings.default_account) is None:
             # A fresh service publishes the empty tree, so clients have a checkpoint to
             # pin from the first request on.
@@ -91,6 +98,12 @@ def create_app(
         app.state.schema_head = ops.schema_head
         reconciler = reconcile.schedule(rt.store, ledger, rt.settings)
         reconciler.start()
+        if serving:
+            # What startup made lives as long as the process: keep it out of the
+            # cyclic collector's full passes, which otherwise stall the event loop
+            # for tens of milliseconds (docs/benchmarks.md: check p99 96 -> 22 ms).
+            gc.collect()
+            gc.freeze()
         try:
             yield
         finally:
@@ -107,7 +120,7 @@ def create_app(
             if runtime is None:
                 rt.close()
 
-    app = FastAPI(
+    app = TenureApp(
         title="Tenure",
         version=__version__,
         summary="License entitlements on a tamper-evident ledger.",
@@ -145,7 +158,6 @@ def create_app(
         ops_routes,
     ):
         app.include_router(routes.router)
-    app.router.routes[:0] = check_routes.PLAIN_ROUTES
     # Outermost: its latency and access line include every other middleware.
     app.add_middleware(ObservabilityMiddleware, slow_ms=settings.slo_latency_ms)
     if settings.proxy_networks():
@@ -159,6 +171,24 @@ def create_app(
     console.install(app, failures, problems.status_of)
     app.state.executors = _executors()
     return app
+
+
+class TenureApp(FastAPI):
+    """The FastAPI app, with ``POST /v1/check`` dispatched straight to its route through
+    the same middleware and exception handlers (``check_routes.direct_check``)."""
+
+    _direct: ASGIApp | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] == "/v1/check" and scope["method"] == "POST":
+            if self._direct is None:
+                self._direct = check_routes.direct_check(
+                    self.user_middleware, self.exception_handlers
+                )
+            scope["app"] = self
+            await self._direct(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
 
 
 def _executors() -> Executors[Request]:
@@ -224,4 +254,4 @@ def app_from_env() -> FastAPI:
     It is the start of a server process, as ``tenure`` is of a CLI one: it sets the
     same umask (0o077), so that what this process creates is for its user only."""
     os.umask(PRIVATE_UMASK)
-    return create_app(Settings())
+    return create_app(Settings(), serving=True)

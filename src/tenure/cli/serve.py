@@ -243,7 +243,7 @@ def run_server(
         "proxy_headers": False,
     }
     if workers == 1:
-        config = uvicorn.Config(create_app(s, runtime), **options)
+        config = uvicorn.Config(create_app(s, runtime, serving=True), **options)
         _serve_in_this_process(uvicorn.Server(config), sock)
         return
     runtime.close()

@@ -66,6 +66,10 @@ NOT_RESTORED: dict[str, str] = {
     "alerts": "re-derived: the alert job raises again an anomaly that persists",
     "ops_minutes": "per-minute operational counters (metrics history), not state",
     "drills": "results of drills of the lost database; each is also in the audit log",
+    "read_generation": (
+        "each account's change counter of the lost database (when servers read rows "
+        "again); the restored database's triggers count its own"
+    ),
 }
 
 WRITTEN_BY_RESTORE = tuple(RESTORED)

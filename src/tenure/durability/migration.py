@@ -147,7 +147,8 @@ def _make_room(src: Transaction, dst: Transaction, account: str, replace: bool) 
     """Refuse a target holding rows of ``account``; with ``replace``, delete them if
     the source's ledger extends the target's (same root at the target's size and at
     its latest checkpoint), as ``tenure restore --replace`` requires."""
-    held = [name for name, count in row_counts(dst, account).items() if count]
+    counts = row_counts(dst, account).items()
+    held = [name for name, count in counts if count and PLAN_OF[name].how is not How.NOT_COPIED]
     if not held:
         return
     head = dst.ledger.head(account)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Mapping
+from typing import Any, TypeVar, cast
 
 from prometheus_client import (
     REGISTRY,
@@ -27,7 +28,10 @@ from prometheus_client import (
     multiprocess,
 )
 from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.registry import Collector
+
+MetricT = TypeVar("MetricT", bound=MetricWrapperBase)
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
@@ -36,6 +40,12 @@ DECISIONS = Counter(
     "tenure_decisions_total",
     "Entitlement decisions answered, by outcome and reason.",
     ["allowed", "reason"],
+)
+READ_MODEL = Counter(
+    "tenure_check_read_model_lookups_total",
+    "Licenses and credentials a check looked up in this process's read model, by "
+    "result: hit (proven rows in memory), miss (read from the store and proven).",
+    ["result"],
 )
 AUTH_FAILURES = Counter(
     "tenure_auth_failures_total", "Requests refused for a missing or invalid credential (401)."
@@ -110,11 +120,31 @@ def process_metrics_enabled() -> bool:
     return _process_metrics[0]
 
 
+_children: dict[tuple[int, tuple[str, ...]], Any] = {}
+
+
+def labelled(metric: MetricT, *values: str) -> MetricT:
+    """``metric.labels(*values)``, kept: the per-request paths ask for the same few
+    children every time, and ``labels`` validates and locks on each call."""
+    key = (id(metric), values)
+    child = _children.get(key)
+    if child is None:
+        child = _children[key] = metric.labels(*values)
+    return cast(MetricT, child)
+
+
 def observe_decisions(answers: Iterable[Mapping[str, object]]) -> None:
     """Count decisions by ``allowed`` and ``reason`` (no-op when process metrics are off)."""
     if _process_metrics[0]:
         for answer in answers:
-            DECISIONS.labels("true" if answer["allowed"] else "false", answer["reason"]).inc()
+            allowed = "true" if answer["allowed"] else "false"
+            labelled(DECISIONS, allowed, str(answer["reason"])).inc()
+
+
+def observe_read_model(hit: bool) -> None:
+    """Count one read-model lookup (no-op when process metrics are off)."""
+    if _process_metrics[0]:
+        labelled(READ_MODEL, "hit" if hit else "miss").inc()
 
 
 def observe_append(seconds: float, events: int) -> None:

@@ -154,6 +154,18 @@ def _answer(
     if license_row is not None:
         key = (license_row["plan"], license_row["plan_version"])
         plan_row = tx.projection.row(account, "plan_versions", key)
+    return answer_from(item, license_row, plan_row, now, checkpoint)
+
+
+def answer_from(
+    item: CheckItem,
+    license_row: Row | None,
+    plan_row: Row | None,
+    now: datetime,
+    checkpoint: CheckpointRef | None,
+) -> Decided:
+    """The decision on ``item`` given the rows it reads (the license ``item`` names and
+    its plan version, None where there is none) and the checkpoint read with them."""
     decision = decide(license_row, plan_row, item.entitlement, now)
     read: list[ReadRow] = []
     if license_row is not None:

@@ -112,6 +112,12 @@ TABLE_PLAN: tuple[TablePlan, ...] = (
     TablePlan("notices", How.INSERTED, "lifecycle notices (never change)"),
     TablePlan("alerts", How.KEYED, "anomaly alerts (clearing changes a row)"),
     TablePlan("ops_minutes", How.KEYED, "per-minute counters (flushes add into a row)"),
+    TablePlan(
+        "read_generation",
+        How.NOT_COPIED,
+        "each account's change counter of this database, moved by its own triggers as "
+        "rows are copied",
+    ),
 )
 
 PLAN_OF: Mapping[str, TablePlan] = {plan.table: plan for plan in TABLE_PLAN}
@@ -170,8 +176,13 @@ def table_digests(conn: sa.Connection, account: str) -> dict[str, str]:
 
 
 def delete_account(conn: sa.Connection, account: str) -> None:
-    """Delete every row of ``account`` from every table of ``TABLE_PLAN``."""
+    """Delete every row of ``account`` from every table of ``TABLE_PLAN`` but its read
+    generation, which only ever moves forward (the triggers move it for the rows
+    deleted here): a server's rows proven under an old number must never match a
+    counter that started again."""
     for plan in TABLE_PLAN:
+        if plan.table == "read_generation":
+            continue
         table = t.metadata.tables[plan.table]
         conn.execute(sa.delete(table).where(owned_by(table, account)))
 

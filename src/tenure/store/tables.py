@@ -137,6 +137,16 @@ api_keys = sa.Table(
     sa.Column("created_by", _string(40), nullable=True),
 )
 
+read_generation = sa.Table(
+    "read_generation",
+    metadata,
+    # Per account, moved by triggers on every change to a row a check reads
+    # (migration 0014): a server answers checks from rows it proved while it stands.
+    sa.Column("account", _string(64), primary_key=True),
+    sa.Column("n", sa.BigInteger, nullable=False),
+    **WITHOUT_ROWID,
+)
+
 accounts = sa.Table(
     "accounts",
     metadata,

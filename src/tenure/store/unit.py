@@ -39,7 +39,13 @@ from tenure.store.data_keys import DataKeys, SqlDataKeys
 from tenure.store.deployments import Deployments, SqlDeployments
 from tenure.store.drift import Drift, SqlDrift
 from tenure.store.drills import Drills, SqlDrills
-from tenure.store.engine import quick_read, read_transaction, transaction_on, write_transaction
+from tenure.store.engine import (
+    quick_read,
+    quick_scalar,
+    read_transaction,
+    transaction_on,
+    write_transaction,
+)
 from tenure.store.gauges import Gauges, SqlGauges
 from tenure.store.licenses import Licenses, SqlLicenses
 from tenure.store.listings import Listings, SqlListings
@@ -264,6 +270,12 @@ class Store(Protocol):
         """A short read on the hot path (a check): the same snapshot guarantee."""
         ...
 
+    def generation(self, account: str) -> int:
+        """The read generation of ``account`` (migration 0014): a number that moves
+        whenever a row of it a check or its credential reads changes, by whatever
+        wrote it."""
+        ...
+
     def shared_write(self) -> AbstractContextManager[Transaction]:
         """A write transaction beside the ledger writer's, for rows no writer caches
         (webhook deliveries, counters, notices): it holds the store lock shared, as
@@ -449,6 +461,9 @@ class SqlTransaction:
     licenses: noun[Licenses] = on_connection(SqlLicenses)
 
 
+_GENERATION = "SELECT n FROM read_generation WHERE account = :account"
+
+
 class _QuickRead:
     """``SqlStore.quick_read``: a class, not a generator, since every check pays for
     each layer (a generator-based context manager costs about 1.5 µs more)."""
@@ -494,6 +509,10 @@ class SqlStore:
 
     def quick_read(self) -> AbstractContextManager[Transaction]:
         return _QuickRead(self.engine)
+
+    def generation(self, account: str) -> int:
+        found = quick_scalar(self.engine, _GENERATION, {"account": account})
+        return 0 if found is None else int(found)
 
     @contextmanager
     def shared_write(self) -> Iterator[Transaction]:

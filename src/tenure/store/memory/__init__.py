@@ -133,6 +133,7 @@ class MemoryStore:
     def __init__(self) -> None:
         self.tables: Tables = {}
         self._lock = threading.RLock()
+        self._generation = 0
 
     @contextmanager
     def read(self) -> Iterator[Transaction]:
@@ -149,6 +150,11 @@ class MemoryStore:
                 self.tables.clear()
                 self.tables.update(saved)
                 raise
+            self._generation += 1
+
+    def generation(self, account: str) -> int:
+        """Moves with every write transaction (memory has no triggers to be precise)."""
+        return self._generation
 
     quick_read = read
     shared_write = write
