@@ -1,21 +1,26 @@
 """Benchmark 5: ``POST /v1/check`` over HTTP vs a bare Starlette endpoint, same server.
 
-A demo store is seeded and given an owner API key; request bodies name real licenses
-(by serial and by license key) and entitlements of the seeded catalog, mostly
-allowed, some denied. For uvicorn and granian with 1 and 2 workers, the real app
+A demo store is seeded (10,000+ licenses in the full run) and given an owner API key.
+Two workloads: **one license** (its serial and its key, entitlements allowed and
+denied, rotating) and **every license** (one body per license, half by serial and
+half by license key, picked at random by wrk and in a shuffled rotation by loadgen).
+Each runs on the SQLite store and on the same store migrated to PostgreSQL. For
+uvicorn (and, on SQLite with one license, granian) with 1 and 2 workers, the real app
 (``tenure.app:app_from_env``) and the bare app (``bench.bare_app:create_starlette_app``:
 one plain Starlette POST route that parses a small JSON body, no database: the
-framework's ceiling, issue 19) run as real server
-processes on loopback ports, and
+framework's ceiling, issue 19) run as real server processes on loopback ports, and
 
 * the maximum rate of each is measured closed loop with ``wrk`` (fixed connections,
-  rotating bodies from a Lua script), check and bare alternating;
+  bodies from a Lua script), check and bare alternating;
 * p50/p99 latency is measured open loop with ``bench/loadgen`` (Go, standard library,
   built at bench time) at half the check maximum, on the check and on the bare
   endpoint at the same offered rate. Latency counts from each request's due time.
 
-Then, on uvicorn x1, check throughput with default settings against
-``TENURE_AUDIT_BATCH_MAX=1`` (one audit commit per decision), rounds alternating.
+Then ``POST /v1/check/batch`` (100 licenses at random per request, uvicorn x1,
+SQLite) in decisions/s next to the bare endpoint taking the same bodies (goal
+20,000 decisions/s), and, on uvicorn x1, check throughput with default settings
+against ``TENURE_AUDIT_BATCH_MAX=1`` (one audit commit per decision), rounds
+alternating.
 
 Every server process is started in its own process group and killed on the way out.
 Non-2xx answers count as errors (wrk: status >= 400, socket errors, timeouts).
@@ -35,7 +40,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -43,14 +48,19 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from bench.common import Options, Result, Timer, temp_dir
+from bench.migrate import fresh_database, missing_server
+from bench.migrate import url_of as pg_database_url
 from tenure.app.runtime import Runtime
 from tenure.config import Settings
+from tenure.crypto.keystore import LicenseKeys
+from tenure.durability import migration
 from tenure.service import checks
 from tenure.service.apikeys import authenticate, ensure_bootstrap_owner
 from tenure.service.demo import demo_license_keys, seed_demo
 from tenure.store import tables as t
-from tenure.store.engine import read_transaction
-from tenure.store.unit import Store
+from tenure.store.engine import create_engine, read_transaction
+from tenure.store.migrations import upgrade
+from tenure.store.unit import SqlStore, Store
 
 ACCOUNT = "default"
 SEED = 7
@@ -73,9 +83,18 @@ ENTITLEMENTS = (
 CONFIGS = (("uvicorn", 1), ("uvicorn", 2), ("granian", 1), ("granian", 2))
 
 
+BATCH = 100
+"""Checks per ``/v1/check/batch`` request."""
+BATCH_GOAL = 20_000
+"""Decisions per second of ``/v1/check/batch`` in batches of ``BATCH`` (issue 19)."""
+
+
 @dataclass
 class Sizes:
     events: int
+    """Demo events of the store the other HTTP benchmarks (``prepare``) build."""
+    spread_events: int
+    """Demo events of this benchmark's store: about one license per four events."""
     warmup: float
     seconds: float
     open_seconds: float
@@ -84,8 +103,9 @@ class Sizes:
 
 def sizes(opts: Options) -> Sizes:
     if opts.quick:
-        return Sizes(events=2_000, warmup=1.0, seconds=3.0, open_seconds=3.0, audit_rounds=1)
-    return Sizes(events=10_000, warmup=2.0, seconds=10.0, open_seconds=10.0, audit_rounds=2)
+        return Sizes(2_000, 4_000, warmup=1.0, seconds=3.0, open_seconds=3.0, audit_rounds=1)
+    # 42,000 demo events hold 10,000+ licenses.
+    return Sizes(10_000, 42_000, warmup=2.0, seconds=10.0, open_seconds=10.0, audit_rounds=2)
 
 
 # ---------------------------------------------------------------- the store
@@ -93,15 +113,30 @@ def sizes(opts: Options) -> Sizes:
 
 @dataclass
 class Workload:
+    """Request bodies of ``POST /v1/check``; ``spread``: picked at random (wrk) or in a
+    shuffled rotation (loadgen), else rotating in order."""
+
+    label: str
+    bodies: list[str]
+    spread: bool
+    note: str
+
+
+@dataclass
+class Prepared:
     api_key: str
     bodies: list[str]
+    """12 allowed and 4 denied checks of real licenses, half by license key (what the
+    other HTTP benchmarks rotate)."""
     allowed: int
     denied: dict[str, int]
-    licenses_by_serial: int
-    licenses_by_key: int
+    one: Workload
+    every: Workload
+    batches: list[str]
+    """``/v1/check/batch`` bodies of ``BATCH`` random licenses each."""
 
 
-def prepare(data_dir: Path, events: int) -> Workload:
+def prepare(data_dir: Path, events: int) -> Prepared:
     """Seed ``data_dir`` with the demo workload, create the owner key, pick bodies."""
     settings = Settings(data_dir=data_dir)
     runtime = Runtime.open(settings)
@@ -114,13 +149,12 @@ def prepare(data_dir: Path, events: int) -> Workload:
             seed_demo(ledger, events, SEED, ACCOUNT)
         api_key = ensure_bootstrap_owner(runtime.store, data_dir, ACCOUNT)
         assert api_key is not None, "fresh store has no keys"
-        return _pick_bodies(runtime.store.engine, runtime.store, api_key)
+        return _workloads(runtime.store.engine, runtime.store, api_key)
     finally:
         runtime.close()
 
 
-def _pick_bodies(engine: sa.Engine, store: Store, api_key: str) -> Workload:
-    """12 allowed and 4 denied checks of real licenses, half named by license key."""
+def _workloads(engine: sa.Engine, store: Store, api_key: str) -> Prepared:
     licenses = t.projection["licenses"]
     with read_transaction(engine) as conn:
         serials = list(
@@ -128,14 +162,69 @@ def _pick_bodies(engine: sa.Engine, store: Store, api_key: str) -> Workload:
                 sa.select(licenses.c.serial)
                 .where(licenses.c.account == ACCOUNT)
                 .order_by(licenses.c.serial)
-                .limit(200)
             )
         )
     keys = demo_license_keys(SEED)
     now = datetime.now(UTC)
+    rng = random.Random(SEED)
+
+    def name(serial: str, by_key: bool) -> str:
+        return keys.key(ACCOUNT, serial) if by_key else serial
+
+    # One license: the first one allowed seats; each entitlement, by serial and by key.
+    chosen = next(
+        serial
+        for serial in serials
+        if checks.check(store, ACCOUNT, checks.CheckItem(serial, "seats"), now).answer["allowed"]
+    )
+    one_bodies = [
+        json.dumps({"license": name(chosen, by_key), "entitlement": entitlement})
+        for entitlement in ENTITLEMENTS
+        for by_key in (False, True)
+    ]
+    answers = [
+        checks.check(store, ACCOUNT, checks.CheckItem(chosen, e), now).answer for e in ENTITLEMENTS
+    ]
+    allowed = sum(1 for a in answers if a["allowed"])
+    one = Workload(
+        "1 license",
+        one_bodies,
+        False,
+        f"license {chosen}: {len(ENTITLEMENTS)} entitlements ({allowed} allowed), "
+        "each by serial and by license key, rotating",
+    )
+    # Every license: one body each, half by key, an entitlement drawn at random.
+    every_bodies = [
+        json.dumps(
+            {"license": name(serial, index % 2 == 1), "entitlement": rng.choice(ENTITLEMENTS)}
+        )
+        for index, serial in enumerate(serials)
+    ]
+    rng.shuffle(every_bodies)
+    every = Workload(
+        f"{len(serials):,} licenses",
+        every_bodies,
+        True,
+        "every license of the store, one body each (half by license key), an entitlement "
+        "drawn at random; wrk picks at random, loadgen rotates a shuffled list",
+    )
+    batches = []
+    for _ in range(64):
+        picked = rng.sample(serials, min(BATCH, len(serials)))
+        items = [{"license": serial, "entitlement": rng.choice(ENTITLEMENTS)} for serial in picked]
+        batches.append(json.dumps({"checks": items}))
+    bodies, allowed_of_mix, denied = _mixed(serials, store, keys, now)
+    return Prepared(api_key, bodies, allowed_of_mix, denied, one, every, batches)
+
+
+def _mixed(
+    serials: list[str], store: Store, keys: LicenseKeys, now: datetime
+) -> tuple[list[str], int, dict[str, int]]:
+    """12 allowed and 4 denied checks (distinct reasons) of the first licenses, every
+    other one named by its license key."""
     allowed: list[tuple[str, str]] = []
     denied: list[tuple[str, str, str]] = []
-    for serial in serials:
+    for serial in serials[:200]:
         for entitlement in ENTITLEMENTS:
             answer = checks.check(store, ACCOUNT, checks.CheckItem(serial, entitlement), now).answer
             if answer["allowed"] and len(allowed) < 12:
@@ -149,17 +238,29 @@ def _pick_bodies(engine: sa.Engine, store: Store, api_key: str) -> Workload:
         if len(allowed) >= 12 and len(denied) >= 4:
             break
     chosen = allowed + [(s, e) for s, e, _ in denied]
-    bodies: list[str] = []
-    by_key = 0
-    for index, (serial, entitlement) in enumerate(chosen):
-        name = serial
-        if index % 2:
-            name, by_key = keys.key(ACCOUNT, serial), by_key + 1
-        bodies.append(json.dumps({"license": name, "entitlement": entitlement}))
+    bodies = [
+        json.dumps({"license": keys.key(ACCOUNT, s) if i % 2 else s, "entitlement": e})
+        for i, (s, e) in enumerate(chosen)
+    ]
     reasons: dict[str, int] = {}
     for _, _, reason in denied:
         reasons[reason] = reasons.get(reason, 0) + 1
-    return Workload(api_key, bodies, len(allowed), reasons, len(chosen) - by_key, by_key)
+    return bodies, len(allowed), reasons
+
+
+def migrate_to_postgresql(data_dir: Path, database: str) -> str:
+    """The store of ``data_dir`` copied (and proven) into PostgreSQL ``database``
+    (``tenure migrate``'s copy); its URL."""
+    url = pg_database_url(database)
+    source = Runtime.open(Settings(data_dir=data_dir), migrate=False)
+    target = create_engine(url)
+    try:
+        upgrade(target)
+        migration.copy_account(source.store, SqlStore(target), ACCOUNT)
+    finally:
+        target.dispose()
+        source.close()
+    return url
 
 
 # ---------------------------------------------------------------- server processes
@@ -345,11 +446,15 @@ local i = 0
 
 function init(args)
   for k, body in ipairs(bodies) do
-    requests[k] = wrk.format("POST", "/v1/check", headers, body)
+    requests[k] = wrk.format("POST", %(target)s, headers, body)
   end
+  math.randomseed(%(seed)d)
 end
 
 function request()
+  if %(spread)s then
+    return requests[math.random(#requests)]
+  end
   i = i %% #requests + 1
   return requests[i]
 end
@@ -369,13 +474,23 @@ def _lua_string(text: str) -> str:
     return json.dumps(text)  # a JSON string of ASCII text is a valid Lua string literal
 
 
-def write_wrk_script(path: Path, bodies: list[str], auth: str) -> Path:
+def write_wrk_script(
+    path: Path, bodies: list[str], auth: str, target: str = "/v1/check", spread: bool = False
+) -> Path:
+    """A wrk script posting ``bodies`` to ``target``: in turn, or at random (``spread``)."""
     lua_bodies = "{" + ", ".join(_lua_string(b) for b in bodies) + "}"
-    path.write_text(WRK_SCRIPT % {"bodies": lua_bodies, "auth": _lua_string(auth)})
+    values = {
+        "bodies": lua_bodies,
+        "auth": _lua_string(auth),
+        "target": _lua_string(target),
+        "seed": SEED,
+        "spread": "true" if spread else "false",
+    }
+    path.write_text(WRK_SCRIPT % values)
     return path
 
 
-def wrk(srv: Server, script: Path, seconds: float) -> Closed:
+def wrk(srv: Server, script: Path, seconds: float, target: str = "/v1/check") -> Closed:
     command = [
         _bin("wrk"),
         "-t",
@@ -388,7 +503,7 @@ def wrk(srv: Server, script: Path, seconds: float) -> Closed:
         "5s",
         "-s",
         str(script),
-        srv.url("/v1/check"),
+        srv.url(target),
     ]
     done = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60)
     match = re.search(r"^WRK (\{.*\})$", done.stdout, re.MULTILINE)
@@ -490,6 +605,8 @@ def loadgen(
 
 @dataclass
 class Row:
+    backend: str
+    workload: str
     server: str
     workers: int
     bare: Closed
@@ -505,29 +622,37 @@ class Row:
     def errors(self) -> int:
         return self.bare.errors + self.check.errors + self.check_open.errors + self.bare_open.errors
 
+    @property
+    def name(self) -> str:
+        return f"check {self.backend}, {self.workload}, {self.server} x{self.workers}"
+
+
+@dataclass
+class Case:
+    """Servers of one backend (``env``) measured with one workload."""
+
+    backend: str
+    env: dict[str, str]
+    workload: Workload
+    configs: tuple[tuple[str, int], ...]
+
 
 def run(opts: Options) -> list[Result]:
     size = sizes(opts)
     results: list[Result] = []
-    with temp_dir("checks", opts.tmp_root) as workdir:
+    with temp_dir("checks", opts.tmp_root) as workdir, ExitStack() as stack:
         timer = Timer()
         data_dir = workdir / "data"
-        work = prepare(data_dir, size.events)
-        denied = ", ".join(f"{n} {reason}" for reason, n in sorted(work.denied.items()))
+        work = prepare(data_dir, size.spread_events)
         print(
-            f"  store: {size.events:,} demo events (seed {SEED}) in {timer.elapsed():.1f} s; "
-            f"{len(work.bodies)} bodies rotating: {work.allowed} allowed, denied {denied}; "
-            f"{work.licenses_by_serial} by serial, {work.licenses_by_key} by license key; "
-            "auth Bearer <owner API key>"
+            f"  store: {size.spread_events:,} demo events (seed {SEED}) in {timer.elapsed():.1f} s"
         )
-        print("  " + in_process_costs(data_dir, work))
+        for workload in (work.one, work.every):
+            print(f"  workload {workload.label}: {workload.note}")
+        print("  auth Bearer <owner API key>; " + in_process_costs(data_dir, work))
         timer = Timer()
         binary = build_loadgen(workdir)
         print(f"  built bench/loadgen with {_go_version()} in {timer.elapsed():.1f} s")
-        auth = f"Bearer {work.api_key}"
-        script = write_wrk_script(workdir / "check.lua", work.bodies, auth)
-        bodies_file = workdir / "bodies.json"
-        bodies_file.write_text(json.dumps(work.bodies))
         print(
             f"  closed loop: {_wrk_version()}, {WRK_THREADS} thread, {CONNECTIONS} connections, "
             f"{size.warmup:g} s warmup + {size.seconds:g} s, check and bare alternating; "
@@ -541,25 +666,61 @@ def run(opts: Options) -> list[Result]:
         )
         env = dict(os.environ, TENURE_DATA_DIR=str(data_dir), PYTHONPATH=str(REPO))
         env.pop("TENURE_AUDIT_BATCH_MAX", None)
+        env.pop("TENURE_DATABASE_URL", None)
+        cases = [
+            Case("SQLite", env, work.one, CONFIGS),
+            Case("SQLite", env, work.every, CONFIGS[:2]),
+        ]
+        why_not = missing_server()
+        if why_not is None:
+            timer = Timer()
+            database = stack.enter_context(fresh_database())
+            url = migrate_to_postgresql(data_dir, database)
+            print(
+                f"  the store migrated to PostgreSQL database {database} in {timer.elapsed():.1f} s"
+            )
+            pg_env = dict(env, TENURE_DATABASE_URL=url)
+            cases += [
+                Case("PostgreSQL", pg_env, work.one, CONFIGS[:2]),
+                Case("PostgreSQL", pg_env, work.every, CONFIGS[:2]),
+            ]
+        else:
+            print(f"  PostgreSQL rows not measured: {why_not}")
+            results.append(_failure("check PostgreSQL throughput", why_not))
         rows: list[Row] = []
         failed: list[tuple[str, str]] = []
-        for server, workers in CONFIGS:
-            try:
-                row = _measure(
-                    server, workers, env, workdir, work, script, binary, bodies_file, size
-                )
-            except RuntimeError as error:
-                failed.append((f"{server} x{workers}", str(error)))
-                print(f"  {server:<8} {workers:>7}  FAILED (details below)", flush=True)
-                continue
-            rows.append(row)
-            _print_row(row, header=len(rows) == 1)
+        auth = f"Bearer {work.api_key}"
+        for number, case in enumerate(cases):
+            workload = case.workload
+            script = write_wrk_script(
+                workdir / f"check-{number}.lua", workload.bodies, auth, spread=workload.spread
+            )
+            bodies_file = workdir / f"bodies-{number}.json"
+            bodies_file.write_text(json.dumps(workload.bodies))
+            for server, workers in case.configs:
+                try:
+                    row = _measure(
+                        case, server, workers, workdir, auth, script, binary, bodies_file, size
+                    )
+                except RuntimeError as error:
+                    label = f"{case.backend}, {workload.label}, {server} x{workers}"
+                    failed.append((label, str(error)))
+                    print(f"  {label}: FAILED (details below)", flush=True)
+                    continue
+                rows.append(row)
+                _print_row(row, header=len(rows) == 1)
         print()
         for row in rows:
             results += _results(row)
         for name, why in failed:
             print(f"check {name}: FAILED, not measured\n    " + why.replace("\n", "\n    "))
             results.append(_failure(f"check {name} throughput", why))
+        try:
+            results.append(_batch(env, workdir, work, size))
+        except RuntimeError as error:
+            print("  batch FAILED:\n    " + str(error).replace("\n", "\n    "))
+            results.append(_failure(f"check batch of {BATCH}, uvicorn x1", error))
+        script = write_wrk_script(workdir / "audit.lua", work.one.bodies, auth)
         try:
             results.append(_audit(env, workdir, work, script, size))
         except RuntimeError as error:
@@ -569,25 +730,25 @@ def run(opts: Options) -> list[Result]:
 
 
 def _measure(
+    case: Case,
     server: str,
     workers: int,
-    env: dict[str, str],
     workdir: Path,
-    work: Workload,
+    auth: str,
     script: Path,
     binary: Path,
     bodies_file: Path,
     size: Sizes,
 ) -> Row:
-    name = f"{server} x{workers}"
-    auth = f"Bearer {work.api_key}"
+    name = f"{case.backend} {server} x{workers}"
     headers = {"Content-Type": "application/json", "Authorization": auth}
+    sample = case.workload.bodies[:16]
     with (
-        running(server, workers, CHECK_APP, env, workdir, f"{name} check") as check_srv,
-        running(server, workers, BARE_APP, env, workdir, f"{name} bare") as bare_srv,
+        running(server, workers, CHECK_APP, case.env, workdir, f"{name} check") as check_srv,
+        running(server, workers, BARE_APP, case.env, workdir, f"{name} bare") as bare_srv,
     ):
-        preflight(check_srv, work.bodies, headers, check=True)
-        preflight(bare_srv, work.bodies, headers, check=False)
+        preflight(check_srv, sample, headers, check=True)
+        preflight(bare_srv, sample, headers, check=False)
         wrk(check_srv, script, size.warmup)
         wrk(bare_srv, script, size.warmup)
         check = wrk(check_srv, script, size.seconds)
@@ -598,13 +759,58 @@ def _measure(
         for srv in (check_srv, bare_srv):
             if srv.process.poll() is not None:
                 raise RuntimeError(f"{srv.label} died during the run:\n{srv.log_tail()}")
-    row = Row(server, workers, bare, check, check_open, bare_open)
+    row = Row(
+        case.backend, case.workload.label, server, workers, bare, check, check_open, bare_open
+    )
     if row.errors:
         print(f"  {name}: errors seen; server log (tail):\n{check_srv.log_tail()}")
     return row
 
 
-def in_process_costs(data_dir: Path, work: Workload, seconds: float = 0.5) -> str:
+def _batch(env: dict[str, str], workdir: Path, work: Prepared, size: Sizes) -> Result:
+    """``/v1/check/batch``: decisions/s in batches of ``BATCH``, uvicorn x1 on SQLite,
+    next to the bare endpoint taking the same bodies."""
+    auth = f"Bearer {work.api_key}"
+    script = write_wrk_script(
+        workdir / "batch.lua", work.batches, auth, target="/v1/check/batch", spread=True
+    )
+    headers = {"Content-Type": "application/json", "Authorization": auth}
+    with (
+        running("uvicorn", 1, CHECK_APP, env, workdir, "batch check") as check_srv,
+        running("uvicorn", 1, BARE_APP, env, workdir, "batch bare") as bare_srv,
+    ):
+        for srv in (check_srv, bare_srv):
+            status, raw = request(srv.port, "POST", "/v1/check/batch", work.batches[0], headers)
+            if status != 200:
+                raise RuntimeError(f"{srv.label}: preflight batch -> {status} {raw[:300]!r}")
+        wrk(check_srv, script, size.warmup, "/v1/check/batch")
+        wrk(bare_srv, script, size.warmup, "/v1/check/batch")
+        check = wrk(check_srv, script, size.seconds, "/v1/check/batch")
+        bare = wrk(bare_srv, script, size.seconds, "/v1/check/batch")
+    per_batch = BATCH if len(json.loads(work.batches[0])["checks"]) == BATCH else 1
+    decisions = check.rate * per_batch
+    errors = check.errors + bare.errors
+    result = Result(
+        f"check batch of {BATCH} random licenses, uvicorn x1, SQLite",
+        decisions,
+        "decisions/s",
+        bare.rate * per_batch,
+        "bare endpoint parsing the same bodies",
+        "decisions/s",
+        f"goal >= {BATCH_GOAL:,} decisions/s",
+        errors == 0 and decisions >= BATCH_GOAL,
+        [
+            f"{check.rate:,.0f} batches/s, p50/p99 {check.p50_ms:.1f}/{check.p99_ms:.1f} ms "
+            f"(closed loop, {CONNECTIONS} conns); errors {errors}"
+        ],
+    )
+    print(result.line())
+    for note in result.notes:
+        print(f"    {note}")
+    return result
+
+
+def in_process_costs(data_dir: Path, work: Prepared, seconds: float = 0.5) -> str:
     """Per-call cost of the two store reads every check does, in this process, no HTTP:
     the floor under a check request before the server, FastAPI and the audit write."""
     runtime = Runtime.open(Settings(data_dir=data_dir), migrate=False)
@@ -641,7 +847,8 @@ def _failure(name: str, error: str | Exception) -> Result:
 def _print_row(row: Row, header: bool) -> None:
     if header:
         print(
-            f"  {'server':<8} {'workers':>7} {'bare req/s':>11} {'check req/s':>12} "
+            f"  {'store':<10} {'workload':<16} {'server':<8} {'workers':>7} {'bare req/s':>11} "
+            f"{'check req/s':>12} "
             f"{'ratio':>6} {f'>={RATIO_GOAL:.2f}':>7} {'half rate':>10} "
             f"{'p50 ms':>7} {'p99 ms':>7} "
             f"{'<=5 ms':>7} {'bare p50/p99 ms':>16} {'errors':>7}"
@@ -650,7 +857,8 @@ def _print_row(row: Row, header: bool) -> None:
     p99_met = "met" if row.check_open.p99_ms <= P99_GOAL_MS and not row.errors else "missed"
     bare_lat = f"{row.bare_open.p50_ms:.2f}/{row.bare_open.p99_ms:.2f}"
     print(
-        f"  {row.server:<8} {row.workers:>7} {row.bare.rate:>11,.0f} {row.check.rate:>12,.0f} "
+        f"  {row.backend:<10} {row.workload:<16} {row.server:<8} {row.workers:>7} "
+        f"{row.bare.rate:>11,.0f} {row.check.rate:>12,.0f} "
         f"{row.ratio:>6.2f} {ratio_met:>7} {row.check_open.rate:>8,.0f}/s "
         f"{row.check_open.p50_ms:>7.2f} {row.check_open.p99_ms:>7.2f} {p99_met:>7} "
         f"{bare_lat:>16} {row.errors:>7}",
@@ -659,7 +867,7 @@ def _print_row(row: Row, header: bool) -> None:
 
 
 def _results(row: Row) -> list[Result]:
-    name = f"check {row.server} x{row.workers}"
+    name = row.name
     notes = [
         f"wrk closed loop ({CONNECTIONS} conns): check p50/p99 {row.check.p50_ms:.1f}/"
         f"{row.check.p99_ms:.1f} ms, bare {row.bare.p50_ms:.1f}/{row.bare.p99_ms:.1f} ms",
@@ -705,7 +913,7 @@ def _results(row: Row) -> list[Result]:
     return [throughput, latency]
 
 
-def _audit(env: dict[str, str], workdir: Path, work: Workload, script: Path, size: Sizes) -> Result:
+def _audit(env: dict[str, str], workdir: Path, work: Prepared, script: Path, size: Sizes) -> Result:
     has_setting = "audit_batch_max" in Settings.model_fields
     print(
         "\n  audit batching, uvicorn x1: check throughput with default settings vs "

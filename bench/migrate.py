@@ -66,7 +66,8 @@ def fresh_database() -> Iterator[str]:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def _url(database: str) -> str:
+def url_of(database: str) -> str:
+    """The SQLAlchemy URL of PostgreSQL ``database`` on the bench's server."""
     return pg_url(PG_ADMIN, database)
 
 
@@ -78,7 +79,7 @@ def _conninfo(database: str) -> str:
 
 def migrate_once(store: BuiltStore, database: str) -> tuple[float, migration.Proof]:
     """Seconds to migrate (and prove) the store's account into ``database``."""
-    target = create_engine(_url(database))
+    target = create_engine(url_of(database))
     upgrade(target)  # the schema is made by ``tenure migrate`` too, but not timed here
     try:
         timer = Timer()
