@@ -613,6 +613,8 @@ class Row:
     check: Closed
     check_open: Open
     bare_open: Open
+    hits: float | None = None
+    """The read model's hit share during the closed-loop run (one worker's /metrics)."""
 
     @property
     def ratio(self) -> float:
@@ -655,7 +657,8 @@ def run(opts: Options) -> list[Result]:
         print(f"  built bench/loadgen with {_go_version()} in {timer.elapsed():.1f} s")
         print(
             f"  closed loop: {_wrk_version()}, {WRK_THREADS} thread, {CONNECTIONS} connections, "
-            f"{size.warmup:g} s warmup + {size.seconds:g} s, check and bare alternating; "
+            f"{size.warmup:g} s warmup (spread workloads: until each worker met every license "
+            f"about 3 times) + {size.seconds:g} s, check and bare alternating; "
             f"open loop: bench/loadgen at half the check maximum for {size.open_seconds:g} s "
             f"(<= {CONNECTIONS} keep-alive connections, latency from each due time), on the "
             "check and on the bare endpoint at that same rate"
@@ -749,9 +752,11 @@ def _measure(
     ):
         preflight(check_srv, sample, headers, check=True)
         preflight(bare_srv, sample, headers, check=False)
-        wrk(check_srv, script, size.warmup)
+        wrk(check_srv, script, _warmup(case.workload, workers, size))
         wrk(bare_srv, script, size.warmup)
+        before = _lookups(check_srv)
         check = wrk(check_srv, script, size.seconds)
+        hits = _hit_share(before, _lookups(check_srv))
         bare = wrk(bare_srv, script, size.seconds)
         half = check.rate / 2
         check_open = loadgen(binary, check_srv, bodies_file, auth, half, size.open_seconds)
@@ -760,11 +765,47 @@ def _measure(
             if srv.process.poll() is not None:
                 raise RuntimeError(f"{srv.label} died during the run:\n{srv.log_tail()}")
     row = Row(
-        case.backend, case.workload.label, server, workers, bare, check, check_open, bare_open
+        case.backend,
+        case.workload.label,
+        server,
+        workers,
+        bare,
+        check,
+        check_open,
+        bare_open,
+        hits,
     )
     if row.errors:
         print(f"  {name}: errors seen; server log (tail):\n{check_srv.log_tail()}")
     return row
+
+
+WARM_RATE = 1_500
+"""Checks per second assumed when warming a spread workload (a low estimate)."""
+
+
+def _lookups(srv: Server) -> dict[str, float]:
+    """The read-model lookups in the /metrics of the worker that answers."""
+    status, raw = request(srv.port, "GET", "/metrics")
+    if status != 200:
+        return {}
+    pattern = r'^tenure_check_read_model_lookups_total\{result="(\w+)"\} (\S+)$'
+    return {k: float(v) for k, v in re.findall(pattern, raw.decode(), re.MULTILINE)}
+
+
+def _hit_share(before: dict[str, float], after: dict[str, float]) -> float | None:
+    hits = after.get("hit", 0.0) - before.get("hit", 0.0)
+    misses = after.get("miss", 0.0) - before.get("miss", 0.0)
+    return hits / (hits + misses) if hits + misses > 0 else None
+
+
+def _warmup(workload: Workload, workers: int, size: Sizes) -> float:
+    """Seconds of warmup: for a spread workload, long enough that each worker's read
+    model has met every license a few times (the steady state of a server that has
+    been up a while), else ``size.warmup``."""
+    if not workload.spread:
+        return size.warmup
+    return max(size.warmup, 3 * workers * len(workload.bodies) / WARM_RATE)
 
 
 def _batch(env: dict[str, str], workdir: Path, work: Prepared, size: Sizes) -> Result:
@@ -875,6 +916,8 @@ def _results(row: Row) -> list[Result]:
         f"check max {row.check_open.max_ms:.1f} ms, bare max {row.bare_open.max_ms:.1f} ms; "
         f"loadgen send lag p99 {row.check_open.lag_p99_ms:.2f} ms (included in latencies)",
     ]
+    if row.hits is not None:
+        notes.append(f"read model hits during the closed-loop run: {row.hits:.0%} (one worker's)")
     for label, run_errors, detail in (
         ("wrk check", row.check.errors, row.check.detail),
         ("wrk bare", row.bare.errors, row.bare.detail),

@@ -229,6 +229,11 @@ def write_transaction(engine: sa.Engine) -> Iterator[sa.Connection]:
             # tell their listeners, on commit only.
             notify.announce(connection, notify.ANYONE, ["*"])
             yield connection
+        # Committed: rows checks read may have changed (a key revoked, a restore);
+        # this process's read generations move now, not when the triggers' notes come.
+        listener = notify.listener_of(engine)
+        if listener is not None:
+            listener.moved(None)
 
 
 @contextmanager
@@ -327,7 +332,9 @@ def quick_scalar(engine: sa.Engine, sql: str, params: Mapping[str, Any]) -> Any:
     parameters; None without a row), for the hot paths: on SQLite straight on this
     thread's ``quick_read`` connection, one statement being its own snapshot."""
     if is_postgresql(engine):
-        with read_transaction(engine) as connection:
+        # One statement needs no transaction of its own: no BEGIN and COMMIT round trips.
+        with engine.connect() as pooled:
+            connection = pooled.execution_options(isolation_level="AUTOCOMMIT")
             found = raw.execute(connection, sql, params).fetchone()
     else:
         driver = _held_connection(engine).connection.driver_connection

@@ -34,6 +34,9 @@ from tenure.workers import Worker
 _log = logging.getLogger("tenure.store")
 
 CHANNEL = "tenure_ledger"
+GENERATIONS = "tenure_read_generation"
+"""Where the read-generation triggers (migration 0014) announce each account whose
+rows a check reads changed, whoever changed them; ``*``: any account."""
 ANYONE = "*"
 """The sender of a write that no listener made (rebuild, restore, accounts):
 every listener counts it."""
@@ -69,12 +72,21 @@ class WriteListener:
     """One process's ``LISTEN tenure_ledger`` on a connection of its own, run by a
     ``tenure.workers.Worker`` that reconnects after errors. ``marker()`` changes
     whenever a write by somebody other than ``sender`` was announced; it is None
-    while not listening."""
+    while not listening.
+
+    It also listens to ``tenure_read_generation`` and keeps a read generation per
+    account (``generation``): a value that changes with each announced change of
+    the account's rows that checks read, and with each ``moved`` of this process's
+    own writes (which it sees before their notifications come back)."""
 
     def __init__(self, conninfo: str) -> None:
         self.sender = secrets.token_hex(8)
         self._conninfo = conninfo
         self._marker: int | None = None
+        self._generations: tuple[int, dict[str, int]] | None = None
+        """(the value of every account not named, the accounts named): replaced
+        whole, so that a reader never sees half of an update; None while not
+        listening."""
         self._stop = threading.Event()
         self._worker: Worker | None = None
 
@@ -101,11 +113,33 @@ class WriteListener:
             self._worker.stop()
             self._worker = None
         self._marker = None
+        self._generations = None
 
     def marker(self) -> int | None:
         """The current marker, or None when the listener is not connected (then
         nothing is known about other writers)."""
         return self._marker
+
+    def generation(self, account: str) -> int | None:
+        """``account``'s read generation here, or None when not listening (then
+        nothing is known: read the counter in the database)."""
+        found = self._generations
+        if found is None:
+            return None
+        base, named = found
+        return named.get(account, base)
+
+    def moved(self, accounts: Iterable[str] | None) -> None:
+        """The rows of ``accounts`` (None: of any account) that checks read changed:
+        give them new generations now."""
+        found = self._generations
+        if found is None:
+            return
+        if accounts is None:
+            self._generations = (fresh_marker(), {})
+            return
+        base, named = found
+        self._generations = (base, {**named, **{a: fresh_marker() for a in accounts}})
 
     def wait_until_listening(self, timeout: float) -> bool:
         """Whether the listener is connected, waiting up to ``timeout`` seconds."""
@@ -121,16 +155,22 @@ class WriteListener:
         try:
             with psycopg.connect(self._conninfo, autocommit=True, connect_timeout=5) as conn:
                 conn.execute(f"LISTEN {CHANNEL}")
-                # Writes committed before LISTEN were never announced to us: a new value.
+                conn.execute(f"LISTEN {GENERATIONS}")
+                # Writes committed before LISTEN were never announced to us: new values.
                 self._marker = fresh_marker()
+                self._generations = (fresh_marker(), {})
                 own = self.sender + " "
                 while not self._stop.is_set():
                     for note in conn.notifies(timeout=POLL):
-                        if not note.payload.startswith(own):
+                        if note.channel == GENERATIONS:
+                            self.moved(None if note.payload == "*" else [note.payload])
+                        elif not note.payload.startswith(own):
                             self._marker = fresh_marker()
         finally:
-            # Down (or dead of a bug): writers reload in every batch until it is back.
+            # Down (or dead of a bug): writers reload in every batch, and checks read
+            # the generations in the database, until it is back.
             self._marker = None
+            self._generations = None
 
 
 _listeners: weakref.WeakKeyDictionary[sa.Engine, WriteListener] = weakref.WeakKeyDictionary()

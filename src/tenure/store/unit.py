@@ -27,7 +27,7 @@ import sqlalchemy as sa
 
 from tenure.domain.state import Key, Row
 from tenure.ledger.merkle import Frontier, HashReader
-from tenure.store import ledger_records, projection_rows
+from tenure.store import ledger_records, notify, projection_rows
 from tenure.store.accounts import Accounts, SqlAccounts
 from tenure.store.alerts import Alerts, SqlAlerts
 from tenure.store.apikeys import ApiKeys, SqlApiKeys
@@ -40,6 +40,7 @@ from tenure.store.deployments import Deployments, SqlDeployments
 from tenure.store.drift import Drift, SqlDrift
 from tenure.store.drills import Drills, SqlDrills
 from tenure.store.engine import (
+    is_postgresql,
     quick_read,
     quick_scalar,
     read_transaction,
@@ -511,8 +512,17 @@ class SqlStore:
         return _QuickRead(self.engine)
 
     def generation(self, account: str) -> int:
+        if not is_postgresql(self.engine):
+            found = quick_scalar(self.engine, _GENERATION, {"account": account})
+            return 0 if found is None else int(found)
+        # PostgreSQL: the listener's, kept from the triggers' notifications; else the
+        # counter, as a negative number (never equal to a listener's value).
+        listener = notify.listener_of(self.engine)
+        kept = listener.generation(account) if listener is not None else None
+        if kept is not None:
+            return kept
         found = quick_scalar(self.engine, _GENERATION, {"account": account})
-        return 0 if found is None else int(found)
+        return -1 - (0 if found is None else int(found))
 
     @contextmanager
     def shared_write(self) -> Iterator[Transaction]:

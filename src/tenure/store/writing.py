@@ -65,6 +65,12 @@ class WriterLink(Protocol):
         holding the append locks of ``accounts``; commits when the block completes."""
         ...
 
+    def moved(self, accounts: Collection[str]) -> None:
+        """This process committed changes to rows of ``accounts`` that checks read:
+        move their read generations here now (PostgreSQL: before the notifications
+        of the triggers come back; ``tenure.store.notify``)."""
+        ...
+
     @property
     def connected(self) -> bool:
         """Whether a connection from an earlier batch is kept."""
@@ -126,6 +132,10 @@ class SqlWriterLink:
             lock_accounts(conn, accounts)
             sender = self._listener.sender if self._listener else notify.ANYONE
             yield SqlWriterTransaction(conn, sender)
+
+    def moved(self, accounts: Collection[str]) -> None:
+        if self._listener is not None and accounts:
+            self._listener.moved(accounts)
 
     @property
     def connected(self) -> bool:

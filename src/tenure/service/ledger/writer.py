@@ -261,11 +261,13 @@ class Ledger:
                 batch = Batch(tx, self._appender)
                 self._run_batch(batch, items)
                 # PostgreSQL: other processes' writers drop their rows of these accounts.
-                tx.announce(_changed_accounts(batch, items))
+                changed = _changed_accounts(batch, items)
+                tx.announce(changed)
                 committing = True
         except BaseException as exc:  # the batch did not commit: nothing it did stands
             self._forget(batch)
             return exc, committing
+        self._link.moved(changed)  # before any request of the batch is answered
         try:
             self._appender.remember(batch.accounts)
         except OSError as exc:  # committed: answer the requests, but say it loudly

@@ -64,18 +64,28 @@ def upgrade() -> None:
             )
 
 
+# PostgreSQL: each change is also announced on the channel ``tenure_read_generation``
+# (``tenure.store.notify``), so that servers learn of it without reading the counter
+# at every check.
+
+
 def _upgrade_postgresql() -> None:
     # Once per statement, over the rows it changed (a transition table, which a
-    # trigger may declare for one event only: one trigger per event).
+    # trigger may declare for one event only: one trigger per event). The
+    # notification is delivered when, and only if, the transaction commits.
     bump = _bump("SELECT DISTINCT account, 1 FROM changed")
+    announce = (
+        "PERFORM pg_notify('tenure_read_generation', account) "
+        "FROM (SELECT DISTINCT account FROM changed) AS a"
+    )
     op.execute(
         "CREATE OR REPLACE FUNCTION tenure_bump_read_generation() RETURNS trigger "
-        f"LANGUAGE plpgsql AS $$ BEGIN {bump}; RETURN NULL; END $$"
+        f"LANGUAGE plpgsql AS $$ BEGIN {bump}; {announce}; RETURN NULL; END $$"
     )
     op.execute(
         "CREATE OR REPLACE FUNCTION tenure_bump_every_read_generation() RETURNS trigger "
         "LANGUAGE plpgsql AS $$ BEGIN UPDATE read_generation SET n = n + 1; "
-        "RETURN NULL; END $$"
+        "PERFORM pg_notify('tenure_read_generation', '*'); RETURN NULL; END $$"
     )
     for table in WATCHED:
         for change, rows in (("INSERT", "NEW"), ("UPDATE", "NEW"), ("DELETE", "OLD")):
