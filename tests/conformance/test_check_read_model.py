@@ -158,3 +158,30 @@ def test_a_row_edited_behind_the_server_is_refused_at_the_next_check(
             assert time.monotonic() < deadline, "the edited row was not refused in time"
             time.sleep(0.01)
         assert after.json()["type"].endswith("/state_unverified")
+
+
+def test_a_batch_of_kept_licenses_is_answered_from_memory_until_one_changes(
+    server: Server,
+) -> None:
+    with server.client(server.owner_key()) as owner:
+        apply_example_catalog(owner)
+        serials = [issue_license(owner)["serial"] for _ in range(3)]
+        batch = {"checks": [{"license": s, "entitlement": "seats"} for s in serials]}
+        first = owner.post("/v1/check/batch", json=batch)
+        assert first.status_code == 200, first.text
+        before = _lookups(server)
+        again = owner.post("/v1/check/batch", json=batch)
+        after = _lookups(server)
+        assert again.json() == first.json()
+        assert after.get("hit", 0) - before.get("hit", 0) == 3, (before, after)
+        assert after.get("miss", 0) == before.get("miss", 0), (before, after)
+
+        revoked = owner.post(f"/v1/licenses/{serials[1]}/revoke", json={"reason": "refund"})
+        assert revoked.status_code == 200, revoked.text
+        answers = owner.post("/v1/check/batch", json=batch).json()["results"]
+        assert [a["reason"] for a in answers] == ["ok", "revoked", "ok"]
+        bad = owner.post(
+            "/v1/check/batch", json={"checks": [*batch["checks"], {"license": serials[0]}]}
+        )
+        assert bad.status_code == 400, bad.text
+        assert bad.json()["field"] == "checks[3].entitlement"

@@ -1,7 +1,8 @@
-"""``check_routes.quick_question`` reads ``POST /v1/check`` bodies without pydantic;
-it must never accept a body ``CheckBody`` (with ``parse_body``'s storable check)
-refuses, nor read one differently. Property-tested on JSON objects built from the
-check's own fields and from near misses of each."""
+"""``check_routes.quick_question`` and ``quick_questions`` read ``POST /v1/check`` and
+``/v1/check/batch`` bodies without pydantic; they must never accept a body that
+``CheckBody`` or ``BatchBody`` (with ``parse_body``'s storable check) refuses, nor
+read one differently. Property-tested on JSON objects built from the check's own
+fields and from near misses of each."""
 
 from __future__ import annotations
 
@@ -13,7 +14,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from tenure.api.check_routes import QUICK_BODY_BYTES, CheckBody, Question, quick_question
+from tenure.api.check_routes import (
+    QUICK_BODY_BYTES,
+    BatchBody,
+    CheckBody,
+    Question,
+    Questions,
+    quick_question,
+    quick_questions,
+)
 from tenure.domain.storable import first_unstorable
 
 _text = st.one_of(
@@ -82,3 +91,60 @@ def test_a_quick_read_agrees_with_the_model(data: dict[str, Any]) -> None:
 )
 def test_only_plainly_valid_bodies_are_read_quickly(body: bytes, read: bool) -> None:
     assert (quick_question(body) is not None) is read
+
+
+_batches = st.one_of(
+    st.dictionaries(
+        st.sampled_from(["checks", "proof", "known_size", "check"]),
+        st.one_of(st.lists(_bodies, max_size=4), _value),
+        max_size=3,
+    ),
+    st.builds(lambda items: {"checks": items}, st.lists(_bodies, max_size=4)),
+)
+
+
+@settings(max_examples=600, deadline=None)
+@given(_batches)
+def test_a_quick_batch_read_agrees_with_the_model(data: dict[str, Any]) -> None:
+    try:
+        raw = orjson.dumps(data)
+    except TypeError:
+        return
+    quick = quick_questions(raw)
+    if quick is None:
+        return
+    assert first_unstorable(data, 64 * 1024) is None
+    try:
+        slow = BatchBody.model_validate(data)
+    except ValidationError:
+        raise AssertionError(f"quick accepted what the model refuses: {data!r}") from None
+    expected = Questions(
+        [Question(q.license, q.entitlement, q.fingerprint) for q in slow.checks],
+        slow.proof,
+        slow.known_size,
+    )
+    assert quick == expected
+
+
+_ONE = b'{"license": "a", "entitlement": "seats"}'
+
+
+@pytest.mark.parametrize(
+    ("body", "read"),
+    [
+        (b'{"checks": [{"license": "TNR-1", "entitlement": "seats"}]}', True),
+        (b'{"checks": [], "proof": true}', True),
+        (b'{"checks": [{"license": "TNR-1", "entitlement": "seats", "proof": true}]}', False),
+        (b'{"checks": [{"license": "TNR-1"}]}', False),
+        (b'{"checks": {"license": "TNR-1"}}', False),
+        (b'{"checks": [], "extra": 1}', False),
+        (
+            b'{"checks": ['
+            + b",".join([b'{"license": "a", "entitlement": "seats"}'] * 1001)
+            + b"]}",
+            False,
+        ),
+    ],
+)
+def test_only_plainly_valid_batches_are_read_quickly(body: bytes, read: bool) -> None:
+    assert (quick_questions(body) is not None) is read

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated, Any, cast
+from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Depends, Request, Response
@@ -129,38 +129,98 @@ def quick_question(raw: bytes) -> Question | None:
     ``known_size`` a non-negative integer — read without pydantic; None for anything
     else, which ``parse_body`` then validates and, if it must, refuses naming the
     field. A property test holds it to ``CheckBody``."""
-    if len(raw) > QUICK_BODY_BYTES:
+    data = _small_object(raw, QUICK_BODY_BYTES)
+    if data is None or not data.keys() <= _CHECK_FIELDS or not _plain_question(data):
+        return None
+    proof, known_size = data.get("proof", False), data.get("known_size")
+    if not _plain_proof(proof, known_size):
+        return None
+    license, entitlement = data["license"], data["entitlement"]
+    return Question(license, entitlement, data.get("fingerprint"), proof, known_size)
+
+
+@dataclass(frozen=True, slots=True)
+class Questions:
+    """A ``BatchBody`` read without pydantic (``quick_questions``)."""
+
+    checks: list[Question]
+    proof: bool = False
+    known_size: int | None = None
+
+
+_BATCH_FIELDS = frozenset(BatchBody.model_fields)
+_QUESTION_FIELDS = frozenset(QuestionBody.model_fields)
+QUICK_BATCH_BYTES = 256 * 1024
+"""Batch bodies up to this size may be read by ``quick_questions``."""
+
+
+def quick_questions(raw: bytes) -> Questions | None:
+    """``quick_question`` for ``/v1/check/batch``: ``{"checks": [...]}`` of at most
+    ``MAX_BATCH`` plainly valid questions (``proof`` and ``known_size`` as there);
+    None for anything else, which ``BatchBody`` validates. A property test holds it to
+    ``BatchBody``."""
+    data = _small_object(raw, QUICK_BATCH_BYTES)
+    if data is None or not data.keys() <= _BATCH_FIELDS:
+        return None
+    asked, proof, known_size = data.get("checks"), data.get("proof", False), data.get("known_size")
+    if type(asked) is not list or len(asked) > MAX_BATCH or not _plain_proof(proof, known_size):
+        return None
+    questions = []
+    for one in asked:
+        if type(one) is not dict or not one.keys() <= _QUESTION_FIELDS or not _plain_question(one):
+            return None
+        questions.append(Question(one["license"], one["entitlement"], one.get("fingerprint")))
+    return Questions(questions, proof, known_size)
+
+
+def _small_object(raw: bytes, limit: int) -> dict[str, Any] | None:
+    if len(raw) > limit:
         return None
     try:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError:
         return None
-    if type(data) is not dict or not data.keys() <= _CHECK_FIELDS:
-        return None
-    license, entitlement = data.get("license"), data.get("entitlement")
-    fingerprint, known_size = data.get("fingerprint"), data.get("known_size")
-    proof = data.get("proof", False)
-    if (
-        not _plain(license)
-        or not _plain(entitlement)
-        or not (fingerprint is None or _plain(fingerprint))
-        or type(proof) is not bool
-        or not (known_size is None or (type(known_size) is int and known_size >= 0))
-    ):
-        return None
-    return Question(cast(str, license), cast(str, entitlement), fingerprint, proof, known_size)
+    return data if type(data) is dict else None
+
+
+def _plain_question(data: dict[str, Any]) -> bool:
+    fingerprint = data.get("fingerprint")
+    return (
+        _plain(data.get("license"))
+        and _plain(data.get("entitlement"))
+        and (fingerprint is None or _plain(fingerprint))
+    )
+
+
+def _plain_proof(proof: object, known_size: object) -> bool:
+    return type(proof) is bool and (
+        known_size is None or (type(known_size) is int and known_size >= 0)
+    )
 
 
 async def _check_body(request: Request) -> CheckBody | Question:
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) <= QUICK_BODY_BYTES:
+    if _declared(request) <= QUICK_BODY_BYTES:
         quick = quick_question(await request.body())
         if quick is not None:
             return quick
     return await parse_body(request, CheckBody)  # reads the body kept by request.body()
 
 
-def _known_size(body: CheckBody | BatchBody | Question) -> int | None:
+async def _batch_body(request: Request) -> BatchBody | Questions:
+    if _declared(request) <= QUICK_BATCH_BYTES:
+        quick = quick_questions(await request.body())
+        if quick is not None:
+            return quick
+    return await parse_body(request, BatchBody)
+
+
+def _declared(request: Request) -> int:
+    """The body's declared length (a chunked body, with none: past every quick limit)."""
+    declared = request.headers.get("content-length", "")
+    return int(declared) if declared.isdigit() else QUICK_BATCH_BYTES + 1
+
+
+def _known_size(body: CheckBody | BatchBody | Question | Questions) -> int | None:
     if body.known_size is not None and not body.proof:
         raise InvalidInput('known_size needs "proof": true', field="known_size")
     return body.known_size
@@ -326,15 +386,24 @@ async def post_check_batch(request: Request, caller: Checker) -> Response:
     proven under one signed state root. One bad item fails the whole batch with 400
     naming ``checks[i].field``.
     """
-    body = await parse_body(request, BatchBody)
-    for index, item in enumerate(body.checks):
-        caller.require_may_check(item.license, f"checks[{index}].license")
+    body = await _batch_body(request)
+    asked: Sequence[QuestionBody | Question] = body.checks
+    for index, question in enumerate(asked):
+        caller.require_may_check(question.license, f"checks[{index}].license")
     known_size = _known_size(body)
     runtime = request.app.state.runtime
-    items = [item.item() for item in body.checks]
+    items = [question.item() for question in asked]
     now = datetime.now(UTC)
+    model: CheckReadModel = request.app.state.read_model
+    kept = generation = None
+    if model.enabled and not body.proof:
+        # The generation before any row is read (the credential's read came first).
+        generation = runtime.store.generation(caller.account)
+        kept = model.check_many(caller.account, items, now, runtime.state_guard, generation)
     with tracing.span("check.decide", {"tenure.checks": len(items)}):
-        if body.proof:
+        if kept is not None:
+            decided = kept
+        elif body.proof:
             ledger = request.app.state.ledger
             decided, proof = await run_in_threadpool(
                 checks.check_many_with_proof,
@@ -350,6 +419,8 @@ async def post_check_batch(request: Request, caller: Checker) -> Response:
             decided = await run_in_threadpool(
                 checks.check_many, runtime.store, caller.account, items, now, runtime.state_guard
             )
+            if generation is not None:
+                model.keep_many(caller.account, items, decided, generation)
     _observe(caller.account, decided)
     await _audit(request, caller, items, decided)
     results = CheckResults(results=[d.answer for d in decided])

@@ -136,15 +136,18 @@ def labelled(metric: MetricT, *values: str) -> MetricT:
 def observe_decisions(answers: Iterable[Mapping[str, object]]) -> None:
     """Count decisions by ``allowed`` and ``reason`` (no-op when process metrics are off)."""
     if _process_metrics[0]:
+        counted: dict[tuple[str, str], int] = {}
         for answer in answers:
-            allowed = "true" if answer["allowed"] else "false"
-            labelled(DECISIONS, allowed, str(answer["reason"])).inc()
+            key = ("true" if answer["allowed"] else "false", str(answer["reason"]))
+            counted[key] = counted.get(key, 0) + 1
+        for (allowed, reason), count in counted.items():
+            labelled(DECISIONS, allowed, reason).inc(count)
 
 
-def observe_read_model(hit: bool) -> None:
-    """Count one read-model lookup (no-op when process metrics are off)."""
+def observe_read_model(hit: bool, lookups: int = 1) -> None:
+    """Count read-model lookups (no-op when process metrics are off)."""
     if _process_metrics[0]:
-        labelled(READ_MODEL, "hit" if hit else "miss").inc()
+        labelled(READ_MODEL, "hit" if hit else "miss").inc(lookups)
 
 
 def observe_append(seconds: float, events: int) -> None:

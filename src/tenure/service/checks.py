@@ -266,11 +266,16 @@ def _deciding_many(
             try:
                 answers.append(_answer(tx, account, item, now, checkpoint))
             except InvalidInput as error:
-                field = f"checks[{index}]" + (f".{error.field}" if error.field else "")
-                raise InvalidInput(error.message, field=field) from error
+                raise in_batch(index, error) from error
         return answers
 
     return many
+
+
+def in_batch(index: int, error: InvalidInput) -> InvalidInput:
+    """``error`` of the batch's item ``index``, its field named ``checks[index]...``."""
+    field = f"checks[{index}]" + (f".{error.field}" if error.field else "")
+    return InvalidInput(error.message, field=field)
 
 
 def check_with_proof(

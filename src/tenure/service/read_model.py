@@ -24,6 +24,7 @@ generation, so a check that raced a change never keeps a stale entry alive.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime
@@ -32,6 +33,7 @@ from typing import Generic, TypeVar
 from tenure.crypto.keystore import hash_license_key
 from tenure.domain.licensekeys import is_serial
 from tenure.domain.state import Row
+from tenure.errors import InvalidInput
 from tenure.observability import metrics
 from tenure.service import checks
 from tenure.service.apikeys import Principal, authenticate, hash_api_key
@@ -147,6 +149,50 @@ class CheckReadModel:
         self._holders.put(digest, generation, (holder.account, holder.serial))
         return holder, generation
 
+    def check_many(
+        self,
+        account: str,
+        items: Sequence[CheckItem],
+        now: datetime,
+        guard: StateGuard,
+        generation: int,
+    ) -> list[Decided] | None:
+        """``checks.check_many`` from memory when the rows of every item were kept
+        under ``generation`` (one state, then, as a batch must be decided on); None
+        when one was not (the caller decides the batch on the store, ``keep_many``)."""
+        guard.require(account)
+        kept: list[_Read] = []
+        for item in items:
+            found = self._reads.get((account, _name(item.license)))
+            if found is None or found[0] != generation:
+                self._miss()
+                return None
+            kept.append(found[1])
+        decided = []
+        for index, (item, read) in enumerate(zip(items, kept, strict=True)):
+            try:
+                decided.append(
+                    checks.answer_from(item, read.license_row, read.plan_row, now, read.checkpoint)
+                )
+            except InvalidInput as error:
+                raise checks.in_batch(index, error) from error
+        self.hits += len(items)
+        metrics.observe_read_model(True, len(items))
+        return decided
+
+    def keep_many(
+        self, account: str, items: Sequence[CheckItem], decided: Sequence[Decided], generation: int
+    ) -> None:
+        """Keep the rows a batch decided on the store read, proven, under
+        ``generation`` (read before them)."""
+        for item, one in zip(items, decided, strict=True):
+            self._keep(account, item, one, generation)
+
+    def _keep(self, account: str, item: CheckItem, decided: Decided, generation: int) -> None:
+        rows = dict((table, row) for table, _, row in decided.read)
+        kept = _Read(rows.get("licenses"), rows.get("plan_versions"), decided.answer["checkpoint"])
+        self._reads.put((account, _name(item.license)), generation, kept)
+
     def check(
         self,
         account: str,
@@ -159,16 +205,18 @@ class CheckReadModel:
         for ``item.license`` when they were read (and proven) under ``generation``,
         the read generation of ``account`` read before this call."""
         guard.require(account)  # an account found unproven since is refused here too
-        name = item.license if is_serial(item.license) else "#" + hash_license_key(item.license)
-        key = (account, name)
-        found = self._reads.get(key)
+        found = self._reads.get((account, _name(item.license)))
         if found is not None and found[0] == generation:
             self._hit()
             read = found[1]
             return checks.answer_from(item, read.license_row, read.plan_row, now, read.checkpoint)
         self._miss()
         decided = checks.check(self._store, account, item, now, guard)
-        rows = dict((table, row) for table, _, row in decided.read)
-        kept = _Read(rows.get("licenses"), rows.get("plan_versions"), decided.answer["checkpoint"])
-        self._reads.put(key, generation, kept)
+        self._keep(account, item, decided, generation)
         return decided
+
+
+def _name(license: str) -> str:
+    """How a license named in a check is kept: its serial, or its key's hash (a key
+    is a secret: the process keeps none)."""
+    return license if is_serial(license) else "#" + hash_license_key(license)
