@@ -1,4 +1,4 @@
-"""``check_routes.quick_question`` and ``quick_questions`` read ``POST /v1/check`` and
+"""``check_bodies.quick_question`` and ``quick_questions`` read ``POST /v1/check`` and
 ``/v1/check/batch`` bodies without pydantic; they must never accept a body that
 ``CheckBody`` or ``BatchBody`` (with ``parse_body``'s storable check) refuses, nor
 read one differently. Property-tested on JSON objects built from the check's own
@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from tenure.api.check_routes import (
+from tenure.api.check_bodies import (
     QUICK_BODY_BYTES,
     BatchBody,
     CheckBody,
