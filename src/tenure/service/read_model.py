@@ -4,14 +4,16 @@
 A check reads a credential, a license, its plan version and the latest checkpoint.
 This process keeps what it read, once proven (``checks.check`` proves every row
 against the signed state map before answering from it), keyed by what the caller
-named, and answers the next check of the same license from memory — after one read
-of the store's *read generation* (migration 0014): a counter that triggers move on
+named, and answers the next check of the same license from memory, as long as the
+account's *read generation* (migration 0014) stands: a counter that triggers move on
 every change to the rows a check or its credential reads, whoever made it (this
-server, another server on the same database, an operator with ``sqlite3``). While
-the counter stands, the rows kept are the rows stored; once it moves, the next
-check reads and proves them again. So a revocation on another server is honoured at
-the next check here, a row edited on disk is refused as before, and an answer never
-quotes a checkpoint older than the rows it decided on: they were read together.
+server, another server on the same database, an operator with ``sqlite3``). On
+SQLite each check reads it; on PostgreSQL the server's listener keeps it from the
+triggers' notifications (``Store.generation``). While it stands, the rows kept are
+the rows stored; once it moves, the next check reads and proves them again. So a
+revocation on another server is honoured here at once (PostgreSQL: once its
+notification arrived), a row edited on disk is refused as before, and an answer
+never quotes a checkpoint older than the rows it decided on: they were read together.
 
 The counter only says when to read again. What is kept is only ever a proven row:
 a writer who bypassed the triggers would get no answer from an unproven row either.
@@ -73,9 +75,6 @@ class _Kept(Generic[V]):
                 del entries[next(iter(entries))]
         entries[key] = (generation, value)
 
-    def __len__(self) -> int:
-        return len(self._entries)
-
 
 class CheckReadModel:
     """A process's proven rows for checks, each used while its account's read
@@ -91,25 +90,17 @@ class CheckReadModel:
         self._reads: _Kept[_Read] = _Kept(capacity)
         self._principals: _Kept[Principal] = _Kept(capacity)
         self._holders: _Kept[tuple[str, str]] = _Kept(capacity)
-        self.hits = 0
-        """Lookups answered from memory (licenses and credentials), since start."""
-        self.misses = 0
-        """Lookups that read the store (and, for licenses, proved the rows read)."""
 
     @property
     def enabled(self) -> bool:
         return self.capacity > 0
 
-    def size(self) -> int:
-        """Entries kept now (licenses and credentials)."""
-        return len(self._reads) + len(self._principals) + len(self._holders)
-
-    def _hit(self) -> None:
-        self.hits += 1
+    @staticmethod
+    def _hit() -> None:
         metrics.observe_read_model(True)
 
-    def _miss(self) -> None:
-        self.misses += 1
+    @staticmethod
+    def _miss() -> None:
         metrics.observe_read_model(False)
 
     def principal(self, key: str) -> tuple[Principal, int]:
@@ -176,7 +167,6 @@ class CheckReadModel:
                 )
             except InvalidInput as error:
                 raise checks.in_batch(index, error) from error
-        self.hits += len(items)
         metrics.observe_read_model(True, len(items))
         return decided
 

@@ -87,6 +87,7 @@ class WriteListener:
         """(the value of every account not named, the accounts named): replaced
         whole, so that a reader never sees half of an update; None while not
         listening."""
+        self._moving = threading.Lock()
         self._stop = threading.Event()
         self._worker: Worker | None = None
 
@@ -132,14 +133,15 @@ class WriteListener:
     def moved(self, accounts: Iterable[str] | None) -> None:
         """The rows of ``accounts`` (None: of any account) that checks read changed:
         give them new generations now."""
-        found = self._generations
-        if found is None:
-            return
-        if accounts is None:
-            self._generations = (fresh_marker(), {})
-            return
-        base, named = found
-        self._generations = (base, {**named, **{a: fresh_marker() for a in accounts}})
+        with self._moving:  # the writer and the listening thread both move them
+            found = self._generations
+            if found is None:
+                return
+            if accounts is None:
+                self._generations = (fresh_marker(), {})
+                return
+            base, named = found
+            self._generations = (base, {**named, **{a: fresh_marker() for a in accounts}})
 
     def wait_until_listening(self, timeout: float) -> bool:
         """Whether the listener is connected, waiting up to ``timeout`` seconds."""
@@ -158,7 +160,8 @@ class WriteListener:
                 conn.execute(f"LISTEN {GENERATIONS}")
                 # Writes committed before LISTEN were never announced to us: new values.
                 self._marker = fresh_marker()
-                self._generations = (fresh_marker(), {})
+                with self._moving:
+                    self._generations = (fresh_marker(), {})
                 own = self.sender + " "
                 while not self._stop.is_set():
                     for note in conn.notifies(timeout=POLL):
