@@ -670,9 +670,17 @@ def run(opts: Options) -> list[Result]:
         env = dict(os.environ, TENURE_DATA_DIR=str(data_dir), PYTHONPATH=str(REPO))
         env.pop("TENURE_AUDIT_BATCH_MAX", None)
         env.pop("TENURE_DATABASE_URL", None)
+        env.pop("TENURE_DECISION_SYNC", None)
+        print(
+            "  store SQLite/os: the SQLite store with TENURE_DECISION_SYNC=os (decisions' "
+            "audit commits do not wait for the disk; a setting, not the default)"
+        )
         cases = [
             Case("SQLite", env, work.one, CONFIGS),
             Case("SQLite", env, work.every, CONFIGS[:2]),
+            # Decisions' audit commits not waiting for the disk (a setting, not the
+            # default: docs/audit.md).
+            Case("SQLite/os", dict(env, TENURE_DECISION_SYNC="os"), work.one, CONFIGS[:1]),
         ]
         why_not = missing_server()
         if why_not is None:

@@ -50,6 +50,13 @@ class Settings(BaseSettings):
         description="decisions' audit entries chained per write; 1 writes each decision "
         "in a transaction of its own (no batching, for comparison)",
     )
+    decision_sync: Literal["disk", "os"] = Field(
+        "disk",
+        description="when a decision's audit entry counts as durable: disk (the "
+        "commit waits for the disk, the default) or os (the operating system holds "
+        "it: a crash of the server process keeps it, a crash of the machine or of "
+        "PostgreSQL may lose the last entries; answers come faster)",
+    )
     check_cache_rows: int = Field(
         10_000,
         ge=0,

@@ -115,12 +115,15 @@ class AuditBatcher:
     Entries recorded during one turn of the event loop go to the writer as one
     ``AuditRequest``; the writer commits whatever is queued in one transaction.
     With ``max_batch`` 1 each entry is written in a transaction of its own instead
-    (no batching: the slow path, kept for comparison in the benchmarks).
+    (no batching: the slow path, kept for comparison in the benchmarks). With
+    ``synced`` False (``TENURE_DECISION_SYNC=os``) the commits of these entries do
+    not wait for the disk (``AuditRequest.synced``).
     """
 
-    def __init__(self, ledger: Ledger, max_batch: int = 1000) -> None:
+    def __init__(self, ledger: Ledger, max_batch: int = 1000, synced: bool = True) -> None:
         self._ledger = ledger
         self._max_batch = max_batch
+        self._synced = synced
         self._pending: list[tuple[Sequence[AuditEntry], asyncio.Future[None]]] = []
         self._pending_entries = 0
         self._scheduled = False
@@ -146,7 +149,8 @@ class AuditBatcher:
         batch, self._pending, self._pending_entries = self._pending, [], 0
         if not batch:
             return
-        request = AuditRequest(tuple(e for entries, _ in batch for e in entries))
+        entries = tuple(e for entries, _ in batch for e in entries)
+        request = AuditRequest(entries, self._synced)
         loop = asyncio.get_running_loop()
         try:
             future = self._ledger.submit(request)

@@ -86,7 +86,9 @@ def create_app(
         drills.start()
         state_checks = rt.state_checks()
         state_checks.start()
-        app.state.audit = AuditBatcher(ledger, settings.audit_batch_max)
+        app.state.audit = AuditBatcher(
+            ledger, settings.audit_batch_max, synced=settings.decision_sync == "disk"
+        )
         app.state.read_model = CheckReadModel(rt.store, settings.check_cache_rows)
         if queries.latest_checkpoint(rt.store, settings.default_account) is None:
             # A fresh service publishes the empty tree, so clients have a checkpoint to

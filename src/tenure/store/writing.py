@@ -60,9 +60,15 @@ class WriterLink(Protocol):
         the WAL checkpointer (SQLite)."""
         ...
 
-    def batch(self, accounts: Collection[str]) -> AbstractContextManager[WriterTransaction]:
+    def batch(
+        self, accounts: Collection[str], synced: bool = True
+    ) -> AbstractContextManager[WriterTransaction]:
         """A write transaction on the kept connection (opened if none is kept),
-        holding the append locks of ``accounts``; commits when the block completes."""
+        holding the append locks of ``accounts``; commits when the block completes.
+        With ``synced`` False the commit does not wait for the disk: SQLite
+        ``synchronous=NORMAL`` (in WAL mode a process crash keeps the commit, a power
+        loss may not), PostgreSQL ``synchronous_commit=off`` (a crash of PostgreSQL
+        may lose the last commits)."""
         ...
 
     def moved(self, accounts: Collection[str]) -> None:
@@ -126,12 +132,25 @@ class SqlWriterLink:
         self._wal.start()
 
     @contextmanager
-    def batch(self, accounts: Collection[str]) -> Iterator[WriterTransaction]:
-        with transaction_on(self._connection()) as conn:
-            # PostgreSQL: other processes may append to these accounts too.
-            lock_accounts(conn, accounts)
-            sender = self._listener.sender if self._listener else notify.ANYONE
-            yield SqlWriterTransaction(conn, sender)
+    def batch(self, accounts: Collection[str], synced: bool = True) -> Iterator[WriterTransaction]:
+        connection = self._connection()
+        sqlite = connection.dialect.name == "sqlite"
+        if sqlite and not synced:
+            raw.execute(connection, "PRAGMA synchronous=NORMAL", {}).close()
+        try:
+            with transaction_on(connection) as conn:
+                if not sqlite and not synced:
+                    raw.execute(conn, "SET LOCAL synchronous_commit TO OFF", {}).close()
+                # PostgreSQL: other processes may append to these accounts too.
+                lock_accounts(conn, accounts)
+                sender = self._listener.sender if self._listener else notify.ANYONE
+                yield SqlWriterTransaction(conn, sender)
+        finally:
+            if sqlite and not synced:
+                try:
+                    raw.execute(connection, "PRAGMA synchronous=FULL", {}).close()
+                except Exception:  # a connection left unsynced is never used again
+                    self.reset()
 
     def moved(self, accounts: Collection[str]) -> None:
         if self._listener is not None and accounts:

@@ -82,6 +82,11 @@ class AuditRequest:
     """Audit entries to chain (decisions, refused requests); nothing else is written."""
 
     entries: tuple[AuditEntry, ...]
+    synced: bool = True
+    """False: a batch of only such requests commits without waiting for the disk
+    (``TENURE_DECISION_SYNC=os``): durable once the operating system holds it, which
+    a crash of the server process does not undo, but a crash of the machine (or of
+    PostgreSQL) may."""
 
     @property
     def account(self) -> str:

@@ -256,7 +256,13 @@ class Ledger:
             item.outcome, item.error = None, None
         try:
             # The span covers the whole write transaction, through its commit (fsync).
-            with tracing.span("store.commit"), self._link.batch(_locked(items)) as tx:
+            synced = not all(
+                isinstance(item.request, AuditRequest) and not item.request.synced for item in items
+            )
+            with (
+                tracing.span("store.commit"),
+                self._link.batch(_locked(items), synced=synced) as tx,
+            ):
                 self._appender.forget_if_written_elsewhere(tx)
                 batch = Batch(tx, self._appender)
                 self._run_batch(batch, items)
