@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import sqlalchemy as sa
 
-from support.api import apply_example_catalog, issue_license
+from support.api import apply_example_catalog, issue_license, ledger_size
 from support.server import Server
 from tenure.store import migrations
 from tenure.store import tables as t
@@ -54,13 +54,25 @@ def _check(client: httpx.Client, serial: str, entitlement: str = "seats") -> dic
     return body
 
 
+def _signed_head(owner: httpx.Client, serial: str) -> dict[str, Any]:
+    """A check once the ledger's head is signed: no checkpoint is due any more, so the
+    generation stands until the next change (a checkpoint moves it too)."""
+    deadline = time.monotonic() + 10
+    while True:
+        answer = _check(owner, serial)
+        if answer["checkpoint"]["size"] == ledger_size(owner):
+            return answer
+        assert time.monotonic() < deadline, "the head was not signed"
+        time.sleep(0.1)
+
+
 def test_a_license_checked_again_is_answered_from_memory_until_it_changes(
     server: Server,
 ) -> None:
     with server.client(server.owner_key()) as owner:
         apply_example_catalog(owner)
         serial = issue_license(owner)["serial"]
-        first = _check(owner, serial)
+        first = _signed_head(owner, serial)
         before = _lookups(server)
         again = [_check(owner, serial) for _ in range(5)]
         after = _lookups(server)
@@ -167,6 +179,7 @@ def test_a_batch_of_kept_licenses_is_answered_from_memory_until_one_changes(
         apply_example_catalog(owner)
         serials = [issue_license(owner)["serial"] for _ in range(3)]
         batch = {"checks": [{"license": s, "entitlement": "seats"} for s in serials]}
+        _signed_head(owner, serials[0])
         first = owner.post("/v1/check/batch", json=batch)
         assert first.status_code == 200, first.text
         before = _lookups(server)

@@ -114,7 +114,8 @@ class WriteListener:
             self._worker.stop()
             self._worker = None
         self._marker = None
-        self._generations = None
+        with self._moving:
+            self._generations = None
 
     def marker(self) -> int | None:
         """The current marker, or None when the listener is not connected (then
@@ -173,7 +174,8 @@ class WriteListener:
             # Down (or dead of a bug): writers reload in every batch, and checks read
             # the generations in the database, until it is back.
             self._marker = None
-            self._generations = None
+            with self._moving:  # never revived by a ``moved`` that read them before
+                self._generations = None
 
 
 _listeners: weakref.WeakKeyDictionary[sa.Engine, WriteListener] = weakref.WeakKeyDictionary()
