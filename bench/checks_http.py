@@ -853,9 +853,7 @@ def _batch(env: dict[str, str], workdir: Path, work: Prepared, size: Sizes) -> R
             f"(closed loop, {CONNECTIONS} conns); errors {errors}"
         ],
     )
-    print(result.line())
-    for note in result.notes:
-        print(f"    {note}")
+    result.show()
     return result
 
 
@@ -958,9 +956,7 @@ def _results(row: Row) -> list[Result]:
         ok and row.check_open.p99_ms <= P99_GOAL_MS,
     )
     for result in (throughput, latency):
-        print(result.line())
-        for note in result.notes:
-            print(f"    {note}")
+        result.show()
     return [throughput, latency]
 
 

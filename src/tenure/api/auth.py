@@ -119,16 +119,14 @@ def key_or_license(action: str) -> Callable[[Request], Awaitable[CheckCaller]]:
 
 def check_caller(request: Request, action: str) -> CheckCaller:
     """What ``key_or_license(action)`` resolves to."""
-    scheme, _, credential = request.headers.get("authorization", "").partition(" ")
-    credential = credential.strip()
-    if scheme.lower() == "license" and credential:
-        holder = authenticate_license(request.app.state.runtime.store, credential)
-        return _holding(request, holder)
-    if scheme.lower() == "bearer" and credential:
-        caller = principal(request)
-        authorize(caller, action)
-        return CheckCaller(caller)
-    raise Unauthenticated("send Authorization: Bearer <api key> or License <license key>")
+    store = request.app.state.runtime.store
+    caller, _ = _check_caller(
+        request,
+        action,
+        lambda key: (authenticate_license(store, key), 0),
+        lambda key: (authenticate(store, key), 0),
+    )
+    return caller
 
 
 def cached_check_caller(
@@ -136,13 +134,22 @@ def cached_check_caller(
 ) -> tuple[CheckCaller, int]:
     """``check_caller``, the credential looked up in ``model`` first, and the read
     generation of the caller's account, read before any row this request reads."""
+    return _check_caller(request, action, model.holder, model.principal)
+
+
+def _check_caller(
+    request: Request,
+    action: str,
+    holder_of: Callable[[str], tuple[LicenseHolder, int]],
+    principal_of: Callable[[str], tuple[Principal, int]],
+) -> tuple[CheckCaller, int]:
     scheme, _, credential = request.headers.get("authorization", "").partition(" ")
     credential = credential.strip()
     if scheme.lower() == "license" and credential:
-        holder, generation = model.holder(credential)
+        holder, generation = holder_of(credential)
         return _holding(request, holder), generation
     if scheme.lower() == "bearer" and credential:
-        found, generation = model.principal(credential)
+        found, generation = principal_of(credential)
         caller = _accept(request, found)
         authorize(caller, action)
         return CheckCaller(caller), generation
